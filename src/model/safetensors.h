@@ -1,0 +1,72 @@
+// safetensors checkpoints, read through mmap and fully validated before any tensor is used:
+// header length, header JSON, dtype, dtype × shape = bytes, offsets inside the file, no overlaps
+// and no gaps in the data section, and (sharded) every tensor of the index in the shard it names.
+// Every failure is a one-line Status naming the file and the tensor.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/mapped_file.h"
+#include "core/status.h"
+
+namespace tern {
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;  // inside the mmap of `file`
+  size_t bytes = 0;
+  std::string file;            // the file it came from (for error messages)
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+class SafetensorsStore {
+ public:
+  // DIR/model.safetensors.index.json (sharded) if present, else DIR/model.safetensors.
+  static Result<SafetensorsStore> open_dir(const std::string& dir);
+  // One .safetensors file.
+  static Result<SafetensorsStore> open_file(const std::string& path);
+
+  const TensorInfo* find(const std::string& name) const;
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }  // sorted by name
+  // "__metadata__" string map of the (first) file.
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  size_t total_bytes() const;
+
+ private:
+  std::vector<std::shared_ptr<MappedFile>> files_;
+  std::vector<TensorInfo> tensors_;
+  std::map<std::string, size_t> index_;  // name -> position in tensors_
+  std::map<std::string, std::string> metadata_;
+};
+
+// One tensor to write: bytes must equal numel × dtype size.
+struct TensorToWrite {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  size_t bytes = 0;
+};
+
+// Writes one safetensors file (header padded to 8 bytes, tensors in the given order).
+Status write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                         const std::map<std::string, std::string>& metadata = {});
+
+// Writes DIR/model-0000i-of-0000n.safetensors shards of at most `max_shard_bytes` each plus
+// DIR/model.safetensors.index.json; with one shard, writes DIR/model.safetensors and no index.
+Status write_safetensors_sharded(const std::string& dir, const std::vector<TensorToWrite>& tensors,
+                                 size_t max_shard_bytes);
+
+}  // namespace tern
