@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -51,13 +52,16 @@ class SafetensorsStore {
   std::map<std::string, std::string> metadata_;
 };
 
-// One tensor to write: bytes must equal numel × dtype size.
+// One tensor to write: bytes must equal numel × dtype size. Its bytes come from `data`, or, when
+// data is null, from `fill`, called with a buffer of `bytes` just before the tensor is written (so a
+// writer of a 16 GB checkpoint never holds more than one tensor in memory).
 struct TensorToWrite {
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
   const void* data = nullptr;
   size_t bytes = 0;
+  std::function<void(void*)> fill;
 };
 
 // Writes one safetensors file (header padded to 8 bytes, tensors in the given order).

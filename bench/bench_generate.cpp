@@ -1,0 +1,123 @@
+// End-to-end generation speed of one model on this CPU (the protocol):
+//   decode:  batch 1, 128 new tokens after a 128-token prompt -> tokens/s and the fraction of the
+//            measured memory bandwidth (weight bytes streamed per token / time per token / bandwidth)
+//   prefill: a 512-token prompt -> tokens/s
+//   start:   Model::load + prefill of a short prompt + first token, warm page cache
+// Usage: bench_generate MODEL_DIR [--threads 1,2] [--bandwidth-gbs X] [--json]
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench_util.h"
+#include "core/cpu_features.h"
+#include "kernels/cpu/read_bandwidth.h"
+#include "model/decoder.h"
+#include "model/model.h"
+#include "runtime/sampler.h"
+
+using namespace tern;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> d(0, int32_t(std::min<int64_t>(vocab, 32000) - 1));
+  std::vector<int32_t> ids(size_t(n));
+  for (auto& id : ids) id = d(rng);
+  return ids;
+}
+
+struct Figures {
+  double prefill_tps = 0, decode_tps = 0, start_s = 0;
+};
+
+// Greedy decode of n_new tokens after prompt; returns decode tokens/s (prompt excluded).
+double decode_rate(const Model& m, ExecContext& ctx, const std::vector<int32_t>& prompt, int n_new) {
+  Decoder dec(m);
+  SequenceKvCache kv(m.config(), int64_t(prompt.size()) + n_new);
+  std::vector<float> hidden(size_t(m.config().hidden_size)), logits(size_t(m.config().vocab_size));
+  (void)dec.forward(ctx, kv, prompt.data(), int64_t(prompt.size()), 1, hidden.data());
+  dec.logits(ctx, hidden.data(), 1, logits.data());
+  int32_t next = argmax(logits.data(), m.config().vocab_size);
+  const auto t0 = Clock::now();
+  for (int i = 0; i < n_new; ++i) {
+    (void)dec.forward(ctx, kv, &next, 1, 1, hidden.data());
+    dec.logits(ctx, hidden.data(), 1, logits.data());
+    next = argmax(logits.data(), m.config().vocab_size);
+  }
+  return n_new / seconds_since(t0);
+}
+
+double prefill_rate(const Model& m, ExecContext& ctx, const std::vector<int32_t>& prompt) {
+  Decoder dec(m);
+  SequenceKvCache kv(m.config(), int64_t(prompt.size()));
+  std::vector<float> hidden(size_t(m.config().hidden_size)), logits(size_t(m.config().vocab_size));
+  const auto t0 = Clock::now();
+  (void)dec.forward(ctx, kv, prompt.data(), int64_t(prompt.size()), 1, hidden.data());
+  dec.logits(ctx, hidden.data(), 1, logits.data());
+  return double(prompt.size()) / seconds_since(t0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fmt::print(stderr, "usage: bench_generate MODEL_DIR [--threads 1,2] [--bandwidth-gbs X] [--json]\n");
+    return 2;
+  }
+  const std::string dir = argv[1];
+  std::vector<int> thread_counts = {1, 2};
+  double bandwidth_override = 0;
+  bool json = false;
+  for (int i = 2; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) thread_counts = bench::parse_int_list(argv[++i]);
+    else if (!std::strcmp(argv[i], "--bandwidth-gbs") && i + 1 < argc) bandwidth_override = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--json")) json = true;
+  }
+  const CpuFeatures cpu = CpuFeatures::detect();
+  std::vector<nlohmann::json> rows;
+  for (int threads : thread_counts) {
+    ThreadPool pool(threads);
+    ExecContext ctx(pool, cpu);
+    // Start-up: load (mmap, validate, bind) + 8-token prompt + first token.
+    const auto t0 = Clock::now();
+    auto loaded = Model::load(dir);
+    if (!loaded.is_ok()) {
+      fmt::print(stderr, "bench_generate: {}\n", loaded.status().message());
+      return 1;
+    }
+    const Model& m = **loaded;
+    {
+      Decoder dec(m);
+      SequenceKvCache kv(m.config(), 8);
+      std::vector<float> hidden(size_t(m.config().hidden_size)), logits(size_t(m.config().vocab_size));
+      const auto ids = random_ids(8, m.config().vocab_size, 1);
+      (void)dec.forward(ctx, kv, ids.data(), 8, 1, hidden.data());
+      dec.logits(ctx, hidden.data(), 1, logits.data());
+    }
+    const double start_s = seconds_since(t0);
+    const double bw = bandwidth_override > 0 ? bandwidth_override : measure_memory_bandwidth(pool, cpu).read_gbs;
+    const double decode = decode_rate(m, ctx, random_ids(128, m.config().vocab_size, 2), 128);
+    const double prefill = prefill_rate(m, ctx, random_ids(512, m.config().vocab_size, 3));
+    const double bytes = double(m.weight_bytes_per_token());
+    const double frac = bytes * decode / (bw * 1e9);
+    nlohmann::json r = {{"model", dir},           {"threads", threads},   {"cpu", cpu.describe()},
+                        {"decode_tok_s", decode}, {"prefill_tok_s", prefill}, {"start_to_first_token_s", start_s},
+                        {"weight_bytes_per_token", bytes}, {"read_bandwidth_gbs", bw}, {"decode_fraction_of_bandwidth", frac}};
+    rows.push_back(r);
+    if (!json) {
+      fmt::print("{} | threads {} | decode {:.2f} tok/s ({:.1f}% of {:.1f} GB/s read bandwidth, {:.0f} MB/token) | "
+                 "prefill-512 {:.1f} tok/s | start to first token {:.3f} s\n",
+                 dir, threads, decode, 100 * frac, bw, bytes / 1e6, prefill, start_s);
+    }
+  }
+  if (json) fmt::print("{}\n", nlohmann::json(rows).dump(2));
+  return 0;
+}

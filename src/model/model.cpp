@@ -1,0 +1,46 @@
+#include "model/model.h"
+
+#include <fmt/format.h>
+
+#include "model/archs/architectures.h"
+#include "model/weight_binder.h"
+#include "ops/rope.h"
+
+namespace tern {
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& dir) {
+  auto m = std::make_unique<Model>();
+  m->dir_ = dir;
+  TERN_ASSIGN_OR_RETURN(m->config_, load_model_config(dir));
+  const ArchEntry* arch = find_architecture(m->config_.architecture);
+  if (!arch) {
+    std::string known;
+    for (const auto& e : architecture_table()) known += std::string(known.empty() ? "" : ", ") + e.hf_name;
+    return Status::error(fmt::format("{}/config.json: architecture '{}' is not supported (supported: {})", dir,
+                                     m->config_.architecture, known));
+  }
+  TERN_ASSIGN_OR_RETURN(m->store_, SafetensorsStore::open_dir(dir));
+  WeightBinder binder(m->store_);
+  TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
+  m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
+  return m;
+}
+
+int64_t Model::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& t : store_.tensors()) n += t.numel();
+  return n;
+}
+
+int64_t Model::weight_bytes_per_token() const {
+  int64_t bytes = 0;
+  auto add = [&](const WeightMatrix& w) { bytes += int64_t(w.bytes()); };
+  for (const auto& l : weights_.layers) {
+    add(l.attn.q), add(l.attn.k), add(l.attn.v), add(l.attn.o);
+    add(l.mlp.gate), add(l.mlp.up), add(l.mlp.down);
+  }
+  add(weights_.lm_head);
+  return bytes;
+}
+
+}  // namespace tern

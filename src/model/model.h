@@ -1,0 +1,39 @@
+// A loaded model: its config, its mmapped checkpoint and the weights bound by its architecture.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/model_config.h"
+#include "model/safetensors.h"
+#include "model/transformer_weights.h"
+
+namespace tern {
+
+class Model {
+ public:
+  // DIR holds config.json and model.safetensors or model.safetensors.index.json + shards.
+  static Result<std::unique_ptr<Model>> load(const std::string& dir);
+
+  const std::string& dir() const { return dir_; }
+  const ModelConfig& config() const { return config_; }
+  const TransformerWeights& weights() const { return weights_; }
+  const SafetensorsStore& store() const { return store_; }
+  const std::vector<float>& rope_inv_freq() const { return inv_freq_; }
+
+  int64_t parameter_count() const;
+  // Bytes of weights one decode step streams: every matrix once (embedding rows are gathered,
+  // so a separate embedding table does not count; a tied one counts once, as the LM head).
+  int64_t weight_bytes_per_token() const;
+
+ private:
+  std::string dir_;
+  ModelConfig config_;
+  SafetensorsStore store_;
+  TransformerWeights weights_;
+  std::vector<float> inv_freq_;
+};
+
+}  // namespace tern

@@ -1,0 +1,39 @@
+// Binds checkpoint tensors to an architecture's weight slots, checking each tensor's shape, and
+// remembers what was taken so that tensors no architecture asked for are reported, not silently
+// ignored. All quirks (renames, tied embeddings) are resolved here at load time (DESIGN.md principle 5).
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/safetensors.h"
+#include "ops/weight_matrix.h"
+
+namespace tern {
+
+class WeightBinder {
+ public:
+  explicit WeightBinder(const SafetensorsStore& store) : store_(&store) {}
+
+  bool has(const std::string& name) const { return store_->find(name) != nullptr; }
+
+  // A 2-D weight [rows, cols] used in place from the mmap.
+  Result<WeightMatrix> matrix(const std::string& name, int64_t rows, int64_t cols);
+  // A 1-D tensor [n] (norm weights, biases) converted to f32 (small, so copied).
+  Result<std::vector<float>> vector_f32(const std::string& name, int64_t n);
+
+  // Tensors that carry no weights we need (e.g. legacy rotary_emb.inv_freq buffers).
+  void ignore_if_present(const std::string& name);
+
+  // Error naming the first unknown tensors when the checkpoint holds tensors nothing took.
+  Status check_all_used() const;
+
+ private:
+  Result<const TensorInfo*> take(const std::string& name, const std::vector<int64_t>& shape);
+  const SafetensorsStore* store_;
+  std::set<std::string> used_;
+};
+
+}  // namespace tern

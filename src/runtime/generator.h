@@ -1,0 +1,70 @@
+// Generation for one sequence: prefill the prompt, then decode token by token with a Sampler,
+// streaming UTF-8-safe text, until EOS, a stop string, or the token limit.
+// (The serving engine batches many sequences; this is the single-sequence path of `tern run`.)
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "model/decoder.h"
+#include "model/tokenizer/tokenizer.h"
+#include "runtime/sampling_params.h"
+
+namespace tern {
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;          // token ids, BOS included if wanted
+  int64_t max_new_tokens = 128;
+  SamplingParams sampling;
+  std::vector<std::string> stop;        // stop strings: matched across token boundaries, never emitted
+  std::vector<int32_t> eos_ids;         // generation ends (without emitting) on any of these
+  bool ignore_eos = false;
+};
+
+enum class FinishReason { kLength, kEos, kStop };
+const char* finish_reason_name(FinishReason r);  // "length", "eos", "stop"
+
+struct GenerationResult {
+  std::vector<int32_t> tokens;  // generated ids (the EOS that ended it excluded)
+  std::string text;             // emitted text (stop string excluded)
+  FinishReason finish = FinishReason::kLength;
+  double prefill_seconds = 0;   // prompt forward + first sample
+  double decode_seconds = 0;    // every later token
+};
+
+class Generator {
+ public:
+  // tokenizer may be null: then no text is produced, only ids (synthetic models, benchmarks).
+  Generator(const Model& model, const Tokenizer* tokenizer, ExecContext& ctx, int64_t max_chunk = 512);
+
+  // on_text receives each piece of text as soon as it is final (may be null).
+  Result<GenerationResult> generate(const GenerationRequest& request,
+                                    const std::function<void(std::string_view)>& on_text);
+
+ private:
+  const Model* model_;
+  const Tokenizer* tokenizer_;
+  ExecContext* ctx_;
+  Decoder decoder_;
+};
+
+// Holds back text that might be the start of a stop string; finds the first complete one.
+class StopMatcher {
+ public:
+  explicit StopMatcher(std::vector<std::string> stops) : stops_(std::move(stops)) {}
+  // Appends text; returns what is safe to emit now. Sets stopped() when a stop string completed
+  // (the text before it is emitted, the stop string and anything after it are dropped).
+  std::string push(std::string_view text);
+  std::string flush();  // what is held back, at the end of generation
+  bool stopped() const { return stopped_; }
+
+ private:
+  std::vector<std::string> stops_;
+  std::string pending_;
+  bool stopped_ = false;
+};
+
+}  // namespace tern

@@ -1,0 +1,50 @@
+#include <gtest/gtest.h>
+
+#include "model/model_config.h"
+#include "model/synth.h"
+
+namespace tern {
+namespace {
+
+// Parameter counts published for the real checkpoints (Hugging Face model cards / safetensors totals).
+TEST(Synth, ShapesHaveThePublishedParameterCounts) {
+  const std::vector<std::pair<std::string, int64_t>> published = {
+      {"llama-3.2-1b", 1235814400},  // tied embeddings
+      {"llama-3.1-8b", 8030261248},
+      {"qwen2.5-0.5b", 494032768},   // tied, qkv biases
+      {"qwen3-8b", 8190735360},      // q/k norms, untied
+      {"mistral-7b", 7241732096},
+  };
+  for (const auto& [name, params] : published) {
+    const SynthShape* s = find_synth_shape(name);
+    ASSERT_NE(s, nullptr) << name;
+    EXPECT_EQ(synth_parameter_count(*s), params) << name;
+  }
+}
+
+TEST(Synth, ConfigsParseBackToTheirShape) {
+  for (const SynthShape& s : synth_shapes()) {
+    auto cfg = parse_model_config(synth_config_json(s), s.name);
+    ASSERT_TRUE(cfg.is_ok()) << cfg.status().message();
+    EXPECT_EQ(cfg->architecture, s.architecture);
+    EXPECT_EQ(cfg->hidden_size, s.hidden);
+    EXPECT_EQ(cfg->n_layers, s.layers);
+    EXPECT_EQ(cfg->n_heads, s.heads);
+    EXPECT_EQ(cfg->n_kv_heads, s.kv_heads);
+    EXPECT_EQ(cfg->head_dim, s.head_dim);
+    EXPECT_EQ(cfg->vocab_size, s.vocab);
+    EXPECT_EQ(cfg->tie_word_embeddings, s.tied);
+    EXPECT_EQ(cfg->dtype, DType::BF16);
+    EXPECT_EQ(cfg->sliding_window, s.sliding_window);
+    EXPECT_EQ(cfg->rope.llama3_factor, s.llama3_factor);
+  }
+}
+
+TEST(Synth, KvBytesPerTokenOfLlama31_8BIs128KiB) {
+  auto cfg = parse_model_config(synth_config_json(*find_synth_shape("llama-3.1-8b")), "x");
+  ASSERT_TRUE(cfg.is_ok());
+  EXPECT_EQ(cfg->kv_bytes_per_token(2), 128 * 1024);  // 2 * 32 layers * 8 kv heads * 128 * 2 bytes
+}
+
+}  // namespace
+}  // namespace tern

@@ -1,0 +1,51 @@
+#include "cli_common.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/mapped_file.h"
+
+namespace tern::cli {
+
+void RuntimeOptions::add_to(CLI::App& app) {
+  app.add_option("-t,--threads", threads, "threads to use (0 = all cores)")->check(CLI::Range(0, 1024));
+  app.add_option("--cpu", cpu_level, "highest CPU kernel level to use")
+      ->check(CLI::IsMember({"auto", "scalar", "avx2", "avx512", "avx512bf16", "amx"}));
+}
+
+Runtime::Runtime(const RuntimeOptions& opt)
+    : cpu(opt.cpu_level == "auto" ? CpuFeatures::detect() : CpuFeatures::detect().capped(opt.cpu_level)),
+      pool(opt.threads > 0 ? opt.threads : default_thread_count()),
+      ctx(pool, cpu) {}
+
+void fail(const std::string& message) { throw CliError{message}; }
+
+std::optional<Tokenizer> load_tokenizer_if_present(const std::string& model_dir) {
+  if (!std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) return std::nullopt;
+  return unwrap(Tokenizer::load(model_dir));
+}
+
+std::vector<int32_t> eos_ids(const Model& model, const Tokenizer* tokenizer) {
+  std::vector<int32_t> ids = model.config().eos_token_ids;
+  auto add = [&](int32_t id) {
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  };
+  auto text = read_text_file(model.dir() + "/generation_config.json");
+  if (text.is_ok()) {
+    auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("eos_token_id")) {
+      const auto& e = j["eos_token_id"];
+      if (e.is_number_integer()) add(e.get<int32_t>());
+      if (e.is_array()) {
+        for (const auto& x : e) {
+          if (x.is_number_integer()) add(x.get<int32_t>());
+        }
+      }
+    }
+  }
+  if (tokenizer && tokenizer->eos_id()) add(*tokenizer->eos_id());
+  return ids;
+}
+
+}  // namespace tern::cli

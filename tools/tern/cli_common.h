@@ -1,0 +1,57 @@
+// Pieces every tern subcommand shares: the options for model, threads and CPU level, and the
+// one-line error path (a message on stderr, exit code 1, never a crash).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/cpu_features.h"
+#include "core/thread_pool.h"
+#include "model/model.h"
+#include "model/tokenizer/tokenizer.h"
+#include "ops/exec_context.h"
+
+namespace tern::cli {
+
+struct RuntimeOptions {
+  int threads = 0;               // 0 = every core we may run on
+  std::string cpu_level = "auto";  // auto, scalar, avx2, avx512, avx512bf16, amx
+
+  void add_to(CLI::App& app);
+};
+
+// The pool and context a command runs on, built from RuntimeOptions.
+struct Runtime {
+  explicit Runtime(const RuntimeOptions& opt);
+  CpuFeatures cpu;
+  ThreadPool pool;
+  ExecContext ctx;
+};
+
+// A thrown CliError ends the command with "tern: error: <message>" and exit code 1.
+struct CliError {
+  std::string message;
+};
+[[noreturn]] void fail(const std::string& message);
+template <typename T>
+T unwrap(Result<T> r) {
+  if (!r.is_ok()) fail(r.status().message());
+  return std::move(r).value();
+}
+inline void check(const Status& s) {
+  if (!s.is_ok()) fail(s.message());
+}
+
+// The model's tokenizer (tokenizer.json in the model directory), or nothing when it has none.
+std::optional<Tokenizer> load_tokenizer_if_present(const std::string& model_dir);
+// EOS ids from config.json, generation_config.json and the tokenizer, merged.
+std::vector<int32_t> eos_ids(const Model& model, const Tokenizer* tokenizer);
+
+void register_run(CLI::App& app);
+void register_info(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_synth(CLI::App& app);
+
+}  // namespace tern::cli

@@ -1,0 +1,97 @@
+// tern run: generate a continuation of a prompt, streamed to stdout as it is produced.
+// stdout carries only the generated text; timings go to stderr.
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+
+#include "cli_common.h"
+#include "runtime/generator.h"
+
+namespace tern::cli {
+
+namespace {
+
+struct RunOptions {
+  RuntimeOptions runtime;
+  std::string model;
+  std::string prompt;
+  bool prompt_from_stdin = false;
+  int64_t n_predict = 128;
+  SamplingParams sampling{.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f};
+  int64_t seed = -1;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  bool no_bos = false;
+  bool echo = false;
+  bool quiet = false;
+};
+
+void run(const RunOptions& o) {
+  Runtime rt(o.runtime);
+  auto model = unwrap(Model::load(o.model));
+  auto tokenizer = load_tokenizer_if_present(o.model);
+  if (!tokenizer) fail(o.model + ": no tokenizer.json (tern run needs one to read the prompt)");
+  std::string prompt = o.prompt;
+  if (o.prompt_from_stdin) prompt.assign(std::istreambuf_iterator<char>(std::cin), {});
+
+  GenerationRequest req;
+  req.prompt = tokenizer->encode(prompt, /*add_special_tokens=*/!o.no_bos);
+  req.max_new_tokens = o.n_predict;
+  req.sampling = o.sampling;
+  if (o.seed >= 0) req.sampling.seed = uint64_t(o.seed);
+  req.stop = o.stop;
+  req.eos_ids = eos_ids(*model, &*tokenizer);
+  req.ignore_eos = o.ignore_eos;
+
+  if (o.echo) {
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    std::fflush(stdout);
+  }
+  Generator gen(*model, &*tokenizer, rt.ctx);
+  auto result = unwrap(gen.generate(req, [](std::string_view piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  }));
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  if (!o.quiet) {
+    const double n_dec = double(result.tokens.size() > 0 ? result.tokens.size() - 1 : 0);
+    std::fprintf(stderr,
+                 "\n[tern] prompt %zu tokens in %.3f s (%.1f tok/s incl. first token) | generated %zu tokens, "
+                 "decode %.2f tok/s | finish: %s | %d threads, cpu: %s\n",
+                 req.prompt.size(), result.prefill_seconds, double(req.prompt.size()) / result.prefill_seconds,
+                 result.tokens.size(), result.decode_seconds > 0 ? n_dec / result.decode_seconds : 0.0,
+                 finish_reason_name(result.finish), rt.pool.size(), rt.cpu.describe().c_str());
+  }
+}
+
+}  // namespace
+
+void register_run(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand("run", "generate text from a prompt");
+  cmd->add_option("-m,--model", o->model, "model directory (Hugging Face layout)")->required();
+  auto* p = cmd->add_option("-p,--prompt", o->prompt, "prompt text");
+  cmd->add_flag("--stdin", o->prompt_from_stdin, "read the prompt from standard input")->excludes(p);
+  cmd->add_option("-n,--n-predict", o->n_predict, "maximum tokens to generate")->check(CLI::Range(int64_t(0), int64_t(1) << 24));
+  cmd->add_option("--temp,--temperature", o->sampling.temperature, "sampling temperature (0 = greedy)");
+  cmd->add_option("--top-k", o->sampling.top_k, "keep the k most likely tokens (0 = off)");
+  cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling mass (1 = off)");
+  cmd->add_option("--min-p", o->sampling.min_p, "drop tokens below min_p * p_max (0 = off)");
+  cmd->add_option("--repeat-penalty", o->sampling.repetition_penalty, "repetition penalty (1 = off)");
+  cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "presence penalty");
+  cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "frequency penalty");
+  cmd->add_option("-s,--seed", o->seed, "random seed (-1 = random)");
+  cmd->add_option("--stop", o->stop, "stop string (repeatable); never printed");
+  cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
+  cmd->add_flag("--no-bos", o->no_bos, "do not add the BOS token / special tokens to the prompt");
+  cmd->add_flag("--echo", o->echo, "print the prompt before the continuation");
+  cmd->add_flag("-q,--quiet", o->quiet, "no timings on stderr");
+  o->runtime.add_to(*cmd);
+  cmd->callback([o, p] {
+    if (p->count() == 0 && !o->prompt_from_stdin) fail("give a prompt with -p TEXT or --stdin");
+    run(*o);
+  });
+}
+
+}  // namespace tern::cli
