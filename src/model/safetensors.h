@@ -52,16 +52,17 @@ class SafetensorsStore {
   std::map<std::string, std::string> metadata_;
 };
 
-// One tensor to write: bytes must equal numel × dtype size. Its bytes come from `data`, or, when
-// data is null, from `fill`, called with a buffer of `bytes` just before the tensor is written (so a
-// writer of a 16 GB checkpoint never holds more than one tensor in memory).
+// One tensor to write: bytes must equal numel × dtype size. The bytes come from `data`, or, when
+// `data` is null, from `fill`, which the writer calls chunk by chunk (fill(offset, n, dst) writes
+// bytes [offset, offset + n) of the tensor to dst) so that checkpoints larger than memory can be
+// generated without ever holding a whole tensor.
 struct TensorToWrite {
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
   const void* data = nullptr;
   size_t bytes = 0;
-  std::function<void(void*)> fill;
+  std::function<void(size_t offset, size_t n, void* dst)> fill = nullptr;
 };
 
 // Writes one safetensors file (header padded to 8 bytes, tensors in the given order).

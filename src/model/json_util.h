@@ -1,0 +1,32 @@
+// Strict JSON parsing for user-supplied files (config.json, safetensors headers, index files):
+// never throws, reports syntax errors on one line, and finds duplicate object keys, which
+// nlohmann::json would otherwise silently resolve to the last value.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+
+namespace tern {
+
+struct ParsedJson {
+  nlohmann::json value;
+  // Object keys from the root down to the first duplicated key (the last element), empty if none.
+  // Arrays on the way are not named: {"a": [{"b": 1, "b": 2}]} gives ["a", "b"].
+  std::vector<std::string> duplicate_path;
+};
+
+// Errors read "<source>: invalid JSON: <what> at byte N".
+Result<ParsedJson> parse_json(std::string_view text, const std::string& source);
+
+// "string", "integer", "number", "boolean", "null", "array", "object": for "expected X, got Y".
+const char* json_type_name(const nlohmann::json& j);
+
+// Joins a key path with dots: {"rope_scaling", "factor"} -> "rope_scaling.factor".
+std::string join_key_path(const std::vector<std::string>& path);
+
+}  // namespace tern
