@@ -130,23 +130,22 @@ uint64_t hash_name(const std::string& s, uint64_t seed) {
   return h;
 }
 
-// dst[n] bf16 ~ N(0, std). Each block of kBlock elements has its own stream, so the values do not
-// depend on how blocks are spread over threads.
-void fill_normal_bf16(ExecContext& ctx, uint16_t* dst, int64_t n, double std, uint64_t tensor_seed) {
-  constexpr int64_t kBlock = 1 << 16;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  ctx.pool().parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      uint64_t state = tensor_seed ^ (uint64_t(b) * 0xd1342543de82ef95ull);
-      const int64_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
-      for (int64_t i = lo; i < hi; i += 2) {  // Box-Muller: two normals per pair of uniforms
-        const double u1 = (double(splitmix64(state) >> 11) + 1.0) * 0x1.0p-53;
-        const double u2 = double(splitmix64(state) >> 11) * 0x1.0p-53;
-        const double r = std::sqrt(-2.0 * std::log(u1)) * std;
-        dst[i] = f32_to_bf16(float(r * std::cos(2 * M_PI * u2)));
-        if (i + 1 < hi) dst[i + 1] = f32_to_bf16(float(r * std::sin(2 * M_PI * u2)));
-      }
-    }
+// Element i of a tensor ~ N(0, std), as a pure function of (seed, i): Box-Muller on two uniforms
+// hashed from the pair index i/2, cos for even i and sin for odd. Any byte range of the tensor can be
+// generated on its own, in any order, by any thread, with the same result.
+uint16_t normal_bf16_at(uint64_t seed, int64_t i, double std) {
+  uint64_t state = seed ^ (uint64_t(i >> 1) * 0xd1342543de82ef95ull);
+  const double u1 = (double(splitmix64(state) >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+  const double u2 = double(splitmix64(state) >> 11) * 0x1.0p-53;
+  const double r = std::sqrt(-2.0 * std::log(u1)) * std;
+  const double angle = 2 * M_PI * u2;
+  return f32_to_bf16(float(r * ((i & 1) ? std::sin(angle) : std::cos(angle))));
+}
+
+// dst holds elements [first, first + n) of the tensor.
+void fill_normal_bf16(ExecContext& ctx, uint16_t* dst, int64_t first, int64_t n, double std, uint64_t seed) {
+  ctx.pool().parallel_for(n, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dst[i] = normal_bf16_at(seed, first + i, std);
   });
 }
 
@@ -211,12 +210,13 @@ Status synthesize(ExecContext& ctx, const SynthOptions& opt) {
     const uint64_t seed = hash_name(t.name, opt.seed);
     const bool ones = t.ones;
     const double std = opt.init_std;
-    w.fill = [&ctx, n, seed, ones, std](void* dst) {
+    w.fill = [&ctx, seed, ones, std](size_t offset, size_t bytes, void* dst) {
       auto* p = static_cast<uint16_t*>(dst);
+      const int64_t first = int64_t(offset / 2), count = int64_t(bytes / 2);
       if (ones) {
-        std::fill(p, p + n, f32_to_bf16(1.0f));
+        std::fill(p, p + count, f32_to_bf16(1.0f));
       } else {
-        fill_normal_bf16(ctx, p, n, std, seed);
+        fill_normal_bf16(ctx, p, first, count, std, seed);
       }
     };
     tensors.push_back(std::move(w));
