@@ -62,34 +62,31 @@ template <int MR>
 TERN_TARGET_AVX2 void micro_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, float* y, int64_t ldy,
                                  int cols, const float* bias, bool first) {
   __m256 acc[MR][2];
+#pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int64_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_load_ps(panel + p * kNR), b1 = _mm256_load_ps(panel + p * kNR + 8);
+#pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m256 xv = _mm256_broadcast_ss(x + i * ldx + p);
       acc[i][0] = _mm256_fmadd_ps(xv, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(xv, b1, acc[i][1]);
     }
   }
-  alignas(32) float start[kNR] = {};
-  if (first && bias)
-    for (int c = 0; c < cols; ++c) start[c] = bias[c];
-  if (cols == kNR) {
-    for (int i = 0; i < MR; ++i) {
-      float* yi = y + i * ldy;
-      const __m256 c0 = first ? _mm256_load_ps(start) : _mm256_loadu_ps(yi);
-      const __m256 c1 = first ? _mm256_load_ps(start + 8) : _mm256_loadu_ps(yi + 8);
-      _mm256_storeu_ps(yi, _mm256_add_ps(c0, acc[i][0]));
-      _mm256_storeu_ps(yi + 8, _mm256_add_ps(c1, acc[i][1]));
-    }
-    return;
+  // Spill the tile once (constant indices keep acc in registers inside the loop), then add it to y.
+  alignas(32) float out[MR][kNR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(out[i], acc[i][0]);
+    _mm256_store_ps(out[i] + 8, acc[i][1]);
   }
   for (int i = 0; i < MR; ++i) {
-    alignas(32) float tmp[kNR];
-    _mm256_store_ps(tmp, acc[i][0]);
-    _mm256_store_ps(tmp + 8, acc[i][1]);
     float* yi = y + i * ldy;
-    for (int c = 0; c < cols; ++c) yi[c] = (first ? start[c] : yi[c]) + tmp[c];
+    if (first) {
+      for (int c = 0; c < cols; ++c) yi[c] = (bias ? bias[c] : 0.f) + out[i][c];
+    } else {
+      for (int c = 0; c < cols; ++c) yi[c] += out[i][c];
+    }
   }
 }
 
