@@ -19,44 +19,6 @@ constexpr int kNR = 16;    // output columns per register tile / packed panel
 constexpr int64_t kKC = 256;  // k block: a 16-column panel is 16 KiB, stays in L1 across a 6-row sweep
 constexpr int64_t kNC = 128;  // output columns per packed block: 128 KiB of L2
 
-TERN_TARGET_AVX2 inline void transpose8(__m256 r[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
-// dst: [kc][16] f32 = w[c0 + col, kb + p] for col < cols (zero beyond, so edge tiles need no masks).
-template <DType D>
-TERN_TARGET_AVX2 void pack_panel(const WeightMatrix& w, int64_t c0, int cols, int64_t kb, int64_t kc, float* dst) {
-  int64_t p = 0;
-  if (cols == kNR) {
-    for (; p + 8 <= kc; p += 8) {
-      for (int g = 0; g < 2; ++g) {
-        __m256 r[8];
-        for (int c = 0; c < 8; ++c) r[c] = avx2_load8<D>(w.row(c0 + g * 8 + c), kb + p);
-        transpose8(r);  // r[q] = w[c0 + g*8 + 0..7, kb + p + q]
-        for (int q = 0; q < 8; ++q) _mm256_store_ps(dst + (p + q) * kNR + g * 8, r[q]);
-      }
-    }
-  }
-  for (; p < kc; ++p)
-    for (int c = 0; c < kNR; ++c)
-      dst[p * kNR + c] = c < cols ? load_as_f32(w.row(c0 + c), D, size_t(kb + p)) : 0.f;
-}
-
 // y[0:MR, 0:cols] (+)= x[0:MR, 0:kc] · panel. On the first k block y starts from the bias (or 0).
 template <int MR>
 TERN_TARGET_AVX2 void micro_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, float* y, int64_t ldy,
@@ -109,7 +71,7 @@ void gemm_dtype(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, i
     for (int64_t kb = 0; kb < k; kb += kKC) {
       const int64_t kc = std::min(kKC, k - kb);
       for (int64_t j = 0; j < panels; ++j)
-        pack_panel<D>(a.w, nb + j * kNR, int(std::min<int64_t>(kNR, nc - j * kNR)), kb, kc, packed + j * kc * kNR);
+        pack_panel<D, kNR>(a.w, nb + j * kNR, int(std::min<int64_t>(kNR, nc - j * kNR)), kb, kc, packed + j * kc * kNR);
       for (int64_t i = m0; i < m1; i += kMR) {
         const int mr = int(std::min<int64_t>(kMR, m1 - i));
         for (int64_t j = 0; j < panels; ++j) {
