@@ -186,5 +186,23 @@ TEST(MatmulKernelName, FollowsShapeAndCpu) {
   EXPECT_STREQ(matmul_kernel_name(avx2, 512, w), "gemm_avx2_f16");
 }
 
+// Dispatch alone (no kernel runs), so it is checked for CPUs this host is not.
+TEST(MatmulKernelName, PrefersAmxThenBf16DotThenAvx512ForBf16Prefill) {
+  ThreadPool pool(1);
+  CpuFeatures f;
+  f.avx2 = f.avx512 = f.avx512_bf16 = f.amx_bf16 = true;
+  WeightMatrix bf16{nullptr, DType::BF16, 64, 64}, f16{nullptr, DType::F16, 64, 64}, f32{nullptr, DType::F32, 64, 64};
+  ExecContext amx(pool, f);
+  EXPECT_STREQ(matmul_kernel_name(amx, 9, bf16), "gemm_amx_bf16");
+  EXPECT_STREQ(matmul_kernel_name(amx, 8, bf16), "gemv_avx512_bf16");
+  EXPECT_STREQ(matmul_kernel_name(amx, 512, f16), "gemm_avx512_f16");
+  ExecContext dot(pool, f.capped("avx512bf16"));
+  EXPECT_STREQ(matmul_kernel_name(dot, 512, bf16), "gemm_avx512bf16_bf16");
+  EXPECT_STREQ(matmul_kernel_name(dot, 512, f32), "gemm_avx512_f32");
+  ExecContext avx512(pool, f.capped("avx512"));
+  EXPECT_STREQ(matmul_kernel_name(avx512, 512, bf16), "gemm_avx512_bf16");
+  EXPECT_STREQ(matmul_kernel_name(avx512, 1, f32), "gemv_avx512_f32");
+}
+
 }  // namespace
 }  // namespace tern
