@@ -28,20 +28,26 @@ TERN_TARGET_AVX2 void gemv_block(const MatmulArgs& a, int64_t r0) {
     for (int i = 0; i < M; ++i)
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc[u][i][r] = _mm256_setzero_ps();
+  // Each step consumes one 64-byte line of every row (S vectors) and prefetches the line
+  // kPrefetchBytes ahead; past a row's end that is the same offset in the next block's row
+  // (rows are contiguous, so row r + 1 is already being streamed by this block).
+  constexpr int S = int(64 / (8 * esize)) > 0 ? int(64 / (8 * esize)) : 1;
+  const int64_t row_bytes = k * esize, next_block = (R - 1) * row_bytes;
   int64_t j = 0;
-  for (; j + 8 * U <= k; j += 8 * U) {
+  for (; j + 8 * S <= k; j += 8 * S) {
+    const int64_t ahead = j * esize + kPrefetchBytes;
+    const int64_t pf = ahead < row_bytes ? ahead : ahead + next_block;
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r)
+    for (int r = 0; r < R; ++r) _mm_prefetch(wr[r] + pf, _MM_HINT_T0);
 #pragma GCC unroll 8
-        for (int64_t b = 0; b < 8 * U * esize; b += 64) _mm_prefetch(wr[r] + j * esize + b + kPrefetchBytes, _MM_HINT_T0);
-#pragma GCC unroll 8
-    for (int u = 0; u < U; ++u) {
+    for (int s = 0; s < S; ++s) {
+      const int u = s % U;
       __m256 wv[R];
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) wv[r] = avx2_load8<D>(wr[r], j + 8 * u);
+      for (int r = 0; r < R; ++r) wv[r] = avx2_load8<D>(wr[r], j + 8 * s);
 #pragma GCC unroll 8
       for (int i = 0; i < M; ++i) {
-        const __m256 xv = _mm256_loadu_ps(a.x + i * k + j + 8 * u);
+        const __m256 xv = _mm256_loadu_ps(a.x + i * k + j + 8 * s);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) acc[u][i][r] = _mm256_fmadd_ps(xv, wv[r], acc[u][i][r]);
       }

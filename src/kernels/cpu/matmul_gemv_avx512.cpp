@@ -29,20 +29,26 @@ TERN_TARGET_AVX512 void gemv_block(const MatmulArgs& a, int64_t r0) {
     for (int i = 0; i < M; ++i)
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc[u][i][r] = _mm512_setzero_ps();
+  // Each step consumes one 64-byte line of every row (S vectors) and prefetches the line
+  // kPrefetchBytes ahead; past a row's end that is the same offset in the next block's row
+  // (rows are contiguous, so row r + 1 is already being streamed by this block).
+  constexpr int S = int(64 / (16 * esize)) > 0 ? int(64 / (16 * esize)) : 1;
+  const int64_t row_bytes = k * esize, next_block = (R - 1) * row_bytes;
   int64_t j = 0;
-  for (; j + 16 * U <= k; j += 16 * U) {
+  for (; j + 16 * S <= k; j += 16 * S) {
+    const int64_t ahead = j * esize + kPrefetchBytes;
+    const int64_t pf = ahead < row_bytes ? ahead : ahead + next_block;
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r)
+    for (int r = 0; r < R; ++r) _mm_prefetch(wr[r] + pf, _MM_HINT_T0);
 #pragma GCC unroll 8
-        for (int64_t b = 0; b < 16 * U * esize; b += 64) _mm_prefetch(wr[r] + j * esize + b + kPrefetchBytes, _MM_HINT_T0);
-#pragma GCC unroll 8
-    for (int u = 0; u < U; ++u) {
+    for (int s = 0; s < S; ++s) {
+      const int u = s % U;
       __m512 wv[R];
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) wv[r] = avx512_load16<D>(wr[r], j + 16 * u);
+      for (int r = 0; r < R; ++r) wv[r] = avx512_load16<D>(wr[r], j + 16 * s);
 #pragma GCC unroll 8
       for (int i = 0; i < M; ++i) {
-        const __m512 xv = _mm512_loadu_ps(a.x + i * k + j + 16 * u);
+        const __m512 xv = _mm512_loadu_ps(a.x + i * k + j + 16 * s);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) acc[u][i][r] = _mm512_fmadd_ps(xv, wv[r], acc[u][i][r]);
       }
