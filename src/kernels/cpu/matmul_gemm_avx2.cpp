@@ -1,0 +1,97 @@
+// AVX2 GEMM for prefill (m > 8): compute-bound. Blocking (Goto-style):
+//   for each block of kNC weight rows (output columns) and kKC inputs:
+//     pack w[nb:nb+kNC, kb:kb+kKC] as f32 panels of 16 columns: panel[p][16] (k-major), in L2;
+//     for every 6 rows of x: for every panel: 6x16 register tile, broadcast x, FMA with 2 panel vectors.
+// 12 accumulators + 2 panel vectors + 1 broadcast = 15 of 16 ymm registers; per k step the tile does
+// 12 FMAs against 8 loads, so both FMA pipes stay busy.
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/matmul_avx2_util.h"
+#include "kernels/cpu/matmul_kernels.h"
+
+namespace tern::cpu {
+
+namespace {
+
+constexpr int kMR = 6;     // rows of x per register tile
+constexpr int kNR = 16;    // output columns per register tile / packed panel
+constexpr int64_t kKC = 256;  // k block: a 16-column panel is 16 KiB, stays in L1 across a 6-row sweep
+constexpr int64_t kNC = 128;  // output columns per packed block: 128 KiB of L2
+
+// y[0:MR, 0:cols] (+)= x[0:MR, 0:kc] · panel. On the first k block y starts from the bias (or 0).
+template <int MR>
+TERN_TARGET_AVX2 void micro_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, float* y, int64_t ldy,
+                                 int cols, const float* bias, bool first) {
+  __m256 acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(panel + p * kNR), b1 = _mm256_load_ps(panel + p * kNR + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m256 xv = _mm256_broadcast_ss(x + i * ldx + p);
+      acc[i][0] = _mm256_fmadd_ps(xv, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(xv, b1, acc[i][1]);
+    }
+  }
+  // Spill the tile once (constant indices keep acc in registers inside the loop), then add it to y.
+  alignas(32) float out[MR][kNR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(out[i], acc[i][0]);
+    _mm256_store_ps(out[i] + 8, acc[i][1]);
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* yi = y + i * ldy;
+    if (first) {
+      for (int c = 0; c < cols; ++c) yi[c] = (bias ? bias[c] : 0.f) + out[i][c];
+    } else {
+      for (int c = 0; c < cols; ++c) yi[c] += out[i][c];
+    }
+  }
+}
+
+using TileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int, const float*, bool);
+constexpr TileFn kTiles[kMR + 1] = {nullptr,        micro_tile<1>, micro_tile<2>, micro_tile<3>,
+                                    micro_tile<4>, micro_tile<5>, micro_tile<6>};
+
+template <DType D>
+void gemm_dtype(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t k = a.w.cols, n = a.w.rows;
+  float* packed = static_cast<float*>(ctx.scratch(thread, size_t(kKC * kNC) * sizeof(float)));
+  if (k == 0) {  // nothing to multiply: y is the bias (or 0)
+    for (int64_t i = m0; i < m1; ++i)
+      for (int64_t c = n0; c < n1; ++c) a.y[i * n + c] = a.bias ? a.bias[c] : 0.f;
+    return;
+  }
+  for (int64_t nb = n0; nb < n1; nb += kNC) {
+    const int64_t nc = std::min(kNC, n1 - nb);
+    const int64_t panels = (nc + kNR - 1) / kNR;
+    for (int64_t kb = 0; kb < k; kb += kKC) {
+      const int64_t kc = std::min(kKC, k - kb);
+      for (int64_t j = 0; j < panels; ++j)
+        pack_panel<D, kNR>(a.w, nb + j * kNR, int(std::min<int64_t>(kNR, nc - j * kNR)), kb, kc, packed + j * kc * kNR);
+      for (int64_t i = m0; i < m1; i += kMR) {
+        const int mr = int(std::min<int64_t>(kMR, m1 - i));
+        for (int64_t j = 0; j < panels; ++j) {
+          const int64_t c0 = nb + j * kNR;
+          kTiles[mr](a.x + i * k + kb, k, packed + j * kc * kNR, kc, a.y + i * n + c0, n,
+                     int(std::min<int64_t>(kNR, nc - j * kNR)), a.bias ? a.bias + c0 : nullptr, kb == 0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_avx2(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  switch (a.w.dtype) {
+    case DType::F32: return gemm_dtype<DType::F32>(ctx, thread, a, m0, m1, n0, n1);
+    case DType::F16: return gemm_dtype<DType::F16>(ctx, thread, a, m0, m1, n0, n1);
+    case DType::BF16: return gemm_dtype<DType::BF16>(ctx, thread, a, m0, m1, n0, n1);
+  }
+}
+
+}  // namespace tern::cpu

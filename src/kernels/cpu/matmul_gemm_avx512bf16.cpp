@@ -1,0 +1,87 @@
+// AVX-512-BF16 GEMM for prefill with bf16 weights: vdpbf16ps multiplies pairs of bf16 and
+// accumulates in f32, so the weights are used as stored (no widening) and x is rounded to bf16
+// per tile. Register tile 8 rows x 32 columns (16 zmm accumulators), blocking as in the AVX-512 GEMM:
+//   for each block of kNC columns and kKC inputs: pack the B panels (matmul_bf16_pack.h, L2);
+//   for every 8 rows of x: pack them to bf16 pairs (8 x kKC/2 words, L1), run every panel.
+// Other weight dtypes go to the f32 AVX-512 GEMM.
+#include <algorithm>
+
+#include "kernels/cpu/matmul_bf16_pack.h"
+#include "kernels/cpu/matmul_kernels.h"
+
+namespace tern::cpu {
+
+namespace {
+
+constexpr int kMR = 8;
+constexpr int64_t kKC = 512;  // inputs per block: a panel is 256 pairs x 32 columns = 32 KiB
+constexpr int64_t kNC = 256;  // columns per packed block: 256 KiB of L2
+
+// y[0:MR, 0:cols] (+)= a[0:MR, 0:kq pairs] · panel; on the first k block y starts from the bias (or 0).
+template <int MR>
+TERN_TARGET_AVX512BF16 void bf16_tile(const uint32_t* a, int64_t kq, const uint32_t* panel, float* y, int64_t ldy,
+                                      int cols, const float* bias, bool first) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t q = 0; q < kq; ++q) {
+    const __m512i b0 = _mm512_load_si512(panel + q * kPairPanel);
+    const __m512i b1 = _mm512_load_si512(panel + q * kPairPanel + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512i av = _mm512_set1_epi32(int(a[i * kq + q]));
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], (__m512bh)av, (__m512bh)b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], (__m512bh)av, (__m512bh)b1);
+    }
+  }
+  alignas(64) float out[MR][kPairPanel];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    _mm512_store_ps(out[i], acc[i][0]);
+    _mm512_store_ps(out[i] + 16, acc[i][1]);
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* yi = y + i * ldy;
+    if (first) {
+      for (int c = 0; c < cols; ++c) yi[c] = (bias ? bias[c] : 0.f) + out[i][c];
+    } else {
+      for (int c = 0; c < cols; ++c) yi[c] += out[i][c];
+    }
+  }
+}
+
+using TileFn = void (*)(const uint32_t*, int64_t, const uint32_t*, float*, int64_t, int, const float*, bool);
+constexpr TileFn kTiles[kMR + 1] = {nullptr,      bf16_tile<1>, bf16_tile<2>, bf16_tile<3>, bf16_tile<4>,
+                                    bf16_tile<5>, bf16_tile<6>, bf16_tile<7>, bf16_tile<8>};
+
+}  // namespace
+
+void gemm_avx512bf16(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0,
+                     int64_t n1) {
+  const int64_t k = a.w.cols, n = a.w.rows;
+  if (a.w.dtype != DType::BF16 || k == 0) return gemm_avx512(ctx, thread, a, m0, m1, n0, n1);
+  auto* packed_b = static_cast<uint32_t*>(ctx.scratch(thread, size_t(kKC / 2 * kNC) * 4, 0));
+  auto* packed_a = static_cast<uint32_t*>(ctx.scratch(thread, size_t(kMR * kKC / 2) * 4, 1));
+  for (int64_t nb = n0; nb < n1; nb += kNC) {
+    const int64_t nc = std::min(kNC, n1 - nb);
+    const int64_t panels = (nc + kPairPanel - 1) / kPairPanel;
+    for (int64_t kb = 0; kb < k; kb += kKC) {
+      const int64_t kc = std::min(kKC, k - kb), kq = (kc + 1) / 2;
+      for (int64_t j = 0; j < panels; ++j)
+        pack_b_pairs(a.w, nb + j * kPairPanel, int(std::min<int64_t>(kPairPanel, nc - j * kPairPanel)), kb, kc, kq,
+                     packed_b + j * kq * kPairPanel);
+      for (int64_t i = m0; i < m1; i += kMR) {
+        const int mr = int(std::min<int64_t>(kMR, m1 - i));
+        pack_a_bf16(a.x + i * k, k, mr, mr, kb, kc, kq, packed_a);
+        for (int64_t j = 0; j < panels; ++j) {
+          const int64_t c0 = nb + j * kPairPanel;
+          kTiles[mr](packed_a, kq, packed_b + j * kq * kPairPanel, a.y + i * n + c0, n,
+                     int(std::min<int64_t>(kPairPanel, nc - j * kPairPanel)), a.bias ? a.bias + c0 : nullptr,
+                     kb == 0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace tern::cpu

@@ -1,0 +1,128 @@
+// AVX-512 GEMV for decode (m = 1..8); the same scheme as the AVX2 one (matmul_gemv_avx2.cpp) with
+// 16-wide vectors and 32 registers, so more rows of w and x share each pass. Memory-bound: stream every weight byte
+// exactly once at full bandwidth. Each weight row is read once for all m rows of x (x: [m, k]
+// is tiny and stays in L1/L2); R rows are processed together so there are M*R independent FMA
+// chains and R concurrent read streams for the hardware prefetcher.
+#include "kernels/cpu/matmul_avx512_util.h"
+#include "kernels/cpu/matmul_kernels.h"
+
+namespace tern::cpu {
+
+namespace {
+
+// How far ahead (bytes) each row stream is prefetched: a few cache lines beyond the
+// hardware prefetcher's usual reach into the same row.
+constexpr int64_t kPrefetchBytes = 512;
+
+// y[0:M, r0:r0+R] = x[0:M, :] · w[r0:r0+R, :]ᵀ (+ bias). U vectors of k per step give M*R*U
+// independent FMA chains.
+template <DType D, int M, int R, int U>
+TERN_TARGET_AVX512 void gemv_block(const MatmulArgs& a, int64_t r0) {
+  const int64_t k = a.w.cols, n = a.w.rows;
+  constexpr int64_t esize = D == DType::F32 ? 4 : 2;
+  const char* wr[R];
+  for (int r = 0; r < R; ++r) wr[r] = static_cast<const char*>(a.w.row(r0 + r));
+  __m512 acc[U][M][R];
+#pragma GCC unroll 8
+  for (int u = 0; u < U; ++u)
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[u][i][r] = _mm512_setzero_ps();
+  // Each step consumes one 64-byte line of every row (S vectors) and prefetches the line
+  // kPrefetchBytes ahead; past a row's end that is the same offset in the next block's row
+  // (rows are contiguous, so row r + 1 is already being streamed by this block).
+  constexpr int S = int(64 / (16 * esize)) > 0 ? int(64 / (16 * esize)) : 1;
+  const int64_t row_bytes = k * esize, next_block = (R - 1) * row_bytes;
+  int64_t j = 0;
+  for (; j + 16 * S <= k; j += 16 * S) {
+    const int64_t ahead = j * esize + kPrefetchBytes;
+    const int64_t pf = ahead < row_bytes ? ahead : ahead + next_block;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) _mm_prefetch(wr[r] + pf, _MM_HINT_T0);
+#pragma GCC unroll 8
+    for (int s = 0; s < S; ++s) {
+      const int u = s % U;
+      __m512 wv[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) wv[r] = avx512_load16<D>(wr[r], j + 16 * s);
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i) {
+        const __m512 xv = _mm512_loadu_ps(a.x + i * k + j + 16 * s);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) acc[u][i][r] = _mm512_fmadd_ps(xv, wv[r], acc[u][i][r]);
+      }
+    }
+  }
+  for (; j + 16 <= k; j += 16) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = avx512_load16<D>(wr[r], j);
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i) acc[0][i][r] = _mm512_fmadd_ps(_mm512_loadu_ps(a.x + i * k + j), wv, acc[0][i][r]);
+    }
+  }
+  alignas(32) float sums[M][R];
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      __m512 t = acc[0][i][r];
+#pragma GCC unroll 8
+      for (int u = 1; u < U; ++u) t = _mm512_add_ps(t, acc[u][i][r]);
+      sums[i][r] = avx512_hsum(t);
+    }
+  for (int i = 0; i < M; ++i) {
+    for (int r = 0; r < R; ++r) {
+      float s = sums[i][r];
+      for (int64_t t = j; t < k; ++t) s += a.x[i * k + t] * load_as_f32(wr[r], D, size_t(t));
+      a.y[i * n + r0 + r] = s + (a.bias ? a.bias[r0 + r] : 0.f);
+    }
+  }
+}
+
+template <DType D, int M>
+void gemv_rows(const MatmulArgs& a, int64_t n0, int64_t n1) {
+  // Keep U*M*R accumulators + R weight vectors + 1 x vector within the 32 zmm registers.
+  constexpr int R = M <= 4 ? 4 : M <= 6 ? 3 : 2;
+  constexpr int U = M <= 2 ? 2 : 1;
+  int64_t r = n0;
+  for (; r + R <= n1; r += R) gemv_block<D, M, R, U>(a, r);
+  for (; r < n1; ++r) gemv_block<D, M, 1, 1>(a, r);
+}
+
+template <DType D>
+void gemv_dtype(const MatmulArgs& a, int64_t n0, int64_t n1) {
+  switch (a.m) {
+    case 1: return gemv_rows<D, 1>(a, n0, n1);
+    case 2: return gemv_rows<D, 2>(a, n0, n1);
+    case 3: return gemv_rows<D, 3>(a, n0, n1);
+    case 4: return gemv_rows<D, 4>(a, n0, n1);
+    case 5: return gemv_rows<D, 5>(a, n0, n1);
+    case 6: return gemv_rows<D, 6>(a, n0, n1);
+    case 7: return gemv_rows<D, 7>(a, n0, n1);
+    case 8: return gemv_rows<D, 8>(a, n0, n1);
+    default: break;
+  }
+  // Larger m is the GEMM's job; cover it anyway in chunks of 8 rows of x.
+  for (int64_t i0 = 0; i0 < a.m; i0 += 8) {
+    MatmulArgs sub = a;
+    sub.x = a.x + i0 * a.w.cols;
+    sub.y = a.y + i0 * a.w.rows;
+    sub.m = a.m - i0 < 8 ? a.m - i0 : 8;
+    gemv_dtype<D>(sub, n0, n1);
+  }
+}
+
+}  // namespace
+
+void gemv_avx512(const MatmulArgs& a, int64_t n0, int64_t n1) {
+  if (a.m <= 0) return;
+  switch (a.w.dtype) {
+    case DType::F32: return gemv_dtype<DType::F32>(a, n0, n1);
+    case DType::F16: return gemv_dtype<DType::F16>(a, n0, n1);
+    case DType::BF16: return gemv_dtype<DType::BF16>(a, n0, n1);
+  }
+}
+
+}  // namespace tern::cpu

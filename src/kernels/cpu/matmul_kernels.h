@@ -1,0 +1,46 @@
+// The CPU matmul kernel table behind ops/matmul.h. Every ISA variant lives in its own file
+// (matmul_ref.cpp, matmul_gemv_avx2.cpp, matmul_gemm_avx2.cpp, ...) with function-level
+// __attribute__((target(...))), so this header and its callers stay plain x86-64.
+// ops/matmul.cpp validates shapes, picks one variant from ctx.cpu() and splits the work over threads.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/exec_context.h"
+#include "ops/weight_matrix.h"
+
+namespace tern::cpu {
+
+// One matmul call: y[m, n] = x[m, k] · wᵀ (+ bias[n]); n = w.rows, k = w.cols.
+struct MatmulArgs {
+  const float* x = nullptr;  // [m, k]
+  int64_t m = 0;
+  WeightMatrix w;            // [n, k]
+  float* y = nullptr;        // [m, n]
+  const float* bias = nullptr;  // [n] or null
+};
+
+// GEMV (m <= kGemvMaxRows): computes y[:, n0:n1] by streaming each weight row once for all m rows of x.
+using GemvFn = void (*)(const MatmulArgs& a, int64_t n0, int64_t n1);
+// GEMM: computes y[m0:m1, n0:n1]; packs weight tiles into ctx.scratch(thread, ...).
+using GemmFn = void (*)(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0,
+                        int64_t n1);
+
+inline constexpr int64_t kGemvMaxRows = 8;
+
+void gemv_scalar(const MatmulArgs& a, int64_t n0, int64_t n1);
+void gemm_scalar(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
+void gemv_avx2(const MatmulArgs& a, int64_t n0, int64_t n1);
+void gemm_avx2(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
+void gemv_avx512(const MatmulArgs& a, int64_t n0, int64_t n1);
+void gemm_avx512(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
+// BF16 weights only: x is rounded to bf16 per tile and multiplied with vdpbf16ps / tdpbf16ps
+// (f32 accumulation), so results carry bf16 input rounding of x (~3 significant digits).
+void gemm_avx512bf16(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0,
+                     int64_t n1);
+void gemm_amx(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+
+}  // namespace tern::cpu

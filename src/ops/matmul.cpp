@@ -1,0 +1,117 @@
+// matmul front door: checks the call, picks the kernel for (m, dtype, cpu) and splits the work.
+// Threads split the output columns (= weight rows) into contiguous ranges, so each thread streams
+// its own part of the weights exactly once; only when there are too few columns for that (a
+// prefill against a narrow matrix) do they split the rows of x instead.
+#include "ops/matmul.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "kernels/cpu/matmul_kernels.h"
+
+namespace tern {
+
+namespace {
+
+enum class Isa { Scalar, Avx2, Avx512, Avx512Bf16, Amx };
+
+struct Choice {
+  Isa isa;
+  bool gemv;
+};
+
+Choice choose(const CpuFeatures& cpu, int64_t m, DType dt) {
+  const bool gemv = m <= cpu::kGemvMaxRows;
+  if (!gemv && dt == DType::BF16 && cpu.amx_bf16) return {Isa::Amx, false};
+  if (!gemv && dt == DType::BF16 && cpu.avx512_bf16) return {Isa::Avx512Bf16, false};
+  if (cpu.avx512) return {Isa::Avx512, gemv};
+  if (cpu.avx2) return {Isa::Avx2, gemv};
+  return {Isa::Scalar, gemv};
+}
+
+cpu::GemvFn gemv_fn(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return cpu::gemv_avx512;
+    case Isa::Avx2: return cpu::gemv_avx2;
+    default: return cpu::gemv_scalar;
+  }
+}
+
+cpu::GemmFn gemm_fn(Isa isa) {
+  switch (isa) {
+    case Isa::Amx: return cpu::gemm_amx;
+    case Isa::Avx512Bf16: return cpu::gemm_avx512bf16;
+    case Isa::Avx512: return cpu::gemm_avx512;
+    case Isa::Avx2: return cpu::gemm_avx2;
+    default: return cpu::gemm_scalar;
+  }
+}
+
+// Below this many multiply-adds a parallel region costs more than it saves (~a few µs).
+constexpr int64_t kMinParallelWork = 1 << 16;
+// Column ranges are multiples of this: every kernel's register tile width divides it.
+constexpr int64_t kColumnAlign = 32;
+constexpr int64_t kRowAlign = 32;
+
+// Contiguous chunk t of nt over [0, n) in units of `align`.
+void chunk(int64_t n, int64_t align, int t, int nt, int64_t* b, int64_t* e) {
+  const int64_t units = (n + align - 1) / align;
+  *b = std::min(n, units * t / nt * align);
+  *e = std::min(n, units * (t + 1) / nt * align);
+}
+
+}  // namespace
+
+void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias) {
+  const int64_t n = w.rows, k = w.cols;
+  if (m <= 0 || n <= 0) return;
+  assert(x != nullptr && y != nullptr && k >= 0 && (k == 0 || w.data != nullptr));
+  const cpu::MatmulArgs args{x, m, w, y, bias};
+  const Choice c = choose(ctx.cpu(), m, w.dtype);
+  const int64_t work = m * n * std::max<int64_t>(k, 1);
+  const int nt = work < kMinParallelWork ? 1 : ctx.threads();
+
+  if (c.gemv) {
+    const cpu::GemvFn fn = gemv_fn(c.isa);
+    if (nt == 1 || n < 2 * kColumnAlign) return fn(args, 0, n);
+    ctx.pool().run([&](int t, int count) {
+      int64_t b, e;
+      chunk(n, kColumnAlign, t, count, &b, &e);
+      if (b < e) fn(args, b, e);
+    });
+    return;
+  }
+
+  const cpu::GemmFn fn = gemm_fn(c.isa);
+  if (nt == 1) return fn(ctx, 0, args, 0, m, 0, n);
+  const bool split_columns = n >= 4 * kColumnAlign * nt || m < 2 * kRowAlign;
+  ctx.pool().run([&](int t, int count) {
+    int64_t b, e;
+    if (split_columns) {
+      chunk(n, kColumnAlign, t, count, &b, &e);
+      if (b < e) fn(ctx, t, args, 0, m, b, e);
+    } else {
+      chunk(m, kRowAlign, t, count, &b, &e);
+      if (b < e) fn(ctx, t, args, b, e, 0, n);
+    }
+  });
+}
+
+const char* matmul_kernel_name(const ExecContext& ctx, int64_t m, const WeightMatrix& w) {
+  // [gemv?][isa][dtype] as string literals: names must outlive any caller.
+  static constexpr const char* kNames[2][5][3] = {
+      {{"gemm_scalar_f32", "gemm_scalar_f16", "gemm_scalar_bf16"},
+       {"gemm_avx2_f32", "gemm_avx2_f16", "gemm_avx2_bf16"},
+       {"gemm_avx512_f32", "gemm_avx512_f16", "gemm_avx512_bf16"},
+       {"gemm_avx512bf16_f32", "gemm_avx512bf16_f16", "gemm_avx512bf16_bf16"},
+       {"gemm_amx_f32", "gemm_amx_f16", "gemm_amx_bf16"}},
+      {{"gemv_scalar_f32", "gemv_scalar_f16", "gemv_scalar_bf16"},
+       {"gemv_avx2_f32", "gemv_avx2_f16", "gemv_avx2_bf16"},
+       {"gemv_avx512_f32", "gemv_avx512_f16", "gemv_avx512_bf16"},
+       {"gemv_avx512bf16_f32", "gemv_avx512bf16_f16", "gemv_avx512bf16_bf16"},
+       {"gemv_amx_f32", "gemv_amx_f16", "gemv_amx_bf16"}}};
+  const Choice c = choose(ctx.cpu(), std::max<int64_t>(m, 1), w.dtype);
+  return kNames[c.gemv ? 1 : 0][int(c.isa)][int(w.dtype)];
+}
+
+}  // namespace tern
