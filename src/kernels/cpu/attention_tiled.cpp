@@ -1,0 +1,145 @@
+// The tiled online-softmax driver (attention_block) and the scalar reference primitives.
+// Memory per work item is O(rows · (D + kKeyTile)), independent of the context length.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/cpu/attention_kernels.h"
+
+namespace tern::cpu {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
+
+void scores_scalar(const float* q, int rows, int d, const float* k, int64_t k_stride, int nk, const int* lo,
+                   const int* hi, float scale, float* s, int ld_s) {
+  for (int r = 0; r < rows; ++r) {
+    const float* qr = q + int64_t(r) * d;
+    for (int j = lo[r]; j < hi[r]; ++j) {
+      const float* kj = k + j * k_stride;
+      float acc = 0.f;
+      for (int c = 0; c < d; ++c) acc += qr[c] * kj[c];
+      s[int64_t(r) * ld_s + j] = acc * scale;
+    }
+  }
+}
+
+void softmax_scalar(float* s, int rows, int ld_s, int nk, const int* lo, const int* hi, float softcap, float* m,
+                    float* l, float* alpha) {
+  for (int r = 0; r < rows; ++r) {
+    float* sr = s + int64_t(r) * ld_s;
+    if (lo[r] >= hi[r]) {
+      std::fill(sr, sr + nk, 0.f);
+      alpha[r] = 1.f;
+      continue;
+    }
+    float mx = kNegInf;
+    for (int j = lo[r]; j < hi[r]; ++j) {
+      if (softcap > 0) sr[j] = softcap * std::tanh(sr[j] / softcap);
+      mx = std::max(mx, sr[j]);
+    }
+    const float m_new = std::max(m[r], mx);
+    alpha[r] = std::exp(m[r] - m_new);  // m[r] = -inf on the first visible tile → 0
+    float sum = 0.f;
+    for (int j = 0; j < nk; ++j) {
+      const float pj = (j >= lo[r] && j < hi[r]) ? std::exp(sr[j] - m_new) : 0.f;
+      sr[j] = pj;
+      sum += pj;
+    }
+    l[r] = l[r] * alpha[r] + sum;
+    m[r] = m_new;
+  }
+}
+
+void pv_scalar(const float* p, int rows, int ld_p, const float* v, int64_t v_stride, int d, const int* lo,
+               const int* hi, const float* alpha, float* o) {
+  for (int r = 0; r < rows; ++r) {
+    float* orow = o + int64_t(r) * d;
+    const float* pr = p + int64_t(r) * ld_p;
+    if (alpha[r] != 1.f)
+      for (int c = 0; c < d; ++c) orow[c] *= alpha[r];
+    for (int j = lo[r]; j < hi[r]; ++j) {
+      const float* vj = v + j * v_stride;
+      const float pj = pr[j];
+      for (int c = 0; c < d; ++c) orow[c] += pj * vj[c];
+    }
+  }
+}
+
+}  // namespace
+
+AttentionKernels attention_kernels_scalar() { return {"attention_scalar", scores_scalar, softmax_scalar, pv_scalar}; }
+
+// Layout: Q [rows, D] | S [rows, kKeyTile] | O [rows, D] | m, l, alpha [rows] | lo, hi [rows] int.
+size_t attention_scratch_bytes(int rows, int head_dim) {
+  const size_t f = sizeof(float);
+  return align64(size_t(rows) * head_dim * f) * 2 + align64(size_t(rows) * kKeyTile * f) +
+         align64(size_t(rows) * f) * 3 + align64(size_t(rows) * sizeof(int)) * 2;
+}
+
+void attention_block(const AttentionKernels& kr, const AttnParams& p, int g, int64_t i0, int64_t i1,
+                     void* scratch) {
+  const int G = p.n_heads / p.n_kv_heads, D = p.head_dim;
+  const int nq = int(i1 - i0), rows = nq * G;
+  char* cur = static_cast<char*>(scratch);
+  auto take = [&](size_t bytes) {
+    char* at = cur;
+    cur += align64(bytes);
+    return at;
+  };
+  float* qp = reinterpret_cast<float*>(take(size_t(rows) * D * sizeof(float)));
+  float* s = reinterpret_cast<float*>(take(size_t(rows) * kKeyTile * sizeof(float)));
+  float* o = reinterpret_cast<float*>(take(size_t(rows) * D * sizeof(float)));
+  float* m = reinterpret_cast<float*>(take(size_t(rows) * sizeof(float)));
+  float* l = reinterpret_cast<float*>(take(size_t(rows) * sizeof(float)));
+  float* alpha = reinterpret_cast<float*>(take(size_t(rows) * sizeof(float)));
+  int* lo = reinterpret_cast<int*>(take(size_t(rows) * sizeof(int)));
+  int* hi = reinterpret_cast<int*>(take(size_t(rows) * sizeof(int)));
+
+  // Row r = (i - i0)·G + hh holds query i of head g·G + hh; the G heads of one query are adjacent
+  // in q, so each query contributes one contiguous [G, D] block.
+  for (int i = 0; i < nq; ++i)
+    std::memcpy(qp + int64_t(i) * G * D, p.q + ((i0 + i) * p.n_heads + int64_t(g) * G) * D,
+                sizeof(float) * size_t(G) * D);
+  std::fill(o, o + int64_t(rows) * D, 0.f);
+  std::fill(m, m + rows, kNegInf);
+  std::fill(l, l + rows, 0.f);
+
+  const int W = p.sliding_window;
+  const int64_t pos_first = p.q_pos0 + i0, pos_last = p.q_pos0 + i1 - 1;
+  const int64_t kv_begin = W > 0 ? std::max<int64_t>(0, pos_first - W + 1) : 0;
+  const int64_t kv_end = std::min(pos_last + 1, p.n_kv);
+  const int64_t kv_stride = int64_t(p.n_kv_heads) * D;
+  for (int64_t tb = kv_begin; tb < kv_end; tb += kKeyTile) {
+    const int nk = int(std::min<int64_t>(kKeyTile, kv_end - tb));
+    // Visible keys of query position pos: max(0, pos - W + 1) <= t <= pos, clipped to the tile.
+    for (int i = 0; i < nq; ++i) {
+      const int64_t pos = p.q_pos0 + i0 + i;
+      const int64_t first = W > 0 ? pos - W + 1 : 0;
+      int64_t a = std::max<int64_t>(first, tb) - tb, b = std::min<int64_t>(pos + 1, tb + nk) - tb;
+      if (a >= b) a = b = 0;
+      for (int hh = 0; hh < G; ++hh) {
+        lo[i * G + hh] = int(a);
+        hi[i * G + hh] = int(b);
+      }
+    }
+    const float* kt = p.k + tb * kv_stride + int64_t(g) * D;
+    const float* vt = p.v + tb * kv_stride + int64_t(g) * D;
+    kr.scores(qp, rows, D, kt, kv_stride, nk, lo, hi, p.scale, s, kKeyTile);
+    kr.softmax(s, rows, kKeyTile, nk, lo, hi, p.softcap, m, l, alpha);
+    kr.pv(s, rows, kKeyTile, vt, kv_stride, D, lo, hi, alpha, o);
+  }
+
+  for (int r = 0; r < rows; ++r) {
+    const int i = r / G, hh = r % G;
+    float* dst = p.out + ((i0 + i) * p.n_heads + int64_t(g) * G + hh) * D;
+    const float lr = l[r];
+    for (int c = 0; c < D; ++c) dst[c] = lr > 0 ? o[int64_t(r) * D + c] / lr : 0.f;
+  }
+}
+
+}  // namespace tern::cpu

@@ -1,0 +1,77 @@
+// Attention front door: picks the primitive set for the host ISA and head_dim, cuts the problem
+// into work items (kv head × query range) and hands them to the pool through an atomic counter.
+// Items are issued in decreasing cost (the latest queries see the most keys under the causal
+// mask) so the uneven causal work still balances.
+#include "ops/attention.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+
+#include "kernels/cpu/attention_kernels.h"
+
+namespace tern {
+
+namespace {
+
+cpu::AttentionKernels pick_kernels(const CpuFeatures& f, int head_dim) {
+  if (f.avx512 && head_dim % 16 == 0) return cpu::attention_kernels_avx512();
+  if (f.avx2 && head_dim % 8 == 0) return cpu::attention_kernels_avx2();
+  return cpu::attention_kernels_scalar();
+}
+
+}  // namespace
+
+void attention(ExecContext& ctx, const AttentionShape& shape, const float* q, int64_t n_q, int64_t q_pos0,
+               const float* k, const float* v, int64_t n_kv, float* out) {
+  if (n_q <= 0) return;
+  assert(shape.n_heads > 0 && shape.n_kv_heads > 0 && shape.n_heads % shape.n_kv_heads == 0);
+  assert(shape.head_dim > 0 && q_pos0 >= 0 && n_kv >= q_pos0 + n_q);
+  const cpu::AttentionKernels kr = pick_kernels(ctx.cpu(), shape.head_dim);
+  cpu::AttnParams p;
+  p.n_heads = shape.n_heads;
+  p.n_kv_heads = shape.n_kv_heads;
+  p.head_dim = shape.head_dim;
+  p.scale = shape.scale;
+  p.sliding_window = std::max(0, shape.sliding_window);
+  p.softcap = shape.softcap;
+  p.q = q;
+  p.n_q = n_q;
+  p.q_pos0 = q_pos0;
+  p.k = k;
+  p.v = v;
+  p.n_kv = n_kv;
+  p.out = out;
+
+  // About 64 rows (queries × group heads) per item keeps Q, O and the score tile in L1/L2; halve
+  // the query range while there are too few items to keep every thread busy.
+  const int G = shape.n_heads / shape.n_kv_heads;
+  const int threads = ctx.threads();
+  int64_t q_per_item = std::max<int64_t>(1, std::min<int64_t>(n_q, 64 / G));
+  auto items_for = [&](int64_t qpi) { return int64_t(shape.n_kv_heads) * ((n_q + qpi - 1) / qpi); };
+  while (q_per_item > 1 && items_for(q_per_item) < 4 * threads) q_per_item = (q_per_item + 1) / 2;
+  const int64_t q_tiles = (n_q + q_per_item - 1) / q_per_item;
+  const int64_t n_items = int64_t(shape.n_kv_heads) * q_tiles;
+  const size_t scratch_bytes = cpu::attention_scratch_bytes(int(q_per_item) * G, shape.head_dim);
+
+  auto run_item = [&](int t, int64_t item) {
+    const int64_t tile = q_tiles - 1 - item / shape.n_kv_heads;  // latest (costliest) tiles first
+    const int g = int(item % shape.n_kv_heads);
+    const int64_t i0 = tile * q_per_item, i1 = std::min(n_q, i0 + q_per_item);
+    cpu::attention_block(kr, p, g, i0, i1, ctx.scratch(t, scratch_bytes));
+  };
+  // Tiny problems (short decode) are not worth waking the pool for.
+  const double flops = 4.0 * double(shape.n_heads) * shape.head_dim * double(n_q) * double(q_pos0 + n_q);
+  if (threads == 1 || n_items == 1 || flops < 2e5) {
+    for (int64_t it = 0; it < n_items; ++it) run_item(0, it);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  ctx.pool().run([&](int t, int) {
+    for (int64_t it = next.fetch_add(1, std::memory_order_relaxed); it < n_items;
+         it = next.fetch_add(1, std::memory_order_relaxed))
+      run_item(t, it);
+  });
+}
+
+}  // namespace tern
