@@ -57,8 +57,13 @@ TERN_AVX2_TARGET void rope_avx2(float* x, int64_t m, int n_heads, int head_dim, 
       for (int j = 0; j < half8; j += 8) {
         const __m256 a = _mm256_loadu_ps(xh + j), b = _mm256_loadu_ps(xh + j + half);
         const __m256 cv = _mm256_loadu_ps(c + j), sv = _mm256_loadu_ps(s + j);
-        _mm256_storeu_ps(xh + j, _mm256_sub_ps(_mm256_mul_ps(a, cv), _mm256_mul_ps(b, sv)));
-        _mm256_storeu_ps(xh + j + half, _mm256_add_ps(_mm256_mul_ps(b, cv), _mm256_mul_ps(a, sv)));
+        __m256 ac = _mm256_mul_ps(a, cv), bs = _mm256_mul_ps(b, sv);
+        __m256 bc = _mm256_mul_ps(b, cv), as = _mm256_mul_ps(a, sv);
+        // GCC contracts mul + add into FMA in an fma-target function; the empty asm pins each
+        // product to a rounded register value so results equal the scalar (and torch) ones.
+        asm("" : "+x"(ac), "+x"(bs), "+x"(bc), "+x"(as));
+        _mm256_storeu_ps(xh + j, _mm256_sub_ps(ac, bs));
+        _mm256_storeu_ps(xh + j + half, _mm256_add_ps(bc, as));
       }
       rotate_scalar(xh, c, s, half8, half);
     }
