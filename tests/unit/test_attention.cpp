@@ -96,8 +96,18 @@ using AttentionTest = IsaThreads;
 
 TEST_P(AttentionTest, DecodeSingleQuery) {
   for (const Case& c : {Case{64, 4, 4, 1, 0}, Case{64, 8, 2, 1, 200}, Case{128, 8, 1, 1, 130}, Case{16, 2, 1, 1, 77},
-                        Case{32, 32, 8, 1, 1000, 0, 0.f, 1.f, 5}})
+                        Case{32, 32, 8, 1, 1000, 0, 0.f, 1.f, 5}, Case{64, 8, 2, 1, 3000, 1500},
+                        Case{64, 8, 2, 3, 900}, Case{32, 4, 2, 4, 700, 300, 20.f, 3.f}})
     run_case(*ctx, c);
+}
+
+// Decode splits the keys over threads (split-K) and merges the partial softmax states; with four
+// threads the chunks are uneven and one may see only masked keys of some rows.
+TEST_P(AttentionTest, SplitKeyDecodeWithFourThreads) {
+  ThreadPool pool4(4);
+  ExecContext ctx4(pool4, ctx->cpu());
+  for (const Case& c : {Case{64, 8, 2, 1, 2100}, Case{16, 4, 1, 4, 1300, 1030}, Case{128, 2, 2, 2, 1025, 0, 0.f, 8.f}})
+    run_case(ctx4, c);
 }
 
 TEST_P(AttentionTest, PrefillCausalGqaRatios) {

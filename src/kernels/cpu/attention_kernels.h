@@ -43,11 +43,38 @@ AttentionKernels attention_kernels_scalar();
 AttentionKernels attention_kernels_avx2();    // needs head_dim % 8 == 0
 AttentionKernels attention_kernels_avx512();  // needs head_dim % 16 == 0
 
-// Scratch bytes attention_block needs for `rows` = G × (queries per item).
+// One unit of work: queries [i0, i1) of the query heads that read kv heads [g0, g1), against the
+// keys in [t_lo, t_hi) (further clipped to what the queries may see).
+struct AttnWork {
+  int g0 = 0, g1 = 0;
+  int64_t i0 = 0, i1 = 0;
+  int64_t t_lo = 0, t_hi = INT64_MAX;
+};
+
+// Rows of a work item: (g1 - g0) · (i1 - i0) · G.
+inline int attention_rows(const AttnParams& p, const AttnWork& w) {
+  return (w.g1 - w.g0) * int(w.i1 - w.i0) * (p.n_heads / p.n_kv_heads);
+}
+
+// Scratch bytes attention_block needs for a work item with `rows` rows.
 size_t attention_scratch_bytes(int rows, int head_dim);
 
-// Queries [i0, i1) of kv head g's group; writes their rows of p.out. scratch: 64-byte aligned.
-void attention_block(const AttentionKernels& kr, const AttnParams& p, int g, int64_t i0, int64_t i1,
-                     void* scratch);
+// Partial results of a work item that saw only part of the keys (split-K decode): per row
+// (ordered kv head, query, head in group), the unnormalised output o[rows, D], the running max m
+// and the running sum l. Rows that saw no key have m = -inf, l = 0.
+struct AttnPartial {
+  float* o = nullptr;
+  float* m = nullptr;
+  float* l = nullptr;
+};
+
+// Computes a work item. Without `partial`, writes normalised rows of p.out; with it, the partials.
+// scratch: 64-byte aligned, attention_scratch_bytes(attention_rows(p, w), D) bytes.
+void attention_block(const AttentionKernels& kr, const AttnParams& p, const AttnWork& w, void* scratch,
+                     const AttnPartial* partial = nullptr);
+
+// Combines n_parts partials of the same rows (work w with the full key range) into p.out:
+// out = Σ o_c·exp(m_c - M) / Σ l_c·exp(m_c - M), M = max m_c.
+void attention_merge(const AttnParams& p, const AttnWork& w, const AttnPartial* parts, int n_parts);
 
 }  // namespace tern::cpu

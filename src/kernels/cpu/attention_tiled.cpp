@@ -81,10 +81,11 @@ size_t attention_scratch_bytes(int rows, int head_dim) {
          align64(size_t(rows) * f) * 3 + align64(size_t(rows) * sizeof(int)) * 2;
 }
 
-void attention_block(const AttentionKernels& kr, const AttnParams& p, int g, int64_t i0, int64_t i1,
-                     void* scratch) {
+void attention_block(const AttentionKernels& kr, const AttnParams& p, const AttnWork& w, void* scratch,
+                     const AttnPartial* partial) {
   const int G = p.n_heads / p.n_kv_heads, D = p.head_dim;
-  const int nq = int(i1 - i0), rows = nq * G;
+  const int nq = int(w.i1 - w.i0), rg = nq * G;  // rows per kv head
+  const int rows = attention_rows(p, w);
   char* cur = static_cast<char*>(scratch);
   auto take = [&](size_t bytes) {
     char* at = cur;
@@ -100,25 +101,26 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, int g, int
   int* lo = reinterpret_cast<int*>(take(size_t(rows) * sizeof(int)));
   int* hi = reinterpret_cast<int*>(take(size_t(rows) * sizeof(int)));
 
-  // Row r = (i - i0)·G + hh holds query i of head g·G + hh; the G heads of one query are adjacent
-  // in q, so each query contributes one contiguous [G, D] block.
-  for (int i = 0; i < nq; ++i)
-    std::memcpy(qp + int64_t(i) * G * D, p.q + ((i0 + i) * p.n_heads + int64_t(g) * G) * D,
-                sizeof(float) * size_t(G) * D);
+  // Row (g - g0)·rg + (i - i0)·G + hh holds query i of head g·G + hh; the G heads of one query are
+  // adjacent in q, so each (kv head, query) contributes one contiguous [G, D] block.
+  for (int g = w.g0; g < w.g1; ++g)
+    for (int i = 0; i < nq; ++i)
+      std::memcpy(qp + (int64_t(g - w.g0) * rg + int64_t(i) * G) * D,
+                  p.q + ((w.i0 + i) * p.n_heads + int64_t(g) * G) * D, sizeof(float) * size_t(G) * D);
   std::fill(o, o + int64_t(rows) * D, 0.f);
   std::fill(m, m + rows, kNegInf);
   std::fill(l, l + rows, 0.f);
 
   const int W = p.sliding_window;
-  const int64_t pos_first = p.q_pos0 + i0, pos_last = p.q_pos0 + i1 - 1;
-  const int64_t kv_begin = W > 0 ? std::max<int64_t>(0, pos_first - W + 1) : 0;
-  const int64_t kv_end = std::min(pos_last + 1, p.n_kv);
+  const int64_t pos_first = p.q_pos0 + w.i0, pos_last = p.q_pos0 + w.i1 - 1;
+  const int64_t kv_begin = std::max(w.t_lo, W > 0 ? std::max<int64_t>(0, pos_first - W + 1) : int64_t(0));
+  const int64_t kv_end = std::min({pos_last + 1, p.n_kv, w.t_hi});
   const int64_t kv_stride = int64_t(p.n_kv_heads) * D;
   for (int64_t tb = kv_begin; tb < kv_end; tb += kKeyTile) {
     const int nk = int(std::min<int64_t>(kKeyTile, kv_end - tb));
     // Visible keys of query position pos: max(0, pos - W + 1) <= t <= pos, clipped to the tile.
     for (int i = 0; i < nq; ++i) {
-      const int64_t pos = p.q_pos0 + i0 + i;
+      const int64_t pos = p.q_pos0 + w.i0 + i;
       const int64_t first = W > 0 ? pos - W + 1 : 0;
       int64_t a = std::max<int64_t>(first, tb) - tb, b = std::min<int64_t>(pos + 1, tb + nk) - tb;
       if (a >= b) a = b = 0;
@@ -127,18 +129,49 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, int g, int
         hi[i * G + hh] = int(b);
       }
     }
-    const float* kt = p.k + tb * kv_stride + int64_t(g) * D;
-    const float* vt = p.v + tb * kv_stride + int64_t(g) * D;
-    kr.scores(qp, rows, D, kt, kv_stride, nk, lo, hi, p.scale, s, kKeyTile);
-    kr.softmax(s, rows, kKeyTile, nk, lo, hi, p.softcap, m, l, alpha);
-    kr.pv(s, rows, kKeyTile, vt, kv_stride, D, lo, hi, alpha, o);
+    // All kv heads of the item walk the same tile, so a multi-head item streams contiguous K/V rows.
+    for (int g = w.g0; g < w.g1; ++g) {
+      const int64_t r0 = int64_t(g - w.g0) * rg;
+      const float* kt = p.k + tb * kv_stride + int64_t(g) * D;
+      const float* vt = p.v + tb * kv_stride + int64_t(g) * D;
+      kr.scores(qp + r0 * D, rg, D, kt, kv_stride, nk, lo, hi, p.scale, s, kKeyTile);
+      kr.softmax(s, rg, kKeyTile, nk, lo, hi, p.softcap, m + r0, l + r0, alpha + r0);
+      kr.pv(s, rg, kKeyTile, vt, kv_stride, D, lo, hi, alpha + r0, o + r0 * D);
+    }
   }
 
+  if (partial) {
+    std::memcpy(partial->o, o, sizeof(float) * size_t(rows) * D);
+    std::memcpy(partial->m, m, sizeof(float) * size_t(rows));
+    std::memcpy(partial->l, l, sizeof(float) * size_t(rows));
+    return;
+  }
   for (int r = 0; r < rows; ++r) {
-    const int i = r / G, hh = r % G;
-    float* dst = p.out + ((i0 + i) * p.n_heads + int64_t(g) * G + hh) * D;
+    const int g = w.g0 + r / rg, i = (r % rg) / G, hh = r % G;
+    float* dst = p.out + ((w.i0 + i) * p.n_heads + int64_t(g) * G + hh) * D;
     const float lr = l[r];
     for (int c = 0; c < D; ++c) dst[c] = lr > 0 ? o[int64_t(r) * D + c] / lr : 0.f;
+  }
+}
+
+void attention_merge(const AttnParams& p, const AttnWork& w, const AttnPartial* parts, int n_parts) {
+  const int G = p.n_heads / p.n_kv_heads, D = p.head_dim;
+  const int rg = int(w.i1 - w.i0) * G, rows = attention_rows(p, w);
+  for (int r = 0; r < rows; ++r) {
+    float mx = kNegInf;
+    for (int c = 0; c < n_parts; ++c) mx = std::max(mx, parts[c].m[r]);
+    const int g = w.g0 + r / rg, i = (r % rg) / G, hh = r % G;
+    float* dst = p.out + ((w.i0 + i) * p.n_heads + int64_t(g) * G + hh) * D;
+    std::fill(dst, dst + D, 0.f);
+    float sum = 0.f;
+    for (int c = 0; c < n_parts; ++c) {
+      if (parts[c].l[r] == 0.f) continue;  // this chunk saw no key of the row
+      const float wgt = std::exp(parts[c].m[r] - mx);
+      sum += parts[c].l[r] * wgt;
+      const float* oc = parts[c].o + int64_t(r) * D;
+      for (int d = 0; d < D; ++d) dst[d] += oc[d] * wgt;
+    }
+    for (int d = 0; d < D; ++d) dst[d] = sum > 0 ? dst[d] / sum : 0.f;
   }
 }
 
