@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <xmmintrin.h>
 #include <limits>
 
 #include "kernels/cpu/attention_kernels.h"
@@ -70,6 +71,21 @@ void pv_scalar(const float* p, int rows, int ld_p, const float* v, int64_t v_str
   }
 }
 
+// K and V rows [t0, t0 + n) of kv heads [g0, g1): one contiguous range each, 64-byte lines.
+void prefetch_tile(const AttnParams& p, const AttnWork& w, int64_t t0, int64_t n) {
+  if (n <= 0) return;
+  const int64_t row = int64_t(p.n_kv_heads) * p.head_dim;
+  const int64_t first = t0 * row + int64_t(w.g0) * p.head_dim;
+  const int64_t last = (t0 + n - 1) * row + int64_t(w.g1) * p.head_dim;  // exclusive
+  const char* kb = reinterpret_cast<const char*>(p.k + first);
+  const char* vb = reinterpret_cast<const char*>(p.v + first);
+  const size_t bytes = size_t(last - first) * sizeof(float);
+  for (size_t off = 0; off < bytes; off += 64) {
+    _mm_prefetch(kb + off, _MM_HINT_T1);
+    _mm_prefetch(vb + off, _MM_HINT_T1);
+  }
+}
+
 }  // namespace
 
 AttentionKernels attention_kernels_scalar() { return {"attention_scalar", scores_scalar, softmax_scalar, pv_scalar}; }
@@ -129,7 +145,10 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
         hi[i * G + hh] = int(b);
       }
     }
-    // All kv heads of the item walk the same tile, so a multi-head item streams contiguous K/V rows.
+    // All kv heads of the item walk the same tile, so a multi-head item reads one contiguous K/V
+    // block per tile; ask for the next block now (into L2) so the memory stream overlaps the
+    // compute: per head the rows are strided, which hardware prefetchers follow poorly.
+    if (w.g1 - w.g0 > 1) prefetch_tile(p, w, tb + nk, std::min<int64_t>(kKeyTile, kv_end - tb - nk));
     for (int g = w.g0; g < w.g1; ++g) {
       const int64_t r0 = int64_t(g - w.g0) * rg;
       const float* kt = p.k + tb * kv_stride + int64_t(g) * D;
