@@ -115,12 +115,14 @@ TERN_AVX2_TARGET void softmax_avx2(float* s, int rows, int ld_s, int nk, const i
   }
 }
 
-// o[r, c0 : c0 + 8·NV] for rows r0, r1 (r1 == r0 for a lone row: computed twice, stored once).
+// o[r, c0 : c0 + 8·NV] for rows r0, r1. A lone row passes r1 == r0: both halves compute the same
+// values, so storing both is harmless, and unconditional stores let GCC keep acc in registers.
 template <int NV>
 TERN_AVX2_TARGET inline void pv_block(const float* p0, const float* p1, const float* v, int64_t vs, int jlo,
-                                      int jhi, float a0, float a1, float* o0, float* o1, bool pair) {
+                                      int jhi, float a0, float a1, float* o0, float* o1) {
   __m256 acc0[NV], acc1[NV];
   const __m256 av0 = _mm256_set1_ps(a0), av1 = _mm256_set1_ps(a1);
+#pragma GCC unroll 4
   for (int c = 0; c < NV; ++c) {
     acc0[c] = _mm256_mul_ps(_mm256_loadu_ps(o0 + 8 * c), av0);
     acc1[c] = _mm256_mul_ps(_mm256_loadu_ps(o1 + 8 * c), av1);
@@ -128,15 +130,17 @@ TERN_AVX2_TARGET inline void pv_block(const float* p0, const float* p1, const fl
   for (int j = jlo; j < jhi; ++j) {
     const __m256 b0 = _mm256_broadcast_ss(p0 + j), b1 = _mm256_broadcast_ss(p1 + j);
     const float* vj = v + j * vs;
+#pragma GCC unroll 4
     for (int c = 0; c < NV; ++c) {
       const __m256 x = _mm256_loadu_ps(vj + 8 * c);
       acc0[c] = _mm256_fmadd_ps(b0, x, acc0[c]);
       acc1[c] = _mm256_fmadd_ps(b1, x, acc1[c]);
     }
   }
+#pragma GCC unroll 4
   for (int c = 0; c < NV; ++c) {
     _mm256_storeu_ps(o0 + 8 * c, acc0[c]);
-    if (pair) _mm256_storeu_ps(o1 + 8 * c, acc1[c]);
+    _mm256_storeu_ps(o1 + 8 * c, acc1[c]);
   }
 }
 
@@ -157,11 +161,11 @@ TERN_AVX2_TARGET void pv_avx2(const float* p, int rows, int ld_p, const float* v
     float* o0 = o + int64_t(r) * d;
     float* o1 = o + int64_t(r1) * d;
     int c = 0;
-    for (; c + 32 <= d; c += 32) pv_block<4>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c, pair);
+    for (; c + 32 <= d; c += 32) pv_block<4>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c);
     switch ((d - c) / 8) {
-      case 3: pv_block<3>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c, pair); break;
-      case 2: pv_block<2>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c, pair); break;
-      case 1: pv_block<1>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c, pair); break;
+      case 3: pv_block<3>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c); break;
+      case 2: pv_block<2>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c); break;
+      case 1: pv_block<1>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c); break;
       default: break;
     }
   }

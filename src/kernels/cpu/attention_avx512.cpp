@@ -74,9 +74,10 @@ TERN_AVX512_TARGET void scores_avx512(const float* q, int rows, int d, const flo
 
 template <int NV>
 TERN_AVX512_TARGET inline void pv_block_512(const float* p0, const float* p1, const float* v, int64_t vs, int jlo,
-                                            int jhi, float a0, float a1, float* o0, float* o1, bool pair) {
+                                            int jhi, float a0, float a1, float* o0, float* o1) {
   __m512 acc0[NV], acc1[NV];
   const __m512 av0 = _mm512_set1_ps(a0), av1 = _mm512_set1_ps(a1);
+#pragma GCC unroll 4
   for (int c = 0; c < NV; ++c) {
     acc0[c] = _mm512_mul_ps(_mm512_loadu_ps(o0 + 16 * c), av0);
     acc1[c] = _mm512_mul_ps(_mm512_loadu_ps(o1 + 16 * c), av1);
@@ -84,15 +85,17 @@ TERN_AVX512_TARGET inline void pv_block_512(const float* p0, const float* p1, co
   for (int j = jlo; j < jhi; ++j) {
     const __m512 b0 = _mm512_set1_ps(p0[j]), b1 = _mm512_set1_ps(p1[j]);
     const float* vj = v + j * vs;
+#pragma GCC unroll 4
     for (int c = 0; c < NV; ++c) {
       const __m512 x = _mm512_loadu_ps(vj + 16 * c);
       acc0[c] = _mm512_fmadd_ps(b0, x, acc0[c]);
       acc1[c] = _mm512_fmadd_ps(b1, x, acc1[c]);
     }
   }
+#pragma GCC unroll 4
   for (int c = 0; c < NV; ++c) {
     _mm512_storeu_ps(o0 + 16 * c, acc0[c]);
-    if (pair) _mm512_storeu_ps(o1 + 16 * c, acc1[c]);
+    _mm512_storeu_ps(o1 + 16 * c, acc1[c]);
   }
 }
 
@@ -114,11 +117,11 @@ TERN_AVX512_TARGET void pv_avx512(const float* p, int rows, int ld_p, const floa
     float* o1 = o + int64_t(r1) * d;
     int c = 0;
     for (; c + 64 <= d; c += 64)
-      pv_block_512<4>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c, pair);
+      pv_block_512<4>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c);
     switch ((d - c) / 16) {
-      case 3: pv_block_512<3>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c, pair); break;
-      case 2: pv_block_512<2>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c, pair); break;
-      case 1: pv_block_512<1>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c, pair); break;
+      case 3: pv_block_512<3>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c); break;
+      case 2: pv_block_512<2>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c); break;
+      case 1: pv_block_512<1>(p0, p1, v + c, v_stride, jlo, jhi, alpha[r], alpha[r1], o0 + c, o1 + c); break;
       default: break;
     }
   }

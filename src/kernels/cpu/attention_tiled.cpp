@@ -13,6 +13,9 @@ namespace tern::cpu {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Query rows per kv head from which copying a K/V tile into contiguous scratch pays off (each
+// copied row is then reused by >= 8 row pairs).
+constexpr int kPackMinRows = 16;
 
 size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 
@@ -90,11 +93,13 @@ void prefetch_tile(const AttnParams& p, const AttnWork& w, int64_t t0, int64_t n
 
 AttentionKernels attention_kernels_scalar() { return {"attention_scalar", scores_scalar, softmax_scalar, pv_scalar}; }
 
-// Layout: Q [rows, D] | S [rows, kKeyTile] | O [rows, D] | m, l, alpha [rows] | lo, hi [rows] int.
+// Layout: Q [rows, D] | S [rows, kKeyTile] | O [rows, D] | m, l, alpha [rows] | lo, hi [rows] int |
+//         packed K, V tiles [kKeyTile, D].
 size_t attention_scratch_bytes(int rows, int head_dim) {
   const size_t f = sizeof(float);
   return align64(size_t(rows) * head_dim * f) * 2 + align64(size_t(rows) * kKeyTile * f) +
-         align64(size_t(rows) * f) * 3 + align64(size_t(rows) * sizeof(int)) * 2;
+         align64(size_t(rows) * f) * 3 + align64(size_t(rows) * sizeof(int)) * 2 +
+         align64(size_t(kKeyTile) * head_dim * f) * 2;
 }
 
 void attention_block(const AttentionKernels& kr, const AttnParams& p, const AttnWork& w, void* scratch,
@@ -116,6 +121,8 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
   float* alpha = reinterpret_cast<float*>(take(size_t(rows) * sizeof(float)));
   int* lo = reinterpret_cast<int*>(take(size_t(rows) * sizeof(int)));
   int* hi = reinterpret_cast<int*>(take(size_t(rows) * sizeof(int)));
+  float* kpack = reinterpret_cast<float*>(take(size_t(kKeyTile) * D * sizeof(float)));
+  float* vpack = reinterpret_cast<float*>(take(size_t(kKeyTile) * D * sizeof(float)));
 
   // Row (g - g0)·rg + (i - i0)·G + hh holds query i of head g·G + hh; the G heads of one query are
   // adjacent in q, so each (kv head, query) contributes one contiguous [G, D] block.
@@ -153,9 +160,21 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
       const int64_t r0 = int64_t(g - w.g0) * rg;
       const float* kt = p.k + tb * kv_stride + int64_t(g) * D;
       const float* vt = p.v + tb * kv_stride + int64_t(g) * D;
-      kr.scores(qp + r0 * D, rg, D, kt, kv_stride, nk, lo, hi, p.scale, s, kKeyTile);
+      int64_t stride = kv_stride;
+      if (rg >= kPackMinRows) {
+        // Rows of one head sit kv_stride apart (often 2 KiB): a whole tile then maps onto a few
+        // L1 sets and evicts itself. Packed copies make the heavy reuse below hit L1.
+        for (int j = 0; j < nk; ++j) {
+          std::memcpy(kpack + int64_t(j) * D, kt + j * kv_stride, sizeof(float) * size_t(D));
+          std::memcpy(vpack + int64_t(j) * D, vt + j * kv_stride, sizeof(float) * size_t(D));
+        }
+        kt = kpack;
+        vt = vpack;
+        stride = D;
+      }
+      kr.scores(qp + r0 * D, rg, D, kt, stride, nk, lo, hi, p.scale, s, kKeyTile);
       kr.softmax(s, rg, kKeyTile, nk, lo, hi, p.softcap, m + r0, l + r0, alpha + r0);
-      kr.pv(s, rg, kKeyTile, vt, kv_stride, D, lo, hi, alpha + r0, o + r0 * D);
+      kr.pv(s, rg, kKeyTile, vt, stride, D, lo, hi, alpha + r0, o + r0 * D);
     }
   }
 
