@@ -1,0 +1,80 @@
+// CPU flash-attention building blocks. The op (src/ops/attention.cpp) cuts the problem into work
+// items (one kv head × a range of queries) and runs attention_block on each; attention_block walks
+// the visible keys in tiles of kKeyTile and calls three per-ISA primitives per tile:
+//   scores  S = scale · Q·Kᵀ          Q: [rows, D] packed, K tile: nk rows of stride k_stride
+//   softmax online update: softcap, mask to each row's visible range [lo, hi), running max m,
+//           running sum l, P = exp(S - m) written over S (0 outside the range), alpha = exp(m_old - m)
+//   pv      O = O·alpha + P·V          O: [rows, D], V tile like K
+// The group of G = n_heads / n_kv_heads query heads that share one kv head is processed together
+// (rows = queries × G), so each K/V row is read once per group per query range.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tern::cpu {
+
+constexpr int kKeyTile = 64;
+
+struct AttnParams {
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  float scale = 0.f;
+  int sliding_window = 0;  // 0 = full causal
+  float softcap = 0.f;     // 0 = off
+  const float* q = nullptr;  // [n_q, n_heads, D]
+  int64_t n_q = 0, q_pos0 = 0;
+  const float* k = nullptr;  // [n_kv, n_kv_heads, D]
+  const float* v = nullptr;
+  int64_t n_kv = 0;
+  float* out = nullptr;  // [n_q, n_heads, D]
+};
+
+struct AttentionKernels {
+  const char* name;
+  void (*scores)(const float* q, int rows, int d, const float* k, int64_t k_stride, int nk, const int* lo,
+                 const int* hi, float scale, float* s, int ld_s);
+  void (*softmax)(float* s, int rows, int ld_s, int nk, const int* lo, const int* hi, float softcap, float* m,
+                  float* l, float* alpha);
+  void (*pv)(const float* p, int rows, int ld_p, const float* v, int64_t v_stride, int d, const int* lo,
+             const int* hi, const float* alpha, float* o);
+};
+
+AttentionKernels attention_kernels_scalar();
+AttentionKernels attention_kernels_avx2();    // needs head_dim % 8 == 0
+AttentionKernels attention_kernels_avx512();  // needs head_dim % 16 == 0
+
+// One unit of work: queries [i0, i1) of the query heads that read kv heads [g0, g1), against the
+// keys in [t_lo, t_hi) (further clipped to what the queries may see).
+struct AttnWork {
+  int g0 = 0, g1 = 0;
+  int64_t i0 = 0, i1 = 0;
+  int64_t t_lo = 0, t_hi = INT64_MAX;
+};
+
+// Rows of a work item: (g1 - g0) · (i1 - i0) · G.
+inline int attention_rows(const AttnParams& p, const AttnWork& w) {
+  return (w.g1 - w.g0) * int(w.i1 - w.i0) * (p.n_heads / p.n_kv_heads);
+}
+
+// Scratch bytes attention_block needs for a work item with `rows` rows.
+size_t attention_scratch_bytes(int rows, int head_dim);
+
+// Partial results of a work item that saw only part of the keys (split-K decode): per row
+// (ordered kv head, query, head in group), the unnormalised output o[rows, D], the running max m
+// and the running sum l. Rows that saw no key have m = -inf, l = 0.
+struct AttnPartial {
+  float* o = nullptr;
+  float* m = nullptr;
+  float* l = nullptr;
+};
+
+// Computes a work item. Without `partial`, writes normalised rows of p.out; with it, the partials.
+// scratch: 64-byte aligned, attention_scratch_bytes(attention_rows(p, w), D) bytes.
+void attention_block(const AttentionKernels& kr, const AttnParams& p, const AttnWork& w, void* scratch,
+                     const AttnPartial* partial = nullptr);
+
+// Combines n_parts partials of the same rows (work w with the full key range) into p.out:
+// out = Σ o_c·exp(m_c - M) / Σ l_c·exp(m_c - M), M = max m_c.
+void attention_merge(const AttnParams& p, const AttnWork& w, const AttnPartial* parts, int n_parts);
+
+}  // namespace tern::cpu

@@ -1,0 +1,90 @@
+// RoPE front door: inv_freq exactly as transformers' modeling_rope_utils computes it (fp32 tensor
+// arithmetic emulated step by step), and the in-place rotation dispatched by ISA and split over
+// tokens.
+#include "ops/rope.h"
+
+#include <cassert>
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "kernels/cpu/pointwise_kernels.h"
+
+namespace tern {
+
+namespace {
+
+// _compute_default_rope_parameters:
+//   inv_freq = 1.0 / (base ** (arange(0, dim, 2).float() / dim))
+// Every step is an fp32 tensor op: the exponent is an fp32 division, pow runs in fp32 (Sleef,
+// ≤ 1 ulp; we use the correctly rounded value: double pow rounded once), and `1.0 / t` is torch's
+// reciprocal, an exact fp32 division.
+std::vector<float> default_inv_freq(double theta, int dim) {
+  std::vector<float> inv(size_t(dim / 2));
+  const float base = float(theta);
+  for (int i = 0; i < dim / 2; ++i) {
+    const float exponent = float(2 * i) / float(dim);
+    const float p = float(std::pow(double(base), double(exponent)));
+    inv[size_t(i)] = 1.f / p;
+  }
+  return inv;
+}
+
+// _compute_llama3_parameters, in the same fp32 operation order. Python scalars become fp32 when
+// they meet an fp32 tensor; `s / t` is t.reciprocal() * s (Tensor.__rtruediv__).
+void apply_llama3(const RopeConfig& cfg, std::vector<float>& inv) {
+  const double old_ctx = cfg.llama3_original_max_position;
+  const double low = cfg.llama3_low_freq_factor, high = cfg.llama3_high_freq_factor;
+  const float factor = float(cfg.llama3_factor);
+  const float low_freq_wavelen = float(old_ctx / low);
+  const float high_freq_wavelen = float(old_ctx / high);
+  const float two_pi = float(2.0 * std::numbers::pi);
+  for (float& f : inv) {
+    const float wavelen = (1.f / f) * two_pi;
+    const float scaled = wavelen > low_freq_wavelen ? f / factor : f;  // inv_freq_llama
+    const float smooth = ((1.f / wavelen) * float(old_ctx) - float(low)) / float(high - low);
+    const float smoothed = (1.f - smooth) * scaled / factor + smooth * scaled;
+    const bool medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+    f = medium ? smoothed : scaled;
+  }
+}
+
+}  // namespace
+
+std::vector<float> rope_inv_freq(const RopeConfig& cfg) {
+  std::vector<float> inv = default_inv_freq(cfg.theta, cfg.rotary_dim);
+  if (cfg.llama3_factor > 0) apply_llama3(cfg, inv);
+  // _compute_linear_scaling_rope_parameters: inv_freq /= factor (fp32 division).
+  if (cfg.linear_factor != 1.0) {
+    const float factor = float(cfg.linear_factor);
+    for (float& f : inv) f /= factor;
+  }
+  return inv;
+}
+
+void rope_apply(ExecContext& ctx, float* x, int64_t m, int n_heads, int head_dim, const int32_t* positions,
+                const std::vector<float>& inv_freq) {
+  const int half = int(inv_freq.size());
+  assert(2 * half <= head_dim && "rotary_dim exceeds head_dim");
+  if (m <= 0 || n_heads <= 0 || half == 0) return;
+  auto kernel = ctx.cpu().avx2 ? cpu::rope_avx2 : cpu::rope_scalar;
+  // Each token costs `half` sin/cos pairs plus n_heads·head_dim multiply-adds; thread only for
+  // prefill-sized batches where that outweighs the fork-join (~a few µs).
+  const int64_t work = m * (int64_t(n_heads) * head_dim + 16 * half);
+  const int threads = work >= (1 << 16) ? int(std::min<int64_t>(ctx.threads(), m)) : 1;
+  const size_t scratch_bytes = size_t(2 * half) * sizeof(float);
+  if (threads == 1) {
+    kernel(x, m, n_heads, head_dim, positions, inv_freq.data(), half,
+           static_cast<float*>(ctx.scratch(0, scratch_bytes)));
+    return;
+  }
+  ctx.pool().run([&](int t, int) {
+    if (t >= threads) return;
+    const int64_t b = m * t / threads, e = m * (t + 1) / threads;
+    if (b >= e) return;
+    float* cs = static_cast<float*>(ctx.scratch(t, scratch_bytes));
+    kernel(x + b * n_heads * head_dim, e - b, n_heads, head_dim, positions + b, inv_freq.data(), half, cs);
+  });
+}
+
+}  // namespace tern
