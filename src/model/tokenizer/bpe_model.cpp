@@ -10,7 +10,8 @@ namespace tern::tok {
 
 void MergeTable::build(const std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>>& items) {
   size_t cap = 16;
-  while (cap < items.size() * 2) cap <<= 1;
+  shift_ = 60;
+  while (cap < items.size() * 2) cap <<= 1, --shift_;
   slots_.assign(cap, Entry{});
   mask_ = cap - 1;
   for (const auto& [k, v] : items) {
@@ -45,15 +46,14 @@ Result<BpeModel> BpeModel::build(const BpeSpec& spec, bool byte_level) {
     std::string raw;
     for (const auto& [tok, id] : spec.vocab) {
       raw.clear();
-      if (byte_level_decode(tok, raw)) m.raw_vocab_.emplace(raw, id);
+      if (byte_level_decode(tok, raw)) m.raw_vocab_.insert(raw, id);
     }
     for (int b = 0; b < 256; ++b) {
-      std::string one(1, static_cast<char>(b));
-      auto it = m.raw_vocab_.find(one);
-      if (it != m.raw_vocab_.end()) m.byte_ids_[b] = it->second;
+      const char one = static_cast<char>(b);
+      m.byte_ids_[b] = m.raw_vocab_.find(std::string_view(&one, 1));
     }
   } else {
-    m.raw_vocab_ = m.vocab_;
+    for (const auto& [tok, id] : spec.vocab) m.raw_vocab_.insert(tok, id);
     if (spec.byte_fallback) {
       for (int b = 0; b < 256; ++b) {
         char name[8];
@@ -101,9 +101,8 @@ void BpeModel::initial_symbols(std::string_view piece, std::vector<int32_t>& sym
   while (i < piece.size()) {
     size_t len = 0;
     if (utf8_step(p + i, piece.size() - i, &len) != Utf8Step::kComplete) len = 1;
-    auto it = raw_vocab_.find(piece.substr(i, len));
-    if (it != raw_vocab_.end()) {
-      syms.push_back(it->second);
+    if (const int32_t id = raw_vocab_.find(piece.substr(i, len)); id >= 0) {
+      syms.push_back(id);
     } else if (byte_fallback_) {
       for (size_t k = 0; k < len; ++k) syms.push_back(byte_ids_[p[i + k]]);
     } else if (unk_id_ >= 0 && !(fuse_unk_ && !syms.empty() && syms.back() == unk_id_)) {
@@ -115,31 +114,36 @@ void BpeModel::initial_symbols(std::string_view piece, std::vector<int32_t>& sym
 
 void BpeModel::merge_small(std::vector<int32_t>& syms) const {
   // ranks[i]: rank of merging syms[i] with syms[i+1] (INT32_MAX: no merge). Lowest rank first, leftmost on ties.
+  // merged[i]: the id that merge produces.
   constexpr int32_t kNone = INT32_MAX;
-  int32_t ranks_buf[64];
-  std::vector<int32_t> ranks_vec;
+  constexpr size_t kStack = 64;
+  int32_t ranks_buf[kStack], merged_buf[kStack];
+  std::vector<int32_t> heap_buf;
   int32_t* ranks = ranks_buf;
+  int32_t* merged = merged_buf;
   size_t n = syms.size();
-  if (n > 64) {
-    ranks_vec.resize(n);
-    ranks = ranks_vec.data();
+  if (n > kStack) {
+    heap_buf.resize(2 * n);
+    ranks = heap_buf.data();
+    merged = heap_buf.data() + n;
   }
-  auto rank_at = [&](size_t i) {
+  auto set_pair = [&](size_t i) {
     const MergeTable::Entry* e = merges_.find(syms[i], syms[i + 1]);
-    return e ? e->rank : kNone;
+    ranks[i] = e ? e->rank : kNone;
+    merged[i] = e ? e->id : -1;
   };
-  for (size_t i = 0; i + 1 < n; ++i) ranks[i] = rank_at(i);
+  for (size_t i = 0; i + 1 < n; ++i) set_pair(i);
   while (n > 1) {
     size_t best = 0;
     for (size_t i = 1; i + 1 < n; ++i)
       if (ranks[i] < ranks[best]) best = i;
     if (ranks[best] == kNone) break;
-    syms[best] = merges_.find(syms[best], syms[best + 1])->id;
+    syms[best] = merged[best];
     for (size_t i = best + 1; i + 1 < n; ++i) syms[i] = syms[i + 1];
-    for (size_t i = best + 1; i + 2 < n; ++i) ranks[i] = ranks[i + 1];
+    for (size_t i = best + 1; i + 2 < n; ++i) ranks[i] = ranks[i + 1], merged[i] = merged[i + 1];
     --n;
-    if (best + 1 < n) ranks[best] = rank_at(best);
-    if (best > 0) ranks[best - 1] = rank_at(best - 1);
+    if (best + 1 < n) set_pair(best);
+    if (best > 0) set_pair(best - 1);
   }
   syms.resize(n);
 }
@@ -180,20 +184,33 @@ void BpeModel::merge_heap(std::vector<int32_t>& syms) const {
   syms.resize(w);
 }
 
-void BpeModel::encode(std::string_view piece, std::vector<int32_t>& out, std::vector<int32_t>& syms) const {
+void BpeModel::encode(std::string_view piece, std::vector<int32_t>& out, BpeScratch& scratch) const {
   if (piece.empty()) return;
   if (ignore_merges_) {
-    auto it = raw_vocab_.find(piece);
-    if (it != raw_vocab_.end()) {
-      out.push_back(it->second);
+    if (const int32_t id = raw_vocab_.find(piece); id >= 0) {
+      out.push_back(id);
       return;
     }
   }
+  const bool cacheable = piece.size() <= BpeScratch::kMaxWordBytes;
+  if (cacheable) {
+    if (const int32_t k = scratch.cache.find(piece); k >= 0) {
+      const auto [off, cnt] = scratch.spans[k];
+      out.insert(out.end(), scratch.ids.begin() + off, scratch.ids.begin() + off + cnt);
+      return;
+    }
+  }
+  std::vector<int32_t>& syms = scratch.syms;
   syms.clear();
   initial_symbols(piece, syms);
   if (syms.size() <= 256) merge_small(syms);
   else merge_heap(syms);
   out.insert(out.end(), syms.begin(), syms.end());
+  if (cacheable && scratch.spans.size() < BpeScratch::kMaxEntries) {
+    scratch.cache.insert(piece, static_cast<int32_t>(scratch.spans.size()));
+    scratch.spans.emplace_back(static_cast<uint32_t>(scratch.ids.size()), static_cast<uint32_t>(syms.size()));
+    scratch.ids.insert(scratch.ids.end(), syms.begin(), syms.end());
+  }
 }
 
 }  // namespace tern::tok

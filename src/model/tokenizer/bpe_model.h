@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/tokenizer/flat_string_map.h"
 #include "model/tokenizer/tokenizer_spec.h"
 
 namespace tern::tok {
@@ -40,9 +41,11 @@ class MergeTable {
   }
 
  private:
-  size_t hash(uint64_t k) const { return size_t((k * 0x9E3779B97F4A7C15ull) >> 20) & mask_; }
+  // The top bits of the product depend on every key bit (both ids).
+  size_t hash(uint64_t k) const { return size_t((k * 0x9E3779B97F4A7C15ull) >> shift_); }
   std::vector<Entry> slots_;
   size_t mask_ = 0;
+  int shift_ = 63;
 };
 
 struct StringHash {
@@ -51,13 +54,23 @@ struct StringHash {
 };
 using StringIdMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
+// Per-call working memory of BpeModel::encode: the symbol buffer and a word -> ids cache, so that a word repeated
+// within one text is merged once. Owned by the caller (one per encode call), so the model stays immutable.
+struct BpeScratch {
+  std::vector<int32_t> syms;
+  FlatStringMap cache;                             // word -> index into spans
+  std::vector<std::pair<uint32_t, uint32_t>> spans;  // (offset, count) into ids
+  std::vector<int32_t> ids;
+  static constexpr size_t kMaxEntries = 1 << 16;   // bounds memory on huge inputs
+  static constexpr size_t kMaxWordBytes = 64;      // long words are rare and not worth keeping
+};
+
 class BpeModel {
  public:
   static Result<BpeModel> build(const BpeSpec& spec, bool byte_level);
 
-  // Appends the ids of one pre-token (raw bytes; any bytes are accepted). `scratch` is reused between calls so
-  // that a word costs no allocation.
-  void encode(std::string_view piece, std::vector<int32_t>& out, std::vector<int32_t>& scratch) const;
+  // Appends the ids of one pre-token (raw bytes; any bytes are accepted).
+  void encode(std::string_view piece, std::vector<int32_t>& out, BpeScratch& scratch) const;
 
   int64_t size() const { return static_cast<int64_t>(tokens_.size()); }
   const std::vector<std::string>& tokens() const { return tokens_; }  // vocab form, "" for holes
@@ -78,7 +91,7 @@ class BpeModel {
   int32_t unk_id_ = -1;
   std::vector<std::string> tokens_;
   StringIdMap vocab_;
-  StringIdMap raw_vocab_;             // byte-level: raw bytes -> id; character mode: aliases vocab_
+  FlatStringMap raw_vocab_;           // byte-level: raw bytes -> id; character mode: the vocab strings
   std::array<int32_t, 256> byte_ids_{};  // byte-level: initial symbol of each byte; character mode: <0xXX>
   MergeTable merges_;
 };

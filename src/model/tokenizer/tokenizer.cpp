@@ -108,7 +108,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   m.added.split(text, segments);
   std::string buf;
   std::vector<tok::Piece> pieces;
-  std::vector<int32_t> scratch;
+  tok::BpeScratch scratch;
   for (const auto& seg : segments) {
     if (seg.id >= 0) {
       ids.push_back(seg.id);
