@@ -1,0 +1,30 @@
+// Token ids -> bytes. A decoder here is per-token (what a token contributes may depend only on whether it is the
+// first one emitted), which is what lets StreamingDecoder emit text as tokens arrive.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/tokenizer/tokenizer_spec.h"
+
+namespace tern::tok {
+
+class Decoder {
+ public:
+  // tokens: id -> vocab string (added tokens included), "" for unused ids.
+  static Result<Decoder> build(const DecoderSpec& spec, const std::vector<std::string>& tokens);
+
+  // Appends the bytes of token `id` (0 <= id < size); `first`: no token was emitted before it.
+  void append(int32_t id, bool first, std::string& out) const {
+    if (join_with_space_ && !first) out += ' ';
+    out += bytes_[id];
+  }
+
+ private:
+  std::vector<std::string> bytes_;  // per id: what the token decodes to
+  bool join_with_space_ = false;    // no decoder: Hugging Face joins the token strings with spaces
+};
+
+}  // namespace tern::tok

@@ -1,0 +1,101 @@
+// A read-mostly string -> int32 hash map for the encode hot path: open addressing over one contiguous slot array,
+// keys stored in one arena, hashes compared before bytes. Lookups take string_view and never allocate.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tern::tok {
+
+inline uint64_t hash_bytes(std::string_view s) {
+  // 8 bytes per step, multiply-xorshift mixing; good enough spread for token-sized keys.
+  constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;
+  uint64_t h = 0x243F6A8885A308D3ull ^ (s.size() * kMul);
+  const char* p = s.data();
+  size_t n = s.size();
+  while (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ w) * kMul;
+    h ^= h >> 29;
+    p += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (h ^ w) * kMul;
+    h ^= h >> 29;
+  }
+  h *= 0xBF58476D1CE4E5B9ull;
+  return h ^ (h >> 31);
+}
+
+class FlatStringMap {
+ public:
+  // Inserting an existing key keeps the first value. Not for concurrent use while inserting.
+  void insert(std::string_view key, int32_t value) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    place(key, hash_bytes(key), value);
+  }
+
+  // -1 when absent.
+  int32_t find(std::string_view key) const {
+    if (slots_.empty()) return -1;
+    const uint64_t h = hash_bytes(key);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.value < 0) return -1;
+      if (s.hash == h && s.len == key.size() && std::memcmp(arena_.data() + s.off, key.data(), key.size()) == 0)
+        return s.value;
+    }
+  }
+
+  size_t size() const { return count_; }
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    uint64_t off = 0;
+    uint32_t len = 0;
+    int32_t value = -1;  // -1: empty
+  };
+
+  void place(std::string_view key, uint64_t h, int32_t value) {
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.value < 0) {
+        s = Slot{h, arena_.size(), static_cast<uint32_t>(key.size()), value};
+        arena_.append(key);
+        ++count_;
+        return;
+      }
+      if (s.hash == h && s.len == key.size() && arena_.compare(s.off, s.len, key) == 0) return;
+    }
+  }
+
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+    mask_ = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.value < 0) continue;
+      for (size_t i = s.hash & mask_;; i = (i + 1) & mask_) {
+        if (slots_[i].value < 0) {
+          slots_[i] = s;
+          break;
+        }
+      }
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::string arena_;
+  size_t mask_ = 0;
+  size_t count_ = 0;
+};
+
+}  // namespace tern::tok

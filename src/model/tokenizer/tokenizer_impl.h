@@ -1,0 +1,33 @@
+// Tokenizer internals shared by tokenizer.cpp and streaming_decoder.cpp.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/tokenizer/added_tokens.h"
+#include "model/tokenizer/bpe_model.h"
+#include "model/tokenizer/decoder.h"
+#include "model/tokenizer/post_processor.h"
+#include "model/tokenizer/pre_tokenizer.h"
+#include "model/tokenizer/tokenizer.h"
+
+namespace tern {
+
+struct Tokenizer::Impl {
+  tok::AddedTokens added;
+  tok::PreTokenizer pre;
+  tok::BpeModel model;
+  tok::PostProcessor post;
+  tok::Decoder decoder;
+  std::vector<std::string> tokens;  // id -> vocab string, added tokens included
+  tok::StringIdMap added_ids;       // added token content -> id
+  std::vector<uint8_t> special;     // id -> is a special added token
+  std::optional<int32_t> bos, eos;
+
+  bool emits(int32_t id, bool skip_special) const {
+    return id >= 0 && static_cast<size_t>(id) < tokens.size() && !(skip_special && special[id]);
+  }
+};
+
+}  // namespace tern
