@@ -89,7 +89,9 @@ class Fields {
     const json* v = get(key);
     if (!v) return Status::ok();
     auto one = [&](const json& x) -> Status {
-      if (!x.is_number_integer()) return error(key, std::string("expected integer token ids, got ") + json_type_name(x));
+      if (!x.is_number_integer()) {
+        return error(key, std::string("expected integer token ids, got ") + json_type_name(x));
+      }
       if (x.get<int64_t>() < 0 || x.get<int64_t>() > std::numeric_limits<int32_t>::max() ||
           (x.is_number_unsigned() && x.get<uint64_t>() > uint64_t(INT32_MAX))) {
         return error(key, "token id " + x.dump() + " out of range");
@@ -185,7 +187,9 @@ Status parse_rope(const Fields& f, const std::string& source, ModelConfig* c) {
     if (!p->contains("rope_type") && !p->contains("rope_theta") && p->contains("full_attention")) {
       scaling = &(*p)["full_attention"];
       where = "rope_parameters.full_attention";
-      if (!scaling->is_object()) return Fields(*p, source, "rope_parameters.").type_error("full_attention", "an object");
+      if (!scaling->is_object()) {
+        return f.error(where, std::string("expected an object, got ") + json_type_name(*scaling));
+      }
     }
   } else if (const json* s = f.get("rope_scaling")) {
     if (!s->is_object()) return f.type_error("rope_scaling", "an object or null");

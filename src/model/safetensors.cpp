@@ -143,7 +143,8 @@ Status check_layout(const std::string& file, std::vector<Span> spans, const std:
                               printable(tensors[prev->tensor].name) + "'");
     }
     if (s.begin > cursor) {
-      return tensor_error(file, name, "gap of " + std::to_string(s.begin - cursor) + " bytes before it in the data section");
+      return tensor_error(file, name,
+                          "gap of " + std::to_string(s.begin - cursor) + " bytes before it in the data section");
     }
     cursor = s.end;
     prev = &s;
@@ -217,6 +218,12 @@ bool safe_shard_name(const std::string& s) {
          s.find("..") == std::string::npos && s.find('\0') == std::string::npos;
 }
 
+// tensors() is sorted by name so listings are stable; the map gives find() in O(log n).
+void sort_and_index(std::vector<TensorInfo>* tensors, std::map<std::string, size_t>* index) {
+  std::sort(tensors->begin(), tensors->end(), [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
+  for (size_t i = 0; i < tensors->size(); ++i) (*index)[(*tensors)[i].name] = i;
+}
+
 }  // namespace
 
 Result<SafetensorsStore> SafetensorsStore::open_file(const std::string& path) {
@@ -227,8 +234,7 @@ Result<SafetensorsStore> SafetensorsStore::open_file(const std::string& path) {
   s.files_.push_back(file);
   s.tensors_ = std::move(header.tensors);
   s.metadata_ = std::move(header.metadata);
-  std::sort(s.tensors_.begin(), s.tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
-  for (size_t i = 0; i < s.tensors_.size(); ++i) s.index_[s.tensors_[i].name] = i;
+  sort_and_index(&s.tensors_, &s.index_);
   return s;
 }
 
@@ -263,7 +269,8 @@ Result<SafetensorsStore> SafetensorsStore::open_dir(const std::string& dir) {
   std::map<std::string, size_t> shard_counts;
   for (const auto& [name, shard] : wm->items()) {
     if (!shard.is_string()) {
-      return tensor_error(index_path, name, std::string("shard is a ") + json_type_name(shard) + ", expected a file name");
+      return tensor_error(index_path, name,
+                          std::string("shard is a ") + json_type_name(shard) + ", expected a file name");
     }
     std::string s = shard.get<std::string>();
     if (!safe_shard_name(s)) {
@@ -286,7 +293,8 @@ Result<SafetensorsStore> SafetensorsStore::open_dir(const std::string& dir) {
         return tensor_error(path, t.name, "in the shard but missing from the weight_map of " + index_path);
       }
       if (it->second != shard) {
-        return tensor_error(path, t.name, "in this shard but the weight_map places it in '" + printable(it->second) + "'");
+        return tensor_error(path, t.name,
+                            "in this shard but the weight_map places it in '" + printable(it->second) + "'");
       }
     }
     if (header.tensors.size() != count) {
@@ -304,8 +312,7 @@ Result<SafetensorsStore> SafetensorsStore::open_dir(const std::string& dir) {
     st.files_.push_back(file);
     for (TensorInfo& t : header.tensors) st.tensors_.push_back(std::move(t));
   }
-  std::sort(st.tensors_.begin(), st.tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
-  for (size_t i = 0; i < st.tensors_.size(); ++i) st.index_[st.tensors_[i].name] = i;
+  sort_and_index(&st.tensors_, &st.index_);
   return st;
 }
 

@@ -194,6 +194,20 @@ TEST(ModelConfig, PartialRotaryAnd5xDtype) {
   EXPECT_EQ(c.dtype, DType::F32);
 }
 
+// Gemma3-style 5.x configs key rope_parameters by layer type; full attention carries the main rope.
+TEST(ModelConfig, PerLayerTypeRopeParameters) {
+  json j = llama32_1b();
+  j.erase("rope_scaling");
+  j["rope_parameters"] = {
+      {"full_attention", {{"rope_type", "linear"}, {"factor", 8.0}, {"rope_theta", 1e6}}},
+      {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 1e4}}},
+  };
+  ModelConfig c = parse_ok(j);
+  EXPECT_EQ(c.rope_type, "linear");
+  EXPECT_DOUBLE_EQ(c.rope.linear_factor, 8.0);
+  EXPECT_DOUBLE_EQ(c.rope.theta, 1e6);
+}
+
 struct BadConfig {
   const char* what;
   std::string text;
@@ -230,6 +244,9 @@ std::vector<BadConfig> bad_configs() {
       {"rope_scaling not object", edit([](json& j) { j["rope_scaling"] = 3; }), "rope_scaling"},
       {"negative theta", edit([](json& j) { j["rope_theta"] = -1.0; }), "rope_theta"},
       {"duplicate key", R"({"hidden_size": 64, "hidden_size": 128})", "hidden_size"},
+      {"per-layer rope null",
+       edit([](json& j) { j["rope_parameters"] = {{"full_attention", nullptr}, {"sliding_attention", json::object()}}; }),
+       "rope_parameters.full_attention"},
   };
 }
 

@@ -40,13 +40,15 @@ std::vector<Malformed> malformed_cases() {
       {"absurd header length", st_bytes("{}", "", uint64_t(1) << 50), "", "absurd"},
       {"header not JSON", st_bytes("{\"a\": nope}", ""), "", "invalid JSON"},
       {"header is an array", st_bytes("[1,2]", ""), "", "expected an object"},
-      {"unsupported dtype I8", st_bytes(R"({"w":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}})", "ab"), "w", "I8"},
+      {"unsupported dtype I8", st_bytes(R"({"w":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}})", "ab"), "w",
+       "I8"},
       {"unsupported dtype F64", st_bytes(R"({"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})", d8), "w", "F64"},
       {"unknown dtype", st_bytes(R"({"w":{"dtype":"Q9","shape":[1],"data_offsets":[0,4]}})", "abcd"), "w", "Q9"},
       {"missing dtype", st_bytes(R"({"w":{"shape":[2],"data_offsets":[0,8]}})", d8), "w", "dtype"},
       {"missing shape", st_bytes(R"({"w":{"dtype":"F32","data_offsets":[0,8]}})", d8), "w", "shape"},
       {"negative dim", st_bytes(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", d8), "w", "non-negative"},
-      {"fractional dim", st_bytes(R"({"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", d8), "w", "non-negative"},
+      {"fractional dim", st_bytes(R"({"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", d8), "w",
+       "non-negative"},
       {"overflowing shape",
        st_bytes(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})", d8), "w",
        "too many elements"},
@@ -189,6 +191,9 @@ TEST(Safetensors, WriterRejectsBadTensors) {
   EXPECT_NE(dup.message().find("duplicate"), std::string::npos);
   EXPECT_FALSE(write_safetensors_sharded(dir.file("d"), {{"w", DType::F32, {2}, v, 8}}, 0).is_ok());
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.safetensors")));
+  auto unwritable = write_safetensors(dir.file("no/such/dir/x.safetensors"), {{"w", DType::F32, {2}, v, 8}});
+  ASSERT_FALSE(unwritable.is_ok());
+  EXPECT_NE(unwritable.message().find("no/such/dir"), std::string::npos) << unwritable.message();
 }
 
 TEST(Safetensors, RoundTripSharded) {
