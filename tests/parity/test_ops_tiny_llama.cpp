@@ -1,5 +1,6 @@
-// End-to-end check of the non-matmul ops against Hugging Face transformers: the tiny llama
-// checkpoint (fp32, llama3 rope scaling, GQA 4/2, head_dim 16) is run with embedding_lookup,
+// End-to-end check of the non-matmul ops against Hugging Face transformers: the tiny llama,
+// llama_tied and mistral_swa checkpoints (fp32, GQA 4/2, head_dim 16; llama3 rope scaling, tied
+// embeddings, sliding window 64 over 300-token sequences) are run with embedding_lookup,
 // rms_norm (plain and fused-residual), rope_inv_freq + rope_apply, attention and swiglu; the
 // projections use a plain double-accumulating matmul local to this test, so any mismatch with
 // reference.json points at the ops. Also runs the last token as a decode step over a KV cache.
@@ -71,6 +72,7 @@ struct TinyLlama {
   Tensors w;
   int hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, layers = 0, inter = 0, vocab = 0;
   float eps = 0;
+  int window = 0;
   std::vector<float> inv_freq;
   std::vector<std::vector<float>> k_cache, v_cache;  // per layer: [max_pos, kv_heads, head_dim]
 
@@ -90,11 +92,15 @@ struct TinyLlama {
     RopeConfig rc;
     rc.theta = rp["rope_theta"];
     rc.rotary_dim = head_dim;
-    rc.llama3_factor = rp["factor"];
-    rc.llama3_low_freq_factor = rp["low_freq_factor"];
-    rc.llama3_high_freq_factor = rp["high_freq_factor"];
-    rc.llama3_original_max_position = rp["original_max_position_embeddings"];
+    if (rp.value("rope_type", "default") == "llama3") {
+      rc.llama3_factor = rp["factor"];
+      rc.llama3_low_freq_factor = rp["low_freq_factor"];
+      rc.llama3_high_freq_factor = rp["high_freq_factor"];
+      rc.llama3_original_max_position = rp["original_max_position_embeddings"];
+    }
     inv_freq = rope_inv_freq(rc);
+    if (cfg.contains("sliding_window") && cfg["sliding_window"].is_number()) window = cfg["sliding_window"];
+    if (!w.count("lm_head.weight")) w["lm_head.weight"] = w.at("model.embed_tokens.weight");  // tied
     k_cache.assign(size_t(layers), std::vector<float>(size_t(max_pos * kv_heads * head_dim)));
     v_cache = k_cache;
   }
@@ -115,6 +121,7 @@ struct TinyLlama {
     shape.n_kv_heads = kv_heads;
     shape.head_dim = head_dim;
     shape.scale = 1.f / std::sqrt(float(head_dim));
+    shape.sliding_window = window;
     for (int l = 0; l < layers; ++l) {
       const std::string pre = "model.layers." + std::to_string(l) + ".";
       rms_norm(ctx, x.data(), nullptr, n, hidden, t(pre + "input_layernorm.weight").data(), eps, h.data());
@@ -143,13 +150,13 @@ struct TinyLlama {
   }
 };
 
-class TinyLlamaOps : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+class TinyLlamaOps : public ::testing::TestWithParam<std::tuple<std::string, std::string, int>> {};
 
 TEST_P(TinyLlamaOps, LastLogitsMatchTransformersPrefillAndDecode) {
-  const auto [level, threads] = GetParam();
+  const auto [arch, level, threads] = GetParam();
   const CpuFeatures full = CpuFeatures::detect();
   if (level == "avx2" && !full.avx2) GTEST_SKIP() << "host CPU lacks avx2";
-  const std::string dir = tiny_arch_dir("llama");
+  const std::string dir = tiny_arch_dir(arch);
   std::ifstream rf(dir + "/reference.json");
   ASSERT_TRUE(rf.good()) << "missing " << dir;
   const auto ref = nlohmann::json::parse(rf);
@@ -175,10 +182,13 @@ TEST_P(TinyLlamaOps, LastLogitsMatchTransformersPrefillAndDecode) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, TinyLlamaOps,
-                         ::testing::Combine(::testing::Values(std::string("scalar"), std::string("avx2")),
+                         ::testing::Combine(::testing::Values(std::string("llama"), std::string("llama_tied"),
+                                                              std::string("mistral_swa")),
+                                            ::testing::Values(std::string("scalar"), std::string("avx2")),
                                             ::testing::Values(1, 2)),
                          [](const auto& info) {
-                           return std::get<0>(info.param) + "_t" + std::to_string(std::get<1>(info.param));
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param) + "_t" +
+                                  std::to_string(std::get<2>(info.param));
                          });
 
 }  // namespace
