@@ -1,7 +1,7 @@
-// Attention front door: picks the primitive set for the host ISA and head_dim, cuts the problem
-// into work items (kv head × query range) and hands them to the pool through an atomic counter.
-// Items are issued in decreasing cost (the latest queries see the most keys under the causal
-// mask) so the uneven causal work still balances.
+// Attention front door: picks the primitive set for the host ISA and head_dim and cuts the problem
+// into work items. Prefill: (kv head × query range) items handed to the pool through an atomic
+// counter, issued in decreasing cost (the latest queries see the most keys under the causal mask)
+// so the uneven causal work still balances. Decode: see run_decode (split over keys).
 #include "ops/attention.h"
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // CPU flash-attention building blocks. The op (src/ops/attention.cpp) cuts the problem into work
-// items (one kv head × a range of queries) and runs attention_block on each; attention_block walks
-// the visible keys in tiles of kKeyTile and calls three per-ISA primitives per tile:
+// items (prefill: one kv head × a range of queries; decode: all kv heads × a range of keys, merged
+// afterwards) and runs attention_block on each; attention_block walks the visible keys in tiles of
+// kKeyTile and calls three per-ISA primitives per tile (for each kv head of the item):
 //   scores  S = scale · Q·Kᵀ          Q: [rows, D] packed, K tile: nk rows of stride k_stride
 //   softmax online update: softcap, mask to each row's visible range [lo, hi), running max m,
 //           running sum l, P = exp(S - m) written over S (0 outside the range), alpha = exp(m_old - m)
