@@ -29,7 +29,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int32_t> d(0, int32_t(std::min<int64_t>(vocab, 32000) - 1));
-  std::vector<int32_t> ids(size_t(n));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
   for (auto& id : ids) id = d(rng);
   return ids;
 }

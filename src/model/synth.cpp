@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "model/safetensors.h"
+#include "model/tokenizer/tokenizer.h"
 
 namespace tern {
 
@@ -31,7 +32,7 @@ const std::vector<SynthShape>& synth_shapes() {
     m7.sliding_window = 4096;
     s.push_back(m7);
     // A tiny Llama for tests: every code path of the 1B shape (llama3 rope, tied, GQA) in a few MB.
-    SynthShape tiny{"tiny-llama", "LlamaForCausalLM", "llama", 128, 384, 2048, 2048, 2, 4, 2, 32};
+    SynthShape tiny{"tiny-llama", "LlamaForCausalLM", "llama", 128, 384, 8192, 2048, 2, 4, 2, 32};
     tiny.rope_theta = 500000, tiny.llama3_factor = 32, tiny.tied = true, tiny.bos = 0, tiny.eos = 1;
     s.push_back(tiny);
     return s;
@@ -62,7 +63,7 @@ std::string synth_config_json(const SynthShape& s) {
   j["rope_theta"] = s.rope_theta;
   if (s.llama3_factor > 0) {
     j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", s.llama3_factor}, {"low_freq_factor", 1.0},
-                         {"high_freq_factor", 4.0}, {"original_max_position_embeddings", s.llama3_original_max}};
+                         {"high_freq_factor", 4.0}, {"original_max_position_embeddings", int64_t(s.llama3_original_max)}};
   } else {
     j["rope_scaling"] = nullptr;
   }
@@ -149,10 +150,15 @@ void fill_normal_bf16(ExecContext& ctx, uint16_t* dst, int64_t first, int64_t n,
   });
 }
 
-Status copy_tokenizer(const std::string& from, const std::string& to) {
+Status copy_tokenizer(const std::string& from, const std::string& to, int64_t model_vocab) {
   namespace fs = std::filesystem;
   if (!fs::exists(fs::path(from) / "tokenizer.json")) {
     return Status::error(fmt::format("{}: no tokenizer.json to copy", from));
+  }
+  TERN_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(from));
+  if (tok.vocab_size() > model_vocab) {
+    return Status::error(fmt::format("{}: the tokenizer has {} tokens, more than the shape's vocabulary of {}", from,
+                                     tok.vocab_size(), model_vocab));
   }
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
     std::error_code ec;
@@ -195,7 +201,7 @@ Status synthesize(ExecContext& ctx, const SynthOptions& opt) {
   TERN_RETURN_IF_ERROR(write_text(opt.out_dir + "/config.json", synth_config_json(*shape)));
   TERN_RETURN_IF_ERROR(write_text(opt.out_dir + "/generation_config.json",
                                   fmt::format("{{\n  \"bos_token_id\": {},\n  \"eos_token_id\": {}\n}}\n", shape->bos, shape->eos)));
-  if (!opt.tokenizer_dir.empty()) TERN_RETURN_IF_ERROR(copy_tokenizer(opt.tokenizer_dir, opt.out_dir));
+  if (!opt.tokenizer_dir.empty()) TERN_RETURN_IF_ERROR(copy_tokenizer(opt.tokenizer_dir, opt.out_dir, shape->vocab));
   if (opt.config_only) return Status::ok();
 
   std::vector<TensorToWrite> tensors;

@@ -26,7 +26,8 @@ void expect_one_line_error(const CommandResult& r, const std::string& must_menti
 }
 
 TEST(Cli, RunGreedyPrintsExactlyTheReferenceContinuation) {
-  const auto& p = reference()["prompts"][0];
+  const auto ref = reference();
+  const auto& p = ref["prompts"][0];
   auto r = run_tern("run -m '" + kDocs + "' -p '" + p["text"].get<std::string>() + "' -n 32 --temp 0");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, p["greedy32_text"].get<std::string>() + "\n");
