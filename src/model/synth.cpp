@@ -164,6 +164,8 @@ Status copy_tokenizer(const std::string& from, const std::string& to, int64_t mo
     std::error_code ec;
     if (!fs::exists(fs::path(from) / f)) continue;
     fs::copy_file(fs::path(from) / f, fs::path(to) / f, fs::copy_options::overwrite_existing, ec);
+    // The source may be read-only (../shared is); the copy must stay writable for a later synth.
+    if (!ec) fs::permissions(fs::path(to) / f, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add, ec);
     if (ec) return Status::error(fmt::format("{}: cannot copy {}: {}", to, f, ec.message()));
   }
   return Status::ok();
