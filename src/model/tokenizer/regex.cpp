@@ -5,7 +5,8 @@ namespace tern::tok {
 Result<std::shared_ptr<const CompiledRegex>> CompiledRegex::compile(const std::string& pattern, bool literal) {
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  const uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+  // PCRE2_LITERAL rejects PCRE2_UCP (character classes do not apply to a literal).
+  const uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   pcre2_code* code =
       pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), opts, &err, &err_off, nullptr);
   if (!code) {
