@@ -9,6 +9,7 @@
 #include "model/tokenizer/added_tokens.h"
 #include "model/tokenizer/bpe_model.h"
 #include "model/tokenizer/pre_tokenizer.h"
+#include "model/tokenizer/regex.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/tokenizer/tokenizer_spec.h"
 #include "model/tokenizer/utf8.h"
@@ -150,6 +151,22 @@ TEST(TokenizerPreTokenizer, InvalidBytesAreOpaquePieces) {
   std::vector<std::string> got;
   for (const auto& p : pieces) got.push_back(buf.substr(p.begin, p.end - p.begin));
   EXPECT_EQ(got, (std::vector<std::string>{" hi", "\xFF", " there"}));  // GPT-2 split, prefix space per piece
+}
+
+TEST(TokenizerPreTokenizer, WhitespaceClassIsUnicodeWhiteSpace) {
+  auto ws = tok::CompiledRegex::compile(R"(^\s+$)", false);
+  auto not_ws = tok::CompiledRegex::compile(R"(^[\S]+$)", false);
+  auto escaped = tok::CompiledRegex::compile(R"(^\\s\Q\s\E$)", false);  // a literal backslash-s, then quoted
+  ASSERT_TRUE(ws.is_ok() && not_ws.is_ok() && escaped.is_ok());
+  tok::MatchData md;
+  auto matches = [&](const tok::CompiledRegex& re, const std::string& s) {
+    return pcre2_match(re.code(), reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0, 0, md.md, nullptr) >= 0;
+  };
+  EXPECT_TRUE(matches(**ws, " \t\n\u00a0\u3000\u2028\x0b\x0c"));
+  EXPECT_FALSE(matches(**ws, "\u180e"));  // Mongolian vowel separator: not White_Space since Unicode 6.3
+  EXPECT_TRUE(matches(**not_ws, "a\u180e\u200b"));
+  EXPECT_TRUE(matches(**escaped, "\\s\\s"));
+  EXPECT_FALSE(matches(**escaped, "\\s "));
 }
 
 std::vector<std::pair<std::string, int32_t>> added_split(const std::vector<tok::AddedTokenSpec>& specs,
