@@ -186,15 +186,16 @@ void BpeModel::merge_heap(std::vector<int32_t>& syms) const {
 
 void BpeModel::encode(std::string_view piece, std::vector<int32_t>& out, BpeScratch& scratch) const {
   if (piece.empty()) return;
+  const uint64_t h = hash_bytes(piece);
   if (ignore_merges_) {
-    if (const int32_t id = raw_vocab_.find(piece); id >= 0) {
+    if (const int32_t id = raw_vocab_.find(piece, h); id >= 0) {
       out.push_back(id);
       return;
     }
   }
   const bool cacheable = piece.size() <= BpeScratch::kMaxWordBytes;
   if (cacheable) {
-    if (const int32_t k = scratch.cache.find(piece); k >= 0) {
+    if (const int32_t k = scratch.cache.find(piece, h); k >= 0) {
       const auto [off, cnt] = scratch.spans[k];
       out.insert(out.end(), scratch.ids.begin() + off, scratch.ids.begin() + off + cnt);
       return;

@@ -37,43 +37,47 @@ inline uint64_t hash_bytes(std::string_view s) {
 class FlatStringMap {
  public:
   // Inserting an existing key keeps the first value. Not for concurrent use while inserting.
+  // Keys total at most 4 GiB (offsets are 32-bit); longer keys are not stored.
   void insert(std::string_view key, int32_t value) {
+    if (arena_.size() + key.size() > UINT32_MAX) return;
     if ((count_ + 1) * 2 > slots_.size()) grow();
     place(key, hash_bytes(key), value);
   }
 
-  // -1 when absent.
-  int32_t find(std::string_view key) const {
+  // -1 when absent. `h` must be hash_bytes(key) (callers probing several maps hash once).
+  int32_t find(std::string_view key, uint64_t h) const {
     if (slots_.empty()) return -1;
-    const uint64_t h = hash_bytes(key);
+    const uint32_t tag = static_cast<uint32_t>(h >> 32);
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.value < 0) return -1;
-      if (s.hash == h && s.len == key.size() && std::memcmp(arena_.data() + s.off, key.data(), key.size()) == 0)
+      if (s.tag == tag && s.len == key.size() && std::memcmp(arena_.data() + s.off, key.data(), key.size()) == 0)
         return s.value;
     }
   }
+  int32_t find(std::string_view key) const { return find(key, hash_bytes(key)); }
 
   size_t size() const { return count_; }
 
  private:
-  struct Slot {
-    uint64_t hash = 0;
-    uint64_t off = 0;
+  struct Slot {  // 16 bytes: four slots per cache line
+    uint32_t tag = 0;  // high half of the hash (the low bits pick the slot)
+    uint32_t off = 0;
     uint32_t len = 0;
     int32_t value = -1;  // -1: empty
   };
 
   void place(std::string_view key, uint64_t h, int32_t value) {
+    const uint32_t tag = static_cast<uint32_t>(h >> 32);
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       Slot& s = slots_[i];
       if (s.value < 0) {
-        s = Slot{h, arena_.size(), static_cast<uint32_t>(key.size()), value};
+        s = Slot{tag, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(key.size()), value};
         arena_.append(key);
         ++count_;
         return;
       }
-      if (s.hash == h && s.len == key.size() && arena_.compare(s.off, s.len, key) == 0) return;
+      if (s.tag == tag && s.len == key.size() && arena_.compare(s.off, s.len, key) == 0) return;
     }
   }
 
@@ -83,7 +87,8 @@ class FlatStringMap {
     mask_ = slots_.size() - 1;
     for (const Slot& s : old) {
       if (s.value < 0) continue;
-      for (size_t i = s.hash & mask_;; i = (i + 1) & mask_) {
+      const uint64_t h = hash_bytes(std::string_view(arena_).substr(s.off, s.len));
+      for (size_t i = h & mask_;; i = (i + 1) & mask_) {
         if (slots_[i].value < 0) {
           slots_[i] = s;
           break;
