@@ -1,7 +1,8 @@
 // AVX2 GEMV for decode (m = 1..8): memory-bound, so the goal is to stream every weight byte
 // exactly once at full bandwidth. Each weight row is read once for all m rows of x (x: [m, k]
-// is tiny and stays in L1/L2); R rows are processed together so there are M*R independent FMA
-// chains and R concurrent read streams for the hardware prefetcher.
+// is tiny and stays in L1/L2); R rows taken from R far-apart parts of the thread's row range are
+// processed together, giving M*R independent FMA chains and R sequential read streams, each
+// software-prefetched a few lines ahead. Weights are widened in registers (bf16: shift, f16: vcvtph2ps).
 #include "kernels/cpu/matmul_avx2_util.h"
 #include "kernels/cpu/matmul_kernels.h"
 

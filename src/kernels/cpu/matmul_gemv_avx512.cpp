@@ -1,8 +1,9 @@
 // AVX-512 GEMV for decode (m = 1..8); the same scheme as the AVX2 one (matmul_gemv_avx2.cpp) with
 // 16-wide vectors and 32 registers, so more rows of w and x share each pass. Memory-bound: stream every weight byte
 // exactly once at full bandwidth. Each weight row is read once for all m rows of x (x: [m, k]
-// is tiny and stays in L1/L2); R rows are processed together so there are M*R independent FMA
-// chains and R concurrent read streams for the hardware prefetcher.
+// is tiny and stays in L1/L2); R rows taken from R far-apart parts of the thread's row range are
+// processed together, giving M*R independent FMA chains and R sequential read streams, each
+// software-prefetched a few lines ahead. Weights are widened in registers (bf16: shift, f16: vcvtph2ps).
 #include "kernels/cpu/matmul_avx512_util.h"
 #include "kernels/cpu/matmul_kernels.h"
 
