@@ -58,6 +58,25 @@ __attribute__((target("avx2,fma"))) inline float sum_avx2(const char* p, size_t 
   return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
 }
 
+// The same sum over NS equal sub-ranges read side by side (one line of each per step): several
+// concurrent streams, as the GEMV reads several far-apart weight rows at once, keep more hardware
+// prefetchers busy (on the 2-vCPU EPYC, 4-8 streams read ~1.4x faster than one).
+template <int NS>
+__attribute__((target("avx2,fma"))) inline float sum_avx2_streams(const char* p, size_t bytes) {
+  __m256 acc[NS];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  const size_t part = bytes / NS / 64 * 64;
+  const float* f[NS];
+  for (int s = 0; s < NS; ++s) f[s] = reinterpret_cast<const float*>(p + part * size_t(s));
+  for (size_t i = 0; i + 16 <= part / 4; i += 16)
+    for (int s = 0; s < NS; ++s)
+      acc[s] = _mm256_add_ps(acc[s], _mm256_add_ps(_mm256_load_ps(f[s] + i), _mm256_load_ps(f[s] + i + 8)));
+  for (int u = 1; u < NS; ++u) acc[0] = _mm256_add_ps(acc[0], acc[u]);
+  alignas(32) float t[8];
+  _mm256_store_ps(t, acc[0]);
+  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+
 __attribute__((target("avx512f"))) inline float sum_avx512(const char* p, size_t bytes, size_t prefetch) {
   __m512 acc[4];
   for (auto& a : acc) a = _mm512_setzero_ps();
@@ -76,8 +95,9 @@ __attribute__((target("avx512f"))) inline float sum_avx512(const char* p, size_t
 
 // Best-of-`reps` read bandwidth in GB/s (1e9 bytes/s) over `bytes` of `buf`, each thread reading
 // its own contiguous part (as the GEMV does). prefetch: software prefetch distance in bytes (0: none).
+// streams (4 or 8): read through sum_avx2_streams instead (AVX2 only, no software prefetch).
 inline double read_bandwidth(ThreadPool& pool, const char* buf, size_t bytes, bool avx512, int reps,
-                             size_t prefetch = 0) {
+                             size_t prefetch = 0, int streams = 1) {
   double best = 0;
   volatile float sink = 0;
   for (int r = 0; r < reps; ++r) {
@@ -86,7 +106,10 @@ inline double read_bandwidth(ThreadPool& pool, const char* buf, size_t bytes, bo
     pool.run([&](int t, int nt) {
       const size_t chunk = bytes / size_t(nt) / 256 * 256;
       const char* p = buf + chunk * size_t(t);
-      partial[t % 64] = avx512 ? sum_avx512(p, chunk, prefetch) : sum_avx2(p, chunk, prefetch);
+      partial[t % 64] = streams == 4   ? sum_avx2_streams<4>(p, chunk)
+                        : streams == 8 ? sum_avx2_streams<8>(p, chunk)
+                        : avx512       ? sum_avx512(p, chunk, prefetch)
+                                       : sum_avx2(p, chunk, prefetch);
     });
     const double dt = now_s() - t0;
     sink = sink + partial[0];
@@ -95,9 +118,12 @@ inline double read_bandwidth(ThreadPool& pool, const char* buf, size_t bytes, bo
   return best;
 }
 
-// The read ceiling: the better of plain streaming and streaming with software prefetch.
+// The read ceiling: the best of one plain stream, one stream with software prefetch, 4 and 8 streams.
 inline double best_read_bandwidth(ThreadPool& pool, const char* buf, size_t bytes, bool avx512, int reps) {
-  return std::max(read_bandwidth(pool, buf, bytes, avx512, reps, 0), read_bandwidth(pool, buf, bytes, avx512, reps, 1024));
+  return std::max({read_bandwidth(pool, buf, bytes, avx512, reps, 0),
+                   read_bandwidth(pool, buf, bytes, avx512, reps, 1024),
+                   read_bandwidth(pool, buf, bytes, false, reps, 0, 4),
+                   read_bandwidth(pool, buf, bytes, false, reps, 0, 8)});
 }
 
 // Minimal `--name value` parsing: returns the value after `name`, or `fallback`.

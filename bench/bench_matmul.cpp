@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
     for (size_t off = 0; off < arena_bytes; off += block.size() * 2)
       std::memcpy(arena.get() + off, block.data(), std::min(block.size() * 2, arena_bytes - off));
   }
-  std::vector<float> x(size_t(gemm_m) * 8192), y(size_t(gemm_m) * 128256);
+  std::vector<float> x(size_t(gemm_m) * 8192);
+  std::vector<float> y(std::max<size_t>(128256, size_t(gemm_m) * (lm_head_gemm ? 128256 : 8192)));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
 
   if (!json)

@@ -1,6 +1,11 @@
 // AVX-512 helpers shared by the AVX-512 GEMV and GEMM kernels (all `static inline`, function-level target).
 #pragma once
 
+// GCC 12's AVX-512 intrinsics build on an "undefined" vector (`__m512 __Y = __Y;`) that its
+// (maybe-)uninitialized analysis reports once inlined into our kernels; the code is fine.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <immintrin.h>
 
 #include <cstdint>

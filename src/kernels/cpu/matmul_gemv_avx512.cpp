@@ -1,8 +1,9 @@
 // AVX-512 GEMV for decode (m = 1..8); the same scheme as the AVX2 one (matmul_gemv_avx2.cpp) with
 // 16-wide vectors and 32 registers, so more rows of w and x share each pass. Memory-bound: stream every weight byte
 // exactly once at full bandwidth. Each weight row is read once for all m rows of x (x: [m, k]
-// is tiny and stays in L1/L2); R rows are processed together so there are M*R independent FMA
-// chains and R concurrent read streams for the hardware prefetcher.
+// is tiny and stays in L1/L2); R rows taken from R far-apart parts of the thread's row range are
+// processed together, giving M*R independent FMA chains and R sequential read streams, each
+// software-prefetched a few lines ahead. Weights are widened in registers (bf16: shift, f16: vcvtph2ps).
 #include "kernels/cpu/matmul_avx512_util.h"
 #include "kernels/cpu/matmul_kernels.h"
 
@@ -14,14 +15,14 @@ namespace {
 // hardware prefetcher's usual reach into the same row.
 constexpr int64_t kPrefetchBytes = 512;
 
-// y[0:M, r0:r0+R] = x[0:M, :] · w[r0:r0+R, :]ᵀ (+ bias). U vectors of k per step give M*R*U
-// independent FMA chains.
+// y[0:M, r] = x[0:M, :] · w[r, :]ᵀ (+ bias) for the R rows r = r0 + s * stride. U vectors of k per
+// step give M*R*U independent FMA chains.
 template <DType D, int M, int R, int U>
-TERN_TARGET_AVX512 void gemv_block(const MatmulArgs& a, int64_t r0) {
+TERN_TARGET_AVX512 void gemv_block(const MatmulArgs& a, int64_t r0, int64_t stride) {
   const int64_t k = a.w.cols, n = a.w.rows;
   constexpr int64_t esize = D == DType::F32 ? 4 : 2;
   const char* wr[R];
-  for (int r = 0; r < R; ++r) wr[r] = static_cast<const char*>(a.w.row(r0 + r));
+  for (int r = 0; r < R; ++r) wr[r] = static_cast<const char*>(a.w.row(r0 + r * stride));
   __m512 acc[U][M][R];
 #pragma GCC unroll 8
   for (int u = 0; u < U; ++u)
@@ -30,14 +31,11 @@ TERN_TARGET_AVX512 void gemv_block(const MatmulArgs& a, int64_t r0) {
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc[u][i][r] = _mm512_setzero_ps();
   // Each step consumes one 64-byte line of every row (S vectors) and prefetches the line
-  // kPrefetchBytes ahead; past a row's end that is the same offset in the next block's row
-  // (rows are contiguous, so row r + 1 is already being streamed by this block).
+  // kPrefetchBytes ahead; past a row's end that is the start of row + 1, this stream's next row.
   constexpr int S = int(64 / (16 * esize)) > 0 ? int(64 / (16 * esize)) : 1;
-  const int64_t row_bytes = k * esize, next_block = (R - 1) * row_bytes;
   int64_t j = 0;
   for (; j + 16 * S <= k; j += 16 * S) {
-    const int64_t ahead = j * esize + kPrefetchBytes;
-    const int64_t pf = ahead < row_bytes ? ahead : ahead + next_block;
+    const int64_t pf = j * esize + kPrefetchBytes;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) _mm_prefetch(wr[r] + pf, _MM_HINT_T0);
 #pragma GCC unroll 8
@@ -76,7 +74,8 @@ TERN_TARGET_AVX512 void gemv_block(const MatmulArgs& a, int64_t r0) {
     for (int r = 0; r < R; ++r) {
       float s = sums[i][r];
       for (int64_t t = j; t < k; ++t) s += a.x[i * k + t] * load_as_f32(wr[r], D, size_t(t));
-      a.y[i * n + r0 + r] = s + (a.bias ? a.bias[r0 + r] : 0.f);
+      const int64_t row = r0 + r * stride;
+      a.y[i * n + row] = s + (a.bias ? a.bias[row] : 0.f);
     }
   }
 }
@@ -86,9 +85,12 @@ void gemv_rows(const MatmulArgs& a, int64_t n0, int64_t n1) {
   // Keep U*M*R accumulators + R weight vectors + 1 x vector within the 32 zmm registers.
   constexpr int R = M <= 4 ? 4 : M <= 6 ? 3 : 2;
   constexpr int U = M <= 2 ? 2 : 1;
-  int64_t r = n0;
-  for (; r + R <= n1; r += R) gemv_block<D, M, R, U>(a, r);
-  for (; r < n1; ++r) gemv_block<D, M, 1, 1>(a, r);
+  // The R rows of a block come from R equal, far-apart parts of [n0, n1): each part is one
+  // sequential read stream (rows are contiguous), R streams in flight like the multi-stream read
+  // that sets this machine's bandwidth ceiling; adjacent rows would be four streams 1 row apart.
+  const int64_t part = (n1 - n0) / R;
+  for (int64_t b = 0; b < part; ++b) gemv_block<D, M, R, U>(a, n0 + b, part);
+  for (int64_t r = n0 + R * part; r < n1; ++r) gemv_block<D, M, 1, 1>(a, r, 0);
 }
 
 template <DType D>
