@@ -11,25 +11,6 @@
 using namespace tern;
 using namespace tern::bench;
 
-namespace {
-
-double copy_bandwidth(ThreadPool& pool, char* dst, const char* src, size_t bytes, int reps) {
-  double best = 0;
-  for (int r = 0; r < reps; ++r) {
-    const double t0 = now_s();
-    pool.run([&](int t, int nt) {
-      const size_t chunk = bytes / size_t(nt) / 4096 * 4096;
-      std::memcpy(dst + chunk * size_t(t), src + chunk * size_t(t), chunk);
-    });
-    const double dt = now_s() - t0;
-    const size_t moved = bytes / size_t(pool.size()) / 4096 * 4096 * size_t(pool.size());
-    best = std::max(best, 2.0 * double(moved) / dt / 1e9);
-  }
-  return best;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   const size_t mib = size_t(std::stoll(arg_value(argc, argv, "--mib", "1024")));
   const int reps = std::stoi(arg_value(argc, argv, "--reps", "5"));
@@ -50,12 +31,12 @@ int main(int argc, char** argv) {
   bool first = true;
   for (int nt : thread_counts) {
     ThreadPool pool(nt);
-    const double r2 = read_bandwidth(pool, src.get(), bytes, false, reps);
-    const double r2p = read_bandwidth(pool, src.get(), bytes, false, reps, 1024);
-    const double r2s = std::max(read_bandwidth(pool, src.get(), bytes, false, reps, 0, 4),
-                                read_bandwidth(pool, src.get(), bytes, false, reps, 0, 8));
-    const double r5 = cpu.avx512 ? best_read_bandwidth(pool, src.get(), bytes, true, reps) : 0.0;
-    const double cp = copy_bandwidth(pool, dst.get(), src.get(), bytes, reps);
+    const double r2 = read_bandwidth_gbs(pool, cpu, src.get(), bytes, ReadPattern::kPlain, reps, false);
+    const double r2p = read_bandwidth_gbs(pool, cpu, src.get(), bytes, ReadPattern::kPrefetch1K, reps, false);
+    const double r2s = std::max(read_bandwidth_gbs(pool, cpu, src.get(), bytes, ReadPattern::kStreams4, reps),
+                                read_bandwidth_gbs(pool, cpu, src.get(), bytes, ReadPattern::kStreams8, reps));
+    const double r5 = cpu.avx512 ? best_read_bandwidth_gbs(pool, cpu, src.get(), bytes, reps) : 0.0;
+    const double cp = copy_bandwidth_gbs(pool, dst.get(), src.get(), bytes, reps);
     if (json) {
       std::printf("%s{\"threads\":%d,\"read_avx2_gbs\":%.2f,\"read_avx2_prefetch_gbs\":%.2f,"
                   "\"read_avx2_streams_gbs\":%.2f,\"read_avx512_gbs\":%.2f,\"copy_gbs\":%.2f}",

@@ -3,16 +3,17 @@
 //            measured memory bandwidth (weight bytes streamed per token / time per token / bandwidth)
 //   prefill: a 512-token prompt -> tokens/s
 //   start:   Model::load + prefill of a short prompt + first token, warm page cache
-// Usage: bench_generate MODEL_DIR [--threads 1,2] [--bandwidth-gbs X] [--json]
+// Usage: bench_generate MODEL_DIR [--threads N] [--bandwidth-gbs X] [--json]   (threads: 1 and 2 unless given)
 #include <fmt/format.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "bench_util.h"
+#include "bench_common.h"
 #include "core/cpu_features.h"
 #include "kernels/cpu/read_bandwidth.h"
 #include "model/decoder.h"
@@ -69,18 +70,14 @@ double prefill_rate(const Model& m, ExecContext& ctx, const std::vector<int32_t>
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    fmt::print(stderr, "usage: bench_generate MODEL_DIR [--threads 1,2] [--bandwidth-gbs X] [--json]\n");
+    fmt::print(stderr, "usage: bench_generate MODEL_DIR [--threads N] [--bandwidth-gbs X] [--json]\n");
     return 2;
   }
   const std::string dir = argv[1];
   std::vector<int> thread_counts = {1, 2};
-  double bandwidth_override = 0;
-  bool json = false;
-  for (int i = 2; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) thread_counts = bench::parse_int_list(argv[++i]);
-    else if (!std::strcmp(argv[i], "--bandwidth-gbs") && i + 1 < argc) bandwidth_override = std::atof(argv[++i]);
-    else if (!std::strcmp(argv[i], "--json")) json = true;
-  }
+  if (const std::string t = bench::arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
+  const double bandwidth_override = std::stod(bench::arg_value(argc, argv, "--bandwidth-gbs", "0"));
+  const bool json = bench::has_flag(argc, argv, "--json");
   const CpuFeatures cpu = CpuFeatures::detect();
   std::vector<nlohmann::json> rows;
   for (int threads : thread_counts) {

@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
         const size_t copies = std::max<size_t>(1, arena_bytes / stride);
         WeightMatrix w{arena.get(), DType::BF16, s.n, s.k};
         // The machine may be shared: measure the ceiling right next to the GEMV it is compared with.
-        const double bw = best_read_bandwidth(pool, arena.get(), arena_bytes / 2, host.avx512 && level != "avx2", 3);
+        const double bw = best_read_bandwidth_gbs(pool, level == "avx2" ? host.capped("avx2") : host, arena.get(), arena_bytes / 2, 3);
         // GEMV: enough calls per batch to stream >= 2 GB, best batch average.
         const int calls = int(std::max<size_t>(8, size_t(2e9) / bytes));
         size_t next = 0;

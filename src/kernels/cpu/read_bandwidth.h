@@ -1,5 +1,6 @@
-// Measures this machine's streaming memory-read bandwidth: the physical limit of a memory-bound
-// decode step, against which every decode figure is reported (and which `tern plan` calibrates).
+// Measures this machine's memory bandwidth: the physical limit of a memory-bound decode step, against
+// which every decode figure is reported (and which `tern plan --calibrate` will use).
+// GB = 1e9 bytes. Each thread of the pool reads its own contiguous part, as the GEMV does.
 #pragma once
 
 #include <cstddef>
@@ -9,13 +10,31 @@
 
 namespace tern {
 
-struct BandwidthResult {
-  double read_gbs = 0;  // 1e9 bytes per second, all threads of the pool reading disjoint parts
-  double copy_gbs = 0;  // bytes read + bytes written per second (memcpy-like)
+enum class ReadPattern {
+  kPlain,       // one sequential stream per thread, hardware prefetch only
+  kPrefetch1K,  // one stream with software prefetch 1 KiB ahead
+  kStreams4,    // 4 side-by-side streams per thread (AVX2): keeps more hardware prefetchers busy
+  kStreams8,
 };
 
-// Best of `passes` over a buffer of `bytes` (much larger than the last-level cache).
+// Best of `reps` passes over buf[0, bytes) with AVX2 loads (AVX-512 for the single-stream patterns
+// when use_avx512 and the CPU has it).
+double read_bandwidth_gbs(ThreadPool& pool, const CpuFeatures& cpu, const char* buf, size_t bytes, ReadPattern pattern,
+                          int reps, bool use_avx512 = true);
+
+// The read ceiling: the best over every pattern above.
+double best_read_bandwidth_gbs(ThreadPool& pool, const CpuFeatures& cpu, const char* buf, size_t bytes, int reps);
+
+// memcpy bandwidth, counted as bytes read + bytes written per second.
+double copy_bandwidth_gbs(ThreadPool& pool, char* dst, const char* src, size_t bytes, int reps);
+
+struct BandwidthResult {
+  double read_gbs = 0;  // best_read_bandwidth_gbs
+  double copy_gbs = 0;
+};
+
+// Allocates `bytes` (much larger than the last-level cache), touches it, and measures both.
 BandwidthResult measure_memory_bandwidth(ThreadPool& pool, const CpuFeatures& cpu, size_t bytes = size_t(1) << 30,
-                                         int passes = 5);
+                                         int reps = 5);
 
 }  // namespace tern
