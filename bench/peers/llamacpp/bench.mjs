@@ -29,7 +29,7 @@ function randomIds(n, hi, seed) {
     }
     return out;
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 
 const tLoad0 = now();
@@ -69,12 +69,13 @@ for (const threads of threadList) {
         }
         return now() - t0;
     }
-    await prefillOnce(); // warm-up
+    const log = (what, s) => process.stderr.write(`threads=${threads} ${what}: ${s.toFixed(2)} s\n`);
+    log("prefill warm-up", await prefillOnce());
     const pf = [];
-    for (let r = 0; r < reps; r++) pf.push(await prefillOnce());
-    await decodeOnce(); // warm-up
+    for (let r = 0; r < reps; r++) { pf.push(await prefillOnce()); log(`prefill ${nPrefill} run ${r + 1}`, pf[r]); }
+    log("decode warm-up", await decodeOnce());
     const dc = [];
-    for (let r = 0; r < reps; r++) dc.push(await decodeOnce());
+    for (let r = 0; r < reps; r++) { dc.push(await decodeOnce()); log(`decode ${nDecode} run ${r + 1}`, dc[r]); }
     const row = {
         threads,
         prefill_tokens: nPrefill, prefill_tok_s: nPrefill / median(pf), prefill_runs_s: pf,
