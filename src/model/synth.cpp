@@ -47,7 +47,7 @@ const SynthShape* find_synth_shape(const std::string& name) {
   return nullptr;
 }
 
-std::string synth_config_json(const SynthShape& s) {
+std::string synth_config_json(const SynthShape& s, DType dtype) {
   nlohmann::ordered_json j;
   j["architectures"] = {s.architecture};
   j["model_type"] = s.model_type;
@@ -75,7 +75,7 @@ std::string synth_config_json(const SynthShape& s) {
   if (s.sliding_window > 0) j["sliding_window"] = s.sliding_window;
   j["bos_token_id"] = s.bos;
   j["eos_token_id"] = s.eos;
-  j["torch_dtype"] = "bfloat16";
+  j["torch_dtype"] = dtype == DType::BF16 ? "bfloat16" : dtype == DType::F16 ? "float16" : "float32";
   j["transformers_version"] = "4.46.0";
   return j.dump(2) + "\n";
 }
@@ -134,19 +134,28 @@ uint64_t hash_name(const std::string& s, uint64_t seed) {
 // Element i of a tensor ~ N(0, std), as a pure function of (seed, i): Box-Muller on two uniforms
 // hashed from the pair index i/2, cos for even i and sin for odd. Any byte range of the tensor can be
 // generated on its own, in any order, by any thread, with the same result.
-uint16_t normal_bf16_at(uint64_t seed, int64_t i, double std) {
+float normal_at(uint64_t seed, int64_t i, double std) {
   uint64_t state = seed ^ (uint64_t(i >> 1) * 0xd1342543de82ef95ull);
   const double u1 = (double(splitmix64(state) >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
   const double u2 = double(splitmix64(state) >> 11) * 0x1.0p-53;
   const double r = std::sqrt(-2.0 * std::log(u1)) * std;
   const double angle = 2 * M_PI * u2;
-  return f32_to_bf16(float(r * ((i & 1) ? std::sin(angle) : std::cos(angle))));
+  return float(r * ((i & 1) ? std::sin(angle) : std::cos(angle)));
 }
 
-// dst holds elements [first, first + n) of the tensor.
-void fill_normal_bf16(ExecContext& ctx, uint16_t* dst, int64_t first, int64_t n, double std, uint64_t seed) {
+void store(void* dst, int64_t i, float v, DType dtype) {
+  switch (dtype) {
+    case DType::F32: static_cast<float*>(dst)[i] = v; break;
+    case DType::F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(v); break;
+    case DType::BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v); break;
+  }
+}
+
+// dst holds elements [first, first + n) of the tensor: N(0, std), or 1.0 for norm weights.
+void fill_elements(ExecContext& ctx, void* dst, DType dtype, int64_t first, int64_t n, bool ones, double std,
+                   uint64_t seed) {
   ctx.pool().parallel_for(n, 4096, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dst[i] = normal_bf16_at(seed, first + i, std);
+    for (int64_t i = b; i < e; ++i) store(dst, i, ones ? 1.0f : normal_at(seed, first + i, std), dtype);
   });
 }
 
@@ -200,32 +209,25 @@ Status synthesize(ExecContext& ctx, const SynthOptions& opt) {
   std::error_code ec;
   std::filesystem::create_directories(opt.out_dir, ec);
   if (ec) return Status::error(fmt::format("{}: cannot create: {}", opt.out_dir, ec.message()));
-  TERN_RETURN_IF_ERROR(write_text(opt.out_dir + "/config.json", synth_config_json(*shape)));
+  TERN_RETURN_IF_ERROR(write_text(opt.out_dir + "/config.json", synth_config_json(*shape, opt.dtype)));
   TERN_RETURN_IF_ERROR(write_text(opt.out_dir + "/generation_config.json",
                                   fmt::format("{{\n  \"bos_token_id\": {},\n  \"eos_token_id\": {}\n}}\n", shape->bos, shape->eos)));
   if (!opt.tokenizer_dir.empty()) TERN_RETURN_IF_ERROR(copy_tokenizer(opt.tokenizer_dir, opt.out_dir, shape->vocab));
   if (opt.config_only) return Status::ok();
 
   std::vector<TensorToWrite> tensors;
+  const size_t elem = dtype_size(opt.dtype);
   for (const SynthTensor& t : synth_tensor_list(*shape)) {
     TensorToWrite w;
     w.name = t.name;
-    w.dtype = DType::BF16;
+    w.dtype = opt.dtype;
     w.shape = t.shape;
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
-    w.bytes = size_t(n) * 2;
+    w.bytes = size_t(n) * elem;
     const uint64_t seed = hash_name(t.name, opt.seed);
-    const bool ones = t.ones;
-    const double std = opt.init_std;
-    w.fill = [&ctx, seed, ones, std](size_t offset, size_t bytes, void* dst) {
-      auto* p = static_cast<uint16_t*>(dst);
-      const int64_t first = int64_t(offset / 2), count = int64_t(bytes / 2);
-      if (ones) {
-        std::fill(p, p + count, f32_to_bf16(1.0f));
-      } else {
-        fill_normal_bf16(ctx, p, first, count, std, seed);
-      }
+    w.fill = [&ctx, &opt, elem, seed, ones = t.ones](size_t offset, size_t bytes, void* dst) {
+      fill_elements(ctx, dst, opt.dtype, int64_t(offset / elem), int64_t(bytes / elem), ones, opt.init_std, seed);
     };
     tensors.push_back(std::move(w));
   }

@@ -1,5 +1,5 @@
 // `tern synth`: random-weight checkpoints at the shapes of real models, in Hugging Face layout
-// (config.json in the transformers 4.x form, bf16 safetensors shards + index), so every size-
+// (config.json in the transformers 4.x form, bf16 (or f16/f32) safetensors shards + index), so every size-
 // dependent path (kernels, memory, speed) can be exercised without downloading anything.
 #pragma once
 
@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/status.h"
 #include "ops/exec_context.h"
 
@@ -38,12 +39,13 @@ struct SynthOptions {
   uint64_t seed = 0;
   std::string tokenizer_dir;  // copy tokenizer.json (+ tokenizer_config.json, special_tokens_map.json)
   bool config_only = false;   // write config.json only (for planning; no weights)
+  DType dtype = DType::BF16;  // stored dtype of every tensor (bf16 as the real checkpoints; f16/f32 to compare)
   double init_std = 0.02;
   size_t max_shard_bytes = size_t(5) << 30;
 };
 
-// config.json text of a shape (transformers 4.x form, torch_dtype bfloat16).
-std::string synth_config_json(const SynthShape& shape);
+// config.json text of a shape (transformers 4.x form).
+std::string synth_config_json(const SynthShape& shape, DType dtype = DType::BF16);
 
 // Parameters of the checkpoint synthesize() writes for this shape (every tensor's element count).
 int64_t synth_parameter_count(const SynthShape& shape);

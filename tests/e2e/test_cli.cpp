@@ -86,6 +86,12 @@ TEST(Cli, SynthWritesALoadableCheckpoint) {
   EXPECT_TRUE(j["dtypes"].contains("bf16"));
   auto run = run_tern("run -m '" + out + "' -p 'hello' -n 8 --temp 0 --ignore-eos -q");
   EXPECT_EQ(run.exit_code, 0) << run.err;
+  // --dtype f16 stores every tensor in f16 and says so in config.json.
+  auto f16 = run_tern("synth --shape tiny-llama --dtype f16 -o '" + dir.file("tiny16") + "'");
+  ASSERT_EQ(f16.exit_code, 0) << f16.err;
+  auto j16 = nlohmann::json::parse(run_tern("info -m '" + dir.file("tiny16") + "' --json").out);
+  EXPECT_TRUE(j16["dtypes"].contains("f16"));
+  EXPECT_EQ(j16["dtypes"].size(), 1u);
   // Same seed, same weights.
   auto again = run_tern("synth --shape tiny-llama -o '" + dir.file("tiny2") + "' --seed 3");
   ASSERT_EQ(again.exit_code, 0);

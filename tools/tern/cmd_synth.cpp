@@ -18,9 +18,12 @@ void register_synth(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "random seed");
   cmd->add_option("--tokenizer", o->tokenizer_dir, "copy tokenizer.json etc. from this directory");
   cmd->add_flag("--config-only", o->config_only, "write config.json only");
+  auto dtype = std::make_shared<std::string>("bf16");
+  cmd->add_option("--dtype", *dtype, "stored dtype")->check(CLI::IsMember({"bf16", "f16", "f32"}));
   cmd->add_flag("--list", *list, "list the known shapes");
   rto->add_to(*cmd);
-  cmd->callback([o, rto, list] {
+  cmd->callback([o, rto, list, dtype] {
+    o->dtype = *dtype == "f16" ? DType::F16 : *dtype == "f32" ? DType::F32 : DType::BF16;
     if (*list) {
       for (const auto& s : synth_shapes()) {
         fmt::print("{:<14} {} layers={} hidden={} heads={}/{} vocab={}\n", s.name, s.architecture, s.layers, s.hidden,
