@@ -11,5 +11,5 @@ for model in "$@"; do
   echo "### tern"
   "$build/bench_generate" "$model"
   echo "### llama.cpp"
-  "$here/peers/llamacpp/run.sh" "$model" --reps 3
+  "$here/peers/llamacpp/run.sh" "$model" --reps "${TERN_PEER_REPS:-3}"
 done

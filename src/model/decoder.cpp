@@ -37,10 +37,7 @@ Status Decoder::forward(ExecContext& ctx, SequenceKvCache& kv, const int32_t* id
       return Status::error(fmt::format("token id {} is outside the vocabulary (size {})", ids[i], cfg.vocab_size));
     }
   }
-  if (kv.length() + n > kv.capacity()) {
-    return Status::error(fmt::format("sequence of {} tokens does not fit the KV cache ({} tokens)",
-                                     kv.length() + n, kv.capacity()));
-  }
+  TERN_RETURN_IF_ERROR(kv.reserve(kv.length() + n));
   for (int64_t done = 0; done < n; done += max_chunk_) {
     const int64_t c = std::min(max_chunk_, n - done);
     // Rows of this chunk among the last n_out of the whole input.
