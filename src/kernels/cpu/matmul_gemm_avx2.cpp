@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/cpu/matmul_avx2_util.h"
+#include "kernels/cpu/matmul_gemm_blocking.h"
 #include "kernels/cpu/matmul_kernels.h"
 
 namespace tern::cpu {
@@ -52,45 +53,16 @@ TERN_TARGET_AVX2 void micro_tile(const float* x, int64_t ldx, const float* panel
   }
 }
 
-using TileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int, const float*, bool);
-constexpr TileFn kTiles[kMR + 1] = {nullptr,        micro_tile<1>, micro_tile<2>, micro_tile<3>,
+constexpr GemmTileFn kTiles[kMR + 1] = {nullptr,        micro_tile<1>, micro_tile<2>, micro_tile<3>,
                                     micro_tile<4>, micro_tile<5>, micro_tile<6>};
-
-template <DType D>
-void gemm_dtype(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const int64_t k = a.w.cols, n = a.w.rows;
-  float* packed = static_cast<float*>(ctx.scratch(thread, size_t(kKC * kNC) * sizeof(float)));
-  if (k == 0) {  // nothing to multiply: y is the bias (or 0)
-    for (int64_t i = m0; i < m1; ++i)
-      for (int64_t c = n0; c < n1; ++c) a.y[i * n + c] = a.bias ? a.bias[c] : 0.f;
-    return;
-  }
-  for (int64_t nb = n0; nb < n1; nb += kNC) {
-    const int64_t nc = std::min(kNC, n1 - nb);
-    const int64_t panels = (nc + kNR - 1) / kNR;
-    for (int64_t kb = 0; kb < k; kb += kKC) {
-      const int64_t kc = std::min(kKC, k - kb);
-      for (int64_t j = 0; j < panels; ++j)
-        pack_panel<D, kNR>(a.w, nb + j * kNR, int(std::min<int64_t>(kNR, nc - j * kNR)), kb, kc, packed + j * kc * kNR);
-      for (int64_t i = m0; i < m1; i += kMR) {
-        const int mr = int(std::min<int64_t>(kMR, m1 - i));
-        for (int64_t j = 0; j < panels; ++j) {
-          const int64_t c0 = nb + j * kNR;
-          kTiles[mr](a.x + i * k + kb, k, packed + j * kc * kNR, kc, a.y + i * n + c0, n,
-                     int(std::min<int64_t>(kNR, nc - j * kNR)), a.bias ? a.bias + c0 : nullptr, kb == 0);
-        }
-      }
-    }
-  }
-}
 
 }  // namespace
 
 void gemm_avx2(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   switch (a.w.dtype) {
-    case DType::F32: return gemm_dtype<DType::F32>(ctx, thread, a, m0, m1, n0, n1);
-    case DType::F16: return gemm_dtype<DType::F16>(ctx, thread, a, m0, m1, n0, n1);
-    case DType::BF16: return gemm_dtype<DType::BF16>(ctx, thread, a, m0, m1, n0, n1);
+    case DType::F32: return gemm_blocked<DType::F32, kMR, kNR, kKC, kNC>(ctx, thread, a, m0, m1, n0, n1, kTiles);
+    case DType::F16: return gemm_blocked<DType::F16, kMR, kNR, kKC, kNC>(ctx, thread, a, m0, m1, n0, n1, kTiles);
+    case DType::BF16: return gemm_blocked<DType::BF16, kMR, kNR, kKC, kNC>(ctx, thread, a, m0, m1, n0, n1, kTiles);
   }
 }
 
