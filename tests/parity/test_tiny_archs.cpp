@@ -26,27 +26,32 @@ TEST_P(TinyArch, MatchesTransformers) {
   const auto ref = load_json(dir + "/reference.json");
   ASSERT_FALSE(ref.is_null());
   const int64_t vocab = (*model)->config().vocab_size;
-  for (int threads : {1, 2}) {
-    ThreadPool pool(threads);
-    ExecContext ctx(pool, CpuFeatures::detect());
-    for (const auto& seq : ref["sequences"]) {
-      const auto ids = seq["ids"].get<std::vector<int32_t>>();
-      SCOPED_TRACE(GetParam() + " n=" + std::to_string(ids.size()) + " threads=" + std::to_string(threads));
-      const auto logits = all_logits(**model, ctx, ids, /*max_chunk=*/128);  // 300 ids: 3 chunks
-      ASSERT_EQ(logits.size(), ids.size() * size_t(vocab));
-      const float* last = logits.data() + (ids.size() - 1) * size_t(vocab);
-      const auto want_last = seq["last_logits"].get<std::vector<double>>();
-      double max_err = 0;
-      for (int64_t v = 0; v < vocab; ++v) max_err = std::max(max_err, std::fabs(last[v] - want_last[size_t(v)]));
-      EXPECT_LE(max_err, kLogitTol) << "last-position logits";
-      const auto lse = seq["logsumexp"].get<std::vector<double>>();
-      const auto top5 = seq["top5_ids"].get<std::vector<std::vector<int32_t>>>();
-      const auto top5_logits = seq["top5_logits"].get<std::vector<std::vector<double>>>();
-      for (size_t p = 0; p < ids.size(); ++p) {
-        const float* row = logits.data() + p * size_t(vocab);
-        ASSERT_NEAR(logsumexp(row, vocab), lse[p], kLogitTol) << "position " << p;
-        for (size_t r = 0; r < 5; ++r) {
-          ASSERT_NEAR(row[top5[p][r]], top5_logits[p][r], kLogitTol) << "position " << p << " rank " << r;
+  // Every kernel level this host runs (the scalar fallback included), with 1 and 2 threads.
+  for (const std::string level : {"scalar", "avx2", "native"}) {
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      const CpuFeatures host = CpuFeatures::detect();
+      ExecContext ctx(pool, level == "native" ? host : host.capped(level));
+      for (const auto& seq : ref["sequences"]) {
+        const auto ids = seq["ids"].get<std::vector<int32_t>>();
+        SCOPED_TRACE(GetParam() + " n=" + std::to_string(ids.size()) + " threads=" + std::to_string(threads) +
+                     " cpu=" + level);
+        const auto logits = all_logits(**model, ctx, ids, /*max_chunk=*/128);  // 300 ids: 3 chunks
+        ASSERT_EQ(logits.size(), ids.size() * size_t(vocab));
+        const float* last = logits.data() + (ids.size() - 1) * size_t(vocab);
+        const auto want_last = seq["last_logits"].get<std::vector<double>>();
+        double max_err = 0;
+        for (int64_t v = 0; v < vocab; ++v) max_err = std::max(max_err, std::fabs(last[v] - want_last[size_t(v)]));
+        EXPECT_LE(max_err, kLogitTol) << "last-position logits";
+        const auto lse = seq["logsumexp"].get<std::vector<double>>();
+        const auto top5 = seq["top5_ids"].get<std::vector<std::vector<int32_t>>>();
+        const auto top5_logits = seq["top5_logits"].get<std::vector<std::vector<double>>>();
+        for (size_t p = 0; p < ids.size(); ++p) {
+          const float* row = logits.data() + p * size_t(vocab);
+          ASSERT_NEAR(logsumexp(row, vocab), lse[p], kLogitTol) << "position " << p;
+          for (size_t r = 0; r < 5; ++r) {
+            ASSERT_NEAR(row[top5[p][r]], top5_logits[p][r], kLogitTol) << "position " << p << " rank " << r;
+          }
         }
       }
     }
