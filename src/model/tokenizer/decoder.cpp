@@ -1,5 +1,7 @@
 #include "model/tokenizer/decoder.h"
 
+#include <cctype>
+
 #include "model/tokenizer/utf8.h"
 
 namespace tern::tok {
@@ -13,6 +15,26 @@ Result<Decoder> Decoder::build(const DecoderSpec& spec, const std::vector<std::s
     for (size_t i = 0; i < tokens.size(); ++i) {
       if (!byte_level_decode(tokens[i], d.bytes_[i])) d.bytes_[i] = tokens[i];
     }
+  } else if (const auto* p = std::get_if<PieceDecoderSpec>(&spec)) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const std::string& t = tokens[i];
+      // <0xXX>: one raw byte (several of them form a character, which Fuse joins).
+      if (p->byte_fallback && t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' &&
+          std::isxdigit(static_cast<unsigned char>(t[3])) && std::isxdigit(static_cast<unsigned char>(t[4]))) {
+        d.bytes_[i] = std::string(1, static_cast<char>(std::stoi(t.substr(3, 2), nullptr, 16)));
+        continue;
+      }
+      std::string& o = d.bytes_[i];
+      for (size_t k = 0; k < t.size();) {
+        if (!p->from.empty() && t.compare(k, p->from.size(), p->from) == 0) {
+          o += p->to;
+          k += p->from.size();
+        } else {
+          o += t[k++];
+        }
+      }
+    }
+    d.strip_start_ = p->strip_start;
   } else {
     d.bytes_ = tokens;
     d.join_with_space_ = true;

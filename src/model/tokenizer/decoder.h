@@ -19,12 +19,17 @@ class Decoder {
   // Appends the bytes of token `id` (0 <= id < size); `first`: no token was emitted before it.
   void append(int32_t id, bool first, std::string& out) const {
     if (join_with_space_ && !first) out += ' ';
-    out += bytes_[id];
+    const std::string& b = bytes_[id];
+    size_t skip = 0;
+    if (first)
+      while (skip < b.size() && skip < size_t(strip_start_) && b[skip] == ' ') ++skip;
+    out.append(b, skip);
   }
 
  private:
   std::vector<std::string> bytes_;  // per id: what the token decodes to
-  bool join_with_space_ = false;    // no decoder: Hugging Face joins the token strings with spaces
+  bool join_with_space_ = false;
+  int strip_start_ = 0;             // spaces stripped from the start of the first token (Strip decoder)    // no decoder: Hugging Face joins the token strings with spaces
 };
 
 }  // namespace tern::tok

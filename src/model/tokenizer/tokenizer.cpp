@@ -46,6 +46,7 @@ Result<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const 
   TERN_ASSIGN_OR_RETURN(impl->pre, tok::PreTokenizer::build(spec.pre_tokenizer));
   TERN_ASSIGN_OR_RETURN(impl->model, tok::BpeModel::build(spec.model, impl->pre.byte_level()));
   TERN_ASSIGN_OR_RETURN(impl->added, tok::AddedTokens::build(spec.added_tokens));
+  impl->normalizer = spec.normalizer;
 
   // The full id space: model vocab plus added tokens (which may reuse model ids or extend past them).
   impl->tokens = impl->model.tokens();
@@ -106,7 +107,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   ids.reserve(text.size() / 3 + 4);
   std::vector<tok::AddedTokens::Segment> segments;
   m.added.split(text, segments);
-  std::string buf;
+  std::string buf, tmp;
   std::vector<tok::Piece> pieces;
   tok::BpeScratch scratch;
   for (const auto& seg : segments) {
@@ -115,6 +116,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
       continue;
     }
     buf.assign(text.data() + seg.begin, seg.end - seg.begin);
+    if (!m.normalizer.empty()) tok::normalize(m.normalizer, buf, tmp);
     m.pre.split(buf, pieces);
     for (const tok::Piece& p : pieces)
       m.model.encode(std::string_view(buf).substr(p.begin, p.end - p.begin), ids, scratch);

@@ -8,6 +8,7 @@
 #include "model/tokenizer/added_tokens.h"
 #include "model/tokenizer/bpe_model.h"
 #include "model/tokenizer/decoder.h"
+#include "model/tokenizer/normalizer.h"
 #include "model/tokenizer/post_processor.h"
 #include "model/tokenizer/pre_tokenizer.h"
 #include "model/tokenizer/tokenizer.h"
@@ -16,6 +17,7 @@ namespace tern {
 
 struct Tokenizer::Impl {
   tok::AddedTokens added;
+  std::vector<tok::NormalizerStep> normalizer;
   tok::PreTokenizer pre;
   tok::BpeModel model;
   tok::PostProcessor post;

@@ -170,11 +170,73 @@ Status parse_post_processor(const json& j, PostProcessorSpec& out) {
   return Status::error("unsupported post_processor type '" + (type.empty() ? j.dump() : type) + "'");
 }
 
+Status parse_normalizer(const json& j, std::vector<NormalizerStep>& out) {
+  if (j.is_null()) return Status::ok();
+  const std::string type = type_of(j);
+  if (type == "Sequence") {
+    if (!j.contains("normalizers") || !j["normalizers"].is_array())
+      return Status::error("normalizer Sequence needs a 'normalizers' array");
+    for (const auto& n : j["normalizers"]) TERN_RETURN_IF_ERROR(parse_normalizer(n, out));
+    return Status::ok();
+  }
+  if (type == "Prepend" && j.contains("prepend") && j["prepend"].is_string()) {
+    out.push_back(PrependSpec{j["prepend"].get<std::string>()});
+    return Status::ok();
+  }
+  if (type == "Replace") {
+    const json& pat = j.value("pattern", json());
+    if (!pat.is_object() || !pat.contains("String") || !pat["String"].is_string())
+      return Status::error("unsupported Replace normalizer pattern " + pat.dump() + " (only String)");
+    if (!j.contains("content") || !j["content"].is_string()) return Status::error("Replace normalizer needs 'content'");
+    if (pat["String"].get<std::string>().empty()) return Status::error("Replace normalizer with an empty pattern");
+    out.push_back(ReplaceSpec{pat["String"].get<std::string>(), j["content"].get<std::string>()});
+    return Status::ok();
+  }
+  return Status::error("unsupported normalizer type '" + (type.empty() ? j.dump() : type) + "'");
+}
+
+// The SentencePiece decoder chain, in Hugging Face's order: Replace, ByteFallback, Fuse, Strip.
+Status parse_piece_decoder(const json& steps, PieceDecoderSpec& d) {
+  int stage = 0;  // each step must come after the previous kinds
+  for (const auto& s : steps) {
+    const std::string type = type_of(s);
+    if (type == "Replace" && stage == 0) {
+      const json& pat = s.value("pattern", json());
+      if (!pat.is_object() || !pat.contains("String") || !pat["String"].is_string() || !s.contains("content") ||
+          !s["content"].is_string())
+        return Status::error("unsupported Replace decoder " + s.dump());
+      d.from = pat["String"].get<std::string>();
+      d.to = s["content"].get<std::string>();
+      stage = 1;
+    } else if (type == "ByteFallback" && stage <= 1) {
+      d.byte_fallback = true;
+      stage = 2;
+    } else if (type == "Fuse" && stage <= 2) {
+      stage = 3;
+    } else if (type == "Strip" && stage == 3 && s.value("content", std::string()) == " " &&
+               s.value("stop", 0) == 0 && s.value("start", 0) >= 0) {
+      d.strip_start = s.value("start", 0);
+      stage = 4;
+    } else {
+      return Status::error("unsupported decoder step '" + (type.empty() ? s.dump() : type) +
+                           "' in a decoder Sequence (supported: Replace, ByteFallback, Fuse, Strip in that order)");
+    }
+  }
+  if (stage < 3) return Status::error("unsupported decoder Sequence (no Fuse step)");
+  return Status::ok();
+}
+
 Status parse_decoder(const json& j, DecoderSpec& out) {
   if (j.is_null()) return Status::ok();
   const std::string type = type_of(j);
   if (type == "ByteLevel") {
     out = ByteLevelDecoderSpec{};
+    return Status::ok();
+  }
+  if (type == "Sequence" && j.contains("decoders") && j["decoders"].is_array()) {
+    PieceDecoderSpec d;
+    TERN_RETURN_IF_ERROR(parse_piece_decoder(j["decoders"], d));
+    out = d;
     return Status::ok();
   }
   return Status::error("unsupported decoder type '" + (type.empty() ? j.dump() : type) + "'");
@@ -188,14 +250,7 @@ Result<TokenizerSpec> parse(const std::string& text) {
   if (!j.contains("model")) return Status::error("tokenizer.json has no 'model'");
   TERN_RETURN_IF_ERROR(parse_bpe(j["model"], spec.model).with_context("model"));
   TERN_RETURN_IF_ERROR(parse_added_tokens(j.value("added_tokens", json()), spec));
-  const json& norm = j.value("normalizer", json());
-  if (!norm.is_null()) {
-    const std::string type = type_of(norm);
-    // An empty Sequence is a no-op some exporters write.
-    const bool empty_seq = type == "Sequence" && norm.contains("normalizers") && norm["normalizers"].is_array() &&
-                           norm["normalizers"].empty();
-    if (!empty_seq) return Status::error("unsupported normalizer type '" + (type.empty() ? norm.dump() : type) + "'");
-  }
+  TERN_RETURN_IF_ERROR(parse_normalizer(j.value("normalizer", json()), spec.normalizer));
   TERN_RETURN_IF_ERROR(parse_pre_tokenizer(j.value("pre_tokenizer", json()), spec.pre_tokenizer));
   TERN_RETURN_IF_ERROR(parse_post_processor(j.value("post_processor", json()), spec.post_processor));
   TERN_RETURN_IF_ERROR(parse_decoder(j.value("decoder", json()), spec.decoder));

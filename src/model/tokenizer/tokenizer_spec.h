@@ -24,6 +24,16 @@ struct AddedTokenSpec {
   bool special = false;      // skipped by decode(skip_special_tokens)
 };
 
+// --- normalizers (applied in order to the text between added tokens) ---------------------------------------------
+struct PrependSpec {
+  std::string prepend;  // put before non-empty text (SentencePiece's dummy prefix "▁")
+};
+struct ReplaceSpec {
+  std::string pattern;  // a literal string (regex patterns are rejected by the parser)
+  std::string content;
+};
+using NormalizerStep = std::variant<PrependSpec, ReplaceSpec>;
+
 // --- pre-tokenizers ---------------------------------------------------------------------------------------------
 enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
@@ -64,11 +74,18 @@ using PostProcessorSpec = std::variant<std::monostate, TemplateSpec>;
 
 // --- decoders ------------------------------------------------------------------------------------------------------
 struct ByteLevelDecoderSpec {};
+// SentencePiece-style: Sequence[Replace("▁", " "), ByteFallback, Fuse, Strip(" ", start, 0)] (Llama-2, Mistral).
+struct PieceDecoderSpec {
+  std::string from = "\xE2\x96\x81", to = " ";  // Replace
+  bool byte_fallback = false;                     // <0xXX> tokens are that byte
+  int strip_start = 0;                            // leading spaces removed from the decoded text
+};
 // monostate: no decoder (tokens are joined with a space, as Hugging Face does).
-using DecoderSpec = std::variant<std::monostate, ByteLevelDecoderSpec>;
+using DecoderSpec = std::variant<std::monostate, ByteLevelDecoderSpec, PieceDecoderSpec>;
 
 struct TokenizerSpec {
   std::vector<AddedTokenSpec> added_tokens;
+  std::vector<NormalizerStep> normalizer;       // applied in order
   std::vector<PreTokenizerStep> pre_tokenizer;  // applied in order
   BpeSpec model;
   PostProcessorSpec post_processor;
