@@ -319,7 +319,15 @@ Flow Evaluator::exec_stmt(const Stmt& s, const ScopePtr& sc, std::string& out) {
         exec(def->body, weak.lock(), o);
         return Value::str(o);
       });
-      out += eval(*s.expr, scope).to_str();
+      // The macro sees its definition scope, so caller() travels as a keyword argument.
+      ValueList args;
+      KwArgs kw;
+      for (size_t k = 1; k < s.expr->args.size(); ++k) args.push_back(eval(*s.expr->args[k], sc));
+      for (auto& [name, x] : s.expr->kwargs) kw.emplace_back(name, eval(*x, sc));
+      kw.emplace_back("caller", scope->vars["caller"]);
+      Value fn = eval(*s.expr->args[0], sc);
+      if (fn.kind != Value::Kind::Callable) fail(s.line, "{% call %} needs a macro");
+      out += call(fn, args, kw).to_str();
       break;
     }
     case Stmt::Kind::FilterBlock: {
