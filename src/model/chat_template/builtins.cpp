@@ -1,0 +1,218 @@
+// Attribute/item access, string and dict methods, tests and global functions.
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "model/chat_template/evaluator.h"
+#include "model/chat_template/parser.h"
+#include "model/chat_template/string_util.h"
+
+namespace tern::jinja {
+
+Value get_attr(const Value& obj, const std::string& name) {
+  if (obj.is_dict()) {
+    if (Value* v = obj.dict->find(name)) return *v;
+    return Value();
+  }
+  if (obj.is_list() && !name.empty() && std::isdigit(static_cast<unsigned char>(name[0])))
+    return get_item(obj, Value::integer(std::stoll(name)));
+  return Value();
+}
+
+Value get_item(const Value& obj, const Value& key) {
+  if (obj.is_dict()) {
+    if (Value* v = obj.dict->find(key.is_string() ? key.s : key.to_str())) return *v;
+    return Value();
+  }
+  if (obj.is_list() || obj.is_string()) {
+    if (key.kind != Value::Kind::Int) {
+      if (key.is_string()) return Value();  // e.g. message['content'] on a string: undefined
+      throw TemplateError(std::string("indices must be integers, got ") + key.type_name());
+    }
+    ValueList chars;
+    const ValueList& items = obj.is_list() ? *obj.list : (chars = iterate(obj));
+    int64_t n = int64_t(items.size()), k = key.i < 0 ? key.i + n : key.i;
+    if (k < 0 || k >= n) return Value();
+    return items[size_t(k)];
+  }
+  if (obj.is_undefined() || obj.is_none()) return Value();
+  throw TemplateError(std::string("cannot subscript ") + obj.type_name());
+}
+
+static std::string arg_str(ValueList& args, size_t k, const char* method) {
+  if (k >= args.size() || !args[k].is_string())
+    throw TemplateError(std::string(method) + "() needs a string argument");
+  return args[k].s;
+}
+
+Value call_method(const Value& obj, const std::string& name, ValueList& args, KwArgs& kwargs) {
+  if (obj.is_string()) {
+    const std::string& s = obj.s;
+    std::string chars = args.empty() || args[0].is_none() ? std::string(" \t\n\r\f\v") : arg_str(args, 0, name.c_str());
+    if (name == "strip") return Value::str(strip_chars(s, chars, true, true));
+    if (name == "lstrip") return Value::str(strip_chars(s, chars, true, false));
+    if (name == "rstrip") return Value::str(strip_chars(s, chars, false, true));
+    if (name == "upper") return Value::str(to_upper(s));
+    if (name == "lower") return Value::str(to_lower(s));
+    if (name == "title") return Value::str(to_title(s));
+    if (name == "capitalize") return Value::str(capitalize(s));
+    if (name == "startswith" || name == "endswith") {
+      bool start = name == "startswith";
+      auto check = [&](const std::string& p) {
+        if (p.size() > s.size()) return false;
+        return start ? s.compare(0, p.size(), p) == 0 : s.compare(s.size() - p.size(), p.size(), p) == 0;
+      };
+      if (!args.empty() && args[0].is_list()) {
+        for (auto& p : *args[0].list)
+          if (p.is_string() && check(p.s)) return Value::boolean(true);
+        return Value::boolean(false);
+      }
+      return Value::boolean(check(arg_str(args, 0, name.c_str())));
+    }
+    if (name == "split") {
+      int64_t maxsplit = args.size() > 1 && args[1].kind == Value::Kind::Int ? args[1].i : -1;
+      for (auto& [k, v] : kwargs)
+        if (k == "maxsplit" && v.kind == Value::Kind::Int) maxsplit = v.i;
+      ValueList parts;
+      for (auto& p : split_str(s, args.empty() || args[0].is_none() ? nullptr : &args[0].s, maxsplit))
+        parts.push_back(Value::str(p));
+      return Value::make_list(std::move(parts));
+    }
+    if (name == "replace") {
+      int64_t count = args.size() > 2 && args[2].kind == Value::Kind::Int ? args[2].i : -1;
+      return Value::str(replace_all(s, arg_str(args, 0, "replace"), arg_str(args, 1, "replace"), count));
+    }
+    if (name == "find") {
+      size_t at = s.find(arg_str(args, 0, "find"));
+      return Value::integer(at == std::string::npos ? -1 : int64_t(at));
+    }
+    if (name == "count") {
+      std::string needle = arg_str(args, 0, "count");
+      int64_t n = 0;
+      for (size_t at = s.find(needle); !needle.empty() && at != std::string::npos; at = s.find(needle, at + needle.size())) ++n;
+      return Value::integer(n);
+    }
+    if (name == "join") {
+      std::string out;
+      if (args.empty()) throw TemplateError("join() needs an argument");
+      ValueList items = iterate(args[0]);
+      for (size_t k = 0; k < items.size(); ++k) out += (k ? s : "") + items[k].to_str();
+      return Value::str(out);
+    }
+  } else if (obj.is_dict()) {
+    if (name == "items") {
+      ValueList out;
+      for (auto& [k, v] : obj.dict->items) out.push_back(Value::make_list({Value::str(k), v}));
+      return Value::make_list(std::move(out));
+    }
+    if (name == "keys" || name == "values") {
+      ValueList out;
+      for (auto& [k, v] : obj.dict->items) out.push_back(name == "keys" ? Value::str(k) : v);
+      return Value::make_list(std::move(out));
+    }
+    if (name == "get") {
+      if (args.empty()) throw TemplateError("get() needs a key");
+      Value v = get_item(obj, args[0]);
+      if (v.is_undefined()) return args.size() > 1 ? args[1] : Value::none();
+      return v;
+    }
+  }
+  throw TemplateError("unsupported method '" + name + "' on " + obj.type_name());
+}
+
+bool is_known_test(const std::string& n) {
+  static const char* known[] = {"defined", "undefined", "none", "string", "number", "integer", "float",
+                                "mapping", "iterable", "sequence", "boolean", "true", "false", "odd",
+                                "even", "equalto", "eq", "sameas", "in", "divisibleby", "callable",
+                                "lower", "upper", "ne", "lt", "gt", "le", "ge"};
+  return std::find_if(std::begin(known), std::end(known), [&](const char* k) { return n == k; }) != std::end(known);
+}
+
+bool apply_test(const std::string& n, const Value& v, ValueList& args) {
+  using K = Value::Kind;
+  auto need_arg = [&]() -> const Value& {
+    if (args.empty()) throw TemplateError("test '" + n + "' needs an argument");
+    return args[0];
+  };
+  if (n == "none") return v.is_none();
+  if (n == "string") return v.is_string();
+  if (n == "number") return v.is_number();
+  if (n == "integer") return v.kind == K::Int;
+  if (n == "float") return v.kind == K::Float;
+  if (n == "mapping") return v.is_dict();
+  if (n == "iterable") return v.is_list() || v.is_dict() || v.is_string();
+  if (n == "sequence") return v.is_list() || v.is_dict() || v.is_string();
+  if (n == "boolean") return v.kind == K::Bool;
+  if (n == "true") return v.kind == K::Bool && v.b;
+  if (n == "false") return v.kind == K::Bool && !v.b;
+  if (n == "callable") return v.kind == K::Callable;
+  if (n == "lower") return v.is_string() && to_lower(v.s) == v.s;
+  if (n == "upper") return v.is_string() && to_upper(v.s) == v.s;
+  if (n == "odd" || n == "even") {
+    if (v.kind != K::Int) throw TemplateError("test '" + n + "' needs an integer");
+    return (v.i % 2 != 0) == (n == "odd");
+  }
+  if (n == "divisibleby") {
+    const Value& d = need_arg();
+    if (v.kind != K::Int || d.kind != K::Int || d.i == 0) throw TemplateError("divisibleby needs integers");
+    return v.i % d.i == 0;
+  }
+  if (n == "equalto" || n == "eq" || n == "sameas") return values_equal(v, need_arg());
+  if (n == "ne") return !values_equal(v, need_arg());
+  if (n == "lt") return compare_values(v, need_arg()) < 0;
+  if (n == "gt") return compare_values(v, need_arg()) > 0;
+  if (n == "le") return compare_values(v, need_arg()) <= 0;
+  if (n == "ge") return compare_values(v, need_arg()) >= 0;
+  if (n == "in") {
+    const Value& c = need_arg();
+    if (c.is_string()) return v.is_string() && c.s.find(v.s) != std::string::npos;
+    if (c.is_dict()) return v.is_string() && c.dict->find(v.s);
+    for (auto& x : iterate(c))
+      if (values_equal(v, x)) return true;
+    return false;
+  }
+  throw TemplateError("unsupported test '" + n + "'");
+}
+
+void add_global_functions(Scope& scope) {
+  scope.vars["raise_exception"] = Value::callable([](ValueList& args, KwArgs&) -> Value {
+    throw TemplateError("raise_exception: " + (args.empty() ? std::string() : args[0].to_str()));
+  });
+  scope.vars["range"] = Value::callable([](ValueList& args, KwArgs&) {
+    for (auto& a : args)
+      if (a.kind != Value::Kind::Int) throw TemplateError("range() needs integers");
+    int64_t start = 0, stop = 0, step = 1;
+    if (args.size() == 1) stop = args[0].i;
+    else if (args.size() >= 2) start = args[0].i, stop = args[1].i;
+    if (args.size() >= 3) step = args[2].i;
+    if (args.empty() || args.size() > 3 || step == 0) throw TemplateError("range() takes 1 to 3 arguments, step != 0");
+    ValueList out;
+    for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) out.push_back(Value::integer(k));
+    return Value::make_list(std::move(out));
+  });
+  auto make_dict = [](bool ns) {
+    return [ns](ValueList& args, KwArgs& kw) {
+      Value d = Value::make_dict();
+      d.is_namespace = ns;
+      for (auto& a : args) {
+        if (!a.is_dict()) throw TemplateError(ns ? "namespace() takes a dict or keywords" : "dict() takes a dict or keywords");
+        for (auto& [k, v] : a.dict->items) d.dict->set(k, v);
+      }
+      for (auto& [k, v] : kw) d.dict->set(k, v);
+      return d;
+    };
+  };
+  scope.vars["dict"] = Value::callable(make_dict(false));
+  scope.vars["namespace"] = Value::callable(make_dict(true));
+  scope.vars["strftime_now"] = Value::callable([](ValueList& args, KwArgs&) {
+    if (args.empty() || !args[0].is_string()) throw TemplateError("strftime_now() needs a format string");
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char buf[256];
+    size_t n = std::strftime(buf, sizeof buf, args[0].s.c_str(), &tm);
+    return Value::str(std::string(buf, n));
+  });
+}
+
+}  // namespace tern::jinja

@@ -1,0 +1,39 @@
+// Tree-walking evaluator: scopes, statements and expressions. Filters, tests, methods and global
+// functions live in builtins.cpp.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "model/chat_template/ast.h"
+
+namespace tern::jinja {
+
+// A scope: for-loop bodies and macro calls open one; `set` writes to the innermost.
+struct Scope {
+  std::shared_ptr<Scope> parent;
+  std::map<std::string, Value> vars;
+  const Value* lookup(const std::string& name) const {
+    for (const Scope* s = this; s; s = s->parent.get()) {
+      auto it = s->vars.find(name);
+      if (it != s->vars.end()) return &it->second;
+    }
+    return nullptr;
+  }
+};
+using ScopePtr = std::shared_ptr<Scope>;
+
+// Renders `body` into `out` with `globals` (context + built-in functions) as the outer scope.
+void render_body(const Body& body, const ScopePtr& globals, std::string& out);
+
+// builtins.cpp
+Value apply_filter(const std::string& name, Value& subject, ValueList& args, KwArgs& kwargs,
+                   const std::function<Value(const Value&, ValueList&)>& call);
+bool apply_test(const std::string& name, const Value& subject, ValueList& args);
+Value call_method(const Value& obj, const std::string& name, ValueList& args, KwArgs& kwargs);
+void add_global_functions(Scope& scope);
+Value get_attr(const Value& obj, const std::string& name);
+Value get_item(const Value& obj, const Value& key);
+
+}  // namespace tern::jinja
