@@ -53,5 +53,7 @@ void register_run(CLI::App& app);
 void register_info(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_synth(CLI::App& app);
+void register_tokenize(CLI::App& app);  // tokenize and detokenize
+void register_chat(CLI::App& app);
 
 }  // namespace tern::cli

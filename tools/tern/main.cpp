@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   tern::cli::register_info(app);
   tern::cli::register_eval(app);
   tern::cli::register_synth(app);
+  tern::cli::register_tokenize(app);
+  tern::cli::register_chat(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
