@@ -74,11 +74,12 @@ Result<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const 
   TERN_ASSIGN_OR_RETURN(impl->eos, lookup(config.eos_token, "eos_token"));
   // Without a config, the BOS is the single token the template puts first.
   if (!impl->bos && impl->post.prefix().size() == 1) impl->bos = impl->post.prefix()[0];
-  if (config.add_bos_token) {
+  // add_bos_token=false with no bos_token (Qwen) has nothing to remove; true needs a token to add.
+  if (config.add_bos_token && (*config.add_bos_token || impl->bos)) {
     if (!impl->bos) return Status::error("tokenizer_config.json sets add_bos_token but names no bos_token");
     impl->post.override_bos(*impl->bos, *config.add_bos_token);
   }
-  if (config.add_eos_token) {
+  if (config.add_eos_token && (*config.add_eos_token || impl->eos)) {
     if (!impl->eos) return Status::error("tokenizer_config.json sets add_eos_token but names no eos_token");
     impl->post.override_eos(*impl->eos, *config.add_eos_token);
   }

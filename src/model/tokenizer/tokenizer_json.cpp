@@ -179,6 +179,13 @@ Status parse_normalizer(const json& j, std::vector<NormalizerStep>& out) {
     for (const auto& n : j["normalizers"]) TERN_RETURN_IF_ERROR(parse_normalizer(n, out));
     return Status::ok();
   }
+  if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+    out.push_back(UnicodeNormSpec{type == "NFC"    ? UnicodeForm::kNFC
+                                  : type == "NFD"  ? UnicodeForm::kNFD
+                                  : type == "NFKC" ? UnicodeForm::kNFKC
+                                                   : UnicodeForm::kNFKD});
+    return Status::ok();
+  }
   if (type == "Prepend" && j.contains("prepend") && j["prepend"].is_string()) {
     out.push_back(PrependSpec{j["prepend"].get<std::string>()});
     return Status::ok();

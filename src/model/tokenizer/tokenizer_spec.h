@@ -32,7 +32,12 @@ struct ReplaceSpec {
   std::string pattern;  // a literal string (regex patterns are rejected by the parser)
   std::string content;
 };
-using NormalizerStep = std::variant<PrependSpec, ReplaceSpec>;
+// Unicode normalization forms (Qwen2/3 use NFC), computed with ICU.
+enum class UnicodeForm { kNFC, kNFD, kNFKC, kNFKD };
+struct UnicodeNormSpec {
+  UnicodeForm form = UnicodeForm::kNFC;
+};
+using NormalizerStep = std::variant<PrependSpec, ReplaceSpec, UnicodeNormSpec>;
 
 // --- pre-tokenizers ---------------------------------------------------------------------------------------------
 enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
