@@ -70,9 +70,20 @@ TEST(TokenizerSentencePiece, UnsupportedPartsAreNamed) {
   auto regex = Tokenizer::from_json(sp_json("", R"({"Regex": " +"})"));
   ASSERT_FALSE(regex.is_ok());
   EXPECT_NE(regex.status().message().find("Replace"), std::string::npos) << regex.status().message();
+  // SentencePiece's precompiled character map (T5, XLM-R) is not supported: named, not ignored.
+  auto precompiled = Tokenizer::from_json(sp_json(R"(, {"type": "Precompiled", "precompiled_charsmap": ""})"));
+  ASSERT_FALSE(precompiled.is_ok());
+  EXPECT_NE(precompiled.status().message().find("Precompiled"), std::string::npos) << precompiled.status().message();
+}
+
+// NFKD is supported (through ICU): a ligature decomposes before BPE, so "ﬁ" encodes as "f" + "i".
+TEST(TokenizerSentencePiece, UnicodeNormalizerRunsBeforeBpe) {
+  auto plain = Tokenizer::from_json(sp_json(""));
   auto nfkd = Tokenizer::from_json(sp_json(R"(, {"type": "NFKD"})"));
-  ASSERT_FALSE(nfkd.is_ok());
-  EXPECT_NE(nfkd.status().message().find("NFKD"), std::string::npos) << nfkd.status().message();
+  ASSERT_TRUE(plain.is_ok()) << plain.status().message();
+  ASSERT_TRUE(nfkd.is_ok()) << nfkd.status().message();
+  EXPECT_EQ(nfkd->encode("\xef\xac\x81", false), plain->encode("fi", false));
+  EXPECT_NE(plain->encode("\xef\xac\x81", false), plain->encode("fi", false));
 }
 
 }  // namespace
