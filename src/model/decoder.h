@@ -12,6 +12,17 @@
 
 namespace tern {
 
+// Calibration (quantization: AWQ, GPTQ, SmoothQuant) watches the input of every linear layer.
+// q/k/v share one input (kAttnIn), gate/up share one (kMlpIn).
+enum class LinearInput { kAttnIn, kAttnOut, kMlpIn, kMlpDown };
+
+class ActivationObserver {
+ public:
+  virtual ~ActivationObserver() = default;
+  // x: [rows, cols] — the f32 input rows of layer `layer`'s linear(s) at `slot` for this forward.
+  virtual void on_linear_input(int layer, LinearInput slot, const float* x, int64_t rows, int64_t cols) = 0;
+};
+
 class Decoder {
  public:
   // Long inputs are processed in chunks of at most `max_chunk` tokens, which bounds the activations.
@@ -27,6 +38,8 @@ class Decoder {
   void logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
 
   const Model& model() const { return *model_; }
+  // Sees every linear layer's input from now on (null: none). Not owned.
+  void set_observer(ActivationObserver* observer) { observer_ = observer; }
 
  private:
   void forward_chunk(ExecContext& ctx, SequenceKvCache& kv, const int32_t* ids, int64_t c, int64_t rows_out,
@@ -36,6 +49,7 @@ class Decoder {
 
   const Model* model_;
   int64_t max_chunk_;
+  ActivationObserver* observer_ = nullptr;
   // Activations for one chunk of c tokens:
   std::vector<float> x_;        // [c, hidden] residual stream
   std::vector<float> xn_;       // [c, hidden] normed input of a block

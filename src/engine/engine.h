@@ -1,0 +1,97 @@
+// The serving engine's front door inside the process (the server, `tern bench`, tests call it):
+// add a request, receive its tokens as they are produced, cancel it. Thread-safe: any thread may
+// call add/cancel/metrics; one engine thread runs the scheduler and the model steps, and the
+// callbacks run on that thread (they must be quick: copy and hand off).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/model_runner.h"
+#include "runtime/sampling_params.h"
+
+namespace tern {
+
+class Tokenizer;
+
+struct EngineOptions {
+  size_t kv_memory_bytes = 0;      // KV pool budget; 0 = the planner's default for this machine
+  int block_size = 16;
+  KvDType kv_dtype = KvDType::BF16;
+  int64_t max_step_tokens = 512;   // per-step token budget (decodes + prompt chunks)
+  int64_t max_running = 256;       // sequences in flight at once
+  bool prefix_caching = true;
+};
+
+struct EngineRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int64_t max_new_tokens = 128;
+  std::vector<int32_t> eos_ids;     // finish (without emitting) on any of these
+  bool ignore_eos = false;
+  std::vector<std::string> stop;    // stop strings (needs the engine's tokenizer): never emitted
+  int priority = 0;                 // larger runs first; equal priorities are first-come first-served
+  int top_logprobs = -1;            // -1: no logprobs; 0: the chosen token's; n: plus the n most likely
+};
+
+struct TokenLogprob {
+  int32_t id = 0;
+  float logprob = 0;
+};
+
+enum class EngineFinish { kNone, kLength, kEos, kStop, kCancelled, kError };
+const char* engine_finish_name(EngineFinish f);  // "", "length", "eos", "stop", "cancelled", "error"
+
+// One event per request per step that produced something (and a last one with finish set).
+struct EngineOutput {
+  std::vector<int32_t> tokens;                     // new token ids
+  std::string text;                                // new text (whole UTF-8 characters; stop strings held back)
+  std::vector<float> logprobs;                     // [tokens.size()] when requested
+  std::vector<std::vector<TokenLogprob>> top;      // [tokens.size()][top_logprobs] when requested
+  EngineFinish finish = EngineFinish::kNone;
+  std::string error;                               // when finish == kError
+  int64_t prompt_tokens = 0;
+  int64_t cached_prompt_tokens = 0;                // prompt tokens served from the prefix cache
+  int64_t completion_tokens = 0;                   // so far
+};
+
+using RequestId = uint64_t;
+using OutputCallback = std::function<void(RequestId, const EngineOutput&)>;
+
+struct EngineMetrics {
+  int64_t running = 0, waiting = 0, preempted_total = 0;
+  int64_t kv_blocks_used = 0, kv_blocks_free = 0, kv_blocks_total = 0;
+  double prefix_cache_hit_rate = 0;               // cached prompt tokens / prompt tokens
+  int64_t prompt_tokens_total = 0, generated_tokens_total = 0;
+  double prompt_tokens_per_s = 0, generated_tokens_per_s = 0;  // recent rates
+  // Cumulative histograms (Prometheus style): counts[i] = observations <= bounds[i]; + sum and count.
+  struct Histogram {
+    std::vector<double> bounds_s;
+    std::vector<int64_t> counts;
+    double sum_s = 0;
+    int64_t count = 0;
+  };
+  Histogram time_to_first_token, inter_token_latency, e2e_latency;
+};
+
+class Engine {
+ public:
+  // tokenizer may be null (no text, no stop strings). Starts the engine thread.
+  static Result<std::unique_ptr<Engine>> create(std::unique_ptr<ModelRunner> runner, const Tokenizer* tokenizer,
+                                                const EngineOptions& options);
+  virtual ~Engine() = default;
+
+  // Validates (prompt length vs context, sampling params) and queues. Errors are one line.
+  virtual Result<RequestId> add(EngineRequest request, OutputCallback on_output) = 0;
+  // Frees the request's blocks at once; its callback gets a last event with kCancelled. Unknown ids are ignored.
+  virtual void cancel(RequestId id) = 0;
+  virtual EngineMetrics metrics() const = 0;
+  // Stops accepting; finishes (or, with cancel_in_flight, cancels) what is in flight; joins the thread.
+  virtual void shutdown(bool cancel_in_flight) = 0;
+};
+
+}  // namespace tern
