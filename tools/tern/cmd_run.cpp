@@ -1,10 +1,12 @@
 // tern run: generate a continuation of a prompt, streamed to stdout as it is produced.
 // stdout carries only the generated text; timings go to stderr.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
 
 #include "cli_common.h"
+#include "plan/memory_budget.h"
 #include "runtime/generator.h"
 
 namespace tern::cli {
@@ -24,6 +26,7 @@ struct RunOptions {
   bool no_bos = false;
   bool echo = false;
   bool quiet = false;
+  std::string kv_dtype = "f32";
 };
 
 void run(const RunOptions& o) {
@@ -36,12 +39,19 @@ void run(const RunOptions& o) {
 
   GenerationRequest req;
   req.prompt = tokenizer->encode(prompt, /*add_special_tokens=*/!o.no_bos);
+  // Refuse up front, with the planner's reason, what would run out of memory midway.
+  if (auto host = plan::read_host_memory(); host.is_ok()) {
+    int64_t tokens = int64_t(req.prompt.size()) + o.n_predict;
+    if (model->config().max_position_embeddings > 0) tokens = std::min(tokens, model->config().max_position_embeddings);
+    check(plan::check_fits_host(model->config(), *host, tokens, double(model->store().total_bytes())));
+  }
   req.max_new_tokens = o.n_predict;
   req.sampling = o.sampling;
   if (o.seed >= 0) req.sampling.seed = uint64_t(o.seed);
   req.stop = o.stop;
   req.eos_ids = eos_ids(*model, &*tokenizer);
   req.ignore_eos = o.ignore_eos;
+  req.kv_dtype = unwrap(parse_kv_dtype(o.kv_dtype));
 
   if (o.echo) {
     std::fwrite(prompt.data(), 1, prompt.size(), stdout);
@@ -87,6 +97,7 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--no-bos", o->no_bos, "do not add the BOS token / special tokens to the prompt");
   cmd->add_flag("--echo", o->echo, "print the prompt before the continuation");
   cmd->add_flag("-q,--quiet", o->quiet, "no timings on stderr");
+  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache storage: f32 (default), bf16, int8 or fp8");
   o->runtime.add_to(*cmd);
   cmd->callback([o, p] {
     if (p->count() == 0 && !o->prompt_from_stdin) fail("give a prompt with -p TEXT or --stdin");
