@@ -5,6 +5,8 @@
 #include <chrono>
 #include <ctime>
 
+#include <sys/socket.h>
+
 #include "api/openai_response.h"
 #include "api/server_impl.h"
 #include "model/chat_template/chat_template.h"
@@ -232,16 +234,17 @@ ApiServer::~ApiServer() {
 
 tern::Result<int> ApiServer::bind() {
   Impl& s = *impl_;
-  if (s.opt.port == 0) {
-    const int port = s.http.bind_to_any_port(s.opt.host);
+  int port = s.opt.port;
+  if (port == 0) {
+    port = s.http.bind_to_any_port(s.opt.host);
     if (port <= 0) return Status::error("cannot bind " + s.opt.host + " to a free port");
-    return port;
-  }
-  if (!s.http.bind_to_port(s.opt.host, s.opt.port)) {
-    return Status::error("cannot bind " + s.opt.host + ":" + std::to_string(s.opt.port) +
+  } else if (!s.http.bind_to_port(s.opt.host, port)) {
+    return Status::error("cannot bind " + s.opt.host + ":" + std::to_string(port) +
                          " (in use, or not an address of this machine?)");
   }
-  return s.opt.port;
+  // listen() again on a listening socket only changes its backlog (the kernel caps it at somaxconn).
+  ::listen(s.http.listen_fd(), 4096);
+  return port;
 }
 
 void ApiServer::run() {

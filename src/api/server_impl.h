@@ -26,6 +26,13 @@ struct ServerCounters {
   std::atomic<int64_t> completed{0};
 };
 
+// httplib's server with access to its listening socket: Debian's build listens with a backlog of 5,
+// which drops connections under a burst of clients; bind() raises it.
+class HttpServer : public httplib::Server {
+ public:
+  int listen_fd() const { return int(svr_sock_); }
+};
+
 struct ApiServer::Impl {
   Impl(Engine& e, const Tokenizer& t, const ModelChatTemplate* c, ServerOptions o)
       : engine(e), tok(t), chat(c), opt(std::move(o)) {}
@@ -34,7 +41,7 @@ struct ApiServer::Impl {
   const Tokenizer& tok;
   const ModelChatTemplate* chat;
   ServerOptions opt;
-  httplib::Server http;
+  HttpServer http;
 
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active_handlers{0};  // generation requests not fully answered yet
