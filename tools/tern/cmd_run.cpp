@@ -1,10 +1,12 @@
 // tern run: generate a continuation of a prompt, streamed to stdout as it is produced.
 // stdout carries only the generated text; timings go to stderr.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
 
 #include "cli_common.h"
+#include "plan/memory_budget.h"
 #include "runtime/generator.h"
 
 namespace tern::cli {
@@ -36,6 +38,12 @@ void run(const RunOptions& o) {
 
   GenerationRequest req;
   req.prompt = tokenizer->encode(prompt, /*add_special_tokens=*/!o.no_bos);
+  // Refuse up front, with the planner's reason, what would run out of memory midway.
+  if (auto host = plan::read_host_memory(); host.is_ok()) {
+    int64_t tokens = int64_t(req.prompt.size()) + o.n_predict;
+    if (model->config().max_position_embeddings > 0) tokens = std::min(tokens, model->config().max_position_embeddings);
+    check(plan::check_fits_host(model->config(), *host, tokens, double(model->store().total_bytes())));
+  }
   req.max_new_tokens = o.n_predict;
   req.sampling = o.sampling;
   if (o.seed >= 0) req.sampling.seed = uint64_t(o.seed);

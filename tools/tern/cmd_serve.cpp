@@ -10,10 +10,10 @@
 #include <filesystem>
 #include <thread>
 
-#include "api/fake_engine.h"
 #include "api/server.h"
 #include "cli_common.h"
 #include "model/chat_template/chat_template.h"
+#include "engine/fake_model_runner.h"
 #include "model/model_config.h"
 
 namespace tern::cli {
@@ -31,8 +31,10 @@ struct ServeOptions {
   double max_body_mb = 4;
   int timeout_s = 30;
   double shutdown_grace_s = 30;
+  double kv_memory_mb = 0;  // 0: the planner's default for this machine
+  int64_t max_running = 256;
   bool fake_engine = false;
-  double fake_tokens_per_s = 200;
+  double fake_steps_per_s = 200;
   RuntimeOptions runtime;
 };
 
@@ -64,15 +66,22 @@ void raise_fd_limit() {
 }
 
 std::unique_ptr<Engine> make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max_context) {
+  EngineOptions eo;
+  eo.kv_memory_bytes = size_t(o.kv_memory_mb * 1024 * 1024);
+  eo.max_running = std::max<int64_t>(1, std::min<int64_t>(o.max_running, o.max_queue));
   if (o.fake_engine) {
-    FakeEngineOptions fo;
-    fo.tokens_per_s = o.fake_tokens_per_s;
+    // The real engine (scheduler, paged KV, prefix cache) over a weightless runner: HTTP and engine
+    // behaviour can be tested end to end without model compute.
+    FakeRunnerOptions fo;
+    fo.vocab_size = tok.vocab_size();
     fo.max_context = max_context;
-    return make_fake_engine(&tok, fo);
+    fo.step_delay = std::chrono::microseconds(int64_t(1e6 / o.fake_steps_per_s));
+    if (eo.kv_memory_bytes == 0) eo.kv_memory_bytes = size_t(64) << 20;
+    return unwrap(Engine::create(std::make_unique<FakeModelRunner>(fo), &tok, eo));
   }
-  // The serving engine (issue 5) is not in this build yet: Engine::create(CpuModelRunner, ...) goes here.
-  fail("the serving engine is not built into this tern yet; --test-fake-engine serves a model-free stand-in "
-       "(tests only)");
+  // The CPU model runner (issue 5, second half) is not in this build yet: Engine::create(CpuModelRunner) goes here.
+  fail("the CPU model runner is not built into this tern yet; --test-fake-engine serves the engine over a "
+       "weightless runner (tests only)");
 }
 
 void serve(const ServeOptions& o) {
@@ -161,9 +170,13 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--timeout", o->timeout_s, "socket read/write timeout in seconds")->check(CLI::Range(1, 3600));
   cmd->add_option("--shutdown-grace", o->shutdown_grace_s, "seconds in-flight requests get after SIGTERM")
       ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--kv-memory-mb", o->kv_memory_mb, "KV cache budget in MiB (default: the planner's for this machine)")
+      ->check(CLI::Range(0.0, 1e9));
+  cmd->add_option("--max-running", o->max_running, "sequences the engine runs at once")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   cmd->add_flag("--test-fake-engine", o->fake_engine,
-                "TESTS ONLY: serve a model-free fake engine (deterministic tokens from the tokenizer)");
-  cmd->add_option("--test-fake-tokens-per-s", o->fake_tokens_per_s, "TESTS ONLY: fake engine token rate")
+                "TESTS ONLY: the engine over a weightless fake model runner (no model compute)");
+  cmd->add_option("--test-fake-steps-per-s", o->fake_steps_per_s, "TESTS ONLY: fake runner steps per second")
       ->check(CLI::Range(0.1, 1e6));
   o->runtime.add_to(*cmd);
   cmd->callback([o] { serve(*o); });

@@ -1,0 +1,29 @@
+// `tern plan --calibrate`: measures this machine as a catalog device ("this-machine"): memory
+// (MemTotal), read bandwidth (the decode ceiling), the bf16 GEMM rate of tern's own kernels (the
+// prefill ceiling) and how much of the bandwidth tern's GEMV reaches (the decode efficiency).
+#pragma once
+
+#include <cstddef>
+
+#include "core/status.h"
+#include "ops/exec_context.h"
+#include "plan/hardware.h"
+
+namespace tern::plan {
+
+struct CalibrateOptions {
+  size_t bandwidth_bytes = size_t(512) << 20;  // probe buffer, far beyond the last-level cache
+  size_t gemv_bytes = size_t(256) << 20;       // bf16 weights streamed by the GEMV probe
+  int reps = 3;                                // best of
+};
+
+struct Calibration {
+  double read_gbs = 0;     // read ceiling
+  double gemv_gbs = 0;     // tern's bf16 GEMV, m = 1
+  double gemm_gflops = 0;  // tern's bf16 GEMM, m = 256
+  Device device;           // the catalog entry built from them
+};
+
+Result<Calibration> calibrate_this_machine(ExecContext& ctx, const CalibrateOptions& options = {});
+
+}  // namespace tern::plan

@@ -1,0 +1,221 @@
+// Planner pieces: precisions, the catalog (shipped and user files), shapes from config.json,
+// the split search and what it suggests when nothing fits, throughput targets, and the
+// engine-facing KV budget.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/mapped_file.h"
+#include "model/model_config.h"
+#include "plan/memory_budget.h"
+#include "plan/planner.h"
+#include "test_support.h"
+
+namespace tern::plan {
+namespace {
+
+std::string config_path(const std::string& name) {
+  return std::string(TERN_SOURCE_DIR) + "/tests/data/plan_configs/" + name + ".json";
+}
+
+PlanRequest request(const std::string& model, const std::string& weights, const std::string& dev) {
+  PlanRequest r;
+  r.model = *load_model_shape(config_path(model));
+  r.weights = *parse_weight_precision(weights);
+  r.kv = *parse_kv_precision("bf16");
+  r.device = *Catalog::shipped()->find(dev);
+  return r;
+}
+
+TEST(PlanPrecision, ParsesEveryFormAndRejectsTheRest) {
+  EXPECT_EQ(parse_weight_precision("BF16")->matrix_bits(4096), 16);
+  EXPECT_EQ(parse_weight_precision("f16")->name, "fp16");
+  EXPECT_DOUBLE_EQ(parse_weight_precision("int8")->matrix_bits(4096), 8 + 32.0 / 4096);
+  EXPECT_DOUBLE_EQ(parse_weight_precision("int4-g32")->matrix_bits(4096), 4 + 1.0);
+  EXPECT_EQ(parse_weight_precision("int4")->name, "int4-g128");
+  EXPECT_DOUBLE_EQ(parse_weight_precision("q6_k")->matrix_bits(4096), 6.5625);
+  EXPECT_EQ(parse_weight_precision("Q4_K")->name, "Q4_K");
+  EXPECT_TRUE(parse_weight_precision("Q4_K")->quantize_embeddings);
+  EXPECT_FALSE(parse_weight_precision("int4-g128")->quantize_embeddings);
+  for (const char* bad : {"", "int4-g", "int4-g7", "int4-gx", "int3", "q4_k_x", "int4-g999999"}) {
+    auto p = parse_weight_precision(bad);
+    ASSERT_FALSE(p.is_ok()) << bad;
+    EXPECT_NE(p.status().message().find("precision"), std::string::npos) << p.status().message();
+  }
+  EXPECT_EQ(parse_kv_precision("fp8")->bytes, 1);
+  EXPECT_EQ(parse_kv_precision("f32")->bytes, 4);
+  EXPECT_FALSE(parse_kv_precision("int4").is_ok());
+}
+
+TEST(PlanCatalog, ShipsTheIssuesDevicesAndUserFilesOverrideOrAdd) {
+  auto c = Catalog::shipped();
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  for (const char* id : {"h100-sxm", "h100-pcie", "h200", "a100-40", "a100-80", "l40s", "rtx-4090", "epyc-9654"}) {
+    EXPECT_NE(c->find(id), nullptr) << id;
+  }
+  EXPECT_EQ(c->find("h100-sxm")->bandwidth_gbs, 3350);
+  EXPECT_EQ(c->find("a100-80")->flops("fp8"), 312e12) << "no fp8 units: falls back to bf16";
+  auto user = Catalog::parse(R"({"devices": [
+      {"id": "h100-sxm", "memory_gib": 80, "bandwidth_gbs": 3000, "tflops": {"bf16": 900}, "price_per_hour": 1.5},
+      {"id": "my-box", "kind": "cpu", "memory_gib": 64, "bandwidth_gbs": 80, "tflops": {"f32": 2}}]})",
+                             "user.json");
+  ASSERT_TRUE(user.is_ok()) << user.status().message();
+  c->merge(*user);
+  EXPECT_EQ(c->find("h100-sxm")->bandwidth_gbs, 3000);
+  EXPECT_EQ(c->find("my-box")->flops("bf16"), 2e12);
+}
+
+TEST(PlanCatalog, BadEntriesNameTheFileDeviceAndKey) {
+  struct Case {
+    const char* json;
+    const char* mention;
+  };
+  for (const Case& k : {Case{"[]", "devices"}, Case{R"({"devices": [{"memory_gib": 1}]})", "id: missing"},
+                        Case{R"({"devices": [{"id": "x", "memory_gib": -1, "bandwidth_gbs": 1, "tflops": {"f32": 1}}]})",
+                             "(x): memory_gib"},
+                        Case{R"({"devices": [{"id": "x", "memory_gib": 1, "bandwidth_gbs": "fast", "tflops": {}}]})",
+                             "bandwidth_gbs: expected a number"},
+                        Case{R"({"devices": [{"id": "x", "memory_gib": 1, "bandwidth_gbs": 1}]})", "tflops"},
+                        Case{R"({"devices": [{"id": "x", "kind": "tpu", "memory_gib": 1, "bandwidth_gbs": 1, "tflops": {"f32": 1}}]})",
+                             "kind"},
+                        Case{R"({"devices": [{"id": "x", "memory_gib": 1, "bandwidth_gbs": 1, "tflops": {"f32": 1},
+                                "efficiency": {"decode": 7}}]})",
+                             "efficiency: decode"},
+                        Case{"{\"devices\": [", "invalid JSON"}}) {
+    auto c = Catalog::parse(k.json, "mine.json");
+    ASSERT_FALSE(c.is_ok()) << k.json;
+    EXPECT_NE(c.status().message().find("mine.json"), std::string::npos) << c.status().message();
+    EXPECT_NE(c.status().message().find(k.mention), std::string::npos) << c.status().message();
+  }
+}
+
+TEST(PlanCatalog, SaveDeviceAddsThenReplaces) {
+  test::TempDir dir;
+  Device d = *Catalog::shipped()->find("dev-epyc-2vcpu");
+  d.id = "this-machine";
+  ASSERT_TRUE(save_device(dir.file("hw.json"), d).is_ok());
+  d.bandwidth_gbs = 42;
+  ASSERT_TRUE(save_device(dir.file("hw.json"), d).is_ok());
+  auto c = Catalog::parse(*read_text_file(dir.file("hw.json")), "hw.json");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  ASSERT_EQ(c->devices().size(), 1u);
+  EXPECT_EQ(c->devices()[0].bandwidth_gbs, 42);
+  test::write_file(dir.file("broken.json"), "{");
+  EXPECT_FALSE(save_device(dir.file("broken.json"), d).is_ok()) << "never overwrite a file it cannot read";
+}
+
+TEST(PlanShape, ReadsMoeMlaAndRejectsBrokenConfigs) {
+  auto q = parse_model_shape(R"({"model_type": "qwen2_moe", "vocab_size": 1000, "hidden_size": 64,
+      "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 128, "num_experts": 8,
+      "num_experts_per_tok": 2, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64,
+      "decoder_sparse_step": 2})", "q.json");
+  ASSERT_TRUE(q.is_ok()) << q.status().message();
+  EXPECT_EQ(q->moe_layers(), 2);  // layers 0 and 2
+  EXPECT_TRUE(q->attention_bias);
+  // The shape tern already parsed agrees with the planner's own reading.
+  auto cfg = load_model_config(test::model_dir("docs-llama-28m"));
+  ASSERT_TRUE(cfg.is_ok());
+  EXPECT_EQ(count_params(shape_from_config(*cfg)).total(), 27795968);
+  for (const char* bad : {R"({"hidden_size": 64})", R"([1])",
+                          R"({"vocab_size": 10, "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 3, "intermediate_size": 8})",
+                          R"({"vocab_size": 10, "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+                              "intermediate_size": 8, "num_local_experts": 4})"}) {
+    auto s = parse_model_shape(bad, "bad.json");
+    ASSERT_FALSE(s.is_ok()) << bad;
+    EXPECT_NE(s.status().message().find("bad.json"), std::string::npos);
+  }
+}
+
+TEST(PlanSplit, RespectsAGivenTpAndRejectsImpossibleOnes) {
+  PlanRequest r = request("llama-3.1-70b", "bf16", "h100-sxm");
+  r.context = 8192;
+  r.tp = 4;
+  auto p = make_plan(r);
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_EQ(p->tp, 4);
+  EXPECT_TRUE(p->fits);
+  r.tp = 3;
+  EXPECT_FALSE(make_plan(r).is_ok()) << "3 does not divide 64 heads";
+  r.tp = 0, r.pp = 81;
+  EXPECT_FALSE(make_plan(r).is_ok());
+}
+
+TEST(PlanSplit, TooLongAContextSaysSoAndSuggestsWhatFits) {
+  // Llama-3.1-8B, 64 sequences of 128K tokens: 64 × 131072 × 128 KiB = 1.1 TB of KV on one RTX 4090.
+  PlanRequest r = request("llama-3.1-8b", "bf16", "rtx-4090");
+  r.context = 131072;
+  r.concurrency = 1;
+  r.tp = 1, r.pp = 1;
+  auto p = make_plan(r);
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_FALSE(p->fits);  // 16 GB of weights leave ~5 GB: 17 GB of KV for one 128K sequence does not fit
+  EXPECT_NE(p->reason.find("KV cache"), std::string::npos) << p->reason;
+  bool shorter = false, more = false;
+  for (const auto& s : p->suggestions) {
+    shorter = shorter || s.find("shorter context") != std::string::npos;
+    more = more || s.find("more devices") != std::string::npos;
+  }
+  EXPECT_TRUE(shorter);
+  EXPECT_TRUE(more);
+}
+
+TEST(PlanThroughput, ATargetPicksTheBatchAndReplicas) {
+  PlanRequest r = request("llama-3.1-8b", "bf16", "h100-sxm");
+  r.context = 4096;
+  r.target_output_tok_s = 1000;
+  auto p = make_plan(r);
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_EQ(p->replicas, 1);
+  EXPECT_GE(p->decode_tok_s, 1000);
+  PlanRequest smaller = r;
+  smaller.concurrency = p->concurrency - 1;
+  smaller.target_output_tok_s = 0;
+  EXPECT_LT(make_plan(smaller)->decode_tok_s, 1000) << "the smallest batch that reaches the target";
+  r.target_output_tok_s = 1e6;  // beyond one GPU: replicas
+  p = make_plan(r);
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_GT(p->replicas, 1);
+  EXPECT_GE(p->decode_tok_s, 1e6 * 0.999);
+}
+
+TEST(PlanMemoryBudget, ParsesMeminfoAndSizesTheKvPool) {
+  auto h = parse_meminfo("MemTotal:       24000000 kB\nMemFree: 1000 kB\nMemAvailable:   20000000 kB\n");
+  ASSERT_TRUE(h.is_ok());
+  EXPECT_EQ(h->available_bytes, 20000000.0 * 1024);
+  EXPECT_FALSE(parse_meminfo("MemTotal: 5 kB\n").is_ok());
+  auto cfg = load_model_config(test::model_dir("docs-llama-28m"));
+  ASSERT_TRUE(cfg.is_ok());
+  KvBudgetOptions o;
+  o.max_sequences = 4;
+  auto b = default_kv_budget(*cfg, *h, o);
+  ASSERT_TRUE(b.is_ok()) << b.status().message();
+  // bf16: 2 × 8 layers × 4 heads × 64 × 2 bytes = 8 KiB per token; capped at 4 × 4096 tokens.
+  EXPECT_EQ(b->kv_bytes_per_token, 8192);
+  EXPECT_EQ(b->bytes, size_t(4) * 4096 * 8192);
+  EXPECT_EQ(b->max_tokens, 4 * 4096);
+  // A host with 60 MB available cannot hold the 55.6 MB of weights and a 4096-token sequence.
+  HostMemory small{1e9, 60e6};
+  auto no = default_kv_budget(*cfg, small, o);
+  ASSERT_FALSE(no.is_ok());
+  EXPECT_NE(no.status().message().find("does not fit"), std::string::npos) << no.status().message();
+  EXPECT_FALSE(check_fits_host(*cfg, small, 4096, 0).is_ok());
+  EXPECT_TRUE(check_fits_host(*cfg, *h, 4096, 0).is_ok());
+}
+
+TEST(PlanReport, JsonAndTableCarryTheFigures) {
+  PlanRequest r = request("mixtral-8x7b", "int4-g128", "a100-80");
+  r.context = 32768;
+  auto p = make_plan(r);
+  ASSERT_TRUE(p.is_ok());
+  const auto j = nlohmann::json::parse(plan_to_json(r, *p));
+  EXPECT_EQ(j["model"]["parameters"], p->params.total());
+  EXPECT_EQ(j["split"]["devices"], p->devices());
+  EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
+  const std::string t = plan_to_table(r, *p);
+  for (const char* s : {"weights", "KV cache per token", "largest concurrency", "prefill", "decode", "$ per million"}) {
+    EXPECT_NE(t.find(s), std::string::npos) << s;
+  }
+}
+
+}  // namespace
+}  // namespace tern::plan

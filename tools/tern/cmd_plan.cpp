@@ -1,0 +1,116 @@
+// tern plan: what a deployment takes — memory, devices, speed, cost — from config.json arithmetic
+// and the hardware catalog; --calibrate measures this machine, --check compares with a real run.
+#include "cmd_plan.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/mapped_file.h"
+#include "plan/calibrate.h"
+
+namespace tern::cli {
+
+plan::Catalog load_catalog(const PlanOptions& o) {
+  plan::Catalog c = unwrap(plan::Catalog::shipped());
+  if (!o.catalog.empty() && std::filesystem::exists(o.catalog)) {
+    c.merge(unwrap(plan::Catalog::parse(unwrap(read_text_file(o.catalog)), o.catalog)));
+  } else if (!o.catalog.empty() && !o.calibrate) {
+    fail(o.catalog + ": no such catalog file");
+  }
+  return c;
+}
+
+namespace {
+
+plan::ModelShape load_shape(const std::string& path) {
+  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") {
+    fail(path + ": GGUF input is not supported yet by tern plan; pass the model's config.json or checkpoint directory");
+  }
+  return unwrap(plan::load_model_shape(path));
+}
+
+void calibrate(const PlanOptions& o) {
+  Runtime rt(o.runtime);
+  std::fprintf(stderr, "[tern] calibrating this machine with %d threads (bandwidth, GEMV, GEMM)...\n", rt.pool.size());
+  const plan::Calibration c = unwrap(plan::calibrate_this_machine(rt.ctx));
+  std::fprintf(stderr, "[tern] read %.1f GB/s, bf16 GEMV %.1f GB/s (%.0f%%), bf16 GEMM %.1f GFLOP/s\n", c.read_gbs,
+               c.gemv_gbs, 100 * c.gemv_gbs / c.read_gbs, c.gemm_gflops);
+  if (o.catalog.empty()) {
+    std::printf("%s\n", plan::device_to_json(c.device).c_str());
+    return;
+  }
+  check(plan::save_device(o.catalog, c.device));
+  std::fprintf(stderr, "[tern] wrote device '%s' to %s\n", c.device.id.c_str(), o.catalog.c_str());
+}
+
+void list_devices(const PlanOptions& o) {
+  const plan::Catalog c = load_catalog(o);
+  for (const auto& d : c.devices()) {
+    std::printf("%-16s %-4s %8.1f GiB %8.0f GB/s %8.1f TFLOP/s bf16  $%.2f/h  %s\n", d.id.c_str(), d.kind.c_str(),
+                d.memory_gib, d.bandwidth_gbs, d.flops("bf16") / 1e12, d.price_per_hour, d.name.c_str());
+  }
+}
+
+void plan_once(const PlanOptions& o) {
+  plan::PlanRequest r;
+  r.model = load_shape(o.model);
+  r.weights = unwrap(plan::parse_weight_precision(o.weights.empty() ? r.model.dtype : o.weights));
+  r.kv = unwrap(plan::parse_kv_precision(o.kv_dtype));
+  const plan::Catalog catalog = load_catalog(o);
+  const plan::Device* d = catalog.find(o.device);
+  if (!d) {
+    fail("unknown device '" + o.device + "' (known: " + catalog.ids() +
+         "; measure this machine with tern plan --calibrate --catalog FILE)");
+  }
+  r.device = *d;
+  r.context = o.context;
+  r.prompt_tokens = o.prompt_len;
+  r.concurrency = o.concurrency;
+  r.target_output_tok_s = o.target_tok_s;
+  r.tp = o.tp, r.pp = o.pp;
+  const plan::Plan p = unwrap(plan::make_plan(r));
+  const std::string out = o.json ? plan::plan_to_json(r, p) : plan::plan_to_table(r, p);
+  std::printf("%s\n", out.c_str());
+}
+
+}  // namespace
+
+void register_plan(CLI::App& app) {
+  auto o = std::make_shared<PlanOptions>();
+  CLI::App* cmd = app.add_subcommand("plan", "memory, devices, speed and cost of a deployment (and check it here)");
+  cmd->add_option("-m,--model", o->model, "config.json, or a checkpoint directory holding one");
+  cmd->add_option("-w,--weights", o->weights,
+                  "weight precision: bf16, fp16, f32, fp8, int8, int4-gN, or a GGUF type (Q4_K, Q8_0, ...); "
+                  "default: the checkpoint's");
+  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: bf16, fp16, f32, fp8, int8");
+  cmd->add_option("--ctx,--context", o->context, "tokens per sequence (default: the model's maximum)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  cmd->add_option("--prompt-len", o->prompt_len, "average prompt tokens (default: half the context)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  auto* conc = cmd->add_option("-c,--concurrency", o->concurrency, "sequences in flight (default: the most that fit)")
+                   ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  cmd->add_option("--target-tok-s", o->target_tok_s, "aggregate output tokens/s wanted (instead of --concurrency)")
+      ->check(CLI::PositiveNumber)
+      ->excludes(conc);
+  cmd->add_option("--tp", o->tp, "tensor-parallel degree (default: the smallest that fits)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--pp", o->pp, "pipeline-parallel degree (default: the smallest that fits)")->check(CLI::Range(1, 1024));
+  auto* dev = cmd->add_option("-d,--device", o->device, "device id from the catalog (see --list-devices)");
+  cmd->add_option("--catalog", o->catalog, "your catalog file, merged over the shipped one (--calibrate writes it)");
+  cmd->add_flag("--json", o->json, "machine-readable output");
+  cmd->add_flag("--list-devices", o->list_devices, "print the catalog");
+  cmd->add_flag("--calibrate", o->calibrate, "measure this machine (into --catalog FILE as 'this-machine', else print it)");
+  cmd->add_flag("--check", o->check, "run the planned configuration here and print predicted vs measured");
+  cmd->add_option("--check-prompt", o->check_prompt, "--check: prompt tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  cmd->add_option("--check-new", o->check_new, "--check: generated tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+  o->runtime.add_to(*cmd);
+  cmd->callback([o, dev] {
+    o->device_given = dev->count() > 0;
+    if (o->list_devices) return list_devices(*o);
+    if (o->calibrate) return calibrate(*o);
+    if (o->model.empty()) fail("give a model with -m CONFIG_OR_DIR (or --calibrate / --list-devices)");
+    if (o->check) return run_plan_check(*o);
+    plan_once(*o);
+  });
+}
+
+}  // namespace tern::cli

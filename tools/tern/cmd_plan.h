@@ -1,0 +1,37 @@
+// tern plan: shared between the planning command and its --check (measure on this machine).
+#pragma once
+
+#include <string>
+
+#include "cli_common.h"
+#include "plan/planner.h"
+
+namespace tern::cli {
+
+struct PlanOptions {
+  RuntimeOptions runtime;
+  std::string model;
+  std::string weights;   // "" = the checkpoint's dtype
+  std::string kv_dtype = "bf16";
+  int64_t context = 0;
+  int64_t prompt_len = 0;
+  int64_t concurrency = 0;
+  double target_tok_s = 0;
+  int tp = 0, pp = 0;
+  std::string device = "h100-sxm";
+  bool device_given = false;
+  std::string catalog;   // user catalog file merged over the shipped one
+  bool json = false;
+  bool list_devices = false;
+  bool calibrate = false;
+  bool check = false;
+  int64_t check_prompt = 128;
+  int64_t check_new = 128;
+};
+
+// The shipped catalog with --catalog merged over it.
+plan::Catalog load_catalog(const PlanOptions& o);
+// Runs the check: plan this checkpoint on this machine, generate, compare. Prints the table (or JSON).
+void run_plan_check(const PlanOptions& o);
+
+}  // namespace tern::cli
