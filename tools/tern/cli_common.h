@@ -56,5 +56,7 @@ void register_synth(CLI::App& app);
 void register_tokenize(CLI::App& app);  // tokenize and detokenize
 void register_chat(CLI::App& app);
 void register_plan(CLI::App& app);
+void register_serve(CLI::App& app);        // cmd_serve.cpp
+void register_bench_serve(CLI::App& app);  // cmd_bench_serve.cpp: `bench serve` (adds `bench` if absent)
 
 }  // namespace tern::cli
