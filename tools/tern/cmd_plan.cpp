@@ -102,6 +102,7 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--check", o->check, "run the planned configuration here and print predicted vs measured");
   cmd->add_option("--check-prompt", o->check_prompt, "--check: prompt tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--check-new", o->check_new, "--check: generated tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+  cmd->add_option("--check-reps", o->check_reps, "--check: generations timed (the best counts)")->check(CLI::Range(1, 100));
   o->runtime.add_to(*cmd);
   cmd->callback([o, dev] {
     o->device_given = dev->count() > 0;

@@ -27,6 +27,7 @@ struct PlanOptions {
   bool check = false;
   int64_t check_prompt = 128;
   int64_t check_new = 128;
+  int check_reps = 2;
 };
 
 // The shipped catalog with --catalog merged over it.
