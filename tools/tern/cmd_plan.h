@@ -27,7 +27,8 @@ struct PlanOptions {
   bool check = false;
   int64_t check_prompt = 128;
   int64_t check_new = 128;
-  int check_reps = 2;
+  int check_reps = 1;
+  bool cpu_time = false;  // --check: time by CPU time ÷ threads (a machine shared with busy processes)
 };
 
 // The shipped catalog with --catalog merged over it.
