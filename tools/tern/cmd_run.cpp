@@ -26,6 +26,7 @@ struct RunOptions {
   bool no_bos = false;
   bool echo = false;
   bool quiet = false;
+  std::string kv_dtype = "f32";
 };
 
 void run(const RunOptions& o) {
@@ -50,6 +51,7 @@ void run(const RunOptions& o) {
   req.stop = o.stop;
   req.eos_ids = eos_ids(*model, &*tokenizer);
   req.ignore_eos = o.ignore_eos;
+  req.kv_dtype = unwrap(parse_kv_dtype(o.kv_dtype));
 
   if (o.echo) {
     std::fwrite(prompt.data(), 1, prompt.size(), stdout);
@@ -95,6 +97,7 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--no-bos", o->no_bos, "do not add the BOS token / special tokens to the prompt");
   cmd->add_flag("--echo", o->echo, "print the prompt before the continuation");
   cmd->add_flag("-q,--quiet", o->quiet, "no timings on stderr");
+  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache storage: f32 (default), bf16, int8 or fp8");
   o->runtime.add_to(*cmd);
   cmd->callback([o, p] {
     if (p->count() == 0 && !o->prompt_from_stdin) fail("give a prompt with -p TEXT or --stdin");

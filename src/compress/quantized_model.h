@@ -1,0 +1,45 @@
+// What every whole-model quantization method returns, and what it is given besides the model.
+// rtn.h (here), awq.h, gptq.h, smoothquant.h all map (Model, spec) -> QuantizedModel;
+// checkpoint_writer.h writes a QuantizedModel as an AutoAWQ / AutoGPTQ / compressed-tensors checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compress/quantized_linear.h"
+
+namespace tern {
+
+// Calibration data: the token ids of the user's calibration file (BOS once at the start), cut into
+// windows of `seq_len` tokens, at most `max_windows` of them.
+struct CalibData {
+  std::vector<int32_t> tokens;
+  int64_t seq_len = 512;
+  int64_t max_windows = 32;
+};
+
+// Method knobs beyond QuantSpec (defaults follow the papers).
+struct MethodOptions {
+  bool act_order = false;        // GPTQ: columns by decreasing Hessian diagonal (g_idx / desc_act)
+  double damp = 0.01;            // GPTQ: fraction of mean(diag H) added to the diagonal
+  double alpha = 0.5;            // SmoothQuant migration strength
+  bool int8_activations = false; // W8A8: activations quantized per token at run time (SmoothQuant: always)
+};
+
+// `done` of `total` units (layers or matrices) finished; drives the progress bar.
+using ProgressFn = std::function<void(int64_t done, int64_t total)>;
+
+struct QuantizedModel {
+  // Keyed by the Hugging Face module name, e.g. "model.layers.0.self_attn.q_proj" (tensor "<name>.weight").
+  // Layers absent here (the LM head, the embedding) are written unquantized.
+  std::map<std::string, QuantizedLinear> linears;
+  // f32 replacements of 1-D tensors, by full tensor name: norm weights that absorbed smoothing factors
+  // ("model.layers.0.input_layernorm.weight").
+  std::map<std::string, std::vector<float>> vectors;
+  bool int8_activations = false;  // W8A8 (compressed-tensors int-quantized with dynamic per-token activations)
+};
+
+}  // namespace tern

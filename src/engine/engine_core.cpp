@@ -1,0 +1,190 @@
+#include "engine/engine_core.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace tern {
+
+namespace {
+constexpr int kMaxTopLogprobs = 20;  // as OpenAI's API and vLLM's default max_logprobs
+}
+
+Result<std::unique_ptr<EngineCore>> EngineCore::create(ModelRunner& runner, const Tokenizer* tokenizer,
+                                                       const EngineCoreConfig& config) {
+  if (config.num_blocks <= 0) return Status::error(fmt::format("the KV pool has {} blocks", config.num_blocks));
+  if (config.block_size <= 0 || config.block_size > 4096)
+    return Status::error(fmt::format("KV block size {} is invalid: must be in [1, 4096]", config.block_size));
+  if (config.scheduler.max_step_tokens <= 0)
+    return Status::error(fmt::format("max_step_tokens = {} is invalid: must be >= 1", config.scheduler.max_step_tokens));
+  if (config.scheduler.max_running <= 0)
+    return Status::error(fmt::format("max_running = {} is invalid: must be >= 1", config.scheduler.max_running));
+  if (runner.vocab_size() <= 0) return Status::error("the model runner reports an empty vocabulary");
+  TERN_ASSIGN_OR_RETURN(auto policy, make_scheduling_policy(config.policy));
+  return std::unique_ptr<EngineCore>(new EngineCore(runner, tokenizer, config, std::move(policy)));
+}
+
+EngineCore::EngineCore(ModelRunner& runner, const Tokenizer* tokenizer, const EngineCoreConfig& config,
+                       std::unique_ptr<SchedulingPolicy> policy)
+    : runner_(runner), tokenizer_(tokenizer), config_(config), vocab_(runner.vocab_size()),
+      kv_(config.num_blocks, config.block_size, config.prefix_caching),
+      scheduler_(kv_, std::move(policy), config.scheduler) {}
+
+Status EngineCore::validate(const EngineRequest& r) const {
+  TERN_RETURN_IF_ERROR(r.sampling.validate());
+  if (r.prompt.empty()) return Status::error("the prompt is empty (no tokens)");
+  for (size_t i = 0; i < r.prompt.size(); ++i) {
+    if (r.prompt[i] < 0 || r.prompt[i] >= vocab_)
+      return Status::error(fmt::format("prompt token {} (id {}) is outside the vocabulary of {}", i, r.prompt[i], vocab_));
+  }
+  if (r.max_new_tokens < 0) return Status::error(fmt::format("max_new_tokens = {} must be >= 0", r.max_new_tokens));
+  if (r.top_logprobs < -1 || r.top_logprobs > kMaxTopLogprobs)
+    return Status::error(fmt::format("top_logprobs = {} must be in [0, {}] (or -1 for none)", r.top_logprobs, kMaxTopLogprobs));
+  if (!r.stop.empty() && !tokenizer_) return Status::error("stop strings need a tokenizer, and this engine has none");
+  const int64_t prompt = int64_t(r.prompt.size());
+  const int64_t context = runner_.max_context();
+  if (prompt > context)
+    return Status::error(fmt::format("the prompt has {} tokens but the model's context is {}", prompt, context));
+  // The last generated token is never run through the model: it needs no KV slot.
+  const int64_t max_new = std::min(r.max_new_tokens, context - prompt);
+  const int64_t positions = std::max(prompt, prompt + max_new - 1);
+  const int64_t blocks = KvBlockManager::blocks_for(positions, config_.block_size);
+  if (blocks > config_.num_blocks) {
+    return Status::error(fmt::format(
+        "the request needs {} KV blocks ({} prompt + {} new tokens) but the whole KV pool has {} blocks of {} tokens",
+        blocks, prompt, max_new, config_.num_blocks, config_.block_size));
+  }
+  return Status::ok();
+}
+
+Status EngineCore::add(RequestId id, EngineRequest request, OutputCallback on_output) {
+  TERN_RETURN_IF_ERROR(validate(request));
+  if (requests_.count(id)) return Status::error(fmt::format("request id {} is already in use", id));
+  const int64_t max_new = std::min(request.max_new_tokens, runner_.max_context() - int64_t(request.prompt.size()));
+  auto r = std::make_unique<RequestState>(id, std::move(request), std::move(on_output), tokenizer_, vocab_, max_new,
+                                          next_arrival_++);
+  if (max_new == 0) {
+    finish_now_.push_back(id);
+  } else {
+    scheduler_.add(&r->seq);
+  }
+  requests_.emplace(id, std::move(r));
+  return Status::ok();
+}
+
+void EngineCore::finish(RequestState& r, EngineOutput& out, EngineFinish why) {
+  out.finish = why;
+  if (why == EngineFinish::kLength || why == EngineFinish::kEos || why == EngineFinish::kStop) {
+    metrics_.observe_e2e(std::chrono::duration<double>(EngineClock::now() - r.arrived).count());
+  }
+  scheduler_.remove(&r.seq);
+  const RequestId id = r.seq.id;
+  auto node = requests_.extract(id);  // erased before the callback: it may not call back into the core
+  if (node.mapped()->callback) node.mapped()->callback(id, out);
+}
+
+void EngineCore::cancel(RequestId id) {
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  EngineOutput out;
+  it->second->fill_counts(&out);
+  finish(*it->second, out, EngineFinish::kCancelled);
+}
+
+void EngineCore::cancel_all() {
+  std::vector<RequestId> ids;
+  for (const auto& [id, r] : requests_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (RequestId id : ids) cancel(id);
+}
+
+void EngineCore::fail_step(const SchedulerStep& step, const std::string& error) {
+  for (const ScheduledChunk& c : step.chunks) {
+    auto it = requests_.find(c.seq->id);
+    if (it == requests_.end()) continue;
+    EngineOutput out;
+    out.error = error;
+    it->second->fill_counts(&out);
+    finish(*it->second, out, EngineFinish::kError);
+  }
+}
+
+void EngineCore::step() {
+  for (RequestId id : std::exchange(finish_now_, {})) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    EngineOutput out;
+    it->second->fill_counts(&out);
+    finish(*it->second, out, EngineFinish::kLength);
+  }
+
+  const SchedulerStep step = scheduler_.schedule();
+  for (const auto& a : step.admitted) {
+    RequestState& r = *requests_.at(a.seq->id);
+    if (r.started) continue;  // a preempted request coming back: its prompt is counted once
+    r.started = true;
+    r.cached_prompt_tokens = a.cached_tokens;
+    metrics_.add_prompt(r.seq.prompt_len, a.cached_tokens);
+  }
+  metrics_.set_preempted_total(scheduler_.preemptions_total());
+  last_step_tokens_ = step.num_tokens;
+  if (step.empty()) return;
+
+  // The ragged batch: each chunk's tokens, positions pos0.., and its block table.
+  batch_.token_ids.clear();
+  batch_.seqs.clear();
+  int64_t n_logits = 0, prompt_tokens = 0;
+  for (const ScheduledChunk& c : step.chunks) {
+    const auto& tokens = c.seq->tokens;
+    batch_.token_ids.insert(batch_.token_ids.end(), tokens.begin() + c.pos0, tokens.begin() + c.pos0 + c.n_tokens);
+    const auto& table = kv_.table(c.seq->id);
+    batch_.seqs.push_back({c.pos0, c.n_tokens, table.data(), int64_t(table.size()), c.want_logits});
+    n_logits += c.want_logits;
+    if (!c.seq->decoding()) prompt_tokens += c.n_tokens;
+  }
+  logits_.resize(size_t(n_logits * vocab_));
+  const Status st = runner_.forward(batch_, logits_.data());
+  if (!st.is_ok()) {
+    fail_step(step, st.message());
+    return;
+  }
+  scheduler_.complete(step);
+
+  int64_t row = 0, generated = 0;
+  for (const ScheduledChunk& c : step.chunks) {
+    if (!c.want_logits) continue;
+    float* logits = logits_.data() + row++ * vocab_;
+    auto it = requests_.find(c.seq->id);
+    if (it == requests_.end()) continue;
+    RequestState& r = *it->second;
+    const bool first = !r.has_first_token;
+    const auto prev = r.last_token;
+    EngineOutput out;
+    const EngineFinish fin = r.on_logits(logits, &out);
+    if (first) {
+      r.first_token = r.last_token;
+      metrics_.observe_ttft(std::chrono::duration<double>(r.first_token - r.arrived).count());
+    } else {
+      metrics_.observe_itl(std::chrono::duration<double>(r.last_token - prev).count());
+    }
+    generated += int64_t(out.tokens.size());
+    if (fin != EngineFinish::kNone) {
+      finish(r, out, fin);
+    } else if (r.callback) {
+      r.callback(r.seq.id, out);
+    }
+  }
+  metrics_.add_step(EngineClock::now(), prompt_tokens, generated);
+}
+
+EngineMetrics EngineCore::metrics() const {
+  EngineMetrics m = metrics_.snapshot(EngineClock::now());
+  m.running = int64_t(scheduler_.running().size());
+  m.waiting = int64_t(scheduler_.waiting().size() + finish_now_.size());
+  m.kv_blocks_total = kv_.num_blocks();
+  m.kv_blocks_free = kv_.num_available();
+  m.kv_blocks_used = kv_.num_used();
+  return m;
+}
+
+}  // namespace tern

@@ -1,0 +1,76 @@
+// The engine without its thread: requests, the scheduler, the KV block manager and one step at a
+// time. The threaded Engine (engine.cpp) drives it; tests drive it directly, step by step, and check
+// invariants in between. Not thread-safe; callbacks run inside step()/cancel() and must not call back
+// into the core.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/kv_block_manager.h"
+#include "engine/metrics_recorder.h"
+#include "engine/request_state.h"
+#include "engine/scheduler.h"
+
+namespace tern {
+
+struct EngineCoreConfig {
+  int64_t num_blocks = 0;
+  int block_size = 16;
+  bool prefix_caching = true;
+  SchedulerConfig scheduler;
+  std::string policy = "priority";  // "priority" (FCFS among equal priorities) or "fcfs"
+};
+
+class EngineCore {
+ public:
+  // The runner's KV pool must already be allocated with config.num_blocks blocks.
+  static Result<std::unique_ptr<EngineCore>> create(ModelRunner& runner, const Tokenizer* tokenizer,
+                                                    const EngineCoreConfig& config);
+
+  // One-line error if the request can never run: empty prompt, ids outside the vocabulary, prompt
+  // beyond the context, prompt + max_new_tokens beyond the whole KV pool, bad sampling parameters.
+  Status validate(const EngineRequest& request) const;
+  Status add(RequestId id, EngineRequest request, OutputCallback on_output);
+  // Releases the request's blocks now and sends its last event (kCancelled). Unknown ids: ignored.
+  void cancel(RequestId id);
+  void cancel_all();
+  // Runs one step: schedule, forward, sample, emit. A runner error ends that step's requests with
+  // kError; the core stays usable.
+  void step();
+
+  bool has_work() const { return !requests_.empty(); }
+  size_t num_requests() const { return requests_.size(); }
+  const KvBlockManager& kv() const { return kv_; }
+  const Scheduler& scheduler() const { return scheduler_; }
+  // Everything but `waiting` of requests not yet handed to the core (the Engine adds those).
+  EngineMetrics metrics() const;
+  // The last step's batch size in tokens (tests: the budget).
+  int64_t last_step_tokens() const { return last_step_tokens_; }
+
+ private:
+  EngineCore(ModelRunner& runner, const Tokenizer* tokenizer, const EngineCoreConfig& config,
+             std::unique_ptr<SchedulingPolicy> policy);
+  void finish(RequestState& r, EngineOutput& out, EngineFinish why);  // emits, removes, erases
+  void fail_step(const SchedulerStep& step, const std::string& error);
+
+  ModelRunner& runner_;
+  const Tokenizer* tokenizer_;
+  EngineCoreConfig config_;
+  int64_t vocab_;
+  KvBlockManager kv_;
+  Scheduler scheduler_;
+  MetricsRecorder metrics_;
+  std::unordered_map<RequestId, std::unique_ptr<RequestState>> requests_;
+  std::vector<RequestId> finish_now_;  // max_new_tokens = 0: done without a step
+  uint64_t next_arrival_ = 0;
+  StepBatch batch_;
+  std::vector<float> logits_;
+  int64_t last_step_tokens_ = 0;
+};
+
+}  // namespace tern

@@ -1,0 +1,55 @@
+// One request inside the engine: its Sequence (what the scheduler sees), its Sampler, its streaming
+// detokenizer and stop-string matcher, and its timing. Turns a row of logits into an EngineOutput.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/scheduler_policy.h"
+#include "model/tokenizer/tokenizer.h"
+#include "runtime/generator.h"
+#include "runtime/sampler.h"
+
+namespace tern {
+
+using EngineClock = std::chrono::steady_clock;
+
+class RequestState {
+ public:
+  // max_new: the request's limit already capped by the context. arrival: FCFS order.
+  RequestState(RequestId id, EngineRequest request, OutputCallback callback, const Tokenizer* tokenizer,
+               int64_t vocab_size, int64_t max_new, uint64_t arrival);
+
+  // Samples the next token from raw logits row [vocab] (modified in place unless logprobs are
+  // wanted), appends it to the sequence and describes it in *out. Returns the finish reason, or
+  // kNone when the request goes on.
+  EngineFinish on_logits(float* row, EngineOutput* out);
+  // A request that ends with no token to sample (max_new_tokens = 0).
+  void fill_counts(EngineOutput* out) const;
+
+  Sequence seq;
+  OutputCallback callback;
+  EngineClock::time_point arrived, first_token, last_token;
+  bool has_first_token = false;
+  bool started = false;            // admitted at least once (prompt counted in the metrics)
+  int64_t cached_prompt_tokens = 0;
+  int64_t max_new = 0;
+
+ private:
+  void add_logprobs(const float* raw, int32_t id, EngineOutput* out);
+  void flush_text(EngineOutput* out);
+
+  RequestId id_;
+  EngineRequest req_;
+  int64_t vocab_;
+  Sampler sampler_;
+  std::optional<StreamingDecoder> detok_;
+  StopMatcher stops_;
+  std::vector<float> scratch_;     // [vocab] logits for the sampler when the raw row must stay intact
+  int64_t completion_ = 0;
+};
+
+}  // namespace tern

@@ -1,0 +1,118 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+
+namespace tern {
+
+Scheduler::Scheduler(KvBlockManager& kv, std::unique_ptr<SchedulingPolicy> policy, const SchedulerConfig& config)
+    : kv_(kv), policy_(std::move(policy)), config_(config) {
+  if (!policy_) policy_ = std::make_unique<PriorityPolicy>();
+  config_.max_step_tokens = std::max<int64_t>(config_.max_step_tokens, 1);
+  config_.max_running = std::max<int64_t>(config_.max_running, 1);
+}
+
+void Scheduler::add(Sequence* seq) {
+  seq->running = false;
+  seq->scheduled = 0;
+  waiting_.push_back(seq);
+}
+
+void Scheduler::remove(Sequence* seq) {
+  for (auto* q : {&running_, &waiting_}) {
+    auto it = std::find(q->begin(), q->end(), seq);
+    if (it != q->end()) q->erase(it);
+  }
+  kv_.release(seq->id);
+  seq->running = false;
+  seq->scheduled = 0;
+}
+
+void Scheduler::sort_queues() {
+  auto order = [this](const Sequence* a, const Sequence* b) { return policy_->before(*a, *b); };
+  std::stable_sort(running_.begin(), running_.end(), order);
+  std::stable_sort(waiting_.begin(), waiting_.end(), order);
+}
+
+void Scheduler::preempt(Sequence* victim, SchedulerStep* step, int64_t* budget) {
+  kv_.release(victim->id);
+  *budget += victim->scheduled;  // it may already hold part of this step: give the tokens back
+  victim->scheduled = 0;
+  victim->num_computed = 0;      // recompute: prompt + generated tokens run again on return
+  victim->running = false;
+  ++victim->num_preemptions;
+  running_.erase(std::find(running_.begin(), running_.end(), victim));
+  waiting_.push_back(victim);
+  step->preempted.push_back(victim);
+  ++preemptions_;
+}
+
+bool Scheduler::reserve(Sequence* seq, int64_t n, SchedulerStep* step, int64_t* budget) {
+  while (!kv_.ensure(seq->id, seq->num_computed + n)) {
+    auto* victim = const_cast<Sequence*>(policy_->victim(running_));
+    preempt(victim, step, budget);
+    if (victim == seq) return false;
+  }
+  return true;
+}
+
+SchedulerStep Scheduler::schedule() {
+  SchedulerStep step;
+  sort_queues();
+  int64_t budget = config_.max_step_tokens;
+
+  // (1) decodes, (2) prompt chunks of running sequences; both in policy order. A preemption may
+  // remove a sequence later in the order (or already given tokens): the copy keeps iteration valid.
+  const std::vector<Sequence*> order = running_;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (Sequence* s : order) {
+      if (budget <= 0) break;
+      if (!s->running || s->scheduled > 0 || s->pending() <= 0) continue;
+      if ((pass == 0) != s->decoding()) continue;
+      const int64_t n = std::min(s->pending(), budget);
+      if (!reserve(s, n, &step, &budget)) continue;
+      s->scheduled = n;
+      budget -= n;
+    }
+  }
+
+  // (3) admissions, only in a step without preemption (otherwise they would thrash).
+  if (step.preempted.empty()) {
+    size_t admitted = 0;
+    for (Sequence* s : waiting_) {
+      if (budget <= 0 || int64_t(running_.size()) >= config_.max_running) break;
+      auto cached = kv_.start(s->id, s->tokens, budget, config_.watermark_blocks);
+      if (!cached.is_ok()) break;  // first come, first served: nobody overtakes the head
+      s->num_computed = *cached;
+      s->scheduled = std::min(s->pending(), budget);
+      s->running = true;
+      budget -= s->scheduled;
+      running_.push_back(s);
+      step.admitted.push_back({s, *cached});
+      ++admitted;
+    }
+    waiting_.erase(waiting_.begin(), waiting_.begin() + std::ptrdiff_t(admitted));
+  }
+
+  // The batch: decodes first, then chunks, each group in policy order.
+  sort_queues();
+  for (int pass = 0; pass < 2; ++pass) {
+    for (Sequence* s : running_) {
+      if (s->scheduled <= 0 || (pass == 0) != s->decoding()) continue;
+      step.chunks.push_back({s, s->num_computed, s->scheduled, s->num_computed + s->scheduled == s->known()});
+      step.num_tokens += s->scheduled;
+    }
+  }
+  return step;
+}
+
+void Scheduler::complete(const SchedulerStep& step) {
+  for (const ScheduledChunk& c : step.chunks) {
+    Sequence* s = c.seq;
+    if (!s->running) continue;  // removed meanwhile (finished with an error)
+    s->num_computed = c.pos0 + c.n_tokens;
+    s->scheduled = 0;
+    kv_.commit(s->id, s->tokens, s->num_computed);
+  }
+}
+
+}  // namespace tern

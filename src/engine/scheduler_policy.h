@@ -1,0 +1,62 @@
+// Scheduling policies as small classes (DESIGN.md principle 6): which sequence runs first and which
+// one is preempted when KV blocks run out. The scheduler asks; the policy never touches state.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace tern {
+
+// What the scheduler knows about one request. tokens = prompt followed by the generated tokens;
+// num_computed of them have their K/V in the sequence's blocks.
+struct Sequence {
+  uint64_t id = 0;
+  std::vector<int32_t> tokens;
+  int64_t prompt_len = 0;
+  int64_t num_computed = 0;
+  int priority = 0;        // larger runs first
+  uint64_t arrival = 0;    // admission order (smaller = earlier)
+  int64_t num_preemptions = 0;
+  bool running = false;
+  int64_t scheduled = 0;   // scheduler scratch: tokens given to it in the step being built
+
+  int64_t known() const { return int64_t(tokens.size()); }
+  int64_t pending() const { return known() - num_computed; }  // tokens still to run through the model
+  bool decoding() const { return pending() == 1 && known() > prompt_len; }
+};
+
+class SchedulingPolicy {
+ public:
+  virtual ~SchedulingPolicy() = default;
+  virtual const char* name() const = 0;
+  // True if a should be served before b (a strict weak order).
+  virtual bool before(const Sequence& a, const Sequence& b) const = 0;
+  // Preemption victim among the running sequences: by default the one served last.
+  virtual const Sequence* victim(const std::vector<Sequence*>& running) const;
+};
+
+// First come, first served: arrival order only.
+class FcfsPolicy final : public SchedulingPolicy {
+ public:
+  const char* name() const override { return "fcfs"; }
+  bool before(const Sequence& a, const Sequence& b) const override { return a.arrival < b.arrival; }
+};
+
+// Larger priority first; first come, first served among equals. The victim is the lowest-priority,
+// newest sequence.
+class PriorityPolicy final : public SchedulingPolicy {
+ public:
+  const char* name() const override { return "priority"; }
+  bool before(const Sequence& a, const Sequence& b) const override {
+    if (a.priority != b.priority) return a.priority > b.priority;
+    return a.arrival < b.arrival;
+  }
+};
+
+Result<std::unique_ptr<SchedulingPolicy>> make_scheduling_policy(const std::string& name);  // "fcfs", "priority"
+
+}  // namespace tern
