@@ -84,7 +84,7 @@ void register_plan(CLI::App& app) {
   cmd->add_option("-w,--weights", o->weights,
                   "weight precision: bf16, fp16, f32, fp8, int8, int4-gN, or a GGUF type (Q4_K, Q8_0, ...); "
                   "default: the checkpoint's");
-  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: bf16, fp16, f32, fp8, int8");
+  auto* kv = cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: bf16, fp16, f32, fp8, int8 (--check: f32)");
   cmd->add_option("--ctx,--context", o->context, "tokens per sequence (default: the model's maximum)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
   cmd->add_option("--prompt-len", o->prompt_len, "average prompt tokens (default: half the context)")
@@ -108,8 +108,9 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--cpu-time", o->cpu_time,
                 "--check/--calibrate: time by this process's CPU time ÷ threads (on a machine shared with busy processes)");
   o->runtime.add_to(*cmd);
-  cmd->callback([o, dev] {
+  cmd->callback([o, dev, kv] {
     o->device_given = dev->count() > 0;
+    o->kv_given = kv->count() > 0;
     if (o->list_devices) return list_devices(*o);
     if (o->calibrate) return calibrate(*o);
     if (o->model.empty()) fail("give a model with -m CONFIG_OR_DIR (or --calibrate / --list-devices)");

@@ -35,14 +35,14 @@ struct Speeds {
 // The generator's loop without sampling (greedy argmax), timed by both clocks at once: prefill of
 // the prompt, then n_new single-token steps. Returns {wall, cpu-time} speeds, best of the reps.
 std::pair<Speeds, Speeds> time_decoder(const Model& model, ExecContext& ctx, const std::vector<int32_t>& prompt,
-                                       int64_t n_new, int reps) {
+                                       int64_t n_new, int reps, KvDType kv_dtype) {
   const ModelConfig& c = model.config();
   Decoder dec(model);
   std::vector<float> hidden(size_t(c.hidden_size)), logits(size_t(c.vocab_size));
   Speeds wall, cpu;
   const int threads = ctx.threads();
   for (int r = 0; r < reps; ++r) {
-    SequenceKvCache kv(c, int64_t(prompt.size()) + n_new);
+    SequenceKvCache kv(c, int64_t(prompt.size()) + n_new, kv_dtype);
     plan::Stopwatch pw(false, threads), pc(true, threads);
     check(dec.forward(ctx, kv, prompt.data(), int64_t(prompt.size()), 1, hidden.data()));
     dec.logits(ctx, hidden.data(), 1, logits.data());
@@ -76,7 +76,10 @@ void run_plan_check(const PlanOptions& o) {
   if (r.weights.name != unwrap(plan::parse_weight_precision(r.model.dtype)).name) {
     fail("--check runs the checkpoint as stored (" + r.model.dtype + "); drop --weights " + o.weights);
   }
-  r.kv = unwrap(plan::parse_kv_precision("f32"));  // what the single-sequence generator caches
+  // The single-sequence generator caches f32 unless told otherwise.
+  const std::string kv_name = o.kv_given ? o.kv_dtype : "f32";
+  r.kv = unwrap(plan::parse_kv_precision(kv_name));
+  const KvDType kv_dtype = unwrap(parse_kv_dtype(kv_name));
   if (o.device_given) {
     const plan::Catalog catalog = load_catalog(o);
     const plan::Device* d = catalog.find(o.device);
@@ -116,10 +119,11 @@ void run_plan_check(const PlanOptions& o) {
   req.max_new_tokens = o.check_new;
   req.ignore_eos = true;
   req.sampling.temperature = 0;
+  req.kv_dtype = kv_dtype;
   Generator gen(*model, nullptr, rt.ctx);
   (void)unwrap(gen.generate(req, nullptr));  // memory: the path `tern run` takes
   const double rss1 = resident_bytes();
-  const auto [wall, cpu] = time_decoder(*model, rt.ctx, req.prompt, o.check_new, o.check_reps);
+  const auto [wall, cpu] = time_decoder(*model, rt.ctx, req.prompt, o.check_new, o.check_reps, kv_dtype);
   const double decode = o.cpu_time ? cpu.decode : wall.decode, prefill = o.cpu_time ? cpu.prefill : wall.prefill;
   const plan::MemoryPerDevice& m = p.memory;
   const double predicted_mem = m.weights + m.kv_total + m.activations;
@@ -135,8 +139,8 @@ void run_plan_check(const PlanOptions& o) {
                       {"rows", nlohmann::json::array()}};
   std::string table = fmt::format("tern plan --check: {} on {} ({} threads), {} prompt + {} new tokens\n", o.model,
                                   r.device.id, rt.pool.size(), o.check_prompt, o.check_new);
-  table += fmt::format("  predicted memory: weights {:.1f} MB + KV (f32) {:.1f} MB + workspace {:.1f} MB\n",
-                       m.weights / 1e6, m.kv_total / 1e6, m.activations / 1e6);
+  table += fmt::format("  predicted memory: weights {:.1f} MB + KV ({}) {:.1f} MB + workspace {:.1f} MB\n",
+                       m.weights / 1e6, kv_name, m.kv_total / 1e6, m.activations / 1e6);
   table += fmt::format("  {:<40} {:>12} {:>12} {:>8} {:>8}\n", "", "predicted", "measured", "error", "bound");
   for (const Row& row : rows) {
     const double err = row.measured > 0 ? (row.predicted - row.measured) / row.measured : 0;
