@@ -43,7 +43,7 @@ void run(const RunOptions& o) {
   if (auto host = plan::read_host_memory(); host.is_ok()) {
     int64_t tokens = int64_t(req.prompt.size()) + o.n_predict;
     if (model->config().max_position_embeddings > 0) tokens = std::min(tokens, model->config().max_position_embeddings);
-    check(plan::check_fits_host(model->config(), *host, tokens, double(model->store().total_bytes())));
+    check(plan::check_fits_host(model->config(), *host, tokens, double(model->store().total_bytes()), o.kv_dtype));
   }
   req.max_new_tokens = o.n_predict;
   req.sampling = o.sampling;
