@@ -55,5 +55,6 @@ void register_eval(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_tokenize(CLI::App& app);  // tokenize and detokenize
 void register_chat(CLI::App& app);
+void register_quantize(CLI::App& app);
 
 }  // namespace tern::cli
