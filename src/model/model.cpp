@@ -19,8 +19,9 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir) {
     return Status::error(fmt::format("{}/config.json: architecture '{}' is not supported (supported: {})", dir,
                                      m->config_.architecture, known));
   }
+  TERN_ASSIGN_OR_RETURN(m->quant_, load_quant_config(dir));
   TERN_ASSIGN_OR_RETURN(m->store_, SafetensorsStore::open_dir(dir));
-  WeightBinder binder(m->store_);
+  WeightBinder binder(m->store_, m->quant_, m->arena_);
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   return m;

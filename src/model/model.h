@@ -5,7 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "compress/quant_config.h"
 #include "core/status.h"
+#include "core/weight_arena.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
 #include "model/transformer_weights.h"
@@ -21,6 +23,10 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const TransformerWeights& weights() const { return weights_; }
   const SafetensorsStore& store() const { return store_; }
+  // config.json quantization_config (method None for a dense checkpoint).
+  const QuantConfig& quant_config() const { return quant_; }
+  // Weights repacked at load time (quantized layers), in bytes.
+  size_t repacked_bytes() const { return arena_.bytes(); }
   const std::vector<float>& rope_inv_freq() const { return inv_freq_; }
 
   int64_t parameter_count() const;
@@ -32,6 +38,8 @@ class Model {
   std::string dir_;
   ModelConfig config_;
   SafetensorsStore store_;
+  QuantConfig quant_;
+  WeightArena arena_;  // owns what quantized WeightMatrix entries in weights_ point to
   TransformerWeights weights_;
   std::vector<float> inv_freq_;
 };

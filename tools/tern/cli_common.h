@@ -58,5 +58,6 @@ void register_chat(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_serve(CLI::App& app);        // cmd_serve.cpp
 void register_bench_serve(CLI::App& app);  // cmd_bench_serve.cpp: `bench serve` (adds `bench` if absent)
+void register_quantize(CLI::App& app);
 
 }  // namespace tern::cli
