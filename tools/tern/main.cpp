@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   tern::cli::register_synth(app);
   tern::cli::register_tokenize(app);
   tern::cli::register_chat(app);
+  tern::cli::register_gguf(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
