@@ -24,7 +24,7 @@ void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix
   const int nt = m * n * std::max<int64_t>(k, 1) < kMinParallelWork ? 1 : ctx.threads();
   auto run = [&](int t, int64_t b, int64_t e) {
     if (b >= e) return;
-    if (gemv) return avx2 ? cpu::gguf_gemv_avx2(args, b, e) : cpu::gguf_gemv_scalar(args, b, e);
+    if (gemv) return avx2 ? cpu::gguf_gemv_int8_avx2(args, b, e) : cpu::gguf_gemv_scalar(args, b, e);
     avx2 ? cpu::gguf_gemm_avx2(ctx, t, args, 0, m, b, e) : cpu::gguf_gemm_scalar(ctx, t, args, 0, m, b, e);
   };
   if (nt == 1 || n < 2 * cpu::kGgufPanelCols) return run(0, 0, n);
@@ -38,7 +38,7 @@ void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix
 
 const char* matmul_gguf_kernel_name(const ExecContext& ctx, int64_t m, const WeightMatrix& w) {
   const bool gemv = m <= cpu::kGemvMaxRows;
-  if (ctx.cpu().avx2) return gemv ? "gguf_gemv_avx2" : "gguf_gemm_avx2";
+  if (ctx.cpu().avx2) return gemv ? "gguf_gemv_avx2_int8" : "gguf_gemm_avx2";
   return gemv ? "gguf_gemv_scalar" : "gguf_gemm_scalar";
 }
 

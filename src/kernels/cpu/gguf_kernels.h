@@ -26,6 +26,10 @@ void gguf_gemv_scalar(const MatmulArgs& a, int64_t n0, int64_t n1);
 void gguf_gemm_scalar(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0,
                       int64_t n1);
 void gguf_gemv_avx2(const MatmulArgs& a, int64_t n0, int64_t n1);
+// Decode path (m <= 8): x quantized to int8 per 32 values, integer dot products (gguf_dot_avx2.cpp).
+// Adds x's int8 rounding (~0.4% of each 32-group's max) on top of the weights' own error, as ggml does.
+bool gguf_gemv_int8_supported(GgufType t);
+void gguf_gemv_int8_avx2(const MatmulArgs& a, int64_t n0, int64_t n1);
 void gguf_gemm_avx2(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0,
                     int64_t n1);
 

@@ -3,7 +3,7 @@
 //     (L1) and FMA'd against the m rows of x; m is a template parameter so the m accumulators live
 //     in registers.
 //   GEMM (prefill): for each 16 output columns and kKC inputs, the 16 weight rows are decoded block
-//     by block into a k-major panel [kKC][16] in per-thread scratch (64 KiB), then a 6x16 register
+//     by block into a k-major panel [kKC][16] in per-thread scratch (16 KiB), then a 6x16 register
 //     tile (12 accumulators) sweeps all rows of x over it.
 #include <algorithm>
 
