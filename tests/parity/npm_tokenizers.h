@@ -95,8 +95,8 @@ inline void compare_with_hf(const Tokenizer& tok, const nlohmann::json& ref, con
     }
     const auto plain = ref["plain"][i].get<std::vector<int32_t>>();
     const auto with_special = ref["special"][i].get<std::vector<int32_t>>();
-    EXPECT_EQ(tok.decode(plain), ref["decoded"][i].get<std::string>()) << name << " decode of corpus[" << i << "] \""
-                                                                       << shown << "\"";
+    EXPECT_EQ(tok.decode(plain), ref["decoded"][i].get<std::string>())
+        << name << " decode of corpus[" << i << "] \"" << shown << "\"";
     EXPECT_EQ(tok.decode(with_special, /*skip_special_tokens=*/true), ref["decoded_skip"][i].get<std::string>())
         << name << " decode(skip_special_tokens) of corpus[" << i << "] \"" << shown << "\"";
   }

@@ -34,7 +34,8 @@ Result<MetaspaceSpec> parse_metaspace(const json& j) {
     return Status::error("Metaspace 'replacement' must be exactly one character");
   std::optional<PrependScheme> scheme;
   if (j.contains("prepend_scheme") && !j["prepend_scheme"].is_null()) {
-    const std::string s = j["prepend_scheme"].is_string() ? j["prepend_scheme"].get<std::string>() : j["prepend_scheme"].dump();
+    const json& v = j["prepend_scheme"];
+    const std::string s = v.is_string() ? v.get<std::string>() : v.dump();
     if (s == "first") scheme = PrependScheme::kFirst;
     else if (s == "always") scheme = PrependScheme::kAlways;
     else if (s == "never") scheme = PrependScheme::kNever;
