@@ -116,8 +116,8 @@ int main(int argc, char** argv) {
     rows.push_back(r);
     if (!json) {
       fmt::print("{} | threads {} | decode {:.2f} tok/s ({:.1f}% of {:.1f} GB/s read bandwidth, {:.0f} MB/token) | "
-                 "prefill-512 {:.1f} tok/s | start to first token {:.3f} s\n",
-                 dir, threads, decode, 100 * frac, bw, bytes / 1e6, prefill, start_s);
+                 "prefill-{} {:.1f} tok/s | start to first token {:.3f} s\n",
+                 dir, threads, decode, 100 * frac, bw, bytes / 1e6, n_prefill, prefill, start_s);
     }
   }
   if (json) fmt::print("{}\n", nlohmann::json(rows).dump(2));
