@@ -3,7 +3,8 @@
 //            measured memory bandwidth (weight bytes streamed per token / time per token / bandwidth)
 //   prefill: a 512-token prompt -> tokens/s
 //   start:   Model::load + prefill of a short prompt + first token, warm page cache
-// Usage: bench_generate MODEL_DIR [--threads N] [--bandwidth-gbs X] [--json]   (threads: 1 and 2 unless given)
+// Usage: bench_generate MODEL_DIR|FILE.gguf [--threads N] [--bandwidth-gbs X] [--prompt 128] [--decode 128]
+//        [--prefill 512] [--json]   (threads: 1 and 2 unless given)
 #include <fmt/format.h>
 
 #include <chrono>
@@ -78,6 +79,10 @@ int main(int argc, char** argv) {
   if (const std::string t = bench::arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
   const double bandwidth_override = std::stod(bench::arg_value(argc, argv, "--bandwidth-gbs", "0"));
   const bool json = bench::has_flag(argc, argv, "--json");
+  // Protocol sizes (defaults: the 128-token prompt, 128 decoded tokens, 512-token prefill; 0 skips prefill).
+  const int n_prompt = std::stoi(bench::arg_value(argc, argv, "--prompt", "128"));
+  const int n_decode = std::stoi(bench::arg_value(argc, argv, "--decode", "128"));
+  const int n_prefill = std::stoi(bench::arg_value(argc, argv, "--prefill", "512"));
   const CpuFeatures cpu = CpuFeatures::detect();
   std::vector<nlohmann::json> rows;
   for (int threads : thread_counts) {
@@ -101,8 +106,8 @@ int main(int argc, char** argv) {
     }
     const double start_s = seconds_since(t0);
     const double bw = bandwidth_override > 0 ? bandwidth_override : measure_memory_bandwidth(pool, cpu).read_gbs;
-    const double decode = decode_rate(m, ctx, random_ids(128, m.config().vocab_size, 2), 128);
-    const double prefill = prefill_rate(m, ctx, random_ids(512, m.config().vocab_size, 3));
+    const double decode = decode_rate(m, ctx, random_ids(n_prompt, m.config().vocab_size, 2), n_decode);
+    const double prefill = n_prefill > 0 ? prefill_rate(m, ctx, random_ids(n_prefill, m.config().vocab_size, 3)) : 0;
     const double bytes = double(m.weight_bytes_per_token());
     const double frac = bytes * decode / (bw * 1e9);
     nlohmann::json r = {{"model", dir},           {"threads", threads},   {"cpu", cpu.describe()},
@@ -111,8 +116,8 @@ int main(int argc, char** argv) {
     rows.push_back(r);
     if (!json) {
       fmt::print("{} | threads {} | decode {:.2f} tok/s ({:.1f}% of {:.1f} GB/s read bandwidth, {:.0f} MB/token) | "
-                 "prefill-512 {:.1f} tok/s | start to first token {:.3f} s\n",
-                 dir, threads, decode, 100 * frac, bw, bytes / 1e6, prefill, start_s);
+                 "prefill-{} {:.1f} tok/s | start to first token {:.3f} s\n",
+                 dir, threads, decode, 100 * frac, bw, bytes / 1e6, n_prefill, prefill, start_s);
     }
   }
   if (json) fmt::print("{}\n", nlohmann::json(rows).dump(2));

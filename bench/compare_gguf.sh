@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tern and llama.cpp decoding/prefilling the same GGUF files, in the same run, same protocol as
 # compare_llamacpp.sh (decode: 128 greedy tokens after a 128-token prompt, batch 1; prefill: 512 tokens).
-# usage: bench/compare_gguf.sh FILE.gguf [FILE.gguf...]   env: THREADS (default "1,2"), TERN_PEER_REPS (default 3)
+# usage: bench/compare_gguf.sh FILE.gguf [FILE.gguf...]   env: THREADS (default "1,2"), TERN_PEER_REPS (default 3),
+#   PROMPT / DECODE / PREFILL (defaults 128 / 128 / 512; smaller sizes for a loaded machine, same for both engines)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 build="${TERN_BUILD_DIR:-$here/../build}"
@@ -14,7 +15,8 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC') on $(grep -m1 'model name' /proc/cpuinf
 for f in "$@"; do
   echo "## $f ($(stat -c %s "$f") bytes)"
   echo "### tern"
-  for t in ${threads//,/ }; do "$build/bench_generate" "$f" --threads "$t"; done
+  sizes=(--prompt "${PROMPT:-128}" --decode "${DECODE:-128}" --prefill "${PREFILL:-512}")
+  for t in ${threads//,/ }; do "$build/bench_generate" "$f" --threads "$t" "${sizes[@]}"; done
   echo "### llama.cpp"
-  node "$peer/bench.mjs" "$f" --threads "$threads" --reps "${TERN_PEER_REPS:-3}"
+  node "$peer/bench.mjs" "$f" --threads "$threads" --reps "${TERN_PEER_REPS:-3}" "${sizes[@]}"
 done
