@@ -84,7 +84,7 @@ void Decoder::attention_block(ExecContext& ctx, SequenceKvCache& kv, int layer, 
   // New K/V rows go straight into the cache: k_new, v_new: [c, n_kv * hd] at row pos0.
   float* k_new = kv.k(layer) + pos0 * kv.row_floats();
   float* v_new = kv.v(layer) + pos0 * kv.row_floats();
-  if (observer_) observer_->on_linear_input(layer, LinearInput::kAttnIn, xn_.data(), c, cfg.hidden_size);
+  observe(layer, LinearInput::kAttnIn, xn_.data(), c, cfg.hidden_size);
   matmul(ctx, xn_.data(), c, a.q, q_.data(), bias(a.q_bias));
   matmul(ctx, xn_.data(), c, a.k, k_new, bias(a.k_bias));
   matmul(ctx, xn_.data(), c, a.v, v_new, bias(a.v_bias));
@@ -102,18 +102,18 @@ void Decoder::attention_block(ExecContext& ctx, SequenceKvCache& kv, int layer, 
   shape.scale = 1.0f / std::sqrt(float(hd));
   shape.sliding_window = a.sliding_window;
   attention(ctx, shape, q_.data(), c, pos0, kv.k(layer), kv.v(layer), pos0 + c, attn_.data());
-  if (observer_) observer_->on_linear_input(layer, LinearInput::kAttnOut, attn_.data(), c, int64_t(cfg.n_heads) * hd);
+  observe(layer, LinearInput::kAttnOut, attn_.data(), c, int64_t(cfg.n_heads) * hd);
   matmul(ctx, attn_.data(), c, a.o, block_out_.data());
 }
 
 void Decoder::mlp_block(ExecContext& ctx, int layer, int64_t c) {
   const ModelConfig& cfg = model_->config();
   const MlpWeights& m = model_->weights().layers[size_t(layer)].mlp;
-  if (observer_) observer_->on_linear_input(layer, LinearInput::kMlpIn, xn_.data(), c, cfg.hidden_size);
+  observe(layer, LinearInput::kMlpIn, xn_.data(), c, cfg.hidden_size);
   matmul(ctx, xn_.data(), c, m.gate, gate_.data());
   matmul(ctx, xn_.data(), c, m.up, up_.data());
   swiglu(ctx, gate_.data(), up_.data(), c, cfg.intermediate_size, gate_.data());
-  if (observer_) observer_->on_linear_input(layer, LinearInput::kMlpDown, gate_.data(), c, cfg.intermediate_size);
+  observe(layer, LinearInput::kMlpDown, gate_.data(), c, cfg.intermediate_size);
   matmul(ctx, gate_.data(), c, m.down, block_out_.data());
 }
 
