@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
 
   fmt::print("| method | bits | group | bpw (file) | ppl (tern) | ΔPPL tern | ppl (llama.cpp) | ΔPPL llama.cpp | KL mean | KL median | KL p99 | top-1 | quantize s |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-  auto report = [&](const QuantizedModel& qm, double seconds, const std::string& name) {
+  auto report = [&](const QuantizedModel& qm, const QuantSpec& spec, double seconds, const std::string& name) {
     auto m = must(Model::load(dir), "model");
     Status s = apply_dequantized(*m, qm);
     if (!s.is_ok()) {
@@ -120,8 +120,8 @@ int main(int argc, char** argv) {
       q.push_back(must(compare_with_base(*m, ctx, eval_tokens, opt, e.base), "eval"));
     }
     fmt::print("| {} | {} | {} | {:.2f} | {:.4f} | {:+.2f}% | {:.4f} | {:+.2f}% | {:.5f} | {:.5f} | {:.4f} | {:.2f}% | {:.1f} |\n",
-               name, qm.spec.bits, qm.spec.group > 0 ? std::to_string(qm.spec.group) : "channel",
-               bits_per_weight(*base_model, qm.spec), q[0].ppl.ppl, (q[0].ppl.ppl / q[0].base_ppl - 1) * 100, q[1].ppl.ppl,
+               name, spec.bits, spec.group > 0 ? std::to_string(spec.group) : "channel",
+               bits_per_weight(*base_model, spec), q[0].ppl.ppl, (q[0].ppl.ppl / q[0].base_ppl - 1) * 100, q[1].ppl.ppl,
                (q[1].ppl.ppl / q[1].base_ppl - 1) * 100, q[0].kl.kl_mean, q[0].kl.kl_median, q[0].kl.kl_p99,
                q[0].kl.top1 * 100, seconds);
     std::fflush(stdout);
@@ -135,30 +135,31 @@ int main(int argc, char** argv) {
     for (const auto& method : methods) {
       t0 = bench::now_s();
       if (method == "rtn") {
-        report(must(quantize_model_rtn(*base_model, spec), "rtn"), bench::now_s() - t0, "RTN");
+        report(must(quantize_model_rtn(*base_model, spec), "rtn"), spec, bench::now_s() - t0, "RTN");
       } else if (method == "awq" || method == "awqduo") {
         AwqOptions o;
         o.spec = spec;
         o.duo_scaling = method == "awqduo";
         auto qm = must(quantize_model_awq(*base_model, ctx, stats, o), "awq");
-        report(qm, bench::now_s() - t0, o.duo_scaling ? "AWQ (duo scaling)" : "AWQ");
+        report(qm, spec, bench::now_s() - t0, o.duo_scaling ? "AWQ (duo scaling)" : "AWQ");
       } else if (method == "gptq" || method == "gptqact") {
         GptqOptions o;
         o.spec = spec;
         o.act_order = method == "gptqact";
         auto qm = must(quantize_model_gptq(*base_model, ctx, stats, o), "gptq");
-        report(qm, bench::now_s() - t0, o.act_order ? "GPTQ (act-order)" : "GPTQ");
+        report(qm, spec, bench::now_s() - t0, o.act_order ? "GPTQ (act-order)" : "GPTQ");
       }
     }
   }
   for (const auto& method : methods) {
     t0 = bench::now_s();
     if (method == "rtn8") {
-      report(must(quantize_model_rtn(*base_model, QuantSpec{8, 0, true}), "rtn8"), bench::now_s() - t0, "RTN W8A16");
+      report(must(quantize_model_rtn(*base_model, QuantSpec{8, 0, true}), "rtn8"), QuantSpec{8, 0, true}, bench::now_s() - t0,
+             "RTN W8A16");
     }
     if (method == "sq") {
       auto qm = must(quantize_model_smoothquant(*base_model, stats, SmoothQuantOptions{}), "smoothquant");
-      report(qm, bench::now_s() - t0, "SmoothQuant W8A8");
+      report(qm, QuantSpec{8, 0, true}, bench::now_s() - t0, "SmoothQuant W8A8");
     }
   }
   return 0;

@@ -151,8 +151,6 @@ Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, 
   const auto& layers = model.weights().layers;
   if (stats.layers.size() != layers.size()) return Status::error("awq: calibration does not match the model");
   QuantizedModel qm;
-  qm.method = "awq";
-  qm.spec = opt.spec;
   for (size_t l = 0; l < layers.size(); ++l) {
     const DecoderLayerWeights& src = layers[l];
     LayerWork lw;
@@ -204,9 +202,10 @@ Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, 
         for (int64_t c = 0; c < cfg.hidden_size; ++c) up[size_t(j * cfg.hidden_size + c)] /= sd[size_t(j)];
     }
 
-    QuantizedLayer ql;
+    LayerResult ql;
     ql.input_norm = src.input_norm;
     ql.post_attn_norm = src.post_attn_norm;
+    ql.norms_changed = true;
     const std::vector<float>& s_in = lw.s[size_t(LinearInput::kAttnIn)];
     const std::vector<float>& s_mlp = lw.s[size_t(LinearInput::kMlpIn)];
     for (int64_t c = 0; c < cfg.hidden_size; ++c) ql.input_norm[size_t(c)] /= s_in[size_t(c)];
@@ -223,10 +222,23 @@ Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, 
       const WeightMatrix& w = linear_weight(src, k);
       TERN_ASSIGN_OR_RETURN(ql.at(k), awq_quantize_clipped(ctx, lw.at(k).data(), w.rows, w.cols, xs.data(), n, opt, clip));
     }
-    qm.layers.push_back(std::move(ql));
+    store_layer(qm, int(l), std::move(ql));
     if (opt.on_layer) opt.on_layer(int64_t(l) + 1, int64_t(layers.size()));
   }
   return qm;
+}
+
+Result<QuantizedModel> awq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
+                                    const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
+  CalibrationOptions copt;
+  copt.sample_rows = 512;
+  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));
+  AwqOptions o;
+  o.spec = spec;
+  o.on_layer = [&](int64_t done, int64_t total) {
+    if (progress) progress(stats.windows + done, stats.windows + total);
+  };
+  return quantize_model_awq(model, ctx, stats, o);
 }
 
 }  // namespace tern

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "compress/calibration.h"
+#include "compress/model_linears.h"
 #include "compress/quantized_model.h"
 #include "ops/exec_context.h"
 
@@ -21,7 +22,8 @@ struct AwqOptions {
   std::function<void(int64_t, int64_t)> on_layer;  // (layers done, total), progress
   QuantSpec spec{4, 128, /*symmetric=*/false};  // AutoAWQ's default: asymmetric (zero points), g128
   int grid = 20;            // alphas 0, 1/grid, ..., (grid-1)/grid
-  bool duo_scaling = true;  // s = mean|x|^a / mean|ŵ|^(1-a), ŵ = |w| over its group's max (AutoAWQ); false: mean|x|^a
+  bool duo_scaling = false;  // true: s = mean|x|^a / mean|ŵ|^(1-a), ŵ = |w| over its group's max (AutoAWQ);
+                             // false: s = mean|x|^a (the paper)
   bool clip = true;         // search a clipping ratio per row and group
   int clip_grid = 20;       // ratios 1, 1 - max_shrink/clip_grid, ...
   float max_shrink = 0.5f;  // smallest ratio tried is 1 - max_shrink
@@ -44,6 +46,13 @@ AwqScale awq_search_scale(ExecContext& ctx, const float* x, int64_t n, const flo
 // minimises the output error on x [n, cols] (x already divided by s). clip = false: plain RTN.
 Result<QuantizedLinear> awq_quantize_clipped(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
                                              const float* x, int64_t n, const AwqOptions& options, bool clip);
+
+// The entry point `tern quantize --method awq` calls: calibrates on `calib` (512 sampled rows per input),
+// then quantize_model_awq with the defaults above and `spec`. Smoothing factors are folded into
+// QuantizedModel::vectors (norm weights); nothing is left in QuantizedLinear::smooth for Llama-family models.
+Result<QuantizedModel> awq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
+                                    const QuantSpec& spec, const MethodOptions& options,
+                                    const ProgressFn& progress = nullptr);
 
 // Every linear of the model; calibration must have kept a row sample (sample_rows > 0).
 Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,

@@ -120,9 +120,22 @@ Result<CalibrationStats> calibrate(const Model& model, ExecContext& ctx,
     kv.set_length(0);
     TERN_RETURN_IF_ERROR(decoder.forward(ctx, kv, w.data(), int64_t(w.size()), 1, hidden.data()));
     collector.stats_.tokens += int64_t(w.size());
+    collector.stats_.windows += 1;
     if (on_window) on_window(int64_t(i) + 1, int64_t(windows.size()));
   }
   return std::move(collector.stats_);
+}
+
+Result<CalibrationStats> calibrate(const Model& model, ExecContext& ctx, const CalibData& calib,
+                                   CalibrationOptions options, const ProgressFn& progress) {
+  options.window = calib.seq_len;
+  options.max_windows = calib.max_windows;
+  auto windows = calibration_windows(calib.tokens, calib.seq_len, calib.max_windows);
+  if (!windows.is_ok()) return windows.status().with_context("calibration");
+  const int64_t total = int64_t(windows->size()) + model.config().n_layers;
+  return calibrate(model, ctx, *windows, options, [&](int64_t done, int64_t) {
+    if (progress) progress(done, total);
+  });
 }
 
 }  // namespace tern

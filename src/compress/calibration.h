@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/quantized_model.h"
 #include "core/status.h"
 #include "model/decoder.h"
 #include "model/model.h"
@@ -41,6 +42,7 @@ struct SlotStats {
 struct CalibrationStats {
   std::vector<std::array<SlotStats, 4>> layers;  // [layer][LinearInput]
   int64_t tokens = 0;
+  int64_t windows = 0;
   SlotStats& at(int layer, LinearInput slot) { return layers[size_t(layer)][size_t(slot)]; }
   const SlotStats& at(int layer, LinearInput slot) const { return layers[size_t(layer)][size_t(slot)]; }
 };
@@ -58,5 +60,11 @@ Result<std::vector<std::vector<int32_t>>> calibration_windows_from_file(const To
 Result<CalibrationStats> calibrate(const Model& model, ExecContext& ctx,
                                    const std::vector<std::vector<int32_t>>& windows, const CalibrationOptions& options,
                                    const std::function<void(int64_t, int64_t)>& on_window = nullptr);
+
+// What the method entry points (awq_quantize, gptq_quantize, smoothquant_quantize) run first: windows
+// from `calib` (options.window / max_windows are taken from it), progress reported as
+// (windows done, windows + layers) so the method's per-layer progress continues the same bar.
+Result<CalibrationStats> calibrate(const Model& model, ExecContext& ctx, const CalibData& calib,
+                                   CalibrationOptions options, const ProgressFn& progress);
 
 }  // namespace tern

@@ -123,7 +123,7 @@ Result<QuantizedLinear> gptq_with(ExecContext& ctx, const float* w, int64_t rows
 
 }  // namespace
 
-Result<QuantizedLinear> gptq_quantize(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
+Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
                                       const std::vector<double>& h, const GptqOptions& opt) {
   TERN_RETURN_IF_ERROR(validate_quant_spec(opt.spec, cols));
   TERN_ASSIGN_OR_RETURN(PreparedHessian ph, prepare_hessian(h, cols, opt));
@@ -135,11 +135,9 @@ Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx,
   const auto& layers = model.weights().layers;
   if (stats.layers.size() != layers.size()) return Status::error("gptq: calibration does not match the model");
   QuantizedModel qm;
-  qm.method = "gptq";
-  qm.spec = opt.spec;
   for (size_t l = 0; l < layers.size(); ++l) {
     const DecoderLayerWeights& lw = layers[l];
-    QuantizedLayer ql;
+    LayerResult ql;
     ql.input_norm = lw.input_norm;
     ql.post_attn_norm = lw.post_attn_norm;
     std::array<std::optional<PreparedHessian>, 4> prepared;  // q/k/v and gate/up share theirs
@@ -156,10 +154,25 @@ Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx,
       TERN_ASSIGN_OR_RETURN(std::vector<float> f, weight_to_f32(w));
       TERN_ASSIGN_OR_RETURN(ql.at(k), gptq_with(ctx, f.data(), w.rows, w.cols, *ph, opt));
     }
-    qm.layers.push_back(std::move(ql));
+    store_layer(qm, int(l), std::move(ql));
     if (opt.on_layer) opt.on_layer(int64_t(l) + 1, int64_t(layers.size()));
   }
   return qm;
+}
+
+Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
+                                     const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
+  CalibrationOptions copt;
+  copt.hessian = true;
+  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));
+  GptqOptions o;
+  o.spec = spec;
+  o.percdamp = options.damp;
+  o.act_order = options.act_order;
+  o.on_layer = [&](int64_t done, int64_t total) {
+    if (progress) progress(stats.windows + done, stats.windows + total);
+  };
+  return quantize_model_gptq(model, ctx, stats, o);
 }
 
 }  // namespace tern

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "compress/calibration.h"
+#include "compress/model_linears.h"
 #include "compress/quantized_model.h"
 #include "ops/exec_context.h"
 
@@ -23,8 +24,14 @@ struct GptqOptions {
 
 // One linear: w [rows, cols] f32, h [cols, cols] (XᵀX at any positive scale). Columns whose diagonal
 // is zero (never activated) are zeroed, as in the reference implementation.
-Result<QuantizedLinear> gptq_quantize(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
-                                      const std::vector<double>& h, const GptqOptions& options);
+Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
+                                             const std::vector<double>& h, const GptqOptions& options);
+
+// The entry point `tern quantize --method gptq` calls: calibrates on `calib` (XᵀX per input), then
+// quantize_model_gptq with options.damp and options.act_order.
+Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
+                                     const QuantSpec& spec, const MethodOptions& options,
+                                     const ProgressFn& progress = nullptr);
 
 // Every linear of the model, from calibration statistics collected with `hessian` on.
 Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/fp8.h"
+
 namespace tern {
 
 int64_t QuantizedLinear::n_groups() const {
@@ -70,19 +72,51 @@ Result<QuantizedLinear> quantize_rtn(const float* w, int64_t rows, int64_t cols,
   return ql;
 }
 
-std::vector<float> dequantize(const QuantizedLinear& ql) {
-  std::vector<float> out(size_t(ql.rows * ql.cols));
+Result<QuantizedLinear> quantize_rtn(const float* w, int64_t rows, int64_t cols, int bits, int group, bool symmetric) {
+  QuantSpec spec;
+  spec.bits = bits, spec.group = group >= cols ? 0 : std::max(group, 0), spec.symmetric = symmetric;
+  return quantize_rtn(w, rows, cols, spec);
+}
+
+QuantizedLinear quantize_fp8(const float* w, int64_t rows, int64_t cols) {
+  QuantizedLinear ql;
+  ql.bits = 8, ql.group = 0, ql.symmetric = true, ql.fp8 = true, ql.rows = rows, ql.cols = cols;
+  ql.q.resize(size_t(rows * cols));
+  ql.scales.resize(size_t(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = w + r * cols;
+    float amax = 0;
+    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(src[c]));
+    const float scale = amax > 0 ? amax / kFp8E4M3Max : 1.0f;
+    ql.scales[size_t(r)] = scale;
+    for (int64_t c = 0; c < cols; ++c) ql.q[size_t(r * cols + c)] = f32_to_fp8_e4m3(src[c] / scale);
+  }
+  return ql;
+}
+
+void dequantize(const QuantizedLinear& ql, float* out) {
   const int64_t ng = ql.n_groups();
   const float sym_zero = float(1 << (ql.bits - 1));
   for (int64_t r = 0; r < ql.rows; ++r) {
     for (int64_t c = 0; c < ql.cols; ++c) {
-      const int64_t g = r * ng + ql.group_of(c);
-      const float zero = ql.symmetric ? sym_zero : ql.zeros[size_t(g)];
-      float v = (float(ql.q[size_t(r * ql.cols + c)]) - zero) * ql.scales[size_t(g)];
+      const uint8_t code = ql.q[size_t(r * ql.cols + c)];
+      float v;
+      if (ql.fp8) {
+        v = fp8_e4m3_to_f32(code) * ql.scales[size_t(r)];
+      } else {
+        const int64_t g = r * ng + ql.group_of(c);
+        const float zero = ql.symmetric ? sym_zero : ql.zeros[size_t(g)];
+        v = (float(code) - zero) * ql.scales[size_t(g)];
+      }
       if (!ql.smooth.empty()) v /= ql.smooth[size_t(c)];
       out[size_t(r * ql.cols + c)] = v;
     }
   }
+}
+
+std::vector<float> dequantize(const QuantizedLinear& ql) {
+  std::vector<float> out(size_t(ql.rows * ql.cols));
+  dequantize(ql, out.data());
   return out;
 }
 

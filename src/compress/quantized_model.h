@@ -1,59 +1,45 @@
-// Every linear layer of a Llama-family model after a quantization method ran, plus the norm
-// weights the method changed (AWQ and SmoothQuant fold their per-channel scales into them).
-// Embeddings and the LM head stay as they are (as in AutoAWQ / AutoGPTQ).
+// What every whole-model quantization method returns, and what it is given besides the model.
+// rtn.h (here), awq.h, gptq.h, smoothquant.h all map (Model, spec) -> QuantizedModel;
+// checkpoint_writer.h writes a QuantizedModel as an AutoAWQ / AutoGPTQ / compressed-tensors checkpoint.
 #pragma once
 
-#include <array>
-#include <memory>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "compress/quantized_linear.h"
-#include "core/status.h"
-#include "model/decoder.h"
-#include "model/model.h"
 
 namespace tern {
 
-enum class LinearKind { kQ, kK, kV, kO, kGate, kUp, kDown };
-constexpr int kLinearKinds = 7;
-constexpr std::array<LinearKind, kLinearKinds> kAllLinears = {LinearKind::kQ,    LinearKind::kK,  LinearKind::kV,
-                                                              LinearKind::kO,    LinearKind::kGate, LinearKind::kUp,
-                                                              LinearKind::kDown};
-
-const char* linear_name(LinearKind k);          // Hugging Face suffix, e.g. "self_attn.q_proj"
-LinearInput linear_input(LinearKind k);         // which calibration slot feeds it
-const WeightMatrix& linear_weight(const DecoderLayerWeights& l, LinearKind k);
-inline WeightMatrix& linear_weight(DecoderLayerWeights& l, LinearKind k) {
-  return const_cast<WeightMatrix&>(linear_weight(static_cast<const DecoderLayerWeights&>(l), k));
-}
-
-struct QuantizedLayer {
-  std::array<QuantizedLinear, kLinearKinds> linears;  // by LinearKind
-  std::vector<float> input_norm, post_attn_norm;      // [hidden], after folding
-  QuantizedLinear& at(LinearKind k) { return linears[size_t(k)]; }
-  const QuantizedLinear& at(LinearKind k) const { return linears[size_t(k)]; }
+// Calibration data: the token ids of the user's calibration file (BOS once at the start), cut into
+// windows of `seq_len` tokens, at most `max_windows` of them.
+struct CalibData {
+  std::vector<int32_t> tokens;
+  int64_t seq_len = 512;
+  int64_t max_windows = 32;
 };
+
+// Method knobs beyond QuantSpec (defaults follow the papers).
+struct MethodOptions {
+  bool act_order = false;        // GPTQ: columns by decreasing Hessian diagonal (g_idx / desc_act)
+  double damp = 0.01;            // GPTQ: fraction of mean(diag H) added to the diagonal
+  double alpha = 0.5;            // SmoothQuant migration strength
+  bool int8_activations = false; // W8A8: activations quantized per token at run time (SmoothQuant: always)
+};
+
+// `done` of `total` units (layers or matrices) finished; drives the progress bar.
+using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 
 struct QuantizedModel {
-  std::string method;             // rtn, awq, gptq, smoothquant
-  QuantSpec spec;
-  bool int8_activations = false;  // W8A8: activations are rounded per token to int8 at run time
-  std::vector<QuantizedLayer> layers;
+  // Keyed by the Hugging Face module name, e.g. "model.layers.0.self_attn.q_proj" (tensor "<name>.weight").
+  // Layers absent here (the LM head, the embedding) are written unquantized.
+  std::map<std::string, QuantizedLinear> linears;
+  // f32 replacements of 1-D tensors, by full tensor name: norm weights that absorbed smoothing factors
+  // ("model.layers.0.input_layernorm.weight").
+  std::map<std::string, std::vector<float>> vectors;
+  bool int8_activations = false;  // W8A8 (compressed-tensors int-quantized with dynamic per-token activations)
 };
-
-// A dense weight (f32/f16/bf16) as f32 [rows, cols]; quantized formats are an error.
-Result<std::vector<float>> weight_to_f32(const WeightMatrix& w);
-
-// Round to nearest, no calibration.
-Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& spec);
-
-// Evaluation in memory: replaces `model`'s linear weights and norms by the dequantized (dense f32)
-// ones of `qm`, so perplexity/KL measure exactly what the quantized weights compute. W8A8 also needs
-// the activation rounding: pass activation_fake_quant() as the perplexity observer.
-Status apply_dequantized(Model& model, const QuantizedModel& qm);
-
-// Rounds every linear input to int8 per token (symmetric, absmax / 127), as a W8A8 kernel does.
-std::unique_ptr<ActivationObserver> activation_fake_quant();
 
 }  // namespace tern

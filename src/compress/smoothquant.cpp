@@ -51,8 +51,6 @@ Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const Cali
   if (stats.layers.size() != layers.size()) return Status::error("smoothquant: calibration does not match the model");
   if (!(opt.alpha >= 0 && opt.alpha <= 1)) return Status::error(fmt::format("smoothquant alpha {} is outside [0, 1]", opt.alpha));
   QuantizedModel qm;
-  qm.method = "smoothquant";
-  qm.spec = opt.spec;
   qm.int8_activations = true;
   for (size_t l = 0; l < layers.size(); ++l) {
     const DecoderLayerWeights& src = layers[l];
@@ -62,9 +60,10 @@ Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const Cali
       TERN_ASSIGN_OR_RETURN(w[size_t(k)], weight_to_f32(linear_weight(src, k)));
     }
     auto W = [&](LinearKind k) -> std::vector<float>& { return w[size_t(k)]; };
-    QuantizedLayer ql;
+    LayerResult ql;
     ql.input_norm = src.input_norm;
     ql.post_attn_norm = src.post_attn_norm;
+    ql.norms_changed = true;
 
     const int64_t H = cfg.hidden_size, I = cfg.intermediate_size;
     const auto s_attn = smoothquant_scales(stats.at(int(l), LinearInput::kAttnIn).abs_max,
@@ -89,8 +88,20 @@ Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const Cali
       const WeightMatrix& m = linear_weight(src, k);
       TERN_ASSIGN_OR_RETURN(ql.at(k), quantize_rtn(W(k).data(), m.rows, m.cols, opt.spec));
     }
-    qm.layers.push_back(std::move(ql));
+    store_layer(qm, int(l), std::move(ql));
   }
+  return qm;
+}
+
+Result<QuantizedModel> smoothquant_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
+                                            const QuantSpec& spec, const MethodOptions& options,
+                                            const ProgressFn& progress) {
+  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, CalibrationOptions{}, progress));
+  SmoothQuantOptions o;
+  o.alpha = options.alpha;
+  o.spec = spec;
+  auto qm = quantize_model_smoothquant(model, stats, o);
+  if (progress) progress(stats.windows + model.config().n_layers, stats.windows + model.config().n_layers);
   return qm;
 }
 

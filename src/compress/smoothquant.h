@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "compress/calibration.h"
+#include "compress/model_linears.h"
 #include "compress/quantized_model.h"
 
 namespace tern {
@@ -27,6 +28,12 @@ std::vector<float> smoothquant_scales(const std::vector<float>& act_max, const s
 
 // max over channels / median over channels of the per-channel maxima of x·diag(1/s) (s empty: 1).
 double activation_outlier_ratio(const std::vector<float>& act_max, const std::vector<float>& s);
+
+// The entry point `tern quantize --method smoothquant` calls: calibrates on `calib` (max |x|), then
+// quantize_model_smoothquant with options.alpha and `spec` (int8 per channel expected: bits 8, group 0).
+Result<QuantizedModel> smoothquant_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
+                                            const QuantSpec& spec, const MethodOptions& options,
+                                            const ProgressFn& progress = nullptr);
 
 Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const CalibrationStats& stats,
                                                   const SmoothQuantOptions& options);

@@ -133,7 +133,7 @@ TEST_F(QuantMethods, GptqBeatsRtnOnCorrelatedInputs) {
       opt.spec = QuantSpec{4, group, true};
       opt.act_order = act_order;
       opt.block_size = 16;  // several lazy blocks
-      auto g = gptq_quantize(ctx, p.w.data(), p.rows, p.cols, p.h, opt);
+      auto g = gptq_quantize_linear(ctx, p.w.data(), p.rows, p.cols, p.h, opt);
       ASSERT_TRUE(g.is_ok()) << g.status().message();
       EXPECT_EQ(g->g_idx.empty(), !(act_order && group > 0));
       auto r = quantize_rtn(p.w.data(), p.rows, p.cols, opt.spec);
@@ -148,8 +148,8 @@ TEST_F(QuantMethods, GptqBlockSizeDoesNotChangeTheResult) {
   GptqOptions a, b;
   a.spec = b.spec = QuantSpec{4, 32, false};
   a.block_size = 128, b.block_size = 8;
-  auto qa = gptq_quantize(ctx, p.w.data(), p.rows, p.cols, p.h, a);
-  auto qb = gptq_quantize(ctx, p.w.data(), p.rows, p.cols, p.h, b);
+  auto qa = gptq_quantize_linear(ctx, p.w.data(), p.rows, p.cols, p.h, a);
+  auto qb = gptq_quantize_linear(ctx, p.w.data(), p.rows, p.cols, p.h, b);
   ASSERT_TRUE(qa.is_ok() && qb.is_ok());
   size_t differ = 0;
   for (size_t i = 0; i < qa->q.size(); ++i) differ += qa->q[i] != qb->q[i];
@@ -161,12 +161,12 @@ TEST_F(QuantMethods, GptqZeroesDeadColumns) {
   for (int64_t i = 0; i < p.cols; ++i) p.h[size_t(5 * p.cols + i)] = p.h[size_t(i * p.cols + 5)] = 0;
   GptqOptions opt;
   opt.spec = QuantSpec{4, 32, true};
-  auto g = gptq_quantize(ctx, p.w.data(), p.rows, p.cols, p.h, opt);
+  auto g = gptq_quantize_linear(ctx, p.w.data(), p.rows, p.cols, p.h, opt);
   ASSERT_TRUE(g.is_ok());
   const auto dq = dequantize(*g);
   for (int64_t r = 0; r < p.rows; ++r) EXPECT_EQ(dq[size_t(r * p.cols + 5)], 0.0f);
   std::vector<double> wrong(10);
-  EXPECT_FALSE(gptq_quantize(ctx, p.w.data(), p.rows, p.cols, wrong, opt).is_ok());
+  EXPECT_FALSE(gptq_quantize_linear(ctx, p.w.data(), p.rows, p.cols, wrong, opt).is_ok());
 }
 
 TEST_F(QuantMethods, AwqBeatsRtnWithOutlierChannels) {

@@ -123,15 +123,17 @@ TEST_F(QuantModel, AwqAndGptqQuantizeTheWholeModel) {
   ASSERT_TRUE(awq.is_ok()) << awq.status().message();
   EXPECT_EQ(layers_seen, 8);
   // The scales went into the norms, not into a run-time division.
-  EXPECT_NE(awq->layers[0].input_norm, (*base)->weights().layers[0].input_norm);
-  for (const auto& l : awq->layers)
-    for (const auto& q : l.linears) EXPECT_TRUE(q.smooth.empty());
+  EXPECT_EQ(awq->linears.size(), size_t(8 * 7));
+  EXPECT_NE(awq->vectors.at("model.layers.0.input_layernorm.weight"), (*base)->weights().layers[0].input_norm);
+  EXPECT_EQ(awq->vectors.size(), size_t(8 * 2));
+  for (const auto& [name, q] : awq->linears) EXPECT_TRUE(q.smooth.empty()) << name;
   GptqOptions gopt;
   gopt.spec = spec;
   gopt.act_order = true;
   auto gptq = quantize_model_gptq(**base, *ctx_, *stats_, gopt);
   ASSERT_TRUE(gptq.is_ok()) << gptq.status().message();
-  EXPECT_EQ(gptq->layers[0].at(LinearKind::kDown).g_idx.size(), size_t(1408));
+  EXPECT_EQ(gptq->linears.at("model.layers.0.mlp.down_proj").g_idx.size(), size_t(1408));
+  EXPECT_TRUE(gptq->vectors.empty());
 
   const QualityResult q_rtn = quality(*rtn), q_awq = quality(*awq), q_gptq = quality(*gptq);
   EXPECT_GT(q_rtn.kl.kl_mean, 0.0);
@@ -152,7 +154,7 @@ TEST_F(QuantModel, GptqLowersTheLayerObjectiveOnRealActivations) {
   const SlotStats& st = stats_->at(1, LinearInput::kAttnIn);
   GptqOptions opt;
   opt.spec = QuantSpec{4, 128, false};
-  auto g = gptq_quantize(*ctx_, f->data(), w.rows, w.cols, st.xtx, opt);
+  auto g = gptq_quantize_linear(*ctx_, f->data(), w.rows, w.cols, st.xtx, opt);
   auto r = quantize_rtn(f->data(), w.rows, w.cols, opt.spec);
   ASSERT_TRUE(g.is_ok() && r.is_ok());
   auto objective = [&](const std::vector<float>& dq) {
@@ -172,10 +174,19 @@ TEST_F(QuantModel, GptqLowersTheLayerObjectiveOnRealActivations) {
   EXPECT_LT(objective(dequantize(*g)), 0.8 * objective(dequantize(*r)));
 }
 
+// Through the entry point `tern quantize --method smoothquant` calls (calibration included).
 TEST_F(QuantModel, SmoothQuantW8A8StaysClose) {
   auto base = Model::load(*dir_);
-  auto sq = quantize_model_smoothquant(**base, *stats_, SmoothQuantOptions{});
+  CalibData calib;
+  calib.tokens = *calib_tokens_;
+  calib.seq_len = 256;
+  calib.max_windows = 4;
+  int64_t last_done = 0, last_total = 0;
+  auto sq = smoothquant_quantize(*ctx_, **base, calib, QuantSpec{8, 0, true}, MethodOptions{},
+                                 [&](int64_t done, int64_t total) { last_done = done, last_total = total; });
   ASSERT_TRUE(sq.is_ok()) << sq.status().message();
+  EXPECT_EQ(last_total, 4 + 8);
+  EXPECT_EQ(last_done, last_total);
   EXPECT_TRUE(sq->int8_activations);
   const QualityResult q = quality(*sq);
   EXPECT_GT(q.kl.kl_mean, 0.0);
@@ -191,6 +202,12 @@ TEST_F(QuantModel, MethodsRejectMismatchedCalibration) {
   EXPECT_FALSE(quantize_model_awq(**base, *ctx_, empty, AwqOptions{}).is_ok());
   EXPECT_FALSE(quantize_model_smoothquant(**base, empty, SmoothQuantOptions{}).is_ok());
   EXPECT_FALSE(quantize_model_rtn(**base, QuantSpec{4, 100, true}).is_ok());  // 100 does not divide 512
+  CalibData none;  // no calibration text
+  EXPECT_FALSE(awq_quantize(*ctx_, **base, none, QuantSpec{}, MethodOptions{}).is_ok());
+  EXPECT_FALSE(gptq_quantize(*ctx_, **base, none, QuantSpec{}, MethodOptions{}).is_ok());
+  QuantizedModel stray;
+  stray.linears["model.layers.99.mlp.up_proj"] = QuantizedLinear{};
+  EXPECT_FALSE(apply_dequantized(**base, stray).is_ok());
 }
 
 }  // namespace

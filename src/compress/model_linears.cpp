@@ -1,4 +1,4 @@
-#include "compress/quantized_model.h"
+#include "compress/model_linears.h"
 
 #include <fmt/format.h>
 
@@ -46,6 +46,14 @@ const WeightMatrix& linear_weight(const DecoderLayerWeights& l, LinearKind k) {
   return l.attn.q;
 }
 
+std::string linear_module_name(int layer, LinearKind k) {
+  return fmt::format("model.layers.{}.{}", layer, linear_name(k));
+}
+
+std::string norm_tensor_name(int layer, bool post_attention) {
+  return fmt::format("model.layers.{}.{}.weight", layer, post_attention ? "post_attention_layernorm" : "input_layernorm");
+}
+
 Result<std::vector<float>> weight_to_f32(const WeightMatrix& w) {
   if (!w.dense()) return Status::error("weight is already quantized; quantize from a dense (f32/f16/bf16) checkpoint");
   std::vector<float> out(size_t(w.rows * w.cols));
@@ -53,40 +61,43 @@ Result<std::vector<float>> weight_to_f32(const WeightMatrix& w) {
   return out;
 }
 
+void store_layer(QuantizedModel& qm, int layer, LayerResult&& r) {
+  for (LinearKind k : kAllLinears) qm.linears[linear_module_name(layer, k)] = std::move(r.at(k));
+  if (r.norms_changed) {
+    qm.vectors[norm_tensor_name(layer, false)] = std::move(r.input_norm);
+    qm.vectors[norm_tensor_name(layer, true)] = std::move(r.post_attn_norm);
+  }
+}
+
 Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& spec) {
   QuantizedModel qm;
-  qm.method = "rtn";
-  qm.spec = spec;
-  for (const DecoderLayerWeights& lw : model.weights().layers) {
-    QuantizedLayer ql;
-    ql.input_norm = lw.input_norm;
-    ql.post_attn_norm = lw.post_attn_norm;
+  const auto& layers = model.weights().layers;
+  for (size_t l = 0; l < layers.size(); ++l) {
     for (LinearKind k : kAllLinears) {
-      const WeightMatrix& w = linear_weight(lw, k);
+      const WeightMatrix& w = linear_weight(layers[l], k);
       TERN_ASSIGN_OR_RETURN(std::vector<float> f, weight_to_f32(w));
-      TERN_ASSIGN_OR_RETURN(ql.at(k), quantize_rtn(f.data(), w.rows, w.cols, spec));
+      TERN_ASSIGN_OR_RETURN(qm.linears[linear_module_name(int(l), k)], quantize_rtn(f.data(), w.rows, w.cols, spec));
     }
-    qm.layers.push_back(std::move(ql));
   }
   return qm;
 }
 
 Status apply_dequantized(Model& model, const QuantizedModel& qm) {
   const TransformerWeights& src = model.weights();
-  if (qm.layers.size() != src.layers.size()) {
-    return Status::error(fmt::format("quantized model has {} layers, the model {}", qm.layers.size(), src.layers.size()));
-  }
   auto storage = std::make_shared<std::vector<std::vector<float>>>();
   TransformerWeights w = src;
+  size_t used = 0;
   for (size_t l = 0; l < src.layers.size(); ++l) {
-    const QuantizedLayer& ql = qm.layers[l];
     DecoderLayerWeights& lw = w.layers[l];
     for (LinearKind k : kAllLinears) {
-      const QuantizedLinear& q = ql.at(k);
+      auto it = qm.linears.find(linear_module_name(int(l), k));
+      if (it == qm.linears.end()) continue;
+      ++used;
+      const QuantizedLinear& q = it->second;
       WeightMatrix& m = linear_weight(lw, k);
       if (q.rows != m.rows || q.cols != m.cols) {
-        return Status::error(fmt::format("layer {} {}: quantized shape [{}, {}] != [{}, {}]", l, linear_name(k), q.rows,
-                                         q.cols, m.rows, m.cols));
+        return Status::error(fmt::format("{}: quantized shape [{}, {}] != [{}, {}]", it->first, q.rows, q.cols, m.rows,
+                                         m.cols));
       }
       storage->push_back(dequantize(q));
       m = WeightMatrix{};
@@ -94,11 +105,17 @@ Status apply_dequantized(Model& model, const QuantizedModel& qm) {
       m.dtype = DType::F32;
       m.rows = q.rows, m.cols = q.cols;
     }
-    if (ql.input_norm.size() != lw.input_norm.size() || ql.post_attn_norm.size() != lw.post_attn_norm.size()) {
-      return Status::error(fmt::format("layer {}: norm sizes differ", l));
+    for (bool post : {false, true}) {
+      auto it = qm.vectors.find(norm_tensor_name(int(l), post));
+      if (it == qm.vectors.end()) continue;
+      ++used;
+      std::vector<float>& norm = post ? lw.post_attn_norm : lw.input_norm;
+      if (it->second.size() != norm.size()) return Status::error(fmt::format("{}: size differs", it->first));
+      norm = it->second;
     }
-    lw.input_norm = ql.input_norm;
-    lw.post_attn_norm = ql.post_attn_norm;
+  }
+  if (used != qm.linears.size() + qm.vectors.size()) {
+    return Status::error("quantized model names tensors this model does not have");
   }
   model.replace_weights(std::move(w), std::move(storage));
   return Status::ok();
