@@ -1,19 +1,61 @@
-// AWQ (activation-aware weight quantization, Lin et al. 2023): per input channel scales s searched on
-// calibration activations (s = mean|x|^alpha over a grid of alpha), weights scaled by s before
-// round-to-nearest, 1/s folded into the previous RMSNorm. Implemented by the quantization-algorithms work.
+// AWQ (Lin et al., 2023): activation-aware weight quantization. Input channels that carry large
+// activations matter most, so each is scaled up by s = mean|x|^alpha before rounding (W·diag(s)) and
+// the input divided by s; alpha is grid-searched to minimise the output error on calibration rows.
+// The division is folded into the op before the linear: the RMSNorm weight (q/k/v, gate/up),
+// v_proj's rows (o_proj; with grouped-query attention s is tied across the heads that share a kv
+// head so that it folds), up_proj's rows (down_proj). Optionally each group's range is then clipped
+// (searched per row and group on the same output error).
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "compress/calibration.h"
+#include "compress/model_linears.h"
 #include "compress/quantized_model.h"
-#include "core/status.h"
-#include "model/model.h"
 #include "ops/exec_context.h"
 
 namespace tern {
 
-// Quantizes every linear layer of the decoder (not the LM head); smoothing factors are folded into
-// QuantizedModel::vectors (norm weights); a factor no previous op can absorb stays in QuantizedLinear::smooth.
+struct AwqOptions {
+  std::function<void(int64_t, int64_t)> on_layer;  // (layers done, total), progress
+  QuantSpec spec{4, 128, /*symmetric=*/false};  // AutoAWQ's default: asymmetric (zero points), g128
+  int grid = 20;            // alphas 0, 1/grid, ..., (grid-1)/grid
+  bool duo_scaling = false;  // true: s = mean|x|^a / mean|ŵ|^(1-a), ŵ = |w| over its group's max (AutoAWQ);
+                             // false: s = mean|x|^a (the paper)
+  bool clip = true;         // search a clipping ratio per row and group
+  int clip_grid = 20;       // ratios 1, 1 - max_shrink/clip_grid, ...
+  float max_shrink = 0.5f;  // smallest ratio tried is 1 - max_shrink
+  int64_t clip_rows = 256;  // calibration rows used by the clipping search
+};
+
+struct AwqScale {
+  std::vector<float> scale;  // [cols] s (W·diag(s), x / s)
+  float alpha = 0;
+  double loss = 0;      // output MSE at the chosen alpha
+  double loss_rtn = 0;  // output MSE of plain RTN (alpha = 0)
+};
+
+// Searches s for linears sharing the input x [n, cols]: w [rows, cols] is their weights stacked by
+// rows; mean_abs [cols] is mean |x| over all calibration rows (tie channels beforehand by averaging).
+AwqScale awq_search_scale(ExecContext& ctx, const float* x, int64_t n, const float* w, int64_t rows, int64_t cols,
+                          const std::vector<float>& mean_abs, const QuantSpec& spec, int grid, bool duo_scaling = false);
+
+// Quantizes w [rows, cols] (already scaled), choosing per row and group the clipping ratio that
+// minimises the output error on x [n, cols] (x already divided by s). clip = false: plain RTN.
+Result<QuantizedLinear> awq_quantize_clipped(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
+                                             const float* x, int64_t n, const AwqOptions& options, bool clip);
+
+// The entry point `tern quantize --method awq` calls: calibrates on `calib` (512 sampled rows per input),
+// then quantize_model_awq with the defaults above and `spec`. Smoothing factors are folded into
+// QuantizedModel::vectors (norm weights); nothing is left in QuantizedLinear::smooth for Llama-family models.
 Result<QuantizedModel> awq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                     const QuantSpec& spec, const MethodOptions& options,
                                     const ProgressFn& progress = nullptr);
+
+// Every linear of the model; calibration must have kept a row sample (sample_rows > 0).
+Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
+                                          const AwqOptions& options);
 
 }  // namespace tern

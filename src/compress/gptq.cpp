@@ -1,12 +1,178 @@
-// Placeholder until the quantization-algorithms branch (qalgo) lands its implementation of gptq.h;
-// that branch's gptq.cpp replaces this file.
 #include "compress/gptq.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <optional>
+
+#include "compress/dense_math.h"
 
 namespace tern {
 
-Result<QuantizedModel> gptq_quantize(ExecContext&, const Model&, const CalibData&, const QuantSpec&,
-                                     const MethodOptions&, const ProgressFn&) {
-  return Status::error("--method gptq is not implemented in this build yet");
+namespace {
+
+// What every linear reading the same input shares: the column order and U (H⁻¹ = UᵀU) in that order.
+struct PreparedHessian {
+  int64_t n = 0;
+  std::vector<int64_t> perm;  // position -> original column
+  std::vector<char> dead;     // [n] by original column
+  std::vector<double> u;      // [n, n] in permuted order
+};
+
+Result<PreparedHessian> prepare_hessian(const std::vector<double>& h_in, int64_t n, const GptqOptions& opt) {
+  if (int64_t(h_in.size()) != n * n) return Status::error("gptq: Hessian size does not match the layer");
+  PreparedHessian p;
+  p.n = n;
+  std::vector<double> h = h_in;
+  p.dead.assign(size_t(n), 0);
+  double mean_diag = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (h[size_t(i * n + i)] == 0) p.dead[size_t(i)] = 1, h[size_t(i * n + i)] = 1;
+    mean_diag += h[size_t(i * n + i)];
+  }
+  mean_diag /= double(n);
+  p.perm.resize(size_t(n));
+  std::iota(p.perm.begin(), p.perm.end(), 0);
+  if (opt.act_order) {
+    std::stable_sort(p.perm.begin(), p.perm.end(),
+                     [&](int64_t a, int64_t b) { return h[size_t(a * n + a)] > h[size_t(b * n + b)]; });
+  }
+  std::vector<double> hp(size_t(n * n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) hp[size_t(i * n + j)] = h[size_t(p.perm[size_t(i)] * n + p.perm[size_t(j)])];
+  // Dampening keeps the factorization stable; retry with more when H is numerically singular.
+  double damp = opt.percdamp * mean_diag;
+  for (int attempt = 0; attempt < 6; ++attempt, damp *= 10) {
+    std::vector<double> hd = hp;
+    for (int64_t i = 0; i < n; ++i) hd[size_t(i * n + i)] += damp;
+    auto u = inverse_cholesky_upper(hd, n);
+    if (u.is_ok()) {
+      p.u = std::move(u).value();
+      return p;
+    }
+  }
+  return Status::error("gptq: the Hessian is not positive definite even after dampening");
+}
+
+// GPTQ on rows [r0, r1) of wp (permuted columns, f64, [rows, n]); codes and group params out.
+void gptq_rows(const PreparedHessian& ph, const GptqOptions& opt, std::vector<double>& wp, int64_t r0, int64_t r1,
+               QuantizedLinear& ql) {
+  const int64_t n = ph.n, gs = opt.spec.group > 0 ? opt.spec.group : n, ng = n / gs;
+  const int64_t bs = std::max(1, opt.block_size);
+  const double* u = ph.u.data();
+  std::vector<float> tmp(static_cast<size_t>(gs));
+  std::vector<double> err(static_cast<size_t>(bs));
+  std::vector<GroupParams> params(static_cast<size_t>(ng));
+  for (int64_t r = r0; r < r1; ++r) {
+    double* w = wp.data() + r * n;
+    for (int64_t i1 = 0; i1 < n; i1 += bs) {
+      const int64_t i2 = std::min(n, i1 + bs);
+      for (int64_t i = i1; i < i2; ++i) {
+        if (i % gs == 0) {  // group parameters from the current (error-compensated) weights
+          for (int64_t j = 0; j < gs; ++j) tmp[size_t(j)] = float(w[i + j]);
+          params[size_t(i / gs)] = group_params(tmp.data(), gs, 1, opt.spec);
+        }
+        const GroupParams gp = params[size_t(i / gs)];
+        const int code = quantize_value(float(w[i]), gp, opt.spec);
+        ql.q[size_t(r * n + ph.perm[size_t(i)])] = uint8_t(code);
+        const double e = (w[i] - double(dequantize_value(code, gp))) / u[i * n + i];
+        err[size_t(i - i1)] = e;
+        const double* ui = u + i * n;
+        for (int64_t j = i + 1; j < i2; ++j) w[j] -= e * ui[j];
+      }
+      for (int64_t i = i1; i < i2; ++i) {  // lazy update of the columns after the block
+        const double e = err[size_t(i - i1)];
+        const double* ui = u + i * n;
+        for (int64_t j = i2; j < n; ++j) w[j] -= e * ui[j];
+      }
+    }
+    for (int64_t g = 0; g < ng; ++g) {
+      ql.scales[size_t(r * ng + g)] = params[size_t(g)].scale;
+      if (!opt.spec.symmetric) ql.zeros[size_t(r * ng + g)] = params[size_t(g)].zero;
+    }
+  }
+}
+
+Result<QuantizedLinear> gptq_with(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
+                                  const PreparedHessian& ph, const GptqOptions& opt) {
+  TERN_RETURN_IF_ERROR(validate_quant_spec(opt.spec, cols));
+  if (ph.n != cols) return Status::error("gptq: Hessian size does not match the layer");
+  const int64_t gs = opt.spec.group > 0 ? opt.spec.group : cols, ng = cols / gs;
+  QuantizedLinear ql;
+  ql.bits = opt.spec.bits, ql.group = opt.spec.group, ql.symmetric = opt.spec.symmetric;
+  ql.rows = rows, ql.cols = cols;
+  ql.q.resize(size_t(rows * cols));
+  ql.scales.resize(size_t(rows * ng));
+  if (!opt.spec.symmetric) ql.zeros.resize(size_t(rows * ng));
+  std::vector<double> wp(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < cols; ++i) {
+      const int64_t c = ph.perm[size_t(i)];
+      wp[size_t(r * cols + i)] = ph.dead[size_t(c)] ? 0.0 : double(w[r * cols + c]);
+    }
+  ctx.pool().parallel_for(rows, 1, [&](int64_t r0, int64_t r1) { gptq_rows(ph, opt, wp, r0, r1, ql); });
+  // With act-order the groups follow the permuted order; g_idx maps each original column to its group.
+  if (opt.act_order && opt.spec.group > 0) {
+    ql.g_idx.resize(size_t(cols));
+    for (int64_t i = 0; i < cols; ++i) ql.g_idx[size_t(ph.perm[size_t(i)])] = int32_t(i / gs);
+  }
+  return ql;
+}
+
+}  // namespace
+
+Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
+                                      const std::vector<double>& h, const GptqOptions& opt) {
+  TERN_RETURN_IF_ERROR(validate_quant_spec(opt.spec, cols));
+  TERN_ASSIGN_OR_RETURN(PreparedHessian ph, prepare_hessian(h, cols, opt));
+  return gptq_with(ctx, w, rows, cols, ph, opt);
+}
+
+Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
+                                           const GptqOptions& opt) {
+  const auto& layers = model.weights().layers;
+  if (stats.layers.size() != layers.size()) return Status::error("gptq: calibration does not match the model");
+  QuantizedModel qm;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const DecoderLayerWeights& lw = layers[l];
+    LayerResult ql;
+    ql.input_norm = lw.input_norm;
+    ql.post_attn_norm = lw.post_attn_norm;
+    std::array<std::optional<PreparedHessian>, 4> prepared;  // q/k/v and gate/up share theirs
+    for (LinearKind k : kAllLinears) {
+      const SlotStats& st = stats.at(int(l), linear_input(k));
+      if (st.xtx.empty()) return Status::error("gptq: calibration ran without the Hessian");
+      auto& ph = prepared[size_t(linear_input(k))];
+      if (!ph) {
+        auto p = prepare_hessian(st.xtx, st.cols, opt);
+        if (!p.is_ok()) return p.status().with_context(fmt::format("layer {} {}", l, linear_name(k)));
+        ph = std::move(p).value();
+      }
+      const WeightMatrix& w = linear_weight(lw, k);
+      TERN_ASSIGN_OR_RETURN(std::vector<float> f, weight_to_f32(w));
+      TERN_ASSIGN_OR_RETURN(ql.at(k), gptq_with(ctx, f.data(), w.rows, w.cols, *ph, opt));
+    }
+    store_layer(qm, int(l), std::move(ql));
+    if (opt.on_layer) opt.on_layer(int64_t(l) + 1, int64_t(layers.size()));
+  }
+  return qm;
+}
+
+Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
+                                     const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
+  CalibrationOptions copt;
+  copt.hessian = true;
+  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));
+  GptqOptions o;
+  o.spec = spec;
+  o.percdamp = options.damp;
+  o.act_order = options.act_order;
+  o.on_layer = [&](int64_t done, int64_t total) {
+    if (progress) progress(stats.windows + done, stats.windows + total);
+  };
+  return quantize_model_gptq(model, ctx, stats, o);
 }
 
 }  // namespace tern

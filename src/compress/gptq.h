@@ -1,17 +1,40 @@
-// GPTQ (Frantar et al. 2022): layer by layer, quantize columns in order and spread each column's error
-// over the not-yet-quantized columns with the inverse Hessian H = 2 X Xᵀ of the calibration inputs
-// (dampening options.damp, optional act-order giving g_idx). Implemented by the quantization-algorithms work.
+// GPTQ (Frantar et al., 2022): quantize a linear layer column by column, pushing each column's
+// rounding error onto the columns not yet quantized through the inverse Hessian of the layer's
+// inputs, H = Σ xᵀx. Walks the upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU) in lazy blocks.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "compress/calibration.h"
+#include "compress/model_linears.h"
 #include "compress/quantized_model.h"
-#include "core/status.h"
-#include "model/model.h"
 #include "ops/exec_context.h"
 
 namespace tern {
 
+struct GptqOptions {
+  std::function<void(int64_t, int64_t)> on_layer;  // (layers done, total), progress
+  QuantSpec spec;
+  double percdamp = 0.01;  // H += percdamp · mean(diag H) · I
+  int block_size = 128;    // lazy-batch width (changes speed, not the result)
+  bool act_order = false;  // quantize columns by decreasing H diagonal (desc_act); sets g_idx when grouped
+};
+
+// One linear: w [rows, cols] f32, h [cols, cols] (XᵀX at any positive scale). Columns whose diagonal
+// is zero (never activated) are zeroed, as in the reference implementation.
+Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
+                                             const std::vector<double>& h, const GptqOptions& options);
+
+// The entry point `tern quantize --method gptq` calls: calibrates on `calib` (XᵀX per input), then
+// quantize_model_gptq with options.damp and options.act_order.
 Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                      const QuantSpec& spec, const MethodOptions& options,
                                      const ProgressFn& progress = nullptr);
+
+// Every linear of the model, from calibration statistics collected with `hessian` on.
+Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
+                                           const GptqOptions& options);
 
 }  // namespace tern

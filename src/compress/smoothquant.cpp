@@ -1,12 +1,108 @@
-// Placeholder until the quantization-algorithms branch (qalgo) lands its implementation of smoothquant.h;
-// that branch's smoothquant.cpp replaces this file.
 #include "compress/smoothquant.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
 
 namespace tern {
 
-Result<QuantizedModel> smoothquant_quantize(ExecContext&, const Model&, const CalibData&, const QuantSpec&,
-                                     const MethodOptions&, const ProgressFn&) {
-  return Status::error("--method smoothquant is not implemented in this build yet");
+std::vector<float> smoothquant_scales(const std::vector<float>& act_max, const std::vector<float>& w_max,
+                                      double alpha) {
+  std::vector<float> s(act_max.size(), 1.0f);
+  for (size_t j = 0; j < s.size(); ++j) {
+    const double a = act_max[j], w = w_max[j];
+    if (a <= 0 || w <= 0) continue;
+    s[j] = float(std::clamp(std::pow(a, alpha) / std::pow(w, 1.0 - alpha), 1e-5, 1e5));
+  }
+  return s;
+}
+
+double activation_outlier_ratio(const std::vector<float>& act_max, const std::vector<float>& s) {
+  std::vector<float> m(act_max.size());
+  for (size_t j = 0; j < m.size(); ++j) m[j] = s.empty() ? act_max[j] : act_max[j] / s[j];
+  if (m.empty()) return 0;
+  const float mx = *std::max_element(m.begin(), m.end());
+  std::nth_element(m.begin(), m.begin() + m.size() / 2, m.end());
+  const float med = m[m.size() / 2];
+  return med > 0 ? double(mx) / double(med) : INFINITY;
+}
+
+namespace {
+
+// Column maxima of |w| over the stacked linears: [cols].
+std::vector<float> weight_col_max(const std::vector<const std::vector<float>*>& ws, int64_t cols) {
+  std::vector<float> m(size_t(cols), 0.0f);
+  for (const auto* w : ws)
+    for (size_t i = 0; i < w->size(); ++i) m[i % size_t(cols)] = std::max(m[i % size_t(cols)], std::fabs((*w)[i]));
+  return m;
+}
+
+void scale_cols(std::vector<float>& w, const std::vector<float>& s) {
+  for (size_t i = 0; i < w.size(); ++i) w[i] *= s[i % s.size()];
+}
+
+}  // namespace
+
+Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const CalibrationStats& stats,
+                                                  const SmoothQuantOptions& opt) {
+  const ModelConfig& cfg = model.config();
+  const auto& layers = model.weights().layers;
+  if (stats.layers.size() != layers.size()) return Status::error("smoothquant: calibration does not match the model");
+  if (!(opt.alpha >= 0 && opt.alpha <= 1)) return Status::error(fmt::format("smoothquant alpha {} is outside [0, 1]", opt.alpha));
+  QuantizedModel qm;
+  qm.int8_activations = true;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const DecoderLayerWeights& src = layers[l];
+    std::array<std::vector<float>, kLinearKinds> w;
+    for (LinearKind k : kAllLinears) {
+      TERN_RETURN_IF_ERROR(validate_quant_spec(opt.spec, linear_weight(src, k).cols));
+      TERN_ASSIGN_OR_RETURN(w[size_t(k)], weight_to_f32(linear_weight(src, k)));
+    }
+    auto W = [&](LinearKind k) -> std::vector<float>& { return w[size_t(k)]; };
+    LayerResult ql;
+    ql.input_norm = src.input_norm;
+    ql.post_attn_norm = src.post_attn_norm;
+    ql.norms_changed = true;
+
+    const int64_t H = cfg.hidden_size, I = cfg.intermediate_size;
+    const auto s_attn = smoothquant_scales(stats.at(int(l), LinearInput::kAttnIn).abs_max,
+                                           weight_col_max({&W(LinearKind::kQ), &W(LinearKind::kK), &W(LinearKind::kV)}, H),
+                                           opt.alpha);
+    for (LinearKind k : {LinearKind::kQ, LinearKind::kK, LinearKind::kV}) scale_cols(W(k), s_attn);
+    for (int64_t c = 0; c < H; ++c) ql.input_norm[size_t(c)] /= s_attn[size_t(c)];
+
+    const auto s_mlp = smoothquant_scales(stats.at(int(l), LinearInput::kMlpIn).abs_max,
+                                          weight_col_max({&W(LinearKind::kGate), &W(LinearKind::kUp)}, H), opt.alpha);
+    for (LinearKind k : {LinearKind::kGate, LinearKind::kUp}) scale_cols(W(k), s_mlp);
+    for (int64_t c = 0; c < H; ++c) ql.post_attn_norm[size_t(c)] /= s_mlp[size_t(c)];
+
+    if (opt.smooth_down) {  // silu(gate) * up is linear in up, so up's rows absorb 1/s exactly
+      const auto s_down = smoothquant_scales(stats.at(int(l), LinearInput::kMlpDown).abs_max,
+                                             weight_col_max({&W(LinearKind::kDown)}, I), opt.alpha);
+      scale_cols(W(LinearKind::kDown), s_down);
+      for (int64_t j = 0; j < I; ++j)
+        for (int64_t c = 0; c < H; ++c) W(LinearKind::kUp)[size_t(j * H + c)] /= s_down[size_t(j)];
+    }
+    for (LinearKind k : kAllLinears) {
+      const WeightMatrix& m = linear_weight(src, k);
+      TERN_ASSIGN_OR_RETURN(ql.at(k), quantize_rtn(W(k).data(), m.rows, m.cols, opt.spec));
+    }
+    store_layer(qm, int(l), std::move(ql));
+  }
+  return qm;
+}
+
+Result<QuantizedModel> smoothquant_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
+                                            const QuantSpec& spec, const MethodOptions& options,
+                                            const ProgressFn& progress) {
+  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, CalibrationOptions{}, progress));
+  SmoothQuantOptions o;
+  o.alpha = options.alpha;
+  o.spec = spec;
+  auto qm = quantize_model_smoothquant(model, stats, o);
+  if (progress) progress(stats.windows + model.config().n_layers, stats.windows + model.config().n_layers);
+  return qm;
 }
 
 }  // namespace tern

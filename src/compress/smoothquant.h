@@ -1,18 +1,41 @@
-// SmoothQuant (Xiao et al. 2022): per input channel s = max|x|^alpha / max|w|^(1-alpha) moves
-// activation outliers into the weights, then W8A8 per-channel int8 (QuantizedModel::int8_activations).
-// Factors are folded into the previous RMSNorm (QuantizedModel::vectors). Implemented by the
-// quantization-algorithms work.
+// SmoothQuant (Xiao et al., 2023) for W8A8: activations have a few outlier channels that per-token
+// int8 rounding handles badly, weights do not. s_j = max|x_j|^alpha / max|w_j|^(1-alpha) moves the
+// difficulty into the weights: x / s is what the linear reads (folded into the RMSNorm weight for
+// q/k/v and gate/up, into up_proj's rows for down_proj), W·diag(s) is rounded to int8 per output
+// channel, and activations are rounded per token at run time. o_proj is not smoothed (no op in
+// front of it can absorb the scale exactly when heads are grouped), as in the paper's Llama recipe.
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
+#include "compress/calibration.h"
+#include "compress/model_linears.h"
 #include "compress/quantized_model.h"
-#include "core/status.h"
-#include "model/model.h"
-#include "ops/exec_context.h"
 
 namespace tern {
 
+struct SmoothQuantOptions {
+  double alpha = 0.5;
+  bool smooth_down = true;  // also smooth down_proj's input through up_proj
+  QuantSpec spec{8, 0, /*symmetric=*/true};  // int8 per output channel
+};
+
+// s [cols] from act_max [cols] (max |x_j| over calibration) and w_max [cols] (max |w_ij| over the
+// rows of every linear reading that input). Channels that never activate keep s = 1.
+std::vector<float> smoothquant_scales(const std::vector<float>& act_max, const std::vector<float>& w_max,
+                                      double alpha);
+
+// max over channels / median over channels of the per-channel maxima of x·diag(1/s) (s empty: 1).
+double activation_outlier_ratio(const std::vector<float>& act_max, const std::vector<float>& s);
+
+// The entry point `tern quantize --method smoothquant` calls: calibrates on `calib` (max |x|), then
+// quantize_model_smoothquant with options.alpha and `spec` (int8 per channel expected: bits 8, group 0).
 Result<QuantizedModel> smoothquant_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                             const QuantSpec& spec, const MethodOptions& options,
                                             const ProgressFn& progress = nullptr);
+
+Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const CalibrationStats& stats,
+                                                  const SmoothQuantOptions& options);
 
 }  // namespace tern

@@ -39,6 +39,7 @@ Result<PerplexityResult> perplexity(const Model& model, ExecContext& ctx, const 
   // Logits are computed in row groups so a 128K vocabulary never needs [ctx, vocab] at once.
   constexpr int64_t kRowsPerGroup = 64;
   Decoder decoder(model, std::min<int64_t>(opt.ctx, 512));
+  decoder.set_observer(opt.observer);
   SequenceKvCache kv(cfg, opt.ctx, opt.kv_dtype);
   std::vector<float> hidden(size_t(opt.ctx * cfg.hidden_size));
   std::vector<float> logits(size_t(kRowsPerGroup * cfg.vocab_size));
@@ -61,6 +62,7 @@ Result<PerplexityResult> perplexity(const Model& model, ExecContext& ctx, const 
         const int64_t pos = first_scored + r0 + r;
         nll += token_nll(logits.data() + r * cfg.vocab_size, cfg.vocab_size, window[size_t(pos + 1)]);
       }
+      if (opt.on_logits) opt.on_logits(logits.data(), rows, window.data() + first_scored + r0 + 1);
       scored += rows;
     }
     if (on_window) on_window(w + 1, windows);

@@ -10,6 +10,7 @@
 
 #include "core/kv_dtype.h"
 #include "core/status.h"
+#include "model/decoder.h"
 #include "model/model.h"
 #include "ops/exec_context.h"
 
@@ -23,6 +24,11 @@ struct PerplexityOptions {
   PplProtocol protocol = PplProtocol::kWindows;
   int32_t bos_id = -1;       // needed by kLlamaCpp
   KvDType kv_dtype = KvDType::F32;  // KV cache storage (f32: the parity reference)
+  // Sees (and may rewrite, to simulate W8A8) every linear input; null: none. Not owned.
+  ActivationObserver* observer = nullptr;
+  // Called with every group of scored rows in order: logits [rows, vocab] and the tokens they
+  // predict, targets [rows] (KL divergence and top-1 agreement against a base model).
+  std::function<void(const float* logits, int64_t rows, const int32_t* targets)> on_logits;
 };
 
 struct PerplexityResult {

@@ -148,7 +148,7 @@ void Decoder::attention_block(ExecContext& ctx, PagedKvCache& kv, const SeqStep*
   auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
 
   // q: [c, n_heads * hd]; k_new, v_new: [c, n_kv * hd], stored into the pool after RoPE.
-  if (observer_) observer_->on_linear_input(layer, LinearInput::kAttnIn, xn_.data(), c, cfg.hidden_size);
+  observe(layer, LinearInput::kAttnIn, xn_.data(), c, cfg.hidden_size);
   matmul(ctx, xn_.data(), c, a.q, q_.data(), bias(a.q_bias));
   matmul(ctx, xn_.data(), c, a.k, k_new_.data(), bias(a.k_bias));
   matmul(ctx, xn_.data(), c, a.v, v_new_.data(), bias(a.v_bias));
@@ -173,18 +173,18 @@ void Decoder::attention_block(ExecContext& ctx, PagedKvCache& kv, const SeqStep*
   shape.sliding_window = a.sliding_window;
   const cpu::PagedKvLayer pool = kv.layer(layer, ctx.cpu());
   paged_attention(ctx, shape, pool, attn_seqs_.data(), int(attn_seqs_.size()), q_.data(), attn_.data(), attn_ws_);
-  if (observer_) observer_->on_linear_input(layer, LinearInput::kAttnOut, attn_.data(), c, int64_t(cfg.n_heads) * hd);
+  observe(layer, LinearInput::kAttnOut, attn_.data(), c, int64_t(cfg.n_heads) * hd);
   matmul(ctx, attn_.data(), c, a.o, block_out_.data());
 }
 
 void Decoder::mlp_block(ExecContext& ctx, int layer, int64_t c) {
   const ModelConfig& cfg = model_->config();
   const MlpWeights& m = model_->weights().layers[size_t(layer)].mlp;
-  if (observer_) observer_->on_linear_input(layer, LinearInput::kMlpIn, xn_.data(), c, cfg.hidden_size);
+  observe(layer, LinearInput::kMlpIn, xn_.data(), c, cfg.hidden_size);
   matmul(ctx, xn_.data(), c, m.gate, gate_.data());
   matmul(ctx, xn_.data(), c, m.up, up_.data());
   swiglu(ctx, gate_.data(), up_.data(), c, cfg.intermediate_size, gate_.data());
-  if (observer_) observer_->on_linear_input(layer, LinearInput::kMlpDown, gate_.data(), c, cfg.intermediate_size);
+  observe(layer, LinearInput::kMlpDown, gate_.data(), c, cfg.intermediate_size);
   matmul(ctx, gate_.data(), c, m.down, block_out_.data());
 }
 

@@ -23,6 +23,10 @@ class ActivationObserver {
   virtual ~ActivationObserver() = default;
   // x: [rows, cols] — the f32 input rows of layer `layer`'s linear(s) at `slot` for this forward.
   virtual void on_linear_input(int layer, LinearInput slot, const float* x, int64_t rows, int64_t cols) = 0;
+  // Evaluation only: called right after on_linear_input, may rewrite x in place before the linear(s)
+  // read it, to simulate on dense weights what a quantized kernel does to its input (W8A8's per-token
+  // int8 rounding). The default leaves x alone.
+  virtual void rewrite_linear_input(int layer, LinearInput slot, float* x, int64_t rows, int64_t cols) {}
 };
 
 // One sequence's part of a batched forward: n_tokens new tokens at positions pos0 .. pos0 + n_tokens - 1
@@ -74,6 +78,11 @@ class Decoder {
                      const int64_t* out_base, float* hidden_out);
   void attention_block(ExecContext& ctx, PagedKvCache& kv, const SeqStep* seqs, int layer, int64_t c);
   void mlp_block(ExecContext& ctx, int layer, int64_t c);
+  void observe(int layer, LinearInput slot, float* x, int64_t rows, int64_t cols) {
+    if (!observer_) return;
+    observer_->on_linear_input(layer, slot, x, rows, cols);
+    observer_->rewrite_linear_input(layer, slot, x, rows, cols);
+  }
 
   const Model* model_;
   int64_t max_chunk_;

@@ -32,6 +32,13 @@ class Model {
   const GgufFile* gguf() const { return gguf_.get(); }       // null unless loaded from GGUF
   const std::vector<float>& rope_inv_freq() const { return inv_freq_; }
 
+  // Replaces the bound weights (quantization quality evaluation in memory, tests). The new matrices
+  // may point into `storage`, which the model keeps alive; the checkpoint stays mapped.
+  void replace_weights(TransformerWeights weights, std::shared_ptr<const void> storage) {
+    weights_ = std::move(weights);
+    storage_.push_back(std::move(storage));
+  }
+
   int64_t parameter_count() const;
   // Bytes of weights one decode step streams: every matrix once (embedding rows are gathered,
   // so a separate embedding table does not count; a tied one counts once, as the LM head).
@@ -48,6 +55,7 @@ class Model {
   std::vector<float> inv_freq_;
   std::shared_ptr<const GgufFile> gguf_;
   std::vector<std::unique_ptr<uint8_t[]>> owned_;  // weights rewritten at load (GGUF q/k rows)
+  std::vector<std::shared_ptr<const void>> storage_;  // owners of replaced weights
 };
 
 }  // namespace tern

@@ -1,0 +1,141 @@
+#include "compress/calibration.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "compress/dense_math.h"
+#include "core/mapped_file.h"
+
+namespace tern {
+
+std::vector<float> SlotStats::mean_abs() const {
+  std::vector<float> m(size_t(cols), 0.0f);
+  if (rows > 0)
+    for (int64_t c = 0; c < cols; ++c) m[size_t(c)] = float(abs_sum[size_t(c)] / double(rows));
+  return m;
+}
+
+Result<std::vector<std::vector<int32_t>>> calibration_windows(const std::vector<int32_t>& tokens, int64_t window,
+                                                              int64_t max_windows) {
+  if (window < 2) return Status::error(fmt::format("calibration window {} is too small (at least 2)", window));
+  if (max_windows < 0) return Status::error("calibration window count must be >= 0");
+  if (tokens.size() < 2) return Status::error("calibration text is empty (fewer than 2 tokens)");
+  std::vector<std::vector<int32_t>> out;
+  const int64_t n = int64_t(tokens.size());
+  for (int64_t s = 0; s + window <= n && (max_windows == 0 || int64_t(out.size()) < max_windows); s += window) {
+    out.emplace_back(tokens.begin() + s, tokens.begin() + s + window);
+  }
+  if (out.empty()) out.emplace_back(tokens.begin(), tokens.end());
+  return out;
+}
+
+Result<std::vector<std::vector<int32_t>>> calibration_windows_from_file(const Tokenizer& tokenizer,
+                                                                        const std::string& path, int64_t window,
+                                                                        int64_t max_windows) {
+  TERN_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
+  auto w = calibration_windows(tokenizer.encode(text, /*add_special_tokens=*/true), window, max_windows);
+  if (!w.is_ok()) return w.status().with_context(path);
+  return w;
+}
+
+namespace {
+
+class Collector : public ActivationObserver {
+ public:
+  Collector(ExecContext& ctx, const ModelConfig& cfg, const CalibrationOptions& opt) : ctx_(&ctx), opt_(opt) {
+    stats_.layers.resize(size_t(cfg.n_layers));
+    const int64_t cols[4] = {cfg.hidden_size, int64_t(cfg.n_heads) * cfg.head_dim, cfg.hidden_size,
+                             cfg.intermediate_size};
+    rngs_.resize(size_t(cfg.n_layers) * 4);
+    for (int l = 0; l < cfg.n_layers; ++l) {
+      for (int s = 0; s < 4; ++s) {
+        SlotStats& st = stats_.layers[size_t(l)][size_t(s)];
+        st.cols = cols[s];
+        st.abs_sum.assign(size_t(st.cols), 0.0);
+        st.abs_max.assign(size_t(st.cols), 0.0f);
+        if (opt.hessian) st.xtx.assign(size_t(st.cols * st.cols), 0.0);
+        rngs_[size_t(l * 4 + s)].seed(opt.seed * 1000003u + uint64_t(l * 4 + s));
+      }
+    }
+  }
+
+  void on_linear_input(int layer, LinearInput slot, const float* x, int64_t rows, int64_t cols) override {
+    SlotStats& st = stats_.at(layer, slot);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = x + r * cols;
+      for (int64_t c = 0; c < cols; ++c) {
+        const float a = std::fabs(row[c]);
+        st.abs_sum[size_t(c)] += a;
+        st.abs_max[size_t(c)] = std::max(st.abs_max[size_t(c)], a);
+      }
+      // Reservoir sampling keeps a uniform sample of all rows seen so far.
+      if (opt_.sample_rows > 0) {
+        const int64_t seen = st.rows + r;
+        if (seen < opt_.sample_rows) {
+          st.sample.insert(st.sample.end(), row, row + cols);
+        } else {
+          std::uniform_int_distribution<int64_t> pick(0, seen);
+          const int64_t j = pick(rngs_[size_t(layer * 4 + int(slot))]);
+          if (j < opt_.sample_rows) std::copy(row, row + cols, st.sample.begin() + j * cols);
+        }
+      }
+    }
+    st.rows += rows;
+    if (opt_.hessian) accumulate_gram(*ctx_, x, rows, cols, st.xtx.data());
+  }
+
+  CalibrationStats stats_;
+
+ private:
+  ExecContext* ctx_;
+  CalibrationOptions opt_;
+  std::vector<std::mt19937_64> rngs_;
+};
+
+}  // namespace
+
+Result<CalibrationStats> calibrate(const Model& model, ExecContext& ctx,
+                                   const std::vector<std::vector<int32_t>>& windows, const CalibrationOptions& opt,
+                                   const std::function<void(int64_t, int64_t)>& on_window) {
+  if (windows.empty()) return Status::error("calibration: no windows");
+  if (opt.sample_rows < 0) return Status::error("calibration: sample_rows must be >= 0");
+  const ModelConfig& cfg = model.config();
+  int64_t longest = 0;
+  for (const auto& w : windows) longest = std::max<int64_t>(longest, int64_t(w.size()));
+  if (cfg.max_position_embeddings > 0 && longest > cfg.max_position_embeddings) {
+    return Status::error(fmt::format("calibration window of {} tokens exceeds the model's context of {}", longest,
+                                     cfg.max_position_embeddings));
+  }
+  Collector collector(ctx, cfg, opt);
+  Decoder decoder(model, std::min<int64_t>(longest, 512));
+  decoder.set_observer(&collector);
+  SequenceKvCache kv(cfg, longest);
+  std::vector<float> hidden(size_t(cfg.hidden_size));
+  for (size_t i = 0; i < windows.size(); ++i) {
+    const auto& w = windows[i];
+    if (w.empty()) return Status::error("calibration: empty window");
+    kv.set_length(0);
+    TERN_RETURN_IF_ERROR(decoder.forward(ctx, kv, w.data(), int64_t(w.size()), 1, hidden.data()));
+    collector.stats_.tokens += int64_t(w.size());
+    collector.stats_.windows += 1;
+    if (on_window) on_window(int64_t(i) + 1, int64_t(windows.size()));
+  }
+  return std::move(collector.stats_);
+}
+
+Result<CalibrationStats> calibrate(const Model& model, ExecContext& ctx, const CalibData& calib,
+                                   CalibrationOptions options, const ProgressFn& progress) {
+  options.window = calib.seq_len;
+  options.max_windows = calib.max_windows;
+  auto windows = calibration_windows(calib.tokens, calib.seq_len, calib.max_windows);
+  if (!windows.is_ok()) return windows.status().with_context("calibration");
+  const int64_t total = int64_t(windows->size()) + model.config().n_layers;
+  return calibrate(model, ctx, *windows, options, [&](int64_t done, int64_t) {
+    if (progress) progress(done, total);
+  });
+}
+
+}  // namespace tern
