@@ -38,6 +38,8 @@ Status copy_side_files(const std::string& from, const std::string& to) {
     if (!fs::exists(fs::path(from) / name)) continue;
     fs::copy_file(fs::path(from) / name, fs::path(to) / name, fs::copy_options::overwrite_existing, ec);
     if (ec) return Status::error(fmt::format("copying {} to {}: {}", name, to, ec.message()));
+    // Source files may be read-only (a shared model store); the copy belongs to the user.
+    fs::permissions(fs::path(to) / name, fs::perms::owner_write, fs::perm_options::add, ec);
   }
   return Status::ok();
 }
