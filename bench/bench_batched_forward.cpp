@@ -70,7 +70,13 @@ int main(int argc, char** argv) {
       batch.token_ids.assign(size_t(B), 0);
       for (int s = 0; s < B; ++s) {
         batch.token_ids[size_t(s)] = int32_t((pos * 31 + s * 7) % std::min<int64_t>(cfg.vocab_size, 1000));
-        batch.seqs.push_back({pos, 1, tables[size_t(s)].data(), per_seq, true});
+        BatchSequence bs;
+        bs.pos0 = pos;
+        bs.n_tokens = 1;
+        bs.block_table = tables[size_t(s)].data();
+        bs.n_blocks = per_seq;
+        bs.want_logits = true;
+        batch.seqs.push_back(bs);
       }
       if (Status st = runner.forward(batch, logits.data()); !st.is_ok()) {
         fmt::print(stderr, "{}\n", st.message());

@@ -154,6 +154,53 @@ TEST_P(BatchedForward, ChunkedPrefillMatchesOnePass) {
   }
 }
 
+// 64 sequences prefilled in one step (cut into chunks inside), then decoded greedily together:
+// token for token what 64 separate greedy runs produce.
+TEST_P(BatchedForward, SixtyFourGreedySequencesMatchSeparateRuns) {
+  auto model = Model::load(tiny_arch_dir(GetParam()));
+  ASSERT_TRUE(model.is_ok()) << model.status().message();
+  const Model& m = **model;
+  const int64_t vocab = m.config().vocab_size;
+  ThreadPool pool(2);
+  ExecContext ctx(pool, CpuFeatures::detect());
+  constexpr int kSeqs = 64, kNew = 6, kBlock = 16;
+  CpuModelRunner runner(m, ctx, 256, kSeqs);
+  ASSERT_TRUE(runner.allocate_kv({kSeqs * 5, kBlock, KvDType::F32}).is_ok());
+  Blocks blocks(kSeqs * 5, 11);
+  std::vector<Seq> seqs(kSeqs);
+  std::mt19937 rng(3);
+  StepBatch b;
+  for (int i = 0; i < kSeqs; ++i) {
+    seqs[size_t(i)].tokens = random_ids(1 + int64_t(rng() % 40), vocab, 1000 + uint32_t(i));
+    seqs[size_t(i)].prompt = int64_t(seqs[size_t(i)].tokens.size());
+  }
+  std::vector<std::vector<int32_t>> generated(kSeqs);
+  std::vector<float> logits(size_t(kSeqs * vocab));
+  for (int step = 0; step <= kNew - 1; ++step) {
+    b.seqs.clear();
+    b.token_ids.clear();
+    for (Seq& s : seqs) {
+      const int64_t n = int64_t(s.tokens.size()) - s.done;
+      blocks.cover(s.table, s.done + n, kBlock);
+      b.seqs.push_back({s.done, n, s.table.data(), int64_t(s.table.size()), true});
+      b.token_ids.insert(b.token_ids.end(), s.tokens.begin() + s.done, s.tokens.end());
+    }
+    ASSERT_TRUE(runner.forward(b, logits.data()).is_ok());
+    for (int i = 0; i < kSeqs; ++i) {
+      Seq& s = seqs[size_t(i)];
+      s.done = int64_t(s.tokens.size());
+      const int32_t next = int32_t(argmax(logits.data() + size_t(i) * size_t(vocab), vocab));
+      s.tokens.push_back(next);
+      generated[size_t(i)].push_back(next);
+    }
+  }
+  for (int i = 0; i < kSeqs; ++i) {
+    const std::vector<int32_t> prompt(seqs[size_t(i)].tokens.begin(),
+                                      seqs[size_t(i)].tokens.begin() + seqs[size_t(i)].prompt);
+    EXPECT_EQ(generated[size_t(i)], greedy(m, ctx, prompt, kNew)) << GetParam() << " sequence " << i;
+  }
+}
+
 TEST_P(BatchedForward, BadStepsAreErrors) {
   auto model = Model::load(tiny_arch_dir(GetParam()));
   ASSERT_TRUE(model.is_ok()) << model.status().message();

@@ -89,6 +89,22 @@ void prefetch_tile(const AttnParams& p, const AttnWork& w, int64_t t0, int64_t n
   }
 }
 
+// Paged twin of prefetch_tile: positions [t0, t0 + n) of kv heads [g0, g1) sit in different blocks,
+// one contiguous run of (g1 - g0) head rows per position. Gathers are latency-bound without this.
+void prefetch_paged_tile(const AttnParams& p, const AttnWork& w, int64_t t0, int64_t n) {
+  const PagedKvLayer& L = *p.paged;
+  const size_t row_bytes = size_t(p.head_dim) * L.codec.elem_bytes;
+  const size_t span = size_t(w.g1 - w.g0) * row_bytes;
+  for (int64_t t = t0; t < t0 + n; ++t) {
+    const size_t off = size_t(p.block_table[t / L.block_size]) * L.block_stride +
+                       (size_t(t % L.block_size) * size_t(p.n_kv_heads) + size_t(w.g0)) * row_bytes;
+    for (size_t b = 0; b < span; b += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(L.k + off + b), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(L.v + off + b), _MM_HINT_T1);
+    }
+  }
+}
+
 // Decodes K and V rows [tb + j0, tb + nk) of kv head g from the pool into kpack/vpack [nk, D]
 // (rows below j0 are zeroed: masked, but the vector kernels may touch them).
 void gather_tile(const AttnParams& p, int g, int64_t tb, int j0, int nk, float* kpack, float* vpack) {
@@ -186,6 +202,7 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
     // block per tile; ask for the next block now (into L2) so the memory stream overlaps the
     // compute: per head the rows are strided, which hardware prefetchers follow poorly.
     if (!paged && w.g1 - w.g0 > 1) prefetch_tile(p, w, tb + nk, std::min<int64_t>(kKeyTile, kv_end - tb - nk));
+    if (paged && !in_place) prefetch_paged_tile(p, w, tb + nk, std::min<int64_t>(kKeyTile, kv_end - tb - nk));
     for (int g = w.g0; g < w.g1; ++g) {
       const int64_t r0 = int64_t(g - w.g0) * rg;
       const float* kbase = p.k;
