@@ -6,6 +6,9 @@
 //       C requests in flight at once (prompt P random tokens, O generated, greedy, EOS ignored):
 //       aggregate generated tokens/s, and the decode phase alone (from the moment every request has
 //       its first token to the end).
+//   bench_engine MODEL_DIR --prefix-reuse [--threads N]
+//       32 requests sharing a 1,000-token system prompt, one after the other: time to first token of
+//       the first (computes the prefix) vs the mean of requests 2..32 (served by the prefix cache).
 #include <fmt/format.h>
 
 #include <atomic>
@@ -177,6 +180,70 @@ LevelResult run_level(const Model& model, ExecContext& ctx, int c, int64_t promp
   return r;
 }
 
+// One request at a time; returns its time to first token.
+double ttft_of(Engine& engine, std::vector<int32_t> prompt) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  double ttft = -1;
+  EngineRequest r;
+  r.prompt = std::move(prompt);
+  r.max_new_tokens = 4;
+  r.ignore_eos = true;
+  r.sampling.temperature = 0;
+  const auto t0 = Clock::now();
+  auto id = engine.add(std::move(r), [&](RequestId, const EngineOutput& out) {
+    std::lock_guard lk(mu);
+    if (ttft < 0 && !out.tokens.empty()) ttft = seconds(t0, Clock::now());
+    if (out.finish != EngineFinish::kNone) {
+      done = true;
+      cv.notify_all();
+    }
+  });
+  if (!id.is_ok()) return -1;
+  std::unique_lock lk(mu);
+  cv.wait(lk, [&] { return done; });
+  return ttft;
+}
+
+int run_prefix_reuse(const std::string& dir, int threads, bool json) {
+  auto loaded = Model::load(dir);
+  if (!loaded.is_ok()) {
+    fmt::print(stderr, "bench_engine: {}\n", loaded.status().message());
+    return 1;
+  }
+  ThreadPool pool(threads);
+  ExecContext ctx(pool, CpuFeatures::detect());
+  EngineOptions eo;
+  eo.kv_memory_bytes = size_t(256) << 20;
+  auto engine_or = Engine::create(std::make_unique<CpuModelRunner>(**loaded, ctx), nullptr, eo);
+  if (!engine_or.is_ok()) {
+    fmt::print(stderr, "bench_engine: {}\n", engine_or.status().message());
+    return 1;
+  }
+  const int64_t vocab = (*loaded)->config().vocab_size;
+  const auto system = random_ids(1000, vocab, 42);
+  double first = 0, rest = 0;
+  for (int i = 0; i < 32; ++i) {
+    auto p = system;
+    const auto q = random_ids(24, vocab, uint64_t(100 + i));
+    p.insert(p.end(), q.begin(), q.end());
+    const double t = ttft_of(**engine_or, p);
+    (i == 0 ? first : rest) += t;
+  }
+  rest /= 31;
+  const auto m = (*engine_or)->metrics();
+  if (json) {
+    fmt::print("{}\n", nlohmann::json{{"model", dir}, {"ttft_first_s", first}, {"ttft_rest_mean_s", rest},
+                                      {"ratio", first / rest}, {"prefix_cache_hit_rate", m.prefix_cache_hit_rate}}.dump());
+  } else {
+    fmt::print("{} | {} threads | 32 requests, shared 1,000-token system prompt + 24 own tokens | TTFT first {:.3f} s, "
+               "requests 2..32 mean {:.3f} s ({:.1f}x lower) | prefix-cache hit rate {:.1f}%\n",
+               dir, threads, first, rest, first / rest, 100 * m.prefix_cache_hit_rate);
+  }
+  return 0;
+}
+
 int run_model(const std::string& dir, int threads, const std::vector<int>& levels, int64_t prompt, int64_t output,
               bool json) {
   auto loaded = Model::load(dir);
@@ -223,10 +290,13 @@ int main(int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') {
     fmt::print(stderr, "usage: bench_engine --fake [--json]\n"
                        "       bench_engine MODEL_DIR [--threads N] [--concurrency 1,4,16,64] [--prompt P] "
-                       "[--output O] [--json]\n");
+                       "[--output O] [--json]\n"
+                       "       bench_engine MODEL_DIR --prefix-reuse [--threads N] [--json]\n");
     return 2;
   }
 #ifdef TERN_BENCH_HAVE_CPU_RUNNER
+  if (bench::has_flag(argc, argv, "--prefix-reuse"))
+    return run_prefix_reuse(argv[1], std::stoi(bench::arg_value(argc, argv, "--threads", "2")), json);
   return run_model(argv[1], std::stoi(bench::arg_value(argc, argv, "--threads", "2")),
                    parse_levels(bench::arg_value(argc, argv, "--concurrency", "1,4,16,64")),
                    std::stoll(bench::arg_value(argc, argv, "--prompt", "256")),

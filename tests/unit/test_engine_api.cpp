@@ -108,6 +108,33 @@ TEST(EngineApi, ConcurrentAddsFromManyThreadsMatchTheReference) {
   EXPECT_EQ(m.waiting, 0);
 }
 
+// 256 requests against a pool that fits 64 of them at full length: all complete, correctly, with
+// preemptions counted, never an allocation failure.
+TEST(EngineApi, FourTimesMoreRequestsThanThePoolFitsAllComplete) {
+  // 128 blocks of 16 tokens; each request needs 2 blocks (16 prompt + 16 new).
+  auto e = make_engine({}, {.kv_memory_bytes = 128 * 16 * 256, .max_step_tokens = 256});
+  ASSERT_TRUE(e);
+  Collector col;
+  std::vector<std::pair<RequestId, std::vector<int32_t>>> reqs;
+  for (int i = 0; i < 256; ++i) {
+    auto p = make_prompt(16, 5000 + i, kVocab);
+    auto id = e->add(greedy(p, 17), col.callback());
+    ASSERT_TRUE(id.is_ok()) << id.status().message();
+    reqs.push_back({*id, p});
+  }
+  ASSERT_TRUE(wait_for([&] { return col.finished() == 256; }, 60s));
+  for (const auto& [id, p] : reqs) {
+    const auto got = col.get(id);
+    ASSERT_EQ(got.finish, EngineFinish::kLength) << got.error;
+    ASSERT_EQ(got.tokens, FakeModelRunner::reference_greedy(p, 17, kVocab));
+  }
+  ASSERT_TRUE(wait_for([&] { return e->metrics().running == 0; }));
+  const auto m = e->metrics();
+  EXPECT_EQ(m.kv_blocks_total, 128);
+  EXPECT_GT(m.preempted_total, 0);
+  EXPECT_EQ(m.kv_blocks_used, 0);
+}
+
 TEST(EngineApi, CancelInFlightEndsTheStream) {
   auto e = make_engine({.vocab_size = kVocab, .step_delay = 1ms});
   ASSERT_TRUE(e);
