@@ -4,6 +4,6 @@
 #pragma once
 
 namespace tern::test {
-inline constexpr const char* kServeEngineArgs = "--test-fake-engine --test-fake-steps-per-s 400";
+inline constexpr const char* kServeEngineArgs = "--test-fake-engine --test-fake-steps-per-s 1000";
 inline constexpr const char* kServeModel = "docs-llama-28m";
 }  // namespace tern::test
