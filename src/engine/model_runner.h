@@ -10,13 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "core/kv_dtype.h"
 #include "core/status.h"
 
 namespace tern {
 
-enum class KvDType { BF16, F32, INT8, FP8 };  // INT8/FP8 carry per-block, per-head scales
-const char* kv_dtype_name(KvDType t);
-Result<KvDType> parse_kv_dtype(const std::string& name);  // "bf16", "f32", "int8", "fp8"
+// KvDType, kv_dtype_name, parse_kv_dtype: core/kv_dtype.h
 
 struct KvPoolSpec {
   int64_t num_blocks = 0;

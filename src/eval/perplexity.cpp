@@ -39,7 +39,7 @@ Result<PerplexityResult> perplexity(const Model& model, ExecContext& ctx, const 
   // Logits are computed in row groups so a 128K vocabulary never needs [ctx, vocab] at once.
   constexpr int64_t kRowsPerGroup = 64;
   Decoder decoder(model, std::min<int64_t>(opt.ctx, 512));
-  SequenceKvCache kv(cfg, opt.ctx);
+  SequenceKvCache kv(cfg, opt.ctx, opt.kv_dtype);
   std::vector<float> hidden(size_t(opt.ctx * cfg.hidden_size));
   std::vector<float> logits(size_t(kRowsPerGroup * cfg.vocab_size));
   std::vector<int32_t> window(size_t(opt.ctx));

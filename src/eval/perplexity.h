@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/kv_dtype.h"
 #include "core/status.h"
 #include "model/model.h"
 #include "ops/exec_context.h"
@@ -21,6 +22,7 @@ struct PerplexityOptions {
   int64_t max_windows = 40;  // 0 = all full windows
   PplProtocol protocol = PplProtocol::kWindows;
   int32_t bos_id = -1;       // needed by kLlamaCpp
+  KvDType kv_dtype = KvDType::F32;  // KV cache storage (f32: the parity reference)
 };
 
 struct PerplexityResult {

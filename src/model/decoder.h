@@ -7,8 +7,10 @@
 
 #include "core/status.h"
 #include "model/model.h"
+#include "model/paged_kv_cache.h"
 #include "model/sequence_kv_cache.h"
 #include "ops/exec_context.h"
+#include "ops/paged_attention.h"
 
 namespace tern {
 
@@ -23,14 +25,34 @@ class ActivationObserver {
   virtual void on_linear_input(int layer, LinearInput slot, const float* x, int64_t rows, int64_t cols) = 0;
 };
 
+// One sequence's part of a batched forward: n_tokens new tokens at positions pos0 .. pos0 + n_tokens - 1
+// whose K/V go into (and whose attention reads) the blocks of block_table; the final-normed hidden
+// states of its last n_out tokens are returned.
+struct SeqStep {
+  int64_t pos0 = 0;
+  int64_t n_tokens = 0;
+  const int32_t* block_table = nullptr;
+  int64_t n_blocks = 0;
+  int64_t n_out = 0;
+};
+
 class Decoder {
  public:
-  // Long inputs are processed in chunks of at most `max_chunk` tokens, which bounds the activations.
+  // At most `max_chunk` token rows go through the layers at once (a longer batch or prompt is cut
+  // into consecutive chunks), which bounds the activations; all of them are allocated here.
   explicit Decoder(const Model& model, int64_t max_chunk = 512);
 
-  // Appends ids [n] to the sequence held in `kv` (positions kv.length() ..), computing and storing
-  // their K/V, and writes the final-normed hidden states of the last `n_out` of them into
-  // hidden_out [n_out, hidden]. Errors: an id outside the vocabulary, or the cache is full.
+  // The one forward: a ragged batch of sequences (prompt chunks and decode tokens) over a paged
+  // pool. ids: [Σ n_tokens] in sequence order. hidden_out: [Σ n_out, hidden], sequence order.
+  // Every matmul runs over the concatenated rows, so a batch of decode tokens costs one weight
+  // pass. Errors (nothing computed): an id outside the vocabulary, a block table too short for
+  // its positions or naming a block outside the pool, n_out out of range.
+  Status forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs, int n_seqs,
+                       float* hidden_out);
+
+  // One sequence: appends ids [n] to the sequence held in `kv` (positions kv.length() ..) and
+  // writes the final-normed hidden states of the last `n_out` of them into hidden_out [n_out,
+  // hidden]. Errors: an id outside the vocabulary, or the cache is full.
   Status forward(ExecContext& ctx, SequenceKvCache& kv, const int32_t* ids, int64_t n, int64_t n_out,
                  float* hidden_out);
 
@@ -38,27 +60,40 @@ class Decoder {
   void logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
 
   const Model& model() const { return *model_; }
+  int64_t max_chunk() const { return max_chunk_; }
   // Sees every linear layer's input from now on (null: none). Not owned.
   void set_observer(ActivationObserver* observer) { observer_ = observer; }
 
  private:
-  void forward_chunk(ExecContext& ctx, SequenceKvCache& kv, const int32_t* ids, int64_t c, int64_t rows_out,
-                     float* hidden_out);
-  void attention_block(ExecContext& ctx, SequenceKvCache& kv, int layer, int64_t c, int64_t pos0);
+  // A run of one sequence's tokens inside a chunk: its tokens off .. off + n - 1 of this step.
+  struct Piece {
+    int seq;
+    int64_t off, n;
+  };
+  void forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs,
+                     const int64_t* out_base, float* hidden_out);
+  void attention_block(ExecContext& ctx, PagedKvCache& kv, const SeqStep* seqs, int layer, int64_t c);
   void mlp_block(ExecContext& ctx, int layer, int64_t c);
 
   const Model* model_;
   int64_t max_chunk_;
   ActivationObserver* observer_ = nullptr;
-  // Activations for one chunk of c tokens:
+  // Activations for one chunk of c token rows:
   std::vector<float> x_;        // [c, hidden] residual stream
   std::vector<float> xn_;       // [c, hidden] normed input of a block
   std::vector<float> q_;        // [c, n_heads * head_dim]
+  std::vector<float> k_new_;    // [c, n_kv_heads * head_dim] this chunk's keys, f32 before storing
+  std::vector<float> v_new_;    // [c, n_kv_heads * head_dim]
   std::vector<float> attn_;     // [c, n_heads * head_dim]
   std::vector<float> block_out_;// [c, hidden] output of the last block, added into x_ by the next norm
   std::vector<float> gate_;     // [c, intermediate]
   std::vector<float> up_;       // [c, intermediate]
   std::vector<int32_t> positions_;  // [c]
+  // Per-step bookkeeping, reused:
+  std::vector<Piece> pieces_;          // the current chunk
+  std::vector<PagedAttnSeq> attn_seqs_;// one per piece
+  std::vector<int64_t> out_base_;      // [n_seqs] first hidden_out row of each sequence
+  PagedAttentionWorkspace attn_ws_;
 };
 
 }  // namespace tern

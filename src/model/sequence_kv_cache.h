@@ -1,37 +1,44 @@
-// The K/V of one sequence, contiguous per layer: k(layer), v(layer) are [allocated, n_kv_heads, head_dim]
-// f32, row t holding position t. Storage grows on demand (doubling, up to max_tokens), so asking for a
-// long limit costs nothing until the tokens exist. The serving engine replaces this with paged blocks.
+// The K/V of one sequence, as a one-sequence paged cache: its own PagedKvCache whose block table
+// is the identity (block i holds positions i·kBlockSize ..). The Decoder runs the same paged forward
+// for it as for a served batch. Blocks are added on demand (doubling, up to max_tokens), so asking
+// for a long limit costs nothing until the tokens exist. f32 by default: the parity tests compare
+// logits with transformers' fp32 at 1e-4.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "core/kv_dtype.h"
 #include "core/status.h"
 #include "model/model_config.h"
+#include "model/paged_kv_cache.h"
 
 namespace tern {
 
 class SequenceKvCache {
  public:
-  SequenceKvCache(const ModelConfig& cfg, int64_t max_tokens);
+  // A whole key tile (64) per block: f32 tiles are then read in place, never copied.
+  static constexpr int kBlockSize = 64;
 
-  // Makes room for `tokens` rows (error past max_tokens); pointers from k()/v() may change.
+  SequenceKvCache(const ModelConfig& cfg, int64_t max_tokens, KvDType dtype = KvDType::F32);
+
+  // Makes room for `tokens` positions (error past max_tokens).
   Status reserve(int64_t tokens);
 
-  float* k(int layer) { return k_[size_t(layer)].data(); }
-  float* v(int layer) { return v_[size_t(layer)].data(); }
-  int64_t row_floats() const { return row_; }  // n_kv_heads * head_dim
+  PagedKvCache& pool() { return pool_; }
+  const PagedKvCache& pool() const { return pool_; }
+  const int32_t* block_table() const { return table_.data(); }
+  int64_t n_blocks() const { return int64_t(table_.size()); }
   int64_t capacity() const { return max_tokens_; }
   int64_t length() const { return length_; }
   void set_length(int64_t n) { length_ = n; }
-  size_t bytes() const { return size_t(2) * k_.size() * size_t(allocated_ * row_) * sizeof(float); }
+  size_t bytes() const { return pool_.bytes(); }
 
  private:
-  int64_t row_;
+  PagedKvCache pool_;
+  std::vector<int32_t> table_;
   int64_t max_tokens_;
-  int64_t allocated_ = 0;
   int64_t length_ = 0;
-  std::vector<std::vector<float>> k_, v_;
 };
 
 }  // namespace tern

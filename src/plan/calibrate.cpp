@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <ctime>
 #include <vector>
 
 #include "core/dtype.h"
@@ -15,9 +19,29 @@ namespace tern::plan {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+// Best-of-reps read GB/s over the patterns of read_bandwidth.h, timed by `cpu_time`'s clock.
+double read_gbs(ExecContext& ctx, size_t bytes, int reps, bool cpu_time) {
+  // The probe reads with aligned AVX loads; 2 MiB alignment also lets the kernel use huge pages.
+  const size_t align = size_t(2) << 20;
+  bytes = (bytes + align - 1) / align * align;
+  std::unique_ptr<char, decltype(&std::free)> mem(static_cast<char*>(std::aligned_alloc(align, bytes)), &std::free);
+  if (!mem) return 0;
+  std::memset(mem.get(), 1, bytes);
+  const char* buf = mem.get();
+  double best = 0;
+  for (ReadPattern p : {ReadPattern::kPlain, ReadPattern::kStreams4, ReadPattern::kStreams8}) {
+    for (int r = 0; r < reps; ++r) {
+      Stopwatch sw(cpu_time, ctx.threads());
+      read_bandwidth_gbs(ctx.pool(), ctx.cpu(), buf, bytes, p, 1);
+      best = std::max(best, double(bytes) / sw.seconds() / 1e9);
+    }
+  }
+  return best;
+}
 
 // bf16 weights [rows, cols] of small random-looking values (the rate does not depend on them).
 std::vector<uint16_t> weights_bf16(size_t n) {
@@ -31,7 +55,7 @@ std::vector<uint16_t> weights_bf16(size_t n) {
 }
 
 // Best-of-reps GB/s of y[1, n] = x · Wᵀ over matrices that together far exceed the caches.
-double gemv_gbs(ExecContext& ctx, size_t total_bytes, int reps) {
+double gemv_gbs(ExecContext& ctx, size_t total_bytes, int reps, bool cpu_time) {
   const int64_t rows = 4096, cols = 2048;
   const size_t per = size_t(rows * cols);
   const int n_mats = std::max<int>(2, int(total_bytes / (per * 2)));
@@ -48,15 +72,15 @@ double gemv_gbs(ExecContext& ctx, size_t total_bytes, int reps) {
   pass();  // warm-up: page in, spin the pool
   double best = 0;
   for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
+    Stopwatch sw(cpu_time, ctx.threads());
     pass();
-    best = std::max(best, double(w.size() * 2) / seconds_since(t0) / 1e9);
+    best = std::max(best, double(w.size() * 2) / sw.seconds() / 1e9);
   }
   return best;
 }
 
 // Best-of-reps GFLOP/s of a prefill-shaped GEMM: x [256, 2048] · W [2048, 2048]ᵀ.
-double gemm_gflops(ExecContext& ctx, int reps) {
+double gemm_gflops(ExecContext& ctx, int reps, bool cpu_time) {
   const int64_t m = 256, n = 2048, k = 2048;
   std::vector<uint16_t> w = weights_bf16(size_t(n * k));
   std::vector<float> x(size_t(m * k), 0.25f), y(size_t(m * n));
@@ -65,14 +89,27 @@ double gemm_gflops(ExecContext& ctx, int reps) {
   matmul(ctx, x.data(), m, wm, y.data());
   double best = 0;
   for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
+    Stopwatch sw(cpu_time, ctx.threads());
     matmul(ctx, x.data(), m, wm, y.data());
-    best = std::max(best, 2.0 * double(m * n * k) / seconds_since(t0) / 1e9);
+    best = std::max(best, 2.0 * double(m * n * k) / sw.seconds() / 1e9);
   }
   return best;
 }
 
 }  // namespace
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+Stopwatch::Stopwatch(bool cpu_time, int threads)
+    : cpu_time_(cpu_time), threads_(std::max(threads, 1)), cpu0_(process_cpu_seconds()), wall0_(wall_seconds()) {}
+
+double Stopwatch::seconds() const {
+  return cpu_time_ ? (process_cpu_seconds() - cpu0_) / threads_ : wall_seconds() - wall0_;
+}
 
 Result<Calibration> calibrate_this_machine(ExecContext& ctx, const CalibrateOptions& o) {
   if (o.reps < 1 || o.bandwidth_bytes < (size_t(1) << 20) || o.gemv_bytes < (size_t(1) << 20)) {
@@ -80,9 +117,9 @@ Result<Calibration> calibrate_this_machine(ExecContext& ctx, const CalibrateOpti
   }
   TERN_ASSIGN_OR_RETURN(HostMemory host, read_host_memory());
   Calibration c;
-  c.read_gbs = measure_memory_bandwidth(ctx.pool(), ctx.cpu(), o.bandwidth_bytes, o.reps).read_gbs;
-  c.gemv_gbs = gemv_gbs(ctx, o.gemv_bytes, o.reps);
-  c.gemm_gflops = gemm_gflops(ctx, o.reps);
+  c.read_gbs = read_gbs(ctx, o.bandwidth_bytes, o.reps, o.cpu_time);
+  c.gemv_gbs = gemv_gbs(ctx, o.gemv_bytes, o.reps, o.cpu_time);
+  c.gemm_gflops = gemm_gflops(ctx, o.reps, o.cpu_time);
   if (!(c.read_gbs > 0) || !(c.gemv_gbs > 0) || !(c.gemm_gflops > 0)) {
     return Status::error("calibration: a measurement came out empty (timer resolution?)");
   }

@@ -15,6 +15,9 @@ struct CalibrateOptions {
   size_t bandwidth_bytes = size_t(512) << 20;  // probe buffer, far beyond the last-level cache
   size_t gemv_bytes = size_t(256) << 20;       // bf16 weights streamed by the GEMV probe
   int reps = 3;                                // best of
+  // Time by the process's CPU time ÷ threads instead of the wall clock: on a machine shared with
+  // other busy processes this measures what the hardware does while we run, not how often we run.
+  bool cpu_time = false;
 };
 
 struct Calibration {
@@ -22,6 +25,21 @@ struct Calibration {
   double gemv_gbs = 0;     // tern's bf16 GEMV, m = 1
   double gemm_gflops = 0;  // tern's bf16 GEMM, m = 256
   Device device;           // the catalog entry built from them
+};
+
+// Seconds of CPU time this process has used (all threads).
+double process_cpu_seconds();
+
+// Measures either clock from construction: wall seconds, or CPU seconds ÷ threads.
+class Stopwatch {
+ public:
+  Stopwatch(bool cpu_time, int threads);
+  double seconds() const;
+
+ private:
+  bool cpu_time_;
+  int threads_;
+  double cpu0_, wall0_;
 };
 
 Result<Calibration> calibrate_this_machine(ExecContext& ctx, const CalibrateOptions& options = {});

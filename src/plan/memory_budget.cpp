@@ -10,6 +10,7 @@
 #include "model/model_config.h"
 #include "plan/model_shape.h"
 #include "plan/params.h"
+#include "plan/precision.h"
 
 namespace tern::plan {
 
@@ -80,9 +81,12 @@ Result<KvBudget> default_kv_budget(const ModelConfig& config, const HostMemory& 
   return b;
 }
 
-Status check_fits_host(const ModelConfig& config, const HostMemory& host, int64_t tokens, double weight_bytes) {
+Status check_fits_host(const ModelConfig& config, const HostMemory& host, int64_t tokens, double weight_bytes,
+                       const std::string& kv_dtype) {
+  TERN_ASSIGN_OR_RETURN(KvPrecision kv, parse_kv_precision(kv_dtype));
   KvBudgetOptions o;
-  o.kv_elem_bytes = 4;  // the single-sequence generator caches f32
+  o.kv_elem_bytes = kv.bytes;
+  o.kv_scale_bytes_per_head = kv.scale_bytes_per_head;
   o.max_context = tokens;
   o.min_tokens = tokens;
   o.max_sequences = 1;

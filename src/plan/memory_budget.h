@@ -27,7 +27,7 @@ Result<HostMemory> parse_meminfo(const std::string& text);
 
 struct KvBudgetOptions {
   double kv_elem_bytes = 2;       // per cached element: bf16 2, f32 4, int8/fp8 1 (+ scales, see below)
-  double kv_scale_bytes_per_head = 0;  // int8/fp8: 0.5 (f32 K and V scales per 16-token block)
+  double kv_scale_bytes_per_head = 0;  // int8/fp8: 8 (f32 K and V scales per token slot and head)
   int64_t max_context = 0;        // tokens one sequence may reach; 0 = the model's maximum
   int64_t max_sequences = 256;    // the engine's max_running: more KV than this many full sequences is waste
   int64_t min_tokens = 0;         // refuse below this many cached tokens; 0 = min(max_context, 4096)
@@ -48,8 +48,9 @@ struct KvBudget {
 // (the planner's reason) when fewer than min_tokens would fit.
 Result<KvBudget> default_kv_budget(const ModelConfig& config, const HostMemory& host, const KvBudgetOptions& options);
 
-// `tern run`: one sequence of `tokens` with an f32 KV cache (the single-sequence generator) plus
-// the weights and activations must fit in the available memory; otherwise the reason and a remedy.
-Status check_fits_host(const ModelConfig& config, const HostMemory& host, int64_t tokens, double weight_bytes);
+// `tern run`: one sequence of `tokens` with its KV cache (kv_dtype: f32, bf16, int8, fp8) plus the
+// weights and activations must fit in the available memory; otherwise the reason and a remedy.
+Status check_fits_host(const ModelConfig& config, const HostMemory& host, int64_t tokens, double weight_bytes,
+                       const std::string& kv_dtype = "f32");
 
 }  // namespace tern::plan

@@ -86,8 +86,8 @@ Result<KvPrecision> parse_kv_precision(const std::string& name) {
   const std::string n = lower(name);
   if (n == "bf16" || n == "fp16" || n == "f16") return KvPrecision{n == "bf16" ? "bf16" : "fp16", 2, 0};
   if (n == "f32" || n == "fp32") return KvPrecision{"f32", 4, 0};
-  // 2 scales (K, V) × 4 bytes per 16 tokens = 0.5 byte per token and head.
-  if (n == "fp8" || n == "int8") return KvPrecision{n, 1, 0.5};
+  // tern's paged cache keeps an f32 scale per (token slot, KV head) for K and for V: 8 bytes per token and head.
+  if (n == "fp8" || n == "int8") return KvPrecision{n, 1, 8};
   return Status::error(fmt::format("unknown KV cache dtype '{}' (expected bf16, fp16, f32, fp8 or int8)", name));
 }
 

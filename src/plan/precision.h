@@ -34,7 +34,7 @@ Result<WeightPrecision> parse_weight_precision(const std::string& name);
 struct KvPrecision {
   std::string name = "bf16";
   double bytes = 2;                  // per cached element
-  double scale_bytes_per_head = 0;   // int8/fp8: an f32 scale per 16-token block and head, for K and V
+  double scale_bytes_per_head = 0;   // int8/fp8: an f32 scale per token and KV head, for K and for V
 };
 
 // "bf16", "fp16", "f32", "fp8", "int8".

@@ -69,7 +69,7 @@ Result<GenerationResult> Generator::generate(const GenerationRequest& req,
     return Status::error(fmt::format("the prompt has {} tokens but the model's context is {}", req.prompt.size(), context));
   }
   const int64_t max_new = std::min<int64_t>(req.max_new_tokens, context - int64_t(req.prompt.size()));
-  SequenceKvCache kv(cfg, int64_t(req.prompt.size()) + std::max<int64_t>(max_new, 1));
+  SequenceKvCache kv(cfg, int64_t(req.prompt.size()) + std::max<int64_t>(max_new, 1), req.kv_dtype);
   Sampler sampler(req.sampling, cfg.vocab_size);
   sampler.add_prompt(req.prompt);
   std::optional<StreamingDecoder> detok;

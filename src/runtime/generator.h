@@ -22,6 +22,7 @@ struct GenerationRequest {
   std::vector<std::string> stop;        // stop strings: matched across token boundaries, never emitted
   std::vector<int32_t> eos_ids;         // generation ends (without emitting) on any of these
   bool ignore_eos = false;
+  KvDType kv_dtype = KvDType::F32;      // KV cache storage
 };
 
 enum class FinishReason { kLength, kEos, kStop };

@@ -70,9 +70,9 @@ TEST(PlanKnownAnswers, Llama31_8B_KvIs128KiBPerTokenInBf16) {
   EXPECT_EQ(p.kv_bytes_per_token, 128.0 * 1024);
   // 32 × (attention 2·4096² + 2·4096·1024 + MLP 3·4096·14336 + 2·4096) + 4096 + 2 · 128256 · 4096 = 8.03 B.
   EXPECT_EQ(p.params.total(), 32 * (gqa_attention(4096, 1024) + 3LL * 4096 * 14336 + 2 * 4096) + 4096 + 2LL * 128256 * 4096);
-  // fp8 KV: 1 byte per element + f32 K and V scales per 16-token block and head (0.5 byte per token, head, layer).
+  // fp8 KV: 1 byte per element + an f32 scale per token and head for K and for V (8 bytes per head and layer).
   r.kv = *parse_kv_precision("fp8");
-  EXPECT_EQ(plan(r).kv_bytes_per_token, 32 * (2.0 * 8 * 128 + 8 * 0.5));
+  EXPECT_EQ(plan(r).kv_bytes_per_token, 32 * (2.0 * 8 * 128 + 8 * 8));
 }
 
 TEST(PlanKnownAnswers, Mixtral8x7B_46_7BTotal_12_9BActive) {

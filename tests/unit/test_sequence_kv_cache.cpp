@@ -17,17 +17,25 @@ TEST(SequenceKvCache, GrowsOnDemandAndKeepsRows) {
   SequenceKvCache kv(small_config(), 100000);
   EXPECT_EQ(kv.bytes(), 0u) << "nothing is allocated before it is needed";
   ASSERT_TRUE(kv.reserve(10).is_ok());
+  const CpuFeatures cpu = CpuFeatures::detect();
+  std::vector<float> k(10 * 8), v(10 * 8);
   for (int l = 0; l < 2; ++l) {
-    for (int i = 0; i < 10 * 8; ++i) kv.k(l)[i] = float(l * 1000 + i), kv.v(l)[i] = -float(i);
+    for (int i = 0; i < 10 * 8; ++i) k[size_t(i)] = float(l * 1000 + i), v[size_t(i)] = -float(i);
+    kv.pool().write(cpu, l, kv.block_table(), 0, 10, k.data(), v.data());
   }
   kv.set_length(10);
   ASSERT_TRUE(kv.reserve(5000).is_ok());
   EXPECT_GE(kv.bytes(), size_t(2) * 2 * 5000 * 8 * sizeof(float));
+  EXPECT_GE(kv.n_blocks() * SequenceKvCache::kBlockSize, 5000);
+  float row[4];
   for (int l = 0; l < 2; ++l) {
-    for (int i = 0; i < 10 * 8; ++i) {
-      ASSERT_EQ(kv.k(l)[i], float(l * 1000 + i));
-      ASSERT_EQ(kv.v(l)[i], -float(i));
-    }
+    for (int t = 0; t < 10; ++t)
+      for (int g = 0; g < 2; ++g) {
+        kv.pool().read_row(l, false, kv.block_table(), t, g, row);
+        for (int d = 0; d < 4; ++d) ASSERT_EQ(row[d], float(l * 1000 + t * 8 + g * 4 + d));
+        kv.pool().read_row(l, true, kv.block_table(), t, g, row);
+        for (int d = 0; d < 4; ++d) ASSERT_EQ(row[d], -float(t * 8 + g * 4 + d));
+      }
   }
 }
 

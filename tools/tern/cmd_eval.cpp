@@ -16,6 +16,7 @@ struct PplOptions {
   std::string model, file, protocol = "tern";
   int64_t ctx = 512, windows = -1;  // -1: the protocol's default (40 for tern, all for llama.cpp)
   bool json = false;
+  std::string kv_dtype = "f32";
 };
 
 void eval_ppl(const PplOptions& o) {
@@ -30,6 +31,7 @@ void eval_ppl(const PplOptions& o) {
   popt.max_windows = o.windows >= 0 ? o.windows : (o.protocol == "llama.cpp" ? 0 : 40);
   popt.protocol = o.protocol == "llama.cpp" ? PplProtocol::kLlamaCpp : PplProtocol::kWindows;
   popt.bos_id = tokenizer->bos_id().value_or(-1);
+  popt.kv_dtype = unwrap(parse_kv_dtype(o.kv_dtype));
   auto progress = [&](int64_t done, int64_t total) {
     if (!o.json) fmt::print(stderr, "\r[tern] window {}/{}", done, total);
   };
@@ -42,6 +44,7 @@ void eval_ppl(const PplOptions& o) {
     j["windows"] = r.windows;
     j["ctx"] = o.ctx;
     j["protocol"] = o.protocol;
+    j["kv_dtype"] = o.kv_dtype;
     j["file_tokens"] = tokens.size();
     j["seconds"] = r.seconds;
     j["tokens_per_second"] = double(r.windows * o.ctx) / r.seconds;
@@ -60,7 +63,7 @@ void register_eval(CLI::App& app) {
   eval->require_subcommand(1);
   auto o = std::make_shared<PplOptions>();
   CLI::App* ppl = eval->add_subcommand("ppl", "perplexity on a text file");
-  ppl->add_option("-m,--model", o->model, "model directory")->required();
+  ppl->add_option("-m,--model", o->model, "model directory or .gguf file")->required();
   ppl->add_option("-f,--file", o->file, "text file")->required();
   ppl->add_option("--ctx", o->ctx, "window length in tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
   ppl->add_option("--windows", o->windows, "number of windows (0 = all; default 40, all for llama.cpp protocol)")
@@ -68,6 +71,7 @@ void register_eval(CLI::App& app) {
   ppl->add_option("--protocol", o->protocol, "tern (score every token) or llama.cpp (second half, BOS first)")
       ->check(CLI::IsMember({"tern", "llama.cpp"}));
   ppl->add_flag("--json", o->json, "print one JSON object");
+  ppl->add_option("--kv-dtype", o->kv_dtype, "KV cache storage: f32 (default), bf16, int8 or fp8");
   o->runtime.add_to(*ppl);
   ppl->callback([o] { eval_ppl(*o); });
 }

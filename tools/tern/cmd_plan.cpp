@@ -32,7 +32,9 @@ plan::ModelShape load_shape(const std::string& path) {
 void calibrate(const PlanOptions& o) {
   Runtime rt(o.runtime);
   std::fprintf(stderr, "[tern] calibrating this machine with %d threads (bandwidth, GEMV, GEMM)...\n", rt.pool.size());
-  const plan::Calibration c = unwrap(plan::calibrate_this_machine(rt.ctx));
+  plan::CalibrateOptions co;
+  co.cpu_time = o.cpu_time;
+  const plan::Calibration c = unwrap(plan::calibrate_this_machine(rt.ctx, co));
   std::fprintf(stderr, "[tern] read %.1f GB/s, bf16 GEMV %.1f GB/s (%.0f%%), bf16 GEMM %.1f GFLOP/s\n", c.read_gbs,
                c.gemv_gbs, 100 * c.gemv_gbs / c.read_gbs, c.gemm_gflops);
   if (o.catalog.empty()) {
@@ -82,7 +84,7 @@ void register_plan(CLI::App& app) {
   cmd->add_option("-w,--weights", o->weights,
                   "weight precision: bf16, fp16, f32, fp8, int8, int4-gN, or a GGUF type (Q4_K, Q8_0, ...); "
                   "default: the checkpoint's");
-  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: bf16, fp16, f32, fp8, int8");
+  auto* kv = cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: bf16, fp16, f32, fp8, int8 (--check: f32)");
   cmd->add_option("--ctx,--context", o->context, "tokens per sequence (default: the model's maximum)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
   cmd->add_option("--prompt-len", o->prompt_len, "average prompt tokens (default: half the context)")
@@ -102,9 +104,13 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--check", o->check, "run the planned configuration here and print predicted vs measured");
   cmd->add_option("--check-prompt", o->check_prompt, "--check: prompt tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--check-new", o->check_new, "--check: generated tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+  cmd->add_option("--check-reps", o->check_reps, "--check: timed runs after the first (the best counts)")->check(CLI::Range(1, 100));
+  cmd->add_flag("--cpu-time", o->cpu_time,
+                "--check/--calibrate: time by this process's CPU time ÷ threads (on a machine shared with busy processes)");
   o->runtime.add_to(*cmd);
-  cmd->callback([o, dev] {
+  cmd->callback([o, dev, kv] {
     o->device_given = dev->count() > 0;
+    o->kv_given = kv->count() > 0;
     if (o->list_devices) return list_devices(*o);
     if (o->calibrate) return calibrate(*o);
     if (o->model.empty()) fail("give a model with -m CONFIG_OR_DIR (or --calibrate / --list-devices)");

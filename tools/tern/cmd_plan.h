@@ -20,6 +20,7 @@ struct PlanOptions {
   int tp = 0, pp = 0;
   std::string device = "h100-sxm";
   bool device_given = false;
+  bool kv_given = false;
   std::string catalog;   // user catalog file merged over the shipped one
   bool json = false;
   bool list_devices = false;
@@ -27,6 +28,8 @@ struct PlanOptions {
   bool check = false;
   int64_t check_prompt = 128;
   int64_t check_new = 128;
+  int check_reps = 1;
+  bool cpu_time = false;  // --check: time by CPU time ÷ threads (a machine shared with busy processes)
 };
 
 // The shipped catalog with --catalog merged over it.

@@ -13,9 +13,23 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cpu/kv_codec.h"
+
 namespace tern::cpu {
 
 constexpr int kKeyTile = 64;
+
+// One layer of a paged KV pool. Block b's K rows start at k + b·block_stride and hold
+// [block_size, n_kv_heads, head_dim] elements of codec.dtype; when codec.scaled, the f32 scales
+// [block_size, n_kv_heads] follow at + scale_offset. V alike from v.
+struct PagedKvLayer {
+  const uint8_t* k = nullptr;
+  const uint8_t* v = nullptr;
+  size_t block_stride = 0;
+  size_t scale_offset = 0;
+  int block_size = 0;
+  KvRowCodec codec{};
+};
 
 struct AttnParams {
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
@@ -28,6 +42,9 @@ struct AttnParams {
   const float* v = nullptr;
   int64_t n_kv = 0;
   float* out = nullptr;  // [n_q, n_heads, D]
+  // Paged K/V instead of k/v: position t lives in block block_table[t / block_size].
+  const PagedKvLayer* paged = nullptr;
+  const int32_t* block_table = nullptr;
 };
 
 struct AttentionKernels {

@@ -89,6 +89,47 @@ void prefetch_tile(const AttnParams& p, const AttnWork& w, int64_t t0, int64_t n
   }
 }
 
+// Paged twin of prefetch_tile: positions [t0, t0 + n) of kv heads [g0, g1) sit in different blocks,
+// one contiguous run of (g1 - g0) head rows per position. Gathers are latency-bound without this.
+void prefetch_paged_tile(const AttnParams& p, const AttnWork& w, int64_t t0, int64_t n) {
+  const PagedKvLayer& L = *p.paged;
+  const size_t row_bytes = size_t(p.head_dim) * L.codec.elem_bytes;
+  const size_t span = size_t(w.g1 - w.g0) * row_bytes;
+  for (int64_t t = t0; t < t0 + n; ++t) {
+    const size_t off = size_t(p.block_table[t / L.block_size]) * L.block_stride +
+                       (size_t(t % L.block_size) * size_t(p.n_kv_heads) + size_t(w.g0)) * row_bytes;
+    for (size_t b = 0; b < span; b += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(L.k + off + b), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(L.v + off + b), _MM_HINT_T1);
+    }
+  }
+}
+
+// Decodes K and V rows [tb + j0, tb + nk) of kv head g from the pool into kpack/vpack [nk, D]
+// (rows below j0 are zeroed: masked, but the vector kernels may touch them).
+void gather_tile(const AttnParams& p, int g, int64_t tb, int j0, int nk, float* kpack, float* vpack) {
+  const PagedKvLayer& L = *p.paged;
+  const int D = p.head_dim;
+  const size_t row_bytes = size_t(D) * L.codec.elem_bytes;
+  if (j0 > 0) {
+    std::memset(kpack, 0, sizeof(float) * size_t(j0) * D);
+    std::memset(vpack, 0, sizeof(float) * size_t(j0) * D);
+  }
+  for (int j = j0; j < nk; ++j) {
+    const int64_t t = tb + j;
+    const size_t block = size_t(p.block_table[t / L.block_size]);
+    const size_t slot_head = size_t(t % L.block_size) * size_t(p.n_kv_heads) + size_t(g);
+    const size_t off = block * L.block_stride;
+    float ks = 1.f, vs = 1.f;
+    if (L.codec.scaled) {
+      std::memcpy(&ks, L.k + off + L.scale_offset + slot_head * sizeof(float), sizeof(float));
+      std::memcpy(&vs, L.v + off + L.scale_offset + slot_head * sizeof(float), sizeof(float));
+    }
+    L.codec.decode(L.k + off + slot_head * row_bytes, ks, D, kpack + int64_t(j) * D);
+    L.codec.decode(L.v + off + slot_head * row_bytes, vs, D, vpack + int64_t(j) * D);
+  }
+}
+
 }  // namespace
 
 AttentionKernels attention_kernels_scalar() { return {"attention_scalar", scores_scalar, softmax_scalar, pv_scalar}; }
@@ -139,12 +180,17 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
   const int64_t kv_begin = std::max(w.t_lo, W > 0 ? std::max<int64_t>(0, pos_first - W + 1) : int64_t(0));
   const int64_t kv_end = std::min({pos_last + 1, p.n_kv, w.t_hi});
   const int64_t kv_stride = int64_t(p.n_kv_heads) * D;
-  for (int64_t tb = kv_begin; tb < kv_end; tb += kKeyTile) {
+  // Paged: tiles start on kKeyTile multiples so that, when blocks hold whole tiles of f32, a tile
+  // is one contiguous run of a block and is read in place; any other pool is decoded tile by tile.
+  const bool paged = p.paged != nullptr;
+  const bool in_place = !paged || (p.paged->codec.dtype == KvDType::F32 && p.paged->block_size % kKeyTile == 0);
+  const int64_t tile0 = paged ? kv_begin / kKeyTile * kKeyTile : kv_begin;
+  for (int64_t tb = tile0; tb < kv_end; tb += kKeyTile) {
     const int nk = int(std::min<int64_t>(kKeyTile, kv_end - tb));
     // Visible keys of query position pos: max(0, pos - W + 1) <= t <= pos, clipped to the tile.
     for (int i = 0; i < nq; ++i) {
       const int64_t pos = p.q_pos0 + w.i0 + i;
-      const int64_t first = W > 0 ? pos - W + 1 : 0;
+      const int64_t first = std::max<int64_t>(W > 0 ? pos - W + 1 : 0, kv_begin);
       int64_t a = std::max<int64_t>(first, tb) - tb, b = std::min<int64_t>(pos + 1, tb + nk) - tb;
       if (a >= b) a = b = 0;
       for (int hh = 0; hh < G; ++hh) {
@@ -155,13 +201,28 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
     // All kv heads of the item walk the same tile, so a multi-head item reads one contiguous K/V
     // block per tile; ask for the next block now (into L2) so the memory stream overlaps the
     // compute: per head the rows are strided, which hardware prefetchers follow poorly.
-    if (w.g1 - w.g0 > 1) prefetch_tile(p, w, tb + nk, std::min<int64_t>(kKeyTile, kv_end - tb - nk));
+    if (!paged && w.g1 - w.g0 > 1) prefetch_tile(p, w, tb + nk, std::min<int64_t>(kKeyTile, kv_end - tb - nk));
+    if (paged && !in_place) prefetch_paged_tile(p, w, tb + nk, std::min<int64_t>(kKeyTile, kv_end - tb - nk));
     for (int g = w.g0; g < w.g1; ++g) {
       const int64_t r0 = int64_t(g - w.g0) * rg;
-      const float* kt = p.k + tb * kv_stride + int64_t(g) * D;
-      const float* vt = p.v + tb * kv_stride + int64_t(g) * D;
+      const float* kbase = p.k;
+      const float* vbase = p.v;
+      int64_t t_in = tb;  // row of kbase/vbase holding position tb
+      if (paged && in_place) {
+        const size_t off = size_t(p.block_table[tb / p.paged->block_size]) * p.paged->block_stride;
+        kbase = reinterpret_cast<const float*>(p.paged->k + off);
+        vbase = reinterpret_cast<const float*>(p.paged->v + off);
+        t_in = tb % p.paged->block_size;
+      }
+      const float* kt = kbase + t_in * kv_stride + int64_t(g) * D;
+      const float* vt = vbase + t_in * kv_stride + int64_t(g) * D;
       int64_t stride = kv_stride;
-      if (rg >= kPackMinRows) {
+      if (!in_place) {
+        gather_tile(p, g, tb, int(std::max<int64_t>(0, kv_begin - tb)), nk, kpack, vpack);
+        kt = kpack;
+        vt = vpack;
+        stride = D;
+      } else if (rg >= kPackMinRows) {
         // Rows of one head sit kv_stride apart (often 2 KiB): a whole tile then maps onto a few
         // L1 sets and evicts itself. Packed copies make the heavy reuse below hit L1.
         for (int j = 0; j < nk; ++j) {

@@ -1,12 +1,14 @@
 // The tokenizer front door: loads a Hugging Face tokenizer.json (+ tokenizer_config.json) and encodes / decodes.
 //
 // Pipeline (each stage in its own file, built from the typed spec in tokenizer_spec.h):
-//   added tokens split out (added_tokens.cpp) -> pre-tokenizer (pre_tokenizer.cpp) -> BPE (bpe_model.cpp)
-//   -> post-processor (post_processor.cpp);   decode: decoder.cpp, streaming_decoder.cpp.
+//   added tokens (normalized=false) split out (added_tokens.cpp) -> normalizer (normalizer.cpp) -> added tokens
+//   (normalized=true) -> pre-tokenizer (pre_tokenizer.cpp) -> BPE (bpe_model.cpp) -> post-processor
+//   (post_processor.cpp);   decode: decoder.cpp, streaming_decoder.cpp.
 //
-// Invalid UTF-8 input: encode() never fails. Each maximal invalid subpart is cut out as its own piece and, with a
-// byte-level model, encoded as its exact bytes, so decode_bytes(encode(x)) == x for any bytes x. decode() replaces
-// invalid sequences in its output by U+FFFD (like Hugging Face's decode), so it always returns valid UTF-8.
+// Invalid UTF-8 input (docs/tokenizer.md): encode() never fails. Each maximal invalid subpart is cut out as its own
+// piece (no prefix space or "▁" is added after it) and, with a byte-level or byte-fallback model, encoded as its
+// exact bytes, so decode_bytes(encode(x)) == x for any bytes x (up to a SentencePiece dummy prefix). decode()
+// replaces invalid sequences in its output by U+FFFD (like Hugging Face's decode), so it always returns valid UTF-8.
 //
 // A Tokenizer is an immutable shared handle: copies are cheap, and concurrent const calls are thread-safe.
 #pragma once

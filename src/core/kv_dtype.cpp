@@ -1,6 +1,6 @@
 #include <fmt/format.h>
 
-#include "engine/model_runner.h"
+#include "core/kv_dtype.h"
 
 namespace tern {
 
