@@ -23,7 +23,10 @@ struct BadCase {
 
 std::string ids_json(int n, int id = 100) {
   std::string s = "[";
-  for (int i = 0; i < n; ++i) s += (i ? "," : "") + std::to_string(id);
+  for (int i = 0; i < n; ++i) {
+    if (i) s += ',';
+    s += std::to_string(id);
+  }
   return s + "]";
 }
 

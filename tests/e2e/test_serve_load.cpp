@@ -29,7 +29,12 @@ std::string check_answer(bool stream, int status, const std::string& body, int e
   if (body.size() < done.size() || body.compare(body.size() - done.size(), done.size(), done) != 0) {
     return "stream does not end with [DONE]: " + body.substr(body.size() > 200 ? body.size() - 200 : 0);
   }
-  if (body.find("\"error\"") != std::string::npos) return "stream carried an error";
+  for (size_t at = 0; (at = body.find("data: {", at)) != std::string::npos; at += 6) {
+    const size_t end = body.find("\n\n", at);
+    const json ev = json::parse(body.substr(at + 6, end - at - 6), nullptr, false);
+    if (ev.is_discarded()) return "an SSE event is not JSON: " + body.substr(at, 200);
+    if (ev.contains("error")) return "stream carried an error: " + ev.dump();
+  }
   return "";
 }
 

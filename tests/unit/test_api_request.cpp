@@ -114,6 +114,7 @@ TEST(ApiResponse, StreamChunksAndUsage) {
   ResponseMeta meta{Endpoint::kChat, "chatcmpl-1", 123, "m", false};
   EngineOutput out;
   out.tokens = {42};
+  out.logprobs = {-0.5f};
   out.text = "hey";
   const json first = stream_chunk(meta, *tok, 0, EngineOutput{}, "", true, false);
   EXPECT_EQ(first["object"], "chat.completion.chunk");

@@ -13,6 +13,7 @@
 #include "api/server.h"
 #include "cli_common.h"
 #include "model/chat_template/chat_template.h"
+#include "engine/cpu_model_runner.h"
 #include "engine/fake_model_runner.h"
 #include "model/model_config.h"
 
@@ -65,10 +66,18 @@ void raise_fd_limit() {
   }
 }
 
-std::unique_ptr<Engine> make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max_context) {
+// What the server runs on; members are destroyed in reverse order (the engine first).
+struct EngineStack {
+  std::unique_ptr<Runtime> runtime;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Engine> engine;
+};
+
+EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max_context) {
   EngineOptions eo;
   eo.kv_memory_bytes = size_t(o.kv_memory_mb * 1024 * 1024);
   eo.max_running = std::max<int64_t>(1, std::min<int64_t>(o.max_running, o.max_queue));
+  EngineStack s;
   if (o.fake_engine) {
     // The real engine (scheduler, paged KV, prefix cache) over a weightless runner: HTTP and engine
     // behaviour can be tested end to end without model compute.
@@ -77,11 +86,14 @@ std::unique_ptr<Engine> make_engine(const ServeOptions& o, const Tokenizer& tok,
     fo.max_context = max_context;
     fo.step_delay = std::chrono::microseconds(int64_t(1e6 / o.fake_steps_per_s));
     if (eo.kv_memory_bytes == 0) eo.kv_memory_bytes = size_t(64) << 20;
-    return unwrap(Engine::create(std::make_unique<FakeModelRunner>(fo), &tok, eo));
+    s.engine = unwrap(Engine::create(std::make_unique<FakeModelRunner>(fo), &tok, eo));
+    return s;
   }
-  // The CPU model runner (issue 5, second half) is not in this build yet: Engine::create(CpuModelRunner) goes here.
-  fail("the CPU model runner is not built into this tern yet; --test-fake-engine serves the engine over a "
-       "weightless runner (tests only)");
+  s.runtime = std::make_unique<Runtime>(o.runtime);
+  s.model = unwrap(Model::load(o.model));
+  auto runner = std::make_unique<CpuModelRunner>(*s.model, s.runtime->ctx, eo.max_step_tokens, eo.max_running);
+  s.engine = unwrap(Engine::create(std::move(runner), &tok, eo));
+  return s;
 }
 
 void serve(const ServeOptions& o) {
@@ -130,7 +142,8 @@ void serve(const ServeOptions& o) {
     }
   }
 
-  std::unique_ptr<Engine> engine = make_engine(o, *tok, so.max_context);
+  EngineStack stack = make_engine(o, *tok, so.max_context);
+  Engine* engine = stack.engine.get();
   api::ApiServer server(*engine, *tok, chat, so);
   const int port = unwrap(server.bind());
   std::fprintf(stderr, "[tern] serving %s on http://%s:%d%s\n", so.model_names[0].c_str(), so.host.c_str(), port,
