@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "{}\n", s.message());
       return 1;
     }
-    std::vector<std::vector<int32_t>> tables(size_t(B));
+    std::vector<std::vector<int32_t>> tables(static_cast<size_t>(B));
     const int64_t row = int64_t(cfg.n_kv_heads) * cfg.head_dim;
     std::mt19937 rng(1);
     std::normal_distribution<float> nd(0.f, 1.f);

@@ -7,15 +7,27 @@
 #include <optional>
 #include <string_view>
 
+#include "core/fp8.h"
+
 namespace tern {
 
-enum class DType : uint8_t { F32, F16, BF16 };
+// F32 / F16 / BF16 are the dense weight and activation types. The integer and FP8 types appear only
+// as stored tensors of quantized checkpoints (AutoAWQ / AutoGPTQ qweight, compressed-tensors
+// weight_packed, FP8 weights); they are decoded at load time and never reach a dense kernel.
+enum class DType : uint8_t { F32, F16, BF16, I8, U8, I32, I64, F8_E4M3 };
+
+inline bool dtype_is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
 inline size_t dtype_size(DType t) {
   switch (t) {
     case DType::F32: return 4;
     case DType::F16: return 2;
     case DType::BF16: return 2;
+    case DType::I8: return 1;
+    case DType::U8: return 1;
+    case DType::I32: return 4;
+    case DType::I64: return 8;
+    case DType::F8_E4M3: return 1;
   }
   return 0;
 }
@@ -25,15 +37,25 @@ inline const char* dtype_name(DType t) {
     case DType::F32: return "f32";
     case DType::F16: return "f16";
     case DType::BF16: return "bf16";
+    case DType::I8: return "i8";
+    case DType::U8: return "u8";
+    case DType::I32: return "i32";
+    case DType::I64: return "i64";
+    case DType::F8_E4M3: return "f8_e4m3";
   }
   return "?";
 }
 
-// safetensors spelling: "F32", "F16", "BF16".
+// safetensors spelling: "F32", "F16", "BF16", "I8", "U8", "I32", "I64", "F8_E4M3".
 inline std::optional<DType> dtype_from_safetensors(std::string_view s) {
   if (s == "F32") return DType::F32;
   if (s == "F16") return DType::F16;
   if (s == "BF16") return DType::BF16;
+  if (s == "I8") return DType::I8;
+  if (s == "U8") return DType::U8;
+  if (s == "I32") return DType::I32;
+  if (s == "I64") return DType::I64;
+  if (s == "F8_E4M3") return DType::F8_E4M3;
   return std::nullopt;
 }
 
@@ -42,6 +64,11 @@ inline const char* dtype_safetensors_name(DType t) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::I8: return "I8";
+    case DType::U8: return "U8";
+    case DType::I32: return "I32";
+    case DType::I64: return "I64";
+    case DType::F8_E4M3: return "F8_E4M3";
   }
   return "?";
 }
@@ -115,6 +142,11 @@ inline float load_as_f32(const void* data, DType t, size_t i) {
     case DType::F32: return static_cast<const float*>(data)[i];
     case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(data)[i]);
     case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(data)[i]);
+    case DType::I8: return float(static_cast<const int8_t*>(data)[i]);
+    case DType::U8: return float(static_cast<const uint8_t*>(data)[i]);
+    case DType::I32: return float(static_cast<const int32_t*>(data)[i]);
+    case DType::I64: return float(static_cast<const int64_t*>(data)[i]);
+    case DType::F8_E4M3: return fp8_e4m3_to_f32(static_cast<const uint8_t*>(data)[i]);
   }
   return 0.f;
 }

@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 
 #include "model/archs/architectures.h"
+#include "model/gguf/gguf_model.h"
 #include "model/weight_binder.h"
 #include "ops/rope.h"
 
 namespace tern {
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir) {
+  if (is_gguf_file(dir)) return load_gguf(dir);
   auto m = std::make_unique<Model>();
   m->dir_ = dir;
   TERN_ASSIGN_OR_RETURN(m->config_, load_model_config(dir));
@@ -19,15 +21,37 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir) {
     return Status::error(fmt::format("{}/config.json: architecture '{}' is not supported (supported: {})", dir,
                                      m->config_.architecture, known));
   }
+  TERN_ASSIGN_OR_RETURN(m->quant_, load_quant_config(dir));
   TERN_ASSIGN_OR_RETURN(m->store_, SafetensorsStore::open_dir(dir));
-  WeightBinder binder(m->store_);
+  WeightBinder binder(m->store_, m->quant_, m->arena_);
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   return m;
 }
 
+Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path) {
+  auto m = std::make_unique<Model>();
+  m->dir_ = path;
+  TERN_ASSIGN_OR_RETURN(GgufFile file, GgufFile::open(path));
+  m->gguf_ = std::make_shared<const GgufFile>(std::move(file));
+  TERN_ASSIGN_OR_RETURN(m->config_, gguf_model_config(*m->gguf_));
+  TERN_ASSIGN_OR_RETURN(GgufBinding bound, bind_gguf_weights(*m->gguf_, m->config_));
+  m->weights_ = std::move(bound.weights);
+  m->owned_ = std::move(bound.owned);
+  m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
+  // llama3-style scaling stored as per-frequency divisors (rope_freqs.weight).
+  for (size_t i = 0; i < bound.rope_divisors.size() && i < m->inv_freq_.size(); ++i) {
+    m->inv_freq_[i] /= bound.rope_divisors[i];
+  }
+  return m;
+}
+
 int64_t Model::parameter_count() const {
   int64_t n = 0;
+  if (gguf_) {
+    for (const auto& t : gguf_->tensors()) n += t.numel();
+    return n;
+  }
   for (const auto& t : store_.tensors()) n += t.numel();
   return n;
 }

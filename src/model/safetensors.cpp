@@ -20,9 +20,8 @@ namespace {
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 // dtypes the format defines that tern does not load (named in errors so users know why).
-constexpr std::array<std::string_view, 17> kUnsupportedDtypes = {
-    "BOOL", "U8",  "I8",  "I16",     "U16",     "I32",     "U32", "I64",    "U64",
-    "F64",  "C64", "F4",  "F6_E2M3", "F6_E3M2", "F8_E4M3", "F8_E5M2", "F8_E8M0"};
+constexpr std::array<std::string_view, 12> kUnsupportedDtypes = {
+    "BOOL", "I16", "U16", "U32", "U64", "F64", "C64", "F4", "F6_E2M3", "F6_E3M2", "F8_E5M2", "F8_E8M0"};
 
 // Tensor names come from user files: keep messages on one line whatever they contain.
 std::string printable(std::string_view s) {
@@ -78,7 +77,7 @@ Status parse_entry(const std::string& file, const std::string& name, const nlohm
   if (!dtype) {
     bool known = std::find(kUnsupportedDtypes.begin(), kUnsupportedDtypes.end(), dname) != kUnsupportedDtypes.end();
     return tensor_error(file, name,
-                        known ? "dtype " + dname + " is not supported (tern loads F32, F16, BF16)"
+                        known ? "dtype " + dname + " is not supported (tern loads F32, F16, BF16, I8, U8, I32, I64, F8_E4M3)"
                               : "unknown dtype '" + printable(dname) + "'");
   }
 

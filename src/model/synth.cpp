@@ -148,6 +148,7 @@ void store(void* dst, int64_t i, float v, DType dtype) {
     case DType::F32: static_cast<float*>(dst)[i] = v; break;
     case DType::F16: static_cast<uint16_t*>(dst)[i] = f32_to_f16(v); break;
     case DType::BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v); break;
+    default: break;  // synth writes float dtypes only
   }
 }
 

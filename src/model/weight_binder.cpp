@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "compress/checkpoint_layouts.h"
+#include "compress/pack_weights.h"
+
 namespace tern {
 
 Result<const TensorInfo*> WeightBinder::take(const std::string& name, const std::vector<int64_t>& shape) {
@@ -16,8 +19,26 @@ Result<const TensorInfo*> WeightBinder::take(const std::string& name, const std:
   return t;
 }
 
+Result<WeightMatrix> WeightBinder::quantized_matrix(const std::string& module, int64_t rows, int64_t cols) {
+  TERN_ASSIGN_OR_RETURN(QuantizedLinear ql, unpack_checkpoint_linear(*store_, *quant_, module, rows, cols));
+  TERN_ASSIGN_OR_RETURN(WeightMatrix w, pack_for_kernels(ql, quant_->int8_activations, *arena_, module));
+  for (const auto& n : checkpoint_tensor_names(*quant_, module)) ignore_if_present(n);
+  return w;
+}
+
 Result<WeightMatrix> WeightBinder::matrix(const std::string& name, int64_t rows, int64_t cols) {
+  constexpr std::string_view kSuffix = ".weight";
+  if (quant_ && quant_->quantized() && name.size() > kSuffix.size() &&
+      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
+    const std::string module = name.substr(0, name.size() - kSuffix.size());
+    if (has_quantized_linear(*store_, *quant_, module)) return quantized_matrix(module, rows, cols);
+  }
   TERN_ASSIGN_OR_RETURN(const TensorInfo* t, take(name, {rows, cols}));
+  if (!dtype_is_float(t->dtype)) {
+    return Status::error(fmt::format("{}: tensor '{}': dtype {} is not a dense weight type{}", t->file, name,
+                                     dtype_safetensors_name(t->dtype),
+                                     quant_ && quant_->quantized() ? "" : " (is quantization_config missing?)"));
+  }
   return WeightMatrix{t->data, t->dtype, rows, cols};
 }
 

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "compress/quant_config.h"
 #include "core/status.h"
+#include "core/weight_arena.h"
 #include "model/safetensors.h"
 #include "ops/weight_matrix.h"
 
@@ -16,10 +18,16 @@ namespace tern {
 class WeightBinder {
  public:
   explicit WeightBinder(const SafetensorsStore& store) : store_(&store) {}
+  // A quantized checkpoint (config.json quantization_config): matrices stored in cfg's layout
+  // (AutoAWQ, AutoGPTQ, compressed-tensors) are unpacked and repacked for the kernels into `arena`.
+  // Both must outlive the binder; the arena must outlive the bound weights.
+  WeightBinder(const SafetensorsStore& store, const QuantConfig& cfg, WeightArena& arena)
+      : store_(&store), quant_(&cfg), arena_(&arena) {}
 
   bool has(const std::string& name) const { return store_->find(name) != nullptr; }
 
-  // A 2-D weight [rows, cols] used in place from the mmap.
+  // A 2-D weight [rows, cols] used in place from the mmap (dense), or repacked (quantized layer:
+  // `name` is "<module>.weight" and the checkpoint holds that module's quantized tensors).
   Result<WeightMatrix> matrix(const std::string& name, int64_t rows, int64_t cols);
   // A 1-D tensor [n] (norm weights, biases) converted to f32 (small, so copied).
   Result<std::vector<float>> vector_f32(const std::string& name, int64_t n);
@@ -32,7 +40,10 @@ class WeightBinder {
 
  private:
   Result<const TensorInfo*> take(const std::string& name, const std::vector<int64_t>& shape);
+  Result<WeightMatrix> quantized_matrix(const std::string& module, int64_t rows, int64_t cols);
   const SafetensorsStore* store_;
+  const QuantConfig* quant_ = nullptr;
+  WeightArena* arena_ = nullptr;
   std::set<std::string> used_;
 };
 

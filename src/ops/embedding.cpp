@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "kernels/cpu/gguf_kernels.h"
 #include "kernels/cpu/pointwise_kernels.h"
 
 namespace tern {
@@ -12,6 +13,7 @@ namespace tern {
 void embedding_lookup(ExecContext& ctx, const WeightMatrix& table, const int32_t* ids, int64_t m, float* out) {
   if (m <= 0 || table.cols <= 0) return;
   assert(table.data && ids && out);
+  if (table.format == WeightFormat::Gguf) return cpu::gguf_embedding(table, ids, m, out);
   const int64_t d = table.cols;
   auto kernel = ctx.cpu().avx2 ? cpu::embedding_avx2 : cpu::embedding_scalar;
   constexpr int64_t kMinElementsPerThread = 1 << 16;

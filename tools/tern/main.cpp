@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   tern::cli::register_tokenize(app);
   tern::cli::register_chat(app);
   tern::cli::register_plan(app);
+  tern::cli::register_serve(app);
+  tern::cli::register_bench_serve(app);
+  tern::cli::register_quantize(app);
+  tern::cli::register_gguf(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,8 +1,9 @@
 #include "model/tokenizer/added_tokens.h"
 
+#include <unicode/uchar.h>
+
 #include <algorithm>
 
-#include "model/tokenizer/regex.h"
 #include "model/tokenizer/utf8.h"
 
 namespace tern::tok {
@@ -34,41 +35,35 @@ uint32_t cp_at(std::string_view text, size_t pos, size_t* len) {
 
 }  // namespace
 
+bool is_word_char(uint32_t cp) {
+  const UChar32 c = static_cast<UChar32>(cp);
+  if (u_hasBinaryProperty(c, UCHAR_ALPHABETIC) || u_hasBinaryProperty(c, UCHAR_JOIN_CONTROL)) return true;
+  switch (u_charType(c)) {
+    case U_NON_SPACING_MARK:
+    case U_ENCLOSING_MARK:
+    case U_COMBINING_SPACING_MARK:
+    case U_DECIMAL_DIGIT_NUMBER:
+    case U_CONNECTOR_PUNCTUATION:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Result<AddedTokens> AddedTokens::build(const std::vector<AddedTokenSpec>& tokens) {
   AddedTokens a;
   a.tokens_ = tokens;
-  bool any_single_word = false;
   for (size_t i = 0; i < a.tokens_.size(); ++i) {
     const auto& t = a.tokens_[i];
     if (t.content.empty()) continue;  // can never match
     a.by_first_byte_[static_cast<uint8_t>(t.content[0])].push_back(static_cast<int32_t>(i));
-    any_single_word |= t.single_word;
   }
   for (auto& bucket : a.by_first_byte_) {
     std::stable_sort(bucket.begin(), bucket.end(), [&](int32_t x, int32_t y) {
       return a.tokens_[x].content.size() > a.tokens_[y].content.size();
     });
   }
-  if (any_single_word) {
-    TERN_ASSIGN_OR_RETURN(a.word_char_, CompiledRegex::compile(R"([\p{L}\p{N}_])", false));
-  }
   return a;
-}
-
-bool AddedTokens::word_boundary_ok(std::string_view text, size_t begin, size_t end) const {
-  MatchData md;
-  auto is_word = [&](uint32_t cp) {
-    std::string s;
-    append_utf8(cp, s);
-    const int rc = pcre2_match(word_char_->code(), reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0,
-                               PCRE2_ANCHORED, md.md, nullptr);
-    return rc >= 0;
-  };
-  bool ok = true;
-  size_t dummy = 0;
-  if (begin > 0 && is_word(cp_before(text, begin, &dummy))) ok = false;
-  if (ok && end < text.size() && is_word(cp_at(text, end, &dummy))) ok = false;
-  return ok;
 }
 
 void AddedTokens::split(std::string_view text, std::vector<Segment>& out) const {
@@ -81,7 +76,6 @@ void AddedTokens::split(std::string_view text, std::vector<Segment>& out) const 
     for (int32_t k : bucket) {
       const std::string& c = tokens_[k].content;
       if (text.size() - i < c.size() || text.compare(i, c.size(), c) != 0) continue;
-      if (tokens_[k].single_word && !word_boundary_ok(text, i, i + c.size())) continue;
       hit = k;
       break;
     }
@@ -91,6 +85,13 @@ void AddedTokens::split(std::string_view text, std::vector<Segment>& out) const 
     }
     const AddedTokenSpec& t = tokens_[hit];
     size_t begin = i, end = i + t.content.size();
+    i = end;
+    if (t.single_word) {
+      size_t len = 0;
+      if ((begin > 0 && is_word_char(cp_before(text, begin, &len))) ||
+          (end < text.size() && is_word_char(cp_at(text, end, &len))))
+        continue;  // inside a word: the text it covered stays ordinary text
+    }
     if (t.lstrip) {
       while (begin > plain) {
         size_t s = 0;

@@ -1,12 +1,12 @@
-// Added tokens (special and user-added) are cut out of the text before normalization and BPE, as Hugging Face does:
-// leftmost match first, the longest token at that position, honouring single_word, lstrip and rstrip.
-// `normalized` tokens would be matched on normalized text; no normalizer is supported yet, so both kinds are matched
-// on the raw text (which is then identical).
+// Added tokens (special and user-added) are cut out of the text before BPE, as Hugging Face does: leftmost match
+// first, the longest token at that position, honouring single_word, lstrip and rstrip. A match that fails
+// single_word is skipped whole (the search resumes after it), like Hugging Face's Aho-Corasick scan.
+// The tokenizer holds two sets: tokens with normalized=false are cut from the raw text; tokens with normalized=true
+// (their content normalized too) are then cut from each remaining segment once it has been normalized.
 #pragma once
 
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,8 +15,6 @@
 #include "model/tokenizer/tokenizer_spec.h"
 
 namespace tern::tok {
-
-class CompiledRegex;
 
 class AddedTokens {
  public:
@@ -31,13 +29,15 @@ class AddedTokens {
   void split(std::string_view text, std::vector<Segment>& out) const;
 
   const std::vector<AddedTokenSpec>& tokens() const { return tokens_; }
+  bool empty() const { return tokens_.empty(); }
 
  private:
-  bool word_boundary_ok(std::string_view text, size_t begin, size_t end) const;
-
   std::vector<AddedTokenSpec> tokens_;
   std::array<std::vector<int32_t>, 256> by_first_byte_;  // indexes into tokens_, longest content first
-  std::shared_ptr<const CompiledRegex> word_char_;       // [\p{L}\p{N}_] for single_word tokens
 };
+
+// Rust regex's Unicode \w (what Hugging Face's single_word test uses): Alphabetic, marks, decimal digits,
+// connector punctuation and join controls (ZWJ / ZWNJ).
+bool is_word_char(uint32_t cp);
 
 }  // namespace tern::tok

@@ -19,7 +19,7 @@ class Decoder {
   // Appends the bytes of token `id` (0 <= id < size); `first`: no token was emitted before it.
   void append(int32_t id, bool first, std::string& out) const {
     if (join_with_space_ && !first) out += ' ';
-    const std::string& b = bytes_[id];
+    const std::string& b = first && !first_bytes_.empty() ? first_bytes_[id] : bytes_[id];
     size_t skip = 0;
     if (first)
       while (skip < b.size() && skip < size_t(strip_start_) && b[skip] == ' ') ++skip;
@@ -27,9 +27,10 @@ class Decoder {
   }
 
  private:
-  std::vector<std::string> bytes_;  // per id: what the token decodes to
-  bool join_with_space_ = false;
-  int strip_start_ = 0;             // spaces stripped from the start of the first token (Strip decoder)    // no decoder: Hugging Face joins the token strings with spaces
+  std::vector<std::string> bytes_;        // per id: what the token decodes to
+  std::vector<std::string> first_bytes_;  // per id, as the first token (Metaspace drops the replacement); or empty
+  bool join_with_space_ = false;          // no decoder: Hugging Face joins the token strings with spaces
+  int strip_start_ = 0;                   // spaces stripped from the start of the first token (Strip decoder)
 };
 
 }  // namespace tern::tok

@@ -97,6 +97,18 @@ Result<PreTokenizer> PreTokenizer::build(const std::vector<PreTokenizerStep>& st
       st.behavior = s->behavior;
       st.invert = s->invert;
       p.steps_.push_back(std::move(st));
+    } else if (const auto* m = std::get_if<MetaspaceSpec>(&step)) {
+      Step st;
+      st.kind = Step::Kind::kMetaspace;
+      st.replacement = m->replacement;
+      st.prepend = m->prepend_scheme;
+      p.steps_.push_back(st);
+      if (m->split) {  // cut before each replacement: a literal Split, MergedWithNext
+        Step cut;
+        TERN_ASSIGN_OR_RETURN(cut.regex, CompiledRegex::compile(m->replacement, true));
+        cut.behavior = SplitBehavior::kMergedWithNext;
+        p.steps_.push_back(std::move(cut));
+      }
     } else {
       const auto& b = std::get<ByteLevelPreSpec>(step);
       if (b.add_prefix_space) p.steps_.push_back(Step{Step::Kind::kPrefixSpace, nullptr, {}, false});
@@ -111,7 +123,25 @@ Result<PreTokenizer> PreTokenizer::build(const std::vector<PreTokenizerStep>& st
   return p;
 }
 
-void PreTokenizer::split(std::string& buf, std::vector<Piece>& pieces) const {
+Piece PreTokenizer::metaspace(const Step& st, std::string& buf, const Piece& pc, std::string& tmp) {
+  const std::string_view text = std::string_view(buf).substr(pc.begin, pc.end - pc.begin);
+  tmp.clear();
+  // Hugging Face prepends only to non-empty text that does not start with the replacement once spaces are
+  // replaced.
+  const bool prepend = !text.empty() && !pc.cont && text[0] != ' ' &&
+                       text.compare(0, st.replacement.size(), st.replacement) != 0 &&
+                       (st.prepend == PrependScheme::kAlways || (st.prepend == PrependScheme::kFirst && pc.at_start));
+  if (prepend) tmp = st.replacement;
+  for (char c : text) {
+    if (c == ' ') tmp += st.replacement;
+    else tmp += c;
+  }
+  const size_t at = buf.size();
+  buf += tmp;
+  return {at, buf.size(), false, pc.at_start, pc.cont};
+}
+
+void PreTokenizer::split(std::string& buf, std::vector<Piece>& pieces, bool at_start) const {
   pieces.clear();
   // Valid runs and invalid subparts.
   const auto* p = reinterpret_cast<const uint8_t*>(buf.data());
@@ -122,14 +152,15 @@ void PreTokenizer::split(std::string& buf, std::vector<Piece>& pieces) const {
     if (i >= buf.size()) break;
     size_t bad = 1;
     utf8_step(p + i, buf.size() - i, &bad);
-    if (i > run) pieces.push_back({run, i, false});
+    if (i > run) pieces.push_back({run, i, false, run == 0 && at_start, run > 0});
     pieces.push_back({i, i + bad, true});
     i += bad;
     run = i;
   }
-  if (run < buf.size()) pieces.push_back({run, buf.size(), false});
+  if (run < buf.size()) pieces.push_back({run, buf.size(), false, run == 0 && at_start, run > 0});
 
   MatchData md;
+  std::string tmp;
   std::vector<Piece> next;
   std::vector<Segment> segs;
   for (const Step& st : steps_) {
@@ -138,18 +169,25 @@ void PreTokenizer::split(std::string& buf, std::vector<Piece>& pieces) const {
       if (pc.opaque) {
         next.push_back(pc);
       } else if (st.kind == Step::Kind::kPrefixSpace) {
-        if (buf[pc.begin] == ' ') {
+        if (buf[pc.begin] == ' ' || pc.cont) {
           next.push_back(pc);
         } else {
           const size_t at = buf.size(), len = pc.end - pc.begin;
           buf.reserve(at + 1 + len);  // no reallocation below: the append reads from buf itself
           buf += ' ';
           buf.append(buf.data() + pc.begin, len);
-          next.push_back({at, buf.size(), false});
+          next.push_back({at, buf.size(), false, pc.at_start, false});
         }
+      } else if (st.kind == Step::Kind::kMetaspace) {
+        next.push_back(metaspace(st, buf, pc, tmp));
       } else {
+        const size_t first = next.size();
         find_segments(st.regex->code(), md.md, buf.data() + pc.begin, pc.end - pc.begin, segs);
         apply_behavior(segs, st.behavior, st.invert, pc.begin, next);
+        if (next.size() > first && next[first].begin == pc.begin) {
+          next[first].at_start = pc.at_start;
+          next[first].cont = pc.cont;
+        }
       }
     }
     pieces.swap(next);

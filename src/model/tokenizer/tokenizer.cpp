@@ -45,10 +45,23 @@ Result<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const 
   auto impl = std::make_shared<Impl>();
   TERN_ASSIGN_OR_RETURN(impl->pre, tok::PreTokenizer::build(spec.pre_tokenizer));
   TERN_ASSIGN_OR_RETURN(impl->model, tok::BpeModel::build(spec.model, impl->pre.byte_level()));
-  TERN_ASSIGN_OR_RETURN(impl->added, tok::AddedTokens::build(spec.added_tokens));
   impl->normalizer = spec.normalizer;
+  // Hugging Face matches a normalized token by its normalized content (Prepend("▁") turns "<x>" into "▁<x>").
+  std::vector<tok::AddedTokenSpec> raw_tokens, norm_tokens;
+  std::string tmp;
+  for (const auto& a : spec.added_tokens) {
+    if (!a.normalized) {
+      raw_tokens.push_back(a);
+      continue;
+    }
+    norm_tokens.push_back(a);
+    tok::normalize(impl->normalizer, norm_tokens.back().content, tmp);
+  }
+  TERN_ASSIGN_OR_RETURN(impl->added, tok::AddedTokens::build(raw_tokens));
+  TERN_ASSIGN_OR_RETURN(impl->added_norm, tok::AddedTokens::build(norm_tokens));
 
-  // The full id space: model vocab plus added tokens (which may reuse model ids or extend past them).
+  // The full id space: model vocab plus added tokens (which may reuse model ids or extend past them). A normalized
+  // token's string is its normalized content, as in Hugging Face (id_to_token, and so decode, see "▁<x>").
   impl->tokens = impl->model.tokens();
   for (const auto& a : spec.added_tokens) {
     if (a.id >= (1 << 26)) return Status::error("added token id " + std::to_string(a.id) + " is implausibly large");
@@ -56,8 +69,14 @@ Result<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const 
     impl->tokens[a.id] = a.content;
     impl->added_ids[a.content] = a.id;
   }
+  for (const auto& a : norm_tokens) impl->tokens[a.id] = a.content;
   impl->special.assign(impl->tokens.size(), 0);
   for (const auto& a : spec.added_tokens) impl->special[a.id] = a.special ? 1 : 0;
+  // Hugging Face's decode recognizes special tokens by their string, so a special token whose normalization
+  // changed it ("<x>" -> "▁<x>") is not skipped; tern follows (such tokens are rare in real files).
+  impl->skipped = impl->special;
+  for (const auto& a : spec.added_tokens)
+    if (impl->tokens[a.id] != a.content) impl->skipped[a.id] = 0;
 
   const int64_t n = static_cast<int64_t>(impl->tokens.size());
   TERN_ASSIGN_OR_RETURN(impl->post, tok::PostProcessor::build(spec.post_processor, n));
@@ -106,11 +125,17 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   const Impl& m = *impl_;
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
-  std::vector<tok::AddedTokens::Segment> segments;
+  std::vector<tok::AddedTokens::Segment> segments, sub;
   m.added.split(text, segments);
-  std::string buf, tmp;
+  std::string buf, tmp, norm;
   std::vector<tok::Piece> pieces;
   tok::BpeScratch scratch;
+  // Pre-tokenizes and encodes buf; at_start: buf begins the input (for Metaspace's "first" scheme).
+  auto encode_text = [&](std::string& b, bool at_start) {
+    m.pre.split(b, pieces, at_start);
+    for (const tok::Piece& p : pieces)
+      m.model.encode(std::string_view(b).substr(p.begin, p.end - p.begin), ids, scratch);
+  };
   for (const auto& seg : segments) {
     if (seg.id >= 0) {
       ids.push_back(seg.id);
@@ -118,9 +143,20 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     }
     buf.assign(text.data() + seg.begin, seg.end - seg.begin);
     if (!m.normalizer.empty()) tok::normalize(m.normalizer, buf, tmp);
-    m.pre.split(buf, pieces);
-    for (const tok::Piece& p : pieces)
-      m.model.encode(std::string_view(buf).substr(p.begin, p.end - p.begin), ids, scratch);
+    if (m.added_norm.empty()) {
+      encode_text(buf, seg.begin == 0);
+      continue;
+    }
+    norm.swap(buf);
+    m.added_norm.split(norm, sub);
+    for (const auto& s : sub) {
+      if (s.id >= 0) {
+        ids.push_back(s.id);
+        continue;
+      }
+      buf.assign(norm, s.begin, s.end - s.begin);
+      encode_text(buf, seg.begin == 0 && s.begin == 0);
+    }
   }
   m.post.apply(ids, add_special_tokens);
   return ids;

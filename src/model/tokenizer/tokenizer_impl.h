@@ -16,7 +16,8 @@
 namespace tern {
 
 struct Tokenizer::Impl {
-  tok::AddedTokens added;
+  tok::AddedTokens added;       // normalized=false: cut from the raw text
+  tok::AddedTokens added_norm;  // normalized=true: cut from each normalized segment
   std::vector<tok::NormalizerStep> normalizer;
   tok::PreTokenizer pre;
   tok::BpeModel model;
@@ -25,10 +26,11 @@ struct Tokenizer::Impl {
   std::vector<std::string> tokens;  // id -> vocab string, added tokens included
   tok::StringIdMap added_ids;       // added token content -> id
   std::vector<uint8_t> special;     // id -> is a special added token
+  std::vector<uint8_t> skipped;     // id -> left out by decode(skip_special_tokens)
   std::optional<int32_t> bos, eos;
 
   bool emits(int32_t id, bool skip_special) const {
-    return id >= 0 && static_cast<size_t>(id) < tokens.size() && !(skip_special && special[id]);
+    return id >= 0 && static_cast<size_t>(id) < tokens.size() && !(skip_special && skipped[id]);
   }
 };
 

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/tokenizer/tokenizer_spec.h"
+#include "model/tokenizer/utf8.h"
 
 namespace tern::tok {
 namespace {
@@ -18,6 +19,35 @@ bool get_bool(const json& j, const char* key, bool dflt) {
   if (!j.contains(key) || j[key].is_null()) return dflt;
   if (!j[key].is_boolean()) throw std::runtime_error(std::string("field '") + key + "' must be a boolean");
   return j[key].get<bool>();
+}
+
+// Metaspace, as a pre-tokenizer or a decoder (the same fields). The legacy add_prefix_space=true means "always";
+// false means "never" and, as in Hugging Face, contradicts any other prepend_scheme (including the default).
+Result<MetaspaceSpec> parse_metaspace(const json& j) {
+  MetaspaceSpec m;
+  if (!j.contains("replacement") || !j["replacement"].is_string())
+    return Status::error("Metaspace needs a string 'replacement'");
+  m.replacement = j["replacement"].get<std::string>();
+  size_t len = 0;
+  if (m.replacement.empty() || utf8_step(reinterpret_cast<const uint8_t*>(m.replacement.data()), m.replacement.size(),
+                                         &len) != Utf8Step::kComplete || len != m.replacement.size())
+    return Status::error("Metaspace 'replacement' must be exactly one character");
+  std::optional<PrependScheme> scheme;
+  if (j.contains("prepend_scheme") && !j["prepend_scheme"].is_null()) {
+    const std::string s = j["prepend_scheme"].is_string() ? j["prepend_scheme"].get<std::string>() : j["prepend_scheme"].dump();
+    if (s == "first") scheme = PrependScheme::kFirst;
+    else if (s == "always") scheme = PrependScheme::kAlways;
+    else if (s == "never") scheme = PrependScheme::kNever;
+    else return Status::error("unsupported Metaspace prepend_scheme '" + s + "'");
+  }
+  if (j.contains("add_prefix_space") && !j["add_prefix_space"].is_null() && !get_bool(j, "add_prefix_space", true)) {
+    if (scheme.value_or(PrependScheme::kAlways) != PrependScheme::kNever)
+      return Status::error("Metaspace add_prefix_space=false does not match its prepend_scheme");
+    scheme = PrependScheme::kNever;
+  }
+  m.prepend_scheme = scheme.value_or(PrependScheme::kAlways);
+  m.split = get_bool(j, "split", true);
+  return m;
 }
 
 Status parse_added_tokens(const json& j, TokenizerSpec& spec) {
@@ -77,6 +107,11 @@ Status parse_pre_tokenizer(const json& j, std::vector<PreTokenizerStep>& steps) 
     b.add_prefix_space = get_bool(j, "add_prefix_space", true);
     b.use_regex = get_bool(j, "use_regex", true);
     steps.emplace_back(b);
+    return Status::ok();
+  }
+  if (type == "Metaspace") {
+    TERN_ASSIGN_OR_RETURN(MetaspaceSpec m, parse_metaspace(j));
+    steps.emplace_back(std::move(m));
     return Status::ok();
   }
   return Status::error("unsupported pre_tokenizer type '" + (type.empty() ? j.dump() : type) + "'");
@@ -202,12 +237,27 @@ Status parse_normalizer(const json& j, std::vector<NormalizerStep>& out) {
   return Status::error("unsupported normalizer type '" + (type.empty() ? j.dump() : type) + "'");
 }
 
-// The SentencePiece decoder chain, in Hugging Face's order: Replace, ByteFallback, Fuse, Strip.
+// Metaspace as a decoder: the replacement becomes a space, except in the first token, where it is dropped unless
+// the scheme is "never" (the prepended one is not text).
+Status set_metaspace_decoder(const json& j, PieceDecoderSpec& d) {
+  TERN_ASSIGN_OR_RETURN(MetaspaceSpec m, parse_metaspace(j));
+  d.from = m.replacement;
+  d.to = " ";
+  d.drop_in_first = m.prepend_scheme != PrependScheme::kNever;
+  return Status::ok();
+}
+
+// The SentencePiece decoder chain, in Hugging Face's order: Replace (or Metaspace), ByteFallback, Fuse, Strip.
+// Each step works per token except after Fuse, so Strip is only accepted after Fuse (it then strips the text once).
 Status parse_piece_decoder(const json& steps, PieceDecoderSpec& d) {
   int stage = 0;  // each step must come after the previous kinds
+  d.from.clear();
   for (const auto& s : steps) {
     const std::string type = type_of(s);
-    if (type == "Replace" && stage == 0) {
+    if (type == "Metaspace" && stage == 0) {
+      TERN_RETURN_IF_ERROR(set_metaspace_decoder(s, d));
+      stage = 1;
+    } else if (type == "Replace" && stage == 0) {
       const json& pat = s.value("pattern", json());
       if (!pat.is_object() || !pat.contains("String") || !pat["String"].is_string() || !s.contains("content") ||
           !s["content"].is_string())
@@ -226,10 +276,10 @@ Status parse_piece_decoder(const json& steps, PieceDecoderSpec& d) {
       stage = 4;
     } else {
       return Status::error("unsupported decoder step '" + (type.empty() ? s.dump() : type) +
-                           "' in a decoder Sequence (supported: Replace, ByteFallback, Fuse, Strip in that order)");
+                           "' in a decoder Sequence (supported: Replace or Metaspace, ByteFallback, Fuse, Strip in "
+                           "that order)");
     }
   }
-  if (stage < 3) return Status::error("unsupported decoder Sequence (no Fuse step)");
   return Status::ok();
 }
 
@@ -238,6 +288,12 @@ Status parse_decoder(const json& j, DecoderSpec& out) {
   const std::string type = type_of(j);
   if (type == "ByteLevel") {
     out = ByteLevelDecoderSpec{};
+    return Status::ok();
+  }
+  if (type == "Metaspace") {
+    PieceDecoderSpec d;
+    TERN_RETURN_IF_ERROR(set_metaspace_decoder(j, d));
+    out = d;
     return Status::ok();
   }
   if (type == "Sequence" && j.contains("decoders") && j["decoders"].is_array()) {

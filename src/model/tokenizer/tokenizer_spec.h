@@ -20,7 +20,7 @@ struct AddedTokenSpec {
   bool single_word = false;  // match only when not inside a word
   bool lstrip = false;       // swallow whitespace on the left
   bool rstrip = false;       // swallow whitespace on the right
-  bool normalized = false;   // matched against normalized text (equal to the raw text while no normalizer exists)
+  bool normalized = false;   // matched in the normalized text, its content normalized the same way
   bool special = false;      // skipped by decode(skip_special_tokens)
 };
 
@@ -54,7 +54,17 @@ struct ByteLevelPreSpec {
   bool use_regex = true;  // split with the GPT-2 regex before the byte mapping
 };
 
-using PreTokenizerStep = std::variant<SplitSpec, ByteLevelPreSpec>;
+// SentencePiece's word boundary as a pre-tokenizer: ' ' becomes `replacement` (one character, "▁"); a replacement is
+// put in front of the text per prepend_scheme (kFirst: only a piece that starts the whole input, not one after an
+// added token); with `split`, the text is cut before every replacement (Hugging Face's MergedWithNext).
+enum class PrependScheme { kFirst, kAlways, kNever };
+struct MetaspaceSpec {
+  std::string replacement = "\xE2\x96\x81";
+  PrependScheme prepend_scheme = PrependScheme::kAlways;
+  bool split = true;
+};
+
+using PreTokenizerStep = std::variant<SplitSpec, ByteLevelPreSpec, MetaspaceSpec>;
 
 // --- model -----------------------------------------------------------------------------------------------------
 struct BpeSpec {
@@ -79,9 +89,11 @@ using PostProcessorSpec = std::variant<std::monostate, TemplateSpec>;
 
 // --- decoders ------------------------------------------------------------------------------------------------------
 struct ByteLevelDecoderSpec {};
-// SentencePiece-style: Sequence[Replace("▁", " "), ByteFallback, Fuse, Strip(" ", start, 0)] (Llama-2, Mistral).
+// SentencePiece-style: Sequence[Replace("▁", " "), ByteFallback, Fuse, Strip(" ", start, 0)] (Llama-2, Mistral),
+// or a Metaspace decoder (alone or in place of the Replace step).
 struct PieceDecoderSpec {
   std::string from = "\xE2\x96\x81", to = " ";  // Replace
+  bool drop_in_first = false;  // Metaspace (prepend_scheme not never): the first token loses every `from`
   bool byte_fallback = false;                     // <0xXX> tokens are that byte
   int strip_start = 0;                            // leading spaces removed from the decoded text
 };

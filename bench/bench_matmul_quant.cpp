@@ -1,0 +1,150 @@
+// Quantized matmul throughput on the Llama-3.2-1B shapes: int8 (W8A16, W8A8), int4 g128 and FP8
+// against bf16, through the same ops::matmul front door the model uses.
+//   bench_matmul_quant [--threads N] [--reps 3] [--gemm-m 512] [--formats bf16,w8a16,w8a8,int4,fp8] [--json]
+// GEMV (m = 1, decode): GB/s of weight bytes streamed (codes + scales + zero points) per call; every
+// call uses the next of several copies of the codes spread over >= 512 MiB, so they come from DRAM.
+// GEMM (m = --gemm-m, prefill): GFLOP/s (2·m·n·k). The LM head is GEMV only.
+#include <random>
+#include <vector>
+
+#include "bench_common.h"
+#include "core/dtype.h"
+#include "core/fp8.h"
+#include "ops/matmul.h"
+
+using namespace tern;
+using namespace tern::bench;
+
+namespace {
+
+struct Shape {
+  const char* name;
+  int64_t k, n;
+};
+constexpr Shape kShapes[] = {{"q/o 2048->2048", 2048, 2048},  {"k/v 2048->512", 2048, 512},
+                             {"up 2048->8192", 2048, 8192},    {"down 8192->2048", 8192, 2048},
+                             {"lm_head 2048->128256", 2048, 128256}};
+
+// Random weights in a format: `copies` copies of the codes, shared scales / zero points.
+struct Weights {
+  Buffer codes;
+  size_t stride = 0, copies = 1, code_bytes = 0;
+  std::vector<float> scales, zeros;
+  WeightMatrix w;
+};
+
+Weights make(const std::string& fmt, const Shape& s) {
+  Weights r;
+  const int64_t n = s.n, k = s.k;
+  r.w.rows = n, r.w.cols = k;
+  if (fmt == "bf16") r.w.dtype = DType::BF16, r.code_bytes = size_t(n * k) * 2;
+  else if (fmt == "int4") r.code_bytes = size_t(n * k) / 2;
+  else r.code_bytes = size_t(n * k);
+  r.stride = (r.code_bytes + 4095) / 4096 * 4096;
+  r.copies = std::max<size_t>(2, (size_t(512) << 20) / r.stride);
+  r.codes = alloc_buffer(r.stride * r.copies);
+  std::mt19937 rng(7);
+  std::vector<uint8_t> block(size_t(1) << 20);
+  for (auto& b : block) {
+    b = uint8_t(rng());
+    if (fmt == "fp8" && (b & 0x7f) == 0x7f) b = 0x30;          // no NaN codes
+    if (fmt == "bf16" && (b & 0x7f) > 0x40) b &= 0x3f;          // keep bf16 values finite and small
+  }
+  for (size_t off = 0; off < r.stride * r.copies; off += block.size())
+    std::memcpy(r.codes.get() + off, block.data(), std::min(block.size(), r.stride * r.copies - off));
+  r.w.data = r.codes.get();
+  if (fmt == "bf16") return r;
+  const int64_t groups = fmt == "int4" ? k / 128 : 1;
+  r.scales.assign(size_t(n * groups), 0.01f);
+  r.w.scales = r.scales.data();
+  if (fmt == "int4") {
+    r.w.format = WeightFormat::Int4Group, r.w.group = 128;
+    r.zeros.assign(size_t(n * groups), 8.0f);
+    r.w.zeros = r.zeros.data();  // asymmetric: the heavier path
+  } else if (fmt == "fp8") {
+    r.w.format = WeightFormat::Fp8E4M3;
+  } else {
+    r.w.format = WeightFormat::Int8Channel, r.w.int8_activations = fmt == "w8a8";
+  }
+  r.w.quant_bytes = r.code_bytes + (r.scales.size() + r.zeros.size()) * sizeof(float);
+  return r;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (b <= s.size()) {
+    const size_t e = std::min(s.find(',', b), s.size());
+    if (e > b) out.push_back(s.substr(b, e - b));
+    b = e + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int reps = std::stoi(arg_value(argc, argv, "--reps", "3"));
+  const int64_t gemm_m = std::stoll(arg_value(argc, argv, "--gemm-m", "512"));
+  const bool json = has_flag(argc, argv, "--json");
+  std::vector<int> thread_counts = {1, 2};
+  if (const std::string t = arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
+  const auto formats = split(arg_value(argc, argv, "--formats", "bf16,w8a16,w8a8,int4,fp8"));
+  const CpuFeatures host = CpuFeatures::detect();
+  std::vector<float> x(size_t(gemm_m) * 8192), y(std::max<size_t>(128256, size_t(gemm_m) * 8192));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
+  if (!json) std::printf("cpu: %s; GEMV m=1 from DRAM; GEMM m=%lld; best of %d\n", host.describe().c_str(), (long long)gemm_m, reps);
+  if (json) std::printf("[");
+  bool first = true;
+  for (int nt : thread_counts) {
+    ThreadPool pool(nt);
+    ExecContext ctx(pool, host);
+    if (!json)
+      std::printf("\nthreads %d\n%-7s %-22s %-17s %10s %8s %17s %9s\n", nt, "format", "shape", "gemv kernel", "gemv us",
+                  "GB/s", "gemm kernel", "GFLOP/s");
+    for (const auto& fmt : formats) {
+      for (const Shape& s : kShapes) {
+        Weights wt = make(fmt, s);
+        WeightMatrix w = wt.w;
+        const size_t bytes = w.bytes();
+        const int calls = int(std::max<size_t>(8, size_t(1e9) / bytes));
+        size_t next = 0;
+        double gemv_s = 1e30;
+        for (int r = 0; r < reps; ++r) {
+          const double t0 = now_s();
+          for (int c = 0; c < calls; ++c) {
+            w.data = wt.codes.get() + (next++ % wt.copies) * wt.stride;
+            matmul(ctx, x.data(), 1, w, y.data());
+          }
+          gemv_s = std::min(gemv_s, (now_s() - t0) / calls);
+        }
+        const double gbs = double(bytes) / gemv_s / 1e9;
+        double gflops = 0;
+        if (s.n < 100000) {
+          double gemm_s = 1e30;
+          for (int r = 0; r < reps; ++r) {
+            const double t0 = now_s();
+            matmul(ctx, x.data(), gemm_m, w, y.data());
+            gemm_s = std::min(gemm_s, now_s() - t0);
+          }
+          gflops = 2.0 * double(gemm_m) * double(s.n) * double(s.k) / gemm_s / 1e9;
+        }
+        const char* gemv_name = matmul_kernel_name(ctx, 1, w);
+        const char* gemm_name = matmul_kernel_name(ctx, gemm_m, w);
+        if (json) {
+          std::printf("%s{\"threads\":%d,\"format\":\"%s\",\"shape\":\"%s\",\"gemv_kernel\":\"%s\",\"gemv_us\":%.1f,"
+                      "\"gemv_gbs\":%.2f,\"gemm_kernel\":\"%s\",\"gemm_m\":%lld,\"gemm_gflops\":%.2f}",
+                      first ? "" : ",", nt, fmt.c_str(), s.name, gemv_name, gemv_s * 1e6, gbs, gemm_name,
+                      (long long)gemm_m, gflops);
+          first = false;
+        } else {
+          std::printf("%-7s %-22s %-17s %10.1f %8.2f %17s %9.1f\n", fmt.c_str(), s.name, gemv_name, gemv_s * 1e6, gbs,
+                      gemm_name, gflops);
+        }
+        std::fflush(stdout);
+      }
+    }
+  }
+  if (json) std::printf("]\n");
+  return 0;
+}

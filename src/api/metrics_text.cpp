@@ -1,0 +1,61 @@
+// GET /metrics: the engine's metrics and the server's counters in the Prometheus text format (0.0.4).
+#include <cmath>
+#include <sstream>
+
+#include "api/server_impl.h"
+
+namespace tern::api {
+namespace {
+
+void metric(std::ostringstream& o, const char* name, const char* type, const char* help, double v) {
+  o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n' << name << ' ' << v << '\n';
+}
+
+std::string le(double b) {
+  std::ostringstream s;
+  s << b;
+  return s.str();
+}
+
+void histogram(std::ostringstream& o, const char* name, const char* help, const EngineMetrics::Histogram& h) {
+  o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " histogram\n";
+  for (size_t i = 0; i < h.bounds_s.size() && i < h.counts.size(); ++i) {
+    o << name << "_bucket{le=\"" << le(h.bounds_s[i]) << "\"} " << h.counts[i] << '\n';
+  }
+  o << name << "_bucket{le=\"+Inf\"} " << h.count << '\n';
+  o << name << "_sum " << h.sum_s << '\n' << name << "_count " << h.count << '\n';
+}
+
+}  // namespace
+
+std::string ApiServer::Impl::metrics_text() const {
+  const EngineMetrics m = engine.metrics();
+  std::ostringstream o;
+  o.precision(10);
+  metric(o, "tern_requests_running", "gauge", "Sequences the engine is running.", double(m.running));
+  metric(o, "tern_requests_waiting", "gauge", "Sequences waiting for admission.", double(m.waiting));
+  metric(o, "tern_requests_preempted_total", "counter", "Preemptions since start.", double(m.preempted_total));
+  metric(o, "tern_kv_blocks_used", "gauge", "KV cache blocks in use.", double(m.kv_blocks_used));
+  metric(o, "tern_kv_blocks_free", "gauge", "KV cache blocks free.", double(m.kv_blocks_free));
+  metric(o, "tern_kv_blocks_total", "gauge", "KV cache blocks in the pool.", double(m.kv_blocks_total));
+  metric(o, "tern_prefix_cache_hit_rate", "gauge", "Cached prompt tokens / prompt tokens.", m.prefix_cache_hit_rate);
+  metric(o, "tern_prompt_tokens_total", "counter", "Prompt tokens processed.", double(m.prompt_tokens_total));
+  metric(o, "tern_generation_tokens_total", "counter", "Tokens generated.", double(m.generated_tokens_total));
+  metric(o, "tern_prompt_tokens_per_second", "gauge", "Recent prompt throughput.", m.prompt_tokens_per_s);
+  metric(o, "tern_generation_tokens_per_second", "gauge", "Recent generation throughput.", m.generated_tokens_per_s);
+  histogram(o, "tern_time_to_first_token_seconds", "Time to first token.", m.time_to_first_token);
+  histogram(o, "tern_inter_token_latency_seconds", "Time between tokens of a sequence.", m.inter_token_latency);
+  histogram(o, "tern_e2e_request_latency_seconds", "Request latency, add to last token.", m.e2e_latency);
+  metric(o, "tern_http_requests_total", "counter", "HTTP requests received.", double(counters.http_requests.load()));
+  metric(o, "tern_http_requests_in_flight", "gauge", "Engine requests admitted by the server and not finished.",
+         double(in_flight->load()));
+  metric(o, "tern_http_rejected_queue_full_total", "counter", "Requests answered 429 (queue full).",
+         double(counters.rejected_queue_full.load()));
+  metric(o, "tern_http_client_disconnects_total", "counter", "Requests cancelled because the client went away.",
+         double(counters.client_disconnects.load()));
+  metric(o, "tern_http_requests_completed_total", "counter", "Generation requests answered in full.",
+         double(counters.completed.load()));
+  return o.str();
+}
+
+}  // namespace tern::api

@@ -1,0 +1,59 @@
+// OpenAI request bodies (/v1/completions, /v1/chat/completions) parsed and validated into typed
+// requests, and OpenAI's error body. Unknown fields are ignored (as OpenAI does); a known field of the
+// wrong type or out of range is a 400 naming the field in `param`. null means "not given".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/sampling_params.h"
+
+namespace tern::api {
+
+struct ApiError {
+  int http_status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;  // "" -> null
+  std::string code;   // "" -> null
+};
+// {"error": {"message", "type", "param", "code"}}
+std::string error_body(const ApiError& e);
+ApiError bad_param(const std::string& param, const std::string& message);
+
+enum class Endpoint { kCompletions, kChat };
+
+using PromptInput = std::variant<std::string, std::vector<int32_t>>;  // text, or token ids
+
+struct OpenAiRequest {
+  Endpoint endpoint = Endpoint::kCompletions;
+  std::string model;
+  std::vector<PromptInput> prompts;   // completions: one or more prompts
+  nlohmann::json messages;            // chat: validated messages, content flattened to strings
+  std::optional<int64_t> max_tokens;  // max_tokens, or chat's max_completion_tokens
+  SamplingParams sampling;
+  int n = 1;
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;         // stream_options.include_usage
+  int top_logprobs = -1;              // -1: no logprobs; else alternatives per token (0..20)
+  bool echo = false;                  // completions: the prompt text precedes the completion
+  bool ignore_eos = false;            // vLLM extension
+  std::string user;
+};
+
+// The body as sent; errors are 400s naming the parameter.
+std::variant<OpenAiRequest, ApiError> parse_openai_request(Endpoint endpoint, std::string_view body);
+
+// Limits the server enforces on every request (also what the parser's range checks use).
+inline constexpr int kMaxChoices = 128;       // n x prompts
+inline constexpr int kMaxTopLogprobs = 20;
+inline constexpr int kMaxStopStrings = 16;
+
+}  // namespace tern::api

@@ -1,0 +1,97 @@
+// One HTTP generation request = one or more engine requests (prompts x n choices). The engine thread
+// pushes each choice's events here; the HTTP worker thread that serves the connection pops them.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace tern::api {
+
+class RequestGroup {
+ public:
+  struct Event {
+    int index = 0;
+    EngineOutput out;
+  };
+
+  // in_flight: the server's count of engine requests admitted and not finished (shared with callbacks,
+  // which may outlive the server object while the engine delivers a last kCancelled).
+  RequestGroup(int n_choices, std::shared_ptr<std::atomic<int64_t>> in_flight)
+      : ids_(size_t(n_choices), 0), added_(size_t(n_choices), false), done_(size_t(n_choices), false),
+        in_flight_(std::move(in_flight)) {}
+
+  int size() const { return int(ids_.size()); }
+
+  // The engine callback for choice `index`. Events after the choice finished are dropped.
+  OutputCallback callback(int index, std::shared_ptr<RequestGroup> self) {
+    return [self = std::move(self), index](RequestId, const EngineOutput& out) { self->push(index, out); };
+  }
+  void set_id(int index, RequestId id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ids_[size_t(index)] = id;
+    added_[size_t(index)] = true;
+  }
+
+  // Waits up to `timeout` for the next event; false if none came.
+  bool pop(Event& ev, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return false;
+    ev = std::move(events_.front());
+    events_.pop_front();
+    return true;
+  }
+
+  // Every added choice has delivered its last event (events may still be queued for pop()).
+  bool all_finished() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < ids_.size(); ++i) {
+      if (added_[i] && !done_[i]) return false;
+    }
+    return true;
+  }
+
+  // Cancels every choice not finished yet (client gone, shutdown).
+  void cancel_all(Engine& engine) {
+    std::vector<RequestId> ids;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < ids_.size(); ++i) {
+        if (added_[i] && !done_[i]) ids.push_back(ids_[i]);
+      }
+    }
+    for (RequestId id : ids) engine.cancel(id);
+  }
+
+  std::atomic<bool> cancelled_by_shutdown{false};
+
+ private:
+  void push(int index, const EngineOutput& out) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (done_[size_t(index)]) return;
+      if (out.finish != EngineFinish::kNone) {
+        done_[size_t(index)] = true;
+        in_flight_->fetch_sub(1);
+      }
+      events_.push_back({index, out});
+    }
+    cv_.notify_all();
+  }
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Event> events_;
+  std::vector<RequestId> ids_;
+  std::vector<bool> added_, done_;
+  std::shared_ptr<std::atomic<int64_t>> in_flight_;
+};
+
+}  // namespace tern::api

@@ -1,0 +1,123 @@
+#include "compress/checkpoint_writer.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "compress/checkpoint_layouts.h"
+#include "core/mapped_file.h"
+#include "model/json_util.h"
+
+namespace tern {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+Status write_config(const Model& model, const QuantConfig& layout, const std::string& out_dir) {
+  const std::string src = model.dir() + "/config.json";
+  TERN_ASSIGN_OR_RETURN(std::string text, read_text_file(src));
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Status::error(src + ": not a JSON object");
+  j["quantization_config"] = quant_config_to_json(layout);
+  std::ofstream out(out_dir + "/config.json");
+  out << j.dump(2) << "\n";
+  if (!out) return Status::error(out_dir + "/config.json: write failed");
+  return Status::ok();
+}
+
+Status copy_side_files(const std::string& from, const std::string& to) {
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "generation_config.json", "chat_template.jinja", "tokenizer.model"}) {
+    std::error_code ec;
+    if (!fs::exists(fs::path(from) / name)) continue;
+    fs::copy_file(fs::path(from) / name, fs::path(to) / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) return Status::error(fmt::format("copying {} to {}: {}", name, to, ec.message()));
+  }
+  return Status::ok();
+}
+
+std::vector<float> to_f32(const TensorInfo& t) {
+  std::vector<float> v(size_t(t.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = load_as_f32(t.data, t.dtype, i);
+  return v;
+}
+
+OwnedTensor vector_as(const TensorInfo& like, const std::vector<float>& v) {
+  OwnedTensor o{like.name, like.dtype, like.shape, std::vector<uint8_t>(like.bytes)};
+  for (size_t i = 0; i < v.size(); ++i) {
+    switch (like.dtype) {
+      case DType::F16: reinterpret_cast<uint16_t*>(o.bytes.data())[i] = f32_to_f16(v[i]); break;
+      case DType::BF16: reinterpret_cast<uint16_t*>(o.bytes.data())[i] = f32_to_bf16(v[i]); break;
+      default: reinterpret_cast<float*>(o.bytes.data())[i] = v[i]; break;
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+std::vector<std::string> quantizable_modules(const Model& model, const QuantConfig& layout) {
+  std::vector<std::string> out;
+  for (const auto& t : model.store().tensors()) {
+    if (t.shape.size() != 2 || t.name.rfind("model.layers.", 0) != 0 || !ends_with(t.name, "_proj.weight")) continue;
+    const std::string module = t.name.substr(0, t.name.size() - 7);
+    if (!layout.ignores(module)) out.push_back(module);
+  }
+  return out;
+}
+
+Status write_quantized_checkpoint(const Model& model, const QuantConfig& layout, const LinearQuantizer& quantize,
+                                  const CheckpointWriteOptions& options, const ProgressFn& progress) {
+  if (model.quant_config().quantized()) return Status::error(model.dir() + ": the input checkpoint is already quantized");
+  std::error_code ec;
+  fs::create_directories(options.out_dir, ec);
+  if (ec) return Status::error(fmt::format("{}: cannot create: {}", options.out_dir, ec.message()));
+  const std::vector<std::string> modules = quantizable_modules(model, layout);
+  std::map<std::string, bool> is_quantized;
+  for (const auto& m : modules) is_quantized[m + ".weight"] = true;
+
+  // Quantized tensors are produced up front (they are ~1/4 of the dense size); the rest is streamed
+  // from the source mmap by the writer.
+  std::vector<OwnedTensor> owned;
+  owned.reserve(modules.size() * 4 + 64);
+  std::vector<TensorToWrite> tensors;
+  std::vector<std::pair<size_t, size_t>> owned_ranges;  // per store tensor: [begin, end) into owned
+  int64_t done = 0;
+  for (const auto& t : model.store().tensors()) {
+    const size_t begin = owned.size();
+    if (is_quantized.count(t.name)) {
+      const std::string module = t.name.substr(0, t.name.size() - 7);
+      const std::vector<float> w = to_f32(t);
+      TERN_ASSIGN_OR_RETURN(QuantizedLinear ql, quantize(module, w.data(), t.shape[0], t.shape[1]));
+      TERN_ASSIGN_OR_RETURN(std::vector<OwnedTensor> packed, pack_checkpoint_linear(ql, layout, module));
+      for (auto& p : packed) owned.push_back(std::move(p));
+      if (progress) progress(++done, int64_t(modules.size()));
+    } else if (options.vectors && options.vectors->count(t.name)) {
+      const auto& v = options.vectors->at(t.name);
+      if (int64_t(v.size()) != t.numel()) return Status::error(fmt::format("{}: replacement has {} values, tensor {}", t.name, v.size(), t.numel()));
+      owned.push_back(vector_as(t, v));
+    }
+    owned_ranges.emplace_back(begin, owned.size());
+  }
+  size_t i = 0;
+  for (const auto& t : model.store().tensors()) {
+    const auto [b, e] = owned_ranges[i++];
+    if (b == e) {
+      tensors.push_back(TensorToWrite{t.name, t.dtype, t.shape, t.data, t.bytes});
+      continue;
+    }
+    for (size_t k = b; k < e; ++k)
+      tensors.push_back(TensorToWrite{owned[k].name, owned[k].dtype, owned[k].shape, owned[k].bytes.data(), owned[k].bytes.size()});
+  }
+  TERN_RETURN_IF_ERROR(write_safetensors_sharded(options.out_dir, tensors, options.max_shard_bytes));
+  TERN_RETURN_IF_ERROR(write_config(model, layout, options.out_dir));
+  return copy_side_files(model.dir(), options.out_dir);
+}
+
+}  // namespace tern

@@ -1,0 +1,83 @@
+#include "compress/pack_weights.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+namespace tern {
+
+namespace {
+
+Status check(const QuantizedLinear& ql, const std::string& name) {
+  auto fail = [&](const std::string& what) { return Status::error(fmt::format("{}: {}", name, what)); };
+  if (ql.rows <= 0 || ql.cols <= 0) return fail("empty matrix");
+  if (ql.q.size() != size_t(ql.rows * ql.cols)) return fail("code count does not match rows x cols");
+  if (!ql.smooth.empty()) return fail("smoothing factors were not folded into the previous op");
+  if (!ql.g_idx.empty()) {
+    for (int64_t c = 0; c < ql.cols; ++c)
+      if (ql.group <= 0 || ql.g_idx[size_t(c)] != c / ql.group)
+        return fail("act-order (desc_act) column groups are not supported by tern's int4 kernels");
+  }
+  const int64_t ng = ql.fp8 ? 1 : ql.n_groups();
+  if (ql.scales.size() != size_t(ql.rows * ng)) return fail("scale count does not match the groups");
+  if (!ql.symmetric && ql.zeros.size() != size_t(ql.rows * ng)) return fail("zero-point count does not match");
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<WeightMatrix> pack_for_kernels(const QuantizedLinear& ql, bool int8_activations, WeightArena& arena,
+                                      const std::string& name) {
+  TERN_RETURN_IF_ERROR(check(ql, name));
+  const int64_t rows = ql.rows, cols = ql.cols;
+  WeightMatrix w;
+  w.rows = rows, w.cols = cols, w.dtype = DType::F32;
+  float* scales = arena.allocate_array<float>(ql.scales.size());
+  std::memcpy(scales, ql.scales.data(), ql.scales.size() * sizeof(float));
+  w.scales = scales;
+
+  if (ql.fp8) {
+    auto* q = arena.allocate_array<uint8_t>(ql.q.size());
+    for (size_t i = 0; i < ql.q.size(); ++i) {
+      if ((ql.q[i] & 0x7f) == 0x7f) return Status::error(fmt::format("{}: FP8 weight is NaN", name));
+      q[i] = ql.q[i];
+    }
+    w.format = WeightFormat::Fp8E4M3, w.data = q;
+    w.quant_bytes = ql.q.size() + size_t(rows) * sizeof(float);
+    return w;
+  }
+  if (ql.bits == 8) {
+    if (!ql.symmetric || (ql.group > 0 && ql.group < cols))
+      return Status::error(fmt::format("{}: int8 weights must be symmetric with one scale per output channel", name));
+    auto* q = arena.allocate_array<int8_t>(ql.q.size());
+    for (size_t i = 0; i < ql.q.size(); ++i) q[i] = int8_t(int(ql.q[i]) - 128);
+    w.format = WeightFormat::Int8Channel, w.data = q, w.int8_activations = int8_activations;
+    w.quant_bytes = ql.q.size() + size_t(rows) * sizeof(float);
+    return w;
+  }
+  if (ql.bits != 4) return Status::error(fmt::format("{}: {}-bit weights are not supported (4 or 8)", name, ql.bits));
+  const int64_t group = ql.group > 0 ? ql.group : cols;
+  if (group % 32 != 0 || cols % group != 0)
+    return Status::error(fmt::format("{}: int4 group {} must be a multiple of 32 dividing the {} input columns",
+                                     name, group, cols));
+  // Per row: k/32 blocks of 16 bytes; byte j = code(j) | code(j + 16) << 4.
+  auto* packed = arena.allocate_array<uint8_t>(size_t(rows * cols / 2));
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* src = ql.q.data() + r * cols;
+    uint8_t* dst = packed + r * (cols / 2);
+    for (int64_t b = 0; b < cols / 32; ++b)
+      for (int j = 0; j < 16; ++j)
+        dst[b * 16 + j] = uint8_t((src[b * 32 + j] & 0xf) | ((src[b * 32 + 16 + j] & 0xf) << 4));
+  }
+  w.format = WeightFormat::Int4Group, w.data = packed, w.group = int(group);
+  w.quant_bytes = size_t(rows * cols / 2) + ql.scales.size() * sizeof(float);
+  if (!ql.symmetric) {
+    float* zeros = arena.allocate_array<float>(ql.zeros.size());
+    std::memcpy(zeros, ql.zeros.data(), ql.zeros.size() * sizeof(float));
+    w.zeros = zeros;
+    w.quant_bytes += ql.zeros.size() * sizeof(float);
+  }
+  return w;
+}
+
+}  // namespace tern

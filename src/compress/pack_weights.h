@@ -1,0 +1,22 @@
+// QuantizedLinear (compress/quantized_linear.h) -> the layout the CPU kernels read
+// (kernels/cpu/quant_kernels.h), in memory owned by a WeightArena:
+//   int4 (any group that is a multiple of 32, symmetric or not)  -> WeightFormat::Int4Group
+//   int8 symmetric per output channel                            -> WeightFormat::Int8Channel (W8A16, or W8A8)
+//   FP8 e4m3 per output channel                                  -> WeightFormat::Fp8E4M3
+// Everything else (other bit widths, grouped int8, act-order g_idx, unfolded smoothing factors, NaN
+// FP8 codes) is a Status naming the layer, never a crash.
+#pragma once
+
+#include <string>
+
+#include "compress/quantized_linear.h"
+#include "core/status.h"
+#include "core/weight_arena.h"
+#include "ops/weight_matrix.h"
+
+namespace tern {
+
+Result<WeightMatrix> pack_for_kernels(const QuantizedLinear& ql, bool int8_activations, WeightArena& arena,
+                                      const std::string& name);
+
+}  // namespace tern

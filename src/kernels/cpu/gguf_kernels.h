@@ -1,0 +1,39 @@
+// CPU kernels for matmul against GGUF block-quantized weights (w.format == WeightFormat::Gguf).
+// No kernel dequantizes a whole matrix: GEMV decodes one block (32 or 256 values) at a time into
+// registers / a stack buffer and multiplies it with every row of x; GEMM decodes a panel of 16 weight
+// rows x kKC inputs into per-thread scratch and runs a register-tiled f32 FMA kernel over it.
+// ops/matmul_gguf.cpp picks the variant from ctx.cpu() and splits output columns over threads.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/gguf_blocks.h"
+#include "kernels/cpu/matmul_kernels.h"
+
+namespace tern::cpu {
+
+// Decodes one block of a format into f32 (block_elems values).
+using GgufBlockDecoder = void (*)(const uint8_t* block, float* out);
+
+// The scalar reference decoder, and the AVX2 one (the scalar one for formats without an AVX2 decoder).
+GgufBlockDecoder gguf_decoder_scalar(GgufType t);
+GgufBlockDecoder gguf_decoder_avx2(GgufType t);
+
+// Output columns per GEMM panel; column ranges given to the GEMM should be multiples of it.
+inline constexpr int64_t kGgufPanelCols = 16;
+
+void gguf_gemv_scalar(const MatmulArgs& a, int64_t n0, int64_t n1);
+void gguf_gemm_scalar(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0,
+                      int64_t n1);
+void gguf_gemv_avx2(const MatmulArgs& a, int64_t n0, int64_t n1);
+// Decode path (m <= 8): x quantized to int8 per 32 values, integer dot products (gguf_dot_avx2.cpp).
+// Adds x's int8 rounding (~0.4% of each 32-group's max) on top of the weights' own error, as ggml does.
+bool gguf_gemv_int8_supported(GgufType t);
+void gguf_gemv_int8_avx2(const MatmulArgs& a, int64_t n0, int64_t n1);
+void gguf_gemm_avx2(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0,
+                    int64_t n1);
+
+// Row gather for embedding tables stored in a GGUF block format: out[i, :] = decode(table[ids[i], :]).
+void gguf_embedding(const WeightMatrix& table, const int32_t* ids, int64_t m, float* out);
+
+}  // namespace tern::cpu

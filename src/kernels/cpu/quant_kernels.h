@@ -1,0 +1,64 @@
+// CPU kernels for quantized weights (ops/weight_matrix.h formats), behind ops/matmul.cpp.
+// Stored layouts (built by compress/pack_weights.h at load time, never by the kernels):
+//   Int8Channel: int8 codes [n, k] row-major, scales [n]: w = scale[r] * q.
+//   Int4Group:   per row, k/32 blocks of 16 bytes; byte j of a block holds column j in its low nibble and
+//                column j + 16 in its high nibble (so one shift + mask yields 32 codes in column order);
+//                codes 0..15; scales [n, k/group]; zeros [n, k/group] zero points in code units, or null
+//                for symmetric (zero 8): w = scale * (q - zero).
+//   Fp8E4M3:     e4m3 bytes [n, k] (core/fp8.h; never NaN: the packer rejects it), scales [n].
+// Activations are prepared once per call (QuantActs) and shared by every thread:
+//   W8A16 / FP8: x stays f32.  W8A8: x quantized to int8 per row (token), scale max|x| / 127.
+//   Int4Group: x quantized to int8 per group of the weight (scale max|x| / 127 over the group), so every
+//   group's dot product is an exact integer sum: y = Σ_g s_g · xd_g · (Σ q·xq − zero_g · Σ xq).
+// A kernel computes y[m0:m1, n0:n1] for any m: weight rows are walked in blocks small enough to stay in
+// L1/L2 while every 4-row chunk of x passes over them, so the same code is the GEMV (m <= 8: one pass
+// over the weights) and the cache-blocked GEMM; no weights are ever dequantized into memory.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/weight_matrix.h"
+
+namespace tern::cpu {
+
+struct QuantActs {
+  const float* x = nullptr;    // [m, k] f32
+  int64_t m = 0;
+  const int8_t* xq = nullptr;  // [m, k] int8 (W8A8, Int4Group)
+  const float* xd = nullptr;   // W8A8: [m]; Int4Group: [m, k / group] quantization scales of x
+  const float* xs = nullptr;   // Int4Group: [m, k / group] xd · Σ xq over the group (the zero-point term)
+};
+
+// y: [m, n] (row stride n = w.rows); bias: [n] or null.
+using QuantFn = void (*)(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias, int64_t m0,
+                         int64_t m1, int64_t n0, int64_t n1);
+
+// Bytes of scratch quantize_acts needs for this call, and the preparation itself (scalar, exact
+// round-to-nearest-even, shared by every ISA so that all kernels see the same int8 x).
+size_t quant_acts_bytes(const WeightMatrix& w, int64_t m);
+QuantActs quant_acts_prepare(const WeightMatrix& w, const float* x, int64_t m, void* scratch);
+
+// Scalar reference: the contract every other variant is tested against.
+void quant_w8a16_scalar(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+void quant_w8a8_scalar(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+void quant_int4_scalar(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+void quant_fp8_scalar(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+
+// AVX2 + FMA + F16C: int8 products with vpmaddubsw/vpmaddwd, f32 FMA after in-register widening.
+void quant_w8a16_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+void quant_w8a8_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+void quant_int4_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+void quant_fp8_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+
+// AVX-VNNI (VEX vpdpbusd, 256-bit) and AVX-512-VNNI (512-bit vpdpbusd).
+void quant_w8a8_avxvnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+void quant_int4_avxvnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+void quant_w8a8_avx512vnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
+                           int64_t);
+void quant_int4_avx512vnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
+                           int64_t);
+
+// AMX-INT8 W8A8 GEMM (tdpbssd on 16x64 int8 tiles); m0..m1 should span >= 16 rows to pay off.
+void quant_w8a8_amx(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+
+}  // namespace tern::cpu

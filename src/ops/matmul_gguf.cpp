@@ -1,0 +1,45 @@
+// GGUF matmul front door: picks scalar / AVX2 and GEMV / GEMM, splits output columns over threads
+// in multiples of the GEMM panel width (each thread decodes and streams only its own weight rows).
+#include "ops/matmul_gguf.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "kernels/cpu/gguf_kernels.h"
+
+namespace tern {
+
+namespace {
+constexpr int64_t kMinParallelWork = 1 << 16;  // multiply-adds below which one thread is faster
+}
+
+void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias) {
+  const int64_t n = w.rows, k = w.cols;
+  if (m <= 0 || n <= 0) return;
+  assert(w.format == WeightFormat::Gguf && gguf_type_traits(uint32_t(w.gguf_type)) != nullptr);
+  assert(k % gguf_traits(GgufType(w.gguf_type)).block_elems == 0);
+  const cpu::MatmulArgs args{x, m, w, y, bias};
+  const bool avx2 = ctx.cpu().avx2;
+  const bool gemv = m <= cpu::kGemvMaxRows;
+  const int nt = m * n * std::max<int64_t>(k, 1) < kMinParallelWork ? 1 : ctx.threads();
+  auto run = [&](int t, int64_t b, int64_t e) {
+    if (b >= e) return;
+    if (gemv) return avx2 ? cpu::gguf_gemv_int8_avx2(args, b, e) : cpu::gguf_gemv_scalar(args, b, e);
+    avx2 ? cpu::gguf_gemm_avx2(ctx, t, args, 0, m, b, e) : cpu::gguf_gemm_scalar(ctx, t, args, 0, m, b, e);
+  };
+  if (nt == 1 || n < 2 * cpu::kGgufPanelCols) return run(0, 0, n);
+  ctx.pool().run([&](int t, int count) {
+    const int64_t units = (n + cpu::kGgufPanelCols - 1) / cpu::kGgufPanelCols;
+    const int64_t b = std::min(n, units * t / count * cpu::kGgufPanelCols);
+    const int64_t e = std::min(n, units * (t + 1) / count * cpu::kGgufPanelCols);
+    run(t, b, e);
+  });
+}
+
+const char* matmul_gguf_kernel_name(const ExecContext& ctx, int64_t m, const WeightMatrix& w) {
+  const bool gemv = m <= cpu::kGemvMaxRows;
+  if (ctx.cpu().avx2) return gemv ? "gguf_gemv_avx2_int8" : "gguf_gemm_avx2";
+  return gemv ? "gguf_gemv_scalar" : "gguf_gemm_scalar";
+}
+
+}  // namespace tern

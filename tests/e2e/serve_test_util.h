@@ -1,0 +1,175 @@
+// Helpers for the `tern serve` e2e tests: a real server process on 127.0.0.1 (a free port picked by the
+// server itself: --port 0, read back from its log), raw HTTP over a socket for malformed requests, and
+// the server's /metrics and RSS.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_support.h"
+
+namespace tern::test {
+
+inline std::string slurp_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// `tern serve -m <model> --port 0 <extra>`; the constructor waits for the "serving ... on" line.
+class ServerProcess {
+ public:
+  explicit ServerProcess(const std::string& extra_args, const std::string& model = "docs-llama-28m") {
+    log_ = dir_.file("serve.log");
+    const std::string cmd = std::string("exec '") + TERN_BINARY + "' serve -m '" + model_dir(model) +
+                            "' --port 0 " + extra_args + " >'" + dir_.file("serve.out") + "' 2>'" + log_ + "'";
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    const std::regex re(R"(on http://[^:]+:(\d+))");
+    for (int i = 0; i < 600 && port_ == 0; ++i) {
+      std::smatch m;
+      const std::string log = slurp_file(log_);
+      if (std::regex_search(log, m, re)) port_ = std::stoi(m[1]);
+      if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      int status = 0;
+      if (port_ == 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+    }
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::string log() const { return slurp_file(log_); }
+
+  // SIGTERM, then the exit code (or -1 if it did not exit within `timeout_s`, -2 if killed by a signal).
+  int terminate_and_wait(double timeout_s) {
+    kill(pid_, SIGTERM);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (std::chrono::steady_clock::now() < until) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+
+  // VmRSS in KiB.
+  int64_t rss_kib() const {
+    std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+    }
+    return -1;
+  }
+
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(60, 0);
+    c.set_connection_timeout(10, 0);
+    return c;
+  }
+
+ private:
+  TempDir dir_;
+  std::string log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+inline int connect_local(int port, int timeout_s = 30) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{timeout_s, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+inline void send_all(int fd, const std::string& bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    const ssize_t n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += size_t(n);
+  }
+}
+
+// Sends `bytes` as they are and reads until the server closes (requests carry Connection: close).
+inline std::string raw_http(int port, const std::string& bytes) {
+  const int fd = connect_local(port);
+  if (fd < 0) return "";
+  send_all(fd, bytes);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, size_t(n));
+  }
+  close(fd);
+  return out;
+}
+
+inline int http_status(const std::string& response) {
+  if (response.size() < 12 || response.rfind("HTTP/1.", 0) != 0) return -1;
+  return std::atoi(response.c_str() + 9);
+}
+
+inline std::string http_body(const std::string& response) {
+  const size_t at = response.find("\r\n\r\n");
+  return at == std::string::npos ? "" : response.substr(at + 4);
+}
+
+inline std::string post_raw(const std::string& path, const std::string& body,
+                            const std::string& content_type = "application/json") {
+  return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: " + content_type +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// A gauge or counter from /metrics (-1 if absent).
+inline double metric_value(const std::string& metrics, const std::string& name) {
+  std::istringstream in(metrics);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+}  // namespace tern::test

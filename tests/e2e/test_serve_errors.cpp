@@ -1,0 +1,191 @@
+// tern serve answers malformed input with OpenAI error bodies and the right status, never a crash:
+// raw HTTP over a socket, one request per case (broken JSON, wrong types, out-of-range values, invalid
+// UTF-8, oversized bodies, unknown model or route, context overflow, ...), then the server still serves.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "serve_engine_args.h"
+#include "serve_test_util.h"
+
+namespace tern::test {
+namespace {
+
+using json = nlohmann::json;
+
+struct BadCase {
+  const char* name;
+  std::string path;
+  std::string body;
+  int status;
+  const char* param;  // expected error.param, or nullptr for null / not checked
+};
+
+std::string ids_json(int n, int id = 100) {
+  std::string s = "[";
+  for (int i = 0; i < n; ++i) s += (i ? "," : "") + std::to_string(id);
+  return s + "]";
+}
+
+std::vector<BadCase> bad_cases() {
+  const std::string c = "/v1/completions", ch = "/v1/chat/completions";
+  const std::string m = R"("model":"docs-llama-28m")";
+  auto comp = [&](const std::string& extra) { return "{" + m + R"(,"prompt":"Hi")" + extra + "}"; };
+  auto chat = [&](const std::string& extra) {
+    return "{" + m + R"(,"messages":[{"role":"user","content":"Hi"}])" + extra + "}";
+  };
+  std::string many_stops = R"(,"stop":[)";
+  for (int i = 0; i < 20; ++i) many_stops += std::string(i ? "," : "") + "\"s" + std::to_string(i) + "\"";
+  many_stops += "]";
+  return {
+      {"broken JSON", c, R"({"model": "docs-llama-28m", "prompt": )", 400, nullptr},
+      {"JSON array body", c, "[1,2,3]", 400, nullptr},
+      {"empty body", c, "", 400, nullptr},
+      {"JSON string body", c, "\"hello\"", 400, nullptr},
+      {"missing model", c, R"({"prompt":"Hi"})", 400, "model"},
+      {"model not a string", c, R"({"model":5,"prompt":"Hi"})", 400, "model"},
+      {"unknown model", c, R"({"model":"gpt-9","prompt":"Hi"})", 404, "model"},
+      {"missing prompt", c, "{" + m + "}", 400, "prompt"},
+      {"prompt is an object", c, "{" + m + R"(,"prompt":{"a":1}})", 400, "prompt"},
+      {"prompt empty array", c, "{" + m + R"(,"prompt":[]})", 400, "prompt"},
+      {"negative token id", c, "{" + m + R"(,"prompt":[1,-1]})", 400, "prompt"},
+      {"token id past vocab", c, "{" + m + R"(,"prompt":[999999999]})", 400, "prompt"},
+      {"negative max_tokens", c, comp(R"(,"max_tokens":-5)"), 400, "max_tokens"},
+      {"zero max_tokens", c, comp(R"(,"max_tokens":0)"), 400, "max_tokens"},
+      {"huge max_tokens", c, comp(R"(,"max_tokens":1000000000000)"), 400, "max_tokens"},
+      {"max_tokens string", c, comp(R"(,"max_tokens":"10")"), 400, "max_tokens"},
+      {"max_tokens fractional", c, comp(R"(,"max_tokens":3.5)"), 400, "max_tokens"},
+      {"n = 0", c, comp(R"(,"n":0)"), 400, "n"},
+      {"n = 1000", c, comp(R"(,"n":1000)"), 400, "n"},
+      {"temperature NaN", c, comp(R"(,"temperature":NaN)"), 400, nullptr},
+      {"temperature negative", c, comp(R"(,"temperature":-1)"), 400, "temperature"},
+      {"temperature string", c, comp(R"(,"temperature":"hot")"), 400, "temperature"},
+      {"temperature overflow", c, comp(R"(,"temperature":1e999)"), 400, nullptr},
+      {"top_p 0", c, comp(R"(,"top_p":0)"), 400, "top_p"},
+      {"top_p 1.5", c, comp(R"(,"top_p":1.5)"), 400, "top_p"},
+      {"top_k string", c, comp(R"(,"top_k":"x")"), 400, "top_k"},
+      {"min_p 2", c, comp(R"(,"min_p":2)"), 400, "min_p"},
+      {"presence_penalty 5", c, comp(R"(,"presence_penalty":5)"), 400, "presence_penalty"},
+      {"frequency_penalty bool", c, comp(R"(,"frequency_penalty":true)"), 400, "frequency_penalty"},
+      {"stop number", c, comp(R"(,"stop":5)"), 400, "stop"},
+      {"stop array of numbers", c, comp(R"(,"stop":[1,2])"), 400, "stop"},
+      {"too many stop strings", c, comp(many_stops), 400, "stop"},
+      {"completions logprobs 50", c, comp(R"(,"logprobs":50)"), 400, "logprobs"},
+      {"stream string", c, comp(R"(,"stream":"yes")"), 400, "stream"},
+      {"stream_options string", c, comp(R"(,"stream":true,"stream_options":"x")"), 400, "stream_options"},
+      {"include_usage string", c, comp(R"(,"stream":true,"stream_options":{"include_usage":"y"})"), 400,
+       "stream_options.include_usage"},
+      {"seed string", c, comp(R"(,"seed":"abc")"), 400, "seed"},
+      {"echo number", c, comp(R"(,"echo":1)"), 400, "echo"},
+      {"user number", c, comp(R"(,"user":5)"), 400, "user"},
+      {"invalid UTF-8 prompt", c, "{" + m + ",\"prompt\":\"ab\xff\xfe cd\"}", 400, nullptr},
+      {"prompt longer than context", c, "{" + m + ",\"prompt\":" + ids_json(5000) + "}", 400, "prompt"},
+      {"prompt + max_tokens past context", c, "{" + m + ",\"prompt\":" + ids_json(4000) + ",\"max_tokens\":500}", 400,
+       "max_tokens"},
+      {"chat missing messages", ch, "{" + m + "}", 400, "messages"},
+      {"chat messages not array", ch, "{" + m + R"(,"messages":"hi"})", 400, "messages"},
+      {"chat messages empty", ch, "{" + m + R"(,"messages":[]})", 400, "messages"},
+      {"chat message without role", ch, "{" + m + R"(,"messages":[{"content":"hi"}]})", 400, "messages[0].role"},
+      {"chat unknown role", ch, "{" + m + R"(,"messages":[{"role":"wizard","content":"hi"}]})", 400, "messages[0].role"},
+      {"chat empty content", ch, "{" + m + R"(,"messages":[{"role":"user","content":""}]})", 400, "messages[0].content"},
+      {"chat content number", ch, "{" + m + R"(,"messages":[{"role":"user","content":42}]})", 400, "messages[0].content"},
+      {"chat message not object", ch, "{" + m + R"(,"messages":["hi"]})", 400, "messages[0]"},
+      {"chat top_logprobs without logprobs", ch, chat(R"(,"top_logprobs":3)"), 400, "top_logprobs"},
+      {"chat top_logprobs 99", ch, chat(R"(,"logprobs":true,"top_logprobs":99)"), 400, "top_logprobs"},
+      {"chat logprobs string", ch, chat(R"(,"logprobs":"yes")"), 400, "logprobs"},
+      {"chat max_completion_tokens negative", ch, chat(R"(,"max_completion_tokens":-1)"), 400, "max_completion_tokens"},
+      {"unknown route", "/v1/nothing", "{}", 404, nullptr},
+      {"detokenize string ids", "/detokenize", R"({"tokens":["a"]})", 400, "tokens"},
+      {"tokenize without prompt", "/tokenize", R"({"text":"hi"})", 400, "prompt"},
+  };
+}
+
+void expect_openai_error(const std::string& response, int status, const char* param, const std::string& what) {
+  ASSERT_EQ(http_status(response), status) << what << "\n" << response.substr(0, 400);
+  const json body = json::parse(http_body(response), nullptr, false);
+  ASSERT_FALSE(body.is_discarded()) << what << ": error body is not JSON: " << http_body(response);
+  ASSERT_TRUE(body.contains("error") && body["error"].is_object()) << what;
+  const json& e = body["error"];
+  for (const char* key : {"message", "type", "param", "code"}) EXPECT_TRUE(e.contains(key)) << what << ": no " << key;
+  EXPECT_TRUE(e["message"].is_string() && !e["message"].get<std::string>().empty()) << what;
+  if (param) {
+    EXPECT_EQ(e["param"], param) << what << ": " << e.dump();
+  }
+}
+
+class ServeErrors : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new ServerProcess(kServeEngineArgs); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static ServerProcess* server_;
+};
+ServerProcess* ServeErrors::server_ = nullptr;
+
+TEST_F(ServeErrors, MalformedRequestsGetOpenAiErrorBodies) {
+  ASSERT_GT(server_->port(), 0) << server_->log();
+  const auto cases = bad_cases();
+  ASSERT_GE(cases.size(), 30u);
+  for (const auto& c : cases) {
+    expect_openai_error(raw_http(server_->port(), post_raw(c.path, c.body)), c.status, c.param, c.name);
+  }
+  // Still serving afterwards.
+  auto cli = server_->client();
+  auto ok = cli.Post("/v1/completions", R"({"model":"docs-llama-28m","prompt":"Hi","max_tokens":2})", "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+}
+
+TEST_F(ServeErrors, ContextOverflowNamesBothLengths) {
+  const std::string r = raw_http(server_->port(), post_raw("/v1/completions", R"({"model":"docs-llama-28m","prompt":)" +
+                                                                                  ids_json(5000) + "}"));
+  const json e = json::parse(http_body(r), nullptr, false);
+  ASSERT_FALSE(e.is_discarded());
+  const std::string msg = e["error"]["message"];
+  EXPECT_NE(msg.find("4096"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("5000"), std::string::npos) << msg;
+  EXPECT_EQ(e["error"]["code"], "context_length_exceeded");
+}
+
+TEST_F(ServeErrors, OversizedBodyIs413) {
+  std::string big = R"({"model":"docs-llama-28m","prompt":")" + std::string(10 << 20, 'a') + "\"}";
+  expect_openai_error(raw_http(server_->port(), post_raw("/v1/completions", big)), 413, nullptr, "10 MB body");
+}
+
+TEST_F(ServeErrors, GarbageRequestLineIs400) {
+  const std::string r = raw_http(server_->port(), "THIS IS NOT HTTP\r\n\r\n");
+  EXPECT_EQ(http_status(r), 400) << r;
+}
+
+TEST_F(ServeErrors, UnknownFieldsAreIgnored) {
+  auto cli = server_->client();
+  auto r = cli.Post("/v1/completions",
+                    R"({"model":"docs-llama-28m","prompt":"Hi","max_tokens":2,"frobnicate":{"x":[1]},"logit_bias":{}})",
+                    "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
+TEST(ServeAuth, ApiKeyIsRequiredOnApiRoutesOnly) {
+  ServerProcess server(std::string(kServeEngineArgs) + " --api-key sekret --host 127.0.0.1");
+  ASSERT_GT(server.port(), 0) << server.log();
+  auto cli = server.client();
+  auto none = cli.Get("/v1/models");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 401);
+  EXPECT_EQ(json::parse(none->body)["error"]["code"], "invalid_api_key");
+  auto wrong = cli.Get("/v1/models", {{"Authorization", "Bearer nope"}});
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  auto right = cli.Get("/v1/models", {{"Authorization", "Bearer sekret"}});
+  ASSERT_TRUE(right);
+  EXPECT_EQ(right->status, 200);
+  auto health = cli.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+}  // namespace
+}  // namespace tern::test

@@ -1,0 +1,153 @@
+// OpenAI request parsing and response framing (src/api/): typed fields, ranges, param names in errors,
+// defaults, and the exact SSE / JSON shapes OpenAI clients parse.
+#include <gtest/gtest.h>
+
+#include "api/openai_request.h"
+#include "api/openai_response.h"
+#include "model/tokenizer/tokenizer.h"
+#include "test_support.h"
+
+namespace tern::api {
+namespace {
+
+using json = nlohmann::json;
+
+OpenAiRequest ok(Endpoint e, const std::string& body) {
+  auto r = parse_openai_request(e, body);
+  if (auto* err = std::get_if<ApiError>(&r)) ADD_FAILURE() << body << " -> " << err->message;
+  return std::holds_alternative<OpenAiRequest>(r) ? std::get<OpenAiRequest>(r) : OpenAiRequest{};
+}
+
+ApiError bad(Endpoint e, const std::string& body) {
+  auto r = parse_openai_request(e, body);
+  if (!std::holds_alternative<ApiError>(r)) {
+    ADD_FAILURE() << body << " was accepted";
+    return {};
+  }
+  return std::get<ApiError>(r);
+}
+
+TEST(ApiRequest, CompletionsFieldsAndDefaults) {
+  auto r = ok(Endpoint::kCompletions,
+              R"({"model":"m","prompt":"hi","max_tokens":7,"temperature":0.5,"top_p":0.9,"top_k":-1,"min_p":0.1,
+                  "n":3,"stop":"END","seed":-3,"logprobs":2,"echo":true,"stream":true,
+                  "stream_options":{"include_usage":true},"presence_penalty":0.5,"frequency_penalty":-0.5,
+                  "user":"u","unknown_field":{"x":1}})");
+  EXPECT_EQ(r.model, "m");
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(r.prompts[0]), "hi");
+  EXPECT_EQ(r.max_tokens, 7);
+  EXPECT_FLOAT_EQ(r.sampling.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(r.sampling.top_p, 0.9f);
+  EXPECT_EQ(r.sampling.top_k, 0);  // -1 means off, as vLLM
+  EXPECT_EQ(r.n, 3);
+  EXPECT_EQ(r.stop, std::vector<std::string>{"END"});
+  ASSERT_TRUE(r.sampling.seed.has_value());
+  EXPECT_EQ(r.top_logprobs, 2);
+  EXPECT_TRUE(r.echo && r.stream && r.include_usage);
+  EXPECT_EQ(r.user, "u");
+
+  auto d = ok(Endpoint::kCompletions, R"({"model":"m","prompt":[1,2,3],"max_tokens":null,"stop":null})");
+  EXPECT_FALSE(d.max_tokens.has_value());  // null = not given
+  EXPECT_EQ(d.top_logprobs, -1);
+  EXPECT_EQ(std::get<std::vector<int32_t>>(d.prompts[0]), (std::vector<int32_t>{1, 2, 3}));
+  auto batch = ok(Endpoint::kCompletions, R"({"model":"m","prompt":["a",[5,6]]})");
+  EXPECT_EQ(batch.prompts.size(), 2u);
+}
+
+TEST(ApiRequest, ChatMessagesAndLogprobs) {
+  auto r = ok(Endpoint::kChat, R"({"model":"m","messages":[{"role":"developer","content":"sys"},
+      {"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+      {"role":"assistant","content":null}],"logprobs":true,"top_logprobs":3,"max_completion_tokens":9,
+      "max_tokens":100})");
+  ASSERT_EQ(r.messages.size(), 3u);
+  EXPECT_EQ(r.messages[0]["role"], "system");
+  EXPECT_EQ(r.messages[1]["content"], "ab");
+  EXPECT_EQ(r.top_logprobs, 3);
+  EXPECT_EQ(r.max_tokens, 9);  // max_completion_tokens wins
+  EXPECT_EQ(ok(Endpoint::kChat, R"({"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":true})")
+                .top_logprobs,
+            0);
+}
+
+TEST(ApiRequest, ErrorsNameTheParameter) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"prompt":"x"})", "model"},
+      {R"({"model":"m"})", "prompt"},
+      {R"({"model":"m","prompt":"x","max_tokens":0})", "max_tokens"},
+      {R"({"model":"m","prompt":"x","max_tokens":2.5})", "max_tokens"},
+      {R"({"model":"m","prompt":"x","n":0})", "n"},
+      {R"({"model":"m","prompt":"x","temperature":"1"})", "temperature"},
+      {R"({"model":"m","prompt":"x","temperature":3})", "temperature"},
+      {R"({"model":"m","prompt":"x","top_p":0})", "top_p"},
+      {R"({"model":"m","prompt":"x","stop":[1]})", "stop"},
+      {R"({"model":"m","prompt":"x","logprobs":21})", "logprobs"},
+      {R"({"model":"m","prompt":"x","stream":1})", "stream"},
+      {R"({"model":"m","prompt":"x","stream_options":{"include_usage":"no"}})", "stream_options.include_usage"},
+      {R"({"model":"m","prompt":[-1]})", "prompt"},
+      {R"({"model":"m","prompt":["a",{}]})", "prompt"},
+  };
+  for (const auto& [body, param] : cases) EXPECT_EQ(bad(Endpoint::kCompletions, body).param, param) << body;
+  EXPECT_EQ(bad(Endpoint::kChat, R"({"model":"m","messages":[{"role":"user","content":""}]})").param,
+            "messages[0].content");
+  EXPECT_EQ(bad(Endpoint::kChat, R"({"model":"m","messages":[{"role":"user","content":"x"}],"top_logprobs":2})").param,
+            "top_logprobs");
+  EXPECT_EQ(bad(Endpoint::kCompletions, R"({"model":"m","prompt":"x","n":100,"prompt":["a","b"]})").http_status, 400);
+  const ApiError broken = bad(Endpoint::kCompletions, "{not json");
+  EXPECT_EQ(broken.http_status, 400);
+  EXPECT_TRUE(broken.param.empty());
+  bad(Endpoint::kCompletions, "{\"model\":\"m\",\"prompt\":\"\xff\"}");  // invalid UTF-8
+}
+
+TEST(ApiRequest, ErrorBodyHasOpenAiShape) {
+  ApiError e = bad_param("n", "'n' must be >= 1");
+  const json j = json::parse(error_body(e));
+  EXPECT_EQ(j["error"]["message"], "'n' must be >= 1");
+  EXPECT_EQ(j["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(j["error"]["param"], "n");
+  EXPECT_TRUE(j["error"]["code"].is_null());
+}
+
+TEST(ApiResponse, StreamChunksAndUsage) {
+  auto tok = Tokenizer::load(test::model_dir("docs-llama-28m"));
+  ASSERT_TRUE(tok.is_ok()) << tok.status().message();
+  ResponseMeta meta{Endpoint::kChat, "chatcmpl-1", 123, "m", false};
+  EngineOutput out;
+  out.tokens = {42};
+  out.text = "hey";
+  const json first = stream_chunk(meta, *tok, 0, EngineOutput{}, "", true, false);
+  EXPECT_EQ(first["object"], "chat.completion.chunk");
+  EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(first["choices"][0]["delta"]["content"], "");
+  EXPECT_TRUE(first["choices"][0]["finish_reason"].is_null());
+  EXPECT_FALSE(first.contains("usage"));
+  out.finish = EngineFinish::kEos;
+  const json last = stream_chunk(meta, *tok, 1, out, "hey", false, true);
+  EXPECT_EQ(last["choices"][0]["index"], 1);
+  EXPECT_EQ(last["choices"][0]["delta"]["content"], "hey");
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "stop");
+  EXPECT_TRUE(last["usage"].is_null());
+  EXPECT_EQ(sse_event(json{{"a", 1}}), "data: {\"a\":1}\n\n");
+
+  std::vector<ChoiceState> choices(2);
+  choices[0].prompt_tokens = choices[1].prompt_tokens = 10;
+  choices[0].completion_tokens = 3;
+  choices[1].completion_tokens = 4;
+  const json u = usage_json(choices, 2);  // n = 2 choices of one prompt: the prompt counts once
+  EXPECT_EQ(u["prompt_tokens"], 10);
+  EXPECT_EQ(u["completion_tokens"], 7);
+  EXPECT_EQ(u["total_tokens"], 17);
+
+  meta.endpoint = Endpoint::kCompletions;
+  meta.want_logprobs = true;
+  ChoiceState c;
+  c.add(out);
+  const json full = full_response(meta, *tok, {c}, {"echo:"}, 1);
+  EXPECT_EQ(full["object"], "text_completion");
+  EXPECT_EQ(full["choices"][0]["text"], "echo:hey");
+  EXPECT_EQ(full["choices"][0]["logprobs"]["tokens"].size(), 1u);
+  EXPECT_EQ(full["choices"][0]["logprobs"]["text_offset"][0], 5);
+}
+
+}  // namespace
+}  // namespace tern::api

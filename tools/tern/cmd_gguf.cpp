@@ -1,0 +1,75 @@
+// tern gguf quantize: a Hugging Face checkpoint -> GGUF v3 in one ggml block type (llama.cpp loads it).
+// tern gguf info: a GGUF file's metadata and tensors.
+// (The lead may fold `quantize` into `tern quantize --format gguf --type T`; the entry point is
+// quantize_to_gguf in model/gguf/gguf_quantize.h.)
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "cli_common.h"
+#include "model/gguf/gguf_quantize.h"
+
+namespace tern::cli {
+
+namespace {
+
+struct GgufQuantizeOptions {
+  std::string model, out, type = "Q4_K", format = "gguf";
+  bool quiet = false;
+};
+
+void quantize(const GgufQuantizeOptions& o) {
+  const auto type = gguf_type_from_name(o.type);
+  if (!type) fail("unknown GGUF type '" + o.type + "' (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K)");
+  if (o.format != "gguf") fail("--format must be gguf here");
+  auto model = unwrap(Model::load(o.model));
+  const auto start = std::chrono::steady_clock::now();
+  auto progress = [&](size_t done, size_t total) {
+    if (o.quiet) return;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double eta = done > 0 ? s * double(total - done) / double(done) : 0;
+    fmt::print(stderr, "\r[tern] {}/{} tensors, {:.1f} s, ETA {:.0f} s   ", done, total, s, eta);
+  };
+  check(quantize_to_gguf(*model, o.out, *type, progress));
+  if (!o.quiet) fmt::print(stderr, "\n[tern] wrote {} ({})\n", o.out, gguf_traits(*type).name);
+}
+
+void info(const std::string& path) {
+  const GgufFile g = unwrap(GgufFile::open(path));
+  fmt::print("{}: GGUF v{}, {} metadata keys, {} tensors, alignment {}, data at {}\n", path, g.version(),
+             g.metadata().size(), g.tensors().size(), g.alignment(), g.data_offset());
+  for (const auto& [k, v] : g.metadata()) {
+    std::string shown;
+    if (v.type == GgufValueType::STRING) shown = v.s.size() > 60 ? fmt::format("\"{}...\" ({} bytes)", v.s.substr(0, 60), v.s.size()) : "\"" + v.s + "\"";
+    else if (v.type == GgufValueType::ARRAY) shown = fmt::format("[{} x {}]", v.array_len, gguf_value_type_name(v.array_type));
+    else if (v.is_float()) shown = fmt::format("{}", v.f);
+    else shown = fmt::format("{}", v.i);
+    fmt::print("  {:<45} {:<6} {}\n", k, gguf_value_type_name(v.type), shown);
+  }
+  for (const auto& t : g.tensors()) {
+    std::string shape;
+    for (int64_t d : t.shape()) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    fmt::print("  {:<32} {:<5} [{}] {} bytes\n", t.name, gguf_traits(t.type).name, shape, t.bytes);
+  }
+}
+
+}  // namespace
+
+void register_gguf(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("gguf", "GGUF files: quantize a checkpoint to GGUF, show a GGUF file");
+  cmd->require_subcommand(1);
+  auto o = std::make_shared<GgufQuantizeOptions>();
+  CLI::App* q = cmd->add_subcommand("quantize", "write a checkpoint as GGUF v3 in one ggml block type");
+  q->add_option("-m,--model", o->model, "model directory (Hugging Face layout)")->required();
+  q->add_option("-o,--output", o->out, "output .gguf file")->required();
+  q->add_option("--type", o->type, "F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K");
+  q->add_option("--format", o->format, "gguf (for symmetry with tern quantize)");
+  q->add_flag("-q,--quiet", o->quiet, "no progress on stderr");
+  q->callback([o] { quantize(*o); });
+  auto path = std::make_shared<std::string>();
+  CLI::App* i = cmd->add_subcommand("info", "print a GGUF file's metadata and tensors");
+  i->add_option("file", *path, "a .gguf file")->required();
+  i->callback([path] { info(*path); });
+}
+
+}  // namespace tern::cli

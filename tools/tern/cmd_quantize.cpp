@@ -1,0 +1,127 @@
+// tern quantize: a Hugging Face checkpoint -> a quantized one in the AutoAWQ, AutoGPTQ or
+// compressed-tensors layout (round-to-nearest here; AWQ / GPTQ / SmoothQuant from compress/).
+#include <fmt/format.h>
+
+#include "cli_common.h"
+#include "compress/awq.h"
+#include "compress/checkpoint_writer.h"
+#include "compress/gptq.h"
+#include "compress/smoothquant.h"
+#include "core/mapped_file.h"
+#include "progress_bar.h"
+
+namespace tern::cli {
+
+namespace {
+
+struct QuantizeOptions {
+  RuntimeOptions runtime;
+  std::string model, out, method = "rtn", format, calib;
+  int bits = 4;
+  int group = 128;
+  bool sym = false, asym = false, fp8 = false, w8a8 = false, act_order = false;
+  int64_t calib_ctx = 512, calib_windows = 32;
+};
+
+// The checkpoint layout for the options, with the defaults each method's own tool uses.
+QuantConfig layout_for(const QuantizeOptions& o, bool group_given) {
+  QuantConfig c;
+  std::string format = o.format;
+  if (format.empty()) {
+    if (o.fp8 || o.w8a8 || o.method == "smoothquant" || o.bits == 8) format = "compressed-tensors";
+    else if (o.method == "awq") format = "awq";
+    else format = "gptq";
+  }
+  c.method = format == "awq" ? QuantMethod::Awq : format == "gptq" ? QuantMethod::Gptq : QuantMethod::CompressedTensors;
+  c.bits = o.fp8 ? 8 : o.bits;
+  c.fp8 = o.fp8;
+  c.int8_activations = o.w8a8 || o.method == "smoothquant";
+  // AWQ checkpoints carry zero points by default, GPTQ and compressed-tensors are symmetric.
+  c.symmetric = o.asym ? false : o.sym ? true : c.method != QuantMethod::Awq;
+  c.group = c.bits == 8 ? 0 : o.group;
+  if (c.bits == 8 && group_given) fail("int8 and FP8 weights have one scale per output channel: drop --group");
+  if (c.bits == 4 && (c.group % 32 != 0 || c.group <= 0)) fail(fmt::format("--group {}: use 32, 64 or 128", o.group));
+  c.desc_act = o.act_order;
+  if (c.method == QuantMethod::CompressedTensors) {
+    c.ct_format = c.fp8 ? "float-quantized" : c.int8_activations ? "int-quantized" : "pack-quantized";
+    c.ignore = {"lm_head"};
+    if (!c.symmetric) fail("--format compressed-tensors: tern writes symmetric weights only (use --sym)");
+  }
+  if (c.fp8 && c.method != QuantMethod::CompressedTensors) fail("--fp8 needs --format compressed-tensors");
+  if (c.int8_activations && c.method != QuantMethod::CompressedTensors)
+    fail("W8A8 (--w8a8, smoothquant) needs --format compressed-tensors");
+  if (c.int8_activations && c.bits != 8) fail("W8A8 needs --bits 8");
+  if (c.method == QuantMethod::Awq && c.bits != 4) fail("--format awq stores 4-bit weights only");
+  return c;
+}
+
+void run_quantize(const QuantizeOptions& o, bool group_given) {
+  const QuantConfig layout = layout_for(o, group_given);
+  Runtime rt(o.runtime);
+  auto model = unwrap(Model::load(o.model));
+  ProgressBar bar("quantize");
+  auto progress = [&](int64_t done, int64_t total) { bar.update(done, total); };
+  QuantSpec spec;
+  spec.bits = layout.bits, spec.group = layout.group, spec.symmetric = layout.symmetric;
+
+  QuantizedModel qm;
+  LinearQuantizer quantizer;
+  if (o.method == "rtn") {
+    quantizer = [&](const std::string&, const float* w, int64_t rows, int64_t cols) -> Result<QuantizedLinear> {
+      if (layout.fp8) return quantize_fp8(w, rows, cols);
+      return quantize_rtn(w, rows, cols, spec);
+    };
+  } else {
+    if (o.calib.empty()) fail("--method " + o.method + " needs --calib FILE (calibration text)");
+    auto tokenizer = load_tokenizer_if_present(o.model);
+    if (!tokenizer) fail(o.model + ": no tokenizer.json to tokenize the calibration text");
+    CalibData calib;
+    calib.tokens = tokenizer->encode(unwrap(read_text_file(o.calib)), /*add_special_tokens=*/true);
+    calib.seq_len = o.calib_ctx, calib.max_windows = o.calib_windows;
+    MethodOptions mo;
+    mo.act_order = o.act_order, mo.int8_activations = layout.int8_activations;
+    ProgressBar cbar("calibrate");
+    auto cprogress = [&](int64_t done, int64_t total) { cbar.update(done, total); };
+    if (o.method == "awq") qm = unwrap(awq_quantize(rt.ctx, *model, calib, spec, mo, cprogress));
+    else if (o.method == "gptq") qm = unwrap(gptq_quantize(rt.ctx, *model, calib, spec, mo, cprogress));
+    else qm = unwrap(smoothquant_quantize(rt.ctx, *model, calib, spec, mo, cprogress));
+    quantizer = [&](const std::string& module, const float* w, int64_t rows, int64_t cols) -> Result<QuantizedLinear> {
+      auto it = qm.linears.find(module);
+      if (it != qm.linears.end()) return it->second;
+      return quantize_rtn(w, rows, cols, spec);  // a layer the method left alone
+    };
+  }
+  CheckpointWriteOptions wo;
+  wo.out_dir = o.out;
+  wo.vectors = &qm.vectors;
+  check(write_quantized_checkpoint(*model, layout, quantizer, wo, progress));
+  fmt::print(stderr, "[tern] wrote {} ({} {}-bit{}, {})\n", o.out, o.method, layout.bits,
+             layout.bits == 4 ? fmt::format(" g{}", layout.group) : "", quant_method_name(layout.method));
+}
+
+}  // namespace
+
+void register_quantize(CLI::App& app) {
+  auto o = std::make_shared<QuantizeOptions>();
+  CLI::App* cmd = app.add_subcommand("quantize", "write a quantized checkpoint (AutoAWQ, AutoGPTQ, compressed-tensors)");
+  cmd->add_option("-m,--model", o->model, "input model directory")->required();
+  cmd->add_option("-o,--out", o->out, "output directory")->required();
+  cmd->add_option("--method", o->method, "rtn, awq, gptq or smoothquant")
+      ->check(CLI::IsMember({"rtn", "awq", "gptq", "smoothquant"}));
+  cmd->add_option("--bits", o->bits, "4 or 8")->check(CLI::IsMember({4, 8}));
+  CLI::Option* group = cmd->add_option("--group", o->group, "columns per scale for 4-bit weights (32, 64, 128)");
+  cmd->add_flag("--sym", o->sym, "symmetric weights (no zero points)");
+  cmd->add_flag("--asym", o->asym, "asymmetric weights (zero points)")->excludes("--sym");
+  cmd->add_flag("--fp8", o->fp8, "FP8 e4m3 weights, one scale per output channel (compressed-tensors)");
+  cmd->add_flag("--w8a8", o->w8a8, "int8 weights and dynamic per-token int8 activations (compressed-tensors)");
+  cmd->add_flag("--act-order", o->act_order, "GPTQ: quantize columns by decreasing Hessian diagonal");
+  cmd->add_option("--format", o->format, "awq, gptq or compressed-tensors (default: from the method)")
+      ->check(CLI::IsMember({"awq", "gptq", "compressed-tensors"}));
+  cmd->add_option("--calib", o->calib, "calibration text file (awq, gptq, smoothquant)");
+  cmd->add_option("--calib-ctx", o->calib_ctx, "calibration window in tokens")->check(CLI::Range(int64_t(16), int64_t(1) << 16));
+  cmd->add_option("--calib-windows", o->calib_windows, "calibration windows")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  o->runtime.add_to(*cmd);
+  cmd->callback([o, group] { run_quantize(*o, group->count() > 0); });
+}
+
+}  // namespace tern::cli

@@ -1,0 +1,185 @@
+// tern serve: the OpenAI-compatible HTTP server (src/api/) over the serving engine.
+// SIGTERM / SIGINT: stop taking requests (503), let in-flight ones finish within --shutdown-grace, cancel
+// the rest, exit 0. Without --api-key the default bind address is loopback only.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "api/server.h"
+#include "cli_common.h"
+#include "model/chat_template/chat_template.h"
+#include "engine/fake_model_runner.h"
+#include "model/model_config.h"
+
+namespace tern::cli {
+
+namespace {
+
+struct ServeOptions {
+  std::string model;
+  std::string host;  // "": 127.0.0.1, or 0.0.0.0 when an API key guards the server
+  int port = 8080;
+  std::string api_key;
+  std::vector<std::string> served_names;
+  int64_t max_queue = 256;
+  int http_threads = 0;
+  double max_body_mb = 4;
+  int timeout_s = 30;
+  double shutdown_grace_s = 30;
+  double kv_memory_mb = 0;  // 0: the planner's default for this machine
+  int64_t max_running = 256;
+  bool fake_engine = false;
+  double fake_steps_per_s = 200;
+  RuntimeOptions runtime;
+};
+
+// Special tokens that end an assistant turn (<|im_end|>, <|eot_id|>, ...): what the template writes
+// right after an assistant message.
+std::vector<int32_t> end_of_turn_ids(const ModelChatTemplate& t, const Tokenizer& tok) {
+  const std::string marker = "tern-reply-marker";
+  nlohmann::json ctx = t.special_tokens;
+  ctx["messages"] = {{{"role", "user"}, {"content", "hi"}}, {{"role", "assistant"}, {"content", marker}}};
+  ctx["add_generation_prompt"] = false;
+  std::vector<int32_t> ids;
+  auto text = t.chat_template.render(ctx);
+  if (!text.is_ok()) return ids;
+  const size_t at = text.value().rfind(marker);
+  if (at == std::string::npos) return ids;
+  for (int32_t id : tok.encode(std::string_view(text.value()).substr(at + marker.size()), false)) {
+    if (tok.is_special(id)) ids.push_back(id);
+  }
+  return ids;
+}
+
+// Many concurrent clients need many descriptors: lift the soft limit to the hard one.
+void raise_fd_limit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+std::unique_ptr<Engine> make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max_context) {
+  EngineOptions eo;
+  eo.kv_memory_bytes = size_t(o.kv_memory_mb * 1024 * 1024);
+  eo.max_running = std::max<int64_t>(1, std::min<int64_t>(o.max_running, o.max_queue));
+  if (o.fake_engine) {
+    // The real engine (scheduler, paged KV, prefix cache) over a weightless runner: HTTP and engine
+    // behaviour can be tested end to end without model compute.
+    FakeRunnerOptions fo;
+    fo.vocab_size = tok.vocab_size();
+    fo.max_context = max_context;
+    fo.step_delay = std::chrono::microseconds(int64_t(1e6 / o.fake_steps_per_s));
+    if (eo.kv_memory_bytes == 0) eo.kv_memory_bytes = size_t(64) << 20;
+    return unwrap(Engine::create(std::make_unique<FakeModelRunner>(fo), &tok, eo));
+  }
+  // The CPU model runner (issue 5, second half) is not in this build yet: Engine::create(CpuModelRunner) goes here.
+  fail("the CPU model runner is not built into this tern yet; --test-fake-engine serves the engine over a "
+       "weightless runner (tests only)");
+}
+
+void serve(const ServeOptions& o) {
+  // Signals are taken by one thread (sigwait), so every thread started below inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+
+  auto config = unwrap(load_model_config(o.model));
+  auto tok = load_tokenizer_if_present(o.model);
+  if (!tok) fail(o.model + ": no tokenizer.json (tern serve needs one)");
+  auto tmpl = load_chat_template(o.model);
+  const ModelChatTemplate* chat = tmpl.is_ok() ? &tmpl.value() : nullptr;
+  if (!chat) std::fprintf(stderr, "[tern] no chat template (%s): /v1/chat/completions answers 400\n",
+                          tmpl.status().message().c_str());
+
+  api::ServerOptions so;
+  so.host = o.host.empty() ? (o.api_key.empty() ? "127.0.0.1" : "0.0.0.0") : o.host;
+  if (o.api_key.empty() && so.host != "127.0.0.1" && so.host != "localhost" && so.host != "::1") {
+    std::fprintf(stderr, "[tern] warning: serving on %s without --api-key: anyone who can reach it may use it\n",
+                 so.host.c_str());
+  }
+  so.port = o.port;
+  so.api_key = o.api_key;
+  so.model_names = o.served_names;
+  if (so.model_names.empty()) so.model_names = {std::filesystem::path(o.model).filename().string()};
+  if (so.model_names[0].empty()) so.model_names[0] = std::filesystem::path(o.model).parent_path().filename().string();
+  so.max_context = config.max_position_embeddings > 0 ? config.max_position_embeddings : 2048;
+  so.max_queue = o.max_queue;
+  so.http_threads = o.http_threads;
+  so.max_body_bytes = size_t(o.max_body_mb * 1024 * 1024);
+  so.read_timeout_s = so.write_timeout_s = o.timeout_s;
+  so.shutdown_grace_s = o.shutdown_grace_s;
+  so.eos_ids = config.eos_token_ids;
+  if (tok->eos_id() && std::find(so.eos_ids.begin(), so.eos_ids.end(), *tok->eos_id()) == so.eos_ids.end()) {
+    so.eos_ids.push_back(*tok->eos_id());
+  }
+  if (chat) {
+    for (int32_t id : end_of_turn_ids(*chat, *tok)) {
+      if (std::find(so.eos_ids.begin(), so.eos_ids.end(), id) == so.eos_ids.end()) so.eos_ids.push_back(id);
+    }
+  }
+
+  std::unique_ptr<Engine> engine = make_engine(o, *tok, so.max_context);
+  api::ApiServer server(*engine, *tok, chat, so);
+  const int port = unwrap(server.bind());
+  std::fprintf(stderr, "[tern] serving %s on http://%s:%d%s\n", so.model_names[0].c_str(), so.host.c_str(), port,
+               o.fake_engine ? " (TEST FAKE ENGINE: no model compute)" : "");
+  std::fflush(stderr);
+
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    if (sig == SIGUSR1) return;  // the server ended on its own
+    std::fprintf(stderr, "[tern] %s: draining in-flight requests, then exiting\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    server.shutdown();
+  });
+  server.run();
+  pthread_kill(signals.native_handle(), SIGUSR1);
+  signals.join();
+  engine->shutdown(/*cancel_in_flight=*/true);
+  std::fprintf(stderr, "[tern] server stopped\n");
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (completions, chat, streaming, metrics)");
+  cmd->add_option("-m,--model", o->model, "model directory")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--host", o->host, "bind address (default 127.0.0.1; 0.0.0.0 when --api-key is given)");
+  cmd->add_option("--port", o->port, "port (0: any free port)")->check(CLI::Range(0, 65535));
+  cmd->add_option("--api-key", o->api_key, "require Authorization: Bearer <key> on /v1/*, /tokenize, /detokenize");
+  cmd->add_option("--served-model-name", o->served_names, "model name(s) requests may use (default: dir name)");
+  cmd->add_option("--max-queue", o->max_queue, "requests in flight (running + waiting) before 429")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  cmd->add_option("--http-threads", o->http_threads, "connection threads (default max-queue + 32)")
+      ->check(CLI::Range(0, 65536));
+  cmd->add_option("--max-body-mb", o->max_body_mb, "largest request body in MiB (413 past it)")
+      ->check(CLI::Range(0.001, 1024.0));
+  cmd->add_option("--timeout", o->timeout_s, "socket read/write timeout in seconds")->check(CLI::Range(1, 3600));
+  cmd->add_option("--shutdown-grace", o->shutdown_grace_s, "seconds in-flight requests get after SIGTERM")
+      ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--kv-memory-mb", o->kv_memory_mb, "KV cache budget in MiB (default: the planner's for this machine)")
+      ->check(CLI::Range(0.0, 1e9));
+  cmd->add_option("--max-running", o->max_running, "sequences the engine runs at once")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  cmd->add_flag("--test-fake-engine", o->fake_engine,
+                "TESTS ONLY: the engine over a weightless fake model runner (no model compute)");
+  cmd->add_option("--test-fake-steps-per-s", o->fake_steps_per_s, "TESTS ONLY: fake runner steps per second")
+      ->check(CLI::Range(0.1, 1e6));
+  o->runtime.add_to(*cmd);
+  cmd->callback([o] { serve(*o); });
+}
+
+}  // namespace tern::cli
