@@ -114,7 +114,8 @@ Status parse_family(const Reader& r, ModelShape* s) {
   }
   TERN_RETURN_IF_ERROR(r.boolean("mlp_bias", &s->mlp_bias));
   s->qk_norm = t == "qwen3" || t == "qwen3_moe" || t == "gemma3_text" || t == "olmo2";
-  if (t == "gemma2" || t == "gemma3_text") s->norms_per_layer = 4;
+  if (t == "gemma2" || t == "gemma3_text" || t == "glm4") s->norms_per_layer = 4;
+  if (t == "glm4") s->o_bias = false;  // GLM-4's attention_bias covers q/k/v only
   if (t == "gpt2") {
     s->gated_mlp = false;
     s->attention_bias = s->o_bias = s->mlp_bias = s->layer_norm_bias = true;
@@ -141,6 +142,7 @@ Status parse_moe(const Reader& r, ModelShape* s) {
   TERN_RETURN_IF_ERROR(r.integer("first_k_dense_replace", 0, s->layers, &s->first_dense_layers));
   const char* every = r.first_set({"moe_layer_freq", "decoder_sparse_step"});
   if (every) TERN_RETURN_IF_ERROR(r.integer(every, 1, s->layers, &s->moe_every));
+  s->router_bias = s->model_type == "deepseek_v3";
   return Status::ok();
 }
 

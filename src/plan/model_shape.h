@@ -40,6 +40,7 @@ struct ModelShape {
   int64_t shared_intermediate = 0;  // Qwen2-MoE: one shared expert of this size (+ a sigmoid gate)
   int first_dense_layers = 0;
   int moe_every = 1;
+  bool router_bias = false;       // DeepSeek-V3: e_score_correction_bias [n_experts] per MoE layer
 
   // Multi-head latent attention (DeepSeek-V2/V3); kv_lora_rank > 0 turns it on.
   int64_t q_lora_rank = 0;        // 0: q is one dense projection

@@ -56,7 +56,7 @@ void add_attention(Matrices& m, int64_t& vectors, const WeightPrecision& p, cons
 
 struct Inventory {
   Matrices attention, dense_mlp, experts, shared, routers;
-  int64_t attention_vectors = 0, mlp_vectors = 0, norms = 0;
+  int64_t attention_vectors = 0, mlp_vectors = 0, router_vectors = 0, norms = 0;
   int moe_layers = 0;
 };
 
@@ -74,6 +74,7 @@ Inventory inventory(const ModelShape& s, const WeightPrecision& p) {
     ++inv.moe_layers;
     add_mlp(inv.experts, p, s, s.expert_intermediate, s.n_experts);
     inv.routers.add(p, s.n_experts, s.hidden);
+    if (s.router_bias) inv.router_vectors += s.n_experts;
     if (s.n_shared_experts > 0) add_mlp(inv.shared, p, s, s.expert_intermediate * s.n_shared_experts);
     if (s.shared_intermediate > 0) {
       add_mlp(inv.shared, p, s, s.shared_intermediate);
@@ -95,7 +96,7 @@ ParamCounts count_params(const ModelShape& s) {
   c.dense_mlp = int64_t(inv.dense_mlp.params) + inv.mlp_vectors;
   c.routed_experts = int64_t(inv.experts.params);
   c.shared_experts = int64_t(inv.shared.params);
-  c.routers = int64_t(inv.routers.params);
+  c.routers = int64_t(inv.routers.params) + inv.router_vectors;
   c.norms = inv.norms;
   c.active = c.total();
   if (s.is_moe()) {
@@ -108,7 +109,8 @@ ParamCounts count_params(const ModelShape& s) {
 WeightBytes weight_bytes(const ModelShape& s, const WeightPrecision& p) {
   const Inventory inv = inventory(s, p);
   WeightBytes b;
-  const double vector_bytes = double(inv.attention_vectors + inv.mlp_vectors + inv.norms) * p.vector_bits / 8;
+  const double vector_bytes =
+      double(inv.attention_vectors + inv.mlp_vectors + inv.router_vectors + inv.norms) * p.vector_bits / 8;
   const double table = double(s.vocab) * double(s.hidden) * p.embedding_bits(s.hidden) / 8;
   b.embedding = table + double(s.learned_positions * s.hidden) * p.embedding_bits(s.hidden) / 8;
   const double lm_head = table;  // separate or tied: read once per step as the LM head

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 namespace tern::plan {
 
@@ -245,18 +246,16 @@ namespace {
 
 // What would fit: more devices, a smaller weight or KV precision, a shorter context, fewer sequences.
 void add_suggestions(const PlanRequest& r, const Plan& p, Plan* out) {
-  auto try_plan = [&](PlanRequest q) -> const Plan* {
-    static thread_local Plan result;
+  auto try_plan = [&](PlanRequest q) -> std::optional<Plan> {
     q.suggest = false;
     auto res = make_plan(q);
-    if (!res.is_ok() || !res->fits) return nullptr;
-    result = *res;
-    return &result;
+    if (!res.is_ok() || !res->fits) return std::nullopt;
+    return *res;
   };
   if (r.tp > 0 || r.pp > 0) {
     PlanRequest q = r;
     q.tp = q.pp = 0;
-    if (const Plan* m = try_plan(q)) {
+    if (const std::optional<Plan> m = try_plan(q)) {
       out->suggestions.push_back(fmt::format("more devices: {} × {} (tp {} × pp {})", m->tp * m->pp, r.device.id,
                                              m->tp, m->pp));
     }
@@ -269,7 +268,7 @@ void add_suggestions(const PlanRequest& r, const Plan& p, Plan* out) {
     PlanRequest q = r;
     q.weights = *wp;
     q.weight_bytes_override = 0;
-    if (const Plan* m = try_plan(q)) {
+    if (const std::optional<Plan> m = try_plan(q)) {
       out->suggestions.push_back(fmt::format("smaller weights: {} ({} of weights) fits on {} × {}", w,
                                              gb(m->bytes.total), m->tp * m->pp, r.device.id));
       break;
@@ -278,7 +277,7 @@ void add_suggestions(const PlanRequest& r, const Plan& p, Plan* out) {
   if (r.kv.bytes > 1) {
     PlanRequest q = r;
     q.kv = *parse_kv_precision("fp8");
-    if (const Plan* m = try_plan(q)) {
+    if (const std::optional<Plan> m = try_plan(q)) {
       out->suggestions.push_back(fmt::format("fp8 KV cache: fits on {} × {}", m->tp * m->pp, r.device.id));
     }
   }

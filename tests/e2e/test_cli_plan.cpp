@@ -56,12 +56,26 @@ TEST(CliPlan, BadInputIsOneLineError) {
   expect_one_line_error(run_tern("plan -m " + config("llama-3.1-8b") + " --kv-dtype q4"), "KV cache dtype");
   expect_one_line_error(run_tern("plan -m " + config("llama-3.1-8b") + " --tp 3"), "does not divide");
   expect_one_line_error(run_tern("plan -m /nonexistent/config.json"), "/nonexistent/config.json");
-  expect_one_line_error(run_tern("plan -m model.gguf"), "GGUF");
+  expect_one_line_error(run_tern("plan -m /nonexistent/model.gguf"), "model.gguf");
   expect_one_line_error(run_tern("plan"), "-m");
   TempDir dir;
   write_file(dir.file("hw.json"), "{\"devices\": 3}");
   expect_one_line_error(run_tern("plan -m " + config("llama-3.1-8b") + " --catalog '" + dir.file("hw.json") + "'"),
                         "hw.json");
+}
+
+TEST(CliPlan, PlansAGgufFileAtItsRealBytes) {
+  TempDir dir;
+  const std::string gguf = dir.file("docs-q8.gguf");
+  auto q = run_tern("gguf quantize -m '" + model_dir("docs-llama-28m") + "' -o '" + gguf + "' --type Q8_0 --quiet");
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  auto r = run_tern("plan -m '" + gguf + "' -d dev-epyc-2vcpu --ctx 1024 -c 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["model"]["parameters"], 27795968) << "the same model as its safetensors checkpoint";
+  EXPECT_NE(j["weights"].get<std::string>().find("Q8_0"), std::string::npos) << j["weights"];
+  // Q8_0 is 8.5 bits per weight; the norms stay F32: about 27.8 M × 8.5 / 8 = 29.5 MB.
+  EXPECT_NEAR(j["memory_bytes"]["weights_total"].get<double>() / 1e6, 29.6, 0.5);
 }
 
 TEST(CliPlan, CalibrateWritesThisMachineIntoTheUserCatalog) {

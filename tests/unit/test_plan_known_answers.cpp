@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/mapped_file.h"
+#include "model/safetensors.h"
 #include "model/synth.h"
 #include "plan/planner.h"
 #include "test_support.h"
@@ -222,6 +223,29 @@ TEST(PlanKnownAnswers, Llama31_8B_OnOneH100_ConcurrencyAndDecodeRoofline) {
   // $2.99 per hour for 167 tok/s: 2.99 / (167 × 3600) × 1e6 = $4.97 per million output tokens.
   EXPECT_NEAR(b1.cost_per_m_output, 2.99 / (b1.decode_tok_s * 3600) * 1e6, 1e-9);
   EXPECT_NEAR(b1.joules_per_output_token, 700 / b1.decode_tok_s, 1e-9);
+}
+
+}  // namespace
+}  // namespace tern::plan
+
+namespace tern::plan {
+namespace {
+
+// Every tiny checkpoint of ../shared/models/tiny-archs: the planner's count from config.json alone
+// equals the element count of the tensors transformers saved (GQA, biases, tied embeddings, q/k norms,
+// Gemma-2 and GLM-4 post-norms, GPT-2 LayerNorm biases and positions, MoE with shared experts, MLA).
+TEST(PlanKnownAnswers, EveryTinyArchitectureMatchesItsCheckpoint) {
+  for (const char* arch : {"llama", "llama_tied", "qwen2", "qwen3", "mistral_swa", "mixtral", "qwen2_moe", "qwen3_moe",
+                           "gemma2", "phi3", "glm4", "gpt2", "deepseek_v3"}) {
+    const std::string dir = test::tiny_arch_dir(arch);
+    auto s = load_model_shape(dir);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    auto store = SafetensorsStore::open_dir(dir);
+    ASSERT_TRUE(store.is_ok()) << store.status().message();
+    int64_t n = 0;
+    for (const auto& t : store->tensors()) n += t.numel();
+    EXPECT_EQ(count_params(*s).total(), n) << arch;
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "core/mapped_file.h"
 #include "plan/calibrate.h"
+#include "plan/model_source.h"
 
 namespace tern::cli {
 
@@ -22,12 +23,6 @@ plan::Catalog load_catalog(const PlanOptions& o) {
 
 namespace {
 
-plan::ModelShape load_shape(const std::string& path) {
-  if (path.size() > 5 && path.substr(path.size() - 5) == ".gguf") {
-    fail(path + ": GGUF input is not supported yet by tern plan; pass the model's config.json or checkpoint directory");
-  }
-  return unwrap(plan::load_model_shape(path));
-}
 
 void calibrate(const PlanOptions& o) {
   Runtime rt(o.runtime);
@@ -55,8 +50,14 @@ void list_devices(const PlanOptions& o) {
 
 void plan_once(const PlanOptions& o) {
   plan::PlanRequest r;
-  r.model = load_shape(o.model);
+  const plan::ModelSource src = unwrap(plan::load_model_source(o.model));
+  r.model = src.shape;
   r.weights = unwrap(plan::parse_weight_precision(o.weights.empty() ? r.model.dtype : o.weights));
+  if (src.file_weight_bytes > 0 && o.weights.empty()) {
+    // A GGUF file is priced as stored: its tensors' real bytes, its types named.
+    r.weight_bytes_override = src.file_weight_bytes;
+    r.weights.name = "GGUF file (" + src.file_types + ")";
+  }
   r.kv = unwrap(plan::parse_kv_precision(o.kv_dtype));
   const plan::Catalog catalog = load_catalog(o);
   const plan::Device* d = catalog.find(o.device);
