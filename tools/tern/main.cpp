@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   tern::cli::register_plan(app);
   tern::cli::register_serve(app);
   tern::cli::register_bench_serve(app);
+  tern::cli::register_bench_offline(app);
   tern::cli::register_quantize(app);
   tern::cli::register_gguf(app);
   try {
