@@ -23,6 +23,10 @@ if(TERN_CUDA)
   # Explicit -gencode flags instead of CMAKE_CUDA_ARCHITECTURES: sm_90a SASS (wgmma/setmaxnreg capable)
   # for Hopper plus compute_80 PTX that the driver JIT-compiles on any other card from Ampere on.
   set(CMAKE_CUDA_ARCHITECTURES OFF)
+  # Reuse the C++ compiler cache for nvcc (ccache understands nvcc), so CI recompiles kernels only on change.
+  if(CMAKE_CXX_COMPILER_LAUNCHER AND NOT CMAKE_CUDA_COMPILER_LAUNCHER)
+    set(CMAKE_CUDA_COMPILER_LAUNCHER ${CMAKE_CXX_COMPILER_LAUNCHER})
+  endif()
   enable_language(CUDA)
   set(CMAKE_CUDA_STANDARD 17)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)

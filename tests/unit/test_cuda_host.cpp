@@ -141,6 +141,8 @@ TEST(CudaMemoryPlan, WorkspaceIsAlignedDisjointAndSized) {
   EXPECT_EQ(l.up - l.gate, size_t(512) * 14336 * 4);               // gate: [T, inter] f32
   EXPECT_EQ(l.gemm - l.logits, size_t(64) * 128256 * 4);            // logits: [R, vocab] f32
   EXPECT_EQ(l.total, l.gemm + s.gemm_workspace);
+  EXPECT_EQ(l.partial_units, 512 * 32 + 4096);
+  EXPECT_EQ(l.sel - l.partial, size_t(l.partial_units) * 130 * 4);
   EXPECT_LT(l.total, size_t(1) << 30);  // well under a GiB next to 16 GB of weights
 }
 

@@ -168,6 +168,7 @@ class CudaModelRunner final : public ModelRunner {
 
   // The whole step on stream_: t token rows, r logit rows, attention split `splits` ways.
   Status body(int64_t t, int64_t r, int splits) {
+    splits = int(std::max<int64_t>(1, std::min<int64_t>(splits, layout_.partial_units / std::max<int64_t>(1, t * cfg_.n_heads))));
     const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
     const int nh = cfg_.n_heads, nkv = cfg_.n_kv_heads, hd = cfg_.head_dim;
     const float eps = float(cfg_.rms_norm_eps);

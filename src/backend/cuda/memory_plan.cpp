@@ -25,7 +25,9 @@ WorkspaceLayout plan_workspace(const ModelConfig& cfg, const WorkspaceSpec& spec
   l.gate = a.add(T * inter * 4);
   l.up = a.add(T * inter * 4);
   l.act_bf16 = a.add(T * std::max({hidden, inter, qw}) * 2);
-  l.partial = a.add(T * size_t(cfg.n_heads) * size_t(std::max(spec.max_splits, 1)) * (size_t(cfg.head_dim) + 2) * 4);
+  // Prefill uses 1 split per (token, head); decode uses many splits over few tokens: size for the larger.
+  l.partial_units = int64_t(std::max(T, size_t(std::max(spec.max_splits, 1))) * size_t(cfg.n_heads) + 4096);
+  l.partial = a.add(size_t(l.partial_units) * (size_t(cfg.head_dim) + 2) * 4);
   l.sel = a.add(R * hidden * 4);
   l.logits = a.add(R * size_t(cfg.vocab_size) * 4);
   l.gemm = a.add(spec.gemm_workspace);

@@ -43,7 +43,8 @@ struct WorkspaceLayout {
   size_t attn = 0;                 // f32 [T, nh*hd]
   size_t gate = 0, up = 0;         // f32 [T, inter]
   size_t act_bf16 = 0;             // bf16 [T, max(hidden, inter, nh*hd)] GEMM input
-  size_t partial = 0;              // f32 [T, nh, splits, hd + 2]
+  size_t partial = 0;              // f32 [partial_units, hd + 2] flash-decoding partials
+  int64_t partial_units = 0;       // (token, head, split) triples that fit: max(T, splits) * nh + 4096
   size_t sel = 0;                  // f32 [R, hidden]
   size_t logits = 0;               // f32 [R, vocab]
   size_t gemm = 0;                 // cuBLASLt workspace
