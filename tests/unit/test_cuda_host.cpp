@@ -67,6 +67,30 @@ TEST(CudaStepPack, RejectsEveryMalformedField) {
   EXPECT_FALSE(pack_step(many, limits(), p).is_ok());
 }
 
+TEST(CudaStepPack, SplitStepKeepsOrderAndCutsLongPrompts) {
+  const int32_t bt[] = {1, 2, 3};
+  StepBatch b;
+  b.seqs = {{0, 5, bt, 3, true}, {7, 1, bt, 1, true}, {0, 2, bt, 1, false}};
+  for (int i = 0; i < 8; ++i) b.token_ids.push_back(i);
+  const auto parts = split_step(b, 3);
+  ASSERT_EQ(parts.size(), 3u);  // [0..2] of seq 0 | [3..4] of seq 0 + seq 1 | seq 2
+  std::vector<int32_t> ids;
+  int wanted = 0;
+  for (const auto& p : parts) {
+    int64_t n = 0;
+    for (const auto& s : p.seqs) n += s.n_tokens, wanted += s.want_logits;
+    EXPECT_LE(n, 3);
+    EXPECT_EQ(n, int64_t(p.token_ids.size()));
+    ids.insert(ids.end(), p.token_ids.begin(), p.token_ids.end());
+  }
+  EXPECT_EQ(ids, b.token_ids);
+  EXPECT_EQ(wanted, 2);
+  EXPECT_EQ(parts[1].seqs[0].pos0, 3);
+  EXPECT_FALSE(parts[0].seqs[0].want_logits);
+  EXPECT_TRUE(parts[1].seqs[0].want_logits);
+  EXPECT_EQ(split_step(b, 100).size(), 1u);
+}
+
 TEST(CudaStepPack, DecodePaddingAddsInertRows) {
   const int32_t bt[] = {2};
   StepBatch b;

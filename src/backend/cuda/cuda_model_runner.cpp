@@ -59,7 +59,10 @@ class CudaModelRunner final : public ModelRunner {
   }
 
   int64_t vocab_size() const override { return cfg_.vocab_size; }
-  int64_t max_context() const override { return cfg_.max_position_embeddings; }
+  // Configs without max_position_embeddings get the same 2048 fallback tern serve uses.
+  int64_t max_context() const override {
+    return cfg_.max_position_embeddings > 0 ? cfg_.max_position_embeddings : 2048;
+  }
   size_t kv_block_bytes(int block_size, KvDType) const override { return cuda_kv_block_bytes(cfg_, block_size); }
 
   Status allocate_kv(const KvPoolSpec& spec) override {
@@ -86,6 +89,18 @@ class CudaModelRunner final : public ModelRunner {
 
   Status forward(const StepBatch& batch, float* logits) override {
     if (!kv_base_) return Status::error("forward: allocate_kv first");
+    if (int64_t(batch.token_ids.size()) > opt_.max_step_tokens) {  // more rows than the workspace: in pieces
+      for (const StepBatch& part : split_step(batch, opt_.max_step_tokens)) {
+        TERN_RETURN_IF_ERROR(forward_part(part, logits));
+        for (const auto& s : part.seqs) logits += s.want_logits ? cfg_.vocab_size : 0;
+      }
+      return Status::ok();
+    }
+    return forward_part(batch, logits);
+  }
+
+ private:
+  Status forward_part(const StepBatch& batch, float* logits) {
     TERN_RETURN_IF_ERROR(pack_step(batch, lim_, step_));
     const int64_t n_real = step_.n_seqs;
     const int bucket = step_.decode_only && opt_.use_graphs ? choose_graph_bucket(buckets_, n_real) : -1;
@@ -110,7 +125,6 @@ class CudaModelRunner final : public ModelRunner {
     return Status::ok();
   }
 
- private:
   template <typename T>
   T* at(size_t off) const { return reinterpret_cast<T*>(static_cast<char*>(ws_base_) + off); }
 

@@ -1,5 +1,6 @@
 #include "backend/cuda/step_pack.h"
 
+#include <algorithm>
 #include <string>
 
 namespace tern::cuda {
@@ -62,6 +63,33 @@ Status pack_step(const StepBatch& batch, const PackLimits& lim, PackedStep& out)
     return Status::error("step: " + std::to_string(out.logit_rows.size()) + " logit rows exceed " +
                                     std::to_string(lim.max_logit_rows));
   return Status::ok();
+}
+
+std::vector<StepBatch> split_step(const StepBatch& batch, int64_t max_tokens) {
+  std::vector<StepBatch> out(1);
+  int64_t row = 0, used = 0;
+  for (const BatchSequence& s : batch.seqs) {
+    int64_t done = 0;
+    do {
+      if (used == max_tokens) {
+        out.emplace_back();
+        used = 0;
+      }
+      const int64_t n = std::min(s.n_tokens - done, max_tokens - used);
+      BatchSequence piece = s;
+      piece.pos0 = s.pos0 + done;
+      piece.n_tokens = n;
+      piece.want_logits = s.want_logits && done + n == s.n_tokens;
+      out.back().seqs.push_back(piece);
+      const auto first = batch.token_ids.begin() + std::min<int64_t>(row + done, int64_t(batch.token_ids.size()));
+      const auto last = batch.token_ids.begin() + std::min<int64_t>(row + done + n, int64_t(batch.token_ids.size()));
+      out.back().token_ids.insert(out.back().token_ids.end(), first, last);
+      done += n;
+      used += n;
+    } while (done < s.n_tokens);
+    row += s.n_tokens;
+  }
+  return out;
 }
 
 void pad_decode_step(PackedStep& step, int64_t bucket, int max_blocks) {

@@ -34,6 +34,12 @@ struct PackedStep {
 // Fills `out` (its vectors keep their capacity between steps).
 Status pack_step(const StepBatch& batch, const PackLimits& lim, PackedStep& out);
 
+// Cuts a step of more than max_tokens tokens into steps of at most max_tokens, run in order: whole
+// sequences where they fit, a long prompt chunk cut into pieces (logits wanted from its last piece
+// only). The logit rows of the pieces, concatenated, are those of the original step, in order.
+// The returned steps point into `batch` (its block tables) and must not outlive it.
+std::vector<StepBatch> split_step(const StepBatch& batch, int64_t max_tokens);
+
 // Pads a decode-only step to `bucket` sequences (graph replay needs fixed shapes): padded tokens are
 // id 0 at position 0 with block table row all -1, which the kernels skip (no KV write, zero output).
 void pad_decode_step(PackedStep& step, int64_t bucket, int max_blocks);
