@@ -4,7 +4,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "backend/cuda/cuda_model_runner.h"
+#include "backend/cuda/device.h"
 #include "core/mapped_file.h"
+#include "engine/cpu_model_runner.h"
 #include "model/gguf/gguf_tokenizer.h"
 
 namespace tern::cli {
@@ -13,12 +16,29 @@ void RuntimeOptions::add_to(CLI::App& app) {
   app.add_option("-t,--threads", threads, "threads to use (0 = all cores)")->check(CLI::Range(0, 1024));
   app.add_option("--cpu", cpu_level, "highest CPU kernel level to use")
       ->check(CLI::IsMember({"auto", "scalar", "avx2", "avx512", "avx512bf16", "amx"}));
+  // `tern plan` has its own --device (a catalog entry): it keeps it.
+  if (app.get_option_no_throw("--device") != nullptr) return;
+  app.add_option("--device", device, "where the model runs: cpu, or cuda (GPU 0; needs a CUDA build and a GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
 }
 
 Runtime::Runtime(const RuntimeOptions& opt)
     : cpu(opt.cpu_level == "auto" ? CpuFeatures::detect() : CpuFeatures::detect().capped(opt.cpu_level)),
       pool(opt.threads > 0 ? opt.threads : default_thread_count()),
-      ctx(pool, cpu) {}
+      ctx(pool, cpu) {
+  if (opt.device != "cuda") return;
+  // A CUDA-built binary on a machine without a GPU or driver ends here with one line, never a crash.
+  auto dev = cuda::probe_device(0);
+  if (!dev.is_ok()) fail("--device cuda: " + dev.status().message());
+  if (!opt.cuda_capable) fail("--device cuda: this command computes on the CPU only so far (the CUDA runner serves "
+                              "through the engine); found " + cuda::describe(*dev));
+  cuda = true;
+}
+
+std::unique_ptr<ModelRunner> make_model_runner(Runtime& rt, const Model& model) {
+  if (rt.cuda) return unwrap(make_cuda_model_runner(model));
+  return std::make_unique<CpuModelRunner>(model, rt.ctx);
+}
 
 void fail(const std::string& message) { throw CliError{message}; }
 

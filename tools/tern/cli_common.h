@@ -9,6 +9,7 @@
 
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "engine/model_runner.h"
 #include "model/chat_template/chat_template.h"
 #include "model/model.h"
 #include "model/tokenizer/tokenizer.h"
@@ -19,6 +20,10 @@ namespace tern::cli {
 struct RuntimeOptions {
   int threads = 0;               // 0 = every core we may run on
   std::string cpu_level = "auto";  // auto, scalar, avx2, avx512, avx512bf16, amx
+  std::string device = "cpu";      // cpu or cuda (--device)
+  // Set by commands whose compute goes through make_model_runner (and so can run on the GPU); any
+  // other command given --device cuda says so in one line instead of silently using the CPU.
+  bool cuda_capable = false;
 
   void add_to(CLI::App& app);
 };
@@ -29,7 +34,11 @@ struct Runtime {
   CpuFeatures cpu;
   ThreadPool pool;
   ExecContext ctx;
+  bool cuda = false;  // --device cuda and a usable GPU was found (else the constructor failed)
 };
+
+// The engine's model runner for this runtime: CudaModelRunner with --device cuda, else CpuModelRunner.
+std::unique_ptr<ModelRunner> make_model_runner(Runtime& rt, const Model& model);
 
 // A thrown CliError ends the command with "tern: error: <message>" and exit code 1.
 struct CliError {
