@@ -116,7 +116,9 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
   s.runtime = std::make_unique<Runtime>(o.runtime);
   s.model = unwrap(Model::load(o.model));
   if (eo.kv_memory_bytes == 0) eo.kv_memory_bytes = planned_kv_budget(*s.model, eo);
-  auto runner = std::make_unique<CpuModelRunner>(*s.model, s.runtime->ctx, eo.max_step_tokens, eo.max_running);
+  std::unique_ptr<ModelRunner> runner =
+      s.runtime->cuda ? make_model_runner(*s.runtime, *s.model)
+                      : std::make_unique<CpuModelRunner>(*s.model, s.runtime->ctx, eo.max_step_tokens, eo.max_running);
   s.engine = unwrap(Engine::create(std::move(runner), &tok, eo));
   return s;
 }
@@ -216,6 +218,7 @@ void register_serve(CLI::App& app) {
                 "TESTS ONLY: the engine over a weightless fake model runner (no model compute)");
   cmd->add_option("--test-fake-steps-per-s", o->fake_steps_per_s, "TESTS ONLY: fake runner steps per second")
       ->check(CLI::Range(0.1, 1e6));
+  o->runtime.cuda_capable = true;  // the engine runs on CudaModelRunner with --device cuda
   o->runtime.add_to(*cmd);
   cmd->callback([o] { serve(*o); });
 }
