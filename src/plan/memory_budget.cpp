@@ -23,11 +23,11 @@ double config_weight_bytes(const ModelShape& s) {
   return weight_bytes(s, p.is_ok() ? *p : WeightPrecision{}).total;
 }
 
-// The CPU decoder's workspace for one chunk (see planner.cpp activation_bytes): f32 rows of
-// 3 × hidden + 2 × q_dim + 2 × intermediate, plus a row of logits.
-double cpu_activation_bytes(const ModelShape& s, int64_t chunk) {
+// The CPU engine's workspace for one step (see planner.cpp activation_bytes): f32 rows of
+// 3 × hidden + 2 × q_dim + 2 × intermediate per chunk token, plus a row of logits per sequence.
+double cpu_activation_bytes(const ModelShape& s, int64_t chunk, int64_t sequences) {
   const double per_token = 3.0 * s.hidden + 2.0 * s.heads * s.head_dim + 2.0 * s.intermediate;
-  return double(chunk) * per_token * 4.0 + double(s.vocab) * 4.0;
+  return double(chunk) * per_token * 4.0 + double(std::max<int64_t>(1, sequences)) * double(s.vocab) * 4.0;
 }
 
 }  // namespace
@@ -55,7 +55,7 @@ Result<HostMemory> read_host_memory() {
 Result<KvBudget> default_kv_budget(const ModelConfig& config, const HostMemory& host, const KvBudgetOptions& o) {
   const ModelShape s = shape_from_config(config);
   const double weights = o.weight_bytes > 0 ? o.weight_bytes : config_weight_bytes(s);
-  const double activations = cpu_activation_bytes(s, o.chunk_tokens);
+  const double activations = cpu_activation_bytes(s, o.chunk_tokens, o.max_sequences);
   KvBudget b;
   b.kv_bytes_per_token = double(s.layers) * (double(s.kv_elems_per_token_layer()) * o.kv_elem_bytes +
                                              double(s.kv_heads) * o.kv_scale_bytes_per_head);

@@ -40,8 +40,9 @@ double kv_per_token_device(const PlanRequest& r, int tp, int pp) {
 }
 
 // Workspace of one prefill chunk: residual, normed input, block output [chunk, hidden]; q and
-// attention output [chunk, q_dim / tp]; gate and up [chunk, ffn / tp]; plus one row of logits per
-// chunk token at most (f32). This is the CPU decoder's layout, and close to a GPU engine's peak.
+// attention output [chunk, q_dim / tp]; gate and up [chunk, ffn / tp]; plus the f32 logits of every
+// sequence that samples in a step (one row per sequence in flight; one when the concurrency is still
+// to be chosen). This is the CPU engine's layout, and close to a GPU engine's peak.
 double activation_bytes(const PlanRequest& r, int tp) {
   const ModelShape& s = r.model;
   const double q_dim = s.is_mla() ? double(s.heads) * (s.qk_nope_head_dim + s.qk_rope_head_dim) : double(s.heads) * s.head_dim;
@@ -50,7 +51,8 @@ double activation_bytes(const PlanRequest& r, int tp) {
     ffn = std::max(ffn, double(s.expert_intermediate) * (s.experts_per_token + s.n_shared_experts) + s.shared_intermediate);
   }
   const double per_token = 3.0 * s.hidden + 2.0 * q_dim / tp + 2.0 * ffn / tp;
-  return double(r.chunk_tokens) * per_token * r.activation_bytes + double(s.vocab) * 4.0;
+  const double logit_rows = double(std::max<int64_t>(1, r.concurrency));
+  return double(r.chunk_tokens) * per_token * r.activation_bytes + logit_rows * double(s.vocab) * 4.0;
 }
 
 struct Split {

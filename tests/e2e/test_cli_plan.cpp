@@ -104,5 +104,18 @@ TEST(CliPlan, CheckOnDocsLlamaPredictsMemoryWithinTenPercent) {
   EXPECT_GT(j["rows"][1]["measured"].get<double>(), 0) << "decode tok/s measured";
 }
 
+TEST(CliPlan, CheckRunsThePlannedConcurrencyThroughTheEngine) {
+  auto r = run_tern("plan --check -m '" + model_dir("docs-llama-28m") + "' -d dev-epyc-2vcpu -c 4 --check-prompt 32 "
+                    "--check-new 16 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["concurrency"].get<int>(), 4);
+  // 4 sequences of 48 tokens in bf16: 4 × 48 × 16 KiB per token (8 layers × K,V × 4 heads × 64 × 2 bytes).
+  EXPECT_NEAR(j["predicted_breakdown_bytes"]["kv"].get<double>(), 4.0 * 48 * 8192, 1.0);
+  EXPECT_LE(std::fabs(j["rows"][0]["error"].get<double>()), 0.10) << r.out;
+  EXPECT_NE(j["rows"][1]["what"].get<std::string>().find("4 in flight"), std::string::npos);
+  EXPECT_GT(j["rows"][1]["measured"].get<double>(), 0);
+}
+
 }  // namespace
 }  // namespace tern::test

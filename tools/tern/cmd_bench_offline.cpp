@@ -1,14 +1,10 @@
 // tern bench offline: N requests through the in-process Engine (no HTTP) with at most C in flight,
-// closed loop (a new request is added as soon as one finishes). EOS is ignored, so every request
-// makes exactly --output-len tokens. Reports throughput, TTFT / ITL / e2e percentiles, the decode
+// closed loop (engine/offline_run.h). EOS is ignored, so every request makes exactly --output-len tokens. Reports throughput, TTFT / ITL / e2e percentiles, the decode
 // phase alone, preemptions and the process's peak RSS (VmHWM).
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
 #include <fstream>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -18,12 +14,12 @@
 #include "core/mapped_file.h"
 #include "engine/cpu_model_runner.h"
 #include "engine/engine.h"
+#include "engine/offline_run.h"
+#include "planned_engine.h"
 
 namespace tern::cli {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct BenchOfflineOptions {
   RuntimeOptions runtime;
@@ -98,74 +94,6 @@ std::vector<std::vector<int32_t>> read_prompts(const std::string& path, const To
   return out;
 }
 
-double percentile_ms(std::vector<double> v_s, double p) {
-  if (v_s.empty()) return 0;
-  std::sort(v_s.begin(), v_s.end());
-  // Nearest rank: the smallest value with at least p% of the observations at or below it.
-  const size_t rank = size_t(std::ceil(p / 100.0 * double(v_s.size())));
-  return 1e3 * v_s[std::clamp<size_t>(rank, 1, v_s.size()) - 1];
-}
-
-struct PerRequest {
-  Clock::time_point added, first, last;
-  bool have_first = false;
-  int64_t tokens = 0;
-  EngineFinish finish = EngineFinish::kNone;
-  std::string error;
-};
-
-// What the callbacks (engine thread) and the submitting thread share, under mu.
-struct Shared {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<PerRequest> req;     // [requests], indexed by submission order
-  std::vector<double> itl_s;       // one entry per token after a request's first
-  int64_t in_flight = 0, done = 0, pending_first = 0, output_tokens = 0;
-  // Decode phase: the time between consecutive engine events while no request waits for its first
-  // token (so no prefill runs), and the tokens those events carried.
-  Clock::time_point last_event;
-  bool have_event = false, clean = false;
-  double decode_s = 0;
-  int64_t decode_tokens = 0;
-};
-
-void on_output(Shared& sh, size_t i, const EngineOutput& out) {
-  const auto now = Clock::now();
-  std::lock_guard lk(sh.mu);
-  PerRequest& r = sh.req[i];
-  const int64_t n = int64_t(out.tokens.size());
-  int64_t after_first = n;
-  if (n > 0) {
-    if (!r.have_first) {
-      r.have_first = true;
-      r.first = now;
-      --sh.pending_first;
-      after_first = n - 1;
-    } else {
-      // Tokens that arrive together share the gap since the previous event of this request.
-      for (int64_t k = 0; k < n; ++k) sh.itl_s.push_back(std::chrono::duration<double>(now - r.last).count() / double(n));
-    }
-    r.last = now;
-    r.tokens += n;
-    sh.output_tokens += n;
-  }
-  if (sh.have_event && sh.clean) {
-    sh.decode_s += std::chrono::duration<double>(now - sh.last_event).count();
-    sh.decode_tokens += after_first;
-  }
-  sh.last_event = now;
-  sh.have_event = true;
-  sh.clean = sh.pending_first == 0;
-  if (out.finish != EngineFinish::kNone) {
-    if (!r.have_first) --sh.pending_first;
-    r.finish = out.finish;
-    r.error = out.error;
-    --sh.in_flight;
-    ++sh.done;
-    sh.cv.notify_all();
-  }
-}
-
 void bench_offline(const BenchOfflineOptions& o) {
   const KvDType kv_dtype = unwrap(parse_kv_dtype(o.kv_dtype));
   const size_t kv_bytes = o.kv_memory.empty() ? 0 : unwrap(parse_bytes(o.kv_memory));
@@ -192,50 +120,26 @@ void bench_offline(const BenchOfflineOptions& o) {
   eo.kv_dtype = kv_dtype;
   eo.max_running = o.concurrency;
   eo.max_step_tokens = o.max_step_tokens;
+  plan_kv_pool_budget(*model, eo);  // no --kv-memory: the planner's budget for this machine
   auto runner = std::make_unique<CpuModelRunner>(*model, rt.ctx, eo.max_step_tokens, eo.max_running);
+  plan_batch_limit(*runner, eo);
   const size_t block_bytes = runner->kv_block_bytes(eo.block_size, kv_dtype);
 
-  Shared sh;  // outlives the engine: the engine is shut down before this function returns
-  sh.req.resize(size_t(o.requests));
   auto engine = unwrap(Engine::create(std::move(runner), tok ? &*tok : nullptr, eo));
-  const auto t0 = Clock::now();
-  int64_t prompt_tokens = 0;
-  for (int64_t i = 0; i < o.requests; ++i) {
-    {
-      std::unique_lock lk(sh.mu);
-      sh.cv.wait(lk, [&] { return sh.in_flight < o.concurrency; });
-      ++sh.in_flight;
-      ++sh.pending_first;
-      sh.clean = false;
-      sh.req[size_t(i)].added = Clock::now();
-    }
-    EngineRequest r;
-    r.prompt = prompts[size_t(i) % prompts.size()];
-    prompt_tokens += int64_t(r.prompt.size());
-    r.max_new_tokens = o.output_len;
-    r.ignore_eos = true;
-    r.sampling.temperature = 0;
-    auto id = engine->add(std::move(r), [&sh, i](RequestId, const EngineOutput& out) { on_output(sh, size_t(i), out); });
-    if (!id.is_ok()) {
-      engine->shutdown(/*cancel_in_flight=*/true);
-      fail("request " + std::to_string(i) + ": " + id.status().message());
-    }
-  }
-  {
-    std::unique_lock lk(sh.mu);
-    sh.cv.wait(lk, [&] { return sh.done == o.requests; });
-  }
-  const auto t1 = Clock::now();
-  const EngineMetrics m = engine->metrics();
-  engine->shutdown(/*cancel_in_flight=*/false);
-
-  std::vector<double> ttft, e2e;
-  for (const PerRequest& r : sh.req) {
-    if (r.finish == EngineFinish::kError) fail("a request failed: " + r.error);
-    if (r.have_first) ttft.push_back(std::chrono::duration<double>(r.first - r.added).count());
-    e2e.push_back(std::chrono::duration<double>((r.have_first ? r.last : r.added) - r.added).count());
-  }
-  const double wall = std::chrono::duration<double>(t1 - t0).count();
+  std::vector<std::vector<int32_t>> run_prompts;
+  for (int64_t i = 0; i < o.requests; ++i) run_prompts.push_back(prompts[size_t(i) % prompts.size()]);
+  OfflineRunOptions ro;
+  ro.concurrency = o.concurrency;
+  ro.max_new_tokens = o.output_len;
+  auto run = run_offline_load(*engine, run_prompts, ro);
+  engine->shutdown(/*cancel_in_flight=*/true);
+  if (!run.is_ok()) fail(run.status().message());
+  const OfflineRunStats& st = *run;
+  const EngineMetrics& m = st.metrics;
+  const std::vector<double>& ttft = st.ttft_s;
+  const std::vector<double>& e2e = st.e2e_s;
+  const int64_t prompt_tokens = st.prompt_tokens;
+  const double wall = st.wall_s;
   const int64_t rss = peak_rss_bytes();
   nlohmann::ordered_json j;
   j["model"] = o.model;
@@ -251,15 +155,15 @@ void bench_offline(const BenchOfflineOptions& o) {
   j["weights_bytes"] = int64_t(model->store().total_bytes());
   j["wall_s"] = wall;
   j["prompt_tokens"] = prompt_tokens;
-  j["output_tokens"] = sh.output_tokens;
+  j["output_tokens"] = st.output_tokens;
   j["prompt_tokens_per_s"] = double(prompt_tokens) / wall;
-  j["output_tokens_per_s"] = double(sh.output_tokens) / wall;
+  j["output_tokens_per_s"] = double(st.output_tokens) / wall;
   j["requests_per_s"] = double(o.requests) / wall;
-  j["decode_tokens_per_s"] = sh.decode_s > 0 ? double(sh.decode_tokens) / sh.decode_s : 0.0;
+  j["decode_tokens_per_s"] = st.decode_tokens_per_s();
   for (double p : {50.0, 90.0, 99.0}) {
     const std::string s = std::to_string(int(p));
     j["ttft_ms_p" + s] = percentile_ms(ttft, p);
-    j["itl_ms_p" + s] = percentile_ms(sh.itl_s, p);
+    j["itl_ms_p" + s] = percentile_ms(st.itl_s, p);
     j["e2e_ms_p" + s] = percentile_ms(e2e, p);
   }
   j["preemptions"] = m.preempted_total;
@@ -304,7 +208,7 @@ void register_bench_offline(CLI::App& app) {
   cmd->add_option("--prompt-len", o->prompt_len, "random prompt length in tokens")->check(positive);
   cmd->add_option("--output-len", o->output_len, "tokens generated per request (EOS ignored)")->check(positive);
   cmd->add_option("--prompts", o->prompts_file, "JSONL file of {\"prompt\": \"...\"} lines (used in turn)");
-  cmd->add_option("--kv-memory", o->kv_memory, "KV cache budget, e.g. 2GiB (default: the engine's for this machine)");
+  cmd->add_option("--kv-memory", o->kv_memory, "KV cache budget, e.g. 2GiB (default: the planner's for this machine)");
   cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache storage: bf16 (default), f32, int8 or fp8");
   cmd->add_option("--max-step-tokens", o->max_step_tokens, "tokens per engine step (decodes + prompt chunks)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16));

@@ -85,7 +85,7 @@ void register_plan(CLI::App& app) {
   cmd->add_option("-w,--weights", o->weights,
                   "weight precision: bf16, fp16, f32, fp8, int8, int4-gN, or a GGUF type (Q4_K, Q8_0, ...); "
                   "default: the checkpoint's");
-  auto* kv = cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: bf16, fp16, f32, fp8, int8 (--check: f32)");
+  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: bf16, fp16, f32, fp8, int8");
   cmd->add_option("--ctx,--context", o->context, "tokens per sequence (default: the model's maximum)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
   cmd->add_option("--prompt-len", o->prompt_len, "average prompt tokens (default: half the context)")
@@ -105,13 +105,12 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--check", o->check, "run the planned configuration here and print predicted vs measured");
   cmd->add_option("--check-prompt", o->check_prompt, "--check: prompt tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--check-new", o->check_new, "--check: generated tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  cmd->add_option("--check-reps", o->check_reps, "--check: timed runs after the first (the best counts)")->check(CLI::Range(1, 100));
+  cmd->add_option("--check-reps", o->check_reps, "--check: timed runs after the warm-up (the best counts)")->check(CLI::Range(1, 100));
   cmd->add_flag("--cpu-time", o->cpu_time,
                 "--check/--calibrate: time by this process's CPU time ÷ threads (on a machine shared with busy processes)");
   o->runtime.add_to(*cmd);
-  cmd->callback([o, dev, kv] {
+  cmd->callback([o, dev] {
     o->device_given = dev->count() > 0;
-    o->kv_given = kv->count() > 0;
     if (o->list_devices) return list_devices(*o);
     if (o->calibrate) return calibrate(*o);
     if (o->model.empty()) fail("give a model with -m CONFIG_OR_DIR (or --calibrate / --list-devices)");

@@ -20,7 +20,6 @@ struct PlanOptions {
   int tp = 0, pp = 0;
   std::string device = "h100-sxm";
   bool device_given = false;
-  bool kv_given = false;
   std::string catalog;   // user catalog file merged over the shipped one
   bool json = false;
   bool list_devices = false;

@@ -18,7 +18,7 @@
 #include "engine/cpu_model_runner.h"
 #include "engine/fake_model_runner.h"
 #include "model/model_config.h"
-#include "plan/memory_budget.h"
+#include "planned_engine.h"
 
 namespace tern::cli {
 
@@ -76,27 +76,6 @@ struct EngineStack {
   std::unique_ptr<Engine> engine;
 };
 
-// No --kv-memory-mb: the planner sizes the pool from this host's available memory after the weights
-// and activations (one model of memory for the whole program), or refuses with its reason.
-size_t planned_kv_budget(const Model& model, const EngineOptions& eo) {
-  const TransformerWeights& w = model.weights();
-  double weight_bytes = double(model.weight_bytes_per_token());
-  if (w.embed.data != w.lm_head.data) weight_bytes += double(w.embed.bytes());  // gathered, but resident
-  plan::KvBudgetOptions ko;
-  ko.kv_elem_bytes = eo.kv_dtype == KvDType::F32 ? 4 : eo.kv_dtype == KvDType::BF16 ? 2 : 1;
-  ko.kv_scale_bytes_per_head = (eo.kv_dtype == KvDType::INT8 || eo.kv_dtype == KvDType::FP8) ? 8 : 0;
-  ko.max_sequences = eo.max_running;
-  ko.chunk_tokens = eo.max_step_tokens;
-  ko.weight_bytes = weight_bytes;
-  const plan::HostMemory host = unwrap(plan::read_host_memory());
-  const plan::KvBudget b = unwrap(plan::default_kv_budget(model.config(), host, ko));
-  // A CPU server shares its machine: by default take at most a quarter of what is available (16 GiB at most).
-  const size_t share = std::min(size_t(host.available_bytes / 4), size_t(16) << 30);
-  fmt::print(stderr, "[tern] KV pool: {}{}\n", b.explanation,
-             b.bytes > share ? fmt::format("; capped at a quarter of available memory, {} MiB", share >> 20) : "");
-  return std::min(b.bytes, share);
-}
-
 EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max_context) {
   EngineOptions eo;
   eo.kv_memory_bytes = size_t(o.kv_memory_mb * 1024 * 1024);
@@ -115,10 +94,12 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
   }
   s.runtime = std::make_unique<Runtime>(o.runtime);
   s.model = unwrap(Model::load(o.model));
-  if (eo.kv_memory_bytes == 0) eo.kv_memory_bytes = planned_kv_budget(*s.model, eo);
+  // No --kv-memory-mb / a large --max-running: the planner's numbers (planned_engine.h).
+  plan_kv_pool_budget(*s.model, eo);
   std::unique_ptr<ModelRunner> runner =
       s.runtime->cuda ? make_model_runner(*s.runtime, *s.model)
                       : std::make_unique<CpuModelRunner>(*s.model, s.runtime->ctx, eo.max_step_tokens, eo.max_running);
+  plan_batch_limit(*runner, eo);
   s.engine = unwrap(Engine::create(std::move(runner), &tok, eo));
   return s;
 }
