@@ -1,6 +1,7 @@
-// tern gguf quantize / gguf info, and the run command on the written file (tokenizer from the metadata).
+// tern quantize --format gguf / tern gguf quantize / gguf info, and the run command on the written file (tokenizer from the metadata).
 #include <gtest/gtest.h>
 
+#include "core/mapped_file.h"
 #include "test_support.h"
 
 namespace tern::test {
@@ -32,6 +33,23 @@ TEST(CliGguf, BadInputIsAOneLineError) {
   auto t = run_tern("gguf quantize -m " + model_dir("docs-llama-28m") + " -o " + dir.file("x.gguf") + " --type IQ4_NL");
   EXPECT_EQ(t.exit_code, 1);
   EXPECT_NE(t.err.find("unknown GGUF type"), std::string::npos) << t.err;
+}
+
+TEST(CliGguf, QuantizeFormatGgufWritesTheSameFileAsGgufQuantize) {
+  TempDir dir;
+  const std::string model = model_dir("docs-llama-28m");
+  auto a = run_tern("quantize -m " + model + " -o " + dir.file("a.gguf") + " --format gguf --type Q4_0");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_NE(a.err.find("ETA"), std::string::npos) << "progress with ETA on stderr";
+  auto b = run_tern("gguf quantize -q -m " + model + " -o " + dir.file("b.gguf") + " --type Q4_0");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(*read_text_file(dir.file("a.gguf")), *read_text_file(dir.file("b.gguf")));
+  auto wrong = run_tern("quantize -m " + model + " -o " + dir.file("c.gguf") + " --format gguf --type Q4_0 --group 32");
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.err.find("give only --type"), std::string::npos) << wrong.err;
+  auto no_format = run_tern("quantize -m " + model + " -o " + dir.file("d") + " --type Q4_K");
+  EXPECT_EQ(no_format.exit_code, 1);
+  EXPECT_NE(no_format.err.find("--format gguf"), std::string::npos) << no_format.err;
 }
 
 }  // namespace

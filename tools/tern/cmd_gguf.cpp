@@ -1,15 +1,32 @@
-// tern gguf quantize: a Hugging Face checkpoint -> GGUF v3 in one ggml block type (llama.cpp loads it).
+// tern gguf quantize: a Hugging Face checkpoint -> GGUF v3 in one ggml block type (llama.cpp loads it);
+// the same as `tern quantize --format gguf --type T` (export_gguf, gguf_export.h).
 // tern gguf info: a GGUF file's metadata and tensors.
-// (The lead may fold `quantize` into `tern quantize --format gguf --type T`; the entry point is
-// quantize_to_gguf in model/gguf/gguf_quantize.h.)
 #include <fmt/format.h>
 
 #include <chrono>
 
 #include "cli_common.h"
+#include "gguf_export.h"
 #include "model/gguf/gguf_quantize.h"
 
 namespace tern::cli {
+
+void export_gguf(const std::string& model_dir, const std::string& out, const std::string& type_name, bool quiet) {
+  const auto type = gguf_type_from_name(type_name);
+  if (!type) {
+    fail("unknown GGUF type '" + type_name + "' (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K)");
+  }
+  auto model = unwrap(Model::load(model_dir));
+  const auto start = std::chrono::steady_clock::now();
+  auto progress = [&](size_t done, size_t total) {
+    if (quiet) return;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double eta = done > 0 ? s * double(total - done) / double(done) : 0;
+    fmt::print(stderr, "\r[tern] {}/{} tensors, {:.1f} s, ETA {:.0f} s   ", done, total, s, eta);
+  };
+  check(quantize_to_gguf(*model, out, *type, progress));
+  if (!quiet) fmt::print(stderr, "\n[tern] wrote {} ({})\n", out, gguf_traits(*type).name);
+}
 
 namespace {
 
@@ -17,22 +34,6 @@ struct GgufQuantizeOptions {
   std::string model, out, type = "Q4_K", format = "gguf";
   bool quiet = false;
 };
-
-void quantize(const GgufQuantizeOptions& o) {
-  const auto type = gguf_type_from_name(o.type);
-  if (!type) fail("unknown GGUF type '" + o.type + "' (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K)");
-  if (o.format != "gguf") fail("--format must be gguf here");
-  auto model = unwrap(Model::load(o.model));
-  const auto start = std::chrono::steady_clock::now();
-  auto progress = [&](size_t done, size_t total) {
-    if (o.quiet) return;
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double eta = done > 0 ? s * double(total - done) / double(done) : 0;
-    fmt::print(stderr, "\r[tern] {}/{} tensors, {:.1f} s, ETA {:.0f} s   ", done, total, s, eta);
-  };
-  check(quantize_to_gguf(*model, o.out, *type, progress));
-  if (!o.quiet) fmt::print(stderr, "\n[tern] wrote {} ({})\n", o.out, gguf_traits(*type).name);
-}
 
 void info(const std::string& path) {
   const GgufFile g = unwrap(GgufFile::open(path));
@@ -65,7 +66,10 @@ void register_gguf(CLI::App& app) {
   q->add_option("--type", o->type, "F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K");
   q->add_option("--format", o->format, "gguf (for symmetry with tern quantize)");
   q->add_flag("-q,--quiet", o->quiet, "no progress on stderr");
-  q->callback([o] { quantize(*o); });
+  q->callback([o] {
+    if (o->format != "gguf") fail("--format must be gguf here");
+    export_gguf(o->model, o->out, o->type, o->quiet);
+  });
   auto path = std::make_shared<std::string>();
   CLI::App* i = cmd->add_subcommand("info", "print a GGUF file's metadata and tensors");
   i->add_option("file", *path, "a .gguf file")->required();

@@ -1,8 +1,10 @@
 // tern quantize: a Hugging Face checkpoint -> a quantized one in the AutoAWQ, AutoGPTQ or
-// compressed-tensors layout (round-to-nearest here; AWQ / GPTQ / SmoothQuant from compress/).
+// compressed-tensors layout (round-to-nearest here; AWQ / GPTQ / SmoothQuant from compress/), or a GGUF
+// file in one ggml block type (--format gguf --type T).
 #include <fmt/format.h>
 
 #include "cli_common.h"
+#include "gguf_export.h"
 #include "compress/awq.h"
 #include "compress/checkpoint_writer.h"
 #include "compress/gptq.h"
@@ -16,7 +18,7 @@ namespace {
 
 struct QuantizeOptions {
   RuntimeOptions runtime;
-  std::string model, out, method = "rtn", format, calib;
+  std::string model, out, method = "rtn", format, calib, gguf_type;
   int bits = 4;
   int group = 128;
   bool sym = false, asym = false, fp8 = false, w8a8 = false, act_order = false;
@@ -103,12 +105,12 @@ void run_quantize(const QuantizeOptions& o, bool group_given) {
 
 void register_quantize(CLI::App& app) {
   auto o = std::make_shared<QuantizeOptions>();
-  CLI::App* cmd = app.add_subcommand("quantize", "write a quantized checkpoint (AutoAWQ, AutoGPTQ, compressed-tensors)");
+  CLI::App* cmd = app.add_subcommand("quantize", "write a quantized checkpoint (AutoAWQ, AutoGPTQ, compressed-tensors) or GGUF file");
   cmd->add_option("-m,--model", o->model, "input model directory")->required();
   cmd->add_option("-o,--out", o->out, "output directory")->required();
-  cmd->add_option("--method", o->method, "rtn, awq, gptq or smoothquant")
+  cmd->add_option("--method", o->method, "rtn, awq, gptq or smoothquant (--format gguf: rtn, the block types' own rounding)")
       ->check(CLI::IsMember({"rtn", "awq", "gptq", "smoothquant"}));
-  cmd->add_option("--bits", o->bits, "4 or 8")->check(CLI::IsMember({4, 8}));
+  CLI::Option* bits = cmd->add_option("--bits", o->bits, "4 or 8")->check(CLI::IsMember({4, 8}));
   CLI::Option* group = cmd->add_option("--group", o->group, "columns per scale for 4-bit weights (32, 64, 128)");
   cmd->add_flag("--sym", o->sym, "symmetric weights (no zero points)");
   cmd->add_flag("--asym", o->asym, "asymmetric weights (zero points)")->excludes("--sym");
@@ -116,12 +118,22 @@ void register_quantize(CLI::App& app) {
   cmd->add_flag("--w8a8", o->w8a8, "int8 weights and dynamic per-token int8 activations (compressed-tensors)");
   cmd->add_flag("--act-order", o->act_order, "GPTQ: quantize columns by decreasing Hessian diagonal");
   cmd->add_option("--format", o->format, "awq, gptq or compressed-tensors (default: from the method)")
-      ->check(CLI::IsMember({"awq", "gptq", "compressed-tensors"}));
+      ->check(CLI::IsMember({"awq", "gptq", "compressed-tensors", "gguf"}));
+  CLI::Option* type = cmd->add_option("--type", o->gguf_type,
+                                      "--format gguf: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K");
   cmd->add_option("--calib", o->calib, "calibration text file (awq, gptq, smoothquant)");
   cmd->add_option("--calib-ctx", o->calib_ctx, "calibration window in tokens")->check(CLI::Range(int64_t(16), int64_t(1) << 16));
   cmd->add_option("--calib-windows", o->calib_windows, "calibration windows")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   o->runtime.add_to(*cmd);
-  cmd->callback([o, group] { run_quantize(*o, group->count() > 0); });
+  cmd->callback([o, group, type, bits] {
+    if (o->format == "gguf") {
+      if (o->method != "rtn" || !o->calib.empty() || group->count() > 0 || bits->count() > 0 || o->fp8 || o->w8a8 || o->act_order)
+        fail("--format gguf writes ggml block types (their own scales per block): give only --type");
+      return export_gguf(o->model, o->out, o->gguf_type.empty() ? "Q4_K" : o->gguf_type, false);
+    }
+    if (type->count() > 0) fail("--type names a GGUF block type: add --format gguf");
+    run_quantize(*o, group->count() > 0);
+  });
 }
 
 }  // namespace tern::cli
