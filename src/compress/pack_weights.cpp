@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <vector>
 
 namespace tern {
 
@@ -14,9 +15,15 @@ Status check(const QuantizedLinear& ql, const std::string& name) {
   if (ql.q.size() != size_t(ql.rows * ql.cols)) return fail("code count does not match rows x cols");
   if (!ql.smooth.empty()) return fail("smoothing factors were not folded into the previous op");
   if (!ql.g_idx.empty()) {
-    for (int64_t c = 0; c < ql.cols; ++c)
-      if (ql.group <= 0 || ql.g_idx[size_t(c)] != c / ql.group)
-        return fail("act-order (desc_act) column groups are not supported by tern's int4 kernels");
+    if (ql.bits != 4 || ql.group <= 0) return fail("act-order (g_idx) needs 4-bit weights with groups");
+    if (ql.g_idx.size() != size_t(ql.cols)) return fail("g_idx does not have one entry per input column");
+    std::vector<int64_t> members(size_t(ql.n_groups()), 0);
+    for (int32_t g : ql.g_idx) {
+      if (g < 0 || g >= ql.n_groups()) return fail("g_idx names a group outside the matrix");
+      ++members[size_t(g)];
+    }
+    for (int64_t n : members)
+      if (n != ql.group) return fail(fmt::format("act-order group with {} columns instead of {}", n, ql.group));
   }
   const int64_t ng = ql.fp8 ? 1 : ql.n_groups();
   if (ql.scales.size() != size_t(ql.rows * ng)) return fail("scale count does not match the groups");
@@ -60,17 +67,32 @@ Result<WeightMatrix> pack_for_kernels(const QuantizedLinear& ql, bool int8_activ
   if (group % 32 != 0 || cols % group != 0)
     return Status::error(fmt::format("{}: int4 group {} must be a multiple of 32 dividing the {} input columns",
                                      name, group, cols));
+  // Act-order: store the columns sorted by group (stable), so that every group is contiguous as
+  // without act-order, and remember the order; the matmul gathers x by it (exllama's approach).
+  int32_t* perm = nullptr;
+  std::vector<uint8_t> row_codes;
+  if (!ql.g_idx.empty()) {
+    perm = arena.allocate_array<int32_t>(size_t(cols));
+    std::vector<int64_t> next(size_t(ql.n_groups()));
+    for (size_t g = 0; g < next.size(); ++g) next[g] = int64_t(g) * group;
+    for (int64_t c = 0; c < cols; ++c) perm[next[size_t(ql.g_idx[size_t(c)])]++] = int32_t(c);
+    row_codes.resize(size_t(cols));
+  }
   // Per row: k/32 blocks of 16 bytes; byte j = code(j) | code(j + 16) << 4.
   auto* packed = arena.allocate_array<uint8_t>(size_t(rows * cols / 2));
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* src = ql.q.data() + r * cols;
+    if (perm) {
+      for (int64_t j = 0; j < cols; ++j) row_codes[size_t(j)] = src[perm[j]];
+      src = row_codes.data();
+    }
     uint8_t* dst = packed + r * (cols / 2);
     for (int64_t b = 0; b < cols / 32; ++b)
       for (int j = 0; j < 16; ++j)
         dst[b * 16 + j] = uint8_t((src[b * 32 + j] & 0xf) | ((src[b * 32 + 16 + j] & 0xf) << 4));
   }
-  w.format = WeightFormat::Int4Group, w.data = packed, w.group = int(group);
-  w.quant_bytes = size_t(rows * cols / 2) + ql.scales.size() * sizeof(float);
+  w.format = WeightFormat::Int4Group, w.data = packed, w.group = int(group), w.col_perm = perm;
+  w.quant_bytes = size_t(rows * cols / 2) + ql.scales.size() * sizeof(float) + (perm ? size_t(cols) * 4 : 0);
   if (!ql.symmetric) {
     float* zeros = arena.allocate_array<float>(ql.zeros.size());
     std::memcpy(zeros, ql.zeros.data(), ql.zeros.size() * sizeof(float));

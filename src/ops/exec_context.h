@@ -42,7 +42,7 @@ class ExecContext {
     size_t bytes = 0;
   };
   struct PerThread {
-    Buffer slots[4];
+    Buffer slots[5];
   };
   ThreadPool* pool_;
   CpuFeatures cpu_;

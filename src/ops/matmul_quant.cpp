@@ -99,6 +99,13 @@ void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightM
   if (m <= 0 || n <= 0) return;
   assert(is_tern_quantized(w) && w.data && w.scales);
   assert(w.format != WeightFormat::Int4Group || (w.group % 32 == 0 && k % w.group == 0));
+  if (w.col_perm) {
+    // Act-order: the stored columns are in group order; x follows them. xp: [m, k]
+    float* xp = static_cast<float*>(ctx.scratch(0, size_t(m * k) * sizeof(float), 4));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < k; ++j) xp[i * k + j] = x[i * k + w.col_perm[j]];
+    x = xp;
+  }
   if (use_panel_gemm(ctx.cpu(), m, w)) {
     float lut[256];
     for (int v = 0; v < 256; ++v) lut[v] = (v & 0x7f) == 0x7f ? 0.f : fp8_e4m3_to_f32(uint8_t(v));

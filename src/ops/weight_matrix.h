@@ -28,6 +28,9 @@ struct WeightMatrix {
   const float* scales = nullptr;   // Int8Channel / Fp8E4M3: [rows]; Int4Group: [rows, cols / group]
   const float* zeros = nullptr;    // Int4Group asymmetric: [rows, cols / group]; null when symmetric
   int group = 0;                   // Int4Group: columns per scale (32, 64, 128)
+  const int32_t* col_perm = nullptr;  // Int4Group with act-order (GPTQ desc_act): [cols]; the stored
+                                      // column j is input column col_perm[j], so groups are contiguous
+                                      // and x is gathered by it once per call; null: identity
   bool int8_activations = false;   // Int8Channel: quantize x per token to int8 (W8A8)
   int gguf_type = -1;              // Gguf: ggml type id (Q4_K = 12, ...)
   size_t quant_bytes = 0;          // non-Dense: bytes of codes + scales + zeros one pass reads

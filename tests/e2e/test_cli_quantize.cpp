@@ -34,6 +34,21 @@ TEST(CliQuantize, Int4GptqCheckpointRunsAndKeepsTheGreedyStart) {
   EXPECT_EQ(quant.out.substr(0, 3), base.out.substr(0, 3)) << "4-bit keeps the first greedy token here";
 }
 
+// GPTQ with act-order writes g_idx (desc_act: true), as AutoGPTQ does; tern runs it (columns stored in
+// group order, x gathered to match) and keeps the greedy start.
+TEST(CliQuantize, ActOrderGptqCheckpointRuns) {
+  TempDir out;
+  auto q = run_tern("quantize -m '" + kDocs + "' -o '" + out.path() + "' --method gptq --act-order --bits 4 --group 128 "
+                    "--calib '" + shared_dir() + "/data/docs-val.txt' --calib-windows 2 --calib-ctx 128");
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const auto cfg = nlohmann::json::parse(*read_text_file(out.file("config.json")));
+  EXPECT_EQ(cfg["quantization_config"]["desc_act"], true);
+  auto base = run_tern("run -m '" + kDocs + "' -p 'The kernel scheduler decides' -n 4 --temp 0 -q");
+  auto quant = run_tern("run -m '" + out.path() + "' -p 'The kernel scheduler decides' -n 4 --temp 0 -q");
+  ASSERT_EQ(quant.exit_code, 0) << quant.err;
+  EXPECT_EQ(quant.out.substr(0, 3), base.out.substr(0, 3));
+}
+
 TEST(CliQuantize, W8A8AndAwqLayoutsLoadBack) {
   for (const std::string opts : {"--bits 8 --w8a8", "--bits 4 --group 64 --format awq", "--fp8"}) {
     TempDir out;

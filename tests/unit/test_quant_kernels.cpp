@@ -190,10 +190,45 @@ TEST(QuantKernels, PackRejectsShapesTheKernelsCannotRun) {
   auto sm = quantize_rtn(w.data(), 2, 96, 4, 32, true).value();
   sm.smooth.assign(96, 2.0f);
   EXPECT_FALSE(pack_for_kernels(sm, false, arena, "x").is_ok());
+  // Act-order whose groups are not all `group` columns wide.
   auto ao = quantize_rtn(w.data(), 2, 96, 4, 32, true).value();
   ao.g_idx.assign(96, 0);
-  for (int c = 0; c < 96; ++c) ao.g_idx[size_t(c)] = (c * 7) % 3;
+  for (int c = 0; c < 96; ++c) ao.g_idx[size_t(c)] = c < 40 ? 0 : c < 64 ? 1 : 2;
   EXPECT_FALSE(pack_for_kernels(ao, false, arena, "x").is_ok());
+}
+
+// GPTQ act-order (desc_act): columns belong to groups through g_idx, not by position. The packer stores
+// them in group order and the matmul gathers x the same way: the result is the dequantized product.
+TEST(QuantKernels, ActOrderInt4MatchesTheDequantizedWeights) {
+  const int64_t n = 24, k = 256, group = 64, m = 3;
+  const auto w = randn(size_t(n * k), 11, 0.05f);
+  const auto x = randn(size_t(m * k), 12);
+  const std::vector<float> bias(size_t(n), 0.f);
+  for (bool symmetric : {true, false}) {
+    QuantizedLinear ql = quantize_rtn(w.data(), n, k, 4, group, symmetric).value();
+    ql.g_idx.resize(size_t(k));
+    for (int64_t c = 0; c < k; ++c) ql.g_idx[size_t(c)] = int32_t((c * 5) % (k / group));  // interleaved groups
+    WeightArena arena;
+    auto packed = pack_for_kernels(ql, false, arena, "layer");
+    ASSERT_TRUE(packed.is_ok()) << packed.status().message();
+    ASSERT_NE(packed->col_perm, nullptr);
+    const auto yd = dense_ref(x, m, dequantize(ql), n, k, bias);
+    for (const char* name : {"scalar", "avx2"}) {
+      const Level l = level(name);
+      if (!l.missing.empty()) GTEST_SKIP() << "host lacks " << l.missing;
+      ThreadPool pool(2);
+      ExecContext ctx(pool, l.cpu);
+      std::vector<float> y(size_t(m * n));
+      matmul(ctx, x.data(), m, *packed, y.data(), nullptr);
+      for (int64_t i = 0; i < m; ++i) {
+        double amax = 0;
+        for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::fabs(double(x[size_t(i * k + j)])));
+        const double tol = 6.0 * std::sqrt(double(k)) * 0.05 * (amax / 127) / std::sqrt(12.0) + 1e-4;
+        for (int64_t r = 0; r < n; ++r)
+          ASSERT_NEAR(y[size_t(i * n + r)], yd[size_t(i * n + r)], tol) << name << " sym " << symmetric << " at " << i << "," << r;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -78,6 +78,8 @@ Status linear(Uploader& up, const WeightMatrix& m, const std::vector<float>* bia
     case WeightFormat::Int4Group: {
       if (m.group < 32 || m.group % 32 != 0 || m.cols % m.group != 0)
         return Status::error(std::string(name) + ": int4 group must be a multiple of 32 dividing in_features");
+      if (m.col_perm)
+        return Status::error(std::string(name) + ": act-order (desc_act) int4 weights are not supported on CUDA yet");
       const size_t ns = size_t(m.rows) * size_t(m.cols / m.group);
       g.kind = GemvWeight::INT4;
       g.group = m.group;
