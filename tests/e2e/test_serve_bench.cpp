@@ -40,6 +40,19 @@ TEST(ServeBench, SweepReportsLatencyAndThroughputAsJsonAndSvg) {
                             " --concurrency 1,x");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("--concurrency"), std::string::npos) << bad.err;
+
+  // One request count per level.
+  const auto per_level = run_tern("bench serve --url http://127.0.0.1:" + std::to_string(server.port()) +
+                                  " --concurrency 1,2 --prompt-tokens 8 --output-tokens 2 --requests 1,4 --json");
+  ASSERT_EQ(per_level.exit_code, 0) << per_level.err;
+  const auto pj = nlohmann::json::parse(per_level.out, nullptr, false);
+  ASSERT_FALSE(pj.is_discarded()) << per_level.out;
+  EXPECT_EQ(pj["levels"][0]["completed"], 1);
+  EXPECT_EQ(pj["levels"][1]["completed"], 4);
+  const auto mismatch = run_tern("bench serve --url http://127.0.0.1:" + std::to_string(server.port()) +
+                                 " --concurrency 1,2,4 --requests 1,4");
+  EXPECT_EQ(mismatch.exit_code, 1);
+  EXPECT_NE(mismatch.err.find("one per concurrency level"), std::string::npos) << mismatch.err;
 }
 
 }  // namespace

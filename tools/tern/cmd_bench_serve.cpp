@@ -32,7 +32,7 @@ struct BenchServeOptions {
   std::string api_key;
   std::string concurrency = "1,4,16,64";
   int64_t prompt_tokens = 256, output_tokens = 128;
-  int64_t requests = 0;  // per level; 0: max(4 x concurrency, 8)
+  std::string requests;  // per level: one number for all, or one per level; "": max(4 x concurrency, 8)
   double rate = 0;       // requests/s; 0: as fast as the concurrency allows
   int64_t vocab_lo = 1000, vocab_hi = 5000;  // prompt ids drawn from here (ids every tokenizer of note has)
   uint64_t seed = 1;
@@ -123,8 +123,7 @@ RequestSample run_one(httplib::Client& cli, const BenchServeOptions& o, const st
   return s;
 }
 
-LevelResult run_level(const BenchServeOptions& o, int concurrency) {
-  const int64_t n = o.requests > 0 ? o.requests : std::max<int64_t>(8, 4 * concurrency);
+LevelResult run_level(const BenchServeOptions& o, int concurrency, int64_t n) {
   std::mt19937_64 rng(o.seed + uint64_t(concurrency));
   std::vector<std::string> bodies;
   std::vector<double> start_at;  // seconds after t0 (rate pacing)
@@ -211,12 +210,29 @@ void bench_serve(BenchServeOptions o) {
     }
   }
   if (levels.empty()) fail("--concurrency: give at least one level");
+  // --requests: one count for every level, or one per level (a long sweep need not run 4 x 64 at the top).
+  std::vector<int64_t> counts;
+  std::stringstream rs(o.requests);
+  for (std::string item; std::getline(rs, item, ',');) {
+    try {
+      size_t used = 0;
+      const long long n = std::stoll(item, &used);
+      if (used != item.size() || n < 1 || n > (int64_t(1) << 24)) throw std::out_of_range("requests");
+      counts.push_back(n);
+    } catch (const std::exception&) {
+      fail("--requests: '" + item + "' is not a number in [1, 16777216]");
+    }
+  }
+  if (counts.size() > 1 && counts.size() != levels.size())
+    fail("--requests: give one count, or one per concurrency level (" + std::to_string(levels.size()) + ")");
   if (o.model.empty()) o.model = first_model(o);
 
   std::vector<LevelResult> results;
-  for (int c : levels) {
-    if (!o.json_out) std::fprintf(stderr, "[tern] bench serve: concurrency %d ...\n", c);
-    results.push_back(run_level(o, c));
+  for (size_t i = 0; i < levels.size(); ++i) {
+    const int c = levels[i];
+    const int64_t n = counts.empty() ? std::max<int64_t>(8, 4 * c) : counts[counts.size() == 1 ? 0 : i];
+    if (!o.json_out) std::fprintf(stderr, "[tern] bench serve: concurrency %d, %lld requests ...\n", c, (long long)n);
+    results.push_back(run_level(o, c, n));
   }
   json out = json::array();
   for (const auto& r : results) out.push_back(level_json(r));
@@ -256,8 +272,8 @@ void register_bench_serve(CLI::App& app) {
   cmd->add_option("--concurrency", o->concurrency, "comma-separated concurrency levels");
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length in tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--output-tokens", o->output_tokens, "tokens to generate")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-  cmd->add_option("--requests", o->requests, "requests per level (default max(8, 4 x concurrency))")
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
+  cmd->add_option("--requests", o->requests,
+                  "requests per level: one count, or one per level (e.g. 4,8,16,64); default max(8, 4 x concurrency)");
   cmd->add_option("--rate", o->rate, "requests per second, Poisson arrivals (default: closed loop)")->check(CLI::Range(0.0, 1e6));
   cmd->add_option("--seed", o->seed, "seed of prompts and arrivals");
   cmd->add_flag("--json", o->json_out, "one JSON object on stdout");
