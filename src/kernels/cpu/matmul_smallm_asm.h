@@ -36,6 +36,7 @@ namespace {
   "cmp %[re], %[r]\n\t"                                    \
   "jge 2f\n\t"                                             \
   "1:\n\t"                                                 \
+  "prefetcht0 (%[pf],%[r])\n\t"                            \
   "vmovdqu (%[w0],%[r]), %%ymm12\n\t"                      \
   "vmovdqu (%[w1],%[r]), %%ymm13\n\t"                      \
   "vpslld $16, %%ymm12, %%ymm12\n\t"                       \
@@ -52,9 +53,10 @@ namespace {
 
 // out[2i + r][0:8] = lane sums of acc[i][r] over the weight bytes [rb, re) of rows w0 and w1 (bf16, so
 // inputs rb/2..re/2; re - rb a multiple of 32). x[i]: the start of row i of the permuted x.
+// Every step also prefetches pf + r (one 32-byte step of some row another tile will need).
 template <int M>
 __attribute__((target("avx2,fma"))) inline void smallm_asm_loop(const float* const* x, const char* w0,
-                                                                 const char* w1, int64_t rb, int64_t re,
+                                                                 const char* w1, const char* pf, int64_t rb, int64_t re,
                                                                  float* out) {
   static_assert(M >= 4 && M <= 6);
   const uint32_t mask = 0xffff0000u;
@@ -62,7 +64,7 @@ __attribute__((target("avx2,fma"))) inline void smallm_asm_loop(const float* con
   if constexpr (M == 4) {
     asm volatile(TERN_SM_LOOP(4)
                  : [r] "+r"(r)
-                 : [x0] "r"(x[0]), [x1] "r"(x[1]), [x2] "r"(x[2]), [x3] "r"(x[3]), [w0] "r"(w0), [w1] "r"(w1),
+                 : [x0] "r"(x[0]), [x1] "r"(x[1]), [x2] "r"(x[2]), [x3] "r"(x[3]), [w0] "r"(w0), [w1] "r"(w1), [pf] "r"(pf),
                    [re] "r"(re), [out] "r"(out), [mask] "m"(mask)
                  : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm12",
                    "xmm13", "xmm14", "xmm15");
@@ -70,14 +72,14 @@ __attribute__((target("avx2,fma"))) inline void smallm_asm_loop(const float* con
     asm volatile(TERN_SM_LOOP(5)
                  : [r] "+r"(r)
                  : [x0] "r"(x[0]), [x1] "r"(x[1]), [x2] "r"(x[2]), [x3] "r"(x[3]), [x4] "r"(x[4]), [w0] "r"(w0),
-                   [w1] "r"(w1), [re] "r"(re), [out] "r"(out), [mask] "m"(mask)
+                   [w1] "r"(w1), [pf] "r"(pf), [re] "r"(re), [out] "r"(out), [mask] "m"(mask)
                  : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
                    "xmm12", "xmm13", "xmm14", "xmm15");
   } else {
     asm volatile(TERN_SM_LOOP(6)
                  : [r] "+r"(r)
                  : [x0] "r"(x[0]), [x1] "r"(x[1]), [x2] "r"(x[2]), [x3] "r"(x[3]), [x4] "r"(x[4]), [x5] "r"(x[5]),
-                   [w0] "r"(w0), [w1] "r"(w1), [re] "r"(re), [out] "r"(out), [mask] "m"(mask)
+                   [w0] "r"(w0), [w1] "r"(w1), [pf] "r"(pf), [re] "r"(re), [out] "r"(out), [mask] "m"(mask)
                  : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
                    "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
   }

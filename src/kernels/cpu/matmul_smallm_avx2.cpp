@@ -78,6 +78,8 @@ template <int M, int R>
 TERN_TARGET_AVX2 void tile(const MatmulArgs& a, const float* xp, int64_t i0, int64_t r0, int64_t kb, int64_t ke,
                            bool first, const Prefetch& pf) {
   const int64_t k = a.w.cols, n = a.w.rows;
+  constexpr bool kAsm = R == 2 && M >= 4 && M <= 6;
+  if (!kAsm)
   for (int r = 0; r < pf.rows; ++r)
     for (int64_t off = int64_t(pf.part) * 64; off < pf.row_bytes; off += int64_t(pf.parts) * 64)
       _mm_prefetch(pf.row + r * pf.row_stride + off, _MM_HINT_T1);
@@ -93,12 +95,15 @@ TERN_TARGET_AVX2 void tile(const MatmulArgs& a, const float* xp, int64_t i0, int
 #pragma GCC unroll 2
     for (int r = 0; r < R; ++r) acc[i][r] = _mm256_setzero_ps();
   const int64_t kv = kb + (ke - kb) / 16 * 16;
-  if constexpr (R == 2 && M >= 4 && M <= 6) {
+  if constexpr (kAsm) {
     const float* xs[M];
     for (int i = 0; i < M; ++i) xs[i] = xr + i * ldp;
     alignas(32) float out[2 * M][8];
-    smallm_asm_loop<M>(xs, reinterpret_cast<const char*>(wr[0]), reinterpret_cast<const char*>(wr[1]), kb * 2,
-                       kv * 2, &out[0][0]);
+    // The loop prefetches one row of its share of the next block as it goes (group `part` takes row
+    // `part` of the pair; groups past the pair's rows touch their own, L1-resident row).
+    const char* target = pf.part < pf.rows ? pf.row + pf.part * pf.row_stride : reinterpret_cast<const char*>(wr[0] + kb);
+    smallm_asm_loop<M>(xs, reinterpret_cast<const char*>(wr[0]), reinterpret_cast<const char*>(wr[1]),
+                       target - kb * 2, kb * 2, kv * 2, &out[0][0]);
 #pragma GCC unroll 6
     for (int i = 0; i < M; ++i) {
       acc[i][0] = _mm256_load_ps(out[2 * i]);
@@ -127,6 +132,17 @@ TERN_TARGET_AVX2 void tile(const MatmulArgs& a, const float* xp, int64_t i0, int
 #pragma GCC unroll 2
       for (int r = 0; r < R; ++r) acc[i][r] = _mm256_fmadd_ps(xv, wv[r], acc[i][r]);
     }
+  }
+  if (R == 2 && kv == ke) {  // no k tail: both sums of a row of x go to y as one 8-byte pair
+    const __m128 b = first && a.bias ? _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(a.bias + r0))
+                                     : _mm_setzero_ps();
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i) {
+      __m64* yp = reinterpret_cast<__m64*>(a.y + (i0 + i) * n + r0);
+      const __m128 old = first ? b : _mm_loadl_pi(_mm_setzero_ps(), yp);
+      _mm_storel_pi(yp, _mm_add_ps(old, hsum2(acc[i][0], acc[i][R - 1])));
+    }
+    return;
   }
   alignas(16) float s[M][4];
 #pragma GCC unroll 6
