@@ -8,8 +8,9 @@
 // (xp: per 16 k, x[even 8] then x[odd 8]) and each 32-byte weight load feeds 2 * M FMAs.
 // Register tile: M x rows (M <= 6) by 2 weight rows: 12 accumulators + 2 widened weights + 1 x +
 // 1 mask = 16 ymm; per 16 k: 2 weight loads (+2 reloads), 2M x loads, 4M FMAs.
-// Blocking: for each block of kNC weight rows x kKC inputs (256 KiB of bf16, stays in L2) every
-// group of M x rows sweeps all row pairs; its x block [M, kKC] stays in L1.
+// Blocking: for each block of kNC weight rows x kKC inputs (128 KiB of bf16, stays in L2) every
+// group of M x rows sweeps all row pairs; its x block [M, kKC] stays in L1. The group that first
+// touches a block streams it from memory; the others re-read it from L2.
 #include <algorithm>
 
 #include "kernels/cpu/matmul_avx2_util.h"
@@ -187,8 +188,9 @@ void smallm_avx2(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t n0, 
     for (int64_t kb = 0; kb < k; kb += kKC) {
       const int64_t ke = std::min(k, kb + kKC);
       // The next block in this loop order: (nb, kb + kKC), or (nb + kNC, 0). The first group's
-      // pass over a block would wait on DRAM; prefetching the next block a 1/groups slice per tile
-      // spreads that traffic over all groups' passes, which otherwise only read L2.
+      // pass over a block would wait on DRAM; prefetching the next block during every group's
+      // pass (asm tiles: one row of the matching pair per group; others: every groups-th line)
+      // spreads that traffic over passes that otherwise only read L2.
       const bool next_k = ke < k;
       const int64_t pnb = next_k ? nb : nb + kNC, pkb = next_k ? ke : 0;
       const int64_t pne = std::min(n1, pnb + kNC), pke = std::min(k, pkb + kKC);
