@@ -1,5 +1,9 @@
 // Dense matmul throughput on the Llama-3.2-1B shapes, bf16 weights.
 //   bench_matmul [--threads N] [--reps 3] [--gemm-m 512] [--levels avx2,avx512,...] [--lm-head-gemm] [--gemv-only] [--json]
+//   bench_matmul --gemm-ms 2,4,8,16,32,64,512 [--threads N] [--reps 3] [--levels ...] [--lm-head-gemm]
+//     GFLOP/s of every m on every shape, as % of the FMA peak (bench_fma.h) measured right before it.
+//     With --cpu-time, 1-thread runs are timed by thread CPU time (both the GEMM and the peak), which
+//     keeps kernel comparisons meaningful on a busy machine.
 // GEMV (m = 1, decode): GB/s of weights streamed, and that as a fraction of the read bandwidth measured
 // in the same run with the same threads. Weights come from a 1 GiB arena (> LLC) and every call uses
 // the next copy, so they are never served from cache.
@@ -8,6 +12,7 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "bench_fma.h"
 #include "core/dtype.h"
 #include "ops/matmul.h"
 
@@ -33,6 +38,53 @@ std::vector<std::string> split(const std::string& s) {
     b = e + 1;
   }
   return out;
+}
+
+// The --gemm-ms table. Weights rotate through the arena as in the GEMV run, so each call reads them
+// from DRAM the way a decode step does.
+int run_gemm_sweep(int argc, char** argv, const std::vector<std::string>& levels, const std::vector<int>& thread_counts,
+                   Buffer& arena, size_t arena_bytes, int reps, bool lm_head) {
+  std::vector<int64_t> ms;
+  for (const auto& v : split(arg_value(argc, argv, "--gemm-ms", ""))) ms.push_back(std::stoll(v));
+  const int64_t max_m = *std::max_element(ms.begin(), ms.end());
+  std::vector<float> x(size_t(max_m) * 8192), y(size_t(max_m) * (lm_head ? 128256 : 8192));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
+  std::printf("%-7s %-11s %5s %-22s %-18s %9s %9s %7s\n", "threads", "level", "m", "shape", "kernel", "GFLOP/s",
+              "FMA peak", "of peak");
+  for (int nt : thread_counts) {
+    ThreadPool pool(nt);
+    const bool cpu_time = nt == 1 && has_flag(argc, argv, "--cpu-time");
+    for (const auto& level : levels) {
+      ExecContext ctx(pool, CpuFeatures::detect().capped(level));
+      for (int64_t m : ms) {
+        for (const Shape& s : kShapes) {
+          if (s.n > 100000 && !lm_head) continue;
+          const size_t bytes = size_t(s.n * s.k) * 2, stride = (bytes + 4095) / 4096 * 4096;
+          const size_t copies = std::max<size_t>(1, arena_bytes / stride);
+          WeightMatrix w{arena.get(), DType::BF16, s.n, s.k};
+          const double peak = fma_peak_gflops(pool, 1 << 19, 3, cpu_time);
+          // Enough calls per timing for >= ~50 ms of work at 100 GFLOP/s.
+          const double flop = 2.0 * double(m) * double(s.n) * double(s.k);
+          const int calls = int(std::max(1.0, 5e9 / flop));
+          double best = 1e30;
+          size_t next = 0;
+          for (int r = 0; r < reps; ++r) {
+            const double t0 = now_s(), c0 = thread_cpu_s();
+            for (int c = 0; c < calls; ++c) {
+              w.data = arena.get() + (next++ % copies) * stride;
+              matmul(ctx, x.data(), m, w, y.data());
+            }
+            best = std::min(best, (cpu_time ? thread_cpu_s() - c0 : now_s() - t0) / calls);
+          }
+          const double gflops = flop / best / 1e9;
+          std::printf("%-7d %-11s %5lld %-22s %-18s %9.1f %9.1f %6.1f%%\n", nt, level.c_str(), (long long)m, s.name,
+                      matmul_kernel_name(ctx, m, w), gflops, peak, 100.0 * gflops / peak);
+          std::fflush(stdout);
+        }
+      }
+    }
+  }
+  return 0;
 }
 
 }  // namespace
@@ -64,6 +116,8 @@ int main(int argc, char** argv) {
     for (size_t off = 0; off < arena_bytes; off += block.size() * 2)
       std::memcpy(arena.get() + off, block.data(), std::min(block.size() * 2, arena_bytes - off));
   }
+  if (!arg_value(argc, argv, "--gemm-ms", "").empty())
+    return run_gemm_sweep(argc, argv, levels, thread_counts, arena, arena_bytes, reps, lm_head_gemm);
   std::vector<float> x(size_t(gemm_m) * 8192);
   std::vector<float> y(std::max<size_t>(128256, size_t(gemm_m) * (lm_head_gemm ? 128256 : 8192)));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;

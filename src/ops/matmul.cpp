@@ -20,6 +20,7 @@ enum class Isa { Scalar, Avx2, Avx512, Avx512Bf16, Amx };
 struct Choice {
   Isa isa;
   bool gemv;
+  bool smallm = false;  // the small-m bf16 kernel (only ever with Isa::Avx2)
 };
 
 Choice choose(const CpuFeatures& cpu, int64_t m, DType dt) {
@@ -27,7 +28,7 @@ Choice choose(const CpuFeatures& cpu, int64_t m, DType dt) {
   if (!gemv && dt == DType::BF16 && cpu.amx_bf16) return {Isa::Amx, false};
   if (!gemv && dt == DType::BF16 && cpu.avx512_bf16) return {Isa::Avx512Bf16, false};
   if (cpu.avx512) return {Isa::Avx512, gemv};
-  if (cpu.avx2) return {Isa::Avx2, gemv};
+  if (cpu.avx2) return {Isa::Avx2, gemv, !gemv && dt == DType::BF16 && m <= cpu::kSmallMMaxRows};
   return {Isa::Scalar, gemv};
 }
 
@@ -86,6 +87,16 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
     return;
   }
 
+  if (c.smallm) {  // batched decode: every thread streams its own columns (= weight rows) once
+    if (nt == 1 || n < 2 * kColumnAlign) return cpu::smallm_avx2(ctx, 0, args, 0, n);
+    ctx.pool().run([&](int t, int count) {
+      int64_t b, e;
+      chunk(n, kColumnAlign, t, count, &b, &e);
+      if (b < e) cpu::smallm_avx2(ctx, t, args, b, e);
+    });
+    return;
+  }
+
   const cpu::GemmFn fn = gemm_fn(c.isa);
   if (nt == 1) return fn(ctx, 0, args, 0, m, 0, n);
   const bool split_columns = n >= 4 * kColumnAlign * nt || m < 2 * kRowAlign;
@@ -117,6 +128,7 @@ const char* matmul_kernel_name(const ExecContext& ctx, int64_t m, const WeightMa
        {"gemv_amx_f32", "gemv_amx_f16", "gemv_amx_bf16"}}};
   if (w.format == WeightFormat::Gguf) return matmul_gguf_kernel_name(ctx, m, w);
   const Choice c = choose(ctx.cpu(), std::max<int64_t>(m, 1), w.dtype);
+  if (c.smallm) return "smallm_avx2_bf16";
   return kNames[c.gemv ? 1 : 0][int(c.isa)][int(w.dtype)];
 }
 

@@ -34,6 +34,11 @@ void gemm_scalar(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, 
 void gemv_avx2(const MatmulArgs& a, int64_t n0, int64_t n1);
 void gemm_avx2(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 
+// Small-m GEMM (kGemvMaxRows < m <= kSmallMMaxRows), BF16 weights only: computes y[:, n0:n1]
+// reading every weight row in place (no packing); see matmul_smallm_avx2.cpp.
+inline constexpr int64_t kSmallMMaxRows = 64;
+void smallm_avx2(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t n0, int64_t n1);
+
 void gemv_avx512(const MatmulArgs& a, int64_t n0, int64_t n1);
 void gemm_avx512(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 
