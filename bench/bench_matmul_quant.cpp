@@ -1,6 +1,6 @@
 // Quantized matmul throughput on the Llama-3.2-1B shapes: int8 (W8A16, W8A8), int4 g128 and FP8
 // against bf16, through the same ops::matmul front door the model uses.
-//   bench_matmul_quant [--threads N] [--reps 3] [--gemm-m 512] [--formats bf16,w8a16,w8a8,int4,fp8] [--json]
+//   bench_matmul_quant [--threads N] [--reps 3] [--gemm-m 512] [--formats bf16,w8a16,w8a8,int4,fp8] [--hot] [--json]
 // GEMV (m = 1, decode): GB/s of weight bytes streamed (codes + scales + zero points) per call; every
 // call uses the next of several copies of the codes spread over >= 512 MiB, so they come from DRAM.
 // GEMM (m = --gemm-m, prefill): GFLOP/s (2·m·n·k). The LM head is GEMV only.
@@ -33,7 +33,7 @@ struct Weights {
   WeightMatrix w;
 };
 
-Weights make(const std::string& fmt, const Shape& s) {
+Weights make(const std::string& fmt, const Shape& s, bool hot) {
   Weights r;
   const int64_t n = s.n, k = s.k;
   r.w.rows = n, r.w.cols = k;
@@ -41,7 +41,7 @@ Weights make(const std::string& fmt, const Shape& s) {
   else if (fmt == "int4") r.code_bytes = size_t(n * k) / 2;
   else r.code_bytes = size_t(n * k);
   r.stride = (r.code_bytes + 4095) / 4096 * 4096;
-  r.copies = std::max<size_t>(2, (size_t(512) << 20) / r.stride);
+  r.copies = hot ? 1 : std::max<size_t>(2, (size_t(512) << 20) / r.stride);
   r.codes = alloc_buffer(r.stride * r.copies);
   std::mt19937 rng(7);
   std::vector<uint8_t> block(size_t(1) << 20);
@@ -87,13 +87,16 @@ int main(int argc, char** argv) {
   const int reps = std::stoi(arg_value(argc, argv, "--reps", "3"));
   const int64_t gemm_m = std::stoll(arg_value(argc, argv, "--gemm-m", "512"));
   const bool json = has_flag(argc, argv, "--json");
+  // --hot: one copy of the codes, re-read every call (cache-resident for the small shapes): the
+  // kernel's compute ceiling, to tell a compute-bound GEMV from a memory-bound one.
+  const bool hot = has_flag(argc, argv, "--hot");
   std::vector<int> thread_counts = {1, 2};
   if (const std::string t = arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
   const auto formats = split(arg_value(argc, argv, "--formats", "bf16,w8a16,w8a8,int4,fp8"));
   const CpuFeatures host = CpuFeatures::detect();
   std::vector<float> x(size_t(gemm_m) * 8192), y(std::max<size_t>(128256, size_t(gemm_m) * 8192));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
-  if (!json) std::printf("cpu: %s; GEMV m=1 from DRAM; GEMM m=%lld; best of %d\n", host.describe().c_str(), (long long)gemm_m, reps);
+  if (!json) std::printf("cpu: %s; GEMV m=1 from %s; GEMM m=%lld; best of %d\n", host.describe().c_str(), hot ? "cache (--hot)" : "DRAM", (long long)gemm_m, reps);
   if (json) std::printf("[");
   bool first = true;
   for (int nt : thread_counts) {
@@ -104,7 +107,7 @@ int main(int argc, char** argv) {
                   "GB/s", "gemm kernel", "GFLOP/s");
     for (const auto& fmt : formats) {
       for (const Shape& s : kShapes) {
-        Weights wt = make(fmt, s);
+        Weights wt = make(fmt, s, hot);
         WeightMatrix w = wt.w;
         const size_t bytes = w.bytes();
         const int calls = int(std::max<size_t>(8, size_t(1e9) / bytes));

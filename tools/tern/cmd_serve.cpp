@@ -114,7 +114,7 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
     return s;
   }
   s.runtime = std::make_unique<Runtime>(o.runtime);
-  s.model = unwrap(Model::load(o.model));
+  s.model = unwrap(Model::load(o.model, o.runtime.load_options()));
   if (eo.kv_memory_bytes == 0) eo.kv_memory_bytes = planned_kv_budget(*s.model, eo);
   std::unique_ptr<ModelRunner> runner =
       s.runtime->cuda ? make_model_runner(*s.runtime, *s.model)

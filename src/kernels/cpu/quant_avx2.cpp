@@ -134,20 +134,27 @@ struct Fp8 {
   }
 };
 
+// Up to this many rows of x, one pass over the weights with several row streams (quant_gemv_avx2.cpp)
+// beats the cache-blocked per-row driver.
+constexpr int64_t kGemvMaxRows = 8;
+
 }  // namespace
 
 TERN_TARGET_AVX2 void quant_w8a16_avx2(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias,
                                        int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (m1 - m0 <= kGemvMaxRows) return quant_gemv_w8a16_avx2(a, w, y, bias, m0, m1, n0, n1);
   quant_drive<W8A16>(a, w, y, bias, m0, m1, n0, n1);
 }
 
 TERN_TARGET_AVX2 void quant_w8a8_avx2(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias,
                                       int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (m1 - m0 <= kGemvMaxRows) return quant_gemv_w8a8_avx2(a, w, y, bias, m0, m1, n0, n1);
   quant_drive<W8A8>(a, w, y, bias, m0, m1, n0, n1);
 }
 
 TERN_TARGET_AVX2 void quant_int4_avx2(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias,
                                       int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (m1 - m0 <= kGemvMaxRows) return quant_gemv_int4_avx2(a, w, y, bias, m0, m1, n0, n1);
   quant_drive<Int4>(a, w, y, bias, m0, m1, n0, n1);
 }
 
