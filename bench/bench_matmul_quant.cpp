@@ -4,12 +4,15 @@
 // GEMV (m = 1, decode): GB/s of weight bytes streamed (codes + scales + zero points) per call; every
 // call uses the next of several copies of the codes spread over >= 512 MiB, so they come from DRAM.
 // GEMM (m = --gemm-m, prefill): GFLOP/s (2·m·n·k). The LM head is GEMV only.
+// "% bw": GEMV GB/s as a share of the read bandwidth ceiling (best_read_bandwidth_gbs over 512 MiB)
+// measured right before each row, so the ratio survives a loaded machine.
 #include <random>
 #include <vector>
 
 #include "bench_common.h"
 #include "core/dtype.h"
 #include "core/fp8.h"
+#include "kernels/cpu/read_bandwidth.h"
 #include "ops/matmul.h"
 
 using namespace tern;
@@ -102,9 +105,12 @@ int main(int argc, char** argv) {
   for (int nt : thread_counts) {
     ThreadPool pool(nt);
     ExecContext ctx(pool, host);
+    const size_t bwbytes = size_t(512) << 20;
+    Buffer bwbuf = alloc_buffer(bwbytes);
+    std::memset(bwbuf.get(), 1, bwbytes);
     if (!json)
-      std::printf("\nthreads %d\n%-7s %-22s %-17s %10s %8s %17s %9s\n", nt, "format", "shape", "gemv kernel", "gemv us",
-                  "GB/s", "gemm kernel", "GFLOP/s");
+      std::printf("\nthreads %d\n%-7s %-22s %-17s %10s %8s %8s %6s %17s %9s\n", nt, "format", "shape", "gemv kernel",
+                  "gemv us", "GB/s", "ceil", "% bw", "gemm kernel", "GFLOP/s");
     for (const auto& fmt : formats) {
       for (const Shape& s : kShapes) {
         Weights wt = make(fmt, s, hot);
@@ -112,6 +118,7 @@ int main(int argc, char** argv) {
         const size_t bytes = w.bytes();
         const int calls = int(std::max<size_t>(8, size_t(1e9) / bytes));
         size_t next = 0;
+        const double ceiling = best_read_bandwidth_gbs(pool, host, bwbuf.get(), bwbytes, 2);
         double gemv_s = 1e30;
         for (int r = 0; r < reps; ++r) {
           const double t0 = now_s();
@@ -122,6 +129,7 @@ int main(int argc, char** argv) {
           gemv_s = std::min(gemv_s, (now_s() - t0) / calls);
         }
         const double gbs = double(bytes) / gemv_s / 1e9;
+        const double pct = 100.0 * gbs / ceiling;
         double gflops = 0;
         if (s.n < 100000) {
           double gemm_s = 1e30;
@@ -136,13 +144,13 @@ int main(int argc, char** argv) {
         const char* gemm_name = matmul_kernel_name(ctx, gemm_m, w);
         if (json) {
           std::printf("%s{\"threads\":%d,\"format\":\"%s\",\"shape\":\"%s\",\"gemv_kernel\":\"%s\",\"gemv_us\":%.1f,"
-                      "\"gemv_gbs\":%.2f,\"gemm_kernel\":\"%s\",\"gemm_m\":%lld,\"gemm_gflops\":%.2f}",
-                      first ? "" : ",", nt, fmt.c_str(), s.name, gemv_name, gemv_s * 1e6, gbs, gemm_name,
+                      "\"gemv_gbs\":%.2f,\"read_ceiling_gbs\":%.2f,\"gemm_kernel\":\"%s\",\"gemm_m\":%lld,\"gemm_gflops\":%.2f}",
+                      first ? "" : ",", nt, fmt.c_str(), s.name, gemv_name, gemv_s * 1e6, gbs, ceiling, gemm_name,
                       (long long)gemm_m, gflops);
           first = false;
         } else {
-          std::printf("%-7s %-22s %-17s %10.1f %8.2f %17s %9.1f\n", fmt.c_str(), s.name, gemv_name, gemv_s * 1e6, gbs,
-                      gemm_name, gflops);
+          std::printf("%-7s %-22s %-17s %10.1f %8.2f %8.2f %5.1f%% %17s %9.1f\n", fmt.c_str(), s.name, gemv_name,
+                      gemv_s * 1e6, gbs, ceiling, pct, gemm_name, gflops);
         }
         std::fflush(stdout);
       }

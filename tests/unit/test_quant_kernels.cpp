@@ -125,6 +125,13 @@ void run_case(Fmt f, int64_t m, int64_t n, int64_t k, int group, uint32_t seed) 
       EXPECT_EQ(kname.rfind(kernel_prefix(f), 0), 0u) << kname;
       std::vector<float> y(size_t(m * n), -7.0f);
       matmul(ctx, x.data(), m, wm, y.data(), bias.data());
+      if (kname.find("panel_gemm") != std::string::npos) {
+        // Prefill through the dense GEMM on widened weight panels: x stays f32, so it matches the
+        // dense product of the dequantized weights, not the int8-x reference.
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_NEAR(y[i], yd[i], 1e-4f * std::sqrt(float(k)) * (1.0f + std::fabs(yd[i]))) << name << " " << kname << " at " << i;
+        continue;
+      }
       for (size_t i = 0; i < y.size(); ++i)
         ASSERT_NEAR(y[i], y_ref[i], 1e-4f * (1.0f + std::fabs(y_ref[i]))) << name << " " << kname << " at " << i;
     }

@@ -63,6 +63,10 @@ void quant_gemv_w8a8_avx2(const QuantActs&, const WeightMatrix&, float*, const f
 void quant_gemv_int4_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
                           int64_t);
 
+// Rows r0..r0+rows of an Int8Channel or Int4Group matrix as f32 (scales and zero points applied):
+// dst [rows, k]. The prefill path widens panels of weight rows into per-thread scratch for the dense GEMM.
+void quant_widen_rows_avx2(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst);
+
 // AVX-VNNI (VEX vpdpbusd, 256-bit) and AVX-512-VNNI (512-bit vpdpbusd).
 void quant_w8a8_avxvnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
 void quant_int4_avxvnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
