@@ -14,9 +14,11 @@ namespace tern::cpu {
 
 namespace {
 
-// Bytes ahead of the current position that each row stream is prefetched; past the end of a row
+// Bytes ahead of the current position that each row stream is prefetched (320 measured at least as
+// well as 192 / 768 on m = 1, single thread; with 4 streams a longer distance overfills the L1 miss
+// buffers and the prefetches themselves stall); past the end of a row
 // this is the start of the next row of the same stream (rows of a stream are consecutive).
-constexpr int64_t kPrefetchBytes = 768;
+constexpr int64_t kPrefetchBytes = 320;
 
 // Rows of a block (= read streams) for M rows of x, keeping accumulators + weights in 16 ymm
 // (int4 holds two sets of accumulators: int16 partial sums and f32 totals).
