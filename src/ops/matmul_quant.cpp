@@ -88,7 +88,9 @@ void panel_gemm(ExecContext& ctx, int thread, const float* x, int64_t m, const W
 bool use_panel_gemm(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
   // W8A8 keeps its integer kernels (x quantized per token is part of its contract, and the integer
   // product is already at the f32 GEMM's rate); int4 has no W8A16-like twin, so the dense GEMM wins.
-  const bool panel_format = w.format == WeightFormat::Fp8E4M3 || w.format == WeightFormat::Int4Group ||
+  // On VNNI hosts int4 keeps its vpdpbusd kernels (one instruction per 4 products, not measured here).
+  const bool int4_panel = w.format == WeightFormat::Int4Group && !cpu.avx512_vnni && !cpu.avx_vnni;
+  const bool panel_format = w.format == WeightFormat::Fp8E4M3 || int4_panel ||
                             (w.format == WeightFormat::Int8Channel && !w.int8_activations);
   return panel_format && cpu.avx2 && m > 8;
 }

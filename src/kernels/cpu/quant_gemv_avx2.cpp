@@ -207,21 +207,21 @@ struct Int4 {
             }
           }
         } else {
-        for (int64_t j = j0; j < j1; j += 32) {
-          if ((j & 127) == 0) {  // 128 columns = one 64-byte line of every row
+          for (int64_t j = j0; j < j1; j += 32) {
+            if ((j & 127) == 0) {  // 128 columns = one 64-byte line of every row
 #pragma GCC unroll 8
-            for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(q[r] + j / 2 + kPrefetchBytes), _MM_HINT_T0);
+              for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(q[r] + j / 2 + kPrefetchBytes), _MM_HINT_T0);
+            }
+            __m256i qv[R];
+#pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) qv[r] = avx2_unpack_int4(q[r] + j / 2);
+#pragma GCC unroll 8
+            for (int i = 0; i < M; ++i) {
+              const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.xq + (i0 + i) * k + j));
+#pragma GCC unroll 8
+              for (int r = 0; r < R; ++r) p16[i][r] = _mm256_add_epi16(p16[i][r], _mm256_maddubs_epi16(qv[r], xv));
+            }
           }
-          __m256i qv[R];
-#pragma GCC unroll 8
-          for (int r = 0; r < R; ++r) qv[r] = avx2_unpack_int4(q[r] + j / 2);
-#pragma GCC unroll 8
-          for (int i = 0; i < M; ++i) {
-            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.xq + (i0 + i) * k + j));
-#pragma GCC unroll 8
-            for (int r = 0; r < R; ++r) p16[i][r] = _mm256_add_epi16(p16[i][r], _mm256_maddubs_epi16(qv[r], xv));
-          }
-        }
         }
 #pragma GCC unroll 8
         for (int i = 0; i < M; ++i)
