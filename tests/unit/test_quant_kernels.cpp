@@ -165,6 +165,23 @@ TEST(QuantKernels, Int4AsymmetricMatchesReference) {
     for (int64_t m : {1, 5, 8, 33}) run_case(Fmt::Int4Asym, m, 70, 384, group, uint32_t(group * 3 + m));
 }
 
+// Groups longer than 256 columns: the AVX2 GEMV widens its int16 partial sums every 256 columns.
+TEST(QuantKernels, Int4LongGroupsMatchReference) {
+  for (int64_t m : {1, 4, 7}) {
+    run_case(Fmt::Int4Sym, m, 41, 512, 512, uint32_t(500 + m));
+    run_case(Fmt::Int4Asym, m, 23, 640, 320, uint32_t(600 + m));
+  }
+}
+
+// Row counts that leave a remainder after the 4-stream blocks, per thread, for every m of the GEMV.
+TEST(QuantKernels, GemvRowRemaindersForEveryM) {
+  for (int64_t m = 1; m <= 8; ++m) {
+    run_case(Fmt::W8A16, m, 135, 96, 0, uint32_t(700 + m));
+    run_case(Fmt::W8A8, m, 135, 96, 0, uint32_t(800 + m));
+    run_case(Fmt::Int4Sym, m, 135, 128, 64, uint32_t(900 + m));
+  }
+}
+
 TEST(QuantKernels, Fp8MatchesReference) {
   for (int64_t k : {16, 40, 100})
     for (int64_t m : {1, 4, 8, 12}) run_case(Fmt::Fp8, m, 33, k, 0, uint32_t(k + m));
