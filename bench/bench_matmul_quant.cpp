@@ -1,11 +1,12 @@
 // Quantized matmul throughput on the Llama-3.2-1B shapes: int8 (W8A16, W8A8), int4 g128 and FP8
 // against bf16, through the same ops::matmul front door the model uses.
-//   bench_matmul_quant [--threads N] [--reps 3] [--gemm-m 512] [--formats bf16,w8a16,w8a8,int4,fp8] [--hot] [--json]
-// GEMV (m = 1, decode): GB/s of weight bytes streamed (codes + scales + zero points) per call; every
+//   bench_matmul_quant [--threads N] [--reps 3] [--gemv-m 1] [--gemm-m 512] [--formats bf16,w8a16,w8a8,int4,fp8] [--hot] [--json]
+// GEMV (m = --gemv-m, default 1: decode; up to 8 = a small decode batch): GB/s of weight bytes streamed (codes + scales + zero points) per call; every
 // call uses the next of several copies of the codes spread over >= 512 MiB, so they come from DRAM.
 // GEMM (m = --gemm-m, prefill): GFLOP/s (2·m·n·k). The LM head is GEMV only.
 // "% bw": GEMV GB/s as a share of the read bandwidth ceiling (best_read_bandwidth_gbs over 512 MiB)
 // measured right before each row, so the ratio survives a loaded machine.
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -89,6 +90,7 @@ std::vector<std::string> split(const std::string& s) {
 int main(int argc, char** argv) {
   const int reps = std::stoi(arg_value(argc, argv, "--reps", "3"));
   const int64_t gemm_m = std::stoll(arg_value(argc, argv, "--gemm-m", "512"));
+  const int64_t gemv_m = std::clamp<int64_t>(std::stoll(arg_value(argc, argv, "--gemv-m", "1")), 1, 8);
   const bool json = has_flag(argc, argv, "--json");
   // --hot: one copy of the codes, re-read every call (cache-resident for the small shapes): the
   // kernel's compute ceiling, to tell a compute-bound GEMV from a memory-bound one.
@@ -97,9 +99,11 @@ int main(int argc, char** argv) {
   if (const std::string t = arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
   const auto formats = split(arg_value(argc, argv, "--formats", "bf16,w8a16,w8a8,int4,fp8"));
   const CpuFeatures host = CpuFeatures::detect();
-  std::vector<float> x(size_t(gemm_m) * 8192), y(std::max<size_t>(128256, size_t(gemm_m) * 8192));
+  std::vector<float> x(size_t(std::max(gemm_m, gemv_m)) * 8192), y(std::max<size_t>(128256 * 8, size_t(gemm_m) * 8192));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
-  if (!json) std::printf("cpu: %s; GEMV m=1 from %s; GEMM m=%lld; best of %d\n", host.describe().c_str(), hot ? "cache (--hot)" : "DRAM", (long long)gemm_m, reps);
+  if (!json)
+    std::printf("cpu: %s; GEMV m=%lld from %s; GEMM m=%lld; best of %d\n", host.describe().c_str(), (long long)gemv_m,
+                hot ? "cache (--hot)" : "DRAM", (long long)gemm_m, reps);
   if (json) std::printf("[");
   bool first = true;
   for (int nt : thread_counts) {
@@ -124,7 +128,7 @@ int main(int argc, char** argv) {
           const double t0 = now_s();
           for (int c = 0; c < calls; ++c) {
             w.data = wt.codes.get() + (next++ % wt.copies) * wt.stride;
-            matmul(ctx, x.data(), 1, w, y.data());
+            matmul(ctx, x.data(), gemv_m, w, y.data());
           }
           gemv_s = std::min(gemv_s, (now_s() - t0) / calls);
         }
@@ -140,7 +144,7 @@ int main(int argc, char** argv) {
           }
           gflops = 2.0 * double(gemm_m) * double(s.n) * double(s.k) / gemm_s / 1e9;
         }
-        const char* gemv_name = matmul_kernel_name(ctx, 1, w);
+        const char* gemv_name = matmul_kernel_name(ctx, gemv_m, w);
         const char* gemm_name = matmul_kernel_name(ctx, gemm_m, w);
         if (json) {
           std::printf("%s{\"threads\":%d,\"format\":\"%s\",\"shape\":\"%s\",\"gemv_kernel\":\"%s\",\"gemv_us\":%.1f,"
