@@ -4,7 +4,7 @@
 //   prefill: a 512-token prompt -> tokens/s
 //   start:   Model::load + prefill of a short prompt + first token, warm page cache
 // Usage: bench_generate MODEL_DIR|FILE.gguf [--threads N] [--bandwidth-gbs X] [--prompt 128] [--decode 128]
-//        [--prefill 512] [--json]   (threads: 1 and 2 unless given)
+//        [--prefill 512] [--lm-head auto|dense|int8|int4] [--json]   (threads: 1 and 2 unless given)
 #include <fmt/format.h>
 
 #include <chrono>
@@ -79,6 +79,14 @@ int main(int argc, char** argv) {
   if (const std::string t = bench::arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
   const double bandwidth_override = std::stod(bench::arg_value(argc, argv, "--bandwidth-gbs", "0"));
   const bool json = bench::has_flag(argc, argv, "--json");
+  // --lm-head auto|dense|int8|int4: how the LM head is stored (model/model.h LmHeadFormat).
+  ModelLoadOptions load_options;
+  if (auto f = parse_lm_head_format(bench::arg_value(argc, argv, "--lm-head", "auto")); f.is_ok()) {
+    load_options.lm_head = *f;
+  } else {
+    fmt::print(stderr, "bench_generate: {}\n", f.status().message());
+    return 1;
+  }
   // Protocol sizes (defaults: the 128-token prompt, 128 decoded tokens, 512-token prefill; 0 skips prefill).
   const int n_prompt = std::stoi(bench::arg_value(argc, argv, "--prompt", "128"));
   const int n_decode = std::stoi(bench::arg_value(argc, argv, "--decode", "128"));
@@ -90,7 +98,7 @@ int main(int argc, char** argv) {
     ExecContext ctx(pool, cpu);
     // Start-up: load (mmap, validate, bind) + 8-token prompt + first token.
     const auto t0 = Clock::now();
-    auto loaded = Model::load(dir);
+    auto loaded = Model::load(dir, load_options);
     if (!loaded.is_ok()) {
       fmt::print(stderr, "bench_generate: {}\n", loaded.status().message());
       return 1;

@@ -1,15 +1,19 @@
 // Quantized matmul throughput on the Llama-3.2-1B shapes: int8 (W8A16, W8A8), int4 g128 and FP8
 // against bf16, through the same ops::matmul front door the model uses.
-//   bench_matmul_quant [--threads N] [--reps 3] [--gemm-m 512] [--formats bf16,w8a16,w8a8,int4,fp8] [--json]
-// GEMV (m = 1, decode): GB/s of weight bytes streamed (codes + scales + zero points) per call; every
+//   bench_matmul_quant [--threads N] [--reps 3] [--gemv-m 1] [--gemm-m 512] [--formats bf16,w8a16,w8a8,int4,fp8] [--hot] [--json]
+// GEMV (m = --gemv-m, default 1: decode; up to 8 = a small decode batch): GB/s of weight bytes streamed (codes + scales + zero points) per call; every
 // call uses the next of several copies of the codes spread over >= 512 MiB, so they come from DRAM.
 // GEMM (m = --gemm-m, prefill): GFLOP/s (2·m·n·k). The LM head is GEMV only.
+// "% bw": GEMV GB/s as a share of the read bandwidth ceiling (best_read_bandwidth_gbs over 512 MiB)
+// measured right before each row, so the ratio survives a loaded machine.
+#include <algorithm>
 #include <random>
 #include <vector>
 
 #include "bench_common.h"
 #include "core/dtype.h"
 #include "core/fp8.h"
+#include "kernels/cpu/read_bandwidth.h"
 #include "ops/matmul.h"
 
 using namespace tern;
@@ -33,7 +37,7 @@ struct Weights {
   WeightMatrix w;
 };
 
-Weights make(const std::string& fmt, const Shape& s) {
+Weights make(const std::string& fmt, const Shape& s, bool hot) {
   Weights r;
   const int64_t n = s.n, k = s.k;
   r.w.rows = n, r.w.cols = k;
@@ -41,7 +45,7 @@ Weights make(const std::string& fmt, const Shape& s) {
   else if (fmt == "int4") r.code_bytes = size_t(n * k) / 2;
   else r.code_bytes = size_t(n * k);
   r.stride = (r.code_bytes + 4095) / 4096 * 4096;
-  r.copies = std::max<size_t>(2, (size_t(512) << 20) / r.stride);
+  r.copies = hot ? 1 : std::max<size_t>(2, (size_t(512) << 20) / r.stride);
   r.codes = alloc_buffer(r.stride * r.copies);
   std::mt19937 rng(7);
   std::vector<uint8_t> block(size_t(1) << 20);
@@ -86,39 +90,50 @@ std::vector<std::string> split(const std::string& s) {
 int main(int argc, char** argv) {
   const int reps = std::stoi(arg_value(argc, argv, "--reps", "3"));
   const int64_t gemm_m = std::stoll(arg_value(argc, argv, "--gemm-m", "512"));
+  const int64_t gemv_m = std::clamp<int64_t>(std::stoll(arg_value(argc, argv, "--gemv-m", "1")), 1, 8);
   const bool json = has_flag(argc, argv, "--json");
+  // --hot: one copy of the codes, re-read every call (cache-resident for the small shapes): the
+  // kernel's compute ceiling, to tell a compute-bound GEMV from a memory-bound one.
+  const bool hot = has_flag(argc, argv, "--hot");
   std::vector<int> thread_counts = {1, 2};
   if (const std::string t = arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
   const auto formats = split(arg_value(argc, argv, "--formats", "bf16,w8a16,w8a8,int4,fp8"));
   const CpuFeatures host = CpuFeatures::detect();
-  std::vector<float> x(size_t(gemm_m) * 8192), y(std::max<size_t>(128256, size_t(gemm_m) * 8192));
+  std::vector<float> x(size_t(std::max(gemm_m, gemv_m)) * 8192), y(std::max<size_t>(128256 * 8, size_t(gemm_m) * 8192));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
-  if (!json) std::printf("cpu: %s; GEMV m=1 from DRAM; GEMM m=%lld; best of %d\n", host.describe().c_str(), (long long)gemm_m, reps);
+  if (!json)
+    std::printf("cpu: %s; GEMV m=%lld from %s; GEMM m=%lld; best of %d\n", host.describe().c_str(), (long long)gemv_m,
+                hot ? "cache (--hot)" : "DRAM", (long long)gemm_m, reps);
   if (json) std::printf("[");
   bool first = true;
   for (int nt : thread_counts) {
     ThreadPool pool(nt);
     ExecContext ctx(pool, host);
+    const size_t bwbytes = size_t(512) << 20;
+    Buffer bwbuf = alloc_buffer(bwbytes);
+    std::memset(bwbuf.get(), 1, bwbytes);
     if (!json)
-      std::printf("\nthreads %d\n%-7s %-22s %-17s %10s %8s %17s %9s\n", nt, "format", "shape", "gemv kernel", "gemv us",
-                  "GB/s", "gemm kernel", "GFLOP/s");
+      std::printf("\nthreads %d\n%-7s %-22s %-17s %10s %8s %8s %6s %17s %9s\n", nt, "format", "shape", "gemv kernel",
+                  "gemv us", "GB/s", "ceil", "% bw", "gemm kernel", "GFLOP/s");
     for (const auto& fmt : formats) {
       for (const Shape& s : kShapes) {
-        Weights wt = make(fmt, s);
+        Weights wt = make(fmt, s, hot);
         WeightMatrix w = wt.w;
         const size_t bytes = w.bytes();
         const int calls = int(std::max<size_t>(8, size_t(1e9) / bytes));
         size_t next = 0;
+        const double ceiling = best_read_bandwidth_gbs(pool, host, bwbuf.get(), bwbytes, 2);
         double gemv_s = 1e30;
         for (int r = 0; r < reps; ++r) {
           const double t0 = now_s();
           for (int c = 0; c < calls; ++c) {
             w.data = wt.codes.get() + (next++ % wt.copies) * wt.stride;
-            matmul(ctx, x.data(), 1, w, y.data());
+            matmul(ctx, x.data(), gemv_m, w, y.data());
           }
           gemv_s = std::min(gemv_s, (now_s() - t0) / calls);
         }
         const double gbs = double(bytes) / gemv_s / 1e9;
+        const double pct = 100.0 * gbs / ceiling;
         double gflops = 0;
         if (s.n < 100000) {
           double gemm_s = 1e30;
@@ -129,17 +144,17 @@ int main(int argc, char** argv) {
           }
           gflops = 2.0 * double(gemm_m) * double(s.n) * double(s.k) / gemm_s / 1e9;
         }
-        const char* gemv_name = matmul_kernel_name(ctx, 1, w);
+        const char* gemv_name = matmul_kernel_name(ctx, gemv_m, w);
         const char* gemm_name = matmul_kernel_name(ctx, gemm_m, w);
         if (json) {
           std::printf("%s{\"threads\":%d,\"format\":\"%s\",\"shape\":\"%s\",\"gemv_kernel\":\"%s\",\"gemv_us\":%.1f,"
-                      "\"gemv_gbs\":%.2f,\"gemm_kernel\":\"%s\",\"gemm_m\":%lld,\"gemm_gflops\":%.2f}",
-                      first ? "" : ",", nt, fmt.c_str(), s.name, gemv_name, gemv_s * 1e6, gbs, gemm_name,
+                      "\"gemv_gbs\":%.2f,\"read_ceiling_gbs\":%.2f,\"gemm_kernel\":\"%s\",\"gemm_m\":%lld,\"gemm_gflops\":%.2f}",
+                      first ? "" : ",", nt, fmt.c_str(), s.name, gemv_name, gemv_s * 1e6, gbs, ceiling, gemm_name,
                       (long long)gemm_m, gflops);
           first = false;
         } else {
-          std::printf("%-7s %-22s %-17s %10.1f %8.2f %17s %9.1f\n", fmt.c_str(), s.name, gemv_name, gemv_s * 1e6, gbs,
-                      gemm_name, gflops);
+          std::printf("%-7s %-22s %-17s %10.1f %8.2f %8.2f %5.1f%% %17s %9.1f\n", fmt.c_str(), s.name, gemv_name,
+                      gemv_s * 1e6, gbs, ceiling, pct, gemm_name, gflops);
         }
         std::fflush(stdout);
       }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -99,6 +100,40 @@ Result<WeightMatrix> pack_for_kernels(const QuantizedLinear& ql, bool int8_activ
     w.zeros = zeros;
     w.quant_bytes += ql.zeros.size() * sizeof(float);
   }
+  return w;
+}
+
+Result<WeightMatrix> quantize_dense_for_kernels(const WeightMatrix& dense, int bits, int group, WeightArena& arena,
+                                                const std::string& name) {
+  if (!dense.dense() || !dense.data) return Status::error(fmt::format("{}: not a dense matrix", name));
+  if (bits != 8 && bits != 4) return Status::error(fmt::format("{}: {}-bit weights are not supported (4 or 8)", name, bits));
+  const int64_t rows = dense.rows, cols = dense.cols;
+  const int g = bits == 8 ? 0 : group;
+  if (bits == 4 && (g <= 0 || g % 32 != 0 || cols % g != 0))
+    return Status::error(fmt::format("{}: int4 group {} must be a multiple of 32 dividing the {} input columns", name,
+                                     g, cols));
+  // Per row: code bytes and scales of the packed layout (pack_for_kernels), so blocks append.
+  const int64_t row_bytes = bits == 8 ? cols : cols / 2, row_scales = bits == 8 ? 1 : cols / g;
+  auto* codes = arena.allocate_array<uint8_t>(size_t(rows * row_bytes));
+  auto* scales = arena.allocate_array<float>(size_t(rows * row_scales));
+  constexpr int64_t kBlockRows = 2048;  // 16 MiB of f32 at 2048 columns
+  std::vector<float> block;
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlockRows) {
+    const int64_t nr = std::min(kBlockRows, rows - r0);
+    block.resize(size_t(nr * cols));
+    const char* src = static_cast<const char*>(dense.row(r0));
+    for (size_t i = 0; i < block.size(); ++i) block[i] = load_as_f32(src, dense.dtype, i);
+    TERN_ASSIGN_OR_RETURN(QuantizedLinear ql, quantize_rtn(block.data(), nr, cols, bits, g, /*symmetric=*/true));
+    WeightArena tmp;
+    TERN_ASSIGN_OR_RETURN(WeightMatrix part, pack_for_kernels(ql, false, tmp, name));
+    std::memcpy(codes + r0 * row_bytes, part.data, size_t(nr * row_bytes));
+    std::memcpy(scales + r0 * row_scales, part.scales, size_t(nr * row_scales) * sizeof(float));
+  }
+  WeightMatrix w;
+  w.rows = rows, w.cols = cols, w.dtype = DType::F32, w.data = codes, w.scales = scales;
+  w.format = bits == 8 ? WeightFormat::Int8Channel : WeightFormat::Int4Group;
+  w.group = bits == 8 ? 0 : g;
+  w.quant_bytes = size_t(rows * row_bytes) + size_t(rows * row_scales) * sizeof(float);
   return w;
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "compress/pack_weights.h"
 #include "model/archs/architectures.h"
 #include "model/gguf/gguf_model.h"
 #include "model/weight_binder.h"
@@ -9,7 +10,31 @@
 
 namespace tern {
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& dir) {
+Result<LmHeadFormat> parse_lm_head_format(const std::string& s) {
+  if (s == "auto") return LmHeadFormat::Auto;
+  if (s == "dense") return LmHeadFormat::Dense;
+  if (s == "int8") return LmHeadFormat::Int8;
+  if (s == "int4") return LmHeadFormat::Int4;
+  return Status::error(fmt::format("LM head format '{}' is not one of auto, dense, int8, int4", s));
+}
+
+namespace {
+
+// The bound dense LM head replaced by its quantized form (a separate copy: a tied embedding keeps
+// its dense rows for the lookup). A head the checkpoint already stores quantized is left alone.
+Result<WeightMatrix> quantize_lm_head(const WeightMatrix& head, LmHeadFormat f, bool quantized_checkpoint,
+                                      WeightArena& arena) {
+  if (f == LmHeadFormat::Auto) f = quantized_checkpoint ? LmHeadFormat::Int8 : LmHeadFormat::Dense;
+  if (f == LmHeadFormat::Dense || !head.dense()) return head;
+  if (f == LmHeadFormat::Int8) return quantize_dense_for_kernels(head, 8, 0, arena, "lm_head");
+  int group = 128;
+  while (group > 32 && head.cols % group != 0) group /= 2;
+  return quantize_dense_for_kernels(head, 4, group, arena, "lm_head");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLoadOptions& options) {
   if (is_gguf_file(dir)) return load_gguf(dir);
   auto m = std::make_unique<Model>();
   m->dir_ = dir;
@@ -25,6 +50,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir) {
   TERN_ASSIGN_OR_RETURN(m->store_, SafetensorsStore::open_dir(dir));
   WeightBinder binder(m->store_, m->quant_, m->arena_);
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
+  TERN_ASSIGN_OR_RETURN(m->weights_.lm_head,
+                        quantize_lm_head(m->weights_.lm_head, options.lm_head, m->quant_.quantized(), m->arena_));
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   return m;
 }

@@ -15,11 +15,29 @@
 
 namespace tern {
 
+// How the LM head (logits = hidden · lm_headᵀ, often the tied embedding) is stored for decode. It is
+// the largest single matrix of small models (Llama-3.2-1B: 128256 x 2048 bf16 = 525 MB, about half of
+// an int4 token's weight bytes), so a quantized checkpoint gets an int8 head by default, as llama.cpp
+// keeps its output matrix at Q6_K / Q8_0. The embedding lookup keeps reading the dense rows.
+enum class LmHeadFormat : uint8_t {
+  Auto,   // Int8 when the checkpoint is quantized (quantization_config), else Dense
+  Dense,  // as stored
+  Int8,   // RTN int8 per output channel at load time (W8A16)
+  Int4,   // RTN int4, symmetric, group 128 (or the largest of 64 / 32 dividing hidden) at load time
+};
+// "auto", "dense", "int8", "int4".
+Result<LmHeadFormat> parse_lm_head_format(const std::string& s);
+
+struct ModelLoadOptions {
+  LmHeadFormat lm_head = LmHeadFormat::Auto;
+};
+
 class Model {
  public:
   // DIR holds config.json and model.safetensors or model.safetensors.index.json + shards;
-  // or a .gguf file (llama, qwen2, qwen3; see model/gguf/gguf_model.h).
-  static Result<std::unique_ptr<Model>> load(const std::string& dir);
+  // or a .gguf file (llama, qwen2, qwen3; see model/gguf/gguf_model.h; options do not apply:
+  // a GGUF file chose its output matrix type itself).
+  static Result<std::unique_ptr<Model>> load(const std::string& dir, const ModelLoadOptions& options = {});
 
   const std::string& dir() const { return dir_; }
   const ModelConfig& config() const { return config_; }

@@ -58,7 +58,8 @@ void chunk(int64_t n, int64_t align, int t, int nt, int64_t* b, int64_t* e) {
 // Weight rows per dequantized panel of the f32-activation GEMM (32 x k f32: 256 KiB at k = 2048).
 constexpr int64_t kPanelRows = 32;
 
-// Prefill for the f32-activation formats (W8A16, FP8): a panel of kPanelRows weight rows is widened to
+// Prefill (m > 8) for W8A16, FP8 and int4 (whose x then stays f32 instead of int8 per group: the
+// product is at least as accurate as the integer kernel's): a panel of kPanelRows weight rows is widened to
 // f32 in per-thread scratch (never the whole matrix) and multiplied by the dense GEMM, whose packed
 // register tiles reach several times the FMA rate of the per-row kernel. y[m0:m1, n0:n1].
 void panel_gemm(ExecContext& ctx, int thread, const float* x, int64_t m, const WeightMatrix& w, float* y,
@@ -68,16 +69,14 @@ void panel_gemm(ExecContext& ctx, int thread, const float* x, int64_t m, const W
   float* ypanel = static_cast<float*>(ctx.scratch(thread, size_t(m * kPanelRows) * sizeof(float), 3));
   for (int64_t p0 = n0; p0 < n1; p0 += kPanelRows) {
     const int64_t rows = std::min(kPanelRows, n1 - p0);
-    for (int64_t r = 0; r < rows; ++r) {
-      const float s = w.scales[p0 + r];
-      const size_t off = size_t((p0 + r) * k);
-      if (w.format == WeightFormat::Fp8E4M3) {
-        const uint8_t* q = static_cast<const uint8_t*>(w.data) + off;
+    if (w.format == WeightFormat::Fp8E4M3) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float s = w.scales[p0 + r];
+        const uint8_t* q = static_cast<const uint8_t*>(w.data) + size_t((p0 + r) * k);
         for (int64_t j = 0; j < k; ++j) panel[r * k + j] = fp8_lut[q[j]] * s;
-      } else {
-        const int8_t* q = static_cast<const int8_t*>(w.data) + off;
-        for (int64_t j = 0; j < k; ++j) panel[r * k + j] = float(q[j]) * s;
       }
+    } else {
+      cpu::quant_widen_rows_avx2(w, p0, rows, panel);  // int8 / int4 (use_panel_gemm requires avx2)
     }
     cpu::MatmulArgs args{x, m, WeightMatrix{panel, DType::F32, rows, k}, ypanel, bias ? bias + p0 : nullptr};
     cpu::gemm_avx2(ctx, thread, args, 0, m, 0, rows);
@@ -87,8 +86,13 @@ void panel_gemm(ExecContext& ctx, int thread, const float* x, int64_t m, const W
 }
 
 bool use_panel_gemm(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
-  const bool f32_acts = w.format == WeightFormat::Fp8E4M3 || (w.format == WeightFormat::Int8Channel && !w.int8_activations);
-  return f32_acts && cpu.avx2 && m > 8;
+  // W8A8 keeps its integer kernels (x quantized per token is part of its contract, and the integer
+  // product is already at the f32 GEMM's rate); int4 has no W8A16-like twin, so the dense GEMM wins.
+  // On VNNI hosts int4 keeps its vpdpbusd kernels (one instruction per 4 products, not measured here).
+  const bool int4_panel = w.format == WeightFormat::Int4Group && !cpu.avx512_vnni && !cpu.avx_vnni;
+  const bool panel_format = w.format == WeightFormat::Fp8E4M3 || int4_panel ||
+                            (w.format == WeightFormat::Int8Channel && !w.int8_activations);
+  return panel_format && cpu.avx2 && m > 8;
 }
 
 }  // namespace
@@ -136,7 +140,10 @@ void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightM
 }
 
 const char* matmul_quantized_kernel_name(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
-  if (use_panel_gemm(cpu, m, w)) return w.format == WeightFormat::Fp8E4M3 ? "fp8_panel_gemm_avx2" : "w8a16_panel_gemm_avx2";
+  if (use_panel_gemm(cpu, m, w)) {
+    if (w.format == WeightFormat::Int4Group) return "int4_panel_gemm_avx2";
+    return w.format == WeightFormat::Fp8E4M3 ? "fp8_panel_gemm_avx2" : "w8a16_panel_gemm_avx2";
+  }
   return choose(cpu, m, w).name;
 }
 

@@ -16,10 +16,19 @@ void RuntimeOptions::add_to(CLI::App& app) {
   app.add_option("-t,--threads", threads, "threads to use (0 = all cores)")->check(CLI::Range(0, 1024));
   app.add_option("--cpu", cpu_level, "highest CPU kernel level to use")
       ->check(CLI::IsMember({"auto", "scalar", "avx2", "avx512", "avx512bf16", "amx"}));
+  app.add_option("--lm-head", lm_head,
+                 "LM head storage: auto (int8 for a quantized checkpoint, else as stored), dense, int8, int4")
+      ->check(CLI::IsMember({"auto", "dense", "int8", "int4"}));
   // `tern plan` has its own --device (a catalog entry): it keeps it.
   if (app.get_option_no_throw("--device") != nullptr) return;
   app.add_option("--device", device, "where the model runs: cpu, or cuda (GPU 0; needs a CUDA build and a GPU)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
+ModelLoadOptions RuntimeOptions::load_options() const {
+  ModelLoadOptions o;
+  o.lm_head = unwrap(parse_lm_head_format(lm_head));
+  return o;
 }
 
 Runtime::Runtime(const RuntimeOptions& opt)

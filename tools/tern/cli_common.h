@@ -24,8 +24,11 @@ struct RuntimeOptions {
   // Set by commands whose compute goes through make_model_runner (and so can run on the GPU); any
   // other command given --device cuda says so in one line instead of silently using the CPU.
   bool cuda_capable = false;
+  std::string lm_head = "auto";  // --lm-head: auto, dense, int8, int4 (model/model.h LmHeadFormat)
 
   void add_to(CLI::App& app);
+  // How Model::load stores what these options describe (the LM head).
+  ModelLoadOptions load_options() const;
 };
 
 // The pool and context a command runs on, built from RuntimeOptions.

@@ -98,7 +98,7 @@ void bench_offline(const BenchOfflineOptions& o) {
   const KvDType kv_dtype = unwrap(parse_kv_dtype(o.kv_dtype));
   const size_t kv_bytes = o.kv_memory.empty() ? 0 : unwrap(parse_bytes(o.kv_memory));
   Runtime rt(o.runtime);
-  auto model = unwrap(Model::load(o.model));
+  auto model = unwrap(Model::load(o.model, o.runtime.load_options()));
   std::optional<Tokenizer> tok;
   std::vector<std::vector<int32_t>> prompts;
   if (!o.prompts_file.empty()) {

@@ -52,7 +52,7 @@ std::vector<int32_t> end_of_turn_ids(const ModelChatTemplate& t, const Tokenizer
 
 void chat(const ChatOptions& o) {
   Runtime rt(o.runtime);
-  auto model = unwrap(Model::load(o.model));
+  auto model = unwrap(Model::load(o.model, o.runtime.load_options()));
   auto tok = load_tokenizer_if_present(o.model);
   if (!tok) fail(o.model + ": no tokenizer.json (tern chat needs one)");
   auto tmpl = load_model_chat_template(o.model);

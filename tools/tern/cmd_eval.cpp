@@ -59,7 +59,7 @@ void print_quality(const PplOptions& o, const QualityResult& q, size_t file_toke
 
 void eval_ppl(const PplOptions& o) {
   Runtime rt(o.runtime);
-  auto model = unwrap(Model::load(o.model));
+  auto model = unwrap(Model::load(o.model, o.runtime.load_options()));
   auto tokenizer = load_tokenizer_if_present(o.model);
   if (!tokenizer) fail(o.model + ": no tokenizer.json");
   const std::string text = unwrap(read_text_file(o.file));

@@ -31,7 +31,7 @@ struct RunOptions {
 
 void run(const RunOptions& o) {
   Runtime rt(o.runtime);
-  auto model = unwrap(Model::load(o.model));
+  auto model = unwrap(Model::load(o.model, o.runtime.load_options()));
   auto tokenizer = load_tokenizer_if_present(o.model);
   if (!tokenizer) fail(o.model + ": no tokenizer.json (tern run needs one to read the prompt)");
   std::string prompt = o.prompt;

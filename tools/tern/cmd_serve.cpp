@@ -93,7 +93,7 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
     return s;
   }
   s.runtime = std::make_unique<Runtime>(o.runtime);
-  s.model = unwrap(Model::load(o.model));
+  s.model = unwrap(Model::load(o.model, o.runtime.load_options()));
   // No --kv-memory-mb / a large --max-running: the planner's numbers (planned_engine.h).
   plan_kv_pool_budget(*s.model, eo);
   std::unique_ptr<ModelRunner> runner =

@@ -134,20 +134,61 @@ struct Fp8 {
   }
 };
 
+// Up to this many rows of x, one pass over the weights with several row streams (quant_gemv_avx2.cpp)
+// beats the cache-blocked per-row driver.
+constexpr int64_t kGemvMaxRows = 8;
+
 }  // namespace
+
+TERN_TARGET_AVX2 void quant_widen_rows_avx2(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst) {
+  const int64_t k = w.cols;
+  if (w.format == WeightFormat::Int8Channel) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int8_t* q = static_cast<const int8_t*>(w.data) + (r0 + r) * k;
+      const __m256 s = _mm256_set1_ps(w.scales[r0 + r]);
+      float* d = dst + r * k;
+      int64_t j = 0;
+      for (; j + 8 <= k; j += 8)
+        _mm256_storeu_ps(d + j, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                                  _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + j)))), s));
+      for (; j < k; ++j) d[j] = float(q[j]) * w.scales[r0 + r];
+    }
+    return;
+  }
+  // Int4Group: k % 32 == 0 (checked by the packer); w = s·(q - z) = q·s - z·s.
+  const int64_t ng = k / w.group;
+  const __m128i mask = _mm_set1_epi8(0x0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(w.data) + (r0 + r) * (k / 2);
+    float* d = dst + r * k;
+    for (int64_t b = 0; b < k / 32; ++b) {
+      const int64_t g = (r0 + r) * ng + b * 32 / w.group;
+      const float sc = w.scales[g], z = w.zeros ? w.zeros[g] : 8.0f;
+      const __m256 s = _mm256_set1_ps(sc), zs = _mm256_set1_ps(-z * sc);
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + b * 16));
+      const __m128i lo = _mm_and_si128(v, mask), hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
+      const __m128i part[4] = {lo, _mm_unpackhi_epi64(lo, lo), hi, _mm_unpackhi_epi64(hi, hi)};
+      for (int p = 0; p < 4; ++p)
+        _mm256_storeu_ps(d + b * 32 + 8 * p, _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(part[p])), s, zs));
+    }
+  }
+}
 
 TERN_TARGET_AVX2 void quant_w8a16_avx2(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias,
                                        int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (m1 - m0 <= kGemvMaxRows) return quant_gemv_w8a16_avx2(a, w, y, bias, m0, m1, n0, n1);
   quant_drive<W8A16>(a, w, y, bias, m0, m1, n0, n1);
 }
 
 TERN_TARGET_AVX2 void quant_w8a8_avx2(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias,
                                       int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (m1 - m0 <= kGemvMaxRows) return quant_gemv_w8a8_avx2(a, w, y, bias, m0, m1, n0, n1);
   quant_drive<W8A8>(a, w, y, bias, m0, m1, n0, n1);
 }
 
 TERN_TARGET_AVX2 void quant_int4_avx2(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias,
                                       int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (m1 - m0 <= kGemvMaxRows) return quant_gemv_int4_avx2(a, w, y, bias, m0, m1, n0, n1);
   quant_drive<Int4>(a, w, y, bias, m0, m1, n0, n1);
 }
 

@@ -27,6 +27,10 @@ struct QuantActs {
   const int8_t* xq = nullptr;  // [m, k] int8 (W8A8, Int4Group)
   const float* xd = nullptr;   // W8A8: [m]; Int4Group: [m, k / group] quantization scales of x
   const float* xs = nullptr;   // Int4Group: [m, k / group] xd · Σ xq over the group (the zero-point term)
+  // Int4Group with group % 64 == 0: xq [m, k] with each 64-column chunk reordered as columns
+  // 0-15, 32-47, 16-31, 48-63. The low nibbles of 32 packed bytes (two blocks) are columns 0-15 and
+  // 32-47 of the chunk, the high nibbles 16-31 and 48-63: one load, one shift, two masks per 64 codes.
+  const int8_t* xq_pairs = nullptr;
 };
 
 // y: [m, n] (row stride n = w.rows); bias: [n] or null.
@@ -49,6 +53,19 @@ void quant_w8a16_avx2(const QuantActs&, const WeightMatrix&, float*, const float
 void quant_w8a8_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
 void quant_int4_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
 void quant_fp8_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+
+// Their decode path (m1 - m0 <= 8, quant_gemv_avx2.cpp): several far-apart row streams at once,
+// prefetched, each weight byte read once for all rows of x. Called by the *_avx2 entry points.
+void quant_gemv_w8a16_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
+                           int64_t);
+void quant_gemv_w8a8_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
+                          int64_t);
+void quant_gemv_int4_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
+                          int64_t);
+
+// Rows r0..r0+rows of an Int8Channel or Int4Group matrix as f32 (scales and zero points applied):
+// dst [rows, k]. The prefill path widens panels of weight rows into per-thread scratch for the dense GEMM.
+void quant_widen_rows_avx2(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst);
 
 // AVX-VNNI (VEX vpdpbusd, 256-bit) and AVX-512-VNNI (512-bit vpdpbusd).
 void quant_w8a8_avxvnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);

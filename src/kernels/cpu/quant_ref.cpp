@@ -1,6 +1,7 @@
 // Activation preparation and the scalar reference kernels for quantized weights (see quant_kernels.h).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/fp8.h"
 #include "kernels/cpu/quant_kernels.h"
@@ -18,9 +19,13 @@ float quantize_row(const float* x, int64_t n, int8_t* xq, int32_t* sum) {
   const float d = amax / 127.0f;
   const float inv = d > 0 ? 1.0f / d : 0.0f;
   int32_t s = 0;
+  // Round to nearest even by adding and subtracting 1.5·2^23 (exact for |v| < 2^22, the same result
+  // as nearbyint in the default rounding mode): nearbyint is a libm call per element without SSE4.1,
+  // and this runs on every activation of every quantized matmul. Clamping first keeps |v| small.
+  constexpr float kMagic = 12582912.0f;
   for (int64_t j = 0; j < n; ++j) {
-    const int v = int(std::nearbyint(x[j] * inv));
-    xq[j] = int8_t(std::clamp(v, -127, 127));
+    const float v = std::fmin(std::fmax(x[j] * inv, -127.0f), 127.0f);
+    xq[j] = int8_t(int((v + kMagic) - kMagic));
     s += xq[j];
   }
   *sum = s;
@@ -35,7 +40,8 @@ size_t quant_acts_bytes(const WeightMatrix& w, int64_t m) {
   const bool int_x = (w.format == WeightFormat::Int8Channel && w.int8_activations) || w.format == WeightFormat::Int4Group;
   if (!int_x) return 0;
   const int64_t per_row = w.format == WeightFormat::Int4Group ? w.cols / w.group : 1;
-  return align64(size_t(m * w.cols)) + 2 * align64(size_t(m * per_row) * sizeof(float));
+  const size_t pairs = w.format == WeightFormat::Int4Group && w.group % 64 == 0 ? align64(size_t(m * w.cols)) : 0;
+  return align64(size_t(m * w.cols)) + 2 * align64(size_t(m * per_row) * sizeof(float)) + pairs;
 }
 
 QuantActs quant_acts_prepare(const WeightMatrix& w, const float* x, int64_t m, void* scratch) {
@@ -57,6 +63,13 @@ QuantActs quant_acts_prepare(const WeightMatrix& w, const float* x, int64_t m, v
     }
   }
   a.xq = xq, a.xd = xd, a.xs = xs;
+  if (w.format == WeightFormat::Int4Group && gs % 64 == 0) {
+    int8_t* xp = reinterpret_cast<int8_t*>(p + align64(size_t(m * k)) + 2 * align64(size_t(m * ng) * sizeof(float)));
+    static constexpr int kFrom[4] = {0, 32, 16, 48};  // source of each 16-column quarter of a chunk
+    for (int64_t c = 0; c < m * k; c += 64)
+      for (int q = 0; q < 4; ++q) std::memcpy(xp + c + 16 * q, xq + c + kFrom[q], 16);
+    a.xq_pairs = xp;
+  }
   return a;
 }
 
