@@ -115,19 +115,16 @@ WeightBytes weight_bytes(const ModelShape& s, const WeightPrecision& p) {
   b.embedding = table + double(s.learned_positions * s.hidden) * p.embedding_bits(s.hidden) / 8;
   // tern loads a checkpoint with quantized linears but a 16-bit table (AWQ / GPTQ / compressed-tensors,
   // fp8 / int8 / int4 here) with an int8 copy of its LM head (--lm-head auto: one f32 scale per row),
-  // and decode streams that copy; the stored table stays for the embedding gather (and, untied, on disk).
+  // and decode streams that copy. The stored table stays for the embedding gather; an untied stored
+  // head is only read once at load (clean, reclaimable file pages), so it is not counted.
   const bool int8_head = !p.quantize_embeddings && p.bits < 16;
   const double lm_head = int8_head ? double(s.vocab) * (double(s.hidden) + 4.0) : table;  // read once per step
-  const double stored_head = s.tied_embeddings ? 0.0 : table;
   b.moe_layers = inv.moe_layers;
   b.per_expert = inv.moe_layers > 0 ? inv.experts.bits / 8 / double(inv.moe_layers) / double(s.n_experts) : 0;
   b.dense_stream = (inv.attention.bits + inv.dense_mlp.bits + inv.shared.bits + inv.routers.bits) / 8 + vector_bytes +
                    lm_head;
-  // Resident: the streamed set, the experts, the embedding table, plus the stored head when it is not
-  // the streamed one (untied and copied to int8); a tied 16-bit head is the embedding table itself.
-  b.total = b.dense_stream + inv.experts.bits / 8 + b.embedding;
-  if (int8_head) b.total += stored_head;
-  else if (s.tied_embeddings) b.total -= lm_head;
+  // A tied 16-bit head is the embedding table itself.
+  b.total = b.dense_stream + inv.experts.bits / 8 + b.embedding - (s.tied_embeddings && !int8_head ? lm_head : 0);
   return b;
 }
 

@@ -92,7 +92,7 @@ void run_plan_check(const PlanOptions& o) {
   if (!p.fits) fail("the plan does not fit this machine: " + p.reason);
 
   const double rss0 = resident_bytes();
-  auto model = unwrap(Model::load(o.model));
+  auto model = unwrap(Model::load(o.model, o.runtime.load_options()));
   if (model->config().max_position_embeddings > 0 && r.context > model->config().max_position_embeddings) {
     fail(fmt::format("--check-prompt + --check-new = {} exceeds the model's context {}", r.context,
                      model->config().max_position_embeddings));
