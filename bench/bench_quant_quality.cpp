@@ -8,7 +8,7 @@
 //                       [--methods rtn,awq,awqduo,gptq,gptqact,rtn8,sq]
 //                       [--groups 128,32] [--llamacpp-windows 0] [--topk 128]
 //                       [--sym] [--embed-bits 8] [--high8 v_proj,layers.0.mlp.down_proj] [--mse-clip]
-//                       [--sensitivity N] [--sq-alpha 0.5]   (per-linear KL gain of int8 over int4, on N calibration windows)
+//                       [--sensitivity N] [--sq-alpha 0.5,0.7]   (per-linear KL gain of int8 over int4, on N calibration windows)
 #include <fmt/format.h>
 
 #include <sstream>
@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
   QuantizedLinear embed_q;
   if (mixed.embed_bits) embed_q = must(quantize_embedding(*base_model, mixed.embed_bits), "embedding");
   const std::string suffix = std::string(mixed.embed_bits ? fmt::format(", embedding int{}", mixed.embed_bits) : "") +
-                             (mixed.high_targets.empty() ? "" : ", int8: " + bench::arg_value(argc, argv, "--high8", "")) +
+                             (mixed.high_targets.empty() ? "" : fmt::format(", {} linears int8", mixed.high_targets.size())) +
                              (mse_clip ? ", MSE clip" : "");
 
   auto report = [&](QuantizedModel qm, const QuantSpec& spec, double seconds, const std::string& name) {
@@ -191,7 +191,15 @@ int main(int argc, char** argv) {
     for (const auto& method : methods) {
       t0 = bench::now_s();
       if (method == "rtn") {
-        report(must(quantize_model_rtn(*base_model, spec), "rtn"), spec, bench::now_s() - t0, "RTN");
+        QuantizedModel qm = must(quantize_model_rtn(*base_model, spec), "rtn");
+        for (size_t l = 0; l < base_model->weights().layers.size(); ++l)  // the same mixed recipe
+          for (LinearKind k : kAllLinears) {
+            const std::string name = linear_module_name(int(l), k);
+            const WeightMatrix& w = linear_weight(base_model->weights().layers[l], k);
+            if (mp.module_spec(name).bits != spec.bits)
+              qm.linears[name] = must(quantize_rtn(must(weight_to_f32(w), "w").data(), w.rows, w.cols, mp.module_spec(name)), "rtn");
+          }
+        report(qm, spec, bench::now_s() - t0, "RTN" + (mse_clip ? suffix.substr(0, suffix.size() - 10) : suffix));
       } else if (method == "awq" || method == "awqduo" || method == "awqgptq") {
         AwqOptions o;
         o.spec = spec;
@@ -221,9 +229,10 @@ int main(int argc, char** argv) {
       report(must(quantize_model_rtn(*base_model, QuantSpec{8, 0, true}), "rtn8"), QuantSpec{8, 0, true}, bench::now_s() - t0,
              "RTN W8A16");
     }
-    if (method == "sq" || method == "sqnoo") {
+    for (const auto& alpha : split(bench::arg_value(argc, argv, "--sq-alpha", "0.5"))) {
+      if (method != "sq" && method != "sqnoo") break;
       SmoothQuantOptions so;
-      so.alpha = std::stod(bench::arg_value(argc, argv, "--sq-alpha", "0.5"));
+      so.alpha = std::stod(alpha);
       so.smooth_o = method == "sq";
       auto qm = must(quantize_model_smoothquant(*base_model, stats, so), "smoothquant");
       report(qm, QuantSpec{8, 0, true}, bench::now_s() - t0,

@@ -21,6 +21,7 @@ struct QuantizeOptions {
   int bits = 4;
   int group = 128;
   bool sym = false, asym = false, fp8 = false, w8a8 = false, act_order = false, mse_clip = false, awq_gptq = false;
+  double sq_alpha = 0.5;          // SmoothQuant migration strength
   int embed_bits = 0;             // 8: the token embedding (and tied LM head) as int8 per row
   std::string int8_modules;       // comma-separated targets kept at int8 per output channel
   int64_t calib_ctx = 512, calib_windows = 32;
@@ -110,7 +111,7 @@ void run_quantize(const QuantizeOptions& o, bool group_given) {
     calib.seq_len = o.calib_ctx, calib.max_windows = o.calib_windows;
     MethodOptions mo;
     mo.act_order = o.act_order, mo.int8_activations = layout.int8_activations;
-    mo.mse_clip = o.mse_clip, mo.awq_gptq = o.awq_gptq;
+    mo.mse_clip = o.mse_clip, mo.awq_gptq = o.awq_gptq, mo.alpha = o.sq_alpha;
     // compressed-tensors has no g_idx here: act-order with static groups keeps the column-order groups.
     mo.static_groups = layout.method == QuantMethod::CompressedTensors;
     if (!layout.schemes.empty()) {
@@ -158,6 +159,8 @@ void register_quantize(CLI::App& app) {
   cmd->add_flag("--act-order", o->act_order, "GPTQ: quantize columns by decreasing Hessian diagonal");
   cmd->add_flag("--mse-clip", o->mse_clip, "GPTQ: per group, the range (clip ratio 0.75..1) with the least rounding error");
   cmd->add_flag("--awq-gptq", o->awq_gptq, "AWQ: round the AWQ-scaled weights with GPTQ instead of RTN + clipping");
+  cmd->add_option("--sq-alpha", o->sq_alpha, "SmoothQuant migration strength (0.5 as the paper; 0.65 is best on docs-llama-28m)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--embed-bits", o->embed_bits,
                   "8: store the token embedding (= the tied LM head) as int8 per row instead of bf16 (compressed-tensors)")
       ->check(CLI::IsMember({0, 8}));
