@@ -7,6 +7,8 @@
 //   bench_quant_quality [--model DIR] [--text FILE] [--threads N] [--calib-windows 32]
 //                       [--methods rtn,awq,awqduo,gptq,gptqact,rtn8,sq]
 //                       [--groups 128,32] [--llamacpp-windows 0] [--topk 128]
+//                       [--sym] [--embed-bits 8] [--high8 v_proj,layers.0.mlp.down_proj] [--mse-clip]
+//                       [--sensitivity N] [--sq-alpha 0.5,0.7]   (per-linear KL gain of int8 over int4, on N calibration windows)
 #include <fmt/format.h>
 
 #include <sstream>
@@ -15,6 +17,7 @@
 #include "compress/awq.h"
 #include "compress/calibration.h"
 #include "compress/gptq.h"
+#include "compress/mixed_precision.h"
 #include "compress/smoothquant.h"
 #include "core/mapped_file.h"
 #include "eval/quality.h"
@@ -41,18 +44,20 @@ T must(Result<T> r, const char* what) {
 
 // Bits per weight of the whole checkpoint as AutoAWQ/AutoGPTQ would store it: codes, an f16 scale per
 // group (+ a zero point of `bits` bits when asymmetric), every other tensor at its stored width.
-double bits_per_weight(const Model& m, const QuantSpec& spec) {
+double bits_per_weight(const Model& m, const MixedPrecision& mp) {
   double bits = 0, params = 0;
   for (const auto& t : m.store().tensors()) {
     bits += double(t.numel()) * double(dtype_size(t.dtype)) * 8, params += double(t.numel());
   }
-  for (const auto& l : m.weights().layers)
-    for (LinearKind k : kAllLinears) {
-      const WeightMatrix& w = linear_weight(l, k);
-      const double n = double(w.rows * w.cols), group = spec.group > 0 ? spec.group : double(w.cols);
-      bits -= n * double(dtype_size(w.dtype)) * 8;
-      bits += n * (spec.bits + (16.0 + (spec.symmetric ? 0 : spec.bits)) / group);
-    }
+  auto replace = [&](const WeightMatrix& w, const QuantSpec& spec) {
+    const double n = double(w.rows * w.cols), group = spec.group > 0 ? spec.group : double(w.cols);
+    bits -= n * double(dtype_size(w.dtype)) * 8;
+    bits += n * (spec.bits + (16.0 + (spec.symmetric ? 0 : spec.bits)) / group);
+  };
+  for (size_t l = 0; l < m.weights().layers.size(); ++l)
+    for (LinearKind k : kAllLinears)
+      replace(linear_weight(m.weights().layers[l], k), mp.module_spec(linear_module_name(int(l), k)));
+  if (mp.embed_bits) replace(m.weights().embed, QuantSpec{mp.embed_bits, 0, true});
   return bits / params;
 }
 
@@ -105,8 +110,21 @@ int main(int argc, char** argv) {
 
   fmt::print("| method | bits | group | bpw (file) | ppl (tern) | ΔPPL tern | ppl (llama.cpp) | ΔPPL llama.cpp | KL mean | KL median | KL p99 | top-1 | quantize s |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-  auto report = [&](const QuantizedModel& qm, const QuantSpec& spec, double seconds, const std::string& name) {
+  const bool sym = bench::has_flag(argc, argv, "--sym");
+  MixedPrecision mixed;
+  mixed.embed_bits = std::stoi(bench::arg_value(argc, argv, "--embed-bits", "0"));
+  mixed.high_targets = split_targets(bench::arg_value(argc, argv, "--high8", ""));
+  const bool mse_clip = bench::has_flag(argc, argv, "--mse-clip");
+  const int64_t sens_windows = std::stoll(bench::arg_value(argc, argv, "--sensitivity", "0"));
+  QuantizedLinear embed_q;
+  if (mixed.embed_bits) embed_q = must(quantize_embedding(*base_model, mixed.embed_bits), "embedding");
+  const std::string suffix = std::string(mixed.embed_bits ? fmt::format(", embedding int{}", mixed.embed_bits) : "") +
+                             (mixed.high_targets.empty() ? "" : fmt::format(", {} linears int8", mixed.high_targets.size())) +
+                             (mse_clip ? ", MSE clip" : "");
+
+  auto report = [&](QuantizedModel qm, const QuantSpec& spec, double seconds, const std::string& name) {
     auto m = must(Model::load(dir), "model");
+    if (mixed.embed_bits && spec.bits == 4) qm.linears[kEmbedModule] = embed_q;
     Status s = apply_dequantized(*m, qm);
     if (!s.is_ok()) {
       fmt::print(stderr, "{}\n", s.message());
@@ -119,35 +137,89 @@ int main(int argc, char** argv) {
       if (qm.int8_activations) opt.observer = fq.get();
       q.push_back(must(compare_with_base(*m, ctx, eval_tokens, opt, e.base), "eval"));
     }
+    MixedPrecision mp = mixed;
+    mp.base = spec;
+    if (spec.bits != 4) mp.high_targets.clear(), mp.embed_bits = 0;
     fmt::print("| {} | {} | {} | {:.2f} | {:.4f} | {:+.2f}% | {:.4f} | {:+.2f}% | {:.5f} | {:.5f} | {:.4f} | {:.2f}% | {:.1f} |\n",
                name, spec.bits, spec.group > 0 ? std::to_string(spec.group) : "channel",
-               bits_per_weight(*base_model, spec), q[0].ppl.ppl, (q[0].ppl.ppl / q[0].base_ppl - 1) * 100, q[1].ppl.ppl,
+               bits_per_weight(*base_model, mp), q[0].ppl.ppl, (q[0].ppl.ppl / q[0].base_ppl - 1) * 100, q[1].ppl.ppl,
                (q[1].ppl.ppl / q[1].base_ppl - 1) * 100, q[0].kl.kl_mean, q[0].kl.kl_median, q[0].kl.kl_p99,
                q[0].kl.top1 * 100, seconds);
     std::fflush(stdout);
   };
   fmt::print("| base (bf16) | 16 | - | 16.00 | {:.4f} | - | {:.4f} | - | 0 | 0 | 0 | 100% | - |\n", evals[0].base.base_ppl(),
              evals[1].base.base_ppl());
-  // Methods: rtn, awq (mean|x|^a), awqduo (AutoAWQ's duo scaling), gptq, gptqact (act-order): 4-bit at each
-  // --groups; rtn8 (W8A16 per channel) and sq (SmoothQuant W8A8) once.
+
+  // Sensitivity on CALIBRATION text (never the evaluation half): KL of the all-int4 model, and the KL
+  // gained by moving each linear alone to int8, per extra MB.
+  auto sensitivity = [&](const QuantizedModel& q4, const QuantSpec& spec) {
+    Eval se;
+    se.opt.ctx = 512, se.opt.max_windows = sens_windows, se.opt.protocol = PplProtocol::kWindows;
+    se.opt.bos_id = tok.bos_id().value_or(-1);
+    se.base = must(record_base_logits(*base_model, ctx, calib_tokens, se.opt, topk), "sens base");
+    auto kl_of = [&](const QuantizedModel& qm) {
+      auto m = must(Model::load(dir), "model");
+      if (!apply_dequantized(*m, qm).is_ok()) std::exit(1);
+      return must(compare_with_base(*m, ctx, calib_tokens, se.opt, se.base), "sens").kl.kl_mean;
+    };
+    const double kl4 = kl_of(q4);
+    fmt::print(stderr, "sensitivity: all int4 KL {:.5f}\n", kl4);
+    std::vector<std::pair<double, std::string>> gains;
+    for (const auto& [name, ql] : q4.linears) {
+      if (name == kEmbedModule) continue;
+      QuantizedModel q = q4;
+      std::vector<float> w = dequantize(ql);  // already-int4 weights would lose information: use the base
+      const auto& layers = base_model->weights().layers;
+      for (size_t l = 0; l < layers.size(); ++l)
+        for (LinearKind k : kAllLinears)
+          if (linear_module_name(int(l), k) == name) w = must(weight_to_f32(linear_weight(layers[l], k)), "w");
+      q.linears[name] = must(quantize_rtn(w.data(), ql.rows, ql.cols, QuantSpec{8, 0, true}), "rtn8");
+      const double mb = double(ql.rows * ql.cols) * (4.0 - double(spec.group > 0 ? 20.0 / spec.group : 0)) / 8e6;
+      const double gain = kl4 - kl_of(q);
+      gains.emplace_back(gain / mb, name);
+      fmt::print(stderr, "sensitivity: {} KL gain {:.5f} ({:.4f} per MB)\n", name, gain, gain / mb);
+    }
+    std::sort(gains.rbegin(), gains.rend());
+    for (const auto& [g, n] : gains) fmt::print("sens {:.5f} {}\n", g, n);
+  };
+
   for (const auto& g : groups) {
-    const QuantSpec spec{4, std::stoi(g), /*symmetric=*/false};
+    const QuantSpec spec{4, std::stoi(g), /*symmetric=*/!sym ? false : true};
+    MixedPrecision mp = mixed;
+    mp.base = spec;
+    auto spec_for = [mp](const std::string& module) { return mp.module_spec(module); };
     for (const auto& method : methods) {
       t0 = bench::now_s();
       if (method == "rtn") {
-        report(must(quantize_model_rtn(*base_model, spec), "rtn"), spec, bench::now_s() - t0, "RTN");
-      } else if (method == "awq" || method == "awqduo") {
+        QuantizedModel qm = must(quantize_model_rtn(*base_model, spec), "rtn");
+        for (size_t l = 0; l < base_model->weights().layers.size(); ++l)  // the same mixed recipe
+          for (LinearKind k : kAllLinears) {
+            const std::string name = linear_module_name(int(l), k);
+            const WeightMatrix& w = linear_weight(base_model->weights().layers[l], k);
+            if (mp.module_spec(name).bits != spec.bits)
+              qm.linears[name] = must(quantize_rtn(must(weight_to_f32(w), "w").data(), w.rows, w.cols, mp.module_spec(name)), "rtn");
+          }
+        report(qm, spec, bench::now_s() - t0, "RTN" + (mse_clip ? suffix.substr(0, suffix.size() - 10) : suffix));
+      } else if (method == "awq" || method == "awqduo" || method == "awqgptq") {
         AwqOptions o;
         o.spec = spec;
         o.duo_scaling = method == "awqduo";
+        o.gptq = method == "awqgptq";
+        o.mse_clip = mse_clip;
+        o.spec_for = spec_for;
         auto qm = must(quantize_model_awq(*base_model, ctx, stats, o), "awq");
-        report(qm, spec, bench::now_s() - t0, o.duo_scaling ? "AWQ (duo scaling)" : "AWQ");
+        report(qm, spec, bench::now_s() - t0,
+               (o.gptq ? "AWQ+GPTQ" : o.duo_scaling ? "AWQ (duo scaling)" : "AWQ") + suffix);
       } else if (method == "gptq" || method == "gptqact") {
         GptqOptions o;
         o.spec = spec;
+        o.spec_for = spec_for;
+        o.mse_clip = mse_clip;
         o.act_order = method == "gptqact";
+        o.static_groups = true;
         auto qm = must(quantize_model_gptq(*base_model, ctx, stats, o), "gptq");
-        report(qm, spec, bench::now_s() - t0, o.act_order ? "GPTQ (act-order)" : "GPTQ");
+        report(qm, spec, bench::now_s() - t0, (o.act_order ? "GPTQ (act-order)" : "GPTQ") + suffix);
+        if (sens_windows > 0) sensitivity(qm, spec);
       }
     }
   }
@@ -157,9 +229,14 @@ int main(int argc, char** argv) {
       report(must(quantize_model_rtn(*base_model, QuantSpec{8, 0, true}), "rtn8"), QuantSpec{8, 0, true}, bench::now_s() - t0,
              "RTN W8A16");
     }
-    if (method == "sq") {
-      auto qm = must(quantize_model_smoothquant(*base_model, stats, SmoothQuantOptions{}), "smoothquant");
-      report(qm, QuantSpec{8, 0, true}, bench::now_s() - t0, "SmoothQuant W8A8");
+    for (const auto& alpha : split(bench::arg_value(argc, argv, "--sq-alpha", "0.5"))) {
+      if (method != "sq" && method != "sqnoo") break;
+      SmoothQuantOptions so;
+      so.alpha = std::stod(alpha);
+      so.smooth_o = method == "sq";
+      auto qm = must(quantize_model_smoothquant(*base_model, stats, so), "smoothquant");
+      report(qm, QuantSpec{8, 0, true}, bench::now_s() - t0,
+             fmt::format("SmoothQuant W8A8 (α {}{})", so.alpha, so.smooth_o ? ", o_proj via v_proj" : ", o_proj unsmoothed"));
     }
   }
   return 0;

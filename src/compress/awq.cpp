@@ -1,5 +1,7 @@
 #include "compress/awq.h"
 
+#include "compress/gptq.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -220,7 +222,21 @@ Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, 
         for (size_t i = 0; i < xs.size(); ++i) xs[i] /= s[i % size_t(st.cols)];
       const bool clip = opt.clip && k != LinearKind::kQ && k != LinearKind::kK;  // as AutoAWQ
       const WeightMatrix& w = linear_weight(src, k);
-      TERN_ASSIGN_OR_RETURN(ql.at(k), awq_quantize_clipped(ctx, lw.at(k).data(), w.rows, w.cols, xs.data(), n, opt, clip));
+      AwqOptions mopt = opt;
+      if (opt.spec_for) mopt.spec = opt.spec_for(linear_module_name(int(l), k));
+      if (opt.gptq) {
+        // x / s has the Hessian diag(1/s) · XᵀX · diag(1/s).
+        if (st.xtx.empty()) return Status::error("awq+gptq: calibration ran without the Hessian");
+        std::vector<double> h = st.xtx;
+        if (!s.empty())
+          for (int64_t i = 0; i < st.cols; ++i)
+            for (int64_t j = 0; j < st.cols; ++j) h[size_t(i * st.cols + j)] /= double(s[size_t(i)]) * double(s[size_t(j)]);
+        GptqOptions go;
+        go.spec = mopt.spec, go.percdamp = opt.percdamp, go.mse_clip = opt.mse_clip;
+        TERN_ASSIGN_OR_RETURN(ql.at(k), gptq_quantize_linear(ctx, lw.at(k).data(), w.rows, w.cols, h, go));
+      } else {
+        TERN_ASSIGN_OR_RETURN(ql.at(k), awq_quantize_clipped(ctx, lw.at(k).data(), w.rows, w.cols, xs.data(), n, mopt, clip));
+      }
     }
     store_layer(qm, int(l), std::move(ql));
     if (opt.on_layer) opt.on_layer(int64_t(l) + 1, int64_t(layers.size()));
@@ -232,9 +248,12 @@ Result<QuantizedModel> awq_quantize(ExecContext& ctx, const Model& model, const 
                                     const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
   CalibrationOptions copt;
   copt.sample_rows = 512;
+  copt.hessian = options.awq_gptq;
   TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));
   AwqOptions o;
   o.spec = spec;
+  o.spec_for = options.spec_for;
+  o.gptq = options.awq_gptq, o.percdamp = options.damp, o.mse_clip = options.mse_clip;
   o.on_layer = [&](int64_t done, int64_t total) {
     if (progress) progress(stats.windows + done, stats.windows + total);
   };

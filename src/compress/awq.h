@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "compress/calibration.h"
@@ -28,6 +29,14 @@ struct AwqOptions {
   int clip_grid = 20;       // ratios 1, 1 - max_shrink/clip_grid, ...
   float max_shrink = 0.5f;  // smallest ratio tried is 1 - max_shrink
   int64_t clip_rows = 256;  // calibration rows used by the clipping search
+  // Mixed precision: the spec of each module ("model.layers.0.mlp.down_proj"); empty: `spec` for all.
+  // The scale search uses `spec`; each module is then rounded with its own.
+  std::function<QuantSpec(const std::string&)> spec_for;
+  // Round the scaled weights with GPTQ instead of RTN + clipping (the two compose: AWQ moves the scale,
+  // GPTQ compensates the rounding error); needs calibration with the Hessian (XᵀX, scaled by 1/s here).
+  bool gptq = false;
+  double percdamp = 0.01;
+  bool mse_clip = false;  // GPTQ: MSE-optimal group ranges
 };
 
 struct AwqScale {

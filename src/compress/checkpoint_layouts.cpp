@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace tern {
@@ -107,7 +108,8 @@ Result<std::vector<OwnedTensor>> pack_gptq(const QuantizedLinear& ql, const Quan
 
 Result<std::vector<OwnedTensor>> pack_ct(const QuantizedLinear& ql, const QuantConfig& cfg, const std::string& p) {
   const int64_t rows = ql.rows, cols = ql.cols, ng = ql.fp8 ? 1 : ql.n_groups();
-  if (!ql.symmetric) return layout_error(p, "compressed-tensors: tern writes symmetric weights only");
+  if (!ql.symmetric && cfg.ct_format != "pack-quantized")
+    return layout_error(p, "compressed-tensors: asymmetric weights need pack-quantized");
   if (!ql.g_idx.empty()) return layout_error(p, "compressed-tensors: act-order is not supported");
   std::vector<OwnedTensor> out;
   if (cfg.ct_format == "float-quantized" || cfg.ct_format == "int-quantized") {
@@ -128,9 +130,26 @@ Result<std::vector<OwnedTensor>> pack_ct(const QuantizedLinear& ql, const QuantC
         w[r * (cols / pf) + j] = v;
       }
   }
-  OwnedTensor scale = make_tensor(p + ".weight_scale", DType::F32, {rows, ng});
-  std::memcpy(scale.bytes.data(), ql.scales.data(), scale.bytes.size());
-  out.push_back(std::move(scale));
+  if (ng > 1) {
+    // Group scales in f16 (as AutoGPTQ stores them; f32 would add 0.125 bits per weight at group 128).
+    out.push_back(f16_tensor(p + ".weight_scale", {rows, ng}, ql.scales));
+  } else {
+    OwnedTensor scale = make_tensor(p + ".weight_scale", DType::F32, {rows, ng});
+    std::memcpy(scale.bytes.data(), ql.scales.data(), scale.bytes.size());
+    out.push_back(std::move(scale));
+  }
+  if (!ql.symmetric) {
+    // Zero points [rows, groups] as unsigned codes, packed along the OUTPUT dimension (compressed-tensors
+    // pack_to_int32(zero_point, packed_dim=0)): int32 [ceil(rows / pf), groups], value t of word (j, g) is
+    // the zero point of row j * pf + t.
+    const int b = ql.bits, pf = 32 / b;
+    const int64_t prow = (rows + pf - 1) / pf;
+    out.push_back(make_tensor(p + ".weight_zero_point", DType::I32, {prow, ng}));
+    uint32_t* z = as<uint32_t>(out.back());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t g = 0; g < ng; ++g)
+        z[(r / pf) * ng + g] |= (uint32_t(ql.zero_at(r, g)) & ((1u << b) - 1)) << (b * (r % pf));
+  }
   if (cfg.ct_format == "pack-quantized") {
     out.push_back(make_tensor(p + ".weight_shape", DType::I64, {2}));
     as<int64_t>(out.back())[0] = rows, as<int64_t>(out.back())[1] = cols;
@@ -266,7 +285,17 @@ Result<QuantizedLinear> unpack_ct(const SafetensorsStore& s, const QuantConfig& 
       if (int64_t(load_as_f32(shape->data, shape->dtype, 0)) != rows || int64_t(load_as_f32(shape->data, shape->dtype, 1)) != cols)
         return layout_error(p, "weight_shape does not match the config");
     }
-    if (s.find(p + ".weight_zero_point")) return layout_error(p, "asymmetric zero points are not supported");
+    if (!cfg.symmetric) {
+      const int64_t prow = (rows + pf - 1) / pf;
+      TERN_ASSIGN_OR_RETURN(const TensorInfo* zp, need(s, p + ".weight_zero_point", {DType::I32}, {prow, ng}));
+      ql.symmetric = false;
+      ql.zeros.resize(size_t(rows * ng));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t g = 0; g < ng; ++g)
+          ql.zeros[size_t(r * ng + g)] = float((u32_at(zp, (r / pf) * ng + g) >> (b * (r % pf))) & mask);
+    } else if (s.find(p + ".weight_zero_point")) {
+      return layout_error(p, "weight_zero_point of a symmetric scheme");
+    }
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < cols / pf; ++j) {
         const uint32_t v = u32_at(wp, r * (cols / pf) + j);
@@ -289,8 +318,14 @@ Result<QuantizedLinear> unpack_ct(const SafetensorsStore& s, const QuantConfig& 
 
 }  // namespace
 
-Result<std::vector<OwnedTensor>> pack_checkpoint_linear(const QuantizedLinear& ql, const QuantConfig& cfg,
+Result<std::vector<OwnedTensor>> pack_checkpoint_linear(const QuantizedLinear& ql, const QuantConfig& all,
                                                         const std::string& prefix) {
+  const QuantConfig cfg = all.for_module(prefix);
+  if (cfg.method == QuantMethod::CompressedTensors && !ql.fp8 &&
+      (ql.bits != cfg.bits || ql.symmetric != cfg.symmetric || std::max(ql.group, 0) != std::max(cfg.group, 0)))
+    return layout_error(prefix, fmt::format("quantized as {}-bit group {}{} but its config group says {}-bit group {}{}", ql.bits,
+                                            ql.group, ql.symmetric ? "" : " asymmetric", cfg.bits, cfg.group,
+                                            cfg.symmetric ? "" : " asymmetric"));
   switch (cfg.method) {
     case QuantMethod::Awq: return pack_awq(ql, prefix);
     case QuantMethod::Gptq: return pack_gptq(ql, cfg, prefix);
@@ -299,12 +334,16 @@ Result<std::vector<OwnedTensor>> pack_checkpoint_linear(const QuantizedLinear& q
   }
 }
 
-std::vector<std::string> checkpoint_tensor_names(const QuantConfig& cfg, const std::string& p) {
+std::vector<std::string> checkpoint_tensor_names(const QuantConfig& all, const std::string& p) {
+  const QuantConfig cfg = all.for_module(p);
   switch (cfg.method) {
     case QuantMethod::Awq: return {p + ".qweight", p + ".qzeros", p + ".scales"};
     case QuantMethod::Gptq: return {p + ".qweight", p + ".qzeros", p + ".scales", p + ".g_idx"};
     case QuantMethod::CompressedTensors:
-      if (cfg.ct_format == "pack-quantized") return {p + ".weight_packed", p + ".weight_scale", p + ".weight_shape"};
+      if (cfg.ct_format == "pack-quantized") {
+        if (!cfg.symmetric) return {p + ".weight_packed", p + ".weight_scale", p + ".weight_shape", p + ".weight_zero_point"};
+        return {p + ".weight_packed", p + ".weight_scale", p + ".weight_shape"};
+      }
       return {p + ".weight", p + ".weight_scale"};
     default: return {};
   }
@@ -316,8 +355,9 @@ bool has_quantized_linear(const SafetensorsStore& store, const QuantConfig& cfg,
   return !names.empty() && store.find(names.front()) != nullptr;
 }
 
-Result<QuantizedLinear> unpack_checkpoint_linear(const SafetensorsStore& store, const QuantConfig& cfg,
+Result<QuantizedLinear> unpack_checkpoint_linear(const SafetensorsStore& store, const QuantConfig& all,
                                                  const std::string& prefix, int64_t rows, int64_t cols) {
+  const QuantConfig cfg = all.for_module(prefix);
   switch (cfg.method) {
     case QuantMethod::Awq: return unpack_awq(store, cfg, prefix, rows, cols);
     case QuantMethod::Gptq: return unpack_gptq(store, cfg, prefix, rows, cols);

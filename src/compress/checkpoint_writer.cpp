@@ -67,9 +67,12 @@ OwnedTensor vector_as(const TensorInfo& like, const std::vector<float>& v) {
 std::vector<std::string> quantizable_modules(const Model& model, const QuantConfig& layout) {
   std::vector<std::string> out;
   for (const auto& t : model.store().tensors()) {
-    if (t.shape.size() != 2 || t.name.rfind("model.layers.", 0) != 0 || !ends_with(t.name, "_proj.weight")) continue;
+    if (t.shape.size() != 2 || !ends_with(t.name, ".weight")) continue;
     const std::string module = t.name.substr(0, t.name.size() - 7);
-    if (!layout.ignores(module)) out.push_back(module);
+    const bool linear = t.name.rfind("model.layers.", 0) == 0 && ends_with(t.name, "_proj.weight");
+    // Decoder linears as the layout says; the embedding only when a mixed-precision group names it.
+    if ((linear && layout.targets(module)) || (module == "model.embed_tokens" && !layout.schemes.empty() && layout.targets(module)))
+      out.push_back(module);
   }
   return out;
 }

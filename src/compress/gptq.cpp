@@ -56,6 +56,22 @@ Result<PreparedHessian> prepare_hessian(const std::vector<double>& h_in, int64_t
   return Status::error("gptq: the Hessian is not positive definite even after dampening");
 }
 
+// The clip ratio in [0.75, 1] (step 0.01) whose group parameters give the least squared rounding error.
+GroupParams mse_group_params(const float* w, int64_t n, const QuantSpec& spec) {
+  GroupParams best = group_params(w, n, 1, spec);
+  double best_err = -1;
+  for (int step = 0; step <= 25; ++step) {
+    const GroupParams p = step == 0 ? best : group_params(w, n, 1, spec, 1.0f - 0.01f * float(step));
+    double err = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = double(w[i]) - double(fake_quantize(w[i], p, spec));
+      err += d * d;
+    }
+    if (best_err < 0 || err < best_err) best_err = err, best = p;
+  }
+  return best;
+}
+
 // GPTQ on rows [r0, r1) of wp (permuted columns, f64, [rows, n]); codes and group params out.
 void gptq_rows(const PreparedHessian& ph, const GptqOptions& opt, std::vector<double>& wp, int64_t r0, int64_t r1,
                QuantizedLinear& ql) {
@@ -65,16 +81,27 @@ void gptq_rows(const PreparedHessian& ph, const GptqOptions& opt, std::vector<do
   std::vector<float> tmp(static_cast<size_t>(gs));
   std::vector<double> err(static_cast<size_t>(bs));
   std::vector<GroupParams> params(static_cast<size_t>(ng));
+  // Static groups (act-order): every group's parameters from the original weights, in column order, so
+  // the checkpoint needs no g_idx; the columns are still quantized in act-order.
+  const bool static_groups = opt.act_order && opt.static_groups;
+  std::vector<float> orig(static_groups ? size_t(n) : 0);
   for (int64_t r = r0; r < r1; ++r) {
     double* w = wp.data() + r * n;
+    if (static_groups) {
+      for (int64_t i = 0; i < n; ++i) orig[size_t(ph.perm[size_t(i)])] = float(w[i]);
+      for (int64_t g = 0; g < ng; ++g)
+        params[size_t(g)] = opt.mse_clip ? mse_group_params(orig.data() + g * gs, gs, opt.spec)
+                                         : group_params(orig.data() + g * gs, gs, 1, opt.spec);
+    }
     for (int64_t i1 = 0; i1 < n; i1 += bs) {
       const int64_t i2 = std::min(n, i1 + bs);
       for (int64_t i = i1; i < i2; ++i) {
-        if (i % gs == 0) {  // group parameters from the current (error-compensated) weights
+        if (!static_groups && i % gs == 0) {  // group parameters from the current (error-compensated) weights
           for (int64_t j = 0; j < gs; ++j) tmp[size_t(j)] = float(w[i + j]);
-          params[size_t(i / gs)] = group_params(tmp.data(), gs, 1, opt.spec);
+          params[size_t(i / gs)] = opt.mse_clip ? mse_group_params(tmp.data(), gs, opt.spec)
+                                                : group_params(tmp.data(), gs, 1, opt.spec);
         }
-        const GroupParams gp = params[size_t(i / gs)];
+        const GroupParams gp = params[size_t(static_groups ? ph.perm[size_t(i)] / gs : i / gs)];
         const int code = quantize_value(float(w[i]), gp, opt.spec);
         ql.q[size_t(r * n + ph.perm[size_t(i)])] = uint8_t(code);
         const double e = (w[i] - double(dequantize_value(code, gp))) / u[i * n + i];
@@ -114,7 +141,7 @@ Result<QuantizedLinear> gptq_with(ExecContext& ctx, const float* w, int64_t rows
     }
   ctx.pool().parallel_for(rows, 1, [&](int64_t r0, int64_t r1) { gptq_rows(ph, opt, wp, r0, r1, ql); });
   // With act-order the groups follow the permuted order; g_idx maps each original column to its group.
-  if (opt.act_order && opt.spec.group > 0) {
+  if (opt.act_order && !opt.static_groups && opt.spec.group > 0) {
     ql.g_idx.resize(size_t(cols));
     for (int64_t i = 0; i < cols; ++i) ql.g_idx[size_t(ph.perm[size_t(i)])] = int32_t(i / gs);
   }
@@ -152,7 +179,9 @@ Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx,
       }
       const WeightMatrix& w = linear_weight(lw, k);
       TERN_ASSIGN_OR_RETURN(std::vector<float> f, weight_to_f32(w));
-      TERN_ASSIGN_OR_RETURN(ql.at(k), gptq_with(ctx, f.data(), w.rows, w.cols, *ph, opt));
+      GptqOptions mopt = opt;
+      if (opt.spec_for) mopt.spec = opt.spec_for(linear_module_name(int(l), k));
+      TERN_ASSIGN_OR_RETURN(ql.at(k), gptq_with(ctx, f.data(), w.rows, w.cols, *ph, mopt));
     }
     store_layer(qm, int(l), std::move(ql));
     if (opt.on_layer) opt.on_layer(int64_t(l) + 1, int64_t(layers.size()));
@@ -169,6 +198,9 @@ Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const
   o.spec = spec;
   o.percdamp = options.damp;
   o.act_order = options.act_order;
+  o.mse_clip = options.mse_clip;
+  o.static_groups = options.static_groups;
+  o.spec_for = options.spec_for;
   o.on_layer = [&](int64_t done, int64_t total) {
     if (progress) progress(stats.windows + done, stats.windows + total);
   };

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "compress/calibration.h"
@@ -17,9 +18,13 @@ namespace tern {
 struct GptqOptions {
   std::function<void(int64_t, int64_t)> on_layer;  // (layers done, total), progress
   QuantSpec spec;
+  // Mixed precision: the spec of each module ("model.layers.0.self_attn.v_proj"); empty: `spec` for all.
+  std::function<QuantSpec(const std::string&)> spec_for;
+  bool mse_clip = false;   // per group, shrink the range to the clip ratio with the least squared rounding error
   double percdamp = 0.01;  // H += percdamp · mean(diag H) · I
   int block_size = 128;    // lazy-batch width (changes speed, not the result)
   bool act_order = false;  // quantize columns by decreasing H diagonal (desc_act); sets g_idx when grouped
+  bool static_groups = false;  // act-order: group ranges fixed up front in column order (no g_idx needed)
 };
 
 // One linear: w [rows, cols] f32, h [cols, cols] (XᵀX at any positive scale). Columns whose diagonal

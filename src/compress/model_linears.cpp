@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "compress/mixed_precision.h"
+
 namespace tern {
 
 const char* linear_name(LinearKind k) {
@@ -113,6 +115,17 @@ Status apply_dequantized(Model& model, const QuantizedModel& qm) {
       if (it->second.size() != norm.size()) return Status::error(fmt::format("{}: size differs", it->first));
       norm = it->second;
     }
+  }
+  // The token embedding (and the LM head when it shares the embedding's storage).
+  if (auto it = qm.linears.find(kEmbedModule); it != qm.linears.end()) {
+    ++used;
+    const QuantizedLinear& q = it->second;
+    if (q.rows != w.embed.rows || q.cols != w.embed.cols) return Status::error("model.embed_tokens: quantized shape differs");
+    const bool tied = w.lm_head.data == w.embed.data;
+    storage->push_back(dequantize(q));
+    w.embed = WeightMatrix{};
+    w.embed.data = storage->back().data(), w.embed.dtype = DType::F32, w.embed.rows = q.rows, w.embed.cols = q.cols;
+    if (tied) w.lm_head = w.embed;
   }
   if (used != qm.linears.size() + qm.vectors.size()) {
     return Status::error("quantized model names tensors this model does not have");

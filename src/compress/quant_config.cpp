@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <regex>
+
+#include "compress/mixed_precision.h"
 #include "core/mapped_file.h"
 #include "model/json_util.h"
 
@@ -93,21 +96,8 @@ Status parse_gptq(const Reader& r, QuantConfig* c) {
   return Status::ok();
 }
 
-Status parse_compressed_tensors(const Reader& r, QuantConfig* c) {
-  TERN_RETURN_IF_ERROR(r.string("format", &c->ct_format, true));
-  if (c->ct_format != "pack-quantized" && c->ct_format != "int-quantized" && c->ct_format != "float-quantized")
-    return r.fail("format", "'" + c->ct_format + "' is not supported (pack-quantized, int-quantized, float-quantized)");
-  std::string status;
-  TERN_RETURN_IF_ERROR(r.string("quantization_status", &status, false));
-  if (!status.empty() && status != "compressed")
-    return r.fail("quantization_status", "'" + status + "': tern loads compressed checkpoints only");
-  TERN_RETURN_IF_ERROR(r.string_list("ignore", &c->ignore));
-  const json* groups = r.get("config_groups");
-  if (!groups || !groups->is_object() || groups->size() != 1)
-    return r.fail("config_groups", "expected exactly one quantization group");
-  const json& g = groups->begin().value();
-  if (!g.is_object()) return r.fail("config_groups", "the group is not an object");
-  const Reader gr{g, r.where + "config_groups." + groups->begin().key() + "."};
+// One config group's "weights" and "input_activations" into c's bits/group/symmetric/fp8/activations.
+Status parse_ct_group(const Reader& gr, QuantConfig* c) {
   const json* wj = gr.get("weights");
   if (!wj || !wj->is_object()) return gr.fail("weights", "missing");
   const Reader w{*wj, gr.where + "weights."};
@@ -116,8 +106,8 @@ Status parse_compressed_tensors(const Reader& r, QuantConfig* c) {
   std::string type = "int", strategy;
   TERN_RETURN_IF_ERROR(w.string("type", &type, false));
   TERN_RETURN_IF_ERROR(w.string("strategy", &strategy, true));
+  c->symmetric = true;
   TERN_RETURN_IF_ERROR(w.boolean("symmetric", &c->symmetric));
-  if (!c->symmetric) return w.fail("symmetric", "asymmetric compressed-tensors weights are not supported");
   c->bits = int(bits);
   c->fp8 = type == "float";
   if (type != "int" && type != "float") return w.fail("type", "'" + type + "' is not int or float");
@@ -125,6 +115,8 @@ Status parse_compressed_tensors(const Reader& r, QuantConfig* c) {
   if (c->fp8 && bits != 8) return w.fail("num_bits", "FP8 weights have 8 bits");
   if (!c->fp8 && bits != 4 && bits != 8) return w.fail("num_bits", fmt::format("{} is not supported (4 or 8)", bits));
   if (c->ct_format == "int-quantized" && bits != 8) return w.fail("num_bits", "int-quantized weights have 8 bits");
+  if (!c->symmetric && c->ct_format != "pack-quantized")
+    return w.fail("symmetric", "asymmetric weights are supported in pack-quantized only");
   if (strategy == "channel") {
     c->group = 0;
   } else if (strategy == "group") {
@@ -135,6 +127,7 @@ Status parse_compressed_tensors(const Reader& r, QuantConfig* c) {
   } else {
     return w.fail("strategy", "'" + strategy + "' is not supported (channel, group)");
   }
+  c->int8_activations = false;
   if (const json* a = gr.get("input_activations")) {
     if (!a->is_object()) return gr.fail("input_activations", "expected an object");
     const Reader ar{*a, gr.where + "input_activations."};
@@ -150,6 +143,50 @@ Status parse_compressed_tensors(const Reader& r, QuantConfig* c) {
   return Status::ok();
 }
 
+Status parse_compressed_tensors(const Reader& r, QuantConfig* c) {
+  TERN_RETURN_IF_ERROR(r.string("format", &c->ct_format, true));
+  if (c->ct_format != "pack-quantized" && c->ct_format != "int-quantized" && c->ct_format != "float-quantized")
+    return r.fail("format", "'" + c->ct_format + "' is not supported (pack-quantized, int-quantized, float-quantized)");
+  std::string status;
+  TERN_RETURN_IF_ERROR(r.string("quantization_status", &status, false));
+  if (!status.empty() && status != "compressed")
+    return r.fail("quantization_status", "'" + status + "': tern loads compressed checkpoints only");
+  TERN_RETURN_IF_ERROR(r.string_list("ignore", &c->ignore));
+  const json* groups = r.get("config_groups");
+  if (!groups || !groups->is_object() || groups->empty())
+    return r.fail("config_groups", "expected at least one quantization group");
+  bool first = true;
+  for (auto it = groups->begin(); it != groups->end(); ++it) {
+    const json& g = it.value();
+    if (!g.is_object()) return r.fail("config_groups." + it.key(), "the group is not an object");
+    const Reader gr{g, r.where + "config_groups." + it.key() + "."};
+    QuantConfig gc = *c;
+    TERN_RETURN_IF_ERROR(parse_ct_group(gr, &gc));
+    QuantScheme scheme{{}, gc.bits, gc.group, gc.symmetric};
+    TERN_RETURN_IF_ERROR(gr.string_list("targets", &scheme.targets));
+    for (const auto& t : scheme.targets) {
+      if (t.rfind("re:", 0) != 0) continue;
+      try {
+        std::regex re(t.substr(3));
+      } catch (const std::regex_error&) {
+        return gr.fail("targets", "'" + t + "' is not a valid regular expression");
+      }
+    }
+    if (first) {
+      const std::vector<std::string> ignore = c->ignore;
+      *c = gc;
+      c->ignore = ignore;
+    } else if (gc.fp8 != c->fp8 || gc.int8_activations != c->int8_activations) {
+      return gr.fail("weights", "groups differ in weight type or activations (tern mixes integer bit widths only)");
+    }
+    c->schemes.push_back(std::move(scheme));
+    first = false;
+  }
+  // One group is the plain (not mixed) form, whatever it targets.
+  if (c->schemes.size() == 1) c->schemes.clear();
+  return Status::ok();
+}
+
 }  // namespace
 
 bool QuantConfig::ignores(const std::string& module) const {
@@ -162,6 +199,24 @@ bool QuantConfig::ignores(const std::string& module) const {
         return true;
     }
   }
+  return false;
+}
+
+QuantConfig QuantConfig::for_module(const std::string& module) const {
+  QuantConfig c = *this;
+  for (const auto& s : schemes) {
+    if (!module_matches_any(module, s.targets)) continue;
+    c.bits = s.bits, c.group = s.group, c.symmetric = s.symmetric;
+    break;
+  }
+  return c;
+}
+
+bool QuantConfig::targets(const std::string& module) const {
+  if (!quantized() || ignores(module)) return false;
+  if (schemes.empty()) return module.rfind("model.layers.", 0) == 0;  // every decoder linear
+  for (const auto& s : schemes)
+    if (module_matches_any(module, s.targets)) return true;
   return false;
 }
 
@@ -231,38 +286,50 @@ nlohmann::ordered_json quant_config_to_json(const QuantConfig& c) {
       j["checkpoint_format"] = c.gptq_v2 ? "gptq_v2" : "gptq";
       break;
     case QuantMethod::CompressedTensors: {
-      nlohmann::ordered_json w;
-      w["num_bits"] = c.bits;
-      w["type"] = c.fp8 ? "float" : "int";
-      w["symmetric"] = c.symmetric;
-      w["group_size"] = c.group > 0 ? nlohmann::ordered_json(c.group) : nlohmann::ordered_json(nullptr);
-      w["strategy"] = c.group > 0 ? "group" : "channel";
-      w["block_structure"] = nullptr;
-      w["dynamic"] = false;
-      w["actorder"] = nullptr;
-      w["observer"] = "minmax";
-      w["observer_kwargs"] = nlohmann::ordered_json::object();
-      nlohmann::ordered_json g;
-      g["targets"] = {"Linear"};
-      g["weights"] = w;
-      if (c.int8_activations || c.fp8) {
-        nlohmann::ordered_json a;
-        a["num_bits"] = 8;
-        a["type"] = c.fp8 ? "float" : "int";
-        a["symmetric"] = true;
-        a["group_size"] = nullptr;
-        a["strategy"] = "token";
-        a["block_structure"] = nullptr;
-        a["dynamic"] = true;
-        a["actorder"] = nullptr;
-        a["observer"] = nullptr;
-        a["observer_kwargs"] = nlohmann::ordered_json::object();
-        g["input_activations"] = a;
+      auto group_json = [&](int bits, int group, bool symmetric, const std::vector<std::string>& targets) {
+        nlohmann::ordered_json w;
+        w["num_bits"] = bits;
+        w["type"] = c.fp8 ? "float" : "int";
+        w["symmetric"] = symmetric;
+        w["group_size"] = group > 0 ? nlohmann::ordered_json(group) : nlohmann::ordered_json(nullptr);
+        w["strategy"] = group > 0 ? "group" : "channel";
+        w["block_structure"] = nullptr;
+        w["dynamic"] = false;
+        w["actorder"] = nullptr;
+        w["observer"] = "minmax";
+        w["observer_kwargs"] = nlohmann::ordered_json::object();
+        nlohmann::ordered_json g;
+        g["targets"] = targets;
+        g["weights"] = w;
+        if (c.int8_activations || c.fp8) {
+          nlohmann::ordered_json a;
+          a["num_bits"] = 8;
+          a["type"] = c.fp8 ? "float" : "int";
+          a["symmetric"] = true;
+          a["group_size"] = nullptr;
+          a["strategy"] = "token";
+          a["block_structure"] = nullptr;
+          a["dynamic"] = true;
+          a["actorder"] = nullptr;
+          a["observer"] = nullptr;
+          a["observer_kwargs"] = nlohmann::ordered_json::object();
+          g["input_activations"] = a;
+        } else {
+          g["input_activations"] = nullptr;
+        }
+        g["output_activations"] = nullptr;
+        return g;
+      };
+      nlohmann::ordered_json groups = nlohmann::ordered_json::object();
+      if (c.schemes.empty()) {
+        groups["group_0"] = group_json(c.bits, c.group, c.symmetric, {"Linear"});
       } else {
-        g["input_activations"] = nullptr;
+        for (size_t i = 0; i < c.schemes.size(); ++i) {
+          const QuantScheme& s = c.schemes[i];
+          groups[fmt::format("group_{}", i)] = group_json(s.bits, s.group, s.symmetric, s.targets);
+        }
       }
-      g["output_activations"] = nullptr;
-      j["config_groups"] = {{"group_0", g}};
+      j["config_groups"] = groups;
       j["format"] = !c.ct_format.empty() ? c.ct_format
                     : c.fp8                ? "float-quantized"
                     : c.int8_activations   ? "int-quantized"

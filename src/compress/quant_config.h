@@ -15,6 +15,15 @@ namespace tern {
 
 enum class QuantMethod { None, Awq, Gptq, CompressedTensors };
 
+// One compressed-tensors config group of a mixed-precision checkpoint: the modules it targets and
+// their weight scheme (format and activations are shared by all groups).
+struct QuantScheme {
+  std::vector<std::string> targets;  // exact module names, "re:REGEX", "Linear", "Embedding"
+  int bits = 4;
+  int group = 128;  // 0 = per output channel
+  bool symmetric = true;
+};
+
 struct QuantConfig {
   QuantMethod method = QuantMethod::None;
   int bits = 4;
@@ -27,7 +36,15 @@ struct QuantConfig {
   std::string ct_format;         // CT: pack-quantized, int-quantized, float-quantized
   std::vector<std::string> ignore;  // modules left unquantized (CT ignore, AWQ modules_to_not_convert)
 
+  // CT mixed precision: every config group in order (the first also sets bits/group/symmetric above).
+  // Empty: one scheme (the fields above) for every linear not ignored.
+  std::vector<QuantScheme> schemes;
+
   bool quantized() const { return method != QuantMethod::None; }
+  // The config as it applies to `module`: bits/group/symmetric of the first scheme targeting it.
+  QuantConfig for_module(const std::string& module) const;
+  // Whether the config quantizes `module` at all (not ignored; targeted by a scheme when there are schemes).
+  bool targets(const std::string& module) const;
   // Whether module (e.g. "lm_head", "model.layers.0.mlp.down_proj") is listed as unquantized.
   bool ignores(const std::string& module) const;
 };

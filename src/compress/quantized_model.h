@@ -27,6 +27,11 @@ struct MethodOptions {
   double damp = 0.01;            // GPTQ: fraction of mean(diag H) added to the diagonal
   double alpha = 0.5;            // SmoothQuant migration strength
   bool int8_activations = false; // W8A8: activations quantized per token at run time (SmoothQuant: always)
+  bool static_groups = false;    // GPTQ act-order: group ranges fixed in column order (no g_idx)
+  bool mse_clip = false;         // GPTQ (and AWQ+GPTQ): MSE-optimal group ranges
+  bool awq_gptq = false;         // AWQ: round the scaled weights with GPTQ (calibrates the Hessian too)
+  // Mixed precision: the spec of each module ("model.layers.0.mlp.down_proj"); empty: the method's spec.
+  std::function<QuantSpec(const std::string&)> spec_for;
 };
 
 // `done` of `total` units (layers or matrices) finished; drives the progress bar.

@@ -44,49 +44,81 @@ void scale_cols(std::vector<float>& w, const std::vector<float>& s) {
 
 }  // namespace
 
-Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const CalibrationStats& stats,
-                                                  const SmoothQuantOptions& opt) {
+Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& stats, int l,
+                                   const SmoothQuantOptions& opt) {
   const ModelConfig& cfg = model.config();
   const auto& layers = model.weights().layers;
-  if (stats.layers.size() != layers.size()) return Status::error("smoothquant: calibration does not match the model");
+  if (stats.layers.size() != layers.size() || l < 0 || size_t(l) >= layers.size())
+    return Status::error("smoothquant: calibration does not match the model");
   if (!(opt.alpha >= 0 && opt.alpha <= 1)) return Status::error(fmt::format("smoothquant alpha {} is outside [0, 1]", opt.alpha));
+  const DecoderLayerWeights& src = layers[size_t(l)];
+  SmoothedLayer out;
+  auto& w = out.w;
+  for (LinearKind k : kAllLinears) {
+    TERN_RETURN_IF_ERROR(validate_quant_spec(opt.spec, linear_weight(src, k).cols));
+    TERN_ASSIGN_OR_RETURN(w[size_t(k)], weight_to_f32(linear_weight(src, k)));
+  }
+  auto W = [&](LinearKind k) -> std::vector<float>& { return w[size_t(k)]; };
+  out.input_norm = src.input_norm;
+  out.post_attn_norm = src.post_attn_norm;
+
+  const int64_t H = cfg.hidden_size, I = cfg.intermediate_size;
+  const auto s_attn = smoothquant_scales(stats.at(l, LinearInput::kAttnIn).abs_max,
+                                         weight_col_max({&W(LinearKind::kQ), &W(LinearKind::kK), &W(LinearKind::kV)}, H),
+                                         opt.alpha);
+  for (LinearKind k : {LinearKind::kQ, LinearKind::kK, LinearKind::kV}) scale_cols(W(k), s_attn);
+  for (int64_t c = 0; c < H; ++c) out.input_norm[size_t(c)] /= s_attn[size_t(c)];
+  const auto s_mlp = smoothquant_scales(stats.at(l, LinearInput::kMlpIn).abs_max,
+                                        weight_col_max({&W(LinearKind::kGate), &W(LinearKind::kUp)}, H), opt.alpha);
+  for (LinearKind k : {LinearKind::kGate, LinearKind::kUp}) scale_cols(W(k), s_mlp);
+  for (int64_t c = 0; c < H; ++c) out.post_attn_norm[size_t(c)] /= s_mlp[size_t(c)];
+
+  // o_proj reads the attention output, which is linear in v_proj's output: scaling v_proj's rows by 1/s
+  // scales o_proj's input exactly. Query heads sharing a kv head share its v rows, so s is tied across
+  // them (the max of their activation and weight maxima). A v bias would need the same scale: skipped.
+  if (opt.smooth_o && src.attn.v_bias.empty()) {
+    const int64_t hd = cfg.head_dim, rep = cfg.n_heads / cfg.n_kv_heads, O = cfg.n_heads * hd;
+    const std::vector<float>& am = stats.at(l, LinearInput::kAttnOut).abs_max;
+    const std::vector<float> wm = weight_col_max({&W(LinearKind::kO)}, O);
+    std::vector<float> a_kv(size_t(cfg.n_kv_heads * hd), 0.0f), w_kv(a_kv.size(), 0.0f);
+    for (int64_t h = 0; h < cfg.n_heads; ++h)
+      for (int64_t d = 0; d < hd; ++d) {
+        const size_t kv = size_t((h / rep) * hd + d), c = size_t(h * hd + d);
+        a_kv[kv] = std::max(a_kv[kv], am[c]), w_kv[kv] = std::max(w_kv[kv], wm[c]);
+      }
+    const auto s_kv = smoothquant_scales(a_kv, w_kv, opt.alpha);
+    std::vector<float> s_o(static_cast<size_t>(O));
+    for (int64_t h = 0; h < cfg.n_heads; ++h)
+      for (int64_t d = 0; d < hd; ++d) s_o[size_t(h * hd + d)] = s_kv[size_t((h / rep) * hd + d)];
+    scale_cols(W(LinearKind::kO), s_o);
+    for (int64_t r = 0; r < cfg.n_kv_heads * hd; ++r)
+      for (int64_t c = 0; c < H; ++c) W(LinearKind::kV)[size_t(r * H + c)] /= s_kv[size_t(r)];
+  }
+  if (opt.smooth_down) {  // silu(gate) * up is linear in up, so up's rows absorb 1/s exactly
+    const auto s_down = smoothquant_scales(stats.at(l, LinearInput::kMlpDown).abs_max,
+                                           weight_col_max({&W(LinearKind::kDown)}, I), opt.alpha);
+    scale_cols(W(LinearKind::kDown), s_down);
+    for (int64_t j = 0; j < I; ++j)
+      for (int64_t c = 0; c < H; ++c) W(LinearKind::kUp)[size_t(j * H + c)] /= s_down[size_t(j)];
+  }
+  return out;
+}
+
+Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const CalibrationStats& stats,
+                                                  const SmoothQuantOptions& opt) {
+  const auto& layers = model.weights().layers;
+  if (stats.layers.size() != layers.size()) return Status::error("smoothquant: calibration does not match the model");
   QuantizedModel qm;
   qm.int8_activations = true;
   for (size_t l = 0; l < layers.size(); ++l) {
-    const DecoderLayerWeights& src = layers[l];
-    std::array<std::vector<float>, kLinearKinds> w;
-    for (LinearKind k : kAllLinears) {
-      TERN_RETURN_IF_ERROR(validate_quant_spec(opt.spec, linear_weight(src, k).cols));
-      TERN_ASSIGN_OR_RETURN(w[size_t(k)], weight_to_f32(linear_weight(src, k)));
-    }
-    auto W = [&](LinearKind k) -> std::vector<float>& { return w[size_t(k)]; };
+    TERN_ASSIGN_OR_RETURN(SmoothedLayer sl, smooth_layer(model, stats, int(l), opt));
     LayerResult ql;
-    ql.input_norm = src.input_norm;
-    ql.post_attn_norm = src.post_attn_norm;
+    ql.input_norm = std::move(sl.input_norm);
+    ql.post_attn_norm = std::move(sl.post_attn_norm);
     ql.norms_changed = true;
-
-    const int64_t H = cfg.hidden_size, I = cfg.intermediate_size;
-    const auto s_attn = smoothquant_scales(stats.at(int(l), LinearInput::kAttnIn).abs_max,
-                                           weight_col_max({&W(LinearKind::kQ), &W(LinearKind::kK), &W(LinearKind::kV)}, H),
-                                           opt.alpha);
-    for (LinearKind k : {LinearKind::kQ, LinearKind::kK, LinearKind::kV}) scale_cols(W(k), s_attn);
-    for (int64_t c = 0; c < H; ++c) ql.input_norm[size_t(c)] /= s_attn[size_t(c)];
-
-    const auto s_mlp = smoothquant_scales(stats.at(int(l), LinearInput::kMlpIn).abs_max,
-                                          weight_col_max({&W(LinearKind::kGate), &W(LinearKind::kUp)}, H), opt.alpha);
-    for (LinearKind k : {LinearKind::kGate, LinearKind::kUp}) scale_cols(W(k), s_mlp);
-    for (int64_t c = 0; c < H; ++c) ql.post_attn_norm[size_t(c)] /= s_mlp[size_t(c)];
-
-    if (opt.smooth_down) {  // silu(gate) * up is linear in up, so up's rows absorb 1/s exactly
-      const auto s_down = smoothquant_scales(stats.at(int(l), LinearInput::kMlpDown).abs_max,
-                                             weight_col_max({&W(LinearKind::kDown)}, I), opt.alpha);
-      scale_cols(W(LinearKind::kDown), s_down);
-      for (int64_t j = 0; j < I; ++j)
-        for (int64_t c = 0; c < H; ++c) W(LinearKind::kUp)[size_t(j * H + c)] /= s_down[size_t(j)];
-    }
     for (LinearKind k : kAllLinears) {
-      const WeightMatrix& m = linear_weight(src, k);
-      TERN_ASSIGN_OR_RETURN(ql.at(k), quantize_rtn(W(k).data(), m.rows, m.cols, opt.spec));
+      const WeightMatrix& m = linear_weight(layers[l], k);
+      TERN_ASSIGN_OR_RETURN(ql.at(k), quantize_rtn(sl.w[size_t(k)].data(), m.rows, m.cols, opt.spec));
     }
     store_layer(qm, int(l), std::move(ql));
   }

@@ -2,10 +2,12 @@
 // int8 rounding handles badly, weights do not. s_j = max|x_j|^alpha / max|w_j|^(1-alpha) moves the
 // difficulty into the weights: x / s is what the linear reads (folded into the RMSNorm weight for
 // q/k/v and gate/up, into up_proj's rows for down_proj), W·diag(s) is rounded to int8 per output
-// channel, and activations are rounded per token at run time. o_proj is not smoothed (no op in
-// front of it can absorb the scale exactly when heads are grouped), as in the paper's Llama recipe.
+// channel, and activations are rounded per token at run time. o_proj's input is smoothed through
+// v_proj's rows (the attention output is linear in v), with s tied across the query heads that share a
+// kv head so that the fold stays exact under grouped-query attention.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -18,6 +20,7 @@ namespace tern {
 struct SmoothQuantOptions {
   double alpha = 0.5;
   bool smooth_down = true;  // also smooth down_proj's input through up_proj
+  bool smooth_o = true;     // also smooth o_proj's input through v_proj
   QuantSpec spec{8, 0, /*symmetric=*/true};  // int8 per output channel
 };
 
@@ -37,5 +40,14 @@ Result<QuantizedModel> smoothquant_quantize(ExecContext& ctx, const Model& model
 
 Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const CalibrationStats& stats,
                                                   const SmoothQuantOptions& options);
+
+// Layer `layer` after smoothing, before rounding: f32 weights [rows, cols] by LinearKind and the norms
+// that absorbed 1/s. The model computes the same function with them (up to float rounding).
+struct SmoothedLayer {
+  std::array<std::vector<float>, kLinearKinds> w;
+  std::vector<float> input_norm, post_attn_norm;
+};
+Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& stats, int layer,
+                                   const SmoothQuantOptions& options);
 
 }  // namespace tern

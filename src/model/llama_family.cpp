@@ -45,6 +45,10 @@ Result<TransformerWeights> bind_llama_family(WeightBinder& b, const ModelConfig&
   if (cfg.mlp_bias) return Status::error("mlp_bias=true is not supported");
   TransformerWeights w;
   TERN_ASSIGN_OR_RETURN(w.embed, b.matrix("model.embed_tokens.weight", cfg.vocab_size, cfg.hidden_size));
+  // embedding_lookup reads dense, GGUF and int8-per-row tables; a 4-bit embedding has no lookup kernel.
+  if (w.embed.format != WeightFormat::Dense && w.embed.format != WeightFormat::Gguf &&
+      w.embed.format != WeightFormat::Int8Channel)
+    return Status::error("model.embed_tokens: only an int8 per-row quantized embedding is supported");
   w.layers.resize(size_t(cfg.n_layers));
   for (int i = 0; i < cfg.n_layers; ++i) {
     const std::string p = fmt::format("model.layers.{}.", i);

@@ -1,4 +1,4 @@
-// Embedding front door: a row gather with dtype conversion; rows are split over threads only for
+// Embedding front door: a row gather with dtype conversion (or int8 per-row dequantization); rows are split over threads only for
 // prefill-sized batches (the gather is memory-bound and tiny for decode).
 #include "ops/embedding.h"
 
@@ -14,6 +14,18 @@ void embedding_lookup(ExecContext& ctx, const WeightMatrix& table, const int32_t
   if (m <= 0 || table.cols <= 0) return;
   assert(table.data && ids && out);
   if (table.format == WeightFormat::Gguf) return cpu::gguf_embedding(table, ids, m, out);
+  if (table.format == WeightFormat::Int8Channel) {
+    // int8 per-row table (a quantized tied embedding / LM head): row = codes * the row's scale.
+    // table.data: int8 [vocab, d], table.scales: [vocab].
+    const auto* q = static_cast<const int8_t*>(table.data);
+    for (int64_t i = 0; i < m; ++i) {
+      const int8_t* row = q + int64_t(ids[i]) * table.cols;
+      const float s = table.scales[ids[i]];
+      float* o = out + i * table.cols;
+      for (int64_t c = 0; c < table.cols; ++c) o[c] = float(row[c]) * s;
+    }
+    return;
+  }
   const int64_t d = table.cols;
   auto kernel = ctx.cpu().avx2 ? cpu::embedding_avx2 : cpu::embedding_scalar;
   constexpr int64_t kMinElementsPerThread = 1 << 16;

@@ -1,5 +1,6 @@
 // Token embedding lookup: out[i, :] = table[ids[i], :] as f32.
-// table: [vocab, d] in its stored dtype (bf16/f16/f32). ids must be < vocab (checked by the caller).
+// table: [vocab, d] in its stored dtype (bf16/f16/f32), a GGUF block type, or Int8Channel (int8 codes,
+// one scale per row). ids must be < vocab (checked by the caller).
 #pragma once
 
 #include <cstdint>

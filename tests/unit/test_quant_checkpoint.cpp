@@ -127,6 +127,8 @@ TEST(QuantCheckpoint, RandomRoundTripsEveryLayout) {
       {R"({"quant_method":"compressed-tensors","format":"int-quantized","config_groups":{"g":{"weights":
          {"num_bits":8,"type":"int","symmetric":true,"strategy":"channel"},"input_activations":{"num_bits":8,
          "type":"int","symmetric":true,"strategy":"token","dynamic":true}}}})", 8, 0, true, false},
+      {R"({"quant_method":"compressed-tensors","format":"pack-quantized","config_groups":{"g":{"weights":
+         {"num_bits":4,"type":"int","symmetric":false,"strategy":"group","group_size":32}}}})", 4, 32, false, false},
       {R"({"quant_method":"compressed-tensors","format":"float-quantized","config_groups":{"g":{"weights":
          {"num_bits":8,"type":"float","symmetric":true,"strategy":"channel"}}}})", 8, 0, true, true},
   };
@@ -165,7 +167,7 @@ TEST(QuantCheckpoint, ConfigErrorsAreOneLine) {
   check(R"({"quant_method":"gptq","bits":4,"group_size":128,"checkpoint_format":"marlin"})", "marlin");
   check(R"({"quant_method":"compressed-tensors","format":"sparse-bitmask","config_groups":{}})", "sparse-bitmask");
   check(R"({"quant_method":"compressed-tensors","format":"pack-quantized","config_groups":{"a":{},"b":{}}})",
-        "exactly one");
+        "weights: missing");
 }
 
 // tiny llama (fp32) -> tern's writer in each layout -> Model::load -> logits close to the base model's.

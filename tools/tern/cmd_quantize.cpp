@@ -8,6 +8,7 @@
 #include "compress/awq.h"
 #include "compress/checkpoint_writer.h"
 #include "compress/gptq.h"
+#include "compress/mixed_precision.h"
 #include "compress/smoothquant.h"
 #include "core/mapped_file.h"
 #include "progress_bar.h"
@@ -21,7 +22,10 @@ struct QuantizeOptions {
   std::string model, out, method = "rtn", format, calib, gguf_type;
   int bits = 4;
   int group = 128;
-  bool sym = false, asym = false, fp8 = false, w8a8 = false, act_order = false;
+  bool sym = false, asym = false, fp8 = false, w8a8 = false, act_order = false, mse_clip = false, awq_gptq = false;
+  double sq_alpha = 0.5;          // SmoothQuant migration strength
+  int embed_bits = 0;             // 8: the token embedding (and tied LM head) as int8 per row
+  std::string int8_modules;       // comma-separated targets kept at int8 per output channel
   int64_t calib_ctx = 512, calib_windows = 32;
 };
 
@@ -30,7 +34,8 @@ QuantConfig layout_for(const QuantizeOptions& o, bool group_given) {
   QuantConfig c;
   std::string format = o.format;
   if (format.empty()) {
-    if (o.fp8 || o.w8a8 || o.method == "smoothquant" || o.bits == 8) format = "compressed-tensors";
+    if (o.fp8 || o.w8a8 || o.method == "smoothquant" || o.bits == 8 || o.embed_bits || !o.int8_modules.empty())
+      format = "compressed-tensors";
     else if (o.method == "awq") format = "awq";
     else format = "gptq";
   }
@@ -47,8 +52,12 @@ QuantConfig layout_for(const QuantizeOptions& o, bool group_given) {
   if (c.method == QuantMethod::CompressedTensors) {
     c.ct_format = c.fp8 ? "float-quantized" : c.int8_activations ? "int-quantized" : "pack-quantized";
     c.ignore = {"lm_head"};
-    if (!c.symmetric) fail("--format compressed-tensors: tern writes symmetric weights only (use --sym)");
+    if (!c.symmetric && c.ct_format != "pack-quantized") fail("--format compressed-tensors: asymmetric weights need 4-bit or int8 weight-only");
   }
+  if ((o.embed_bits || !o.int8_modules.empty()) && c.method != QuantMethod::CompressedTensors)
+    fail("--embed-bits / --int8-modules (mixed precision) need --format compressed-tensors");
+  if ((o.embed_bits || !o.int8_modules.empty()) && (c.fp8 || c.int8_activations || c.bits != 4))
+    fail("--embed-bits / --int8-modules mix int8 into 4-bit checkpoints only");
   if (c.fp8 && c.method != QuantMethod::CompressedTensors) fail("--fp8 needs --format compressed-tensors");
   if (c.int8_activations && c.method != QuantMethod::CompressedTensors)
     fail("W8A8 (--w8a8, smoothquant) needs --format compressed-tensors");
@@ -57,10 +66,31 @@ QuantConfig layout_for(const QuantizeOptions& o, bool group_given) {
   return c;
 }
 
+// Mixed precision as compressed-tensors config groups with explicit module names: group_0 the 4-bit
+// linears, group_1 the int8 per-channel ones (--int8-modules) and the embedding (--embed-bits 8).
+void add_mixed_schemes(const Model& model, const QuantizeOptions& o, QuantConfig* layout) {
+  if (!o.embed_bits && o.int8_modules.empty()) return;
+  const std::vector<std::string> targets = split_targets(o.int8_modules);
+  QuantScheme base{{}, layout->bits, layout->group, layout->symmetric}, high{{}, 8, 0, true};
+  for (const auto& m : quantizable_modules(model, *layout))
+    (module_matches_any(m, targets) ? high : base).targets.push_back(m);
+  for (const auto& t : targets) {
+    bool used = false;
+    for (const auto& m : high.targets) used |= module_matches(m, t);
+    if (!used) fail("--int8-modules: '" + t + "' matches no linear layer of the model");
+  }
+  if (o.embed_bits) high.targets.push_back(kEmbedModule);
+  if (!base.targets.empty()) layout->schemes.push_back(base);
+  layout->schemes.push_back(high);
+}
+
 void run_quantize(const QuantizeOptions& o, bool group_given) {
-  const QuantConfig layout = layout_for(o, group_given);
+  QuantConfig layout = layout_for(o, group_given);
   Runtime rt(o.runtime);
   auto model = unwrap(Model::load(o.model));
+  add_mixed_schemes(*model, o, &layout);
+  if (o.embed_bits && !model->config().tie_word_embeddings)
+    fail("--embed-bits: the model has a separate lm_head (tern quantizes tied embeddings only)");
   ProgressBar bar("quantize");
   auto progress = [&](int64_t done, int64_t total) { bar.update(done, total); };
   QuantSpec spec;
@@ -69,9 +99,10 @@ void run_quantize(const QuantizeOptions& o, bool group_given) {
   QuantizedModel qm;
   LinearQuantizer quantizer;
   if (o.method == "rtn") {
-    quantizer = [&](const std::string&, const float* w, int64_t rows, int64_t cols) -> Result<QuantizedLinear> {
+    quantizer = [&](const std::string& module, const float* w, int64_t rows, int64_t cols) -> Result<QuantizedLinear> {
       if (layout.fp8) return quantize_fp8(w, rows, cols);
-      return quantize_rtn(w, rows, cols, spec);
+      const QuantConfig mc = layout.for_module(module);
+      return quantize_rtn(w, rows, cols, QuantSpec{mc.bits, mc.group, mc.symmetric});
     };
   } else {
     if (o.calib.empty()) fail("--method " + o.method + " needs --calib FILE (calibration text)");
@@ -82,6 +113,15 @@ void run_quantize(const QuantizeOptions& o, bool group_given) {
     calib.seq_len = o.calib_ctx, calib.max_windows = o.calib_windows;
     MethodOptions mo;
     mo.act_order = o.act_order, mo.int8_activations = layout.int8_activations;
+    mo.mse_clip = o.mse_clip, mo.awq_gptq = o.awq_gptq, mo.alpha = o.sq_alpha;
+    // compressed-tensors has no g_idx here: act-order with static groups keeps the column-order groups.
+    mo.static_groups = layout.method == QuantMethod::CompressedTensors;
+    if (!layout.schemes.empty()) {
+      mo.spec_for = [&layout](const std::string& module) {
+        const QuantConfig mc = layout.for_module(module);
+        return QuantSpec{mc.bits, mc.group, mc.symmetric};
+      };
+    }
     ProgressBar cbar("calibrate");
     auto cprogress = [&](int64_t done, int64_t total) { cbar.update(done, total); };
     if (o.method == "awq") qm = unwrap(awq_quantize(rt.ctx, *model, calib, spec, mo, cprogress));
@@ -90,7 +130,9 @@ void run_quantize(const QuantizeOptions& o, bool group_given) {
     quantizer = [&](const std::string& module, const float* w, int64_t rows, int64_t cols) -> Result<QuantizedLinear> {
       auto it = qm.linears.find(module);
       if (it != qm.linears.end()) return it->second;
-      return quantize_rtn(w, rows, cols, spec);  // a layer the method left alone
+      // A layer the method left alone (the embedding): round to nearest with its group's scheme.
+      const QuantConfig mc = layout.for_module(module);
+      return quantize_rtn(w, rows, cols, QuantSpec{mc.bits, mc.group, mc.symmetric});
     };
   }
   CheckpointWriteOptions wo;
@@ -117,6 +159,16 @@ void register_quantize(CLI::App& app) {
   cmd->add_flag("--fp8", o->fp8, "FP8 e4m3 weights, one scale per output channel (compressed-tensors)");
   cmd->add_flag("--w8a8", o->w8a8, "int8 weights and dynamic per-token int8 activations (compressed-tensors)");
   cmd->add_flag("--act-order", o->act_order, "GPTQ: quantize columns by decreasing Hessian diagonal");
+  cmd->add_flag("--mse-clip", o->mse_clip, "GPTQ: per group, the range (clip ratio 0.75..1) with the least rounding error");
+  cmd->add_flag("--awq-gptq", o->awq_gptq, "AWQ: round the AWQ-scaled weights with GPTQ instead of RTN + clipping");
+  cmd->add_option("--sq-alpha", o->sq_alpha, "SmoothQuant migration strength (0.5 as the paper; 0.65 is best on docs-llama-28m)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--embed-bits", o->embed_bits,
+                  "8: store the token embedding (= the tied LM head) as int8 per row instead of bf16 (compressed-tensors)")
+      ->check(CLI::IsMember({0, 8}));
+  cmd->add_option("--int8-modules", o->int8_modules,
+                  "mixed precision: comma-separated linears kept at int8 per output channel, e.g. "
+                  "'layers.0.self_attn.v_proj,down_proj' (a name, its tail, or re:REGEX; compressed-tensors)");
   cmd->add_option("--format", o->format, "awq, gptq or compressed-tensors (default: from the method)")
       ->check(CLI::IsMember({"awq", "gptq", "compressed-tensors", "gguf"}));
   CLI::Option* type = cmd->add_option("--type", o->gguf_type,

@@ -1,0 +1,45 @@
+// Mixed precision, in the spirit of llama.cpp's Q4_K_M: most linears at the base spec (e.g. int4
+// g128), a few sensitive ones (chosen by a measured sensitivity, e.g. v_proj / down_proj) at int8 per
+// output channel, and the token embedding (the LM head too when tied) at int8 per row instead of bf16.
+// A checkpoint stores it as compressed-tensors config_groups with per-module targets
+// (quant_config.h); the methods ask module_spec() which spec each module gets.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compress/quantized_linear.h"
+#include "core/status.h"
+#include "model/model.h"
+
+namespace tern {
+
+constexpr const char* kEmbedModule = "model.embed_tokens";
+
+// Whether `module` ("model.layers.3.mlp.down_proj") matches a compressed-tensors target:
+//   "re:REGEX"   std::regex_match of the whole name (llm-compressor's convention);
+//   "Linear"     any decoder linear ("..._proj"); "Embedding" the token embedding;
+//   anything else: the exact module name, or a name ending in "." + target ("v_proj",
+//   "layers.0.mlp.down_proj"), so that short forms work on the command line.
+bool module_matches(const std::string& module, const std::string& target);
+bool module_matches_any(const std::string& module, const std::vector<std::string>& targets);
+
+struct MixedPrecision {
+  QuantSpec base{4, 128, true};
+  std::vector<std::string> high_targets;  // modules quantized with `high` instead of `base`
+  QuantSpec high{8, 0, true};             // int8 per output channel
+  int embed_bits = 0;                     // 0: embedding kept as stored; 8: int8 per row (symmetric)
+
+  QuantSpec module_spec(const std::string& module) const {
+    return module_matches_any(module, high_targets) ? high : base;
+  }
+};
+
+// Parses "v_proj,layers.0.mlp.down_proj,re:.*layers\.[0-3]\.mlp\.down_proj" (comma-separated targets).
+std::vector<std::string> split_targets(const std::string& list);
+
+// The token embedding [vocab, hidden] rounded to `bits` per row (symmetric, absmax), as a QuantizedLinear
+// (rows = vocab, cols = hidden) keyed kEmbedModule in a QuantizedModel.
+Result<QuantizedLinear> quantize_embedding(const Model& model, int bits);
+
+}  // namespace tern
