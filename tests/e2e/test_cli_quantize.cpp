@@ -66,7 +66,7 @@ TEST(CliQuantize, BadOptionsAreOneLineErrors) {
   expect_one_line_error(run_tern(base + "--bits 4 --group 48"), "--group 48");
   expect_one_line_error(run_tern(base + "--bits 8 --group 128"), "per output channel");
   expect_one_line_error(run_tern(base + "--fp8 --format gptq"), "compressed-tensors");
-  expect_one_line_error(run_tern(base + "--asym --format compressed-tensors"), "symmetric");
+  expect_one_line_error(run_tern(base + "--int8-modules 're:no_such_layer'"), "matches no linear layer");
   EXPECT_NE(run_tern(base + "--bits 3").exit_code, 0);
   expect_one_line_error(run_tern("quantize -m /nonexistent -o '" + out.path() + "'"), "/nonexistent");
 }
