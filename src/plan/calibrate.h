@@ -14,7 +14,7 @@ namespace tern::plan {
 struct CalibrateOptions {
   size_t bandwidth_bytes = size_t(512) << 20;  // probe buffer, far beyond the last-level cache
   size_t gemv_bytes = size_t(256) << 20;       // bf16 weights streamed by the GEMV probe
-  int reps = 3;                                // best of
+  int reps = 3;                                // median of
   // Time by the process's CPU time ÷ threads instead of the wall clock: on a machine shared with
   // other busy processes this measures what the hardware does while we run, not how often we run.
   bool cpu_time = false;
@@ -23,7 +23,8 @@ struct CalibrateOptions {
 struct Calibration {
   double read_gbs = 0;     // read ceiling
   double gemv_gbs = 0;     // tern's bf16 GEMV, m = 1
-  double gemm_gflops = 0;  // tern's bf16 GEMM, m = 256
+  double gemm_gflops = 0;  // tern's bf16 GEMM, m = 512 (the engine's prefill step)
+  double batched_gflops = 0;  // tern's bf16 matmul at m = 16 over weights streamed from memory (batched decode)
   Device device;           // the catalog entry built from them
 };
 

@@ -98,6 +98,7 @@ Result<Device> parse_device(const json& obj, const std::string& where) {
     DeviceReader re(*e, where + " (" + d.id + "): efficiency");
     TERN_RETURN_IF_ERROR(re.number("decode", 0.01, 2.0, &d.decode_efficiency));
     TERN_RETURN_IF_ERROR(re.number("prefill", 0.01, 2.0, &d.prefill_efficiency));
+    TERN_RETURN_IF_ERROR(re.number("batched_decode", 0.01, 2.0, &d.batched_decode_efficiency));
   }
   TERN_RETURN_IF_ERROR(st);
   return d;
@@ -118,6 +119,7 @@ json device_json(const Device& d) {
             {"usable_fraction", d.usable_fraction},
             {"runtime_overhead_gib", d.runtime_overhead_gib}};
   if (d.threads > 0) j["threads"] = d.threads;
+  if (d.batched_decode_efficiency > 0) j["efficiency"]["batched_decode"] = d.batched_decode_efficiency;
   return j;
 }
 

@@ -27,6 +27,12 @@ struct Device {
   double price_per_hour = 0;    // per device
   double decode_efficiency = 0.75;   // achieved / peak bandwidth in decode
   double prefill_efficiency = 0.6;   // achieved / peak FLOP/s in prefill
+  // Achieved / peak FLOP/s of a compute-bound batched decode step (a few rows of x per weight row,
+  // weights streamed from memory: lower than prefill's on CPUs). 0: the prefill efficiency.
+  double batched_decode_efficiency = 0;
+  double decode_compute_efficiency() const {
+    return batched_decode_efficiency > 0 ? batched_decode_efficiency : prefill_efficiency;
+  }
   double runtime_overhead_gib = 1.0; // CUDA context, library workspaces, the process itself
   int threads = 0;              // cpu entries measured by --calibrate: the thread count measured with
 

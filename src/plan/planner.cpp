@@ -114,7 +114,7 @@ DecodeStep decode_step(const PlanRequest& r, const WeightBytes& b, double kv_dev
   const double t_mem = (weight_bytes + kv_bytes) / bw;
   const TokenFlops f = token_flops(s);
   const double flops = double(batch) * (f.matrices + f.lm_head + f.attention_per_context_token * avg_tokens) / tp;
-  const double t_compute = flops / (d.flops(r.weights.compute) * d.prefill_efficiency);
+  const double t_compute = flops / (d.flops(r.weights.compute) * d.decode_compute_efficiency());
   double t_comm = 0;
   const double link = std::max(d.interconnect_gbs, 1e-3) * 1e9, lat = d.interconnect_latency_us * 1e-6;
   const double msg = double(batch) * s.hidden * r.activation_bytes;

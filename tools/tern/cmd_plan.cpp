@@ -30,8 +30,8 @@ void calibrate(const PlanOptions& o) {
   plan::CalibrateOptions co;
   co.cpu_time = o.cpu_time;
   const plan::Calibration c = unwrap(plan::calibrate_this_machine(rt.ctx, co));
-  std::fprintf(stderr, "[tern] read %.1f GB/s, bf16 GEMV %.1f GB/s (%.0f%%), bf16 GEMM %.1f GFLOP/s\n", c.read_gbs,
-               c.gemv_gbs, 100 * c.gemv_gbs / c.read_gbs, c.gemm_gflops);
+  std::fprintf(stderr, "[tern] read %.1f GB/s, bf16 GEMV %.1f GB/s (%.0f%%), bf16 GEMM %.1f GFLOP/s (m = 16: %.1f)\n",
+               c.read_gbs, c.gemv_gbs, 100 * c.gemv_gbs / c.read_gbs, c.gemm_gflops, c.batched_gflops);
   if (o.catalog.empty()) {
     std::printf("%s\n", plan::device_to_json(c.device).c_str());
     return;

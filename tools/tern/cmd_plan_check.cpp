@@ -78,8 +78,8 @@ void run_plan_check(const PlanOptions& o) {
     const plan::Calibration c = unwrap(plan::calibrate_this_machine(rt.ctx, co));
     r.device = c.device;
     if (!o.json) {
-      std::printf("calibrated now: read %.1f GB/s, GEMV %.1f GB/s, GEMM %.1f GFLOP/s (%d threads)\n", c.read_gbs,
-                  c.gemv_gbs, c.gemm_gflops, rt.pool.size());
+      std::printf("calibrated now: read %.1f GB/s, GEMV %.1f GB/s, GEMM %.1f GFLOP/s (m = 16: %.1f) (%d threads)\n",
+                  c.read_gbs, c.gemv_gbs, c.gemm_gflops, c.batched_gflops, rt.pool.size());
     }
   }
   r.context = o.check_prompt + o.check_new;
