@@ -84,4 +84,14 @@ ModelChatTemplate load_model_chat_template(const std::string& model) {
   return unwrap(load_chat_template(model));
 }
 
+CLI::App* bench_group(CLI::App& app) {
+  try {
+    return app.get_subcommand("bench");
+  } catch (const CLI::OptionNotFound&) {
+    CLI::App* bench = app.add_subcommand("bench", "benchmarks");
+    bench->require_subcommand(1);
+    return bench;
+  }
+}
+
 }  // namespace tern::cli

@@ -43,6 +43,9 @@ struct Runtime {
 // The engine's model runner for this runtime: CudaModelRunner with --device cuda, else CpuModelRunner.
 std::unique_ptr<ModelRunner> make_model_runner(Runtime& rt, const Model& model);
 
+// The `tern bench` group every benchmark subcommand registers under (created by the first caller).
+CLI::App* bench_group(CLI::App& app);
+
 // A thrown CliError ends the command with "tern: error: <message>" and exit code 1.
 struct CliError {
   std::string message;

@@ -192,13 +192,7 @@ void bench_offline(const BenchOfflineOptions& o) {
 }  // namespace
 
 void register_bench_offline(CLI::App& app) {
-  CLI::App* bench = nullptr;
-  try {
-    bench = app.get_subcommand("bench");
-  } catch (const CLI::OptionNotFound&) {
-    bench = app.add_subcommand("bench", "benchmarks");
-    bench->require_subcommand(1);
-  }
+  CLI::App* bench = bench_group(app);
   auto o = std::make_shared<BenchOfflineOptions>();
   auto* cmd = bench->add_subcommand("offline", "throughput and latency of the in-process engine (no HTTP)");
   const auto positive = CLI::Range(int64_t(1), int64_t(1) << 24);

@@ -257,13 +257,7 @@ void bench_serve(BenchServeOptions o) {
 }  // namespace
 
 void register_bench_serve(CLI::App& app) {
-  CLI::App* bench = nullptr;
-  try {
-    bench = app.get_subcommand("bench");
-  } catch (const CLI::OptionNotFound&) {
-    bench = app.add_subcommand("bench", "benchmarks");
-    bench->require_subcommand(1);
-  }
+  CLI::App* bench = bench_group(app);
   auto o = std::make_shared<BenchServeOptions>();
   auto* cmd = bench->add_subcommand("serve", "load-test an OpenAI-compatible server (TTFT, ITL, e2e, throughput)");
   cmd->add_option("--url", o->url, "server base URL");

@@ -6,7 +6,9 @@
 #include <cstdio>
 
 #include "cli_common.h"
+#include "core/kv_dtype.h"
 #include "plan/memory_budget.h"
+#include "plan/precision.h"
 
 namespace tern::cli {
 
@@ -15,9 +17,10 @@ void plan_kv_pool_budget(const Model& model, EngineOptions& eo) {
   const TransformerWeights& w = model.weights();
   double weight_bytes = double(model.weight_bytes_per_token());
   if (w.embed.data != w.lm_head.data) weight_bytes += double(w.embed.bytes());  // gathered, but resident
+  const plan::KvPrecision kv = unwrap(plan::parse_kv_precision(kv_dtype_name(eo.kv_dtype)));
   plan::KvBudgetOptions ko;
-  ko.kv_elem_bytes = eo.kv_dtype == KvDType::F32 ? 4 : eo.kv_dtype == KvDType::BF16 ? 2 : 1;
-  ko.kv_scale_bytes_per_head = (eo.kv_dtype == KvDType::INT8 || eo.kv_dtype == KvDType::FP8) ? 8 : 0;
+  ko.kv_elem_bytes = kv.bytes;
+  ko.kv_scale_bytes_per_head = kv.scale_bytes_per_head;
   ko.max_sequences = eo.max_running;
   ko.chunk_tokens = eo.max_step_tokens;
   ko.weight_bytes = weight_bytes;
