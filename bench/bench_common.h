@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
@@ -50,6 +51,27 @@ inline bool has_flag(int argc, char** argv, const char* name) {
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], name) == 0) return true;
   return false;
+}
+
+// The matmul shapes of a Llama-3.2-1B layer and its LM head: y[n] = x[k] · W[n, k]ᵀ.
+struct MatmulShape {
+  const char* name;
+  int64_t k, n;
+};
+inline constexpr MatmulShape kLlama1bShapes[] = {{"q/o 2048->2048", 2048, 2048},  {"k/v 2048->512", 2048, 512},
+                                                 {"up 2048->8192", 2048, 8192},    {"down 8192->2048", 8192, 2048},
+                                                 {"lm_head 2048->128256", 2048, 128256}};
+
+// "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
+inline std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (b <= s.size()) {
+    const size_t e = std::min(s.find(',', b), s.size());
+    if (e > b) out.push_back(s.substr(b, e - b));
+    b = e + 1;
+  }
+  return out;
 }
 
 }  // namespace tern::bench

@@ -21,31 +21,14 @@ using namespace tern::bench;
 
 namespace {
 
-struct Shape {
-  const char* name;
-  int64_t k, n;
-};
-constexpr Shape kShapes[] = {{"q/o 2048->2048", 2048, 2048},  {"k/v 2048->512", 2048, 512},
-                             {"up 2048->8192", 2048, 8192},    {"down 8192->2048", 8192, 2048},
-                             {"lm_head 2048->128256", 2048, 128256}};
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t b = 0;
-  while (b <= s.size()) {
-    const size_t e = std::min(s.find(',', b), s.size());
-    if (e > b) out.push_back(s.substr(b, e - b));
-    b = e + 1;
-  }
-  return out;
-}
 
 // The --gemm-ms table. Weights rotate through the arena as in the GEMV run, so each call reads them
 // from DRAM the way a decode step does.
 int run_gemm_sweep(int argc, char** argv, const std::vector<std::string>& levels, const std::vector<int>& thread_counts,
                    Buffer& arena, size_t arena_bytes, int reps, bool lm_head) {
   std::vector<int64_t> ms;
-  for (const auto& v : split(arg_value(argc, argv, "--gemm-ms", ""))) ms.push_back(std::stoll(v));
+  for (const auto& v : split_commas(arg_value(argc, argv, "--gemm-ms", ""))) ms.push_back(std::stoll(v));
   const int64_t max_m = *std::max_element(ms.begin(), ms.end());
   std::vector<float> x(size_t(max_m) * 8192), y(size_t(max_m) * (lm_head ? 128256 : 8192));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
@@ -57,7 +40,7 @@ int run_gemm_sweep(int argc, char** argv, const std::vector<std::string>& levels
     for (const auto& level : levels) {
       ExecContext ctx(pool, CpuFeatures::detect().capped(level));
       for (int64_t m : ms) {
-        for (const Shape& s : kShapes) {
+        for (const MatmulShape& s : kLlama1bShapes) {
           if (s.n > 100000 && !lm_head) continue;
           const size_t bytes = size_t(s.n * s.k) * 2, stride = (bytes + 4095) / 4096 * 4096;
           const size_t copies = std::max<size_t>(1, arena_bytes / stride);
@@ -98,7 +81,7 @@ int main(int argc, char** argv) {
   if (const std::string t = arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
   const CpuFeatures host = CpuFeatures::detect();
   std::vector<std::string> levels;
-  for (const auto& l : split(arg_value(argc, argv, "--levels", "avx2,avx512,avx512bf16,amx"))) {
+  for (const auto& l : split_commas(arg_value(argc, argv, "--levels", "avx2,avx512,avx512bf16,amx"))) {
     const CpuFeatures c = host.capped(l);
     const bool runnable = l == "scalar" || (l == "avx2" && c.avx2) || (l == "avx512" && c.avx512) ||
                           (l == "avx512bf16" && c.avx512_bf16) || (l == "amx" && c.amx_bf16);
@@ -134,7 +117,7 @@ int main(int argc, char** argv) {
                   "gemv us", "GB/s", "bw GB/s", "of bw", "gemm kernel", "GFLOP/s");
     for (const auto& level : levels) {
       ExecContext ctx(pool, host.capped(level));
-      for (const Shape& s : kShapes) {
+      for (const MatmulShape& s : kLlama1bShapes) {
         const size_t bytes = size_t(s.n * s.k) * 2;
         const size_t stride = (bytes + 4095) / 4096 * 4096;
         const size_t copies = std::max<size_t>(1, arena_bytes / stride);

@@ -21,13 +21,6 @@ using namespace tern::bench;
 
 namespace {
 
-struct Shape {
-  const char* name;
-  int64_t k, n;
-};
-constexpr Shape kShapes[] = {{"q/o 2048->2048", 2048, 2048},  {"k/v 2048->512", 2048, 512},
-                             {"up 2048->8192", 2048, 8192},    {"down 8192->2048", 8192, 2048},
-                             {"lm_head 2048->128256", 2048, 128256}};
 
 // Random weights in a format: `copies` copies of the codes, shared scales / zero points.
 struct Weights {
@@ -37,7 +30,7 @@ struct Weights {
   WeightMatrix w;
 };
 
-Weights make(const std::string& fmt, const Shape& s, bool hot) {
+Weights make(const std::string& fmt, const MatmulShape& s, bool hot) {
   Weights r;
   const int64_t n = s.n, k = s.k;
   r.w.rows = n, r.w.cols = k;
@@ -74,16 +67,6 @@ Weights make(const std::string& fmt, const Shape& s, bool hot) {
   return r;
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t b = 0;
-  while (b <= s.size()) {
-    const size_t e = std::min(s.find(',', b), s.size());
-    if (e > b) out.push_back(s.substr(b, e - b));
-    b = e + 1;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -97,7 +80,7 @@ int main(int argc, char** argv) {
   const bool hot = has_flag(argc, argv, "--hot");
   std::vector<int> thread_counts = {1, 2};
   if (const std::string t = arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
-  const auto formats = split(arg_value(argc, argv, "--formats", "bf16,w8a16,w8a8,int4,fp8"));
+  const auto formats = split_commas(arg_value(argc, argv, "--formats", "bf16,w8a16,w8a8,int4,fp8"));
   const CpuFeatures host = CpuFeatures::detect();
   std::vector<float> x(size_t(std::max(gemm_m, gemv_m)) * 8192), y(std::max<size_t>(128256 * 8, size_t(gemm_m) * 8192));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
@@ -116,7 +99,7 @@ int main(int argc, char** argv) {
       std::printf("\nthreads %d\n%-7s %-22s %-17s %10s %8s %8s %6s %17s %9s\n", nt, "format", "shape", "gemv kernel",
                   "gemv us", "GB/s", "ceil", "% bw", "gemm kernel", "GFLOP/s");
     for (const auto& fmt : formats) {
-      for (const Shape& s : kShapes) {
+      for (const MatmulShape& s : kLlama1bShapes) {
         Weights wt = make(fmt, s, hot);
         WeightMatrix w = wt.w;
         const size_t bytes = w.bytes();
