@@ -207,6 +207,11 @@ Status synthesize(ExecContext& ctx, const SynthOptions& opt) {
     for (const auto& s : synth_shapes()) names += (names.empty() ? "" : ", ") + s.name;
     return Status::error(fmt::format("unknown shape '{}' (known: {})", opt.shape, names));
   }
+  return synthesize(ctx, *shape, opt);
+}
+
+Status synthesize(ExecContext& ctx, const SynthShape& shape_ref, const SynthOptions& opt) {
+  const SynthShape* shape = &shape_ref;
   std::error_code ec;
   std::filesystem::create_directories(opt.out_dir, ec);
   if (ec) return Status::error(fmt::format("{}: cannot create: {}", opt.out_dir, ec.message()));

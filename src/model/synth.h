@@ -51,5 +51,7 @@ std::string synth_config_json(const SynthShape& shape, DType dtype = DType::BF16
 int64_t synth_parameter_count(const SynthShape& shape);
 
 Status synthesize(ExecContext& ctx, const SynthOptions& options);
+// The same for a shape of the caller's own (options.shape is ignored), e.g. a probe model.
+Status synthesize(ExecContext& ctx, const SynthShape& shape, const SynthOptions& options);
 
 }  // namespace tern

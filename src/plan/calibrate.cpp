@@ -63,6 +63,33 @@ std::vector<uint16_t> weights_bf16(size_t n) {
   return w;
 }
 
+// Median-of-reps seconds per call of y[1, rows] = x · Wᵀ over bf16 matrices [rows, cols] that
+// together far exceed the caches (each call streams its matrix from memory), or over one matrix
+// (total_bytes = 0: it stays in cache, so the call costs its dispatch).
+double gemv_call_seconds(ExecContext& ctx, int64_t rows, int64_t cols, size_t total_bytes, int reps, bool cpu_time) {
+  const size_t per = size_t(rows * cols);
+  const int n_mats = total_bytes == 0 ? 1 : std::max<int>(2, int(total_bytes / (per * 2)));
+  const int calls = std::max(n_mats, 256);
+  std::vector<uint16_t> w = weights_bf16(per * size_t(n_mats));
+  std::vector<float> x(size_t(cols), 0.5f);
+  std::vector<float> y(static_cast<size_t>(rows));
+  auto pass = [&] {
+    for (int i = 0; i < calls; ++i) {
+      WeightMatrix m;
+      m.data = w.data() + size_t(i % n_mats) * per, m.dtype = DType::BF16, m.rows = rows, m.cols = cols;
+      matmul(ctx, x.data(), 1, m, y.data());
+    }
+  };
+  pass();  // warm-up: page in, spin the pool
+  std::vector<double> runs;
+  for (int r = 0; r < reps; ++r) {
+    Stopwatch sw(cpu_time, ctx.threads());
+    pass();
+    runs.push_back(sw.seconds() / calls);
+  }
+  return median(runs);
+}
+
 // Median-of-reps GB/s of y[1, n] = x · Wᵀ over matrices that together far exceed the caches.
 double gemv_gbs(ExecContext& ctx, size_t total_bytes, int reps, bool cpu_time) {
   const int64_t rows = 4096, cols = 2048;
@@ -159,6 +186,14 @@ Result<Calibration> calibrate_this_machine(ExecContext& ctx, const CalibrateOpti
   c.gemv_gbs = gemv_gbs(ctx, o.gemv_bytes, o.reps, o.cpu_time);
   c.gemm_gflops = gemm_gflops(ctx, o.reps, o.cpu_time);
   c.batched_gflops = batched_gflops(ctx, o.gemv_bytes, o.reps, o.cpu_time);
+  // A small model's matmuls are short: a 512 x 512 call streams 0.5 MB, a few tens of microseconds,
+  // and pays a fixed cost the bandwidth does not see (each thread's stream ramping up, the join).
+  // That cost beyond bytes ÷ GEMV rate and beyond a cached call's dispatch is the per-call overhead.
+  const int64_t small = 512;
+  const double t_small = gemv_call_seconds(ctx, small, small, o.gemv_bytes, o.reps, o.cpu_time);
+  const double t_cached = gemv_call_seconds(ctx, 64, 64, 0, o.reps, o.cpu_time);
+  c.small_gemv_gbs = double(small * small * 2) / t_small / 1e9;
+  c.matmul_dispatch_us = t_cached * 1e6;
   if (!(c.read_gbs > 0) || !(c.gemv_gbs > 0) || !(c.gemm_gflops > 0) || !(c.batched_gflops > 0)) {
     return Status::error("calibration: a measurement came out empty (timer resolution?)");
   }
@@ -183,6 +218,8 @@ Result<Calibration> calibrate_this_machine(ExecContext& ctx, const CalibrateOpti
   d.prefill_efficiency = 0.9;  // the GEMM is the ceiling; attention, norms and rope take the rest
   // A batched decode step's matmuls run at the m = 16 rate (same 0.9 for the rest of the step).
   d.batched_decode_efficiency = std::clamp(0.9 * c.batched_gflops / c.gemm_gflops, 0.05, 1.0);
+  // (a cached call's dispatch is in the engine probe's per-layer cost: engine/step_overhead.h)
+  d.matmul_call_us = std::max(0.0, t_small * 1e6 - double(small * small * 2) / (c.gemv_gbs * 1e3) - c.matmul_dispatch_us);
   d.runtime_overhead_gib = 0.05;
   d.power_w = 0;        // unknown: edit the catalog entry
   d.price_per_hour = 0;

@@ -25,6 +25,8 @@ struct Calibration {
   double gemv_gbs = 0;     // tern's bf16 GEMV, m = 1
   double gemm_gflops = 0;  // tern's bf16 GEMM, m = 512 (the engine's prefill step)
   double batched_gflops = 0;  // tern's bf16 matmul at m = 16 over weights streamed from memory (batched decode)
+  double small_gemv_gbs = 0;  // tern's bf16 GEMV, m = 1, over 512 x 512 matrices streamed from memory
+  double matmul_dispatch_us = 0;  // one m = 1 call over a cached 64 x 64 matrix
   Device device;           // the catalog entry built from them
 };
 

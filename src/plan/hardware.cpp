@@ -101,6 +101,15 @@ Result<Device> parse_device(const json& obj, const std::string& where) {
     TERN_RETURN_IF_ERROR(re.number("batched_decode", 0.01, 2.0, &d.batched_decode_efficiency));
   }
   TERN_RETURN_IF_ERROR(st);
+  if (const json* ov = rd.object("overhead_us", &st)) {
+    DeviceReader ro(*ov, where + " (" + d.id + "): overhead_us");
+    TERN_RETURN_IF_ERROR(ro.number("step", 0, 1e6, &d.step_overhead_us));
+    TERN_RETURN_IF_ERROR(ro.number("layer", 0, 1e6, &d.layer_overhead_us));
+    TERN_RETURN_IF_ERROR(ro.number("sequence", 0, 1e6, &d.sequence_overhead_us));
+    TERN_RETURN_IF_ERROR(ro.number("sequence_layer", 0, 1e6, &d.sequence_layer_overhead_us));
+    TERN_RETURN_IF_ERROR(ro.number("matmul_call", 0, 1e6, &d.matmul_call_us));
+  }
+  TERN_RETURN_IF_ERROR(st);
   return d;
 }
 
@@ -120,6 +129,11 @@ json device_json(const Device& d) {
             {"runtime_overhead_gib", d.runtime_overhead_gib}};
   if (d.threads > 0) j["threads"] = d.threads;
   if (d.batched_decode_efficiency > 0) j["efficiency"]["batched_decode"] = d.batched_decode_efficiency;
+  if (d.decode_step_overhead_s(1, 1, 1) > 0) {
+    j["overhead_us"] = {{"step", d.step_overhead_us}, {"layer", d.layer_overhead_us},
+                        {"sequence", d.sequence_overhead_us}, {"sequence_layer", d.sequence_layer_overhead_us},
+                        {"matmul_call", d.matmul_call_us}};
+  }
   return j;
 }
 

@@ -33,6 +33,17 @@ struct Device {
   double decode_compute_efficiency() const {
     return batched_decode_efficiency > 0 ? batched_decode_efficiency : prefill_efficiency;
   }
+  // Fixed cost of a decode step beyond its bytes and FLOPs (engine/step_overhead.h; --calibrate
+  // measures it on CPUs; 0 where unmeasured): per step, per layer, per sequence in the batch and per
+  // sequence per layer; and per matmul call streamed from memory (plan/calibrate.h: what a short
+  // call loses to its streams ramping up and its threads joining, beyond bytes ÷ bandwidth).
+  double step_overhead_us = 0, layer_overhead_us = 0, sequence_overhead_us = 0, sequence_layer_overhead_us = 0;
+  double matmul_call_us = 0;
+  double decode_step_overhead_s(int layers, int64_t matmul_calls, int64_t batch) const {
+    return (step_overhead_us + layers * layer_overhead_us +
+            double(batch) * (sequence_overhead_us + layers * sequence_layer_overhead_us) +
+            double(matmul_calls) * matmul_call_us) * 1e-6;
+  }
   double runtime_overhead_gib = 1.0; // CUDA context, library workspaces, the process itself
   int threads = 0;              // cpu entries measured by --calibrate: the thread count measured with
 

@@ -42,6 +42,8 @@ std::string plan_to_json(const PlanRequest& r, const Plan& p) {
       {"decode_tok_s_per_seq", p.decode_tok_s_per_seq},
       {"decode_tok_s", p.decode_tok_s},
       {"decode_memory_bound", p.decode_memory_bound},
+      {"decode_step_s", p.decode_step_s},
+      {"decode_step_fixed_s", p.decode_step_fixed_s},
       {"cost_per_m_input_tokens", p.cost_per_m_input},
       {"cost_per_m_output_tokens", p.cost_per_m_output},
       {"joules_per_input_token", p.joules_per_input_token},

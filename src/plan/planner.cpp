@@ -100,6 +100,17 @@ std::vector<std::pair<int, int>> candidate_splits(const PlanRequest& r) {
 
 void add_suggestions(const PlanRequest& r, const Plan& p, Plan* out);
 
+// Matmul calls of one decode step: per layer q, k, v, o and the MLP's gate, up, down (per expert
+// touched by the batch, plus the router and any shared expert), and the LM head.
+int64_t matmul_calls_per_step(const ModelShape& s, int64_t batch) {
+  int64_t mlp = 3;
+  if (s.is_moe()) {
+    const int64_t touched = std::min<int64_t>(s.n_experts, batch * std::max(s.experts_per_token, 1));
+    mlp = 1 + 3 * touched + (s.n_shared_experts > 0 || s.shared_intermediate > 0 ? 3 : 0);
+  }
+  return s.layers * (4 + mlp) + 1;
+}
+
 }  // namespace
 
 DecodeStep decode_step(const PlanRequest& r, const WeightBytes& b, double kv_dev, int tp, int pp, int64_t batch,
@@ -120,7 +131,10 @@ DecodeStep decode_step(const PlanRequest& r, const WeightBytes& b, double kv_dev
   const double msg = double(batch) * s.hidden * r.activation_bytes;
   if (tp > 1) t_comm += 2.0 * s.layers * (lat + 2.0 * (tp - 1) / tp * msg / link);  // attention + MLP all-reduce
   if (pp > 1) t_comm += (pp - 1) * (lat + msg / link);
-  return {std::max(t_mem, t_compute) + t_comm, t_mem >= t_compute};
+  // A step runs every layer (tensor ranks in step, pipeline stages one after another); the fixed
+  // costs add to the roofline: they do not hide under the weight stream.
+  const double t_fixed = d.decode_step_overhead_s(s.layers, matmul_calls_per_step(s, batch), batch);
+  return {std::max(t_mem, t_compute) + t_comm + t_fixed, t_mem >= t_compute, t_fixed};
 }
 
 Result<Plan> make_plan(const PlanRequest& request) {
@@ -197,6 +211,7 @@ Result<Plan> make_plan(const PlanRequest& request) {
 
   const DecodeStep st = step(p.concurrency);
   p.decode_step_s = st.seconds;
+  p.decode_step_fixed_s = st.fixed_seconds;
   p.decode_memory_bound = st.memory_bound;
   p.decode_tok_s_per_seq = 1.0 / st.seconds;
   p.decode_tok_s = double(p.concurrency) / st.seconds * p.replicas;

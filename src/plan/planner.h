@@ -62,6 +62,7 @@ struct Plan {
   double decode_tok_s_per_seq = 0;    // at the planned concurrency
   double decode_tok_s = 0;            // aggregate over all replicas
   double decode_step_s = 0;
+  double decode_step_fixed_s = 0;     // of which fixed costs (dispatch, bookkeeping, short-call ramps)
   bool decode_memory_bound = true;
   double cost_per_m_input = 0, cost_per_m_output = 0;       // $
   double joules_per_input_token = 0, joules_per_output_token = 0;
@@ -75,6 +76,7 @@ Result<Plan> make_plan(const PlanRequest& request);
 struct DecodeStep {
   double seconds = 0;
   bool memory_bound = true;
+  double fixed_seconds = 0;  // of which the device's fixed per-step costs (Device::decode_step_overhead_s)
 };
 DecodeStep decode_step(const PlanRequest& r, const WeightBytes& b, double kv_bytes_per_token_device, int tp, int pp,
                        int64_t batch, double avg_tokens);

@@ -159,6 +159,47 @@ TEST(PlanSplit, TooLongAContextSaysSoAndSuggestsWhatFits) {
   EXPECT_TRUE(more);
 }
 
+// A device's fixed step costs add to the roofline exactly: per step, per layer, per sequence, per
+// sequence per layer and per matmul call (7 per Llama layer plus the LM head).
+TEST(PlanStepOverhead, FixedCostsAddToEveryDecodeStep) {
+  PlanRequest r = request("llama-3.1-8b", "bf16", "h100-sxm");
+  r.context = 4096;
+  r.concurrency = 8;
+  const Plan bare = *make_plan(r);
+  EXPECT_EQ(bare.decode_step_fixed_s, 0) << "the shipped GPU entries carry no measured overhead";
+  r.device.step_overhead_us = 100;
+  r.device.layer_overhead_us = 10;
+  r.device.sequence_overhead_us = 5;
+  r.device.sequence_layer_overhead_us = 0.5;
+  r.device.matmul_call_us = 2;
+  const Plan with = *make_plan(r);
+  // 32 layers, 8 sequences: 100 + 32·10 + 8·(5 + 32·0.5) + (32·7 + 1)·2 = 100 + 320 + 168 + 450 us.
+  const double fixed = (100 + 320 + 168 + 450) * 1e-6;
+  EXPECT_NEAR(with.decode_step_fixed_s, fixed, 1e-12);
+  EXPECT_NEAR(with.decode_step_s - bare.decode_step_s, fixed, 1e-12);
+  EXPECT_LT(with.decode_tok_s, bare.decode_tok_s);
+}
+
+TEST(PlanStepOverhead, CatalogCarriesTheOverheadAndRejectsNegativeOnes) {
+  Device d = *Catalog::shipped()->find("dev-epyc-2vcpu");
+  d.id = "probe";
+  d.step_overhead_us = 12, d.layer_overhead_us = 3.5, d.sequence_overhead_us = 7;
+  d.sequence_layer_overhead_us = 0.25, d.matmul_call_us = 1.5;
+  auto c = Catalog::parse("{\"devices\": [" + device_to_json(d) + "]}", "hw.json");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  const Device& back = c->devices()[0];
+  EXPECT_EQ(back.step_overhead_us, 12);
+  EXPECT_EQ(back.layer_overhead_us, 3.5);
+  EXPECT_EQ(back.sequence_overhead_us, 7);
+  EXPECT_EQ(back.sequence_layer_overhead_us, 0.25);
+  EXPECT_EQ(back.matmul_call_us, 1.5);
+  nlohmann::json j = nlohmann::json::parse(device_to_json(d));
+  j["overhead_us"]["layer"] = -1;
+  auto bad = Catalog::parse("{\"devices\": [" + j.dump() + "]}", "hw.json");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("layer"), std::string::npos) << bad.status().message();
+}
+
 TEST(PlanThroughput, ATargetPicksTheBatchAndReplicas) {
   PlanRequest r = request("llama-3.1-8b", "bf16", "h100-sxm");
   r.context = 4096;

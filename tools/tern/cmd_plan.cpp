@@ -3,9 +3,11 @@
 #include "cmd_plan.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/mapped_file.h"
+#include "engine/step_overhead.h"
 #include "plan/calibrate.h"
 #include "plan/model_source.h"
 
@@ -21,17 +23,40 @@ plan::Catalog load_catalog(const PlanOptions& o) {
   return c;
 }
 
-namespace {
+plan::Calibration calibrate_this_machine_with_engine(Runtime& rt, const plan::CalibrateOptions& co) {
+  plan::Calibration c = unwrap(plan::calibrate_this_machine(rt.ctx, co));
+  std::string tmpl = (std::filesystem::temp_directory_path() / "tern-probe-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) fail("cannot create a temporary directory for the step-overhead probe");
+  StepOverheadOptions so;
+  so.scratch_dir = tmpl;
+  Result<StepOverhead> ov = measure_step_overhead(rt.ctx, so);
+  std::error_code ec;
+  std::filesystem::remove_all(tmpl, ec);
+  const StepOverhead o = unwrap(std::move(ov));
+  c.device.step_overhead_us = o.step_us;
+  c.device.layer_overhead_us = o.layer_us;
+  c.device.sequence_overhead_us = o.sequence_us;
+  c.device.sequence_layer_overhead_us = o.sequence_layer_us;
+  std::fprintf(stderr, "[tern] step-overhead probes (layers x sequences): 1x1 %.0f us, 9x1 %.0f us, 1x16 %.0f us, 9x16 %.0f us\n",
+               o.probe_us[0], o.probe_us[1], o.probe_us[2], o.probe_us[3]);
+  return c;
+}
 
+namespace {
 
 void calibrate(const PlanOptions& o) {
   Runtime rt(o.runtime);
   std::fprintf(stderr, "[tern] calibrating this machine with %d threads (bandwidth, GEMV, GEMM)...\n", rt.pool.size());
   plan::CalibrateOptions co;
   co.cpu_time = o.cpu_time;
-  const plan::Calibration c = unwrap(plan::calibrate_this_machine(rt.ctx, co));
+  const plan::Calibration c = calibrate_this_machine_with_engine(rt, co);
   std::fprintf(stderr, "[tern] read %.1f GB/s, bf16 GEMV %.1f GB/s (%.0f%%), bf16 GEMM %.1f GFLOP/s (m = 16: %.1f)\n",
                c.read_gbs, c.gemv_gbs, 100 * c.gemv_gbs / c.read_gbs, c.gemm_gflops, c.batched_gflops);
+  const plan::Device& d = c.device;
+  std::fprintf(stderr, "[tern] decode step overhead: %.0f us + %.1f us/layer + %.1f us/sequence + %.2f us/(sequence x "
+               "layer) + %.1f us/matmul call (512 x 512 GEMV: %.1f GB/s; dispatch %.1f us)\n", d.step_overhead_us,
+               d.layer_overhead_us, d.sequence_overhead_us, d.sequence_layer_overhead_us, d.matmul_call_us,
+               c.small_gemv_gbs, c.matmul_dispatch_us);
   if (o.catalog.empty()) {
     std::printf("%s\n", plan::device_to_json(c.device).c_str());
     return;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli_common.h"
+#include "plan/calibrate.h"
 #include "plan/planner.h"
 
 namespace tern::cli {
@@ -33,6 +34,9 @@ struct PlanOptions {
 
 // The shipped catalog with --catalog merged over it.
 plan::Catalog load_catalog(const PlanOptions& o);
+// Measures this machine as the device "this-machine": plan::calibrate_this_machine plus the
+// engine's fixed cost per decode step (engine/step_overhead.h), probed in a temporary directory.
+plan::Calibration calibrate_this_machine_with_engine(Runtime& rt, const plan::CalibrateOptions& co);
 // Runs the check: plan this checkpoint on this machine, generate, compare. Prints the table (or JSON).
 void run_plan_check(const PlanOptions& o);
 

@@ -75,7 +75,7 @@ void run_plan_check(const PlanOptions& o) {
     plan::CalibrateOptions co;
     co.bandwidth_bytes = size_t(256) << 20, co.gemv_bytes = size_t(128) << 20;
     co.cpu_time = o.cpu_time;
-    const plan::Calibration c = unwrap(plan::calibrate_this_machine(rt.ctx, co));
+    const plan::Calibration c = calibrate_this_machine_with_engine(rt, co);
     r.device = c.device;
     if (!o.json) {
       std::printf("calibrated now: read %.1f GB/s, GEMV %.1f GB/s, GEMM %.1f GFLOP/s (m = 16: %.1f) (%d threads)\n",
@@ -145,6 +145,8 @@ void run_plan_check(const PlanOptions& o) {
                                   o.model, r.device.id, rt.pool.size(), r.concurrency, o.check_prompt, o.check_new);
   table += fmt::format("  predicted memory: weights {:.1f} MB + KV ({}) {:.1f} MB + workspace {:.1f} MB\n",
                        m.weights / 1e6, kv_name, m.kv_total / 1e6, m.activations / 1e6);
+  table += fmt::format("  predicted decode step: {:.3f} ms, of which {:.3f} ms fixed costs ({})\n", p.decode_step_s * 1e3,
+                       p.decode_step_fixed_s * 1e3, p.decode_memory_bound ? "memory-bound" : "compute-bound");
   table += fmt::format("  {:<40} {:>12} {:>12} {:>8} {:>8}\n", "", "predicted", "measured", "error", "bound");
   for (const Row& row : rows) {
     const double err = row.measured > 0 ? (row.predicted - row.measured) / row.measured : 0;
