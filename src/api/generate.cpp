@@ -196,6 +196,18 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const httplib::Request&
     job->group->set_id(c, id.value());
   }
 
+  // Either chunked body ends here: a client that went away (or a body cut short) cancels what is
+  // left of its choices; the handler count drops either way.
+  auto release = [this, job](bool success) {
+    if (!success || !job->group->all_finished()) {
+      counters.client_disconnects++;
+      job->group->cancel_all(engine);
+    } else {
+      counters.completed++;
+    }
+    untrack(job->group);
+    active_handlers--;
+  };
   if (r.stream) {
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
@@ -238,16 +250,7 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const httplib::Request&
           if (ok) sink.done();
           return ok;
         },
-        [this, job](bool success) {
-          if (!success || !job->group->all_finished()) {
-            counters.client_disconnects++;
-            job->group->cancel_all(engine);
-          } else {
-            counters.completed++;
-          }
-          untrack(job->group);
-          active_handlers--;
-        });
+        release);
     return;
   }
 
@@ -288,16 +291,7 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const httplib::Request&
         sink.done();
         return true;
       },
-      [this, job](bool success) {
-        if (!success || !job->group->all_finished()) {
-          counters.client_disconnects++;
-          job->group->cancel_all(engine);
-        } else {
-          counters.completed++;
-        }
-        untrack(job->group);
-        active_handlers--;
-      });
+      release);
 }
 
 }  // namespace tern::api
