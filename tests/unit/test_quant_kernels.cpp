@@ -192,6 +192,15 @@ TEST(QuantKernels, Int4DecodeM1MatchesReference) {
     }
 }
 
+// The int4 small-batch kernel (m = 2..8, group 128): pairs of (x row, weight row) reduced four at a
+// time, 2 row streams up to m = 4, remainder rows per thread.
+TEST(QuantKernels, Int4DecodeBatchMatchesReference) {
+  for (int64_t m = 2; m <= 8; ++m) {
+    run_case(Fmt::Int4Asym, m, 37, 512, 128, uint32_t(3000 + m));
+    run_case(Fmt::Int4Sym, m, 70, 384, 128, uint32_t(3100 + m));
+  }
+}
+
 TEST(QuantKernels, Fp8MatchesReference) {
   for (int64_t k : {16, 40, 100})
     for (int64_t m : {1, 4, 8, 12}) run_case(Fmt::Fp8, m, 33, k, 0, uint32_t(k + m));

@@ -279,6 +279,7 @@ void quant_gemv_w8a8_avx2(const QuantActs& a, const WeightMatrix& w, float* y, c
 void quant_gemv_int4_avx2(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias, int64_t m0,
                           int64_t m1, int64_t n0, int64_t n1) {
   if (m1 - m0 == 1 && a.xq_pairs) return quant_gemv_int4_m1_avx2(a, w, y, bias, m0, n0, n1);
+  if (a.xq_pairs && w.group == 128) return quant_gemv_int4_batch_avx2(a, w, y, bias, m0, m1, n0, n1);
   gemv_drive<Int4>(a, w, y, bias, m0, m1, n0, n1);
 }
 

@@ -69,6 +69,10 @@ void quant_gemv_int4_avx2(const QuantActs&, const WeightMatrix&, float*, const f
 void quant_gemv_int4_m1_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t i, int64_t n0,
                              int64_t n1);
 
+// The same for 2..8 rows of x, group 128 (quant_gemv_int4_batch_avx2.cpp).
+void quant_gemv_int4_batch_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t m0, int64_t m1,
+                                int64_t n0, int64_t n1);
+
 // Rows r0..r0+rows of an Int8Channel or Int4Group matrix as f32 (scales and zero points applied):
 // dst [rows, k]. The prefill path widens panels of weight rows into per-thread scratch for the dense GEMM.
 void quant_widen_rows_avx2(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst);
