@@ -123,7 +123,8 @@ void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightM
   const Kernel kern = choose(ctx.cpu(), m, w);
   const size_t scratch_bytes = cpu::quant_acts_bytes(w, m);
   void* scratch = scratch_bytes ? ctx.scratch(0, scratch_bytes, 3) : nullptr;
-  const cpu::QuantActs acts = cpu::quant_acts_prepare(w, x, m, scratch);
+  const cpu::QuantActs acts = ctx.cpu().avx2 ? cpu::quant_acts_prepare_avx2(w, x, m, scratch)
+                                             : cpu::quant_acts_prepare(w, x, m, scratch);
   const int nt = m * n * std::max<int64_t>(k, 1) < kMinParallelWork ? 1 : ctx.threads();
   if (nt == 1) return kern.fn(acts, w, y, bias, 0, m, 0, n);
   const bool split_rows = n >= 2 * kRowAlign * nt || m < 2 * kRowAlign;

@@ -182,6 +182,25 @@ TEST(QuantKernels, GemvRowRemaindersForEveryM) {
   }
 }
 
+// The m = 1 int4 decode kernel (x in pair order, 4 row streams reduced together per group): row
+// counts that leave 1..3 remainder rows per thread, several groups, group 128 (unrolled) and others.
+TEST(QuantKernels, Int4DecodeM1MatchesReference) {
+  for (int64_t n : {4, 67, 130})
+    for (int group : {64, 128, 192}) {
+      run_case(Fmt::Int4Asym, 1, n, 1152, group, uint32_t(1000 + n + group));
+      run_case(Fmt::Int4Sym, 1, n, 768, group, uint32_t(2000 + n + group));
+    }
+}
+
+// The int4 small-batch kernel (m = 2..8, group 128): pairs of (x row, weight row) reduced four at a
+// time, 2 row streams up to m = 4, remainder rows per thread.
+TEST(QuantKernels, Int4DecodeBatchMatchesReference) {
+  for (int64_t m = 2; m <= 8; ++m) {
+    run_case(Fmt::Int4Asym, m, 37, 512, 128, uint32_t(3000 + m));
+    run_case(Fmt::Int4Sym, m, 70, 384, 128, uint32_t(3100 + m));
+  }
+}
+
 TEST(QuantKernels, Fp8MatchesReference) {
   for (int64_t k : {16, 40, 100})
     for (int64_t m : {1, 4, 8, 12}) run_case(Fmt::Fp8, m, 33, k, 0, uint32_t(k + m));

@@ -8,6 +8,9 @@
 //   W8A8:  vpmaddubsw(|w|, sign(x, w)) + vpmaddwd, as in quant_avx2.cpp.
 //   Int4:  vpmaddubsw(q, xq) products summed in int16 lanes for up to 8 blocks of 32 columns
 //          (each lane ≤ 2·15·127 = 3810, so 8 of them stay < 2^15) and widened once per 256 columns.
+//          With x in pair order, m = 1 goes to quant_gemv_int4_avx2.cpp and m = 2..8 at group 128 to
+//          quant_gemv_int4_batch_avx2.cpp (scales applied to 4 (x row, weight row) pairs at once);
+//          this kernel keeps group 32 and the other small batches.
 #include "kernels/cpu/quant_avx2_util.h"
 
 namespace tern::cpu {
@@ -278,6 +281,8 @@ void quant_gemv_w8a8_avx2(const QuantActs& a, const WeightMatrix& w, float* y, c
 
 void quant_gemv_int4_avx2(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias, int64_t m0,
                           int64_t m1, int64_t n0, int64_t n1) {
+  if (m1 - m0 == 1 && a.xq_pairs) return quant_gemv_int4_m1_avx2(a, w, y, bias, m0, n0, n1);
+  if (a.xq_pairs && w.group == 128) return quant_gemv_int4_batch_avx2(a, w, y, bias, m0, m1, n0, n1);
   gemv_drive<Int4>(a, w, y, bias, m0, m1, n0, n1);
 }
 

@@ -41,6 +41,8 @@ using QuantFn = void (*)(const QuantActs& a, const WeightMatrix& w, float* y, co
 // round-to-nearest-even, shared by every ISA so that all kernels see the same int8 x).
 size_t quant_acts_bytes(const WeightMatrix& w, int64_t m);
 QuantActs quant_acts_prepare(const WeightMatrix& w, const float* x, int64_t m, void* scratch);
+// The same, bit for bit, with AVX2 (quant_acts_avx2.cpp); the caller checks the CPU.
+QuantActs quant_acts_prepare_avx2(const WeightMatrix& w, const float* x, int64_t m, void* scratch);
 
 // Scalar reference: the contract every other variant is tested against.
 void quant_w8a16_scalar(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
@@ -62,6 +64,14 @@ void quant_gemv_w8a8_avx2(const QuantActs&, const WeightMatrix&, float*, const f
                           int64_t);
 void quant_gemv_int4_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
                           int64_t);
+
+// Int4Group with x in pair order (a.xq_pairs), one row i of x: y[i, n0:n1] (quant_gemv_int4_avx2.cpp).
+void quant_gemv_int4_m1_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t i, int64_t n0,
+                             int64_t n1);
+
+// The same for 2..8 rows of x, group 128 (quant_gemv_int4_batch_avx2.cpp).
+void quant_gemv_int4_batch_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t m0, int64_t m1,
+                                int64_t n0, int64_t n1);
 
 // Rows r0..r0+rows of an Int8Channel or Int4Group matrix as f32 (scales and zero points applied):
 // dst [rows, k]. The prefill path widens panels of weight rows into per-thread scratch for the dense GEMM.

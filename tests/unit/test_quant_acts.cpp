@@ -1,0 +1,89 @@
+// Activation preparation for the integer-activation kernels: the AVX2 version must be bit-identical
+// to the scalar reference (int8 codes, scales, zero-point sums, pair-ordered copy), including ties
+// at .5, all-zero groups, NaN / inf inputs and W8A8 rows whose length is not a multiple of 32.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "kernels/cpu/quant_kernels.h"
+
+namespace tern {
+namespace {
+
+WeightMatrix int4_matrix(int64_t k, int group) {
+  WeightMatrix w;
+  w.rows = 1, w.cols = k, w.format = WeightFormat::Int4Group, w.group = group;
+  return w;
+}
+
+WeightMatrix w8a8_matrix(int64_t k) {
+  WeightMatrix w;
+  w.rows = 1, w.cols = k, w.format = WeightFormat::Int8Channel, w.int8_activations = true;
+  return w;
+}
+
+std::vector<float> activations(int64_t m, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, 1.f);
+  std::vector<float> x(size_t(m * k));
+  for (auto& v : x) v = d(rng);
+  // Exact ties after scaling: a group whose max is 127 maps v to v itself, so v = 2.5 rounds to 2.
+  for (int64_t j = 0; j < std::min<int64_t>(k, 8); ++j) x[size_t(j)] = j == 0 ? 127.0f : float(j) + 0.5f;
+  if (k >= 64) x[40] = -3.5f;
+  return x;
+}
+
+void expect_identical(const WeightMatrix& w, const std::vector<float>& x, int64_t m) {
+  SCOPED_TRACE(::testing::Message() << "k " << w.cols << " group " << w.group << " m " << m);
+  const size_t bytes = cpu::quant_acts_bytes(w, m);
+  ASSERT_GT(bytes, 0u);
+  std::vector<char> s_ref(bytes + 64, 0x55), s_avx(bytes + 64, 0x55);
+  const cpu::QuantActs r = cpu::quant_acts_prepare(w, x.data(), m, s_ref.data());
+  const cpu::QuantActs a = cpu::quant_acts_prepare_avx2(w, x.data(), m, s_avx.data());
+  const int64_t k = w.cols, ng = w.format == WeightFormat::Int4Group ? k / w.group : 1;
+  ASSERT_EQ(std::memcmp(r.xq, a.xq, size_t(m * k)), 0);
+  ASSERT_EQ(std::memcmp(r.xd, a.xd, size_t(m * ng) * sizeof(float)), 0);
+  ASSERT_EQ(std::memcmp(r.xs, a.xs, size_t(m * ng) * sizeof(float)), 0);
+  ASSERT_EQ(r.xq_pairs == nullptr, a.xq_pairs == nullptr);
+  if (r.xq_pairs) {
+    ASSERT_EQ(std::memcmp(r.xq_pairs, a.xq_pairs, size_t(m * k)), 0);
+  }
+}
+
+bool host_has_avx2() { return CpuFeatures::detect().avx2; }
+
+TEST(QuantActs, Avx2MatchesScalarForInt4Groups) {
+  if (!host_has_avx2()) GTEST_SKIP() << "host lacks avx2";
+  for (int group : {32, 64, 128, 256})
+    for (int64_t m : {1, 2, 3}) {
+      const int64_t k = 2 * 512;
+      expect_identical(int4_matrix(k, group), activations(m, k, uint32_t(group + m)), m);
+    }
+  expect_identical(int4_matrix(320, 320), activations(2, 320, 9), 2);  // group not a multiple of 64
+}
+
+TEST(QuantActs, Avx2MatchesScalarForW8A8RowsOfAnyLength) {
+  if (!host_has_avx2()) GTEST_SKIP() << "host lacks avx2";
+  for (int64_t k : {1, 7, 31, 32, 40, 257, 1000})
+    for (int64_t m : {1, 4}) expect_identical(w8a8_matrix(k), activations(m, k, uint32_t(k * 3 + m)), m);
+}
+
+TEST(QuantActs, Avx2MatchesScalarOnSpecialValues) {
+  if (!host_has_avx2()) GTEST_SKIP() << "host lacks avx2";
+  const int64_t k = 256;
+  auto x = activations(1, k, 5);
+  for (int64_t j = 64; j < 128; ++j) x[size_t(j)] = 0.0f;  // an all-zero group: d = 0
+  x[130] = std::numeric_limits<float>::quiet_NaN();
+  x[200] = std::numeric_limits<float>::infinity();
+  x[201] = -1e-30f;
+  expect_identical(int4_matrix(k, 64), x, 1);
+  expect_identical(w8a8_matrix(k), x, 1);
+}
+
+}  // namespace
+}  // namespace tern
