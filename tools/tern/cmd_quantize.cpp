@@ -87,6 +87,8 @@ void add_mixed_schemes(const Model& model, const QuantizeOptions& o, QuantConfig
 }
 
 void run_quantize(const QuantizeOptions& o, bool group_given) {
+  if (o.sequential != "off" && o.method != "gptq") fail("--sequential applies to --method gptq");
+  if (o.sq_alpha_search && o.method != "smoothquant") fail("--sq-alpha-search applies to --method smoothquant");
   QuantConfig layout = layout_for(o, group_given);
   Runtime rt(o.runtime);
   auto model = unwrap(Model::load(o.model));
@@ -117,9 +119,7 @@ void run_quantize(const QuantizeOptions& o, bool group_given) {
     mo.act_order = o.act_order, mo.int8_activations = layout.int8_activations;
     mo.mse_clip = o.mse_clip, mo.awq_gptq = o.awq_gptq, mo.alpha = o.sq_alpha;
     mo.alpha_search = o.sq_alpha_search;
-    if (mo.alpha_search && o.method != "smoothquant") fail("--sq-alpha-search applies to --method smoothquant");
     mo.sequential = o.sequential == "layer" ? 1 : o.sequential == "input" ? 2 : 0;
-    if (mo.sequential && o.method != "gptq") fail("--sequential applies to --method gptq");
     // compressed-tensors has no g_idx here: act-order with static groups keeps the column-order groups.
     mo.static_groups = layout.method == QuantMethod::CompressedTensors;
     if (!layout.schemes.empty()) {
