@@ -5,11 +5,13 @@
 // in memory (W8A8 also rounds activations per token), so this measures the methods, not the kernels.
 //
 //   bench_quant_quality [--model DIR] [--text FILE] [--threads N] [--calib-windows 32]
-//                       [--methods rtn,awq,awqduo,gptq,gptqact,rtn8,sq]
+//                       [--methods rtn,awq,awqduo,gptq,gptqact,gptqseq,gptqseql,rtn8,sq,sqsearch]
 //                       [--groups 128,32] [--llamacpp-windows 0] [--topk 128]
 //                       [--sym] [--embed-bits 8] [--high8 v_proj,layers.0.mlp.down_proj] [--mse-clip]
+//                       [--act-order] [--damp 0.01] (the sequential GPTQ variants; --damp all GPTQ)
 //                       [--sensitivity N] [--sq-alpha 0.5,0.7]   (per-linear KL gain of int8 over int4, on N calibration windows)
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <sstream>
 
@@ -19,6 +21,7 @@
 #include "compress/gptq.h"
 #include "compress/mixed_precision.h"
 #include "compress/smoothquant.h"
+#include "compress/smoothquant_search.h"
 #include "core/mapped_file.h"
 #include "eval/quality.h"
 
@@ -210,12 +213,28 @@ int main(int argc, char** argv) {
         auto qm = must(quantize_model_awq(*base_model, ctx, stats, o), "awq");
         report(qm, spec, bench::now_s() - t0,
                (o.gptq ? "AWQ+GPTQ" : o.duo_scaling ? "AWQ (duo scaling)" : "AWQ") + suffix);
+      } else if (method == "gptqseq" || method == "gptqseql") {  // sequential: per linear input / per layer
+        GptqOptions o;
+        o.spec = spec;
+        o.spec_for = spec_for;
+        o.mse_clip = mse_clip;
+        o.act_order = bench::has_flag(argc, argv, "--act-order");  // static groups, as tern quantize writes
+        o.static_groups = true;
+        o.percdamp = std::stod(bench::arg_value(argc, argv, "--damp", "0.01"));
+        CalibrationOptions sopt;
+        sopt.hessian = true;
+        const GptqSequential mode = method == "gptqseq" ? GptqSequential::kPerInput : GptqSequential::kPerLayer;
+        auto qm = must(quantize_model_gptq_sequential(*base_model, ctx, windows, sopt, o, mode), "gptq sequential");
+        report(qm, spec, bench::now_s() - t0,
+               std::string(mode == GptqSequential::kPerInput ? "GPTQ sequential" : "GPTQ sequential per layer") +
+                   (o.act_order ? " (act-order)" : "") + suffix);
       } else if (method == "gptq" || method == "gptqact") {
         GptqOptions o;
         o.spec = spec;
         o.spec_for = spec_for;
         o.mse_clip = mse_clip;
         o.act_order = method == "gptqact";
+        o.percdamp = std::stod(bench::arg_value(argc, argv, "--damp", "0.01"));
         o.static_groups = true;
         auto qm = must(quantize_model_gptq(*base_model, ctx, stats, o), "gptq");
         report(qm, spec, bench::now_s() - t0, (o.act_order ? "GPTQ (act-order)" : "GPTQ") + suffix);
@@ -230,13 +249,20 @@ int main(int argc, char** argv) {
              "RTN W8A16");
     }
     for (const auto& alpha : split(bench::arg_value(argc, argv, "--sq-alpha", "0.5"))) {
-      if (method != "sq" && method != "sqnoo") break;
+      if (method != "sq" && method != "sqnoo" && method != "sqsearch") break;
       SmoothQuantOptions so;
       so.alpha = std::stod(alpha);
-      so.smooth_o = method == "sq";
+      so.smooth_o = method != "sqnoo";
+      if (method == "sqsearch") {  // α per layer and input, searched on the calibration sample rows
+        so.layer_alpha = must(search_smoothquant_alpha(ctx, *base_model, stats, so, default_alpha_grid()), "alpha search");
+        for (size_t l = 0; l < so.layer_alpha.size(); ++l)
+          fmt::print(stderr, "layer {} alpha {}\n", l, fmt::join(so.layer_alpha[l], " "));
+      }
       auto qm = must(quantize_model_smoothquant(*base_model, stats, so), "smoothquant");
       report(qm, QuantSpec{8, 0, true}, bench::now_s() - t0,
-             fmt::format("SmoothQuant W8A8 (α {}{})", so.alpha, so.smooth_o ? ", o_proj via v_proj" : ", o_proj unsmoothed"));
+             fmt::format("SmoothQuant W8A8 (α {}{})", so.layer_alpha.empty() ? fmt::format("{}", so.alpha) : "searched per layer",
+                         so.smooth_o ? ", o_proj via v_proj" : ", o_proj unsmoothed"));
+      if (!so.layer_alpha.empty()) break;  // the search does not depend on --sq-alpha
     }
   }
   return 0;

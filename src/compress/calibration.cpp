@@ -54,6 +54,7 @@ class Collector : public ActivationObserver {
       for (int s = 0; s < 4; ++s) {
         SlotStats& st = stats_.layers[size_t(l)][size_t(s)];
         st.cols = cols[s];
+        if (!wanted(l, LinearInput(s))) continue;
         st.abs_sum.assign(size_t(st.cols), 0.0);
         st.abs_max.assign(size_t(st.cols), 0.0f);
         if (opt.hessian) st.xtx.assign(size_t(st.cols * st.cols), 0.0);
@@ -62,7 +63,12 @@ class Collector : public ActivationObserver {
     }
   }
 
+  bool wanted(int layer, LinearInput slot) const {
+    return (opt_.only_layer < 0 || layer == opt_.only_layer) && (opt_.slot_mask >> unsigned(slot) & 1u);
+  }
+
   void on_linear_input(int layer, LinearInput slot, const float* x, int64_t rows, int64_t cols) override {
+    if (!wanted(layer, slot)) return;
     SlotStats& st = stats_.at(layer, slot);
     for (int64_t r = 0; r < rows; ++r) {
       const float* row = x + r * cols;
@@ -112,6 +118,7 @@ Result<CalibrationStats> calibrate(const Model& model, ExecContext& ctx,
   Collector collector(ctx, cfg, opt);
   Decoder decoder(model, std::min<int64_t>(longest, 512));
   decoder.set_observer(&collector);
+  if (opt.only_layer >= 0) decoder.set_layer_limit(opt.only_layer + 1);  // later layers see nothing to collect
   SequenceKvCache kv(cfg, longest);
   std::vector<float> hidden(size_t(cfg.hidden_size));
   for (size_t i = 0; i < windows.size(); ++i) {

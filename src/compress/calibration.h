@@ -25,6 +25,10 @@ struct CalibrationOptions {
   bool hessian = false;      // accumulate XᵀX (GPTQ)
   int64_t sample_rows = 0;   // rows kept per (layer, slot) for output-error searches (AWQ)
   uint64_t seed = 0;
+  // Sequential GPTQ collects one layer's inputs per pass: >= 0 keeps only that layer's statistics
+  // (the other layers' slots stay empty), and slot_mask (bit LinearInput) only those slots.
+  int only_layer = -1;
+  unsigned slot_mask = 0xF;
 };
 
 struct SlotStats {

@@ -157,43 +157,103 @@ Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, i
   return gptq_with(ctx, w, rows, cols, ph, opt);
 }
 
+namespace {
+
+// Layer l's linears whose input slot is in `mask` (bit LinearInput), from stats' Hessians, into ql.
+Status quantize_layer_slots(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
+                            const GptqOptions& opt, int l, unsigned mask, LayerResult& ql) {
+  const DecoderLayerWeights& lw = model.weights().layers[size_t(l)];
+  std::array<std::optional<PreparedHessian>, 4> prepared;  // q/k/v and gate/up share theirs
+  for (LinearKind k : kAllLinears) {
+    if (!(mask >> unsigned(linear_input(k)) & 1u)) continue;
+    const SlotStats& st = stats.at(l, linear_input(k));
+    if (st.xtx.empty()) return Status::error("gptq: calibration ran without the Hessian");
+    auto& ph = prepared[size_t(linear_input(k))];
+    if (!ph) {
+      auto p = prepare_hessian(st.xtx, st.cols, opt);
+      if (!p.is_ok()) return p.status().with_context(fmt::format("layer {} {}", l, linear_name(k)));
+      ph = std::move(p).value();
+    }
+    const WeightMatrix& w = linear_weight(lw, k);
+    TERN_ASSIGN_OR_RETURN(std::vector<float> f, weight_to_f32(w));
+    GptqOptions mopt = opt;
+    if (opt.spec_for) mopt.spec = opt.spec_for(linear_module_name(l, k));
+    TERN_ASSIGN_OR_RETURN(ql.at(k), gptq_with(ctx, f.data(), w.rows, w.cols, *ph, mopt));
+  }
+  return Status::ok();
+}
+
+LayerResult layer_result_for(const DecoderLayerWeights& lw) {
+  LayerResult ql;
+  ql.input_norm = lw.input_norm;
+  ql.post_attn_norm = lw.post_attn_norm;
+  return ql;
+}
+
+}  // namespace
+
 Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
                                            const GptqOptions& opt) {
   const auto& layers = model.weights().layers;
   if (stats.layers.size() != layers.size()) return Status::error("gptq: calibration does not match the model");
   QuantizedModel qm;
   for (size_t l = 0; l < layers.size(); ++l) {
-    const DecoderLayerWeights& lw = layers[l];
-    LayerResult ql;
-    ql.input_norm = lw.input_norm;
-    ql.post_attn_norm = lw.post_attn_norm;
-    std::array<std::optional<PreparedHessian>, 4> prepared;  // q/k/v and gate/up share theirs
-    for (LinearKind k : kAllLinears) {
-      const SlotStats& st = stats.at(int(l), linear_input(k));
-      if (st.xtx.empty()) return Status::error("gptq: calibration ran without the Hessian");
-      auto& ph = prepared[size_t(linear_input(k))];
-      if (!ph) {
-        auto p = prepare_hessian(st.xtx, st.cols, opt);
-        if (!p.is_ok()) return p.status().with_context(fmt::format("layer {} {}", l, linear_name(k)));
-        ph = std::move(p).value();
-      }
-      const WeightMatrix& w = linear_weight(lw, k);
-      TERN_ASSIGN_OR_RETURN(std::vector<float> f, weight_to_f32(w));
-      GptqOptions mopt = opt;
-      if (opt.spec_for) mopt.spec = opt.spec_for(linear_module_name(int(l), k));
-      TERN_ASSIGN_OR_RETURN(ql.at(k), gptq_with(ctx, f.data(), w.rows, w.cols, *ph, mopt));
-    }
+    LayerResult ql = layer_result_for(layers[l]);
+    TERN_RETURN_IF_ERROR(quantize_layer_slots(model, ctx, stats, opt, int(l), 0xFu, ql));
     store_layer(qm, int(l), std::move(ql));
     if (opt.on_layer) opt.on_layer(int64_t(l) + 1, int64_t(layers.size()));
   }
   return qm;
 }
 
+Result<QuantizedModel> quantize_model_gptq_sequential(const Model& model, ExecContext& ctx,
+                                                      const std::vector<std::vector<int32_t>>& windows,
+                                                      CalibrationOptions copt, const GptqOptions& opt,
+                                                      GptqSequential mode) {
+  if (mode == GptqSequential::kOff) return Status::error("gptq: sequential mode is off");
+  if (windows.empty()) return Status::error("gptq: no calibration windows");
+  // A private model over the same weights: the quantized linears replace its matrices stage by stage.
+  TERN_ASSIGN_OR_RETURN(std::unique_ptr<Model> work, Model::load(model.dir()));
+  const auto& layers = model.weights().layers;
+  if (work->weights().layers.size() != layers.size()) return Status::error("gptq: the model changed on disk");
+  TransformerWeights w = model.weights();
+  work->replace_weights(w, nullptr);
+  copt.hessian = true;
+  std::vector<unsigned> masks = {0xFu};
+  if (mode == GptqSequential::kPerInput) {
+    masks.clear();
+    for (LinearInput s : {LinearInput::kAttnIn, LinearInput::kAttnOut, LinearInput::kMlpIn, LinearInput::kMlpDown})
+      masks.push_back(1u << unsigned(s));
+  }
+  const int64_t total = int64_t(layers.size() * masks.size());
+  int64_t done = 0;
+  QuantizedModel qm;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    LayerResult ql = layer_result_for(layers[l]);
+    for (unsigned mask : masks) {
+      copt.only_layer = int(l), copt.slot_mask = mask;
+      TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(*work, ctx, windows, copt));
+      TERN_RETURN_IF_ERROR(quantize_layer_slots(model, ctx, stats, opt, int(l), mask, ql));
+      // The next stage sees these linears as the checkpoint will compute them (dequantized, f32).
+      auto storage = std::make_shared<std::vector<std::vector<float>>>();
+      for (LinearKind k : kAllLinears) {
+        if (!(mask >> unsigned(linear_input(k)) & 1u)) continue;
+        storage->push_back(dequantize(ql.at(k)));
+        WeightMatrix& m = linear_weight(w.layers[l], k);
+        m = WeightMatrix{};
+        m.data = storage->back().data(), m.dtype = DType::F32, m.rows = ql.at(k).rows, m.cols = ql.at(k).cols;
+      }
+      work->replace_weights(w, std::move(storage));
+      if (opt.on_layer) opt.on_layer(++done, total);
+    }
+    store_layer(qm, int(l), std::move(ql));
+  }
+  return qm;
+}
+
 Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                      const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
-  CalibrationOptions copt;
-  copt.hessian = true;
-  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));
+  if (options.sequential < 0 || options.sequential > 2) return Status::error("gptq: sequential must be 0, 1 or 2");
   GptqOptions o;
   o.spec = spec;
   o.percdamp = options.damp;
@@ -201,6 +261,17 @@ Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const
   o.mse_clip = options.mse_clip;
   o.static_groups = options.static_groups;
   o.spec_for = options.spec_for;
+  CalibrationOptions copt;
+  copt.hessian = true;
+  if (options.sequential > 0) {  // progress in stages (one calibration pass each)
+    copt.window = calib.seq_len, copt.max_windows = calib.max_windows;
+    auto windows = calibration_windows(calib.tokens, calib.seq_len, calib.max_windows);
+    if (!windows.is_ok()) return windows.status().with_context("calibration");
+    o.on_layer = progress;
+    return quantize_model_gptq_sequential(model, ctx, *windows, copt, o,
+                                          options.sequential == 1 ? GptqSequential::kPerLayer : GptqSequential::kPerInput);
+  }
+  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));
   o.on_layer = [&](int64_t done, int64_t total) {
     if (progress) progress(stats.windows + done, stats.windows + total);
   };

@@ -32,8 +32,22 @@ struct GptqOptions {
 Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
                                              const std::vector<double>& h, const GptqOptions& options);
 
+// Sequential GPTQ (the GPTQ paper's and AutoGPTQ's "true sequential"): each stage's Hessians are
+// collected with every earlier linear already quantized, so a layer compensates the errors the
+// quantized layers before it make instead of fitting the base model's activations. Stages run in
+// forward order; kPerLayer: one calibration pass per decoder layer (its four inputs at once);
+// kPerInput: one per linear input (q/k/v, then o, then gate/up, then down; four passes per layer).
+enum class GptqSequential { kOff, kPerLayer, kPerInput };
+
+// Runs windows.size() × stages forwards over a private copy of `model` (`model` is not changed);
+// options.on_layer reports (stages done, stages). copt: the calibration options (hessian is forced on).
+Result<QuantizedModel> quantize_model_gptq_sequential(const Model& model, ExecContext& ctx,
+                                                      const std::vector<std::vector<int32_t>>& windows,
+                                                      CalibrationOptions copt, const GptqOptions& options,
+                                                      GptqSequential mode = GptqSequential::kPerInput);
+
 // The entry point `tern quantize --method gptq` calls: calibrates on `calib` (XᵀX per input), then
-// quantize_model_gptq with options.damp and options.act_order.
+// quantize_model_gptq with options.damp and options.act_order (options.sequential: sequential GPTQ).
 Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                      const QuantSpec& spec, const MethodOptions& options,
                                      const ProgressFn& progress = nullptr);

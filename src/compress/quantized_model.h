@@ -26,10 +26,12 @@ struct MethodOptions {
   bool act_order = false;        // GPTQ: columns by decreasing Hessian diagonal (g_idx / desc_act)
   double damp = 0.01;            // GPTQ: fraction of mean(diag H) added to the diagonal
   double alpha = 0.5;            // SmoothQuant migration strength
+  bool alpha_search = false;     // SmoothQuant: α per layer and input, searched on the calibration text
   bool int8_activations = false; // W8A8: activations quantized per token at run time (SmoothQuant: always)
   bool static_groups = false;    // GPTQ act-order: group ranges fixed in column order (no g_idx)
   bool mse_clip = false;         // GPTQ (and AWQ+GPTQ): MSE-optimal group ranges
   bool awq_gptq = false;         // AWQ: round the scaled weights with GPTQ (calibrates the Hessian too)
+  int sequential = 0;            // GPTQ: 0 off, 1 one calibration pass per layer, 2 per linear input
   // Mixed precision: the spec of each module ("model.layers.0.mlp.down_proj"); empty: the method's spec.
   std::function<QuantSpec(const std::string&)> spec_for;
 };

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "compress/smoothquant_search.h"
+
 namespace tern {
 
 std::vector<float> smoothquant_scales(const std::vector<float>& act_max, const std::vector<float>& w_max,
@@ -50,7 +52,14 @@ Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& s
   const auto& layers = model.weights().layers;
   if (stats.layers.size() != layers.size() || l < 0 || size_t(l) >= layers.size())
     return Status::error("smoothquant: calibration does not match the model");
-  if (!(opt.alpha >= 0 && opt.alpha <= 1)) return Status::error(fmt::format("smoothquant alpha {} is outside [0, 1]", opt.alpha));
+  if (!opt.layer_alpha.empty() && opt.layer_alpha.size() != layers.size())
+    return Status::error("smoothquant: per-layer alpha does not match the model");
+  std::array<double, 4> alpha;
+  alpha.fill(opt.alpha);
+  if (!opt.layer_alpha.empty()) alpha = opt.layer_alpha[size_t(l)];
+  for (double a : alpha)
+    if (!(a >= 0 && a <= 1)) return Status::error(fmt::format("smoothquant alpha {} is outside [0, 1]", a));
+  auto alpha_of = [&](LinearInput slot) { return alpha[size_t(slot)]; };
   const DecoderLayerWeights& src = layers[size_t(l)];
   SmoothedLayer out;
   auto& w = out.w;
@@ -65,11 +74,14 @@ Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& s
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size;
   const auto s_attn = smoothquant_scales(stats.at(l, LinearInput::kAttnIn).abs_max,
                                          weight_col_max({&W(LinearKind::kQ), &W(LinearKind::kK), &W(LinearKind::kV)}, H),
-                                         opt.alpha);
+                                         alpha_of(LinearInput::kAttnIn));
+  out.s[size_t(LinearInput::kAttnIn)] = s_attn;
   for (LinearKind k : {LinearKind::kQ, LinearKind::kK, LinearKind::kV}) scale_cols(W(k), s_attn);
   for (int64_t c = 0; c < H; ++c) out.input_norm[size_t(c)] /= s_attn[size_t(c)];
   const auto s_mlp = smoothquant_scales(stats.at(l, LinearInput::kMlpIn).abs_max,
-                                        weight_col_max({&W(LinearKind::kGate), &W(LinearKind::kUp)}, H), opt.alpha);
+                                        weight_col_max({&W(LinearKind::kGate), &W(LinearKind::kUp)}, H),
+                                        alpha_of(LinearInput::kMlpIn));
+  out.s[size_t(LinearInput::kMlpIn)] = s_mlp;
   for (LinearKind k : {LinearKind::kGate, LinearKind::kUp}) scale_cols(W(k), s_mlp);
   for (int64_t c = 0; c < H; ++c) out.post_attn_norm[size_t(c)] /= s_mlp[size_t(c)];
 
@@ -86,18 +98,20 @@ Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& s
         const size_t kv = size_t((h / rep) * hd + d), c = size_t(h * hd + d);
         a_kv[kv] = std::max(a_kv[kv], am[c]), w_kv[kv] = std::max(w_kv[kv], wm[c]);
       }
-    const auto s_kv = smoothquant_scales(a_kv, w_kv, opt.alpha);
+    const auto s_kv = smoothquant_scales(a_kv, w_kv, alpha_of(LinearInput::kAttnOut));
     std::vector<float> s_o(static_cast<size_t>(O));
     for (int64_t h = 0; h < cfg.n_heads; ++h)
       for (int64_t d = 0; d < hd; ++d) s_o[size_t(h * hd + d)] = s_kv[size_t((h / rep) * hd + d)];
     scale_cols(W(LinearKind::kO), s_o);
+    out.s[size_t(LinearInput::kAttnOut)] = s_o;
     for (int64_t r = 0; r < cfg.n_kv_heads * hd; ++r)
       for (int64_t c = 0; c < H; ++c) W(LinearKind::kV)[size_t(r * H + c)] /= s_kv[size_t(r)];
   }
   if (opt.smooth_down) {  // silu(gate) * up is linear in up, so up's rows absorb 1/s exactly
     const auto s_down = smoothquant_scales(stats.at(l, LinearInput::kMlpDown).abs_max,
-                                           weight_col_max({&W(LinearKind::kDown)}, I), opt.alpha);
+                                           weight_col_max({&W(LinearKind::kDown)}, I), alpha_of(LinearInput::kMlpDown));
     scale_cols(W(LinearKind::kDown), s_down);
+    out.s[size_t(LinearInput::kMlpDown)] = s_down;
     for (int64_t j = 0; j < I; ++j)
       for (int64_t c = 0; c < H; ++c) W(LinearKind::kUp)[size_t(j * H + c)] /= s_down[size_t(j)];
   }
@@ -128,10 +142,15 @@ Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const Cali
 Result<QuantizedModel> smoothquant_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                             const QuantSpec& spec, const MethodOptions& options,
                                             const ProgressFn& progress) {
-  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, CalibrationOptions{}, progress));
+  CalibrationOptions copt;
+  if (options.alpha_search) copt.sample_rows = 512;  // the rows the α search measures the output error on
+  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));
   SmoothQuantOptions o;
   o.alpha = options.alpha;
   o.spec = spec;
+  if (options.alpha_search) {
+    TERN_ASSIGN_OR_RETURN(o.layer_alpha, search_smoothquant_alpha(ctx, model, stats, o, default_alpha_grid()));
+  }
   auto qm = quantize_model_smoothquant(model, stats, o);
   if (progress) progress(stats.windows + model.config().n_layers, stats.windows + model.config().n_layers);
   return qm;

@@ -19,6 +19,9 @@ namespace tern {
 
 struct SmoothQuantOptions {
   double alpha = 0.5;
+  // Per-layer migration strength by smoothed input (index LinearInput: q/k/v, o, gate/up, down), e.g.
+  // from search_smoothquant_alpha; empty: `alpha` everywhere.
+  std::vector<std::array<double, 4>> layer_alpha;
   bool smooth_down = true;  // also smooth down_proj's input through up_proj
   bool smooth_o = true;     // also smooth o_proj's input through v_proj
   QuantSpec spec{8, 0, /*symmetric=*/true};  // int8 per output channel
@@ -46,6 +49,7 @@ Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const Cali
 struct SmoothedLayer {
   std::array<std::vector<float>, kLinearKinds> w;
   std::vector<float> input_norm, post_attn_norm;
+  std::array<std::vector<float>, 4> s;  // the factors by LinearInput (x / s is read); empty: not smoothed
 };
 Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& stats, int layer,
                                    const SmoothQuantOptions& options);

@@ -117,7 +117,8 @@ void Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* i
   }
 
   embedding_lookup(ctx, w.embed, ids, c, x_.data());
-  for (int l = 0; l < cfg.n_layers; ++l) {
+  const int n_layers = layer_limit_ > 0 ? std::min(cfg.n_layers, layer_limit_) : cfg.n_layers;
+  for (int l = 0; l < n_layers; ++l) {
     const DecoderLayerWeights& lw = w.layers[size_t(l)];
     // x += previous MLP output; xn = norm(x)
     rms_norm(ctx, x_.data(), l == 0 ? nullptr : block_out_.data(), c, H, lw.input_norm.data(), eps, xn_.data());

@@ -67,6 +67,9 @@ class Decoder {
   int64_t max_chunk() const { return max_chunk_; }
   // Sees every linear layer's input from now on (null: none). Not owned.
   void set_observer(ActivationObserver* observer) { observer_ = observer; }
+  // Runs only layers [0, n) from now on (n <= 0: all), for calibration passes that need the inputs of
+  // one layer (sequential GPTQ); hidden_out is then the final norm of layer n - 1's output.
+  void set_layer_limit(int n) { layer_limit_ = n; }
 
  private:
   // A run of one sequence's tokens inside a chunk: its tokens off .. off + n - 1 of this step.
@@ -87,6 +90,7 @@ class Decoder {
   const Model* model_;
   int64_t max_chunk_;
   ActivationObserver* observer_ = nullptr;
+  int layer_limit_ = 0;
   // Activations for one chunk of c token rows:
   std::vector<float> x_;        // [c, hidden] residual stream
   std::vector<float> xn_;       // [c, hidden] normed input of a block

@@ -68,6 +68,10 @@ TEST(CliQuantize, BadOptionsAreOneLineErrors) {
   expect_one_line_error(run_tern(base + "--fp8 --format gptq"), "compressed-tensors");
   expect_one_line_error(run_tern(base + "--int8-modules 're:no_such_layer'"), "matches no linear layer");
   EXPECT_NE(run_tern(base + "--bits 3").exit_code, 0);
+  expect_one_line_error(run_tern(base + "--sequential layer"), "--sequential");  // rtn: nothing to calibrate
+  expect_one_line_error(run_tern(base + "--method awq --sequential input --calib x.txt"), "--sequential");
+  expect_one_line_error(run_tern(base + "--method gptq --sq-alpha-search --calib x.txt"), "--sq-alpha-search");
+  EXPECT_NE(run_tern(base + "--method gptq --sequential sideways").exit_code, 0);
   expect_one_line_error(run_tern("quantize -m /nonexistent -o '" + out.path() + "'"), "/nonexistent");
 }
 

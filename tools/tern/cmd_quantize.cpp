@@ -23,7 +23,9 @@ struct QuantizeOptions {
   int bits = 4;
   int group = 128;
   bool sym = false, asym = false, fp8 = false, w8a8 = false, act_order = false, mse_clip = false, awq_gptq = false;
+  std::string sequential = "off"; // GPTQ: off, layer, input (calibration pass per stage)
   double sq_alpha = 0.5;          // SmoothQuant migration strength
+  bool sq_alpha_search = false;   // SmoothQuant: α per layer and input from the calibration text
   int embed_bits = 0;             // 8: the token embedding (and tied LM head) as int8 per row
   std::string int8_modules;       // comma-separated targets kept at int8 per output channel
   int64_t calib_ctx = 512, calib_windows = 32;
@@ -85,6 +87,8 @@ void add_mixed_schemes(const Model& model, const QuantizeOptions& o, QuantConfig
 }
 
 void run_quantize(const QuantizeOptions& o, bool group_given) {
+  if (o.sequential != "off" && o.method != "gptq") fail("--sequential applies to --method gptq");
+  if (o.sq_alpha_search && o.method != "smoothquant") fail("--sq-alpha-search applies to --method smoothquant");
   QuantConfig layout = layout_for(o, group_given);
   Runtime rt(o.runtime);
   auto model = unwrap(Model::load(o.model));
@@ -114,6 +118,8 @@ void run_quantize(const QuantizeOptions& o, bool group_given) {
     MethodOptions mo;
     mo.act_order = o.act_order, mo.int8_activations = layout.int8_activations;
     mo.mse_clip = o.mse_clip, mo.awq_gptq = o.awq_gptq, mo.alpha = o.sq_alpha;
+    mo.alpha_search = o.sq_alpha_search;
+    mo.sequential = o.sequential == "layer" ? 1 : o.sequential == "input" ? 2 : 0;
     // compressed-tensors has no g_idx here: act-order with static groups keeps the column-order groups.
     mo.static_groups = layout.method == QuantMethod::CompressedTensors;
     if (!layout.schemes.empty()) {
@@ -160,9 +166,17 @@ void register_quantize(CLI::App& app) {
   cmd->add_flag("--w8a8", o->w8a8, "int8 weights and dynamic per-token int8 activations (compressed-tensors)");
   cmd->add_flag("--act-order", o->act_order, "GPTQ: quantize columns by decreasing Hessian diagonal");
   cmd->add_flag("--mse-clip", o->mse_clip, "GPTQ: per group, the range (clip ratio 0.75..1) with the least rounding error");
+  cmd->add_option("--sequential", o->sequential,
+                  "GPTQ: calibrate each stage on the outputs of the already-quantized layers before it: 'layer' "
+                  "(one calibration pass per decoder layer) or 'input' (one per linear input: q/k/v, o, gate/up, "
+                  "down; AutoGPTQ's true-sequential); default off")
+      ->check(CLI::IsMember({"off", "layer", "input"}));
   cmd->add_flag("--awq-gptq", o->awq_gptq, "AWQ: round the AWQ-scaled weights with GPTQ instead of RTN + clipping");
   cmd->add_option("--sq-alpha", o->sq_alpha, "SmoothQuant migration strength (0.5 as the paper; 0.65 is best on docs-llama-28m)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--sq-alpha-search", o->sq_alpha_search,
+                "SmoothQuant: choose α (0.30..0.90) per layer and per smoothed input, the one with the least W8A8 "
+                "output error on 512 sampled calibration rows (--sq-alpha then only seeds unsmoothed inputs)");
   cmd->add_option("--embed-bits", o->embed_bits,
                   "8: store the token embedding (= the tied LM head) as int8 per row instead of bf16 (compressed-tensors)")
       ->check(CLI::IsMember({0, 8}));
