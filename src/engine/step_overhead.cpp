@@ -17,18 +17,21 @@ namespace tern {
 
 namespace {
 
-// hidden 32, 1 head of 32, MLP 64, vocab 256: 10 K parameters per layer, so a step's weights sit in
-// L1/L2 and its FLOPs (20 K per token per layer) cost well under a microsecond per sequence. A real
-// model's bytes and FLOPs are priced by the roofline; what this probe sees is what is left: the
-// dispatch of each op, the engine's bookkeeping, attention's and sampling's per-sequence work.
+// hidden 32, 2 query heads and 1 KV head of 64, MLP 64, vocab 256: 18 K parameters per layer, so a
+// step's weights sit in cache and its FLOPs (36 K per token per layer) cost well under a microsecond
+// per sequence. A real model's bytes and FLOPs are priced by the roofline; what this probe sees is
+// what is left: the dispatch of each op, the engine's bookkeeping, attention's and sampling's
+// per-sequence work — and, with a long context, the rate at which attention gets through KV.
+constexpr int kProbeKvHeads = 1, kProbeHeadDim = 64;
 SynthShape probe_shape(int layers) {
-  SynthShape s{"overhead-probe", "LlamaForCausalLM", "llama", 32, 64, 256, 1024, layers, 1, 1, 32};
+  SynthShape s{"overhead-probe", "LlamaForCausalLM", "llama", 32, 64, 256, 1024, layers, 2, kProbeKvHeads,
+               kProbeHeadDim};
   s.tied = true;
   return s;
 }
 
-// Median microseconds per decode step of `batch` sequences on a `layers`-layer probe model.
-Result<double> probe_step_us(ExecContext& ctx, const StepOverheadOptions& o, int layers, int batch) {
+// Median microseconds per decode step of `batch` sequences of `prompt` tokens on a `layers`-layer probe model.
+Result<double> probe_step_us(ExecContext& ctx, const StepOverheadOptions& o, int layers, int batch, int prompt) {
   const std::string dir = fmt::format("{}/probe-{}", o.scratch_dir, layers);
   if (!std::filesystem::exists(dir + "/config.json")) {
     SynthOptions so;
@@ -40,11 +43,12 @@ Result<double> probe_step_us(ExecContext& ctx, const StepOverheadOptions& o, int
   eo.max_running = batch;
   eo.prefix_caching = false;
   auto runner = std::make_unique<CpuModelRunner>(*model, ctx, eo.max_step_tokens, eo.max_running);
-  eo.kv_memory_bytes = runner->kv_block_bytes(eo.block_size, eo.kv_dtype) * size_t(8 * batch + 8);
+  const int64_t blocks_per_seq = (prompt + o.new_tokens + eo.block_size - 1) / eo.block_size + 1;
+  eo.kv_memory_bytes = runner->kv_block_bytes(eo.block_size, eo.kv_dtype) * size_t(blocks_per_seq * batch);
   TERN_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::create(std::move(runner), nullptr, eo));
   std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch));
   for (size_t i = 0; i < prompts.size(); ++i)
-    for (int t = 0; t < 16; ++t) prompts[i].push_back(int32_t((i * 131 + size_t(t) * 17) % 250 + 3));
+    for (int t = 0; t < prompt; ++t) prompts[i].push_back(int32_t((i * 131 + size_t(t) * 17) % 250 + 3));
   OfflineRunOptions ro;
   ro.concurrency = batch;
   ro.max_new_tokens = o.new_tokens;
@@ -66,13 +70,14 @@ Result<StepOverhead> measure_step_overhead(ExecContext& ctx, const StepOverheadO
   if (o.scratch_dir.empty() || o.new_tokens < 4 || o.reps < 1) {
     return Status::error("step overhead probe: needs a scratch directory, >= 4 new tokens and >= 1 rep");
   }
-  constexpr int kFewLayers = 1, kManyLayers = 9, kBatch = 16;
-  const int layers[4] = {kFewLayers, kManyLayers, kFewLayers, kManyLayers};
-  const int batch[4] = {1, 1, kBatch, kBatch};
+  constexpr int kFewLayers = 1, kManyLayers = 9, kBatch = 16, kShort = 16, kLong = 400;
+  const int layers[5] = {kFewLayers, kManyLayers, kFewLayers, kManyLayers, kManyLayers};
+  const int batch[5] = {1, 1, kBatch, kBatch, kBatch};
+  const int prompt[5] = {kShort, kShort, kShort, kShort, kLong};
   StepOverhead r;
   Status st = Status::ok();
-  for (int i = 0; i < 4 && st.is_ok(); ++i) {
-    Result<double> t = probe_step_us(ctx, o, layers[i], batch[i]);
+  for (int i = 0; i < 5 && st.is_ok(); ++i) {
+    Result<double> t = probe_step_us(ctx, o, layers[i], batch[i], prompt[i]);
     if (t.is_ok()) r.probe_us[i] = *t;
     else st = t.status();
   }
@@ -92,6 +97,11 @@ Result<StepOverhead> measure_step_overhead(ExecContext& ctx, const StepOverheadO
   r.layer_us = std::max(0.0, layer);
   r.sequence_us = std::max(0.0, seq);
   r.step_us = std::max(0.0, step);
+  // The long-context run reads (kLong − kShort) more cached tokens per sequence and layer each step:
+  // bf16 K and V of one KV head, [2, kv_heads, head_dim] × 2 bytes per token per layer.
+  const double extra_kv_bytes = double(kLong - kShort) * kBatch * kManyLayers * 2 * kProbeKvHeads * kProbeHeadDim * 2;
+  const double extra_us = t[4] - t[3];
+  r.attention_kv_gbs = extra_us > 0 ? extra_kv_bytes / (extra_us * 1e3) : 0.0;
   return r;
 }
 

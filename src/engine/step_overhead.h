@@ -18,8 +18,12 @@ struct StepOverhead {
   double layer_us = 0;           // per decoder layer per step
   double sequence_us = 0;        // per sequence in the batch per step (sampling, bookkeeping)
   double sequence_layer_us = 0;  // per sequence per layer (attention's per-sequence work)
-  // The probe steps it was solved from, microseconds: (layers, sequences) = (1, 1), (9, 1), (1, 16), (9, 16).
-  double probe_us[4] = {0, 0, 0, 0};
+  // GB/s of bf16 KV cache decode attention gets through (from a 400-token context vs a 16-token one);
+  // 0 when noise hid the difference.
+  double attention_kv_gbs = 0;
+  // The probe steps it was solved from, microseconds: (layers, sequences) = (1, 1), (9, 1), (1, 16),
+  // (9, 16) with 16-token prompts, and (9, 16) with 400-token prompts.
+  double probe_us[5] = {0, 0, 0, 0, 0};
   bool clamped = false;  // a cost solved negative (noise) and was set to 0: the fit is then not exact
 };
 
@@ -31,7 +35,7 @@ struct StepOverheadOptions {
 
 // Writes two tiny random Llama models (hidden 32: their weights stay in cache, so their steps are
 // all overhead), runs each through Engine + CpuModelRunner on `ctx`'s threads with 1 and 16
-// sequences, and solves for the four costs. Negative solutions (noise) are clamped to 0.
+// sequences, and solves for the four costs; one more run with long prompts gives the KV rate. Negative solutions (noise) are clamped to 0.
 Result<StepOverhead> measure_step_overhead(ExecContext& ctx, const StepOverheadOptions& options);
 
 }  // namespace tern

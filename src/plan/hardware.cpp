@@ -99,6 +99,7 @@ Result<Device> parse_device(const json& obj, const std::string& where) {
     TERN_RETURN_IF_ERROR(re.number("decode", 0.01, 2.0, &d.decode_efficiency));
     TERN_RETURN_IF_ERROR(re.number("prefill", 0.01, 2.0, &d.prefill_efficiency));
     TERN_RETURN_IF_ERROR(re.number("batched_decode", 0.01, 2.0, &d.batched_decode_efficiency));
+    TERN_RETURN_IF_ERROR(re.number("attention_kv_gbs", 1e-3, 1e7, &d.attention_kv_gbs));
   }
   TERN_RETURN_IF_ERROR(st);
   if (const json* ov = rd.object("overhead_us", &st)) {
@@ -129,6 +130,7 @@ json device_json(const Device& d) {
             {"runtime_overhead_gib", d.runtime_overhead_gib}};
   if (d.threads > 0) j["threads"] = d.threads;
   if (d.batched_decode_efficiency > 0) j["efficiency"]["batched_decode"] = d.batched_decode_efficiency;
+  if (d.attention_kv_gbs > 0) j["efficiency"]["attention_kv_gbs"] = d.attention_kv_gbs;
   if (d.decode_step_overhead_s(1, 1, 1) > 0) {
     j["overhead_us"] = {{"step", d.step_overhead_us}, {"layer", d.layer_overhead_us},
                         {"sequence", d.sequence_overhead_us}, {"sequence_layer", d.sequence_layer_overhead_us},

@@ -39,6 +39,9 @@ struct Device {
   // call loses to its streams ramping up and its threads joining, beyond bytes ÷ bandwidth).
   double step_overhead_us = 0, layer_overhead_us = 0, sequence_overhead_us = 0, sequence_layer_overhead_us = 0;
   double matmul_call_us = 0;
+  // GB/s of KV cache that decode attention gets through (engine/step_overhead.h); 0: the decode
+  // bandwidth (bandwidth_gbs × decode_efficiency).
+  double attention_kv_gbs = 0;
   double decode_step_overhead_s(int layers, int64_t matmul_calls, int64_t batch) const {
     return (step_overhead_us + layers * layer_overhead_us +
             double(batch) * (sequence_overhead_us + layers * sequence_layer_overhead_us) +

@@ -122,10 +122,16 @@ DecodeStep decode_step(const PlanRequest& r, const WeightBytes& b, double kv_dev
   // model's share of one tensor-parallel rank.
   const double weight_bytes = b.streamed(batch, s.n_experts, s.experts_per_token) / tp;
   const double kv_bytes = double(batch) * avg_tokens * kv_dev * pp;
-  const double t_mem = (weight_bytes + kv_bytes) / bw;
   const TokenFlops f = token_flops(s);
-  const double flops = double(batch) * (f.matrices + f.lm_head + f.attention_per_context_token * avg_tokens) / tp;
-  const double t_compute = flops / (d.flops(r.weights.compute) * d.decode_compute_efficiency());
+  const double peak = d.flops(r.weights.compute) * d.decode_compute_efficiency();
+  // The matmuls and attention are separate phases of a step: a compute-bound batched matmul does not
+  // hide attention's KV reads. Each phase is its own roofline; attention reads KV at the device's
+  // measured attention rate (its kernels convert and reduce as they read), else at the weights' rate.
+  const double t_mem = weight_bytes / bw;
+  const double t_compute = double(batch) * (f.matrices + f.lm_head) / tp / peak;
+  const double kv_bw = d.attention_kv_gbs > 0 ? d.attention_kv_gbs * 1e9 : bw;
+  const double t_attention =
+      std::max(kv_bytes / kv_bw, double(batch) * f.attention_per_context_token * avg_tokens / tp / peak);
   double t_comm = 0;
   const double link = std::max(d.interconnect_gbs, 1e-3) * 1e9, lat = d.interconnect_latency_us * 1e-6;
   const double msg = double(batch) * s.hidden * r.activation_bytes;
@@ -134,7 +140,7 @@ DecodeStep decode_step(const PlanRequest& r, const WeightBytes& b, double kv_dev
   // A step runs every layer (tensor ranks in step, pipeline stages one after another); the fixed
   // costs add to the roofline: they do not hide under the weight stream.
   const double t_fixed = d.decode_step_overhead_s(s.layers, matmul_calls_per_step(s, batch), batch);
-  return {std::max(t_mem, t_compute) + t_comm + t_fixed, t_mem >= t_compute, t_fixed};
+  return {std::max(t_mem, t_compute) + t_attention + t_comm + t_fixed, t_mem >= t_compute, t_fixed};
 }
 
 Result<Plan> make_plan(const PlanRequest& request) {

@@ -37,6 +37,7 @@ TEST(StepOverhead, SolvesFourCostsThatReproduceItsProbes) {
   if (!r->clamped) {
     const int layers[4] = {1, 9, 1, 9}, seqs[4] = {1, 1, 16, 16};
     for (int i = 0; i < 4; ++i) EXPECT_NEAR(model(layers[i], seqs[i]), r->probe_us[i], 1e-6 * r->probe_us[3]) << i;
+    EXPECT_GE(r->attention_kv_gbs, 0);
   } else {
     EXPECT_GT(r->probe_us[3], r->probe_us[0]) << "nine layers of sixteen sequences cost more than one of one";
   }

@@ -37,8 +37,10 @@ plan::Calibration calibrate_this_machine_with_engine(Runtime& rt, const plan::Ca
   c.device.layer_overhead_us = o.layer_us;
   c.device.sequence_overhead_us = o.sequence_us;
   c.device.sequence_layer_overhead_us = o.sequence_layer_us;
-  std::fprintf(stderr, "[tern] step-overhead probes (layers x sequences): 1x1 %.0f us, 9x1 %.0f us, 1x16 %.0f us, 9x16 %.0f us\n",
-               o.probe_us[0], o.probe_us[1], o.probe_us[2], o.probe_us[3]);
+  c.device.attention_kv_gbs = o.attention_kv_gbs;
+  std::fprintf(stderr, "[tern] step-overhead probes (layers x sequences): 1x1 %.0f us, 9x1 %.0f us, 1x16 %.0f us, "
+               "9x16 %.0f us, 9x16 at 400 tokens of context %.0f us (attention reads KV at %.1f GB/s)\n",
+               o.probe_us[0], o.probe_us[1], o.probe_us[2], o.probe_us[3], o.probe_us[4], o.attention_kv_gbs);
   return c;
 }
 
@@ -130,7 +132,7 @@ void register_plan(CLI::App& app) {
   cmd->add_flag("--check", o->check, "run the planned configuration here and print predicted vs measured");
   cmd->add_option("--check-prompt", o->check_prompt, "--check: prompt tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--check-new", o->check_new, "--check: generated tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  cmd->add_option("--check-reps", o->check_reps, "--check: timed runs after the warm-up (the best counts)")->check(CLI::Range(1, 100));
+  cmd->add_option("--check-reps", o->check_reps, "--check: timed runs after the warm-up (the median counts)")->check(CLI::Range(1, 100));
   cmd->add_flag("--cpu-time", o->cpu_time,
                 "--check/--calibrate: time by this process's CPU time ÷ threads (on a machine shared with busy processes)");
   o->runtime.add_to(*cmd);

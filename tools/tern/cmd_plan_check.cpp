@@ -33,7 +33,7 @@ double resident_bytes() {
 }
 
 struct Speeds {
-  double prefill = 0, decode = 0;  // tokens/s, best of the reps
+  double prefill = 0, decode = 0;  // tokens/s
 };
 
 // One timed pass of the closed-loop load; with cpu_time, the wall-clock phases are scaled by the
@@ -119,15 +119,20 @@ void run_plan_check(const PlanOptions& o) {
   ro.max_new_tokens = o.check_new;
   (void)unwrap(run_offline_load(*engine, prompts, ro));  // warm-up; memory after the first run
   const double rss1 = resident_bytes();
-  Speeds wall, cpu;
+  // The median of the reps, as the calibration takes the median of its own: on a shared VM single
+  // runs swing both ways, and the best of a few picks an outlier.
+  std::vector<double> decodes, prefills;
   for (int rep = 0; rep < o.check_reps; ++rep) {
     const Speeds s = time_engine(*engine, prompts, ro, o.cpu_time, rt.pool.size());
-    Speeds& best = o.cpu_time ? cpu : wall;
-    best.prefill = std::max(best.prefill, s.prefill);
-    best.decode = std::max(best.decode, s.decode);
+    decodes.push_back(s.decode);
+    prefills.push_back(s.prefill);
   }
   engine->shutdown(/*cancel_in_flight=*/true);
-  const double decode = o.cpu_time ? cpu.decode : wall.decode, prefill = o.cpu_time ? cpu.prefill : wall.prefill;
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double decode = median(decodes), prefill = median(prefills);
   const plan::MemoryPerDevice& m = p.memory;
   const double predicted_mem = m.weights + m.kv_total + m.activations;
   const std::vector<Row> rows = {
