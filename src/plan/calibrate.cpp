@@ -90,29 +90,10 @@ double gemv_call_seconds(ExecContext& ctx, int64_t rows, int64_t cols, size_t to
   return median(runs);
 }
 
-// Median-of-reps GB/s of y[1, n] = x · Wᵀ over matrices that together far exceed the caches.
+// Median-of-reps GB/s of y[1, 4096] = x · Wᵀ over [4096, 2048] matrices that together far exceed the caches.
 double gemv_gbs(ExecContext& ctx, size_t total_bytes, int reps, bool cpu_time) {
   const int64_t rows = 4096, cols = 2048;
-  const size_t per = size_t(rows * cols);
-  const int n_mats = std::max<int>(2, int(total_bytes / (per * 2)));
-  std::vector<uint16_t> w = weights_bf16(per * size_t(n_mats));
-  std::vector<float> x(size_t(cols), 0.5f);
-  std::vector<float> y(static_cast<size_t>(rows));
-  auto pass = [&] {
-    for (int i = 0; i < n_mats; ++i) {
-      WeightMatrix m;
-      m.data = w.data() + size_t(i) * per, m.dtype = DType::BF16, m.rows = rows, m.cols = cols;
-      matmul(ctx, x.data(), 1, m, y.data());
-    }
-  };
-  pass();  // warm-up: page in, spin the pool
-  std::vector<double> runs;
-  for (int r = 0; r < reps; ++r) {
-    Stopwatch sw(cpu_time, ctx.threads());
-    pass();
-    runs.push_back(double(w.size() * 2) / sw.seconds() / 1e9);
-  }
-  return median(runs);
+  return double(rows * cols * 2) / gemv_call_seconds(ctx, rows, cols, total_bytes, reps, cpu_time) / 1e9;
 }
 
 // Median-of-reps GFLOP/s of a prefill-shaped GEMM: x [512, 2048] · W [2048, 2048]ᵀ (the engine's

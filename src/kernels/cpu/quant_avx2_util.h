@@ -47,6 +47,15 @@ TERN_TARGET_AVX2 inline int32_t avx2_hsum_i32(__m256i v) {
 }
 
 // 32 int4 codes of one packed block (16 bytes: column j low nibble, j + 16 high nibble) in column order.
+// [4] totals of four [8] int32 partial sums (s0..s3 -> lane 0..3): one transpose-and-add, no
+// per-vector horizontal sum.
+TERN_TARGET_AVX2 inline __m128i avx2_hsum4_i32(__m256i s0, __m256i s1, __m256i s2, __m256i s3) {
+  const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
+  const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
+  const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
+  return _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
+}
+
 TERN_TARGET_AVX2 inline __m256i avx2_unpack_int4(const uint8_t* block) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block));
   const __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);

@@ -17,14 +17,6 @@ namespace {
 // Bytes ahead of the current position each row stream is prefetched (as quant_gemv_avx2.cpp).
 constexpr int64_t kPrefetchBytes = 320;
 
-// s[0..3]: int32 partial sums of 4 rows ([8] lanes each) -> [4] per-row totals.
-TERN_TARGET_AVX2 inline __m128i reduce4(__m256i s0, __m256i s1, __m256i s2, __m256i s3) {
-  const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
-  const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
-  const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
-  return _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
-}
-
 // y[i, r0 + s·stride] for s < R (R <= 4). GS: the group size when known at compile time (full
 // unroll of the group), 0 = w.group at run time.
 template <int R, int GS>
@@ -86,7 +78,7 @@ TERN_TARGET_AVX2 void int4_rows(const QuantActs& a, const WeightMatrix& w, float
     const __m128 zv = !zp[0] ? _mm_set1_ps(8.0f)
                              : _mm_setr_ps(zp[0][g], R > 1 ? zp[1 % R][g] : 0.f, R > 2 ? zp[2 % R][g] : 0.f,
                                            R > 3 ? zp[3 % R][g] : 0.f);
-    const __m128 dot = _mm_cvtepi32_ps(reduce4(s32[0], s32[1], s32[2], s32[3]));
+    const __m128 dot = _mm_cvtepi32_ps(avx2_hsum4_i32(s32[0], s32[1], s32[2], s32[3]));
     // Per row: s · (xd · dot − z · xs), the reference's grouping.
     const __m128 t = _mm_fmsub_ps(dot, _mm_set1_ps(xd[g]), _mm_mul_ps(zv, _mm_set1_ps(xs[g])));
     acc = _mm_fmadd_ps(sv, t, acc);

@@ -15,14 +15,6 @@ namespace {
 
 constexpr int64_t kPrefetchBytes = 320;  // as quant_gemv_avx2.cpp
 
-// [4] per-pair totals of four [8] int32 partial sums.
-TERN_TARGET_AVX2 inline __m128i sum4(__m256i s0, __m256i s1, __m256i s2, __m256i s3) {
-  const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
-  const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
-  const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
-  return _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
-}
-
 // y[i0 + i, r0 + r·stride] for i < M, r < R. Pair c = i·R + r.
 template <int M, int R>
 TERN_TARGET_AVX2 void rows_g128(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias, int64_t i0,
@@ -85,7 +77,7 @@ TERN_TARGET_AVX2 void rows_g128(const QuantActs& a, const WeightMatrix& w, float
         sv[l] = sc[r][g], zv[l] = zp[r] ? zp[r][g] : 8.0f;
         xdv[l] = a.xd[(i0 + i) * ng + g], xsv[l] = a.xs[(i0 + i) * ng + g];
       }
-      const __m128 dot = _mm_cvtepi32_ps(sum4(s[0], s[1], s[2], s[3]));
+      const __m128 dot = _mm_cvtepi32_ps(avx2_hsum4_i32(s[0], s[1], s[2], s[3]));
       const __m128 t = _mm_fmsub_ps(dot, _mm_setr_ps(xdv[0], xdv[1], xdv[2], xdv[3]),
                                     _mm_mul_ps(_mm_setr_ps(zv[0], zv[1], zv[2], zv[3]),
                                                _mm_setr_ps(xsv[0], xsv[1], xsv[2], xsv[3])));
