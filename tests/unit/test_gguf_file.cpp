@@ -169,6 +169,7 @@ TEST(GgufFile, MalformedFilesAreOneLineErrors) {
   expect_error(Builder().header(2, 0).tensor("a", 8, 0).tensor("a", 8, 32).pad_to(32).zeros(96).b, "duplicate tensor");
   expect_error(Builder().header(1, 0).tensor("t", 0, 0).pad_to(32).b, "dimension 0");
   expect_error(Builder().header(1, 0).tensor("t", 16, 0, 8).pad_to(32).zeros(64).b, "block size 32");
+  expect_error(Builder().header(1, 0).tensor("t", 48, 0, 2).pad_to(32).zeros(64).b, "Q4_0 block size 32");
   expect_error(Builder().header(1, 0).str("t").put<uint32_t>(5).zeros(64).b, "5 dimensions");
 }
 

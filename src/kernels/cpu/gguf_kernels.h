@@ -33,6 +33,20 @@ void gguf_gemv_int8_avx2(const MatmulArgs& a, int64_t n0, int64_t n1);
 void gguf_gemm_avx2(ExecContext& ctx, int thread, const MatmulArgs& a, int64_t m0, int64_t m1, int64_t n0,
                     int64_t n1);
 
+// m = 1 decode fast path (gguf_gemv_m1_avx2.cpp): one row of x quantized once per call, before the
+// threads split the weight rows: q [k] int8 per 32 values (scale max|x| / 127), d8 [k/32][8] that
+// scale repeated, corr [k/32][8] = 8 · Σ q over columns 0-15 (lanes 0-3) and 16-31 (lanes 4-7).
+struct GgufActs {
+  const int8_t* q = nullptr;
+  const float* d8 = nullptr;
+  const int32_t* corr = nullptr;
+};
+size_t gguf_acts_bytes(int64_t k);  // scratch for gguf_acts_prepare_avx2 (64-byte aligned)
+GgufActs gguf_acts_prepare_avx2(const float* x, int64_t k, void* scratch);
+bool gguf_gemv_m1_supported(GgufType t);
+// y[0, n0:n1] for m = 1 (a.m must be 1); x from gguf_acts_prepare_avx2 of a.x.
+void gguf_gemv_m1_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
+
 // Row gather for embedding tables stored in a GGUF block format: out[i, :] = decode(table[ids[i], :]).
 void gguf_embedding(const WeightMatrix& table, const int32_t* ids, int64_t m, float* out);
 

@@ -1,0 +1,137 @@
+// The m = 1 GGUF decode kernels (Q4_0 / Q8_0, gguf_gemv_m1_avx2.cpp): against the scalar f32
+// reference within the int8 rounding of x, against the generic int8 kernel (same x codes) within
+// float reordering, for odd row counts (4-row groups + tail rows) and arbitrary thread row ranges;
+// and the x quantization itself.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/gguf_kernels.h"
+#include "ops/matmul.h"
+
+namespace tern {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, 1.f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+struct Quantized {
+  std::vector<uint8_t> q;
+  std::vector<float> deq;
+  WeightMatrix w;
+};
+
+Quantized make(GgufType t, int64_t n, int64_t k, uint32_t seed) {
+  Quantized r;
+  const auto wf = randn(size_t(n * k), seed);
+  const size_t rb = gguf_row_bytes(t, k);
+  r.q.resize(rb * size_t(n));
+  r.deq.resize(size_t(n * k));
+  for (int64_t i = 0; i < n; ++i) {
+    gguf_quantize_row(t, wf.data() + i * k, r.q.data() + size_t(i) * rb, k);
+    gguf_dequantize_row(t, r.q.data() + size_t(i) * rb, r.deq.data() + i * k, k);
+  }
+  r.w.format = WeightFormat::Gguf, r.w.gguf_type = int(t), r.w.data = r.q.data();
+  r.w.rows = n, r.w.cols = k, r.w.quant_bytes = r.q.size();
+  return r;
+}
+
+size_t aligned_floats(size_t bytes) { return bytes / sizeof(float) + 16; }
+
+TEST(GgufGemvM1, QuantizesXPer32) {
+  if (!CpuFeatures::detect().avx2) GTEST_SKIP() << "host has no AVX2";
+  const int64_t k = 96;
+  auto x = randn(size_t(k), 3);
+  x[40] = 0.f;
+  for (int j = 64; j < 96; ++j) x[size_t(j)] = 0.f;  // an all-zero group: scale 0, codes 0
+  std::vector<float> buf(aligned_floats(cpu::gguf_acts_bytes(k)));
+  void* p = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  const cpu::GgufActs a = cpu::gguf_acts_prepare_avx2(x.data(), k, p);
+  for (int64_t g = 0; g < k / 32; ++g) {
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[size_t(g * 32 + j)]));
+    const float d = amax / 127.f;
+    int32_t half[2] = {0, 0};
+    for (int j = 0; j < 32; ++j) {
+      const int want = d > 0 ? int(std::lrintf(x[size_t(g * 32 + j)] / d)) : 0;
+      ASSERT_NEAR(a.q[g * 32 + j], want, 1) << "group " << g << " column " << j;  // x/d vs x·(1/d)
+      half[j / 16] += a.q[g * 32 + j];
+    }
+    for (int l = 0; l < 8; ++l) {
+      EXPECT_EQ(a.d8[g * 8 + l], d);
+      EXPECT_EQ(a.corr[g * 8 + l], 8 * half[l / 4]);
+    }
+  }
+}
+
+class GgufGemvM1Types : public ::testing::TestWithParam<GgufType> {};
+
+TEST_P(GgufGemvM1Types, MatchesReferenceAndGenericInt8Kernel) {
+  if (!CpuFeatures::detect().avx2) GTEST_SKIP() << "host has no AVX2";
+  const GgufType t = GetParam();
+  const int64_t n = 39, k = 544;  // n: 9 groups of 4 rows + 3 tail rows; k: 17 blocks (odd)
+  const Quantized qw = make(t, n, k, 21);
+  const auto x = randn(size_t(k), 7);
+  const auto bias = randn(size_t(n), 8);
+  std::vector<float> buf(aligned_floats(cpu::gguf_acts_bytes(k)));
+  void* p = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  const cpu::GgufActs acts = cpu::gguf_acts_prepare_avx2(x.data(), k, p);
+  std::vector<float> y(static_cast<size_t>(n)), y_int8(static_cast<size_t>(n));
+  const cpu::MatmulArgs a{x.data(), 1, qw.w, y.data(), bias.data()}, b{x.data(), 1, qw.w, y_int8.data(), bias.data()};
+  // Uneven thread ranges: [0, 5), [5, 22), [22, 39) (1 + 4·part rows, tails of 1..3 rows).
+  for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, 5}, {5, 22}, {22, 39}}) cpu::gguf_gemv_m1_avx2(acts, a, n0, n1);
+  cpu::gguf_gemv_int8_avx2(b, 0, n);
+  for (int64_t j = 0; j < n; ++j) {
+    double ref = bias[size_t(j)], mag = 0;
+    for (int64_t c = 0; c < k; ++c) {
+      ref += double(x[size_t(c)]) * qw.deq[size_t(j * k + c)];
+      mag += std::fabs(double(x[size_t(c)]) * qw.deq[size_t(j * k + c)]);
+    }
+    // x's int8 rounding: each product errs by ≤ |w|·d/2 = |w|·max|x|/254 per value; random signs
+    // give ~sqrt(k) of those, bounded here by 1% of Σ|w·x| (a wrong block or scale is off by O(1)).
+    ASSERT_NEAR(y[size_t(j)], ref, 1e-2 * mag) << gguf_traits(t).name << " row " << j;
+    // The generic int8 kernel rounds x identically: only the float summation order differs.
+    ASSERT_NEAR(y[size_t(j)], y_int8[size_t(j)], 1e-4 * mag) << gguf_traits(t).name << " row " << j;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, GgufGemvM1Types, ::testing::Values(GgufType::Q4_0, GgufType::Q8_0),
+                         [](const auto& info) { return std::string(gguf_traits(info.param).name); });
+
+// The front door takes the m = 1 kernel on AVX2 only, and the scalar path under capped("scalar");
+// both agree within x's int8 rounding, with 1 and 2 threads.
+TEST(GgufGemvM1, FrontDoorDispatch) {
+  const int64_t n = 70, k = 256;
+  const Quantized qw = make(GgufType::Q4_0, n, k, 5);
+  const auto x = randn(size_t(k), 9);
+  std::vector<float> ys(static_cast<size_t>(n)), yv(static_cast<size_t>(n));
+  ThreadPool pool1(1);
+  ExecContext scalar(pool1, CpuFeatures::detect().capped("scalar"));
+  EXPECT_STREQ(matmul_kernel_name(scalar, 1, qw.w), "gguf_gemv_scalar");
+  matmul(scalar, x.data(), 1, qw.w, ys.data(), nullptr);
+  if (!CpuFeatures::detect().avx2) GTEST_SKIP() << "host has no AVX2";
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    ExecContext ctx(pool, CpuFeatures::detect().capped("avx2"));
+    EXPECT_STREQ(matmul_kernel_name(ctx, 1, qw.w), "gguf_gemv_m1_avx2");
+    EXPECT_STRNE(matmul_kernel_name(ctx, 2, qw.w), "gguf_gemv_m1_avx2");
+    matmul(ctx, x.data(), 1, qw.w, yv.data(), nullptr);
+    for (int64_t j = 0; j < n; ++j) {
+      double mag = 0;  // Σ|w·x|: the bound of x's int8 rounding, as in the test above
+      for (int64_t c = 0; c < k; ++c) mag += std::fabs(double(x[size_t(c)]) * qw.deq[size_t(j * k + c)]);
+      ASSERT_NEAR(yv[size_t(j)], ys[size_t(j)], 1e-2 * mag) << "row " << j << " threads " << threads;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tern
