@@ -1,9 +1,10 @@
-// The m = 1 GGUF decode kernels (Q4_0 / Q8_0, gguf_gemv_m1_avx2.cpp): against the scalar f32
-// reference within the int8 rounding of x, against the generic int8 kernel (same x codes) within
+// The m = 1 GGUF decode kernels (Q4_0 / Q8_0 / Q4_K / Q6_K, gguf_gemv_m1*_avx2.cpp): against the scalar
+// f32 reference within the worst case of x's int8 rounding (Σ |w| · step / 2), against the generic int8 kernel (same x codes) within
 // float reordering, for odd row counts (4-row groups + tail rows) and arbitrary thread row ranges;
 // and the x quantization itself.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -75,36 +76,50 @@ TEST(GgufGemvM1, QuantizesXPer32) {
 
 class GgufGemvM1Types : public ::testing::TestWithParam<GgufType> {};
 
-TEST_P(GgufGemvM1Types, MatchesReferenceAndGenericInt8Kernel) {
+TEST_P(GgufGemvM1Types, MatchesReferenceWithinXRounding) {
   if (!CpuFeatures::detect().avx2) GTEST_SKIP() << "host has no AVX2";
   const GgufType t = GetParam();
-  const int64_t n = 39, k = 544;  // n: 9 groups of 4 rows + 3 tail rows; k: 17 blocks (odd)
+  const bool kq = cpu::gguf_gemv_m1_k_supported(t);
+  // n: 9 groups of 4 rows + 3 tail rows; k: an odd number of blocks (17 of 32 / 3 of 256).
+  const int64_t n = 39, k = kq ? 768 : 544, xg = kq ? 256 : 32;
   const Quantized qw = make(t, n, k, 21);
-  const auto x = randn(size_t(k), 7);
+  auto x = randn(size_t(k), 7);
+  x[5] *= 6.f;  // an outlier: its group's codes get coarse
   const auto bias = randn(size_t(n), 8);
-  std::vector<float> buf(aligned_floats(cpu::gguf_acts_bytes(k)));
+  const size_t bytes = kq ? cpu::gguf_acts_k_bytes(k) : cpu::gguf_acts_bytes(k);
+  std::vector<float> buf(aligned_floats(bytes));
   void* p = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-  const cpu::GgufActs acts = cpu::gguf_acts_prepare_avx2(x.data(), k, p);
+  const cpu::GgufActs acts =
+      kq ? cpu::gguf_acts_k_prepare_avx2(x.data(), k, p) : cpu::gguf_acts_prepare_avx2(x.data(), k, p);
   std::vector<float> y(static_cast<size_t>(n)), y_int8(static_cast<size_t>(n));
   const cpu::MatmulArgs a{x.data(), 1, qw.w, y.data(), bias.data()}, b{x.data(), 1, qw.w, y_int8.data(), bias.data()};
   // Uneven thread ranges: [0, 5), [5, 22), [22, 39) (1 + 4·part rows, tails of 1..3 rows).
-  for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, 5}, {5, 22}, {22, 39}}) cpu::gguf_gemv_m1_avx2(acts, a, n0, n1);
+  for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, 5}, {5, 22}, {22, 39}}) {
+    kq ? cpu::gguf_gemv_m1_k_avx2(acts, a, n0, n1) : cpu::gguf_gemv_m1_avx2(acts, a, n0, n1);
+  }
   cpu::gguf_gemv_int8_avx2(b, 0, n);
+  std::vector<double> dx(size_t(k / xg));  // x's int8 step per group: max|x| / 127
+  for (int64_t c = 0; c < k; ++c) dx[size_t(c / xg)] = std::max(dx[size_t(c / xg)], std::fabs(double(x[size_t(c)])) / 127);
   for (int64_t j = 0; j < n; ++j) {
-    double ref = bias[size_t(j)], mag = 0;
+    double ref = bias[size_t(j)], ref_xq = bias[size_t(j)], bound = 0, mag = 0;
     for (int64_t c = 0; c < k; ++c) {
-      ref += double(x[size_t(c)]) * qw.deq[size_t(j * k + c)];
-      mag += std::fabs(double(x[size_t(c)]) * qw.deq[size_t(j * k + c)]);
+      const double w = qw.deq[size_t(j * k + c)];
+      ref += double(x[size_t(c)]) * w;
+      const double step = kq ? acts.d256[c / 256] : acts.d8[c / 32 * 8];
+      ref_xq += double(acts.q[c]) * step * w;  // x as the kernel sees it
+      bound += std::fabs(w) * dx[size_t(c / xg)] / 2;  // each x value is off by at most half a step
+      mag += std::fabs(double(x[size_t(c)]) * w);
     }
-    // x's int8 rounding: each product errs by ≤ |w|·d/2 = |w|·max|x|/254 per value; random signs
-    // give ~sqrt(k) of those, bounded here by 1% of Σ|w·x| (a wrong block or scale is off by O(1)).
-    ASSERT_NEAR(y[size_t(j)], ref, 1e-2 * mag) << gguf_traits(t).name << " row " << j;
-    // The generic int8 kernel rounds x identically: only the float summation order differs.
-    ASSERT_NEAR(y[size_t(j)], y_int8[size_t(j)], 1e-4 * mag) << gguf_traits(t).name << " row " << j;
+    ASSERT_NEAR(y[size_t(j)], ref, bound + 1e-5 * mag) << gguf_traits(t).name << " row " << j;
+    // With x's codes as given, the kernel is exact up to float rounding (a wrong scale or block is not).
+    ASSERT_NEAR(y[size_t(j)], ref_xq, 1e-5 * mag) << gguf_traits(t).name << " row " << j;
+    // The generic int8 kernel rounds x per 32 too: only the float summation order differs.
+    if (!kq) ASSERT_NEAR(y[size_t(j)], y_int8[size_t(j)], 1e-4 * mag) << gguf_traits(t).name << " row " << j;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, GgufGemvM1Types, ::testing::Values(GgufType::Q4_0, GgufType::Q8_0),
+INSTANTIATE_TEST_SUITE_P(Formats, GgufGemvM1Types,
+                         ::testing::Values(GgufType::Q4_0, GgufType::Q8_0, GgufType::Q4_K, GgufType::Q6_K),
                          [](const auto& info) { return std::string(gguf_traits(info.param).name); });
 
 // The front door takes the m = 1 kernel on AVX2 only, and the scalar path under capped("scalar");

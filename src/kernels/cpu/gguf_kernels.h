@@ -40,12 +40,22 @@ struct GgufActs {
   const int8_t* q = nullptr;
   const float* d8 = nullptr;
   const int32_t* corr = nullptr;
+  // K-quant mode (gguf_acts_k_prepare_avx2): q per 256 values, d256 [k/256] scales, integer sums of
+  // q per 16 (bsum16 [k/16]) and per 32 (bsum32 [k/32]).
+  const float* d256 = nullptr;
+  const int16_t* bsum16 = nullptr;
+  const int16_t* bsum32 = nullptr;
 };
 size_t gguf_acts_bytes(int64_t k);  // scratch for gguf_acts_prepare_avx2 (64-byte aligned)
 GgufActs gguf_acts_prepare_avx2(const float* x, int64_t k, void* scratch);
 bool gguf_gemv_m1_supported(GgufType t);
 // y[0, n0:n1] for m = 1 (a.m must be 1); x from gguf_acts_prepare_avx2 of a.x.
 void gguf_gemv_m1_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
+// The same for Q4_K / Q6_K (gguf_gemv_m1_k_avx2.cpp), x quantized per 256 (k a multiple of 256).
+size_t gguf_acts_k_bytes(int64_t k);
+GgufActs gguf_acts_k_prepare_avx2(const float* x, int64_t k, void* scratch);
+bool gguf_gemv_m1_k_supported(GgufType t);
+void gguf_gemv_m1_k_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
 
 // Row gather for embedding tables stored in a GGUF block format: out[i, :] = decode(table[ids[i], :]).
 void gguf_embedding(const WeightMatrix& table, const int32_t* ids, int64_t m, float* out);
