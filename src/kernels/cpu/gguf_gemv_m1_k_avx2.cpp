@@ -141,7 +141,6 @@ TERN_M1K_AVX2 void rows4(const GgufActs& x, const MatmulArgs& a, int64_t r0, int
     for (int r = 0; r < 4; ++r) {
       _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kPrefetchBytes), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kPrefetchBytes + 64), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kPrefetchBytes + 128), _MM_HINT_T0);
     }
     const int8_t* xq = x.q + b * 256;
     const __m128 dx = _mm_set1_ps(x.d256[b]);
