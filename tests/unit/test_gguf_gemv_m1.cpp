@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/gguf_kernels.h"
 #include "ops/matmul.h"
@@ -41,6 +43,29 @@ Quantized make(GgufType t, int64_t n, int64_t k, uint32_t seed) {
     gguf_quantize_row(t, wf.data() + i * k, r.q.data() + size_t(i) * rb, k);
     gguf_dequantize_row(t, r.q.data() + size_t(i) * rb, r.deq.data() + i * k, k);
   }
+  r.w.format = WeightFormat::Gguf, r.w.gguf_type = int(t), r.w.data = r.q.data();
+  r.w.rows = n, r.w.cols = k, r.w.quant_bytes = r.q.size();
+  return r;
+}
+
+// Blocks of random bytes (every code, every packed scale / min and negative Q6_K scales), with the f16
+// super-scales replaced by small finite values: the whole code space, not just what the quantizer emits.
+Quantized make_random_bytes(GgufType t, int64_t n, int64_t k, uint32_t seed) {
+  Quantized r;
+  const GgufTypeTraits& tr = gguf_traits(t);
+  const size_t rb = gguf_row_bytes(t, k);
+  r.q.resize(rb * size_t(n));
+  std::mt19937 rng(seed);
+  for (auto& b : r.q) b = uint8_t(rng());
+  std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+  for (size_t off = 0; off < r.q.size(); off += size_t(tr.block_bytes)) {
+    const int at = t == GgufType::Q6_K ? 208 : 0;
+    const uint16_t d = f32_to_f16(scale(rng)), dmin = f32_to_f16(scale(rng));
+    std::memcpy(&r.q[off + size_t(at)], &d, 2);
+    if (t == GgufType::Q4_K) std::memcpy(&r.q[off + 2], &dmin, 2);
+  }
+  r.deq.resize(size_t(n * k));
+  for (int64_t i = 0; i < n; ++i) gguf_dequantize_row(t, r.q.data() + size_t(i) * rb, r.deq.data() + i * k, k);
   r.w.format = WeightFormat::Gguf, r.w.gguf_type = int(t), r.w.data = r.q.data();
   r.w.rows = n, r.w.cols = k, r.w.quant_bytes = r.q.size();
   return r;
@@ -82,7 +107,8 @@ TEST_P(GgufGemvM1Types, MatchesReferenceWithinXRounding) {
   const bool kq = cpu::gguf_gemv_m1_k_supported(t);
   // n: 9 groups of 4 rows + 3 tail rows; k: an odd number of blocks (17 of 32 / 3 of 256).
   const int64_t n = 39, k = kq ? 768 : 544, xg = kq ? 256 : 32;
-  const Quantized qw = make(t, n, k, 21);
+  for (bool raw : {false, true}) {
+  const Quantized qw = raw ? make_random_bytes(t, n, k, 33) : make(t, n, k, 21);
   auto x = randn(size_t(k), 7);
   x[5] *= 6.f;  // an outlier: its group's codes get coarse
   const auto bias = randn(size_t(n), 8);
@@ -115,6 +141,7 @@ TEST_P(GgufGemvM1Types, MatchesReferenceWithinXRounding) {
     ASSERT_NEAR(y[size_t(j)], ref_xq, 1e-5 * mag) << gguf_traits(t).name << " row " << j;
     // The generic int8 kernel rounds x per 32 too: only the float summation order differs.
     if (!kq) ASSERT_NEAR(y[size_t(j)], y_int8[size_t(j)], 1e-4 * mag) << gguf_traits(t).name << " row " << j;
+  }
   }
 }
 
