@@ -150,15 +150,12 @@ TERN_M1_AVX2 GgufActs gguf_acts_prepare_avx2(const float* x, int64_t k, void* sc
   return a;
 }
 
-bool gguf_gemv_m1_supported(GgufType t) {
-  return t == GgufType::Q4_0 || t == GgufType::Q8_0 || t == GgufType::Q6_K;
-}
+bool gguf_gemv_m1_supported(GgufType t) { return t == GgufType::Q4_0 || t == GgufType::Q8_0; }
 
 void gguf_gemv_m1_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
   switch (GgufType(a.w.gguf_type)) {
     case GgufType::Q4_0: return gemv_m1<GgufType::Q4_0>(x, a, n0, n1);
     case GgufType::Q8_0: return gemv_m1<GgufType::Q8_0>(x, a, n0, n1);
-    case GgufType::Q6_K: return gguf_gemv_m1_q6_k_avx2(x, a, n0, n1);
     default: return gguf_gemv_int8_avx2(a, n0, n1);
   }
 }

@@ -179,79 +179,6 @@ TERN_M1K_AVX2 void gemv_m1(const GgufActs& x, const MatmulArgs& a, int64_t n0, i
   for (int64_t r = n0 + 4 * part; r < n1; ++r) rows4<T>(x, a, r, 0);
 }
 
-// Q6_K with x per 32 (the generic kernel's rounding, finer than per 256 where a group holds an
-// outlier): the sub-block scales still apply in int32, but each 32-value group then needs its own
-// float multiply-add with dx · d. Codes are made signed by subtracting Σ 32·xq in int16 (shared by the
-// 4 rows): |Σ (q − 32)·xq| over a pair ≤ 2·32·127.
-TERN_M1K_AVX2 void rows4_q6k_x32(const GgufActs& x, const MatmulArgs& a, int64_t r0, int64_t stride) {
-  const int64_t nb = a.w.cols / 256;
-  const size_t rb = size_t(nb * 210);
-  const uint8_t* p[4];
-  for (int r = 0; r < 4; ++r) p[r] = static_cast<const uint8_t*>(a.w.data) + size_t(r0 + r * stride) * rb;
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t off = b * 210;
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kPrefetchBytes), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kPrefetchBytes + 64), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kPrefetchBytes + 128), _MM_HINT_T0);
-    }
-    const int8_t* xq = x.q + b * 256;
-    const float* dx = x.d8 + b * 64;  // 8 groups x [8]
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
-      __m256i xs[4], x32[4];
-      for (int g = 0; g < 4; ++g) {
-        xs[g] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + h * 128 + g * 32));
-        x32[g] = _mm256_maddubs_epi16(k32, xs[g]);
-      }
-#pragma GCC unroll 4
-      for (int r = 0; r < 4; ++r) {
-        const uint8_t* blk = p[r] + off;
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)));
-        const __m256i sc = _mm256_permute4x64_epi64(sc16, h == 0 ? 0x44 : 0xEE);
-        const __m256 d = _mm256_set1_ps(_cvtsh_ss(uint16_t(ld16(blk + 208))));
-        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + h * 64));
-        const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + h * 64 + 32));
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + h * 32));
-        const __m256i lo[4] = {_mm256_and_si256(ql0, m4), _mm256_and_si256(ql1, m4),
-                               _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                               _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4)};
-#pragma GCC unroll 4
-        for (int g = 0; g < 4; ++g) {
-          const __m256i codes =
-              _mm256_or_si256(lo[g], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), m2), 4));
-          const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(codes, xs[g]), x32[g]);
-          // Lower 128 bits: sub-block 2g of this half (int16 element 2g), upper: 2g + 1.
-          const __m256i ctl = _mm256_setr_epi8(
-              char(4 * g), char(4 * g + 1), char(4 * g), char(4 * g + 1), char(4 * g), char(4 * g + 1), char(4 * g),
-              char(4 * g + 1), char(4 * g), char(4 * g + 1), char(4 * g), char(4 * g + 1), char(4 * g),
-              char(4 * g + 1), char(4 * g), char(4 * g + 1), char(4 * g + 2), char(4 * g + 3), char(4 * g + 2),
-              char(4 * g + 3), char(4 * g + 2), char(4 * g + 3), char(4 * g + 2), char(4 * g + 3), char(4 * g + 2),
-              char(4 * g + 3), char(4 * g + 2), char(4 * g + 3), char(4 * g + 2), char(4 * g + 3), char(4 * g + 2),
-              char(4 * g + 3));
-          const __m256i i32 = _mm256_madd_epi16(p16, _mm256_shuffle_epi8(sc, ctl));
-          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(d, _mm256_load_ps(dx + (h * 4 + g) * 8)),
-                                   acc[r]);
-        }
-      }
-    }
-  }
-  // One transpose-add of the 4 rows' [8] float sums.
-  const __m256 t01 = _mm256_add_ps(_mm256_unpacklo_ps(acc[0], acc[1]), _mm256_unpackhi_ps(acc[0], acc[1]));
-  const __m256 t23 = _mm256_add_ps(_mm256_unpacklo_ps(acc[2], acc[3]), _mm256_unpackhi_ps(acc[2], acc[3]));
-  const __m256 u = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t01), _mm256_castps_pd(t23))),
-                                 _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t01), _mm256_castps_pd(t23))));
-  float out[4];
-  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1)));
-  for (int r = 0; r < 4; ++r) {
-    const int64_t row = r0 + r * stride;
-    a.y[row] = out[r] + (a.bias ? a.bias[row] : 0.f);
-  }
-}
-
 }  // namespace
 
 size_t gguf_acts_k_bytes(int64_t k) {
@@ -296,13 +223,7 @@ TERN_M1K_AVX2 GgufActs gguf_acts_k_prepare_avx2(const float* x, int64_t k, void*
   return a;
 }
 
-bool gguf_gemv_m1_k_supported(GgufType t) { return t == GgufType::Q4_K; }
-
-TERN_M1K_AVX2 void gguf_gemv_m1_q6_k_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
-  const int64_t part = (n1 - n0) / 4;
-  for (int64_t b = 0; b < part; ++b) rows4_q6k_x32(x, a, n0 + b, part);
-  for (int64_t r = n0 + 4 * part; r < n1; ++r) rows4_q6k_x32(x, a, r, 0);
-}
+bool gguf_gemv_m1_k_supported(GgufType t) { return t == GgufType::Q4_K || t == GgufType::Q6_K; }
 
 void gguf_gemv_m1_k_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
   switch (GgufType(a.w.gguf_type)) {

@@ -51,9 +51,7 @@ GgufActs gguf_acts_prepare_avx2(const float* x, int64_t k, void* scratch);
 bool gguf_gemv_m1_supported(GgufType t);
 // y[0, n0:n1] for m = 1 (a.m must be 1); x from gguf_acts_prepare_avx2 of a.x.
 void gguf_gemv_m1_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
-// Q6_K with these (per-32) x codes, k a multiple of 256 (gguf_gemv_m1_k_avx2.cpp); called by gguf_gemv_m1_avx2.
-void gguf_gemv_m1_q6_k_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
-// The same for Q4_K (gguf_gemv_m1_k_avx2.cpp), x quantized per 256 (k a multiple of 256).
+// The same for Q4_K / Q6_K (gguf_gemv_m1_k_avx2.cpp), x quantized per 256 (k a multiple of 256).
 size_t gguf_acts_k_bytes(int64_t k);
 GgufActs gguf_acts_k_prepare_avx2(const float* x, int64_t k, void* scratch);
 bool gguf_gemv_m1_k_supported(GgufType t);
