@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "kernels/cpu/gguf_kernels.h"
+#include "kernels/cpu/gguf_m1_avx2_util.h"
 
 #define TERN_M1_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -22,35 +23,11 @@ namespace tern::cpu {
 
 namespace {
 
-size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
-
-// Bytes ahead of the current block each row stream is prefetched (5 cache lines).
-constexpr int64_t kPrefetchBytes = 320;
-
-// [8] int32 codes of x[0:8]: round(clamp(x · inv, -127, 127)), nearest-even as lrintf.
-TERN_M1_AVX2 inline __m256i codes8(const float* x, __m256 inv) {
-  const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), inv);
-  return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f)));
-}
-
-TERN_M1_AVX2 inline int32_t hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
-
 TERN_M1_AVX2 inline float hmax_ps(__m256 v) {
   __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));
   s = _mm_max_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
-}
-
-TERN_M1_AVX2 inline uint64_t ld16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return h;
 }
 
 // One block of one row against the block's 32 int8 x codes: [8] int32 partial dots, lanes 0-3 over
@@ -84,7 +61,8 @@ TERN_M1_AVX2 void rows4(const GgufActs& x, const MatmulArgs& a, int64_t r0, int6
     const int64_t off = b * kBB;
     if ((b & 1) == 0) {
 #pragma GCC unroll 4
-      for (int r = 0; r < 4; ++r) _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kPrefetchBytes), _MM_HINT_T0);
+      for (int r = 0; r < 4; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kGgufM1PrefetchBytes), _MM_HINT_T0);
     }
     const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.q + b * 32));
     const __m256i s0 = block_dot<T>(p[0] + off, xq), s1 = block_dot<T>(p[1] + off, xq);
@@ -95,7 +73,8 @@ TERN_M1_AVX2 void rows4(const GgufActs& x, const MatmulArgs& a, int64_t r0, int6
     if constexpr (T == GgufType::Q4_0)  // Σ (code − 8)·xq = Σ code·xq − 8 Σ xq, per half
       u = _mm256_sub_epi32(u, _mm256_load_si256(reinterpret_cast<const __m256i*>(x.corr + b * 8)));
     // The 4 rows' f16 scales packed in a general register, widened by one vcvtph2ps to both halves.
-    const uint64_t h = ld16(p[0] + off) | ld16(p[1] + off) << 16 | ld16(p[2] + off) << 32 | ld16(p[3] + off) << 48;
+    const uint64_t h = gguf_m1_ld16(p[0] + off) | gguf_m1_ld16(p[1] + off) << 16 | gguf_m1_ld16(p[2] + off) << 32 |
+                       gguf_m1_ld16(p[3] + off) << 48;
     const __m256 wd = _mm256_cvtph_ps(_mm_set1_epi64x(int64_t(h)));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(u), _mm256_mul_ps(wd, _mm256_load_ps(x.d8 + b * 8)), acc);
   }
@@ -118,7 +97,8 @@ TERN_M1_AVX2 void gemv_m1(const GgufActs& x, const MatmulArgs& a, int64_t n0, in
 
 size_t gguf_acts_bytes(int64_t k) {
   const size_t ng = size_t(k / 32);
-  return align64(size_t(k)) + align64(ng * 8 * sizeof(float)) + align64(ng * 8 * sizeof(int32_t));
+  return gguf_m1_align64(size_t(k)) + gguf_m1_align64(ng * 8 * sizeof(float)) +
+         gguf_m1_align64(ng * 8 * sizeof(int32_t));
 }
 
 TERN_M1_AVX2 GgufActs gguf_acts_prepare_avx2(const float* x, int64_t k, void* scratch) {
@@ -126,8 +106,9 @@ TERN_M1_AVX2 GgufActs gguf_acts_prepare_avx2(const float* x, int64_t k, void* sc
   auto* base = static_cast<char*>(scratch);
   GgufActs a;
   a.q = reinterpret_cast<int8_t*>(base);
-  a.d8 = reinterpret_cast<float*>(base + align64(size_t(k)));
-  a.corr = reinterpret_cast<int32_t*>(base + align64(size_t(k)) + align64(size_t(ng) * 8 * sizeof(float)));
+  a.d8 = reinterpret_cast<float*>(base + gguf_m1_align64(size_t(k)));
+  a.corr =
+      reinterpret_cast<int32_t*>(base + gguf_m1_align64(size_t(k)) + gguf_m1_align64(size_t(ng) * 8 * sizeof(float)));
   auto* q = const_cast<int8_t*>(a.q);
   auto* d8 = const_cast<float*>(a.d8);
   auto* corr = const_cast<int32_t*>(a.corr);
@@ -138,12 +119,13 @@ TERN_M1_AVX2 GgufActs gguf_acts_prepare_avx2(const float* x, int64_t k, void* sc
     for (int j = 8; j < 32; j += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(v + j), abs_mask));
     const float d = hmax_ps(vmax) / 127.f, inv = d > 0 ? 1.f / d : 0.f;
     const __m256 vinv = _mm256_set1_ps(inv);
-    const __m256i c0 = codes8(v, vinv), c1 = codes8(v + 8, vinv), c2 = codes8(v + 16, vinv), c3 = codes8(v + 24, vinv);
+    const __m256i c0 = gguf_m1_codes8(v, vinv), c1 = gguf_m1_codes8(v + 8, vinv), c2 = gguf_m1_codes8(v + 16, vinv),
+                  c3 = gguf_m1_codes8(v + 24, vinv);
     // packs interleave the 128-bit lanes: [c0 0-3, c1 0-3, c2 0-3, c3 0-3 | 4-7 ...] -> column order.
     const __m256i pk = _mm256_packs_epi16(_mm256_packs_epi32(c0, c1), _mm256_packs_epi32(c2, c3));
     _mm256_store_si256(reinterpret_cast<__m256i*>(q + g * 32),
                        _mm256_permutevar8x32_epi32(pk, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-    const int32_t lo = 8 * hsum_i32(_mm256_add_epi32(c0, c1)), hi = 8 * hsum_i32(_mm256_add_epi32(c2, c3));
+    const int32_t lo = 8 * avx2_hsum_i32(_mm256_add_epi32(c0, c1)), hi = 8 * avx2_hsum_i32(_mm256_add_epi32(c2, c3));
     _mm256_store_si256(reinterpret_cast<__m256i*>(corr + g * 8), _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi));
     _mm256_store_ps(d8 + g * 8, _mm256_set1_ps(d));
   }
@@ -154,9 +136,12 @@ bool gguf_gemv_m1_supported(GgufType t) { return t == GgufType::Q4_0 || t == Ggu
 
 void gguf_gemv_m1_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
   switch (GgufType(a.w.gguf_type)) {
-    case GgufType::Q4_0: return gemv_m1<GgufType::Q4_0>(x, a, n0, n1);
-    case GgufType::Q8_0: return gemv_m1<GgufType::Q8_0>(x, a, n0, n1);
-    default: return gguf_gemv_int8_avx2(a, n0, n1);
+    case GgufType::Q4_0:
+      return gemv_m1<GgufType::Q4_0>(x, a, n0, n1);
+    case GgufType::Q8_0:
+      return gemv_m1<GgufType::Q8_0>(x, a, n0, n1);
+    default:
+      return gguf_gemv_int8_avx2(a, n0, n1);
   }
 }
 

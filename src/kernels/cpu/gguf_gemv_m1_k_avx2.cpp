@@ -13,34 +13,13 @@
 #include <cstring>
 
 #include "kernels/cpu/gguf_kernels.h"
+#include "kernels/cpu/gguf_m1_avx2_util.h"
 
 #define TERN_M1K_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace tern::cpu {
 
 namespace {
-
-size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
-
-constexpr int64_t kPrefetchBytes = 320;
-
-TERN_M1K_AVX2 inline __m256i codes8(const float* x, __m256 inv) {
-  const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), inv);
-  return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f)));
-}
-
-TERN_M1K_AVX2 inline int32_t hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
-
-TERN_M1K_AVX2 inline uint64_t ld16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return h;
-}
 
 // [8] int32 whose total is row r's integer dot over one super-block (all scales but d·dx applied).
 // Q4_K: 144 bytes {f16 d, dmin; u8 scales[12]; u8 qs[128]}; the min term is returned in *mins.
@@ -112,14 +91,6 @@ TERN_M1K_AVX2 inline __m256i q6k_block(const uint8_t* b, const int8_t* xq, const
   return _mm256_sub_epi32(acc, corr);
 }
 
-// [4] = totals of four [8] int32 (s_r -> lane r).
-TERN_M1K_AVX2 inline __m128i hsum4(__m256i s0, __m256i s1, __m256i s2, __m256i s3) {
-  const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
-  const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
-  const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
-  return _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
-}
-
 TERN_M1K_AVX2 inline __m128i hsum4_128(__m128i s0, __m128i s1, __m128i s2, __m128i s3) {
   const __m128i t01 = _mm_add_epi32(_mm_unpacklo_epi32(s0, s1), _mm_unpackhi_epi32(s0, s1));
   const __m128i t23 = _mm_add_epi32(_mm_unpacklo_epi32(s2, s3), _mm_unpackhi_epi32(s2, s3));
@@ -139,29 +110,29 @@ TERN_M1K_AVX2 void rows4(const GgufActs& x, const MatmulArgs& a, int64_t r0, int
     const int64_t off = b * kBB;
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kPrefetchBytes), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kPrefetchBytes + 64), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kGgufM1PrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p[r] + off + kGgufM1PrefetchBytes + 64), _MM_HINT_T0);
     }
     const int8_t* xq = x.q + b * 256;
     const __m128 dx = _mm_set1_ps(x.d256[b]);
-    const uint64_t h = ld16(p[0] + off + kDOff) | ld16(p[1] + off + kDOff) << 16 | ld16(p[2] + off + kDOff) << 32 |
-                       ld16(p[3] + off + kDOff) << 48;
+    const uint64_t h = gguf_m1_ld16(p[0] + off + kDOff) | gguf_m1_ld16(p[1] + off + kDOff) << 16 |
+                       gguf_m1_ld16(p[2] + off + kDOff) << 32 | gguf_m1_ld16(p[3] + off + kDOff) << 48;
     const __m128 d = _mm_cvtph_ps(_mm_cvtsi64_si128(int64_t(h)));
     if constexpr (T == GgufType::Q4_K) {
       __m128i mn[4];
       const int16_t* bs = x.bsum32 + b * 8;
       const __m256i s0 = q4k_block(p[0] + off, xq, bs, &mn[0]), s1 = q4k_block(p[1] + off, xq, bs, &mn[1]);
       const __m256i s2 = q4k_block(p[2] + off, xq, bs, &mn[2]), s3 = q4k_block(p[3] + off, xq, bs, &mn[3]);
-      const uint64_t hm = ld16(p[0] + off + 2) | ld16(p[1] + off + 2) << 16 | ld16(p[2] + off + 2) << 32 |
-                          ld16(p[3] + off + 2) << 48;
+      const uint64_t hm = gguf_m1_ld16(p[0] + off + 2) | gguf_m1_ld16(p[1] + off + 2) << 16 |
+                          gguf_m1_ld16(p[2] + off + 2) << 32 | gguf_m1_ld16(p[3] + off + 2) << 48;
       const __m128 dmin = _mm_cvtph_ps(_mm_cvtsi64_si128(int64_t(hm)));
-      acc = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum4(s0, s1, s2, s3)), _mm_mul_ps(d, dx), acc);
+      acc = _mm_fmadd_ps(_mm_cvtepi32_ps(avx2_hsum4_i32(s0, s1, s2, s3)), _mm_mul_ps(d, dx), acc);
       acc = _mm_fnmadd_ps(_mm_cvtepi32_ps(hsum4_128(mn[0], mn[1], mn[2], mn[3])), _mm_mul_ps(dmin, dx), acc);
     } else {
       const int16_t* bs = x.bsum16 + b * 16;
       const __m256i s0 = q6k_block(p[0] + off, xq, bs), s1 = q6k_block(p[1] + off, xq, bs);
       const __m256i s2 = q6k_block(p[2] + off, xq, bs), s3 = q6k_block(p[3] + off, xq, bs);
-      acc = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum4(s0, s1, s2, s3)), _mm_mul_ps(d, dx), acc);
+      acc = _mm_fmadd_ps(_mm_cvtepi32_ps(avx2_hsum4_i32(s0, s1, s2, s3)), _mm_mul_ps(d, dx), acc);
     }
   }
   float out[4];
@@ -182,18 +153,18 @@ TERN_M1K_AVX2 void gemv_m1(const GgufActs& x, const MatmulArgs& a, int64_t n0, i
 }  // namespace
 
 size_t gguf_acts_k_bytes(int64_t k) {
-  return align64(size_t(k)) + align64(size_t(k / 256) * sizeof(float)) + align64(size_t(k / 16) * 2) +
-         align64(size_t(k / 32) * 2);
+  return gguf_m1_align64(size_t(k)) + gguf_m1_align64(size_t(k / 256) * sizeof(float)) +
+         gguf_m1_align64(size_t(k / 16) * 2) + gguf_m1_align64(size_t(k / 32) * 2);
 }
 
 TERN_M1K_AVX2 GgufActs gguf_acts_k_prepare_avx2(const float* x, int64_t k, void* scratch) {
   auto* base = static_cast<char*>(scratch);
   auto* q = reinterpret_cast<int8_t*>(base);
-  base += align64(size_t(k));
+  base += gguf_m1_align64(size_t(k));
   auto* d = reinterpret_cast<float*>(base);
-  base += align64(size_t(k / 256) * sizeof(float));
+  base += gguf_m1_align64(size_t(k / 256) * sizeof(float));
   auto* s16 = reinterpret_cast<int16_t*>(base);
-  base += align64(size_t(k / 16) * 2);
+  base += gguf_m1_align64(size_t(k / 16) * 2);
   auto* s32 = reinterpret_cast<int16_t*>(base);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   for (int64_t b = 0; b < k / 256; ++b) {
@@ -208,12 +179,12 @@ TERN_M1K_AVX2 GgufActs gguf_acts_k_prepare_avx2(const float* x, int64_t k, void*
     const __m256 vinv = _mm256_set1_ps(inv);
     for (int g = 0; g < 8; ++g) {
       const float* vg = v + g * 32;
-      const __m256i c0 = codes8(vg, vinv), c1 = codes8(vg + 8, vinv), c2 = codes8(vg + 16, vinv),
-                    c3 = codes8(vg + 24, vinv);
+      const __m256i c0 = gguf_m1_codes8(vg, vinv), c1 = gguf_m1_codes8(vg + 8, vinv),
+                    c2 = gguf_m1_codes8(vg + 16, vinv), c3 = gguf_m1_codes8(vg + 24, vinv);
       const __m256i pk = _mm256_packs_epi16(_mm256_packs_epi32(c0, c1), _mm256_packs_epi32(c2, c3));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * 256 + g * 32),
                           _mm256_permutevar8x32_epi32(pk, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-      const int32_t lo = hsum_i32(_mm256_add_epi32(c0, c1)), hi = hsum_i32(_mm256_add_epi32(c2, c3));
+      const int32_t lo = avx2_hsum_i32(_mm256_add_epi32(c0, c1)), hi = avx2_hsum_i32(_mm256_add_epi32(c2, c3));
       s16[b * 16 + 2 * g] = int16_t(lo), s16[b * 16 + 2 * g + 1] = int16_t(hi);  // |Σ| <= 16·127
       s32[b * 8 + g] = int16_t(lo + hi);
     }
@@ -227,9 +198,12 @@ bool gguf_gemv_m1_k_supported(GgufType t) { return t == GgufType::Q4_K || t == G
 
 void gguf_gemv_m1_k_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
   switch (GgufType(a.w.gguf_type)) {
-    case GgufType::Q4_K: return gemv_m1<GgufType::Q4_K>(x, a, n0, n1);
-    case GgufType::Q6_K: return gemv_m1<GgufType::Q6_K>(x, a, n0, n1);
-    default: return gguf_gemv_int8_avx2(a, n0, n1);
+    case GgufType::Q4_K:
+      return gemv_m1<GgufType::Q4_K>(x, a, n0, n1);
+    case GgufType::Q6_K:
+      return gemv_m1<GgufType::Q6_K>(x, a, n0, n1);
+    default:
+      return gguf_gemv_int8_avx2(a, n0, n1);
   }
 }
 
