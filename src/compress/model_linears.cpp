@@ -134,19 +134,23 @@ Status apply_dequantized(Model& model, const QuantizedModel& qm) {
   return Status::ok();
 }
 
+void fake_quantize_rows_int8(float* x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    float amax = 0;
+    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(row[c]));
+    if (amax == 0) continue;
+    const float scale = amax / 127.0f;
+    for (int64_t c = 0; c < cols; ++c) row[c] = std::clamp(std::nearbyint(row[c] / scale), -127.0f, 127.0f) * scale;
+  }
+}
+
 namespace {
 class ActivationFakeQuant : public ActivationObserver {
  public:
   void on_linear_input(int, LinearInput, const float*, int64_t, int64_t) override {}
   void rewrite_linear_input(int, LinearInput, float* x, int64_t rows, int64_t cols) override {
-    for (int64_t r = 0; r < rows; ++r) {
-      float* row = x + r * cols;
-      float amax = 0;
-      for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(row[c]));
-      if (amax == 0) continue;
-      const float scale = amax / 127.0f;
-      for (int64_t c = 0; c < cols; ++c) row[c] = std::clamp(std::nearbyint(row[c] / scale), -127.0f, 127.0f) * scale;
-    }
+    fake_quantize_rows_int8(x, rows, cols);
   }
 };
 }  // namespace

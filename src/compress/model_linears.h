@@ -55,7 +55,11 @@ Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& s
 // as the perplexity observer when qm.int8_activations.
 Status apply_dequantized(Model& model, const QuantizedModel& qm);
 
-// Rounds every linear input to int8 per token (symmetric, absmax / 127), as a W8A8 kernel does.
+// x [rows, cols] in place: each row rounded to int8 (symmetric, absmax / 127) and back, as a W8A8
+// kernel's per-token activation quantization sees it.
+void fake_quantize_rows_int8(float* x, int64_t rows, int64_t cols);
+
+// Rounds every linear input to int8 per token (fake_quantize_rows_int8), as a W8A8 kernel does.
 std::unique_ptr<ActivationObserver> activation_fake_quant();
 
 }  // namespace tern

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "compress/dense_math.h"
+#include "compress/model_linears.h"
 
 namespace tern {
 
@@ -16,17 +17,9 @@ Result<double> w8a8_output_error(ExecContext& ctx, const float* x, int64_t n, in
   if (!s.empty() && int64_t(s.size()) != cols) return Status::error("w8a8_output_error: s does not match the columns");
   // xq: [n, cols] what the W8A8 kernel reads: x / s rounded to int8 per token, dequantized.
   std::vector<float> xq(size_t(n * cols));
-  for (int64_t r = 0; r < n; ++r) {
-    float* row = xq.data() + r * cols;
-    float amax = 0;
-    for (int64_t c = 0; c < cols; ++c) {
-      row[c] = x[r * cols + c] / (s.empty() ? 1.0f : s[size_t(c)]);
-      amax = std::max(amax, std::fabs(row[c]));
-    }
-    if (amax == 0) continue;
-    const float scale = amax / 127.0f;
-    for (int64_t c = 0; c < cols; ++c) row[c] = std::clamp(std::nearbyint(row[c] / scale), -127.0f, 127.0f) * scale;
-  }
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < cols; ++c) xq[size_t(r * cols + c)] = x[r * cols + c] / (s.empty() ? 1.0f : s[size_t(c)]);
+  fake_quantize_rows_int8(xq.data(), n, cols);
   double err = 0;
   for (const std::vector<float>* w : ws) {
     if (w->size() % size_t(cols) != 0) return Status::error("w8a8_output_error: weight does not match the columns");

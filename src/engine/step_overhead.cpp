@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/median.h"
 #include "engine/cpu_model_runner.h"
 #include "engine/engine.h"
 #include "engine/offline_run.h"
@@ -60,8 +61,7 @@ Result<double> probe_step_us(ExecContext& ctx, const StepOverheadOptions& o, int
   }
   engine->shutdown(/*cancel_in_flight=*/true);
   if (step_us.empty()) return Status::error("step overhead probe: no decode phase was timed");
-  std::sort(step_us.begin(), step_us.end());
-  return step_us[step_us.size() / 2];
+  return median(std::move(step_us));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/median.h"
 #include "kernels/cpu/read_bandwidth.h"
 #include "ops/matmul.h"
 #include "plan/memory_budget.h"
@@ -18,13 +19,6 @@
 namespace tern::plan {
 
 namespace {
-
-// The middle of the reps: on a shared VM single runs swing both ways (neighbours, clock), and the
-// best of a few picks the outliers the rest of the run will not see.
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 double wall_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

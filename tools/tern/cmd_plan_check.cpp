@@ -16,6 +16,7 @@
 #include <random>
 
 #include "cmd_plan.h"
+#include "core/median.h"
 #include "plan/calibrate.h"
 #include "engine/cpu_model_runner.h"
 #include "engine/engine.h"
@@ -128,10 +129,6 @@ void run_plan_check(const PlanOptions& o) {
     prefills.push_back(s.prefill);
   }
   engine->shutdown(/*cancel_in_flight=*/true);
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   const double decode = median(decodes), prefill = median(prefills);
   const plan::MemoryPerDevice& m = p.memory;
   const double predicted_mem = m.weights + m.kv_total + m.activations;
