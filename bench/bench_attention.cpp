@@ -17,7 +17,7 @@
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "ops/attention.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 using namespace tern;
 

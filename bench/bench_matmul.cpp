@@ -21,7 +21,10 @@ using namespace tern::bench;
 
 namespace {
 
-
+// The bf16-dot levels measure their own GEMMs, which round x to bf16 (core/exec_context.h).
+ActivationPrecision activations_for(const std::string& level) {
+  return level == "avx512bf16" || level == "amx" ? ActivationPrecision::kBf16 : ActivationPrecision::kF32;
+}
 
 // The --gemm-ms table. Weights rotate through the arena as in the GEMV run, so each call reads them
 // from DRAM the way a decode step does.
@@ -38,7 +41,7 @@ int run_gemm_sweep(int argc, char** argv, const std::vector<std::string>& levels
     ThreadPool pool(nt);
     const bool cpu_time = nt == 1 && has_flag(argc, argv, "--cpu-time");
     for (const auto& level : levels) {
-      ExecContext ctx(pool, CpuFeatures::detect().capped(level));
+      ExecContext ctx(pool, CpuFeatures::detect().capped(level), activations_for(level));
       for (int64_t m : ms) {
         for (const MatmulShape& s : kLlama1bShapes) {
           if (s.n > 100000 && !lm_head) continue;
@@ -116,7 +119,7 @@ int main(int argc, char** argv) {
       std::printf("\nthreads %d\n%-11s %-22s %-18s %10s %8s %8s %7s %18s %9s\n", nt, "level", "shape", "gemv kernel",
                   "gemv us", "GB/s", "bw GB/s", "of bw", "gemm kernel", "GFLOP/s");
     for (const auto& level : levels) {
-      ExecContext ctx(pool, host.capped(level));
+      ExecContext ctx(pool, host.capped(level), activations_for(level));
       for (const MatmulShape& s : kLlama1bShapes) {
         const size_t bytes = size_t(s.n * s.k) * 2;
         const size_t stride = (bytes + 4095) / 4096 * 4096;

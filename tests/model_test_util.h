@@ -9,7 +9,7 @@
 #include "core/mapped_file.h"
 #include "model/decoder.h"
 #include "model/model.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern::test {
 

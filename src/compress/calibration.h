@@ -15,7 +15,7 @@
 #include "model/decoder.h"
 #include "model/model.h"
 #include "model/tokenizer/tokenizer.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern {
 

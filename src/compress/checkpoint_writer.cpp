@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "compress/checkpoint_layouts.h"
+#include "model/quant/checkpoint_layouts.h"
 #include "core/mapped_file.h"
 #include "model/json_util.h"
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern {
 

@@ -11,7 +11,7 @@
 #include "compress/calibration.h"
 #include "compress/model_linears.h"
 #include "compress/quantized_model.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern {
 

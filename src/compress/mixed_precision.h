@@ -8,21 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "compress/quantized_linear.h"
+#include "model/quant/quantized_linear.h"
 #include "core/status.h"
+#include "model/quant/module_targets.h"
 #include "model/model.h"
 
 namespace tern {
-
-constexpr const char* kEmbedModule = "model.embed_tokens";
-
-// Whether `module` ("model.layers.3.mlp.down_proj") matches a compressed-tensors target:
-//   "re:REGEX"   std::regex_match of the whole name (llm-compressor's convention);
-//   "Linear"     any decoder linear ("..._proj"); "Embedding" the token embedding;
-//   anything else: the exact module name, or a name ending in "." + target ("v_proj",
-//   "layers.0.mlp.down_proj"), so that short forms work on the command line.
-bool module_matches(const std::string& module, const std::string& target);
-bool module_matches_any(const std::string& module, const std::vector<std::string>& targets);
 
 struct MixedPrecision {
   QuantSpec base{4, 128, true};

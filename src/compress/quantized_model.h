@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "compress/quantized_linear.h"
+#include "model/quant/quantized_linear.h"
 
 namespace tern {
 

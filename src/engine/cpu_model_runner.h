@@ -11,7 +11,7 @@
 #include "model/decoder.h"
 #include "model/model.h"
 #include "model/paged_kv_cache.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern {
 

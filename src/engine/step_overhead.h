@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/status.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern {
 

@@ -12,7 +12,7 @@
 #include "core/status.h"
 #include "model/decoder.h"
 #include "model/model.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern {
 

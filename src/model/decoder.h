@@ -9,7 +9,7 @@
 #include "model/model.h"
 #include "model/paged_kv_cache.h"
 #include "model/sequence_kv_cache.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 #include "ops/paged_attention.h"
 
 namespace tern {

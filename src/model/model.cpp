@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "compress/pack_weights.h"
+#include "model/quant/pack_weights.h"
 #include "model/archs/architectures.h"
 #include "model/gguf/gguf_model.h"
 #include "model/weight_binder.h"

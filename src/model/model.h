@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "compress/quant_config.h"
+#include "model/quant/quant_config.h"
 #include "core/status.h"
 #include "core/weight_arena.h"
 #include "model/gguf/gguf_file.h"

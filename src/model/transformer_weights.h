@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "ops/weight_matrix.h"
+#include "core/weight_matrix.h"
 
 namespace tern {
 

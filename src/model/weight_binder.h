@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "compress/quant_config.h"
+#include "model/quant/quant_config.h"
 #include "core/status.h"
 #include "core/weight_arena.h"
 #include "model/safetensors.h"
-#include "ops/weight_matrix.h"
+#include "core/weight_matrix.h"
 
 namespace tern {
 

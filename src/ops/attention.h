@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern {
 

@@ -23,10 +23,13 @@ struct Choice {
   bool smallm = false;  // the small-m bf16 kernel (only ever with Isa::Avx2)
 };
 
-Choice choose(const CpuFeatures& cpu, int64_t m, DType dt) {
+// The bf16-dot GEMMs (AMX, AVX512-BF16) round x to bf16: only when the context allows it.
+Choice choose(const ExecContext& ctx, int64_t m, DType dt) {
+  const CpuFeatures& cpu = ctx.cpu();
   const bool gemv = m <= cpu::kGemvMaxRows;
-  if (!gemv && dt == DType::BF16 && cpu.amx_bf16) return {Isa::Amx, false};
-  if (!gemv && dt == DType::BF16 && cpu.avx512_bf16) return {Isa::Avx512Bf16, false};
+  const bool bf16_dot = !gemv && dt == DType::BF16 && ctx.activations() == ActivationPrecision::kBf16;
+  if (bf16_dot && cpu.amx_bf16) return {Isa::Amx, false};
+  if (bf16_dot && cpu.avx512_bf16) return {Isa::Avx512Bf16, false};
   if (cpu.avx512) return {Isa::Avx512, gemv};
   if (cpu.avx2) return {Isa::Avx2, gemv, !gemv && dt == DType::BF16 && m <= cpu::kSmallMMaxRows};
   return {Isa::Scalar, gemv};
@@ -72,7 +75,7 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
   if (w.format == WeightFormat::Gguf) return matmul_gguf(ctx, x, m, w, y, bias);
   assert(x != nullptr && y != nullptr && k >= 0 && (k == 0 || w.data != nullptr));
   const cpu::MatmulArgs args{x, m, w, y, bias};
-  const Choice c = choose(ctx.cpu(), m, w.dtype);
+  const Choice c = choose(ctx, m, w.dtype);
   const int64_t work = m * n * std::max<int64_t>(k, 1);
   const int nt = work < kMinParallelWork ? 1 : ctx.threads();
 
@@ -127,7 +130,7 @@ const char* matmul_kernel_name(const ExecContext& ctx, int64_t m, const WeightMa
        {"gemv_avx512bf16_f32", "gemv_avx512bf16_f16", "gemv_avx512bf16_bf16"},
        {"gemv_amx_f32", "gemv_amx_f16", "gemv_amx_bf16"}}};
   if (w.format == WeightFormat::Gguf) return matmul_gguf_kernel_name(ctx, m, w);
-  const Choice c = choose(ctx.cpu(), std::max<int64_t>(m, 1), w.dtype);
+  const Choice c = choose(ctx, std::max<int64_t>(m, 1), w.dtype);
   if (c.smallm) return "smallm_avx2_bf16";
   return kNames[c.gemv ? 1 : 0][int(c.isa)][int(w.dtype)];
 }

@@ -7,8 +7,8 @@
 
 #include <cstdint>
 
-#include "ops/exec_context.h"
-#include "ops/weight_matrix.h"
+#include "core/exec_context.h"
+#include "core/weight_matrix.h"
 
 namespace tern {
 

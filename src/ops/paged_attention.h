@@ -14,7 +14,7 @@
 
 #include "kernels/cpu/attention_kernels.h"
 #include "ops/attention.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern {
 

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern {
 

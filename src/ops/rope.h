@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern {
 

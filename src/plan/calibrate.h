@@ -6,7 +6,7 @@
 #include <cstddef>
 
 #include "core/status.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 #include "plan/hardware.h"
 
 namespace tern::plan {

@@ -19,7 +19,7 @@
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/embedding.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 #include "ops/rms_norm.h"
 #include "ops/rope.h"
 #include "test_support.h"

@@ -11,7 +11,7 @@
 
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern::test {
 

@@ -75,6 +75,8 @@ struct Level {
   const char* name;
   CpuFeatures cpu;
   bool runnable;
+  // The bf16-dot levels only run when the context allows bf16 activations.
+  ActivationPrecision activations = ActivationPrecision::kF32;
 };
 
 std::vector<Level> levels() {
@@ -82,8 +84,8 @@ std::vector<Level> levels() {
   return {{"scalar", host.capped("scalar"), true},
           {"avx2", host.capped("avx2"), host.avx2},
           {"avx512", host.capped("avx512"), host.avx512},
-          {"avx512bf16", host.capped("avx512bf16"), host.avx512_bf16},
-          {"amx", host.capped("amx"), host.amx_bf16}};
+          {"avx512bf16", host.capped("avx512bf16"), host.avx512_bf16, ActivationPrecision::kBf16},
+          {"amx", host.capped("amx"), host.amx_bf16, ActivationPrecision::kBf16}};
 }
 
 // The bf16-dot kernels round x to bf16 (8 significant bits): relative error ~2^-8 per product.
@@ -94,7 +96,7 @@ double tolerance_for(const char* kernel) {
 
 void run_case(const Level& lv, DType dt, int64_t m, int64_t n, int64_t k, bool with_bias, int threads) {
   ThreadPool pool(threads);
-  ExecContext ctx(pool, lv.cpu);
+  ExecContext ctx(pool, lv.cpu, lv.activations);
   Stored s = make_weights(dt, n, k, uint32_t(n * 131 + k * 7 + m));
   const auto x = random_vector(size_t(m * k), uint32_t(m + 17 * k));
   const auto bias = random_vector(size_t(n), uint32_t(n));
@@ -192,16 +194,29 @@ TEST(MatmulKernelName, PrefersAmxThenBf16DotThenAvx512ForBf16Prefill) {
   CpuFeatures f;
   f.avx2 = f.avx512 = f.avx512_bf16 = f.amx_bf16 = true;
   WeightMatrix bf16{nullptr, DType::BF16, 64, 64}, f16{nullptr, DType::F16, 64, 64}, f32{nullptr, DType::F32, 64, 64};
-  ExecContext amx(pool, f);
+  const auto kBf16 = ActivationPrecision::kBf16;
+  ExecContext amx(pool, f, kBf16);
   EXPECT_STREQ(matmul_kernel_name(amx, 9, bf16), "gemm_amx_bf16");
   EXPECT_STREQ(matmul_kernel_name(amx, 8, bf16), "gemv_avx512_bf16");
   EXPECT_STREQ(matmul_kernel_name(amx, 512, f16), "gemm_avx512_f16");
-  ExecContext dot(pool, f.capped("avx512bf16"));
+  ExecContext dot(pool, f.capped("avx512bf16"), kBf16);
   EXPECT_STREQ(matmul_kernel_name(dot, 512, bf16), "gemm_avx512bf16_bf16");
   EXPECT_STREQ(matmul_kernel_name(dot, 512, f32), "gemm_avx512_f32");
   ExecContext avx512(pool, f.capped("avx512"));
   EXPECT_STREQ(matmul_kernel_name(avx512, 512, bf16), "gemm_avx512_bf16");
   EXPECT_STREQ(matmul_kernel_name(avx512, 1, f32), "gemv_avx512_f32");
+}
+
+// By default x stays f32 at every m (exact against fp32 references, batch-invariant): the bf16-dot
+// GEMMs are never chosen, even on a CPU that has them.
+TEST(MatmulKernelName, DefaultContextKeepsF32Activations) {
+  ThreadPool pool(1);
+  CpuFeatures f;
+  f.avx2 = f.avx512 = f.avx512_bf16 = f.amx_bf16 = true;
+  WeightMatrix bf16{nullptr, DType::BF16, 64, 64};
+  ExecContext ctx(pool, f);
+  EXPECT_STREQ(matmul_kernel_name(ctx, 9, bf16), "gemm_avx512_bf16");
+  EXPECT_STREQ(matmul_kernel_name(ctx, 512, bf16), "gemm_avx512_bf16");
 }
 
 }  // namespace

@@ -9,9 +9,9 @@
 
 #include "../model_test_util.h"
 #include "../test_support.h"
-#include "compress/checkpoint_layouts.h"
+#include "model/quant/checkpoint_layouts.h"
 #include "compress/checkpoint_writer.h"
-#include "compress/quant_config.h"
+#include "model/quant/quant_config.h"
 #include "model/safetensors.h"
 
 namespace tern {

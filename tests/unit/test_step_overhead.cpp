@@ -9,7 +9,7 @@
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "engine/step_overhead.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 #include "test_support.h"
 
 namespace tern {

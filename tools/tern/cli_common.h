@@ -13,7 +13,7 @@
 #include "model/chat_template/chat_template.h"
 #include "model/model.h"
 #include "model/tokenizer/tokenizer.h"
-#include "ops/exec_context.h"
+#include "core/exec_context.h"
 
 namespace tern::cli {
 
@@ -25,6 +25,7 @@ struct RuntimeOptions {
   // other command given --device cuda says so in one line instead of silently using the CPU.
   bool cuda_capable = false;
   std::string lm_head = "auto";  // --lm-head: auto, dense, int8, int4 (model/model.h LmHeadFormat)
+  std::string activations = "f32";  // --activations: f32, or bf16 (core/exec_context.h ActivationPrecision)
 
   void add_to(CLI::App& app);
   // How Model::load stores what these options describe (the LM head).

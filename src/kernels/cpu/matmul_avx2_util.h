@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
-#include "ops/weight_matrix.h"
+#include "core/weight_matrix.h"
 
 #define TERN_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 

@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "kernels/cpu/matmul_avx2_util.h"
-#include "ops/weight_matrix.h"
+#include "core/weight_matrix.h"
 
 #define TERN_TARGET_AVX512BF16 \
   __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))

@@ -1,4 +1,4 @@
-#include "compress/pack_weights.h"
+#include "model/quant/pack_weights.h"
 
 #include <fmt/format.h>
 

@@ -13,13 +13,21 @@
 
 namespace tern {
 
+// What a bf16 matmul with m > 1 rounds its activations to. kF32 (the default) keeps x in f32, so
+// every batch size gives the same logits as the fp32 reference (and as m = 1 decode). kBf16 lets the
+// AVX512-BF16 / AMX-BF16 dot-product GEMMs run: faster prefill, but x rounded to 8 significant bits
+// (logits ~0.05 off on docs-llama-28m) and a row's result then depends on the batch it ran in.
+enum class ActivationPrecision { kF32, kBf16 };
+
 class ExecContext {
  public:
-  ExecContext(ThreadPool& pool, CpuFeatures cpu) : pool_(&pool), cpu_(cpu), scratch_(pool.size()) {}
+  ExecContext(ThreadPool& pool, CpuFeatures cpu, ActivationPrecision activations = ActivationPrecision::kF32)
+      : pool_(&pool), cpu_(cpu), activations_(activations), scratch_(pool.size()) {}
 
   ThreadPool& pool() const { return *pool_; }
   const CpuFeatures& cpu() const { return cpu_; }
   int threads() const { return pool_->size(); }
+  ActivationPrecision activations() const { return activations_; }
 
   // 64-byte aligned scratch for thread `t`, valid until the next call with the same (t, slot).
   // Slots let one kernel hold a few buffers at once (e.g. packed A and packed B).
@@ -46,6 +54,7 @@ class ExecContext {
   };
   ThreadPool* pool_;
   CpuFeatures cpu_;
+  ActivationPrecision activations_;
   std::vector<PerThread> scratch_;
 };
 

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "compress/quant_config.h"
-#include "compress/quantized_linear.h"
+#include "model/quant/quant_config.h"
+#include "model/quant/quantized_linear.h"
 #include "core/dtype.h"
 #include "core/status.h"
 #include "model/safetensors.h"

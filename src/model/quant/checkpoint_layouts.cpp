@@ -1,4 +1,4 @@
-#include "compress/checkpoint_layouts.h"
+#include "model/quant/checkpoint_layouts.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

@@ -1,4 +1,4 @@
-// QuantizedLinear (compress/quantized_linear.h) -> the layout the CPU kernels read
+// QuantizedLinear (model/quant/quantized_linear.h) -> the layout the CPU kernels read
 // (kernels/cpu/quant_kernels.h), in memory owned by a WeightArena:
 //   int4 (any group that is a multiple of 32, symmetric or not)  -> WeightFormat::Int4Group
 //   int8 symmetric per output channel                            -> WeightFormat::Int8Channel (W8A16, or W8A8)
@@ -9,10 +9,10 @@
 
 #include <string>
 
-#include "compress/quantized_linear.h"
+#include "model/quant/quantized_linear.h"
 #include "core/status.h"
 #include "core/weight_arena.h"
-#include "ops/weight_matrix.h"
+#include "core/weight_matrix.h"
 
 namespace tern {
 

@@ -1,8 +1,8 @@
 // A linear layer's weights after quantization, in the simplest layout every method agrees on:
 // one code per weight (uint8 storage) plus f32 group scales and zero points. Every method
 // (round-to-nearest here; AWQ / GPTQ / SmoothQuant in awq.h, gptq.h, smoothquant.h) produces it; the
-// packers turn it into kernel formats (compress/pack_weights.h) and checkpoint layouts (AutoAWQ,
-// AutoGPTQ, compressed-tensors: compress/checkpoint_layouts.h).
+// packers turn it into kernel formats (model/quant/pack_weights.h) and checkpoint layouts (AutoAWQ,
+// AutoGPTQ, compressed-tensors: model/quant/checkpoint_layouts.h).
 //
 // Dequantized weight:  w[r, c] = (q[r, c] - zero[r, g]) * scale[r, g],  g = g_idx.empty() ? c / group : g_idx[c].
 // Codes are unsigned, q in [0, 2^bits - 1]; symmetric layers have the implicit zero 2^(bits-1) (AutoGPTQ's

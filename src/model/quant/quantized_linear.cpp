@@ -1,4 +1,4 @@
-#include "compress/quantized_linear.h"
+#include "model/quant/quantized_linear.h"
 
 #include <fmt/format.h>
 

@@ -1,10 +1,10 @@
-#include "compress/quant_config.h"
+#include "model/quant/quant_config.h"
 
 #include <fmt/format.h>
 
 #include <regex>
 
-#include "compress/mixed_precision.h"
+#include "model/quant/module_targets.h"
 #include "core/mapped_file.h"
 #include "model/json_util.h"
 
