@@ -1,8 +1,14 @@
-#include <fmt/format.h>
-
 #include "core/kv_dtype.h"
 
+#include <fmt/format.h>
+
 namespace tern {
+
+namespace {
+constexpr KvDType kAll[] = {KvDType::F32, KvDType::BF16, KvDType::INT8, KvDType::FP8};
+}  // namespace
+
+std::span<const KvDType> all_kv_dtypes() { return kAll; }
 
 const char* kv_dtype_name(KvDType t) {
   switch (t) {
@@ -14,12 +20,17 @@ const char* kv_dtype_name(KvDType t) {
   return "?";
 }
 
+std::string kv_dtype_names(const char* sep) {
+  std::string s;
+  for (KvDType t : kAll) s += (s.empty() ? "" : sep) + std::string(kv_dtype_name(t));
+  return s;
+}
+
 Result<KvDType> parse_kv_dtype(const std::string& name) {
-  if (name == "bf16") return KvDType::BF16;
-  if (name == "f32") return KvDType::F32;
-  if (name == "int8") return KvDType::INT8;
-  if (name == "fp8") return KvDType::FP8;
-  return Status::error(fmt::format("unknown KV cache dtype '{}' (expected bf16, f32, int8 or fp8)", name));
+  for (KvDType t : kAll) {
+    if (name == kv_dtype_name(t)) return t;
+  }
+  return Status::error(fmt::format("unknown KV cache dtype '{}' (expected one of {})", name, kv_dtype_names(", ")));
 }
 
 }  // namespace tern

@@ -73,13 +73,54 @@ Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path) {
   return m;
 }
 
+namespace {
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The tensors of a quantized linear layer that hold no parameters of their own.
+bool is_quant_aux(const std::string& name) {
+  for (std::string_view s : {".qzeros", ".scales", ".g_idx", ".weight_scale", ".weight_zero_point", ".weight_shape",
+                             ".weight_g_idx", ".input_scale"}) {
+    if (ends_with(name, s)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::map<std::string, int64_t> Model::parameters_by_format() const {
+  std::map<std::string, int64_t> by;
+  if (gguf_) {
+    for (const auto& t : gguf_->tensors()) by[gguf_traits(t.type).name] += t.numel();
+    return by;
+  }
+  for (const auto& t : store_.tensors()) {
+    if (!quant_.quantized()) {
+      by[dtype_name(t.dtype)] += t.numel();
+      continue;
+    }
+    if (is_quant_aux(t.name)) continue;
+    // AWQ / GPTQ qweight and compressed-tensors weight_packed: 32 / bits codes per int32 word.
+    const bool packed = ends_with(t.name, ".qweight") || ends_with(t.name, ".weight_packed");
+    if (!packed) {
+      by[dtype_name(t.dtype)] += t.numel();
+      continue;
+    }
+    const std::string module = t.name.substr(0, t.name.rfind('.'));
+    const QuantConfig q = quant_.for_module(module);
+    const int bits = q.bits > 0 && q.bits <= 32 ? q.bits : 32;
+    by[fmt::format("int{} ({}, {})", bits, quant_method_name(q.method),
+                   q.group > 0 ? fmt::format("group {}", q.group) : std::string("per channel"))] +=
+        t.numel() * (32 / bits);
+  }
+  return by;
+}
+
 int64_t Model::parameter_count() const {
   int64_t n = 0;
-  if (gguf_) {
-    for (const auto& t : gguf_->tensors()) n += t.numel();
-    return n;
-  }
-  for (const auto& t : store_.tensors()) n += t.numel();
+  for (const auto& [format, count] : parameters_by_format()) n += count;
   return n;
 }
 

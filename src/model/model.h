@@ -1,6 +1,7 @@
 // A loaded model: its config, its mmapped checkpoint and the weights bound by its architecture.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,7 +58,11 @@ class Model {
     storage_.push_back(std::move(storage));
   }
 
+  // Parameters at their logical shapes (a packed int32 word of a 4-bit layer holds 8 of them; scales,
+  // zero points and g_idx are not parameters), so a quantized checkpoint counts as its dense original.
   int64_t parameter_count() const;
+  // The same, by how they are stored: "bf16", "int4 (awq, group 128)", "Q4_K", ... .
+  std::map<std::string, int64_t> parameters_by_format() const;
   // Bytes of weights one decode step streams: every matrix once (embedding rows are gathered,
   // so a separate embedding table does not count; a tied one counts once, as the LM head).
   int64_t weight_bytes_per_token() const;

@@ -82,8 +82,8 @@ Result<KvBudget> default_kv_budget(const ModelConfig& config, const HostMemory& 
 }
 
 Status check_fits_host(const ModelConfig& config, const HostMemory& host, int64_t tokens, double weight_bytes,
-                       const std::string& kv_dtype) {
-  TERN_ASSIGN_OR_RETURN(KvPrecision kv, parse_kv_precision(kv_dtype));
+                       KvDType kv_dtype) {
+  const KvPrecision kv = kv_precision(kv_dtype);
   KvBudgetOptions o;
   o.kv_elem_bytes = kv.bytes;
   o.kv_scale_bytes_per_head = kv.scale_bytes_per_head;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/kv_dtype.h"
 #include "core/status.h"
 
 namespace tern {
@@ -48,9 +49,9 @@ struct KvBudget {
 // (the planner's reason) when fewer than min_tokens would fit.
 Result<KvBudget> default_kv_budget(const ModelConfig& config, const HostMemory& host, const KvBudgetOptions& options);
 
-// `tern run`: one sequence of `tokens` with its KV cache (kv_dtype: f32, bf16, int8, fp8) plus the
-// weights and activations must fit in the available memory; otherwise the reason and a remedy.
+// `tern run`: one sequence of `tokens` with its KV cache plus the weights and activations must fit in
+// the available memory; otherwise the reason and a remedy.
 Status check_fits_host(const ModelConfig& config, const HostMemory& host, int64_t tokens, double weight_bytes,
-                       const std::string& kv_dtype = "f32");
+                       KvDType kv_dtype = KvDType::F32);
 
 }  // namespace tern::plan

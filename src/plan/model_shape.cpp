@@ -9,6 +9,7 @@
 #include "core/mapped_file.h"
 #include "model/json_util.h"
 #include "model/model_config.h"
+#include "plan/checkpoint_precision.h"
 
 namespace tern::plan {
 
@@ -123,9 +124,7 @@ Status parse_family(const Reader& r, ModelShape* s) {
   }
   std::string dtype;
   if (const char* k = r.first_set({"dtype", "torch_dtype"})) TERN_RETURN_IF_ERROR(r.string(k, &dtype));
-  if (dtype == "float16") s->dtype = "fp16";
-  else if (dtype == "float32") s->dtype = "f32";
-  else s->dtype = "bf16";
+  s->dtype = precision_of_torch_dtype(dtype);
   return Status::ok();
 }
 
@@ -185,6 +184,18 @@ Result<ModelShape> parse_model_shape(const std::string& json_text, const std::st
   TERN_RETURN_IF_ERROR(parse_family(r, &s));
   TERN_RETURN_IF_ERROR(parse_moe(r, &s));
   TERN_RETURN_IF_ERROR(parse_mla(r, &s));
+  // A quantized checkpoint is planned at its stored precision; one the planner cannot price keeps the
+  // reason, which is an error only when the user does not name a precision (-w) instead.
+  const json* qc = Reader(root, source).get("quantization_config");
+  if (!qc) qc = r.get("quantization_config");
+  if (qc) {
+    auto p = precision_of_quant_config(*qc, source);
+    if (p.is_ok()) {
+      s.dtype = *p;
+    } else {
+      s.dtype_error = p.status().message();
+    }
+  }
   return s;
 }
 

@@ -19,7 +19,11 @@ struct ModelShape {
   std::string name;          // file or directory it came from (for messages)
   std::string architecture;  // architectures[0]
   std::string model_type;
-  std::string dtype = "bf16";  // checkpoint precision from torch_dtype / dtype: bf16, fp16, f32
+  // Checkpoint precision (a plan/precision.h name): bf16, fp16 or f32 from torch_dtype, or from the
+  // quantization_config (fp8, int8, int4-gN, ...). dtype_error: why a quantization_config could not be
+  // priced (dtype is then the torch_dtype's, and planning needs an explicit precision).
+  std::string dtype = "bf16";
+  std::string dtype_error;
   int64_t vocab = 0, hidden = 0, intermediate = 0, max_positions = 0;
   int layers = 0, heads = 0, kv_heads = 0, head_dim = 0;
   bool tied_embeddings = false;

@@ -55,6 +55,10 @@ Result<WeightPrecision> parse_weight_precision(const std::string& name) {
     p.bits = 8, p.row_scale_bits = 32, p.compute = n;  // W8A8 on devices that have the units
     return p;
   }
+  if (n == "int4-channel") {
+    p.bits = 4, p.row_scale_bits = 32, p.compute = "bf16";  // W4A16, one scale per output row
+    return p;
+  }
   if (n == "int4" || n.rfind("int4-g", 0) == 0) {
     int g = 128;
     if (n != "int4") {
@@ -78,17 +82,25 @@ Result<WeightPrecision> parse_weight_precision(const std::string& name) {
     }
   }
   return Status::error(fmt::format(
-      "unknown weight precision '{}' (expected bf16, fp16, f32, fp8, int8, int4-gN, or a GGUF type such as Q4_K, Q8_0)",
+      "unknown weight precision '{}' (expected bf16, fp16, f32, fp8, int8, int4-gN, int4-channel, or a GGUF type such "
+      "as Q4_K, Q8_0)",
       name));
 }
 
+KvPrecision kv_precision(KvDType t) {
+  switch (t) {
+    case KvDType::F32: return KvPrecision{"f32", 4, 0};
+    case KvDType::BF16: return KvPrecision{"bf16", 2, 0};
+    // tern's paged cache keeps an f32 scale per (token slot, KV head) for K and for V: 8 bytes per token and head.
+    case KvDType::INT8: return KvPrecision{"int8", 1, 8};
+    case KvDType::FP8: return KvPrecision{"fp8", 1, 8};
+  }
+  return KvPrecision{};
+}
+
 Result<KvPrecision> parse_kv_precision(const std::string& name) {
-  const std::string n = lower(name);
-  if (n == "bf16" || n == "fp16" || n == "f16") return KvPrecision{n == "bf16" ? "bf16" : "fp16", 2, 0};
-  if (n == "f32" || n == "fp32") return KvPrecision{"f32", 4, 0};
-  // tern's paged cache keeps an f32 scale per (token slot, KV head) for K and for V: 8 bytes per token and head.
-  if (n == "fp8" || n == "int8") return KvPrecision{n, 1, 8};
-  return Status::error(fmt::format("unknown KV cache dtype '{}' (expected bf16, fp16, f32, fp8 or int8)", name));
+  TERN_ASSIGN_OR_RETURN(KvDType t, parse_kv_dtype(lower(name)));
+  return kv_precision(t);
 }
 
 }  // namespace tern::plan

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "core/kv_dtype.h"
 #include "core/status.h"
 
 namespace tern::plan {
@@ -27,7 +28,7 @@ struct WeightPrecision {
   double embedding_bits(int64_t cols) const { return quantize_embeddings ? matrix_bits(cols) : 16; }
 };
 
-// "bf16", "fp16"/"f16", "f32", "fp8", "int8", "int4" (= int4-g128), "int4-gN", or a GGUF type
+// "bf16", "fp16"/"f16", "f32", "fp8", "int8", "int4" (= int4-g128), "int4-gN", "int4-channel", or a GGUF type
 // (F16, BF16, Q8_0, Q6_K, Q5_K, Q5_0, Q5_1, Q4_K, Q4_0, Q4_1, Q3_K, Q2_K, IQ4_NL, IQ4_XS), any case.
 Result<WeightPrecision> parse_weight_precision(const std::string& name);
 
@@ -37,7 +38,9 @@ struct KvPrecision {
   double scale_bytes_per_head = 0;   // int8/fp8: an f32 scale per token and KV head, for K and for V
 };
 
-// "bf16", "fp16", "f32", "fp8", "int8".
+// The planner prices the KV caches tern's engine has (core/kv_dtype.h), and only those.
+KvPrecision kv_precision(KvDType t);
+// A core/kv_dtype.h name, any case; the error lists the valid names.
 Result<KvPrecision> parse_kv_precision(const std::string& name);
 
 }  // namespace tern::plan

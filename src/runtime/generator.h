@@ -34,6 +34,24 @@ struct GenerationResult {
   FinishReason finish = FinishReason::kLength;
   double prefill_seconds = 0;   // prompt forward + first sample
   double decode_seconds = 0;    // every later token
+  int64_t reused_prompt_tokens = 0;  // leading prompt tokens whose K/V a GenerationSession already held
+};
+
+// One conversation's KV cache kept across Generator::generate calls (tern chat). Each call reuses the
+// longest prefix its prompt shares with the tokens whose K/V the cache holds (everything of the earlier
+// turns that the new prompt repeats), so a turn computes only the tokens it adds.
+class GenerationSession {
+ public:
+  // Room for the model's whole context, allocated as the conversation grows.
+  GenerationSession(const ModelConfig& cfg, KvDType dtype);
+  KvDType kv_dtype() const { return kv_.pool().dtype(); }
+  const std::vector<int32_t>& tokens() const { return tokens_; }  // ids at positions [0, cached length)
+  void clear() { tokens_.clear(), kv_.set_length(0); }
+
+ private:
+  friend class Generator;
+  SequenceKvCache kv_;
+  std::vector<int32_t> tokens_;
 };
 
 class Generator {
@@ -41,9 +59,12 @@ class Generator {
   // tokenizer may be null: then no text is produced, only ids (synthetic models, benchmarks).
   Generator(const Model& model, const Tokenizer* tokenizer, ExecContext& ctx, int64_t max_chunk = 512);
 
-  // on_text receives each piece of text as soon as it is final (may be null).
+  // on_text receives each piece of text as soon as it is final (may be null). With a session, the K/V
+  // of the prompt's prefix it holds is reused and the session keeps this call's K/V for the next one
+  // (request.kv_dtype must be the session's).
   Result<GenerationResult> generate(const GenerationRequest& request,
-                                    const std::function<void(std::string_view)>& on_text);
+                                    const std::function<void(std::string_view)>& on_text,
+                                    GenerationSession* session = nullptr);
 
  private:
   const Model* model_;

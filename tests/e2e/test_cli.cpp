@@ -64,6 +64,26 @@ TEST(Cli, InfoDescribesTheCheckpoint) {
   EXPECT_NE(text.out.find("KV per token"), std::string::npos);
 }
 
+// A quantized checkpoint counts the parameters of its dense original: packed int32 words hold 32 / bits
+// of them, and scales / zero points are bytes, not parameters.
+TEST(Cli, InfoCountsAQuantizedCheckpointAtItsLogicalShapes) {
+  const int64_t params = reference()["params"].get<int64_t>();
+  for (const std::string opts : {"--bits 4 --group 128 --format awq", "--bits 4 --group 64 --format gptq",
+                                 "--bits 4 --group 128 --format compressed-tensors", "--bits 8 --w8a8", "--fp8"}) {
+    TempDir out;
+    auto q = run_tern("quantize -m '" + kDocs + "' -o '" + out.path() + "' " + opts);
+    ASSERT_EQ(q.exit_code, 0) << opts << ": " << q.err;
+    auto r = run_tern("info -m '" + out.path() + "' --json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["parameters"].get<int64_t>(), params) << opts << "\n" << r.out;
+    int64_t by_format = 0;
+    for (const auto& [format, n] : j["dtypes"].items()) by_format += n.get<int64_t>();
+    EXPECT_EQ(by_format, params) << opts << "\n" << r.out;
+    EXPECT_LT(j["weight_bytes"].get<int64_t>(), 2 * params) << "stored smaller than bf16";
+  }
+}
+
 TEST(Cli, EvalPplJson) {
   auto r = run_tern("eval ppl -m '" + kDocs + "' -f '" + shared_dir() + "/data/docs-val.txt' --ctx 128 --windows 3 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -78,6 +78,31 @@ TEST(CliPlan, PlansAGgufFileAtItsRealBytes) {
   EXPECT_NEAR(j["memory_bytes"]["weights_total"].get<double>() / 1e6, 29.6, 0.5);
 }
 
+// The checkpoint's precision is the default: a quantization_config is read, not planned at torch_dtype.
+TEST(CliPlan, PlansAQuantizedCheckpointAtItsStoredPrecision) {
+  auto ds = run_tern("plan -m " + config("deepseek-v3") + " -d h100-sxm --ctx 4096 --json");
+  ASSERT_EQ(ds.exit_code, 0) << ds.err;
+  const auto d = nlohmann::json::parse(ds.out);
+  EXPECT_EQ(d["weights"], "fp8");
+  // 671 B parameters at one byte (+ per-row scales), the embedding and LM head in bf16: ~0.68 TB, not 1.34.
+  EXPECT_NEAR(d["memory_bytes"]["weights_total"].get<double>() / 1e9, 680, 15) << ds.out;
+  auto bf16 = run_tern("plan -m " + config("deepseek-v3") + " -w bf16 -d h100-sxm --ctx 4096 --json");
+  ASSERT_EQ(bf16.exit_code, 0) << bf16.err;
+  EXPECT_GT(nlohmann::json::parse(bf16.out)["memory_bytes"]["weights_total"].get<double>() / 1e9, 1300);
+
+  auto awq = run_tern("plan -m " + config("qwen2.5-7b-instruct-awq") + " -d h100-sxm --ctx 4096 --json");
+  ASSERT_EQ(awq.exit_code, 0) << awq.err;
+  EXPECT_EQ(nlohmann::json::parse(awq.out)["weights"], "int4-g128");
+  auto fp8 = run_tern("plan -m " + config("llama-3.1-8b-instruct-fp8-dynamic") + " -d h100-sxm --ctx 4096 --json");
+  ASSERT_EQ(fp8.exit_code, 0) << fp8.err;
+  EXPECT_EQ(nlohmann::json::parse(fp8.out)["weights"], "fp8");
+
+  // A quantization the planner cannot price is an error naming it, unless -w says what to plan.
+  expect_one_line_error(run_tern("plan -m " + config("mistral-7b-gptq-3bit") + " -d h100-sxm"), "3-bit");
+  auto w = run_tern("plan -m " + config("mistral-7b-gptq-3bit") + " -w Q3_K -d h100-sxm --json");
+  EXPECT_EQ(w.exit_code, 0) << w.err;
+}
+
 TEST(CliPlan, CalibrateWritesThisMachineIntoTheUserCatalog) {
   TempDir dir;
   auto r = run_tern("plan --calibrate --catalog '" + dir.file("hw.json") + "' -t 1");

@@ -1,5 +1,6 @@
 // Host-side logic of the CUDA backend, run on the CPU in every build (with or without nvcc):
 // step packing and its argument checks, graph bucket choice, workspace / KV sizing, device probe.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include "backend/cuda/device.h"
@@ -184,9 +185,30 @@ TEST(CudaDevice, ProbeEitherFindsADeviceOrSaysNoCudaDevice) {
     EXPECT_GE(d->cc_major, 8);
     EXPECT_FALSE(describe(*d).empty());
   } else {
-    EXPECT_EQ(d.status().message().rfind("no CUDA device", 0), 0u) << d.status().message();
+    const std::string& m = d.status().message();
+    EXPECT_TRUE(m.rfind("no CUDA device", 0) == 0 || m.rfind("no NVIDIA", 0) == 0 ||
+                m.rfind("the NVIDIA driver", 0) == 0)
+        << m;
+    // A CUDA build on a machine with no driver at all says so, not "driver version is insufficient".
+    void* lib = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (lib) dlclose(lib);
+    if (built_with_cuda() && !lib) {
+      EXPECT_EQ(m, "no NVIDIA driver / GPU found (no libcuda.so.1 on this machine)");
+    }
   }
   EXPECT_FALSE(probe_device(-1).is_ok());
+}
+
+TEST(CudaDevice, ProbeFailuresSayWhatIsMissing) {
+  const std::string runtime_msg = "CUDA driver version is insufficient for CUDA runtime version";
+  EXPECT_EQ(describe_probe_failure(ProbeFailure::kInsufficientDriver, runtime_msg, false),
+            "no NVIDIA driver / GPU found (no libcuda.so.1 on this machine)");
+  const std::string old = describe_probe_failure(ProbeFailure::kInsufficientDriver, runtime_msg, true);
+  EXPECT_NE(old.find("older"), std::string::npos) << old;
+  EXPECT_NE(old.find(runtime_msg), std::string::npos) << old;
+  EXPECT_EQ(describe_probe_failure(ProbeFailure::kNoDevice, "no CUDA-capable device is detected", true),
+            "no NVIDIA GPU found (the driver reports none)");
+  EXPECT_EQ(describe_probe_failure(ProbeFailure::kOther, "unknown error", true), "no CUDA device: unknown error");
 }
 
 }  // namespace

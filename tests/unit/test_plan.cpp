@@ -7,6 +7,7 @@
 
 #include "core/mapped_file.h"
 #include "model/model_config.h"
+#include "plan/checkpoint_precision.h"
 #include "plan/memory_budget.h"
 #include "plan/planner.h"
 #include "test_support.h"
@@ -45,6 +46,47 @@ TEST(PlanPrecision, ParsesEveryFormAndRejectsTheRest) {
   EXPECT_EQ(parse_kv_precision("fp8")->bytes, 1);
   EXPECT_EQ(parse_kv_precision("f32")->bytes, 4);
   EXPECT_FALSE(parse_kv_precision("int4").is_ok());
+  // The KV caches tern has, and only those (an fp16 cache would be offered here and refused by the engine).
+  auto fp16 = parse_kv_precision("fp16");
+  ASSERT_FALSE(fp16.is_ok());
+  EXPECT_NE(fp16.status().message().find("f32, bf16, int8, fp8"), std::string::npos) << fp16.status().message();
+}
+
+TEST(PlanPrecision, QuantizationConfigGivesTheCheckpointsPrecision) {
+  auto of = [](const char* qc) { return precision_of_quant_config(nlohmann::json::parse(qc), "config.json"); };
+  EXPECT_EQ(*of(R"({"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]})"), "fp8");
+  EXPECT_EQ(*of(R"({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": true})"), "int4-g128");
+  EXPECT_EQ(*of(R"({"quant_method": "awq", "w_bit": 4, "q_group_size": 64})"), "int4-g64");
+  EXPECT_EQ(*of(R"({"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": true})"), "int4-g32");
+  EXPECT_EQ(*of(R"({"quant_method": "gptq", "bits": 4, "group_size": -1})"), "int4-channel");
+  EXPECT_EQ(*of(R"({"quant_method": "gptq", "bits": 8, "group_size": 128})"), "int8");
+  EXPECT_EQ(*of(R"({"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0":
+      {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 128}}}})"),
+            "int4-g128");
+  EXPECT_EQ(*of(R"({"quant_method": "compressed-tensors", "config_groups": {"g": {"weights":
+      {"num_bits": 8, "type": "int", "strategy": "channel"}}}})"), "int8");
+  EXPECT_EQ(*of(R"({"quant_method": "compressed-tensors", "config_groups": {"g": {"weights":
+      {"num_bits": 8, "type": "float", "strategy": "tensor"}}}})"), "fp8");
+  for (const char* bad : {R"({"quant_method": "bitsandbytes", "load_in_4bit": true})", R"({"bits": 4})",
+                          R"({"quant_method": "gptq", "bits": 3})", R"({"quant_method": "awq", "bits": "4"})",
+                          R"({"quant_method": "compressed-tensors", "config_groups": {"a": {"weights": {}},
+                              "b": {"weights": {}}}})", R"([1])"}) {
+    auto p = of(bad);
+    ASSERT_FALSE(p.is_ok()) << bad;
+    EXPECT_NE(p.status().message().find("config.json: quantization_config"), std::string::npos) << p.status().message();
+  }
+  // Every name it gives is one the planner prices.
+  for (const char* name : {"fp8", "int8", "int4-g128", "int4-channel"}) EXPECT_TRUE(parse_weight_precision(name).is_ok());
+  EXPECT_DOUBLE_EQ(parse_weight_precision("int4-channel")->matrix_bits(4096), 4 + 32.0 / 4096);
+}
+
+TEST(PlanShape, QuantizationConfigSetsTheDtypeOrSaysWhyNot) {
+  EXPECT_EQ(load_model_shape(config_path("deepseek-v3"))->dtype, "fp8");
+  EXPECT_EQ(load_model_shape(config_path("qwen2.5-7b-instruct-awq"))->dtype, "int4-g128");
+  EXPECT_EQ(load_model_shape(config_path("llama-3.1-8b"))->dtype, "bf16");
+  auto gptq3 = load_model_shape(config_path("mistral-7b-gptq-3bit"));
+  ASSERT_TRUE(gptq3.is_ok()) << "the shape is still plannable with an explicit precision";
+  EXPECT_NE(gptq3->dtype_error.find("3-bit"), std::string::npos) << gptq3->dtype_error;
 }
 
 TEST(PlanCatalog, ShipsTheIssuesDevicesAndUserFilesOverrideOrAdd) {

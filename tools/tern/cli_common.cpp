@@ -8,7 +8,9 @@
 #include "backend/cuda/device.h"
 #include "core/mapped_file.h"
 #include "engine/cpu_model_runner.h"
+#include "model/gguf/gguf_model.h"
 #include "model/gguf/gguf_tokenizer.h"
+#include "model/model_config.h"
 
 namespace tern::cli {
 
@@ -23,8 +25,8 @@ void RuntimeOptions::add_to(CLI::App& app) {
                  "precision of activations in bf16 prefill / batched matmuls: f32 (exact, batch-invariant), or bf16 "
                  "(AVX512-BF16 / AMX dot products where the CPU has them: faster prefill, logits ~0.05 off)")
       ->check(CLI::IsMember({"f32", "bf16"}));
-  // `tern plan` has its own --device (a catalog entry): it keeps it.
-  if (app.get_option_no_throw("--device") != nullptr) return;
+  // Only where the compute can run on the GPU (the engine's runners); elsewhere the option is absent.
+  if (!cuda_capable) return;
   app.add_option("--device", device, "where the model runs: cpu, or cuda (GPU 0; needs a CUDA build and a GPU)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
 }
@@ -43,14 +45,25 @@ Runtime::Runtime(const RuntimeOptions& opt)
   // A CUDA-built binary on a machine without a GPU or driver ends here with one line, never a crash.
   auto dev = cuda::probe_device(0);
   if (!dev.is_ok()) fail("--device cuda: " + dev.status().message());
-  if (!opt.cuda_capable) fail("--device cuda: this command computes on the CPU only so far (the CUDA runner serves "
-                              "through the engine); found " + cuda::describe(*dev));
   cuda = true;
 }
 
-std::unique_ptr<ModelRunner> make_model_runner(Runtime& rt, const Model& model) {
+std::unique_ptr<ModelRunner> make_engine_runner(Runtime& rt, const Model& model, const EngineOptions& eo) {
   if (rt.cuda) return unwrap(make_cuda_model_runner(model));
-  return std::make_unique<CpuModelRunner>(model, rt.ctx);
+  return std::make_unique<CpuModelRunner>(model, rt.ctx, eo.max_step_tokens, eo.max_running);
+}
+
+CLI::Option* add_kv_dtype_option(CLI::App& cmd, KvDType& kv) {
+  const std::string help = "KV cache storage: " + kv_dtype_names("|") + " (default " + kv_dtype_name(kv) + ")";
+  return cmd
+      .add_option_function<std::string>(
+          "--kv-dtype", [&kv](const std::string& name) { kv = unwrap(parse_kv_dtype(name)); }, help)
+      ->check(CLI::Validator(
+          [](std::string& name) {
+            auto r = parse_kv_dtype(name);
+            return r.is_ok() ? std::string() : r.status().message();
+          },
+          "", ""));
 }
 
 void fail(const std::string& message) { throw CliError{message}; }
@@ -83,9 +96,36 @@ std::vector<int32_t> eos_ids(const Model& model, const Tokenizer* tokenizer) {
   return ids;
 }
 
+Result<ModelChatTemplate> try_load_model_chat_template(const std::string& model) {
+  if (!is_gguf_file(model)) return load_chat_template(model);
+  TERN_ASSIGN_OR_RETURN(GgufFile g, GgufFile::open(model));
+  return gguf_chat_template(g);
+}
+
 ModelChatTemplate load_model_chat_template(const std::string& model) {
-  if (is_gguf_file(model)) return unwrap(gguf_chat_template(unwrap(GgufFile::open(model))));
-  return unwrap(load_chat_template(model));
+  return unwrap(try_load_model_chat_template(model));
+}
+
+ModelConfig load_any_model_config(const std::string& model) {
+  if (is_gguf_file(model)) return unwrap(gguf_model_config(unwrap(GgufFile::open(model))));
+  return unwrap(load_model_config(model));
+}
+
+std::vector<int32_t> end_of_turn_ids(const ModelChatTemplate& t, const Tokenizer& tok) {
+  // Render a conversation whose reply is a marker; take the special tokens written right after it.
+  const std::string marker = "tern-reply-marker";
+  nlohmann::json ctx = t.special_tokens;
+  ctx["messages"] = {{{"role", "user"}, {"content", "hi"}}, {{"role", "assistant"}, {"content", marker}}};
+  ctx["add_generation_prompt"] = false;
+  std::vector<int32_t> ids;
+  auto text = t.chat_template.render(ctx);
+  if (!text.is_ok()) return ids;  // a template that needs more (a system turn, ...): EOS alone then
+  const size_t at = text.value().rfind(marker);
+  if (at == std::string::npos) return ids;
+  for (int32_t id : tok.encode(std::string_view(text.value()).substr(at + marker.size()), false)) {
+    if (tok.is_special(id)) ids.push_back(id);
+  }
+  return ids;
 }
 
 CLI::App* bench_group(CLI::App& app) {

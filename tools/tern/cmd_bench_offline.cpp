@@ -12,7 +12,6 @@
 
 #include "cli_common.h"
 #include "core/mapped_file.h"
-#include "engine/cpu_model_runner.h"
 #include "engine/engine.h"
 #include "engine/offline_run.h"
 #include "planned_engine.h"
@@ -30,7 +29,7 @@ struct BenchOfflineOptions {
   int64_t output_len = 128;
   std::string prompts_file;
   std::string kv_memory;           // "" = the engine's default budget
-  std::string kv_dtype = "bf16";
+  KvDType kv_dtype = KvDType::BF16;  // the engine's default
   int64_t max_step_tokens = 512;
   uint64_t seed = 1;
   bool json_out = false;
@@ -95,7 +94,7 @@ std::vector<std::vector<int32_t>> read_prompts(const std::string& path, const To
 }
 
 void bench_offline(const BenchOfflineOptions& o) {
-  const KvDType kv_dtype = unwrap(parse_kv_dtype(o.kv_dtype));
+  const KvDType kv_dtype = o.kv_dtype;
   const size_t kv_bytes = o.kv_memory.empty() ? 0 : unwrap(parse_bytes(o.kv_memory));
   Runtime rt(o.runtime);
   auto model = unwrap(Model::load(o.model, o.runtime.load_options()));
@@ -121,7 +120,7 @@ void bench_offline(const BenchOfflineOptions& o) {
   eo.max_running = o.concurrency;
   eo.max_step_tokens = o.max_step_tokens;
   plan_kv_pool_budget(*model, eo);  // no --kv-memory: the planner's budget for this machine
-  auto runner = std::make_unique<CpuModelRunner>(*model, rt.ctx, eo.max_step_tokens, eo.max_running);
+  auto runner = make_engine_runner(rt, *model, eo);
   plan_batch_limit(*runner, eo);
   const size_t block_bytes = runner->kv_block_bytes(eo.block_size, kv_dtype);
 
@@ -196,18 +195,19 @@ void register_bench_offline(CLI::App& app) {
   auto o = std::make_shared<BenchOfflineOptions>();
   auto* cmd = bench->add_subcommand("offline", "throughput and latency of the in-process engine (no HTTP)");
   const auto positive = CLI::Range(int64_t(1), int64_t(1) << 24);
-  cmd->add_option("-m,--model", o->model, "model directory (Hugging Face layout) or .gguf file")->required();
+  add_model_option(*cmd, o->model);
   cmd->add_option("--requests", o->requests, "requests in all")->check(positive);
   cmd->add_option("--concurrency", o->concurrency, "requests in flight at most")->check(CLI::Range(int64_t(1), int64_t(4096)));
   cmd->add_option("--prompt-len", o->prompt_len, "random prompt length in tokens")->check(positive);
   cmd->add_option("--output-len", o->output_len, "tokens generated per request (EOS ignored)")->check(positive);
   cmd->add_option("--prompts", o->prompts_file, "JSONL file of {\"prompt\": \"...\"} lines (used in turn)");
   cmd->add_option("--kv-memory", o->kv_memory, "KV cache budget, e.g. 2GiB (default: the planner's for this machine)");
-  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache storage: bf16 (default), f32, int8 or fp8");
+  add_kv_dtype_option(*cmd, o->kv_dtype);
   cmd->add_option("--max-step-tokens", o->max_step_tokens, "tokens per engine step (decodes + prompt chunks)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   cmd->add_option("--seed", o->seed, "seed of the random prompts");
   cmd->add_flag("--json", o->json_out, "one JSON object on stdout");
+  o->runtime.cuda_capable = true;  // the engine runs on CudaModelRunner with --device cuda
   o->runtime.add_to(*cmd);
   cmd->callback([o] { bench_offline(*o); });
 }

@@ -1,16 +1,17 @@
 // tern chat: an interactive chat in the terminal (or through a pipe) with the model's own chat template.
 // Each turn renders the whole conversation (add_generation_prompt = true), tokenizes it the way Hugging Face's
 // apply_chat_template does (add_special_tokens = false: the template itself writes BOS when the model wants
-// one), and streams the reply. The KV cache is NOT reused across turns: Generator owns a fresh cache per call,
-// so every turn recomputes the prompt (cheap at chat lengths on the models this CLI targets).
+// one), and streams the reply. The conversation's KV cache is kept between turns (GenerationSession): a
+// turn reuses the K/V of everything the earlier turns computed that its prompt repeats, so it computes only
+// the tokens it adds. In a terminal, lines are edited and recalled with libedit (line_reader.h).
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "line_reader.h"
 #include "model/chat_template/chat_template.h"
 #include "runtime/generator.h"
 
@@ -25,29 +26,12 @@ struct ChatOptions {
   int64_t n_predict = 512;
   SamplingParams sampling{.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f, .seed = {}};
   int64_t seed = -1;
+  KvDType kv_dtype = KvDType::F32;  // exact: a bf16 cache can flip near-tied greedy tokens
   bool quiet = false;
 };
 
 nlohmann::json message(const std::string& role, const std::string& content) {
   return {{"role", role}, {"content", content}};
-}
-
-// The special tokens that end an assistant turn (<|im_end|>, <|eot_id|>, </s>, ...): render a conversation
-// whose reply is a marker, and take the special tokens the template writes right after that marker.
-std::vector<int32_t> end_of_turn_ids(const ModelChatTemplate& t, const Tokenizer& tok) {
-  const std::string marker = "tern-reply-marker";
-  nlohmann::json ctx = t.special_tokens;
-  ctx["messages"] = nlohmann::json::array({message("user", "hi"), message("assistant", marker)});
-  ctx["add_generation_prompt"] = false;
-  auto text = t.chat_template.render(ctx);
-  std::vector<int32_t> ids;
-  if (!text.is_ok()) return ids;  // a template that needs more (a system turn, ...): EOS alone then
-  const size_t at = text.value().rfind(marker);
-  if (at == std::string::npos) return ids;
-  for (int32_t id : tok.encode(std::string_view(text.value()).substr(at + marker.size()), false)) {
-    if (tok.is_special(id)) ids.push_back(id);
-  }
-  return ids;
 }
 
 void chat(const ChatOptions& o) {
@@ -63,26 +47,27 @@ void chat(const ChatOptions& o) {
     if (std::find(stop_ids.begin(), stop_ids.end(), id) == stop_ids.end()) stop_ids.push_back(id);
   }
 
-  const bool interactive = isatty(STDIN_FILENO) != 0;
-  if (interactive) std::fprintf(stderr, "[tern] chat: /reset clears the conversation, /exit (or Ctrl-D) quits\n");
+  LineReader reader(isatty(STDIN_FILENO) != 0);
+  if (reader.interactive()) {
+    std::fprintf(stderr, "[tern] chat: /reset clears the conversation, /exit (or Ctrl-D) quits; arrow keys recall "
+                         "earlier lines\n");
+  }
   nlohmann::json history = nlohmann::json::array();
   if (!o.system.empty()) history.push_back(message("system", o.system));
   const size_t base = history.size();
   Generator gen(*model, &*tok, rt.ctx);
+  GenerationSession session(model->config(), o.kv_dtype);
 
-  std::string line;
   for (;;) {
-    if (interactive) {
-      std::fputs("> ", stdout);
-      std::fflush(stdout);
-    }
-    if (!std::getline(std::cin, line)) break;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const std::optional<std::string> input = reader.read();
+    if (!input) break;
+    const std::string& line = *input;
+    reader.remember(line);
     if (line == "/exit" || line == "/quit") break;
     if (line == "/reset") {
       history.erase(history.begin() + std::ptrdiff_t(base), history.end());
-      if (interactive) std::fprintf(stderr, "[tern] conversation cleared\n");
-      continue;
+      if (reader.interactive()) std::fprintf(stderr, "[tern] conversation cleared\n");
+      continue;  // the session keeps the system prompt's K/V: the next turn starts with it
     }
     if (line.empty()) continue;
 
@@ -97,10 +82,14 @@ void chat(const ChatOptions& o) {
     req.sampling = o.sampling;
     if (o.seed >= 0) req.sampling.seed = uint64_t(o.seed);
     req.eos_ids = stop_ids;
-    auto result = rendered.is_ok() ? gen.generate(req, [](std::string_view piece) {
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
-      std::fflush(stdout);
-    })
+    req.kv_dtype = o.kv_dtype;
+    auto result = rendered.is_ok() ? gen.generate(
+                                         req,
+                                         [](std::string_view piece) {
+                                           std::fwrite(piece.data(), 1, piece.size(), stdout);
+                                           std::fflush(stdout);
+                                         },
+                                         &session)
                                    : Result<GenerationResult>(rendered.status());
     if (!result.is_ok()) {
       // A turn that cannot run (context full, template error) is reported; the chat goes on without it.
@@ -113,8 +102,9 @@ void chat(const ChatOptions& o) {
     history.push_back(message("assistant", result.value().text));
     if (!o.quiet) {
       const auto& r = result.value();
-      std::fprintf(stderr, "[tern] prompt %zu tokens, reply %zu tokens in %.2f s, finish: %s\n", req.prompt.size(),
-                   r.tokens.size(), r.prefill_seconds + r.decode_seconds, finish_reason_name(r.finish));
+      std::fprintf(stderr, "[tern] prompt %zu tokens (%lld reused from earlier turns), reply %zu tokens in %.2f s, "
+                   "finish: %s\n", req.prompt.size(), (long long)r.reused_prompt_tokens, r.tokens.size(),
+                   r.prefill_seconds + r.decode_seconds, finish_reason_name(r.finish));
     }
   }
 }
@@ -124,7 +114,7 @@ void chat(const ChatOptions& o) {
 void register_chat(CLI::App& app) {
   auto o = std::make_shared<ChatOptions>();
   CLI::App* cmd = app.add_subcommand("chat", "interactive chat with the model's chat template (/reset, /exit)");
-  cmd->add_option("-m,--model", o->model, "model directory (Hugging Face layout) or .gguf file")->required();
+  add_model_option(*cmd, o->model);
   cmd->add_option("--system", o->system, "system prompt");
   cmd->add_option("-n,--n-predict", o->n_predict, "maximum tokens per reply")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   cmd->add_option("--temp,--temperature", o->sampling.temperature, "sampling temperature (0 = greedy)");
@@ -135,6 +125,7 @@ void register_chat(CLI::App& app) {
   cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "presence penalty");
   cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "frequency penalty");
   cmd->add_option("-s,--seed", o->seed, "random seed (-1 = random)");
+  add_kv_dtype_option(*cmd, o->kv_dtype);
   cmd->add_flag("-q,--quiet", o->quiet, "no per-turn timings on stderr");
   o->runtime.add_to(*cmd);
   cmd->callback([o] { chat(*o); });

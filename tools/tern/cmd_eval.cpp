@@ -19,7 +19,7 @@ struct PplOptions {
   std::string model, file, protocol = "tern";
   int64_t ctx = 512, windows = -1;  // -1: the protocol's default (40 for tern, all for llama.cpp)
   bool json = false;
-  std::string kv_dtype = "f32";
+  KvDType kv_dtype = KvDType::F32;
   std::string base, base_logits, save_logits;
   int kl_topk = 128;
 };
@@ -69,7 +69,7 @@ void eval_ppl(const PplOptions& o) {
   popt.max_windows = o.windows >= 0 ? o.windows : (o.protocol == "llama.cpp" ? 0 : 40);
   popt.protocol = o.protocol == "llama.cpp" ? PplProtocol::kLlamaCpp : PplProtocol::kWindows;
   popt.bos_id = tokenizer->bos_id().value_or(-1);
-  popt.kv_dtype = unwrap(parse_kv_dtype(o.kv_dtype));
+  popt.kv_dtype = o.kv_dtype;
   auto progress = [&](int64_t done, int64_t total) {
     if (!o.json) fmt::print(stderr, "\r[tern] window {}/{}", done, total);
   };
@@ -120,7 +120,7 @@ void eval_ppl(const PplOptions& o) {
     j["windows"] = r.windows;
     j["ctx"] = o.ctx;
     j["protocol"] = o.protocol;
-    j["kv_dtype"] = o.kv_dtype;
+    j["kv_dtype"] = kv_dtype_name(o.kv_dtype);
     j["file_tokens"] = tokens.size();
     j["seconds"] = r.seconds;
     j["tokens_per_second"] = double(r.windows * o.ctx) / r.seconds;
@@ -139,7 +139,7 @@ void register_eval(CLI::App& app) {
   eval->require_subcommand(1);
   auto o = std::make_shared<PplOptions>();
   CLI::App* ppl = eval->add_subcommand("ppl", "perplexity on a text file; KL divergence and top-1 agreement vs a base model");
-  ppl->add_option("-m,--model", o->model, "model directory or .gguf file")->required();
+  add_model_option(*ppl, o->model);
   ppl->add_option("-f,--file", o->file, "text file")->required();
   ppl->add_option("--ctx", o->ctx, "window length in tokens")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
   ppl->add_option("--windows", o->windows, "number of windows (0 = all; default 40, all for llama.cpp protocol)")
@@ -147,8 +147,10 @@ void register_eval(CLI::App& app) {
   ppl->add_option("--protocol", o->protocol, "tern (score every token) or llama.cpp (second half, BOS first)")
       ->check(CLI::IsMember({"tern", "llama.cpp"}));
   ppl->add_flag("--json", o->json, "print one JSON object");
-  ppl->add_option("--kv-dtype", o->kv_dtype, "KV cache storage: f32 (default), bf16, int8 or fp8");
-  ppl->add_option("--base", o->base, "base model directory: also report KL divergence and top-1 agreement vs it");
+  add_kv_dtype_option(*ppl, o->kv_dtype);
+  ppl->add_option("--base", o->base, "base model (directory, config.json or .gguf): also report KL divergence and "
+                                     "top-1 agreement vs it")
+      ->transform(model_path_check());
   ppl->add_option("--base-logits", o->base_logits, "base logits saved by --save-logits (same text, ctx, protocol)");
   ppl->add_option("--save-logits", o->save_logits, "save this model's top-k log-probabilities as a base for later runs");
   ppl->add_option("--kl-topk", o->kl_topk, "base log-probabilities kept per position (rest is one bucket)")

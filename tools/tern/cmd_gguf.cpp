@@ -61,7 +61,7 @@ void register_gguf(CLI::App& app) {
   cmd->require_subcommand(1);
   auto o = std::make_shared<GgufQuantizeOptions>();
   CLI::App* q = cmd->add_subcommand("quantize", "write a checkpoint as GGUF v3 in one ggml block type");
-  q->add_option("-m,--model", o->model, "model directory (Hugging Face layout)")->required();
+  add_model_option(*q, o->model);
   q->add_option("-o,--output", o->out, "output .gguf file")->required();
   q->add_option("--type", o->type, "F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K");
   q->add_option("--format", o->format, "gguf (for symmetry with tern quantize)");

@@ -13,17 +13,13 @@ namespace {
 void info(const std::string& dir, bool json) {
   auto model = unwrap(Model::load(dir));
   const ModelConfig& c = model->config();
-  std::map<std::string, int64_t> params_by_dtype;
+  // Parameters at their logical shapes, by storage format (a quantized layer's packed words, scales and
+  // zero points count as bytes, not as parameters).
+  const std::map<std::string, int64_t> params_by_dtype = model->parameters_by_format();
   int64_t bytes = 0;
-  for (const auto& t : model->store().tensors()) {
-    params_by_dtype[dtype_name(t.dtype)] += t.numel();
-    bytes += int64_t(t.bytes);
-  }
-  if (const GgufFile* g = model->gguf()) {  // GGUF: params by block type
-    for (const auto& t : g->tensors()) {
-      params_by_dtype[gguf_traits(t.type).name] += t.numel();
-      bytes += int64_t(t.bytes);
-    }
+  for (const auto& t : model->store().tensors()) bytes += int64_t(t.bytes);
+  if (const GgufFile* g = model->gguf()) {
+    for (const auto& t : g->tensors()) bytes += int64_t(t.bytes);
   }
   const int64_t kv_bf16 = c.kv_bytes_per_token(2), kv_f32 = c.kv_bytes_per_token(4);
   if (json) {
@@ -75,7 +71,7 @@ void register_info(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("info", "describe a checkpoint");
-  cmd->add_option("-m,--model", *dir, "model directory or .gguf file")->required();
+  add_model_option(*cmd, *dir);
   cmd->add_flag("--json", *json, "print one JSON object");
   cmd->callback([dir, json] { info(*dir, *json); });
 }

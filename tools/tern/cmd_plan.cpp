@@ -79,13 +79,14 @@ void plan_once(const PlanOptions& o) {
   plan::PlanRequest r;
   const plan::ModelSource src = unwrap(plan::load_model_source(o.model));
   r.model = src.shape;
+  if (o.weights.empty() && !r.model.dtype_error.empty()) fail(r.model.dtype_error);
   r.weights = unwrap(plan::parse_weight_precision(o.weights.empty() ? r.model.dtype : o.weights));
   if (src.file_weight_bytes > 0 && o.weights.empty()) {
     // A GGUF file is priced as stored: its tensors' real bytes, its types named.
     r.weight_bytes_override = src.file_weight_bytes;
     r.weights.name = "GGUF file (" + src.file_types + ")";
   }
-  r.kv = unwrap(plan::parse_kv_precision(o.kv_dtype));
+  r.kv = plan::kv_precision(o.kv_dtype);
   const plan::Catalog catalog = load_catalog(o);
   const plan::Device* d = catalog.find(o.device);
   if (!d) {
@@ -108,11 +109,11 @@ void plan_once(const PlanOptions& o) {
 void register_plan(CLI::App& app) {
   auto o = std::make_shared<PlanOptions>();
   CLI::App* cmd = app.add_subcommand("plan", "memory, devices, speed and cost of a deployment (and check it here)");
-  cmd->add_option("-m,--model", o->model, "config.json, or a checkpoint directory holding one");
+  add_model_option(*cmd, o->model, ModelOptionKind::kPlanSource);
   cmd->add_option("-w,--weights", o->weights,
                   "weight precision: bf16, fp16, f32, fp8, int8, int4-gN, or a GGUF type (Q4_K, Q8_0, ...); "
                   "default: the checkpoint's");
-  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: bf16, fp16, f32, fp8, int8");
+  add_kv_dtype_option(*cmd, o->kv_dtype);
   cmd->add_option("--ctx,--context", o->context, "tokens per sequence (default: the model's maximum)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
   cmd->add_option("--prompt-len", o->prompt_len, "average prompt tokens (default: half the context)")

@@ -13,7 +13,7 @@ struct PlanOptions {
   RuntimeOptions runtime;
   std::string model;
   std::string weights;   // "" = the checkpoint's dtype
-  std::string kv_dtype = "bf16";
+  KvDType kv_dtype = KvDType::BF16;  // the serving engine's default
   int64_t context = 0;
   int64_t prompt_len = 0;
   int64_t concurrency = 0;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -18,9 +19,11 @@
 #include "cmd_plan.h"
 #include "core/median.h"
 #include "plan/calibrate.h"
+#include "plan/model_source.h"
 #include "engine/cpu_model_runner.h"
 #include "engine/engine.h"
 #include "engine/offline_run.h"
+#include "model/gguf/gguf_file.h"
 
 namespace tern::cli {
 
@@ -56,16 +59,26 @@ struct Row {
 }  // namespace
 
 void run_plan_check(const PlanOptions& o) {
+  if (!std::filesystem::is_directory(o.model) && !is_gguf_file(o.model)) {
+    fail("--check runs a checkpoint: give its directory or .gguf file, not the config file " + o.model);
+  }
   Runtime rt(o.runtime);
   plan::PlanRequest r;
-  r.model = unwrap(plan::load_model_shape(o.model));
+  const plan::ModelSource src = unwrap(plan::load_model_source(o.model));
+  r.model = src.shape;
+  if (!r.model.dtype_error.empty()) fail(r.model.dtype_error);
   r.weights = unwrap(plan::parse_weight_precision(o.weights.empty() ? r.model.dtype : o.weights));
-  if (r.weights.name != unwrap(plan::parse_weight_precision(r.model.dtype)).name) {
+  const bool as_stored = r.weights.name == unwrap(plan::parse_weight_precision(r.model.dtype)).name;
+  if (!as_stored || (src.file_weight_bytes > 0 && !o.weights.empty())) {
     fail("--check runs the checkpoint as stored (" + r.model.dtype + "); drop --weights " + o.weights);
   }
-  const std::string kv_name = o.kv_dtype;  // the engine's default, bf16, unless told otherwise
-  r.kv = unwrap(plan::parse_kv_precision(kv_name));
-  const KvDType kv_dtype = unwrap(parse_kv_dtype(kv_name));
+  if (src.file_weight_bytes > 0) {  // a GGUF file: its tensors' real bytes
+    r.weight_bytes_override = src.file_weight_bytes;
+    r.weights.name = "GGUF file (" + src.file_types + ")";
+  }
+  const KvDType kv_dtype = o.kv_dtype;  // the engine's default, bf16, unless told otherwise
+  const std::string kv_name = kv_dtype_name(kv_dtype);
+  r.kv = plan::kv_precision(kv_dtype);
   if (o.device_given) {
     const plan::Catalog catalog = load_catalog(o);
     const plan::Device* d = catalog.find(o.device);

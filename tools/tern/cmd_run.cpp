@@ -26,7 +26,7 @@ struct RunOptions {
   bool no_bos = false;
   bool echo = false;
   bool quiet = false;
-  std::string kv_dtype = "f32";
+  KvDType kv_dtype = KvDType::F32;  // exact: a bf16 cache can flip near-tied greedy tokens
 };
 
 void run(const RunOptions& o) {
@@ -51,7 +51,7 @@ void run(const RunOptions& o) {
   req.stop = o.stop;
   req.eos_ids = eos_ids(*model, &*tokenizer);
   req.ignore_eos = o.ignore_eos;
-  req.kv_dtype = unwrap(parse_kv_dtype(o.kv_dtype));
+  req.kv_dtype = o.kv_dtype;
 
   if (o.echo) {
     std::fwrite(prompt.data(), 1, prompt.size(), stdout);
@@ -80,7 +80,7 @@ void run(const RunOptions& o) {
 void register_run(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "generate text from a prompt");
-  cmd->add_option("-m,--model", o->model, "model directory (Hugging Face layout) or .gguf file")->required();
+  add_model_option(*cmd, o->model);
   auto* p = cmd->add_option("-p,--prompt", o->prompt, "prompt text");
   cmd->add_flag("--stdin", o->prompt_from_stdin, "read the prompt from standard input")->excludes(p);
   cmd->add_option("-n,--n-predict", o->n_predict, "maximum tokens to generate")->check(CLI::Range(int64_t(0), int64_t(1) << 24));
@@ -97,7 +97,7 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--no-bos", o->no_bos, "do not add the BOS token / special tokens to the prompt");
   cmd->add_flag("--echo", o->echo, "print the prompt before the continuation");
   cmd->add_flag("-q,--quiet", o->quiet, "no timings on stderr");
-  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache storage: f32 (default), bf16, int8 or fp8");
+  add_kv_dtype_option(*cmd, o->kv_dtype);
   o->runtime.add_to(*cmd);
   cmd->callback([o, p] {
     if (p->count() == 0 && !o->prompt_from_stdin) fail("give a prompt with -p TEXT or --stdin");

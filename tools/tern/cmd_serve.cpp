@@ -15,7 +15,6 @@
 #include "api/server.h"
 #include "cli_common.h"
 #include "model/chat_template/chat_template.h"
-#include "engine/cpu_model_runner.h"
 #include "engine/fake_model_runner.h"
 #include "model/model_config.h"
 #include "planned_engine.h"
@@ -37,28 +36,11 @@ struct ServeOptions {
   double shutdown_grace_s = 30;
   double kv_memory_mb = 0;  // 0: the planner's default for this machine
   int64_t max_running = 256;
+  KvDType kv_dtype = KvDType::BF16;  // the engine's default
   bool fake_engine = false;
   double fake_steps_per_s = 200;
   RuntimeOptions runtime;
 };
-
-// Special tokens that end an assistant turn (<|im_end|>, <|eot_id|>, ...): what the template writes
-// right after an assistant message.
-std::vector<int32_t> end_of_turn_ids(const ModelChatTemplate& t, const Tokenizer& tok) {
-  const std::string marker = "tern-reply-marker";
-  nlohmann::json ctx = t.special_tokens;
-  ctx["messages"] = {{{"role", "user"}, {"content", "hi"}}, {{"role", "assistant"}, {"content", marker}}};
-  ctx["add_generation_prompt"] = false;
-  std::vector<int32_t> ids;
-  auto text = t.chat_template.render(ctx);
-  if (!text.is_ok()) return ids;
-  const size_t at = text.value().rfind(marker);
-  if (at == std::string::npos) return ids;
-  for (int32_t id : tok.encode(std::string_view(text.value()).substr(at + marker.size()), false)) {
-    if (tok.is_special(id)) ids.push_back(id);
-  }
-  return ids;
-}
 
 // Many concurrent clients need many descriptors: lift the soft limit to the hard one.
 void raise_fd_limit() {
@@ -80,6 +62,7 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
   EngineOptions eo;
   eo.kv_memory_bytes = size_t(o.kv_memory_mb * 1024 * 1024);
   eo.max_running = std::max<int64_t>(1, std::min<int64_t>(o.max_running, o.max_queue));
+  eo.kv_dtype = o.kv_dtype;
   EngineStack s;
   if (o.fake_engine) {
     // The real engine (scheduler, paged KV, prefix cache) over a weightless runner: HTTP and engine
@@ -96,9 +79,7 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
   s.model = unwrap(Model::load(o.model, o.runtime.load_options()));
   // No --kv-memory-mb / a large --max-running: the planner's numbers (planned_engine.h).
   plan_kv_pool_budget(*s.model, eo);
-  std::unique_ptr<ModelRunner> runner =
-      s.runtime->cuda ? make_model_runner(*s.runtime, *s.model)
-                      : std::make_unique<CpuModelRunner>(*s.model, s.runtime->ctx, eo.max_step_tokens, eo.max_running);
+  std::unique_ptr<ModelRunner> runner = make_engine_runner(*s.runtime, *s.model, eo);
   plan_batch_limit(*runner, eo);
   s.engine = unwrap(Engine::create(std::move(runner), &tok, eo));
   return s;
@@ -115,10 +96,11 @@ void serve(const ServeOptions& o) {
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
 
-  auto config = unwrap(load_model_config(o.model));
+  // A model directory or a .gguf file: config, tokenizer and chat template from either.
+  const ModelConfig config = load_any_model_config(o.model);
   auto tok = load_tokenizer_if_present(o.model);
   if (!tok) fail(o.model + ": no tokenizer.json (tern serve needs one)");
-  auto tmpl = load_chat_template(o.model);
+  auto tmpl = try_load_model_chat_template(o.model);
   const ModelChatTemplate* chat = tmpl.is_ok() ? &tmpl.value() : nullptr;
   if (!chat) std::fprintf(stderr, "[tern] no chat template (%s): /v1/chat/completions answers 400\n",
                           tmpl.status().message().c_str());
@@ -177,7 +159,7 @@ void serve(const ServeOptions& o) {
 void register_serve(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (completions, chat, streaming, metrics)");
-  cmd->add_option("-m,--model", o->model, "model directory")->required()->check(CLI::ExistingDirectory);
+  add_model_option(*cmd, o->model);
   cmd->add_option("--host", o->host, "bind address (default 127.0.0.1; 0.0.0.0 when --api-key is given)");
   cmd->add_option("--port", o->port, "port (0: any free port)")->check(CLI::Range(0, 65535));
   cmd->add_option("--api-key", o->api_key, "require Authorization: Bearer <key> on /v1/*, /tokenize, /detokenize");
@@ -195,6 +177,7 @@ void register_serve(CLI::App& app) {
       ->check(CLI::Range(0.0, 1e9));
   cmd->add_option("--max-running", o->max_running, "sequences the engine runs at once")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  add_kv_dtype_option(*cmd, o->kv_dtype);
   cmd->add_flag("--test-fake-engine", o->fake_engine,
                 "TESTS ONLY: the engine over a weightless fake model runner (no model compute)");
   cmd->add_option("--test-fake-steps-per-s", o->fake_steps_per_s, "TESTS ONLY: fake runner steps per second")

@@ -17,7 +17,7 @@ void plan_kv_pool_budget(const Model& model, EngineOptions& eo) {
   const TransformerWeights& w = model.weights();
   double weight_bytes = double(model.weight_bytes_per_token());
   if (w.embed.data != w.lm_head.data) weight_bytes += double(w.embed.bytes());  // gathered, but resident
-  const plan::KvPrecision kv = unwrap(plan::parse_kv_precision(kv_dtype_name(eo.kv_dtype)));
+  const plan::KvPrecision kv = plan::kv_precision(eo.kv_dtype);
   plan::KvBudgetOptions ko;
   ko.kv_elem_bytes = kv.bytes;
   ko.kv_scale_bytes_per_head = kv.scale_bytes_per_head;
@@ -27,7 +27,7 @@ void plan_kv_pool_budget(const Model& model, EngineOptions& eo) {
   const plan::HostMemory host = unwrap(plan::read_host_memory());
   const plan::KvBudget b = unwrap(plan::default_kv_budget(model.config(), host, ko));
   const size_t share = std::min(size_t(host.available_bytes / 4), size_t(16) << 30);
-  fmt::print(stderr, "[tern] KV pool: {}{}\n", b.explanation,
+  fmt::print(stderr, "[tern] KV pool ({}): {}{}\n", kv_dtype_name(eo.kv_dtype), b.explanation,
              b.bytes > share ? fmt::format("; capped at a quarter of available memory, {} MiB", share >> 20) : "");
   eo.kv_memory_bytes = std::min(b.bytes, share);
 }

@@ -1,5 +1,7 @@
 #include "backend/cuda/device.h"
 
+#include <dlfcn.h>
+
 #include <cstdio>
 
 #if TERN_HAVE_CUDA
@@ -22,9 +24,17 @@ Result<DeviceInfo> probe_device(int index) {
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();  // clear the sticky error so a later CPU run is unaffected
-    return Status::error(std::string("no CUDA device: ") + cudaGetErrorString(e));
+    const ProbeFailure kind = e == cudaErrorInsufficientDriver ? ProbeFailure::kInsufficientDriver
+                              : e == cudaErrorNoDevice         ? ProbeFailure::kNoDevice
+                                                               : ProbeFailure::kOther;
+    bool driver = false;
+    if (void* lib = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
+      driver = true;
+      dlclose(lib);
+    }
+    return Status::error(describe_probe_failure(kind, cudaGetErrorString(e), driver));
   }
-  if (count == 0) return Status::error("no CUDA device: the driver reports none");
+  if (count == 0) return Status::error(describe_probe_failure(ProbeFailure::kNoDevice, "no device", true));
   if (index < 0 || index >= count)
     return Status::error("no CUDA device " + std::to_string(index) + " (" + std::to_string(count) + " present)");
   cudaDeviceProp p{};
@@ -48,6 +58,18 @@ Result<DeviceInfo> probe_device(int index) {
   (void)index;
   return Status::error("no CUDA device: this tern was built without CUDA (TERN_CUDA=OFF)");
 #endif
+}
+
+std::string describe_probe_failure(ProbeFailure kind, const std::string& cuda_message, bool driver_library_found) {
+  if (!driver_library_found) return "no NVIDIA driver / GPU found (no libcuda.so.1 on this machine)";
+  switch (kind) {
+    case ProbeFailure::kInsufficientDriver:
+      return "the NVIDIA driver is older than the CUDA runtime tern was built with (" + cuda_message +
+             "): update the driver";
+    case ProbeFailure::kNoDevice: return "no NVIDIA GPU found (the driver reports none)";
+    case ProbeFailure::kOther: break;
+  }
+  return "no CUDA device: " + cuda_message;
 }
 
 std::string describe(const DeviceInfo& d) {

@@ -24,6 +24,12 @@ struct DeviceInfo {
 bool built_with_cuda();
 // Device `index` (sets it current for the calling thread).
 Result<DeviceInfo> probe_device(int index = 0);
+// Why cudaGetDeviceCount failed, in words a user can act on. The runtime reports "CUDA driver version
+// is insufficient" both for an old driver and for no driver at all (no libcuda.so.1 to load), which is
+// simply a machine without an NVIDIA GPU: driver_library_found tells the two apart.
+enum class ProbeFailure { kInsufficientDriver, kNoDevice, kOther };
+std::string describe_probe_failure(ProbeFailure kind, const std::string& cuda_message, bool driver_library_found);
+
 // One line for `tern info` / logs, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs, 79.1 GiB)".
 std::string describe(const DeviceInfo& d);
 
