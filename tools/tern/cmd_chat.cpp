@@ -41,7 +41,12 @@ std::vector<int32_t> end_of_turn_ids(const ModelChatTemplate& t, const Tokenizer
   ctx["add_generation_prompt"] = false;
   auto text = t.chat_template.render(ctx);
   std::vector<int32_t> ids;
-  if (!text.is_ok()) return ids;  // a template that needs more (a system turn, ...): EOS alone then
+  if (!text.is_ok()) {
+    // A template that needs more (a system turn, ...) or hits a limit: EOS alone then, said once.
+    std::fprintf(stderr, "[tern] warning: end-of-turn tokens not detected, the chat template failed a probe "
+                         "conversation: %s\n", text.status().message().c_str());
+    return ids;
+  }
   const size_t at = text.value().rfind(marker);
   if (at == std::string::npos) return ids;
   for (int32_t id : tok.encode(std::string_view(text.value()).substr(at + marker.size()), false)) {
