@@ -8,6 +8,7 @@
 #include "backend/cuda/device.h"
 #include "core/mapped_file.h"
 #include "engine/cpu_model_runner.h"
+#include "model/generation_config.h"
 #include "model/gguf/gguf_tokenizer.h"
 
 namespace tern::cli {
@@ -66,18 +67,9 @@ std::vector<int32_t> eos_ids(const Model& model, const Tokenizer* tokenizer) {
   auto add = [&](int32_t id) {
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   };
-  auto text = read_text_file(model.dir() + "/generation_config.json");
-  if (text.is_ok()) {
-    auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("eos_token_id")) {
-      const auto& e = j["eos_token_id"];
-      if (e.is_number_integer()) add(e.get<int32_t>());
-      if (e.is_array()) {
-        for (const auto& x : e) {
-          if (x.is_number_integer()) add(x.get<int32_t>());
-        }
-      }
-    }
+  // Ids outside the model's vocabulary (or a malformed file) are an error, never skipped.
+  if (auto gen = unwrap(load_generation_config(model.dir(), model.config().vocab_size))) {
+    for (int32_t id : gen->eos_token_ids) add(id);
   }
   if (tokenizer && tokenizer->eos_id()) add(*tokenizer->eos_id());
   return ids;
