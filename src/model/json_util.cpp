@@ -69,6 +69,45 @@ const char* json_type_name(const nlohmann::json& j) {
   return "binary";
 }
 
+namespace {
+
+void excerpt(const nlohmann::json& j, int depth, std::string& out) {
+  if (out.size() > 80) return;
+  if (j.is_array() || j.is_object()) {
+    if (depth >= 3) {
+      out += j.is_array() ? "[...]" : "{...}";
+      return;
+    }
+    out += j.is_array() ? '[' : '{';
+    bool first = true;
+    for (auto it = j.begin(); it != j.end() && out.size() <= 80; ++it) {
+      if (!first) out += ", ";
+      first = false;
+      if (j.is_object()) out += nlohmann::json(it.key().substr(0, 40)).dump() + ": ";
+      excerpt(it.value(), depth + 1, out);
+    }
+    if (out.size() > 80) return;
+    out += j.is_array() ? ']' : '}';
+    return;
+  }
+  if (j.is_string()) {
+    const std::string& s = j.get_ref<const std::string&>();
+    out += nlohmann::json(s.substr(0, 60)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (s.size() > 60) out += "...";
+    return;
+  }
+  out += j.dump();
+}
+
+}  // namespace
+
+std::string json_excerpt(const nlohmann::json& j) {
+  std::string out;
+  excerpt(j, 0, out);
+  if (out.size() > 80) out = out.substr(0, 80) + "...";
+  return out;
+}
+
 std::string join_key_path(const std::vector<std::string>& path) {
   std::string s;
   for (size_t i = 0; i < path.size(); ++i) {

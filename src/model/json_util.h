@@ -26,6 +26,10 @@ Result<ParsedJson> parse_json(std::string_view text, const std::string& source);
 // "string", "integer", "number", "boolean", "null", "array", "object": for "expected X, got Y".
 const char* json_type_name(const nlohmann::json& j);
 
+// A JSON value for an error message: at most ~80 characters, nesting past 3 levels shown as "...", so a value
+// from a hostile file (nested 100,000 deep: nlohmann's dump() recurses; or megabytes long) stays one short line.
+std::string json_excerpt(const nlohmann::json& j);
+
 // Joins a key path with dots: {"rope_scaling", "factor"} -> "rope_scaling.factor".
 std::string join_key_path(const std::vector<std::string>& path);
 

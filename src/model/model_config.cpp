@@ -7,10 +7,12 @@
 #include "model/model_config.h"
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <optional>
 
 #include "core/mapped_file.h"
+#include "model/generation_config.h"
 #include "model/json_util.h"
 
 namespace tern {
@@ -240,6 +242,31 @@ Status parse_sliding_window(const Fields& f, ModelConfig* c) {
   return Status::ok();
 }
 
+// bos / eos / pad ids name rows of the embedding: each must be below vocab_size (which may exceed the tokenizer's
+// count: padding rows). pad_token_id is not used by tern; a negative one is read as "none", as some configs write -1.
+Status check_token_ids(const Fields& f, int64_t vocab_size, ModelConfig* c) {
+  auto check = [&](const char* key, const std::vector<int32_t>& ids) -> Status {
+    for (int32_t id : ids) {
+      if (id >= vocab_size) {
+        return f.error(key, "token id " + std::to_string(id) + " is outside the vocabulary (vocab_size " +
+                                std::to_string(vocab_size) + ")");
+      }
+    }
+    return Status::ok();
+  };
+  TERN_RETURN_IF_ERROR(check("bos_token_id", c->bos_token_ids));
+  TERN_RETURN_IF_ERROR(check("eos_token_id", c->eos_token_ids));
+  if (const json* pad = f.get("pad_token_id")) {
+    if (!pad->is_number_integer()) return f.type_error("pad_token_id", "an integer or null");
+    if (!pad->is_number_unsigned() && pad->get<int64_t>() < 0) return Status::ok();
+    if (pad->get<uint64_t>() >= uint64_t(vocab_size)) {
+      return f.error("pad_token_id", "token id " + pad->dump() + " is outside the vocabulary (vocab_size " +
+                                         std::to_string(vocab_size) + ")");
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<ModelConfig> parse_model_config(const std::string& json_text, const std::string& source) {
@@ -284,8 +311,36 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
   TERN_RETURN_IF_ERROR(parse_dtype(f, &c));
   TERN_RETURN_IF_ERROR(f.token_ids("bos_token_id", &c.bos_token_ids));
   TERN_RETURN_IF_ERROR(f.token_ids("eos_token_id", &c.eos_token_ids));
+  TERN_RETURN_IF_ERROR(check_token_ids(f, c.vocab_size, &c));
   TERN_RETURN_IF_ERROR(parse_rope(f, source, &c));
   return c;
+}
+
+Result<GenerationConfig> parse_generation_config(const std::string& json_text, const std::string& source,
+                                                 int64_t vocab_size) {
+  TERN_ASSIGN_OR_RETURN(ParsedJson parsed, parse_json(json_text, source));
+  const json& root = parsed.value;
+  if (!root.is_object()) {
+    return Status::error(source + ": top level: expected an object, got " + json_type_name(root));
+  }
+  const Fields f(root, source);
+  GenerationConfig g;
+  TERN_RETURN_IF_ERROR(f.token_ids("bos_token_id", &g.bos_token_ids));
+  TERN_RETURN_IF_ERROR(f.token_ids("eos_token_id", &g.eos_token_ids));
+  ModelConfig ids;
+  ids.bos_token_ids = g.bos_token_ids;
+  ids.eos_token_ids = g.eos_token_ids;
+  TERN_RETURN_IF_ERROR(check_token_ids(f, vocab_size, &ids));
+  return g;
+}
+
+Result<std::optional<GenerationConfig>> load_generation_config(const std::string& model_dir, int64_t vocab_size) {
+  const std::string path = model_dir + "/generation_config.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::optional<GenerationConfig>();
+  TERN_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
+  TERN_ASSIGN_OR_RETURN(GenerationConfig g, parse_generation_config(text, path, vocab_size));
+  return std::optional<GenerationConfig>(std::move(g));
 }
 
 Result<ModelConfig> load_model_config(const std::string& model_dir) {

@@ -88,7 +88,7 @@ Status parse_entry(const std::string& file, const std::string& name, const nlohm
   t->shape.clear();
   for (const auto& d : *sh) {
     uint64_t v = 0;
-    if (!as_index(d, &v)) return tensor_error(file, name, "shape " + d.dump() + " entry is not a non-negative integer");
+    if (!as_index(d, &v)) return tensor_error(file, name, "shape " + json_excerpt(d) + " entry is not a non-negative integer");
     if (__builtin_mul_overflow(numel, v, &numel) || numel > uint64_t(INT64_MAX)) {
       return tensor_error(file, name, "shape " + sh->dump() + " has too many elements");
     }
@@ -103,7 +103,7 @@ Status parse_entry(const std::string& file, const std::string& name, const nlohm
   if (off == e.end()) return tensor_error(file, name, "missing 'data_offsets'");
   if (!off->is_array() || off->size() != 2 || !as_index((*off)[0], &span->begin) ||
       !as_index((*off)[1], &span->end)) {
-    return tensor_error(file, name, "data_offsets " + off->dump() + " is not [begin, end] of non-negative integers");
+    return tensor_error(file, name, "data_offsets " + json_excerpt(*off) + " is not [begin, end] of non-negative integers");
   }
   if (span->begin > span->end) {
     return tensor_error(file, name, "data_offsets " + off->dump() + " has begin > end");

@@ -94,6 +94,64 @@ TEST(TokenizerNpmVariants, Llama2WithMetaspace) {
   check_variant(*env, seq, corpus, "metaspace_aps_never");
 }
 
+// Decoder chains (issue 14 item 8: a top-level Fuse was refused): each Hugging Face decoder type tern computes per
+// token, alone, in Sequences and nested ones, on a byte-level vocabulary (docs-llama) and a SentencePiece one
+// (Llama-2). Same decoded text as Hugging Face; the chains tern refuses are named in tests/unit/
+// test_tokenizer_decoders.cpp.
+TEST(TokenizerNpmVariants, DecoderChains) {
+  const NpmTokenizers* env = npm_tokenizers();
+  if (!env) GTEST_SKIP() << "npm/node not on PATH: Hugging Face parity not checked";
+  ASSERT_TRUE(env->install_ok) << "npm install failed, see " << env->prefix << "/install.log";
+  const std::vector<std::string> corpus = space_corpus();
+  auto replace = [](const std::string& from, const std::string& to) {
+    return json{{"type", "Replace"}, {"pattern", {{"String", from}}}, {"content", to}};
+  };
+  auto strip = [](const std::string& content, int start, int stop) {
+    return json{{"type", "Strip"}, {"content", content}, {"start", start}, {"stop", stop}};
+  };
+  // A vector: `{x}` with one json element would copy x instead of making an array of it.
+  auto seq = [](const std::vector<json>& steps) { return json{{"type", "Sequence"}, {"decoders", steps}}; };
+  const json fuse = {{"type", "Fuse"}}, byte_fallback = {{"type", "ByteFallback"}};
+  // Hugging Face requires the ByteLevel fields (decoding ignores them).
+  const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+  const std::string g = "\u0120", sp = "\u2581";  // Ġ (byte-level space), ▁ (SentencePiece space)
+  const json byte_level_chains[] = {
+      fuse,
+      seq({replace(g, " "), fuse, strip(" ", 1, 0)}),
+      seq({byte_level, strip(" ", 1, 0)}),
+      // Per token (HF panics when one token would lose more than it has, start + stop > length: not compared).
+      strip(g, 1, 0),
+      seq({strip("s", 0, 1), byte_level}),
+      seq({seq({replace(g, " ")}), byte_level}),
+      {{"type", "WordPiece"}, {"prefix", g}, {"cleanup", true}},
+      seq({}),
+  };
+  const json docs = read_json(model_dir("docs-llama-28m") + "/tokenizer.json");
+  ASSERT_TRUE(docs.is_object());
+  int k = 0;
+  for (const json& d : byte_level_chains) {
+    json j = docs;
+    j["decoder"] = d;
+    check_variant(*env, j, corpus, "decoder_byte_level_" + std::to_string(k++));
+  }
+  const json sentencepiece_chains[] = {
+      seq({replace(sp, " "), byte_fallback, fuse}),
+      seq({strip(sp, 1, 0), replace(sp, " "), byte_fallback, fuse, strip(" ", 2, 0)}),
+      seq({metaspace("always", true), byte_fallback, fuse, strip(" ", 1, 0)}),
+      byte_fallback,
+      {{"type", "WordPiece"}, {"prefix", sp}, {"cleanup", false}},
+      replace(sp, "_"),
+  };
+  const json llama2 = read_json(lenml_tokenizer(*env, "tokenizer-llama2"));
+  ASSERT_TRUE(llama2.is_object());
+  k = 0;
+  for (const json& d : sentencepiece_chains) {
+    json j = llama2;
+    j["decoder"] = d;
+    check_variant(*env, j, corpus, "decoder_sentencepiece_" + std::to_string(k++));
+  }
+}
+
 // Adds tokens with every flag, for both matching passes (raw text, normalized text). Ids as Hugging Face assigns
 // them (and as real files have them): a content already in the vocab keeps its vocab id, others follow the vocab.
 json with_added_tokens(json j) {

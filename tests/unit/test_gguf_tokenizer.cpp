@@ -106,5 +106,25 @@ TEST(GgufTokenizer, BadMetadataIsAnError) {
   EXPECT_FALSE(tokenizer_from(bos).is_ok());
 }
 
+// Token strings become tokenizer.json text: invalid UTF-8 was a json::type_error thrown out of the loader (a crash),
+// and a repeated string silently left its first id without a token.
+TEST(GgufTokenizer, TokenStringsMustBeUtf8AndDistinct) {
+  Kv bad = spm_kv();
+  std::vector<std::string> tokens = bad[1].second.strings;
+  tokens[259] = "\xE2\x96";  // a truncated "▁"
+  bad[1].second = GgufValue::make_strings(tokens);
+  auto utf8 = tokenizer_from(bad);
+  ASSERT_FALSE(utf8.is_ok());
+  EXPECT_NE(utf8.status().message().find("tokenizer.ggml.tokens[259] is not valid UTF-8"), std::string::npos)
+      << utf8.status().message();
+  tokens[259] = "h";
+  bad[1].second = GgufValue::make_strings(tokens);
+  auto twice = tokenizer_from(bad);
+  ASSERT_FALSE(twice.is_ok());
+  EXPECT_NE(twice.status().message().find("tokenizer.ggml.tokens[260] repeats token 'h' of id 259"),
+            std::string::npos)
+      << twice.status().message();
+}
+
 }  // namespace
 }  // namespace tern

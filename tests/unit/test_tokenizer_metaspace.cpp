@@ -121,9 +121,10 @@ TEST(TokenizerMetaspace, LegacyAddPrefixSpaceAndErrors) {
   j = sp_base();
   j["decoder"] = {{"type", "Sequence"}, {"decoders", {{{"type", "Fuse"}}, metaspace("always")}}};
   expect_error(j, "Metaspace");
-  j["decoder"] = {{"type", "Sequence"}, {"decoders", {{{"type", "Strip"}, {"content", " "}, {"start", 1},
-                                                       {"stop", 0}}}}};
-  expect_error(j, "Strip");  // Strip only after Fuse
+  // Strip works per token before Fuse (as in Hugging Face); after it, only on the start of the text.
+  j["decoder"] = {{"type", "Sequence"}, {"decoders", {{{"type", "Fuse"}}, {{"type", "Strip"}, {"content", " "},
+                                                                        {"start", 0}, {"stop", 1}}}}};
+  expect_error(j, "Strip with stop > 0");
 }
 
 TEST(TokenizerAddedTokens, NormalizedTokensMatchTheNormalizedText) {

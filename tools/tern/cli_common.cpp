@@ -1,6 +1,7 @@
 #include "cli_common.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +10,7 @@
 #include "core/mapped_file.h"
 #include "engine/cpu_model_runner.h"
 #include "model/gguf/gguf_model.h"
+#include "model/generation_config.h"
 #include "model/gguf/gguf_tokenizer.h"
 #include "model/model_config.h"
 
@@ -79,18 +81,9 @@ std::vector<int32_t> eos_ids(const Model& model, const Tokenizer* tokenizer) {
   auto add = [&](int32_t id) {
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   };
-  auto text = read_text_file(model.dir() + "/generation_config.json");
-  if (text.is_ok()) {
-    auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("eos_token_id")) {
-      const auto& e = j["eos_token_id"];
-      if (e.is_number_integer()) add(e.get<int32_t>());
-      if (e.is_array()) {
-        for (const auto& x : e) {
-          if (x.is_number_integer()) add(x.get<int32_t>());
-        }
-      }
-    }
+  // Ids outside the model's vocabulary (or a malformed file) are an error, never skipped.
+  if (auto gen = unwrap(load_generation_config(model.dir(), model.config().vocab_size))) {
+    for (int32_t id : gen->eos_token_ids) add(id);
   }
   if (tokenizer && tokenizer->eos_id()) add(*tokenizer->eos_id());
   return ids;
@@ -119,7 +112,13 @@ std::vector<int32_t> end_of_turn_ids(const ModelChatTemplate& t, const Tokenizer
   ctx["add_generation_prompt"] = false;
   std::vector<int32_t> ids;
   auto text = t.chat_template.render(ctx);
-  if (!text.is_ok()) return ids;  // a template that needs more (a system turn, ...): EOS alone then
+  if (!text.is_ok()) {
+    // A template that needs more (a system turn, ...) or hits a limit: EOS alone then, said once; a chat
+    // request the template fails gets a 400 naming why.
+    std::fprintf(stderr, "[tern] warning: end-of-turn tokens not detected, the chat template failed a probe "
+                         "conversation: %s\n", text.status().message().c_str());
+    return ids;
+  }
   const size_t at = text.value().rfind(marker);
   if (at == std::string::npos) return ids;
   for (int32_t id : tok.encode(std::string_view(text.value()).substr(at + marker.size()), false)) {

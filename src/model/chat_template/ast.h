@@ -21,6 +21,7 @@ struct Expr {
   };
   Kind kind;
   int line = 0;
+  int depth = 1;                   // 1 + the deepest operand's depth (bounded by the parser)
   Value literal;                   // Literal
   std::string name;                // Name, Attr, Unary/Binary operator, Filter/Test name
   std::vector<ExprPtr> args;       // operands / elements / call args (Dict: key, value pairs)

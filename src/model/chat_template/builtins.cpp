@@ -3,25 +3,33 @@
 #include <cctype>
 #include <ctime>
 
+#include "model/chat_template/budget.h"
 #include "model/chat_template/evaluator.h"
 #include "model/chat_template/parser.h"
 #include "model/chat_template/string_util.h"
 
 namespace tern::jinja {
 
-Value get_attr(const Value& obj, const std::string& name) {
+Value get_attr(const Value& obj, const std::string& name, Budget& b) {
   if (obj.is_dict()) {
     if (Value* v = obj.dict->find(name)) return *v;
     return Value();
   }
-  if (obj.is_list() && !name.empty() && std::isdigit(static_cast<unsigned char>(name[0])))
-    return get_item(obj, Value::integer(std::stoll(name)));
+  if (obj.is_list() && !name.empty() && std::isdigit(static_cast<unsigned char>(name[0]))) {
+    // xs.0 is xs[0]; an index too large for 64 bits is past the end.
+    int64_t k = 0;
+    for (char c : name) {
+      if (!std::isdigit(static_cast<unsigned char>(c))) return Value();
+      if (__builtin_mul_overflow(k, 10, &k) || __builtin_add_overflow(k, c - '0', &k)) return Value();
+    }
+    return get_item(obj, Value::integer(k), b);
+  }
   return Value();
 }
 
-Value get_item(const Value& obj, const Value& key) {
+Value get_item(const Value& obj, const Value& key, Budget& b) {
   if (obj.is_dict()) {
-    if (Value* v = obj.dict->find(key.is_string() ? key.s : key.to_str())) return *v;
+    if (Value* v = obj.dict->find(key.is_string() ? key.s : key.to_str(b))) return *v;
     return Value();
   }
   if (obj.is_list() || obj.is_string()) {
@@ -29,11 +37,19 @@ Value get_item(const Value& obj, const Value& key) {
       if (key.is_string()) return Value();  // e.g. message['content'] on a string: undefined
       throw TemplateError(std::string("indices must be integers, got ") + key.type_name());
     }
-    ValueList chars;
-    const ValueList& items = obj.is_list() ? *obj.list : (chars = iterate(obj));
-    int64_t n = int64_t(items.size()), k = key.i < 0 ? key.i + n : key.i;
+    const int64_t n = obj.is_list() ? int64_t(obj.list->size()) : int64_t(iterate_count(obj));
+    const int64_t k = key.i < 0 ? (key.i < -n ? -1 : key.i + n) : key.i;
     if (k < 0 || k >= n) return Value();
-    return items[size_t(k)];
+    if (obj.is_list()) return (*obj.list)[size_t(k)];
+    // The k-th character, found by walking the string (no per-character values).
+    b.bytes(obj.s.size());
+    size_t at = 0;
+    for (int64_t c = 0;; ++c) {
+      const unsigned char lead = obj.s[at];
+      const size_t len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+      if (c == k) return Value::str(obj.s.substr(at, len));
+      at += len;
+    }
   }
   if (obj.is_undefined() || obj.is_none()) return Value();
   throw TemplateError(std::string("cannot subscript ") + obj.type_name());
@@ -45,7 +61,7 @@ static std::string arg_str(ValueList& args, size_t k, const char* method) {
   return args[k].s;
 }
 
-Value call_method(const Value& obj, const std::string& name, ValueList& args, KwArgs& kwargs) {
+Value call_method(const Value& obj, const std::string& name, ValueList& args, KwArgs& kwargs, Budget& b) {
   if (obj.is_string()) {
     const std::string& s = obj.s;
     std::string chars = args.empty() || args[0].is_none() ? std::string(" \t\n\r\f\v") : arg_str(args, 0, name.c_str());
@@ -74,45 +90,61 @@ Value call_method(const Value& obj, const std::string& name, ValueList& args, Kw
       for (auto& [k, v] : kwargs)
         if (k == "maxsplit" && v.kind == Value::Kind::Int) maxsplit = v.i;
       ValueList parts;
-      for (auto& p : split_str(s, args.empty() || args[0].is_none() ? nullptr : &args[0].s, maxsplit))
-        parts.push_back(Value::str(p));
+      for (auto& p : split_str(s, args.empty() || args[0].is_none() ? nullptr : &args[0].s, maxsplit, b))
+        parts.push_back(Value::str(std::move(p)));
       return Value::make_list(std::move(parts));
     }
     if (name == "replace") {
       int64_t count = args.size() > 2 && args[2].kind == Value::Kind::Int ? args[2].i : -1;
-      return Value::str(replace_all(s, arg_str(args, 0, "replace"), arg_str(args, 1, "replace"), count));
+      return Value::str(replace_all(s, arg_str(args, 0, "replace"), arg_str(args, 1, "replace"), count, b));
     }
     if (name == "find") {
-      size_t at = s.find(arg_str(args, 0, "find"));
+      b.bytes(s.size());
+      size_t at = find_bytes(s, arg_str(args, 0, "find"), 0);
       return Value::integer(at == std::string::npos ? -1 : int64_t(at));
     }
     if (name == "count") {
       std::string needle = arg_str(args, 0, "count");
+      b.bytes(s.size());
+      if (needle.empty()) return Value::integer(int64_t(iterate_count(obj)) + 1);  // Python counts the gaps
       int64_t n = 0;
-      for (size_t at = s.find(needle); !needle.empty() && at != std::string::npos; at = s.find(needle, at + needle.size())) ++n;
+      for (size_t at = find_bytes(s, needle, 0); at != std::string::npos; at = find_bytes(s, needle, at + needle.size()))
+        ++n;
       return Value::integer(n);
     }
     if (name == "join") {
       std::string out;
       if (args.empty()) throw TemplateError("join() needs an argument");
-      ValueList items = iterate(args[0]);
-      for (size_t k = 0; k < items.size(); ++k) out += (k ? s : "") + items[k].to_str();
-      return Value::str(out);
+      ValueList items = iterate(args[0], b);
+      for (size_t k = 0; k < items.size(); ++k) {
+        const std::string piece = items[k].to_str(b);
+        b.string_size(out.size() + (k ? s.size() : 0) + piece.size());
+        if (k) out += s;
+        out += piece;
+      }
+      b.built(out.size());
+      return Value::str(std::move(out));
     }
   } else if (obj.is_dict()) {
     if (name == "items") {
+      b.list_size(obj.dict->items.size());
       ValueList out;
-      for (auto& [k, v] : obj.dict->items) out.push_back(Value::make_list({Value::str(k), v}));
+      for (auto& [k, v] : obj.dict->items) {
+        b.built(2 * sizeof(Value) + k.size() + v.s.size());
+        out.push_back(Value::make_list({Value::str(k), v}));
+      }
       return Value::make_list(std::move(out));
     }
     if (name == "keys" || name == "values") {
+      b.list_size(obj.dict->items.size());
       ValueList out;
       for (auto& [k, v] : obj.dict->items) out.push_back(name == "keys" ? Value::str(k) : v);
+      b.copied(out);
       return Value::make_list(std::move(out));
     }
     if (name == "get") {
       if (args.empty()) throw TemplateError("get() needs a key");
-      Value v = get_item(obj, args[0]);
+      Value v = get_item(obj, args[0], b);
       if (v.is_undefined()) return args.size() > 1 ? args[1] : Value::none();
       return v;
     }
@@ -128,7 +160,7 @@ bool is_known_test(const std::string& n) {
   return std::find_if(std::begin(known), std::end(known), [&](const char* k) { return n == k; }) != std::end(known);
 }
 
-bool apply_test(const std::string& n, const Value& v, ValueList& args) {
+bool apply_test(const std::string& n, const Value& v, ValueList& args, Budget& b) {
   using K = Value::Kind;
   auto need_arg = [&]() -> const Value& {
     if (args.empty()) throw TemplateError("test '" + n + "' needs an argument");
@@ -155,30 +187,36 @@ bool apply_test(const std::string& n, const Value& v, ValueList& args) {
   if (n == "divisibleby") {
     const Value& d = need_arg();
     if (v.kind != K::Int || d.kind != K::Int || d.i == 0) throw TemplateError("divisibleby needs integers");
-    return v.i % d.i == 0;
+    return d.i == -1 || v.i % d.i == 0;  // INT64_MIN % -1 traps in C
   }
-  if (n == "equalto" || n == "eq" || n == "sameas") return values_equal(v, need_arg());
-  if (n == "ne") return !values_equal(v, need_arg());
-  if (n == "lt") return compare_values(v, need_arg()) < 0;
-  if (n == "gt") return compare_values(v, need_arg()) > 0;
-  if (n == "le") return compare_values(v, need_arg()) <= 0;
-  if (n == "ge") return compare_values(v, need_arg()) >= 0;
+  if (n == "equalto" || n == "eq" || n == "sameas") return values_equal(v, need_arg(), b);
+  if (n == "ne") return !values_equal(v, need_arg(), b);
+  if (n == "lt") return compare_values(v, need_arg(), b) < 0;
+  if (n == "gt") return compare_values(v, need_arg(), b) > 0;
+  if (n == "le") return compare_values(v, need_arg(), b) <= 0;
+  if (n == "ge") return compare_values(v, need_arg(), b) >= 0;
   if (n == "in") {
     const Value& c = need_arg();
-    if (c.is_string()) return v.is_string() && c.s.find(v.s) != std::string::npos;
+    if (c.is_string()) {
+      b.bytes(c.s.size());
+      return v.is_string() && find_bytes(c.s, v.s, 0) != std::string::npos;
+    }
     if (c.is_dict()) return v.is_string() && c.dict->find(v.s);
-    for (auto& x : iterate(c))
-      if (values_equal(v, x)) return true;
+    if (!c.is_list() && !c.is_undefined()) throw TemplateError(std::string("test 'in' needs a container, got ") + c.type_name());
+    if (c.is_list())
+      for (auto& x : *c.list)
+        if (values_equal(v, x, b)) return true;
     return false;
   }
   throw TemplateError("unsupported test '" + n + "'");
 }
 
-void add_global_functions(Scope& scope) {
-  scope.vars["raise_exception"] = Value::callable([](ValueList& args, KwArgs&) -> Value {
-    throw TemplateError("raise_exception: " + (args.empty() ? std::string() : args[0].to_str()));
+void add_global_functions(Scope& scope, Budget& budget) {
+  Budget* bud = &budget;  // outlives the globals: both belong to one render
+  scope.vars["raise_exception"] = Value::callable([bud](ValueList& args, KwArgs&) -> Value {
+    throw TemplateError("raise_exception: " + (args.empty() ? std::string() : args[0].to_str(*bud)));
   });
-  scope.vars["range"] = Value::callable([](ValueList& args, KwArgs&) {
+  scope.vars["range"] = Value::callable([bud](ValueList& args, KwArgs&) {
     for (auto& a : args)
       if (a.kind != Value::Kind::Int) throw TemplateError("range() needs integers");
     int64_t start = 0, stop = 0, step = 1;
@@ -186,19 +224,35 @@ void add_global_functions(Scope& scope) {
     else if (args.size() >= 2) start = args[0].i, stop = args[1].i;
     if (args.size() >= 3) step = args[2].i;
     if (args.empty() || args.size() > 3 || step == 0) throw TemplateError("range() takes 1 to 3 arguments, step != 0");
+    // Length first, in 128 bits, so neither the count nor k += step can overflow.
+    const __int128 span = step > 0 ? __int128(stop) - start : __int128(start) - stop;
+    const __int128 stride = step > 0 ? __int128(step) : -__int128(step);
+    const __int128 len = span <= 0 ? 0 : (span + stride - 1) / stride;
+    if (len > bud->limits().max_range)
+      throw LimitError("range() of " + std::to_string(int64_t(std::min<__int128>(len, INT64_MAX))) +
+                       " items exceeds " + std::to_string(bud->limits().max_range));
+    bud->built(size_t(len) * sizeof(Value));
     ValueList out;
-    for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) out.push_back(Value::integer(k));
+    out.reserve(size_t(len));
+    for (int64_t k = 0; k < int64_t(len); ++k) out.push_back(Value::integer(int64_t(start + __int128(k) * step)));
     return Value::make_list(std::move(out));
   });
-  auto make_dict = [](bool ns) {
-    return [ns](ValueList& args, KwArgs& kw) {
+  auto make_dict = [bud](bool ns) {
+    return [ns, bud](ValueList& args, KwArgs& kw) {
       Value d = Value::make_dict();
       d.is_namespace = ns;
+      if (ns) bud->track_namespace(d.dict);
       for (auto& a : args) {
         if (!a.is_dict()) throw TemplateError(ns ? "namespace() takes a dict or keywords" : "dict() takes a dict or keywords");
-        for (auto& [k, v] : a.dict->items) d.dict->set(k, v);
+        for (auto& [k, v] : a.dict->items) {
+          bud->built(sizeof(Value) + k.size() + v.s.size());
+          d.dict->set(k, v);
+        }
       }
-      for (auto& [k, v] : kw) d.dict->set(k, v);
+      for (auto& [k, v] : kw) {
+        bud->built(sizeof(Value) + k.size() + v.s.size());
+        d.dict->set(k, v);
+      }
       return d;
     };
   };

@@ -10,17 +10,21 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "model/chat_template/limits.h"
 
 namespace tern {
 
 class ChatTemplate {
  public:
-  // Parses template source; `source_name` names it in errors ("<dir>/tokenizer_config.json").
-  static Result<ChatTemplate> parse(const std::string& source, const std::string& source_name = "chat_template");
+  // Parses template source; `source_name` names it in errors ("<dir>/tokenizer_config.json"). The limits bound
+  // this parse and every render of the template (limits.h).
+  static Result<ChatTemplate> parse(const std::string& source, const std::string& source_name = "chat_template",
+                                    const ChatTemplateLimits& limits = {});
 
   // Renders with a context such as {"messages": [{"role": "user", "content": "hi"}],
   // "add_generation_prompt": true, "bos_token": "<s>", "eos_token": "</s>", "tools": [...]}.
-  // Errors: raise_exception() in the template, or a runtime type error, as one line naming the line.
+  // Errors: raise_exception() in the template, a runtime type error, or a limit hit ("template limit: ..."), as
+  // one line naming the source and the template line. Thread-safe: a render shares nothing with another.
   Result<std::string> render(const nlohmann::json& context) const;
 
   struct Impl;
@@ -36,6 +40,6 @@ struct ModelChatTemplate {
   ChatTemplate chat_template;
   nlohmann::json special_tokens;  // {"bos_token": "...", "eos_token": "...", ...} to merge into the context
 };
-Result<ModelChatTemplate> load_chat_template(const std::string& model_dir);
+Result<ModelChatTemplate> load_chat_template(const std::string& model_dir, const ChatTemplateLimits& limits = {});
 
 }  // namespace tern

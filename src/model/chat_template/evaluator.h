@@ -1,7 +1,8 @@
 // Tree-walking evaluator: scopes, statements and expressions. Filters, tests, methods and global
-// functions live in builtins.cpp.
+// functions live in builtins.cpp and filters.cpp. Every step is charged to the render's Budget (budget.h).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -9,6 +10,8 @@
 #include "model/chat_template/ast.h"
 
 namespace tern::jinja {
+
+class Budget;
 
 // A scope: for-loop bodies and macro calls open one; `set` writes to the innermost.
 struct Scope {
@@ -25,15 +28,14 @@ struct Scope {
 using ScopePtr = std::shared_ptr<Scope>;
 
 // Renders `body` into `out` with `globals` (context + built-in functions) as the outer scope.
-void render_body(const Body& body, const ScopePtr& globals, std::string& out);
+void render_body(const Body& body, const ScopePtr& globals, std::string& out, Budget& budget);
 
 // builtins.cpp
-Value apply_filter(const std::string& name, Value& subject, ValueList& args, KwArgs& kwargs,
-                   const std::function<Value(const Value&, ValueList&)>& call);
-bool apply_test(const std::string& name, const Value& subject, ValueList& args);
-Value call_method(const Value& obj, const std::string& name, ValueList& args, KwArgs& kwargs);
-void add_global_functions(Scope& scope);
-Value get_attr(const Value& obj, const std::string& name);
-Value get_item(const Value& obj, const Value& key);
+Value apply_filter(const std::string& name, Value& subject, ValueList& args, KwArgs& kwargs, Budget& b);
+bool apply_test(const std::string& name, const Value& subject, ValueList& args, Budget& b);
+Value call_method(const Value& obj, const std::string& name, ValueList& args, KwArgs& kwargs, Budget& b);
+void add_global_functions(Scope& scope, Budget& b);
+Value get_attr(const Value& obj, const std::string& name, Budget& b);
+Value get_item(const Value& obj, const Value& key, Budget& b);
 
 }  // namespace tern::jinja

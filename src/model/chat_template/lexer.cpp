@@ -1,7 +1,6 @@
 #include "model/chat_template/lexer.h"
 
 #include <cctype>
-#include <regex>
 
 namespace tern::jinja {
 namespace {
@@ -10,14 +9,56 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' |
 
 std::string err(int line, const std::string& what) { return "line " + std::to_string(line) + ": " + what; }
 
+bool is_tag_lead(char c) { return c == '#' || c == '%' || c == '-'; }
+
 // transformers' environment: trim_blocks and lstrip_blocks on, keep_trailing_newline off;
-// {% generation %} markers are dropped (HF's own renderer does the same).
+// {% generation %} markers are dropped (HF's own renderer does the same). Three passes, each the regex
+// replacement it is written after (std::regex recursed per character and overflowed the stack on a long run of
+// spaces, so they are spelled out):
 std::string preprocess(std::string s) {
   if (!s.empty() && s.back() == '\n') s.pop_back();
-  s = std::regex_replace(s, std::regex("(^|\\n)[ \\t]*(\\{[#%-])"), "$1$2");
-  s = std::regex_replace(s, std::regex("([#%-]\\})\\n"), "$1");
-  s = std::regex_replace(s, std::regex("\\{%\\s*(end)?generation\\s*%\\}"), "");
-  return s;
+  // (^|\n)[ \t]*(\{[#%-]) -> $1$2: blanks that start a line before a tag go.
+  std::string a;
+  a.reserve(s.size());
+  for (size_t k = 0; k < s.size();) {
+    if (k == 0 || s[k - 1] == '\n') {
+      size_t e = k;
+      while (e < s.size() && (s[e] == ' ' || s[e] == '\t')) ++e;
+      if (e + 1 < s.size() && s[e] == '{' && is_tag_lead(s[e + 1])) k = e;
+    }
+    const size_t next = s.find('\n', k);
+    const size_t end = next == std::string::npos ? s.size() : next + 1;
+    a.append(s, k, end - k);
+    k = end;
+  }
+  // ([#%-]\}) \n -> $1: the newline after a tag goes.
+  std::string b;
+  b.reserve(a.size());
+  for (size_t k = 0; k < a.size(); ++k) {
+    if (a[k] == '\n' && k >= 2 && a[k - 1] == '}' && is_tag_lead(a[k - 2])) continue;
+    b += a[k];
+  }
+  // \{%\s*(end)?generation\s*%\} -> "".
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  std::string out;
+  out.reserve(b.size());
+  for (size_t k = 0; k < b.size();) {
+    if (b.compare(k, 2, "{%") == 0) {
+      size_t e = k + 2;
+      while (e < b.size() && space(b[e])) ++e;
+      if (b.compare(e, 3, "end") == 0 && b.compare(e + 3, 10, "generation") == 0) e += 3;
+      if (b.compare(e, 10, "generation") == 0) {
+        e += 10;
+        while (e < b.size() && space(b[e])) ++e;
+        if (b.compare(e, 2, "%}") == 0) {
+          k = e + 2;
+          continue;
+        }
+      }
+    }
+    out += b[k++];
+  }
+  return out;
 }
 
 int count_lines(const std::string& s, size_t from, size_t to) {

@@ -55,6 +55,7 @@ Body Parser::parse_body(const std::vector<std::string>& stops) {
 }
 
 StmtPtr Parser::parse_statement(const std::string& tag, int line) {
+  Deeper deeper(*this);
   auto s = std::make_unique<Stmt>();
   s->line = line;
   if (tag == "if") {
@@ -166,9 +167,9 @@ StmtPtr Parser::parse_statement(const std::string& tag, int line) {
   return s;
 }
 
-Result<Body> parse_template(const std::vector<Token>& tokens) {
+Result<Body> parse_template(const std::vector<Token>& tokens, int max_nesting) {
   try {
-    Parser p(tokens);
+    Parser p(tokens, max_nesting);
     return p.parse_all();
   } catch (const TemplateError& e) {
     return Status::error(e.what());

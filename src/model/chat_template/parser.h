@@ -10,7 +10,8 @@
 
 namespace tern::jinja {
 
-Result<Body> parse_template(const std::vector<Token>& tokens);
+// max_nesting: ChatTemplateLimits::max_nesting (the parser recursion and the depth of each expression tree).
+Result<Body> parse_template(const std::vector<Token>& tokens, int max_nesting);
 
 bool is_known_filter(const std::string& name);
 bool is_known_test(const std::string& name);

@@ -1,11 +1,15 @@
 // Expressions, one function per precedence level, loosest first: ternary, or, and, not, comparisons, + -, ~,
 // * / // %, **, unary; then postfix (calls, attributes, subscripts, filters and `is` tests) and primaries
 // (literals, names, lists, dicts, parenthesized expressions and tuples).
+#include <charconv>
+#include <cstdlib>
+
 #include "model/chat_template/parser_impl.h"
 
 namespace tern::jinja {
 
 ExprPtr Parser::parse_ternary(bool allow_if) {
+  Deeper deeper(*this);
   ExprPtr e = parse_or();
   if (allow_if && is_name("if")) {
     int line = next().line;
@@ -19,7 +23,7 @@ ExprPtr Parser::parse_ternary(bool allow_if) {
     t->args.push_back(std::move(cond));
     t->args.push_back(std::move(e));
     t->args.push_back(std::move(other));
-    return t;
+    return seal(std::move(t));
   }
   return e;
 }
@@ -30,7 +34,7 @@ ExprPtr Parser::parse_or() {
     auto n = node(Expr::Kind::Or, next().line);
     n->args.push_back(std::move(e));
     n->args.push_back(parse_and());
-    e = std::move(n);
+    e = seal(std::move(n));
   }
   return e;
 }
@@ -41,17 +45,18 @@ ExprPtr Parser::parse_and() {
     auto n = node(Expr::Kind::And, next().line);
     n->args.push_back(std::move(e));
     n->args.push_back(parse_not());
-    e = std::move(n);
+    e = seal(std::move(n));
   }
   return e;
 }
 
 ExprPtr Parser::parse_not() {
   if (is_name("not")) {
+    Deeper deeper(*this);
     auto n = node(Expr::Kind::Unary, next().line);
     n->name = "not";
     n->args.push_back(parse_not());
-    return n;
+    return seal(std::move(n));
   }
   return parse_compare();
 }
@@ -61,7 +66,7 @@ ExprPtr Parser::binary(std::string op, ExprPtr a, ExprPtr b, int line) {
   n->name = std::move(op);
   n->args.push_back(std::move(a));
   n->args.push_back(std::move(b));
-  return n;
+  return seal(std::move(n));
 }
 
 ExprPtr Parser::parse_compare() {
@@ -129,11 +134,12 @@ ExprPtr Parser::parse_pow() {
 
 ExprPtr Parser::parse_unary() {
   if (is_op("-") || is_op("+")) {
+    Deeper deeper(*this);
     const Token& op = next();
     auto n = node(Expr::Kind::Unary, op.line);
     n->name = op.text;
     n->args.push_back(parse_unary());
-    return parse_filters(std::move(n));
+    return parse_filters(seal(std::move(n)));
   }
   return parse_filters(parse_postfix(parse_primary()));
 }
@@ -162,7 +168,7 @@ ExprPtr Parser::parse_filters(ExprPtr e) {
       if (!is_known_filter(f->name)) fail(line, "unsupported filter '" + f->name + "'");
       f->args.push_back(std::move(e));
       if (is_op("(")) parse_call_args(*f);
-      e = std::move(f);
+      e = seal(std::move(f));
     } else if (is_name("is")) {
       int line = next().line;
       auto t = node(Expr::Kind::Test, line);
@@ -180,7 +186,7 @@ ExprPtr Parser::parse_filters(ExprPtr e) {
                   !is_name("else") && !is_name("is") && !is_name("not") && !is_name("in"))) {
         t->args.push_back(parse_postfix(parse_primary()));
       }
-      e = std::move(t);
+      e = seal(std::move(t));
     } else {
       return e;
     }
@@ -195,7 +201,7 @@ ExprPtr Parser::parse_postfix(ExprPtr e) {
       auto a = node(Expr::Kind::Attr, line);
       a->name = peek().kind == TK::Int ? next().text : expect_name();
       a->args.push_back(std::move(e));
-      e = std::move(a);
+      e = seal(std::move(a));
     } else if (is_op("[")) {
       ++p_;
       ExprPtr parts[3];
@@ -215,12 +221,12 @@ ExprPtr Parser::parse_postfix(ExprPtr e) {
       auto s = node(slice ? Expr::Kind::Slice : Expr::Kind::Subscript, line);
       s->args.push_back(std::move(e));
       for (int k = 0; k < (slice ? 3 : 1); ++k) s->args.push_back(std::move(parts[k]));
-      e = std::move(s);
+      e = seal(std::move(s));
     } else if (is_op("(")) {
       auto c = node(Expr::Kind::Call, line);
       c->args.push_back(std::move(e));
       parse_call_args(*c);
-      e = std::move(c);
+      e = seal(std::move(c));
     } else {
       return e;
     }
@@ -236,8 +242,14 @@ ExprPtr Parser::parse_primary() {
     return n;
   };
   switch (tok.kind) {
-    case TK::Int: return lit(Value::integer(std::stoll(tok.text)));
-    case TK::Float: return lit(Value::real(std::stod(tok.text)));
+    case TK::Int: {
+      int64_t v = 0;
+      auto [end, ec] = std::from_chars(tok.text.data(), tok.text.data() + tok.text.size(), v);
+      if (ec != std::errc() || end != tok.text.data() + tok.text.size())
+        fail(line, "integer literal " + tok.text.substr(0, 40) + " does not fit in 64 bits");
+      return lit(Value::integer(v));
+    }
+    case TK::Float: return lit(Value::real(std::strtod(tok.text.c_str(), nullptr)));  // too large: inf, as Python
     case TK::String: {
       std::string s = tok.text;
       while (peek().kind == TK::String) s += next().text;  // adjacent literals concatenate
@@ -273,7 +285,7 @@ ExprPtr Parser::parse_primary() {
       t->args.push_back(parse_expr());
     }
     expect_op(")");
-    return t;
+    return seal(std::move(t));
   }
   if (tok.text == "[") {
     auto l = node(Expr::Kind::List, line);
@@ -282,7 +294,7 @@ ExprPtr Parser::parse_primary() {
       if (!is_op("]")) expect_op(",");
     }
     ++p_;
-    return l;
+    return seal(std::move(l));
   }
   if (tok.text == "{") {
     auto d = node(Expr::Kind::Dict, line);
@@ -293,7 +305,7 @@ ExprPtr Parser::parse_primary() {
       if (!is_op("}")) expect_op(",");
     }
     ++p_;
-    return d;
+    return seal(std::move(d));
   }
   fail(line, "unexpected '" + tok.text + "' in expression");
 }

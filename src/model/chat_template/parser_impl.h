@@ -20,7 +20,7 @@ using TK = Token::Kind;
 // into a Status.
 class Parser {
  public:
-  explicit Parser(const std::vector<Token>& t) : t_(t) {}
+  Parser(const std::vector<Token>& t, int max_nesting) : t_(t), max_nesting_(max_nesting) {}
 
   Body parse_all();
 
@@ -28,6 +28,38 @@ class Parser {
   const std::vector<Token>& t_;
   size_t p_ = 0;
   std::string end_tag_;  // the tag name that stopped the last parse_body
+  const int max_nesting_;
+  int depth_ = 0;        // how deep the parse functions recurse right now
+
+  // Bounds the parser's own recursion (brackets, `not not`, `- -`, nested blocks): one level per instance alive.
+  class Deeper {
+   public:
+    explicit Deeper(Parser& p) : p_(p) {
+      if (++p_.depth_ > p_.max_nesting_) {
+        --p_.depth_;
+        p_.too_deep();
+      }
+    }
+    ~Deeper() { --p_.depth_; }
+    Deeper(const Deeper&) = delete;
+    Deeper& operator=(const Deeper&) = delete;
+
+   private:
+    Parser& p_;
+  };
+  [[noreturn]] void too_deep() {
+    fail(peek().line, "template limit: nesting deeper than " + std::to_string(max_nesting_) +
+                          " (blocks, brackets or operator chains)");
+  }
+  // A finished expression node: its depth from its operands'. Operator chains (a ~ b ~ c ...) deepen the tree
+  // without recursing here, so the tree is bounded too: the evaluator and the destructors walk it recursively.
+  ExprPtr seal(ExprPtr e) {
+    for (const auto& a : e->args)
+      if (a) e->depth = std::max(e->depth, a->depth + 1);
+    for (const auto& kv : e->kwargs) e->depth = std::max(e->depth, kv.second->depth + 1);
+    if (e->depth > max_nesting_) too_deep();
+    return e;
+  }
 
   [[noreturn]] void fail(int line, const std::string& what) {
     throw TemplateError("line " + std::to_string(line) + ": " + what);

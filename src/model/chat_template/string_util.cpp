@@ -1,17 +1,30 @@
 #include "model/chat_template/string_util.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cstring>
+
+#include "model/chat_template/budget.h"
 
 namespace tern::jinja {
+
+size_t find_bytes(const std::string& s, const std::string& needle, size_t from) {
+  if (from > s.size()) return std::string::npos;
+  if (needle.empty()) return from;
+  const void* at = memmem(s.data() + from, s.size() - from, needle.data(), needle.size());
+  return at ? size_t(static_cast<const char*>(at) - s.data()) : std::string::npos;
+}
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 std::string strip_chars(const std::string& s, const std::string& chars, bool left, bool right) {
+  bool strip[256] = {};  // a table: chars may be as long as s
+  for (unsigned char c : chars) strip[c] = true;
   size_t b = 0, e = s.size();
   if (left)
-    while (b < e && chars.find(s[b]) != std::string::npos) ++b;
+    while (b < e && strip[static_cast<unsigned char>(s[b])]) ++b;
   if (right)
-    while (e > b && chars.find(s[e - 1]) != std::string::npos) --e;
+    while (e > b && strip[static_cast<unsigned char>(s[e - 1])]) --e;
   return s.substr(b, e - b);
 }
 
@@ -46,17 +59,23 @@ std::string capitalize(const std::string& s) {
   return out;
 }
 
-std::vector<std::string> split_str(const std::string& s, const std::string* sep, int64_t maxsplit) {
+std::vector<std::string> split_str(const std::string& s, const std::string* sep, int64_t maxsplit, Budget& b) {
+  b.bytes(s.size());
   std::vector<std::string> out;
+  auto add = [&](std::string piece) {
+    b.list_size(out.size() + 1);
+    b.built(sizeof(Value) + piece.size());
+    out.push_back(std::move(piece));
+  };
   if (sep && !sep->empty()) {
     size_t from = 0;
     while (maxsplit < 0 || int64_t(out.size()) < maxsplit) {
-      size_t at = s.find(*sep, from);
+      size_t at = find_bytes(s, *sep, from);
       if (at == std::string::npos) break;
-      out.push_back(s.substr(from, at - from));
+      add(s.substr(from, at - from));
       from = at + sep->size();
     }
-    out.push_back(s.substr(from));
+    add(s.substr(from));
     return out;
   }
   size_t k = 0;
@@ -66,29 +85,54 @@ std::vector<std::string> split_str(const std::string& s, const std::string* sep,
     if (maxsplit >= 0 && int64_t(out.size()) >= maxsplit) {
       size_t e = s.size();
       while (e > k && is_ws(s[e - 1])) --e;
-      out.push_back(s.substr(k, e - k));
+      add(s.substr(k, e - k));
       break;
     }
-    size_t b = k;
+    size_t begin = k;
     while (k < s.size() && !is_ws(s[k])) ++k;
-    out.push_back(s.substr(b, k - b));
+    add(s.substr(begin, k - begin));
   }
   return out;
 }
 
-std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count) {
-  if (from.empty()) return s;
+std::string replace_all(const std::string& s, const std::string& from, const std::string& to, int64_t count,
+                        Budget& b) {
+  b.bytes(s.size());
   std::string out;
+  if (from.empty()) {
+    // Python: `to` goes before every character and at the end ("ab".replace("", "-") == "-a-b-").
+    int64_t n = 0;
+    for (size_t k = 0; k <= s.size();) {
+      if (count < 0 || n < count) {
+        b.string_size(out.size() + to.size());
+        out += to;
+        ++n;
+      }
+      if (k == s.size()) break;
+      const unsigned char c = s[k];
+      const size_t len = std::min(s.size() - k, size_t(c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4));
+      b.string_size(out.size() + len);
+      out.append(s, k, len);
+      k += len;
+    }
+    b.built(out.size());
+    return out;
+  }
   size_t pos = 0;
   int64_t n = 0;
   while (count < 0 || n < count) {
-    size_t at = s.find(from, pos);
+    size_t at = find_bytes(s, from, pos);
     if (at == std::string::npos) break;
-    out += s.substr(pos, at - pos) + to;
+    b.string_size(out.size() + (at - pos) + to.size());
+    out.append(s, pos, at - pos);
+    out += to;
     pos = at + from.size();
     ++n;
   }
-  return out + s.substr(pos);
+  b.string_size(out.size() + (s.size() - pos));
+  out.append(s, pos, std::string::npos);
+  b.built(out.size());
+  return out;
 }
 
 }  // namespace tern::jinja

@@ -3,9 +3,19 @@
 #include <cmath>
 #include <cstdio>
 
+#include "model/chat_template/budget.h"
+
 namespace tern::jinja {
 
+namespace {
+constexpr size_t kIndexFrom = 16;  // dicts with this many keys get a hash index
+}  // namespace
+
 Value* Dict::find(const std::string& key) {
+  if (!index_.empty()) {
+    auto it = index_.find(key);
+    return it == index_.end() ? nullptr : &items[it->second].second;
+  }
   for (auto& [k, v] : items)
     if (k == key) return &v;
   return nullptr;
@@ -15,7 +25,63 @@ void Dict::set(const std::string& key, Value v) {
   if (Value* slot = find(key)) {
     *slot = std::move(v);
   } else {
-    items.emplace_back(key, std::move(v));
+    append_new(key, std::move(v));
+  }
+}
+
+void Dict::append_new(const std::string& key, Value v) {
+  items.emplace_back(key, std::move(v));
+  index_last();
+}
+
+void Dict::index_last() {
+  if (items.size() < kIndexFrom) return;
+  if (index_.empty()) {
+    for (size_t k = 0; k < items.size(); ++k) index_.emplace(items[k].first, k);
+  } else {
+    index_.emplace(items.back().first, items.size() - 1);
+  }
+}
+
+void Dict::clear() {
+  index_.clear();
+  items.clear();
+}
+
+void Value::swap(Value& o) noexcept {
+  std::swap(kind, o.kind);
+  std::swap(b, o.b);
+  std::swap(i, o.i);
+  std::swap(f, o.f);
+  s.swap(o.s);
+  list.swap(o.list);
+  dict.swap(o.dict);
+  fn.swap(o.fn);
+  std::swap(is_namespace, o.is_namespace);
+}
+
+void Value::release_nested() {
+  // Every container met is moved onto a work list; one whose last owner is the work list has its items' containers
+  // moved out before it dies, so no destructor below this one nests.
+  std::vector<std::shared_ptr<ValueList>> lists;
+  std::vector<std::shared_ptr<Dict>> dicts;
+  auto take = [&](Value& v) {
+    if (v.list) lists.push_back(std::move(v.list));
+    if (v.dict) dicts.push_back(std::move(v.dict));
+  };
+  take(*this);
+  while (!lists.empty() || !dicts.empty()) {
+    if (!lists.empty()) {
+      std::shared_ptr<ValueList> l = std::move(lists.back());
+      lists.pop_back();
+      if (l.use_count() == 1)
+        for (Value& x : *l) take(x);
+    } else {
+      std::shared_ptr<Dict> d = std::move(dicts.back());
+      dicts.pop_back();
+      if (d.use_count() == 1)
+        for (auto& kv : d->items) take(kv.second);
+    }
   }
 }
 
@@ -54,7 +120,7 @@ bool Value::truthy() const {
   return false;
 }
 
-static std::string float_str(double f) {
+std::string float_str(double f) {
   if (std::isfinite(f) && f == std::floor(f) && std::fabs(f) < 1e16) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.1f", f);
@@ -70,7 +136,7 @@ static std::string float_str(double f) {
   return buf;
 }
 
-std::string Value::to_str() const {
+std::string Value::to_str(Budget& bud) const {
   switch (kind) {
     case Kind::Undefined: return "";
     case Kind::None: return "None";
@@ -78,13 +144,15 @@ std::string Value::to_str() const {
     case Kind::Int: return std::to_string(i);
     case Kind::Float: return float_str(f);
     case Kind::String: return s;
-    default: return repr();
+    default: return repr(bud);
   }
 }
 
-std::string Value::repr() const {
+std::string Value::repr(Budget& bud, int depth) const {
+  bud.step();
   switch (kind) {
     case Kind::String: {
+      bud.string_size(s.size() + 2);
       std::string out = "'";
       for (char c : s) {
         if (c == '\'') out += "\\'";
@@ -92,24 +160,31 @@ std::string Value::repr() const {
         else if (c == '\n') out += "\\n";
         else out += c;
       }
+      bud.bytes(out.size());
       return out + "'";
     }
     case Kind::List: {
+      bud.value_depth(depth + 1);
       std::string out = "[";
-      for (size_t k = 0; k < list->size(); ++k) out += (k ? ", " : "") + (*list)[k].repr();
+      for (size_t k = 0; k < list->size(); ++k) {
+        if (k) out += ", ";
+        bud.append(out, (*list)[k].repr(bud, depth + 1));
+      }
       return out + "]";
     }
     case Kind::Dict: {
+      bud.value_depth(depth + 1);
       std::string out = "{";
       bool first = true;
       for (auto& [k, v] : dict->items) {
-        out += (first ? "'" : ", '") + k + "': " + v.repr();
+        bud.append(out, (first ? "'" : ", '") + k + "': ");
+        bud.append(out, v.repr(bud, depth + 1));
         first = false;
       }
       return out + "}";
     }
     case Kind::Callable: return "<function>";
-    default: return to_str();
+    default: return to_str(bud);
   }
 }
 
@@ -128,8 +203,9 @@ const char* Value::type_name() const {
   return "?";
 }
 
-bool values_equal(const Value& a, const Value& b) {
+bool values_equal(const Value& a, const Value& b, Budget& bud, int depth) {
   using K = Value::Kind;
+  bud.step();
   if ((a.is_number() || a.kind == K::Bool) && (b.is_number() || b.kind == K::Bool) &&
       (a.kind != K::Bool) == (b.kind != K::Bool))
     return a.as_double() == b.as_double();
@@ -137,144 +213,85 @@ bool values_equal(const Value& a, const Value& b) {
   switch (a.kind) {
     case K::Undefined: case K::None: return true;
     case K::Bool: return a.b == b.b;
-    case K::String: return a.s == b.s;
+    case K::String: bud.bytes(a.s.size()); return a.s == b.s;
     case K::List:
+      if (a.list == b.list) return true;
       if (a.list->size() != b.list->size()) return false;
+      bud.value_depth(depth + 1);
       for (size_t k = 0; k < a.list->size(); ++k)
-        if (!values_equal((*a.list)[k], (*b.list)[k])) return false;
+        if (!values_equal((*a.list)[k], (*b.list)[k], bud, depth + 1)) return false;
       return true;
     case K::Dict:
+      if (a.dict == b.dict) return true;
       if (a.dict->items.size() != b.dict->items.size()) return false;
+      bud.value_depth(depth + 1);
       for (auto& [k, v] : a.dict->items) {
         Value* o = b.dict->find(k);
-        if (!o || !values_equal(v, *o)) return false;
+        if (!o || !values_equal(v, *o, bud, depth + 1)) return false;
       }
       return true;
     default: return a.fn == b.fn;
   }
 }
 
-int compare_values(const Value& a, const Value& b) {
+int compare_values(const Value& a, const Value& b, Budget& bud, int depth) {
+  bud.step();
   if ((a.is_number() || a.kind == Value::Kind::Bool) && (b.is_number() || b.kind == Value::Kind::Bool)) {
     double x = a.as_double(), y = b.as_double();
     return x < y ? -1 : x > y ? 1 : 0;
   }
-  if (a.is_string() && b.is_string()) return a.s < b.s ? -1 : a.s > b.s ? 1 : 0;
+  if (a.is_string() && b.is_string()) {
+    bud.bytes(std::min(a.s.size(), b.s.size()));
+    return a.s < b.s ? -1 : a.s > b.s ? 1 : 0;
+  }
   if (a.is_list() && b.is_list()) {
+    bud.value_depth(depth + 1);
     for (size_t k = 0; k < a.list->size() && k < b.list->size(); ++k)
-      if (int c = compare_values((*a.list)[k], (*b.list)[k])) return c;
+      if (int c = compare_values((*a.list)[k], (*b.list)[k], bud, depth + 1)) return c;
     return a.list->size() < b.list->size() ? -1 : a.list->size() > b.list->size() ? 1 : 0;
   }
   throw TemplateError(std::string("cannot compare ") + a.type_name() + " with " + b.type_name());
 }
 
-Value from_json(const nlohmann::json& j) {
-  switch (j.type()) {
-    case nlohmann::json::value_t::null: return Value::none();
-    case nlohmann::json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return Value::integer(j.get<int64_t>());
-    case nlohmann::json::value_t::number_unsigned: return Value::integer(int64_t(j.get<uint64_t>()));
-    case nlohmann::json::value_t::number_float: return Value::real(j.get<double>());
-    case nlohmann::json::value_t::string: return Value::str(j.get<std::string>());
-    case nlohmann::json::value_t::array: {
-      ValueList items;
-      for (auto& e : j) items.push_back(from_json(e));
-      return Value::make_list(std::move(items));
-    }
-    case nlohmann::json::value_t::object: {
-      Value d = Value::make_dict();
-      for (auto it = j.begin(); it != j.end(); ++it) d.dict->set(it.key(), from_json(it.value()));
-      return d;
-    }
-    default: return Value();
-  }
-}
-
-static std::string json_string(const std::string& s) {
-  // JSON.stringify: escape quotes, backslash and control characters; UTF-8 passes through.
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += char(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
-std::string to_json(const Value& v, int indent, int depth) {
-  switch (v.kind) {
-    case Value::Kind::Undefined: case Value::Kind::None: return "null";
-    case Value::Kind::Bool: return v.b ? "true" : "false";
-    case Value::Kind::Int: return std::to_string(v.i);
-    case Value::Kind::Float: {
-      if (v.f == std::floor(v.f) && std::fabs(v.f) < 1e16) return std::to_string(int64_t(v.f));
-      return float_str(v.f);
-    }
-    case Value::Kind::String: return json_string(v.s);
-    case Value::Kind::Callable: throw TemplateError("tojson: cannot serialize a function");
-    default: break;
-  }
-  std::string unit(indent > 0 ? size_t(indent) : 0, ' ');
-  std::string base = "\n";
-  for (int k = 0; k < depth; ++k) base += unit;
-  std::string child = base + unit;
-  std::vector<std::string> parts;
-  if (v.is_list()) {
-    for (auto& e : *v.list) parts.push_back(to_json(e, indent, depth + 1));
-  } else {
-    for (auto& [k, e] : v.dict->items) {
-      std::string p = json_string(k) + ": " + to_json(e, indent, depth + 1);
-      parts.push_back(indent > 0 ? child + p : p);
-    }
-  }
-  std::string out = v.is_list() ? "[" : "{";
-  if (indent > 0) {
-    if (v.is_list()) {
-      out += child;
-      for (size_t k = 0; k < parts.size(); ++k) out += (k ? "," + child : "") + parts[k];
-    } else {
-      for (size_t k = 0; k < parts.size(); ++k) out += (k ? "," : "") + parts[k];
-    }
-    out += base;
-  } else {
-    for (size_t k = 0; k < parts.size(); ++k) out += (k ? ", " : "") + parts[k];
-  }
-  return out + (v.is_list() ? "]" : "}");
-}
-
-ValueList iterate(const Value& v) {
-  if (v.is_list()) return *v.list;
-  if (v.is_dict()) {
-    ValueList keys;
-    for (auto& kv : v.dict->items) keys.push_back(Value::str(kv.first));
-    return keys;
-  }
+size_t iterate_count(const Value& v) {
+  if (v.is_list()) return v.list->size();
+  if (v.is_dict()) return v.dict->items.size();
   if (v.is_string()) {
-    ValueList chars;
+    size_t n = 0;
     for (size_t k = 0; k < v.s.size();) {
       unsigned char c = v.s[k];
-      size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-      chars.push_back(Value::str(v.s.substr(k, n)));
-      k += n;
+      k += c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+      ++n;
     }
-    return chars;
+    return n;
   }
+  return 0;
+}
+
+ValueList iterate(const Value& v, Budget& bud) {
   if (v.is_undefined()) return {};
-  throw TemplateError(std::string("cannot iterate over ") + v.type_name());
+  if (!v.is_list() && !v.is_dict() && !v.is_string())
+    throw TemplateError(std::string("cannot iterate over ") + v.type_name());
+  const size_t n = iterate_count(v);
+  bud.list_size(n);
+  if (v.is_list()) {
+    bud.copied(*v.list);
+    return *v.list;
+  }
+  bud.built(n * sizeof(Value) + (v.is_string() ? v.s.size() : 0));
+  ValueList out;
+  out.reserve(n);
+  if (v.is_dict()) {
+    for (auto& kv : v.dict->items) out.push_back(Value::str(kv.first));
+    return out;
+  }
+  for (size_t k = 0; k < v.s.size();) {
+    unsigned char c = v.s[k];
+    size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    out.push_back(Value::str(v.s.substr(k, len)));
+    k += len;
+  }
+  return out;
 }
 
 }  // namespace tern::jinja

@@ -13,7 +13,10 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <unordered_map>
+
+#include "model/tokenizer/utf8.h"
 
 namespace tern {
 
@@ -84,6 +87,19 @@ Result<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& g) {
   }
   const std::vector<std::string>& tokens = toks->strings;
   const size_t n = tokens.size();
+  // The metadata becomes tokenizer.json text: JSON strings must be UTF-8 (and tokenizers' are).
+  // Each id must keep its token: tokenizer.json maps strings to ids, so a repeated string would leave an id
+  // without a token (and the tokenizer refuses such gaps).
+  std::unordered_map<std::string_view, size_t> first_id;
+  for (size_t i = 0; i < n; ++i) {
+    if (!tok::utf8_is_valid(tokens[i])) return g.error(fmt::format("tokenizer.ggml.tokens[{}] is not valid UTF-8", i));
+    auto [it, fresh] = first_id.emplace(tokens[i], i);
+    if (!fresh) {
+      return g.error(fmt::format("tokenizer.ggml.tokens[{}] repeats token '{}' of id {} (not supported: one of the "
+                                 "two ids would have no token)",
+                                 i, tokens[i].substr(0, 40), it->second));
+    }
+  }
   std::vector<int64_t> types;
   if (const GgufValue* t = g.find("tokenizer.ggml.token_type")) {
     if (t->type != GgufValueType::ARRAY || t->ints.size() != n) {
@@ -107,7 +123,7 @@ Result<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& g) {
   json vocab = json::object();
   json added = json::array();
   for (size_t i = 0; i < n; ++i) {
-    vocab[tokens[i]] = i;  // a repeated string keeps its last id, as a JSON object would
+    vocab[tokens[i]] = i;
     const int64_t t = type_of(i);
     if (t == kControl || t == kUserDefined || (spm && t == kUnknown)) {
       added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false},
@@ -138,6 +154,10 @@ Result<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& g) {
       j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
     } else {
       return g.error(fmt::format("tokenizer.ggml.pre '{}' is not supported (llama-bpe, qwen2, default)", pre));
+    }
+    for (size_t i = 0; i < merges->strings.size(); ++i) {
+      if (!tok::utf8_is_valid(merges->strings[i]))
+        return g.error(fmt::format("tokenizer.ggml.merges[{}] is not valid UTF-8", i));
     }
     bpe["merges"] = merges->strings;
     bpe["ignore_merges"] = ignore_merges;

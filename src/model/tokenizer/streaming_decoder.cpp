@@ -4,13 +4,18 @@
 namespace tern {
 
 StreamingDecoder::StreamingDecoder(const Tokenizer& tokenizer, bool skip_special_tokens)
-    : tokenizer_(tokenizer), skip_special_(skip_special_tokens) {}
+    : tokenizer_(tokenizer), skip_special_(skip_special_tokens) {
+  const tok::Decoder::State st = tokenizer_.impl_->decoder.start();
+  strip_left_ = st.strip_left;
+}
 
 std::string StreamingDecoder::push(int32_t id) {
   const Tokenizer::Impl& m = *tokenizer_.impl_;
   if (!m.emits(id, skip_special_)) return "";
-  m.decoder.append(id, first_, pending_);
-  first_ = false;
+  tok::Decoder::State st{first_, strip_left_};
+  m.decoder.append(id, st, pending_);
+  first_ = st.first;
+  strip_left_ = st.strip_left;
   // Emit every whole character; replace invalid subparts as decode() does; keep an unfinished tail.
   std::string out;
   const auto* p = reinterpret_cast<const uint8_t*>(pending_.data());

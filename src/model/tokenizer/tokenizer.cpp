@@ -1,5 +1,7 @@
 #include "model/tokenizer/tokenizer.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -37,6 +39,42 @@ Result<TokenizerConfig> parse_config(const std::string& text) {
   return c;
 }
 
+// A token in an error message: on one line, not too long.
+std::string shown(const std::string& t) {
+  std::string out;
+  for (unsigned char c : t.substr(0, 40)) {
+    if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += char(c);
+    }
+  }
+  return t.size() > 40 ? out + "..." : out;
+}
+
+// Ids run from 0 without gaps (what Hugging Face's vocab size counts), so every id below vocab_size() is a token:
+// a stray one (an added token at 1,000,000 beside 8,192 vocab entries) would otherwise pass tokenize/detokenize
+// although no model row stands behind it. `n`: the largest id + 1.
+Status check_dense_ids(const tok::TokenizerSpec& spec, size_t n) {
+  if (spec.model.vocab.empty()) return Status::error("the model vocabulary is empty");
+  std::vector<uint8_t> used(n, 0);
+  for (const auto& [tok, id] : spec.model.vocab) used[size_t(id)] = 1;
+  for (const auto& a : spec.added_tokens) used[size_t(a.id)] = 1;
+  const auto hole = std::find(used.begin(), used.end(), uint8_t(0));
+  if (hole == used.end()) return Status::ok();
+  const int64_t largest = int64_t(n) - 1, count = std::count(used.begin(), used.end(), uint8_t(1));
+  std::string who;
+  for (const auto& a : spec.added_tokens)
+    if (a.id == largest) who = "added token '" + shown(a.content) + "'";
+  for (const auto& [tok, id] : spec.model.vocab)
+    if (who.empty() && id == largest) who = "vocab token '" + shown(tok) + "'";
+  return Status::error(who + " has id " + std::to_string(largest) + ", outside the vocabulary of " +
+                       std::to_string(count) + " tokens (ids must run from 0 without gaps; id " +
+                       std::to_string(hole - used.begin()) + " is no token)");
+}
+
 }  // namespace
 
 Result<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const std::string& config_json) {
@@ -69,6 +107,7 @@ Result<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const 
     impl->tokens[a.id] = a.content;
     impl->added_ids[a.content] = a.id;
   }
+  TERN_RETURN_IF_ERROR(check_dense_ids(spec, impl->tokens.size()));
   for (const auto& a : norm_tokens) impl->tokens[a.id] = a.content;
   impl->special.assign(impl->tokens.size(), 0);
   for (const auto& a : spec.added_tokens) impl->special[a.id] = a.special ? 1 : 0;
@@ -165,11 +204,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 std::string Tokenizer::decode_bytes(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
   const Impl& m = *impl_;
   std::string out;
-  bool first = true;
+  tok::Decoder::State st = m.decoder.start();
   for (int32_t id : ids) {
-    if (!m.emits(id, skip_special_tokens)) continue;
-    m.decoder.append(id, first, out);
-    first = false;
+    if (m.emits(id, skip_special_tokens)) m.decoder.append(id, st, out);
   }
   return out;
 }

@@ -66,7 +66,8 @@ class StreamingDecoder {
  private:
   Tokenizer tokenizer_;  // a shared handle: the decoder may outlive the caller's copy
   bool skip_special_ = false;
-  bool first_ = true;
+  bool first_ = true;     // no token emitted yet
+  int strip_left_ = 0;    // leading characters the decoder still strips (tok::Decoder::State)
   std::string pending_;  // bytes of an unfinished character
 };
 

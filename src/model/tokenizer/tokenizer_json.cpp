@@ -2,17 +2,33 @@
 // nothing is silently ignored.
 #include <nlohmann/json.hpp>
 
+#include "model/json_util.h"
+#include "model/tokenizer/tokenizer_json_util.h"
 #include "model/tokenizer/tokenizer_spec.h"
 #include "model/tokenizer/utf8.h"
 
 namespace tern::tok {
-namespace {
-
-using json = nlohmann::json;
 
 std::string type_of(const json& j) {
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) return "";
   return j["type"].get<std::string>();
+}
+
+bool fits_id(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(INT32_MAX);
+  return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= INT32_MAX;
+}
+
+const json& field(const json& j, const char* key) {
+  static const json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
+Status check_nesting(int depth, const char* stage) {
+  if (depth < 32) return Status::ok();
+  return Status::error(std::string(stage) + " Sequences nested deeper than 32");
 }
 
 bool get_bool(const json& j, const char* key, bool dflt) {
@@ -35,7 +51,7 @@ Result<MetaspaceSpec> parse_metaspace(const json& j) {
   std::optional<PrependScheme> scheme;
   if (j.contains("prepend_scheme") && !j["prepend_scheme"].is_null()) {
     const json& v = j["prepend_scheme"];
-    const std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+    const std::string s = v.is_string() ? v.get<std::string>() : json_excerpt(v);
     if (s == "first") scheme = PrependScheme::kFirst;
     else if (s == "always") scheme = PrependScheme::kAlways;
     else if (s == "never") scheme = PrependScheme::kNever;
@@ -51,6 +67,8 @@ Result<MetaspaceSpec> parse_metaspace(const json& j) {
   return m;
 }
 
+namespace {
+
 Status parse_added_tokens(const json& j, TokenizerSpec& spec) {
   if (j.is_null()) return Status::ok();
   if (!j.is_array()) return Status::error("added_tokens must be an array");
@@ -59,8 +77,8 @@ Status parse_added_tokens(const json& j, TokenizerSpec& spec) {
         !t["content"].is_string())
       return Status::error("added_tokens entry needs an integer id and a string content");
     AddedTokenSpec a;
+    if (!fits_id(t["id"])) return Status::error("added token id " + json_excerpt(t["id"]) + " is not a token id");
     a.id = t["id"].get<int32_t>();
-    if (a.id < 0) return Status::error("added token id " + std::to_string(a.id) + " is negative");
     a.content = t["content"].get<std::string>();
     a.single_word = get_bool(t, "single_word", false);
     a.lstrip = get_bool(t, "lstrip", false);
@@ -72,18 +90,19 @@ Status parse_added_tokens(const json& j, TokenizerSpec& spec) {
   return Status::ok();
 }
 
-Status parse_pre_tokenizer(const json& j, std::vector<PreTokenizerStep>& steps) {
+Status parse_pre_tokenizer(const json& j, std::vector<PreTokenizerStep>& steps, int depth = 0) {
   if (j.is_null()) return Status::ok();
   const std::string type = type_of(j);
   if (type == "Sequence") {
     if (!j.contains("pretokenizers") || !j["pretokenizers"].is_array())
       return Status::error("pre_tokenizer Sequence needs a 'pretokenizers' array");
-    for (const auto& p : j["pretokenizers"]) TERN_RETURN_IF_ERROR(parse_pre_tokenizer(p, steps));
+    TERN_RETURN_IF_ERROR(check_nesting(depth, "pre_tokenizer"));
+    for (const auto& p : j["pretokenizers"]) TERN_RETURN_IF_ERROR(parse_pre_tokenizer(p, steps, depth + 1));
     return Status::ok();
   }
   if (type == "Split") {
     SplitSpec s;
-    const json& pat = j.value("pattern", json());
+    const json& pat = field(j, "pattern");
     if (pat.is_object() && pat.contains("Regex") && pat["Regex"].is_string()) {
       s.pattern = pat["Regex"].get<std::string>();
     } else if (pat.is_object() && pat.contains("String") && pat["String"].is_string()) {
@@ -115,7 +134,7 @@ Status parse_pre_tokenizer(const json& j, std::vector<PreTokenizerStep>& steps) 
     steps.emplace_back(std::move(m));
     return Status::ok();
   }
-  return Status::error("unsupported pre_tokenizer type '" + (type.empty() ? j.dump() : type) + "'");
+  return Status::error("unsupported pre_tokenizer type '" + (type.empty() ? json_excerpt(j) : type) + "'");
 }
 
 Status parse_bpe(const json& m, BpeSpec& bpe) {
@@ -133,8 +152,7 @@ Status parse_bpe(const json& m, BpeSpec& bpe) {
   }
   if (!m.contains("vocab") || !m["vocab"].is_object()) return Status::error("BPE model needs a 'vocab' object");
   for (const auto& [tok, id] : m["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
-      return Status::error("vocab entry '" + tok + "' has an invalid id");
+    if (!fits_id(id)) return Status::error("vocab entry '" + tok + "' has an invalid id");
     bpe.vocab.emplace_back(tok, id.get<int32_t>());
   }
   if (!m.contains("merges") || !m["merges"].is_array()) return Status::error("BPE model needs a 'merges' array");
@@ -149,7 +167,7 @@ Status parse_bpe(const json& m, BpeSpec& bpe) {
     } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
       bpe.merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
     } else {
-      return Status::error("merge entry " + e.dump() + " is neither \"a b\" nor [a, b]");
+      return Status::error("merge entry " + json_excerpt(e) + " is neither \"a b\" nor [a, b]");
     }
   }
   bpe.ignore_merges = get_bool(m, "ignore_merges", false);
@@ -173,19 +191,18 @@ Status parse_template_items(const json& items, const json& special, TemplateSpec
           !special[name]["ids"].is_array())
         return Status::error("TemplateProcessing special token '" + name + "' is not in special_tokens");
       for (const auto& id : special[name]["ids"]) {
-        if (!id.is_number_integer() || id.get<int64_t>() < 0)
-          return Status::error("TemplateProcessing special token '" + name + "' has an invalid id");
+        if (!fits_id(id)) return Status::error("TemplateProcessing special token '" + name + "' has an invalid id");
         p.ids.push_back(id.get<int32_t>());
       }
     } else {
-      return Status::error("unsupported TemplateProcessing item " + it.dump());
+      return Status::error("unsupported TemplateProcessing item " + json_excerpt(it));
     }
     out.single.push_back(std::move(p));
   }
   return Status::ok();
 }
 
-Status parse_post_processor(const json& j, PostProcessorSpec& out) {
+Status parse_post_processor(const json& j, PostProcessorSpec& out, int depth = 0) {
   if (j.is_null()) return Status::ok();
   const std::string type = type_of(j);
   if (type == "ByteLevel") return Status::ok();  // only adjusts offsets, which tern does not report
@@ -193,26 +210,28 @@ Status parse_post_processor(const json& j, PostProcessorSpec& out) {
     if (std::holds_alternative<TemplateSpec>(out))
       return Status::error("more than one TemplateProcessing post_processor");
     TemplateSpec t;
-    TERN_RETURN_IF_ERROR(parse_template_items(j.value("single", json()), j.value("special_tokens", json()), t));
+    TERN_RETURN_IF_ERROR(parse_template_items(field(j, "single"), field(j, "special_tokens"), t));
     out = std::move(t);
     return Status::ok();
   }
   if (type == "Sequence") {
     if (!j.contains("processors") || !j["processors"].is_array())
       return Status::error("post_processor Sequence needs a 'processors' array");
-    for (const auto& p : j["processors"]) TERN_RETURN_IF_ERROR(parse_post_processor(p, out));
+    TERN_RETURN_IF_ERROR(check_nesting(depth, "post_processor"));
+    for (const auto& p : j["processors"]) TERN_RETURN_IF_ERROR(parse_post_processor(p, out, depth + 1));
     return Status::ok();
   }
-  return Status::error("unsupported post_processor type '" + (type.empty() ? j.dump() : type) + "'");
+  return Status::error("unsupported post_processor type '" + (type.empty() ? json_excerpt(j) : type) + "'");
 }
 
-Status parse_normalizer(const json& j, std::vector<NormalizerStep>& out) {
+Status parse_normalizer(const json& j, std::vector<NormalizerStep>& out, int depth = 0) {
   if (j.is_null()) return Status::ok();
   const std::string type = type_of(j);
   if (type == "Sequence") {
     if (!j.contains("normalizers") || !j["normalizers"].is_array())
       return Status::error("normalizer Sequence needs a 'normalizers' array");
-    for (const auto& n : j["normalizers"]) TERN_RETURN_IF_ERROR(parse_normalizer(n, out));
+    TERN_RETURN_IF_ERROR(check_nesting(depth, "normalizer"));
+    for (const auto& n : j["normalizers"]) TERN_RETURN_IF_ERROR(parse_normalizer(n, out, depth + 1));
     return Status::ok();
   }
   if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
@@ -227,83 +246,15 @@ Status parse_normalizer(const json& j, std::vector<NormalizerStep>& out) {
     return Status::ok();
   }
   if (type == "Replace") {
-    const json& pat = j.value("pattern", json());
+    const json& pat = field(j, "pattern");
     if (!pat.is_object() || !pat.contains("String") || !pat["String"].is_string())
-      return Status::error("unsupported Replace normalizer pattern " + pat.dump() + " (only String)");
+      return Status::error("unsupported Replace normalizer pattern " + json_excerpt(pat) + " (only String)");
     if (!j.contains("content") || !j["content"].is_string()) return Status::error("Replace normalizer needs 'content'");
     if (pat["String"].get<std::string>().empty()) return Status::error("Replace normalizer with an empty pattern");
     out.push_back(ReplaceSpec{pat["String"].get<std::string>(), j["content"].get<std::string>()});
     return Status::ok();
   }
-  return Status::error("unsupported normalizer type '" + (type.empty() ? j.dump() : type) + "'");
-}
-
-// Metaspace as a decoder: the replacement becomes a space, except in the first token, where it is dropped unless
-// the scheme is "never" (the prepended one is not text).
-Status set_metaspace_decoder(const json& j, PieceDecoderSpec& d) {
-  TERN_ASSIGN_OR_RETURN(MetaspaceSpec m, parse_metaspace(j));
-  d.from = m.replacement;
-  d.to = " ";
-  d.drop_in_first = m.prepend_scheme != PrependScheme::kNever;
-  return Status::ok();
-}
-
-// The SentencePiece decoder chain, in Hugging Face's order: Replace (or Metaspace), ByteFallback, Fuse, Strip.
-// Each step works per token except after Fuse, so Strip is only accepted after Fuse (it then strips the text once).
-Status parse_piece_decoder(const json& steps, PieceDecoderSpec& d) {
-  int stage = 0;  // each step must come after the previous kinds
-  d.from.clear();
-  for (const auto& s : steps) {
-    const std::string type = type_of(s);
-    if (type == "Metaspace" && stage == 0) {
-      TERN_RETURN_IF_ERROR(set_metaspace_decoder(s, d));
-      stage = 1;
-    } else if (type == "Replace" && stage == 0) {
-      const json& pat = s.value("pattern", json());
-      if (!pat.is_object() || !pat.contains("String") || !pat["String"].is_string() || !s.contains("content") ||
-          !s["content"].is_string())
-        return Status::error("unsupported Replace decoder " + s.dump());
-      d.from = pat["String"].get<std::string>();
-      d.to = s["content"].get<std::string>();
-      stage = 1;
-    } else if (type == "ByteFallback" && stage <= 1) {
-      d.byte_fallback = true;
-      stage = 2;
-    } else if (type == "Fuse" && stage <= 2) {
-      stage = 3;
-    } else if (type == "Strip" && stage == 3 && s.value("content", std::string()) == " " &&
-               s.value("stop", 0) == 0 && s.value("start", 0) >= 0) {
-      d.strip_start = s.value("start", 0);
-      stage = 4;
-    } else {
-      return Status::error("unsupported decoder step '" + (type.empty() ? s.dump() : type) +
-                           "' in a decoder Sequence (supported: Replace or Metaspace, ByteFallback, Fuse, Strip in "
-                           "that order)");
-    }
-  }
-  return Status::ok();
-}
-
-Status parse_decoder(const json& j, DecoderSpec& out) {
-  if (j.is_null()) return Status::ok();
-  const std::string type = type_of(j);
-  if (type == "ByteLevel") {
-    out = ByteLevelDecoderSpec{};
-    return Status::ok();
-  }
-  if (type == "Metaspace") {
-    PieceDecoderSpec d;
-    TERN_RETURN_IF_ERROR(set_metaspace_decoder(j, d));
-    out = d;
-    return Status::ok();
-  }
-  if (type == "Sequence" && j.contains("decoders") && j["decoders"].is_array()) {
-    PieceDecoderSpec d;
-    TERN_RETURN_IF_ERROR(parse_piece_decoder(j["decoders"], d));
-    out = d;
-    return Status::ok();
-  }
-  return Status::error("unsupported decoder type '" + (type.empty() ? j.dump() : type) + "'");
+  return Status::error("unsupported normalizer type '" + (type.empty() ? json_excerpt(j) : type) + "'");
 }
 
 Result<TokenizerSpec> parse(const std::string& text) {
@@ -313,13 +264,13 @@ Result<TokenizerSpec> parse(const std::string& text) {
   TokenizerSpec spec;
   if (!j.contains("model")) return Status::error("tokenizer.json has no 'model'");
   TERN_RETURN_IF_ERROR(parse_bpe(j["model"], spec.model).with_context("model"));
-  TERN_RETURN_IF_ERROR(parse_added_tokens(j.value("added_tokens", json()), spec));
-  TERN_RETURN_IF_ERROR(parse_normalizer(j.value("normalizer", json()), spec.normalizer));
-  TERN_RETURN_IF_ERROR(parse_pre_tokenizer(j.value("pre_tokenizer", json()), spec.pre_tokenizer));
-  TERN_RETURN_IF_ERROR(parse_post_processor(j.value("post_processor", json()), spec.post_processor));
-  TERN_RETURN_IF_ERROR(parse_decoder(j.value("decoder", json()), spec.decoder));
-  const json& trunc = j.value("truncation", json());
-  const json& pad = j.value("padding", json());
+  TERN_RETURN_IF_ERROR(parse_added_tokens(field(j, "added_tokens"), spec));
+  TERN_RETURN_IF_ERROR(parse_normalizer(field(j, "normalizer"), spec.normalizer));
+  TERN_RETURN_IF_ERROR(parse_pre_tokenizer(field(j, "pre_tokenizer"), spec.pre_tokenizer));
+  TERN_RETURN_IF_ERROR(parse_post_processor(field(j, "post_processor"), spec.post_processor));
+  TERN_RETURN_IF_ERROR(parse_decoder(field(j, "decoder"), spec.decoder));
+  const json& trunc = field(j, "truncation");
+  const json& pad = field(j, "padding");
   if (!trunc.is_null()) return Status::error("unsupported feature: truncation");
   if (!pad.is_null()) return Status::error("unsupported feature: padding");
   return spec;

@@ -88,17 +88,36 @@ struct TemplateSpec {
 using PostProcessorSpec = std::variant<std::monostate, TemplateSpec>;
 
 // --- decoders ------------------------------------------------------------------------------------------------------
-struct ByteLevelDecoderSpec {};
-// SentencePiece-style: Sequence[Replace("▁", " "), ByteFallback, Fuse, Strip(" ", start, 0)] (Llama-2, Mistral),
-// or a Metaspace decoder (alone or in place of the Replace step).
-struct PieceDecoderSpec {
-  std::string from = "\xE2\x96\x81", to = " ";  // Replace
-  bool drop_in_first = false;  // Metaspace (prepend_scheme not never): the first token loses every `from`
-  bool byte_fallback = false;                     // <0xXX> tokens are that byte
-  int strip_start = 0;                            // leading spaces removed from the decoded text
+// Hugging Face's decoders turn the list of token strings into text step by step; tern decodes token by token (what a
+// token contributes may depend only on whether it is the first one), which is what lets StreamingDecoder emit text
+// as tokens arrive. So a decoder is: steps applied to each token string in order, then the join, then leading
+// characters stripped from the text. Chains that cannot be computed that way are rejected by the parser, naming the
+// step (see docs/tokenizer.md).
+struct ReplaceStep {  // every `from` (a literal string) becomes `to`
+  std::string from, to;
 };
-// monostate: no decoder (tokens are joined with a space, as Hugging Face does).
-using DecoderSpec = std::variant<std::monostate, ByteLevelDecoderSpec, PieceDecoderSpec>;
+struct ByteFallbackStep {};  // a "<0xXX>" token is that byte
+struct StripStep {           // up to `start` leading and `stop` trailing `content` characters removed
+  std::string content;       // one character
+  int start = 0, stop = 0;
+};
+struct MetaspaceStep {       // `replacement` becomes a space, or nothing in the first token (drop_in_first)
+  std::string replacement;
+  bool drop_in_first = true;
+};
+struct WordPieceStep {       // a token after the first loses its `prefix` or gains a leading space; then cleanup
+  std::string prefix = "##";
+  bool cleanup = true;
+};
+struct ByteLevelStep {};     // the byte-level alphabet back to bytes (a token outside it stays its own UTF-8)
+using DecoderStep = std::variant<ReplaceStep, ByteFallbackStep, StripStep, MetaspaceStep, WordPieceStep, ByteLevelStep>;
+
+struct DecoderSpec {
+  bool present = false;                // no decoder: tokens are joined with a space, as Hugging Face does
+  std::vector<DecoderStep> per_token;  // in order, on each token
+  std::string strip_content = " ";     // after the join (Strip after Fuse): leading characters removed
+  int strip_start = 0;
+};
 
 struct TokenizerSpec {
   std::vector<AddedTokenSpec> added_tokens;
