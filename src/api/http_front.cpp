@@ -187,7 +187,15 @@ void HttpFront::run() {
   net::post(s.ioc, [&s] {
     if (!s.stopping) s.accept();
   });
-  s.ioc.run();
+  for (;;) {
+    // A handler that throws (out of memory while buffering, say) loses its connection, not the server.
+    try {
+      s.ioc.run();
+      return;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "[tern] HTTP I/O error: %s\n", e.what());
+    }
+  }
 }
 
 void HttpFront::stop() {
