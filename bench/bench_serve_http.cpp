@@ -139,13 +139,15 @@ struct Probes {
   void print(const char* what) {
     std::sort(ms.begin(), ms.end());
     auto pct = [&](double q) { return ms.empty() ? 0.0 : ms[std::min(ms.size() - 1, size_t(double(ms.size()) * q))]; };
-    std::printf("%-30s answered %4d  timed out %3d  p50 %8.2f ms  p99 %8.2f ms  max %8.2f ms\n", what, answered, failed,
+    std::printf("%-32s answered %4d  timed out %3d  p50 %8.2f ms  p99 %8.2f ms  max %8.2f ms\n", what, answered, failed,
                 pct(0.5), pct(0.99), ms.empty() ? 0.0 : ms.back());
     std::fflush(stdout);
   }
 };
 
-void probe(Probes& p, int i, double timeout_s) {
+// Even i: GET /health into `health`; odd i: a 4-token completion into `gen`.
+void probe(Probes& health, Probes& gen, int i, double timeout_s) {
+  Probes& p = i % 2 ? gen : health;
   const std::string req = i % 2 ? post("/v1/completions", R"({"model":")" + g_model + R"(","prompt":"Hello","max_tokens":4})")
                                 : kHealth;
   const double t0 = now_s();
@@ -162,9 +164,10 @@ void probe(Probes& p, int i, double timeout_s) {
 }
 
 int slow_clients(int n, const std::string& mode, double trickle_s, int probes, double hold_s, double timeout_s) {
-  Probes base;
-  for (int i = 0; i < probes; ++i) probe(base, i, timeout_s);
-  base.print("no slow clients");
+  Probes base_health, base_gen;
+  for (int i = 0; i < probes; ++i) probe(base_health, base_gen, i, timeout_s);
+  base_health.print("/health, no slow clients");
+  base_gen.print("completion, no slow clients");
   std::vector<int> fds;
   const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   for (int i = 0; i < n; ++i) {
@@ -184,9 +187,11 @@ int slow_clients(int n, const std::string& mode, double trickle_s, int probes, d
       for (int fd : fds) send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
   });
-  Probes during;
-  for (int i = 0; i < probes || now_s() - t0 < hold_s; ++i) probe(during, i, timeout_s);
-  during.print(("with " + std::to_string(fds.size()) + " slow (" + mode + ")").c_str());
+  Probes health, gen;
+  for (int i = 0; i < probes || now_s() - t0 < hold_s; ++i) probe(health, gen, i, timeout_s);
+  const std::string with = " with " + std::to_string(fds.size()) + " " + mode;
+  health.print(("/health," + with).c_str());
+  gen.print(("completion," + with).c_str());
   int gone = 0;
   for (int fd : fds) {
     pollfd p{fd, POLLIN, 0};

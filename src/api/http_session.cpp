@@ -13,6 +13,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <deque>
 #include <optional>
@@ -198,7 +199,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (state_ == State::kClosed) return;
     if (wait_ec) return peer_gone();
     error_code ec;
-    const size_t n = socket_.read_some(buffer_.prepare(kReadChunk), ec);
+    // Sized by what is there: a thousand idle or trickling clients each hold a few bytes, not a chunk.
+    const size_t ready = socket_.available(ec);
+    const size_t n = socket_.read_some(buffer_.prepare(std::clamp<size_t>(ready, 512, kReadChunk)), ec);
     if (ec == net::error::would_block || ec == net::error::try_again) return do_read();
     if (ec) return peer_gone();  // EOF included: a client that closes is gone
     buffer_.commit(n);
@@ -355,6 +358,7 @@ class Session : public std::enable_shared_from_this<Session> {
     release_buffered();
     keep_.reset();
     if (!keep_alive_ || front_.stopping) return linger();
+    if (buffer_.size() == 0) buffer_.shrink_to_fit();  // an idle keep-alive connection holds no buffer
     state_ = State::kIdle;
     arm(secs(opt_.keep_alive_timeout_s));
     if (buffer_.size() > 0) on_data();  // a pipelined request
