@@ -109,7 +109,8 @@ void Session::end_stream(uint64_t seq) {
   if (!answering(seq) || !started_ || done_) return;
   if (chunked_ && !head_only_) queue("0\r\n\r\n");
   done_ = true;
-  do_write();
+  if (writing_ || !out_.empty()) return do_write();
+  finish();  // HTTP/1.0 or HEAD: nothing left to write, the close (or the next request) ends it
 }
 
 void Session::arm(Clock::duration d) {

@@ -64,7 +64,8 @@ std::string host_name(std::string_view host_header) {
 bool host_allowed(std::string_view host_header, const std::string& bind_host, const std::vector<std::string>& extra) {
   if (!is_loopback_name(bind_host)) return true;
   const std::string name = host_name(host_header);
-  if (name.empty()) return false;
+  // No Host at all (HTTP/1.0; the front refuses an HTTP/1.1 request without one) is no browser's.
+  if (name.empty()) return true;
   if (is_loopback_name(name) || name == host_name(bind_host)) return true;
   for (const auto& e : extra) {
     if (name == host_name(e)) return true;

@@ -20,7 +20,8 @@ bool is_loopback_name(std::string_view host);
 std::string host_name(std::string_view host_header);
 
 // A request's Host on a server bound to bind_host: any Host when the bind is not loopback (the API key
-// guards those); on a loopback bind only loopback names, the bound address, and `extra` names.
+// guards those); on a loopback bind only loopback names, the bound address, and `extra` names (and no Host
+// at all: HTTP/1.0 clients, never a browser).
 bool host_allowed(std::string_view host_header, const std::string& bind_host, const std::vector<std::string>& extra);
 
 enum class OriginVerdict {

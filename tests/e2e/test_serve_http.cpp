@@ -151,6 +151,25 @@ TEST_F(ServeHttp, ExpectContinueGets100ThenTheAnswer) {
   EXPECT_NE(r.find("HTTP/1.1 200"), std::string::npos) << r;
 }
 
+TEST_F(ServeHttp, Http10StreamAndHeadRequests) {
+  // HTTP/1.0 has no chunked coding: the stream is raw SSE ended by the close.
+  const std::string body = R"({"model":"docs-llama-28m","prompt":"Hi","max_tokens":3,"stream":true})";
+  bool closed = false;
+  const std::string r = send_and_read(server_->port(),
+                                      "POST /v1/completions HTTP/1.0\r\nContent-Length: " + std::to_string(body.size()) +
+                                          "\r\n\r\n" + body,
+                                      kWaitS, &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(http_status(r), 200) << r;
+  EXPECT_EQ(r.find("Transfer-Encoding"), std::string::npos) << r;
+  EXPECT_EQ(r.substr(r.size() >= 14 ? r.size() - 14 : 0), "data: [DONE]\n\n") << r;
+  // HEAD: the GET's headers, no body.
+  const std::string h = send_and_read(server_->port(), head_only("HEAD /health HTTP/1.1\r\nConnection: close\r\n"), kWaitS);
+  EXPECT_EQ(http_status(h), 200) << h;
+  EXPECT_NE(h.find("Content-Length: 15"), std::string::npos) << h;
+  EXPECT_EQ(http_body(h), "") << h;
+}
+
 TEST(ServeHttpDeadlines, SlowHeadAndSlowBodyGet408) {
   ServerProcess server(std::string(kFake) + "--header-timeout 1 --body-timeout 1");
   ASSERT_GT(server.port(), 0) << server.log();

@@ -37,7 +37,7 @@ TEST(RequestGuard, HostOnALoopbackBind) {
     EXPECT_TRUE(host_allowed(h, "127.0.0.1", none)) << h;
   }
   EXPECT_FALSE(host_allowed("evil.example:8080", "127.0.0.1", none));
-  EXPECT_FALSE(host_allowed("", "127.0.0.1", none));
+  EXPECT_TRUE(host_allowed("", "127.0.0.1", none));  // HTTP/1.0 without Host: not a browser
   EXPECT_FALSE(host_allowed("10.0.0.5:8080", "127.0.0.1", none));
   EXPECT_TRUE(host_allowed("tern.lan:8080", "127.0.0.1", extra));
   // Not a loopback bind: the API key guards it, any Host goes.
