@@ -1,4 +1,4 @@
-// The HttpExchange a connection hands to its handler (http_session.cpp, http_front.cpp): calls from any
+// The HttpExchange a connection hands to its handler (http_session_write.cpp, http_front.cpp): calls from any
 // thread become posts to the I/O thread, tagged with the request's sequence number so a late call never
 // touches the connection's next request.
 #pragma once

@@ -1,5 +1,5 @@
 // HttpFront: the listener, the connection table (oldest first, for eviction past max_connections), the
-// worker pool, and stop. Connections themselves live in http_session.cpp.
+// worker pool, and stop. Connections themselves live in http_session*.cpp.
 #include <cerrno>
 #include <cstdio>
 

@@ -6,8 +6,8 @@
 // Every limit ends in a clean error and a closed connection, never a hang: a request head past its
 // deadline or past the header size / count limits (408 / 431), a body past its deadline or size (408 /
 // 413, chunked bodies counted the same), unknown transfer codings (501), a POST without a length (411),
-// malformed framing (400). Pipelined requests are answered in order. Beast and Asio appear only in
-// http_front.cpp and http_session.cpp.
+// malformed framing (400). Pipelined requests are answered in order. Asio appears only in http_front.cpp
+// and http_session*.cpp, Beast's parser only in http_session.cpp.
 #pragma once
 
 #include <cstdint>

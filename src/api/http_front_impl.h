@@ -1,5 +1,5 @@
-// HttpFront's insides, shared by http_front.cpp (listener, connection table, stop) and http_session.cpp
-// (one connection). Only these two files include Asio.
+// HttpFront's insides, shared by http_front.cpp (listener, connection table, stop) and http_session*.cpp
+// (one connection). Only these files include Asio.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -68,7 +68,7 @@ struct HttpFront::Impl {
   void begin_stop();
 };
 
-// A connection (http_session.cpp): started on the I/O thread, it registers itself in front.sessions and
+// A connection (http_session.h): started on the I/O thread, it registers itself in front.sessions and
 // removes itself when it closes.
 void start_session(HttpFront::Impl& front, tcp::socket socket);
 bool session_in_work(const Session& s);  // a request of it is being answered
