@@ -1,7 +1,9 @@
 // POST /v1/completions and /v1/chat/completions: validate, tokenize (chat template for chat), check the
-// context, admit under the queue bound, add one engine request per choice, then answer as one JSON body
-// or as an SSE stream. A client that goes away (a failed write) cancels its engine requests at once.
-#include <chrono>
+// context, admit under the queue bound, add one engine request per choice, then answer as one JSON body or
+// as an SSE stream. No thread waits: the engine's events ring the request's Job, which runs on a worker,
+// takes what arrived and writes it. A whole-body answer is sent once the result is known, so its status
+// is the true one (200, or 500 / 503 for a failure or a shutdown cancel). A client that goes away cancels
+// its engine requests at once.
 #include <ctime>
 
 #include "api/openai_response.h"
@@ -12,53 +14,108 @@
 namespace tern::api {
 
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto kPoll = std::chrono::milliseconds(50);
-constexpr auto kDirectWait = std::chrono::seconds(1);  // non-streaming: answer in one piece if done by then
-constexpr auto kHeartbeat = std::chrono::seconds(1);   // idle writes that notice a client gone
+// Token ids per prompt, their text (for echo), and the completion budget of each.
+struct Prepared {
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::string> texts;
+  std::vector<int64_t> max_new;
+};
 
-// Everything one response needs after the handler returns (the stream outlives it).
-struct Job {
+// Everything one answer needs after the handler returned; alive while the engine's events can come.
+struct Job : std::enable_shared_from_this<Job> {
+  ApiServer::Impl* srv = nullptr;
+  XPtr x;
   ResponseMeta meta;
   std::shared_ptr<RequestGroup> group;
   std::vector<ChoiceState> choices;
-  std::vector<bool> started;         // chat: the role chunk went out
-  std::vector<std::string> echo;     // completions echo: prompt text per choice
+  std::vector<bool> started;      // chat: the role chunk went out
+  std::vector<std::string> echo;  // completions echo: prompt text per choice
   int n = 1;
-  bool include_usage = false;
-  Clock::time_point last_write = Clock::now();
+  bool stream = false, include_usage = false;
+  std::atomic<bool> scheduled{false};    // a pump is queued or running
+  std::atomic<bool> client_gone{false};
+  bool finished = false;                 // pump only
+
+  // The engine thread (or the handler) rings; one pump at a time runs on a worker.
+  void notify() {
+    if (!scheduled.exchange(true)) x->post([self = shared_from_this()] { self->pump(); });
+  }
+
+  void pump() {
+    for (;;) {
+      std::string out;
+      RequestGroup::Event ev;
+      while (!finished && group->try_pop(ev)) {
+        choices[size_t(ev.index)].add(ev.out);
+        if (stream) stream_event(ev, out);
+      }
+      if (!out.empty()) x->write(std::move(out));
+      if (!finished && group->all_finished() && !group->has_events()) complete();
+      scheduled.store(false);
+      // An event pushed after the last pop rang while the flag was still set: take it over.
+      if (finished || !group->has_events() || scheduled.exchange(true)) return;
+    }
+  }
+
+  void stream_event(const RequestGroup::Event& ev, std::string& out) {
+    const auto f = ev.out.finish;
+    if (f == EngineFinish::kCancelled || f == EngineFinish::kError) return;
+    const size_t i = size_t(ev.index);
+    const Tokenizer& tok = srv->tok;
+    if (meta.endpoint == Endpoint::kChat && !started[i]) {
+      // Chat's first chunk carries the role with empty content, as OpenAI sends it.
+      out += sse_event(stream_chunk(meta, tok, ev.index, EngineOutput{}, "", true, include_usage));
+      started[i] = true;
+    }
+    const bool has_logprobs = meta.want_logprobs && !ev.out.tokens.empty();
+    if (ev.out.text.empty() && f == EngineFinish::kNone && !has_logprobs) return;
+    std::string text = ev.out.text;
+    if (!echo[i].empty() && choices[i].tokens.size() <= ev.out.tokens.size()) text = echo[i] + text;  // the prompt leads
+    out += sse_event(stream_chunk(meta, tok, ev.index, ev.out, text, false, include_usage));
+  }
+
+  bool failed(std::string& message) const {
+    for (const auto& c : choices) {
+      if (c.finish == EngineFinish::kError) {
+        message = c.error.empty() ? "generation failed" : c.error;
+        return true;
+      }
+      if (c.finish == EngineFinish::kCancelled) {
+        message = group->cancelled_by_shutdown ? "the server is shutting down" : "the request was cancelled";
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void complete() {
+    finished = true;
+    group->set_notifier(nullptr);  // the group no longer holds this job
+    std::string message;
+    const bool bad = failed(message);
+    const bool shutdown = group->cancelled_by_shutdown;
+    if (stream) {
+      if (bad) {
+        x->write(sse_event({{"error", {{"message", message}, {"type", "server_error"}, {"param", nullptr},
+                                       {"code", shutdown ? json("shutting_down") : json(nullptr)}}}}));
+      } else if (include_usage) {
+        x->write(sse_event(usage_chunk(meta, usage_json(choices, n))));
+      }
+      x->write(kSseDone);
+      x->end();
+    } else if (bad) {
+      send_error(x, api_error(shutdown ? 503 : 500, message, "server_error", shutdown ? "shutting_down" : ""));
+    } else {
+      x->respond(json_response(200, dump_json(full_response(meta, srv->tok, choices, echo, n))));
+    }
+    (client_gone ? srv->counters.client_disconnects : srv->counters.completed)++;
+    srv->untrack(group);
+    srv->handler_done();
+  }
 };
-
-// Pops what is queued (waiting at most `wait` for the first event) into the job's choices; calls
-// on_event for each. Returns true when every choice has finished.
-template <typename F>
-bool drain_events(Job& job, Clock::duration wait, F&& on_event) {
-  RequestGroup::Event ev;
-  auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(wait);
-  while (job.group->pop(ev, timeout)) {
-    job.choices[size_t(ev.index)].add(ev.out);
-    on_event(ev);
-    timeout = std::chrono::milliseconds(0);
-  }
-  return job.group->all_finished() && !job.group->pop(ev, std::chrono::milliseconds(0));
-}
-
-bool any_error(const Job& job, std::string& message) {
-  for (const auto& c : job.choices) {
-    if (c.finish == EngineFinish::kError) {
-      message = c.error.empty() ? "generation failed" : c.error;
-      return true;
-    }
-    if (c.finish == EngineFinish::kCancelled) {
-      message = job.group->cancelled_by_shutdown ? "the server is shutting down" : "the request was cancelled";
-      return true;
-    }
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -73,97 +130,114 @@ std::variant<std::vector<int32_t>, ApiError> ApiServer::Impl::render_chat(const 
   return tok.encode(text.value(), /*add_special_tokens=*/false);
 }
 
-void ApiServer::Impl::handle_generate(Endpoint endpoint, const httplib::Request& req, httplib::Response& res) {
-  // Counted until the answer is fully written (the stream releaser, or the end of this function).
-  active_handlers++;
-  struct HandlerGuard {
-    std::atomic<int64_t>* n;
-    ~HandlerGuard() {
-      if (n) n->fetch_sub(1);
-    }
-  } guard{&active_handlers};
-  if (draining) return send_error(res, api_error(503, "the server is shutting down", "server_error", "shutting_down"));
-
-  auto parsed = parse_openai_request(endpoint, req.body);
-  if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(res, *e);
-  OpenAiRequest& r = std::get<OpenAiRequest>(parsed);
-  if (!model_known(r.model)) {
+// Prompts as token ids and their budgets, or the 4xx that says what does not fit.
+static std::variant<Prepared, ApiError> prepare(const ApiServer::Impl& s, Endpoint endpoint, const OpenAiRequest& r) {
+  if (!s.model_known(r.model)) {
     ApiError e = api_error(404, "The model '" + r.model + "' does not exist", "invalid_request_error", "model_not_found");
     e.param = "model";
-    return send_error(res, e);
+    return e;
   }
 
   // Prompts as token ids; echo text per prompt.
   const bool chat_ep = endpoint == Endpoint::kChat;
   const char* prompt_param = chat_ep ? "messages" : "prompt";
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<std::string> prompt_texts;
+  Prepared out;
+  auto& prompts = out.prompts;
+  auto& prompt_texts = out.texts;
   if (chat_ep) {
-    auto ids = render_chat(r.messages, true);
-    if (auto* e = std::get_if<ApiError>(&ids)) return send_error(res, *e);
+    auto ids = s.render_chat(r.messages, true);
+    if (auto* e = std::get_if<ApiError>(&ids)) return *e;
     prompts.push_back(std::move(std::get<std::vector<int32_t>>(ids)));
     prompt_texts.emplace_back();
   } else {
     for (const auto& p : r.prompts) {
       if (const auto* text = std::get_if<std::string>(&p)) {
-        prompts.push_back(tok.encode(*text, true));
+        prompts.push_back(s.tok.encode(*text, true));
         prompt_texts.push_back(*text);
       } else {
         const auto& ids = std::get<std::vector<int32_t>>(p);
         for (int32_t id : ids) {
-          if (id >= tok.vocab_size()) {
-            return send_error(res, bad_param("prompt", "token id " + std::to_string(id) + " is outside the vocabulary (" +
-                                                           std::to_string(tok.vocab_size()) + " tokens)"));
+          if (id >= s.tok.vocab_size()) {
+            return bad_param("prompt", "token id " + std::to_string(id) + " is outside the vocabulary (" +
+                                                           std::to_string(s.tok.vocab_size()) + " tokens)");
           }
         }
         prompts.push_back(ids);
-        prompt_texts.push_back(r.echo ? tok.decode(ids) : std::string());
+        prompt_texts.push_back(r.echo ? s.tok.decode(ids) : std::string());
       }
     }
   }
 
   // Context: prompt + completion must fit; the message names both lengths.
-  std::vector<int64_t> max_new(prompts.size());
+  auto& max_new = out.max_new;
+  max_new.resize(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     const int64_t plen = int64_t(prompts[i].size());
-    if (plen == 0) return send_error(res, bad_param(prompt_param, "the prompt is empty"));
-    if (plen >= opt.max_context) {
-      ApiError e = bad_param(prompt_param, "This model's maximum context length is " + std::to_string(opt.max_context) +
+    if (plen == 0) return bad_param(prompt_param, "the prompt is empty");
+    if (plen >= s.opt.max_context) {
+      ApiError e = bad_param(prompt_param, "This model's maximum context length is " + std::to_string(s.opt.max_context) +
                                                " tokens, but the prompt has " + std::to_string(plen) + " tokens");
       e.code = "context_length_exceeded";
-      return send_error(res, e);
+      return e;
     }
-    const int64_t room = opt.max_context - plen;
+    const int64_t room = s.opt.max_context - plen;
     if (r.max_tokens && *r.max_tokens > room) {
       ApiError e = bad_param("max_tokens",
-                             "This model's maximum context length is " + std::to_string(opt.max_context) +
+                             "This model's maximum context length is " + std::to_string(s.opt.max_context) +
                                  " tokens, but " + std::to_string(plen + *r.max_tokens) + " were requested (" +
                                  std::to_string(plen) + " in the prompt, " + std::to_string(*r.max_tokens) +
                                  " for the completion)");
       e.code = "context_length_exceeded";
-      return send_error(res, e);
+      return e;
     }
     max_new[i] = r.max_tokens ? *r.max_tokens : (chat_ep ? room : std::min<int64_t>(16, room));
   }
 
+  return out;
+}
+
+void ApiServer::Impl::handle_generate(Endpoint endpoint, const HttpRequest& req, const XPtr& x) {
+  // Counted until the answer is complete (by the job once it exists).
+  active_handlers++;
+  struct Count {
+    ApiServer::Impl* s;
+    ~Count() {
+      if (s) s->handler_done();
+    }
+  } count{this};
+  if (draining) return send_error(x, api_error(503, "the server is shutting down", "server_error", "shutting_down"));
+
+  auto parsed = parse_openai_request(endpoint, req.body);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(x, *e);
+  OpenAiRequest& r = std::get<OpenAiRequest>(parsed);
+  log_ignored(r.ignored_fields);
+  auto prepared = prepare(*this, endpoint, r);
+  if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(x, *e);
+  const Prepared& p = std::get<Prepared>(prepared);
+
   // Admission: a bounded number of engine requests in flight.
-  const int n_choices = int(prompts.size()) * r.n;
+  const int n_choices = int(p.prompts.size()) * r.n;
   int64_t cur = in_flight->load();
   do {
     if (cur + n_choices > opt.max_queue) {
       counters.rejected_queue_full++;
-      ApiError e = api_error(429, "the server is at capacity (" + std::to_string(opt.max_queue) +
-                                      " requests in flight): retry later", "rate_limit_error", "queue_full");
-      res.set_header("Retry-After", "1");
-      return send_error(res, e);
+      HttpResponse busy = error_response(api_error(429, "the server is at capacity (" + std::to_string(opt.max_queue) +
+                                                            " requests in flight): retry later",
+                                                        "rate_limit_error", "queue_full"));
+      busy.headers.push_back({"Retry-After", "1"});
+      return x->respond(std::move(busy));
     }
   } while (!in_flight->compare_exchange_weak(cur, cur + n_choices));
 
+  const bool chat_ep = endpoint == Endpoint::kChat;
   auto job = std::make_shared<Job>();
+  job->srv = this;
+  job->x = x;
   job->group = std::make_shared<RequestGroup>(n_choices, in_flight);
   job->choices.resize(size_t(n_choices));
   job->started.assign(size_t(n_choices), false);
   job->n = r.n;
+  job->stream = r.stream;
   job->include_usage = r.include_usage;
   job->meta.endpoint = endpoint;
   job->meta.id = std::string(chat_ep ? "chatcmpl-" : "cmpl-") + std::to_string(std::time(nullptr)) + "-" +
@@ -171,17 +245,16 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const httplib::Request&
   job->meta.created = int64_t(std::time(nullptr));
   job->meta.model = r.model;
   job->meta.want_logprobs = r.top_logprobs >= 0;
-  for (int c = 0; c < n_choices; ++c) {
-    job->echo.push_back(r.echo ? prompt_texts[size_t(c / r.n)] : std::string());
-  }
+  for (int c = 0; c < n_choices; ++c) job->echo.push_back(r.echo ? p.texts[size_t(c / r.n)] : std::string());
   track(job->group);
 
+  // Events that arrive before the notifier is set wait in the group; notify() below takes them.
   for (int c = 0; c < n_choices; ++c) {
     EngineRequest er;
-    er.prompt = prompts[size_t(c / r.n)];
+    er.prompt = p.prompts[size_t(c / r.n)];
     er.sampling = r.sampling;
     if (er.sampling.seed && r.n > 1) *er.sampling.seed += uint64_t(c % r.n);  // n seeded choices differ
-    er.max_new_tokens = max_new[size_t(c / r.n)];
+    er.max_new_tokens = p.max_new[size_t(c / r.n)];
     er.eos_ids = opt.eos_ids;
     er.ignore_eos = r.ignore_eos;
     er.stop = r.stop;
@@ -191,107 +264,24 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const httplib::Request&
       in_flight->fetch_sub(n_choices - c);  // this one and the ones never added
       job->group->cancel_all(engine);
       untrack(job->group);
-      return send_error(res, bad_param(prompt_param, id.status().message()));
+      return send_error(x, bad_param(chat_ep ? "messages" : "prompt", id.status().message()));
     }
     job->group->set_id(c, id.value());
   }
 
-  // Either chunked body ends here: a client that went away (or a body cut short) cancels what is
-  // left of its choices; the handler count drops either way.
-  auto release = [this, job](bool success) {
-    if (!success || !job->group->all_finished()) {
-      counters.client_disconnects++;
-      job->group->cancel_all(engine);
-    } else {
-      counters.completed++;
-    }
-    untrack(job->group);
-    active_handlers--;
-  };
   if (r.stream) {
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    guard.n = nullptr;  // the releaser ends the count
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [this, job](size_t, httplib::DataSink& sink) {
-          bool ok = true;
-          auto write = [&](const std::string& s) {
-            if (ok) ok = sink.write(s.data(), s.size());
-            job->last_write = Clock::now();
-          };
-          const bool done = drain_events(*job, kPoll, [&](const RequestGroup::Event& ev) {
-            const auto f = ev.out.finish;
-            if (f == EngineFinish::kCancelled || f == EngineFinish::kError) return;
-            if (job->meta.endpoint == Endpoint::kChat && !job->started[size_t(ev.index)]) {
-              // Chat's first chunk carries the role with empty content, as OpenAI sends it.
-              write(sse_event(stream_chunk(job->meta, tok, ev.index, EngineOutput{}, "", true, job->include_usage)));
-              job->started[size_t(ev.index)] = true;
-            }
-            const bool has_logprobs = job->meta.want_logprobs && !ev.out.tokens.empty();
-            if (ev.out.text.empty() && f == EngineFinish::kNone && !has_logprobs) return;
-            std::string text = ev.out.text;
-            if (!job->echo[size_t(ev.index)].empty() && job->choices[size_t(ev.index)].tokens.size() <= ev.out.tokens.size()) {
-              text = job->echo[size_t(ev.index)] + text;  // echo: the prompt leads the first chunk
-            }
-            write(sse_event(stream_chunk(job->meta, tok, ev.index, ev.out, text, false, job->include_usage)));
-          });
-          if (ok && !done && Clock::now() - job->last_write > kHeartbeat) write(": keep-alive\n\n");
-          if (!ok) return false;  // client gone: the releaser cancels
-          if (!done) return true;
-          std::string message;
-          if (any_error(*job, message)) {
-            write(sse_event({{"error", {{"message", message}, {"type", "server_error"}, {"param", nullptr},
-                                        {"code", nullptr}}}}));
-          } else if (job->include_usage) {
-            write(sse_event(usage_chunk(job->meta, usage_json(job->choices, job->n))));
-          }
-          write(kSseDone);
-          if (ok) sink.done();
-          return ok;
-        },
-        release);
-    return;
+    // Before any pump can write (the pump is posted after this call).
+    x->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}});
   }
-
-  // Non-streaming: usually done within kDirectWait, answered with a plain body and a real status.
-  const auto until = Clock::now() + kDirectWait;
-  bool done = false;
-  while (!done && Clock::now() < until) done = drain_events(*job, kPoll, [](const RequestGroup::Event&) {});
-  auto body = [this, job]() -> std::pair<int, std::string> {
-    std::string message;
-    if (any_error(*job, message)) {
-      const bool shutdown = job->group->cancelled_by_shutdown;
-      return {shutdown ? 503 : 500, error_body(api_error(shutdown ? 503 : 500, message, "server_error"))};
+  x->on_abort([weak = std::weak_ptr<Job>(job), this] {
+    if (auto j = weak.lock()) {
+      j->client_gone = true;
+      j->group->cancel_all(engine);  // the engine's last events still finish the job
     }
-    return {200, dump_json(full_response(job->meta, tok, job->choices, job->echo, job->n))};
-  };
-  if (done) {
-    auto [status, text] = body();
-    res.status = status;
-    res.set_content(text, "application/json");
-    counters.completed++;
-    untrack(job->group);
-    return;
-  }
-  // Still running: commit to 200 and a chunked body; leading whitespace (valid JSON) every second
-  // notices a client that went away.
-  guard.n = nullptr;
-  res.set_chunked_content_provider(
-      "application/json",
-      [job, body](size_t, httplib::DataSink& sink) {
-        const bool finished = drain_events(*job, kPoll, [](const RequestGroup::Event&) {});
-        if (!finished) {
-          if (Clock::now() - job->last_write < kHeartbeat) return true;
-          job->last_write = Clock::now();
-          return sink.write(" ", 1);
-        }
-        const std::string text = body().second;
-        if (!sink.write(text.data(), text.size())) return false;
-        sink.done();
-        return true;
-      },
-      release);
+  });
+  count.s = nullptr;  // the job ends the count
+  job->group->set_notifier([job] { job->notify(); });
+  job->notify();
 }
 
 }  // namespace tern::api

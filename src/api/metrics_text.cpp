@@ -55,6 +55,12 @@ std::string ApiServer::Impl::metrics_text() const {
          double(counters.client_disconnects.load()));
   metric(o, "tern_http_requests_completed_total", "counter", "Generation requests answered in full.",
          double(counters.completed.load()));
+  metric(o, "tern_http_connections_open", "gauge", "Client connections open (idle ones included).",
+         double(front.connections()));
+  metric(o, "tern_http_refused_origin_total", "counter", "Requests refused for a cross-site Origin (403).",
+         double(counters.refused_origin.load()));
+  metric(o, "tern_http_refused_host_total", "counter", "Requests refused for a foreign Host on a loopback bind (403).",
+         double(counters.refused_host.load()));
   return o.str();
 }
 

@@ -4,101 +4,13 @@
 #include <cmath>
 #include <limits>
 
+#include "api/json_fields.h"
+#include "api/openai_fields.h"
+
 namespace tern::api {
 namespace {
 
 using json = nlohmann::json;
-
-std::string json_type(const json& v) {
-  if (v.is_boolean()) return "boolean";
-  if (v.is_number()) return "number";
-  if (v.is_string()) return "string";
-  if (v.is_array()) return "array";
-  if (v.is_object()) return "object";
-  return "null";
-}
-
-// Reads typed optional fields from an object; the first failure is kept (later reads are no-ops).
-class Fields {
- public:
-  explicit Fields(const json& obj, std::string prefix = "") : obj_(obj), prefix_(std::move(prefix)) {}
-  bool failed() const { return error_.has_value(); }
-  const ApiError& error() const { return *error_; }
-  void fail(const std::string& key, const std::string& message) {
-    if (!error_) error_ = bad_param(prefix_ + key, message);
-  }
-
-  const json* get(const char* key) const {
-    auto it = obj_.find(key);
-    return it == obj_.end() || it->is_null() ? nullptr : &*it;
-  }
-
-  std::optional<double> number(const char* key, double lo, double hi) {
-    const json* v = get(key);
-    if (!v || failed()) return std::nullopt;
-    if (!v->is_number()) return type_error(key, "a number", *v), std::nullopt;
-    const double d = v->get<double>();
-    if (!std::isfinite(d) || d < lo || d > hi) {
-      fail(key, "'" + prefix_ + key + "' must be a number in [" + fmt(lo) + ", " + fmt(hi) + "], got " + v->dump());
-      return std::nullopt;
-    }
-    return d;
-  }
-
-  std::optional<int64_t> integer(const char* key, int64_t lo, int64_t hi) {
-    const json* v = get(key);
-    if (!v || failed()) return std::nullopt;
-    int64_t i = 0;
-    if (v->is_number_integer()) {
-      if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())) {
-        i = std::numeric_limits<int64_t>::max();
-      } else {
-        i = v->get<int64_t>();
-      }
-    } else if (v->is_number_float() && std::isfinite(v->get<double>()) && v->get<double>() == std::floor(v->get<double>()) &&
-               std::fabs(v->get<double>()) < 9e18) {
-      i = int64_t(v->get<double>());
-    } else {
-      type_error(key, "an integer", *v);
-      return std::nullopt;
-    }
-    if (i < lo || i > hi) {
-      fail(key, "'" + prefix_ + key + "' must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                    "], got " + v->dump());
-      return std::nullopt;
-    }
-    return i;
-  }
-
-  std::optional<bool> boolean(const char* key) {
-    const json* v = get(key);
-    if (!v || failed()) return std::nullopt;
-    if (!v->is_boolean()) return type_error(key, "a boolean", *v), std::nullopt;
-    return v->get<bool>();
-  }
-
-  std::optional<std::string> string(const char* key) {
-    const json* v = get(key);
-    if (!v || failed()) return std::nullopt;
-    if (!v->is_string()) return type_error(key, "a string", *v), std::nullopt;
-    return v->get<std::string>();
-  }
-
- private:
-  static std::string fmt(double d) {
-    std::string s = std::to_string(d);
-    while (s.size() > 1 && s.back() == '0') s.pop_back();
-    if (s.back() == '.') s.pop_back();
-    return s;
-  }
-  void type_error(const char* key, const char* want, const json& got) {
-    fail(key, "'" + prefix_ + key + "' must be " + want + ", got " + json_type(got));
-  }
-
-  const json& obj_;
-  std::string prefix_;
-  std::optional<ApiError> error_;
-};
 
 // Token ids in a prompt: non-negative int32 (the vocab check happens where the vocab is known).
 bool parse_ids(const json& arr, std::vector<int32_t>& ids) {
@@ -141,10 +53,30 @@ std::optional<ApiError> parse_prompt(const json* p, std::vector<PromptInput>& pr
   return std::nullopt;
 }
 
+// A message's fields besides role and content: name and tool_call_id go to the template; the fields of
+// tool calls, refusals and audio are accepted only empty (tern implements none of them); others are 400s.
+std::optional<ApiError> message_extras(const json& msg, const std::string& at, json& flat) {
+  for (const auto& [key, v] : msg.items()) {
+    if (key == "role" || key == "content") continue;
+    const std::string param = at + "." + key;
+    if (key == "name" || key == "tool_call_id") {
+      if (v.is_null()) continue;
+      if (!v.is_string()) return bad_param(param, "'" + param + "' must be a string, got " + json_type_name(v));
+      flat[key] = v;
+    } else if (key == "tool_calls" || key == "function_call" || key == "refusal" || key == "audio") {
+      if (v.is_null() || (key == "tool_calls" && v.is_array() && v.empty())) continue;
+      return bad_param(param, "'" + param + "' is not supported (tern implements no tool calls, refusals or audio)");
+    } else {
+      return bad_param(param, "Unrecognized message field supplied: " + param);
+    }
+  }
+  return std::nullopt;
+}
+
 // Chat messages, with content flattened to a string (text parts joined).
 std::optional<ApiError> parse_messages(const json* m, json& out) {
   if (!m) return bad_param("messages", "'messages' is required");
-  if (!m->is_array()) return bad_param("messages", "'messages' must be an array, got " + json_type(*m));
+  if (!m->is_array()) return bad_param("messages", "'messages' must be an array, got " + json_type_name(*m));
   if (m->empty()) return bad_param("messages", "'messages' must contain at least one message");
   out = json::array();
   for (size_t i = 0; i < m->size(); ++i) {
@@ -180,7 +112,7 @@ std::optional<ApiError> parse_messages(const json* m, json& out) {
       return bad_param(at + ".content", "'" + at + ".content' must not be empty");
     }
     json flat = {{"role", r == "developer" ? "system" : r}, {"content", text}};
-    if (auto name = msg.find("name"); name != msg.end() && name->is_string()) flat["name"] = *name;
+    if (auto err = message_extras(msg, at, flat)) return err;
     out.push_back(std::move(flat));
   }
   return std::nullopt;
@@ -193,6 +125,15 @@ ApiError bad_param(const std::string& param, const std::string& message) {
   e.message = message;
   e.param = param;
   return e;
+}
+
+std::string json_type_name(const json& v) {
+  if (v.is_boolean()) return "boolean";
+  if (v.is_number()) return "number";
+  if (v.is_string()) return "string";
+  if (v.is_array()) return "array";
+  if (v.is_object()) return "object";
+  return "null";
 }
 
 std::string error_body(const ApiError& e) {
@@ -251,7 +192,7 @@ std::variant<OpenAiRequest, ApiError> parse_openai_request(Endpoint endpoint, st
   }
   if (auto v = f.integer("n", 1, kMaxChoices)) r.n = int(*v);
   if (auto v = f.boolean("stream")) r.stream = *v;
-  if (auto v = f.boolean("echo"); v && !chat) r.echo = *v;
+  if (auto v = f.boolean("echo"); v && !chat) r.echo = *v;  // chat: only false (openai_fields.cpp)
   if (auto v = f.boolean("ignore_eos")) r.ignore_eos = *v;
   if (auto v = f.string("user")) r.user = *v;
 
@@ -261,6 +202,13 @@ std::variant<OpenAiRequest, ApiError> parse_openai_request(Endpoint endpoint, st
     } else {
       Fields sf(*so, "stream_options.");
       if (auto v = sf.boolean("include_usage")) r.include_usage = *v;
+      // Obfuscation pads chunks against a side channel of OpenAI's network; tern adds no padding.
+      if (sf.boolean("include_obfuscation")) r.ignored_fields.push_back("stream_options.include_obfuscation");
+      for (const auto& [key, v] : so->items()) {
+        if (key != "include_usage" && key != "include_obfuscation") {
+          sf.fail(key, "Unrecognized request argument supplied: stream_options." + key);
+        }
+      }
       if (sf.failed()) return sf.error();
     }
   }
@@ -293,6 +241,11 @@ std::variant<OpenAiRequest, ApiError> parse_openai_request(Endpoint endpoint, st
   if (!chat && int64_t(r.prompts.size()) * r.n > kMaxChoices) {
     return bad_param("n", "'n' x number of prompts must be at most " + std::to_string(kMaxChoices));
   }
+  if (r.echo && r.top_logprobs >= 0) {
+    // OpenAI then returns the prompt's logprobs too; tern's engine computes those of generated tokens only.
+    return bad_param("echo", "'echo' with 'logprobs' asks for the prompt's logprobs, which tern does not compute");
+  }
+  if (auto err = check_request_fields(endpoint, b, r, r.ignored_fields)) return *err;
   return r;
 }
 

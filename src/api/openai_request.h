@@ -1,6 +1,7 @@
 // OpenAI request bodies (/v1/completions, /v1/chat/completions) parsed and validated into typed
-// requests, and OpenAI's error body. Unknown fields are ignored (as OpenAI does); a known field of the
-// wrong type or out of range is a 400 naming the field in `param`. null means "not given".
+// requests, and OpenAI's error body. A field of the wrong type or out of range is a 400 naming the field
+// in `param`; so is a field tern does not implement, or an unknown one (openai_fields.cpp classifies
+// them all). null means "not given".
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,7 @@ struct OpenAiRequest {
   bool echo = false;                  // completions: the prompt text precedes the completion
   bool ignore_eos = false;            // vLLM extension
   std::string user;
+  std::vector<std::string> ignored_fields;  // accepted and ignored (openai_fields.cpp): the server logs them once
 };
 
 // The body as sent; errors are 400s naming the parameter.

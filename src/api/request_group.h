@@ -1,12 +1,11 @@
 // One HTTP generation request = one or more engine requests (prompts x n choices). The engine thread
-// pushes each choice's events here; the HTTP worker thread that serves the connection pops them.
+// pushes each choice's events here and rings the notifier; whoever answers the request pops them.
 #pragma once
 
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -40,16 +39,26 @@ class RequestGroup {
     added_[size_t(index)] = true;
   }
 
-  // Waits up to `timeout` for the next event; false if none came.
-  bool pop(Event& ev, std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return false;
+  // Called after each pushed event (on the engine thread: it must be quick). Once set_notifier(nullptr)
+  // returns, it is never called again.
+  void set_notifier(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    notify_ = std::move(fn);
+  }
+
+  bool try_pop(Event& ev) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (events_.empty()) return false;
     ev = std::move(events_.front());
     events_.pop_front();
     return true;
   }
+  bool has_events() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !events_.empty();
+  }
 
-  // Every added choice has delivered its last event (events may still be queued for pop()).
+  // Every added choice has delivered its last event (events may still be queued for try_pop()).
   bool all_finished() const {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < ids_.size(); ++i) {
@@ -74,24 +83,22 @@ class RequestGroup {
 
  private:
   void push(int index, const EngineOutput& out) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (done_[size_t(index)]) return;
-      if (out.finish != EngineFinish::kNone) {
-        done_[size_t(index)] = true;
-        in_flight_->fetch_sub(1);
-      }
-      events_.push_back({index, out});
+    std::lock_guard<std::mutex> lock(mu_);
+    if (done_[size_t(index)]) return;
+    if (out.finish != EngineFinish::kNone) {
+      done_[size_t(index)] = true;
+      in_flight_->fetch_sub(1);
     }
-    cv_.notify_all();
+    events_.push_back({index, out});
+    if (notify_) notify_();  // under the lock, so that clearing it is final
   }
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<Event> events_;
   std::vector<RequestId> ids_;
   std::vector<bool> added_, done_;
   std::shared_ptr<std::atomic<int64_t>> in_flight_;
+  std::function<void()> notify_;
 };
 
 }  // namespace tern::api

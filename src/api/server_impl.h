@@ -1,10 +1,10 @@
-// ApiServer's insides, shared by server.cpp (setup, routes, small endpoints) and generate.cpp
-// (completions and chat).
+// ApiServer's insides, shared by server.cpp (setup, guards, routes, shutdown), endpoints.cpp (models,
+// health, tokenize, detokenize), generate.cpp (completions and chat) and metrics_text.cpp. None of them
+// knows the HTTP library: requests and answers go through http_front.h's types.
 #pragma once
 
-#include <httplib.h>
-
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "api/http_front.h"
 #include "api/openai_request.h"
 #include "api/request_group.h"
 #include "api/server.h"
@@ -24,28 +25,29 @@ struct ServerCounters {
   std::atomic<int64_t> rejected_queue_full{0};
   std::atomic<int64_t> client_disconnects{0};
   std::atomic<int64_t> completed{0};
+  std::atomic<int64_t> refused_origin{0};
+  std::atomic<int64_t> refused_host{0};
 };
 
-// httplib's server with access to its listening socket: Debian's build listens with a backlog of 5,
-// which drops connections under a burst of clients; bind() raises it.
-class HttpServer : public httplib::Server {
- public:
-  int listen_fd() const { return int(svr_sock_); }
-};
+using XPtr = std::shared_ptr<HttpExchange>;
 
 struct ApiServer::Impl {
-  Impl(Engine& e, const Tokenizer& t, const ModelChatTemplate* c, ServerOptions o)
-      : engine(e), tok(t), chat(c), opt(std::move(o)) {}
+  Impl(Engine& e, const Tokenizer& t, const ModelChatTemplate* c, ServerOptions o);
 
   Engine& engine;
   const Tokenizer& tok;
   const ModelChatTemplate* chat;
   ServerOptions opt;
-  HttpServer http;
+  const int64_t started_at;  // unix seconds
+  HttpFront front;
 
+  // Shutdown: the drainer waits (grace, or until shutdown_now) for active handlers, cancels the rest,
+  // then stops the front.
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active_handlers{0};  // generation requests not fully answered yet
   std::mutex drain_mu;
+  std::condition_variable drain_cv;
+  bool force = false;  // under drain_mu
   std::thread drainer;
   std::shared_ptr<std::atomic<int64_t>> in_flight = std::make_shared<std::atomic<int64_t>>(0);
   std::atomic<uint64_t> next_response_id{1};
@@ -55,25 +57,35 @@ struct ApiServer::Impl {
   std::mutex groups_mu;
   std::set<std::shared_ptr<RequestGroup>> groups;
 
-  void setup_routes();
-  void handle_generate(Endpoint endpoint, const httplib::Request& req, httplib::Response& res);
-  void handle_tokenize(const httplib::Request& req, httplib::Response& res);
-  void handle_detokenize(const httplib::Request& req, httplib::Response& res);
+  // Request fields accepted and ignored: each is logged the first time only.
+  std::mutex ignored_mu;
+  std::set<std::string> ignored_logged;
+
+  void handle(HttpRequest& req, const XPtr& x);
+  void route(HttpRequest& req, const XPtr& x);
+  void handle_generate(Endpoint endpoint, const HttpRequest& req, const XPtr& x);
+  void handle_tokenize(const HttpRequest& req, const XPtr& x);
+  void handle_detokenize(const HttpRequest& req, const XPtr& x);
+  void handle_models(const HttpRequest& req, const XPtr& x);
   std::string metrics_text() const;
   bool model_known(const std::string& name) const;
   // The chat template applied to validated messages, tokenized (the template writes any BOS itself).
   std::variant<std::vector<int32_t>, ApiError> render_chat(const nlohmann::json& messages,
                                                           bool add_generation_prompt) const;
+  void log_ignored(const std::vector<std::string>& fields);
 
   void track(const std::shared_ptr<RequestGroup>& g);
   void untrack(const std::shared_ptr<RequestGroup>& g);
-  // Wait for live requests to end within the grace period, cancel the rest, then stop httplib.
+  void handler_done();
+  void begin_shutdown(bool now);
+  // Wait for live requests to end within the grace period, cancel the rest, then stop the front.
   void drain_and_stop();
 };
 
-// Writes an OpenAI error body with e.http_status.
-void send_error(httplib::Response& res, const ApiError& e);
 ApiError api_error(int status, const std::string& message, const std::string& type = "invalid_request_error",
                    const std::string& code = "");
+HttpResponse json_response(int status, std::string body);
+HttpResponse error_response(const ApiError& e);
+inline void send_error(const XPtr& x, const ApiError& e) { x->respond(error_response(e)); }
 
 }  // namespace tern::api

@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,6 +71,10 @@ class ServerProcess {
   // SIGTERM, then the exit code (or -1 if it did not exit within `timeout_s`, -2 if killed by a signal).
   int terminate_and_wait(double timeout_s) {
     kill(pid_, SIGTERM);
+    return wait_exit(timeout_s);
+  }
+  // The exit code once the process ends (-1 if it did not within `timeout_s`, -2 if killed by a signal).
+  int wait_exit(double timeout_s) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
     while (std::chrono::steady_clock::now() < until) {
       int status = 0;
@@ -144,6 +150,40 @@ inline std::string raw_http(int port, const std::string& bytes) {
   }
   close(fd);
   return out;
+}
+
+// Sends `bytes` and reads until the server closes or `timeout_s` passes; `closed` says which.
+inline std::string send_and_read(int port, const std::string& bytes, int timeout_s, bool* closed = nullptr) {
+  const int fd = connect_local(port, timeout_s);
+  if (closed) *closed = false;
+  if (fd < 0) return "";
+  send_all(fd, bytes);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n == 0 && closed) *closed = true;
+    if (n <= 0) break;
+    out.append(buf, size_t(n));
+  }
+  close(fd);
+  return out;
+}
+
+// How many status lines a byte stream holds (for bodies that do not contain "HTTP/1.1 " themselves).
+inline int count_responses(const std::string& bytes) {
+  int n = 0;
+  for (size_t at = 0; (at = bytes.find("HTTP/1.1 ", at)) != std::string::npos; at += 9) n++;
+  return n;
+}
+
+// Lifts this process's descriptor limit (tests that open 1,000+ sockets).
+inline void raise_fd_limit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
 }
 
 inline int http_status(const std::string& response) {

@@ -139,39 +139,55 @@ TEST(ServeLoad, ThousandSimultaneousClientsGet200Or429) {
   EXPECT_EQ(health->status, 200);
 }
 
+// Counts a stream as cut once two token events came and no [DONE]: ignore_eos keeps every stream running
+// far longer than the test reads it, so the count does not depend on how fast a loaded machine is.
 TEST(ServeLoad, CutStreamsFreeTheirKvBlocks) {
   ServerProcess server{std::string(kServeEngineArgs)};
   ASSERT_GT(server.port(), 0) << server.log();
   constexpr int kStreams = 100;
   std::vector<std::thread> threads;
   std::atomic<int> cut{0};
+  std::mutex mu;
+  std::vector<std::string> odd;
   for (int t = 0; t < 20; ++t) {
     threads.emplace_back([&, t] {
       for (int i = t; i < kStreams; i += 20) {
         const std::string body = json({{"model", kServeModel}, {"prompt", "Tell me a long story " + std::to_string(i)},
-                                       {"max_tokens", 2000}, {"stream", true}})
+                                       {"max_tokens", 2000}, {"ignore_eos", true}, {"stream", true}})
                                      .dump();
-        const int fd = connect_local(server.port());
+        const int fd = connect_local(server.port(), 120);
         if (fd < 0) continue;
         send_all(fd, post_raw("/v1/completions", body));
-        // Read until a couple of token events arrived, then hang up mid-stream.
+        // Read until two token events arrived, then hang up mid-stream.
         std::string seen;
         char buf[4096];
-        while (std::count(seen.begin(), seen.end(), '\n') < 8) {
+        auto events = [&] {
+          size_t n = 0;
+          for (size_t at = 0; (at = seen.find("data: {", at)) != std::string::npos; at += 7) n++;
+          return n;
+        };
+        while (events() < 2 && seen.find("[DONE]") == std::string::npos) {
           const ssize_t n = recv(fd, buf, sizeof(buf), 0);
           if (n <= 0) break;
           seen.append(buf, size_t(n));
         }
-        if (seen.find("data: ") != std::string::npos && seen.find("[DONE]") == std::string::npos) cut++;
         close(fd);
+        if (events() >= 2 && seen.find("[DONE]") == std::string::npos) {
+          cut++;
+        } else {
+          std::lock_guard<std::mutex> lock(mu);
+          odd.push_back(seen.substr(0, 300));
+        }
       }
     });
   }
   for (auto& t : threads) t.join();
-  EXPECT_EQ(cut.load(), kStreams);
+  EXPECT_EQ(cut.load(), kStreams) << (odd.empty() ? "" : odd[0]);
+  // Cancellation frees the blocks promptly (bench_serve_http --cut measures how fast); here only that it
+  // happens: up to 60 s on a loaded machine.
   auto cli = server.client();
   double used = -1, running = -1;
-  for (int i = 0; i < 200; ++i) {  // cancellation is prompt: allow up to 4 s on a loaded CI machine
+  for (int i = 0; i < 3000; ++i) {
     auto m = cli.Get("/metrics");
     ASSERT_TRUE(m);
     used = metric_value(m->body, "tern_kv_blocks_used");
@@ -182,6 +198,7 @@ TEST(ServeLoad, CutStreamsFreeTheirKvBlocks) {
   EXPECT_EQ(used, 0);
   EXPECT_EQ(running, 0);
   auto m = cli.Get("/metrics");
+  ASSERT_TRUE(m);
   EXPECT_GE(metric_value(m->body, "tern_http_client_disconnects_total"), kStreams);
 }
 

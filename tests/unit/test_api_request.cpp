@@ -30,9 +30,9 @@ ApiError bad(Endpoint e, const std::string& body) {
 TEST(ApiRequest, CompletionsFieldsAndDefaults) {
   auto r = ok(Endpoint::kCompletions,
               R"({"model":"m","prompt":"hi","max_tokens":7,"temperature":0.5,"top_p":0.9,"top_k":-1,"min_p":0.1,
-                  "n":3,"stop":"END","seed":-3,"logprobs":2,"echo":true,"stream":true,
+                  "n":3,"stop":"END","seed":-3,"logprobs":2,"stream":true,
                   "stream_options":{"include_usage":true},"presence_penalty":0.5,"frequency_penalty":-0.5,
-                  "user":"u","unknown_field":{"x":1}})");
+                  "user":"u"})");
   EXPECT_EQ(r.model, "m");
   ASSERT_EQ(r.prompts.size(), 1u);
   EXPECT_EQ(std::get<std::string>(r.prompts[0]), "hi");
@@ -44,8 +44,11 @@ TEST(ApiRequest, CompletionsFieldsAndDefaults) {
   EXPECT_EQ(r.stop, std::vector<std::string>{"END"});
   ASSERT_TRUE(r.sampling.seed.has_value());
   EXPECT_EQ(r.top_logprobs, 2);
-  EXPECT_TRUE(r.echo && r.stream && r.include_usage);
+  EXPECT_TRUE(r.stream && r.include_usage);
+  EXPECT_FALSE(r.echo);
   EXPECT_EQ(r.user, "u");
+  EXPECT_EQ(r.ignored_fields, std::vector<std::string>{"user"});
+  EXPECT_TRUE(ok(Endpoint::kCompletions, R"({"model":"m","prompt":"hi","echo":true})").echo);
 
   auto d = ok(Endpoint::kCompletions, R"({"model":"m","prompt":[1,2,3],"max_tokens":null,"stop":null})");
   EXPECT_FALSE(d.max_tokens.has_value());  // null = not given
@@ -97,6 +100,62 @@ TEST(ApiRequest, ErrorsNameTheParameter) {
   EXPECT_EQ(broken.http_status, 400);
   EXPECT_TRUE(broken.param.empty());
   bad(Endpoint::kCompletions, "{\"model\":\"m\",\"prompt\":\"\xff\"}");  // invalid UTF-8
+}
+
+// Issue 14 item 1: every OpenAI field is implemented, accepted only with its no-op value, ignored (and
+// reported so the server logs it once), or a 400 naming it; unknown fields are 400s too.
+TEST(ApiRequest, EveryOpenAiFieldIsClassified) {
+  const std::string chat_base = R"("model":"m","messages":[{"role":"user","content":"x"}])";
+  auto chat = [&](const std::string& extra) { return "{" + chat_base + "," + extra + "}"; };
+  auto comp = [](const std::string& extra) { return R"({"model":"m","prompt":"x",)" + extra + "}"; };
+  // No-op values.
+  for (const char* extra : {R"("tools":[])", R"("tool_choice":"none")", R"("parallel_tool_calls":true)",
+                            R"("response_format":{"type":"text"})", R"("logit_bias":{})", R"("modalities":["text"])",
+                            R"("store":false)", R"("echo":false)", R"("functions":[])", R"("function_call":"none")",
+                            R"("audio":null)", R"("tools":null)"}) {
+    auto r = ok(Endpoint::kChat, chat(extra));
+    EXPECT_TRUE(r.ignored_fields.empty()) << extra;
+  }
+  for (const char* extra : {R"("best_of":1)", R"("suffix":"")", R"("logit_bias":{})", R"("best_of":2,"n":2)"}) {
+    ok(Endpoint::kCompletions, comp(extra));
+  }
+  // Ignored (and reported).
+  auto ig = ok(Endpoint::kChat, chat(R"("metadata":{"a":"b"},"service_tier":"auto","prompt_cache_key":"k",)"
+                                     R"("prompt_cache_retention":"24h","safety_identifier":"s","prediction":{"type":"content"},)"
+                                     R"("user":"u","stream":true,"stream_options":{"include_obfuscation":false})"));
+  EXPECT_EQ(ig.ignored_fields.size(), 8u);
+  // 400s naming the field.
+  const std::vector<std::pair<std::string, std::string>> chat_bad = {
+      {R"("tools":[{"type":"function"}])", "tools"},           {R"("tool_choice":"auto")", "tool_choice"},
+      {R"("tool_choice":{"type":"function"})", "tool_choice"}, {R"("parallel_tool_calls":"y")", "parallel_tool_calls"},
+      {R"("response_format":{"type":"json_object"})", "response_format"},
+      {R"("logit_bias":{"5":1})", "logit_bias"},               {R"("modalities":["audio"])", "modalities"},
+      {R"("store":true)", "store"},                            {R"("echo":true)", "echo"},
+      {R"("audio":{})", "audio"},                              {R"("reasoning_effort":"low")", "reasoning_effort"},
+      {R"("verbosity":"low")", "verbosity"},                   {R"("web_search_options":{})", "web_search_options"},
+      {R"("functions":[{"name":"f"}])", "functions"},          {R"("function_call":"auto")", "function_call"},
+      {R"("metadata":[1])", "metadata"},                       {R"("service_tier":1)", "service_tier"},
+      {R"("best_of":1)", "best_of"},                           {R"("suffix":"")", "suffix"},
+      {R"("prompt":"x")", "prompt"},                           {R"("chat_template_kwargs":{})", "chat_template_kwargs"},
+      {R"("stream_options":{"include_obfuscation":1})", "stream_options.include_obfuscation"},
+  };
+  for (const auto& [extra, param] : chat_bad) EXPECT_EQ(bad(Endpoint::kChat, chat(extra)).param, param) << extra;
+  const std::vector<std::pair<std::string, std::string>> comp_bad = {
+      {R"("best_of":3)", "best_of"},          {R"("best_of":1,"n":2)", "best_of"}, {R"("suffix":"z")", "suffix"},
+      {R"("echo":true,"logprobs":0)", "echo"}, {R"("tools":[])", "tools"},         {R"("messages":[])", "messages"},
+      {R"("max_completion_tokens":2)", "max_completion_tokens"},                  {R"("top_logprobs":2)", "top_logprobs"},
+      {R"("n_probs":2)", "n_probs"},
+  };
+  for (const auto& [extra, param] : comp_bad) EXPECT_EQ(bad(Endpoint::kCompletions, comp(extra)).param, param) << extra;
+  // Message fields.
+  EXPECT_EQ(bad(Endpoint::kChat, R"({"model":"m","messages":[{"role":"user","content":"x","weight":1}]})").param,
+            "messages[0].weight");
+  EXPECT_EQ(bad(Endpoint::kChat, R"({"model":"m","messages":[{"role":"assistant","content":"x","refusal":"no"}]})").param,
+            "messages[0].refusal");
+  auto named = ok(Endpoint::kChat, R"({"model":"m","messages":[{"role":"assistant","content":"x","tool_calls":[]},
+      {"role":"tool","content":"42","tool_call_id":"c1"},{"role":"user","content":"y","name":"ann"}]})");
+  EXPECT_EQ(named.messages[1]["tool_call_id"], "c1");
+  EXPECT_EQ(named.messages[2]["name"], "ann");
 }
 
 TEST(ApiRequest, ErrorBodyHasOpenAiShape) {

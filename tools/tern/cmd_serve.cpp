@@ -1,6 +1,7 @@
 // tern serve: the OpenAI-compatible HTTP server (src/api/) over the serving engine.
 // SIGTERM / SIGINT: stop taking requests (503), let in-flight ones finish within --shutdown-grace, cancel
-// the rest, exit 0. Without --api-key the default bind address is loopback only.
+// the rest, exit 0; a second SIGTERM / SIGINT cancels what is in flight at once. Without --api-key the
+// default bind address is loopback only.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -12,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "api/request_guard.h"
 #include "api/server.h"
 #include "cli_common.h"
 #include "model/chat_template/chat_template.h"
@@ -32,7 +34,13 @@ struct ServeOptions {
   int64_t max_queue = 256;
   int http_threads = 0;
   double max_body_mb = 4;
-  int timeout_s = 30;
+  double max_header_kb = 32;
+  int max_header_fields = 100;
+  double header_timeout_s = 10, body_timeout_s = 60;
+  double timeout_s = 30;
+  int max_connections = 10000;
+  std::vector<std::string> cors_origins, allowed_hosts;
+  bool metrics_public = false;
   double shutdown_grace_s = 30;
   double kv_memory_mb = 0;  // 0: the planner's default for this machine
   int64_t max_running = 256;
@@ -107,12 +115,18 @@ void serve(const ServeOptions& o) {
 
   api::ServerOptions so;
   so.host = o.host.empty() ? (o.api_key.empty() ? "127.0.0.1" : "0.0.0.0") : o.host;
-  if (o.api_key.empty() && so.host != "127.0.0.1" && so.host != "localhost" && so.host != "::1") {
+  if (o.api_key.empty() && !api::is_loopback_name(so.host)) {
     std::fprintf(stderr, "[tern] warning: serving on %s without --api-key: anyone who can reach it may use it\n",
                  so.host.c_str());
+  } else if (o.host.empty() && !o.api_key.empty()) {
+    std::fprintf(stderr, "[tern] warning: --api-key without --host: listening on 0.0.0.0 (every network interface)%s\n",
+                 o.metrics_public ? "; /metrics is open to the network (--metrics-public)" : "");
   }
   so.port = o.port;
   so.api_key = o.api_key;
+  so.metrics_public = o.metrics_public;
+  so.cors_origins = o.cors_origins;
+  so.allowed_hosts = o.allowed_hosts;
   so.model_names = o.served_names;
   if (so.model_names.empty()) so.model_names = {std::filesystem::path(o.model).filename().string()};
   if (so.model_names[0].empty()) so.model_names[0] = std::filesystem::path(o.model).parent_path().filename().string();
@@ -120,7 +134,17 @@ void serve(const ServeOptions& o) {
   so.max_queue = o.max_queue;
   so.http_threads = o.http_threads;
   so.max_body_bytes = size_t(o.max_body_mb * 1024 * 1024);
-  so.read_timeout_s = so.write_timeout_s = o.timeout_s;
+  so.max_header_bytes = size_t(o.max_header_kb * 1024);
+  so.max_header_fields = o.max_header_fields;
+  so.header_timeout_s = o.header_timeout_s;
+  so.body_timeout_s = o.body_timeout_s;
+  so.write_timeout_s = o.timeout_s;
+  so.max_connections = o.max_connections;
+  rlimit fds{};
+  if (getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY) {
+    // Room for the model files, the listener and the engine's own descriptors.
+    so.max_connections = int(std::max<int64_t>(16, std::min<int64_t>(so.max_connections, int64_t(fds.rlim_cur) - 64)));
+  }
   so.shutdown_grace_s = o.shutdown_grace_s;
   so.eos_ids = config.eos_token_ids;
   if (tok->eos_id() && std::find(so.eos_ids.begin(), so.eos_ids.end(), *tok->eos_id()) == so.eos_ids.end()) {
@@ -141,11 +165,20 @@ void serve(const ServeOptions& o) {
   std::fflush(stderr);
 
   std::thread signals([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    if (sig == SIGUSR1) return;  // the server ended on its own
-    std::fprintf(stderr, "[tern] %s: draining in-flight requests, then exiting\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    server.shutdown();
+    for (int count = 0;; ++count) {
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      if (sig == SIGUSR1) return;  // the server ended on its own
+      const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+      if (count == 0) {
+        std::fprintf(stderr, "[tern] %s: draining in-flight requests (up to %g s; send it again to stop at once)\n",
+                     name, o.shutdown_grace_s);
+        server.shutdown();
+      } else {
+        std::fprintf(stderr, "[tern] second %s: cancelling in-flight requests now\n", name);
+        server.shutdown_now();
+      }
+    }
   });
   server.run();
   pthread_kill(signals.native_handle(), SIGUSR1);
@@ -162,15 +195,33 @@ void register_serve(CLI::App& app) {
   add_model_option(*cmd, o->model);
   cmd->add_option("--host", o->host, "bind address (default 127.0.0.1; 0.0.0.0 when --api-key is given)");
   cmd->add_option("--port", o->port, "port (0: any free port)")->check(CLI::Range(0, 65535));
-  cmd->add_option("--api-key", o->api_key, "require Authorization: Bearer <key> on /v1/*, /tokenize, /detokenize");
+  cmd->add_option("--api-key", o->api_key,
+                  "require Authorization: Bearer <key> on /v1/*, /tokenize, /detokenize and /metrics");
+  cmd->add_flag("--metrics-public", o->metrics_public, "with --api-key: /metrics answers without the key");
+  cmd->add_option("--cors-origin", o->cors_origins,
+                  "browser Origin allowed to call the API cross-site (repeatable; \"*\": any); others get 403");
+  cmd->add_option("--allowed-host", o->allowed_hosts,
+                  "on a loopback bind, a Host name accepted besides localhost / 127.0.0.1 / ::1 (repeatable)");
   cmd->add_option("--served-model-name", o->served_names, "model name(s) requests may use (default: dir name)");
   cmd->add_option("--max-queue", o->max_queue, "requests in flight (running + waiting) before 429")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-  cmd->add_option("--http-threads", o->http_threads, "connection threads (default max-queue + 32)")
-      ->check(CLI::Range(0, 65536));
-  cmd->add_option("--max-body-mb", o->max_body_mb, "largest request body in MiB (413 past it)")
+  cmd->add_option("--http-threads", o->http_threads, "threads that parse requests and write answers (default 4)")
+      ->check(CLI::Range(0, 256));
+  cmd->add_option("--max-body-mb", o->max_body_mb, "largest request body in MiB, chunked or not (413 past it)")
       ->check(CLI::Range(0.001, 1024.0));
-  cmd->add_option("--timeout", o->timeout_s, "socket read/write timeout in seconds")->check(CLI::Range(1, 3600));
+  cmd->add_option("--max-header-kb", o->max_header_kb, "largest request line + header fields in KiB (431 past it)")
+      ->check(CLI::Range(1.0, 1024.0));
+  cmd->add_option("--max-header-fields", o->max_header_fields, "most header fields in a request (431 past it)")
+      ->check(CLI::Range(8, 10000));
+  cmd->add_option("--header-timeout", o->header_timeout_s, "seconds a request head may take to arrive (408 past it)")
+      ->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--body-timeout", o->body_timeout_s, "seconds a request body may take once its head is in (408)")
+      ->check(CLI::Range(0.1, 36000.0));
+  cmd->add_option("--timeout", o->timeout_s, "seconds a write to a client may make no progress before it is dropped")
+      ->check(CLI::Range(1.0, 3600.0));
+  cmd->add_option("--max-connections", o->max_connections,
+                  "open connections; past it the oldest one with no request in work is closed")
+      ->check(CLI::Range(16, 1000000));
   cmd->add_option("--shutdown-grace", o->shutdown_grace_s, "seconds in-flight requests get after SIGTERM")
       ->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--kv-memory-mb", o->kv_memory_mb, "KV cache budget in MiB (default: the planner's for this machine)")
