@@ -124,8 +124,11 @@ int main(int argc, char** argv) {
   const int64_t sens_windows = std::stoll(bench::arg_value(argc, argv, "--sensitivity", "0"));
   QuantizedLinear embed_q;
   if (mixed.embed_bits) embed_q = must(quantize_embedding(*base_model, mixed.embed_bits), "embedding");
+  int64_t n_high = 0;  // linears the --high8 targets match (a regex target may match several)
+  for (size_t l = 0; l < base_model->weights().layers.size(); ++l)
+    for (LinearKind k : kAllLinears) n_high += module_matches_any(linear_module_name(int(l), k), mixed.high_targets);
   const std::string suffix = std::string(mixed.embed_bits ? fmt::format(", embedding int{}", mixed.embed_bits) : "") +
-                             (mixed.high_targets.empty() ? "" : fmt::format(", {} linears int8", mixed.high_targets.size())) +
+                             (mixed.high_targets.empty() ? "" : fmt::format(", {} linears int8", n_high)) +
                              (mse_clip ? ", MSE clip" : "");
 
   auto report = [&](QuantizedModel qm, const QuantSpec& spec, double seconds, const std::string& name) {
