@@ -125,6 +125,15 @@ TEST(CliQuantize, RecipeSwitchesTurnPartsOff) {
     EXPECT_FALSE(qc->symmetric);
   }
   {
+    TempDir out;  // --asym is honoured at 8 bits too (int8 weight-only with zero points)
+    auto q = run_tern("quantize -m '" + kDocs + "' -o '" + out.path() + "' --bits 8 --asym");
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+    EXPECT_NE(recipe_line(q.err).find("rtn int8 per channel asym"), std::string::npos) << q.err;
+    auto qc = load_quant_config(out.path());
+    ASSERT_TRUE(qc.is_ok()) << qc.status().message();
+    EXPECT_FALSE(qc->symmetric);
+  }
+  {
     TempDir out;  // a list of one's own replaces the default int8 set; the embedding stays bf16
     auto q = run_tern("quantize -m '" + kDocs + "' -o '" + out.path() + "' --int8-modules layers.1.mlp.down_proj --embed-bits 16");
     ASSERT_EQ(q.exit_code, 0) << q.err;

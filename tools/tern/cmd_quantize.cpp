@@ -61,8 +61,8 @@ Plan resolve_recipe(const QuantizeOptions& o, const Model& model) {
   only_for("--sq-alpha-search", o.method == "smoothquant", "--method smoothquant");
   if (o.sequential != "off" && o.method != "gptq") fail("--sequential applies to --method gptq");
   only_for("--mse-clip", o.method != "smoothquant" && !o.fp8, "rtn, gptq and awq --awq-gptq integer weights");
-  if (o.given("--asym")) r.asymmetric = true;
-  if (o.given("--sym") || o.bits == 8 || o.fp8) r.asymmetric = false;
+  if (o.given("--asym")) r.asymmetric = true;  // int8 weight-only may have zero points too
+  if (o.given("--sym")) r.asymmetric = false;
   if (o.given("--mse-clip")) r.mse_clip = o.mse_clip;
   if (o.given("--awq-gptq")) r.awq_gptq = o.awq_gptq;
   if (o.given("--sequential")) r.sequential = o.sequential == "layer" ? 1 : o.sequential == "input" ? 2 : 0;
@@ -158,7 +158,8 @@ void print_recipe(const QuantizeOptions& o, const Plan& p, const QuantConfig& la
   const QuantRecipe& r = p.r;
   std::vector<std::string> parts, off;
   parts.push_back(o.fp8 ? "fp8 e4m3 per channel"
-                        : layout.bits == 8 ? std::string(layout.int8_activations ? "W8A8 int8" : "int8") + " per channel"
+                        : layout.bits == 8 ? std::string(layout.int8_activations ? "W8A8 int8" : "int8") + " per channel" +
+                                                 (layout.symmetric ? "" : " asym")
                                            : fmt::format("int4 g{} {}", layout.group, layout.symmetric ? "sym" : "asym"));
   if (r.sequential) parts.push_back(r.sequential == 1 ? "GPTQ sequential per layer" : "GPTQ sequential per linear input");
   if (o.method == "awq") parts.push_back(r.awq_gptq ? "AWQ scales + GPTQ rounding" : "AWQ scales + clipping search");
