@@ -4,7 +4,7 @@ namespace tern {
 
 QuantRecipe default_recipe(const std::string& method, int bits) {
   QuantRecipe r;
-  if (bits == 4) {
+  if (bits == 4 && method != "smoothquant") {  // SmoothQuant is W8A8 only
     // int4 g128 with zero points, MSE-clipped ranges, the tied embedding and a few sensitive linears at
     // int8 (default_int8_modules): every method gains from each part (docs/benchmarks.md).
     r.asymmetric = true;

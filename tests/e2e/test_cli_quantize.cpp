@@ -197,6 +197,7 @@ TEST(CliQuantize, BadOptionsAreOneLineErrors) {
   expect_one_line_error(run_tern(base + "--bits 8 --embed-bits 8"), "4-bit checkpoints only");
   expect_one_line_error(run_tern(base + "--method awq --no-awq-gptq --mse-clip --calib x.txt"), "--awq-gptq");
   expect_one_line_error(run_tern(base + "--method smoothquant --mse-clip --calib x.txt"), "--mse-clip");
+  expect_one_line_error(run_tern(base + "--method smoothquant --bits 4 --calib x.txt"), "W8A8 needs --bits 8");
   EXPECT_NE(run_tern(base + "--no-mixed --embed-bits 8").exit_code, 0);
   EXPECT_NE(run_tern(base + "--method gptq --sequential sideways").exit_code, 0);
   expect_one_line_error(run_tern("quantize -m /nonexistent -o '" + out.path() + "'"), "/nonexistent");
