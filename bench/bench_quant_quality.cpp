@@ -5,9 +5,9 @@
 // in memory (W8A8 also rounds activations per token), so this measures the methods, not the kernels.
 //
 //   bench_quant_quality [--model DIR] [--text FILE] [--threads N] [--calib-windows 32]
-//                       [--methods rtn,awq,awqduo,gptq,gptqact,gptqseq,gptqseql,rtn8,sq,sqsearch]
+//                       [--methods rtn,rtnmse,awq,awqduo,awqgptq,gptq,gptqact,gptqseq,gptqseql,rtn8,sq,sqsearch]
 //                       [--groups 128,32] [--llamacpp-windows 0] [--topk 128]
-//                       [--sym] [--embed-bits 8] [--high8 v_proj,layers.0.mlp.down_proj] [--mse-clip]
+//                       [--sym] [--embed-bits 8] [--high8 v_proj,layers.0.mlp.down_proj|auto] [--mse-clip]
 //                       [--act-order] [--damp 0.01] (the sequential GPTQ variants; --damp all GPTQ)
 //                       [--sensitivity N] [--sq-alpha 0.5,0.7]   (per-linear KL gain of int8 over int4, on N calibration windows)
 #include <fmt/format.h>
@@ -20,6 +20,7 @@
 #include "compress/calibration.h"
 #include "compress/gptq.h"
 #include "compress/mixed_precision.h"
+#include "compress/mse_clip.h"
 #include "compress/smoothquant.h"
 #include "compress/smoothquant_search.h"
 #include "core/mapped_file.h"
@@ -117,12 +118,17 @@ int main(int argc, char** argv) {
   MixedPrecision mixed;
   mixed.embed_bits = std::stoi(bench::arg_value(argc, argv, "--embed-bits", "0"));
   mixed.high_targets = split_targets(bench::arg_value(argc, argv, "--high8", ""));
+  if (mixed.high_targets == std::vector<std::string>{"auto"})  // tern quantize's default set
+    mixed.high_targets = default_int8_modules(base_model->config().n_layers);
   const bool mse_clip = bench::has_flag(argc, argv, "--mse-clip");
   const int64_t sens_windows = std::stoll(bench::arg_value(argc, argv, "--sensitivity", "0"));
   QuantizedLinear embed_q;
   if (mixed.embed_bits) embed_q = must(quantize_embedding(*base_model, mixed.embed_bits), "embedding");
+  int64_t n_high = 0;  // linears the --high8 targets match (a regex target may match several)
+  for (size_t l = 0; l < base_model->weights().layers.size(); ++l)
+    for (LinearKind k : kAllLinears) n_high += module_matches_any(linear_module_name(int(l), k), mixed.high_targets);
   const std::string suffix = std::string(mixed.embed_bits ? fmt::format(", embedding int{}", mixed.embed_bits) : "") +
-                             (mixed.high_targets.empty() ? "" : fmt::format(", {} linears int8", mixed.high_targets.size())) +
+                             (mixed.high_targets.empty() ? "" : fmt::format(", {} linears int8", n_high)) +
                              (mse_clip ? ", MSE clip" : "");
 
   auto report = [&](QuantizedModel qm, const QuantSpec& spec, double seconds, const std::string& name) {
@@ -193,16 +199,19 @@ int main(int argc, char** argv) {
     auto spec_for = [mp](const std::string& module) { return mp.module_spec(module); };
     for (const auto& method : methods) {
       t0 = bench::now_s();
-      if (method == "rtn") {
-        QuantizedModel qm = must(quantize_model_rtn(*base_model, spec), "rtn");
+      if (method == "rtn" || method == "rtnmse") {  // rtnmse: each group's range by MSE clipping
+        const bool mse = method == "rtnmse";
+        QuantizedModel qm;
         for (size_t l = 0; l < base_model->weights().layers.size(); ++l)  // the same mixed recipe
           for (LinearKind k : kAllLinears) {
             const std::string name = linear_module_name(int(l), k);
             const WeightMatrix& w = linear_weight(base_model->weights().layers[l], k);
-            if (mp.module_spec(name).bits != spec.bits)
-              qm.linears[name] = must(quantize_rtn(must(weight_to_f32(w), "w").data(), w.rows, w.cols, mp.module_spec(name)), "rtn");
+            const std::vector<float> f = must(weight_to_f32(w), "w");
+            const QuantSpec ms = mp.module_spec(name);
+            qm.linears[name] = must(mse ? quantize_rtn_mse(f.data(), w.rows, w.cols, ms) : quantize_rtn(f.data(), w.rows, w.cols, ms), "rtn");
           }
-        report(qm, spec, bench::now_s() - t0, "RTN" + (mse_clip ? suffix.substr(0, suffix.size() - 10) : suffix));
+        report(qm, spec, bench::now_s() - t0,
+               (mse ? "RTN + MSE clip" : "RTN") + (mse_clip ? suffix.substr(0, suffix.size() - 10) : suffix));
       } else if (method == "awq" || method == "awqduo" || method == "awqgptq") {
         AwqOptions o;
         o.spec = spec;

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "compress/dense_math.h"
+#include "compress/mse_clip.h"
 
 namespace tern {
 
@@ -54,22 +55,6 @@ Result<PreparedHessian> prepare_hessian(const std::vector<double>& h_in, int64_t
     }
   }
   return Status::error("gptq: the Hessian is not positive definite even after dampening");
-}
-
-// The clip ratio in [0.75, 1] (step 0.01) whose group parameters give the least squared rounding error.
-GroupParams mse_group_params(const float* w, int64_t n, const QuantSpec& spec) {
-  GroupParams best = group_params(w, n, 1, spec);
-  double best_err = -1;
-  for (int step = 0; step <= 25; ++step) {
-    const GroupParams p = step == 0 ? best : group_params(w, n, 1, spec, 1.0f - 0.01f * float(step));
-    double err = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const double d = double(w[i]) - double(fake_quantize(w[i], p, spec));
-      err += d * d;
-    }
-    if (best_err < 0 || err < best_err) best_err = err, best = p;
-  }
-  return best;
 }
 
 // GPTQ on rows [r0, r1) of wp (permuted columns, f64, [rows, n]); codes and group params out.

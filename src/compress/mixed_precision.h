@@ -26,6 +26,12 @@ struct MixedPrecision {
   }
 };
 
+// tern quantize's default int8 set for 4-bit checkpoints (--int8-modules auto), as module names: v_proj
+// in every layer (small under grouped-query attention), down_proj in the layers where llama.cpp's Q4_K_M
+// gives ffn_down 6 bits (more_bits_layer), o_proj in the first eighth of the layers (at least one).
+// On docs-llama-28m it matches the sensitivity-searched list at a smaller file (docs/benchmarks.md).
+std::vector<std::string> default_int8_modules(int n_layers);
+
 // Parses "v_proj,layers.0.mlp.down_proj,re:.*layers\.[0-3]\.mlp\.down_proj" (comma-separated targets).
 std::vector<std::string> split_targets(const std::string& list);
 

@@ -20,26 +20,6 @@ namespace {
 using nlohmann::json;
 using Kv = std::vector<std::pair<std::string, GgufValue>>;
 
-// llama_ftype of a file whose matrices are (mostly) `t`.
-uint32_t file_type(GgufType t) {
-  switch (t) {
-    case GgufType::F32: return 0;
-    case GgufType::F16: return 1;
-    case GgufType::Q4_0: return 2;
-    case GgufType::Q4_1: return 3;
-    case GgufType::Q8_0: return 7;
-    case GgufType::Q5_0: return 8;
-    case GgufType::Q5_1: return 9;
-    case GgufType::Q2_K: return 10;
-    case GgufType::Q3_K: return 11;  // Q3_K_S: every matrix Q3_K
-    case GgufType::Q4_K: return 14;  // Q4_K_S
-    case GgufType::Q5_K: return 16;  // Q5_K_S
-    case GgufType::Q6_K: return 18;
-    case GgufType::BF16: return 32;
-    default: return 0;
-  }
-}
-
 const char* kLlama3Regex =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -155,8 +135,7 @@ std::vector<double> llama3_divisors(const RopeConfig& r, int head_dim) {
 }
 
 // A matrix tensor: rows quantized in parallel; heads > 0 interleaves each head's rope halves.
-GgufTensorToWrite matrix_tensor(const std::string& name, const WeightMatrix& w, GgufType wanted, int heads = 0) {
-  const GgufType t = gguf_type_for_row(wanted, w.cols);
+GgufTensorToWrite matrix_tensor(const std::string& name, const WeightMatrix& w, GgufType t, int heads = 0) {
   return {name, t, {w.rows, w.cols}, [w, t, heads](uint8_t* dst) {
             const size_t rb = gguf_row_bytes(t, w.cols);
             const int nt = int(std::max(1u, std::min(16u, std::thread::hardware_concurrency())));
@@ -182,22 +161,26 @@ GgufTensorToWrite vector_tensor(const std::string& name, const std::vector<float
 
 }  // namespace
 
-GgufType gguf_type_for_row(GgufType wanted, int64_t cols) {
-  if (cols % gguf_traits(wanted).block_elems == 0) return wanted;
-  switch (wanted) {
-    case GgufType::Q4_K: return cols % 32 == 0 ? GgufType::Q5_0 : GgufType::F16;
-    case GgufType::Q5_K: return cols % 32 == 0 ? GgufType::Q5_1 : GgufType::F16;
-    case GgufType::Q6_K: return cols % 32 == 0 ? GgufType::Q8_0 : GgufType::F16;
-    case GgufType::Q2_K:
-    case GgufType::Q3_K: return cols % 32 == 0 ? GgufType::Q4_0 : GgufType::F16;
-    default: return GgufType::F16;
-  }
-}
-
 Status quantize_to_gguf(const Model& model, const std::string& out_path, GgufType type, const GgufProgress& progress) {
-  const ModelConfig& c = model.config();
   const GgufTypeTraits& tr = gguf_traits(type);
   if (!tr.weights) return Status::error(fmt::format("GGUF type {} cannot hold weights", tr.name));
+  // The mix whose base is `type` names the file (a pure Q4_K file says Q4_K_S, as before mixes existed).
+  static constexpr std::pair<GgufType, const char*> kNames[] = {
+      {GgufType::F32, "F32"},   {GgufType::F16, "F16"},   {GgufType::BF16, "BF16"},   {GgufType::Q8_0, "Q8_0"},
+      {GgufType::Q4_0, "Q4_0"}, {GgufType::Q4_1, "Q4_1"}, {GgufType::Q5_0, "Q5_0"},   {GgufType::Q5_1, "Q5_1"},
+      {GgufType::Q2_K, "Q2_K"}, {GgufType::Q3_K, "Q3_K_S"}, {GgufType::Q4_K, "Q4_K_S"}, {GgufType::Q5_K, "Q5_K_S"},
+      {GgufType::Q6_K, "Q6_K"}};
+  for (const auto& [t, name] : kNames) {
+    if (t != type) continue;
+    TERN_ASSIGN_OR_RETURN(GgufMix mix, gguf_mix_from_name(name));
+    mix.pure = true;
+    return quantize_to_gguf(model, out_path, mix, progress);
+  }
+  return Status::error(fmt::format("GGUF type {} cannot hold weights", tr.name));
+}
+
+Status quantize_to_gguf(const Model& model, const std::string& out_path, const GgufMix& mix, const GgufProgress& progress) {
+  const ModelConfig& c = model.config();
   std::string arch;
   if (c.architecture == "LlamaForCausalLM" || c.architecture == "MistralForCausalLM") arch = "llama";
   else if (c.architecture == "Qwen2ForCausalLM") arch = "qwen2";
@@ -213,8 +196,8 @@ Status quantize_to_gguf(const Model& model, const std::string& out_path, GgufTyp
   kv.emplace_back("general.architecture", GgufValue::make_string(arch));
   kv.emplace_back("general.name", GgufValue::make_string(std::filesystem::path(model.dir()).filename().string()));
   kv.emplace_back("general.alignment", GgufValue::make_u32(32));
-  kv.emplace_back("general.file_type", GgufValue::make_u32(file_type(type)));
-  if (tr.block_elems > 1) kv.emplace_back("general.quantization_version", GgufValue::make_u32(2));
+  kv.emplace_back("general.file_type", GgufValue::make_u32(mix.file_type));
+  if (gguf_traits(mix.base).block_elems > 1) kv.emplace_back("general.quantization_version", GgufValue::make_u32(2));
   kv.emplace_back(p + "context_length", GgufValue::make_u32(uint32_t(c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096)));
   kv.emplace_back(p + "embedding_length", GgufValue::make_u32(uint32_t(c.hidden_size)));
   kv.emplace_back(p + "block_count", GgufValue::make_u32(uint32_t(c.n_layers)));
@@ -237,17 +220,23 @@ Status quantize_to_gguf(const Model& model, const std::string& out_path, GgufTyp
   auto dense = [](const WeightMatrix& m) { return m.dense(); };
   if (!dense(w.embed) || !dense(w.lm_head)) return Status::error("GGUF export needs a dense (unquantized) model");
   const bool permute = arch == "llama";
+  const bool tied = w.lm_head.data == w.embed.data;
+  const GgufMixModel shape{arch, c.n_layers, c.n_heads, c.n_kv_heads, tied};
   std::vector<GgufTensorToWrite> t;
-  t.push_back(matrix_tensor("token_embd.weight", w.embed, type));
+  // A matrix tensor in the type the mix gives it; heads > 0 interleaves the rope halves (arch llama).
+  auto matrix = [&](const std::string& name, const WeightMatrix& m, int heads = 0) {
+    return matrix_tensor(name, m, gguf_mix_tensor_type(mix, shape, name, m.cols), heads);
+  };
+  t.push_back(matrix("token_embd.weight", w.embed));
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const DecoderLayerWeights& l = w.layers[i];
     const std::string b = fmt::format("blk.{}.", i);
     if (!dense(l.attn.q) || !dense(l.mlp.down)) return Status::error("GGUF export needs a dense (unquantized) model");
     t.push_back(vector_tensor(b + "attn_norm.weight", l.input_norm));
-    t.push_back(matrix_tensor(b + "attn_q.weight", l.attn.q, type, permute ? c.n_heads : 0));
-    t.push_back(matrix_tensor(b + "attn_k.weight", l.attn.k, type, permute ? c.n_kv_heads : 0));
-    t.push_back(matrix_tensor(b + "attn_v.weight", l.attn.v, type));
-    t.push_back(matrix_tensor(b + "attn_output.weight", l.attn.o, type));
+    t.push_back(matrix(b + "attn_q.weight", l.attn.q, permute ? c.n_heads : 0));
+    t.push_back(matrix(b + "attn_k.weight", l.attn.k, permute ? c.n_kv_heads : 0));
+    t.push_back(matrix(b + "attn_v.weight", l.attn.v));
+    t.push_back(matrix(b + "attn_output.weight", l.attn.o));
     if (!l.attn.q_bias.empty()) {
       t.push_back(vector_tensor(b + "attn_q.bias", l.attn.q_bias));
       t.push_back(vector_tensor(b + "attn_k.bias", l.attn.k_bias));
@@ -257,13 +246,13 @@ Status quantize_to_gguf(const Model& model, const std::string& out_path, GgufTyp
       t.push_back(vector_tensor(b + "attn_q_norm.weight", l.attn.q_norm));
       t.push_back(vector_tensor(b + "attn_k_norm.weight", l.attn.k_norm));
     }
-    t.push_back(matrix_tensor(b + "ffn_gate.weight", l.mlp.gate, type));
-    t.push_back(matrix_tensor(b + "ffn_up.weight", l.mlp.up, type));
-    t.push_back(matrix_tensor(b + "ffn_down.weight", l.mlp.down, type));
+    t.push_back(matrix(b + "ffn_gate.weight", l.mlp.gate));
+    t.push_back(matrix(b + "ffn_up.weight", l.mlp.up));
+    t.push_back(matrix(b + "ffn_down.weight", l.mlp.down));
     t.push_back(vector_tensor(b + "ffn_norm.weight", l.post_attn_norm));
   }
   t.push_back(vector_tensor("output_norm.weight", w.final_norm));
-  if (w.lm_head.data != w.embed.data) t.push_back(matrix_tensor("output.weight", w.lm_head, type));
+  if (!tied) t.push_back(matrix("output.weight", w.lm_head));
   std::vector<float> divisors;
   if (c.rope_type == "llama3") {
     for (double d : llama3_divisors(c.rope, c.head_dim)) divisors.push_back(float(d));
