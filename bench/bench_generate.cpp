@@ -4,7 +4,8 @@
 //   prefill: a 512-token prompt -> tokens/s
 //   start:   Model::load + prefill of a short prompt + first token, warm page cache
 // Usage: bench_generate MODEL_DIR|FILE.gguf [--threads N] [--bandwidth-gbs X] [--prompt 128] [--decode 128]
-//        [--prefill 512] [--lm-head auto|dense|int8|int4] [--json]   (threads: 1 and 2 unless given)
+//        [--prefill 512] [--lm-head auto|dense|int8|int4] [--activations f32|bf16] [--json]
+//        (threads: 1 and 2 unless given; --activations as tern's option: bf16 lets prefill use bf16-dot GEMMs)
 #include <fmt/format.h>
 
 #include <chrono>
@@ -91,11 +92,13 @@ int main(int argc, char** argv) {
   const int n_prompt = std::stoi(bench::arg_value(argc, argv, "--prompt", "128"));
   const int n_decode = std::stoi(bench::arg_value(argc, argv, "--decode", "128"));
   const int n_prefill = std::stoi(bench::arg_value(argc, argv, "--prefill", "512"));
+  const auto activations = bench::arg_value(argc, argv, "--activations", "f32") == "bf16" ? ActivationPrecision::kBf16
+                                                                                       : ActivationPrecision::kF32;
   const CpuFeatures cpu = CpuFeatures::detect();
   std::vector<nlohmann::json> rows;
   for (int threads : thread_counts) {
     ThreadPool pool(threads);
-    ExecContext ctx(pool, cpu);
+    ExecContext ctx(pool, cpu, activations);
     // Start-up: load (mmap, validate, bind) + 8-token prompt + first token.
     const auto t0 = Clock::now();
     auto loaded = Model::load(dir, load_options);

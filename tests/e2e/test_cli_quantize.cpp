@@ -203,5 +203,17 @@ TEST(CliQuantize, BadOptionsAreOneLineErrors) {
   expect_one_line_error(run_tern("quantize -m /nonexistent -o '" + out.path() + "'"), "/nonexistent");
 }
 
+// -m goes through the one model-path resolver: config.json names its directory; a GGUF file is refused by
+// name (re-quantizing GGUF is not supported), never "FILE.gguf/config.json: Not a directory".
+TEST(CliQuantize, ModelPathFormsAndGgufInput) {
+  TempDir out;
+  const std::string gguf = out.path() + "/docs.q8_0.gguf";
+  ASSERT_EQ(run_tern("quantize -m '" + kDocs + "' -o '" + gguf + "' --format gguf --type Q8_0 --pure").exit_code, 0);
+  expect_one_line_error(run_tern("quantize -m '" + gguf + "' -o '" + out.path() + "/q'"), "re-quantizing a GGUF");
+  const auto r = run_tern("quantize -m '" + kDocs + "/config.json' -o '" + out.path() + "/q.gguf' --format gguf "
+                          "--type Q8_0 --pure");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 }  // namespace
 }  // namespace tern::test

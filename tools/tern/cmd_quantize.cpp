@@ -18,6 +18,7 @@
 #include "compress/recipe.h"
 #include "compress/smoothquant.h"
 #include "core/mapped_file.h"
+#include "model/gguf/gguf_file.h"
 #include "model/gguf/gguf_mix.h"
 #include "progress_bar.h"
 
@@ -252,7 +253,7 @@ void register_quantize(CLI::App& app) {
       "write a quantized checkpoint (AutoAWQ, AutoGPTQ, compressed-tensors) or GGUF file; a method and --bits alone run "
       "that method's best measured recipe (printed on stderr, each part with an off switch)");
   auto& opt = o->opts;
-  cmd->add_option("-m,--model", o->model, "input model directory")->required();
+  add_model_option(*cmd, o->model);
   cmd->add_option("-o,--out", o->out, "output directory")->required();
   cmd->add_option("--method", o->method, "rtn, awq, gptq or smoothquant (--format gguf: rtn, the block types' own rounding)")
       ->check(CLI::IsMember({"rtn", "awq", "gptq", "smoothquant"}));
@@ -303,6 +304,9 @@ void register_quantize(CLI::App& app) {
   opt["--no-mixed"]->excludes(opt["--embed-bits"])->excludes(opt["--int8-modules"]);
   o->runtime.add_to(*cmd);
   cmd->callback([o, group, type, bits, pure] {
+    if (is_gguf_file(o->model))
+      fail(o->model + ": quantize reads a Hugging Face checkpoint (safetensors); re-quantizing a GGUF file is not "
+                      "supported");
     if (o->format == "gguf") {
       bool recipe_given = false;
       for (const auto& [name, opt] : o->opts) recipe_given |= opt->count() > 0;
