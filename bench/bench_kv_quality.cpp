@@ -13,7 +13,7 @@
 #include "bench_common.h"
 #include "core/mapped_file.h"
 #include "model/decoder.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 
 using namespace tern;
 

@@ -8,7 +8,7 @@
 
 #include "bench_common.h"
 #include "core/mapped_file.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 
 int main(int argc, char** argv) {
   using namespace tern;

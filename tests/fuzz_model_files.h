@@ -29,14 +29,14 @@
 #include <thread>
 #include <vector>
 
-#include "model/chat_template/chat_template.h"
-#include "model/generation_config.h"
-#include "model/gguf/gguf_file.h"
-#include "model/gguf/gguf_quantize.h"
-#include "model/gguf/gguf_tokenizer.h"
+#include "text/chat_template/chat_template.h"
+#include "formats/generation_config.h"
+#include "formats/gguf/gguf_file.h"
+#include "compress/gguf_quantize.h"
+#include "text/gguf_tokenizer.h"
 #include "model/model.h"
-#include "model/model_config.h"
-#include "model/tokenizer/tokenizer.h"
+#include "formats/model_config.h"
+#include "text/tokenizer/tokenizer.h"
 #include "fuzz_mutations.h"
 
 namespace tern::fuzz {

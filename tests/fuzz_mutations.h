@@ -9,7 +9,7 @@
 #include <random>
 #include <string>
 
-#include "model/gguf/gguf_file.h"
+#include "formats/gguf/gguf_file.h"
 
 namespace tern::fuzz {
 

@@ -3,8 +3,8 @@
 #include "api/json_fields.h"
 #include "api/openai_response.h"
 #include "api/server_impl.h"
-#include "model/chat_template/chat_template.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/chat_template/chat_template.h"
+#include "text/tokenizer/tokenizer.h"
 
 namespace tern::api {
 

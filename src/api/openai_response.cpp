@@ -1,7 +1,7 @@
 // OpenAI response JSON: see openai_response.h.
 #include "api/openai_response.h"
 
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 
 namespace tern::api {
 namespace {

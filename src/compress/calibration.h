@@ -14,7 +14,7 @@
 #include "core/status.h"
 #include "model/decoder.h"
 #include "model/model.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "core/exec_context.h"
 
 namespace tern {

@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "model/quant/checkpoint_layouts.h"
+#include "formats/quant/checkpoint_layouts.h"
 #include "core/mapped_file.h"
-#include "model/json_util.h"
+#include "formats/json_util.h"
 
 namespace tern {
 

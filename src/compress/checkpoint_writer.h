@@ -1,5 +1,5 @@
 // Writes a quantized Hugging Face checkpoint: every decoder linear layer ("model.layers.N.*_proj")
-// in the layout of `layout` (AutoAWQ / AutoGPTQ / compressed-tensors, model/quant/checkpoint_layouts.h),
+// in the layout of `layout` (AutoAWQ / AutoGPTQ / compressed-tensors, formats/quant/checkpoint_layouts.h),
 // everything else (embeddings, norms, LM head) copied as stored, config.json with quantization_config,
 // and the tokenizer / generation files copied.
 #pragma once
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model/quant/quant_config.h"
+#include "formats/quant/quant_config.h"
 #include "compress/quantized_model.h"
 #include "core/status.h"
 #include "model/model.h"

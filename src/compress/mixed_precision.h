@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "model/quant/quantized_linear.h"
+#include "formats/quant/quantized_linear.h"
 #include "core/status.h"
-#include "model/quant/module_targets.h"
+#include "formats/quant/module_targets.h"
 #include "model/model.h"
 
 namespace tern {

@@ -7,7 +7,7 @@
 
 #include "core/status.h"
 #include "core/thread_pool.h"
-#include "model/quant/quantized_linear.h"
+#include "formats/quant/quantized_linear.h"
 
 namespace tern {
 

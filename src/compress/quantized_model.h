@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model/quant/quantized_linear.h"
+#include "formats/quant/quantized_linear.h"
 
 namespace tern {
 

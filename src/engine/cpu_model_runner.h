@@ -1,4 +1,4 @@
-// ModelRunner on the CPU: a Model's Decoder over one paged KV pool (model/paged_kv_cache.h).
+// ModelRunner on the CPU: a Model's Decoder over one paged KV pool (kv/paged_kv_cache.h).
 // Each step is one ragged batched forward (Decoder::forward_batch) plus the LM head over the rows
 // that want logits. Everything a step touches is allocated by the constructor and allocate_kv.
 #pragma once
@@ -10,7 +10,7 @@
 #include "engine/model_runner.h"
 #include "model/decoder.h"
 #include "model/model.h"
-#include "model/paged_kv_cache.h"
+#include "kv/paged_kv_cache.h"
 #include "core/exec_context.h"
 
 namespace tern {

@@ -9,7 +9,7 @@
 
 #include "engine/engine.h"
 #include "engine/scheduler_policy.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "runtime/generator.h"
 #include "runtime/sampler.h"
 

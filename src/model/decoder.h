@@ -7,8 +7,8 @@
 
 #include "core/status.h"
 #include "model/model.h"
-#include "model/paged_kv_cache.h"
-#include "model/sequence_kv_cache.h"
+#include "kv/paged_kv_cache.h"
+#include "kv/sequence_kv_cache.h"
 #include "core/exec_context.h"
 #include "ops/paged_attention.h"
 

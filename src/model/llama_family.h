@@ -3,7 +3,7 @@
 #pragma once
 
 #include "core/status.h"
-#include "model/model_config.h"
+#include "formats/model_config.h"
 #include "model/transformer_weights.h"
 #include "model/weight_binder.h"
 

@@ -2,9 +2,9 @@
 
 #include <fmt/format.h>
 
-#include "model/quant/pack_weights.h"
+#include "formats/quant/pack_weights.h"
 #include "model/archs/architectures.h"
-#include "model/gguf/gguf_model.h"
+#include "model/gguf_model.h"
 #include "model/weight_binder.h"
 #include "ops/rope.h"
 

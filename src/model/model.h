@@ -6,12 +6,12 @@
 #include <string>
 #include <vector>
 
-#include "model/quant/quant_config.h"
+#include "formats/quant/quant_config.h"
 #include "core/status.h"
 #include "core/weight_arena.h"
-#include "model/gguf/gguf_file.h"
-#include "model/model_config.h"
-#include "model/safetensors.h"
+#include "formats/gguf/gguf_file.h"
+#include "formats/model_config.h"
+#include "formats/safetensors.h"
 #include "model/transformer_weights.h"
 
 namespace tern {
@@ -36,7 +36,7 @@ struct ModelLoadOptions {
 class Model {
  public:
   // DIR holds config.json and model.safetensors or model.safetensors.index.json + shards;
-  // or a .gguf file (llama, qwen2, qwen3; see model/gguf/gguf_model.h; options do not apply:
+  // or a .gguf file (llama, qwen2, qwen3; see model/gguf_model.h; options do not apply:
   // a GGUF file chose its output matrix type itself).
   static Result<std::unique_ptr<Model>> load(const std::string& dir, const ModelLoadOptions& options = {});
 

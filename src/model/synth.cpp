@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
-#include "model/safetensors.h"
-#include "model/tokenizer/tokenizer.h"
+#include "formats/safetensors.h"
+#include "text/tokenizer/tokenizer.h"
 
 namespace tern {
 

@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "model/quant/checkpoint_layouts.h"
-#include "model/quant/pack_weights.h"
+#include "formats/quant/checkpoint_layouts.h"
+#include "formats/quant/pack_weights.h"
 
 namespace tern {
 

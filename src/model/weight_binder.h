@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "model/quant/quant_config.h"
+#include "formats/quant/quant_config.h"
 #include "core/status.h"
 #include "core/weight_arena.h"
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "core/weight_matrix.h"
 
 namespace tern {

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "model/json_util.h"
+#include "formats/json_util.h"
 
 namespace tern::plan {
 

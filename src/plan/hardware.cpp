@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
-#include "model/json_util.h"
+#include "formats/json_util.h"
 
 namespace tern::plan {
 

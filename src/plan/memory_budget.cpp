@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "core/mapped_file.h"
-#include "model/model_config.h"
+#include "formats/model_config.h"
 #include "plan/model_shape.h"
 #include "plan/params.h"
 #include "plan/precision.h"

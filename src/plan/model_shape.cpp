@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "core/mapped_file.h"
-#include "model/json_util.h"
-#include "model/model_config.h"
+#include "formats/json_util.h"
+#include "formats/model_config.h"
 #include "plan/checkpoint_precision.h"
 
 namespace tern::plan {

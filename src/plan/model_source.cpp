@@ -6,9 +6,9 @@
 #include <map>
 
 #include "kernels/cpu/gguf_blocks.h"
-#include "model/gguf/gguf_file.h"
-#include "model/gguf/gguf_model.h"
-#include "model/model_config.h"
+#include "formats/gguf/gguf_file.h"
+#include "model/gguf_model.h"
+#include "formats/model_config.h"
 
 namespace tern::plan {
 

@@ -10,7 +10,7 @@
 
 #include "core/status.h"
 #include "model/decoder.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "runtime/sampling_params.h"
 
 namespace tern {

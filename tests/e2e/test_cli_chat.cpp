@@ -1,5 +1,5 @@
 // tern chat driven through a pipe. These tests need the chat-template renderer
-// (src/model/chat_template/, issue 3): they render docs-llama-28m's ChatML template.
+// (src/text/chat_template/, issue 3): they render docs-llama-28m's ChatML template.
 #include <gtest/gtest.h>
 #include <pty.h>
 #include <sys/wait.h>

@@ -8,7 +8,7 @@
 #include "core/cpu_features.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
-#include "model/gguf/gguf_file.h"
+#include "formats/gguf/gguf_file.h"
 #include "model/synth.h"
 #include "test_support.h"
 

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
-#include "model/quant/quant_config.h"
+#include "formats/quant/quant_config.h"
 #include "test_support.h"
 
 namespace tern::test {

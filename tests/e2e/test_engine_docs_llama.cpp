@@ -11,7 +11,7 @@
 #include "engine/cpu_model_runner.h"
 #include "engine/engine.h"
 #include "model/model.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "runtime/generator.h"
 #include "test_support.h"
 

@@ -6,9 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/chat_template/chat_template.h"
+#include "text/chat_template/chat_template.h"
 #include "model/model.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "runtime/generator.h"
 #include "test_support.h"
 

@@ -2,8 +2,8 @@
 // inputs. Skipped with "no CUDA device: ..." where there is no GPU.
 #include <cmath>
 
-#include "model/quant/pack_weights.h"
-#include "model/quant/quantized_linear.h"
+#include "formats/quant/pack_weights.h"
+#include "formats/quant/quantized_linear.h"
 #include "core/dtype.h"
 #include "gpu_test_util.h"
 #include "ops/activation.h"

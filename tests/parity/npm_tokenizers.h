@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "test_support.h"
 
 namespace tern::test {

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "model/chat_template/chat_template.h"
+#include "text/chat_template/chat_template.h"
 #include "test_support.h"
 
 namespace tern {

@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "eval/perplexity.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "model_test_util.h"
 #include "test_support.h"
 

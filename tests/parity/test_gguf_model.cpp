@@ -11,9 +11,9 @@
 #include <cstdlib>
 
 #include "core/mapped_file.h"
-#include "model/gguf/gguf_quantize.h"
-#include "model/gguf/gguf_tokenizer.h"
-#include "model/tokenizer/tokenizer.h"
+#include "compress/gguf_quantize.h"
+#include "text/gguf_tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "model_test_util.h"
 #include "test_support.h"
 

@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "model_test_util.h"
 #include "test_support.h"
 

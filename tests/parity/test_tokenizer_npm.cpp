@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/mapped_file.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "npm_tokenizers.h"
 #include "test_support.h"
 

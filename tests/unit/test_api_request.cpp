@@ -4,7 +4,7 @@
 
 #include "api/openai_request.h"
 #include "api/openai_response.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "test_support.h"
 
 namespace tern::api {

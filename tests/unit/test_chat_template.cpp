@@ -1,7 +1,7 @@
 // Chat-template interpreter: one test per construct family, plus error messages.
 #include <gtest/gtest.h>
 
-#include "model/chat_template/chat_template.h"
+#include "text/chat_template/chat_template.h"
 
 namespace tern {
 namespace {

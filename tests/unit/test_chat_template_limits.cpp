@@ -7,7 +7,7 @@
 #include <functional>
 #include <string>
 
-#include "model/chat_template/chat_template.h"
+#include "text/chat_template/chat_template.h"
 #include "test_support.h"
 
 namespace tern {

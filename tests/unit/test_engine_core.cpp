@@ -5,7 +5,7 @@
 #include "engine/engine_core.h"
 #include "engine/fake_model_runner.h"
 #include "engine_test_util.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "test_support.h"
 
 namespace tern {

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <random>
 
-#include "model/gguf/gguf_file.h"
-#include "model/gguf/gguf_writer.h"
+#include "formats/gguf/gguf_file.h"
+#include "formats/gguf/gguf_writer.h"
 #include "test_support.h"
 
 namespace tern {

@@ -6,7 +6,7 @@
 #include <set>
 #include <string>
 
-#include "model/gguf/gguf_mix.h"
+#include "formats/gguf/gguf_mix.h"
 
 namespace tern {
 namespace {

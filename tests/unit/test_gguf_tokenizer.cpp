@@ -4,8 +4,8 @@
 
 #include <cstdio>
 
-#include "model/gguf/gguf_tokenizer.h"
-#include "model/gguf/gguf_writer.h"
+#include "text/gguf_tokenizer.h"
+#include "formats/gguf/gguf_writer.h"
 #include "test_support.h"
 
 namespace tern {

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "kernels/cpu/kv_codec.h"
-#include "model/paged_kv_cache.h"
+#include "kv/paged_kv_cache.h"
 #include "op_test_util.h"
 
 namespace tern::test {

@@ -8,8 +8,8 @@
 #include "../model_test_util.h"
 #include "../test_support.h"
 #include "compress/checkpoint_writer.h"
-#include "model/quant/pack_weights.h"
-#include "model/quant/quantized_linear.h"
+#include "formats/quant/pack_weights.h"
+#include "formats/quant/quantized_linear.h"
 #include "model/model.h"
 
 namespace tern {

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
-#include "model/generation_config.h"
-#include "model/model_config.h"
-#include "model/tokenizer/tokenizer.h"
+#include "formats/generation_config.h"
+#include "formats/model_config.h"
+#include "text/tokenizer/tokenizer.h"
 #include "test_support.h"
 
 namespace tern {

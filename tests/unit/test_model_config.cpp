@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/model_config.h"
+#include "formats/model_config.h"
 #include "test_support.h"
 
 namespace tern {

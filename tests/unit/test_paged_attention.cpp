@@ -7,7 +7,7 @@
 #include <numeric>
 #include <random>
 
-#include "model/paged_kv_cache.h"
+#include "kv/paged_kv_cache.h"
 #include "op_test_util.h"
 #include "ops/attention.h"
 #include "ops/paged_attention.h"

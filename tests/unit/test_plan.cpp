@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
-#include "model/model_config.h"
+#include "formats/model_config.h"
 #include "plan/checkpoint_precision.h"
 #include "plan/memory_budget.h"
 #include "plan/planner.h"

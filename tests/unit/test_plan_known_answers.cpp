@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/mapped_file.h"
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "model/synth.h"
 #include "plan/planner.h"
 #include "test_support.h"

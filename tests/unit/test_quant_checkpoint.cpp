@@ -9,10 +9,10 @@
 
 #include "../model_test_util.h"
 #include "../test_support.h"
-#include "model/quant/checkpoint_layouts.h"
+#include "formats/quant/checkpoint_layouts.h"
 #include "compress/checkpoint_writer.h"
-#include "model/quant/quant_config.h"
-#include "model/safetensors.h"
+#include "formats/quant/quant_config.h"
+#include "formats/safetensors.h"
 
 namespace tern {
 namespace {

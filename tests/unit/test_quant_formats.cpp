@@ -5,7 +5,7 @@
 #include <random>
 #include <vector>
 
-#include "model/quant/quantized_linear.h"
+#include "formats/quant/quantized_linear.h"
 #include "core/fp8.h"
 
 namespace tern {

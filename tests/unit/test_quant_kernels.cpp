@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "model/quant/pack_weights.h"
-#include "model/quant/quantized_linear.h"
+#include "formats/quant/pack_weights.h"
+#include "formats/quant/quantized_linear.h"
 #include "ops/matmul.h"
 #include "ops/matmul_quant.h"
 

@@ -13,7 +13,7 @@
 #include "compress/gptq.h"
 #include "compress/mixed_precision.h"
 #include "compress/model_linears.h"
-#include "model/quant/quant_config.h"
+#include "formats/quant/quant_config.h"
 #include "compress/smoothquant.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <numeric>
 
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "test_support.h"
 
 namespace tern {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "test_support.h"
 
 namespace tern {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "model/sequence_kv_cache.h"
+#include "kv/sequence_kv_cache.h"
 
 namespace tern {
 namespace {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "model/model_config.h"
+#include "formats/model_config.h"
 #include "model/synth.h"
 
 namespace tern {

@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "core/mapped_file.h"
-#include "model/tokenizer/tokenizer.h"
-#include "model/tokenizer/utf8.h"
+#include "text/tokenizer/tokenizer.h"
+#include "text/tokenizer/utf8.h"
 #include "test_support.h"
 
 namespace tern {

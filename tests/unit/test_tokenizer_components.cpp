@@ -6,13 +6,13 @@
 #include <random>
 
 #include "core/mapped_file.h"
-#include "model/tokenizer/added_tokens.h"
-#include "model/tokenizer/bpe_model.h"
-#include "model/tokenizer/pre_tokenizer.h"
-#include "model/tokenizer/regex.h"
-#include "model/tokenizer/tokenizer.h"
-#include "model/tokenizer/tokenizer_spec.h"
-#include "model/tokenizer/utf8.h"
+#include "text/tokenizer/added_tokens.h"
+#include "text/tokenizer/bpe_model.h"
+#include "text/tokenizer/pre_tokenizer.h"
+#include "text/tokenizer/regex.h"
+#include "text/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer_spec.h"
+#include "text/tokenizer/utf8.h"
 #include "test_support.h"
 
 namespace tern {

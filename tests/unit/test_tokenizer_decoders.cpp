@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 
 namespace tern {
 namespace {

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "model/tokenizer/added_tokens.h"
-#include "model/tokenizer/tokenizer.h"
-#include "model/tokenizer/utf8.h"
+#include "text/tokenizer/added_tokens.h"
+#include "text/tokenizer/tokenizer.h"
+#include "text/tokenizer/utf8.h"
 
 namespace tern {
 namespace {

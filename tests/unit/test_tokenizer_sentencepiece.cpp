@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "model/tokenizer/tokenizer.h"
-#include "model/tokenizer/utf8.h"
+#include "text/tokenizer/tokenizer.h"
+#include "text/tokenizer/utf8.h"
 
 namespace tern {
 namespace {

@@ -9,10 +9,10 @@
 #include "backend/cuda/device.h"
 #include "core/mapped_file.h"
 #include "engine/cpu_model_runner.h"
-#include "model/gguf/gguf_model.h"
-#include "model/generation_config.h"
-#include "model/gguf/gguf_tokenizer.h"
-#include "model/model_config.h"
+#include "model/gguf_model.h"
+#include "formats/generation_config.h"
+#include "text/gguf_tokenizer.h"
+#include "formats/model_config.h"
 
 namespace tern::cli {
 

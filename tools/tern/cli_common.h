@@ -11,9 +11,9 @@
 #include "core/thread_pool.h"
 #include "engine/engine.h"
 #include "engine/model_runner.h"
-#include "model/chat_template/chat_template.h"
+#include "text/chat_template/chat_template.h"
 #include "model/model.h"
-#include "model/tokenizer/tokenizer.h"
+#include "text/tokenizer/tokenizer.h"
 #include "core/exec_context.h"
 
 namespace tern::cli {

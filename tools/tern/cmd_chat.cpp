@@ -12,7 +12,7 @@
 
 #include "cli_common.h"
 #include "line_reader.h"
-#include "model/chat_template/chat_template.h"
+#include "text/chat_template/chat_template.h"
 #include "runtime/generator.h"
 
 namespace tern::cli {

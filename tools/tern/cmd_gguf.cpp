@@ -9,7 +9,7 @@
 
 #include "cli_common.h"
 #include "gguf_export.h"
-#include "model/gguf/gguf_quantize.h"
+#include "compress/gguf_quantize.h"
 
 namespace tern::cli {
 

@@ -23,7 +23,7 @@
 #include "engine/cpu_model_runner.h"
 #include "engine/engine.h"
 #include "engine/offline_run.h"
-#include "model/gguf/gguf_file.h"
+#include "formats/gguf/gguf_file.h"
 
 namespace tern::cli {
 

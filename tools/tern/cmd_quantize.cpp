@@ -18,8 +18,8 @@
 #include "compress/recipe.h"
 #include "compress/smoothquant.h"
 #include "core/mapped_file.h"
-#include "model/gguf/gguf_file.h"
-#include "model/gguf/gguf_mix.h"
+#include "formats/gguf/gguf_file.h"
+#include "formats/gguf/gguf_mix.h"
 #include "progress_bar.h"
 
 namespace tern::cli {

@@ -16,9 +16,9 @@
 #include "api/request_guard.h"
 #include "api/server.h"
 #include "cli_common.h"
-#include "model/chat_template/chat_template.h"
+#include "text/chat_template/chat_template.h"
 #include "engine/fake_model_runner.h"
-#include "model/model_config.h"
+#include "formats/model_config.h"
 #include "planned_engine.h"
 
 namespace tern::cli {

@@ -1,6 +1,6 @@
 // GGUF export shared by `tern quantize --format gguf --type T` and `tern gguf quantize`:
 // a Hugging Face checkpoint -> GGUF v3 in one of llama.cpp's mixes, or one block type with --pure
-// (model/gguf/gguf_quantize.h, gguf_mix.h).
+// (compress/gguf_quantize.h, gguf_mix.h).
 #pragma once
 
 #include <string>

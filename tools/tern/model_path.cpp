@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "cli_common.h"
-#include "model/gguf/gguf_file.h"
+#include "formats/gguf/gguf_file.h"
 
 namespace tern::cli {
 

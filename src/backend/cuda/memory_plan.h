@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/status.h"
-#include "model/model_config.h"
+#include "formats/model_config.h"
 
 namespace tern::cuda {
 

@@ -1,5 +1,5 @@
 // CPU kernels for quantized weights (core/weight_matrix.h formats), behind ops/matmul.cpp.
-// Stored layouts (built by model/quant/pack_weights.h at load time, never by the kernels):
+// Stored layouts (built by formats/quant/pack_weights.h at load time, never by the kernels):
 //   Int8Channel: int8 codes [n, k] row-major, scales [n]: w = scale[r] * q.
 //   Int4Group:   per row, k/32 blocks of 16 bytes; byte j of a block holds column j in its low nibble and
 //                column j + 16 in its high nibble (so one shift + mask yields 32 codes in column order);
