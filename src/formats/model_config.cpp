@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "core/mapped_file.h"
+#include "formats/config_fields.h"
 #include "formats/generation_config.h"
 #include "formats/json_util.h"
 
@@ -21,100 +22,7 @@ namespace {
 
 using nlohmann::json;
 
-// Typed access to one JSON object with "<source>: <prefix><key>: <what>" errors.
-class Fields {
- public:
-  Fields(const json& obj, const std::string& source, std::string prefix = "")
-      : obj_(obj), source_(source), prefix_(std::move(prefix)) {}
-
-  // The value of `key`, or nullptr when absent or null (null means "use the default" in HF configs).
-  const json* get(const std::string& key) const {
-    auto it = obj_.find(key);
-    return it == obj_.end() || it->is_null() ? nullptr : &*it;
-  }
-  // The first of `keys` that is set, or "" when none is.
-  std::string first_set(std::initializer_list<const char*> keys) const {
-    for (const char* k : keys) {
-      if (get(k)) return k;
-    }
-    return "";
-  }
-  Status error(const std::string& key, const std::string& what) const {
-    return Status::error(source_ + ": " + prefix_ + key + ": " + what);
-  }
-  Status type_error(const std::string& key, const char* expected) const {
-    return error(key, std::string("expected ") + expected + ", got " + json_type_name(*get(key)));
-  }
-
-  // Integer in [lo, hi]; absent -> *out untouched unless required.
-  Status int_field(const std::string& key, int64_t lo, int64_t hi, int64_t* out, bool required) const {
-    const json* v = get(key);
-    if (!v) return required ? error(key, "missing") : Status::ok();
-    if (!v->is_number_integer()) return type_error(key, "an integer");
-    if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX)) return error(key, "out of range");
-    const int64_t x = v->get<int64_t>();
-    if (x < lo || x > hi) {
-      return error(key, std::to_string(x) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    }
-    *out = x;
-    return Status::ok();
-  }
-  Status number_field(const std::string& key, double* out, bool required = false) const {
-    const json* v = get(key);
-    if (!v) return required ? error(key, "missing") : Status::ok();
-    if (!v->is_number()) return type_error(key, "a number");
-    *out = v->get<double>();
-    if (!std::isfinite(*out)) return error(key, "not finite");
-    return Status::ok();
-  }
-  Status positive_number(const std::string& key, double* out, bool required = false) const {
-    TERN_RETURN_IF_ERROR(number_field(key, out, required));
-    if (get(key) && !(*out > 0)) return error(key, "must be positive");
-    return Status::ok();
-  }
-  Status bool_field(const std::string& key, bool* out) const {
-    const json* v = get(key);
-    if (!v) return Status::ok();
-    if (!v->is_boolean()) return type_error(key, "a boolean");
-    *out = v->get<bool>();
-    return Status::ok();
-  }
-  Status string_field(const std::string& key, std::string* out) const {
-    const json* v = get(key);
-    if (!v) return Status::ok();
-    if (!v->is_string()) return type_error(key, "a string");
-    *out = v->get<std::string>();
-    return Status::ok();
-  }
-  // eos_token_id / bos_token_id: an int, a list of ints, or null.
-  Status token_ids(const std::string& key, std::vector<int32_t>* out) const {
-    const json* v = get(key);
-    if (!v) return Status::ok();
-    auto one = [&](const json& x) -> Status {
-      if (!x.is_number_integer()) {
-        return error(key, std::string("expected integer token ids, got ") + json_type_name(x));
-      }
-      if (x.get<int64_t>() < 0 || x.get<int64_t>() > std::numeric_limits<int32_t>::max() ||
-          (x.is_number_unsigned() && x.get<uint64_t>() > uint64_t(INT32_MAX))) {
-        return error(key, "token id " + x.dump() + " out of range");
-      }
-      out->push_back(int32_t(x.get<int64_t>()));
-      return Status::ok();
-    };
-    if (v->is_array()) {
-      for (const json& x : *v) TERN_RETURN_IF_ERROR(one(x));
-      return Status::ok();
-    }
-    return one(*v);
-  }
-
- private:
-  const json& obj_;
-  const std::string& source_;
-  std::string prefix_;
-};
-
-Status parse_sizes(const Fields& f, ModelConfig* c) {
+Status parse_sizes(const ConfigFields& f, ModelConfig* c) {
   const bool gpt2_names = f.get("n_embd") != nullptr;
   int64_t v = 0;
   TERN_RETURN_IF_ERROR(f.int_field("vocab_size", 1, int64_t(1) << 24, &c->vocab_size, true));
@@ -159,7 +67,7 @@ Status parse_sizes(const Fields& f, ModelConfig* c) {
 }
 
 // dtype (5.x) / torch_dtype (4.x): the checkpoint's stored precision.
-Status parse_dtype(const Fields& f, ModelConfig* c) {
+Status parse_dtype(const ConfigFields& f, ModelConfig* c) {
   const std::string key = f.first_set({"dtype", "torch_dtype"});
   if (key.empty()) return Status::ok();
   std::string s;
@@ -171,7 +79,7 @@ Status parse_dtype(const Fields& f, ModelConfig* c) {
   return Status::ok();
 }
 
-Status parse_rope(const Fields& f, const std::string& source, ModelConfig* c) {
+Status parse_rope(const ConfigFields& f, const std::string& source, ModelConfig* c) {
   RopeConfig& r = c->rope;
   double partial = 1.0;
   TERN_RETURN_IF_ERROR(f.positive_number("rope_theta", &r.theta));
@@ -201,7 +109,7 @@ Status parse_rope(const Fields& f, const std::string& source, ModelConfig* c) {
 
   c->rope_type = "default";
   if (scaling) {
-    const Fields sf(*scaling, source, where + ".");
+    const ConfigFields sf(*scaling, source, where + ".");
     TERN_RETURN_IF_ERROR(sf.positive_number("rope_theta", &r.theta));
     TERN_RETURN_IF_ERROR(sf.positive_number("partial_rotary_factor", &partial));
     const std::string type_key = sf.get("rope_type") ? "rope_type" : "type";  // "type" is the 4.x legacy spelling
@@ -233,7 +141,7 @@ Status parse_rope(const Fields& f, const std::string& source, ModelConfig* c) {
 
 // sliding_window applies unless it is null or use_sliding_window is explicitly false (Qwen2 sets
 // a window size but disables it).
-Status parse_sliding_window(const Fields& f, ModelConfig* c) {
+Status parse_sliding_window(const ConfigFields& f, ModelConfig* c) {
   bool use = true;
   TERN_RETURN_IF_ERROR(f.bool_field("use_sliding_window", &use));
   int64_t w = 0;
@@ -244,7 +152,7 @@ Status parse_sliding_window(const Fields& f, ModelConfig* c) {
 
 // bos / eos / pad ids name rows of the embedding: each must be below vocab_size (which may exceed the tokenizer's
 // count: padding rows). pad_token_id is not used by tern; a negative one is read as "none", as some configs write -1.
-Status check_token_ids(const Fields& f, int64_t vocab_size, ModelConfig* c) {
+Status check_token_ids(const ConfigFields& f, int64_t vocab_size, ModelConfig* c) {
   auto check = [&](const char* key, const std::vector<int32_t>& ids) -> Status {
     for (int32_t id : ids) {
       if (id >= vocab_size) {
@@ -278,7 +186,7 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
   if (!parsed.duplicate_path.empty()) {
     return Status::error(source + ": " + join_key_path(parsed.duplicate_path) + ": duplicate key");
   }
-  const Fields f(root, source);
+  const ConfigFields f(root, source);
   ModelConfig c;
   if (const json* a = f.get("architectures")) {
     if (!a->is_array() || a->empty() || !(*a)[0].is_string()) {
@@ -323,7 +231,7 @@ Result<GenerationConfig> parse_generation_config(const std::string& json_text, c
   if (!root.is_object()) {
     return Status::error(source + ": top level: expected an object, got " + json_type_name(root));
   }
-  const Fields f(root, source);
+  const ConfigFields f(root, source);
   GenerationConfig g;
   TERN_RETURN_IF_ERROR(f.token_ids("bos_token_id", &g.bos_token_ids));
   TERN_RETURN_IF_ERROR(f.token_ids("eos_token_id", &g.eos_token_ids));
