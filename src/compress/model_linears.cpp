@@ -78,7 +78,8 @@ Status check_quantizable(const Model& model) {
   }
   // A GGUF model has no Hugging Face architecture name and carries only Llama-family layers.
   if (model.gguf()) return Status::ok();
-  return Status::error(fmt::format("quantize: architecture {} is not supported yet (Llama, Qwen2, Qwen3, Mistral)", arch));
+  return Status::error(
+      fmt::format("quantize: architecture {} is not supported yet (Llama, Qwen2, Qwen3, Mistral)", arch));
 }
 
 Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& spec) {

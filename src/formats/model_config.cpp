@@ -150,6 +150,48 @@ Status parse_sliding_window(const ConfigFields& f, ModelConfig* c) {
   return Status::ok();
 }
 
+// The fields of the dense architectures beyond the Llama shape. Every value tern cannot compute is
+// an error naming the field (GPT-2's cross-attention and per-layer-index scaling, an activation it
+// has no kernel for, a layer_types entry it does not know).
+Status parse_dense_fields(const ConfigFields& f, const std::string& act_key, ModelConfig* c) {
+  if (c->hidden_act != "silu" && c->hidden_act != "gelu_pytorch_tanh" && c->hidden_act != "gelu_new") {
+    return f.error(act_key, "unsupported activation '" + c->hidden_act +
+                                "' (tern supports silu, gelu_pytorch_tanh, gelu_new)");
+  }
+  for (auto [key, out] : {std::pair{"attn_logit_softcapping", &c->attn_logit_softcapping},
+                          std::pair{"final_logit_softcapping", &c->final_logit_softcapping},
+                          std::pair{"query_pre_attn_scalar", &c->query_pre_attn_scalar}}) {
+    TERN_RETURN_IF_ERROR(f.positive_number(key, out));
+  }
+  if (const nlohmann::json* t = f.get("layer_types")) {
+    if (!t->is_array()) return f.type_error("layer_types", "a list of strings");
+    if (int64_t(t->size()) != c->n_layers) {
+      return f.error("layer_types",
+                     std::to_string(t->size()) + " entries for " + std::to_string(c->n_layers) + " layers");
+    }
+    for (size_t i = 0; i < t->size(); ++i) {
+      const nlohmann::json& e = (*t)[i];
+      const std::string v = e.is_string() ? e.get<std::string>() : "";
+      if (v != "full_attention" && v != "sliding_attention") {
+        return f.error("layer_types[" + std::to_string(i) + "]",
+                       "expected \"full_attention\" or \"sliding_attention\", got " + e.dump());
+      }
+      if (v == "sliding_attention" && c->sliding_window <= 0) {
+        return f.error("layer_types[" + std::to_string(i) + "]", "sliding_attention without a sliding_window");
+      }
+      c->layer_types.push_back(v);
+    }
+  }
+  // GPT-2's attention options.
+  TERN_RETURN_IF_ERROR(f.bool_field("scale_attn_weights", &c->scale_attn_weights));
+  for (const char* key : {"scale_attn_by_inverse_layer_idx", "add_cross_attention"}) {
+    bool on = false;
+    TERN_RETURN_IF_ERROR(f.bool_field(key, &on));
+    if (on) return f.error(key, "true is not supported");
+  }
+  return Status::ok();
+}
+
 // bos / eos / pad ids name rows of the embedding: each must be below vocab_size (which may exceed the tokenizer's
 // count: padding rows). pad_token_id is not used by tern; a negative one is read as "none", as some configs write -1.
 Status check_token_ids(const ConfigFields& f, int64_t vocab_size, ModelConfig* c) {
@@ -202,9 +244,12 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
     TERN_RETURN_IF_ERROR(f.positive_number(eps_key, &c.rms_norm_eps));
     if (c.rms_norm_eps >= 1.0) return f.error(eps_key, "must be below 1");
   }
-  const std::string act_key = f.first_set({"hidden_act", "hidden_activation", "activation_function"});
+  // Gemma's MLP reads hidden_activation (its configs may also carry a legacy hidden_act).
+  const std::string act_key = f.first_set({"hidden_activation", "hidden_act", "activation_function"});
   if (!act_key.empty()) TERN_RETURN_IF_ERROR(f.string_field(act_key, &c.hidden_act));
 
+  // GPT-2 and Gemma configs tie by default (their config classes say so; real configs omit the key).
+  c.tie_word_embeddings = c.model_type == "gpt2" || c.model_type == "gemma" || c.model_type == "gemma2";
   TERN_RETURN_IF_ERROR(f.bool_field("tie_word_embeddings", &c.tie_word_embeddings));
   // Qwen2 attention always has q/k/v biases without saying so; qwen2_moe spells the flag qkv_bias.
   if (c.model_type == "qwen2") {
@@ -221,6 +266,7 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
   TERN_RETURN_IF_ERROR(f.token_ids("eos_token_id", &c.eos_token_ids));
   TERN_RETURN_IF_ERROR(check_token_ids(f, c.vocab_size, &c));
   TERN_RETURN_IF_ERROR(parse_rope(f, source, &c));
+  TERN_RETURN_IF_ERROR(parse_dense_fields(f, act_key.empty() ? "hidden_act" : act_key, &c));
   return c;
 }
 

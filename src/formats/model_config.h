@@ -35,6 +35,15 @@ struct ModelConfig {
   std::vector<int32_t> bos_token_ids;  // usually one
   std::vector<int32_t> eos_token_ids;  // eos_token_id may be an int or a list
 
+  // Dense-architecture fields beyond the Llama shape (Gemma 2, Phi-3, GLM-4, GPT-2), parsed by
+  // parse_dense_fields in model_config.cpp:
+  double attn_logit_softcapping = 0;   // gemma2: attention scores -> tanh(s / cap) · cap; 0 = off
+  double final_logit_softcapping = 0;  // gemma2: the same on the logits; 0 = off
+  double query_pre_attn_scalar = 0;    // gemma2: scores scaled by this^-0.5 instead of head_dim^-0.5; 0 = off
+  // Per layer "full_attention" or "sliding_attention" (sliding_window keys); empty when absent.
+  std::vector<std::string> layer_types;
+  bool scale_attn_weights = true;      // gpt2: false = scores not divided by √head_dim
+
   // Bytes of KV cache per token at the given element size (both K and V, all layers).
   int64_t kv_bytes_per_token(size_t elem_bytes) const {
     return int64_t(2) * n_layers * n_kv_heads * head_dim * int64_t(elem_bytes);

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cstring>
+
 #include "formats/quant/checkpoint_layouts.h"
 #include "formats/quant/pack_weights.h"
 
@@ -47,6 +49,56 @@ Result<std::vector<float>> WeightBinder::vector_f32(const std::string& name, int
   std::vector<float> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[size_t(i)] = load_as_f32(t->data, t->dtype, size_t(i));
   return v;
+}
+
+Result<std::vector<WeightMatrix>> WeightBinder::matrix_parts(const std::string& name, const std::vector<int64_t>& rows,
+                                                             int64_t cols, bool transposed) {
+  constexpr std::string_view kSuffix = ".weight";
+  if (quant_ && quant_->quantized() && name.size() > kSuffix.size() &&
+      has_quantized_linear(*store_, *quant_, name.substr(0, name.size() - kSuffix.size()))) {
+    return Status::error(fmt::format("tensor '{}': a quantized fused tensor is not supported", name));
+  }
+  int64_t total = 0;
+  for (int64_t r : rows) total += r;
+  TERN_ASSIGN_OR_RETURN(const TensorInfo* t, take(name, transposed ? std::vector<int64_t>{cols, total}
+                                                                   : std::vector<int64_t>{total, cols}));
+  if (!dtype_is_float(t->dtype)) {
+    return Status::error(fmt::format("{}: tensor '{}': dtype {} is not a dense weight type", t->file, name,
+                                     dtype_safetensors_name(t->dtype)));
+  }
+  const size_t es = dtype_size(t->dtype);
+  const char* base = static_cast<const char*>(t->data);
+  if (transposed) {
+    if (!arena_) return Status::error(fmt::format("tensor '{}': transposing needs the model's arena", name));
+    // src: [cols, total] -> dst: [total, cols], element by element in the stored dtype.
+    char* dst = static_cast<char*>(arena_->allocate(size_t(total) * size_t(cols) * es));
+    for (int64_t i = 0; i < cols; ++i) {
+      for (int64_t j = 0; j < total; ++j) std::memcpy(dst + (size_t(j) * size_t(cols) + size_t(i)) * es,
+                                                      base + (size_t(i) * size_t(total) + size_t(j)) * es, es);
+    }
+    base = dst;
+  }
+  std::vector<WeightMatrix> out;
+  int64_t r0 = 0;
+  for (int64_t r : rows) {
+    out.push_back(WeightMatrix{base + size_t(r0) * size_t(cols) * es, t->dtype, r, cols});
+    r0 += r;
+  }
+  return out;
+}
+
+Result<std::vector<std::vector<float>>> WeightBinder::vector_parts(const std::string& name,
+                                                                   const std::vector<int64_t>& n) {
+  int64_t total = 0;
+  for (int64_t k : n) total += k;
+  TERN_ASSIGN_OR_RETURN(std::vector<float> all, vector_f32(name, total));
+  std::vector<std::vector<float>> out;
+  int64_t i0 = 0;
+  for (int64_t k : n) {
+    out.emplace_back(all.begin() + i0, all.begin() + i0 + k);
+    i0 += k;
+  }
+  return out;
 }
 
 void WeightBinder::ignore_if_present(const std::string& name) {

@@ -32,6 +32,15 @@ class WeightBinder {
   // A 1-D tensor [n] (norm weights, biases) converted to f32 (small, so copied).
   Result<std::vector<float>> vector_f32(const std::string& name, int64_t n);
 
+  // A dense weight stored fused along its output dimension, [Σ rows, cols], returned as one matrix
+  // per part (views into the mmap): Phi-3 qkv_proj (q, k, v rows), gate_up_proj (gate, up).
+  // transposed: the checkpoint stores [cols, Σ rows] (GPT-2's Conv1D, [in, out]); the tensor is
+  // copied transposed into the arena once, at load. A tensor of any other shape is an error naming it.
+  Result<std::vector<WeightMatrix>> matrix_parts(const std::string& name, const std::vector<int64_t>& rows,
+                                                 int64_t cols, bool transposed = false);
+  // The same for a fused 1-D tensor (a bias [Σ n]).
+  Result<std::vector<std::vector<float>>> vector_parts(const std::string& name, const std::vector<int64_t>& n);
+
   // Tensors that carry no weights we need (e.g. legacy rotary_emb.inv_freq buffers).
   void ignore_if_present(const std::string& name);
 

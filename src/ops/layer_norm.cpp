@@ -23,7 +23,8 @@ void layer_norm(ExecContext& ctx, float* x, const float* residual, int64_t m, in
     if (t >= threads) return;
     const int64_t b = m * t / threads, e = m * (t + 1) / threads;
     if (b < e)
-      cpu::layer_norm_scalar(x + b * d, residual ? residual + b * d : nullptr, e - b, d, weight, bias, eps, out + b * d);
+      cpu::layer_norm_scalar(x + b * d, residual ? residual + b * d : nullptr, e - b, d, weight, bias, eps,
+                             out + b * d);
   });
 }
 

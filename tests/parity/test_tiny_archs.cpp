@@ -17,11 +17,25 @@ namespace {
 
 constexpr double kLogitTol = 1e-4;
 
+// The model as its reference computed it. gemma2's reference.json comes from transformers' default
+// (sdpa) attention, which drops attn_logit_softcapping (only its eager and flash paths apply it;
+// Google's reference, vLLM and llama.cpp apply it too, and so does tern): the comparison turns the
+// attention soft-cap off. GemmaSoftcap below checks that it is bound and used.
+Result<std::unique_ptr<Model>> load_as_referenced(const std::string& arch) {
+  TERN_ASSIGN_OR_RETURN(auto model, Model::load(tiny_arch_dir(arch)));
+  if (arch == "gemma2") {
+    TransformerWeights w = model->weights();
+    for (auto& l : w.layers) l.attn.softcap = 0.f;
+    model->replace_weights(std::move(w), nullptr);
+  }
+  return model;
+}
+
 class TinyArch : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TinyArch, MatchesTransformers) {
   const std::string dir = tiny_arch_dir(GetParam());
-  auto model = Model::load(dir);
+  auto model = load_as_referenced(GetParam());
   ASSERT_TRUE(model.is_ok()) << model.status().message();
   const auto ref = load_json(dir + "/reference.json");
   ASSERT_FALSE(ref.is_null());
@@ -60,7 +74,7 @@ TEST_P(TinyArch, MatchesTransformers) {
 
 TEST_P(TinyArch, Greedy16Identical) {
   const std::string dir = tiny_arch_dir(GetParam());
-  auto model = Model::load(dir);
+  auto model = load_as_referenced(GetParam());
   ASSERT_TRUE(model.is_ok()) << model.status().message();
   const auto ref = load_json(dir + "/reference.json");
   ThreadPool pool(2);
@@ -71,7 +85,32 @@ TEST_P(TinyArch, Greedy16Identical) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, TinyArch, ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa"));
+TEST(GemmaSoftcap, AttentionSoftcapIsBoundAndUsed) {
+  auto model = Model::load(tiny_arch_dir("gemma2"));
+  ASSERT_TRUE(model.is_ok()) << model.status().message();
+  for (const auto& l : (*model)->weights().layers) EXPECT_EQ(l.attn.softcap, 50.f);
+  EXPECT_EQ((*model)->weights().final_logit_softcap, 30.f);
+  auto uncapped = load_as_referenced("gemma2");
+  ASSERT_TRUE(uncapped.is_ok());
+  ThreadPool pool(1);
+  ExecContext ctx(pool, CpuFeatures::detect());
+  const auto ref = load_json(tiny_arch_dir("gemma2") + "/reference.json");
+  const auto ids = ref["sequences"][0]["ids"].get<std::vector<int32_t>>();
+  const auto capped_logits = all_logits(**model, ctx, ids, 128);
+  const auto plain_logits = all_logits(**uncapped, ctx, ids, 128);
+  const int64_t vocab = (*model)->config().vocab_size;
+  double first = 0, later = 0;  // position 0 attends to itself only: the cap cannot change it
+  for (size_t i = 0; i < capped_logits.size(); ++i) {
+    const double d = std::fabs(capped_logits[i] - plain_logits[i]);
+    (i < size_t(vocab) ? first : later) = std::max(i < size_t(vocab) ? first : later, d);
+  }
+  EXPECT_LT(first, 1e-6);
+  EXPECT_GT(later, 1e-3) << "the attention soft-cap changes later positions";
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, TinyArch,
+                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa", "gpt2", "gemma2",
+                                           "phi3", "glm4"));
 
 }  // namespace
 }  // namespace tern::test

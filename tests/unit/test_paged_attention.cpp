@@ -25,6 +25,7 @@ struct BatchCase {
   std::vector<SeqCase> seqs;
   int window = 0;
   float softcap = 0.f;
+  float scale = 0.f;  // 0: 1/sqrt(head_dim)
 };
 
 void run_batch(ExecContext& ctx, const BatchCase& c, uint32_t seed) {
@@ -67,7 +68,7 @@ void run_batch(ExecContext& ctx, const BatchCase& c, uint32_t seed) {
   shape.n_heads = c.n_heads;
   shape.n_kv_heads = c.n_kv_heads;
   shape.head_dim = D;
-  shape.scale = 1.f / std::sqrt(float(D));
+  shape.scale = c.scale > 0 ? c.scale : 1.f / std::sqrt(float(D));
   shape.sliding_window = c.window;
   shape.softcap = c.softcap;
   PagedAttentionWorkspace ws;
@@ -122,6 +123,9 @@ TEST_P(PagedAttentionTest, SlidingWindowAndSoftcap) {
   run_batch(*ctx, {64, 8, 2, 16, KvDType::F32, kMixed, 40}, 50);
   run_batch(*ctx, {64, 8, 2, 64, KvDType::F32, kMixed, 100}, 51);
   run_batch(*ctx, {32, 4, 2, 16, KvDType::BF16, kMixed, 0, 20.f}, 52);
+  // Gemma 2's sliding layers: window, soft-cap and a query_pre_attn_scalar scale together.
+  run_batch(*ctx, {16, 4, 2, 16, KvDType::F32, kMixed, 64, 5.f, 0.4f}, 53);
+  run_batch(*ctx, {64, 8, 4, 64, KvDType::BF16, kMixed, 100, 3.f, 0.3f}, 54);
 }
 
 TEST_P(PagedAttentionTest, SplitKeyDecodeWithFourThreads) {

@@ -121,10 +121,11 @@ Status walk(const Model& model, Uploader& up, DevWeights& out) {
     if (L.moe) return refuse("the mixture-of-experts block");
     if (L.mla) return refuse("multi-head latent attention");
     if (L.attn_norm.kind != NormKind::kRms || L.ffn_norm.kind != NormKind::kRms) return refuse("LayerNorm");
-    if (L.attn_out_norm.present() || L.ffn_out_norm.present()) return refuse("post-attention / post-feed-forward norms");
+    if (L.attn_out_norm.present() || L.ffn_out_norm.present()) return refuse("output norms (gemma2, glm4)");
     if (L.attn.rope != RopeLayout::kHalf) return refuse("this rotary embedding layout");
     if (L.attn.softcap > 0) return refuse("attention logit soft-capping");
-    if (L.attn.scale > 0 && L.attn.scale != 1.0f / std::sqrt(float(cfg.head_dim))) return refuse("query pre-attention scaling");
+    if (L.attn.scale > 0 && L.attn.scale != 1.0f / std::sqrt(float(cfg.head_dim)))
+      return refuse("query pre-attention scaling");
     if (!L.attn.o_bias.empty()) return refuse("an output projection bias");
     if (!L.mlp.gated || L.mlp.act != Activation::kSilu) return refuse("a feed-forward other than SwiGLU");
     if (!L.mlp.up_bias.empty() || !L.mlp.down_bias.empty()) return refuse("feed-forward biases");

@@ -8,6 +8,10 @@ const std::vector<ArchEntry>& architecture_table() {
       {"Qwen2ForCausalLM", build_qwen2},
       {"Qwen3ForCausalLM", build_qwen3},
       {"MistralForCausalLM", build_mistral},
+      {"GPT2LMHeadModel", build_gpt2},
+      {"Gemma2ForCausalLM", build_gemma2},
+      {"Phi3ForCausalLM", build_phi3},
+      {"Glm4ForCausalLM", build_glm4},
   };
   return table;
 }

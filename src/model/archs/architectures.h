@@ -28,5 +28,9 @@ Result<TransformerWeights> build_llama(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_qwen2(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_qwen3(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_mistral(WeightBinder&, const ModelConfig&);
+Result<TransformerWeights> build_gpt2(WeightBinder&, const ModelConfig&);
+Result<TransformerWeights> build_gemma2(WeightBinder&, const ModelConfig&);
+Result<TransformerWeights> build_phi3(WeightBinder&, const ModelConfig&);
+Result<TransformerWeights> build_glm4(WeightBinder&, const ModelConfig&);
 
 }  // namespace tern

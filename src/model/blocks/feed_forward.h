@@ -18,11 +18,11 @@ enum class Activation : uint8_t {
 };
 
 struct FeedForwardWeights {
-  WeightMatrix gate, up, down;  // gate, up: [inter, hidden]; down: [hidden, inter]; no gate when !gated
-  std::vector<float> up_bias;   // [inter] (gpt2 c_fc); empty = none
-  std::vector<float> down_bias; // [hidden] (gpt2 c_proj); empty = none
+  WeightMatrix gate, up, down;   // gate, up: [inter, hidden]; down: [hidden, inter]; no gate when !gated
+  std::vector<float> up_bias;    // [inter] (gpt2 c_fc); empty = none
+  std::vector<float> down_bias;  // [hidden] (gpt2 c_proj); empty = none
   Activation act = Activation::kSilu;
-  bool gated = true;            // act(gate) · up; false: act(up)
+  bool gated = true;  // act(gate) · up; false: act(up)
 };
 
 class FeedForwardBlock {
