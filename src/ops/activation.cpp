@@ -25,24 +25,28 @@ void geglu_tanh(ExecContext& ctx, const float* gate, const float* up, int64_t m,
   const int64_t n = m * d;
   if (n <= 0) return;
   assert(gate && up && out);
+  auto kernel = ctx.cpu().avx512 ? cpu::geglu_tanh_avx512
+                : ctx.cpu().avx2 ? cpu::geglu_tanh_avx2
+                                 : cpu::geglu_tanh_scalar;
   constexpr int64_t kMinElementsPerThread = 1 << 13;
   if (ctx.threads() == 1 || n < 2 * kMinElementsPerThread) {
-    cpu::geglu_tanh_scalar(gate, up, n, out);
+    kernel(gate, up, n, out);
     return;
   }
-  ctx.pool().parallel_for(n, 64, [&](int64_t b, int64_t e) { cpu::geglu_tanh_scalar(gate + b, up + b, e - b, out + b); });
+  ctx.pool().parallel_for(n, 64, [&](int64_t b, int64_t e) { kernel(gate + b, up + b, e - b, out + b); });
 }
 
 void gelu_tanh(ExecContext& ctx, const float* x, int64_t m, int64_t d, float* out) {
   const int64_t n = m * d;
   if (n <= 0) return;
   assert(x && out);
+  auto kernel = ctx.cpu().avx512 ? cpu::gelu_tanh_avx512 : ctx.cpu().avx2 ? cpu::gelu_tanh_avx2 : cpu::gelu_tanh_scalar;
   constexpr int64_t kMinElementsPerThread = 1 << 13;
   if (ctx.threads() == 1 || n < 2 * kMinElementsPerThread) {
-    cpu::gelu_tanh_scalar(x, n, out);
+    kernel(x, n, out);
     return;
   }
-  ctx.pool().parallel_for(n, 64, [&](int64_t b, int64_t e) { cpu::gelu_tanh_scalar(x + b, e - b, out + b); });
+  ctx.pool().parallel_for(n, 64, [&](int64_t b, int64_t e) { kernel(x + b, e - b, out + b); });
 }
 
 }  // namespace tern

@@ -1,5 +1,6 @@
-// SwiGLU kernels: out = silu(g) * u with silu(g) = g / (1 + exp(-g)), the same fp32 operations
-// torch's SiLU uses (its exp is Sleef's 1-ulp expf; ours is vec_math.h's ~1-ulp exp).
+// Activation kernels. SwiGLU: out = silu(g) * u with silu(g) = g / (1 + exp(-g)), the same fp32
+// operations torch's SiLU uses (its exp is Sleef's 1-ulp expf; ours is vec_math.h's ~1-ulp exp).
+// GELU (tanh approximation) and GeGLU: torch's fp32 operation order, tanh from vec_math.h.
 #include <cmath>
 
 #include "kernels/cpu/pointwise_kernels.h"
@@ -34,6 +35,52 @@ void geglu_tanh_scalar(const float* gate, const float* up, int64_t n, float* out
 
 void gelu_tanh_scalar(const float* x, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = gelu_tanh_one(x[i]);
+}
+
+namespace {
+
+TERN_AVX2_TARGET inline __m256 gelu_tanh_avx2_8(__m256 x) {
+  const __m256 beta = _mm256_set1_ps(float(M_SQRT2 * M_2_SQRTPI * 0.5)), kappa = _mm256_set1_ps(0.044715f);
+  const __m256 cube = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+  const __m256 inner = _mm256_mul_ps(beta, _mm256_add_ps(x, _mm256_mul_ps(kappa, cube)));
+  const __m256 half_x = _mm256_mul_ps(_mm256_set1_ps(0.5f), x);
+  return _mm256_mul_ps(half_x, _mm256_add_ps(_mm256_set1_ps(1.f), tanh_avx2(inner)));
+}
+
+TERN_AVX512_TARGET inline __m512 gelu_tanh_avx512_16(__m512 x) {
+  const __m512 beta = _mm512_set1_ps(float(M_SQRT2 * M_2_SQRTPI * 0.5)), kappa = _mm512_set1_ps(0.044715f);
+  const __m512 cube = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+  const __m512 inner = _mm512_mul_ps(beta, _mm512_add_ps(x, _mm512_mul_ps(kappa, cube)));
+  const __m512 half_x = _mm512_mul_ps(_mm512_set1_ps(0.5f), x);
+  return _mm512_mul_ps(half_x, _mm512_add_ps(_mm512_set1_ps(1.f), tanh_avx512(inner)));
+}
+
+}  // namespace
+
+TERN_AVX2_TARGET void geglu_tanh_avx2(const float* gate, const float* up, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(gelu_tanh_avx2_8(_mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
+  if (i < n) geglu_tanh_scalar(gate + i, up + i, n - i, out + i);
+}
+
+TERN_AVX2_TARGET void gelu_tanh_avx2(const float* x, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, gelu_tanh_avx2_8(_mm256_loadu_ps(x + i)));
+  if (i < n) gelu_tanh_scalar(x + i, n - i, out + i);
+}
+
+TERN_AVX512_TARGET void geglu_tanh_avx512(const float* gate, const float* up, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(gelu_tanh_avx512_16(_mm512_loadu_ps(gate + i)), _mm512_loadu_ps(up + i)));
+  if (i < n) geglu_tanh_scalar(gate + i, up + i, n - i, out + i);
+}
+
+TERN_AVX512_TARGET void gelu_tanh_avx512(const float* x, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, gelu_tanh_avx512_16(_mm512_loadu_ps(x + i)));
+  if (i < n) gelu_tanh_scalar(x + i, n - i, out + i);
 }
 
 TERN_AVX2_TARGET void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out) {

@@ -25,7 +25,11 @@ void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out);
 void swiglu_avx512(const float* gate, const float* up, int64_t n, float* out);
 // out = gelu_tanh(gate) * up, and out = gelu_tanh(x) (torch's approximate="tanh" GELU).
 void geglu_tanh_scalar(const float* gate, const float* up, int64_t n, float* out);
+void geglu_tanh_avx2(const float* gate, const float* up, int64_t n, float* out);
+void geglu_tanh_avx512(const float* gate, const float* up, int64_t n, float* out);
 void gelu_tanh_scalar(const float* x, int64_t n, float* out);
+void gelu_tanh_avx2(const float* x, int64_t n, float* out);
+void gelu_tanh_avx512(const float* x, int64_t n, float* out);
 
 // x: [m, n_heads, head_dim] rotated in place. cos_sin: per-thread scratch of 2·half floats, where
 // half = number of inv_freq entries (rotary_dim / 2 <= head_dim / 2).
