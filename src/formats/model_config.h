@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "formats/moe_config.h"
 #include "ops/rope.h"
 
 namespace tern {
@@ -34,6 +35,7 @@ struct ModelConfig {
   DType dtype = DType::BF16;   // torch_dtype / dtype
   std::vector<int32_t> bos_token_ids;  // usually one
   std::vector<int32_t> eos_token_ids;  // eos_token_id may be an int or a list
+  MoeConfig moe;               // mixture of experts (disabled for dense models)
 
   // Bytes of KV cache per token at the given element size (both K and V, all layers).
   int64_t kv_bytes_per_token(size_t elem_bytes) const {
