@@ -71,7 +71,16 @@ void store_layer(QuantizedModel& qm, int layer, LayerResult&& r) {
   }
 }
 
+Status check_quantizable_architecture(const Model& model) {
+  const ModelConfig& c = model.config();
+  if (!c.moe.enabled()) return Status::ok();
+  return Status::error(fmt::format("{}: architecture {} is a mixture of experts; quantizing its {} experts per layer "
+                                   "is not supported yet",
+                                   model.dir(), c.architecture, c.moe.n_experts));
+}
+
 Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& spec) {
+  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   QuantizedModel qm;
   const auto& layers = model.weights().layers;
   for (size_t l = 0; l < layers.size(); ++l) {

@@ -46,6 +46,11 @@ void store_layer(QuantizedModel& qm, int layer, LayerResult&& r);
 // A dense weight (f32/f16/bf16) as f32 [rows, cols]; quantized formats are an error.
 Result<std::vector<float>> weight_to_f32(const WeightMatrix& w);
 
+// Quantization walks the Llama-family linears above; a mixture-of-experts model's experts are not
+// among them, so every quantize entry point refuses such a model (naming its architecture) rather
+// than writing a checkpoint whose experts were silently left dense.
+Status check_quantizable_architecture(const Model& model);
+
 // Round to nearest, no calibration.
 Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& spec);
 
