@@ -1,4 +1,5 @@
 #include "compress/awq.h"
+#include "compress/model_linears.h"
 
 #include "compress/gptq.h"
 
@@ -149,7 +150,7 @@ void scale_slot(ExecContext& ctx, LayerWork& lw, const SlotStats& st, const std:
 
 Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
                                           const AwqOptions& opt) {
-  TERN_RETURN_IF_ERROR(check_quantizable(model));
+  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   const ModelConfig& cfg = model.config();
   const auto& layers = model.weights().layers;
   if (stats.layers.size() != layers.size()) return Status::error("awq: calibration does not match the model");
@@ -247,6 +248,7 @@ Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, 
 
 Result<QuantizedModel> awq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                     const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
+  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   CalibrationOptions copt;
   copt.sample_rows = 512;
   copt.hessian = options.awq_gptq;

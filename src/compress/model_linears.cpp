@@ -71,19 +71,24 @@ void store_layer(QuantizedModel& qm, int layer, LayerResult&& r) {
   }
 }
 
-Status check_quantizable(const Model& model) {
-  const std::string& arch = model.config().architecture;
-  for (const char* ok : {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"}) {
-    if (arch == ok) return Status::ok();
+Status check_quantizable_architecture(const Model& model) {
+  const ModelConfig& c = model.config();
+  if (c.moe.enabled()) {
+    return Status::error(fmt::format("{}: architecture {} is a mixture of experts; quantizing its {} experts per layer "
+                                     "is not supported yet",
+                                     model.dir(), c.architecture, c.moe.n_experts));
   }
   // A GGUF model has no Hugging Face architecture name and carries only Llama-family layers.
   if (model.gguf()) return Status::ok();
-  return Status::error(
-      fmt::format("quantize: architecture {} is not supported yet (Llama, Qwen2, Qwen3, Mistral)", arch));
+  for (const char* ok : {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"}) {
+    if (c.architecture == ok) return Status::ok();
+  }
+  return Status::error(fmt::format("{}: architecture {} is not supported by quantize yet (Llama, Qwen2, Qwen3, Mistral)",
+                                   model.dir(), c.architecture));
 }
 
 Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& spec) {
-  TERN_RETURN_IF_ERROR(check_quantizable(model));
+  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   QuantizedModel qm;
   const auto& layers = model.weights().layers;
   for (size_t l = 0; l < layers.size(); ++l) {

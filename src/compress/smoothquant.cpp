@@ -1,4 +1,5 @@
 #include "compress/smoothquant.h"
+#include "compress/model_linears.h"
 
 #include <fmt/format.h>
 
@@ -120,7 +121,7 @@ Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& s
 
 Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const CalibrationStats& stats,
                                                   const SmoothQuantOptions& opt) {
-  TERN_RETURN_IF_ERROR(check_quantizable(model));
+  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   const auto& layers = model.weights().layers;
   if (stats.layers.size() != layers.size()) return Status::error("smoothquant: calibration does not match the model");
   QuantizedModel qm;
@@ -143,6 +144,7 @@ Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const Cali
 Result<QuantizedModel> smoothquant_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                             const QuantSpec& spec, const MethodOptions& options,
                                             const ProgressFn& progress) {
+  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   CalibrationOptions copt;
   if (options.alpha_search) copt.sample_rows = 512;  // the rows the α search measures the output error on
   TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));

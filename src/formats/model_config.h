@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "formats/moe_config.h"
 #include "ops/rope.h"
 
 namespace tern {
@@ -34,6 +35,7 @@ struct ModelConfig {
   DType dtype = DType::BF16;   // torch_dtype / dtype
   std::vector<int32_t> bos_token_ids;  // usually one
   std::vector<int32_t> eos_token_ids;  // eos_token_id may be an int or a list
+  MoeConfig moe;               // mixture of experts (disabled for dense models)
 
   // Dense-architecture fields beyond the Llama shape (Gemma 2, Phi-3, GLM-4, GPT-2), parsed by
   // parse_dense_fields in model_config.cpp:

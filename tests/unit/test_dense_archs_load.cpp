@@ -174,7 +174,7 @@ TEST(DenseArchLoad, QuantizeRefusesArchitecturesItDoesNotWalk) {
   }
   auto llama = Model::load(test::tiny_arch_dir("llama"));
   ASSERT_TRUE(llama.is_ok());
-  EXPECT_TRUE(check_quantizable(**llama).is_ok());
+  EXPECT_TRUE(check_quantizable_architecture(**llama).is_ok());
 }
 
 }  // namespace
