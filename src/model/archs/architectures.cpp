@@ -8,6 +8,9 @@ const std::vector<ArchEntry>& architecture_table() {
       {"Qwen2ForCausalLM", build_qwen2},
       {"Qwen3ForCausalLM", build_qwen3},
       {"MistralForCausalLM", build_mistral},
+      {"MixtralForCausalLM", build_mixtral},
+      {"Qwen2MoeForCausalLM", build_qwen2_moe},
+      {"Qwen3MoeForCausalLM", build_qwen3_moe},
   };
   return table;
 }
