@@ -1,5 +1,4 @@
 #include "compress/awq.h"
-#include "compress/model_linears.h"
 
 #include "compress/gptq.h"
 
@@ -248,7 +247,6 @@ Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, 
 
 Result<QuantizedModel> awq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                     const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   CalibrationOptions copt;
   copt.sample_rows = 512;
   copt.hessian = options.awq_gptq;

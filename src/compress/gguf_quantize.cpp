@@ -1,5 +1,4 @@
 #include "compress/gguf_quantize.h"
-#include "compress/model_linears.h"
 
 #include <fmt/format.h>
 
@@ -181,7 +180,6 @@ Status quantize_to_gguf(const Model& model, const std::string& out_path, GgufTyp
 }
 
 Status quantize_to_gguf(const Model& model, const std::string& out_path, const GgufMix& mix, const GgufProgress& progress) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   const ModelConfig& c = model.config();
   std::string arch;
   if (c.architecture == "LlamaForCausalLM" || c.architecture == "MistralForCausalLM") arch = "llama";

@@ -1,5 +1,4 @@
 #include "compress/gptq.h"
-#include "compress/model_linears.h"
 
 #include <fmt/format.h>
 
@@ -241,7 +240,6 @@ Result<QuantizedModel> quantize_model_gptq_sequential(const Model& model, ExecCo
 
 Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                      const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   if (options.sequential < 0 || options.sequential > 2) return Status::error("gptq: sequential must be 0, 1 or 2");
   GptqOptions o;
   o.spec = spec;

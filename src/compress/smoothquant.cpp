@@ -1,5 +1,4 @@
 #include "compress/smoothquant.h"
-#include "compress/model_linears.h"
 
 #include <fmt/format.h>
 
@@ -144,7 +143,6 @@ Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const Cali
 Result<QuantizedModel> smoothquant_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                             const QuantSpec& spec, const MethodOptions& options,
                                             const ProgressFn& progress) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   CalibrationOptions copt;
   if (options.alpha_search) copt.sample_rows = 512;  // the rows the α search measures the output error on
   TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));

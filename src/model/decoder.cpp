@@ -25,6 +25,7 @@ Decoder::Decoder(const Model& model, int64_t max_chunk)
   positions_.resize(rows);
   pieces_.reserve(rows);
   attn_seqs_.reserve(rows);
+  if (c.moe.enabled()) moe_ = std::make_unique<MoeBlock>(c, max_chunk_);
 }
 
 Status Decoder::forward(ExecContext& ctx, SequenceKvCache& kv, const int32_t* ids, int64_t n, int64_t n_out,
@@ -137,7 +138,8 @@ void Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* i
     if (lw.attn_out_norm.present()) apply_norm(ctx, lw.attn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
     apply_norm(ctx, lw.ffn_norm, x_.data(), block_out_.data(), c, H, xn_.data());
     // Feed-forward step (a mixture of experts, when a layer has lw.moe, dispatches here).
-    ffn_.forward(ctx, lw.mlp, step, xn_.data(), block_out_.data());
+    if (lw.moe) moe_->forward(ctx, *lw.moe, step, xn_.data(), block_out_.data());
+    else ffn_.forward(ctx, lw.mlp, step, xn_.data(), block_out_.data());
     if (lw.ffn_out_norm.present()) apply_norm(ctx, lw.ffn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
   }
   // Final norm of the rows someone asks for: each piece's rows among its sequence's last n_out.

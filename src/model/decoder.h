@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/status.h"
@@ -15,6 +16,7 @@
 #include "model/blocks/attention.h"
 #include "model/blocks/block_step.h"
 #include "model/blocks/feed_forward.h"
+#include "model/blocks/moe.h"
 #include "ops/paged_attention.h"
 
 namespace tern {
@@ -60,6 +62,9 @@ class Decoder {
   // Runs only layers [0, n) from now on (n <= 0: all), for calibration passes that need the inputs of
   // one layer (sequential GPTQ); hidden_out is then the final norm of layer n - 1's output.
   void set_layer_limit(int n) { layer_limit_ = n; }
+  // The mixture-of-experts block's work counters over every MoE layer of every forward since
+  // construction (benchmarks: distinct experts read per step); null for a dense model.
+  MoeBlock* moe_block() { return moe_.get(); }
 
  private:
   // A run of one sequence's tokens inside a chunk: its tokens off .. off + n - 1 of this step.
@@ -82,6 +87,7 @@ class Decoder {
   // The blocks, each with its own activations for max_chunk_ rows:
   AttentionBlock attn_;
   FeedForwardBlock ffn_;
+  std::unique_ptr<MoeBlock> moe_;  // when the model has MoE layers
   // Per-step bookkeeping, reused:
   std::vector<Piece> pieces_;          // the current chunk
   std::vector<PagedAttnSeq> attn_seqs_;// one per piece

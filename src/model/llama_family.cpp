@@ -90,6 +90,10 @@ Status bind_mlp(WeightBinder& b, const ModelConfig& cfg, const LlamaFamilyOption
 
 Result<TransformerWeights> bind_llama_family(WeightBinder& b, const ModelConfig& cfg, const LlamaFamilyOptions& opt) {
   if (cfg.mlp_bias) return Status::error("mlp_bias=true is not supported");
+  if (cfg.moe.enabled() && !opt.moe) {
+    return Status::error(fmt::format("architecture {} has no mixture-of-experts layers, but config.json "
+                                     "describes experts", cfg.architecture));
+  }
   TransformerWeights w;
   TERN_ASSIGN_OR_RETURN(w.embed, b.matrix("model.embed_tokens.weight", cfg.vocab_size, cfg.hidden_size));
   // embedding_lookup reads dense, GGUF and int8-per-row tables; a 4-bit embedding has no lookup kernel.
@@ -109,7 +113,12 @@ Result<TransformerWeights> bind_llama_family(WeightBinder& b, const ModelConfig&
       TERN_ASSIGN_OR_RETURN(l.attn_out_norm, rms(b, p + opt.attn_out_norm + ".weight", H, cfg, p1));
     }
     TERN_ASSIGN_OR_RETURN(l.ffn_norm, rms(b, p + opt.ffn_norm + ".weight", H, cfg, p1));
-    TERN_RETURN_IF_ERROR(bind_mlp(b, cfg, opt, p + "mlp.", l.mlp));
+    if (opt.moe && cfg.moe.is_moe_layer(i)) {
+      TERN_ASSIGN_OR_RETURN(MoeWeights moe, bind_moe(b, cfg, p + opt.moe_module + ".", *opt.moe));
+      l.moe = std::make_shared<const MoeWeights>(std::move(moe));
+    } else {
+      TERN_RETURN_IF_ERROR(bind_mlp(b, cfg, opt, p + "mlp.", l.mlp));
+    }
     if (opt.ffn_out_norm) {
       TERN_ASSIGN_OR_RETURN(l.ffn_out_norm, rms(b, p + opt.ffn_out_norm + ".weight", H, cfg, p1));
     }

@@ -6,6 +6,7 @@
 
 #include "core/status.h"
 #include "formats/model_config.h"
+#include "model/blocks/moe.h"
 #include "model/transformer_weights.h"
 #include "model/weight_binder.h"
 
@@ -25,6 +26,11 @@ struct LlamaFamilyOptions {
   const char* attn_out_norm = nullptr;  // gemma2 post_attention_layernorm, glm4 post_self_attn_layernorm
   const char* ffn_out_norm = nullptr;   // gemma2 post_feedforward_layernorm, glm4 post_mlp_layernorm
   float embed_scale = 1.f;              // gemma: √hidden in the checkpoint dtype
+  // Mixture of experts (mixtral, qwen2_moe, qwen3_moe): the layers cfg.moe.is_moe_layer() names
+  // bind the MoE block under "model.layers.N.<moe_module>." with these tensor names instead of
+  // the dense mlp; the others keep "mlp." of intermediate_size.
+  const MoeTensorNames* moe = nullptr;
+  const char* moe_module = "mlp";
 };
 
 Result<TransformerWeights> bind_llama_family(WeightBinder& binder, const ModelConfig& cfg,

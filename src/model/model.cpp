@@ -4,6 +4,7 @@
 
 #include "formats/quant/pack_weights.h"
 #include "model/archs/architectures.h"
+#include "model/blocks/moe.h"
 #include "model/gguf_model.h"
 #include "model/weight_binder.h"
 #include "ops/rope.h"
@@ -130,6 +131,7 @@ int64_t Model::weight_bytes_per_token() const {
   for (const auto& l : weights_.layers) {
     add(l.attn.q), add(l.attn.k), add(l.attn.v), add(l.attn.o);
     add(l.mlp.gate), add(l.mlp.up), add(l.mlp.down);
+    if (l.moe) bytes += moe_bytes_per_token(*l.moe, config_.moe.top_k);
   }
   add(weights_.lm_head);
   return bytes;
