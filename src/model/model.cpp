@@ -49,6 +49,12 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   TERN_ASSIGN_OR_RETURN(m->quant_, load_quant_config(dir));
   TERN_ASSIGN_OR_RETURN(m->store_, SafetensorsStore::open_dir(dir));
   WeightBinder binder(m->store_, m->quant_, m->arena_);
+  // yarn's attention factor scales the rotated q/k dims; only the MLA block applies it so far.
+  if (!m->config_.mla.enabled() && rope_attention_factor(m->config_.rope) != 1.0) {
+    return Status::error(fmt::format("{}/config.json: rope_scaling: yarn with attention factor {} is supported for "
+                                     "multi-head latent attention (DeepSeek) only",
+                                     dir, rope_attention_factor(m->config_.rope)));
+  }
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
   TERN_ASSIGN_OR_RETURN(m->weights_.lm_head,
                         quantize_lm_head(m->weights_.lm_head, options.lm_head, m->quant_.quantized(), m->arena_));

@@ -98,6 +98,7 @@ Status linear(Uploader& up, const WeightMatrix& m, const std::vector<float>* bia
 Status walk(const Model& model, Uploader& up, DevWeights& out) {
   const TransformerWeights& w = model.weights();
   const ModelConfig& cfg = model.config();
+  if (cfg.mla.enabled()) return Status::error("CUDA backend: multi-head latent attention (DeepSeek) is not supported yet");
   if (!w.embed.dense() || !dtype_is_float(w.embed.dtype))
     return Status::error("CUDA backend: the embedding table must be dense f32/f16/bf16");
   out.embed = up.raw(w.embed.data, w.embed.bytes());
