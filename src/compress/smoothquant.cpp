@@ -68,8 +68,8 @@ Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& s
     TERN_ASSIGN_OR_RETURN(w[size_t(k)], weight_to_f32(linear_weight(src, k)));
   }
   auto W = [&](LinearKind k) -> std::vector<float>& { return w[size_t(k)]; };
-  out.input_norm = src.input_norm;
-  out.post_attn_norm = src.post_attn_norm;
+  out.input_norm = src.attn_norm.weight;
+  out.post_attn_norm = src.ffn_norm.weight;
 
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size;
   const auto s_attn = smoothquant_scales(stats.at(l, LinearInput::kAttnIn).abs_max,
@@ -120,6 +120,7 @@ Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& s
 
 Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const CalibrationStats& stats,
                                                   const SmoothQuantOptions& opt) {
+  TERN_RETURN_IF_ERROR(check_quantizable(model));
   const auto& layers = model.weights().layers;
   if (stats.layers.size() != layers.size()) return Status::error("smoothquant: calibration does not match the model");
   QuantizedModel qm;

@@ -226,6 +226,7 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
   }
   TERN_RETURN_IF_ERROR(f.string_field("model_type", &c.model_type));
   TERN_RETURN_IF_ERROR(parse_sizes(f, &c));
+  TERN_RETURN_IF_ERROR(parse_moe_config(f, c.model_type, c.n_layers, &c.moe));
 
   const std::string eps_key = f.first_set({"rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps"});
   if (!eps_key.empty()) {

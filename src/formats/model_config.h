@@ -9,6 +9,7 @@
 #include "core/dtype.h"
 #include "core/status.h"
 #include "formats/mla_config.h"
+#include "formats/moe_config.h"
 #include "ops/rope.h"
 
 namespace tern {
@@ -35,6 +36,7 @@ struct ModelConfig {
   DType dtype = DType::BF16;   // torch_dtype / dtype
   std::vector<int32_t> bos_token_ids;  // usually one
   std::vector<int32_t> eos_token_ids;  // eos_token_id may be an int or a list
+  MoeConfig moe;               // mixture of experts (disabled for dense models)
   MlaConfig mla;               // multi-head latent attention (DeepSeek); mla.enabled() when used
 
   // Bytes of KV cache per token at the given element size (all layers; scales not counted): K and

@@ -4,6 +4,7 @@
 
 #include "formats/quant/pack_weights.h"
 #include "model/archs/architectures.h"
+#include "model/blocks/mla_attention.h"
 #include "model/gguf_model.h"
 #include "model/weight_binder.h"
 #include "ops/rope.h"
@@ -135,6 +136,10 @@ int64_t Model::weight_bytes_per_token() const {
   auto add = [&](const WeightMatrix& w) { bytes += int64_t(w.bytes()); };
   for (const auto& l : weights_.layers) {
     add(l.attn.q), add(l.attn.k), add(l.attn.v), add(l.attn.o);
+    if (l.mla) {  // kv_b_proj is read as its absorbed f32 per-head copies
+      add(l.mla->q), add(l.mla->q_a), add(l.mla->q_b), add(l.mla->kv_a), add(l.mla->o);
+      bytes += int64_t((l.mla->w_uk_t.size() + l.mla->w_uv.size()) * sizeof(float));
+    }
     add(l.mlp.gate), add(l.mlp.up), add(l.mlp.down);
   }
   add(weights_.lm_head);

@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "formats/safetensors.h"
+#include "model/synth_moe.h"
 #include "text/tokenizer/tokenizer.h"
 
 namespace tern {
@@ -35,6 +36,7 @@ const std::vector<SynthShape>& synth_shapes() {
     SynthShape tiny{"tiny-llama", "LlamaForCausalLM", "llama", 128, 384, 8192, 2048, 2, 4, 2, 32};
     tiny.rope_theta = 500000, tiny.llama3_factor = 32, tiny.tied = true, tiny.bos = 0, tiny.eos = 1;
     s.push_back(tiny);
+    add_moe_synth_shapes(s);
     return s;
   }();
   return shapes;
@@ -76,17 +78,12 @@ std::string synth_config_json(const SynthShape& s, DType dtype) {
   j["bos_token_id"] = s.bos;
   j["eos_token_id"] = s.eos;
   j["torch_dtype"] = dtype == DType::BF16 ? "bfloat16" : dtype == DType::F16 ? "float16" : "float32";
+  add_moe_config_fields(s, j);
   j["transformers_version"] = "4.46.0";
   return j.dump(2) + "\n";
 }
 
 namespace {
-
-struct SynthTensor {
-  std::string name;
-  std::vector<int64_t> shape;
-  bool ones = false;  // norm weights start at 1 (as transformers initialises them)
-};
 
 std::vector<SynthTensor> synth_tensor_list(const SynthShape& s) {
   const int64_t q = int64_t(s.heads) * s.head_dim, kv = int64_t(s.kv_heads) * s.head_dim;
@@ -96,22 +93,26 @@ std::vector<SynthTensor> synth_tensor_list(const SynthShape& s) {
     const std::string p = fmt::format("model.layers.{}.", i);
     t.push_back({p + "input_layernorm.weight", {s.hidden}, true});
     t.push_back({p + "post_attention_layernorm.weight", {s.hidden}, true});
-    t.push_back({p + "self_attn.q_proj.weight", {q, s.hidden}});
-    t.push_back({p + "self_attn.k_proj.weight", {kv, s.hidden}});
-    t.push_back({p + "self_attn.v_proj.weight", {kv, s.hidden}});
-    t.push_back({p + "self_attn.o_proj.weight", {s.hidden, q}});
-    if (s.qkv_bias) {
-      t.push_back({p + "self_attn.q_proj.bias", {q}});
-      t.push_back({p + "self_attn.k_proj.bias", {kv}});
-      t.push_back({p + "self_attn.v_proj.bias", {kv}});
+    if (!add_mla_tensors(s, p, t)) {
+      t.push_back({p + "self_attn.q_proj.weight", {q, s.hidden}});
+      t.push_back({p + "self_attn.k_proj.weight", {kv, s.hidden}});
+      t.push_back({p + "self_attn.v_proj.weight", {kv, s.hidden}});
+      t.push_back({p + "self_attn.o_proj.weight", {s.hidden, q}});
+      if (s.qkv_bias) {
+        t.push_back({p + "self_attn.q_proj.bias", {q}});
+        t.push_back({p + "self_attn.k_proj.bias", {kv}});
+        t.push_back({p + "self_attn.v_proj.bias", {kv}});
+      }
+      if (s.qk_norm) {
+        t.push_back({p + "self_attn.q_norm.weight", {s.head_dim}, true});
+        t.push_back({p + "self_attn.k_norm.weight", {s.head_dim}, true});
+      }
     }
-    if (s.qk_norm) {
-      t.push_back({p + "self_attn.q_norm.weight", {s.head_dim}, true});
-      t.push_back({p + "self_attn.k_norm.weight", {s.head_dim}, true});
+    if (!add_moe_tensors(s, i, p, t)) {
+      t.push_back({p + "mlp.gate_proj.weight", {s.intermediate, s.hidden}});
+      t.push_back({p + "mlp.up_proj.weight", {s.intermediate, s.hidden}});
+      t.push_back({p + "mlp.down_proj.weight", {s.hidden, s.intermediate}});
     }
-    t.push_back({p + "mlp.gate_proj.weight", {s.intermediate, s.hidden}});
-    t.push_back({p + "mlp.up_proj.weight", {s.intermediate, s.hidden}});
-    t.push_back({p + "mlp.down_proj.weight", {s.hidden, s.intermediate}});
   }
   t.push_back({"model.norm.weight", {s.hidden}, true});
   if (!s.tied) t.push_back({"lm_head.weight", {s.vocab, s.hidden}});

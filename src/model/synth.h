@@ -28,6 +28,18 @@ struct SynthShape {
   bool qk_norm = false;      // qwen3
   int sliding_window = 0;    // mistral
   int32_t bos = 1, eos = 2;
+  // Mixture of experts (n_experts > 0; formats/moe_config.h has the fields' meaning). model_type picks
+  // the family's config names and tensor names: mixtral, qwen2_moe, qwen3_moe, deepseek_v3.
+  int n_experts = 0, top_k = 0;
+  int64_t moe_intermediate = 0;     // each routed expert (Mixtral: = intermediate)
+  int64_t shared_intermediate = 0;  // Qwen2-MoE's gated shared expert
+  int n_shared_experts = 0;         // DeepSeek: shared MLP of n × moe_intermediate
+  bool norm_topk = true;
+  int first_k_dense = 0, n_group = 1, topk_group = 1;
+  double routed_scaling = 1.0;
+  // DeepSeek multi-head latent attention (kv_lora_rank > 0).
+  int64_t q_lora_rank = 0, kv_lora_rank = 0;
+  int qk_nope_dim = 0, qk_rope_dim = 0, v_head_dim = 0;
 };
 
 const std::vector<SynthShape>& synth_shapes();

@@ -111,11 +111,13 @@ std::vector<float> rope_inv_freq(const RopeConfig& cfg) {
 }
 
 void rope_apply(ExecContext& ctx, float* x, int64_t m, int n_heads, int head_dim, const int32_t* positions,
-                const std::vector<float>& inv_freq) {
+                const std::vector<float>& inv_freq, RopeLayout layout) {
   const int half = int(inv_freq.size());
   assert(2 * half <= head_dim && "rotary_dim exceeds head_dim");
-  if (m <= 0 || n_heads <= 0 || half == 0) return;
-  auto kernel = ctx.cpu().avx2 ? cpu::rope_avx2 : cpu::rope_scalar;
+  if (m <= 0 || n_heads <= 0 || half == 0 || layout == RopeLayout::kNone) return;
+  auto kernel = layout == RopeLayout::kInterleaved ? cpu::rope_interleaved_scalar
+                : ctx.cpu().avx2                   ? cpu::rope_avx2
+                                                   : cpu::rope_scalar;
   // Each token costs `half` sin/cos pairs plus n_heads·head_dim multiply-adds; thread only for
   // prefill-sized batches where that outweighs the fork-join (~a few µs).
   const int64_t work = m * (int64_t(n_heads) * head_dim + 16 * half);

@@ -1,6 +1,8 @@
-// Rotary position embedding, in Hugging Face's "rotate_half" layout: within each head, element j
-// pairs with j + head_dim/2 (not interleaved pairs). Supports rope_type "default", "linear", "llama3"
-// and "yarn" (DeepSeek-V3's long-context scaling).
+// Rotary position embedding over the first rotary_dim = 2·inv_freq.size() dims of each head (the
+// rest pass unchanged), in one of two pairings:
+//   kHalf (Hugging Face "rotate_half", Llama): element j pairs with j + rotary_dim/2;
+//   kInterleaved (GLM-4, GPT-J): elements 2i and 2i+1 pair, at frequency inv_freq[i].
+// Supports rope_type "default", "linear", "llama3" and "yarn" (DeepSeek-V3's long-context scaling).
 #pragma once
 
 #include <cstdint>
@@ -9,6 +11,12 @@
 #include "core/exec_context.h"
 
 namespace tern {
+
+enum class RopeLayout : uint8_t {
+  kNone,         // no rotary embedding (positions enter elsewhere, e.g. GPT-2's learned wpe)
+  kHalf,         // rotate_half pairs (j, j + rotary_dim/2)
+  kInterleaved,  // pairs (2i, 2i + 1)
+};
 
 struct RopeConfig {
   double theta = 10000.0;
@@ -47,6 +55,6 @@ std::vector<float> rope_inv_freq(const RopeConfig& cfg);
 // x: [m, n_heads, head_dim] f32, rotated in place; positions: [m].
 // Angles are float32(inv_freq) * float32(pos) as transformers computes them, cos/sin then in fp32.
 void rope_apply(ExecContext& ctx, float* x, int64_t m, int n_heads, int head_dim, const int32_t* positions,
-                const std::vector<float>& inv_freq);
+                const std::vector<float>& inv_freq, RopeLayout layout = RopeLayout::kHalf);
 
 }  // namespace tern

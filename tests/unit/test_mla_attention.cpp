@@ -56,7 +56,7 @@ Matrix random_matrix(std::mt19937& g, int64_t rows, int64_t cols) {
 struct RandomMla {
   Matrix q_a, q_b, kv_a, kv_b, o;
   std::vector<float> q_a_norm, kv_a_norm;
-  MlaAttentionWeights w;
+  MlaWeights w;
 
   RandomMla(const ModelConfig& cfg, const Dims& d, uint32_t seed) {
     std::mt19937 g(seed);
@@ -205,7 +205,14 @@ void run_case(const Case& cs) {
     const int n = t0 < cs.prompt ? std::min(cs.prompt - t0, cs.max_rows) : 1;
     for (int i = 0; i < n; ++i) pos[size_t(i)] = t0 + i;
     const PagedAttnSeq seq{t0, n, 0, table.data()};
-    block.forward(ctx, m.w, pool, 0, x.data() + int64_t(t0) * d.hidden, n, pos.data(), &seq, 1, out.data());
+    BlockStep step;
+    step.layer = 0;
+    step.rows = n;
+    step.positions = pos.data();
+    step.seqs = &seq;
+    step.n_seqs = 1;
+    std::vector<float> xn(x.begin() + int64_t(t0) * d.hidden, x.begin() + int64_t(t0 + n) * d.hidden);
+    block.forward(ctx, pool, m.w, step, xn.data(), out.data());
     for (int i = 0; i < n; ++i)
       for (int c = 0; c < d.hidden; ++c)
         max_err = std::max(max_err, std::fabs(out[size_t(i * d.hidden + c)] - ref.out[size_t(t0 + i)][size_t(c)]));

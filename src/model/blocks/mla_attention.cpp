@@ -14,7 +14,7 @@
 
 namespace tern {
 
-Status bind_mla_attention(WeightBinder& b, const ModelConfig& cfg, const std::string& p, MlaAttentionWeights* w) {
+Status bind_mla_attention(WeightBinder& b, const ModelConfig& cfg, const std::string& p, MlaWeights* w) {
   const MlaConfig& m = cfg.mla;
   const int64_t hidden = cfg.hidden_size, H = cfg.n_heads, R = m.kv_lora_rank, P = m.qk_rope_head_dim,
                 N = m.qk_nope_head_dim, V = m.v_head_dim, q_dim = H * m.qk_head_dim();
@@ -48,7 +48,7 @@ Status bind_mla_attention(WeightBinder& b, const ModelConfig& cfg, const std::st
   return Status::ok();
 }
 
-void absorb_kv_b(const ModelConfig& cfg, MlaAttentionWeights* w) {
+void absorb_kv_b(const ModelConfig& cfg, MlaWeights* w) {
   const MlaConfig& m = cfg.mla;
   const int64_t H = cfg.n_heads, R = m.kv_lora_rank, N = m.qk_nope_head_dim, V = m.v_head_dim;
   // kv_b rows of head h: [N rows of k_nope | V rows of v], each [R].
@@ -113,9 +113,14 @@ void gather_pe(const float* src, int64_t src_stride, int64_t rows, int64_t P, bo
 
 }  // namespace
 
-void MlaAttention::forward(ExecContext& ctx, const MlaAttentionWeights& w, PagedKvCache& kv, int layer,
-                           const float* xn, int64_t c, const int32_t* positions, const PagedAttnSeq* seqs, int n_seqs,
-                           float* out, float** attn_out) {
+void MlaAttention::forward(ExecContext& ctx, PagedKvCache& kv, const MlaWeights& w, const BlockStep& step,
+                           float* xn, float* out) {
+  const int64_t c = step.rows;
+  const int layer = step.layer;
+  const int32_t* positions = step.positions;
+  const PagedAttnSeq* seqs = step.seqs;
+  const int n_seqs = step.n_seqs;
+  step.observe(LinearInput::kAttnIn, xn, hidden_);
   auto bias = [](const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
   const int64_t QK = N_ + P_, KV = R_ + P_;
 
@@ -168,7 +173,7 @@ void MlaAttention::forward(ExecContext& ctx, const MlaAttentionWeights& w, Paged
   uv.x_row = H_ * R_, uv.x_head = R_;
   uv.y_row = H_ * V_, uv.y_head = V_;
   head_matmul(ctx, uv, alat_.data(), c, w.w_uv.data(), attn_.data());
-  if (attn_out) *attn_out = attn_.data();
+  step.observe(LinearInput::kAttnOut, attn_.data(), H_ * V_);
   matmul(ctx, attn_.data(), c, w.o, out, bias(w.o_bias));
 }
 

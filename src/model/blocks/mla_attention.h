@@ -27,13 +27,14 @@
 #include "core/weight_matrix.h"
 #include "formats/model_config.h"
 #include "kv/paged_kv_cache.h"
+#include "model/blocks/block_step.h"
 #include "ops/latent_attention.h"
 
 namespace tern {
 
 class WeightBinder;
 
-struct MlaAttentionWeights {
+struct MlaWeights {
   WeightMatrix q;                  // q_proj [H·(N+P), hidden] when q_lora_rank is null
   WeightMatrix q_a;                // q_a_proj [q_lora_rank, hidden]
   std::vector<float> q_a_norm;     // [q_lora_rank]
@@ -50,9 +51,9 @@ struct MlaAttentionWeights {
 
 // Binds `prefix` + q_a_proj / q_b_proj (or q_proj), kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj,
 // o_proj (+ biases when attention_bias) and builds the absorbed matrices. kv_b_proj must be dense.
-Status bind_mla_attention(WeightBinder& b, const ModelConfig& cfg, const std::string& prefix, MlaAttentionWeights* w);
+Status bind_mla_attention(WeightBinder& b, const ModelConfig& cfg, const std::string& prefix, MlaWeights* w);
 // Fills w_uk_t and w_uv from the dense kv_b (bind does it; tests building weights by hand too).
-void absorb_kv_b(const ModelConfig& cfg, MlaAttentionWeights* w);
+void absorb_kv_b(const ModelConfig& cfg, MlaWeights* w);
 
 // The forward of one layer over a chunk of c rows (up to max_rows), whose sequences are `seqs`
 // (row ranges, positions, block tables, as ops/paged_attention). Owns its activations.
@@ -60,12 +61,9 @@ class MlaAttention {
  public:
   MlaAttention(const ModelConfig& cfg, int64_t max_rows);
 
-  // xn: [c, hidden] normed input; positions: [c]; out: [c, hidden]. Writes this chunk's latent rows
-  // into `kv` (layer `layer`) before attending. `attn_out`, when not null, receives a pointer to the
-  // [c, H·V] input of o_proj (calibration observers).
-  void forward(ExecContext& ctx, const MlaAttentionWeights& w, PagedKvCache& kv, int layer, const float* xn,
-               int64_t c, const int32_t* positions, const PagedAttnSeq* seqs, int n_seqs, float* out,
-               float** attn_out = nullptr);
+  // xn: [rows, hidden], the normed input (an observer may rewrite it); out: [rows, hidden].
+  // Writes this chunk's latent rows of layer step.layer into kv before attending.
+  void forward(ExecContext& ctx, PagedKvCache& kv, const MlaWeights& w, const BlockStep& step, float* xn, float* out);
 
  private:
   int64_t hidden_, H_, R_, P_, N_, V_, q_rank_;
