@@ -10,7 +10,10 @@ namespace tern {
 
 Result<const TensorInfo*> WeightBinder::take(const std::string& name, const std::vector<int64_t>& shape) {
   const TensorInfo* t = store_->find(name);
-  if (!t) return Status::error(fmt::format("checkpoint is missing tensor '{}'", name));
+  if (!t) {
+    return Status::error(fmt::format("{}: missing tensor '{}' (shape [{}] by the config)", store_->source(), name,
+                                     fmt::join(shape, ", ")));
+  }
   if (t->shape != shape) {
     return Status::error(fmt::format("{}: tensor '{}': shape [{}] but the config implies [{}]", t->file, name,
                                      fmt::join(t->shape, ", "), fmt::join(shape, ", ")));
