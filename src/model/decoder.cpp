@@ -140,7 +140,7 @@ void Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* i
     if (lw.attn_out_norm.present()) apply_norm(ctx, lw.attn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
     apply_norm(ctx, lw.ffn_norm, x_.data(), block_out_.data(), c, H, xn_.data());
     // Feed-forward step (a mixture of experts, when a layer has lw.moe, dispatches here).
-    if (lw.moe) moe_->forward(ctx, *lw.moe, xn_.data(), c, block_out_.data());
+    if (lw.moe) moe_->forward(ctx, *lw.moe, step, xn_.data(), block_out_.data());
     else ffn_.forward(ctx, lw.mlp, step, xn_.data(), block_out_.data());
     if (lw.ffn_out_norm.present()) apply_norm(ctx, lw.ffn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
   }

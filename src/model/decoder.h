@@ -63,6 +63,9 @@ class Decoder {
   // Runs only layers [0, n) from now on (n <= 0: all), for calibration passes that need the inputs of
   // one layer (sequential GPTQ); hidden_out is then the final norm of layer n - 1's output.
   void set_layer_limit(int n) { layer_limit_ = n; }
+  // The mixture-of-experts block's work counters over every MoE layer of every forward since
+  // construction (benchmarks: distinct experts read per step); null for a dense model.
+  MoeBlock* moe_block() { return moe_.get(); }
 
  private:
   // A run of one sequence's tokens inside a chunk: its tokens off .. off + n - 1 of this step.

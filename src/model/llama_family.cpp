@@ -50,6 +50,10 @@ Result<TransformerWeights> bind_llama_family(WeightBinder& b, const ModelConfig&
     return Status::error(fmt::format("hidden_act '{}' is not supported (silu only)", cfg.hidden_act));
   }
   if (cfg.mlp_bias) return Status::error("mlp_bias=true is not supported");
+  if (cfg.moe.enabled() && !opt.moe) {
+    return Status::error(fmt::format("architecture {} has no mixture-of-experts layers, but config.json "
+                                     "describes experts", cfg.architecture));
+  }
   TransformerWeights w;
   TERN_ASSIGN_OR_RETURN(w.embed, b.matrix("model.embed_tokens.weight", cfg.vocab_size, cfg.hidden_size));
   // embedding_lookup reads dense, GGUF and int8-per-row tables; a 4-bit embedding has no lookup kernel.
@@ -63,7 +67,12 @@ Result<TransformerWeights> bind_llama_family(WeightBinder& b, const ModelConfig&
     TERN_ASSIGN_OR_RETURN(l.attn_norm, rms(b, p + "input_layernorm.weight", cfg.hidden_size, cfg.rms_norm_eps));
     TERN_ASSIGN_OR_RETURN(l.ffn_norm, rms(b, p + "post_attention_layernorm.weight", cfg.hidden_size, cfg.rms_norm_eps));
     TERN_RETURN_IF_ERROR(bind_attention(b, cfg, opt, p + "self_attn.", l.attn));
-    TERN_RETURN_IF_ERROR(bind_mlp(b, cfg, p + "mlp.", l.mlp));
+    if (opt.moe && cfg.moe.is_moe_layer(i)) {
+      TERN_ASSIGN_OR_RETURN(MoeWeights moe, bind_moe(b, cfg, p + opt.moe_module + ".", *opt.moe));
+      l.moe = std::make_shared<const MoeWeights>(std::move(moe));
+    } else {
+      TERN_RETURN_IF_ERROR(bind_mlp(b, cfg, p + "mlp.", l.mlp));
+    }
   }
   TERN_ASSIGN_OR_RETURN(w.final_norm, rms(b, "model.norm.weight", cfg.hidden_size, cfg.rms_norm_eps));
   // Tied checkpoints usually omit lm_head.weight; some save it anyway (then it must be used, not ignored).

@@ -5,6 +5,7 @@
 #include "formats/quant/pack_weights.h"
 #include "model/archs/architectures.h"
 #include "model/blocks/mla_attention.h"
+#include "model/blocks/moe.h"
 #include "model/gguf_model.h"
 #include "model/weight_binder.h"
 #include "ops/rope.h"
@@ -141,6 +142,7 @@ int64_t Model::weight_bytes_per_token() const {
       bytes += int64_t((l.mla->w_uk_t.size() + l.mla->w_uv.size()) * sizeof(float));
     }
     add(l.mlp.gate), add(l.mlp.up), add(l.mlp.down);
+    if (l.moe) bytes += moe_bytes_per_token(*l.moe, config_.moe.top_k);
   }
   add(weights_.lm_head);
   return bytes;

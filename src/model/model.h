@@ -63,8 +63,9 @@ class Model {
   int64_t parameter_count() const;
   // The same, by how they are stored: "bf16", "int4 (awq, group 128)", "Q4_K", ... .
   std::map<std::string, int64_t> parameters_by_format() const;
-  // Bytes of weights one decode step streams: every matrix once (embedding rows are gathered,
-  // so a separate embedding table does not count; a tied one counts once, as the LM head).
+  // Bytes of weights one decode step of one token streams: every matrix once (embedding rows are
+  // gathered, so a separate embedding table does not count; a tied one counts once, as the LM head),
+  // and of a MoE layer the router, top_k experts and the shared expert.
   int64_t weight_bytes_per_token() const;
 
  private:

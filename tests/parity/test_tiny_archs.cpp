@@ -72,7 +72,8 @@ TEST_P(TinyArch, Greedy16Identical) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, TinyArch, ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa",
-                                                              "deepseek_v3"));
+                                                                  "mixtral", "qwen2_moe", "qwen3_moe",
+                                                                  "deepseek_v3"));
 
 }  // namespace
 }  // namespace tern::test

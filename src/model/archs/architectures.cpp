@@ -9,6 +9,9 @@ const std::vector<ArchEntry>& architecture_table() {
       {"Qwen3ForCausalLM", build_qwen3},
       {"MistralForCausalLM", build_mistral},
       {"DeepseekV3ForCausalLM", build_deepseek_v3},
+      {"MixtralForCausalLM", build_mixtral},
+      {"Qwen2MoeForCausalLM", build_qwen2_moe},
+      {"Qwen3MoeForCausalLM", build_qwen3_moe},
   };
   return table;
 }

@@ -29,5 +29,8 @@ Result<TransformerWeights> build_qwen2(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_qwen3(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_mistral(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_deepseek_v3(WeightBinder&, const ModelConfig&);
+Result<TransformerWeights> build_mixtral(WeightBinder&, const ModelConfig&);
+Result<TransformerWeights> build_qwen2_moe(WeightBinder&, const ModelConfig&);
+Result<TransformerWeights> build_qwen3_moe(WeightBinder&, const ModelConfig&);
 
 }  // namespace tern

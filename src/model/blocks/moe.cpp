@@ -50,6 +50,15 @@ Result<MoeWeights> bind_moe(WeightBinder& b, const ModelConfig& cfg, const std::
   return w;
 }
 
+int64_t moe_bytes_per_token(const MoeWeights& w, int k) {
+  auto mlp = [](const ExpertMlp& e) { return int64_t(e.gate.bytes() + e.up.bytes() + e.down.bytes()); };
+  int64_t experts = 0;
+  for (const ExpertMlp& e : w.experts) experts += mlp(e);
+  const int64_t n = int64_t(w.experts.size());
+  return int64_t(w.router.bytes()) + (n > 0 ? experts * k / n : 0) + (w.shared.present() ? mlp(w.shared) : 0) +
+         int64_t(w.shared_gate.bytes());
+}
+
 MoeBlock::MoeBlock(const ModelConfig& cfg, int64_t max_rows)
     : moe_(cfg.moe), hidden_(cfg.hidden_size), max_rows_(std::max<int64_t>(1, max_rows)) {
   const size_t rows = size_t(max_rows_), E = size_t(moe_.n_experts), k = size_t(moe_.top_k);

@@ -10,6 +10,10 @@
 //   3. each expert's rows are scattered back, y[row] += weight · out, in expert order;
 //   4. the shared expert (DeepSeek n_shared_experts, Qwen2-MoE shared_expert) runs over all c rows,
 //      Qwen2-MoE's scaled by sigmoid(x · shared_expert_gate).
+// Calibration (ActivationObserver) sees kMlpIn: the normed input that the router, every expert and
+// the shared expert all read (all rows; one input norm feeds them all). The experts' down-projection
+// inputs are per expert and per routed row; they are not reported (kMlpDown is never called on a
+// MoE layer), which is why tern quantize refuses MoE architectures for now.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +24,7 @@
 #include "core/status.h"
 #include "core/weight_matrix.h"
 #include "formats/model_config.h"
+#include "model/blocks/block_step.h"
 #include "model/blocks/moe_router.h"
 
 namespace tern {
@@ -38,6 +43,10 @@ struct MoeWeights {
   ExpertMlp shared;                // absent (rows 0) unless the model has a shared expert
   WeightMatrix shared_gate;        // [1, hidden] Qwen2-MoE; rows 0: none
 };
+
+// Weight bytes one token reads in this layer: router, k experts (the mean expert's size), shared
+// expert and its gate.
+int64_t moe_bytes_per_token(const MoeWeights& w, int k);
 
 // How a checkpoint names one MoE layer's tensors, relative to the layer's MoE module prefix
 // (e.g. "model.layers.3.block_sparse_moe."): "<router>.weight", "<experts>.<e>.<gate|up|down>.weight".
@@ -70,6 +79,12 @@ class MoeBlock {
 
   // y [c, hidden] = MoE(x [c, hidden]), c <= max_rows. y must not alias x.
   void forward(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y);
+  // The decoder's feed-forward step: xn [step.rows, hidden] (observed as kMlpIn; an observer may
+  // rewrite it), out [step.rows, hidden].
+  void forward(ExecContext& ctx, const MoeWeights& w, const BlockStep& step, float* xn, float* out) {
+    step.observe(LinearInput::kMlpIn, xn, hidden_);
+    forward(ctx, w, xn, step.rows, out);
+  }
 
   const MoeCounters& counters() const { return counters_; }
   void reset_counters() { counters_ = {}; }
