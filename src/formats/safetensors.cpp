@@ -230,6 +230,7 @@ Result<SafetensorsStore> SafetensorsStore::open_file(const std::string& path) {
   auto file = std::make_shared<MappedFile>(std::move(mf));
   TERN_ASSIGN_OR_RETURN(FileHeader header, parse_file(*file));
   SafetensorsStore s;
+  s.source_ = path;
   s.files_.push_back(file);
   s.tensors_ = std::move(header.tensors);
   s.metadata_ = std::move(header.metadata);
@@ -280,6 +281,7 @@ Result<SafetensorsStore> SafetensorsStore::open_dir(const std::string& dir) {
   }
 
   SafetensorsStore st;
+  st.source_ = index_path;
   bool first = true;
   for (const auto& [shard, count] : shard_counts) {
     const std::string path = dir + "/" + shard;

@@ -44,8 +44,12 @@ class SafetensorsStore {
   // "__metadata__" string map of the (first) file.
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   size_t total_bytes() const;
+  // What it was opened from (model.safetensors, or the shard index): errors about the checkpoint
+  // as a whole (a tensor it lacks) name it.
+  const std::string& source() const { return source_; }
 
  private:
+  std::string source_;
   std::vector<std::shared_ptr<MappedFile>> files_;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> index_;  // name -> position in tensors_

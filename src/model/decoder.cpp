@@ -25,6 +25,7 @@ Decoder::Decoder(const Model& model, int64_t max_chunk)
   positions_.resize(rows);
   pieces_.reserve(rows);
   attn_seqs_.reserve(rows);
+  if (c.mla.enabled()) mla_ = std::make_unique<MlaAttention>(c, max_chunk_);
   if (c.moe.enabled()) moe_ = std::make_unique<MoeBlock>(c, max_chunk_);
 }
 
@@ -134,7 +135,8 @@ void Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* i
     // x += previous block's output; xn = norm(x)
     apply_norm(ctx, lw.attn_norm, x_.data(), l == 0 ? nullptr : block_out_.data(), c, H, xn_.data());
     // Attention step (multi-head latent attention, when a layer has lw.mla, dispatches here).
-    attn_.forward(ctx, kv, lw.attn, model_->rope_inv_freq(), step, xn_.data(), block_out_.data());
+    if (lw.mla) mla_->forward(ctx, kv, *lw.mla, step, xn_.data(), block_out_.data());
+    else attn_.forward(ctx, kv, lw.attn, model_->rope_inv_freq(), step, xn_.data(), block_out_.data());
     if (lw.attn_out_norm.present()) apply_norm(ctx, lw.attn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
     apply_norm(ctx, lw.ffn_norm, x_.data(), block_out_.data(), c, H, xn_.data());
     // Feed-forward step (a mixture of experts, when a layer has lw.moe, dispatches here).

@@ -16,6 +16,7 @@
 #include "model/blocks/attention.h"
 #include "model/blocks/block_step.h"
 #include "model/blocks/feed_forward.h"
+#include "model/blocks/mla_attention.h"
 #include "model/blocks/moe.h"
 #include "ops/paged_attention.h"
 
@@ -87,7 +88,8 @@ class Decoder {
   // The blocks, each with its own activations for max_chunk_ rows:
   AttentionBlock attn_;
   FeedForwardBlock ffn_;
-  std::unique_ptr<MoeBlock> moe_;  // when the model has MoE layers
+  std::unique_ptr<MlaAttention> mla_;  // models with multi-head latent attention
+  std::unique_ptr<MoeBlock> moe_;      // models with mixture-of-experts layers
   // Per-step bookkeeping, reused:
   std::vector<Piece> pieces_;          // the current chunk
   std::vector<PagedAttnSeq> attn_seqs_;// one per piece

@@ -12,7 +12,10 @@ namespace tern {
 
 Result<const TensorInfo*> WeightBinder::take(const std::string& name, const std::vector<int64_t>& shape) {
   const TensorInfo* t = store_->find(name);
-  if (!t) return Status::error(fmt::format("checkpoint is missing tensor '{}'", name));
+  if (!t) {
+    return Status::error(fmt::format("{}: missing tensor '{}' (shape [{}] by the config)", store_->source(), name,
+                                     fmt::join(shape, ", ")));
+  }
   if (t->shape != shape) {
     return Status::error(fmt::format("{}: tensor '{}': shape [{}] but the config implies [{}]", t->file, name,
                                      fmt::join(t->shape, ", "), fmt::join(shape, ", ")));
@@ -103,6 +106,14 @@ Result<std::vector<std::vector<float>>> WeightBinder::vector_parts(const std::st
 
 void WeightBinder::ignore_if_present(const std::string& name) {
   if (has(name)) used_.insert(name);
+}
+
+int WeightBinder::ignore_prefix(const std::string& prefix) {
+  int n = 0;
+  for (const auto& t : store_->tensors()) {
+    if (t.name.compare(0, prefix.size(), prefix) == 0) used_.insert(t.name), ++n;
+  }
+  return n;
 }
 
 Status WeightBinder::check_all_used() const {

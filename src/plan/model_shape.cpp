@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/mapped_file.h"
+#include "formats/config_fields.h"
 #include "formats/json_util.h"
 #include "formats/model_config.h"
 #include "plan/checkpoint_precision.h"
@@ -128,7 +129,35 @@ Status parse_family(const Reader& r, ModelShape* s) {
   return Status::ok();
 }
 
-Status parse_moe(const Reader& r, ModelShape* s) {
+// The engine's reading of the MoE fields, as the planner's shape.
+void apply_moe(const MoeConfig& m, ModelShape* s) {
+  s->moe = m;
+  s->n_experts = m.n_experts;
+  s->experts_per_token = m.top_k;
+  s->expert_intermediate = m.expert_intermediate;
+  s->n_shared_experts = 0;
+  s->shared_intermediate = 0;
+  if (m.shared_expert_gate) {
+    s->shared_intermediate = m.shared_intermediate;  // Qwen2-MoE: one gated shared expert
+  } else if (m.shared_intermediate > 0 && m.expert_intermediate > 0) {
+    s->n_shared_experts = int(m.shared_intermediate / m.expert_intermediate);  // DeepSeek: n_shared × width
+  }
+  s->first_dense_layers = m.first_k_dense;
+  s->moe_every = 1;
+  s->router_bias = m.correction_bias;
+}
+
+bool engine_moe_family(const std::string& t) {
+  return t == "mixtral" || t == "qwen2_moe" || t == "qwen3_moe" || t == "deepseek_v3";
+}
+
+Status parse_moe(const Reader& r, const json& text, const std::string& source, ModelShape* s) {
+  if (engine_moe_family(s->model_type)) {
+    MoeConfig m;
+    TERN_RETURN_IF_ERROR(parse_moe_config(ConfigFields(text, source), s->model_type, s->layers, &m));
+    if (m.enabled()) apply_moe(m, s);
+    return Status::ok();
+  }
   if (const char* k = r.first_set({"num_local_experts", "n_routed_experts", "num_experts"})) {
     TERN_RETURN_IF_ERROR(r.integer(k, 0, 1 << 16, &s->n_experts, true));
   }
@@ -182,7 +211,7 @@ Result<ModelShape> parse_model_shape(const std::string& json_text, const std::st
   if (s.model_type.empty()) TERN_RETURN_IF_ERROR(Reader(root, source).string("model_type", &s.model_type));
   TERN_RETURN_IF_ERROR(parse_core(r, &s));
   TERN_RETURN_IF_ERROR(parse_family(r, &s));
-  TERN_RETURN_IF_ERROR(parse_moe(r, &s));
+  TERN_RETURN_IF_ERROR(parse_moe(r, text, source, &s));
   TERN_RETURN_IF_ERROR(parse_mla(r, &s));
   // A quantized checkpoint is planned at its stored precision; one the planner cannot price keeps the
   // reason, which is an error only when the user does not name a precision (-w) instead.
@@ -224,7 +253,15 @@ ModelShape shape_from_config(const ModelConfig& c) {
   s.attention_bias = c.attention_bias;
   s.o_bias = c.attention_bias && c.model_type != "qwen2" && c.model_type != "qwen2_moe";
   s.mlp_bias = c.mlp_bias;
-  s.qk_norm = c.model_type == "qwen3";
+  s.qk_norm = c.model_type == "qwen3" || c.model_type == "qwen3_moe";
+  if (c.moe.enabled()) apply_moe(c.moe, &s);
+  if (c.mla.enabled()) {
+    s.q_lora_rank = c.mla.q_lora_rank;
+    s.kv_lora_rank = c.mla.kv_lora_rank;
+    s.qk_nope_head_dim = c.mla.qk_nope_head_dim;
+    s.qk_rope_head_dim = c.mla.qk_rope_head_dim;
+    s.v_head_dim = c.mla.v_head_dim;
+  }
   return s;
 }
 

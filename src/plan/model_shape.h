@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "formats/moe_config.h"
 
 namespace tern {
 struct ModelConfig;
@@ -36,7 +37,11 @@ struct ModelShape {
   bool layer_norm_bias = false; // LayerNorm with bias (GPT-2)
   int64_t learned_positions = 0;  // GPT-2 wpe rows
 
-  // Mixture of experts: layers [first_dense_layers, layers) with (layer - first_dense) % moe_every == 0.
+  // Mixture of experts. For the families tern runs (Mixtral, Qwen2-MoE, Qwen3-MoE, DeepSeek-V3) the
+  // fields below come from the engine's own reading (formats/moe_config.h, kept in `moe`: which layers
+  // are MoE layers, decoder_sparse_step and mlp_only_layers included). Other MoE configs are read
+  // best-effort: layers [first_dense_layers, layers) with (layer - first_dense) % moe_every == 0.
+  MoeConfig moe;
   int n_experts = 0;              // routed experts (0: dense model)
   int experts_per_token = 0;
   int64_t expert_intermediate = 0;
@@ -54,6 +59,7 @@ struct ModelShape {
   bool is_moe() const { return n_experts > 0; }
   bool is_mla() const { return kv_lora_rank > 0; }
   bool is_moe_layer(int layer) const {
+    if (moe.enabled()) return moe.is_moe_layer(layer);
     return is_moe() && layer >= first_dense_layers && (layer - first_dense_layers) % moe_every == 0;
   }
   int moe_layers() const;
@@ -69,7 +75,7 @@ struct ModelShape {
 Result<ModelShape> parse_model_shape(const std::string& json_text, const std::string& source);
 // A config.json file, or a directory holding one.
 Result<ModelShape> load_model_shape(const std::string& path);
-// The shape of a config tern already parsed (dense decoders only: what ModelConfig describes).
+// The shape of a config tern already parsed (what ModelConfig describes: dense decoders, MoE, MLA).
 ModelShape shape_from_config(const ModelConfig& config);
 
 }  // namespace tern::plan

@@ -110,7 +110,8 @@ TEST(GemmaSoftcap, AttentionSoftcapIsBoundAndUsed) {
 
 INSTANTIATE_TEST_SUITE_P(Archs, TinyArch,
                          ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa", "gpt2", "gemma2",
-                                           "phi3", "glm4", "mixtral", "qwen2_moe", "qwen3_moe"));
+                                           "phi3", "glm4", "mixtral", "qwen2_moe", "qwen3_moe",
+                                           "deepseek_v3"));
 
 }  // namespace
 }  // namespace tern::test

@@ -94,6 +94,7 @@ class EngineParity : public ::testing::TestWithParam<std::string> {
       double err = 0;
       for (int64_t v = 0; v < vocab_; ++v) err = std::max(err, std::fabs(r.logits[size_t(v)] - ref.last_logits[size_t(v)]));
       EXPECT_LE(err, kTol) << "max |logit - reference| at the last prompt position";
+      max_err_ = std::max(max_err_, err);
     }
     EXPECT_GE(rows, 1) << "the engine never produced logits at the last prompt position";
     ASSERT_FALSE(got.logprobs.empty());
@@ -109,6 +110,10 @@ class EngineParity : public ::testing::TestWithParam<std::string> {
     }
   }
 
+  // The largest logit error seen, in the test's XML record (--gtest_output=xml): how far from 1e-3.
+  void TearDown() override { RecordProperty("max_logit_error", std::to_string(max_err_)); }
+
+  double max_err_ = 0;
   std::string dir_;
   std::unique_ptr<Model> model_;
   std::vector<RefSeq> refs_;
@@ -225,7 +230,7 @@ TEST_P(EngineParity, PreemptionByRecompute) {
 
 // One word per architecture: the helpers that add an architecture add its name here.
 INSTANTIATE_TEST_SUITE_P(Archs, EngineParity,
-                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa"));
+                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa", "deepseek_v3"));
 
 }  // namespace
 }  // namespace tern::test

@@ -152,7 +152,9 @@ TEST(PlanShape, ReadsMoeMlaAndRejectsBrokenConfigs) {
       "num_experts_per_tok": 2, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64,
       "decoder_sparse_step": 2})", "q.json");
   ASSERT_TRUE(q.is_ok()) << q.status().message();
-  EXPECT_EQ(q->moe_layers(), 2);  // layers 0 and 2
+  EXPECT_EQ(q->moe_layers(), 2);  // layers 1 and 3: Qwen's (layer + 1) % decoder_sparse_step == 0
+  EXPECT_FALSE(q->is_moe_layer(0));
+  EXPECT_TRUE(q->is_moe_layer(1));
   EXPECT_TRUE(q->attention_bias);
   // The shape tern already parsed agrees with the planner's own reading.
   auto cfg = load_model_config(test::model_dir("docs-llama-28m"));

@@ -12,6 +12,7 @@ const std::vector<ArchEntry>& architecture_table() {
       {"Gemma2ForCausalLM", build_gemma2},
       {"Phi3ForCausalLM", build_phi3},
       {"Glm4ForCausalLM", build_glm4},
+      {"DeepseekV3ForCausalLM", build_deepseek_v3},
       {"MixtralForCausalLM", build_mixtral},
       {"Qwen2MoeForCausalLM", build_qwen2_moe},
       {"Qwen3MoeForCausalLM", build_qwen3_moe},

@@ -32,6 +32,7 @@ Result<TransformerWeights> build_gpt2(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_gemma2(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_phi3(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_glm4(WeightBinder&, const ModelConfig&);
+Result<TransformerWeights> build_deepseek_v3(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_mixtral(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_qwen2_moe(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_qwen3_moe(WeightBinder&, const ModelConfig&);
