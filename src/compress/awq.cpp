@@ -1,5 +1,4 @@
 #include "compress/awq.h"
-#include "compress/model_linears.h"
 
 #include "compress/gptq.h"
 
@@ -150,6 +149,7 @@ void scale_slot(ExecContext& ctx, LayerWork& lw, const SlotStats& st, const std:
 
 Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
                                           const AwqOptions& opt) {
+  TERN_RETURN_IF_ERROR(check_quantizable(model));
   const ModelConfig& cfg = model.config();
   const auto& layers = model.weights().layers;
   if (stats.layers.size() != layers.size()) return Status::error("awq: calibration does not match the model");
@@ -206,8 +206,8 @@ Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, 
     }
 
     LayerResult ql;
-    ql.input_norm = src.input_norm;
-    ql.post_attn_norm = src.post_attn_norm;
+    ql.input_norm = src.attn_norm.weight;
+    ql.post_attn_norm = src.ffn_norm.weight;
     ql.norms_changed = true;
     const std::vector<float>& s_in = lw.s[size_t(LinearInput::kAttnIn)];
     const std::vector<float>& s_mlp = lw.s[size_t(LinearInput::kMlpIn)];
@@ -247,7 +247,6 @@ Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, 
 
 Result<QuantizedModel> awq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                     const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   CalibrationOptions copt;
   copt.sample_rows = 512;
   copt.hessian = options.awq_gptq;

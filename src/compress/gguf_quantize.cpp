@@ -1,5 +1,4 @@
 #include "compress/gguf_quantize.h"
-#include "compress/model_linears.h"
 
 #include <fmt/format.h>
 
@@ -181,7 +180,6 @@ Status quantize_to_gguf(const Model& model, const std::string& out_path, GgufTyp
 }
 
 Status quantize_to_gguf(const Model& model, const std::string& out_path, const GgufMix& mix, const GgufProgress& progress) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   const ModelConfig& c = model.config();
   std::string arch;
   if (c.architecture == "LlamaForCausalLM" || c.architecture == "MistralForCausalLM") arch = "llama";
@@ -234,7 +232,7 @@ Status quantize_to_gguf(const Model& model, const std::string& out_path, const G
     const DecoderLayerWeights& l = w.layers[i];
     const std::string b = fmt::format("blk.{}.", i);
     if (!dense(l.attn.q) || !dense(l.mlp.down)) return Status::error("GGUF export needs a dense (unquantized) model");
-    t.push_back(vector_tensor(b + "attn_norm.weight", l.input_norm));
+    t.push_back(vector_tensor(b + "attn_norm.weight", l.attn_norm.weight));
     t.push_back(matrix(b + "attn_q.weight", l.attn.q, permute ? c.n_heads : 0));
     t.push_back(matrix(b + "attn_k.weight", l.attn.k, permute ? c.n_kv_heads : 0));
     t.push_back(matrix(b + "attn_v.weight", l.attn.v));
@@ -244,16 +242,16 @@ Status quantize_to_gguf(const Model& model, const std::string& out_path, const G
       t.push_back(vector_tensor(b + "attn_k.bias", l.attn.k_bias));
       t.push_back(vector_tensor(b + "attn_v.bias", l.attn.v_bias));
     }
-    if (!l.attn.q_norm.empty()) {
-      t.push_back(vector_tensor(b + "attn_q_norm.weight", l.attn.q_norm));
-      t.push_back(vector_tensor(b + "attn_k_norm.weight", l.attn.k_norm));
+    if (l.attn.q_norm.present()) {
+      t.push_back(vector_tensor(b + "attn_q_norm.weight", l.attn.q_norm.weight));
+      t.push_back(vector_tensor(b + "attn_k_norm.weight", l.attn.k_norm.weight));
     }
     t.push_back(matrix(b + "ffn_gate.weight", l.mlp.gate));
     t.push_back(matrix(b + "ffn_up.weight", l.mlp.up));
     t.push_back(matrix(b + "ffn_down.weight", l.mlp.down));
-    t.push_back(vector_tensor(b + "ffn_norm.weight", l.post_attn_norm));
+    t.push_back(vector_tensor(b + "ffn_norm.weight", l.ffn_norm.weight));
   }
-  t.push_back(vector_tensor("output_norm.weight", w.final_norm));
+  t.push_back(vector_tensor("output_norm.weight", w.final_norm.weight));
   if (!tied) t.push_back(matrix("output.weight", w.lm_head));
   std::vector<float> divisors;
   if (c.rope_type == "llama3") {

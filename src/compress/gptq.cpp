@@ -1,5 +1,4 @@
 #include "compress/gptq.h"
-#include "compress/model_linears.h"
 
 #include <fmt/format.h>
 
@@ -171,8 +170,8 @@ Status quantize_layer_slots(const Model& model, ExecContext& ctx, const Calibrat
 
 LayerResult layer_result_for(const DecoderLayerWeights& lw) {
   LayerResult ql;
-  ql.input_norm = lw.input_norm;
-  ql.post_attn_norm = lw.post_attn_norm;
+  ql.input_norm = lw.attn_norm.weight;
+  ql.post_attn_norm = lw.ffn_norm.weight;
   return ql;
 }
 
@@ -180,6 +179,7 @@ LayerResult layer_result_for(const DecoderLayerWeights& lw) {
 
 Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
                                            const GptqOptions& opt) {
+  TERN_RETURN_IF_ERROR(check_quantizable(model));
   const auto& layers = model.weights().layers;
   if (stats.layers.size() != layers.size()) return Status::error("gptq: calibration does not match the model");
   QuantizedModel qm;
@@ -197,6 +197,7 @@ Result<QuantizedModel> quantize_model_gptq_sequential(const Model& model, ExecCo
                                                       CalibrationOptions copt, const GptqOptions& opt,
                                                       GptqSequential mode) {
   if (mode == GptqSequential::kOff) return Status::error("gptq: sequential mode is off");
+  TERN_RETURN_IF_ERROR(check_quantizable(model));
   if (windows.empty()) return Status::error("gptq: no calibration windows");
   // A private model over the same weights: the quantized linears replace its matrices stage by stage.
   TERN_ASSIGN_OR_RETURN(std::unique_ptr<Model> work, Model::load(model.dir()));
@@ -239,7 +240,6 @@ Result<QuantizedModel> quantize_model_gptq_sequential(const Model& model, ExecCo
 
 Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                      const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   if (options.sequential < 0 || options.sequential > 2) return Status::error("gptq: sequential must be 0, 1 or 2");
   GptqOptions o;
   o.spec = spec;

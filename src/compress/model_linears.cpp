@@ -71,16 +71,18 @@ void store_layer(QuantizedModel& qm, int layer, LayerResult&& r) {
   }
 }
 
-Status check_quantizable_architecture(const Model& model) {
-  const ModelConfig& c = model.config();
-  if (!c.moe.enabled()) return Status::ok();
-  return Status::error(fmt::format("{}: architecture {} is a mixture of experts; quantizing its {} experts per layer "
-                                   "is not supported yet",
-                                   model.dir(), c.architecture, c.moe.n_experts));
+Status check_quantizable(const Model& model) {
+  const std::string& arch = model.config().architecture;
+  for (const char* ok : {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"}) {
+    if (arch == ok) return Status::ok();
+  }
+  // A GGUF model has no Hugging Face architecture name and carries only Llama-family layers.
+  if (model.gguf()) return Status::ok();
+  return Status::error(fmt::format("quantize: architecture {} is not supported yet (Llama, Qwen2, Qwen3, Mistral)", arch));
 }
 
 Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& spec) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
+  TERN_RETURN_IF_ERROR(check_quantizable(model));
   QuantizedModel qm;
   const auto& layers = model.weights().layers;
   for (size_t l = 0; l < layers.size(); ++l) {
@@ -120,7 +122,7 @@ Status apply_dequantized(Model& model, const QuantizedModel& qm) {
       auto it = qm.vectors.find(norm_tensor_name(int(l), post));
       if (it == qm.vectors.end()) continue;
       ++used;
-      std::vector<float>& norm = post ? lw.post_attn_norm : lw.input_norm;
+      std::vector<float>& norm = post ? lw.ffn_norm.weight : lw.attn_norm.weight;
       if (it->second.size() != norm.size()) return Status::error(fmt::format("{}: size differs", it->first));
       norm = it->second;
     }

@@ -43,13 +43,13 @@ struct LayerResult {
 };
 void store_layer(QuantizedModel& qm, int layer, LayerResult&& r);
 
+// The quantization methods walk the Llama-shaped layers (separate q/k/v/o and gate/up/down under
+// their Hugging Face names, RMSNorms they may fold scales into): an error naming the architecture
+// for any other (fused checkpoint tensors, LayerNorm, Gemma's 1 + w norms, MoE, MLA).
+Status check_quantizable(const Model& model);
+
 // A dense weight (f32/f16/bf16) as f32 [rows, cols]; quantized formats are an error.
 Result<std::vector<float>> weight_to_f32(const WeightMatrix& w);
-
-// Quantization walks the Llama-family linears above; a mixture-of-experts model's experts are not
-// among them, so every quantize entry point refuses such a model (naming its architecture) rather
-// than writing a checkpoint whose experts were silently left dense.
-Status check_quantizable_architecture(const Model& model);
 
 // Round to nearest, no calibration.
 Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& spec);

@@ -1,5 +1,4 @@
 #include "compress/smoothquant.h"
-#include "compress/model_linears.h"
 
 #include <fmt/format.h>
 
@@ -69,8 +68,8 @@ Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& s
     TERN_ASSIGN_OR_RETURN(w[size_t(k)], weight_to_f32(linear_weight(src, k)));
   }
   auto W = [&](LinearKind k) -> std::vector<float>& { return w[size_t(k)]; };
-  out.input_norm = src.input_norm;
-  out.post_attn_norm = src.post_attn_norm;
+  out.input_norm = src.attn_norm.weight;
+  out.post_attn_norm = src.ffn_norm.weight;
 
   const int64_t H = cfg.hidden_size, I = cfg.intermediate_size;
   const auto s_attn = smoothquant_scales(stats.at(l, LinearInput::kAttnIn).abs_max,
@@ -121,6 +120,7 @@ Result<SmoothedLayer> smooth_layer(const Model& model, const CalibrationStats& s
 
 Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const CalibrationStats& stats,
                                                   const SmoothQuantOptions& opt) {
+  TERN_RETURN_IF_ERROR(check_quantizable(model));
   const auto& layers = model.weights().layers;
   if (stats.layers.size() != layers.size()) return Status::error("smoothquant: calibration does not match the model");
   QuantizedModel qm;
@@ -143,7 +143,6 @@ Result<QuantizedModel> quantize_model_smoothquant(const Model& model, const Cali
 Result<QuantizedModel> smoothquant_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                             const QuantSpec& spec, const MethodOptions& options,
                                             const ProgressFn& progress) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   CalibrationOptions copt;
   if (options.alpha_search) copt.sample_rows = 512;  // the rows the α search measures the output error on
   TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));

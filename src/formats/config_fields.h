@@ -26,6 +26,8 @@ class ConfigFields {
     auto it = obj_.find(key);
     return it == obj_.end() || it->is_null() ? nullptr : &*it;
   }
+  // Whether `key` is written at all, null included (where null and absent mean different things).
+  bool has_key(const std::string& key) const { return obj_.contains(key); }
   // The first of `keys` that is set, or "" when none is.
   std::string first_set(std::initializer_list<const char*> keys) const {
     for (const char* k : keys) {

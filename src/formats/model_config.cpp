@@ -79,6 +79,33 @@ Status parse_dtype(const ConfigFields& f, ModelConfig* c) {
   return Status::ok();
 }
 
+// rope_type "yarn" (DeepSeek-V3: factor 40, beta_fast 32, beta_slow 1, mscale 1, mscale_all_dim 1,
+// original_max_position_embeddings 4096). As transformers: a missing factor is max_position_embeddings /
+// original_max_position_embeddings, a missing original_max_position_embeddings is max_position_embeddings.
+Status parse_yarn(const ConfigFields& sf, ModelConfig* c) {
+  RopeConfig& r = c->rope;
+  int64_t orig = c->max_position_embeddings;
+  TERN_RETURN_IF_ERROR(sf.int_field("original_max_position_embeddings", 1, int64_t(1) << 30, &orig, false));
+  if (orig <= 0) return sf.error("original_max_position_embeddings", "missing (and max_position_embeddings is unset)");
+  r.yarn_original_max_position = double(orig);
+  if (sf.get("factor")) {
+    TERN_RETURN_IF_ERROR(sf.positive_number("factor", &r.yarn_factor, true));
+  } else {
+    if (c->max_position_embeddings <= 0) return sf.error("factor", "missing");
+    r.yarn_factor = double(c->max_position_embeddings) / double(orig);
+  }
+  TERN_RETURN_IF_ERROR(sf.positive_number("beta_fast", &r.yarn_beta_fast));
+  TERN_RETURN_IF_ERROR(sf.positive_number("beta_slow", &r.yarn_beta_slow));
+  TERN_RETURN_IF_ERROR(sf.positive_number("attention_factor", &r.yarn_attention_factor));
+  TERN_RETURN_IF_ERROR(sf.number_field("mscale", &r.yarn_mscale));
+  TERN_RETURN_IF_ERROR(sf.number_field("mscale_all_dim", &r.yarn_mscale_all_dim));
+  if (r.yarn_mscale < 0) return sf.error("mscale", "must not be negative");
+  if (r.yarn_mscale_all_dim < 0) return sf.error("mscale_all_dim", "must not be negative");
+  TERN_RETURN_IF_ERROR(sf.bool_field("truncate", &r.yarn_truncate));
+  if (!(r.yarn_beta_fast > r.yarn_beta_slow)) return sf.error("beta_fast", "must exceed beta_slow");
+  return Status::ok();
+}
+
 Status parse_rope(const ConfigFields& f, const std::string& source, ModelConfig* c) {
   RopeConfig& r = c->rope;
   double partial = 1.0;
@@ -126,8 +153,11 @@ Status parse_rope(const ConfigFields& f, const std::string& source, ModelConfig*
       }
     } else if (c->rope_type == "linear") {
       TERN_RETURN_IF_ERROR(sf.positive_number("factor", &r.linear_factor, true));
+    } else if (c->rope_type == "yarn") {
+      TERN_RETURN_IF_ERROR(parse_yarn(sf, c));
     } else if (c->rope_type != "default") {
-      return sf.error(type_key, "unsupported rope type '" + c->rope_type + "' (tern supports default, llama3, linear)");
+      return sf.error(type_key,
+                      "unsupported rope type '" + c->rope_type + "' (tern supports default, llama3, linear, yarn)");
     }
   }
   if (partial > 1.0) return f.error("partial_rotary_factor", "must be in (0, 1]");
@@ -222,6 +252,7 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
   TERN_RETURN_IF_ERROR(f.token_ids("eos_token_id", &c.eos_token_ids));
   TERN_RETURN_IF_ERROR(check_token_ids(f, c.vocab_size, &c));
   TERN_RETURN_IF_ERROR(parse_rope(f, source, &c));
+  TERN_RETURN_IF_ERROR(parse_mla_config(f, &c));
   return c;
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "formats/mla_config.h"
 #include "formats/moe_config.h"
 #include "ops/rope.h"
 
@@ -36,10 +37,13 @@ struct ModelConfig {
   std::vector<int32_t> bos_token_ids;  // usually one
   std::vector<int32_t> eos_token_ids;  // eos_token_id may be an int or a list
   MoeConfig moe;               // mixture of experts (disabled for dense models)
+  MlaConfig mla;               // multi-head latent attention (DeepSeek); mla.enabled() when used
 
-  // Bytes of KV cache per token at the given element size (both K and V, all layers).
+  // Bytes of KV cache per token at the given element size (all layers; scales not counted): K and
+  // V of every kv head, or MLA's latent + rope key.
   int64_t kv_bytes_per_token(size_t elem_bytes) const {
-    return int64_t(2) * n_layers * n_kv_heads * head_dim * int64_t(elem_bytes);
+    const int64_t per_layer = mla.enabled() ? mla.kv_row() : int64_t(2) * n_kv_heads * head_dim;
+    return n_layers * per_layer * int64_t(elem_bytes);
   }
 };
 

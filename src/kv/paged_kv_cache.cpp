@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace tern {
@@ -25,20 +26,39 @@ bool has_scales(KvDType t) { return t == KvDType::INT8 || t == KvDType::FP8; }
 }  // namespace
 
 PagedKvCache::PagedKvCache(const ModelConfig& cfg, int block_size, KvDType dtype)
-    : n_layers_(cfg.n_layers),
-      n_kv_heads_(cfg.n_kv_heads),
-      head_dim_(cfg.head_dim),
-      block_size_(block_size),
-      dtype_(dtype),
-      elem_bytes_(elem_size(dtype)) {
-  const size_t slots = size_t(block_size) * size_t(n_kv_heads_);
-  scale_offset_ = slots * size_t(head_dim_) * elem_bytes_;
-  part_bytes_ = align64(scale_offset_ + (has_scales(dtype) ? slots * sizeof(float) : 0));
-  block_bytes_ = part_bytes_ * 2 * size_t(n_layers_);
+    : n_layers_(cfg.n_layers), block_size_(block_size), dtype_(dtype), elem_bytes_(elem_size(dtype)) {
+  const size_t bs = size_t(std::max(block_size, 0));
+  size_t at = 0;
+  auto part = [&](int kv_heads, int dim) {
+    Part p;
+    p.offset = at;
+    p.dim = dim;
+    const size_t slots = bs * size_t(kv_heads);
+    p.scale_offset = slots * size_t(dim) * elem_bytes_;
+    at += align64(p.scale_offset + (has_scales(dtype) ? slots * sizeof(float) : 0));
+    return p;
+  };
+  layers_.resize(size_t(std::max(n_layers_, 0)));
+  for (int l = 0; l < n_layers_; ++l) {
+    Layer& L = layers_[size_t(l)];
+    L.shape = kv_layer_shape(cfg, l);
+    L.k = part(L.shape.kv_heads, L.shape.k_dim);
+    L.v = L.shape.v_in_k ? L.k : part(L.shape.kv_heads, L.shape.v_dim);
+  }
+  block_bytes_ = at;
 }
 
 size_t PagedKvCache::block_bytes_for(const ModelConfig& cfg, int block_size, KvDType dtype) {
   return PagedKvCache(cfg, block_size, dtype).block_bytes();
+}
+
+size_t PagedKvCache::bytes_per_token() const {
+  size_t n = 0;
+  for (const Layer& L : layers_) {
+    n += size_t(L.shape.values_per_token()) * elem_bytes_;
+    if (has_scales(dtype_)) n += size_t(L.shape.scaled_rows_per_token()) * sizeof(float);
+  }
+  return n;
 }
 
 Status PagedKvCache::allocate(int64_t num_blocks) {
@@ -54,54 +74,77 @@ Status PagedKvCache::allocate(int64_t num_blocks) {
   return Status::ok();
 }
 
-uint8_t* PagedKvCache::row_ptr(int layer, bool value, const int32_t* block_table, int64_t pos, int kv_head,
+uint8_t* PagedKvCache::row_ptr(const Part& part, int kv_heads, const int32_t* block_table, int64_t pos, int kv_head,
                                float** scale) const {
   const size_t block = size_t(block_table[pos / block_size_]);
-  const size_t slot_head = size_t(pos % block_size_) * size_t(n_kv_heads_) + size_t(kv_head);
-  uint8_t* part = data_.get() + block * block_bytes_ + (size_t(2 * layer) + (value ? 1 : 0)) * part_bytes_;
-  *scale = reinterpret_cast<float*>(part + scale_offset_) + slot_head;
-  return part + slot_head * size_t(head_dim_) * elem_bytes_;
+  const size_t slot_head = size_t(pos % block_size_) * size_t(kv_heads) + size_t(kv_head);
+  uint8_t* p = data_.get() + block * block_bytes_ + part.offset;
+  *scale = reinterpret_cast<float*>(p + part.scale_offset) + slot_head;
+  return p + slot_head * size_t(part.dim) * elem_bytes_;
 }
 
 void PagedKvCache::write(const CpuFeatures& cpu, int layer, const int32_t* block_table, int64_t pos0, int64_t n,
                          const float* k, const float* v) {
   const cpu::KvRowCodec codec = cpu::kv_row_codec(dtype_, cpu);
-  const int64_t row = int64_t(n_kv_heads_) * head_dim_;
-  for (int64_t i = 0; i < n; ++i) {
-    for (int g = 0; g < n_kv_heads_; ++g) {
-      float* ks = nullptr;
-      float* vs = nullptr;
-      uint8_t* kd = row_ptr(layer, false, block_table, pos0 + i, g, &ks);
-      uint8_t* vd = row_ptr(layer, true, block_table, pos0 + i, g, &vs);
-      float sk = 1.f, sv = 1.f;
-      codec.encode(k + i * row + int64_t(g) * head_dim_, head_dim_, kd, &sk);
-      codec.encode(v + i * row + int64_t(g) * head_dim_, head_dim_, vd, &sv);
-      if (codec.scaled) {
-        std::memcpy(ks, &sk, sizeof(float));
-        std::memcpy(vs, &sv, sizeof(float));
+  const Layer& L = layers_[size_t(layer)];
+  const int H = L.shape.kv_heads;
+  auto put = [&](const Part& part, const float* rows) {
+    const int64_t row = int64_t(H) * part.dim;
+    for (int64_t i = 0; i < n; ++i) {
+      for (int g = 0; g < H; ++g) {
+        float* sp = nullptr;
+        uint8_t* d = row_ptr(part, H, block_table, pos0 + i, g, &sp);
+        float sc = 1.f;
+        codec.encode(rows + i * row + int64_t(g) * part.dim, part.dim, d, &sc);
+        if (codec.scaled) std::memcpy(sp, &sc, sizeof(float));
       }
     }
-  }
+  };
+  put(L.k, k);
+  if (!L.shape.v_in_k) put(L.v, v);
 }
 
 cpu::PagedKvLayer PagedKvCache::layer(int l, const CpuFeatures& cpu) const {
-  cpu::PagedKvLayer L;
-  L.k = data_.get() + size_t(2 * l) * part_bytes_;
-  L.v = L.k + part_bytes_;
-  L.block_stride = block_bytes_;
-  L.scale_offset = scale_offset_;
-  L.block_size = block_size_;
-  L.codec = cpu::kv_row_codec(dtype_, cpu);
-  return L;
+  const Layer& L = layers_[size_t(l)];
+  cpu::PagedKvLayer out;
+  out.k = data_.get() + L.k.offset;
+  out.v = data_.get() + L.v.offset;
+  out.block_stride = block_bytes_;
+  out.scale_offset = L.k.scale_offset;  // K and V parts have the same width here
+  out.block_size = block_size_;
+  out.codec = cpu::kv_row_codec(dtype_, cpu);
+  return out;
+}
+
+cpu::LatentKvLayer PagedKvCache::latent_layer(int l, const CpuFeatures& cpu) const {
+  const Layer& L = layers_[size_t(l)];
+  cpu::LatentKvLayer out;
+  out.data = data_.get() + L.k.offset;
+  out.block_stride = block_bytes_;
+  out.scale_offset = L.k.scale_offset;
+  out.block_size = block_size_;
+  out.dk = L.shape.k_dim;
+  out.dv = L.shape.v_dim;
+  out.codec = cpu::kv_row_codec(dtype_, cpu);
+  return out;
 }
 
 void PagedKvCache::read_row(int layer, bool value, const int32_t* block_table, int64_t pos, int kv_head,
                             float* out) const {
+  const Layer& L = layers_[size_t(layer)];
+  const Part& part = value ? L.v : L.k;
   float* scale = nullptr;
-  const uint8_t* src = row_ptr(layer, value, block_table, pos, kv_head, &scale);
+  const uint8_t* src = row_ptr(part, L.shape.kv_heads, block_table, pos, kv_head, &scale);
   float s = 1.f;
   if (has_scales(dtype_)) std::memcpy(&s, scale, sizeof(float));
-  cpu::kv_row_codec(dtype_, CpuFeatures{}).decode(src, s, head_dim_, out);
+  const cpu::KvRowCodec codec = cpu::kv_row_codec(dtype_, CpuFeatures{});
+  if (!value || !L.shape.v_in_k) {
+    codec.decode(src, s, part.dim, out);
+    return;
+  }
+  std::vector<float> row(size_t(part.dim));  // the latent's value: the first v_dim of the row
+  codec.decode(src, s, part.dim, row.data());
+  std::copy(row.begin(), row.begin() + L.shape.v_dim, out);
 }
 
 }  // namespace tern

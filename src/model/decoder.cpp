@@ -6,29 +6,27 @@
 #include <cmath>
 #include <cstring>
 
-#include "ops/activation.h"
-#include "ops/embedding.h"
+#include "model/blocks/embedding.h"
+#include "model/blocks/norm.h"
 #include "ops/matmul.h"
-#include "ops/rms_norm.h"
-#include "ops/rope.h"
 
 namespace tern {
 
-Decoder::Decoder(const Model& model, int64_t max_chunk) : model_(&model), max_chunk_(std::max<int64_t>(1, max_chunk)) {
+Decoder::Decoder(const Model& model, int64_t max_chunk)
+    : model_(&model),
+      max_chunk_(std::max<int64_t>(1, max_chunk)),
+      attn_(model.config(), max_chunk_),
+      ffn_(model.config().hidden_size, model.config().intermediate_size, max_chunk_) {
   const ModelConfig& c = model.config();
   const size_t rows = size_t(max_chunk_);
   x_.resize(rows * size_t(c.hidden_size));
   xn_.resize(rows * size_t(c.hidden_size));
   block_out_.resize(rows * size_t(c.hidden_size));
-  q_.resize(rows * size_t(c.n_heads) * size_t(c.head_dim));
-  k_new_.resize(rows * size_t(c.n_kv_heads) * size_t(c.head_dim));
-  v_new_.resize(k_new_.size());
-  attn_.resize(q_.size());
-  gate_.resize(rows * size_t(c.intermediate_size));
-  up_.resize(gate_.size());
   positions_.resize(rows);
   pieces_.reserve(rows);
   attn_seqs_.reserve(rows);
+  if (c.mla.enabled()) mla_ = std::make_unique<MlaAttention>(c, max_chunk_);
+  if (c.moe.enabled()) moe_ = std::make_unique<MoeBlock>(c, max_chunk_);
 }
 
 Status Decoder::forward(ExecContext& ctx, SequenceKvCache& kv, const int32_t* ids, int64_t n, int64_t n_out,
@@ -78,6 +76,14 @@ Status Decoder::forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t*
       return Status::error(fmt::format("token id {} is outside the vocabulary (size {})", ids[i], cfg.vocab_size));
     }
   }
+  if (const WeightMatrix& wpe = model_->weights().pos_embed; wpe.data) {
+    for (int s = 0; s < n_seqs; ++s) {
+      if (seqs[s].pos0 + seqs[s].n_tokens > wpe.rows) {
+        return Status::error(fmt::format("forward: position {} is past the model's {} learned positions",
+                                         seqs[s].pos0 + seqs[s].n_tokens - 1, wpe.rows));
+      }
+    }
+  }
   // Cut the concatenated rows into chunks of at most max_chunk_; a sequence split across chunks
   // finds its earlier tokens' K/V in the pool, written by the previous chunk.
   int64_t chunk_start = 0, rows = 0;
@@ -106,7 +112,6 @@ void Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* i
   const ModelConfig& cfg = model_->config();
   const TransformerWeights& w = model_->weights();
   const int64_t H = cfg.hidden_size;
-  const float eps = float(cfg.rms_norm_eps);
   int64_t c = 0;
   attn_seqs_.clear();
   for (const Piece& p : pieces_) {
@@ -116,15 +121,28 @@ void Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* i
     c += p.n;
   }
 
-  embedding_lookup(ctx, w.embed, ids, c, x_.data());
+  embed_tokens(ctx, w.embed, w.embed_scale, w.pos_embed, ids, positions_.data(), c, x_.data(), xn_.data());
+  BlockStep step;
+  step.rows = c;
+  step.positions = positions_.data();
+  step.seqs = attn_seqs_.data();
+  step.n_seqs = int(attn_seqs_.size());
+  step.observer = observer_;
   const int n_layers = layer_limit_ > 0 ? std::min(cfg.n_layers, layer_limit_) : cfg.n_layers;
   for (int l = 0; l < n_layers; ++l) {
     const DecoderLayerWeights& lw = w.layers[size_t(l)];
-    // x += previous MLP output; xn = norm(x)
-    rms_norm(ctx, x_.data(), l == 0 ? nullptr : block_out_.data(), c, H, lw.input_norm.data(), eps, xn_.data());
-    attention_block(ctx, kv, seqs, l, c);
-    rms_norm(ctx, x_.data(), block_out_.data(), c, H, lw.post_attn_norm.data(), eps, xn_.data());
-    mlp_block(ctx, l, c);
+    step.layer = l;
+    // x += previous block's output; xn = norm(x)
+    apply_norm(ctx, lw.attn_norm, x_.data(), l == 0 ? nullptr : block_out_.data(), c, H, xn_.data());
+    // Attention step (multi-head latent attention, when a layer has lw.mla, dispatches here).
+    if (lw.mla) mla_->forward(ctx, kv, *lw.mla, step, xn_.data(), block_out_.data());
+    else attn_.forward(ctx, kv, lw.attn, model_->rope_inv_freq(), step, xn_.data(), block_out_.data());
+    if (lw.attn_out_norm.present()) apply_norm(ctx, lw.attn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
+    apply_norm(ctx, lw.ffn_norm, x_.data(), block_out_.data(), c, H, xn_.data());
+    // Feed-forward step (a mixture of experts, when a layer has lw.moe, dispatches here).
+    if (lw.moe) moe_->forward(ctx, *lw.moe, xn_.data(), c, block_out_.data());
+    else ffn_.forward(ctx, lw.mlp, step, xn_.data(), block_out_.data());
+    if (lw.ffn_out_norm.present()) apply_norm(ctx, lw.ffn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
   }
   // Final norm of the rows someone asks for: each piece's rows among its sequence's last n_out.
   int64_t r = 0;
@@ -135,62 +153,19 @@ void Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* i
     if (hi > lo) {
       const int64_t r0 = r + (lo - p.off);
       float* dst = hidden_out + (out_base[p.seq] + lo - first_out) * H;
-      rms_norm(ctx, x_.data() + r0 * H, block_out_.data() + r0 * H, hi - lo, H, w.final_norm.data(), eps, dst);
+      apply_norm(ctx, w.final_norm, x_.data() + r0 * H, block_out_.data() + r0 * H, hi - lo, H, dst);
     }
     r += p.n;
   }
 }
 
-void Decoder::attention_block(ExecContext& ctx, PagedKvCache& kv, const SeqStep* seqs, int layer, int64_t c) {
-  const ModelConfig& cfg = model_->config();
-  const AttentionWeights& a = model_->weights().layers[size_t(layer)].attn;
-  const int hd = cfg.head_dim;
-  const float eps = float(cfg.rms_norm_eps);
-  auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
-
-  // q: [c, n_heads * hd]; k_new, v_new: [c, n_kv * hd], stored into the pool after RoPE.
-  observe(layer, LinearInput::kAttnIn, xn_.data(), c, cfg.hidden_size);
-  matmul(ctx, xn_.data(), c, a.q, q_.data(), bias(a.q_bias));
-  matmul(ctx, xn_.data(), c, a.k, k_new_.data(), bias(a.k_bias));
-  matmul(ctx, xn_.data(), c, a.v, v_new_.data(), bias(a.v_bias));
-  if (!a.q_norm.empty()) {  // per-head RMSNorm: rows of [c * heads, hd]
-    rms_norm(ctx, q_.data(), nullptr, c * cfg.n_heads, hd, a.q_norm.data(), eps, q_.data());
-    rms_norm(ctx, k_new_.data(), nullptr, c * cfg.n_kv_heads, hd, a.k_norm.data(), eps, k_new_.data());
-  }
-  // Each row rotates at its own position (rows of different sequences sit side by side).
-  rope_apply(ctx, q_.data(), c, cfg.n_heads, hd, positions_.data(), model_->rope_inv_freq());
-  rope_apply(ctx, k_new_.data(), c, cfg.n_kv_heads, hd, positions_.data(), model_->rope_inv_freq());
-  const int64_t kv_row = int64_t(cfg.n_kv_heads) * hd;
-  for (const PagedAttnSeq& s : attn_seqs_) {
-    kv.write(ctx.cpu(), layer, s.block_table, s.pos0, s.n_q, k_new_.data() + s.row0 * kv_row,
-             v_new_.data() + s.row0 * kv_row);
-  }
-
-  AttentionShape shape;
-  shape.n_heads = cfg.n_heads;
-  shape.n_kv_heads = cfg.n_kv_heads;
-  shape.head_dim = hd;
-  shape.scale = 1.0f / std::sqrt(float(hd));
-  shape.sliding_window = a.sliding_window;
-  const cpu::PagedKvLayer pool = kv.layer(layer, ctx.cpu());
-  paged_attention(ctx, shape, pool, attn_seqs_.data(), int(attn_seqs_.size()), q_.data(), attn_.data(), attn_ws_);
-  observe(layer, LinearInput::kAttnOut, attn_.data(), c, int64_t(cfg.n_heads) * hd);
-  matmul(ctx, attn_.data(), c, a.o, block_out_.data());
-}
-
-void Decoder::mlp_block(ExecContext& ctx, int layer, int64_t c) {
-  const ModelConfig& cfg = model_->config();
-  const MlpWeights& m = model_->weights().layers[size_t(layer)].mlp;
-  observe(layer, LinearInput::kMlpIn, xn_.data(), c, cfg.hidden_size);
-  matmul(ctx, xn_.data(), c, m.gate, gate_.data());
-  matmul(ctx, xn_.data(), c, m.up, up_.data());
-  swiglu(ctx, gate_.data(), up_.data(), c, cfg.intermediate_size, gate_.data());
-  observe(layer, LinearInput::kMlpDown, gate_.data(), c, cfg.intermediate_size);
-  matmul(ctx, gate_.data(), c, m.down, block_out_.data());
-}
-
 void Decoder::logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const {
-  matmul(ctx, hidden, m, model_->weights().lm_head, out);
+  const TransformerWeights& w = model_->weights();
+  matmul(ctx, hidden, m, w.lm_head, out);
+  if (const float cap = w.final_logit_softcap; cap > 0) {
+    const int64_t n = m * w.lm_head.rows;
+    for (int64_t i = 0; i < n; ++i) out[i] = std::tanh(out[i] / cap) * cap;
+  }
 }
 
 }  // namespace tern

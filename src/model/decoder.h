@@ -1,8 +1,11 @@
-// The forward pass of a Llama-family decoder on the CPU, generic over architectures: what differs
-// between them (biases, q/k norm, sliding window) was resolved when the weights were bound.
+// The forward pass of a decoder-only transformer on the CPU, generic over architectures: each layer
+// is a composition of blocks (model/blocks/: norm, attention, feed-forward) and what differs between
+// architectures (norm kinds, biases, q/k norm, rotary layout, sliding window, post-norms, embedding
+// scale, learned positions, logit soft-capping) was chosen when the weights were bound.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/status.h"
@@ -10,24 +13,14 @@
 #include "kv/paged_kv_cache.h"
 #include "kv/sequence_kv_cache.h"
 #include "core/exec_context.h"
+#include "model/blocks/attention.h"
+#include "model/blocks/block_step.h"
+#include "model/blocks/feed_forward.h"
+#include "model/blocks/mla_attention.h"
+#include "model/blocks/moe.h"
 #include "ops/paged_attention.h"
 
 namespace tern {
-
-// Calibration (quantization: AWQ, GPTQ, SmoothQuant) watches the input of every linear layer.
-// q/k/v share one input (kAttnIn), gate/up share one (kMlpIn).
-enum class LinearInput { kAttnIn, kAttnOut, kMlpIn, kMlpDown };
-
-class ActivationObserver {
- public:
-  virtual ~ActivationObserver() = default;
-  // x: [rows, cols] — the f32 input rows of layer `layer`'s linear(s) at `slot` for this forward.
-  virtual void on_linear_input(int layer, LinearInput slot, const float* x, int64_t rows, int64_t cols) = 0;
-  // Evaluation only: called right after on_linear_input, may rewrite x in place before the linear(s)
-  // read it, to simulate on dense weights what a quantized kernel does to its input (W8A8's per-token
-  // int8 rounding). The default leaves x alone.
-  virtual void rewrite_linear_input(int layer, LinearInput slot, float* x, int64_t rows, int64_t cols) {}
-};
 
 // One sequence's part of a batched forward: n_tokens new tokens at positions pos0 .. pos0 + n_tokens - 1
 // whose K/V go into (and whose attention reads) the blocks of block_table; the final-normed hidden
@@ -60,7 +53,7 @@ class Decoder {
   Status forward(ExecContext& ctx, SequenceKvCache& kv, const int32_t* ids, int64_t n, int64_t n_out,
                  float* hidden_out);
 
-  // logits [m, vocab] = hidden [m, hidden] · lm_headᵀ
+  // logits [m, vocab] = hidden [m, hidden] · lm_headᵀ (then soft-capped when the model says so)
   void logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
 
   const Model& model() const { return *model_; }
@@ -79,13 +72,6 @@ class Decoder {
   };
   void forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs,
                      const int64_t* out_base, float* hidden_out);
-  void attention_block(ExecContext& ctx, PagedKvCache& kv, const SeqStep* seqs, int layer, int64_t c);
-  void mlp_block(ExecContext& ctx, int layer, int64_t c);
-  void observe(int layer, LinearInput slot, float* x, int64_t rows, int64_t cols) {
-    if (!observer_) return;
-    observer_->on_linear_input(layer, slot, x, rows, cols);
-    observer_->rewrite_linear_input(layer, slot, x, rows, cols);
-  }
 
   const Model* model_;
   int64_t max_chunk_;
@@ -94,19 +80,17 @@ class Decoder {
   // Activations for one chunk of c token rows:
   std::vector<float> x_;        // [c, hidden] residual stream
   std::vector<float> xn_;       // [c, hidden] normed input of a block
-  std::vector<float> q_;        // [c, n_heads * head_dim]
-  std::vector<float> k_new_;    // [c, n_kv_heads * head_dim] this chunk's keys, f32 before storing
-  std::vector<float> v_new_;    // [c, n_kv_heads * head_dim]
-  std::vector<float> attn_;     // [c, n_heads * head_dim]
   std::vector<float> block_out_;// [c, hidden] output of the last block, added into x_ by the next norm
-  std::vector<float> gate_;     // [c, intermediate]
-  std::vector<float> up_;       // [c, intermediate]
   std::vector<int32_t> positions_;  // [c]
+  // The blocks, each with its own activations for max_chunk_ rows:
+  AttentionBlock attn_;
+  FeedForwardBlock ffn_;
+  std::unique_ptr<MlaAttention> mla_;  // models with multi-head latent attention
+  std::unique_ptr<MoeBlock> moe_;      // models with mixture-of-experts layers
   // Per-step bookkeeping, reused:
   std::vector<Piece> pieces_;          // the current chunk
   std::vector<PagedAttnSeq> attn_seqs_;// one per piece
   std::vector<int64_t> out_base_;      // [n_seqs] first hidden_out row of each sequence
-  PagedAttentionWorkspace attn_ws_;
 };
 
 }  // namespace tern

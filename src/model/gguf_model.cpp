@@ -171,6 +171,17 @@ Result<ModelConfig> gguf_model_config(const GgufFile& g) {
   return c;
 }
 
+namespace {
+
+Result<NormWeights> rms(Binder& b, const std::string& name, int64_t n, double eps) {
+  NormWeights w;
+  w.eps = float(eps);
+  TERN_ASSIGN_OR_RETURN(w.weight, b.vector_f32(name, n));
+  return w;
+}
+
+}  // namespace
+
 Result<GgufBinding> bind_gguf_weights(const GgufFile& g, const ModelConfig& cfg) {
   const ArchInfo* arch = find_arch(cfg.model_type);
   if (!arch) return g.error("not a GGUF llama-family config");
@@ -184,8 +195,8 @@ Result<GgufBinding> bind_gguf_weights(const GgufFile& g, const ModelConfig& cfg)
   for (int i = 0; i < cfg.n_layers; ++i) {
     const std::string p = fmt::format("blk.{}.", i);
     DecoderLayerWeights& l = w.layers[size_t(i)];
-    TERN_ASSIGN_OR_RETURN(l.input_norm, b.vector_f32(p + "attn_norm.weight", hidden));
-    TERN_ASSIGN_OR_RETURN(l.post_attn_norm, b.vector_f32(p + "ffn_norm.weight", hidden));
+    TERN_ASSIGN_OR_RETURN(l.attn_norm, rms(b, p + "attn_norm.weight", hidden, cfg.rms_norm_eps));
+    TERN_ASSIGN_OR_RETURN(l.ffn_norm, rms(b, p + "ffn_norm.weight", hidden, cfg.rms_norm_eps));
     AttentionWeights& a = l.attn;
     TERN_ASSIGN_OR_RETURN(a.q, b.matrix(p + "attn_q.weight", q_dim, hidden, arch->permuted_qk ? cfg.n_heads : 0));
     TERN_ASSIGN_OR_RETURN(a.k, b.matrix(p + "attn_k.weight", kv_dim, hidden, arch->permuted_qk ? cfg.n_kv_heads : 0));
@@ -198,14 +209,14 @@ Result<GgufBinding> bind_gguf_weights(const GgufFile& g, const ModelConfig& cfg)
       if (arch->permuted_qk) return g.error("attn_q.bias on a llama GGUF is not supported");
     }
     if (arch->qk_norm) {
-      TERN_ASSIGN_OR_RETURN(a.q_norm, b.vector_f32(p + "attn_q_norm.weight", cfg.head_dim));
-      TERN_ASSIGN_OR_RETURN(a.k_norm, b.vector_f32(p + "attn_k_norm.weight", cfg.head_dim));
+      TERN_ASSIGN_OR_RETURN(a.q_norm, rms(b, p + "attn_q_norm.weight", cfg.head_dim, cfg.rms_norm_eps));
+      TERN_ASSIGN_OR_RETURN(a.k_norm, rms(b, p + "attn_k_norm.weight", cfg.head_dim, cfg.rms_norm_eps));
     }
     TERN_ASSIGN_OR_RETURN(l.mlp.gate, b.matrix(p + "ffn_gate.weight", inter, hidden));
     TERN_ASSIGN_OR_RETURN(l.mlp.up, b.matrix(p + "ffn_up.weight", inter, hidden));
     TERN_ASSIGN_OR_RETURN(l.mlp.down, b.matrix(p + "ffn_down.weight", hidden, inter));
   }
-  TERN_ASSIGN_OR_RETURN(w.final_norm, b.vector_f32("output_norm.weight", hidden));
+  TERN_ASSIGN_OR_RETURN(w.final_norm, rms(b, "output_norm.weight", hidden, cfg.rms_norm_eps));
   if (cfg.tie_word_embeddings) {
     w.lm_head = w.embed;
   } else {

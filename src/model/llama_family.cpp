@@ -6,6 +6,13 @@ namespace tern {
 
 namespace {
 
+Result<NormWeights> rms(WeightBinder& b, const std::string& name, int64_t n, double eps) {
+  NormWeights w;
+  w.eps = float(eps);
+  TERN_ASSIGN_OR_RETURN(w.weight, b.vector_f32(name, n));
+  return w;
+}
+
 Status bind_attention(WeightBinder& b, const ModelConfig& cfg, const LlamaFamilyOptions& opt, const std::string& p,
                       AttentionWeights& a) {
   const int64_t hidden = cfg.hidden_size, q_dim = int64_t(cfg.n_heads) * cfg.head_dim,
@@ -20,15 +27,15 @@ Status bind_attention(WeightBinder& b, const ModelConfig& cfg, const LlamaFamily
     TERN_ASSIGN_OR_RETURN(a.v_bias, b.vector_f32(p + "v_proj.bias", kv_dim));
   }
   if (opt.qk_norm) {
-    TERN_ASSIGN_OR_RETURN(a.q_norm, b.vector_f32(p + "q_norm.weight", cfg.head_dim));
-    TERN_ASSIGN_OR_RETURN(a.k_norm, b.vector_f32(p + "k_norm.weight", cfg.head_dim));
+    TERN_ASSIGN_OR_RETURN(a.q_norm, rms(b, p + "q_norm.weight", cfg.head_dim, cfg.rms_norm_eps));
+    TERN_ASSIGN_OR_RETURN(a.k_norm, rms(b, p + "k_norm.weight", cfg.head_dim, cfg.rms_norm_eps));
   }
   b.ignore_if_present(p + "rotary_emb.inv_freq");  // a buffer some old checkpoints saved
   a.sliding_window = opt.sliding_window ? cfg.sliding_window : 0;
   return Status::ok();
 }
 
-Status bind_mlp(WeightBinder& b, const ModelConfig& cfg, const std::string& p, MlpWeights& m) {
+Status bind_mlp(WeightBinder& b, const ModelConfig& cfg, const std::string& p, FeedForwardWeights& m) {
   TERN_ASSIGN_OR_RETURN(m.gate, b.matrix(p + "gate_proj.weight", cfg.intermediate_size, cfg.hidden_size));
   TERN_ASSIGN_OR_RETURN(m.up, b.matrix(p + "up_proj.weight", cfg.intermediate_size, cfg.hidden_size));
   TERN_ASSIGN_OR_RETURN(m.down, b.matrix(p + "down_proj.weight", cfg.hidden_size, cfg.intermediate_size));
@@ -53,12 +60,12 @@ Result<TransformerWeights> bind_llama_family(WeightBinder& b, const ModelConfig&
   for (int i = 0; i < cfg.n_layers; ++i) {
     const std::string p = fmt::format("model.layers.{}.", i);
     DecoderLayerWeights& l = w.layers[size_t(i)];
-    TERN_ASSIGN_OR_RETURN(l.input_norm, b.vector_f32(p + "input_layernorm.weight", cfg.hidden_size));
-    TERN_ASSIGN_OR_RETURN(l.post_attn_norm, b.vector_f32(p + "post_attention_layernorm.weight", cfg.hidden_size));
+    TERN_ASSIGN_OR_RETURN(l.attn_norm, rms(b, p + "input_layernorm.weight", cfg.hidden_size, cfg.rms_norm_eps));
+    TERN_ASSIGN_OR_RETURN(l.ffn_norm, rms(b, p + "post_attention_layernorm.weight", cfg.hidden_size, cfg.rms_norm_eps));
     TERN_RETURN_IF_ERROR(bind_attention(b, cfg, opt, p + "self_attn.", l.attn));
     TERN_RETURN_IF_ERROR(bind_mlp(b, cfg, p + "mlp.", l.mlp));
   }
-  TERN_ASSIGN_OR_RETURN(w.final_norm, b.vector_f32("model.norm.weight", cfg.hidden_size));
+  TERN_ASSIGN_OR_RETURN(w.final_norm, rms(b, "model.norm.weight", cfg.hidden_size, cfg.rms_norm_eps));
   // Tied checkpoints usually omit lm_head.weight; some save it anyway (then it must be used, not ignored).
   if (cfg.tie_word_embeddings && !b.has("lm_head.weight")) {
     w.lm_head = w.embed;

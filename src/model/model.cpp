@@ -4,6 +4,7 @@
 
 #include "formats/quant/pack_weights.h"
 #include "model/archs/architectures.h"
+#include "model/blocks/mla_attention.h"
 #include "model/gguf_model.h"
 #include "model/weight_binder.h"
 #include "ops/rope.h"
@@ -49,6 +50,12 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   TERN_ASSIGN_OR_RETURN(m->quant_, load_quant_config(dir));
   TERN_ASSIGN_OR_RETURN(m->store_, SafetensorsStore::open_dir(dir));
   WeightBinder binder(m->store_, m->quant_, m->arena_);
+  // yarn's attention factor scales the rotated q/k dims; only the MLA block applies it so far.
+  if (!m->config_.mla.enabled() && rope_attention_factor(m->config_.rope) != 1.0) {
+    return Status::error(fmt::format("{}/config.json: rope_scaling: yarn with attention factor {} is supported for "
+                                     "multi-head latent attention (DeepSeek) only",
+                                     dir, rope_attention_factor(m->config_.rope)));
+  }
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
   TERN_ASSIGN_OR_RETURN(m->weights_.lm_head,
                         quantize_lm_head(m->weights_.lm_head, options.lm_head, m->quant_.quantized(), m->arena_));
@@ -129,6 +136,10 @@ int64_t Model::weight_bytes_per_token() const {
   auto add = [&](const WeightMatrix& w) { bytes += int64_t(w.bytes()); };
   for (const auto& l : weights_.layers) {
     add(l.attn.q), add(l.attn.k), add(l.attn.v), add(l.attn.o);
+    if (l.mla) {  // kv_b_proj is read as its absorbed f32 per-head copies
+      add(l.mla->q), add(l.mla->q_a), add(l.mla->q_b), add(l.mla->kv_a), add(l.mla->o);
+      bytes += int64_t((l.mla->w_uk_t.size() + l.mla->w_uv.size()) * sizeof(float));
+    }
     add(l.mlp.gate), add(l.mlp.up), add(l.mlp.down);
   }
   add(weights_.lm_head);

@@ -56,6 +56,14 @@ void WeightBinder::ignore_if_present(const std::string& name) {
   if (has(name)) used_.insert(name);
 }
 
+int WeightBinder::ignore_prefix(const std::string& prefix) {
+  int n = 0;
+  for (const auto& t : store_->tensors()) {
+    if (t.name.compare(0, prefix.size(), prefix) == 0) used_.insert(t.name), ++n;
+  }
+  return n;
+}
+
 Status WeightBinder::check_all_used() const {
   std::vector<std::string> unknown;
   for (const auto& t : store_->tensors()) {

@@ -34,6 +34,9 @@ class WeightBinder {
 
   // Tensors that carry no weights we need (e.g. legacy rotary_emb.inv_freq buffers).
   void ignore_if_present(const std::string& name);
+  // Every tensor whose name starts with `prefix` (weights an architecture knowingly does not use, e.g.
+  // DeepSeek-V3's multi-token-prediction layers); returns how many.
+  int ignore_prefix(const std::string& prefix);
 
   // Error naming the first unknown tensors when the checkpoint holds tensors nothing took.
   Status check_all_used() const;

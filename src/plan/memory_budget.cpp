@@ -8,6 +8,7 @@
 
 #include "core/mapped_file.h"
 #include "formats/model_config.h"
+#include "plan/kv_bytes.h"
 #include "plan/model_shape.h"
 #include "plan/params.h"
 #include "plan/precision.h"
@@ -57,8 +58,7 @@ Result<KvBudget> default_kv_budget(const ModelConfig& config, const HostMemory& 
   const double weights = o.weight_bytes > 0 ? o.weight_bytes : config_weight_bytes(s);
   const double activations = cpu_activation_bytes(s, o.chunk_tokens, o.max_sequences);
   KvBudget b;
-  b.kv_bytes_per_token = double(s.layers) * (double(s.kv_elems_per_token_layer()) * o.kv_elem_bytes +
-                                             double(s.kv_heads) * o.kv_scale_bytes_per_head);
+  b.kv_bytes_per_token = kv_bytes_per_token(s, KvPrecision{"", o.kv_elem_bytes, o.kv_scale_bytes_per_head});
   const int64_t context = o.max_context > 0 ? o.max_context : (s.max_positions > 0 ? s.max_positions : 4096);
   const int64_t min_tokens = o.min_tokens > 0 ? o.min_tokens : std::min<int64_t>(context, 4096);
   const double usable = host.available_bytes * (1.0 - o.headroom_fraction);

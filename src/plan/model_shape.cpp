@@ -255,6 +255,13 @@ ModelShape shape_from_config(const ModelConfig& c) {
   s.mlp_bias = c.mlp_bias;
   s.qk_norm = c.model_type == "qwen3" || c.model_type == "qwen3_moe";
   if (c.moe.enabled()) apply_moe(c.moe, &s);
+  if (c.mla.enabled()) {
+    s.q_lora_rank = c.mla.q_lora_rank;
+    s.kv_lora_rank = c.mla.kv_lora_rank;
+    s.qk_nope_head_dim = c.mla.qk_nope_head_dim;
+    s.qk_rope_head_dim = c.mla.qk_rope_head_dim;
+    s.v_head_dim = c.mla.v_head_dim;
+  }
   return s;
 }
 

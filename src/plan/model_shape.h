@@ -75,7 +75,7 @@ struct ModelShape {
 Result<ModelShape> parse_model_shape(const std::string& json_text, const std::string& source);
 // A config.json file, or a directory holding one.
 Result<ModelShape> load_model_shape(const std::string& path);
-// The shape of a config tern already parsed (what ModelConfig describes: dense decoders and its MoE part).
+// The shape of a config tern already parsed (what ModelConfig describes: dense decoders, MoE, MLA).
 ModelShape shape_from_config(const ModelConfig& config);
 
 }  // namespace tern::plan

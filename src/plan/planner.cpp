@@ -6,6 +6,8 @@
 #include <cmath>
 #include <optional>
 
+#include "plan/kv_bytes.h"
+
 namespace tern::plan {
 
 namespace {
@@ -22,11 +24,6 @@ PlanRequest resolve(const PlanRequest& in) {
   if (r.chunk_tokens <= 0) r.chunk_tokens = r.device.is_gpu() ? 2048 : 512;
   if (r.activation_bytes <= 0) r.activation_bytes = r.device.is_gpu() ? 2 : 4;
   return r;
-}
-
-double kv_bytes_per_token_layer(const ModelShape& s, const KvPrecision& kv) {
-  const double heads = s.is_mla() ? 1 : s.kv_heads;
-  return double(s.kv_elems_per_token_layer()) * kv.bytes + heads * kv.scale_bytes_per_head;
 }
 
 // One device's share of one token's KV under tp × pp: layers split by pp; KV heads split by tp

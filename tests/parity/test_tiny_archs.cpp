@@ -71,7 +71,8 @@ TEST_P(TinyArch, Greedy16Identical) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, TinyArch, ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa"));
+INSTANTIATE_TEST_SUITE_P(Archs, TinyArch, ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa",
+                                                              "deepseek_v3"));
 
 }  // namespace
 }  // namespace tern::test

@@ -228,7 +228,7 @@ std::vector<BadConfig> bad_configs() {
       {"float for int", edit([](json& j) { j["vocab_size"] = 1.5; }), "vocab_size"},
       {"heads not divisible", edit([](json& j) { j["num_key_value_heads"] = 5; }), "num_key_value_heads"},
       {"zero heads", edit([](json& j) { j["num_attention_heads"] = 0; }), "num_attention_heads"},
-      {"yarn", edit([](json& j) { j["rope_scaling"]["rope_type"] = "yarn"; }), "yarn"},
+      {"longrope", edit([](json& j) { j["rope_scaling"]["rope_type"] = "longrope"; }), "longrope"},
       {"dynamic 5.x",
        edit([](json& j) { j["rope_parameters"] = {{"rope_type", "dynamic"}, {"rope_theta", 1e4}, {"factor", 2.0}}; }),
        "rope_parameters.rope_type"},

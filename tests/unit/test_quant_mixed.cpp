@@ -233,8 +233,8 @@ TEST(SmoothQuantFold, SmoothedModelMatchesTheOriginal) {
       WeightMatrix& m = linear_weight(w.layers[l], k);
       m.data = storage->back().data(), m.dtype = DType::F32;
     }
-    w.layers[l].input_norm = sl->input_norm;
-    w.layers[l].post_attn_norm = sl->post_attn_norm;
+    w.layers[l].attn_norm.weight = sl->input_norm;
+    w.layers[l].ffn_norm.weight = sl->post_attn_norm;
   }
   EXPECT_TRUE(v_changed) << "o_proj's smoothing did not reach v_proj";
   auto smoothed = Model::load(test::tiny_arch_dir("llama")).value();

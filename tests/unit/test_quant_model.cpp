@@ -124,7 +124,7 @@ TEST_F(QuantModel, AwqAndGptqQuantizeTheWholeModel) {
   EXPECT_EQ(layers_seen, 8);
   // The scales went into the norms, not into a run-time division.
   EXPECT_EQ(awq->linears.size(), size_t(8 * 7));
-  EXPECT_NE(awq->vectors.at("model.layers.0.input_layernorm.weight"), (*base)->weights().layers[0].input_norm);
+  EXPECT_NE(awq->vectors.at("model.layers.0.input_layernorm.weight"), (*base)->weights().layers[0].attn_norm.weight);
   EXPECT_EQ(awq->vectors.size(), size_t(8 * 2));
   for (const auto& [name, q] : awq->linears) EXPECT_TRUE(q.smooth.empty()) << name;
   GptqOptions gopt;

@@ -185,7 +185,7 @@ void print_recipe(const QuantizeOptions& o, const Plan& p, const QuantConfig& la
 void run_quantize(const QuantizeOptions& o, bool group_given) {
   Runtime rt(o.runtime);
   auto model = unwrap(Model::load(o.model));
-  check(check_quantizable_architecture(*model));
+  check(check_quantizable(*model));
   const Plan plan = resolve_recipe(o, *model);
   QuantConfig layout = layout_for(o, plan, group_given);
   const size_t n_int8 = add_mixed_schemes(*model, o, plan, &layout).size();

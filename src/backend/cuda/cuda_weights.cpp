@@ -3,6 +3,7 @@
 #if TERN_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#include <cmath>
 #include <cstring>
 #include <functional>
 
@@ -104,17 +105,38 @@ Status walk(const Model& model, Uploader& up, DevWeights& out) {
   out.embed_type = w.embed.dtype == DType::BF16 ? DenseType::BF16
                    : w.embed.dtype == DType::F16 ? DenseType::F16 : DenseType::F32;
   TERN_RETURN_IF_ERROR(linear(up, w.lm_head, nullptr, out.lm_head, "lm_head"));
-  out.final_norm = up.vec(w.final_norm);
+  out.final_norm = up.vec(w.final_norm.weight);
   out.inv_freq = up.vec(model.rope_inv_freq());
   out.rotary_dim = int(model.rope_inv_freq().size() * 2);
+  // The CUDA runner implements the Llama-shaped blocks only: refuse, by name, any other block.
+  auto refuse = [](const std::string& what) {
+    return Status::error("CUDA backend: " + what + " is not implemented (run this model on the CPU)");
+  };
+  if (w.pos_embed.data) return refuse("learned absolute position embeddings");
+  if (w.embed_scale != 1.f) return refuse("embedding scaling");
+  if (w.final_logit_softcap > 0) return refuse("final logit soft-capping");
+  if (w.final_norm.kind != NormKind::kRms) return refuse("LayerNorm");
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    const DecoderLayerWeights& L = w.layers[i];
+    if (L.moe) return refuse("the mixture-of-experts block");
+    if (L.mla) return refuse("multi-head latent attention");
+    if (L.attn_norm.kind != NormKind::kRms || L.ffn_norm.kind != NormKind::kRms) return refuse("LayerNorm");
+    if (L.attn_out_norm.present() || L.ffn_out_norm.present()) return refuse("post-attention / post-feed-forward norms");
+    if (L.attn.rope != RopeLayout::kHalf) return refuse("this rotary embedding layout");
+    if (L.attn.softcap > 0) return refuse("attention logit soft-capping");
+    if (L.attn.scale > 0 && L.attn.scale != 1.0f / std::sqrt(float(cfg.head_dim))) return refuse("query pre-attention scaling");
+    if (!L.attn.o_bias.empty()) return refuse("an output projection bias");
+    if (!L.mlp.gated || L.mlp.act != Activation::kSilu) return refuse("a feed-forward other than SwiGLU");
+    if (!L.mlp.up_bias.empty() || !L.mlp.down_bias.empty()) return refuse("feed-forward biases");
+  }
   out.layers.assign(w.layers.size(), DevLayer{});
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const DecoderLayerWeights& L = w.layers[i];
     DevLayer& d = out.layers[i];
-    d.input_norm = up.vec(L.input_norm);
-    d.post_attn_norm = up.vec(L.post_attn_norm);
-    d.q_norm = up.vec(L.attn.q_norm);
-    d.k_norm = up.vec(L.attn.k_norm);
+    d.input_norm = up.vec(L.attn_norm.weight);
+    d.post_attn_norm = up.vec(L.ffn_norm.weight);
+    d.q_norm = up.vec(L.attn.q_norm.weight);
+    d.k_norm = up.vec(L.attn.k_norm.weight);
     d.sliding_window = L.attn.sliding_window;
     auto b = [](const std::vector<float>& v) { return v.empty() ? nullptr : &v; };
     TERN_RETURN_IF_ERROR(linear(up, L.attn.q, b(L.attn.q_bias), d.q, "q_proj"));

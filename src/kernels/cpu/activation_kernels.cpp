@@ -14,6 +14,28 @@ void swiglu_scalar(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+namespace {
+
+// torch's GeluKernel with approximate="tanh", in the same fp32 operation order:
+//   inner = kBeta · (x + kKappa · x³), y = 0.5 · x · (1 + tanh(inner)), kBeta = √2 · (2/√π) · 0.5.
+inline float gelu_tanh_one(float x) {
+  constexpr float kBeta = float(M_SQRT2 * M_2_SQRTPI * 0.5);
+  constexpr float kKappa = 0.044715f;
+  const float cube = x * x * x;
+  const float inner = kBeta * (x + kKappa * cube);
+  return 0.5f * x * (1.f + std::tanh(inner));
+}
+
+}  // namespace
+
+void geglu_tanh_scalar(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gelu_tanh_one(gate[i]) * up[i];
+}
+
+void gelu_tanh_scalar(const float* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gelu_tanh_one(x[i]);
+}
+
 TERN_AVX2_TARGET void swiglu_avx2(const float* gate, const float* up, int64_t n, float* out) {
   const __m256 one = _mm256_set1_ps(1.f), neg = _mm256_set1_ps(-0.f);
   int64_t i = 0;

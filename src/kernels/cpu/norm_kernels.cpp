@@ -70,4 +70,30 @@ TERN_AVX2_TARGET void rms_norm_avx2(float* x, const float* residual, int64_t m, 
   }
 }
 
+// LayerNorm: mean and variance summed in double and rounded to float once (torch reduces in fp32;
+// ours is at least as accurate), then torch's order: y = (x·rstd + (-rstd·mean))·w + b.
+void layer_norm_scalar(float* x, const float* residual, int64_t m, int64_t d, const float* weight, const float* bias,
+                       float eps, float* out) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* xr = x + i * d;
+    float* yr = out + i * d;
+    if (residual) {
+      const float* rr = residual + i * d;
+      for (int64_t j = 0; j < d; ++j) xr[j] += rr[j];
+    }
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) s += double(xr[j]);
+    const double mean_d = s / double(d);
+    double ss = 0;
+    for (int64_t j = 0; j < d; ++j) ss += (double(xr[j]) - mean_d) * (double(xr[j]) - mean_d);
+    const float mean = float(mean_d), var = float(ss / double(d));
+    const float rstd = 1.f / std::sqrt(var + eps);
+    const float shift = -rstd * mean;
+    for (int64_t j = 0; j < d; ++j) {
+      const float v = (xr[j] * rstd + shift) * weight[j];
+      yr[j] = bias ? v + bias[j] : v;
+    }
+  }
+}
+
 }  // namespace tern::cpu

@@ -4,7 +4,8 @@
 // cos/sin are ≤ 1 ulp). Then, for j < half (half = rotary_dim / 2):
 //   x'[j] = x[j]·cos - x[j+half]·sin,   x'[j+half] = x[j+half]·cos + x[j]·sin
 // with separate multiplies and add (no FMA), like torch's (q * cos) + (rotate_half(q) * sin).
-// Elements at or beyond rotary_dim (partial rotary) are left unchanged.
+// Elements at or beyond rotary_dim (partial rotary) are left unchanged. The interleaved layout
+// (GLM-4) pairs x[2j] with x[2j+1] at the same angle, with the same fp32 operations.
 #include <cmath>
 
 #include "kernels/cpu/pointwise_kernels.h"
@@ -66,6 +67,25 @@ TERN_AVX2_TARGET void rope_avx2(float* x, int64_t m, int n_heads, int head_dim, 
         _mm256_storeu_ps(xh + j + half, _mm256_add_ps(bc, as));
       }
       rotate_scalar(xh, c, s, half8, half);
+    }
+  }
+}
+
+void rope_interleaved_scalar(float* x, int64_t m, int n_heads, int head_dim, const int32_t* positions,
+                             const float* inv_freq, int half, float* cos_sin) {
+  for (int64_t i = 0; i < m; ++i) {
+    fill_cos_sin(positions[i], inv_freq, half, cos_sin);
+    const float* c = cos_sin;
+    const float* s = cos_sin + half;
+    for (int h = 0; h < n_heads; ++h) {
+      float* xh = x + (i * n_heads + h) * head_dim;
+      for (int j = 0; j < half; ++j) {
+        const float a = xh[2 * j], b = xh[2 * j + 1];
+        const float ac = a * c[j], bs = b * s[j];
+        const float bc = b * c[j], as = a * s[j];
+        xh[2 * j] = ac - bs;
+        xh[2 * j + 1] = bc + as;
+      }
     }
   }
 }

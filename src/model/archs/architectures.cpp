@@ -8,6 +8,7 @@ const std::vector<ArchEntry>& architecture_table() {
       {"Qwen2ForCausalLM", build_qwen2},
       {"Qwen3ForCausalLM", build_qwen3},
       {"MistralForCausalLM", build_mistral},
+      {"DeepseekV3ForCausalLM", build_deepseek_v3},
   };
   return table;
 }

@@ -28,5 +28,6 @@ Result<TransformerWeights> build_llama(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_qwen2(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_qwen3(WeightBinder&, const ModelConfig&);
 Result<TransformerWeights> build_mistral(WeightBinder&, const ModelConfig&);
+Result<TransformerWeights> build_deepseek_v3(WeightBinder&, const ModelConfig&);
 
 }  // namespace tern

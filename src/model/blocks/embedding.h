@@ -1,0 +1,21 @@
+// Embedding block: the residual stream's first value for each token row,
+//   x = embed[id] · scale + pos_embed[position]
+// scale is Gemma's √hidden (rounded to the checkpoint dtype, as transformers multiplies by a tensor
+// of that dtype), else 1; pos_embed is GPT-2's learned absolute table (wpe), else absent.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/exec_context.h"
+#include "core/weight_matrix.h"
+
+namespace tern {
+
+// table: [vocab, hidden]; pos_table: [max_positions, hidden], data null = none.
+// ids, positions: [m] (checked by the caller: ids < vocab, positions < pos_table.rows when present).
+// out: [m, hidden]; scratch: [m, hidden], used when pos_table is present.
+void embed_tokens(ExecContext& ctx, const WeightMatrix& table, float scale, const WeightMatrix& pos_table,
+                  const int32_t* ids, const int32_t* positions, int64_t m, float* out, float* scratch);
+
+}  // namespace tern
