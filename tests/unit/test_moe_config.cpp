@@ -25,6 +25,9 @@ json deepseek() {
                 {"n_shared_experts", 1}, {"n_group", 4}, {"topk_group", 2}, {"routed_scaling_factor", 2.5},
                 {"first_k_dense_replace", 1}, {"norm_topk_prob", true}, {"scoring_func", "sigmoid"},
                 {"topk_method", "noaux_tc"}});
+  // deepseek_v3 is also multi-head latent attention: its fields are required (formats/mla_config.h).
+  j.update(json{{"num_key_value_heads", 4}, {"q_lora_rank", 32}, {"kv_lora_rank", 16}, {"qk_nope_head_dim", 8},
+                {"qk_rope_head_dim", 8}, {"v_head_dim", 8}});
   return j;
 }
 
