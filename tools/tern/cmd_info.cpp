@@ -10,6 +10,7 @@
 
 #include "cli_common.h"
 #include "formats/gguf/gguf_file.h"
+#include "plan/kv_bytes.h"
 #include "plan/model_source.h"
 #include "plan/params.h"
 #include "plan/precision.h"
@@ -50,8 +51,9 @@ bool has_weights(const std::string& path) {
          std::filesystem::exists(path + "/model.safetensors.index.json", ec);
 }
 
-int64_t kv_bytes_per_token(const plan::ModelShape& s, int elem_bytes) {
-  return s.kv_elems_per_token_layer() * s.layers * elem_bytes;
+// As the paged pool stores it (plan/kv_bytes.h): K and V per KV head, or MLA's one latent row.
+int64_t kv_per_token(const plan::ModelShape& s, int elem_bytes) {
+  return int64_t(plan::kv_bytes_per_token(s, plan::kv_precision(elem_bytes == 4 ? KvDType::F32 : KvDType::BF16)));
 }
 
 std::string experts_line(const plan::ModelShape& s) {
@@ -80,11 +82,16 @@ void add_shape_json(nlohmann::ordered_json& j, const ShapeFacts& f) {
   }
 }
 
+// 30.53 B, 0.29 M
+std::string count(int64_t n) {
+  return n >= 1000000000 ? fmt::format("{:.2f} B", double(n) / 1e9) : fmt::format("{:.2f} M", double(n) / 1e6);
+}
+
 void print_shape_lines(const ShapeFacts& f) {
   const plan::ModelShape& s = f.shape;
   if (s.is_moe()) {
-    fmt::print("active params    {} per token ({:.2f} B of {:.2f} B)\n", f.params.active, double(f.params.active) / 1e9,
-               double(f.params.total()) / 1e9);
+    fmt::print("active params    {} per token ({} of {})\n", f.params.active, count(f.params.active),
+               count(f.params.total()));
     fmt::print("experts          {}\n", experts_line(s));
   }
   if (s.is_mla()) {
@@ -94,7 +101,7 @@ void print_shape_lines(const ShapeFacts& f) {
 }
 
 std::string kv_line(const plan::ModelShape& s) {
-  const int64_t bf16 = kv_bytes_per_token(s, 2), f32 = kv_bytes_per_token(s, 4);
+  const int64_t bf16 = kv_per_token(s, 2), f32 = kv_per_token(s, 4);
   std::string line = fmt::format("{} bytes in bf16 ({:.1f} KiB), {} bytes in f32", bf16, double(bf16) / 1024, f32);
   if (s.is_mla()) line += fmt::format(" (the latent: {} + {} values per layer)", s.kv_lora_rank, s.qk_rope_head_dim);
   return line;
@@ -114,8 +121,8 @@ void info_from_config(const std::string& dir, bool json) {
     j["dtype"] = s.dtype;
     j["weight_bytes"] = f.total_bytes;
     j["weight_bytes_per_token"] = f.bytes_per_token;
-    j["kv_bytes_per_token_bf16"] = kv_bytes_per_token(s, 2);
-    j["kv_bytes_per_token_f32"] = kv_bytes_per_token(s, 4);
+    j["kv_bytes_per_token_bf16"] = kv_per_token(s, 2);
+    j["kv_bytes_per_token_f32"] = kv_per_token(s, 4);
     j["layers"] = s.layers;
     j["hidden_size"] = s.hidden;
     j["intermediate_size"] = s.intermediate;
@@ -173,8 +180,8 @@ void info(const std::string& dir, bool json) {
   // visits, which the planner's arithmetic prices (at the checkpoint precision).
   int64_t per_token = model->weight_bytes_per_token();
   if (moe && facts->bytes_per_token > 0) per_token = int64_t(facts->bytes_per_token);
-  const int64_t kv_bf16 = mla ? kv_bytes_per_token(facts->shape, 2) : c.kv_bytes_per_token(2);
-  const int64_t kv_f32 = mla ? kv_bytes_per_token(facts->shape, 4) : c.kv_bytes_per_token(4);
+  const int64_t kv_bf16 = mla ? kv_per_token(facts->shape, 2) : c.kv_bytes_per_token(2);
+  const int64_t kv_f32 = mla ? kv_per_token(facts->shape, 4) : c.kv_bytes_per_token(4);
   if (json) {
     nlohmann::ordered_json j;
     j["architecture"] = c.architecture;
