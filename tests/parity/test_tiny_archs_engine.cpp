@@ -230,7 +230,8 @@ TEST_P(EngineParity, PreemptionByRecompute) {
 
 // One word per architecture: the helpers that add an architecture add its name here.
 INSTANTIATE_TEST_SUITE_P(Archs, EngineParity,
-                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa", "deepseek_v3"));
+                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa", "gpt2", "gemma2", "phi3",
+                                           "glm4", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"));
 
 }  // namespace
 }  // namespace tern::test
