@@ -74,6 +74,7 @@ class EngineParity : public ::testing::TestWithParam<std::string> {
     auto m = Model::load(dir_);
     ASSERT_TRUE(m.is_ok()) << m.status().message();
     model_ = std::move(*m);
+    match_reference_attention(*model_, GetParam());
     refs_ = load_refs(dir_);
     ASSERT_EQ(refs_.size(), 3u) << dir_ << "/reference.json";
     vocab_ = model_->config().vocab_size;
@@ -225,7 +226,8 @@ TEST_P(EngineParity, PreemptionByRecompute) {
 
 // One word per architecture: the helpers that add an architecture add its name here.
 INSTANTIATE_TEST_SUITE_P(Archs, EngineParity,
-                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa"));
+                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa", "gpt2", "gemma2",
+                                           "phi3", "glm4"));
 
 }  // namespace
 }  // namespace tern::test
