@@ -20,6 +20,17 @@ inline nlohmann::json load_json(const std::string& path) {
 }
 
 // logits [ids.size(), vocab] for every position, computed in one forward pass.
+// A tiny-archs model as its reference.json computed it. gemma2's reference comes from transformers'
+// default (sdpa) attention, which drops attn_logit_softcapping (its eager and flash paths apply it, as
+// do Google's reference, vLLM, llama.cpp and tern): comparisons against it turn the attention soft-cap
+// off (tests/parity/test_tiny_archs.cpp GemmaSoftcap checks that it is bound and used).
+inline void match_reference_attention(Model& model, const std::string& arch) {
+  if (arch != "gemma2") return;
+  TransformerWeights w = model.weights();
+  for (auto& l : w.layers) l.attn.softcap = 0.f;
+  model.replace_weights(std::move(w), nullptr);
+}
+
 inline std::vector<float> all_logits(const Model& model, ExecContext& ctx, const std::vector<int32_t>& ids,
                                      int64_t max_chunk = 512) {
   const auto& c = model.config();

@@ -17,17 +17,10 @@ namespace {
 
 constexpr double kLogitTol = 1e-4;
 
-// The model as its reference computed it. gemma2's reference.json comes from transformers' default
-// (sdpa) attention, which drops attn_logit_softcapping (only its eager and flash paths apply it;
-// Google's reference, vLLM and llama.cpp apply it too, and so does tern): the comparison turns the
-// attention soft-cap off. GemmaSoftcap below checks that it is bound and used.
+// The model as its reference computed it (model_test_util.h: gemma2's attention soft-cap).
 Result<std::unique_ptr<Model>> load_as_referenced(const std::string& arch) {
   TERN_ASSIGN_OR_RETURN(auto model, Model::load(tiny_arch_dir(arch)));
-  if (arch == "gemma2") {
-    TransformerWeights w = model->weights();
-    for (auto& l : w.layers) l.attn.softcap = 0.f;
-    model->replace_weights(std::move(w), nullptr);
-  }
+  match_reference_attention(*model, arch);
   return model;
 }
 

@@ -74,6 +74,7 @@ class EngineParity : public ::testing::TestWithParam<std::string> {
     auto m = Model::load(dir_);
     ASSERT_TRUE(m.is_ok()) << m.status().message();
     model_ = std::move(*m);
+    match_reference_attention(*model_, GetParam());
     refs_ = load_refs(dir_);
     ASSERT_EQ(refs_.size(), 3u) << dir_ << "/reference.json";
     vocab_ = model_->config().vocab_size;
