@@ -4,9 +4,9 @@
 // is streamed once), split over keys (flash-decoding) only while there are fewer sequences than
 // threads, with the partial softmax states merged at the end.
 #include "ops/paged_attention.h"
+#include "ops/work_items.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cassert>
 
 namespace tern {
@@ -125,21 +125,7 @@ void paged_attention(ExecContext& ctx, const AttentionShape& shape, const cpu::P
     const cpu::AttnParams& p = ws.params[size_t(it.seq)];
     cpu::attention_block(kr, p, it.w, scratch, it.part < 0 ? nullptr : &ws.parts[size_t(it.part)]);
   };
-  const int64_t n_items = int64_t(ws.items.size());
-  if (eff_threads == 1 || n_items == 1) {
-    void* scratch = ctx.scratch(0, scratch_bytes);
-    for (const auto& it : ws.items) run_item(scratch, it);
-  } else {
-    std::atomic<int64_t> next{0};
-    ctx.pool().run([&](int t, int) {
-      void* scratch = nullptr;
-      for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_items;
-           i = next.fetch_add(1, std::memory_order_relaxed)) {
-        if (!scratch) scratch = ctx.scratch(t, scratch_bytes);
-        run_item(scratch, ws.items[size_t(i)]);
-      }
-    });
-  }
+  run_work_items(ctx, eff_threads, scratch_bytes, ws.items, run_item);
   for (const auto& sp : ws.splits) {
     const cpu::AttnParams& p = ws.params[size_t(sp.seq)];
     cpu::AttnWork w;
