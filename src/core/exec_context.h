@@ -50,7 +50,7 @@ class ExecContext {
     size_t bytes = 0;
   };
   struct PerThread {
-    Buffer slots[5];
+    Buffer slots[6];
   };
   ThreadPool* pool_;
   CpuFeatures cpu_;

@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <cassert>
+#include <vector>
 
 #include "kernels/cpu/matmul_kernels.h"
 #include "ops/matmul_quant.h"
 #include "ops/matmul_gguf.h"
+#include "ops/matmul_columns.h"
 
 namespace tern {
 
@@ -59,12 +61,6 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 constexpr int64_t kColumnAlign = 32;
 constexpr int64_t kRowAlign = 32;
 
-// Contiguous chunk t of nt over [0, n) in units of `align`.
-void chunk(int64_t n, int64_t align, int t, int nt, int64_t* b, int64_t* e) {
-  const int64_t units = (n + align - 1) / align;
-  *b = std::min(n, units * t / nt * align);
-  *e = std::min(n, units * (t + 1) / nt * align);
-}
 
 }  // namespace
 
@@ -84,7 +80,7 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
     if (nt == 1 || n < 2 * kColumnAlign) return fn(args, 0, n);
     ctx.pool().run([&](int t, int count) {
       int64_t b, e;
-      chunk(n, kColumnAlign, t, count, &b, &e);
+      column_chunk(n, kColumnAlign, t, count, &b, &e);
       if (b < e) fn(args, b, e);
     });
     return;
@@ -94,7 +90,7 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
     if (nt == 1 || n < 2 * kColumnAlign) return cpu::smallm_avx2(ctx, 0, args, 0, n);
     ctx.pool().run([&](int t, int count) {
       int64_t b, e;
-      chunk(n, kColumnAlign, t, count, &b, &e);
+      column_chunk(n, kColumnAlign, t, count, &b, &e);
       if (b < e) cpu::smallm_avx2(ctx, t, args, b, e);
     });
     return;
@@ -106,11 +102,64 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
   ctx.pool().run([&](int t, int count) {
     int64_t b, e;
     if (split_columns) {
-      chunk(n, kColumnAlign, t, count, &b, &e);
+      column_chunk(n, kColumnAlign, t, count, &b, &e);
       if (b < e) fn(ctx, t, args, 0, m, b, e);
     } else {
-      chunk(m, kRowAlign, t, count, &b, &e);
+      column_chunk(m, kRowAlign, t, count, &b, &e);
       if (b < e) fn(ctx, t, args, b, e, 0, n);
+    }
+  });
+}
+
+void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) {
+  if (m <= 0 || jobs.empty()) return;
+  if (m > cpu::kGemvMaxRows || jobs.size() == 1 || ctx.threads() == 1) {
+    for (const MatmulJob& j : jobs) matmul(ctx, j.x, m, *j.w, j.y, j.bias);
+    return;
+  }
+  // Every job's prepared activations side by side in one scratch block (slot 5 of thread 0: the
+  // single-product paths use slots 0-4).
+  std::vector<cpu::MatmulArgs> args;
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  int64_t work = 0;
+  args.reserve(jobs.size());
+  offsets.reserve(jobs.size());
+  for (const MatmulJob& j : jobs) {
+    args.push_back({j.x, m, *j.w, j.y, j.bias});
+    size_t bytes = 0;
+    if (is_tern_quantized(*j.w)) bytes = quantized_gemv_scratch_bytes(ctx, args.back());
+    if (j.w->format == WeightFormat::Gguf) bytes = gguf_gemv_scratch_bytes(ctx, args.back());
+    offsets.push_back(total);
+    total += (bytes + 63) & ~size_t(63);
+    work += m * j.w->rows * std::max<int64_t>(j.w->cols, 1);
+  }
+  char* scratch = total ? static_cast<char*>(ctx.scratch(0, total, 5)) : nullptr;
+  std::vector<ColumnTask> tasks;
+  tasks.reserve(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const cpu::MatmulArgs& a = args[i];
+    if (a.w.rows <= 0) continue;
+    if (is_tern_quantized(a.w)) {
+      tasks.push_back(quantized_gemv_task(ctx, a, scratch + offsets[i]));
+    } else if (a.w.format == WeightFormat::Gguf) {
+      tasks.push_back(gguf_gemv_task(ctx, a, scratch + offsets[i]));
+    } else {
+      assert(a.x != nullptr && a.y != nullptr && (a.w.cols == 0 || a.w.data != nullptr));
+      const cpu::GemvFn fn = gemv_fn(choose(ctx, m, a.w.dtype).isa);
+      tasks.push_back({a.w.rows, kColumnAlign, [fn, a](int, int64_t b, int64_t e) { fn(a, b, e); }});
+    }
+  }
+  if (work < kMinParallelWork) {
+    for (const ColumnTask& task : tasks) task.run(0, 0, task.n);
+    return;
+  }
+  // Each thread takes its share of every job: the same split matmul() makes of each, in one region.
+  ctx.pool().run([&](int t, int count) {
+    for (const ColumnTask& task : tasks) {
+      int64_t b, e;
+      column_chunk(task.n, task.align, t, count, &b, &e);
+      if (b < e) task.run(t, b, e);
     }
   });
 }

@@ -6,11 +6,54 @@
 #include <cassert>
 
 #include "kernels/cpu/gguf_kernels.h"
+#include "ops/matmul_columns.h"
 
 namespace tern {
 
 namespace {
 constexpr int64_t kMinParallelWork = 1 << 16;  // multiply-adds below which one thread is faster
+}
+
+namespace {
+
+// m = 1 on AVX2 for Q4_0 / Q8_0 (x per 32) and Q4_K / Q6_K (x per 256): x is quantized once per call.
+bool use_m1(const ExecContext& ctx, const cpu::MatmulArgs& a) {
+  return a.m == 1 && ctx.cpu().avx2 && cpu::gguf_gemv_m1_supported(GgufType(a.w.gguf_type));
+}
+bool use_m1k(const ExecContext& ctx, const cpu::MatmulArgs& a) {
+  return a.m == 1 && ctx.cpu().avx2 && cpu::gguf_gemv_m1_k_supported(GgufType(a.w.gguf_type));
+}
+
+// Any m: the GEMV (m <= kGemvMaxRows) or the panel GEMM, which packs into ctx.scratch(thread, ...).
+ColumnTask gguf_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
+  if (a.m <= cpu::kGemvMaxRows) return gguf_gemv_task(ctx, a, scratch);
+  const bool avx2 = ctx.cpu().avx2;
+  return {a.w.rows, cpu::kGgufPanelCols, [&ctx, a, avx2](int t, int64_t b, int64_t e) {
+            avx2 ? cpu::gguf_gemm_avx2(ctx, t, a, 0, a.m, b, e) : cpu::gguf_gemm_scalar(ctx, t, a, 0, a.m, b, e);
+          }};
+}
+
+}  // namespace
+
+size_t gguf_gemv_scratch_bytes(const ExecContext& ctx, const cpu::MatmulArgs& a) {
+  if (use_m1(ctx, a)) return cpu::gguf_acts_bytes(a.w.cols);
+  if (use_m1k(ctx, a)) return cpu::gguf_acts_k_bytes(a.w.cols);
+  return 0;
+}
+
+ColumnTask gguf_gemv_task(const ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
+  assert(a.m <= cpu::kGemvMaxRows);
+  const int64_t n = a.w.rows, align = cpu::kGgufPanelCols;
+  if (use_m1(ctx, a)) {
+    const cpu::GgufActs acts = cpu::gguf_acts_prepare_avx2(a.x, a.w.cols, scratch);
+    return {n, align, [a, acts](int, int64_t b, int64_t e) { cpu::gguf_gemv_m1_avx2(acts, a, b, e); }};
+  }
+  if (use_m1k(ctx, a)) {
+    const cpu::GgufActs acts = cpu::gguf_acts_k_prepare_avx2(a.x, a.w.cols, scratch);
+    return {n, align, [a, acts](int, int64_t b, int64_t e) { cpu::gguf_gemv_m1_k_avx2(acts, a, b, e); }};
+  }
+  if (ctx.cpu().avx2) return {n, align, [a](int, int64_t b, int64_t e) { cpu::gguf_gemv_int8_avx2(a, b, e); }};
+  return {n, align, [a](int, int64_t b, int64_t e) { cpu::gguf_gemv_scalar(a, b, e); }};
 }
 
 void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias) {
@@ -19,30 +62,15 @@ void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix
   assert(w.format == WeightFormat::Gguf && gguf_type_traits(uint32_t(w.gguf_type)) != nullptr);
   assert(k % gguf_traits(GgufType(w.gguf_type)).block_elems == 0);
   const cpu::MatmulArgs args{x, m, w, y, bias};
-  const bool avx2 = ctx.cpu().avx2;
-  const bool gemv = m <= cpu::kGemvMaxRows;
   const int nt = m * n * std::max<int64_t>(k, 1) < kMinParallelWork ? 1 : ctx.threads();
-  // m = 1 on AVX2 for Q4_0 / Q8_0 (x per 32) and Q4_K / Q6_K (x per 256): x is quantized once here
-  // (slot 4 of thread 0; the GEMM uses slot 3).
-  const GgufType type = GgufType(w.gguf_type);
-  const bool m1 = gemv && avx2 && m == 1 && cpu::gguf_gemv_m1_supported(type);
-  const bool m1k = gemv && avx2 && m == 1 && cpu::gguf_gemv_m1_k_supported(type);
-  cpu::GgufActs acts;
-  if (m1) acts = cpu::gguf_acts_prepare_avx2(x, k, ctx.scratch(0, cpu::gguf_acts_bytes(k), 4));
-  if (m1k) acts = cpu::gguf_acts_k_prepare_avx2(x, k, ctx.scratch(0, cpu::gguf_acts_k_bytes(k), 4));
-  auto run = [&](int t, int64_t b, int64_t e) {
-    if (b >= e) return;
-    if (m1) return cpu::gguf_gemv_m1_avx2(acts, args, b, e);
-    if (m1k) return cpu::gguf_gemv_m1_k_avx2(acts, args, b, e);
-    if (gemv) return avx2 ? cpu::gguf_gemv_int8_avx2(args, b, e) : cpu::gguf_gemv_scalar(args, b, e);
-    avx2 ? cpu::gguf_gemm_avx2(ctx, t, args, 0, m, b, e) : cpu::gguf_gemm_scalar(ctx, t, args, 0, m, b, e);
-  };
-  if (nt == 1 || n < 2 * cpu::kGgufPanelCols) return run(0, 0, n);
+  // The m = 1 activations live in slot 4 of thread 0 (the GEMM packs into slot 3).
+  const size_t scratch_bytes = m <= cpu::kGemvMaxRows ? gguf_gemv_scratch_bytes(ctx, args) : 0;
+  const ColumnTask task = gguf_task(ctx, args, scratch_bytes ? ctx.scratch(0, scratch_bytes, 4) : nullptr);
+  if (nt == 1 || n < 2 * task.align) return task.run(0, 0, n);
   ctx.pool().run([&](int t, int count) {
-    const int64_t units = (n + cpu::kGgufPanelCols - 1) / cpu::kGgufPanelCols;
-    const int64_t b = std::min(n, units * t / count * cpu::kGgufPanelCols);
-    const int64_t e = std::min(n, units * (t + 1) / count * cpu::kGgufPanelCols);
-    run(t, b, e);
+    int64_t b, e;
+    column_chunk(n, task.align, t, count, &b, &e);
+    if (b < e) task.run(t, b, e);
   });
 }
 

@@ -9,6 +9,7 @@
 #include "core/fp8.h"
 #include "kernels/cpu/matmul_kernels.h"
 #include "kernels/cpu/quant_kernels.h"
+#include "ops/matmul_columns.h"
 
 namespace tern {
 
@@ -49,11 +50,6 @@ Kernel choose(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
 constexpr int64_t kMinParallelWork = 1 << 16;
 constexpr int64_t kRowAlign = 16;  // the kernels' weight-row block (and an AMX tile)
 
-void chunk(int64_t n, int64_t align, int t, int nt, int64_t* b, int64_t* e) {
-  const int64_t units = (n + align - 1) / align;
-  *b = std::min(n, units * t / nt * align);
-  *e = std::min(n, units * (t + 1) / nt * align);
-}
 
 // Weight rows per dequantized panel of the f32-activation GEMM (32 x k f32: 256 KiB at k = 2048).
 constexpr int64_t kPanelRows = 32;
@@ -97,12 +93,52 @@ bool use_panel_gemm(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
 
 }  // namespace
 
+size_t quantized_gemv_scratch_bytes(const ExecContext&, const cpu::MatmulArgs& a) {
+  const size_t perm = a.w.col_perm ? (size_t(a.m * a.w.cols) * sizeof(float) + 63) & ~size_t(63) : 0;
+  return perm + cpu::quant_acts_bytes(a.w, a.m);
+}
+
+// scratch: [x permuted to the stored column order (act-order only)] [the kernel's prepared activations].
+ColumnTask quantized_gemv_task(const ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
+  const WeightMatrix& w = a.w;
+  const int64_t m = a.m, k = w.cols;
+  assert(m <= cpu::kGemvMaxRows && !use_panel_gemm(ctx.cpu(), m, w));
+  const float* x = a.x;
+  auto* bytes = static_cast<char*>(scratch);
+  if (w.col_perm) {
+    // Act-order: the stored columns are in group order; x follows them. xp: [m, k]
+    auto* xp = reinterpret_cast<float*>(bytes);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < k; ++j) xp[i * k + j] = x[i * k + w.col_perm[j]];
+    x = xp;
+    bytes += (size_t(m * k) * sizeof(float) + 63) & ~size_t(63);
+  }
+  const Kernel kern = choose(ctx.cpu(), m, w);
+  void* acts_scratch = cpu::quant_acts_bytes(w, m) ? bytes : nullptr;
+  const cpu::QuantActs acts = ctx.cpu().avx2 ? cpu::quant_acts_prepare_avx2(w, x, m, acts_scratch)
+                                             : cpu::quant_acts_prepare(w, x, m, acts_scratch);
+  return {w.rows, kRowAlign,
+          [kern, acts, a](int, int64_t b, int64_t e) { kern.fn(acts, a.w, a.y, a.bias, 0, a.m, b, e); }};
+}
+
 void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, float* y,
                       const float* bias) {
   const int64_t n = w.rows, k = w.cols;
   if (m <= 0 || n <= 0) return;
   assert(is_tern_quantized(w) && w.data && w.scales);
   assert(w.format != WeightFormat::Int4Group || (w.group % 32 == 0 && k % w.group == 0));
+  const int nt = m * n * std::max<int64_t>(k, 1) < kMinParallelWork ? 1 : ctx.threads();
+  const cpu::MatmulArgs args{x, m, w, y, bias};
+  if (m <= cpu::kGemvMaxRows && !use_panel_gemm(ctx.cpu(), m, w)) {
+    const ColumnTask task = quantized_gemv_task(ctx, args, ctx.scratch(0, quantized_gemv_scratch_bytes(ctx, args), 3));
+    if (nt == 1) return task.run(0, 0, n);
+    ctx.pool().run([&](int t, int count) {
+      int64_t b, e;
+      column_chunk(n, task.align, t, count, &b, &e);
+      if (b < e) task.run(t, b, e);
+    });
+    return;
+  }
   if (w.col_perm) {
     // Act-order: the stored columns are in group order; x follows them. xp: [m, k]
     float* xp = static_cast<float*>(ctx.scratch(0, size_t(m * k) * sizeof(float), 4));
@@ -115,7 +151,7 @@ void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightM
     for (int v = 0; v < 256; ++v) lut[v] = (v & 0x7f) == 0x7f ? 0.f : fp8_e4m3_to_f32(uint8_t(v));
     ctx.pool().run([&](int t, int count) {
       int64_t b, e;
-      chunk(n, kPanelRows, t, count, &b, &e);
+      column_chunk(n, kPanelRows, t, count, &b, &e);
       if (b < e) panel_gemm(ctx, t, x, m, w, y, bias, lut, b, e);
     });
     return;
@@ -125,16 +161,15 @@ void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightM
   void* scratch = scratch_bytes ? ctx.scratch(0, scratch_bytes, 3) : nullptr;
   const cpu::QuantActs acts = ctx.cpu().avx2 ? cpu::quant_acts_prepare_avx2(w, x, m, scratch)
                                              : cpu::quant_acts_prepare(w, x, m, scratch);
-  const int nt = m * n * std::max<int64_t>(k, 1) < kMinParallelWork ? 1 : ctx.threads();
   if (nt == 1) return kern.fn(acts, w, y, bias, 0, m, 0, n);
   const bool split_rows = n >= 2 * kRowAlign * nt || m < 2 * kRowAlign;
   ctx.pool().run([&](int t, int count) {
     int64_t b, e;
     if (split_rows) {
-      chunk(n, kRowAlign, t, count, &b, &e);
+      column_chunk(n, kRowAlign, t, count, &b, &e);
       if (b < e) kern.fn(acts, w, y, bias, 0, m, b, e);
     } else {
-      chunk(m, kRowAlign, t, count, &b, &e);
+      column_chunk(m, kRowAlign, t, count, &b, &e);
       if (b < e) kern.fn(acts, w, y, bias, b, e, 0, n);
     }
   });

@@ -24,9 +24,10 @@ void AttentionBlock::forward(ExecContext& ctx, PagedKvCache& kv, const Attention
 
   // q: [c, n_heads * hd]; k_new, v_new: [c, n_kv * hd], stored into the pool after RoPE.
   step.observe(LinearInput::kAttnIn, xn, hidden_);
-  matmul(ctx, xn, c, a.q, q_.data(), bias(a.q_bias));
-  matmul(ctx, xn, c, a.k, k_new_.data(), bias(a.k_bias));
-  matmul(ctx, xn, c, a.v, v_new_.data(), bias(a.v_bias));
+  const MatmulJob qkv[] = {{xn, &a.q, q_.data(), bias(a.q_bias)},
+                           {xn, &a.k, k_new_.data(), bias(a.k_bias)},
+                           {xn, &a.v, v_new_.data(), bias(a.v_bias)}};
+  matmul_group(ctx, c, qkv);
   if (a.q_norm.present()) {  // per-head RMSNorm: rows of [c * heads, hd]
     apply_norm(ctx, a.q_norm, q_.data(), nullptr, c * n_heads_, hd, q_.data());
     apply_norm(ctx, a.k_norm, k_new_.data(), nullptr, c * n_kv_heads_, hd, k_new_.data());

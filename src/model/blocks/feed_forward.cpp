@@ -17,8 +17,8 @@ void FeedForwardBlock::forward(ExecContext& ctx, const FeedForwardWeights& m, co
   step.observe(LinearInput::kMlpIn, xn, hidden_);
   // h: [c, inter], the input of down, in gate_.
   if (m.gated) {
-    matmul(ctx, xn, c, m.gate, gate_.data());
-    matmul(ctx, xn, c, m.up, up_.data(), bias(m.up_bias));
+    const MatmulJob gate_up[] = {{xn, &m.gate, gate_.data()}, {xn, &m.up, up_.data(), bias(m.up_bias)}};
+    matmul_group(ctx, c, gate_up);
     if (m.act == Activation::kSilu) {
       swiglu(ctx, gate_.data(), up_.data(), c, inter_, gate_.data());
     } else {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/matmul_kernels.h"
 #include "model/weight_binder.h"
 #include "ops/activation.h"
 #include "ops/matmul.h"
@@ -74,6 +75,11 @@ MoeBlock::MoeBlock(const ModelConfig& cfg, int64_t max_rows)
   gate_.resize(rows * inter);
   up_.resize(rows * inter);
   sgate_.resize(rows);
+  const size_t decode_slots = size_t(std::min<int64_t>(max_rows_, cpu::kGemvMaxRows)) * k;
+  xs_.resize(decode_slots * size_t(hidden_));
+  os_.resize(xs_.size());
+  gs_.resize(decode_slots * size_t(moe_.expert_intermediate));
+  us_.resize(gs_.size());
 }
 
 // out [n, hidden] = down(silu(gate x) * up x), x: [n, hidden].
@@ -83,6 +89,45 @@ void MoeBlock::run_expert(ExecContext& ctx, const ExpertMlp& e, const float* x, 
   matmul(ctx, x, n, e.up, up_.data());
   swiglu(ctx, gate_.data(), up_.data(), n, inter, gate_.data());
   matmul(ctx, gate_.data(), n, e.down, out);
+}
+
+// Decode (c <= kGemvMaxRows rows): the selected experts run side by side, slot by slot (slot s of
+// order_ is one (row, expert) pair): gate and up of every expert in one matmul_group per distinct row
+// count, one SwiGLU over all c·k slots, every down in one group — a layer pays three
+// synchronisations instead of three per expert. gs_/us_: [c·k, inter], xs_/os_: [c·k, hidden].
+int64_t MoeBlock::run_experts_grouped(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y) {
+  const int E = moe_.n_experts;
+  const int64_t H = hidden_, I = moe_.expert_intermediate, slots = c * moe_.top_k;
+  for (int64_t s = 0; s < slots; ++s) {
+    std::memcpy(xs_.data() + s * H, x + size_t(order_[size_t(s)]) * size_t(H), size_t(H) * sizeof(float));
+  }
+  int64_t passes = 0;
+  for (int pass = 0; pass < 2; ++pass) {  // 0: gate and up; 1: down
+    for (int64_t rows = 1; rows <= c; ++rows) {
+      jobs_.clear();
+      for (int e = 0; e < E; ++e) {
+        const int32_t s0 = offset_[size_t(e)], n = offset_[size_t(e) + 1] - s0;
+        if (n != rows) continue;
+        const ExpertMlp& ex = w.experts[size_t(e)];
+        if (pass == 0) {
+          ++passes;
+          jobs_.push_back({xs_.data() + s0 * H, &ex.gate, gs_.data() + s0 * I});
+          jobs_.push_back({xs_.data() + s0 * H, &ex.up, us_.data() + s0 * I});
+        } else {
+          jobs_.push_back({gs_.data() + s0 * I, &ex.down, os_.data() + s0 * H});
+        }
+      }
+      matmul_group(ctx, rows, jobs_);
+    }
+    if (pass == 0) swiglu(ctx, gs_.data(), us_.data(), slots, I, gs_.data());
+  }
+  for (int64_t s = 0; s < slots; ++s) {
+    const float g = slot_w_[size_t(s)];
+    const float* src = os_.data() + s * H;
+    float* dst = y + size_t(order_[size_t(s)]) * size_t(H);
+    for (int64_t h = 0; h < H; ++h) dst[h] += g * src[h];
+  }
+  return passes;
 }
 
 void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y) {
@@ -109,20 +154,24 @@ void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, in
   // 3. One pass per selected expert over its gathered rows, scattered back with their weights.
   std::fill(y, y + c * H, 0.0f);
   int64_t passes = 0;
-  for (int e = 0; e < E; ++e) {
-    const int32_t s0 = offset_[size_t(e)], n = offset_[size_t(e) + 1] - s0;
-    if (n == 0) continue;
-    ++passes;
-    for (int32_t i = 0; i < n; ++i) {
-      std::memcpy(xg_.data() + size_t(i) * size_t(H), x + size_t(order_[size_t(s0 + i)]) * size_t(H),
-                  size_t(H) * sizeof(float));
-    }
-    run_expert(ctx, w.experts[size_t(e)], xg_.data(), n, out_.data());
-    for (int32_t i = 0; i < n; ++i) {
-      const float g = slot_w_[size_t(s0 + i)];
-      const float* src = out_.data() + size_t(i) * size_t(H);
-      float* dst = y + size_t(order_[size_t(s0 + i)]) * size_t(H);
-      for (int64_t h = 0; h < H; ++h) dst[h] += g * src[h];
+  if (c <= cpu::kGemvMaxRows) {
+    passes = run_experts_grouped(ctx, w, x, c, y);
+  } else {
+    for (int e = 0; e < E; ++e) {
+      const int32_t s0 = offset_[size_t(e)], n = offset_[size_t(e) + 1] - s0;
+      if (n == 0) continue;
+      ++passes;
+      for (int32_t i = 0; i < n; ++i) {
+        std::memcpy(xg_.data() + size_t(i) * size_t(H), x + size_t(order_[size_t(s0 + i)]) * size_t(H),
+                    size_t(H) * sizeof(float));
+      }
+      run_expert(ctx, w.experts[size_t(e)], xg_.data(), n, out_.data());
+      for (int32_t i = 0; i < n; ++i) {
+        const float g = slot_w_[size_t(s0 + i)];
+        const float* src = out_.data() + size_t(i) * size_t(H);
+        float* dst = y + size_t(order_[size_t(s0 + i)]) * size_t(H);
+        for (int64_t h = 0; h < H; ++h) dst[h] += g * src[h];
+      }
     }
   }
 
