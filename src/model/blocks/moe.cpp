@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/cpu/matmul_kernels.h"
 #include "model/weight_binder.h"
 #include "ops/activation.h"
 #include "ops/matmul.h"
@@ -75,7 +74,7 @@ MoeBlock::MoeBlock(const ModelConfig& cfg, int64_t max_rows)
   gate_.resize(rows * inter);
   up_.resize(rows * inter);
   sgate_.resize(rows);
-  const size_t decode_slots = size_t(std::min<int64_t>(max_rows_, cpu::kGemvMaxRows)) * k;
+  const size_t decode_slots = size_t(std::min<int64_t>(max_rows_, kGroupedMaxRows)) * k;
   xs_.resize(decode_slots * size_t(hidden_));
   os_.resize(xs_.size());
   gs_.resize(decode_slots * size_t(moe_.expert_intermediate));
@@ -91,10 +90,12 @@ void MoeBlock::run_expert(ExecContext& ctx, const ExpertMlp& e, const float* x, 
   matmul(ctx, gate_.data(), n, e.down, out);
 }
 
-// Decode (c <= kGemvMaxRows rows): the selected experts run side by side, slot by slot (slot s of
-// order_ is one (row, expert) pair): gate and up of every expert in one matmul_group per distinct row
-// count, one SwiGLU over all c·k slots, every down in one group — a layer pays three
-// synchronisations instead of three per expert. gs_/us_: [c·k, inter], xs_/os_: [c·k, hidden].
+// Decode steps (c <= kGroupedMaxRows rows): the selected experts run side by side, slot by slot (slot s
+// of order_ is one (row, expert) pair): gate and up of every expert in one matmul_group per distinct
+// row count, one SwiGLU over all c·k slots, every down in one group per row count — a batch-1 layer
+// pays three synchronisations instead of three per expert, and a batch of 16 a few more, however many
+// experts it selects (an expert with more than 8 rows runs its own GEMM inside matmul_group).
+// gs_/us_: [c·k, inter], xs_/os_: [c·k, hidden].
 int64_t MoeBlock::run_experts_grouped(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y) {
   const int E = moe_.n_experts;
   const int64_t H = hidden_, I = moe_.expert_intermediate, slots = c * moe_.top_k;
@@ -154,7 +155,7 @@ void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, in
   // 3. One pass per selected expert over its gathered rows, scattered back with their weights.
   std::fill(y, y + c * H, 0.0f);
   int64_t passes = 0;
-  if (c <= cpu::kGemvMaxRows) {
+  if (c <= kGroupedMaxRows) {
     passes = run_experts_grouped(ctx, w, x, c, y);
   } else {
     for (int e = 0; e < E; ++e) {

@@ -92,7 +92,8 @@ class MoeBlock {
 
  private:
   void run_expert(ExecContext& ctx, const ExpertMlp& e, const float* x, int64_t n, float* out);
-  // Step 3 for a decode step (c <= cpu::kGemvMaxRows); returns the experts run.
+  // Step 3 for a decode step (c <= kGroupedMaxRows); returns the experts run.
+  static constexpr int64_t kGroupedMaxRows = 64;
   int64_t run_experts_grouped(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y);
 
   MoeConfig moe_;
@@ -108,7 +109,7 @@ class MoeBlock {
   std::vector<float> gate_, up_; // [c, max(expert, shared) intermediate]
   std::vector<float> out_;       // [c, hidden] one expert's output rows
   std::vector<float> sgate_;     // [c] shared-expert gate logits
-  // The decode path's slots side by side (run_experts_grouped), for min(max_rows, 8) · k slots:
+  // The decode path's slots side by side (run_experts_grouped), for min(max_rows, 64) · k slots:
   std::vector<float> xs_, os_;   // [slots, hidden] gathered inputs, expert outputs
   std::vector<float> gs_, us_;   // [slots, expert intermediate]
   std::vector<MatmulJob> jobs_;
