@@ -1,0 +1,274 @@
+#include "formats/gguf/gguf_config.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+namespace tern {
+
+namespace {
+
+using nlohmann::json;
+
+bool is(const GgufArch& a, const char* hf) { return std::string(a.hf) == hf; }
+bool moe_arch(const GgufArch& a) {
+  return is(a, "MixtralForCausalLM") || is(a, "Qwen2MoeForCausalLM") || is(a, "Qwen3MoeForCausalLM");
+}
+
+// Copies `<arch>.<key>` into the config JSON under `field`; a required key that is absent is an
+// error naming it.
+class KeyReader {
+ public:
+  KeyReader(const GgufFile& g, const std::string& arch, json& j) : g_(g), p_(arch + "."), j_(j) {}
+
+  bool has(const std::string& key) const { return g_.find(p_ + key) != nullptr; }
+  Result<int64_t> get(const std::string& key, int64_t lo, int64_t hi) const { return g_.get_int(p_ + key, lo, hi); }
+
+  Status int_key(const std::string& key, const char* field, int64_t lo, int64_t hi, bool required) {
+    if (!has(key)) return required ? g_.error(fmt::format("missing metadata '{}{}'", p_, key)) : Status::ok();
+    TERN_ASSIGN_OR_RETURN(int64_t v, g_.get_int(p_ + key, lo, hi));
+    j_[field] = v;
+    return Status::ok();
+  }
+  Status float_key(const std::string& key, const char* field) {
+    if (!has(key)) return Status::ok();
+    TERN_ASSIGN_OR_RETURN(double v, g_.get_float(p_ + key));
+    j_[field] = v;
+    return Status::ok();
+  }
+
+ private:
+  const GgufFile& g_;
+  std::string p_;
+  json& j_;
+};
+
+// The MoE fields (expert_count, expert_used_count, ...) as the family's config.json spells them.
+Status moe_fields(const GgufFile& g, const GgufArch& a, KeyReader& k, json& j) {
+  const char* count = is(a, "MixtralForCausalLM") ? "num_local_experts" : "num_experts";
+  TERN_RETURN_IF_ERROR(k.int_key("expert_count", count, 1, 1 << 16, true));
+  TERN_RETURN_IF_ERROR(k.int_key("expert_used_count", "num_experts_per_tok", 1, 1 << 16, true));
+  if (is(a, "MixtralForCausalLM")) return Status::ok();  // intermediate_size is each expert's width
+  TERN_RETURN_IF_ERROR(k.int_key("expert_feed_forward_length", "moe_intermediate_size", 1, int64_t(1) << 22, true));
+  // llama.cpp's graphs: qwen3moe always renormalises the chosen weights, qwen2moe never does.
+  j["norm_topk_prob"] = is(a, "Qwen3MoeForCausalLM");
+  j["decoder_sparse_step"] = 1;
+  if (is(a, "Qwen2MoeForCausalLM")) {
+    TERN_RETURN_IF_ERROR(
+        k.int_key("expert_shared_feed_forward_length", "shared_expert_intermediate_size", 1, int64_t(1) << 22, true));
+  }
+  // Layers stored without a router keep the dense MLP (Qwen mlp_only_layers).
+  json dense = json::array();
+  const int64_t layers = j["num_hidden_layers"].get<int64_t>();
+  for (int64_t i = 0; i < layers; ++i) {
+    if (!g.tensor(fmt::format("blk.{}.ffn_gate_inp.weight", i))) dense.push_back(i);
+  }
+  j["mlp_only_layers"] = dense;
+  return Status::ok();
+}
+
+// Gemma 2 as llama.cpp's graph runs it (src/models/gemma2.cpp): sliding window 4096 unless the
+// key says otherwise, on layers i % period < period - 1 (period 2: the even layers), scores scaled by
+// head_dim^-0.5 (n_embd / n_head for the 46-layer 27B), embeddings by √n_embd in f32.
+Status gemma2_fields(const GgufFile& g, KeyReader& k, json& j) {
+  j["hidden_activation"] = "gelu_pytorch_tanh";
+  j["torch_dtype"] = "float32";
+  TERN_RETURN_IF_ERROR(k.float_key("attn_logit_softcapping", "attn_logit_softcapping"));
+  TERN_RETURN_IF_ERROR(k.float_key("final_logit_softcapping", "final_logit_softcapping"));
+  j["sliding_window"] = 4096;
+  TERN_RETURN_IF_ERROR(k.int_key("attention.sliding_window", "sliding_window", 1, int64_t(1) << 30, false));
+  int64_t period = 2;
+  if (k.has("attention.sliding_window_pattern")) {
+    TERN_ASSIGN_OR_RETURN(period, k.get("attention.sliding_window_pattern", 1, 1 << 16));
+  }
+  const int64_t layers = j["num_hidden_layers"].get<int64_t>(), heads = j["num_attention_heads"].get<int64_t>();
+  json types = json::array();
+  for (int64_t i = 0; i < layers; ++i) types.push_back(i % period < period - 1 ? "sliding_attention" : "full_attention");
+  j["layer_types"] = types;
+  const int64_t hd = j.contains("head_dim") ? j["head_dim"].get<int64_t>() : j["hidden_size"].get<int64_t>() / heads;
+  j["query_pre_attn_scalar"] = layers == 46 ? j["hidden_size"].get<int64_t>() / heads : hd;
+  (void)g;
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<const GgufArch*> gguf_file_arch(const GgufFile& g) {
+  TERN_ASSIGN_OR_RETURN(std::string name, g.get_string("general.architecture"));
+  bool experts = false;
+  if (const GgufValue* v = g.find(name + ".expert_count"); v && v->is_integer()) experts = v->i > 0;
+  const GgufArch* a = gguf_arch_for_gguf(name, experts);
+  if (!a) {
+    return g.error(fmt::format("general.architecture '{}'{} is not supported (supported: {})", name,
+                               experts ? " with experts" : "", gguf_architecture_list()));
+  }
+  return a;
+}
+
+Result<ModelConfig> gguf_model_config(const GgufFile& g) {
+  TERN_ASSIGN_OR_RETURN(const GgufArch* a, gguf_file_arch(g));
+  json j;
+  j["architectures"] = json::array({a->hf});
+  j["model_type"] = a->model_type;
+  KeyReader k(g, a->gguf, j);
+  TERN_RETURN_IF_ERROR(k.int_key("embedding_length", "hidden_size", 1, int64_t(1) << 20, true));
+  TERN_RETURN_IF_ERROR(k.int_key("block_count", "num_hidden_layers", 1, 10000, true));
+  TERN_RETURN_IF_ERROR(k.int_key("feed_forward_length", "intermediate_size", 1, int64_t(1) << 22, true));
+  TERN_RETURN_IF_ERROR(k.int_key("attention.head_count", "num_attention_heads", 1, 1 << 16, true));
+  TERN_RETURN_IF_ERROR(k.int_key("attention.head_count_kv", "num_key_value_heads", 1, 1 << 16, false));
+  TERN_RETURN_IF_ERROR(k.int_key("attention.key_length", "head_dim", 1, 1 << 14, false));
+  if (k.has("attention.value_length")) {
+    TERN_ASSIGN_OR_RETURN(int64_t vd, k.get("attention.value_length", 1, 1 << 14));
+    const int64_t hd = j.contains("head_dim") ? j["head_dim"].get<int64_t>()
+                                              : j["hidden_size"].get<int64_t>() / j["num_attention_heads"].get<int64_t>();
+    if (vd != hd) {
+      return g.error(fmt::format("metadata '{}.attention.value_length' {} differs from the key length {}", a->gguf, vd, hd));
+    }
+  }
+  TERN_RETURN_IF_ERROR(k.int_key("context_length", "max_position_embeddings", 1, int64_t(1) << 30, false));
+  TERN_RETURN_IF_ERROR(k.float_key("attention.layer_norm_rms_epsilon", "rms_norm_eps"));
+  TERN_RETURN_IF_ERROR(k.float_key("attention.layer_norm_epsilon", "layer_norm_epsilon"));
+  j["rope_theta"] = 10000.0;
+  TERN_RETURN_IF_ERROR(k.float_key("rope.freq_base", "rope_theta"));
+  if (k.has("rope.dimension_count")) {
+    const int64_t hd = j.contains("head_dim") ? j["head_dim"].get<int64_t>()
+                                              : j["hidden_size"].get<int64_t>() / j["num_attention_heads"].get<int64_t>();
+    TERN_ASSIGN_OR_RETURN(int64_t rot, k.get("rope.dimension_count", 2, 1 << 14));
+    if (rot > hd || rot % 2 != 0) {
+      return g.error(fmt::format("metadata '{}.rope.dimension_count' {} must be even and at most the head size {}",
+                                 a->gguf, rot, hd));
+    }
+    if (rot != hd) j["partial_rotary_factor"] = double(rot) / double(hd);
+  }
+  if (k.has("rope.scaling.type")) {
+    TERN_ASSIGN_OR_RETURN(std::string type, g.get_string(std::string(a->gguf) + ".rope.scaling.type"));
+    if (type == "linear") {
+      TERN_ASSIGN_OR_RETURN(double f, g.get_float(std::string(a->gguf) + ".rope.scaling.factor"));
+      j["rope_scaling"] = {{"type", "linear"}, {"factor", f}};
+    } else if (type != "none") {
+      return g.error(fmt::format("metadata '{}.rope.scaling.type': '{}' is not supported (none, linear)", a->gguf, type));
+    }
+  }
+  // Vocabulary: the explicit key, else the embedding's rows (the converter pads the token list to them).
+  if (k.has("vocab_size")) {
+    TERN_RETURN_IF_ERROR(k.int_key("vocab_size", "vocab_size", 1, int64_t(1) << 24, true));
+  } else if (const GgufTensor* e = g.tensor("token_embd.weight"); e && e->ne.size() == 2) {
+    j["vocab_size"] = e->ne[1];
+  } else if (const GgufValue* toks = g.find("tokenizer.ggml.tokens"); toks && toks->array_len > 0) {
+    j["vocab_size"] = int64_t(toks->array_len);
+  } else {
+    return g.error("cannot tell the vocabulary size (no vocab_size, token_embd.weight or tokenizer.ggml.tokens)");
+  }
+  j["tie_word_embeddings"] = g.tensor("output.weight") == nullptr;
+  j["attention_bias"] = g.tensor("blk.0.attn_q.bias") != nullptr;
+  if (is(*a, "Qwen3MoeForCausalLM") || is(*a, "Qwen2MoeForCausalLM")) j["use_sliding_window"] = false;
+  for (const char* which : {"bos", "eos"}) {
+    const std::string key = fmt::format("tokenizer.ggml.{}_token_id", which);
+    if (!g.find(key)) continue;
+    TERN_ASSIGN_OR_RETURN(int64_t id, g.get_int(key, 0, int64_t(1) << 31));
+    j[fmt::format("{}_token_id", which)] = id;
+  }
+  if (moe_arch(*a)) TERN_RETURN_IF_ERROR(moe_fields(g, *a, k, j));
+  if (is(*a, "GPT2LMHeadModel")) j["activation_function"] = "gelu_new";
+  if (is(*a, "Gemma2ForCausalLM")) TERN_RETURN_IF_ERROR(gemma2_fields(g, k, j));
+  return parse_model_config(j.dump(), g.path() + " (its " + a->gguf + ".* metadata as config.json)");
+}
+
+namespace {
+
+// Writes the keys; `p` is "<arch>.".
+class KeyWriter {
+ public:
+  KeyWriter(const std::string& arch, GgufMetadata* kv) : p_(arch + "."), kv_(kv) {}
+  void u32(const std::string& key, int64_t v) { kv_->emplace_back(p_ + key, GgufValue::make_u32(uint32_t(v))); }
+  void f32(const std::string& key, double v) { kv_->emplace_back(p_ + key, GgufValue::make_f32(float(v))); }
+  void str(const std::string& key, const std::string& v) { kv_->emplace_back(p_ + key, GgufValue::make_string(v)); }
+  void flag(const std::string& key, bool v) { kv_->emplace_back(p_ + key, GgufValue::make_bool(v)); }
+
+ private:
+  std::string p_;
+  GgufMetadata* kv_;
+};
+
+Status moe_metadata(const ModelConfig& c, const GgufArch& a, const std::string& src, KeyWriter& w) {
+  const MoeConfig& m = c.moe;
+  if (!m.enabled()) return Status::error(fmt::format("{}: {} without experts cannot be exported", src, a.hf));
+  auto refuse = [&](const std::string& what) {
+    return Status::error(fmt::format("{}: GGUF export: {} (llama.cpp's {} graph has no such setting)", src, what, a.gguf));
+  };
+  if (is(a, "Qwen3MoeForCausalLM") && !m.norm_topk_prob) return refuse("norm_topk_prob=false");
+  if (is(a, "Qwen2MoeForCausalLM") && m.norm_topk_prob) return refuse("norm_topk_prob=true");
+  if (m.n_moe_layers(c.n_layers) != c.n_layers) return refuse("dense layers between MoE layers (mlp_only_layers, decoder_sparse_step)");
+  w.u32("expert_count", m.n_experts);
+  w.u32("expert_used_count", m.top_k);
+  if (!is(a, "MixtralForCausalLM")) w.u32("expert_feed_forward_length", m.expert_intermediate);
+  if (is(a, "Qwen2MoeForCausalLM")) {
+    if (m.shared_intermediate <= 0 || !m.shared_expert_gate) return refuse("a Qwen2-MoE without its gated shared expert");
+    w.u32("expert_shared_feed_forward_length", m.shared_intermediate);
+  }
+  return Status::ok();
+}
+
+// Gemma 2's soft-caps, window and the layer pattern / score scale llama.cpp assumes.
+Status gemma2_metadata(const ModelConfig& c, const std::string& src, KeyWriter& w) {
+  for (int i = 0; i < c.n_layers; ++i) {
+    const bool sliding = c.layer_types.empty() ? i % 2 == 0 : c.layer_types[size_t(i)] == "sliding_attention";
+    if (sliding != (i % 2 == 0)) {
+      return Status::error(fmt::format("{}: GGUF export: layer_types must alternate sliding / full from layer 0 "
+                                       "(llama.cpp's gemma2 pattern)", src));
+    }
+  }
+  const double scale = c.n_layers == 46 ? double(c.hidden_size / c.n_heads) : double(c.head_dim);
+  if (c.query_pre_attn_scalar > 0 && c.query_pre_attn_scalar != scale) {
+    return Status::error(fmt::format("{}: GGUF export: query_pre_attn_scalar {} differs from the {} llama.cpp's gemma2 "
+                                     "graph uses", src, c.query_pre_attn_scalar, scale));
+  }
+  w.f32("attn_logit_softcapping", c.attn_logit_softcapping);
+  w.f32("final_logit_softcapping", c.final_logit_softcapping);
+  w.u32("attention.sliding_window", c.sliding_window > 0 ? c.sliding_window : 4096);
+  return Status::ok();
+}
+
+}  // namespace
+
+Status gguf_config_metadata(const ModelConfig& c, const GgufArch& a, const std::string& src, GgufMetadata* kv) {
+  const bool gemma2 = is(a, "Gemma2ForCausalLM"), gpt2 = is(a, "GPT2LMHeadModel");
+  if (c.sliding_window > 0 && !gemma2) {
+    return Status::error(src + ": GGUF export of sliding-window attention is not supported (llama.cpp's " + a.gguf +
+                         " graph has none)");
+  }
+  if (gpt2 && !c.scale_attn_weights) return Status::error(src + ": GGUF export: scale_attn_weights=false is not supported");
+  if (c.attn_logit_softcapping > 0 && !gemma2) return Status::error(src + ": GGUF export: attn_logit_softcapping is not supported");
+  if (c.rope_type != "default" && c.rope_type != "llama3" && c.rope_type != "linear") {
+    return Status::error(fmt::format("{}: GGUF export: rope type {} is not supported", src, c.rope_type));
+  }
+  if (c.mlp_bias) return Status::error(src + ": GGUF export: mlp_bias=true is not supported");
+  kv->emplace_back("general.architecture", GgufValue::make_string(a.gguf));
+  KeyWriter w(a.gguf, kv);
+  w.u32("context_length", c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096);
+  w.u32("embedding_length", c.hidden_size);
+  w.u32("block_count", c.n_layers);
+  w.u32("feed_forward_length", c.intermediate_size);
+  w.u32("attention.head_count", c.n_heads);
+  w.u32("attention.head_count_kv", c.n_kv_heads);
+  w.u32("attention.key_length", c.head_dim);
+  w.u32("attention.value_length", c.head_dim);
+  if (gpt2) {
+    w.f32("attention.layer_norm_epsilon", c.rms_norm_eps);
+  } else {
+    w.f32("rope.freq_base", c.rope.theta);
+    w.u32("rope.dimension_count", c.rope.rotary_dim);
+    w.f32("attention.layer_norm_rms_epsilon", c.rms_norm_eps);
+  }
+  w.u32("vocab_size", c.vocab_size);
+  if (c.rope_type == "linear") {
+    w.str("rope.scaling.type", "linear");
+    w.f32("rope.scaling.factor", c.rope.linear_factor);
+  }
+  if (moe_arch(a)) TERN_RETURN_IF_ERROR(moe_metadata(c, a, src, w));
+  if (gemma2) TERN_RETURN_IF_ERROR(gemma2_metadata(c, src, w));
+  return Status::ok();
+}
+
+}  // namespace tern
