@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "formats/gguf/gguf_mla.h"
+
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -23,26 +26,24 @@ struct Group {
   size_t table_pos = 0;
 };
 
-// Element (r, c) of the Hugging Face matrix [rows, cols] as f32 (conv1d: stored [cols, rows]).
-struct RowReader {
-  const TensorInfo* t;
-  int64_t rows, cols;
-  bool conv1d;
-  void read(int64_t r, float* out) const {
-    if (!conv1d) {
-      for (int64_t c = 0; c < cols; ++c) out[c] = load_as_f32(t->data, t->dtype, size_t(r * cols + c));
-    } else {
-      for (int64_t c = 0; c < cols; ++c) out[c] = load_as_f32(t->data, t->dtype, size_t(c * rows + r));
+// Row r of a GGUF matrix [rows, cols] as f32 (cols values).
+using RowReader = std::function<void(int64_t r, float* out)>;
+
+// Rows of the Hugging Face matrix t [rows, cols] (conv1d: t is [cols, rows], read transposed).
+RowReader hf_rows(const TensorInfo* t, int64_t rows, int64_t cols, bool conv1d) {
+  return [t, rows, cols, conv1d](int64_t r, float* out) {
+    for (int64_t c = 0; c < cols; ++c) {
+      out[c] = load_as_f32(t->data, t->dtype, size_t(conv1d ? c * rows + r : r * cols + c));
     }
-  }
-};
+  };
+}
 
 // rows of every part quantized to `type` in parallel; heads > 0: output row r takes Hugging Face
-// row gguf_unpermute_row(r) (the converter's rope interleave).
-GgufTensorToWrite matrix_tensor(const std::string& name, std::vector<RowReader> parts, GgufType type, int heads) {
-  const int64_t rows = parts[0].rows, cols = parts[0].cols;
-  std::vector<int64_t> shape = {rows, cols};
-  if (parts.size() > 1) shape.insert(shape.begin(), int64_t(parts.size()));
+// row gguf_unpermute_row(r) (the converter's rope interleave). shape: the GGUF tensor's shape.
+GgufTensorToWrite matrix_tensor(const std::string& name, std::vector<RowReader> parts, int64_t rows, int64_t cols,
+                                GgufType type, int heads, std::vector<int64_t> shape = {}) {
+  if (shape.empty()) shape = {rows, cols};
+  if (parts.size() > 1 && shape.size() == 2) shape.insert(shape.begin(), int64_t(parts.size()));
   return {name, type, shape, [parts = std::move(parts), type, heads, rows, cols](uint8_t* dst) {
             const size_t rb = gguf_row_bytes(type, cols);
             const int nt = int(std::max(1u, std::min(16u, std::thread::hardware_concurrency())));
@@ -51,7 +52,7 @@ GgufTensorToWrite matrix_tensor(const std::string& name, std::vector<RowReader> 
               std::vector<float> row(static_cast<size_t>(cols));
               for (int64_t i = id; i < total; i += nt) {
                 const int64_t e = i / rows, r = i % rows;
-                parts[size_t(e)].read(heads > 0 ? gguf_unpermute_row(r, rows / heads) : r, row.data());
+                parts[size_t(e)](heads > 0 ? gguf_unpermute_row(r, rows / heads) : r, row.data());
                 gguf_quantize_row(type, row.data(), dst + size_t(i) * rb, cols);
               }
             };
@@ -80,6 +81,27 @@ int64_t file_order(const Group& g) {
   if (g.match.layer >= 0) return (int64_t(g.match.layer) + 1) * 1000 + int64_t(g.table_pos);
   if (n == "token_embd.weight" || n == "position_embd.weight") return int64_t(g.table_pos);
   return (int64_t(1) << 40) + int64_t(g.table_pos);
+}
+
+// DeepSeek kv_b_proj [H·(nope + v), kv_lora] as llama.cpp's MLA graph reads it: attn_k_b
+// [H, kv_lora, nope] and attn_v_b [H, v, kv_lora] (gguf_mla.h).
+Status split_kv_b(const ModelConfig& c, const GgufMix& mix, const GgufMixModel& shape, const std::string& name,
+                  const TensorInfo* t, std::vector<GgufTensorToWrite>* out) {
+  const MlaKvbDims d{c.n_heads, c.mla.qk_nope_head_dim, c.mla.v_head_dim, c.mla.kv_lora_rank};
+  if (t->shape != std::vector<int64_t>{d.heads * (d.nope + d.v), d.kv_lora}) {
+    return Status::error(fmt::format("{}: tensor '{}': shape [{}], the config implies [{}, {}]", t->file, t->name,
+                                     fmt::join(t->shape, ", "), d.heads * (d.nope + d.v), d.kv_lora));
+  }
+  KvbElement kv_b = [t, d](int64_t r, int64_t col) { return load_as_f32(t->data, t->dtype, size_t(r * d.kv_lora + col)); };
+  const std::string stem = name.substr(0, name.size() - std::string("kv_b.weight").size());
+  const std::string k_name = stem + "k_b.weight", v_name = stem + "v_b.weight";
+  out->push_back(matrix_tensor(k_name, {[d, kv_b](int64_t r, float* o) { mla_k_b_row(d, kv_b, r, o); }},
+                               d.heads * d.kv_lora, d.nope, gguf_mix_tensor_type(mix, shape, k_name, d.nope), 0,
+                               {d.heads, d.kv_lora, d.nope}));
+  out->push_back(matrix_tensor(v_name, {[d, kv_b](int64_t r, float* o) { mla_v_b_row(d, kv_b, r, o); }},
+                               d.heads * d.v, d.kv_lora, gguf_mix_tensor_type(mix, shape, v_name, d.kv_lora), 0,
+                               {d.heads, d.v, d.kv_lora}));
+  return Status::ok();
 }
 
 }  // namespace
@@ -158,7 +180,7 @@ Result<std::vector<GgufTensorToWrite>> gguf_export_tensors(const TensorSource& s
         return Status::error(fmt::format("{}: tensor '{}': shape [{}] differs from its sibling experts' [{}]", t->file,
                                          t->name, fmt::join(t->shape, ", "), fmt::join(t0->shape, ", ")));
       }
-      parts.push_back({t, rows, cols, conv1d});
+      parts.push_back(hf_rows(t, rows, cols, conv1d));
     }
     if (heads > 0 && rows % (2 * heads) != 0) {
       return Status::error(fmt::format("{}: tensor '{}' does not split into {} heads", t0->file, t0->name, heads));
@@ -166,7 +188,11 @@ Result<std::vector<GgufTensorToWrite>> gguf_export_tensors(const TensorSource& s
     // llama.cpp keeps MoE routers in F32 (llama-quant.cpp never quantizes ffn_gate_inp).
     const bool router = ends_with(name, ".ffn_gate_inp.weight");
     const GgufType type = router ? GgufType::F32 : gguf_mix_tensor_type(mix, shape, name, cols);
-    out.push_back(matrix_tensor(name, std::move(parts), type, heads));
+    if (std::string(arch.gguf) == "deepseek2" && ends_with(name, ".attn_kv_b.weight")) {
+      TERN_RETURN_IF_ERROR(split_kv_b(c, mix, shape, name, t0, &out));
+      continue;
+    }
+    out.push_back(matrix_tensor(name, std::move(parts), rows, cols, type, heads));
   }
   return out;
 }

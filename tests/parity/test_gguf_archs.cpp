@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "compress/gguf_quantize.h"
 #include "formats/gguf/gguf_writer.h"
@@ -111,7 +112,7 @@ TEST_P(GgufArchs, F16AndQ8_0StayClose) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, GgufArchs, ::testing::Values("qwen3_moe", "mixtral", "qwen2_moe", "gpt2", "gemma2", "phi3",
-                                                             "glm4", "llama", "qwen3"));
+                                                             "glm4", "deepseek_v3", "llama", "qwen3"));
 
 // Rewrites a GGUF file without one metadata key or tensor.
 void rewrite_without(const std::string& src, const std::string& dst, const std::string& key, const std::string& tensor) {
@@ -169,6 +170,61 @@ TEST(GgufArchsBadInput, Qwen3MoeLayoutAndMissingPieces) {
   const std::string no_tensor = dir.file("no_tensor.gguf");
   rewrite_without(path, no_tensor, "", "blk.1.ffn_up_exps.weight");
   expect_error_naming(no_tensor, "model.layers.1.mlp.experts.0.up_proj.weight");
+}
+
+// Per architecture: a file without one of its own keys or tensors is a one-line error naming the file
+// and what is missing (the GGUF key; the Hugging Face tensor and its GGUF name).
+struct Missing {
+  const char* arch;
+  const char* key;     // dropped metadata key
+  const char* tensor;  // dropped tensor
+  const char* named;   // what the tensor error must name
+};
+
+TEST(GgufArchsBadInput, MissingArchitectureKeyOrTensorIsNamed) {
+  const Missing cases[] = {
+      {"mixtral", "llama.expert_used_count", "blk.1.ffn_gate_inp.weight", "blk.1.ffn_gate_inp.weight"},
+      {"qwen2_moe", "qwen2moe.expert_shared_feed_forward_length", "blk.0.ffn_gate_inp_shexp.weight",
+       "blk.0.ffn_gate_inp_shexp.weight"},
+      {"gpt2", "gpt2.attention.head_count", "position_embd.weight", "position_embd.weight"},
+      {"gemma2", "gemma2.embedding_length", "blk.1.post_ffw_norm.weight", "blk.1.post_ffw_norm.weight"},
+      {"phi3", "phi3.feed_forward_length", "blk.0.attn_qkv.weight", "blk.0.attn_qkv.weight"},
+      {"glm4", "glm4.block_count", "blk.1.post_attention_norm.weight", "blk.1.post_attention_norm.weight"},
+      {"deepseek_v3", "deepseek2.attention.kv_lora_rank", "blk.1.attn_v_b.weight", "blk.1.attn_v_b.weight"},
+      {"deepseek_v3", "deepseek2.expert_shared_count", "blk.1.ffn_up_shexp.weight", "blk.1.ffn_up_shexp.weight"},
+  };
+  for (const Missing& m : cases) {
+    SCOPED_TRACE(m.arch);
+    TempDir dir;
+    auto st = Model::load(tiny_arch_dir(m.arch));
+    ASSERT_TRUE(st.is_ok()) << st.status().message();
+    const std::string path = dir.file("m.gguf");
+    ASSERT_TRUE(quantize_to_gguf(**st, path, GgufType::Q8_0).is_ok());
+    ASSERT_TRUE(Model::load(path).is_ok());
+    const std::string no_key = dir.file("no_key.gguf"), no_tensor = dir.file("no_tensor.gguf");
+    rewrite_without(path, no_key, m.key, "");
+    expect_error_naming(no_key, m.key);
+    rewrite_without(path, no_tensor, "", m.tensor);
+    expect_error_naming(no_tensor, m.named);
+  }
+}
+
+// What llama.cpp's graph for the architecture cannot express is refused at export, by name.
+TEST(GgufArchsBadInput, ExportRefusesWhatLlamaCppCannotRun) {
+  TempDir dir;
+  auto qwen3_moe = Model::load(tiny_arch_dir("qwen3_moe"));
+  ASSERT_TRUE(qwen3_moe.is_ok());
+  auto cfg = load_json(tiny_arch_dir("qwen3_moe") + "/config.json");
+  cfg["norm_topk_prob"] = false;
+  for (const char* f : {"model.safetensors", "reference.json"}) {
+    std::filesystem::copy_file(tiny_arch_dir("qwen3_moe") + "/" + f, dir.file(f));
+  }
+  write_file(dir.file("config.json"), cfg.dump());
+  auto changed = Model::load(dir.path());
+  ASSERT_TRUE(changed.is_ok()) << changed.status().message();
+  Status s = quantize_to_gguf(**changed, dir.file("m.gguf"), GgufType::F16);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("norm_topk_prob=false"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -118,6 +118,24 @@ Names gpt2() {
           {"transformer.h.{L}.mlp.c_proj.bias", "blk.{L}.ffn_down.bias"}};
 }
 
+// DeepSeek-V3 (llama.cpp deepseek2): multi-head latent attention, DeepSeek MoE with shared experts
+// and the router's correction bias (exp_probs_b), dense leading layers. kv_b_proj is stored split
+// as attn_k_b / attn_v_b by current converters (see gguf_mla.h); older files keep attn_kv_b.
+Names deepseek2() {
+  return concat({ends(),
+                 {{"model.layers.{L}.input_layernorm.weight", "blk.{L}.attn_norm.weight"},
+                  {"model.layers.{L}.self_attn.q_proj.weight", "blk.{L}.attn_q.weight"},
+                  {"model.layers.{L}.self_attn.q_a_proj.weight", "blk.{L}.attn_q_a.weight"},
+                  {"model.layers.{L}.self_attn.q_a_layernorm.weight", "blk.{L}.attn_q_a_norm.weight"},
+                  {"model.layers.{L}.self_attn.q_b_proj.weight", "blk.{L}.attn_q_b.weight"},
+                  {"model.layers.{L}.self_attn.kv_a_proj_with_mqa.weight", "blk.{L}.attn_kv_a_mqa.weight"},
+                  {"model.layers.{L}.self_attn.kv_a_layernorm.weight", "blk.{L}.attn_kv_a_norm.weight"},
+                  {"model.layers.{L}.self_attn.kv_b_proj.weight", "blk.{L}.attn_kv_b.weight"},
+                  {"model.layers.{L}.self_attn.o_proj.weight", "blk.{L}.attn_output.weight"},
+                  {"model.layers.{L}.mlp.gate.e_score_correction_bias", "blk.{L}.exp_probs_b.bias"}},
+                 dense_mlp(), experts("mlp", "gate_proj", "up_proj", "down_proj"), shared_expert("shared_experts")});
+}
+
 std::vector<GgufArch> build_table() {
   std::vector<GgufArch> t;
   t.push_back({"llama", "LlamaForCausalLM", "llama", concat({ends(), attention(true), dense_mlp()})});
@@ -140,6 +158,7 @@ std::vector<GgufArch> build_table() {
   t.push_back({"gemma2", "Gemma2ForCausalLM", "gemma2", gemma2()});
   t.push_back({"phi3", "Phi3ForCausalLM", "phi3", phi3()});
   t.push_back({"glm4", "Glm4ForCausalLM", "glm4", glm4()});
+  t.push_back({"deepseek2", "DeepseekV3ForCausalLM", "deepseek_v3", deepseek2()});
   return t;
 }
 

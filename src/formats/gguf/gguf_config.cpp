@@ -68,6 +68,49 @@ Status moe_fields(const GgufFile& g, const GgufArch& a, KeyReader& k, json& j) {
   return Status::ok();
 }
 
+// DeepSeek-V3 (llama.cpp deepseek2, src/models/deepseek2.cpp): MLA sizes (key_length /
+// value_length are the MQA form kv_lora + rope / kv_lora; key_length_mla / value_length_mla the per
+// head q·k and v sizes), rope dims, the MoE keys (gating func 2 = sigmoid; exp_probs_b present =
+// noaux_tc routing), leading dense layers. Files without key_length_mla (older converters, attn_kv_b)
+// store key_length = nope + rope and value_length = v.
+Status deepseek2_fields(const GgufFile& g, KeyReader& k, json& j) {
+  const int64_t heads = j["num_attention_heads"].get<int64_t>();
+  j["num_key_value_heads"] = heads;
+  j["q_lora_rank"] = nullptr;
+  TERN_RETURN_IF_ERROR(k.int_key("attention.q_lora_rank", "q_lora_rank", 1, 1 << 16, false));
+  TERN_RETURN_IF_ERROR(k.int_key("attention.kv_lora_rank", "kv_lora_rank", 1, 1 << 16, true));
+  TERN_ASSIGN_OR_RETURN(int64_t rope, k.get("rope.dimension_count", 2, 1 << 14));
+  const bool mla = k.has("attention.key_length_mla");
+  TERN_ASSIGN_OR_RETURN(int64_t qk, k.get(mla ? "attention.key_length_mla" : "attention.key_length", 1, 1 << 15));
+  TERN_ASSIGN_OR_RETURN(int64_t v, k.get(mla ? "attention.value_length_mla" : "attention.value_length", 1, 1 << 14));
+  if (qk <= rope) return g.error(fmt::format("metadata: q·k head size {} must exceed the rope dims {}", qk, rope));
+  j["qk_rope_head_dim"] = rope, j["head_dim"] = rope, j["qk_nope_head_dim"] = qk - rope, j["v_head_dim"] = v;
+  j["rope_interleave"] = true;
+  TERN_RETURN_IF_ERROR(k.int_key("expert_count", "n_routed_experts", 1, 1 << 16, true));
+  TERN_RETURN_IF_ERROR(k.int_key("expert_used_count", "num_experts_per_tok", 1, 1 << 16, true));
+  TERN_RETURN_IF_ERROR(k.int_key("expert_feed_forward_length", "moe_intermediate_size", 1, int64_t(1) << 22, true));
+  TERN_RETURN_IF_ERROR(k.int_key("expert_shared_count", "n_shared_experts", 0, 1 << 10, true));
+  j["first_k_dense_replace"] = 0, j["n_group"] = 1, j["topk_group"] = 1, j["routed_scaling_factor"] = 1.0;
+  TERN_RETURN_IF_ERROR(k.int_key("leading_dense_block_count", "first_k_dense_replace", 0, 10000, false));
+  TERN_RETURN_IF_ERROR(k.int_key("expert_group_count", "n_group", 1, 1 << 16, false));
+  TERN_RETURN_IF_ERROR(k.int_key("expert_group_used_count", "topk_group", 1, 1 << 16, false));
+  TERN_RETURN_IF_ERROR(k.float_key("expert_weights_scale", "routed_scaling_factor"));
+  bool norm = false;
+  if (k.has("expert_weights_norm")) {
+    TERN_ASSIGN_OR_RETURN(int64_t n, k.get("expert_weights_norm", 0, 1));
+    norm = n != 0;
+  }
+  j["norm_topk_prob"] = norm;
+  int64_t gating = 1;  // llama.cpp's default for files without the key: softmax
+  if (k.has("expert_gating_func")) {
+    TERN_ASSIGN_OR_RETURN(gating, k.get("expert_gating_func", 0, 3));
+  }
+  j["scoring_func"] = gating == 2 ? "sigmoid" : gating == 1 ? "softmax" : "gating function " + std::to_string(gating);
+  const int64_t first_moe = j["first_k_dense_replace"].get<int64_t>();
+  j["topk_method"] = g.tensor(fmt::format("blk.{}.exp_probs_b.bias", first_moe)) ? "noaux_tc" : "greedy";
+  return Status::ok();
+}
+
 // Gemma 2 as llama.cpp's graph runs it (src/models/gemma2.cpp): sliding window 4096 unless the
 // key says otherwise, on layers i % period < period - 1 (period 2: the even layers), scores scaled by
 // head_dim^-0.5 (n_embd / n_head for the 46-layer 27B), embeddings by √n_embd in f32.
@@ -116,14 +159,18 @@ Result<ModelConfig> gguf_model_config(const GgufFile& g) {
   TERN_RETURN_IF_ERROR(k.int_key("block_count", "num_hidden_layers", 1, 10000, true));
   TERN_RETURN_IF_ERROR(k.int_key("feed_forward_length", "intermediate_size", 1, int64_t(1) << 22, true));
   TERN_RETURN_IF_ERROR(k.int_key("attention.head_count", "num_attention_heads", 1, 1 << 16, true));
-  TERN_RETURN_IF_ERROR(k.int_key("attention.head_count_kv", "num_key_value_heads", 1, 1 << 16, false));
-  TERN_RETURN_IF_ERROR(k.int_key("attention.key_length", "head_dim", 1, 1 << 14, false));
-  if (k.has("attention.value_length")) {
-    TERN_ASSIGN_OR_RETURN(int64_t vd, k.get("attention.value_length", 1, 1 << 14));
-    const int64_t hd = j.contains("head_dim") ? j["head_dim"].get<int64_t>()
-                                              : j["hidden_size"].get<int64_t>() / j["num_attention_heads"].get<int64_t>();
-    if (vd != hd) {
-      return g.error(fmt::format("metadata '{}.attention.value_length' {} differs from the key length {}", a->gguf, vd, hd));
+  if (is(*a, "DeepseekV3ForCausalLM")) {
+    TERN_RETURN_IF_ERROR(deepseek2_fields(g, k, j));
+  } else {
+    TERN_RETURN_IF_ERROR(k.int_key("attention.head_count_kv", "num_key_value_heads", 1, 1 << 16, false));
+    TERN_RETURN_IF_ERROR(k.int_key("attention.key_length", "head_dim", 1, 1 << 14, false));
+    if (k.has("attention.value_length")) {
+      TERN_ASSIGN_OR_RETURN(int64_t vd, k.get("attention.value_length", 1, 1 << 14));
+      const int64_t hd = j.contains("head_dim") ? j["head_dim"].get<int64_t>()
+                                                : j["hidden_size"].get<int64_t>() / j["num_attention_heads"].get<int64_t>();
+      if (vd != hd) {
+        return g.error(fmt::format("metadata '{}.attention.value_length' {} differs from the key length {}", a->gguf, vd, hd));
+      }
     }
   }
   TERN_RETURN_IF_ERROR(k.int_key("context_length", "max_position_embeddings", 1, int64_t(1) << 30, false));
@@ -131,7 +178,7 @@ Result<ModelConfig> gguf_model_config(const GgufFile& g) {
   TERN_RETURN_IF_ERROR(k.float_key("attention.layer_norm_epsilon", "layer_norm_epsilon"));
   j["rope_theta"] = 10000.0;
   TERN_RETURN_IF_ERROR(k.float_key("rope.freq_base", "rope_theta"));
-  if (k.has("rope.dimension_count")) {
+  if (k.has("rope.dimension_count") && !is(*a, "DeepseekV3ForCausalLM")) {
     const int64_t hd = j.contains("head_dim") ? j["head_dim"].get<int64_t>()
                                               : j["hidden_size"].get<int64_t>() / j["num_attention_heads"].get<int64_t>();
     TERN_ASSIGN_OR_RETURN(int64_t rot, k.get("rope.dimension_count", 2, 1 << 14));
@@ -230,6 +277,41 @@ Status gemma2_metadata(const ModelConfig& c, const std::string& src, KeyWriter& 
   return Status::ok();
 }
 
+// The keys llama.cpp's converter writes for DeepSeek-V3 (MLA in its absorbed MQA form).
+Status deepseek2_metadata(const ModelConfig& c, const std::string& src, KeyWriter& w) {
+  const MlaConfig& a = c.mla;
+  const MoeConfig& m = c.moe;
+  if (c.rope_type != "default") {
+    return Status::error(fmt::format("{}: GGUF export of DeepSeek-V3 with rope type {} is not supported yet", src, c.rope_type));
+  }
+  if (!a.rope_interleave) return Status::error(src + ": GGUF export: rope_interleave=false is not supported (llama.cpp's deepseek2 rope is interleaved)");
+  if (m.expert_intermediate <= 0 || m.shared_intermediate % m.expert_intermediate != 0) {
+    return Status::error(src + ": GGUF export: the shared expert width is not a multiple of moe_intermediate_size");
+  }
+  w.u32("attention.head_count_kv", 1);
+  w.u32("attention.key_length", a.kv_lora_rank + a.qk_rope_head_dim);
+  w.u32("attention.value_length", a.kv_lora_rank);
+  w.u32("attention.key_length_mla", a.qk_head_dim());
+  w.u32("attention.value_length_mla", a.v_head_dim);
+  w.f32("rope.freq_base", c.rope.theta);
+  w.u32("rope.dimension_count", a.qk_rope_head_dim);
+  w.f32("attention.layer_norm_rms_epsilon", c.rms_norm_eps);
+  w.u32("vocab_size", c.vocab_size);
+  w.u32("leading_dense_block_count", m.first_k_dense);
+  if (a.q_lora_rank > 0) w.u32("attention.q_lora_rank", a.q_lora_rank);
+  w.u32("attention.kv_lora_rank", a.kv_lora_rank);
+  w.u32("expert_feed_forward_length", m.expert_intermediate);
+  w.u32("expert_count", m.n_experts);
+  w.u32("expert_used_count", m.top_k);
+  w.u32("expert_shared_count", m.shared_intermediate / m.expert_intermediate);
+  w.f32("expert_weights_scale", m.routed_scaling_factor);
+  if (m.norm_topk_prob) w.flag("expert_weights_norm", true);
+  w.u32("expert_gating_func", m.scoring == MoeScoring::kSigmoid ? 2 : 1);
+  w.u32("expert_group_count", m.n_group);
+  w.u32("expert_group_used_count", m.topk_group);
+  return Status::ok();
+}
+
 }  // namespace
 
 Status gguf_config_metadata(const ModelConfig& c, const GgufArch& a, const std::string& src, GgufMetadata* kv) {
@@ -251,6 +333,7 @@ Status gguf_config_metadata(const ModelConfig& c, const GgufArch& a, const std::
   w.u32("block_count", c.n_layers);
   w.u32("feed_forward_length", c.intermediate_size);
   w.u32("attention.head_count", c.n_heads);
+  if (is(a, "DeepseekV3ForCausalLM")) return deepseek2_metadata(c, src, w);
   w.u32("attention.head_count_kv", c.n_kv_heads);
   w.u32("attention.key_length", c.head_dim);
   w.u32("attention.value_length", c.head_dim);

@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cstdio>
 #include <cstring>
+
+#include "formats/gguf/gguf_mla.h"
 
 namespace tern {
 
@@ -24,7 +27,14 @@ Result<std::unique_ptr<GgufHfView>> GgufHfView::open(const GgufFile& g, const Gg
   auto v = std::unique_ptr<GgufHfView>(new GgufHfView());
   v->source_ = g.path();
   v->arch_ = &arch;
+  if (std::string(arch.gguf) == "deepseek2") TERN_RETURN_IF_ERROR(v->merge_kv_b(g, cfg));
   for (const GgufTensor& t : g.tensors()) {
+    int layer = -1;
+    if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) == 1 &&
+        (t.name == fmt::format("blk.{}.attn_k_b.weight", layer) || t.name == fmt::format("blk.{}.attn_v_b.weight", layer)) &&
+        v->find(fmt::format("model.layers.{}.self_attn.kv_b_proj.weight", layer))) {
+      continue;  // merged above
+    }
     if (t.name == "rope_freqs.weight") {
       const int64_t n = cfg.rope.rotary_dim / 2;
       if (t.ne.size() != 1 || t.ne[0] != n) {
@@ -113,6 +123,7 @@ Result<std::unique_ptr<GgufHfView>> GgufHfView::open(const GgufFile& g, const Gg
       v->tensors_.push_back(std::move(x));
     }
   }
+  v->index_.clear();
   for (size_t i = 0; i < v->tensors_.size(); ++i) {
     if (!v->index_.emplace(v->tensors_[i].name, i).second) {
       return g.error(fmt::format("two tensors map to '{}'", v->tensors_[i].name));
@@ -124,6 +135,47 @@ Result<std::unique_ptr<GgufHfView>> GgufHfView::open(const GgufFile& g, const Gg
 const TensorInfo* GgufHfView::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+Status GgufHfView::merge_kv_b(const GgufFile& g, const ModelConfig& cfg) {
+  const MlaKvbDims d{cfg.n_heads, cfg.mla.qk_nope_head_dim, cfg.mla.v_head_dim, cfg.mla.kv_lora_rank};
+  for (int i = 0; i < cfg.n_layers; ++i) {
+    const GgufTensor* k = g.tensor(fmt::format("blk.{}.attn_k_b.weight", i));
+    const GgufTensor* vb = g.tensor(fmt::format("blk.{}.attn_v_b.weight", i));
+    if (!k && !vb) continue;
+    if (!k || !vb) {
+      return g.error(fmt::format("tensor 'blk.{0}.attn_{1}_b.weight' is missing (attn_k_b and attn_v_b come together)", i,
+                                 k ? 'v' : 'k'));
+    }
+    if (k->shape() != std::vector<int64_t>{d.heads, d.kv_lora, d.nope} ||
+        vb->shape() != std::vector<int64_t>{d.heads, d.v, d.kv_lora}) {
+      return g.error(fmt::format("tensors 'blk.{0}.attn_k_b.weight' [{1}] / 'blk.{0}.attn_v_b.weight' [{2}]: the "
+                                 "metadata implies [{3}, {4}, {5}] / [{3}, {6}, {4}]", i, fmt::join(k->shape(), ", "),
+                                 fmt::join(vb->shape(), ", "), d.heads, d.kv_lora, d.nope, d.v));
+    }
+    auto rows_f32 = [](const GgufTensor* t, int64_t rows, int64_t cols) {
+      std::vector<float> out(size_t(rows * cols));
+      const size_t rb = t->bytes / size_t(rows);
+      for (int64_t r = 0; r < rows; ++r) {
+        gguf_dequantize_row(t->type, static_cast<const char*>(t->data) + size_t(r) * rb, out.data() + r * cols, cols);
+      }
+      return out;
+    };
+    const std::vector<float> kf = rows_f32(k, d.heads * d.kv_lora, d.nope), vf = rows_f32(vb, d.heads * d.v, d.kv_lora);
+    const std::vector<float> kv = mla_kv_b_merge(d, kf.data(), vf.data());
+    auto buf = std::make_unique<uint8_t[]>(kv.size() * sizeof(float));
+    std::memcpy(buf.get(), kv.data(), kv.size() * sizeof(float));
+    TensorInfo info;
+    info.name = fmt::format("model.layers.{}.self_attn.kv_b_proj.weight", i);
+    info.file = g.path();
+    info.shape = {d.heads * (d.nope + d.v), d.kv_lora};
+    info.data = buf.get();
+    info.bytes = kv.size() * sizeof(float);
+    owned_.push_back(std::move(buf));
+    index_.emplace(info.name, tensors_.size());
+    tensors_.push_back(std::move(info));
+  }
+  return Status::ok();
 }
 
 std::string GgufHfView::stored_name(const std::string& name) const {

@@ -7,6 +7,7 @@
 //   - arch llama: q/k rows (and biases) interleaved per head -> Hugging Face order (a copy of q, k);
 //   - gemma: norms stored as 1 + w -> w (small f32 copies);
 //   - gpt2: Conv1D weights stored [out, in] -> marked stored_transposed (used in place);
+//   - deepseek2: kv_b_proj stored split as attn_k_b / attn_v_b -> merged back in f32 (gguf_mla.h);
 //   - llama3 rope scaling stored as rope_freqs.weight -> rope_divisors() (per-frequency divisors).
 // A tensor the architecture's table does not know is an error naming it and the file.
 #pragma once
@@ -38,6 +39,8 @@ class GgufHfView : public TensorSource {
   const std::vector<float>& rope_divisors() const { return rope_divisors_; }
 
  private:
+  // DeepSeek: attn_k_b + attn_v_b -> kv_b_proj (f32), layer by layer (gguf_mla.h).
+  Status merge_kv_b(const GgufFile& g, const ModelConfig& cfg);
   const GgufArch* arch_ = nullptr;
   std::string source_;
   std::vector<TensorInfo> tensors_;
