@@ -6,6 +6,7 @@
 //   - the file is laid out as llama.cpp reads it (tensor names, stacked expert shapes, keys);
 //   - a file that lacks an architecture-specific key or tensor is a one-line error naming the file
 //     and the key / tensor.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -170,6 +171,41 @@ TEST(GgufArchsBadInput, Qwen3MoeLayoutAndMissingPieces) {
   const std::string no_tensor = dir.file("no_tensor.gguf");
   rewrite_without(path, no_tensor, "", "blk.1.ffn_up_exps.weight");
   expect_error_naming(no_tensor, "model.layers.1.mlp.experts.0.up_proj.weight");
+}
+
+// Mixtral as llama.cpp's converter wrote it before stacked experts: blk.N.ffn_{gate,up,down}.E.weight.
+TEST(GgufArchs, LegacyPerExpertMixtralMatchesTransformers) {
+  TempDir dir;
+  auto st = Model::load(tiny_arch_dir("mixtral"));
+  ASSERT_TRUE(st.is_ok());
+  const std::string stacked = dir.file("stacked.gguf"), legacy = dir.file("legacy.gguf");
+  ASSERT_TRUE(quantize_to_gguf(**st, stacked, GgufType::F32).is_ok());
+  auto g = GgufFile::open(stacked);
+  ASSERT_TRUE(g.is_ok());
+  std::vector<GgufTensorToWrite> t;
+  int split = 0;
+  for (const GgufTensor& x : g->tensors()) {
+    int layer = -1;
+    char kind[8] = {};
+    if (std::sscanf(x.name.c_str(), "blk.%d.ffn_%4[a-z]", &layer, kind) == 2 &&
+        x.name == fmt::format("blk.{}.ffn_{}_exps.weight", layer, kind) && x.ne.size() == 3) {
+      const int64_t n = x.ne[2];
+      const size_t each = x.bytes / size_t(n);
+      for (int64_t e = 0; e < n; ++e) {
+        const auto* src = static_cast<const uint8_t*>(x.data) + size_t(e) * each;
+        t.push_back({fmt::format("blk.{}.ffn_{}.{}.weight", layer, kind, e), x.type, {x.ne[1], x.ne[0]},
+                     [src, each](uint8_t* dst) { std::memcpy(dst, src, each); }});
+      }
+      ++split;
+      continue;
+    }
+    t.push_back({x.name, x.type, x.shape(), [&x](uint8_t* dst) { std::memcpy(dst, x.data, x.bytes); }});
+  }
+  EXPECT_EQ(split, 3 * (*st)->config().n_layers);
+  ASSERT_TRUE(write_gguf(legacy, g->metadata(), t).is_ok());
+  auto m = Model::load(legacy);
+  ASSERT_TRUE(m.is_ok()) << m.status().message();
+  EXPECT_LE(compare_last_logits(**m, load_json(tiny_arch_dir("mixtral") + "/reference.json")).max_abs, 1e-4);
 }
 
 // Per architecture: a file without one of its own keys or tensors is a one-line error naming the file

@@ -140,10 +140,16 @@ std::vector<GgufArch> build_table() {
   std::vector<GgufArch> t;
   t.push_back({"llama", "LlamaForCausalLM", "llama", concat({ends(), attention(true), dense_mlp()})});
   t.push_back({"llama", "MistralForCausalLM", "mistral", concat({ends(), attention(true), dense_mlp()})});
+  // Mixtral files from before stacked experts (early 2024) store one tensor per expert; llama.cpp
+  // still reads them, tern too (export writes the stacked form: the first match wins).
+  const std::string legacy = "model.layers.{L}.block_sparse_moe.experts.{E}.";
   t.push_back({"llama", "MixtralForCausalLM", "mixtral",
                concat({ends(), attention(true),
                        {{"model.layers.{L}.post_attention_layernorm.weight", "blk.{L}.ffn_norm.weight"}},
-                       experts("block_sparse_moe", "w1", "w3", "w2")})});
+                       experts("block_sparse_moe", "w1", "w3", "w2"),
+                       {{legacy + "w1.weight", "blk.{L}.ffn_gate.{E}.weight"},
+                        {legacy + "w3.weight", "blk.{L}.ffn_up.{E}.weight"},
+                        {legacy + "w2.weight", "blk.{L}.ffn_down.{E}.weight"}}})});
   t.push_back({"qwen2", "Qwen2ForCausalLM", "qwen2", concat({ends(), attention(false), dense_mlp()})});
   t.push_back({"qwen3", "Qwen3ForCausalLM", "qwen3", concat({ends(), attention(false), qk_norm(), dense_mlp()})});
   t.push_back({"qwen2moe", "Qwen2MoeForCausalLM", "qwen2_moe",
@@ -219,7 +225,9 @@ std::string gguf_architecture_list() {
   return out;
 }
 
-bool GgufNameMatch::experts() const { return entry && entry->hf.find("{E}") != std::string::npos; }
+bool GgufNameMatch::experts() const {
+  return entry && entry->hf.find("{E}") != std::string::npos && entry->gguf.find("{E}") == std::string::npos;
+}
 
 bool gguf_name_from_hf(const GgufArch& arch, const std::string& hf, GgufNameMatch* out) {
   for (const auto& e : arch.names) {
@@ -235,7 +243,9 @@ bool hf_name_from_gguf(const GgufArch& arch, const std::string& gguf, GgufNameMa
   for (const auto& e : arch.names) {
     int layer = -1, expert = -1;
     if (!match(e.gguf, gguf, &layer, &expert)) continue;
-    *out = {&e, layer, -1, fill_layer(e.hf, layer)};
+    std::string hf = fill_layer(e.hf, layer);
+    if (expert >= 0) hf = gguf_expert_name(hf, expert);  // one expert per GGUF tensor (legacy Mixtral)
+    *out = {&e, layer, expert, hf};
     return true;
   }
   return false;

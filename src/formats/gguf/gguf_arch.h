@@ -50,11 +50,12 @@ struct GgufNameMatch {
   int layer = -1;   // {L}, -1 when the pattern has none
   int expert = -1;  // {E} of a Hugging Face expert tensor, -1 otherwise
   std::string name; // the other side's name: {L} filled in; {E} left in a Hugging Face name
-  bool experts() const;  // the Hugging Face side is per expert (GGUF side stacked)
+  bool experts() const;  // the Hugging Face side is per expert, the GGUF side stacked
 };
 // Hugging Face name -> GGUF name; false when the table has no entry for it.
 bool gguf_name_from_hf(const GgufArch& arch, const std::string& hf, GgufNameMatch* out);
-// GGUF name -> Hugging Face name (with "{E}" where experts are stacked); false when unknown.
+// GGUF name -> Hugging Face name (with "{E}" where experts are stacked, the expert filled in for a
+// per-expert GGUF tensor); false when unknown.
 bool hf_name_from_gguf(const GgufArch& arch, const std::string& gguf, GgufNameMatch* out);
 // Replaces "{E}" in a Hugging Face pattern by the expert index.
 std::string gguf_expert_name(const std::string& pattern, int expert);
