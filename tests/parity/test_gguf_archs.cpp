@@ -173,6 +173,46 @@ TEST(GgufArchsBadInput, Qwen3MoeLayoutAndMissingPieces) {
   expect_error_naming(no_tensor, "model.layers.1.mlp.experts.0.up_proj.weight");
 }
 
+// DeepSeek's yarn rope scaling survives the round trip (rope.scaling.* keys, mscale_all_dim as
+// 0.1 x yarn_log_multiplier): the GGUF model computes what the safetensors one does, at every position
+// of a sequence longer than original_max_position_embeddings.
+TEST(GgufArchs, DeepseekYarnRoundTrip) {
+  TempDir dir;
+  auto cfg = load_json(tiny_arch_dir("deepseek_v3") + "/config.json");
+  cfg.erase("rope_parameters");
+  cfg["rope_theta"] = 10000.0;
+  cfg["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 64},
+                         {"beta_fast", 32}, {"beta_slow", 1}, {"mscale", 1.0}, {"mscale_all_dim", 1.0}};
+  write_file(dir.file("config.json"), cfg.dump());
+  std::filesystem::copy_file(tiny_arch_dir("deepseek_v3") + "/model.safetensors", dir.file("model.safetensors"));
+  auto st = Model::load(dir.path());
+  ASSERT_TRUE(st.is_ok()) << st.status().message();
+  ASSERT_EQ((*st)->config().rope_type, "yarn");
+  const std::string path = dir.file("m.gguf");
+  ASSERT_TRUE(quantize_to_gguf(**st, path, GgufType::F32).is_ok());
+  auto g = Model::load(path);
+  ASSERT_TRUE(g.is_ok()) << g.status().message();
+  EXPECT_EQ((*g)->config().rope_type, "yarn");
+  EXPECT_DOUBLE_EQ((*g)->config().mla.softmax_scale, (*st)->config().mla.softmax_scale);
+  ThreadPool pool(2);
+  ExecContext ctx(pool, CpuFeatures::detect());
+  const auto ids = load_json(tiny_arch_dir("deepseek_v3") + "/reference.json")["sequences"][2]["ids"].get<std::vector<int32_t>>();
+  ASSERT_GT(ids.size(), 64u);
+  const auto a = all_logits(**st, ctx, ids), b = all_logits(**g, ctx, ids);
+  ASSERT_EQ(a.size(), b.size());
+  double err = 0;
+  for (size_t i = 0; i < a.size(); ++i) err = std::max(err, double(std::fabs(a[i] - b[i])));
+  EXPECT_LE(err, 1e-4);
+  // mscale 2 with mscale_all_dim 1 is a yarn llama.cpp cannot run: refused by name.
+  cfg["rope_scaling"]["mscale"] = 2.0;
+  write_file(dir.file("config.json"), cfg.dump());
+  auto other = Model::load(dir.path());
+  ASSERT_TRUE(other.is_ok()) << other.status().message();
+  Status s = quantize_to_gguf(**other, dir.file("x.gguf"), GgufType::F32);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("rope_scaling.mscale"), std::string::npos) << s.message();
+}
+
 // Mixtral as llama.cpp's converter wrote it before stacked experts: blk.N.ffn_{gate,up,down}.E.weight.
 TEST(GgufArchs, LegacyPerExpertMixtralMatchesTransformers) {
   TempDir dir;

@@ -216,6 +216,11 @@ const GgufArch* gguf_arch_for_gguf(const std::string& gguf_architecture, bool ha
   return nullptr;
 }
 
+bool gguf_arch_qwen_style_moe(const GgufArch& a) {
+  const std::string hf = a.hf;
+  return hf == "MixtralForCausalLM" || hf == "Qwen2MoeForCausalLM" || hf == "Qwen3MoeForCausalLM";
+}
+
 std::string gguf_architecture_list() {
   std::string out;
   for (const auto& a : gguf_architectures()) {

@@ -41,6 +41,9 @@ const std::vector<GgufArch>& gguf_architectures();
 const GgufArch* gguf_arch_for_hf(const std::string& hf_architecture);
 // `has_experts`: <arch>.expert_count > 0 (llama -> Mixtral).
 const GgufArch* gguf_arch_for_gguf(const std::string& gguf_architecture, bool has_experts);
+// Mixtral, Qwen2-MoE, Qwen3-MoE: routed experts described by expert_count / expert_used_count /
+// expert_feed_forward_length (DeepSeek has its own keys).
+bool gguf_arch_qwen_style_moe(const GgufArch& a);
 // "llama, qwen2, ..." for error messages.
 std::string gguf_architecture_list();
 

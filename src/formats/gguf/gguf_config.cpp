@@ -12,9 +12,6 @@ namespace {
 using nlohmann::json;
 
 bool is(const GgufArch& a, const char* hf) { return std::string(a.hf) == hf; }
-bool moe_arch(const GgufArch& a) {
-  return is(a, "MixtralForCausalLM") || is(a, "Qwen2MoeForCausalLM") || is(a, "Qwen3MoeForCausalLM");
-}
 
 // Copies `<arch>.<key>` into the config JSON under `field`; a required key that is absent is an
 // error naming it.
@@ -68,6 +65,34 @@ Status moe_fields(const GgufFile& g, const GgufArch& a, KeyReader& k, json& j) {
   return Status::ok();
 }
 
+// DeepSeek's yarn rope scaling as llama.cpp reads it (src/llama-context.cpp): the converter stores
+// 0.1 · mscale_all_dim as yarn_log_multiplier, and llama.cpp takes mscale = 1 (= mscale_all_dim when
+// that is not 1, for DeepSeek-V2), which is what this config says.
+Status deepseek2_yarn(const GgufFile& g, KeyReader& k, json& j) {
+  if (!k.has("rope.scaling.type")) return Status::ok();
+  const std::string p = "deepseek2.rope.scaling.";
+  TERN_ASSIGN_OR_RETURN(std::string type, g.get_string(p + "type"));
+  if (type == "none") return Status::ok();
+  if (type != "yarn") return g.error(fmt::format("metadata '{}type': '{}' is not supported (none, yarn)", p, type));
+  json rs = {{"type", "yarn"}};
+  TERN_ASSIGN_OR_RETURN(double factor, g.get_float(p + "factor"));
+  TERN_ASSIGN_OR_RETURN(int64_t orig, g.get_int(p + "original_context_length", 1, int64_t(1) << 30));
+  rs["factor"] = factor, rs["original_max_position_embeddings"] = orig;
+  for (const char* beta : {"beta_fast", "beta_slow"}) {
+    if (!g.find(p + "yarn_" + beta)) continue;
+    TERN_ASSIGN_OR_RETURN(double b, g.get_float(p + "yarn_" + beta));
+    rs[beta] = b;
+  }
+  if (g.find(p + "yarn_log_multiplier")) {
+    TERN_ASSIGN_OR_RETURN(double mul, g.get_float(p + "yarn_log_multiplier"));
+    const double all = double(float(mul) / 0.1f);  // in f32, as llama.cpp undoes the converter's 0.1
+    rs["mscale_all_dim"] = all;
+    rs["mscale"] = all != 1.0 ? all : 1.0;
+  }
+  j["rope_scaling"] = rs;
+  return Status::ok();
+}
+
 // DeepSeek-V3 (llama.cpp deepseek2, src/models/deepseek2.cpp): MLA sizes (key_length /
 // value_length are the MQA form kv_lora + rope / kv_lora; key_length_mla / value_length_mla the per
 // head q·k and v sizes), rope dims, the MoE keys (gating func 2 = sigmoid; exp_probs_b present =
@@ -108,7 +133,7 @@ Status deepseek2_fields(const GgufFile& g, KeyReader& k, json& j) {
   j["scoring_func"] = gating == 2 ? "sigmoid" : gating == 1 ? "softmax" : "gating function " + std::to_string(gating);
   const int64_t first_moe = j["first_k_dense_replace"].get<int64_t>();
   j["topk_method"] = g.tensor(fmt::format("blk.{}.exp_probs_b.bias", first_moe)) ? "noaux_tc" : "greedy";
-  return Status::ok();
+  return deepseek2_yarn(g, k, j);
 }
 
 // Gemma 2 as llama.cpp's graph runs it (src/models/gemma2.cpp): sliding window 4096 unless the
@@ -188,7 +213,7 @@ Result<ModelConfig> gguf_model_config(const GgufFile& g) {
     }
     if (rot != hd) j["partial_rotary_factor"] = double(rot) / double(hd);
   }
-  if (k.has("rope.scaling.type")) {
+  if (k.has("rope.scaling.type") && !is(*a, "DeepseekV3ForCausalLM")) {
     TERN_ASSIGN_OR_RETURN(std::string type, g.get_string(std::string(a->gguf) + ".rope.scaling.type"));
     if (type == "linear") {
       TERN_ASSIGN_OR_RETURN(double f, g.get_float(std::string(a->gguf) + ".rope.scaling.factor"));
@@ -216,142 +241,10 @@ Result<ModelConfig> gguf_model_config(const GgufFile& g) {
     TERN_ASSIGN_OR_RETURN(int64_t id, g.get_int(key, 0, int64_t(1) << 31));
     j[fmt::format("{}_token_id", which)] = id;
   }
-  if (moe_arch(*a)) TERN_RETURN_IF_ERROR(moe_fields(g, *a, k, j));
+  if (gguf_arch_qwen_style_moe(*a)) TERN_RETURN_IF_ERROR(moe_fields(g, *a, k, j));
   if (is(*a, "GPT2LMHeadModel")) j["activation_function"] = "gelu_new";
   if (is(*a, "Gemma2ForCausalLM")) TERN_RETURN_IF_ERROR(gemma2_fields(g, k, j));
   return parse_model_config(j.dump(), g.path() + " (its " + a->gguf + ".* metadata as config.json)");
-}
-
-namespace {
-
-// Writes the keys; `p` is "<arch>.".
-class KeyWriter {
- public:
-  KeyWriter(const std::string& arch, GgufMetadata* kv) : p_(arch + "."), kv_(kv) {}
-  void u32(const std::string& key, int64_t v) { kv_->emplace_back(p_ + key, GgufValue::make_u32(uint32_t(v))); }
-  void f32(const std::string& key, double v) { kv_->emplace_back(p_ + key, GgufValue::make_f32(float(v))); }
-  void str(const std::string& key, const std::string& v) { kv_->emplace_back(p_ + key, GgufValue::make_string(v)); }
-  void flag(const std::string& key, bool v) { kv_->emplace_back(p_ + key, GgufValue::make_bool(v)); }
-
- private:
-  std::string p_;
-  GgufMetadata* kv_;
-};
-
-Status moe_metadata(const ModelConfig& c, const GgufArch& a, const std::string& src, KeyWriter& w) {
-  const MoeConfig& m = c.moe;
-  if (!m.enabled()) return Status::error(fmt::format("{}: {} without experts cannot be exported", src, a.hf));
-  auto refuse = [&](const std::string& what) {
-    return Status::error(fmt::format("{}: GGUF export: {} (llama.cpp's {} graph has no such setting)", src, what, a.gguf));
-  };
-  if (is(a, "Qwen3MoeForCausalLM") && !m.norm_topk_prob) return refuse("norm_topk_prob=false");
-  if (is(a, "Qwen2MoeForCausalLM") && m.norm_topk_prob) return refuse("norm_topk_prob=true");
-  if (m.n_moe_layers(c.n_layers) != c.n_layers) return refuse("dense layers between MoE layers (mlp_only_layers, decoder_sparse_step)");
-  w.u32("expert_count", m.n_experts);
-  w.u32("expert_used_count", m.top_k);
-  if (!is(a, "MixtralForCausalLM")) w.u32("expert_feed_forward_length", m.expert_intermediate);
-  if (is(a, "Qwen2MoeForCausalLM")) {
-    if (m.shared_intermediate <= 0 || !m.shared_expert_gate) return refuse("a Qwen2-MoE without its gated shared expert");
-    w.u32("expert_shared_feed_forward_length", m.shared_intermediate);
-  }
-  return Status::ok();
-}
-
-// Gemma 2's soft-caps, window and the layer pattern / score scale llama.cpp assumes.
-Status gemma2_metadata(const ModelConfig& c, const std::string& src, KeyWriter& w) {
-  for (int i = 0; i < c.n_layers; ++i) {
-    const bool sliding = c.layer_types.empty() ? i % 2 == 0 : c.layer_types[size_t(i)] == "sliding_attention";
-    if (sliding != (i % 2 == 0)) {
-      return Status::error(fmt::format("{}: GGUF export: layer_types must alternate sliding / full from layer 0 "
-                                       "(llama.cpp's gemma2 pattern)", src));
-    }
-  }
-  const double scale = c.n_layers == 46 ? double(c.hidden_size / c.n_heads) : double(c.head_dim);
-  if (c.query_pre_attn_scalar > 0 && c.query_pre_attn_scalar != scale) {
-    return Status::error(fmt::format("{}: GGUF export: query_pre_attn_scalar {} differs from the {} llama.cpp's gemma2 "
-                                     "graph uses", src, c.query_pre_attn_scalar, scale));
-  }
-  w.f32("attn_logit_softcapping", c.attn_logit_softcapping);
-  w.f32("final_logit_softcapping", c.final_logit_softcapping);
-  w.u32("attention.sliding_window", c.sliding_window > 0 ? c.sliding_window : 4096);
-  return Status::ok();
-}
-
-// The keys llama.cpp's converter writes for DeepSeek-V3 (MLA in its absorbed MQA form).
-Status deepseek2_metadata(const ModelConfig& c, const std::string& src, KeyWriter& w) {
-  const MlaConfig& a = c.mla;
-  const MoeConfig& m = c.moe;
-  if (c.rope_type != "default") {
-    return Status::error(fmt::format("{}: GGUF export of DeepSeek-V3 with rope type {} is not supported yet", src, c.rope_type));
-  }
-  if (!a.rope_interleave) return Status::error(src + ": GGUF export: rope_interleave=false is not supported (llama.cpp's deepseek2 rope is interleaved)");
-  if (m.expert_intermediate <= 0 || m.shared_intermediate % m.expert_intermediate != 0) {
-    return Status::error(src + ": GGUF export: the shared expert width is not a multiple of moe_intermediate_size");
-  }
-  w.u32("attention.head_count_kv", 1);
-  w.u32("attention.key_length", a.kv_lora_rank + a.qk_rope_head_dim);
-  w.u32("attention.value_length", a.kv_lora_rank);
-  w.u32("attention.key_length_mla", a.qk_head_dim());
-  w.u32("attention.value_length_mla", a.v_head_dim);
-  w.f32("rope.freq_base", c.rope.theta);
-  w.u32("rope.dimension_count", a.qk_rope_head_dim);
-  w.f32("attention.layer_norm_rms_epsilon", c.rms_norm_eps);
-  w.u32("vocab_size", c.vocab_size);
-  w.u32("leading_dense_block_count", m.first_k_dense);
-  if (a.q_lora_rank > 0) w.u32("attention.q_lora_rank", a.q_lora_rank);
-  w.u32("attention.kv_lora_rank", a.kv_lora_rank);
-  w.u32("expert_feed_forward_length", m.expert_intermediate);
-  w.u32("expert_count", m.n_experts);
-  w.u32("expert_used_count", m.top_k);
-  w.u32("expert_shared_count", m.shared_intermediate / m.expert_intermediate);
-  w.f32("expert_weights_scale", m.routed_scaling_factor);
-  if (m.norm_topk_prob) w.flag("expert_weights_norm", true);
-  w.u32("expert_gating_func", m.scoring == MoeScoring::kSigmoid ? 2 : 1);
-  w.u32("expert_group_count", m.n_group);
-  w.u32("expert_group_used_count", m.topk_group);
-  return Status::ok();
-}
-
-}  // namespace
-
-Status gguf_config_metadata(const ModelConfig& c, const GgufArch& a, const std::string& src, GgufMetadata* kv) {
-  const bool gemma2 = is(a, "Gemma2ForCausalLM"), gpt2 = is(a, "GPT2LMHeadModel");
-  if (c.sliding_window > 0 && !gemma2) {
-    return Status::error(src + ": GGUF export of sliding-window attention is not supported (llama.cpp's " + a.gguf +
-                         " graph has none)");
-  }
-  if (gpt2 && !c.scale_attn_weights) return Status::error(src + ": GGUF export: scale_attn_weights=false is not supported");
-  if (c.attn_logit_softcapping > 0 && !gemma2) return Status::error(src + ": GGUF export: attn_logit_softcapping is not supported");
-  if (c.rope_type != "default" && c.rope_type != "llama3" && c.rope_type != "linear") {
-    return Status::error(fmt::format("{}: GGUF export: rope type {} is not supported", src, c.rope_type));
-  }
-  if (c.mlp_bias) return Status::error(src + ": GGUF export: mlp_bias=true is not supported");
-  kv->emplace_back("general.architecture", GgufValue::make_string(a.gguf));
-  KeyWriter w(a.gguf, kv);
-  w.u32("context_length", c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096);
-  w.u32("embedding_length", c.hidden_size);
-  w.u32("block_count", c.n_layers);
-  w.u32("feed_forward_length", c.intermediate_size);
-  w.u32("attention.head_count", c.n_heads);
-  if (is(a, "DeepseekV3ForCausalLM")) return deepseek2_metadata(c, src, w);
-  w.u32("attention.head_count_kv", c.n_kv_heads);
-  w.u32("attention.key_length", c.head_dim);
-  w.u32("attention.value_length", c.head_dim);
-  if (gpt2) {
-    w.f32("attention.layer_norm_epsilon", c.rms_norm_eps);
-  } else {
-    w.f32("rope.freq_base", c.rope.theta);
-    w.u32("rope.dimension_count", c.rope.rotary_dim);
-    w.f32("attention.layer_norm_rms_epsilon", c.rms_norm_eps);
-  }
-  w.u32("vocab_size", c.vocab_size);
-  if (c.rope_type == "linear") {
-    w.str("rope.scaling.type", "linear");
-    w.f32("rope.scaling.factor", c.rope.linear_factor);
-  }
-  if (moe_arch(a)) TERN_RETURN_IF_ERROR(moe_metadata(c, a, src, w));
-  if (gemma2) TERN_RETURN_IF_ERROR(gemma2_metadata(c, src, w));
-  return Status::ok();
 }
 
 }  // namespace tern
