@@ -67,7 +67,8 @@ Result<std::unique_ptr<GgufHfView>> GgufHfView::open(const GgufFile& g, const Gg
         // Rows (or bias elements) back to Hugging Face order, head by head.
         const int heads = m.entry->quirk == GgufQuirk::kRopeQ ? cfg.n_heads : cfg.n_kv_heads;
         const int64_t rows = info.shape.empty() ? 0 : info.shape[0];
-        if (info.shape.size() > 2 || heads <= 0 || rows % heads != 0 || (rows / heads) % 2 != 0) {
+        if (info.shape.empty() || info.shape.size() > 2 || rows <= 0 || heads <= 0 || rows % heads != 0 ||
+            (rows / heads) % 2 != 0) {
           return g.error(fmt::format("tensor '{}': shape [{}] does not split into {} heads of even size", t.name,
                                      fmt::join(info.shape, ", "), heads));
         }
