@@ -122,7 +122,11 @@ Result<std::vector<GgufTensorToWrite>> gguf_export_tensors(const TensorSource& s
     }
     if (m.layer >= c.n_layers) continue;
     // llama.cpp's gemma2 always reads its LM head from token_embd (the converter drops lm_head.weight).
-    if (std::string(arch.gguf) == "gemma2" && m.name == "output.weight") continue;
+    if (std::string(arch.gguf) == "gemma2" && m.name == "output.weight") {
+      if (c.tie_word_embeddings) continue;
+      return Status::error(fmt::format("{}: GGUF export: an untied lm_head.weight (llama.cpp's gemma2 reads its LM "
+                                       "head from token_embd)", t.file));
+    }
     if (!t.stored_transposed && t.gguf_type < 0 && !dtype_is_float(t.dtype)) {
       return Status::error(fmt::format("{}: tensor '{}': GGUF export needs a dense (unquantized) checkpoint", t.file, t.name));
     }
