@@ -117,6 +117,15 @@ inline std::vector<BaseModel> make_bases(const Options& o) {
   if (model.is_ok() && quantize_to_gguf(**model, gguf, GgufType::Q8_0).is_ok()) {
     bases.push_back(BaseModel{"tiny.gguf", gguf, {}, true});
   }
+  // GGUF layouts read through the Hugging Face view's rewrites: stacked experts (qwen3_moe), MLA's split
+  // kv_b (deepseek_v3), Conv1D transposes (gpt2).
+  for (const char* arch : {"qwen3_moe", "deepseek_v3", "gpt2"}) {
+    const std::string out = o.work_dir + "/bases/" + arch + ".gguf";
+    auto m = Model::load(o.shared_dir + "/models/tiny-archs/" + arch);
+    if (m.is_ok() && quantize_to_gguf(**m, out, GgufType::Q8_0).is_ok()) {
+      bases.push_back(BaseModel{std::string(arch) + ".gguf", out, {}, true});
+    }
+  }
   return bases;
 }
 

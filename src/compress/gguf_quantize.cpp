@@ -7,10 +7,10 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "core/mapped_file.h"
-#include "model/gguf_model.h"
+#include "formats/gguf/gguf_config.h"
+#include "compress/gguf_export_tensors.h"
 #include "formats/gguf/gguf_writer.h"
 
 namespace tern {
@@ -134,31 +134,6 @@ std::vector<double> llama3_divisors(const RopeConfig& r, int head_dim) {
   return out;
 }
 
-// A matrix tensor: rows quantized in parallel; heads > 0 interleaves each head's rope halves.
-GgufTensorToWrite matrix_tensor(const std::string& name, const WeightMatrix& w, GgufType t, int heads = 0) {
-  return {name, t, {w.rows, w.cols}, [w, t, heads](uint8_t* dst) {
-            const size_t rb = gguf_row_bytes(t, w.cols);
-            const int nt = int(std::max(1u, std::min(16u, std::thread::hardware_concurrency())));
-            auto work = [&](int id) {
-              std::vector<float> row(static_cast<size_t>(w.cols));
-              for (int64_t r = id; r < w.rows; r += nt) {
-                const int64_t src = heads > 0 ? gguf_unpermute_row(r, w.rows / heads) : r;
-                for (int64_t c = 0; c < w.cols; ++c) row[size_t(c)] = load_as_f32(w.row(src), w.dtype, size_t(c));
-                gguf_quantize_row(t, row.data(), dst + size_t(r) * rb, w.cols);
-              }
-            };
-            std::vector<std::thread> pool;
-            for (int i = 1; i < nt; ++i) pool.emplace_back(work, i);
-            work(0);
-            for (auto& th : pool) th.join();
-          }};
-}
-
-GgufTensorToWrite vector_tensor(const std::string& name, const std::vector<float>& v) {
-  return {name, GgufType::F32, {int64_t(v.size())},
-          [&v](uint8_t* dst) { std::memcpy(dst, v.data(), v.size() * sizeof(float)); }};
-}
-
 }  // namespace
 
 Status quantize_to_gguf(const Model& model, const std::string& out_path, GgufType type, const GgufProgress& progress) {
@@ -181,82 +156,28 @@ Status quantize_to_gguf(const Model& model, const std::string& out_path, GgufTyp
 
 Status quantize_to_gguf(const Model& model, const std::string& out_path, const GgufMix& mix, const GgufProgress& progress) {
   const ModelConfig& c = model.config();
-  std::string arch;
-  if (c.architecture == "LlamaForCausalLM" || c.architecture == "MistralForCausalLM") arch = "llama";
-  else if (c.architecture == "Qwen2ForCausalLM") arch = "qwen2";
-  else if (c.architecture == "Qwen3ForCausalLM") arch = "qwen3";
-  else return Status::error(fmt::format("GGUF export supports llama, qwen2 and qwen3 models, not {}", c.architecture));
-  if (c.sliding_window > 0) return Status::error("GGUF export of sliding-window attention is not supported");
-  if (c.rope_type != "default" && c.rope_type != "llama3" && c.rope_type != "linear") {
-    return Status::error(fmt::format("GGUF export: rope type {} is not supported", c.rope_type));
+  const GgufArch* arch = gguf_arch_for_hf(c.architecture);
+  if (!arch) {
+    return Status::error(fmt::format("{}: GGUF export supports {} models, not {}", model.dir(), gguf_architecture_list(),
+                                     c.architecture));
   }
-
+  if (model.gguf()) return Status::error(model.dir() + ": GGUF export reads a Hugging Face checkpoint, not a GGUF file");
+  if (model.quant_config().quantized()) {
+    return Status::error(model.dir() + ": GGUF export needs a dense (unquantized) checkpoint");
+  }
   Kv kv;
-  const std::string p = arch + ".";
-  kv.emplace_back("general.architecture", GgufValue::make_string(arch));
+  TERN_RETURN_IF_ERROR(gguf_config_metadata(c, *arch, model.dir(), &kv));
   kv.emplace_back("general.name", GgufValue::make_string(std::filesystem::path(model.dir()).filename().string()));
   kv.emplace_back("general.alignment", GgufValue::make_u32(32));
   kv.emplace_back("general.file_type", GgufValue::make_u32(mix.file_type));
   if (gguf_traits(mix.base).block_elems > 1) kv.emplace_back("general.quantization_version", GgufValue::make_u32(2));
-  kv.emplace_back(p + "context_length", GgufValue::make_u32(uint32_t(c.max_position_embeddings > 0 ? c.max_position_embeddings : 4096)));
-  kv.emplace_back(p + "embedding_length", GgufValue::make_u32(uint32_t(c.hidden_size)));
-  kv.emplace_back(p + "block_count", GgufValue::make_u32(uint32_t(c.n_layers)));
-  kv.emplace_back(p + "feed_forward_length", GgufValue::make_u32(uint32_t(c.intermediate_size)));
-  kv.emplace_back(p + "attention.head_count", GgufValue::make_u32(uint32_t(c.n_heads)));
-  kv.emplace_back(p + "attention.head_count_kv", GgufValue::make_u32(uint32_t(c.n_kv_heads)));
-  kv.emplace_back(p + "attention.key_length", GgufValue::make_u32(uint32_t(c.head_dim)));
-  kv.emplace_back(p + "attention.value_length", GgufValue::make_u32(uint32_t(c.head_dim)));
-  kv.emplace_back(p + "rope.freq_base", GgufValue::make_f32(float(c.rope.theta)));
-  kv.emplace_back(p + "rope.dimension_count", GgufValue::make_u32(uint32_t(c.rope.rotary_dim)));
-  kv.emplace_back(p + "attention.layer_norm_rms_epsilon", GgufValue::make_f32(float(c.rms_norm_eps)));
-  kv.emplace_back(p + "vocab_size", GgufValue::make_u32(uint32_t(c.vocab_size)));
-  if (c.rope_type == "linear") {
-    kv.emplace_back(p + "rope.scaling.type", GgufValue::make_string("linear"));
-    kv.emplace_back(p + "rope.scaling.factor", GgufValue::make_f32(float(c.rope.linear_factor)));
-  }
   TERN_RETURN_IF_ERROR(tokenizer_kv(model, kv));
-
-  const TransformerWeights& w = model.weights();
-  auto dense = [](const WeightMatrix& m) { return m.dense(); };
-  if (!dense(w.embed) || !dense(w.lm_head)) return Status::error("GGUF export needs a dense (unquantized) model");
-  const bool permute = arch == "llama";
-  const bool tied = w.lm_head.data == w.embed.data;
-  const GgufMixModel shape{arch, c.n_layers, c.n_heads, c.n_kv_heads, tied};
-  std::vector<GgufTensorToWrite> t;
-  // A matrix tensor in the type the mix gives it; heads > 0 interleaves the rope halves (arch llama).
-  auto matrix = [&](const std::string& name, const WeightMatrix& m, int heads = 0) {
-    return matrix_tensor(name, m, gguf_mix_tensor_type(mix, shape, name, m.cols), heads);
-  };
-  t.push_back(matrix("token_embd.weight", w.embed));
-  for (size_t i = 0; i < w.layers.size(); ++i) {
-    const DecoderLayerWeights& l = w.layers[i];
-    const std::string b = fmt::format("blk.{}.", i);
-    if (!dense(l.attn.q) || !dense(l.mlp.down)) return Status::error("GGUF export needs a dense (unquantized) model");
-    t.push_back(vector_tensor(b + "attn_norm.weight", l.attn_norm.weight));
-    t.push_back(matrix(b + "attn_q.weight", l.attn.q, permute ? c.n_heads : 0));
-    t.push_back(matrix(b + "attn_k.weight", l.attn.k, permute ? c.n_kv_heads : 0));
-    t.push_back(matrix(b + "attn_v.weight", l.attn.v));
-    t.push_back(matrix(b + "attn_output.weight", l.attn.o));
-    if (!l.attn.q_bias.empty()) {
-      t.push_back(vector_tensor(b + "attn_q.bias", l.attn.q_bias));
-      t.push_back(vector_tensor(b + "attn_k.bias", l.attn.k_bias));
-      t.push_back(vector_tensor(b + "attn_v.bias", l.attn.v_bias));
-    }
-    if (l.attn.q_norm.present()) {
-      t.push_back(vector_tensor(b + "attn_q_norm.weight", l.attn.q_norm.weight));
-      t.push_back(vector_tensor(b + "attn_k_norm.weight", l.attn.k_norm.weight));
-    }
-    t.push_back(matrix(b + "ffn_gate.weight", l.mlp.gate));
-    t.push_back(matrix(b + "ffn_up.weight", l.mlp.up));
-    t.push_back(matrix(b + "ffn_down.weight", l.mlp.down));
-    t.push_back(vector_tensor(b + "ffn_norm.weight", l.ffn_norm.weight));
-  }
-  t.push_back(vector_tensor("output_norm.weight", w.final_norm.weight));
-  if (!tied) t.push_back(matrix("output.weight", w.lm_head));
+  TERN_ASSIGN_OR_RETURN(std::vector<GgufTensorToWrite> t, gguf_export_tensors(model.store(), c, *arch, mix));
   std::vector<float> divisors;
   if (c.rope_type == "llama3") {
-    for (double d : llama3_divisors(c.rope, c.head_dim)) divisors.push_back(float(d));
-    t.push_back(vector_tensor("rope_freqs.weight", divisors));
+    for (double d : llama3_divisors(c.rope, c.rope.rotary_dim)) divisors.push_back(float(d));
+    t.push_back({"rope_freqs.weight", GgufType::F32, {int64_t(divisors.size())},
+                 [&divisors](uint8_t* dst) { std::memcpy(dst, divisors.data(), divisors.size() * sizeof(float)); }});
   }
   return write_gguf(out_path, kv, t, progress);
 }

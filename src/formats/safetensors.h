@@ -14,39 +14,25 @@
 #include "core/dtype.h"
 #include "core/mapped_file.h"
 #include "core/status.h"
+#include "formats/tensor_source.h"
 
 namespace tern {
 
-struct TensorInfo {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<int64_t> shape;
-  const void* data = nullptr;  // inside the mmap of `file`
-  size_t bytes = 0;
-  std::string file;            // the file it came from (for error messages)
-
-  int64_t numel() const {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    return n;
-  }
-};
-
-class SafetensorsStore {
+class SafetensorsStore : public TensorSource {
  public:
   // DIR/model.safetensors.index.json (sharded) if present, else DIR/model.safetensors.
   static Result<SafetensorsStore> open_dir(const std::string& dir);
   // One .safetensors file.
   static Result<SafetensorsStore> open_file(const std::string& path);
 
-  const TensorInfo* find(const std::string& name) const;
-  const std::vector<TensorInfo>& tensors() const { return tensors_; }  // sorted by name
+  const TensorInfo* find(const std::string& name) const override;
+  const std::vector<TensorInfo>& tensors() const override { return tensors_; }  // sorted by name
   // "__metadata__" string map of the (first) file.
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   size_t total_bytes() const;
   // What it was opened from (model.safetensors, or the shard index): errors about the checkpoint
   // as a whole (a tensor it lacks) name it.
-  const std::string& source() const { return source_; }
+  const std::string& source() const override { return source_; }
 
  private:
   std::string source_;

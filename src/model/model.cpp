@@ -6,7 +6,8 @@
 #include "model/archs/architectures.h"
 #include "model/blocks/mla_attention.h"
 #include "model/blocks/moe.h"
-#include "model/gguf_model.h"
+#include "formats/gguf/gguf_config.h"
+#include "formats/gguf/gguf_hf_view.h"
 #include "model/weight_binder.h"
 #include "ops/rope.h"
 
@@ -69,15 +70,19 @@ Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path) {
   m->dir_ = path;
   TERN_ASSIGN_OR_RETURN(GgufFile file, GgufFile::open(path));
   m->gguf_ = std::make_shared<const GgufFile>(std::move(file));
+  TERN_ASSIGN_OR_RETURN(const GgufArch* gguf_arch, gguf_file_arch(*m->gguf_));
   TERN_ASSIGN_OR_RETURN(m->config_, gguf_model_config(*m->gguf_));
-  TERN_ASSIGN_OR_RETURN(GgufBinding bound, bind_gguf_weights(*m->gguf_, m->config_));
-  m->weights_ = std::move(bound.weights);
-  m->owned_ = std::move(bound.owned);
+  const ArchEntry* arch = find_architecture(m->config_.architecture);
+  if (!arch) return m->gguf_->error(fmt::format("architecture {} has no builder", m->config_.architecture));
+  // The file under Hugging Face names: the architecture's own builder binds it.
+  TERN_ASSIGN_OR_RETURN(std::unique_ptr<GgufHfView> view, GgufHfView::open(*m->gguf_, *gguf_arch, m->config_));
+  WeightBinder binder(*view);
+  TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   // llama3-style scaling stored as per-frequency divisors (rope_freqs.weight).
-  for (size_t i = 0; i < bound.rope_divisors.size() && i < m->inv_freq_.size(); ++i) {
-    m->inv_freq_[i] /= bound.rope_divisors[i];
-  }
+  const std::vector<float>& divisors = view->rope_divisors();
+  for (size_t i = 0; i < divisors.size() && i < m->inv_freq_.size(); ++i) m->inv_freq_[i] /= divisors[i];
+  m->gguf_view_ = std::move(view);
   return m;
 }
 

@@ -36,7 +36,7 @@ struct ModelLoadOptions {
 class Model {
  public:
   // DIR holds config.json and model.safetensors or model.safetensors.index.json + shards;
-  // or a .gguf file (llama, qwen2, qwen3; see model/gguf_model.h; options do not apply:
+  // or a .gguf file (formats/gguf/gguf_hf_view.h: the architectures of gguf_arch.h; options do not apply:
   // a GGUF file chose its output matrix type itself).
   static Result<std::unique_ptr<Model>> load(const std::string& dir, const ModelLoadOptions& options = {});
 
@@ -78,7 +78,7 @@ class Model {
   TransformerWeights weights_;
   std::vector<float> inv_freq_;
   std::shared_ptr<const GgufFile> gguf_;
-  std::vector<std::unique_ptr<uint8_t[]>> owned_;  // weights rewritten at load (GGUF q/k rows)
+  std::shared_ptr<const TensorSource> gguf_view_;  // the GGUF file under Hugging Face names (owns rewritten tensors)
   std::vector<std::shared_ptr<const void>> storage_;  // owners of replaced weights
 };
 

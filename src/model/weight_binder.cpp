@@ -7,14 +7,15 @@
 
 #include "formats/quant/checkpoint_layouts.h"
 #include "formats/quant/pack_weights.h"
+#include "kernels/cpu/gguf_blocks.h"
 
 namespace tern {
 
 Result<const TensorInfo*> WeightBinder::take(const std::string& name, const std::vector<int64_t>& shape) {
   const TensorInfo* t = store_->find(name);
   if (!t) {
-    return Status::error(fmt::format("{}: missing tensor '{}' (shape [{}] by the config)", store_->source(), name,
-                                     fmt::join(shape, ", ")));
+    return Status::error(fmt::format("{}: missing tensor '{}' (shape [{}] by the config{})", store_->source(), name,
+                                     fmt::join(shape, ", "), store_->stored_name(name)));
   }
   if (t->shape != shape) {
     return Status::error(fmt::format("{}: tensor '{}': shape [{}] but the config implies [{}]", t->file, name,
@@ -25,7 +26,7 @@ Result<const TensorInfo*> WeightBinder::take(const std::string& name, const std:
 }
 
 Result<WeightMatrix> WeightBinder::quantized_matrix(const std::string& module, int64_t rows, int64_t cols) {
-  TERN_ASSIGN_OR_RETURN(QuantizedLinear ql, unpack_checkpoint_linear(*store_, *quant_, module, rows, cols));
+  TERN_ASSIGN_OR_RETURN(QuantizedLinear ql, unpack_checkpoint_linear(*safetensors_, *quant_, module, rows, cols));
   TERN_ASSIGN_OR_RETURN(WeightMatrix w, pack_for_kernels(ql, quant_->int8_activations, *arena_, module));
   for (const auto& n : checkpoint_tensor_names(*quant_, module)) ignore_if_present(n);
   return w;
@@ -36,9 +37,14 @@ Result<WeightMatrix> WeightBinder::matrix(const std::string& name, int64_t rows,
   if (quant_ && quant_->quantized() && name.size() > kSuffix.size() &&
       name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
     const std::string module = name.substr(0, name.size() - kSuffix.size());
-    if (has_quantized_linear(*store_, *quant_, module)) return quantized_matrix(module, rows, cols);
+    if (has_quantized_linear(*safetensors_, *quant_, module)) return quantized_matrix(module, rows, cols);
   }
   TERN_ASSIGN_OR_RETURN(const TensorInfo* t, take(name, {rows, cols}));
+  if (t->stored_transposed) {
+    return Status::error(fmt::format("{}: tensor '{}' is stored transposed, where [{}, {}] is expected", t->file,
+                                     name, rows, cols));
+  }
+  if (t->gguf_type >= 0) return gguf_matrix(*t, 0, rows, cols);
   if (!dtype_is_float(t->dtype)) {
     return Status::error(fmt::format("{}: tensor '{}': dtype {} is not a dense weight type{}", t->file, name,
                                      dtype_safetensors_name(t->dtype),
@@ -47,9 +53,25 @@ Result<WeightMatrix> WeightBinder::matrix(const std::string& name, int64_t rows,
   return WeightMatrix{t->data, t->dtype, rows, cols};
 }
 
+WeightMatrix WeightBinder::gguf_matrix(const TensorInfo& t, int64_t row0, int64_t rows, int64_t cols) {
+  // GGUF blocks never cross a row, so a row range is a byte range.
+  const size_t row_bytes = t.bytes / size_t(t.stored_transposed ? t.shape[1] : t.shape[0]);
+  WeightMatrix w;
+  w.data = static_cast<const char*>(t.data) + size_t(row0) * row_bytes;
+  w.rows = rows, w.cols = cols;
+  w.format = WeightFormat::Gguf;
+  w.gguf_type = t.gguf_type;
+  w.quant_bytes = size_t(rows) * row_bytes;
+  return w;
+}
+
 Result<std::vector<float>> WeightBinder::vector_f32(const std::string& name, int64_t n) {
   TERN_ASSIGN_OR_RETURN(const TensorInfo* t, take(name, {n}));
   std::vector<float> v(static_cast<size_t>(n));
+  if (t->gguf_type >= 0) {
+    gguf_dequantize_row(GgufType(t->gguf_type), t->data, v.data(), n);
+    return v;
+  }
   for (int64_t i = 0; i < n; ++i) v[size_t(i)] = load_as_f32(t->data, t->dtype, size_t(i));
   return v;
 }
@@ -58,13 +80,25 @@ Result<std::vector<WeightMatrix>> WeightBinder::matrix_parts(const std::string& 
                                                              int64_t cols, bool transposed) {
   constexpr std::string_view kSuffix = ".weight";
   if (quant_ && quant_->quantized() && name.size() > kSuffix.size() &&
-      has_quantized_linear(*store_, *quant_, name.substr(0, name.size() - kSuffix.size()))) {
+      has_quantized_linear(*safetensors_, *quant_, name.substr(0, name.size() - kSuffix.size()))) {
     return Status::error(fmt::format("tensor '{}': a quantized fused tensor is not supported", name));
   }
   int64_t total = 0;
   for (int64_t r : rows) total += r;
   TERN_ASSIGN_OR_RETURN(const TensorInfo* t, take(name, transposed ? std::vector<int64_t>{cols, total}
                                                                    : std::vector<int64_t>{total, cols}));
+  if (t->stored_transposed && !transposed) {
+    return Status::error(fmt::format("{}: tensor '{}' is stored transposed, where [{}, {}] is expected", t->file,
+                                     name, total, cols));
+  }
+  if (t->stored_transposed) transposed = false;  // already [total, cols] in memory
+  if (t->gguf_type >= 0) {
+    if (transposed) return Status::error(fmt::format("{}: tensor '{}': a GGUF block type cannot be transposed", t->file, name));
+    std::vector<WeightMatrix> out;
+    int64_t r0 = 0;
+    for (int64_t r : rows) out.push_back(gguf_matrix(*t, r0, r, cols)), r0 += r;
+    return out;
+  }
   if (!dtype_is_float(t->dtype)) {
     return Status::error(fmt::format("{}: tensor '{}': dtype {} is not a dense weight type", t->file, name,
                                      dtype_safetensors_name(t->dtype)));

@@ -17,17 +17,17 @@ namespace tern {
 
 class WeightBinder {
  public:
-  explicit WeightBinder(const SafetensorsStore& store) : store_(&store) {}
+  explicit WeightBinder(const TensorSource& store) : store_(&store) {}
   // A quantized checkpoint (config.json quantization_config): matrices stored in cfg's layout
   // (AutoAWQ, AutoGPTQ, compressed-tensors) are unpacked and repacked for the kernels into `arena`.
   // Both must outlive the binder; the arena must outlive the bound weights.
   WeightBinder(const SafetensorsStore& store, const QuantConfig& cfg, WeightArena& arena)
-      : store_(&store), quant_(&cfg), arena_(&arena) {}
+      : store_(&store), safetensors_(&store), quant_(&cfg), arena_(&arena) {}
 
   bool has(const std::string& name) const { return store_->find(name) != nullptr; }
 
-  // A 2-D weight [rows, cols] used in place from the mmap (dense), or repacked (quantized layer:
-  // `name` is "<module>.weight" and the checkpoint holds that module's quantized tensors).
+  // A 2-D weight [rows, cols] used in place from the mmap (dense, or a GGUF block type), or repacked
+  // (quantized layer: `name` is "<module>.weight" and the checkpoint holds that module's quantized tensors).
   Result<WeightMatrix> matrix(const std::string& name, int64_t rows, int64_t cols);
   // A 1-D tensor [n] (norm weights, biases) converted to f32 (small, so copied).
   Result<std::vector<float>> vector_f32(const std::string& name, int64_t n);
@@ -35,7 +35,8 @@ class WeightBinder {
   // A dense weight stored fused along its output dimension, [Σ rows, cols], returned as one matrix
   // per part (views into the mmap): Phi-3 qkv_proj (q, k, v rows), gate_up_proj (gate, up).
   // transposed: the checkpoint stores [cols, Σ rows] (GPT-2's Conv1D, [in, out]); the tensor is
-  // copied transposed into the arena once, at load. A tensor of any other shape is an error naming it.
+  // copied transposed into the arena once, at load (used in place when its source already stores it
+  // [Σ rows, cols]: TensorInfo::stored_transposed). A tensor of any other shape is an error naming it.
   Result<std::vector<WeightMatrix>> matrix_parts(const std::string& name, const std::vector<int64_t>& rows,
                                                  int64_t cols, bool transposed = false);
   // The same for a fused 1-D tensor (a bias [Σ n]).
@@ -53,7 +54,10 @@ class WeightBinder {
  private:
   Result<const TensorInfo*> take(const std::string& name, const std::vector<int64_t>& shape);
   Result<WeightMatrix> quantized_matrix(const std::string& module, int64_t rows, int64_t cols);
-  const SafetensorsStore* store_;
+  // Rows [row0, row0 + rows) of a tensor in a GGUF block type, in place.
+  static WeightMatrix gguf_matrix(const TensorInfo& t, int64_t row0, int64_t rows, int64_t cols);
+  const TensorSource* store_;
+  const SafetensorsStore* safetensors_ = nullptr;  // the quantized-checkpoint path reads its tensors by layout
   const QuantConfig* quant_ = nullptr;
   WeightArena* arena_ = nullptr;
   std::set<std::string> used_;

@@ -7,7 +7,7 @@
 
 #include "kernels/cpu/gguf_blocks.h"
 #include "formats/gguf/gguf_file.h"
-#include "model/gguf_model.h"
+#include "formats/gguf/gguf_config.h"
 #include "formats/model_config.h"
 
 namespace tern::plan {

@@ -142,5 +142,32 @@ TEST(GgufMix, PureKeepsTheBaseEverywhere) {
   EXPECT_STREQ(type_of(m, k16, blk(0, "ffn_down"), 1408), "Q5_0") << "the shape fallback still applies";
 }
 
+// MoE and fused tensors, as llama.cpp's llama_tensor_get_type treats them (written out by hand):
+// experts' ffn_down (and the shared expert's) follow ffn_down by the layer in their name; attn_qkv
+// and attn_kv_b are attn_v-like; with exactly 8 experts attn_v / attn_k go to Q8_0 and attn_output
+// to Q5_K; routers are never in the mix (the exporter keeps ffn_gate_inp in F32).
+TEST(GgufMix, MoeAndFusedTensorsFollowLlamaCppRules) {
+  const GgufMix q4km = mix("Q4_K_M");
+  const GgufMixModel moe128{"qwen3moe", 16, 8, 2, false, 128};
+  for (int i = 0; i < 16; ++i) {
+    const char* want = kMoreBits16.count(i) ? "Q6_K" : "Q4_K";
+    EXPECT_STREQ(type_of(q4km, moe128, blk(i, "ffn_down_exps")), want) << i;
+    EXPECT_STREQ(type_of(q4km, moe128, blk(i, "ffn_down_shexp")), want) << i;
+    EXPECT_STREQ(type_of(q4km, moe128, blk(i, "ffn_gate_exps")), "Q4_K") << i;
+    EXPECT_STREQ(type_of(q4km, moe128, blk(i, "attn_qkv")), want) << i;
+    EXPECT_STREQ(type_of(q4km, moe128, blk(i, "attn_kv_b")), want) << i;
+    EXPECT_STREQ(type_of(q4km, moe128, blk(i, "attn_k")), "Q4_K") << i;
+  }
+  const GgufMixModel mixtral{"llama", 16, 8, 2, false, 8};
+  for (const char* name : {"Q2_K", "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_M"}) {
+    const GgufMix m = mix(name);
+    EXPECT_STREQ(type_of(m, mixtral, blk(3, "attn_v")), "Q8_0") << name;
+    EXPECT_STREQ(type_of(m, mixtral, blk(3, "attn_k")), "Q8_0") << name;
+  }
+  EXPECT_STREQ(type_of(q4km, mixtral, blk(3, "attn_output")), "Q5_K");
+  EXPECT_STREQ(type_of(mix("Q5_K_M"), mixtral, blk(3, "attn_output")), "Q5_K");  // not bumped: already 5 bits
+  EXPECT_STREQ(type_of(mix("Q6_K"), mixtral, blk(3, "attn_output")), "Q6_K");
+}
+
 }  // namespace
 }  // namespace tern

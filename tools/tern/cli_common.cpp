@@ -9,7 +9,7 @@
 #include "backend/cuda/device.h"
 #include "core/mapped_file.h"
 #include "engine/cpu_model_runner.h"
-#include "model/gguf_model.h"
+#include "formats/gguf/gguf_config.h"
 #include "formats/generation_config.h"
 #include "text/gguf_tokenizer.h"
 #include "formats/model_config.h"

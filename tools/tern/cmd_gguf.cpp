@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 
 #include "cli_common.h"
@@ -18,6 +19,11 @@ void export_gguf(const std::string& model_dir, const std::string& out, const std
   GgufMix mix = unwrap(gguf_mix_from_name(type_name));
   mix.pure = pure;
   auto model = unwrap(Model::load(model_dir));
+  if (!std::filesystem::exists(model_dir + "/tokenizer.json")) {
+    // tern runs such a file on token ids; llama.cpp refuses a GGUF without tokenizer.ggml.model.
+    fmt::print(stderr, "[tern] note: {}/tokenizer.json is absent: the GGUF gets no tokenizer.ggml.* keys "
+                       "(tern loads it, llama.cpp does not)\n", model_dir);
+  }
   const auto start = std::chrono::steady_clock::now();
   auto progress = [&](size_t done, size_t total) {
     if (quiet) return;

@@ -44,7 +44,8 @@ Role role_of(const std::string& name, int* layer) {
   if (name == "output.weight") return Role::kOutput;
   if (std::sscanf(name.c_str(), "blk.%d.", layer) != 1) return Role::kOther;
   auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
-  if (has(".attn_v.weight")) return Role::kAttnV;
+  // llama.cpp's attn_v-like category: the fused qkv and MLA's kv_b carry the values too.
+  if (has(".attn_v.weight") || has(".attn_qkv.weight") || has(".attn_kv_b.weight")) return Role::kAttnV;
   if (has(".attn_k.weight")) return Role::kAttnK;
   if (has(".attn_q.weight")) return Role::kAttnQ;
   if (has(".attn_output.weight")) return Role::kAttnOut;
@@ -84,8 +85,11 @@ GgufType rule_type(const GgufMix& mix, const GgufMixModel& m, Role role, int i, 
       else if ((ft == kQ4_K_M || ft == kQ5_K_M) && use_more_bits(i, n)) t = GgufType::Q6_K;
       else if (ft == kQ4_K_S && i < 4) t = GgufType::Q5_K;
       if (is_70b(m) && (t == GgufType::Q3_K || t == GgufType::Q4_K)) t = GgufType::Q5_K;
+      if (m.n_experts == 8) t = GgufType::Q8_0;  // "trades just ~128MB" on Mixtral 8x7B
       return t;
     }
+    case Role::kAttnK:
+      return m.n_experts == 8 ? GgufType::Q8_0 : base;
     case Role::kDown:
       if (ft == kQ2_K) return GgufType::Q3_K;
       if (ft == kQ3_K_M) return i < n / 16 ? GgufType::Q5_K : GgufType::Q4_K;
@@ -94,6 +98,10 @@ GgufType rule_type(const GgufMix& mix, const GgufMixModel& m, Role role, int i, 
       if (ft == kQ4_K_S && i < n / 8) return GgufType::Q5_K;
       return base;
     case Role::kAttnOut:
+      if (m.n_experts == 8) {
+        const bool bump = ft == kQ2_K || ft == kQ3_K_S || ft == kQ3_K_M || ft == kQ4_K_S || ft == kQ4_K_M;
+        return bump ? GgufType::Q5_K : base;
+      }
       if (ft == kQ2_K) return GgufType::Q3_K;
       if (ft == kQ3_K_M) return GgufType::Q4_K;
       if (ft == kQ3_K_L) return GgufType::Q5_K;

@@ -8,8 +8,11 @@
 //     eighth and in every third layer between, "use_more_bits"; Q3_K_M / Q3_K_L / Q4_K_S / Q2_K: see
 //     the .cpp); attn_output for Q2_K / Q3_K_M / Q3_K_L;
 //   then a type whose block does not divide the row length falls back (Q4_K -> Q5_0, Q6_K -> Q8_0, ...).
+//   attn_qkv (fused, gpt2 / phi3) and attn_kv_b (DeepSeek MLA) follow the attn_v rules, as llama.cpp
+//   counts them as attn_v-like; ffn_down_exps / ffn_down_shexp follow ffn_down by the layer in their name;
+//   with exactly 8 experts (Mixtral) attn_v and attn_k get Q8_0 and attn_output Q5_K (Q2_K..Q4_K_M).
 // Not supported: the IQ* mixes and Q2_K_S (tern writes no IQ block types; Q2_K_S needs an importance
-// matrix), MoE and Falcon rules (tern's GGUF export writes llama / qwen2 / qwen3 dense models).
+// matrix) and Falcon's rules (tern exports no Falcon).
 #pragma once
 
 #include <cstdint>
@@ -36,9 +39,10 @@ const char* gguf_mix_names();
 
 // What the rules need to know about the model.
 struct GgufMixModel {
-  std::string arch;  // "llama", "qwen2", "qwen3"
+  std::string arch;  // general.architecture: "llama", "qwen2", "qwen3moe", ...
   int n_layers = 0, n_heads = 0, n_kv_heads = 0;
   bool tied_embeddings = false;  // no output.weight in the file
+  int n_experts = 0;             // routed experts (<arch>.expert_count); 0: dense
 };
 
 // The type of the 2-D tensor `name` (llama.cpp's tensor names: "blk.3.attn_v.weight",
