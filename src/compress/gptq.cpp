@@ -9,6 +9,7 @@
 
 #include "compress/dense_math.h"
 #include "compress/mse_clip.h"
+#include "compress/model_linears.h"
 
 namespace tern {
 
@@ -144,52 +145,78 @@ Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, i
 
 namespace {
 
-// Layer l's linears whose input slot is in `mask` (bit LinearInput), from stats' Hessians, into ql.
-Status quantize_layer_slots(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
-                            const GptqOptions& opt, int l, unsigned mask, LayerResult& ql) {
-  const DecoderLayerWeights& lw = model.weights().layers[size_t(l)];
-  std::array<std::optional<PreparedHessian>, 4> prepared;  // q/k/v and gate/up share theirs
-  for (LinearKind k : kAllLinears) {
-    if (!(mask >> unsigned(linear_input(k)) & 1u)) continue;
-    const SlotStats& st = stats.at(l, linear_input(k));
-    if (st.xtx.empty()) return Status::error("gptq: calibration ran without the Hessian");
-    auto& ph = prepared[size_t(linear_input(k))];
+bool in_mask(const InputRef& r, unsigned mask) { return mask >> unsigned(r.slot) & 1u; }
+
+// Layer ll's linears whose input slot is in `mask` (bit LinearInput; an expert's input follows its
+// slot), from stats' Hessians, into out[site]. An expert that no calibration row reached has no
+// Hessian: it is rounded to nearest (MSE-clipped when asked), counted in *rtn_experts.
+Status quantize_layer_sites(ExecContext& ctx, const CalibrationStats& stats, const GptqOptions& opt,
+                            const LayerLinears& ll, unsigned mask, std::vector<QuantizedLinear>& out,
+                            int64_t* rtn_experts) {
+  std::vector<std::pair<InputRef, PreparedHessian>> prepared;  // linears reading one input share theirs
+  for (size_t i = 0; i < ll.sites.size(); ++i) {
+    const LinearSite& site = ll.sites[i];
+    if (!in_mask(site.input, mask)) continue;
+    const SlotStats& st = stats.at(site.input);
+    const WeightMatrix& w = *site.w;
+    GptqOptions mopt = opt;
+    if (opt.spec_for) mopt.spec = opt.spec_for(site.module);
+    TERN_ASSIGN_OR_RETURN(std::vector<float> f, weight_to_f32(w));
+    if (st.rows == 0 && site.input.expert >= 0) {
+      ++*rtn_experts;
+      TERN_RETURN_IF_ERROR(validate_quant_spec(mopt.spec, w.cols));
+      TERN_ASSIGN_OR_RETURN(out[i], opt.mse_clip ? quantize_rtn_mse(f.data(), w.rows, w.cols, mopt.spec, &ctx.pool())
+                                                  : quantize_rtn(f.data(), w.rows, w.cols, mopt.spec));
+      continue;
+    }
+    if (st.xtx.empty()) return Status::error(fmt::format("gptq: {}: calibration ran without the Hessian", site.name));
+    const PreparedHessian* ph = nullptr;
+    for (const auto& [ref, p] : prepared)
+      if (ref == site.input) ph = &p;
     if (!ph) {
       auto p = prepare_hessian(st.xtx, st.cols, opt);
-      if (!p.is_ok()) return p.status().with_context(fmt::format("layer {} {}", l, linear_name(k)));
-      ph = std::move(p).value();
+      if (!p.is_ok()) return p.status().with_context(site.name);
+      prepared.emplace_back(site.input, std::move(p).value());
+      ph = &prepared.back().second;
     }
-    const WeightMatrix& w = linear_weight(lw, k);
-    TERN_ASSIGN_OR_RETURN(std::vector<float> f, weight_to_f32(w));
-    GptqOptions mopt = opt;
-    if (opt.spec_for) mopt.spec = opt.spec_for(linear_module_name(l, k));
-    TERN_ASSIGN_OR_RETURN(ql.at(k), gptq_with(ctx, f.data(), w.rows, w.cols, *ph, mopt));
+    auto q = gptq_with(ctx, f.data(), w.rows, w.cols, *ph, mopt);
+    if (!q.is_ok()) return q.status().with_context(site.name);
+    out[i] = std::move(q).value();
   }
   return Status::ok();
 }
 
-LayerResult layer_result_for(const DecoderLayerWeights& lw) {
-  LayerResult ql;
-  ql.input_norm = lw.attn_norm.weight;
-  ql.post_attn_norm = lw.ffn_norm.weight;
-  return ql;
+void log_rtn_experts(int64_t n) {
+  if (n > 0) {
+    fmt::print(stderr, "[tern] gptq: {} expert matrices saw no calibration rows (no Hessian): rounded to nearest\n", n);
+  }
 }
 
 }  // namespace
 
 Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
                                            const GptqOptions& opt) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
-  const auto& layers = model.weights().layers;
-  if (stats.layers.size() != layers.size()) return Status::error("gptq: calibration does not match the model");
+  TERN_ASSIGN_OR_RETURN(ModelLinears ml, model_linears(model));
+  if (stats.layers.size() != ml.layers.size()) return Status::error("gptq: calibration does not match the model");
   QuantizedModel qm;
-  for (size_t l = 0; l < layers.size(); ++l) {
-    LayerResult ql = layer_result_for(layers[l]);
-    TERN_RETURN_IF_ERROR(quantize_layer_slots(model, ctx, stats, opt, int(l), 0xFu, ql));
-    store_layer(qm, int(l), std::move(ql));
-    if (opt.on_layer) opt.on_layer(int64_t(l) + 1, int64_t(layers.size()));
+  int64_t rtn_experts = 0;
+  for (size_t l = 0; l < ml.layers.size(); ++l) {
+    TERN_RETURN_IF_ERROR(quantize_model_gptq_layer(model, ctx, stats, opt, int(l), qm, &rtn_experts));
+    if (opt.on_layer) opt.on_layer(int64_t(l) + 1, int64_t(ml.layers.size()));
   }
+  log_rtn_experts(rtn_experts);
   return qm;
+}
+
+Status quantize_model_gptq_layer(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
+                                 const GptqOptions& opt, int layer, QuantizedModel& qm, int64_t* rtn_experts) {
+  TERN_ASSIGN_OR_RETURN(ModelLinears ml, model_linears(model));
+  if (layer < 0 || size_t(layer) >= ml.layers.size() || stats.layers.size() != ml.layers.size())
+    return Status::error("gptq: calibration does not match the model");
+  const LayerLinears& ll = ml.layers[size_t(layer)];
+  std::vector<QuantizedLinear> out(ll.sites.size());
+  TERN_RETURN_IF_ERROR(quantize_layer_sites(ctx, stats, opt, ll, 0x1Fu, out, rtn_experts));
+  return store_sites(qm, ll, std::move(out));
 }
 
 Result<QuantizedModel> quantize_model_gptq_sequential(const Model& model, ExecContext& ctx,
@@ -197,44 +224,57 @@ Result<QuantizedModel> quantize_model_gptq_sequential(const Model& model, ExecCo
                                                       CalibrationOptions copt, const GptqOptions& opt,
                                                       GptqSequential mode) {
   if (mode == GptqSequential::kOff) return Status::error("gptq: sequential mode is off");
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
   if (windows.empty()) return Status::error("gptq: no calibration windows");
+  TERN_ASSIGN_OR_RETURN(ModelLinears base_list, model_linears(model));
   // A private model over the same weights: the quantized linears replace its matrices stage by stage.
   TERN_ASSIGN_OR_RETURN(std::unique_ptr<Model> work, Model::load(model.dir()));
-  const auto& layers = model.weights().layers;
-  if (work->weights().layers.size() != layers.size()) return Status::error("gptq: the model changed on disk");
-  TransformerWeights w = model.weights();
+  if (work->weights().layers.size() != base_list.layers.size()) return Status::error("gptq: the model changed on disk");
+  TransformerWeights w = unshare_blocks(model.weights());
+  TERN_ASSIGN_OR_RETURN(ModelLinears ml, model_linears(model, w));  // pointers into w
   work->replace_weights(w, nullptr);
   copt.hessian = true;
-  std::vector<unsigned> masks = {0xFu};
+  std::vector<unsigned> masks = {0x1Fu};
   if (mode == GptqSequential::kPerInput) {
-    masks.clear();
-    for (LinearInput s : {LinearInput::kAttnIn, LinearInput::kAttnOut, LinearInput::kMlpIn, LinearInput::kMlpDown})
+    masks.clear();  // forward order; MLA's q_b input comes between q_a and o
+    for (LinearInput s : {LinearInput::kAttnIn, LinearInput::kQLatent, LinearInput::kAttnOut, LinearInput::kMlpIn,
+                          LinearInput::kMlpDown}) {
+      if (s == LinearInput::kQLatent && model.config().mla.q_lora_rank <= 0) continue;  // MLA's q_b only
       masks.push_back(1u << unsigned(s));
+    }
   }
-  const int64_t total = int64_t(layers.size() * masks.size());
-  int64_t done = 0;
+  const int64_t total = int64_t(ml.layers.size() * masks.size());
+  int64_t done = 0, rtn_experts = 0;
   QuantizedModel qm;
-  for (size_t l = 0; l < layers.size(); ++l) {
-    LayerResult ql = layer_result_for(layers[l]);
+  for (size_t l = 0; l < ml.layers.size(); ++l) {
+    const LayerLinears& ll = ml.layers[l];
+    std::vector<QuantizedLinear> out(ll.sites.size());
     for (unsigned mask : masks) {
+      bool any = false;
+      for (const LinearSite& s : ll.sites) any |= in_mask(s.input, mask);
+      if (!any) {  // e.g. kQLatent on a model without MLA
+        if (opt.on_layer) opt.on_layer(++done, total);
+        continue;
+      }
       copt.only_layer = int(l), copt.slot_mask = mask;
       TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(*work, ctx, windows, copt));
-      TERN_RETURN_IF_ERROR(quantize_layer_slots(model, ctx, stats, opt, int(l), mask, ql));
+      TERN_RETURN_IF_ERROR(quantize_layer_sites(ctx, stats, opt, ll, mask, out, &rtn_experts));
       // The next stage sees these linears as the checkpoint will compute them (dequantized, f32).
       auto storage = std::make_shared<std::vector<std::vector<float>>>();
-      for (LinearKind k : kAllLinears) {
-        if (!(mask >> unsigned(linear_input(k)) & 1u)) continue;
-        storage->push_back(dequantize(ql.at(k)));
-        WeightMatrix& m = linear_weight(w.layers[l], k);
+      for (size_t i = 0; i < ll.sites.size(); ++i) {
+        if (!in_mask(ll.sites[i].input, mask)) continue;
+        storage->push_back(dequantize(out[i]));
+        WeightMatrix& m = const_cast<WeightMatrix&>(*ll.sites[i].w);
         m = WeightMatrix{};
-        m.data = storage->back().data(), m.dtype = DType::F32, m.rows = ql.at(k).rows, m.cols = ql.at(k).cols;
+        m.data = storage->back().data(), m.dtype = DType::F32, m.rows = out[i].rows, m.cols = out[i].cols;
       }
       work->replace_weights(w, std::move(storage));
       if (opt.on_layer) opt.on_layer(++done, total);
     }
-    store_layer(qm, int(l), std::move(ql));
+    // The stored results are the quantized ones; `w` now points at their dequantized copies, so the
+    // module names come from base_list (same order).
+    TERN_RETURN_IF_ERROR(store_sites(qm, base_list.layers[l], std::move(out)));
   }
+  log_rtn_experts(rtn_experts);
   return qm;
 }
 
@@ -257,6 +297,17 @@ Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const
     o.on_layer = progress;
     return quantize_model_gptq_sequential(model, ctx, *windows, copt, o,
                                           options.sequential == 1 ? GptqSequential::kPerLayer : GptqSequential::kPerInput);
+  }
+  if (model.config().moe.enabled()) {
+    // One Hessian per expert input: a whole model's at once would not fit (Qwen3-30B-A3B: 128 experts ×
+    // [2048, 2048] f64 per layer = 4 GiB), so each layer is calibrated and quantized in its own pass.
+    QuantizedModel qm;
+    int64_t rtn_experts = 0;
+    TERN_RETURN_IF_ERROR(calibrate_by_layer(model, ctx, calib, copt, progress, [&](int l, const CalibrationStats& st) {
+      return quantize_model_gptq_layer(model, ctx, st, o, l, qm, &rtn_experts);
+    }));
+    log_rtn_experts(rtn_experts);
+    return qm;
   }
   TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));
   o.on_layer = [&](int64_t done, int64_t total) {

@@ -52,7 +52,12 @@ Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const
                                      const QuantSpec& spec, const MethodOptions& options,
                                      const ProgressFn& progress = nullptr);
 
-// Every linear of the model, from calibration statistics collected with `hessian` on.
+// Layer `layer`'s linears into qm (stats must hold that layer's Hessians); experts no calibration row
+// reached are rounded to nearest and counted in *rtn_experts.
+Status quantize_model_gptq_layer(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
+                                 const GptqOptions& options, int layer, QuantizedModel& qm, int64_t* rtn_experts);
+
+// Every linear of the model (experts included), from calibration statistics collected with `hessian` on.
 Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
                                            const GptqOptions& options);
 

@@ -36,6 +36,8 @@ class WeightBinder {
   // per part (views into the mmap): Phi-3 qkv_proj (q, k, v rows), gate_up_proj (gate, up).
   // transposed: the checkpoint stores [cols, Σ rows] (GPT-2's Conv1D, [in, out]); the tensor is
   // copied transposed into the arena once, at load. A tensor of any other shape is an error naming it.
+  // A quantized checkpoint may hold the module quantized (a linear [Σ rows, cols] whatever `transposed`
+  // says): it is split by rows, each part repacked for the kernels.
   Result<std::vector<WeightMatrix>> matrix_parts(const std::string& name, const std::vector<int64_t>& rows,
                                                  int64_t cols, bool transposed = false);
   // The same for a fused 1-D tensor (a bias [Σ n]).
@@ -53,6 +55,8 @@ class WeightBinder {
  private:
   Result<const TensorInfo*> take(const std::string& name, const std::vector<int64_t>& shape);
   Result<WeightMatrix> quantized_matrix(const std::string& module, int64_t rows, int64_t cols);
+  Result<std::vector<WeightMatrix>> quantized_parts(const std::string& module, const std::vector<int64_t>& rows,
+                                                    int64_t total, int64_t cols);
   const SafetensorsStore* store_;
   const QuantConfig* quant_ = nullptr;
   WeightArena* arena_ = nullptr;
