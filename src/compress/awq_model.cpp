@@ -188,6 +188,9 @@ Status quantize_model_awq_layer(const Model& model, ExecContext& ctx, const Cali
   }
 
   std::vector<QuantizedLinear> out(n_sites);
+  // Linears reading one input share its scale, so x / s has one Hessian, factorized once for the run of
+  // sites reading it (q/k/v, an expert's gate and up); only the last is kept (an expert's is 32 MiB).
+  std::pair<InputRef, std::shared_ptr<const GptqHessian>> last_h{InputRef{-1}, nullptr};
   for (size_t i = 0; i < n_sites; ++i) {
     const LinearSite& site = ll.sites[i];
     const SlotStats& st = stats.at(site.input);
@@ -205,13 +208,18 @@ Status quantize_model_awq_layer(const Model& model, ExecContext& ctx, const Cali
     if (opt.gptq) {
       // x / s has the Hessian diag(1/s) · XᵀX · diag(1/s).
       if (st.xtx.empty()) return Status::error("awq+gptq: calibration ran without the Hessian");
-      std::vector<double> h = st.xtx;
-      if (!s.empty())
-        for (int64_t a = 0; a < st.cols; ++a)
-          for (int64_t b = 0; b < st.cols; ++b) h[size_t(a * st.cols + b)] /= double(s[size_t(a)]) * double(s[size_t(b)]);
       GptqOptions go;
       go.spec = mopt.spec, go.percdamp = opt.percdamp, go.mse_clip = opt.mse_clip;
-      q = gptq_quantize_linear(ctx, wf[i].data(), w.rows, w.cols, h, go);
+      if (!last_h.second || !(last_h.first == site.input)) {
+        std::vector<double> h = st.xtx;
+        if (!s.empty())
+          for (int64_t a = 0; a < st.cols; ++a)
+            for (int64_t b = 0; b < st.cols; ++b) h[size_t(a * st.cols + b)] /= double(s[size_t(a)]) * double(s[size_t(b)]);
+        auto p = gptq_prepare(h, st.cols, go);
+        if (!p.is_ok()) return p.status().with_context(site.name);
+        last_h = {site.input, *p};
+      }
+      q = gptq_quantize_prepared(ctx, wf[i].data(), w.rows, w.cols, *last_h.second, go);
     } else {
       // The clipping search sees the inputs as the scaled model produces them: x / s.
       const int64_t n = std::min(st.n_sample(), opt.clip_rows);

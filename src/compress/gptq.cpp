@@ -143,6 +143,22 @@ Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, i
   return gptq_with(ctx, w, rows, cols, ph, opt);
 }
 
+struct GptqHessian {
+  PreparedHessian p;
+};
+
+Result<std::shared_ptr<const GptqHessian>> gptq_prepare(const std::vector<double>& h, int64_t cols,
+                                                        const GptqOptions& opt) {
+  auto out = std::make_shared<GptqHessian>();
+  TERN_ASSIGN_OR_RETURN(out->p, prepare_hessian(h, cols, opt));
+  return std::shared_ptr<const GptqHessian>(std::move(out));
+}
+
+Result<QuantizedLinear> gptq_quantize_prepared(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
+                                               const GptqHessian& h, const GptqOptions& opt) {
+  return gptq_with(ctx, w, rows, cols, h.p, opt);
+}
+
 namespace {
 
 bool in_mask(const InputRef& r, unsigned mask) { return mask >> unsigned(r.slot) & 1u; }
@@ -153,7 +169,9 @@ bool in_mask(const InputRef& r, unsigned mask) { return mask >> unsigned(r.slot)
 Status quantize_layer_sites(ExecContext& ctx, const CalibrationStats& stats, const GptqOptions& opt,
                             const LayerLinears& ll, unsigned mask, std::vector<QuantizedLinear>& out,
                             int64_t* rtn_experts) {
-  std::vector<std::pair<InputRef, PreparedHessian>> prepared;  // linears reading one input share theirs
+  // Linears reading one input share its factorization; sites of one input come in a run (q/k/v, an
+  // expert's gate and up), so only the last one is kept (an expert's is 32 MiB at hidden 2048).
+  std::optional<std::pair<InputRef, PreparedHessian>> last;
   for (size_t i = 0; i < ll.sites.size(); ++i) {
     const LinearSite& site = ll.sites[i];
     if (!in_mask(site.input, mask)) continue;
@@ -170,16 +188,13 @@ Status quantize_layer_sites(ExecContext& ctx, const CalibrationStats& stats, con
       continue;
     }
     if (st.xtx.empty()) return Status::error(fmt::format("gptq: {}: calibration ran without the Hessian", site.name));
-    const PreparedHessian* ph = nullptr;
-    for (const auto& [ref, p] : prepared)
-      if (ref == site.input) ph = &p;
-    if (!ph) {
+    if (!last || !(last->first == site.input)) {
+      last.reset();
       auto p = prepare_hessian(st.xtx, st.cols, opt);
       if (!p.is_ok()) return p.status().with_context(site.name);
-      prepared.emplace_back(site.input, std::move(p).value());
-      ph = &prepared.back().second;
+      last.emplace(site.input, std::move(p).value());
     }
-    auto q = gptq_with(ctx, f.data(), w.rows, w.cols, *ph, mopt);
+    auto q = gptq_with(ctx, f.data(), w.rows, w.cols, last->second, mopt);
     if (!q.is_ok()) return q.status().with_context(site.name);
     out[i] = std::move(q).value();
   }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,14 @@ struct GptqOptions {
 // is zero (never activated) are zeroed, as in the reference implementation.
 Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
                                              const std::vector<double>& h, const GptqOptions& options);
+
+// The same for several linears reading one input: the Hessian's factorization is computed once
+// (gptq_prepare) and reused (gptq_quantize_prepared) — the gate and up of one expert, q/k/v.
+struct GptqHessian;
+Result<std::shared_ptr<const GptqHessian>> gptq_prepare(const std::vector<double>& h, int64_t cols,
+                                                        const GptqOptions& options);
+Result<QuantizedLinear> gptq_quantize_prepared(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
+                                               const GptqHessian& h, const GptqOptions& options);
 
 // Sequential GPTQ (the GPTQ paper's and AutoGPTQ's "true sequential"): each stage's Hessians are
 // collected with every earlier linear already quantized, so a layer compensates the errors the
