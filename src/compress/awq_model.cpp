@@ -215,7 +215,7 @@ Status quantize_model_awq_layer(const Model& model, ExecContext& ctx, const Cali
         if (!s.empty())
           for (int64_t a = 0; a < st.cols; ++a)
             for (int64_t b = 0; b < st.cols; ++b) h[size_t(a * st.cols + b)] /= double(s[size_t(a)]) * double(s[size_t(b)]);
-        auto p = gptq_prepare(h, st.cols, go);
+        auto p = gptq_prepare(ctx, h, st.cols, go);
         if (!p.is_ok()) return p.status().with_context(site.name);
         last_h = {site.input, *p};
       }

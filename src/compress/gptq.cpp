@@ -23,7 +23,8 @@ struct PreparedHessian {
   std::vector<double> u;      // [n, n] in permuted order
 };
 
-Result<PreparedHessian> prepare_hessian(const std::vector<double>& h_in, int64_t n, const GptqOptions& opt) {
+Result<PreparedHessian> prepare_hessian(const std::vector<double>& h_in, int64_t n, const GptqOptions& opt,
+                                        ThreadPool* pool = nullptr) {
   if (int64_t(h_in.size()) != n * n) return Status::error("gptq: Hessian size does not match the layer");
   PreparedHessian p;
   p.n = n;
@@ -49,7 +50,7 @@ Result<PreparedHessian> prepare_hessian(const std::vector<double>& h_in, int64_t
   for (int attempt = 0; attempt < 6; ++attempt, damp *= 10) {
     std::vector<double> hd = hp;
     for (int64_t i = 0; i < n; ++i) hd[size_t(i * n + i)] += damp;
-    auto u = inverse_cholesky_upper(hd, n);
+    auto u = inverse_cholesky_upper(hd, n, pool);
     if (u.is_ok()) {
       p.u = std::move(u).value();
       return p;
@@ -139,7 +140,7 @@ Result<QuantizedLinear> gptq_with(ExecContext& ctx, const float* w, int64_t rows
 Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
                                       const std::vector<double>& h, const GptqOptions& opt) {
   TERN_RETURN_IF_ERROR(validate_quant_spec(opt.spec, cols));
-  TERN_ASSIGN_OR_RETURN(PreparedHessian ph, prepare_hessian(h, cols, opt));
+  TERN_ASSIGN_OR_RETURN(PreparedHessian ph, prepare_hessian(h, cols, opt, &ctx.pool()));
   return gptq_with(ctx, w, rows, cols, ph, opt);
 }
 
@@ -147,10 +148,10 @@ struct GptqHessian {
   PreparedHessian p;
 };
 
-Result<std::shared_ptr<const GptqHessian>> gptq_prepare(const std::vector<double>& h, int64_t cols,
+Result<std::shared_ptr<const GptqHessian>> gptq_prepare(ExecContext& ctx, const std::vector<double>& h, int64_t cols,
                                                         const GptqOptions& opt) {
   auto out = std::make_shared<GptqHessian>();
-  TERN_ASSIGN_OR_RETURN(out->p, prepare_hessian(h, cols, opt));
+  TERN_ASSIGN_OR_RETURN(out->p, prepare_hessian(h, cols, opt, &ctx.pool()));
   return std::shared_ptr<const GptqHessian>(std::move(out));
 }
 
@@ -190,7 +191,7 @@ Status quantize_layer_sites(ExecContext& ctx, const CalibrationStats& stats, con
     if (st.xtx.empty()) return Status::error(fmt::format("gptq: {}: calibration ran without the Hessian", site.name));
     if (!last || !(last->first == site.input)) {
       last.reset();
-      auto p = prepare_hessian(st.xtx, st.cols, opt);
+      auto p = prepare_hessian(st.xtx, st.cols, opt, &ctx.pool());
       if (!p.is_ok()) return p.status().with_context(site.name);
       last.emplace(site.input, std::move(p).value());
     }

@@ -36,7 +36,7 @@ Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, i
 // The same for several linears reading one input: the Hessian's factorization is computed once
 // (gptq_prepare) and reused (gptq_quantize_prepared) — the gate and up of one expert, q/k/v.
 struct GptqHessian;
-Result<std::shared_ptr<const GptqHessian>> gptq_prepare(const std::vector<double>& h, int64_t cols,
+Result<std::shared_ptr<const GptqHessian>> gptq_prepare(ExecContext& ctx, const std::vector<double>& h, int64_t cols,
                                                         const GptqOptions& options);
 Result<QuantizedLinear> gptq_quantize_prepared(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
                                                const GptqHessian& h, const GptqOptions& options);
