@@ -68,11 +68,14 @@ AwqScale awq_search_scale(ExecContext& ctx, const float* x, int64_t n, const flo
     // Normalise around 1 (as AutoAWQ does) so the scaled weights keep their magnitude.
     const float norm = std::sqrt(smax * smin);
     for (float& v : s) v /= norm;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) wq[size_t(r * cols + c)] = w[r * cols + c] * s[size_t(c)];
-    fake_quantize_rows(wq.data(), rows, cols, spec);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) wq[size_t(r * cols + c)] /= s[size_t(c)];
+    // wq = dequant(quant(w · diag(s))) / s, rows in parallel (experts: 128 searches per layer).
+    ctx.pool().parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = 0; c < cols; ++c) wq[size_t(r * cols + c)] = w[r * cols + c] * s[size_t(c)];
+      fake_quantize_rows(wq.data() + r0 * cols, r1 - r0, cols, spec);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = 0; c < cols; ++c) wq[size_t(r * cols + c)] /= s[size_t(c)];
+    });
     matmul_f32(ctx, x, n, wq.data(), rows, cols, y.data());
     const double loss = mse(y, y_ref);
     if (k < 0) best.loss_rtn = loss;
