@@ -59,53 +59,67 @@ Result<PreparedHessian> prepare_hessian(const std::vector<double>& h_in, int64_t
   return Status::error("gptq: the Hessian is not positive definite even after dampening");
 }
 
-// GPTQ on rows [r0, r1) of wp (permuted columns, f64, [rows, n]); codes and group params out.
+// GPTQ on rows [r0, r1) of wp (permuted columns, f64, [rows, n]); codes and group params out. Rows
+// are independent; they go in tiles of kTile so that each row of U (streamed once per column of the
+// block) serves the whole tile from cache instead of being re-read from memory for every row. Each
+// row sees the same operations in the same order as one row at a time would.
 void gptq_rows(const PreparedHessian& ph, const GptqOptions& opt, std::vector<double>& wp, int64_t r0, int64_t r1,
                QuantizedLinear& ql) {
+  constexpr int64_t kTile = 16;
   const int64_t n = ph.n, gs = opt.spec.group > 0 ? opt.spec.group : n, ng = n / gs;
   const int64_t bs = std::max(1, opt.block_size);
   const double* u = ph.u.data();
   std::vector<float> tmp(static_cast<size_t>(gs));
-  std::vector<double> err(static_cast<size_t>(bs));
-  std::vector<GroupParams> params(static_cast<size_t>(ng));
+  std::vector<double> err(size_t(kTile * bs));
+  std::vector<GroupParams> params(size_t(kTile * ng));
   // Static groups (act-order): every group's parameters from the original weights, in column order, so
   // the checkpoint needs no g_idx; the columns are still quantized in act-order.
   const bool static_groups = opt.act_order && opt.static_groups;
   std::vector<float> orig(static_groups ? size_t(n) : 0);
-  for (int64_t r = r0; r < r1; ++r) {
-    double* w = wp.data() + r * n;
+  for (int64_t t0 = r0; t0 < r1; t0 += kTile) {
+    const int64_t nt = std::min(r1 - t0, kTile);
     if (static_groups) {
-      for (int64_t i = 0; i < n; ++i) orig[size_t(ph.perm[size_t(i)])] = float(w[i]);
-      for (int64_t g = 0; g < ng; ++g)
-        params[size_t(g)] = opt.mse_clip ? mse_group_params(orig.data() + g * gs, gs, opt.spec)
-                                         : group_params(orig.data() + g * gs, gs, 1, opt.spec);
+      for (int64_t t = 0; t < nt; ++t) {
+        const double* w = wp.data() + (t0 + t) * n;
+        for (int64_t i = 0; i < n; ++i) orig[size_t(ph.perm[size_t(i)])] = float(w[i]);
+        for (int64_t g = 0; g < ng; ++g)
+          params[size_t(t * ng + g)] = opt.mse_clip ? mse_group_params(orig.data() + g * gs, gs, opt.spec)
+                                                    : group_params(orig.data() + g * gs, gs, 1, opt.spec);
+      }
     }
     for (int64_t i1 = 0; i1 < n; i1 += bs) {
       const int64_t i2 = std::min(n, i1 + bs);
       for (int64_t i = i1; i < i2; ++i) {
-        if (!static_groups && i % gs == 0) {  // group parameters from the current (error-compensated) weights
-          for (int64_t j = 0; j < gs; ++j) tmp[size_t(j)] = float(w[i + j]);
-          params[size_t(i / gs)] = opt.mse_clip ? mse_group_params(tmp.data(), gs, opt.spec)
-                                                : group_params(tmp.data(), gs, 1, opt.spec);
-        }
-        const GroupParams gp = params[size_t(static_groups ? ph.perm[size_t(i)] / gs : i / gs)];
-        const int code = quantize_value(float(w[i]), gp, opt.spec);
-        ql.q[size_t(r * n + ph.perm[size_t(i)])] = uint8_t(code);
-        const double e = (w[i] - double(dequantize_value(code, gp))) / u[i * n + i];
-        err[size_t(i - i1)] = e;
         const double* ui = u + i * n;
-        for (int64_t j = i + 1; j < i2; ++j) w[j] -= e * ui[j];
+        for (int64_t t = 0; t < nt; ++t) {
+          double* w = wp.data() + (t0 + t) * n;
+          if (!static_groups && i % gs == 0) {  // group parameters from the current (error-compensated) weights
+            for (int64_t j = 0; j < gs; ++j) tmp[size_t(j)] = float(w[i + j]);
+            params[size_t(t * ng + i / gs)] = opt.mse_clip ? mse_group_params(tmp.data(), gs, opt.spec)
+                                                           : group_params(tmp.data(), gs, 1, opt.spec);
+          }
+          const GroupParams gp = params[size_t(t * ng + (static_groups ? ph.perm[size_t(i)] / gs : i / gs))];
+          const int code = quantize_value(float(w[i]), gp, opt.spec);
+          ql.q[size_t((t0 + t) * n + ph.perm[size_t(i)])] = uint8_t(code);
+          const double e = (w[i] - double(dequantize_value(code, gp))) / ui[i];
+          err[size_t(t * bs + i - i1)] = e;
+          for (int64_t j = i + 1; j < i2; ++j) w[j] -= e * ui[j];
+        }
       }
       for (int64_t i = i1; i < i2; ++i) {  // lazy update of the columns after the block
-        const double e = err[size_t(i - i1)];
         const double* ui = u + i * n;
-        for (int64_t j = i2; j < n; ++j) w[j] -= e * ui[j];
+        for (int64_t t = 0; t < nt; ++t) {
+          const double e = err[size_t(t * bs + i - i1)];
+          double* w = wp.data() + (t0 + t) * n;
+          for (int64_t j = i2; j < n; ++j) w[j] -= e * ui[j];
+        }
       }
     }
-    for (int64_t g = 0; g < ng; ++g) {
-      ql.scales[size_t(r * ng + g)] = params[size_t(g)].scale;
-      if (!opt.spec.symmetric) ql.zeros[size_t(r * ng + g)] = params[size_t(g)].zero;
-    }
+    for (int64_t t = 0; t < nt; ++t)
+      for (int64_t g = 0; g < ng; ++g) {
+        ql.scales[size_t((t0 + t) * ng + g)] = params[size_t(t * ng + g)].scale;
+        if (!opt.spec.symmetric) ql.zeros[size_t((t0 + t) * ng + g)] = params[size_t(t * ng + g)].zero;
+      }
   }
 }
 
