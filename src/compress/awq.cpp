@@ -68,11 +68,14 @@ AwqScale awq_search_scale(ExecContext& ctx, const float* x, int64_t n, const flo
     // Normalise around 1 (as AutoAWQ does) so the scaled weights keep their magnitude.
     const float norm = std::sqrt(smax * smin);
     for (float& v : s) v /= norm;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) wq[size_t(r * cols + c)] = w[r * cols + c] * s[size_t(c)];
-    fake_quantize_rows(wq.data(), rows, cols, spec);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) wq[size_t(r * cols + c)] /= s[size_t(c)];
+    // wq = dequant(quant(w · diag(s))) / s, rows in parallel (experts: 128 searches per layer).
+    ctx.pool().parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = 0; c < cols; ++c) wq[size_t(r * cols + c)] = w[r * cols + c] * s[size_t(c)];
+      fake_quantize_rows(wq.data() + r0 * cols, r1 - r0, cols, spec);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = 0; c < cols; ++c) wq[size_t(r * cols + c)] /= s[size_t(c)];
+    });
     matmul_f32(ctx, x, n, wq.data(), rows, cols, y.data());
     const double loss = mse(y, y_ref);
     if (k < 0) best.loss_rtn = loss;
@@ -119,142 +122,28 @@ Result<QuantizedLinear> awq_quantize_clipped(ExecContext& ctx, const float* w, i
   return ql;
 }
 
-namespace {
-
-struct LayerWork {
-  std::array<std::vector<float>, kLinearKinds> w;  // f32 weights, scaled in place
-  std::array<std::vector<float>, 4> s;             // the scale chosen for each input slot (empty: none)
-  std::vector<float>& at(LinearKind k) { return w[size_t(k)]; }
-};
-
-// Searches and applies (to the weights' columns) the scale of one input slot shared by `kinds`.
-void scale_slot(ExecContext& ctx, LayerWork& lw, const SlotStats& st, const std::vector<LinearKind>& kinds,
-                const std::vector<int64_t>& rows_of, std::vector<float> mean_abs, const AwqOptions& opt) {
-  const int64_t cols = st.cols;
-  int64_t rows = 0;
-  for (int64_t r : rows_of) rows += r;
-  std::vector<float> stacked;
-  stacked.reserve(size_t(rows * cols));
-  for (LinearKind k : kinds) stacked.insert(stacked.end(), lw.at(k).begin(), lw.at(k).end());
-  AwqScale best = awq_search_scale(ctx, st.sample.data(), st.n_sample(), stacked.data(), rows, cols, mean_abs,
-                                   opt.spec, opt.grid, opt.duo_scaling);
-  for (LinearKind k : kinds) {
-    std::vector<float>& w = lw.at(k);
-    for (size_t i = 0; i < w.size(); ++i) w[i] *= best.scale[i % size_t(cols)];
-  }
-  lw.s[size_t(linear_input(kinds[0]))] = std::move(best.scale);
-}
-
-}  // namespace
-
-Result<QuantizedModel> quantize_model_awq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
-                                          const AwqOptions& opt) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
-  const ModelConfig& cfg = model.config();
-  const auto& layers = model.weights().layers;
-  if (stats.layers.size() != layers.size()) return Status::error("awq: calibration does not match the model");
-  QuantizedModel qm;
-  for (size_t l = 0; l < layers.size(); ++l) {
-    const DecoderLayerWeights& src = layers[l];
-    LayerWork lw;
-    for (LinearKind k : kAllLinears) {
-      const WeightMatrix& w = linear_weight(src, k);
-      TERN_RETURN_IF_ERROR(validate_quant_spec(opt.spec, w.cols));
-      TERN_ASSIGN_OR_RETURN(lw.at(k), weight_to_f32(w));
-    }
-    for (int s = 0; s < 4; ++s) {
-      if (stats.layers[l][size_t(s)].n_sample() == 0) return Status::error("awq: calibration kept no sample rows");
-    }
-    auto rows = [&](LinearKind k) { return linear_weight(src, k).rows; };
-    const SlotStats& attn_in = stats.at(int(l), LinearInput::kAttnIn);
-    const SlotStats& attn_out = stats.at(int(l), LinearInput::kAttnOut);
-    const SlotStats& mlp_in = stats.at(int(l), LinearInput::kMlpIn);
-    const SlotStats& mlp_down = stats.at(int(l), LinearInput::kMlpDown);
-
-    scale_slot(ctx, lw, attn_in, {LinearKind::kQ, LinearKind::kK, LinearKind::kV},
-               {rows(LinearKind::kQ), rows(LinearKind::kK), rows(LinearKind::kV)}, attn_in.mean_abs(), opt);
-    // o_proj: s must be equal across the query heads sharing a kv head to fold into v_proj's rows;
-    // a v bias would have to be scaled too, so such layers keep o_proj unscaled.
-    if (src.attn.v_bias.empty()) {
-      std::vector<float> m = attn_out.mean_abs();
-      const int hd = cfg.head_dim, rep = cfg.n_heads / cfg.n_kv_heads;
-      std::vector<float> tied(m.size());
-      for (int kv = 0; kv < cfg.n_kv_heads; ++kv)
-        for (int d = 0; d < hd; ++d) {
-          float sum = 0;
-          for (int r = 0; r < rep; ++r) sum += m[size_t((kv * rep + r) * hd + d)];
-          for (int r = 0; r < rep; ++r) tied[size_t((kv * rep + r) * hd + d)] = sum / float(rep);
-        }
-      scale_slot(ctx, lw, attn_out, {LinearKind::kO}, {rows(LinearKind::kO)}, tied, opt);
-      const std::vector<float>& so = lw.s[size_t(LinearInput::kAttnOut)];
-      std::vector<float>& v = lw.at(LinearKind::kV);
-      for (int kv = 0; kv < cfg.n_kv_heads; ++kv)
-        for (int d = 0; d < hd; ++d) {
-          const float sv = so[size_t(kv * rep * hd + d)];
-          float* row = v.data() + size_t(kv * hd + d) * size_t(cfg.hidden_size);
-          for (int64_t c = 0; c < cfg.hidden_size; ++c) row[c] /= sv;
-        }
-    }
-    scale_slot(ctx, lw, mlp_in, {LinearKind::kGate, LinearKind::kUp}, {rows(LinearKind::kGate), rows(LinearKind::kUp)},
-               mlp_in.mean_abs(), opt);
-    scale_slot(ctx, lw, mlp_down, {LinearKind::kDown}, {rows(LinearKind::kDown)}, mlp_down.mean_abs(), opt);
-    {
-      const std::vector<float>& sd = lw.s[size_t(LinearInput::kMlpDown)];
-      std::vector<float>& up = lw.at(LinearKind::kUp);
-      for (int64_t j = 0; j < cfg.intermediate_size; ++j)
-        for (int64_t c = 0; c < cfg.hidden_size; ++c) up[size_t(j * cfg.hidden_size + c)] /= sd[size_t(j)];
-    }
-
-    LayerResult ql;
-    ql.input_norm = src.attn_norm.weight;
-    ql.post_attn_norm = src.ffn_norm.weight;
-    ql.norms_changed = true;
-    const std::vector<float>& s_in = lw.s[size_t(LinearInput::kAttnIn)];
-    const std::vector<float>& s_mlp = lw.s[size_t(LinearInput::kMlpIn)];
-    for (int64_t c = 0; c < cfg.hidden_size; ++c) ql.input_norm[size_t(c)] /= s_in[size_t(c)];
-    for (int64_t c = 0; c < cfg.hidden_size; ++c) ql.post_attn_norm[size_t(c)] /= s_mlp[size_t(c)];
-    for (LinearKind k : kAllLinears) {
-      const SlotStats& st = stats.at(int(l), linear_input(k));
-      const std::vector<float>& s = lw.s[size_t(linear_input(k))];
-      // The clipping search sees the inputs as the scaled model produces them: x / s.
-      const int64_t n = std::min(st.n_sample(), opt.clip_rows);
-      std::vector<float> xs(st.sample.begin(), st.sample.begin() + n * st.cols);
-      if (!s.empty())
-        for (size_t i = 0; i < xs.size(); ++i) xs[i] /= s[i % size_t(st.cols)];
-      const bool clip = opt.clip && k != LinearKind::kQ && k != LinearKind::kK;  // as AutoAWQ
-      const WeightMatrix& w = linear_weight(src, k);
-      AwqOptions mopt = opt;
-      if (opt.spec_for) mopt.spec = opt.spec_for(linear_module_name(int(l), k));
-      if (opt.gptq) {
-        // x / s has the Hessian diag(1/s) · XᵀX · diag(1/s).
-        if (st.xtx.empty()) return Status::error("awq+gptq: calibration ran without the Hessian");
-        std::vector<double> h = st.xtx;
-        if (!s.empty())
-          for (int64_t i = 0; i < st.cols; ++i)
-            for (int64_t j = 0; j < st.cols; ++j) h[size_t(i * st.cols + j)] /= double(s[size_t(i)]) * double(s[size_t(j)]);
-        GptqOptions go;
-        go.spec = mopt.spec, go.percdamp = opt.percdamp, go.mse_clip = opt.mse_clip;
-        TERN_ASSIGN_OR_RETURN(ql.at(k), gptq_quantize_linear(ctx, lw.at(k).data(), w.rows, w.cols, h, go));
-      } else {
-        TERN_ASSIGN_OR_RETURN(ql.at(k), awq_quantize_clipped(ctx, lw.at(k).data(), w.rows, w.cols, xs.data(), n, mopt, clip));
-      }
-    }
-    store_layer(qm, int(l), std::move(ql));
-    if (opt.on_layer) opt.on_layer(int64_t(l) + 1, int64_t(layers.size()));
-  }
-  return qm;
-}
-
 Result<QuantizedModel> awq_quantize(ExecContext& ctx, const Model& model, const CalibData& calib,
                                     const QuantSpec& spec, const MethodOptions& options, const ProgressFn& progress) {
   CalibrationOptions copt;
   copt.sample_rows = 512;
   copt.hessian = options.awq_gptq;
-  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));
   AwqOptions o;
   o.spec = spec;
   o.spec_for = options.spec_for;
   o.gptq = options.awq_gptq, o.percdamp = options.damp, o.mse_clip = options.mse_clip;
+  if (model.config().moe.enabled()) {
+    // Per expert: its own sample (searches cost rows × experts) and, with GPTQ rounding, its own
+    // Hessian; one layer at a time so memory holds one layer's (calibrate_by_layer).
+    copt.expert_sample_rows = 64;
+    QuantizedModel qm;
+    AwqLog log;
+    TERN_RETURN_IF_ERROR(calibrate_by_layer(model, ctx, calib, copt, progress, [&](int l, const CalibrationStats& st) {
+      return quantize_model_awq_layer(model, ctx, st, o, l, qm, &log);
+    }));
+    log.print();
+    return qm;
+  }
+  TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, calib, copt, progress));
   o.on_layer = [&](int64_t done, int64_t total) {
     if (progress) progress(stats.windows + done, stats.windows + total);
   };

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
 
 #include "compress/dense_math.h"
@@ -47,19 +48,8 @@ class Collector : public ActivationObserver {
  public:
   Collector(ExecContext& ctx, const ModelConfig& cfg, const CalibrationOptions& opt) : ctx_(&ctx), opt_(opt) {
     stats_.layers.resize(size_t(cfg.n_layers));
-    const int64_t cols[4] = {cfg.hidden_size, int64_t(cfg.n_heads) * cfg.head_dim, cfg.hidden_size,
-                             cfg.intermediate_size};
-    rngs_.resize(size_t(cfg.n_layers) * 4);
-    for (int l = 0; l < cfg.n_layers; ++l) {
-      for (int s = 0; s < 4; ++s) {
-        SlotStats& st = stats_.layers[size_t(l)][size_t(s)];
-        st.cols = cols[s];
-        if (!wanted(l, LinearInput(s))) continue;
-        st.abs_sum.assign(size_t(st.cols), 0.0);
-        st.abs_max.assign(size_t(st.cols), 0.0f);
-        if (opt.hessian) st.xtx.assign(size_t(st.cols * st.cols), 0.0);
-        rngs_[size_t(l * 4 + s)].seed(opt.seed * 1000003u + uint64_t(l * 4 + s));
-      }
+    if (cfg.moe.enabled()) {
+      stats_.experts.assign(size_t(cfg.n_layers), std::vector<std::array<SlotStats, 2>>(size_t(cfg.moe.n_experts) + 1));
     }
   }
 
@@ -69,7 +59,29 @@ class Collector : public ActivationObserver {
 
   void on_linear_input(int layer, LinearInput slot, const float* x, int64_t rows, int64_t cols) override {
     if (!wanted(layer, slot)) return;
-    SlotStats& st = stats_.at(layer, slot);
+    // The seed key of the four original slots is layer * 4 + slot (samples as before experts existed).
+    const uint64_t key = slot == LinearInput::kQLatent ? (uint64_t(1) << 40) + uint64_t(layer)
+                                                       : uint64_t(layer) * 4 + uint64_t(slot);
+    add(stats_.at(layer, slot), key, x, rows, cols, opt_.sample_rows);
+  }
+
+  void on_expert_input(int layer, int expert, LinearInput slot, const float* x, int64_t rows, int64_t cols) override {
+    if (!wanted(layer, slot) || stats_.experts.empty()) return;
+    InputRef r{layer, slot, expert};
+    add(stats_.at(r), (uint64_t(1) << 41) + (uint64_t(layer) << 20) + uint64_t(expert) * 8 + uint64_t(slot), x, rows, cols,
+        opt_.expert_sample_rows < 0 ? opt_.sample_rows : opt_.expert_sample_rows);
+  }
+
+  CalibrationStats stats_;
+
+ private:
+  void add(SlotStats& st, uint64_t key, const float* x, int64_t rows, int64_t cols, int64_t keep) {
+    if (st.cols == 0) {  // first rows: allocate
+      st.cols = cols;
+      st.abs_sum.assign(size_t(cols), 0.0);
+      st.abs_max.assign(size_t(cols), 0.0f);
+      if (opt_.hessian) st.xtx.assign(size_t(cols * cols), 0.0);
+    }
     for (int64_t r = 0; r < rows; ++r) {
       const float* row = x + r * cols;
       for (int64_t c = 0; c < cols; ++c) {
@@ -78,14 +90,16 @@ class Collector : public ActivationObserver {
         st.abs_max[size_t(c)] = std::max(st.abs_max[size_t(c)], a);
       }
       // Reservoir sampling keeps a uniform sample of all rows seen so far.
-      if (opt_.sample_rows > 0) {
+      if (keep > 0) {
         const int64_t seen = st.rows + r;
-        if (seen < opt_.sample_rows) {
+        if (seen < keep) {
           st.sample.insert(st.sample.end(), row, row + cols);
         } else {
+          auto it = rngs_.find(key);
+          if (it == rngs_.end()) it = rngs_.emplace(key, std::mt19937_64(opt_.seed * 1000003u + key)).first;
           std::uniform_int_distribution<int64_t> pick(0, seen);
-          const int64_t j = pick(rngs_[size_t(layer * 4 + int(slot))]);
-          if (j < opt_.sample_rows) std::copy(row, row + cols, st.sample.begin() + j * cols);
+          const int64_t j = pick(it->second);
+          if (j < keep) std::copy(row, row + cols, st.sample.begin() + j * cols);
         }
       }
     }
@@ -93,16 +107,12 @@ class Collector : public ActivationObserver {
     if (opt_.hessian) accumulate_gram(*ctx_, x, rows, cols, st.xtx.data());
   }
 
-  CalibrationStats stats_;
-
- private:
   ExecContext* ctx_;
   CalibrationOptions opt_;
-  std::vector<std::mt19937_64> rngs_;
+  std::map<uint64_t, std::mt19937_64> rngs_;  // per slot, made when its reservoir is full
 };
 
 }  // namespace
-
 Result<CalibrationStats> calibrate(const Model& model, ExecContext& ctx,
                                    const std::vector<std::vector<int32_t>>& windows, const CalibrationOptions& opt,
                                    const std::function<void(int64_t, int64_t)>& on_window) {
@@ -143,6 +153,23 @@ Result<CalibrationStats> calibrate(const Model& model, ExecContext& ctx, const C
   return calibrate(model, ctx, *windows, options, [&](int64_t done, int64_t) {
     if (progress) progress(done, total);
   });
+}
+
+Status calibrate_by_layer(const Model& model, ExecContext& ctx, const CalibData& calib, CalibrationOptions options,
+                          const ProgressFn& progress,
+                          const std::function<Status(int layer, const CalibrationStats& stats)>& per_layer) {
+  options.window = calib.seq_len;
+  options.max_windows = calib.max_windows;
+  auto windows = calibration_windows(calib.tokens, calib.seq_len, calib.max_windows);
+  if (!windows.is_ok()) return windows.status().with_context("calibration");
+  const int n = model.config().n_layers;
+  for (int l = 0; l < n; ++l) {
+    options.only_layer = l;
+    TERN_ASSIGN_OR_RETURN(CalibrationStats stats, calibrate(model, ctx, *windows, options));
+    TERN_RETURN_IF_ERROR(per_layer(l, stats));
+    if (progress) progress(l + 1, n);
+  }
+  return Status::ok();
 }
 
 }  // namespace tern

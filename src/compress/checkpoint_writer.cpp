@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "compress/linear_sites.h"
 #include "formats/quant/checkpoint_layouts.h"
+#include "formats/quant/module_targets.h"
 #include "core/mapped_file.h"
 #include "formats/json_util.h"
 
@@ -64,16 +66,16 @@ OwnedTensor vector_as(const TensorInfo& like, const std::vector<float>& v) {
 
 }  // namespace
 
-std::vector<std::string> quantizable_modules(const Model& model, const QuantConfig& layout) {
-  std::vector<std::string> out;
-  for (const auto& t : model.store().tensors()) {
-    if (t.shape.size() != 2 || !ends_with(t.name, ".weight")) continue;
-    const std::string module = t.name.substr(0, t.name.size() - 7);
-    const bool linear = t.name.rfind("model.layers.", 0) == 0 && ends_with(t.name, "_proj.weight");
-    // Decoder linears as the layout says; the embedding only when a mixed-precision group names it.
-    if ((linear && layout.targets(module)) || (module == "model.embed_tokens" && !layout.schemes.empty() && layout.targets(module)))
-      out.push_back(module);
+Result<std::vector<QuantizableModule>> quantizable_modules(const Model& model, const QuantConfig& layout) {
+  TERN_ASSIGN_OR_RETURN(ModelLinears ml, model_linears(model));
+  std::vector<QuantizableModule> out;
+  // Decoder linears as the layout says (a layout without config groups: every one it does not ignore,
+  // whatever the architecture's prefix); the embedding only when a mixed-precision group names it.
+  for (const auto& m : ml.modules) {
+    if (layout.schemes.empty() ? !layout.ignores(m.name) : layout.targets(m.name)) out.push_back({m.name, m.conv1d});
   }
+  if (!layout.schemes.empty() && layout.targets(kEmbedModule) && model.store().find(std::string(kEmbedModule) + ".weight"))
+    out.push_back({kEmbedModule, false});
   return out;
 }
 
@@ -83,9 +85,9 @@ Status write_quantized_checkpoint(const Model& model, const QuantConfig& layout,
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
   if (ec) return Status::error(fmt::format("{}: cannot create: {}", options.out_dir, ec.message()));
-  const std::vector<std::string> modules = quantizable_modules(model, layout);
-  std::map<std::string, bool> is_quantized;
-  for (const auto& m : modules) is_quantized[m + ".weight"] = true;
+  TERN_ASSIGN_OR_RETURN(const std::vector<QuantizableModule> modules, quantizable_modules(model, layout));
+  std::map<std::string, bool> is_quantized;  // tensor name -> stored [in, out] (Conv1D)
+  for (const auto& m : modules) is_quantized[m.name + ".weight"] = m.conv1d;
 
   // Quantized tensors are produced up front (they are ~1/4 of the dense size); the rest is streamed
   // from the source mmap by the writer.
@@ -98,8 +100,17 @@ Status write_quantized_checkpoint(const Model& model, const QuantConfig& layout,
     const size_t begin = owned.size();
     if (is_quantized.count(t.name)) {
       const std::string module = t.name.substr(0, t.name.size() - 7);
-      const std::vector<float> w = to_f32(t);
-      TERN_ASSIGN_OR_RETURN(QuantizedLinear ql, quantize(module, w.data(), t.shape[0], t.shape[1]));
+      if (t.shape.size() != 2) return Status::error(fmt::format("{}: not a matrix", t.name));
+      std::vector<float> w = to_f32(t);
+      int64_t rows = t.shape[0], cols = t.shape[1];
+      if (is_quantized[t.name]) {  // Conv1D [in, out]: quantized (and written) as the linear [out, in]
+        std::vector<float> wt(w.size());
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t j = 0; j < cols; ++j) wt[size_t(j * rows + i)] = w[size_t(i * cols + j)];
+        w = std::move(wt);
+        std::swap(rows, cols);
+      }
+      TERN_ASSIGN_OR_RETURN(QuantizedLinear ql, quantize(module, w.data(), rows, cols));
       TERN_ASSIGN_OR_RETURN(std::vector<OwnedTensor> packed, pack_checkpoint_linear(ql, layout, module));
       for (auto& p : packed) owned.push_back(std::move(p));
       if (progress) progress(++done, int64_t(modules.size()));

@@ -1,5 +1,6 @@
-// Writes a quantized Hugging Face checkpoint: every decoder linear layer ("model.layers.N.*_proj")
-// in the layout of `layout` (AutoAWQ / AutoGPTQ / compressed-tensors, formats/quant/checkpoint_layouts.h),
+// Writes a quantized Hugging Face checkpoint: every decoder linear module the model lists
+// (compress/linear_sites.h: attention, MLP, every expert; a fused tensor as one module, GPT-2's
+// Conv1D [in, out] tensors transposed into linears [out, in] as AutoGPTQ stores them) in the layout of `layout` (AutoAWQ / AutoGPTQ / compressed-tensors, formats/quant/checkpoint_layouts.h),
 // everything else (embeddings, norms, LM head) copied as stored, config.json with quantization_config,
 // and the tokenizer / generation files copied.
 #pragma once
@@ -28,7 +29,11 @@ struct CheckpointWriteOptions {
 };
 
 // The decoder linear modules of `model` that a quantized checkpoint stores quantized, in order.
-std::vector<std::string> quantizable_modules(const Model& model, const QuantConfig& layout);
+struct QuantizableModule {
+  std::string name;
+  bool conv1d = false;  // stored dense as [in, out]
+};
+Result<std::vector<QuantizableModule>> quantizable_modules(const Model& model, const QuantConfig& layout);
 
 Status write_quantized_checkpoint(const Model& model, const QuantConfig& layout, const LinearQuantizer& quantize,
                                   const CheckpointWriteOptions& options, const ProgressFn& progress = nullptr);

@@ -7,6 +7,7 @@
 
 #include "core/status.h"
 #include "core/exec_context.h"
+#include "core/thread_pool.h"
 
 namespace tern {
 
@@ -17,14 +18,15 @@ void matmul_f32(ExecContext& ctx, const float* x, int64_t m, const float* w, int
 void accumulate_gram(ExecContext& ctx, const float* x, int64_t m, int64_t k, double* acc);
 
 // In place: a [n, n] symmetric positive definite -> its lower Cholesky factor L (a = L Lᵀ; the
-// upper triangle is zeroed). Error when a pivot is not positive.
-Status cholesky_lower(double* a, int64_t n);
+// upper triangle is zeroed). Error when a pivot is not positive. pool: threads for large n (null: one).
+Status cholesky_lower(double* a, int64_t n, ThreadPool* pool = nullptr);
 
 // In place: l [n, n] lower triangular -> l⁻¹ (lower triangular).
-void invert_lower(double* l, int64_t n);
+void invert_lower(double* l, int64_t n, ThreadPool* pool = nullptr);
 
 // The upper triangular U with H⁻¹ = Uᵀ U (what GPTQ walks through), from SPD h [n, n], without
 // forming H⁻¹: with J the reversal, J H J = L Lᵀ gives H = (J L J)(J L J)ᵀ, so U = J L⁻¹ J.
-Result<std::vector<double>> inverse_cholesky_upper(const std::vector<double>& h, int64_t n);
+Result<std::vector<double>> inverse_cholesky_upper(const std::vector<double>& h, int64_t n,
+                                                   ThreadPool* pool = nullptr);
 
 }  // namespace tern

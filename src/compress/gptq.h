@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,14 @@ struct GptqOptions {
 Result<QuantizedLinear> gptq_quantize_linear(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
                                              const std::vector<double>& h, const GptqOptions& options);
 
+// The same for several linears reading one input: the Hessian's factorization is computed once
+// (gptq_prepare) and reused (gptq_quantize_prepared) — the gate and up of one expert, q/k/v.
+struct GptqHessian;
+Result<std::shared_ptr<const GptqHessian>> gptq_prepare(ExecContext& ctx, const std::vector<double>& h, int64_t cols,
+                                                        const GptqOptions& options);
+Result<QuantizedLinear> gptq_quantize_prepared(ExecContext& ctx, const float* w, int64_t rows, int64_t cols,
+                                               const GptqHessian& h, const GptqOptions& options);
+
 // Sequential GPTQ (the GPTQ paper's and AutoGPTQ's "true sequential"): each stage's Hessians are
 // collected with every earlier linear already quantized, so a layer compensates the errors the
 // quantized layers before it make instead of fitting the base model's activations. Stages run in
@@ -52,7 +61,12 @@ Result<QuantizedModel> gptq_quantize(ExecContext& ctx, const Model& model, const
                                      const QuantSpec& spec, const MethodOptions& options,
                                      const ProgressFn& progress = nullptr);
 
-// Every linear of the model, from calibration statistics collected with `hessian` on.
+// Layer `layer`'s linears into qm (stats must hold that layer's Hessians); experts no calibration row
+// reached are rounded to nearest and counted in *rtn_experts.
+Status quantize_model_gptq_layer(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
+                                 const GptqOptions& options, int layer, QuantizedModel& qm, int64_t* rtn_experts);
+
+// Every linear of the model (experts included), from calibration statistics collected with `hessian` on.
 Result<QuantizedModel> quantize_model_gptq(const Model& model, ExecContext& ctx, const CalibrationStats& stats,
                                            const GptqOptions& options);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "compress/mixed_precision.h"
 
@@ -73,78 +74,99 @@ void store_layer(QuantizedModel& qm, int layer, LayerResult&& r) {
 
 Status check_quantizable_architecture(const Model& model) {
   const ModelConfig& c = model.config();
-  if (c.moe.enabled()) {
-    return Status::error(fmt::format("{}: architecture {} is a mixture of experts; quantizing its {} experts per layer "
-                                     "is not supported yet",
-                                     model.dir(), c.architecture, c.moe.n_experts));
-  }
   // A GGUF model has no Hugging Face architecture name and carries only Llama-family layers.
-  if (model.gguf()) return Status::ok();
+  if (model.gguf() && !c.moe.enabled()) return Status::ok();
   for (const char* ok : {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"}) {
     if (c.architecture == ok) return Status::ok();
   }
-  return Status::error(fmt::format("{}: architecture {} is not supported by quantize yet (Llama, Qwen2, Qwen3, Mistral)",
+  return Status::error(fmt::format("{}: architecture {} is not supported by SmoothQuant (W8A8) yet (Llama, Qwen2, "
+                                   "Qwen3, Mistral); rtn, awq and gptq support it",
                                    model.dir(), c.architecture));
 }
 
+Status store_sites(QuantizedModel& qm, const LayerLinears& ll, std::vector<QuantizedLinear>&& per_site) {
+  for (size_t i = 0; i < ll.sites.size(); ++i) {
+    const LinearSite& s = ll.sites[i];
+    QuantizedLinear& dst = qm.linears[s.module];
+    if (s.row0 == 0) dst = QuantizedLinear{};  // the first part (sites of a module come in row order)
+    if (dst.rows != s.row0) return Status::error(fmt::format("{}: fused parts out of order", s.module));
+    auto st = append_rows(dst, per_site[i]);
+    if (!st.is_ok()) return st.with_context(s.module);
+  }
+  return Status::ok();
+}
+
 Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& spec) {
-  TERN_RETURN_IF_ERROR(check_quantizable_architecture(model));
+  TERN_ASSIGN_OR_RETURN(ModelLinears ml, model_linears(model));
   QuantizedModel qm;
-  const auto& layers = model.weights().layers;
-  for (size_t l = 0; l < layers.size(); ++l) {
-    for (LinearKind k : kAllLinears) {
-      const WeightMatrix& w = linear_weight(layers[l], k);
+  for (const LayerLinears& ll : ml.layers) {
+    std::vector<QuantizedLinear> out(ll.sites.size());
+    for (size_t i = 0; i < ll.sites.size(); ++i) {
+      const WeightMatrix& w = *ll.sites[i].w;
       TERN_ASSIGN_OR_RETURN(std::vector<float> f, weight_to_f32(w));
-      TERN_ASSIGN_OR_RETURN(qm.linears[linear_module_name(int(l), k)], quantize_rtn(f.data(), w.rows, w.cols, spec));
+      TERN_ASSIGN_OR_RETURN(out[i], quantize_rtn(f.data(), w.rows, w.cols, spec));
     }
+    TERN_RETURN_IF_ERROR(store_sites(qm, ll, std::move(out)));
   }
   return qm;
 }
 
 Status apply_dequantized(Model& model, const QuantizedModel& qm) {
-  const TransformerWeights& src = model.weights();
+  TransformerWeights w = unshare_blocks(model.weights());
+  TERN_ASSIGN_OR_RETURN(ModelLinears ml, model_linears(model, w));
   auto storage = std::make_shared<std::vector<std::vector<float>>>();
-  TransformerWeights w = src;
-  size_t used = 0;
-  for (size_t l = 0; l < src.layers.size(); ++l) {
-    DecoderLayerWeights& lw = w.layers[l];
-    for (LinearKind k : kAllLinears) {
-      auto it = qm.linears.find(linear_module_name(int(l), k));
+  std::set<std::string> used;
+  auto f32_matrix = [&](std::vector<float> v, int64_t rows, int64_t cols) {
+    storage->push_back(std::move(v));
+    WeightMatrix m{};
+    m.data = storage->back().data(), m.dtype = DType::F32, m.rows = rows, m.cols = cols;
+    return m;
+  };
+  for (const LayerLinears& ll : ml.layers) {
+    for (const LinearSite& s : ll.sites) {
+      auto it = qm.linears.find(s.module);
       if (it == qm.linears.end()) continue;
-      ++used;
+      used.insert(s.module);
       const QuantizedLinear& q = it->second;
-      WeightMatrix& m = linear_weight(lw, k);
-      if (q.rows != m.rows || q.cols != m.cols) {
-        return Status::error(fmt::format("{}: quantized shape [{}, {}] != [{}, {}]", it->first, q.rows, q.cols, m.rows,
-                                         m.cols));
+      WeightMatrix& m = const_cast<WeightMatrix&>(*s.w);
+      if (q.cols != m.cols || q.rows < s.row0 + m.rows) {
+        return Status::error(fmt::format("{}: quantized shape [{}, {}] does not hold [{}, {}] at row {}", s.module, q.rows,
+                                         q.cols, m.rows, m.cols, s.row0));
       }
-      storage->push_back(dequantize(q));
-      m = WeightMatrix{};
-      m.data = storage->back().data();
-      m.dtype = DType::F32;
-      m.rows = q.rows, m.cols = q.cols;
+      m = f32_matrix(dequantize(q.rows == m.rows ? q : slice_rows(q, s.row0, m.rows)), m.rows, m.cols);
     }
-    for (bool post : {false, true}) {
-      auto it = qm.vectors.find(norm_tensor_name(int(l), post));
-      if (it == qm.vectors.end()) continue;
-      ++used;
-      std::vector<float>& norm = post ? lw.ffn_norm.weight : lw.attn_norm.weight;
-      if (it->second.size() != norm.size()) return Status::error(fmt::format("{}: size differs", it->first));
-      norm = it->second;
+    for (const InputGroup& g : ll.groups) {
+      auto replace_vec = [&](const std::string& name, const std::vector<float>* v, float offset) -> Status {
+        auto it = name.empty() || !v ? qm.vectors.end() : qm.vectors.find(name);
+        if (it == qm.vectors.end()) return Status::ok();
+        used.insert(name);
+        if (it->second.size() != v->size()) return Status::error(fmt::format("{}: size differs", name));
+        auto& dst = const_cast<std::vector<float>&>(*v);
+        for (size_t i = 0; i < dst.size(); ++i) dst[i] = it->second[i] + offset;
+        return Status::ok();
+      };
+      TERN_RETURN_IF_ERROR(replace_vec(g.norm_weight_name, g.norm_weight, g.norm_offset));
+      TERN_RETURN_IF_ERROR(replace_vec(g.norm_bias_name, g.norm_bias, 0.f));
+      for (size_t i = 0; i < g.dense_scaled.size(); ++i) {
+        auto it = qm.vectors.find(g.dense_scaled_names[i]);
+        if (it == qm.vectors.end()) continue;
+        used.insert(it->first);
+        WeightMatrix& m = const_cast<WeightMatrix&>(*g.dense_scaled[i]);
+        if (int64_t(it->second.size()) != m.rows * m.cols) return Status::error(fmt::format("{}: size differs", it->first));
+        m = f32_matrix(it->second, m.rows, m.cols);
+      }
     }
   }
   // The token embedding (and the LM head when it shares the embedding's storage).
   if (auto it = qm.linears.find(kEmbedModule); it != qm.linears.end()) {
-    ++used;
+    used.insert(it->first);
     const QuantizedLinear& q = it->second;
     if (q.rows != w.embed.rows || q.cols != w.embed.cols) return Status::error("model.embed_tokens: quantized shape differs");
     const bool tied = w.lm_head.data == w.embed.data;
-    storage->push_back(dequantize(q));
-    w.embed = WeightMatrix{};
-    w.embed.data = storage->back().data(), w.embed.dtype = DType::F32, w.embed.rows = q.rows, w.embed.cols = q.cols;
+    w.embed = f32_matrix(dequantize(q), q.rows, q.cols);
     if (tied) w.lm_head = w.embed;
   }
-  if (used != qm.linears.size() + qm.vectors.size()) {
+  if (used.size() != qm.linears.size() + qm.vectors.size()) {
     return Status::error("quantized model names tensors this model does not have");
   }
   model.replace_weights(std::move(w), std::move(storage));
@@ -167,6 +189,9 @@ class ActivationFakeQuant : public ActivationObserver {
  public:
   void on_linear_input(int, LinearInput, const float*, int64_t, int64_t) override {}
   void rewrite_linear_input(int, LinearInput, float* x, int64_t rows, int64_t cols) override {
+    fake_quantize_rows_int8(x, rows, cols);
+  }
+  void rewrite_expert_input(int, int, LinearInput, float* x, int64_t rows, int64_t cols) override {
     fake_quantize_rows_int8(x, rows, cols);
   }
 };

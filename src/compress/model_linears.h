@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/linear_sites.h"
 #include "compress/quantized_model.h"
 #include "core/status.h"
 #include "model/decoder.h"
@@ -46,18 +47,21 @@ void store_layer(QuantizedModel& qm, int layer, LayerResult&& r);
 // A dense weight (f32/f16/bf16) as f32 [rows, cols]; quantized formats are an error.
 Result<std::vector<float>> weight_to_f32(const WeightMatrix& w);
 
-// Quantization walks the Llama-family linears above; a mixture-of-experts model's experts are not
-// among them, so every quantize entry point refuses such a model (naming its architecture) rather
-// than writing a checkpoint whose experts were silently left dense. The dense architectures beyond
-// the Llama shape (fused qkv / gate_up tensors, LayerNorm, Gemma's 1 + w norms) are refused alike.
+// SmoothQuant walks the Llama-family linears above (LinearKind); it refuses every other architecture
+// by name. RTN, AWQ and GPTQ walk the model's own list (linear_sites.h) and take every architecture
+// tern runs, experts included.
 Status check_quantizable_architecture(const Model& model);
+
+// Files one layer's results (per_site[i] for ll.sites[i]) in qm under their stored module names, the
+// parts of a fused module concatenated by rows.
+Status store_sites(QuantizedModel& qm, const LayerLinears& ll, std::vector<QuantizedLinear>&& per_site);
 
 // Round to nearest, no calibration.
 Result<QuantizedModel> quantize_model_rtn(const Model& model, const QuantSpec& spec);
 
-// Evaluation in memory: replaces `model`'s linear weights and norms by the dequantized (dense f32)
-// ones of `qm` (linears qm does not name keep their weights), so perplexity/KL measure exactly what
-// the quantized weights compute. W8A8 also needs the activation rounding: pass activation_fake_quant()
+// Evaluation in memory: replaces `model`'s linear weights, norms and rescaled dense matrices (routers)
+// by the dequantized (dense f32) ones of `qm` (linears qm does not name keep their weights), so
+// perplexity/KL measure exactly what the quantized weights compute. W8A8 also needs the activation rounding: pass activation_fake_quant()
 // as the perplexity observer when qm.int8_activations.
 Status apply_dequantized(Model& model, const QuantizedModel& qm);
 

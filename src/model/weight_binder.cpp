@@ -32,6 +32,31 @@ Result<WeightMatrix> WeightBinder::quantized_matrix(const std::string& module, i
   return w;
 }
 
+// A fused module written quantized (tern quantize writes Phi-3 qkv_proj, GLM-4 gate_up_proj and GPT-2's
+// Conv1D c_attn as one linear [Σ rows, cols], Conv1D transposed to [out, in] as AutoGPTQ does): unpacked
+// once, split by rows (codes, scales and zero points are per row), each part packed for the kernels.
+Result<std::vector<WeightMatrix>> WeightBinder::quantized_parts(const std::string& module,
+                                                                const std::vector<int64_t>& rows, int64_t total,
+                                                                int64_t cols) {
+  TERN_ASSIGN_OR_RETURN(QuantizedLinear all, unpack_checkpoint_linear(*safetensors_, *quant_, module, total, cols));
+  std::vector<WeightMatrix> out;
+  int64_t r0 = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    QuantizedLinear part = all;
+    const int64_t n = rows[i], ng = all.fp8 ? 1 : all.n_groups();
+    part.rows = n;
+    part.q.assign(all.q.begin() + r0 * cols, all.q.begin() + (r0 + n) * cols);
+    part.scales.assign(all.scales.begin() + r0 * ng, all.scales.begin() + (r0 + n) * ng);
+    if (!all.zeros.empty()) part.zeros.assign(all.zeros.begin() + r0 * ng, all.zeros.begin() + (r0 + n) * ng);
+    TERN_ASSIGN_OR_RETURN(WeightMatrix w,
+                          pack_for_kernels(part, quant_->int8_activations, *arena_, fmt::format("{}[{}]", module, i)));
+    out.push_back(w);
+    r0 += n;
+  }
+  for (const auto& n : checkpoint_tensor_names(*quant_, module)) ignore_if_present(n);
+  return out;
+}
+
 Result<WeightMatrix> WeightBinder::matrix(const std::string& name, int64_t rows, int64_t cols) {
   constexpr std::string_view kSuffix = ".weight";
   if (quant_ && quant_->quantized() && name.size() > kSuffix.size() &&
@@ -79,12 +104,12 @@ Result<std::vector<float>> WeightBinder::vector_f32(const std::string& name, int
 Result<std::vector<WeightMatrix>> WeightBinder::matrix_parts(const std::string& name, const std::vector<int64_t>& rows,
                                                              int64_t cols, bool transposed) {
   constexpr std::string_view kSuffix = ".weight";
-  if (quant_ && quant_->quantized() && name.size() > kSuffix.size() &&
-      has_quantized_linear(*safetensors_, *quant_, name.substr(0, name.size() - kSuffix.size()))) {
-    return Status::error(fmt::format("tensor '{}': a quantized fused tensor is not supported", name));
-  }
   int64_t total = 0;
   for (int64_t r : rows) total += r;
+  if (quant_ && quant_->quantized() && name.size() > kSuffix.size() &&
+      has_quantized_linear(*safetensors_, *quant_, name.substr(0, name.size() - kSuffix.size()))) {
+    return quantized_parts(name.substr(0, name.size() - kSuffix.size()), rows, total, cols);
+  }
   TERN_ASSIGN_OR_RETURN(const TensorInfo* t, take(name, transposed ? std::vector<int64_t>{cols, total}
                                                                    : std::vector<int64_t>{total, cols}));
   if (t->stored_transposed && !transposed) {

@@ -37,6 +37,8 @@ class WeightBinder {
   // transposed: the checkpoint stores [cols, Σ rows] (GPT-2's Conv1D, [in, out]); the tensor is
   // copied transposed into the arena once, at load (used in place when its source already stores it
   // [Σ rows, cols]: TensorInfo::stored_transposed). A tensor of any other shape is an error naming it.
+  // A quantized checkpoint may hold the module quantized (a linear [Σ rows, cols] whatever `transposed`
+  // says): it is split by rows, each part repacked for the kernels.
   Result<std::vector<WeightMatrix>> matrix_parts(const std::string& name, const std::vector<int64_t>& rows,
                                                  int64_t cols, bool transposed = false);
   // The same for a fused 1-D tensor (a bias [Σ n]).
@@ -56,6 +58,8 @@ class WeightBinder {
   Result<WeightMatrix> quantized_matrix(const std::string& module, int64_t rows, int64_t cols);
   // Rows [row0, row0 + rows) of a tensor in a GGUF block type, in place.
   static WeightMatrix gguf_matrix(const TensorInfo& t, int64_t row0, int64_t rows, int64_t cols);
+  Result<std::vector<WeightMatrix>> quantized_parts(const std::string& module, const std::vector<int64_t>& rows,
+                                                    int64_t total, int64_t cols);
   const TensorSource* store_;
   const SafetensorsStore* safetensors_ = nullptr;  // the quantized-checkpoint path reads its tensors by layout
   const QuantConfig* quant_ = nullptr;

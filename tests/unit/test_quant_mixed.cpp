@@ -98,7 +98,7 @@ TEST(MixedPrecision, TiedEmbeddingAndInt8LinearsLoadBack) {
       (k == LinearKind::kV ? hi : lo).targets.push_back(linear_module_name(int(l), k));
   hi.targets.push_back(kEmbedModule);
   c.schemes = {lo, hi};
-  ASSERT_EQ(quantizable_modules(*base, c).size(), layers.size() * 7 + 1);
+  ASSERT_EQ(quantizable_modules(*base, c).value().size(), layers.size() * 7 + 1);
 
   QuantizedModel qm;  // what the writer is given, also applied in memory below
   LinearQuantizer q = [&](const std::string& module, const float* w, int64_t rows, int64_t cols) -> Result<QuantizedLinear> {

@@ -94,6 +94,11 @@ Plan resolve_recipe(const QuantizeOptions& o, const Model& model) {
     p.notes.push_back("separate lm_head: embedding kept as stored");
     r.embed_bits = 16;
   }
+  if (r.embed_bits == 8 && !model.store().find(std::string(kEmbedModule) + ".weight")) {
+    if (o.given("--embed-bits")) fail("--embed-bits: the model's embedding is not model.embed_tokens (tern quantizes that one only)");
+    p.notes.push_back("embedding not named model.embed_tokens: kept as stored");
+    r.embed_bits = 16;
+  }
   if (r.int8_modules) {
     p.int8_targets = o.given("--int8-modules") && o.int8_modules != "auto" ? split_targets(o.int8_modules)
                                                                           : default_int8_modules(model.config().n_layers);
@@ -139,8 +144,8 @@ std::vector<std::string> add_mixed_schemes(const Model& model, const QuantizeOpt
   std::vector<std::string> int8_linears;
   if (p.r.embed_bits != 8 && p.int8_targets.empty()) return int8_linears;
   QuantScheme base{{}, layout->bits, layout->group, layout->symmetric}, high{{}, 8, 0, true};
-  for (const auto& m : quantizable_modules(model, *layout))
-    (module_matches_any(m, p.int8_targets) ? high : base).targets.push_back(m);
+  for (const auto& m : unwrap(quantizable_modules(model, *layout)))
+    (module_matches_any(m.name, p.int8_targets) ? high : base).targets.push_back(m.name);
   int8_linears = high.targets;
   if (o.given("--int8-modules") && o.int8_modules != "auto") {  // a list the user typed: every entry must match
     for (const auto& t : p.int8_targets) {
@@ -185,7 +190,8 @@ void print_recipe(const QuantizeOptions& o, const Plan& p, const QuantConfig& la
 void run_quantize(const QuantizeOptions& o, bool group_given) {
   Runtime rt(o.runtime);
   auto model = unwrap(Model::load(o.model));
-  check(check_quantizable_architecture(*model));
+  if (o.method == "smoothquant") check(check_quantizable_architecture(*model));
+  check(model_linears(*model).status());  // an architecture quantize has no list of linears for
   const Plan plan = resolve_recipe(o, *model);
   QuantConfig layout = layout_for(o, plan, group_given);
   const size_t n_int8 = add_mixed_schemes(*model, o, plan, &layout).size();

@@ -9,8 +9,10 @@
 
 namespace tern {
 
-// q/k/v share one input (kAttnIn), gate/up share one (kMlpIn).
-enum class LinearInput { kAttnIn, kAttnOut, kMlpIn, kMlpDown };
+// q/k/v share one input (kAttnIn), gate/up share one (kMlpIn). kQLatent: the normed q_a output
+// that MLA's q_b_proj reads ([rows, q_lora_rank]; MLA with q_lora_rank only).
+enum class LinearInput { kAttnIn, kAttnOut, kMlpIn, kMlpDown, kQLatent };
+constexpr int kLinearInputs = 5;
 
 class ActivationObserver {
  public:
@@ -21,6 +23,12 @@ class ActivationObserver {
   // read it, to simulate on dense weights what a quantized kernel does to its input (W8A8's per-token
   // int8 rounding). The default leaves x alone.
   virtual void rewrite_linear_input(int layer, LinearInput slot, float* x, int64_t rows, int64_t cols) {}
+  // A mixture-of-experts layer's experts (model/blocks/moe.h): x [rows, cols] is what expert `expert`
+  // reads at `slot` — kMlpIn: the rows routed to it, gathered (gate/up input); kMlpDown: its own
+  // intermediate activation (down input). expert == n_experts is the shared expert (kMlpDown only: its
+  // gate/up read the layer's kMlpIn rows, all of them). Then rewrite as above.
+  virtual void on_expert_input(int layer, int expert, LinearInput slot, const float* x, int64_t rows, int64_t cols) {}
+  virtual void rewrite_expert_input(int layer, int expert, LinearInput slot, float* x, int64_t rows, int64_t cols) {}
 };
 
 inline void observe(ActivationObserver* o, int layer, LinearInput slot, float* x, int64_t rows, int64_t cols) {
@@ -38,6 +46,11 @@ struct BlockStep {
   int n_seqs = 0;
   ActivationObserver* observer = nullptr;  // null: none
   void observe(LinearInput slot, float* x, int64_t cols) const { tern::observe(observer, layer, slot, x, rows, cols); }
+  void observe_expert(int expert, LinearInput slot, float* x, int64_t n, int64_t cols) const {
+    if (!observer || n == 0) return;
+    observer->on_expert_input(layer, expert, slot, x, n, cols);
+    observer->rewrite_expert_input(layer, expert, slot, x, n, cols);
+  }
 };
 
 }  // namespace tern

@@ -128,6 +128,7 @@ void MlaAttention::forward(ExecContext& ctx, PagedKvCache& kv, const MlaWeights&
   if (q_rank_ > 0) {
     matmul(ctx, xn, c, w.q_a, qa_.data(), bias(w.q_a_bias));
     rms_norm(ctx, qa_.data(), nullptr, c, q_rank_, w.q_a_norm.data(), eps_, qa_.data());
+    step.observe(LinearInput::kQLatent, qa_.data(), q_rank_);
     matmul(ctx, qa_.data(), c, w.q_b, q_.data());
   } else {
     matmul(ctx, xn, c, w.q, q_.data());

@@ -82,11 +82,13 @@ MoeBlock::MoeBlock(const ModelConfig& cfg, int64_t max_rows)
 }
 
 // out [n, hidden] = down(silu(gate x) * up x), x: [n, hidden].
-void MoeBlock::run_expert(ExecContext& ctx, const ExpertMlp& e, const float* x, int64_t n, float* out) {
+void MoeBlock::run_expert(ExecContext& ctx, const ExpertMlp& e, const float* x, int64_t n, float* out,
+                          const BlockStep* step, int expert) {
   const int64_t inter = e.gate.rows;
   matmul(ctx, x, n, e.gate, gate_.data());
   matmul(ctx, x, n, e.up, up_.data());
   swiglu(ctx, gate_.data(), up_.data(), n, inter, gate_.data());
+  if (step) step->observe_expert(expert, LinearInput::kMlpDown, gate_.data(), n, inter);
   matmul(ctx, gate_.data(), n, e.down, out);
 }
 
@@ -131,7 +133,8 @@ int64_t MoeBlock::run_experts_grouped(ExecContext& ctx, const MoeWeights& w, con
   return passes;
 }
 
-void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y) {
+void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y,
+                       const BlockStep* step) {
   const int E = moe_.n_experts, k = moe_.top_k;
   const int64_t H = hidden_;
   // 1. Routing.
@@ -155,7 +158,8 @@ void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, in
   // 3. One pass per selected expert over its gathered rows, scattered back with their weights.
   std::fill(y, y + c * H, 0.0f);
   int64_t passes = 0;
-  if (c <= kGroupedMaxRows) {
+  // Calibration observes every expert's own rows: it takes the per-expert path.
+  if (c <= kGroupedMaxRows && !(step && step->observer)) {
     passes = run_experts_grouped(ctx, w, x, c, y);
   } else {
     for (int e = 0; e < E; ++e) {
@@ -166,7 +170,8 @@ void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, in
         std::memcpy(xg_.data() + size_t(i) * size_t(H), x + size_t(order_[size_t(s0 + i)]) * size_t(H),
                     size_t(H) * sizeof(float));
       }
-      run_expert(ctx, w.experts[size_t(e)], xg_.data(), n, out_.data());
+      if (step) step->observe_expert(e, LinearInput::kMlpIn, xg_.data(), n, H);
+      run_expert(ctx, w.experts[size_t(e)], xg_.data(), n, out_.data(), step, e);
       for (int32_t i = 0; i < n; ++i) {
         const float g = slot_w_[size_t(s0 + i)];
         const float* src = out_.data() + size_t(i) * size_t(H);
@@ -178,7 +183,8 @@ void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, in
 
   // 4. Shared expert over every row.
   if (w.shared.present()) {
-    run_expert(ctx, w.shared, x, c, out_.data());
+    // The shared expert reads x itself (observed as kMlpIn); its down input is reported as expert E.
+    run_expert(ctx, w.shared, x, c, out_.data(), step, E);
     if (w.shared_gate.rows > 0) matmul(ctx, x, c, w.shared_gate, sgate_.data());
     for (int64_t r = 0; r < c; ++r) {
       const float g = w.shared_gate.rows > 0 ? 1.0f / (1.0f + std::exp(-sgate_[size_t(r)])) : 1.0f;

@@ -11,9 +11,10 @@
 //   4. the shared expert (DeepSeek n_shared_experts, Qwen2-MoE shared_expert) runs over all c rows,
 //      Qwen2-MoE's scaled by sigmoid(x · shared_expert_gate).
 // Calibration (ActivationObserver) sees kMlpIn: the normed input that the router, every expert and
-// the shared expert all read (all rows; one input norm feeds them all). The experts' down-projection
-// inputs are per expert and per routed row; they are not reported (kMlpDown is never called on a
-// MoE layer), which is why tern quantize refuses MoE architectures for now.
+// the shared expert all read (all rows; one input norm feeds them all), then per expert
+// (on_expert_input) the gathered rows routed to it (its gate/up input) and its intermediate
+// activation (its down input); the shared expert reports its down input as expert n_experts.
+// kMlpDown is never reported for a MoE layer.
 #pragma once
 
 #include <cstdint>
@@ -78,20 +79,24 @@ class MoeBlock {
   // Buffers for up to max_rows rows at once.
   MoeBlock(const ModelConfig& cfg, int64_t max_rows);
 
-  // y [c, hidden] = MoE(x [c, hidden]), c <= max_rows. y must not alias x.
-  void forward(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y);
+  // y [c, hidden] = MoE(x [c, hidden]), c <= max_rows. y must not alias x. step: who observes the
+  // experts' inputs (null: nobody).
+  void forward(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y,
+               const BlockStep* step = nullptr);
   // The decoder's feed-forward step: xn [step.rows, hidden] (observed as kMlpIn; an observer may
   // rewrite it), out [step.rows, hidden].
   void forward(ExecContext& ctx, const MoeWeights& w, const BlockStep& step, float* xn, float* out) {
     step.observe(LinearInput::kMlpIn, xn, hidden_);
-    forward(ctx, w, xn, step.rows, out);
+    forward(ctx, w, xn, step.rows, out, &step);
   }
 
   const MoeCounters& counters() const { return counters_; }
   void reset_counters() { counters_ = {}; }
 
  private:
-  void run_expert(ExecContext& ctx, const ExpertMlp& e, const float* x, int64_t n, float* out);
+  // expert: the index reported to step's observer (n_experts: the shared expert).
+  void run_expert(ExecContext& ctx, const ExpertMlp& e, const float* x, int64_t n, float* out, const BlockStep* step,
+                  int expert);
   // Step 3 for a decode step (c <= kGroupedMaxRows); returns the experts run.
   static constexpr int64_t kGroupedMaxRows = 64;
   int64_t run_experts_grouped(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y);
