@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "model/blocks/embedding.h"
+
 namespace tern {
 
 Result<Activation> activation_from_config(const ModelConfig& cfg) {
@@ -124,12 +126,7 @@ Result<TransformerWeights> bind_llama_family(WeightBinder& b, const ModelConfig&
     }
   }
   TERN_ASSIGN_OR_RETURN(w.final_norm, rms(b, "model.norm.weight", H, cfg, p1));
-  // Tied checkpoints usually omit lm_head.weight; some save it anyway (then it must be used, not ignored).
-  if (cfg.tie_word_embeddings && !b.has("lm_head.weight")) {
-    w.lm_head = w.embed;
-  } else {
-    TERN_ASSIGN_OR_RETURN(w.lm_head, b.matrix("lm_head.weight", cfg.vocab_size, cfg.hidden_size));
-  }
+  TERN_ASSIGN_OR_RETURN(w.lm_head, bind_lm_head(b, cfg, w.embed));
   w.final_logit_softcap = float(cfg.final_logit_softcapping);
   TERN_RETURN_IF_ERROR(b.check_all_used());
   return w;

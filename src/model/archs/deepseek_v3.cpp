@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "model/blocks/embedding.h"
 #include "model/archs/architectures.h"
 #include "model/blocks/mla_attention.h"
 #include "model/blocks/moe.h"
@@ -61,11 +62,7 @@ Result<TransformerWeights> build_deepseek_v3(WeightBinder& b, const ModelConfig&
     b.ignore_prefix(fmt::format("model.layers.{}.", cfg.n_layers + i));
   }
   TERN_ASSIGN_OR_RETURN(w.final_norm, rms(b, "model.norm.weight", H, cfg.rms_norm_eps));
-  if (cfg.tie_word_embeddings && !b.has("lm_head.weight")) {
-    w.lm_head = w.embed;
-  } else {
-    TERN_ASSIGN_OR_RETURN(w.lm_head, b.matrix("lm_head.weight", cfg.vocab_size, H));
-  }
+  TERN_ASSIGN_OR_RETURN(w.lm_head, bind_lm_head(b, cfg, w.embed));
   TERN_RETURN_IF_ERROR(b.check_all_used());
   return w;
 }

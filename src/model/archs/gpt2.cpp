@@ -6,6 +6,7 @@
 // Tensor names: "transformer.h.N...." (GPT2LMHeadModel) or "h.N...." (a saved GPT2Model).
 #include <fmt/format.h>
 
+#include "model/blocks/embedding.h"
 #include "model/archs/architectures.h"
 #include "model/llama_family.h"
 
@@ -67,11 +68,7 @@ Result<TransformerWeights> build_gpt2(WeightBinder& b, const ModelConfig& cfg) {
     TERN_RETURN_IF_ERROR(conv1d(b, p + "mlp.c_proj", I, H, m.down, m.down_bias));
   }
   TERN_ASSIGN_OR_RETURN(w.final_norm, layer_norm(b, root + "ln_f", H, cfg));
-  if (cfg.tie_word_embeddings && !b.has("lm_head.weight")) {
-    w.lm_head = w.embed;
-  } else {
-    TERN_ASSIGN_OR_RETURN(w.lm_head, b.matrix("lm_head.weight", cfg.vocab_size, H));
-  }
+  TERN_ASSIGN_OR_RETURN(w.lm_head, bind_lm_head(b, cfg, w.embed));
   TERN_RETURN_IF_ERROR(b.check_all_used());
   return w;
 }

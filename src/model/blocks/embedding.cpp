@@ -1,5 +1,6 @@
 #include "model/blocks/embedding.h"
 
+#include "model/weight_binder.h"
 #include "ops/embedding.h"
 
 namespace tern {
@@ -15,6 +16,11 @@ void embed_tokens(ExecContext& ctx, const WeightMatrix& table, float scale, cons
     embedding_lookup(ctx, pos_table, positions, m, scratch);
     for (int64_t i = 0; i < m * d; ++i) out[i] += scratch[i];
   }
+}
+
+Result<WeightMatrix> bind_lm_head(WeightBinder& b, const ModelConfig& cfg, const WeightMatrix& embed) {
+  if (cfg.tie_word_embeddings && !b.has("lm_head.weight")) return embed;
+  return b.matrix("lm_head.weight", cfg.vocab_size, cfg.hidden_size);
 }
 
 }  // namespace tern

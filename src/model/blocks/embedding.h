@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "core/exec_context.h"
+#include "core/status.h"
 #include "core/weight_matrix.h"
+#include "formats/model_config.h"
 
 namespace tern {
 
@@ -17,5 +19,11 @@ namespace tern {
 // out: [m, hidden]; scratch: [m, hidden], used when pos_table is present.
 void embed_tokens(ExecContext& ctx, const WeightMatrix& table, float scale, const WeightMatrix& pos_table,
                   const int32_t* ids, const int32_t* positions, int64_t m, float* out, float* scratch);
+
+class WeightBinder;
+
+// The LM head [vocab, hidden]: the checkpoint's lm_head.weight, or `embed` when the config ties them and
+// the checkpoint omits it (tied checkpoints that save it anyway get theirs used, not ignored).
+Result<WeightMatrix> bind_lm_head(WeightBinder& b, const ModelConfig& cfg, const WeightMatrix& embed);
 
 }  // namespace tern
