@@ -1,5 +1,6 @@
 // GGUF block-format matmul speed on a Llama-3.2-1B shape (k = n = 2048), next to dense BF16.
-//   bench_gguf [--threads N] [--reps 5] [--gemm-m 128] [--types Q8_0,Q4_0,Q4_K,Q6_K]
+//   bench_gguf [--threads N] [--reps 5] [--gemm-m 128] [--types Q8_0,Q4_0,Q4_K,Q6_K] [--isa avx2|avx512|...]
+// (--isa caps the kernels to that level: CpuFeatures::capped, to compare a kernel with its fallback)
 // GEMV (m = 1): µs per call and GB/s of weight bytes; 16 copies of the matrix are cycled so weights
 // come from memory, not cache. GEMM (m = --gemm-m): GFLOP/s.
 #include <random>
@@ -26,7 +27,8 @@ int main(int argc, char** argv) {
   std::vector<float> x(size_t(gemm_m * k)), y(size_t(gemm_m * n));
   for (auto& v : x) v = d(rng);
   ThreadPool pool(threads);
-  ExecContext ctx(pool, CpuFeatures::detect());
+  const std::string isa = arg_value(argc, argv, "--isa", "");
+  ExecContext ctx(pool, isa.empty() ? CpuFeatures::detect() : CpuFeatures::detect().capped(isa));
   std::printf("cpu: %s, %d thread(s), k = n = %lld, best of %d\n", ctx.cpu().describe().c_str(), threads,
               (long long)k, reps);
   std::printf("%-6s %-18s %10s %8s %-18s %9s\n", "type", "gemv kernel", "gemv us", "GB/s", "gemm kernel", "GFLOP/s");

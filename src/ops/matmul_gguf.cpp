@@ -16,7 +16,8 @@ constexpr int64_t kMinParallelWork = 1 << 16;  // multiply-adds below which one 
 
 namespace {
 
-// m = 1 on AVX2 for Q4_0 / Q8_0 (x per 32) and Q4_K / Q6_K (x per 256): x is quantized once per call.
+// m = 1 on AVX2 for Q4_0 / Q8_0 (x per 32) and Q4_K / Q6_K (x per 256, AVX-512 VNNI where present): x is
+// quantized once per call.
 bool use_m1(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   return a.m == 1 && ctx.cpu().avx2 && cpu::gguf_gemv_m1_supported(GgufType(a.w.gguf_type));
 }
@@ -50,6 +51,8 @@ ColumnTask gguf_gemv_task(const ExecContext& ctx, const cpu::MatmulArgs& a, void
   }
   if (use_m1k(ctx, a)) {
     const cpu::GgufActs acts = cpu::gguf_acts_k_prepare_avx2(a.x, a.w.cols, scratch);
+    if (ctx.cpu().avx512_vnni)
+      return {n, align, [a, acts](int, int64_t b, int64_t e) { cpu::gguf_gemv_m1_k_avx512vnni(acts, a, b, e); }};
     return {n, align, [a, acts](int, int64_t b, int64_t e) { cpu::gguf_gemv_m1_k_avx2(acts, a, b, e); }};
   }
   if (ctx.cpu().avx2) return {n, align, [a](int, int64_t b, int64_t e) { cpu::gguf_gemv_int8_avx2(a, b, e); }};
@@ -76,6 +79,8 @@ void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix
 
 const char* matmul_gguf_kernel_name(const ExecContext& ctx, int64_t m, const WeightMatrix& w) {
   const bool gemv = m <= cpu::kGemvMaxRows;
+  if (ctx.cpu().avx512_vnni && m == 1 && cpu::gguf_gemv_m1_k_supported(GgufType(w.gguf_type)))
+    return "gguf_gemv_m1_k_avx512vnni";
   if (ctx.cpu().avx2 && m == 1 && (cpu::gguf_gemv_m1_supported(GgufType(w.gguf_type)) ||
                                    cpu::gguf_gemv_m1_k_supported(GgufType(w.gguf_type))))
     return "gguf_gemv_m1_avx2";

@@ -142,6 +142,13 @@ TEST_P(GgufGemvM1Types, MatchesReferenceWithinXRounding) {
     // The generic int8 kernel rounds x per 32 too: only the float summation order differs.
     if (!kq) ASSERT_NEAR(y[size_t(j)], y_int8[size_t(j)], 1e-4 * mag) << gguf_traits(t).name << " row " << j;
   }
+  // The AVX-512 VNNI K-quant kernel does the same integer sums and float epilogue: bit-identical.
+  if (kq && CpuFeatures::detect().avx512_vnni) {
+    std::vector<float> y512(static_cast<size_t>(n), -1.f);
+    const cpu::MatmulArgs c{x.data(), 1, qw.w, y512.data(), bias.data()};
+    for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, 7}, {7, 30}, {30, 39}}) cpu::gguf_gemv_m1_k_avx512vnni(acts, c, n0, n1);
+    for (int64_t j = 0; j < n; ++j) ASSERT_EQ(y512[size_t(j)], y[size_t(j)]) << gguf_traits(t).name << " row " << j;
+  }
   }
 }
 

@@ -56,6 +56,8 @@ size_t gguf_acts_k_bytes(int64_t k);
 GgufActs gguf_acts_k_prepare_avx2(const float* x, int64_t k, void* scratch);
 bool gguf_gemv_m1_k_supported(GgufType t);
 void gguf_gemv_m1_k_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
+// The same on AVX-512 BW + VNNI (gguf_gemv_m1_k_avx512.cpp): same x, bit-identical results.
+void gguf_gemv_m1_k_avx512vnni(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
 
 // Row gather for embedding tables stored in a GGUF block format: out[i, :] = decode(table[ids[i], :]).
 void gguf_embedding(const WeightMatrix& table, const int32_t* ids, int64_t m, float* out);
