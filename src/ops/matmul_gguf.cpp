@@ -25,9 +25,21 @@ bool use_m1k(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   return a.m == 1 && ctx.cpu().avx2 && cpu::gguf_gemv_m1_k_supported(GgufType(a.w.gguf_type));
 }
 
-// Any m: the GEMV (m <= kGemvMaxRows) or the panel GEMM, which packs into ctx.scratch(thread, ...).
+// m > kGemvMaxRows with VNNI: x quantized once per call, integer dot products (gguf_gemm_int8_avx512.cpp).
+bool use_gemm_int8(const ExecContext& ctx, const cpu::MatmulArgs& a) {
+  return a.m > cpu::kGemvMaxRows && ctx.cpu().avx512_vnni && cpu::gguf_gemm_int8_supported(GgufType(a.w.gguf_type));
+}
+
+// Any m: the GEMV (m <= kGemvMaxRows) or a panel GEMM, which packs into ctx.scratch(thread, ..., 3).
 ColumnTask gguf_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
   if (a.m <= cpu::kGemvMaxRows) return gguf_gemv_task(ctx, a, scratch);
+  if (use_gemm_int8(ctx, a)) {
+    const cpu::GgufGemmActs acts = cpu::gguf_gemm_int8_prepare(a.x, a.m, a.w.cols, scratch);
+    const size_t panel_bytes = cpu::gguf_gemm_int8_panel_bytes(a.w);
+    return {a.w.rows, cpu::kGgufPanelCols, [&ctx, a, acts, panel_bytes](int t, int64_t b, int64_t e) {
+              cpu::gguf_gemm_int8_avx512vnni(acts, a, ctx.scratch(t, panel_bytes, 3), b, e);
+            }};
+  }
   const bool avx2 = ctx.cpu().avx2;
   return {a.w.rows, cpu::kGgufPanelCols, [&ctx, a, avx2](int t, int64_t b, int64_t e) {
             avx2 ? cpu::gguf_gemm_avx2(ctx, t, a, 0, a.m, b, e) : cpu::gguf_gemm_scalar(ctx, t, a, 0, a.m, b, e);
@@ -66,8 +78,10 @@ void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix
   assert(k % gguf_traits(GgufType(w.gguf_type)).block_elems == 0);
   const cpu::MatmulArgs args{x, m, w, y, bias};
   const int nt = m * n * std::max<int64_t>(k, 1) < kMinParallelWork ? 1 : ctx.threads();
-  // The m = 1 activations live in slot 4 of thread 0 (the GEMM packs into slot 3).
-  const size_t scratch_bytes = m <= cpu::kGemvMaxRows ? gguf_gemv_scratch_bytes(ctx, args) : 0;
+  // The m = 1 / int8-GEMM activations live in slot 4 of thread 0 (the GEMMs pack into slot 3).
+  const size_t scratch_bytes = m <= cpu::kGemvMaxRows ? gguf_gemv_scratch_bytes(ctx, args)
+                               : use_gemm_int8(ctx, args) ? cpu::gguf_gemm_int8_acts_bytes(m, k)
+                                                          : 0;
   const ColumnTask task = gguf_task(ctx, args, scratch_bytes ? ctx.scratch(0, scratch_bytes, 4) : nullptr);
   if (nt == 1 || n < 2 * task.align) return task.run(0, 0, n);
   ctx.pool().run([&](int t, int count) {
@@ -84,6 +98,8 @@ const char* matmul_gguf_kernel_name(const ExecContext& ctx, int64_t m, const Wei
   if (ctx.cpu().avx2 && m == 1 && (cpu::gguf_gemv_m1_supported(GgufType(w.gguf_type)) ||
                                    cpu::gguf_gemv_m1_k_supported(GgufType(w.gguf_type))))
     return "gguf_gemv_m1_avx2";
+  if (!gemv && ctx.cpu().avx512_vnni && cpu::gguf_gemm_int8_supported(GgufType(w.gguf_type)))
+    return "gguf_gemm_int8_avx512vnni";
   if (ctx.cpu().avx2) return gemv ? "gguf_gemv_avx2_int8" : "gguf_gemm_avx2";
   return gemv ? "gguf_gemv_scalar" : "gguf_gemm_scalar";
 }

@@ -15,61 +15,15 @@
 #include "core/thread_pool.h"
 #include "kernels/cpu/gguf_kernels.h"
 #include "ops/matmul.h"
+#include "unit/gguf_test_util.h"
 
 namespace tern {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-struct Quantized {
-  std::vector<uint8_t> q;
-  std::vector<float> deq;
-  WeightMatrix w;
-};
-
-Quantized make(GgufType t, int64_t n, int64_t k, uint32_t seed) {
-  Quantized r;
-  const auto wf = randn(size_t(n * k), seed);
-  const size_t rb = gguf_row_bytes(t, k);
-  r.q.resize(rb * size_t(n));
-  r.deq.resize(size_t(n * k));
-  for (int64_t i = 0; i < n; ++i) {
-    gguf_quantize_row(t, wf.data() + i * k, r.q.data() + size_t(i) * rb, k);
-    gguf_dequantize_row(t, r.q.data() + size_t(i) * rb, r.deq.data() + i * k, k);
-  }
-  r.w.format = WeightFormat::Gguf, r.w.gguf_type = int(t), r.w.data = r.q.data();
-  r.w.rows = n, r.w.cols = k, r.w.quant_bytes = r.q.size();
-  return r;
-}
-
-// Blocks of random bytes (every code, every packed scale / min and negative Q6_K scales), with the f16
-// super-scales replaced by small finite values: the whole code space, not just what the quantizer emits.
-Quantized make_random_bytes(GgufType t, int64_t n, int64_t k, uint32_t seed) {
-  Quantized r;
-  const GgufTypeTraits& tr = gguf_traits(t);
-  const size_t rb = gguf_row_bytes(t, k);
-  r.q.resize(rb * size_t(n));
-  std::mt19937 rng(seed);
-  for (auto& b : r.q) b = uint8_t(rng());
-  std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
-  for (size_t off = 0; off < r.q.size(); off += size_t(tr.block_bytes)) {
-    const int at = t == GgufType::Q6_K ? 208 : 0;
-    const uint16_t d = f32_to_f16(scale(rng)), dmin = f32_to_f16(scale(rng));
-    std::memcpy(&r.q[off + size_t(at)], &d, 2);
-    if (t == GgufType::Q4_K) std::memcpy(&r.q[off + 2], &dmin, 2);
-  }
-  r.deq.resize(size_t(n * k));
-  for (int64_t i = 0; i < n; ++i) gguf_dequantize_row(t, r.q.data() + size_t(i) * rb, r.deq.data() + i * k, k);
-  r.w.format = WeightFormat::Gguf, r.w.gguf_type = int(t), r.w.data = r.q.data();
-  r.w.rows = n, r.w.cols = k, r.w.quant_bytes = r.q.size();
-  return r;
-}
+using test::make;
+using test::make_random_bytes;
+using test::Quantized;
+using test::randn;
 
 size_t aligned_floats(size_t bytes) { return bytes / sizeof(float) + 16; }
 
@@ -140,7 +94,9 @@ TEST_P(GgufGemvM1Types, MatchesReferenceWithinXRounding) {
     // With x's codes as given, the kernel is exact up to float rounding (a wrong scale or block is not).
     ASSERT_NEAR(y[size_t(j)], ref_xq, 1e-5 * mag) << gguf_traits(t).name << " row " << j;
     // The generic int8 kernel rounds x per 32 too: only the float summation order differs.
-    if (!kq) ASSERT_NEAR(y[size_t(j)], y_int8[size_t(j)], 1e-4 * mag) << gguf_traits(t).name << " row " << j;
+    if (!kq) {
+      ASSERT_NEAR(y[size_t(j)], y_int8[size_t(j)], 1e-4 * mag) << gguf_traits(t).name << " row " << j;
+    }
   }
   // The AVX-512 VNNI K-quant kernel does the same integer sums and float epilogue: bit-identical.
   if (kq && CpuFeatures::detect().avx512_vnni) {

@@ -2,6 +2,7 @@
 // a plain f32 matmul, for every block format; and the embedding gather.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "kernels/cpu/gguf_kernels.h"
 #include "ops/embedding.h"
 #include "ops/matmul.h"
+#include "unit/gguf_test_util.h"
 
 namespace tern {
 namespace {
@@ -21,13 +23,7 @@ struct Case {
 
 class GgufMatmul : public ::testing::TestWithParam<GgufType> {};
 
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::randn;
 
 TEST_P(GgufMatmul, MatchesDequantizedReference) {
   const GgufType t = GetParam();
@@ -47,26 +43,38 @@ TEST_P(GgufMatmul, MatchesDequantizedReference) {
   w.rows = n, w.cols = k;
   w.quant_bytes = q.size();
   const auto bias = randn(size_t(n), 5);
-  for (const char* level : {"scalar", "avx2"}) {
+  for (const char* level : {"scalar", "avx2", "avx512"}) {
     const CpuFeatures cpu = CpuFeatures::detect().capped(level);
     if (std::string(level) == "avx2" && !cpu.avx2) GTEST_SKIP() << "host has no AVX2";
+    if (std::string(level) == "avx512" && !cpu.avx512) continue;  // the AVX2 level already ran
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
       ExecContext ctx(pool, cpu);
-      for (int64_t m : {1, 3, 8, 13}) {
+      for (int64_t m : {1, 3, 8, 13, 70}) {
+        // Kernels that round x to int8 per 32 values (as ggml does): the m <= 8 decode paths and the VNNI GEMM.
+        const std::string kernel = matmul_kernel_name(ctx, m, w);
+        const bool int8_x = std::string(level) != "scalar" && (m <= 8 || kernel.find("int8") != std::string::npos);
         const auto x = randn(size_t(m * k), uint32_t(m));
+        // x's int8 step per group: 32 values, or 256 for the m = 1 K-quant kernels (x per super-block).
+        const int64_t xg = m == 1 && (t == GgufType::Q4_K || t == GgufType::Q6_K) ? 256 : 32;
+        std::vector<double> xstep(size_t(m * (k / xg)));
+        for (int64_t c = 0; c < m * k; ++c)
+          xstep[size_t(c / xg)] = std::max(xstep[size_t(c / xg)], std::fabs(double(x[size_t(c)])) / 127);
         std::vector<float> y(static_cast<size_t>(m * n));
         matmul(ctx, x.data(), m, w, y.data(), bias.data());
         for (int64_t i = 0; i < m; ++i) {
           for (int64_t j = 0; j < n; ++j) {
-            double ref = bias[size_t(j)];
-            for (int64_t c = 0; c < k; ++c) ref += double(x[size_t(i * k + c)]) * deq[size_t(j * k + c)];
-            // The AVX2 decode path rounds x to int8 per 32 values (as ggml does): ~1e-2·sqrt(k) here;
-            // a layout bug is off by O(sqrt(k)).
-            const double tol = (std::string(level) == "avx2" && m <= 8 ? 2e-2 : 1e-4) * std::sqrt(double(k));
+            // Kernels that round x to int8 are off by at most half a step of x per value:
+            // Σ |w| · (max|x| of its group / 127) / 2. A layout bug is off by O(sqrt(k)).
+            double ref = bias[size_t(j)], bound = 0;
+            for (int64_t c = 0; c < k; ++c) {
+              ref += double(x[size_t(i * k + c)]) * deq[size_t(j * k + c)];
+              bound += std::fabs(double(deq[size_t(j * k + c)])) * xstep[size_t((i * k + c) / xg)] / 2;
+            }
+            const double tol = (int8_x ? bound : 0) + 1e-4 * std::sqrt(double(k));
             ASSERT_NEAR(y[size_t(i * n + j)], ref, tol)
                 << gguf_traits(t).name << " " << level << " m=" << m << " threads=" << threads << " (" << i << ","
-                << j << ") kernel " << matmul_kernel_name(ctx, m, w);
+                << j << ") kernel " << kernel;
           }
         }
       }

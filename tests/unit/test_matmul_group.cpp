@@ -14,17 +14,12 @@
 #include "formats/quant/quantized_linear.h"
 #include "kernels/cpu/gguf_blocks.h"
 #include "ops/matmul.h"
+#include "unit/gguf_test_util.h"
 
 namespace tern {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::randn;
 
 // The weights of one job and the storage behind them.
 struct Weights {
