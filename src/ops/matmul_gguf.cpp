@@ -34,7 +34,7 @@ bool use_gemm_int8(const ExecContext& ctx, const cpu::MatmulArgs& a) {
 ColumnTask gguf_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
   if (a.m <= cpu::kGemvMaxRows) return gguf_gemv_task(ctx, a, scratch);
   if (use_gemm_int8(ctx, a)) {
-    const cpu::GgufGemmActs acts = cpu::gguf_gemm_int8_prepare(a.x, a.m, a.w.cols, scratch);
+    const cpu::GgufGemmActs acts = cpu::gguf_gemm_int8_prepare_avx512(a.x, a.m, a.w.cols, scratch);
     const size_t panel_bytes = cpu::gguf_gemm_int8_panel_bytes(a.w);
     return {a.w.rows, cpu::kGgufPanelCols, [&ctx, a, acts, panel_bytes](int t, int64_t b, int64_t e) {
               cpu::gguf_gemm_int8_avx512vnni(acts, a, ctx.scratch(t, panel_bytes, 3), b, e);

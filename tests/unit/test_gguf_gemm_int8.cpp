@@ -28,7 +28,7 @@ TEST_P(GgufGemmInt8, ExactWithItsOwnXCodes) {
       const auto bias = test::randn(size_t(n), 3);
       std::vector<char> acts_buf(cpu::gguf_gemm_int8_acts_bytes(m, k) + 64);
       void* ap = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(acts_buf.data()) + 63) & ~uintptr_t(63));
-      const cpu::GgufGemmActs acts = cpu::gguf_gemm_int8_prepare(x.data(), m, k, ap);
+      const cpu::GgufGemmActs acts = cpu::gguf_gemm_int8_prepare_avx512(x.data(), m, k, ap);
       std::vector<char> panel(cpu::gguf_gemm_int8_panel_bytes(qw.w) + 64);
       void* pp = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(panel.data()) + 63) & ~uintptr_t(63));
       std::vector<float> y(size_t(m * n), -1.f);

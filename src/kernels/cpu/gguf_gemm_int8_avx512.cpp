@@ -104,6 +104,51 @@ void block_codes(GgufType t, const uint8_t* b, uint8_t* u, float* s, float* mn) 
 
 inline int sub_elems(GgufType t) { return t == GgufType::Q6_K ? 16 : 32; }
 
+// The 32 codes v[0..32) of one sub-block of column c into the panel: group q (4 codes) at dst + q·128.
+TERN_GEMM8_AVX512 inline void put32(uint8_t* dst, __m256i v) {
+  alignas(32) uint32_t w[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(w), v);
+#pragma GCC unroll 8
+  for (int q = 0; q < 8; ++q) std::memcpy(dst + q * kPanel * 4, &w[q], 4);
+}
+
+// Q8_0 / Q4_0 / Q4_K blocks of one weight row straight into the panel (vector unpack, no per-value
+// loop): the repack is per call, and for the few rows an MoE expert gets it costs as much as the tile.
+TERN_GEMM8_AVX512 void repack_row_fast(GgufType t, const uint8_t* row, int64_t nblk, uint8_t* codes, float* s,
+                                       float* mn, int c) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t blk = 0; blk < nblk; ++blk) {
+    if (t == GgufType::Q8_0) {
+      const uint8_t* b = row + blk * 34;
+      const float d = f16(b);
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+      put32(codes + size_t(blk) * 32 * kPanel + size_t(c) * 4, _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80))));
+      s[blk * kPanel + c] = d, mn[blk * kPanel + c] = 128.f * d;
+    } else if (t == GgufType::Q4_0) {
+      const uint8_t* b = row + blk * 18;
+      const float d = f16(b);
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
+      const __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+      put32(codes + size_t(blk) * 32 * kPanel + size_t(c) * 4, v);
+      s[blk * kPanel + c] = d, mn[blk * kPanel + c] = 8.f * d;
+    } else {  // Q4_K: chunk p of 32 bytes holds sub-block 2p (low nibbles) and 2p + 1 (high)
+      const uint8_t* b = row + blk * 144;
+      const float d = f16(b), dmin = f16(b + 2);
+      for (int p = 0; p < 4; ++p) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + p * 32));
+        const int64_t sb = blk * 8 + 2 * p;
+        put32(codes + size_t(sb) * 32 * kPanel + size_t(c) * 4, _mm256_and_si256(q, m4));
+        put32(codes + size_t(sb + 1) * 32 * kPanel + size_t(c) * 4, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+        for (int h = 0; h < 2; ++h) {
+          int sc, m;
+          k4_scale_min(2 * p + h, b + 4, &sc, &m);
+          s[(sb + h) * kPanel + c] = d * float(sc), mn[(sb + h) * kPanel + c] = dmin * float(m);
+        }
+      }
+    }
+  }
+}
+
 // Panel of `cols` (<= 32) weight rows starting at row c0, all of k: codes [nsub][G/4][32][4], then
 // s [nsub][32], then mn [nsub][32]. Missing columns get code 0 and s = mn = 0.
 void repack_panel(const MatmulArgs& a, int64_t c0, int cols, uint8_t* codes, float* s, float* mn) {
@@ -117,10 +162,15 @@ void repack_panel(const MatmulArgs& a, int64_t c0, int cols, uint8_t* codes, flo
     std::memset(s, 0, size_t(nsub) * kPanel * sizeof(float));
     std::memset(mn, 0, size_t(nsub) * kPanel * sizeof(float));
   }
+  const bool fast = t == GgufType::Q8_0 || t == GgufType::Q4_0 || t == GgufType::Q4_K;
   alignas(64) uint8_t u[256];
   float bs[16], bm[16];
   for (int c = 0; c < cols; ++c) {
     const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(c0 + c) * row_bytes;
+    if (fast) {
+      repack_row_fast(t, row, nblk, codes, s, mn, c);
+      continue;
+    }
     for (int64_t blk = 0; blk < nblk; ++blk) {
       block_codes(t, row + blk * tr.block_bytes, u, bs, bm);
       for (int j = 0; j < per_block; ++j) {
@@ -211,7 +261,7 @@ size_t gguf_gemm_int8_acts_bytes(int64_t m, int64_t k) {
          align64(size_t(m * (k / 16)) * 4);
 }
 
-GgufGemmActs gguf_gemm_int8_prepare(const float* x, int64_t m, int64_t k, void* scratch) {
+TERN_GEMM8_AVX512 GgufGemmActs gguf_gemm_int8_prepare_avx512(const float* x, int64_t m, int64_t k, void* scratch) {
   auto* base = static_cast<char*>(scratch);
   GgufGemmActs a;
   auto* q = reinterpret_cast<int8_t*>(base);
@@ -221,20 +271,21 @@ GgufGemmActs gguf_gemm_int8_prepare(const float* x, int64_t m, int64_t k, void* 
   auto* xs32 = reinterpret_cast<float*>(base);
   base += align64(size_t(m * (k / 32)) * 4);
   auto* xs16 = reinterpret_cast<float*>(base);
+  const __m512 lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
   for (int64_t r = 0; r < m * (k / 32); ++r) {  // r: one 32-value group of one row (k % 32 == 0)
-    const float* v = x + r * 32;
-    float amax = 0.f;
-    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
+    const __m512 v0 = _mm512_loadu_ps(x + r * 32), v1 = _mm512_loadu_ps(x + r * 32 + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
     const float dd = amax / 127.f, inv = dd > 0 ? 1.f / dd : 0.f;
-    int sum[2] = {0, 0};
-    for (int j = 0; j < 32; ++j) {
-      const int c = int(std::nearbyint(std::clamp(v[j] * inv, -127.f, 127.f)));
-      q[r * 32 + j] = int8_t(c);
-      sum[j / 16] += c;
-    }
+    const __m512 vi = _mm512_set1_ps(inv);
+    // Round to nearest even (the default MXCSR mode), as std::nearbyint.
+    const __m512i c0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, vi), lo), hi));
+    const __m512i c1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, vi), lo), hi));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + r * 32), _mm512_cvtsepi32_epi8(c0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + r * 32 + 16), _mm512_cvtsepi32_epi8(c1));
+    const int s0 = _mm512_reduce_add_epi32(c0), s1 = _mm512_reduce_add_epi32(c1);
     d[r] = dd;
-    xs16[2 * r] = dd * float(sum[0]), xs16[2 * r + 1] = dd * float(sum[1]);
-    xs32[r] = dd * float(sum[0] + sum[1]);
+    xs16[2 * r] = dd * float(s0), xs16[2 * r + 1] = dd * float(s1);
+    xs32[r] = dd * float(s0 + s1);
   }
   a.q = q, a.d = d, a.xs32 = xs32, a.xs16 = xs16;
   return a;

@@ -59,8 +59,8 @@ void gguf_gemv_m1_k_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int
 // The same on AVX-512 BW + VNNI (gguf_gemv_m1_k_avx512.cpp): same x, bit-identical results.
 void gguf_gemv_m1_k_avx512vnni(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
 
-// m > kGemvMaxRows with integer dot products (gguf_gemm_int8_avx512.cpp, AVX-512 VNNI): x quantized
-// once per call to int8 per 32 values: q [m][k], d [m][k/32], and xd · Σ q per 32 (xs32 [m][k/32]) and
+// m > kGemvMaxRows with integer dot products (gguf_gemm_int8_avx512.cpp, AVX-512 VNNI; the prepare step
+// needs AVX-512 too): x quantized once per call to int8 per 32 values: q [m][k], d [m][k/32], and xd · Σ q per 32 (xs32 [m][k/32]) and
 // per 16 (xs16 [m][k/16]). Each thread repacks 32 weight rows at a time into `panel`
 // (gguf_gemm_int8_panel_bytes) and computes y[:, n0:n1] (n0 a multiple of 16).
 struct GgufGemmActs {
@@ -71,7 +71,7 @@ struct GgufGemmActs {
 };
 bool gguf_gemm_int8_supported(GgufType t);
 size_t gguf_gemm_int8_acts_bytes(int64_t m, int64_t k);
-GgufGemmActs gguf_gemm_int8_prepare(const float* x, int64_t m, int64_t k, void* scratch);
+GgufGemmActs gguf_gemm_int8_prepare_avx512(const float* x, int64_t m, int64_t k, void* scratch);
 size_t gguf_gemm_int8_panel_bytes(const WeightMatrix& w);
 void gguf_gemm_int8_avx512vnni(const GgufGemmActs& x, const MatmulArgs& a, void* panel, int64_t n0, int64_t n1);
 
