@@ -112,7 +112,7 @@ TERN_GEMM8_AVX512 inline void put32(uint8_t* dst, __m256i v) {
   for (int q = 0; q < 8; ++q) std::memcpy(dst + q * kPanel * 4, &w[q], 4);
 }
 
-// Q8_0 / Q4_0 / Q4_K blocks of one weight row straight into the panel (vector unpack, no per-value
+// Q8_0 / Q4_0 / Q4_K / Q6_K blocks of one weight row straight into the panel (vector unpack, no per-value
 // loop): the repack is per call, and for the few rows an MoE expert gets it costs as much as the tile.
 TERN_GEMM8_AVX512 void repack_row_fast(GgufType t, const uint8_t* row, int64_t nblk, uint8_t* codes, float* s,
                                        float* mn, int c) {
@@ -131,6 +131,29 @@ TERN_GEMM8_AVX512 void repack_row_fast(GgufType t, const uint8_t* row, int64_t n
       const __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
       put32(codes + size_t(blk) * 32 * kPanel + size_t(c) * 4, v);
       s[blk * kPanel + c] = d, mn[blk * kPanel + c] = 8.f * d;
+    } else if (t == GgufType::Q6_K) {
+      // Half h: values [32r, 32r + 32) of the half are sub-blocks 8h + 2r, 8h + 2r + 1 (16 values each),
+      // whose panel groups follow each other at the same 128-byte stride as one 32-value sub-block.
+      const uint8_t* b = row + blk * 210;
+      const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+      const float d = f16(b + 208);
+      const __m256i m2 = _mm256_set1_epi8(3);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + h * 64));
+        const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + h * 64 + 32));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + h * 32));
+        const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                               _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
+        for (int r = 0; r < 4; ++r) {
+          const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), m2), 4);
+          const int64_t sb = blk * 16 + h * 8 + 2 * r;
+          put32(codes + size_t(sb) * 16 * kPanel + size_t(c) * 4, _mm256_or_si256(lo[r], hi));
+        }
+      }
+      for (int j = 0; j < 16; ++j) {
+        s[(blk * 16 + j) * kPanel + c] = d * float(sc[j]), mn[(blk * 16 + j) * kPanel + c] = 32.f * d * float(sc[j]);
+      }
     } else {  // Q4_K: chunk p of 32 bytes holds sub-block 2p (low nibbles) and 2p + 1 (high)
       const uint8_t* b = row + blk * 144;
       const float d = f16(b), dmin = f16(b + 2);
@@ -162,7 +185,7 @@ void repack_panel(const MatmulArgs& a, int64_t c0, int cols, uint8_t* codes, flo
     std::memset(s, 0, size_t(nsub) * kPanel * sizeof(float));
     std::memset(mn, 0, size_t(nsub) * kPanel * sizeof(float));
   }
-  const bool fast = t == GgufType::Q8_0 || t == GgufType::Q4_0 || t == GgufType::Q4_K;
+  const bool fast = t == GgufType::Q8_0 || t == GgufType::Q4_0 || t == GgufType::Q4_K || t == GgufType::Q6_K;
   alignas(64) uint8_t u[256];
   float bs[16], bm[16];
   for (int c = 0; c < cols; ++c) {
