@@ -59,10 +59,10 @@ void gguf_gemv_m1_k_avx2(const GgufActs& x, const MatmulArgs& a, int64_t n0, int
 // The same on AVX-512 BW + VNNI (gguf_gemv_m1_k_avx512.cpp): same x, bit-identical results.
 void gguf_gemv_m1_k_avx512vnni(const GgufActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
 
-// m > kGemvMaxRows with integer dot products (gguf_gemm_int8_avx512.cpp, AVX-512 VNNI; the prepare step
-// needs AVX-512 too): x quantized once per call to int8 per 32 values: q [m][k], d [m][k/32], and xd · Σ q per 32 (xs32 [m][k/32]) and
-// per 16 (xs16 [m][k/16]). Each thread repacks 32 weight rows at a time into `panel`
-// (gguf_gemm_int8_panel_bytes) and computes y[:, n0:n1] (n0 a multiple of 16).
+// m > kGemvMaxRows with integer dot products (gguf_gemm_int8_avx512.cpp; AVX-512 VNNI, the prepare step
+// AVX-512 too). x is quantized once per call to int8 per 32 values: q [m][k], d [m][k/32], and xd · Σ q
+// per 32 (xs32 [m][k/32]) and per 16 (xs16 [m][k/16]). Each thread repacks 32 weight rows at a time
+// into `panel` (gguf_gemm_int8_panel_bytes) and computes y[:, n0:n1] (n0 a multiple of 16).
 struct GgufGemmActs {
   const int8_t* q = nullptr;
   const float* d = nullptr;
