@@ -25,19 +25,23 @@ bool use_m1k(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   return a.m == 1 && ctx.cpu().avx2 && cpu::gguf_gemv_m1_k_supported(GgufType(a.w.gguf_type));
 }
 
-// m > kGemvMaxRows with VNNI: x quantized once per call, integer dot products (gguf_gemm_int8_avx512.cpp).
+// m > kGemvMaxRows: x quantized once per call, integer dot products (gguf_gemm_int8_*.cpp) on VNNI or AVX2.
 bool use_gemm_int8(const ExecContext& ctx, const cpu::MatmulArgs& a) {
-  return a.m > cpu::kGemvMaxRows && ctx.cpu().avx512_vnni && cpu::gguf_gemm_int8_supported(GgufType(a.w.gguf_type));
+  return a.m > cpu::kGemvMaxRows && (ctx.cpu().avx512_vnni || ctx.cpu().avx2) &&
+         cpu::gguf_gemm_int8_supported(GgufType(a.w.gguf_type));
 }
 
 // Any m: the GEMV (m <= kGemvMaxRows) or a panel GEMM, which packs into ctx.scratch(thread, ..., 3).
 ColumnTask gguf_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
   if (a.m <= cpu::kGemvMaxRows) return gguf_gemv_task(ctx, a, scratch);
   if (use_gemm_int8(ctx, a)) {
-    const cpu::GgufGemmActs acts = cpu::gguf_gemm_int8_prepare_avx512(a.x, a.m, a.w.cols, scratch);
+    const bool vnni = ctx.cpu().avx512_vnni;
+    const cpu::GgufGemmActs acts = vnni ? cpu::gguf_gemm_int8_prepare_avx512(a.x, a.m, a.w.cols, scratch)
+                                        : cpu::gguf_gemm_int8_prepare_avx2(a.x, a.m, a.w.cols, scratch);
     const size_t panel_bytes = cpu::gguf_gemm_int8_panel_bytes(a.w);
-    return {a.w.rows, cpu::kGgufPanelCols, [&ctx, a, acts, panel_bytes](int t, int64_t b, int64_t e) {
-              cpu::gguf_gemm_int8_avx512vnni(acts, a, ctx.scratch(t, panel_bytes, 3), b, e);
+    return {a.w.rows, cpu::kGgufPanelCols, [&ctx, a, acts, panel_bytes, vnni](int t, int64_t b, int64_t e) {
+              void* panel = ctx.scratch(t, panel_bytes, 3);
+              vnni ? cpu::gguf_gemm_int8_avx512vnni(acts, a, panel, b, e) : cpu::gguf_gemm_int8_avx2(acts, a, panel, b, e);
             }};
   }
   const bool avx2 = ctx.cpu().avx2;
@@ -98,8 +102,10 @@ const char* matmul_gguf_kernel_name(const ExecContext& ctx, int64_t m, const Wei
   if (ctx.cpu().avx2 && m == 1 && (cpu::gguf_gemv_m1_supported(GgufType(w.gguf_type)) ||
                                    cpu::gguf_gemv_m1_k_supported(GgufType(w.gguf_type))))
     return "gguf_gemv_m1_avx2";
-  if (!gemv && ctx.cpu().avx512_vnni && cpu::gguf_gemm_int8_supported(GgufType(w.gguf_type)))
-    return "gguf_gemm_int8_avx512vnni";
+  if (!gemv && cpu::gguf_gemm_int8_supported(GgufType(w.gguf_type))) {
+    if (ctx.cpu().avx512_vnni) return "gguf_gemm_int8_avx512vnni";
+    if (ctx.cpu().avx2) return "gguf_gemm_int8_avx2";
+  }
   if (ctx.cpu().avx2) return gemv ? "gguf_gemv_avx2_int8" : "gguf_gemm_avx2";
   return gemv ? "gguf_gemv_scalar" : "gguf_gemm_scalar";
 }

@@ -1,5 +1,6 @@
-// The VNNI integer GEMM for GGUF weights at m > kGemvMaxRows (gguf_gemm_int8_avx512.cpp): with x's
-// int8 codes as the kernel sees them it is exact up to float rounding, for every supported format,
+// The integer GEMMs for GGUF weights at m > kGemvMaxRows (gguf_gemm_int8_avx512.cpp with VNNI,
+// gguf_gemm_int8_avx2.cpp without): with x's int8 codes as the kernel sees them each is exact up to
+// float rounding, for every supported format,
 // random block bytes (the whole code space, negative Q6_K scales), row tails (m not a multiple of the
 // 4-row tile), partial 32-column panels and thread ranges starting at any multiple of 16.
 #include <gtest/gtest.h>
@@ -17,8 +18,14 @@ namespace {
 class GgufGemmInt8 : public ::testing::TestWithParam<GgufType> {};
 
 TEST_P(GgufGemmInt8, ExactWithItsOwnXCodes) {
-  if (!CpuFeatures::detect().avx512_vnni) GTEST_SKIP() << "host has no AVX-512 VNNI";
+  const CpuFeatures cpu = CpuFeatures::detect();
+  if (!cpu.avx2) GTEST_SKIP() << "host has no AVX2";
   const GgufType t = GetParam();
+  for (bool vnni : {false, true}) {
+  if (vnni && !cpu.avx512_vnni) continue;  // said by the kernel name in failures; AVX2 ran
+  const auto prepare = vnni ? cpu::gguf_gemm_int8_prepare_avx512 : cpu::gguf_gemm_int8_prepare_avx2;
+  const auto gemm = vnni ? cpu::gguf_gemm_int8_avx512vnni : cpu::gguf_gemm_int8_avx2;
+  const char* kernel = vnni ? "avx512vnni" : "avx2";
   const int64_t n = 75, k = 768;  // n: two full panels + 11 columns; k: 3 super-blocks / 24 blocks
   for (bool raw : {false, true}) {
     const test::Quantized qw = raw ? test::make_random_bytes(t, n, k, 5) : test::make(t, n, k, 6);
@@ -28,13 +35,13 @@ TEST_P(GgufGemmInt8, ExactWithItsOwnXCodes) {
       const auto bias = test::randn(size_t(n), 3);
       std::vector<char> acts_buf(cpu::gguf_gemm_int8_acts_bytes(m, k) + 64);
       void* ap = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(acts_buf.data()) + 63) & ~uintptr_t(63));
-      const cpu::GgufGemmActs acts = cpu::gguf_gemm_int8_prepare_avx512(x.data(), m, k, ap);
+      const cpu::GgufGemmActs acts = prepare(x.data(), m, k, ap);
       std::vector<char> panel(cpu::gguf_gemm_int8_panel_bytes(qw.w) + 64);
       void* pp = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(panel.data()) + 63) & ~uintptr_t(63));
       std::vector<float> y(size_t(m * n), -1.f);
       const cpu::MatmulArgs a{x.data(), m, qw.w, y.data(), bias.data()};
       for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, 16}, {16, 64}, {64, 75}})
-        cpu::gguf_gemm_int8_avx512vnni(acts, a, pp, n0, n1);
+        gemm(acts, a, pp, n0, n1);
       for (int64_t i = 0; i < m; ++i) {
         for (int64_t j = 0; j < n; ++j) {
           double ref = bias[size_t(j)], mag = 0;
@@ -44,15 +51,16 @@ TEST_P(GgufGemmInt8, ExactWithItsOwnXCodes) {
             mag += std::fabs(xv * qw.deq[size_t(j * k + c)]);
           }
           ASSERT_NEAR(y[size_t(i * n + j)], ref, 2e-5 * mag + 1e-5)
-              << gguf_traits(t).name << (raw ? " random bytes" : "") << " m=" << m << " (" << i << "," << j << ")";
+              << kernel << " " << gguf_traits(t).name << (raw ? " random bytes" : "") << " m=" << m << " (" << i << "," << j << ")";
         }
       }
       // The codes round x per 32 to the nearest step.
       for (int64_t c = 0; c < k; ++c) {
         const float d = acts.d[c / 32];
-        ASSERT_LE(std::fabs(x[size_t(c)] - float(acts.q[c]) * d), 0.5001f * d + 1e-7f) << "column " << c;
+        ASSERT_LE(std::fabs(x[size_t(c)] - float(acts.q[c]) * d), 0.5001f * d + 1e-7f) << kernel << " column " << c;
       }
     }
+  }
   }
 }
 

@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "core/dtype.h"
+#include "kernels/cpu/gguf_gemm_int8_panel.h"
 #include "kernels/cpu/gguf_kernels.h"
 
 #define TERN_GEMM8_AVX512 \
@@ -33,179 +34,7 @@ namespace tern::cpu {
 
 namespace {
 
-constexpr int kPanel = 32;  // weight rows (output columns) per repacked panel
-constexpr int kMR = 4;      // rows of x per tile
-
-inline float f16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
-}
-
-// The 6-bit scale and min of sub-block j of a Q4_K / Q5_K scales[12] field.
-inline void k4_scale_min(int j, const uint8_t* q, int* sc, int* mn) {
-  if (j < 4) {
-    *sc = q[j] & 63, *mn = q[j + 4] & 63;
-  } else {
-    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
-// One native block of one weight row -> codes [block_elems] (value order) and per sub-block s / mn.
-void block_codes(GgufType t, const uint8_t* b, uint8_t* u, float* s, float* mn) {
-  switch (t) {
-    case GgufType::Q8_0: {
-      const float d = f16(b);
-      for (int i = 0; i < 32; ++i) u[i] = uint8_t(int(int8_t(b[2 + i])) + 128);
-      s[0] = d, mn[0] = 128.f * d;
-      return;
-    }
-    case GgufType::Q4_0: {
-      const float d = f16(b);
-      for (int i = 0; i < 16; ++i) u[i] = b[2 + i] & 0xF, u[i + 16] = b[2 + i] >> 4;
-      s[0] = d, mn[0] = 8.f * d;
-      return;
-    }
-    case GgufType::Q4_K: {
-      const float d = f16(b), dmin = f16(b + 2);
-      const uint8_t* qs = b + 16;
-      for (int p = 0; p < 4; ++p) {
-        for (int l = 0; l < 32; ++l) u[p * 64 + l] = qs[p * 32 + l] & 0xF, u[p * 64 + 32 + l] = qs[p * 32 + l] >> 4;
-        for (int h = 0; h < 2; ++h) {
-          int sc, m;
-          k4_scale_min(2 * p + h, b + 4, &sc, &m);
-          s[2 * p + h] = d * float(sc), mn[2 * p + h] = dmin * float(m);
-        }
-      }
-      return;
-    }
-    case GgufType::Q6_K: {
-      const uint8_t *ql = b, *qh = b + 128;
-      const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
-      const float d = f16(b + 208);
-      for (int h = 0; h < 2; ++h) {
-        for (int l = 0; l < 32; ++l) {
-          const uint8_t a = ql[h * 64 + l], c = ql[h * 64 + l + 32], hb = qh[h * 32 + l];
-          uint8_t* o = u + h * 128 + l;
-          o[0] = uint8_t((a & 0xF) | ((hb & 3) << 4));
-          o[32] = uint8_t((c & 0xF) | (((hb >> 2) & 3) << 4));
-          o[64] = uint8_t((a >> 4) | (((hb >> 4) & 3) << 4));
-          o[96] = uint8_t((c >> 4) | (((hb >> 6) & 3) << 4));
-        }
-      }
-      for (int j = 0; j < 16; ++j) s[j] = d * float(sc[j]), mn[j] = 32.f * d * float(sc[j]);
-      return;
-    }
-    default:
-      return;
-  }
-}
-
-inline int sub_elems(GgufType t) { return t == GgufType::Q6_K ? 16 : 32; }
-
-// The 32 codes v[0..32) of one sub-block of column c into the panel: group q (4 codes) at dst + q·128.
-TERN_GEMM8_AVX512 inline void put32(uint8_t* dst, __m256i v) {
-  alignas(32) uint32_t w[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(w), v);
-#pragma GCC unroll 8
-  for (int q = 0; q < 8; ++q) std::memcpy(dst + q * kPanel * 4, &w[q], 4);
-}
-
-// Q8_0 / Q4_0 / Q4_K / Q6_K blocks of one weight row straight into the panel (vector unpack, no per-value
-// loop): the repack is per call, and for the few rows an MoE expert gets it costs as much as the tile.
-TERN_GEMM8_AVX512 void repack_row_fast(GgufType t, const uint8_t* row, int64_t nblk, uint8_t* codes, float* s,
-                                       float* mn, int c) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  for (int64_t blk = 0; blk < nblk; ++blk) {
-    if (t == GgufType::Q8_0) {
-      const uint8_t* b = row + blk * 34;
-      const float d = f16(b);
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
-      put32(codes + size_t(blk) * 32 * kPanel + size_t(c) * 4, _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80))));
-      s[blk * kPanel + c] = d, mn[blk * kPanel + c] = 128.f * d;
-    } else if (t == GgufType::Q4_0) {
-      const uint8_t* b = row + blk * 18;
-      const float d = f16(b);
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
-      const __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
-      put32(codes + size_t(blk) * 32 * kPanel + size_t(c) * 4, v);
-      s[blk * kPanel + c] = d, mn[blk * kPanel + c] = 8.f * d;
-    } else if (t == GgufType::Q6_K) {
-      // Half h: values [32r, 32r + 32) of the half are sub-blocks 8h + 2r, 8h + 2r + 1 (16 values each),
-      // whose panel groups follow each other at the same 128-byte stride as one 32-value sub-block.
-      const uint8_t* b = row + blk * 210;
-      const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
-      const float d = f16(b + 208);
-      const __m256i m2 = _mm256_set1_epi8(3);
-      for (int h = 0; h < 2; ++h) {
-        const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + h * 64));
-        const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + h * 64 + 32));
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + h * 32));
-        const __m256i lo[4] = {_mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
-                               _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                               _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4)};
-        for (int r = 0; r < 4; ++r) {
-          const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * r), m2), 4);
-          const int64_t sb = blk * 16 + h * 8 + 2 * r;
-          put32(codes + size_t(sb) * 16 * kPanel + size_t(c) * 4, _mm256_or_si256(lo[r], hi));
-        }
-      }
-      for (int j = 0; j < 16; ++j) {
-        s[(blk * 16 + j) * kPanel + c] = d * float(sc[j]), mn[(blk * 16 + j) * kPanel + c] = 32.f * d * float(sc[j]);
-      }
-    } else {  // Q4_K: chunk p of 32 bytes holds sub-block 2p (low nibbles) and 2p + 1 (high)
-      const uint8_t* b = row + blk * 144;
-      const float d = f16(b), dmin = f16(b + 2);
-      for (int p = 0; p < 4; ++p) {
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + p * 32));
-        const int64_t sb = blk * 8 + 2 * p;
-        put32(codes + size_t(sb) * 32 * kPanel + size_t(c) * 4, _mm256_and_si256(q, m4));
-        put32(codes + size_t(sb + 1) * 32 * kPanel + size_t(c) * 4, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
-        for (int h = 0; h < 2; ++h) {
-          int sc, m;
-          k4_scale_min(2 * p + h, b + 4, &sc, &m);
-          s[(sb + h) * kPanel + c] = d * float(sc), mn[(sb + h) * kPanel + c] = dmin * float(m);
-        }
-      }
-    }
-  }
-}
-
-// Panel of `cols` (<= 32) weight rows starting at row c0, all of k: codes [nsub][G/4][32][4], then
-// s [nsub][32], then mn [nsub][32]. Missing columns get code 0 and s = mn = 0.
-void repack_panel(const MatmulArgs& a, int64_t c0, int cols, uint8_t* codes, float* s, float* mn) {
-  const GgufType t = GgufType(a.w.gguf_type);
-  const GgufTypeTraits& tr = gguf_traits(t);
-  const int g = sub_elems(t), per_block = tr.block_elems / g;
-  const int64_t k = a.w.cols, nblk = k / tr.block_elems, nsub = k / g;
-  const size_t row_bytes = gguf_row_bytes(t, k);
-  if (cols < kPanel) {
-    std::memset(codes, 0, size_t(nsub) * size_t(g) * kPanel);
-    std::memset(s, 0, size_t(nsub) * kPanel * sizeof(float));
-    std::memset(mn, 0, size_t(nsub) * kPanel * sizeof(float));
-  }
-  const bool fast = t == GgufType::Q8_0 || t == GgufType::Q4_0 || t == GgufType::Q4_K || t == GgufType::Q6_K;
-  alignas(64) uint8_t u[256];
-  float bs[16], bm[16];
-  for (int c = 0; c < cols; ++c) {
-    const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(c0 + c) * row_bytes;
-    if (fast) {
-      repack_row_fast(t, row, nblk, codes, s, mn, c);
-      continue;
-    }
-    for (int64_t blk = 0; blk < nblk; ++blk) {
-      block_codes(t, row + blk * tr.block_bytes, u, bs, bm);
-      for (int j = 0; j < per_block; ++j) {
-        const int64_t sb = blk * per_block + j;
-        uint8_t* dst = codes + size_t(sb) * size_t(g) * kPanel + size_t(c) * 4;
-        const uint8_t* src = u + j * g;
-        for (int q = 0; q < g / 4; ++q) std::memcpy(dst + q * kPanel * 4, src + q * 4, 4);
-        s[sb * kPanel + c] = bs[j], mn[sb * kPanel + c] = bm[j];
-      }
-    }
-  }
-}
+constexpr int kMR = 4;  // rows of x per tile
 
 // y[i0 .. i0+MR, c0 .. c0+cols) for one panel. x: codes [m][k], xd [m][k/32], xs [m][k/G] = xd · Σ codes.
 template <int MR, int G>
@@ -271,8 +100,6 @@ TERN_GEMM8_AVX512 void tiles(const GgufGemmActs& x, const MatmulArgs& a, int64_t
   }
 }
 
-inline size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
-
 }  // namespace
 
 bool gguf_gemm_int8_supported(GgufType t) {
@@ -321,16 +148,12 @@ size_t gguf_gemm_int8_panel_bytes(const WeightMatrix& w) {
 }
 
 void gguf_gemm_int8_avx512vnni(const GgufGemmActs& x, const MatmulArgs& a, void* panel, int64_t n0, int64_t n1) {
-  const GgufType t = GgufType(a.w.gguf_type);
-  const int g = sub_elems(t);
-  const int64_t nsub = a.w.cols / g;
-  auto* codes = static_cast<uint8_t*>(panel);
-  auto* s = reinterpret_cast<float*>(codes + align64(size_t(nsub) * size_t(g) * kPanel));
-  float* mn = s + align64(size_t(nsub) * kPanel * sizeof(float)) / sizeof(float);
+  const PanelView p = panel_view(a.w, panel);
+  const bool g16 = sub_elems(GgufType(a.w.gguf_type)) == 16;
   for (int64_t c0 = n0; c0 < n1; c0 += kPanel) {
     const int cols = int(std::min<int64_t>(kPanel, n1 - c0));
-    repack_panel(a, c0, cols, codes, s, mn);
-    g == 16 ? tiles<16>(x, a, c0, cols, codes, s, mn) : tiles<32>(x, a, c0, cols, codes, s, mn);
+    repack_panel(a, c0, cols, p.codes, p.s, p.mn, /*signed_q8=*/false);
+    g16 ? tiles<16>(x, a, c0, cols, p.codes, p.s, p.mn) : tiles<32>(x, a, c0, cols, p.codes, p.s, p.mn);
   }
 }
 

@@ -74,6 +74,9 @@ size_t gguf_gemm_int8_acts_bytes(int64_t m, int64_t k);
 GgufGemmActs gguf_gemm_int8_prepare_avx512(const float* x, int64_t m, int64_t k, void* scratch);
 size_t gguf_gemm_int8_panel_bytes(const WeightMatrix& w);
 void gguf_gemm_int8_avx512vnni(const GgufGemmActs& x, const MatmulArgs& a, void* panel, int64_t n0, int64_t n1);
+// The same on plain AVX2 (gguf_gemm_int8_avx2.cpp: vpmaddubsw + vpmaddwd, Q8_0 via the sign trick).
+GgufGemmActs gguf_gemm_int8_prepare_avx2(const float* x, int64_t m, int64_t k, void* scratch);
+void gguf_gemm_int8_avx2(const GgufGemmActs& x, const MatmulArgs& a, void* panel, int64_t n0, int64_t n1);
 
 // Row gather for embedding tables stored in a GGUF block format: out[i, :] = decode(table[ids[i], :]).
 void gguf_embedding(const WeightMatrix& table, const int32_t* ids, int64_t m, float* out);
