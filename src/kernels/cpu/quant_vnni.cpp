@@ -5,6 +5,11 @@
 //   Int4: vpdpbusd(q, xq) with codes 0..15 as the unsigned operand.
 // AVX-VNNI is the VEX (256-bit) encoding on client cores; AVX-512-VNNI adds the 512-bit form used
 // for W8A8 and the EVEX 256-bit form used for int4 blocks of 32.
+// GCC 12's AVX-512 intrinsics start from an "undefined" vector that -Wmaybe-uninitialized reports
+// once inlined (see matmul_avx512_util.h); the code is fine.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include "kernels/cpu/quant_avx2_util.h"
 
 #define TERN_TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
@@ -110,6 +115,50 @@ struct Int4Avx512Vnni {
 
 #undef TERN_INT4_ROW_BODY
 
+// m = 1 on AVX-512: 64 codes per zmm instead of 32 per ymm, R rows per pass sharing each x load, taken
+// from R far-apart parts of the thread's range (R sequential read streams, each prefetched ahead: one
+// stream of adjacent rows read only ~13 GB/s per core from DRAM). Why: the ymm body above spends ~8 instructions per 32 codes unpacking and ran at ~40% of the
+// read bandwidth (bench_matmul_quant), arithmetic-bound. One 32-byte load holds two packed blocks A, B
+// (byte b: column b low nibble, b + 16 high); [q, q >> 4] & 15 puts their codes in the order
+// [A 0-15, B 32-47, A 16-31, B 48-63], so x's 8-byte words are permuted once per step to match.
+template <int R>
+TERN_TARGET_AVX512VNNI void int4_rows_m1(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias,
+                                         int64_t i, int64_t r0, int64_t stride) {
+  const int64_t k = w.cols, gs = w.group, ng = k / gs;
+  const uint8_t* row[R];
+  for (int r = 0; r < R; ++r) row[r] = static_cast<const uint8_t*>(w.data) + (r0 + r * stride) * (k / 2);
+  const __m512i perm = _mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7), m4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[R];
+  float zterm[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), zterm[r] = 0.f;
+  for (int64_t g = 0; g < ng; ++g) {
+    __m512i gi[R];
+    for (int r = 0; r < R; ++r) gi[r] = _mm512_setzero_si512();
+    for (int64_t j = g * gs; j < (g + 1) * gs; j += 64) {
+      const __m512i xv = _mm512_permutexvar_epi64(perm, _mm512_loadu_si512(a.xq + i * k + j));
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(row[r] + j / 2 + 512), _MM_HINT_T0);
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[r] + j / 2));
+        const __m512i codes =
+            _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
+        gi[r] = _mm512_dpbusd_epi32(gi[r], codes, xv);
+      }
+    }
+    const int64_t xg = i * ng + g;
+    for (int r = 0; r < R; ++r) {
+      const int64_t rr = r0 + r * stride;
+      const float sc = w.scales[rr * ng + g], z = w.zeros ? w.zeros[rr * ng + g] : 8.0f;
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(gi[r]), _mm512_set1_ps(sc * a.xd[xg]), acc[r]);
+      zterm[r] += sc * z * a.xs[xg];
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const int64_t row_i = r0 + r * stride;
+    y[i * w.rows + row_i] = _mm512_reduce_add_ps(acc[r]) - zterm[r] + (bias ? bias[row_i] : 0.f);
+  }
+}
+
 }  // namespace
 
 TERN_TARGET_AVXVNNI void quant_w8a8_avxvnni(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias,
@@ -129,6 +178,12 @@ TERN_TARGET_AVX512VNNI void quant_w8a8_avx512vnni(const QuantActs& a, const Weig
 
 TERN_TARGET_AVX512VNNI void quant_int4_avx512vnni(const QuantActs& a, const WeightMatrix& w, float* y,
                                                   const float* bias, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  if (m1 - m0 == 1 && w.group % 64 == 0) {
+    const int64_t part = (n1 - n0) / 4;
+    for (int64_t b = 0; b < part; ++b) int4_rows_m1<4>(a, w, y, bias, m0, n0 + b, part);
+    for (int64_t r = n0 + 4 * part; r < n1; ++r) int4_rows_m1<1>(a, w, y, bias, m0, r, 0);
+    return;
+  }
   quant_drive<Int4Avx512Vnni>(a, w, y, bias, m0, m1, n0, n1);
 }
 
