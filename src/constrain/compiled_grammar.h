@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "constrain/grammar_ast.h"
@@ -44,6 +45,13 @@ struct NodeMask {
   std::vector<int32_t> pop_points;   // trie node ids
 };
 
+// A lexical rule's DFA as a dense table, for the full-vocabulary walks inside strings and numbers.
+struct LexTable {
+  int32_t base = 0;                 // the rule's first node
+  std::vector<int32_t> next;        // [rule nodes x 256] local node, -1 = no edge
+  std::vector<uint8_t> final, has_bytes;  // [rule nodes]
+};
+
 struct CompiledGrammar {
   std::string text;  // canonical GBNF
   TokenVocabulary vocab;
@@ -71,11 +79,15 @@ struct CompiledGrammar {
   // The node's mask, computed on first use (thread-safe).
   const NodeMask& node_mask(int32_t node) const;
   void init_mask_slots();
+  static constexpr size_t kMaxLexTableNodes = 4096;
+  bool has_lex_table(int32_t rule) const;
+  const LexTable& lex_table(int32_t rule) const;  // built on first use (thread-safe)
 
  private:
   mutable std::mutex mu_;
   mutable std::unique_ptr<std::atomic<const NodeMask*>[]> slots_;
   mutable std::vector<std::shared_ptr<const NodeMask>> owned_;
+  mutable std::unordered_map<int32_t, std::unique_ptr<LexTable>> lex_tables_;
 };
 
 // Builds the automata from a parsed grammar; checks that every reachable rule can finish, and rejects left

@@ -136,6 +136,12 @@ bool determinize(const Nfa& nfa, int32_t start, int32_t accept, int32_t rule, Co
   const int32_t base = int32_t(g->nodes.size());
   auto intern = [&](std::vector<int32_t> set) {
     eps_closure(nfa, &set);
+    // Only states with symbol edges (or the accept state) decide the future: dropping the rest merges DFA states
+    // that differ by pass-through states alone (e.g. the first and later turns of a loop).
+    set.erase(std::remove_if(set.begin(), set.end(), [&](int32_t s) {
+                const auto& st = nfa.states[size_t(s)];
+                return s != accept && st.bytes.empty() && st.calls.empty();
+              }), set.end());
     auto [it, fresh] = ids.emplace(set, base + int32_t(sets.size()));
     if (fresh) sets.push_back(std::move(set));
     return it->second;

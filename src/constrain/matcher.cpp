@@ -20,13 +20,14 @@ void Matcher::walk(int32_t trie_node, int32_t state, uint32_t* mask) {
   while (!todo_.empty()) {
     const Item it = todo_.back();
     todo_.pop_back();
-    const int32_t c0 = t.first_child[size_t(it.trie)];
-    const int32_t c1 = c0 + t.n_children[size_t(it.trie)];
+    const int32_t c0 = t.nodes[size_t(it.trie)].first_child;
+    const int32_t c1 = c0 + t.nodes[size_t(it.trie)].n_children;
     for (int32_t c = c0; c < c1; ++c) {
-      const int32_t s = pool_.step(it.state, t.byte[size_t(c)]);
+      const TrieNode& tn = t.nodes[size_t(c)];
+      const int32_t s = pool_.step(it.state, tn.byte);
       if (s == StackPool::kDead) continue;
-      for (int32_t id = t.token[size_t(c)]; id >= 0; id = t.next_same[size_t(id)]) mask[id >> 5] |= 1u << (id & 31);
-      if (t.n_children[size_t(c)] && pool_.has_frames(s)) todo_.push_back({c, s});
+      for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) mask[id >> 5] |= 1u << (id & 31);
+      if (tn.n_children && pool_.has_frames(s)) todo_.push_back({c, s});
     }
   }
 }

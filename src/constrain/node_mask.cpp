@@ -7,12 +7,60 @@
 
 namespace tern::constrain {
 
+namespace {
+
+// Token bits -> the compact form (ids when few).
+void finish_mask(std::vector<uint32_t>& bits, NodeMask* mask) {
+  int64_t n = 0;
+  for (uint32_t w : bits) n += __builtin_popcount(w);
+  if (n > int64_t(bits.size())) {
+    mask->bits = std::move(bits);
+    return;
+  }
+  mask->ids.reserve(size_t(n));
+  for (size_t w = 0; w < bits.size(); ++w)
+    for (uint32_t m = bits[w]; m; m &= m - 1) mask->ids.push_back(int32_t(w * 32 + size_t(__builtin_ctz(m))));
+}
+
+// A lexical rule (no calls): the walk state is one node of the rule's DFA, stepped through a dense table.
+void walk_lexical(const CompiledGrammar& g, int32_t node, std::vector<uint32_t>& bits, NodeMask* mask) {
+  const TokenTrie& t = g.vocab.impl().trie;
+  const LexTable& lt = g.lex_table(g.nodes[size_t(node)].rule);
+  struct Item {
+    int32_t trie, state;
+  };
+  std::vector<Item> todo = {{0, node - lt.base}};
+  while (!todo.empty()) {
+    const Item it = todo.back();
+    todo.pop_back();
+    const int32_t* row = lt.next.data() + size_t(it.state) * 256;
+    const int32_t c0 = t.nodes[size_t(it.trie)].first_child;
+    const int32_t c1 = c0 + t.nodes[size_t(it.trie)].n_children;
+    for (int32_t c = c0; c < c1; ++c) {
+      const TrieNode& tn = t.nodes[size_t(c)];
+      const int32_t d = row[tn.byte];
+      if (d < 0) continue;
+      for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) bits[size_t(id) >> 5] |= 1u << (id & 31);
+      if (tn.n_children == 0) continue;
+      if (lt.final[size_t(d)]) mask->pop_points.push_back(c);
+      if (lt.has_bytes[size_t(d)]) todo.push_back({c, d});
+    }
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int32_t node) {
   const VocabImpl& v = g.vocab.impl();
   const TokenTrie& t = v.trie;
-  StackPool pool(g, /*dense=*/true);
-  std::vector<int32_t> accepted;
+  std::vector<uint32_t> bits(size_t(v.words), 0);
   auto mask = std::make_shared<NodeMask>();
+  if (g.has_lex_table(g.nodes[size_t(node)].rule)) {
+    walk_lexical(g, node, bits, mask.get());
+    finish_mask(bits, mask.get());
+    return mask;
+  }
+  StackPool pool(g, /*dense=*/true);
   struct Item {
     int32_t trie, state;
   };
@@ -20,24 +68,48 @@ std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int3
   while (!todo.empty()) {
     const Item it = todo.back();
     todo.pop_back();
-    const int32_t c0 = t.first_child[size_t(it.trie)];
-    const int32_t c1 = c0 + t.n_children[size_t(it.trie)];
+    const int32_t c0 = t.nodes[size_t(it.trie)].first_child;
+    const int32_t c1 = c0 + t.nodes[size_t(it.trie)].n_children;
     for (int32_t c = c0; c < c1; ++c) {
-      const int32_t s = pool.step(it.state, t.byte[size_t(c)]);
+      const TrieNode& tn = t.nodes[size_t(c)];
+      const int32_t s = pool.step(it.state, tn.byte);
       if (s == StackPool::kDead) continue;
-      for (int32_t id = t.token[size_t(c)]; id >= 0; id = t.next_same[size_t(id)]) accepted.push_back(id);
-      if (t.n_children[size_t(c)] == 0) continue;
+      for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) bits[size_t(id) >> 5] |= 1u << (id & 31);
+      if (tn.n_children == 0) continue;
       if (pool.ended(s)) mask->pop_points.push_back(c);
       if (pool.has_frames(s)) todo.push_back({c, s});
     }
   }
-  if (int64_t(accepted.size()) > v.words) {
-    mask->bits.assign(size_t(v.words), 0);
-    for (int32_t id : accepted) mask->bits[size_t(id) >> 5] |= 1u << (id & 31);
-  } else {
-    mask->ids = std::move(accepted);
-  }
+  finish_mask(bits, mask.get());
   return mask;
+}
+
+bool CompiledGrammar::has_lex_table(int32_t rule) const {
+  if (lexical_key[size_t(rule)].empty()) return false;
+  const size_t end = size_t(rule) + 1 < rule_start.size() ? size_t(rule_start[size_t(rule) + 1]) : nodes.size();
+  return end - size_t(rule_start[size_t(rule)]) <= kMaxLexTableNodes;
+}
+
+const LexTable& CompiledGrammar::lex_table(int32_t rule) const {
+  std::lock_guard lk(mu_);
+  auto& slot = lex_tables_[rule];
+  if (slot) return *slot;
+  auto lt = std::make_unique<LexTable>();
+  lt->base = rule_start[size_t(rule)];
+  const size_t end = size_t(rule) + 1 < rule_start.size() ? size_t(rule_start[size_t(rule) + 1]) : nodes.size();
+  const size_t n = end - size_t(lt->base);
+  lt->next.assign(n * 256, -1);
+  lt->final.resize(n);
+  lt->has_bytes.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const Node& nd = nodes[size_t(lt->base) + i];
+    lt->final[i] = nd.final;
+    lt->has_bytes[i] = nd.edge_end > nd.edge_begin;
+    for (uint32_t e = nd.edge_begin; e < nd.edge_end; ++e)
+      for (int b = edges[e].lo; b <= edges[e].hi; ++b) lt->next[i * 256 + size_t(b)] = edges[e].to - lt->base;
+  }
+  slot = std::move(lt);
+  return *slot;
 }
 
 void CompiledGrammar::init_mask_slots() {

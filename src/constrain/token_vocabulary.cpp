@@ -18,38 +18,42 @@ void build_trie(const std::vector<std::string>& bytes, constrain::TokenTrie* t) 
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return bytes[size_t(a)] < bytes[size_t(b)]; });
   t->next_same.assign(bytes.size(), -1);
   auto add = [&](uint8_t b) {
-    t->byte.push_back(b);
-    t->first_child.push_back(0);
-    t->n_children.push_back(0);
-    t->token.push_back(-1);
-    return int32_t(t->byte.size()) - 1;
+    constrain::TrieNode n;
+    n.byte = b;
+    t->nodes.push_back(n);
+    return int32_t(t->nodes.size()) - 1;
   };
   add(0);
   struct Item {
     int32_t node;
     size_t lo, hi, depth;  // order[lo, hi) share the node's prefix of length depth
   };
-  std::vector<Item> queue = {{0, 0, order.size(), 0}};
-  for (size_t qi = 0; qi < queue.size(); ++qi) {
-    const Item it = queue[qi];
+  // Depth-first: a child's block of children lands near its parent's block (walks are depth-first too).
+  std::vector<Item> stack = {{0, 0, order.size(), 0}};
+  std::vector<Item> kids;
+  while (!stack.empty()) {
+    const Item it = stack.back();
+    stack.pop_back();
     size_t i = it.lo;
     int32_t last = -1;
     while (i < it.hi && bytes[size_t(order[i])].size() == it.depth) {  // tokens ending here sort first
       const int32_t id = order[i++];
-      if (last < 0) t->token[size_t(it.node)] = id;
-      else t->next_same[size_t(last)] = id;
+      if (last < 0) t->nodes[size_t(it.node)].token = id;
+      else t->next_same[size_t(last)] = id, t->nodes[size_t(it.node)].more = 1;
       last = id;
     }
-    t->first_child[size_t(it.node)] = int32_t(t->byte.size());
+    t->nodes[size_t(it.node)].first_child = int32_t(t->nodes.size());
+    kids.clear();
     while (i < it.hi) {
       const uint8_t b = uint8_t(bytes[size_t(order[i])][it.depth]);
       size_t j = i;
       while (j < it.hi && uint8_t(bytes[size_t(order[j])][it.depth]) == b) ++j;
       const int32_t child = add(b);
-      ++t->n_children[size_t(it.node)];
-      queue.push_back({child, i, j, it.depth + 1});
+      ++t->nodes[size_t(it.node)].n_children;
+      kids.push_back({child, i, j, it.depth + 1});
       i = j;
     }
+    stack.insert(stack.end(), kids.rbegin(), kids.rend());
   }
 }
 
