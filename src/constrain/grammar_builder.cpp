@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_map>
 
 #include "constrain/compiled_grammar.h"
 #include "constrain/utf8_ranges.h"
@@ -131,7 +132,7 @@ void eps_closure(const Nfa& nfa, std::vector<int32_t>* set) {
 
 // Subset construction of one rule; appends its nodes to g. Returns false when over the state budget.
 bool determinize(const Nfa& nfa, int32_t start, int32_t accept, int32_t rule, CompiledGrammar* g, int64_t max_states) {
-  std::map<std::vector<int32_t>, int32_t> ids;
+  std::unordered_map<std::string, int32_t> ids;  // the set's bytes -> DFA node
   std::vector<std::vector<int32_t>> sets;
   const int32_t base = int32_t(g->nodes.size());
   auto intern = [&](std::vector<int32_t> set) {
@@ -142,7 +143,8 @@ bool determinize(const Nfa& nfa, int32_t start, int32_t accept, int32_t rule, Co
                 const auto& st = nfa.states[size_t(s)];
                 return s != accept && st.bytes.empty() && st.calls.empty();
               }), set.end());
-    auto [it, fresh] = ids.emplace(set, base + int32_t(sets.size()));
+    std::string key(reinterpret_cast<const char*>(set.data()), set.size() * sizeof(int32_t));
+    auto [it, fresh] = ids.emplace(std::move(key), base + int32_t(sets.size()));
     if (fresh) sets.push_back(std::move(set));
     return it->second;
   };
