@@ -19,29 +19,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-const char* kWs = R"(( " " | "\n" [ \t]{0,20} )?)";
-const char* kChar = R"(( [^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} ) ))";
-const char* kNumber =
-    R"("-"? ( "0" | [1-9] [0-9]{0,15} ) ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?)";
-
-const std::set<std::string> kAnnotations = {"$schema", "$id", "$comment", "title", "description", "default",
-                                            "examples", "deprecated", "readOnly", "writeOnly", "$defs",
-                                            "definitions", "$anchor", "contentMediaType", "contentEncoding"};
-const std::set<std::string> kKnown = {"type", "enum", "const", "properties", "required", "additionalProperties",
-                                      "items", "prefixItems", "minItems", "maxItems", "anyOf", "oneOf", "allOf",
-                                      "$ref", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
-                                      "exclusiveMinimum", "exclusiveMaximum", "uniqueItems"};
-
-// Lexical formats (the inside of the string).
-const std::map<std::string, std::string> kFormats = {
-    {"date", R"([0-9]{4} "-" ( "0" [1-9] | "1" [0-2] ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] ))"},
-    {"time", R"(( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,9} )? ( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ))"},
-    {"date-time", R"([0-9]{4} "-" ( "0" [1-9] | "1" [0-2] ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] ) [Tt ] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,9} )? ( [Zz] | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ))"},
-    {"uuid", R"([0-9a-fA-F]{8} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{12})"},
-    {"email", R"([A-Za-z0-9._%+-]{1,64} "@" [A-Za-z0-9-]{1,63} ( "." [A-Za-z0-9-]{1,63} ){0,8})"},
-    {"uri", R"([A-Za-z] [A-Za-z0-9+.-]{0,31} ":" [^"\\\x00-\x20]+)"},
-    {"ipv4", R"(( [0-9] | [1-9] [0-9] | "1" [0-9]{2} | "2" [0-4] [0-9] | "25" [0-5] ) ( "." ( [0-9] | [1-9] [0-9] | "1" [0-9]{2} | "2" [0-4] [0-9] | "25" [0-5] ) ){3})"},
-};
+using namespace schema_tables;
 
 class Converter {
  public:
@@ -416,41 +394,3 @@ Result<std::string> schema_to_gbnf(const Json& schema, const GrammarLimits& limi
 }
 
 }  // namespace tern::constrain
-
-namespace tern {
-
-Result<std::string> json_schema_to_gbnf(const nlohmann::json& schema, const GrammarLimits& limits) {
-  std::string text;
-  try {
-    text = schema.dump();
-  } catch (const std::exception& e) {  // invalid UTF-8 in a string
-    return Status::error(std::string("json_schema: ") + e.what());
-  }
-  return json_schema_text_to_gbnf(text, limits);
-}
-
-Result<std::string> json_schema_text_to_gbnf(std::string_view schema_json, const GrammarLimits& limits) {
-  if (int64_t(schema_json.size()) > limits.max_text_bytes) return Status::error("json_schema: schema text over the size limit");
-  // Nesting is checked by the converter; nlohmann's parser recurses, so bound the depth of the text first.
-  int depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : schema_json) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  if (max_depth > 4 * limits.max_nesting) return Status::error(fmt::format("json_schema: nested deeper than {}", 4 * limits.max_nesting));
-  auto j = nlohmann::ordered_json::parse(schema_json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::error("json_schema: the schema is not valid JSON");
-  return constrain::schema_to_gbnf(j, limits);
-}
-
-}  // namespace tern

@@ -3,12 +3,24 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <map>
+#include <set>
 #include <string>
 
 #include "constrain/grammar_limits.h"
 #include "core/status.h"
 
 namespace tern::constrain {
+
+// The fixed pieces of JSON grammar and the keyword tables (json_schema_tables.cpp).
+namespace schema_tables {
+extern const char* const kWs;      // whitespace between tokens
+extern const char* const kChar;    // one JSON string character (escapes included)
+extern const char* const kNumber;  // a JSON number (16 integer, 16 fraction, 3 exponent digits at most)
+extern const std::set<std::string> kAnnotations;  // keywords ignored
+extern const std::set<std::string> kKnown;        // keywords handled
+extern const std::map<std::string, std::string> kFormats;  // format -> GBNF of the string's inside
+}  // namespace schema_tables
 
 Result<std::string> schema_to_gbnf(const nlohmann::ordered_json& schema, const GrammarLimits& limits);
 

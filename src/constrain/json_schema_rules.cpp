@@ -1,10 +1,14 @@
-// The fixed pieces of JSON grammar the schema converter emits: whitespace, strings, numbers, integer ranges,
-// string formats. Lexical rules (no calls) so their masks are shared by every grammar (vocab_impl.h).
+// Integer and number ranges as digit grammars, and the JSON Schema front-door functions (text in, GBNF out).
+// Ranges are lexical rules (no calls), so their masks are shared by every grammar (vocab_impl.h).
 #include <fmt/format.h>
 
 #include <string>
 
 #include "constrain/json_schema.h"
+
+#include <algorithm>
+
+#include "constrain/token_constraint.h"
 
 namespace tern::constrain {
 namespace {
@@ -116,3 +120,41 @@ std::string number_range_gbnf(const int64_t* lo, bool lo_excl, const int64_t* hi
 }
 
 }  // namespace tern::constrain
+
+namespace tern {
+
+Result<std::string> json_schema_to_gbnf(const nlohmann::json& schema, const GrammarLimits& limits) {
+  std::string text;
+  try {
+    text = schema.dump();
+  } catch (const std::exception& e) {  // invalid UTF-8 in a string
+    return Status::error(std::string("json_schema: ") + e.what());
+  }
+  return json_schema_text_to_gbnf(text, limits);
+}
+
+Result<std::string> json_schema_text_to_gbnf(std::string_view schema_json, const GrammarLimits& limits) {
+  if (int64_t(schema_json.size()) > limits.max_text_bytes) return Status::error("json_schema: schema text over the size limit");
+  // Nesting is checked by the converter; nlohmann's parser recurses, so bound the depth of the text first.
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : schema_json) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  if (max_depth > 4 * limits.max_nesting) return Status::error(fmt::format("json_schema: nested deeper than {}", 4 * limits.max_nesting));
+  auto j = nlohmann::ordered_json::parse(schema_json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::error("json_schema: the schema is not valid JSON");
+  return constrain::schema_to_gbnf(j, limits);
+}
+
+}  // namespace tern
