@@ -6,6 +6,7 @@
 // its engine requests at once.
 #include <ctime>
 
+#include "api/chat_output.h"
 #include "api/openai_response.h"
 #include "api/server_impl.h"
 #include "text/chat_template/chat_template.h"
@@ -22,6 +23,7 @@ struct Prepared {
   std::vector<std::vector<int32_t>> prompts;
   std::vector<std::string> texts;
   std::vector<int64_t> max_new;
+  std::string chat_prompt;  // chat: the rendered template
 };
 
 // Everything one answer needs after the handler returned; alive while the engine's events can come.
@@ -33,6 +35,9 @@ struct Job : std::enable_shared_from_this<Job> {
   std::vector<ChoiceState> choices;
   std::vector<bool> started;      // chat: the role chunk went out
   std::vector<std::string> echo;  // completions echo: prompt text per choice
+  std::unique_ptr<ChatParserOptions> parse_opts;            // chat replies split into reasoning / content / calls
+  std::vector<std::unique_ptr<ChatOutputParser>> parsers;   // streaming: one per choice
+  std::vector<int> calls_sent;                              // streaming: calls sent per choice
   int n = 1;
   bool stream = false, include_usage = false;
   std::atomic<bool> scheduled{false};    // a pump is queued or running
@@ -69,6 +74,17 @@ struct Job : std::enable_shared_from_this<Job> {
       // Chat's first chunk carries the role with empty content, as OpenAI sends it.
       out += sse_event(stream_chunk(meta, tok, ev.index, EngineOutput{}, "", true, include_usage));
       started[i] = true;
+    }
+    if (parse_opts) {
+      ChatOutputParser& p = *parsers[i];
+      ChatDelta d = p.feed(ev.out.text);
+      if (f != EngineFinish::kNone) {
+        ChatDelta rest = p.finish();
+        d.reasoning += rest.reasoning;
+        d.content += rest.content;
+        d.calls.insert(d.calls.end(), rest.calls.begin(), rest.calls.end());
+      }
+      return stream_parsed_event(meta, tok, ev.index, ev.out, d, calls_sent[i], include_usage, out);
     }
     const bool has_logprobs = meta.want_logprobs && !ev.out.tokens.empty();
     if (ev.out.text.empty() && f == EngineFinish::kNone && !has_logprobs) return;
@@ -109,6 +125,13 @@ struct Job : std::enable_shared_from_this<Job> {
     } else if (bad) {
       send_error(x, api_error(shutdown ? 503 : 500, message, "server_error", shutdown ? "shutting_down" : ""));
     } else {
+      if (parse_opts) {
+        for (size_t i = 0; i < choices.size(); ++i) {
+          ChatParserOptions o = *parse_opts;
+          o.id_seed += uint64_t(i) * 1000003u;  // distinct ids per choice, as the stream's
+          parse_choice(o, choices[i]);
+        }
+      }
       x->respond(json_response(200, dump_json(full_response(meta, srv->tok, choices, echo, n))));
     }
     (client_gone ? srv->counters.client_disconnects : srv->counters.completed)++;
@@ -120,13 +143,17 @@ struct Job : std::enable_shared_from_this<Job> {
 }  // namespace
 
 std::variant<std::vector<int32_t>, ApiError> ApiServer::Impl::render_chat(const json& messages,
-                                                                         bool add_generation_prompt) const {
+                                                                         bool add_generation_prompt, const json* tools,
+                                                                         std::string* text_out) const {
   if (!chat) return api_error(400, "this model has no chat template: use /v1/completions");
   json ctx = chat->special_tokens;
   ctx["messages"] = messages;
   ctx["add_generation_prompt"] = add_generation_prompt;
+  // As transformers' apply_chat_template: the tools' JSON schemas in OpenAI's {"type": "function", ...} form.
+  if (tools && !tools->empty()) ctx["tools"] = *tools;
   auto text = chat->chat_template.render(ctx);
   if (!text.is_ok()) return bad_param("messages", "the chat template rejected the messages: " + text.status().message());
+  if (text_out) *text_out = text.value();
   return tok.encode(text.value(), /*add_special_tokens=*/false);
 }
 
@@ -144,8 +171,22 @@ static std::variant<Prepared, ApiError> prepare(const ApiServer::Impl& s, Endpoi
   Prepared out;
   auto& prompts = out.prompts;
   auto& prompt_texts = out.texts;
+  for (const auto& [id, bias] : r.sampling.logit_bias) {
+    if (id >= s.tok.vocab_size()) {
+      return bad_param("logit_bias", "'logit_bias' names token " + std::to_string(id) + ", outside the vocabulary (" +
+                                         std::to_string(s.tok.vocab_size()) + " tokens)");
+    }
+  }
+  if (chat_ep && r.tools.choice == ToolChoice::kAuto &&
+      (s.chat_format.tool_calls == ToolCallFormat::kNone || !s.chat_format.template_renders_tools)) {
+    // The model would never see the tools, or tern could not read its calls: say so rather than answer in text.
+    return bad_param("tool_choice", "this model's chat template has no tool-call format tern recognises (Hermes / "
+                                    "Qwen <tool_call>, Llama 3.1 JSON, Mistral [TOOL_CALLS]), so tool_choice \"auto\" "
+                                    "cannot work; use tool_choice \"required\" or a named function");
+  }
   if (chat_ep) {
-    auto ids = s.render_chat(r.messages, true);
+    const json* tools = r.tools.choice == ToolChoice::kNone ? nullptr : &r.tools.tools;
+    auto ids = s.render_chat(r.messages, true, tools, &out.chat_prompt);
     if (auto* e = std::get_if<ApiError>(&ids)) return *e;
     prompts.push_back(std::move(std::get<std::vector<int32_t>>(ids)));
     prompt_texts.emplace_back();
@@ -246,6 +287,18 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const HttpRequest& req,
   job->meta.model = r.model;
   job->meta.want_logprobs = r.top_logprobs >= 0;
   for (int c = 0; c < n_choices; ++c) job->echo.push_back(r.echo ? p.texts[size_t(c / r.n)] : std::string());
+  if (chat_ep) {
+    job->parse_opts = chat_parser_options(chat_format, r, p.chat_prompt, next_response_id.load() * 0x9E3779B97F4A7C15ull ^
+                                                                             uint64_t(job->meta.created));
+    if (job->parse_opts && r.stream) {
+      for (int c = 0; c < n_choices; ++c) {
+        ChatParserOptions o = *job->parse_opts;
+        o.id_seed += uint64_t(c) * 1000003u;  // distinct ids per choice
+        job->parsers.push_back(std::make_unique<ChatOutputParser>(std::move(o)));
+      }
+      job->calls_sent.assign(size_t(n_choices), 0);
+    }
+  }
   track(job->group);
 
   // Events that arrive before the notifier is set wait in the group; notify() below takes them.

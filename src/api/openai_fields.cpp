@@ -30,9 +30,7 @@ struct Rule {
 
 bool is_string(const json& v, const OpenAiRequest&) { return v.is_string(); }
 bool is_object(const json& v, const OpenAiRequest&) { return v.is_object(); }
-bool is_bool(const json& v, const OpenAiRequest&) { return v.is_boolean(); }
 bool is_false(const json& v, const OpenAiRequest&) { return v.is_boolean() && !v.get<bool>(); }
-bool empty_object(const json& v, const OpenAiRequest&) { return v.is_object() && v.empty(); }
 bool empty_array(const json& v, const OpenAiRequest&) { return v.is_array() && v.empty(); }
 bool is_none(const json& v, const OpenAiRequest&) { return v.is_string() && v.get<std::string>() == "none"; }
 bool empty_string(const json& v, const OpenAiRequest&) { return v.is_string() && v.get<std::string>().empty(); }
@@ -50,15 +48,13 @@ constexpr Rule kShared[] = {
     impl("stream_options"), impl("seed"), impl("presence_penalty"), impl("frequency_penalty"), impl("logprobs"),
     // vLLM's sampling extensions
     impl("top_k"), impl("min_p"), impl("repetition_penalty"), impl("ignore_eos"),
-    {"logit_bias", Use::kNoOpOnly, empty_object, "token biases are not implemented; only {} is accepted"},
+    impl("logit_bias"),
     {"user", Use::kIgnored, is_string, ""},
 };
 
 constexpr Rule kChat[] = {
     impl("messages"), impl("max_completion_tokens"), impl("top_logprobs"),
-    {"tools", Use::kNoOpOnly, empty_array, "tool calling is not implemented; only [] is accepted"},
-    {"tool_choice", Use::kNoOpOnly, is_none, "tool calling is not implemented; only \"none\" is accepted"},
-    {"parallel_tool_calls", Use::kNoOpOnly, is_bool, "must be a boolean (it has no effect without tools)"},
+    impl("tools"), impl("tool_choice"), impl("parallel_tool_calls"),
     {"functions", Use::kNoOpOnly, empty_array, "function calling is not implemented; only [] is accepted"},
     {"function_call", Use::kNoOpOnly, is_none, "function calling is not implemented; only \"none\" is accepted"},
     {"response_format", Use::kNoOpOnly, text_format,

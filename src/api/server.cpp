@@ -9,6 +9,7 @@
 #include "api/openai_response.h"
 #include "api/request_guard.h"
 #include "api/server_impl.h"
+#include "text/chat_template/chat_template.h"
 
 namespace tern::api {
 
@@ -84,7 +85,8 @@ class CorsExchange final : public HttpExchange {
 }  // namespace
 
 ApiServer::Impl::Impl(Engine& e, const Tokenizer& t, const ModelChatTemplate* c, ServerOptions o)
-    : engine(e), tok(t), chat(c), opt(std::move(o)), started_at(int64_t(std::time(nullptr))),
+    : engine(e), tok(t), chat(c), chat_format(c ? detect_chat_format(c->chat_template.source()) : ChatFormat{}),
+      opt(std::move(o)), started_at(int64_t(std::time(nullptr))),
       front(front_options(opt), [this](HttpRequest& req, std::shared_ptr<HttpExchange> x) { handle(req, x); }) {}
 
 bool ApiServer::Impl::model_known(const std::string& name) const {

@@ -17,6 +17,7 @@
 #include "api/openai_request.h"
 #include "api/request_group.h"
 #include "api/server.h"
+#include "text/tool_calls/tool_call_format.h"
 
 namespace tern::api {
 
@@ -37,6 +38,7 @@ struct ApiServer::Impl {
   Engine& engine;
   const Tokenizer& tok;
   const ModelChatTemplate* chat;
+  ChatFormat chat_format;  // tool-call and reasoning format of the chat template
   ServerOptions opt;
   const int64_t started_at;  // unix seconds
   HttpFront front;
@@ -70,8 +72,10 @@ struct ApiServer::Impl {
   std::string metrics_text() const;
   bool model_known(const std::string& name) const;
   // The chat template applied to validated messages, tokenized (the template writes any BOS itself).
-  std::variant<std::vector<int32_t>, ApiError> render_chat(const nlohmann::json& messages,
-                                                          bool add_generation_prompt) const;
+  // tools: rendered when non-null and non-empty; text_out: the rendered prompt.
+  std::variant<std::vector<int32_t>, ApiError> render_chat(const nlohmann::json& messages, bool add_generation_prompt,
+                                                          const nlohmann::json* tools = nullptr,
+                                                          std::string* text_out = nullptr) const;
   void log_ignored(const std::vector<std::string>& fields);
 
   void track(const std::shared_ptr<RequestGroup>& g);

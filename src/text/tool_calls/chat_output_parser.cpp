@@ -66,14 +66,42 @@ ChatOutputParser::ChatOutputParser(ChatParserOptions options) : opt_(std::move(o
 ChatDelta ChatOutputParser::feed(std::string_view text) {
   buf_.append(text);
   ChatDelta d;
-  run(false, d);
+  if (opt_.forced == ChatParserOptions::Forced::kNo) run(false, d);
   return d;
 }
 
 ChatDelta ChatOutputParser::finish() {
   ChatDelta d;
-  run(true, d);
+  if (opt_.forced == ChatParserOptions::Forced::kNo) {
+    run(true, d);
+  } else {
+    finish_forced(d);
+  }
   return d;
+}
+
+void ChatOutputParser::finish_forced(ChatDelta& d) {
+  std::vector<ToolCall> got;
+  bool ok = false;
+  const json v = json::parse(buf_, nullptr, /*allow_exceptions=*/false);
+  if (opt_.forced == ChatParserOptions::Forced::kNamed) {
+    ok = v.is_object() && add_call(json{{"name", opt_.forced_name}, {"arguments", v}}.dump(), got);
+  } else {
+    ok = v.is_array() && !v.empty();
+    for (size_t i = 0; ok && i < v.size(); ++i) ok = add_call(v[i].dump(), got);
+    if (ok && !opt_.parallel) got.resize(1);
+  }
+  if (!ok) {  // cut off by max_tokens (the grammar admits nothing else): the text is the content
+    emit_content(buf_, d);
+    buf_.clear();
+    return;
+  }
+  for (ToolCall& c : got) {
+    c.id = make_tool_call_id(opt_.format, opt_.id_seed, int(calls_.size()));
+    calls_.push_back(c);
+    d.calls.push_back(std::move(c));
+  }
+  buf_.clear();
 }
 
 void ChatOutputParser::run(bool final, ChatDelta& d) {

@@ -35,6 +35,13 @@ struct ChatParserOptions {
   std::vector<std::string> tool_names;  // a call must name one of these (empty: any name)
   bool parallel = true;              // false: calls after the first stay content
   uint64_t id_seed = 0;              // tool call ids (make_tool_call_id)
+  // Calls generated under a JSON Schema instead of the template's format (tool_choice "required" or a
+  // named function, as vLLM does it, for any model): the whole reply is JSON, read when it ends.
+  //   kNamed     the arguments object of `forced_name`
+  //   kRequired  [{"name": ..., "parameters": {...}}, ...]
+  enum class Forced { kNo, kNamed, kRequired };
+  Forced forced = Forced::kNo;
+  std::string forced_name;
 };
 
 class ChatOutputParser {
@@ -58,6 +65,7 @@ class ChatOutputParser {
   bool step_content(bool final, ChatDelta& d);
   bool step_call(bool final, ChatDelta& d);
   bool step_llama_next(bool final);
+  void finish_forced(ChatDelta& d);
   // Parses one call object ({"name", "arguments"|"parameters"}); false if it is not a valid call.
   bool add_call(const std::string& json_text, std::vector<ToolCall>& out);
   bool calls_allowed() const;
