@@ -180,7 +180,7 @@ static std::variant<Prepared, ApiError> prepare(const ApiServer::Impl& s, Endpoi
   if (chat_ep && r.tools.choice == ToolChoice::kAuto &&
       (s.chat_format.tool_calls == ToolCallFormat::kNone || !s.chat_format.template_renders_tools)) {
     // The model would never see the tools, or tern could not read its calls: say so rather than answer in text.
-    return bad_param("tool_choice", "this model's chat template has no tool-call format tern recognises (Hermes / "
+    return bad_param("tools", "this model's chat template has no tool-call format tern recognises (Hermes / "
                                     "Qwen <tool_call>, Llama 3.1 JSON, Mistral [TOOL_CALLS]), so tool_choice \"auto\" "
                                     "cannot work; use tool_choice \"required\" or a named function");
   }

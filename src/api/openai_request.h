@@ -41,6 +41,15 @@ struct ToolFields {
   bool parallel = true;   // parallel_tool_calls
 };
 
+// The grammar a request asks for (constraint_request.h compiles it).
+struct ConstraintSpec {
+  enum class Kind { kNone, kJsonObject, kJsonSchema, kGbnf, kRegex };
+  Kind kind = Kind::kNone;
+  nlohmann::json schema;  // kJsonSchema
+  std::string text;       // kGbnf, kRegex
+  std::string param;      // the field errors name
+};
+
 struct OpenAiRequest {
   Endpoint endpoint = Endpoint::kCompletions;
   std::string model;
@@ -57,6 +66,7 @@ struct OpenAiRequest {
   bool ignore_eos = false;            // vLLM extension
   std::string user;
   ToolFields tools;                   // chat only
+  ConstraintSpec constraint;          // response_format (chat), grammar, regex
   std::vector<std::string> ignored_fields;  // accepted and ignored (openai_fields.cpp): the server logs them once
 };
 
