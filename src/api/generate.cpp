@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "api/chat_output.h"
+#include "api/constraint_request.h"
 #include "api/openai_response.h"
 #include "api/server_impl.h"
 #include "text/chat_template/chat_template.h"
@@ -24,6 +25,7 @@ struct Prepared {
   std::vector<std::string> texts;
   std::vector<int64_t> max_new;
   std::string chat_prompt;  // chat: the rendered template
+  std::shared_ptr<const Grammar> grammar;  // the request's constraint (null: none)
 };
 
 // Everything one answer needs after the handler returned; alive while the engine's events can come.
@@ -38,6 +40,7 @@ struct Job : std::enable_shared_from_this<Job> {
   std::unique_ptr<ChatParserOptions> parse_opts;            // chat replies split into reasoning / content / calls
   std::vector<std::unique_ptr<ChatOutputParser>> parsers;   // streaming: one per choice
   std::vector<int> calls_sent;                              // streaming: calls sent per choice
+  std::vector<std::pair<int, EngineRequest>> deferred;      // n > 1: siblings waiting for their first choice
   int n = 1;
   bool stream = false, include_usage = false;
   std::atomic<bool> scheduled{false};    // a pump is queued or running
@@ -54,6 +57,7 @@ struct Job : std::enable_shared_from_this<Job> {
       std::string out;
       RequestGroup::Event ev;
       while (!finished && group->try_pop(ev)) {
+        if (ev.index % n == 0 && !deferred.empty()) start_siblings(ev);
         choices[size_t(ev.index)].add(ev.out);
         if (stream) stream_event(ev, out);
       }
@@ -62,6 +66,35 @@ struct Job : std::enable_shared_from_this<Job> {
       scheduled.store(false);
       // An event pushed after the last pop rang while the flag was still set: take it over.
       if (finished || !group->has_events() || scheduled.exchange(true)) return;
+    }
+  }
+
+  // The first event of choice `first.index` (a prompt's first choice): its prompt is in the prefix cache now,
+  // so its n - 1 siblings go to the engine. If it already failed or the client left, they end the same way.
+  void start_siblings(const RequestGroup::Event& first) {
+    const bool dead = client_gone || first.out.finish == EngineFinish::kCancelled ||
+                      first.out.finish == EngineFinish::kError;
+    for (auto it = deferred.begin(); it != deferred.end();) {
+      const int c = it->first;
+      if (c / n != first.index / n) {
+        ++it;
+        continue;
+      }
+      OutputCallback cb = group->callback(c, group);
+      if (dead) {
+        EngineOutput end;
+        end.finish = first.out.finish == EngineFinish::kError ? EngineFinish::kError : EngineFinish::kCancelled;
+        end.error = first.out.error;
+        cb(0, end);
+      } else if (auto id = srv->engine.add(std::move(it->second), cb); id.is_ok()) {
+        group->set_id(c, id.value());
+      } else {
+        EngineOutput end;
+        end.finish = EngineFinish::kError;
+        end.error = id.status().message();
+        cb(0, end);
+      }
+      it = deferred.erase(it);
     }
   }
 
@@ -158,7 +191,7 @@ std::variant<std::vector<int32_t>, ApiError> ApiServer::Impl::render_chat(const 
 }
 
 // Prompts as token ids and their budgets, or the 4xx that says what does not fit.
-static std::variant<Prepared, ApiError> prepare(const ApiServer::Impl& s, Endpoint endpoint, const OpenAiRequest& r) {
+static std::variant<Prepared, ApiError> prepare(ApiServer::Impl& s, Endpoint endpoint, const OpenAiRequest& r) {
   if (!s.model_known(r.model)) {
     ApiError e = api_error(404, "The model '" + r.model + "' does not exist", "invalid_request_error", "model_not_found");
     e.param = "model";
@@ -207,6 +240,18 @@ static std::variant<Prepared, ApiError> prepare(const ApiServer::Impl& s, Endpoi
         prompt_texts.push_back(r.echo ? s.tok.decode(ids) : std::string());
       }
     }
+  }
+
+  const bool forced = r.tools.choice == ToolChoice::kRequired || r.tools.choice == ToolChoice::kNamed;
+  if (r.constraint.kind != ConstraintSpec::Kind::kNone || forced) {
+    auto cache = s.grammar_cache();
+    if (!cache.is_ok()) {
+      return bad_param(forced ? "tool_choice" : r.constraint.param, "constrained decoding is unavailable: " +
+                                                                       cache.status().message());
+    }
+    auto g = compile_request_grammar(*cache.value(), r);
+    if (auto* e = std::get_if<ApiError>(&g)) return *e;
+    out.grammar = std::get<std::shared_ptr<const Grammar>>(g);
   }
 
   // Context: prompt + completion must fit; the message names both lengths.
@@ -312,9 +357,18 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const HttpRequest& req,
     er.ignore_eos = r.ignore_eos;
     er.stop = r.stop;
     er.top_logprobs = r.top_logprobs;
+    er.grammar = p.grammar;
+    if (c % r.n != 0) {
+      // n > 1: the siblings start once the first choice of their prompt has prefilled (its first event), so
+      // that they find the prompt's KV blocks in the prefix cache instead of computing them again.
+      job->deferred.emplace_back(c, std::move(er));
+      continue;
+    }
     auto id = engine.add(std::move(er), job->group->callback(c, job->group));
     if (!id.is_ok()) {
-      in_flight->fetch_sub(n_choices - c);  // this one and the ones never added
+      // This one, the ones never added and the deferred siblings.
+      in_flight->fetch_sub(n_choices - c + int64_t(job->deferred.size()));
+      job->deferred.clear();
       job->group->cancel_all(engine);
       untrack(job->group);
       return send_error(x, bad_param(chat_ep ? "messages" : "prompt", id.status().message()));

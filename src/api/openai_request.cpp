@@ -6,6 +6,7 @@
 
 #include "api/json_fields.h"
 #include "api/openai_fields.h"
+#include "api/constraint_request.h"
 #include "api/openai_tools.h"
 
 namespace tern::api {
@@ -255,6 +256,7 @@ std::variant<OpenAiRequest, ApiError> parse_openai_request(Endpoint endpoint, st
   if (chat) {
     if (auto e = parse_tool_fields(b, r)) return *e;
   }
+  if (auto e = parse_constraint_fields(endpoint, b, r)) return *e;
   if (!chat && int64_t(r.prompts.size()) * r.n > kMaxChoices) {
     return bad_param("n", "'n' x number of prompts must be at most " + std::to_string(kMaxChoices));
   }

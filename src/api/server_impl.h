@@ -19,6 +19,10 @@
 #include "api/server.h"
 #include "text/tool_calls/tool_call_format.h"
 
+namespace tern {
+class GrammarCache;
+}
+
 namespace tern::api {
 
 struct ServerCounters {
@@ -34,6 +38,7 @@ using XPtr = std::shared_ptr<HttpExchange>;
 
 struct ApiServer::Impl {
   Impl(Engine& e, const Tokenizer& t, const ModelChatTemplate* c, ServerOptions o);
+  ~Impl();
 
   Engine& engine;
   const Tokenizer& tok;
@@ -58,6 +63,12 @@ struct ApiServer::Impl {
   // Live generation requests, so shutdown can cancel what outlives the grace period.
   std::mutex groups_mu;
   std::set<std::shared_ptr<RequestGroup>> groups;
+
+  // Compiled grammars (response_format, grammar, regex, forced tool calls), built on first use: the
+  // vocabulary's byte trie costs a moment on a 150k-token tokenizer.
+  std::mutex grammar_mu;
+  std::unique_ptr<GrammarCache> grammars;
+  Result<GrammarCache*> grammar_cache();
 
   // Request fields accepted and ignored: each is logged the first time only.
   std::mutex ignored_mu;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "api/openai_request.h"
+#include "api/constraint_request.h"
 #include "api/openai_response.h"
 #include "text/tokenizer/tokenizer.h"
 #include "test_support.h"
@@ -128,7 +129,6 @@ TEST(ApiRequest, EveryOpenAiFieldIsClassified) {
   const std::vector<std::pair<std::string, std::string>> chat_bad = {
       {R"("tools":[{"type":"function"}])", "tools[0].function"}, {R"("tool_choice":"auto")", "tool_choice"},
       {R"("tool_choice":{"type":"function"})", "tool_choice"}, {R"("parallel_tool_calls":"y")", "parallel_tool_calls"},
-      {R"("response_format":{"type":"json_object"})", "response_format"},
       {R"("logit_bias":{"x":1})", "logit_bias"},               {R"("modalities":["audio"])", "modalities"},
       {R"("store":true)", "store"},                            {R"("echo":true)", "echo"},
       {R"("audio":{})", "audio"},                              {R"("reasoning_effort":"low")", "reasoning_effort"},
@@ -228,6 +228,59 @@ TEST(ApiRequest, ToolFields) {
   EXPECT_EQ(lb.sampling.logit_bias[0], (std::pair<int32_t, float>{5, -100.f}));
   EXPECT_EQ(lb.sampling.logit_bias[1], (std::pair<int32_t, float>{7, 2.5f}));
   EXPECT_EQ(ok(Endpoint::kChat, chat(R"("logit_bias":{"3":1})")).sampling.logit_bias.size(), 1u);
+}
+
+// Issue 16: response_format, grammar, regex -> ConstraintSpec; forced tool calls -> their JSON Schema.
+TEST(ApiRequest, ConstraintFields) {
+  const std::string base = R"("model":"m","messages":[{"role":"user","content":"x"}])";
+  auto chat = [&](const std::string& extra) { return "{" + base + "," + extra + "}"; };
+  using K = ConstraintSpec::Kind;
+  EXPECT_EQ(ok(Endpoint::kChat, chat(R"("response_format":{"type":"text"})")).constraint.kind, K::kNone);
+  EXPECT_EQ(ok(Endpoint::kChat, chat(R"("response_format":{"type":"json_object"})")).constraint.kind, K::kJsonObject);
+  auto js = ok(Endpoint::kChat, chat(R"("response_format":{"type":"json_schema","json_schema":{"name":"p","strict":true,)"
+                                     R"("schema":{"type":"object","properties":{"a":{"type":"integer"}}}}})"));
+  EXPECT_EQ(js.constraint.kind, K::kJsonSchema);
+  EXPECT_EQ(js.constraint.schema["properties"]["a"]["type"], "integer");
+  EXPECT_EQ(js.constraint.param, "response_format.json_schema.schema");
+  auto g = ok(Endpoint::kCompletions, R"({"model":"m","prompt":"x","grammar":"root ::= \"a\""})");
+  EXPECT_EQ(g.constraint.kind, K::kGbnf);
+  EXPECT_EQ(g.constraint.text, "root ::= \"a\"");
+  EXPECT_EQ(ok(Endpoint::kChat, chat(R"("regex":"[0-9]+")")).constraint.kind, K::kRegex);
+
+  const std::vector<std::pair<std::string, std::string>> bad_cases = {
+      {R"("response_format":"json")", "response_format"},
+      {R"("response_format":{"type":"xml"})", "response_format.type"},
+      {R"("response_format":{"type":"json_object","schema":{}})", "response_format.schema"},
+      {R"("response_format":{"type":"json_schema"})", "response_format.json_schema"},
+      {R"("response_format":{"type":"json_schema","json_schema":{"name":"x"}})", "response_format.json_schema.schema"},
+      {R"("response_format":{"type":"json_schema","json_schema":{"schema":{},"extra":1}})",
+       "response_format.json_schema.extra"},
+      {R"("grammar":"")", "grammar"},
+      {R"("regex":5)", "regex"},
+      {R"("grammar":"root ::= \"a\"","regex":"a")", "regex"},
+      {R"("response_format":{"type":"json_object"},"tools":[{"type":"function","function":{"name":"f"}}])",
+       "response_format"},
+  };
+  for (const auto& [extra, param] : bad_cases) EXPECT_EQ(bad(Endpoint::kChat, chat(extra)).param, param) << extra;
+  // response_format is a chat field (OpenAI's); completions take grammar / regex.
+  EXPECT_EQ(bad(Endpoint::kCompletions, R"({"model":"m","prompt":"x","response_format":{"type":"json_object"}})").param,
+            "response_format");
+
+  ToolFields tf;
+  tf.tools = json::parse(R"([{"type":"function","function":{"name":"a","parameters":{"type":"object"}}},
+                             {"type":"function","function":{"name":"b","parameters":{"type":"string"}}}])");
+  tf.choice = ToolChoice::kNamed;
+  tf.named = "b";
+  EXPECT_EQ(forced_tool_schema(tf), json({{"type", "string"}}));
+  tf.choice = ToolChoice::kRequired;
+  tf.parallel = false;
+  const json req = forced_tool_schema(tf);
+  EXPECT_EQ(req["type"], "array");
+  EXPECT_EQ(req["minItems"], 1);
+  EXPECT_EQ(req["maxItems"], 1);
+  ASSERT_EQ(req["items"]["anyOf"].size(), 2u);
+  EXPECT_EQ(req["items"]["anyOf"][1]["properties"]["name"]["const"], "b");
+  EXPECT_EQ(req["items"]["anyOf"][1]["properties"]["parameters"], json({{"type", "string"}}));
 }
 
 TEST(ApiRequest, ErrorBodyHasOpenAiShape) {
