@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "constrain/grammar_limits.h"
 #include "constrain/token_vocabulary.h"
 #include "core/status.h"
 
@@ -43,13 +44,6 @@ class Grammar {
   std::shared_ptr<constrain::CompiledGrammar> impl_;
 };
 
-// Limits on user-supplied grammars: input never crashes the process or eats the machine.
-struct GrammarLimits {
-  int64_t max_text_bytes = 1 << 20;      // GBNF / regex / schema text
-  int64_t max_nesting = 64;              // parentheses, schema nesting
-  int64_t max_repetition = 10000;        // the m / n of {m,n}, minLength, maxItems, ...
-  int64_t max_states = 200000;           // automaton states after expansion
-};
 
 // GBNF as llama.cpp publishes it (grammars/README.md): `name ::= body`, the start rule is `root`.
 Result<std::shared_ptr<const Grammar>> compile_gbnf(std::string_view text, const TokenVocabulary& vocab,
@@ -57,6 +51,10 @@ Result<std::shared_ptr<const Grammar>> compile_gbnf(std::string_view text, const
 // A JSON Schema (draft 2020-12 subset; an unsupported keyword is an error naming it and its path).
 Result<std::shared_ptr<const Grammar>> compile_json_schema(const nlohmann::json& schema, const TokenVocabulary& vocab,
                                                            const GrammarLimits& limits = {});
+// The same from the schema's JSON text, parsed keeping key order: properties are generated in the order the schema
+// lists them (nlohmann::json sorts keys, so the overload above generates them alphabetically). Prefer this one.
+Result<std::shared_ptr<const Grammar>> compile_json_schema_text(std::string_view schema_json, const TokenVocabulary& vocab,
+                                                                const GrammarLimits& limits = {});
 // A regular expression the whole output must match (ECMAScript-like subset, implicitly anchored).
 Result<std::shared_ptr<const Grammar>> compile_regex(std::string_view pattern, const TokenVocabulary& vocab,
                                                      const GrammarLimits& limits = {});
@@ -65,6 +63,7 @@ Result<std::shared_ptr<const Grammar>> json_object_grammar(const TokenVocabulary
 
 // The text conversions behind the front door (useful to show a user what their schema became).
 Result<std::string> json_schema_to_gbnf(const nlohmann::json& schema, const GrammarLimits& limits = {});
+Result<std::string> json_schema_text_to_gbnf(std::string_view schema_json, const GrammarLimits& limits = {});
 Result<std::string> regex_to_gbnf(std::string_view pattern, const GrammarLimits& limits = {});
 
 // Compiles each distinct grammar once: keyed by the canonical GBNF text (schemas by their dumped JSON first).
@@ -75,6 +74,7 @@ class GrammarCache {
   ~GrammarCache();
   Result<std::shared_ptr<const Grammar>> gbnf(std::string_view text);
   Result<std::shared_ptr<const Grammar>> json_schema(const nlohmann::json& schema);
+  Result<std::shared_ptr<const Grammar>> json_schema_text(std::string_view schema_json);  // keeps property order
   Result<std::shared_ptr<const Grammar>> regex(std::string_view pattern);
   Result<std::shared_ptr<const Grammar>> json_object();
   const TokenVocabulary& vocabulary() const;
@@ -105,7 +105,7 @@ class TokenConstraint {
   bool can_end() const;   // the text so far is a complete sentence of the grammar: EOS / stop allowed
   bool must_end() const;  // complete, and no token can extend it
   // Convenience for tests and tools: does `bytes` continue the text so far (the state is not changed)?
-  bool accepts_bytes(std::string_view bytes) const;
+  bool accepts_bytes(std::string_view bytes) const;  // (memoises inside; logically const)
 
  private:
   std::unique_ptr<constrain::Matcher> m_;

@@ -18,7 +18,38 @@ RequestState::RequestState(RequestId id, EngineRequest request, OutputCallback c
   seq.arrival = arrival;
   sampler_.add_prompt(req_.prompt);
   if (tokenizer) detok_.emplace(*tokenizer);
+  if (req_.grammar) constraint_.emplace(req_.grammar);
   arrived = EngineClock::now();
+}
+
+bool RequestState::apply_grammar(float* row) {
+  const int64_t gv = std::min(constraint_->vocab_size(), vocab_);
+  mask_.resize(size_t((vocab_ + 31) / 32));
+  constraint_->allowed(mask_.data());
+  const bool eos_ok = constraint_->can_end() && !req_.ignore_eos;
+  float eos_logits[8];
+  const size_t n_eos = std::min<size_t>(req_.eos_ids.size(), 8);
+  for (size_t i = 0; i < n_eos; ++i) {
+    const int32_t e = req_.eos_ids[i];
+    eos_logits[i] = e >= 0 && e < vocab_ ? row[e] : -INFINITY;
+  }
+  bool any = false;
+  for (int64_t w = 0; w * 32 < vocab_; ++w) {
+    uint32_t m = w * 32 < gv ? mask_[size_t(w)] : 0;
+    if (w * 32 + 32 > gv && w * 32 < gv) m &= (gv - w * 32 >= 32) ? ~0u : ((1u << (gv - w * 32)) - 1);
+    any = any || m != 0;
+    if (m == ~0u) continue;
+    const int64_t end = std::min<int64_t>(vocab_, w * 32 + 32);
+    for (int64_t t = w * 32; t < end; ++t)
+      if (!(m >> (t - w * 32) & 1)) row[t] = -INFINITY;
+  }
+  if (eos_ok) {
+    for (size_t i = 0; i < n_eos; ++i) {
+      const int32_t e = req_.eos_ids[i];
+      if (e >= 0 && e < vocab_) row[e] = eos_logits[i], any = true;
+    }
+  }
+  return any;
 }
 
 void RequestState::fill_counts(EngineOutput* out) const {
@@ -62,6 +93,15 @@ EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
     std::memcpy(scratch_.data(), row, sizeof(float) * size_t(vocab_));
     sample_row = scratch_.data();
   }
+  if (constraint_ && (constraint_->must_end() || !apply_grammar(sample_row))) {
+    // The grammar is complete (or, with a vocabulary that cannot spell what it needs, stuck): finish cleanly.
+    const bool done = constraint_->can_end();
+    flush_text(out);
+    out->finish = done ? EngineFinish::kStop : EngineFinish::kError;
+    if (!done) out->error = "the grammar allows no token of this vocabulary here";
+    fill_counts(out);
+    return out->finish;
+  }
   const int32_t id = sampler_.sample(sample_row);
   const auto now = EngineClock::now();
   has_first_token = true;
@@ -71,6 +111,16 @@ EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
   if (is_eos && !req_.ignore_eos) {
     finish = EngineFinish::kEos;
   } else {
+    bool grammar_done = false;
+    if (constraint_) {
+      if (!constraint_->accept(id).is_ok()) {  // cannot happen: the mask allowed it
+        out->finish = EngineFinish::kError;
+        out->error = "internal: the sampled token does not fit the grammar";
+        fill_counts(out);
+        return out->finish;
+      }
+      grammar_done = constraint_->must_end();
+    }
     seq.tokens.push_back(id);
     sampler_.add_output(id);
     ++completion_;
@@ -79,6 +129,10 @@ EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
     if (detok_) {
       out->text += stops_.push(detok_->push(id));
       if (stops_.stopped()) finish = EngineFinish::kStop;
+    }
+    if (finish == EngineFinish::kNone && grammar_done) {
+      flush_text(out);
+      finish = EngineFinish::kStop;
     }
     if (finish == EngineFinish::kNone && completion_ >= max_new) finish = EngineFinish::kLength;
   }

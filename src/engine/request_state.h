@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "constrain/token_constraint.h"
 #include "engine/engine.h"
 #include "engine/scheduler_policy.h"
 #include "text/tokenizer/tokenizer.h"
@@ -41,6 +42,9 @@ class RequestState {
  private:
   void add_logprobs(const float* raw, int32_t id, EngineOutput* out);
   void flush_text(EngineOutput* out);
+  // Constrained decoding: sets the logits of tokens the grammar forbids to -inf (EOS kept iff it may end).
+  // Returns false when nothing at all may be sampled.
+  bool apply_grammar(float* row);
 
   RequestId id_;
   EngineRequest req_;
@@ -50,6 +54,8 @@ class RequestState {
   StopMatcher stops_;
   std::vector<float> scratch_;     // [vocab] logits for the sampler when the raw row must stay intact
   int64_t completion_ = 0;
+  std::optional<TokenConstraint> constraint_;  // when the request has a grammar
+  std::vector<uint32_t> mask_;                  // [ceil(vocab/32)] scratch
 };
 
 }  // namespace tern
