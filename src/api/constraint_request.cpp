@@ -1,6 +1,9 @@
 // Constrained-decoding request fields: see constraint_request.h.
 #include "api/constraint_request.h"
 
+#include <cctype>
+#include <set>
+
 #include "api/json_fields.h"
 #include "constrain/token_constraint.h"
 
@@ -62,7 +65,77 @@ std::optional<ApiError> parse_response_format(const json& v, ConstraintSpec& c) 
   return std::nullopt;
 }
 
+// GBNF rule names in `text` (one `name ::= body` per line, as json_schema_to_gbnf writes them) prefixed
+// with `prefix`, definitions and references alike; literals and character classes are left alone.
+std::string rename_rules(const std::string& text, const std::string& prefix) {
+  std::set<std::string> names;
+  for (size_t at = 0; at < text.size();) {
+    const size_t eol = text.find('\n', at);
+    const std::string line = text.substr(at, eol == std::string::npos ? std::string::npos : eol - at);
+    const size_t def = line.find(" ::= ");
+    if (def != std::string::npos) names.insert(line.substr(0, def));
+    at = eol == std::string::npos ? text.size() : eol + 1;
+  }
+  auto ident = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; };
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (c == '"' || c == '[') {  // copy a literal or class, escapes included
+      const char close = c == '"' ? '"' : ']';
+      size_t j = i + 1;
+      while (j < text.size() && text[j] != close) j += text[j] == '\\' ? 2 : 1;
+      out.append(text, i, j + 1 - i);
+      i = j + 1;
+    } else if (ident(c)) {
+      size_t j = i;
+      while (j < text.size() && ident(text[j])) ++j;
+      const std::string word = text.substr(i, j - i);
+      out += names.count(word) ? prefix + word : word;
+      i = j;
+    } else {
+      out += c;
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+Result<std::string> hermes_auto_gbnf(const ToolFields& tf,
+                                     const std::function<Result<std::string>(const json&)>& schema_gbnf) {
+  // Free text that never contains "<tool_call>": the complement of the substring as rules. mK: "<" and the
+  // first K-1 characters of "tool_call>" are matched (a mismatch returns to the text loop, another "<"
+  // restarts the match); fK: the same at the very end of the text (a prefix may end it, the whole may not).
+  const std::string pat = "tool_call>";
+  std::string g = "root ::= tc-text tc-calls?\n";
+  g += "tc-text ::= ( [^<] | \"<\"+ tc-m1 )* ( \"<\"+ tc-f1 )?\n";
+  for (size_t k = 1; k <= pat.size(); ++k) {
+    const std::string ch(1, pat[k - 1]);
+    const std::string lit = ch == ">" ? "\">\"" : "\"" + ch + "\"";
+    const std::string next = std::to_string(k + 1);
+    if (k < pat.size()) {
+      g += "tc-m" + std::to_string(k) + " ::= [^<" + ch + "] | " + lit + " tc-m" + next + " | \"<\"+ tc-m1\n";
+      g += "tc-f" + std::to_string(k) + " ::= ( " + lit + " tc-f" + next + " | \"<\"+ tc-f1 )?\n";
+    } else {
+      g += "tc-m" + std::to_string(k) + " ::= [^<>] | \"<\"+ tc-m1\n";
+      g += "tc-f" + std::to_string(k) + " ::= ( \"<\"+ tc-f1 )?\n";
+    }
+  }
+  g += tf.parallel ? "tc-calls ::= tc-call ( \"\\n\" tc-call )*\n" : "tc-calls ::= tc-call\n";
+  std::string calls, defs;
+  for (size_t i = 0; i < tf.tools.size(); ++i) {
+    const json& fn = tf.tools[i]["function"];
+    TERN_ASSIGN_OR_RETURN(std::string schema, schema_gbnf(fn["parameters"]));
+    const std::string prefix = "t" + std::to_string(i) + "-";
+    defs += rename_rules(schema, prefix);
+    // The exact text Qwen's and Hermes' templates show the model (names are [A-Za-z0-9_-], no escaping).
+    calls += std::string(i ? " | " : "") + "\"<tool_call>\\n{\\\"name\\\": \\\"" + fn["name"].get<std::string>() +
+             "\\\", \\\"arguments\\\": \" " + prefix + "root \"}\\n</tool_call>\"";
+  }
+  g += "tc-call ::= " + calls + "\n" + defs;
+  return g;
+}
 
 std::optional<ApiError> parse_constraint_fields(Endpoint endpoint, const json& body, OpenAiRequest& r) {
   ConstraintSpec& c = r.constraint;
@@ -115,7 +188,19 @@ json forced_tool_schema(const ToolFields& tf) {
 }
 
 std::variant<std::shared_ptr<const Grammar>, ApiError> compile_request_grammar(GrammarCache& cache,
-                                                                             const OpenAiRequest& r) {
+                                                                             const OpenAiRequest& r, bool hermes_auto) {
+  if (hermes_auto && r.tools.choice == ToolChoice::kAuto) {
+    for (size_t i = 0; i < r.tools.tools.size(); ++i) {  // an unsupported keyword names its tool
+      const std::string p = "tools[" + std::to_string(i) + "].function.parameters";
+      auto one = json_schema_to_gbnf(r.tools.tools[i]["function"]["parameters"]);
+      if (!one.is_ok()) return bad_param(p, "'" + p + "': " + one.status().message());
+    }
+    auto text = hermes_auto_gbnf(r.tools, [](const json& s) { return json_schema_to_gbnf(s); });
+    if (!text.is_ok()) return bad_param("tools", "'tools': " + text.status().message());
+    auto g = cache.gbnf(text.value());
+    if (!g.is_ok()) return bad_param("tools", "'tools': " + g.status().message());
+    return std::move(g).value();
+  }
   const ConstraintSpec& c = r.constraint;
   Result<std::shared_ptr<const Grammar>> g = std::shared_ptr<const Grammar>();
   std::string param = c.param;

@@ -85,6 +85,23 @@ check('multi-turn tool loop with chat.completions.create', async () => {
   (rc.function.name === 'add' ? Add : Weather).parse(JSON.parse(rc.function.arguments));
 });
 
+check('auto: a call, once begun, follows its schema', async () => {
+  // Random weights never start a call on their own: logit_bias forces Qwen's "<tool_call>" token (151657),
+  // after which the grammar of tool_choice "auto" admits only a well-formed call of a listed tool.
+  const tools = [zodFunction({ name: 'get_weather', parameters: Weather }), zodFunction({ name: 'add', parameters: Add })];
+  for (const stream of [false, true]) {
+    const body = { model, messages: [{ role: 'user', content: 'Weather in Paris?' }], tools, max_tokens: 300,
+                   parallel_tool_calls: false, logit_bias: { 151657: 100 } };
+    const r = stream ? await client.beta.chat.completions.stream(body).finalChatCompletion()
+                     : await client.chat.completions.create(body);
+    const c = r.choices[0];
+    assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(r));
+    assert.equal(c.message.tool_calls.length, 1);
+    const call = c.message.tool_calls[0];
+    (call.function.name === 'add' ? Add : Weather).parse(JSON.parse(call.function.arguments));
+  }
+});
+
 check('beta.chat.completions.runTools with zodFunction', async () => {
   const seen = [];
   const runner = client.beta.chat.completions.runTools({
