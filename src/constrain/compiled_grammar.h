@@ -50,6 +50,9 @@ struct LexTable {
   int32_t base = 0;                 // the rule's first node
   std::vector<int32_t> next;        // [rule nodes x 256] local node, -1 = no edge
   std::vector<uint8_t> final, has_bytes;  // [rule nodes]
+  // [rule nodes] the first node that behaves the same on every byte string of up to kShortTokenBytes bytes
+  // (e.g. the positions of a long `maxLength` string that are far from its end): they share short-token masks.
+  std::vector<int32_t> rep;
 };
 
 struct CompiledGrammar {

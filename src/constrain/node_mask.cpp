@@ -2,6 +2,9 @@
 // own rule), pruning a subtree as soon as no stack survives its prefix.
 #include <fmt/format.h>
 
+#include <cstring>
+#include <unordered_map>
+
 #include "constrain/stack_pool.h"
 #include "constrain/vocab_impl.h"
 
@@ -22,14 +25,15 @@ void finish_mask(std::vector<uint32_t>& bits, NodeMask* mask) {
     for (uint32_t m = bits[w]; m; m &= m - 1) mask->ids.push_back(int32_t(w * 32 + size_t(__builtin_ctz(m))));
 }
 
-// A lexical rule (no calls): the walk state is one node of the rule's DFA, stepped through a dense table.
-void walk_lexical(const CompiledGrammar& g, int32_t node, std::vector<uint32_t>& bits, NodeMask* mask) {
+// A lexical rule (no calls): the walk state is one node of the rule's DFA, stepped through a dense table. Tokens
+// and pop points are collected at trie depths in [lo, hi]; with lo > 1 only subtrees holding such tokens are walked.
+void walk_lexical(const CompiledGrammar& g, const LexTable& lt, int32_t local, int lo, int hi,
+                  std::vector<uint32_t>& bits, NodeMask* mask) {
   const TokenTrie& t = g.vocab.impl().trie;
-  const LexTable& lt = g.lex_table(g.nodes[size_t(node)].rule);
   struct Item {
     int32_t trie, state;
   };
-  std::vector<Item> todo = {{0, node - lt.base}};
+  std::vector<Item> todo = {{0, local}};
   while (!todo.empty()) {
     const Item it = todo.back();
     todo.pop_back();
@@ -40,10 +44,13 @@ void walk_lexical(const CompiledGrammar& g, int32_t node, std::vector<uint32_t>&
       const TrieNode& tn = t.nodes[size_t(c)];
       const int32_t d = row[tn.byte];
       if (d < 0) continue;
-      for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) bits[size_t(id) >> 5] |= 1u << (id & 31);
+      const int depth = t.depth[size_t(c)];
+      if (lo > 1 && t.max_len[size_t(c)] < lo) continue;  // no token long enough below
+      if (depth >= lo)
+        for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) bits[size_t(id) >> 5] |= 1u << (id & 31);
       if (tn.n_children == 0) continue;
-      if (lt.final[size_t(d)]) mask->pop_points.push_back(c);
-      if (lt.has_bytes[size_t(d)]) todo.push_back({c, d});
+      if (lt.final[size_t(d)] && depth >= lo) mask->pop_points.push_back(c);
+      if (lt.has_bytes[size_t(d)] && depth < hi) todo.push_back({c, d});
     }
   }
 }
@@ -56,7 +63,22 @@ std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int3
   std::vector<uint32_t> bits(size_t(v.words), 0);
   auto mask = std::make_shared<NodeMask>();
   if (g.has_lex_table(g.nodes[size_t(node)].rule)) {
-    walk_lexical(g, node, bits, mask.get());
+    const LexTable& lt = g.lex_table(g.nodes[size_t(node)].rule);
+    const int32_t local = node - lt.base, rep = lt.rep[size_t(local)];
+    if (rep == local) {
+      walk_lexical(g, lt, local, 1, 255, bits, mask.get());
+    } else {  // the representative's short part + this node's own walk over the long tokens
+      const NodeMask& rm = g.node_mask(lt.base + rep);
+      if (!rm.bits.empty()) {
+        for (size_t w = 0; w < bits.size(); ++w) bits[w] = rm.bits[w] & v.short_tokens[w];
+      } else {
+        for (int32_t id : rm.ids)
+          if (v.short_tokens[size_t(id) >> 5] >> (id & 31) & 1) bits[size_t(id) >> 5] |= 1u << (id & 31);
+      }
+      for (int32_t p : rm.pop_points)
+        if (t.depth[size_t(p)] <= kShortTokenBytes) mask->pop_points.push_back(p);
+      walk_lexical(g, lt, local, kShortTokenBytes + 1, 255, bits, mask.get());
+    }
     finish_mask(bits, mask.get());
     return mask;
   }
@@ -108,6 +130,41 @@ const LexTable& CompiledGrammar::lex_table(int32_t rule) const {
     for (uint32_t e = nd.edge_begin; e < nd.edge_end; ++e)
       for (int b = edges[e].lo; b <= edges[e].hi; ++b) lt->next[i * 256 + size_t(b)] = edges[e].to - lt->base;
   }
+  // Moore refinement for kShortTokenBytes rounds over byte classes: nodes left in one class agree on every
+  // string of up to kShortTokenBytes bytes (acceptance and where the rule may end).
+  lt->rep.resize(n);
+  std::vector<int32_t> byte_class(256), col_rep;
+  {
+    std::unordered_map<std::string, int32_t> cols;
+    for (int b = 0; b < 256; ++b) {
+      std::string key(n * sizeof(int32_t), '\0');
+      for (size_t i = 0; i < n; ++i) std::memcpy(&key[i * sizeof(int32_t)], &lt->next[i * 256 + size_t(b)], sizeof(int32_t));
+      auto [it, fresh] = cols.emplace(std::move(key), int32_t(col_rep.size()));
+      if (fresh) col_rep.push_back(b);
+      byte_class[size_t(b)] = it->second;
+    }
+  }
+  std::vector<int32_t> cls(n), next_cls(n);
+  for (size_t i = 0; i < n; ++i) cls[i] = lt->final[i];
+  size_t classes = 0;
+  for (int round = 0; round < kShortTokenBytes; ++round) {
+    std::unordered_map<std::string, int32_t> ids;
+    std::vector<int32_t> sig(col_rep.size() + 1);
+    for (size_t i = 0; i < n; ++i) {
+      sig[0] = cls[i];
+      for (size_t k = 0; k < col_rep.size(); ++k) {
+        const int32_t d = lt->next[i * 256 + size_t(col_rep[k])];
+        sig[k + 1] = d < 0 ? -1 : cls[size_t(d)];
+      }
+      std::string key(reinterpret_cast<const char*>(sig.data()), sig.size() * sizeof(int32_t));
+      next_cls[i] = ids.emplace(std::move(key), int32_t(ids.size())).first->second;
+    }
+    cls.swap(next_cls);
+    if (ids.size() == classes) break;  // stable: no further split
+    classes = ids.size();
+  }
+  std::unordered_map<int32_t, int32_t> first;
+  for (size_t i = 0; i < n; ++i) lt->rep[i] = first.emplace(cls[i], int32_t(i)).first->second;
   slot = std::move(lt);
   return *slot;
 }

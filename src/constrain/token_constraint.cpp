@@ -45,6 +45,15 @@ Result<std::shared_ptr<const Grammar>> json_object_grammar(const TokenVocabulary
   return compile_json_schema(nlohmann::json{{"type", "object"}, {"additionalProperties", true}}, vocab);
 }
 
+Result<std::string> gbnf_prefix_rules(std::string_view gbnf, std::string_view prefix, const GrammarLimits& limits) {
+  for (char c : prefix)
+    if (!std::isalnum(uint8_t(c)) && c != '-' && c != '_')
+      return Status::error("grammar: a rule-name prefix may hold only letters, digits, '-' and '_'");
+  TERN_ASSIGN_OR_RETURN(constrain::GrammarAst ast, constrain::parse_gbnf(gbnf, limits));
+  for (std::string& name : ast.names) name = std::string(prefix) + name;
+  return constrain::print_grammar(ast);
+}
+
 // ---- GrammarCache: LRU over the canonical GBNF text.
 struct GrammarCache::Impl {
   TokenVocabulary vocab;

@@ -66,6 +66,11 @@ Result<std::string> json_schema_to_gbnf(const nlohmann::json& schema, const Gram
 Result<std::string> json_schema_text_to_gbnf(std::string_view schema_json, const GrammarLimits& limits = {});
 Result<std::string> regex_to_gbnf(std::string_view pattern, const GrammarLimits& limits = {});
 
+// Composition: the same grammar with every rule name prefixed (`root` becomes `<prefix>root`), so that several
+// grammars (e.g. each tool's arguments schema) can be pasted into one GBNF text under a new root, as in
+//   "root ::= \"<tool_call>\" t0-root \"</tool_call>\"\n" + *gbnf_prefix_rules(*json_schema_text_to_gbnf(s), "t0-")
+Result<std::string> gbnf_prefix_rules(std::string_view gbnf, std::string_view prefix, const GrammarLimits& limits = {});
+
 // Compiles each distinct grammar once: keyed by the canonical GBNF text (schemas by their dumped JSON first).
 // Thread-safe; holds at most `capacity` grammars (least recently used evicted; requests keep theirs alive).
 class GrammarCache {

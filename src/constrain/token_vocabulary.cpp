@@ -66,6 +66,22 @@ Result<TokenVocabulary> TokenVocabulary::from_bytes(std::vector<std::string> byt
   impl->bytes = std::move(bytes);
   impl->words = (int64_t(impl->bytes.size()) + 31) / 32;
   build_trie(impl->bytes, &impl->trie);
+  constrain::TokenTrie& t = impl->trie;
+  t.depth.assign(t.nodes.size(), 0);
+  t.max_len.assign(t.nodes.size(), 0);
+  for (size_t i = 0; i < t.nodes.size(); ++i)  // children come after their parent
+    for (int32_t c = t.nodes[i].first_child; c < t.nodes[i].first_child + t.nodes[i].n_children; ++c)
+      t.depth[size_t(c)] = uint8_t(std::min(255, t.depth[i] + 1));
+  for (size_t i = t.nodes.size(); i-- > 0;) {
+    uint8_t m = t.nodes[i].token >= 0 ? t.depth[i] : 0;
+    for (int32_t c = t.nodes[i].first_child; c < t.nodes[i].first_child + t.nodes[i].n_children; ++c)
+      m = std::max(m, t.max_len[size_t(c)]);
+    t.max_len[i] = m;
+  }
+  impl->short_tokens.assign(size_t(impl->words), 0);
+  for (size_t id = 0; id < impl->bytes.size(); ++id)
+    if (!impl->bytes[id].empty() && impl->bytes[id].size() <= size_t(constrain::kShortTokenBytes))
+      impl->short_tokens[id >> 5] |= 1u << (id & 31);
   return TokenVocabulary(std::move(impl));
 }
 

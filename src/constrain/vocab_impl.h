@@ -23,12 +23,19 @@ struct TrieNode {
 struct TokenTrie {
   std::vector<TrieNode> nodes;       // one array of 12-byte nodes: a walk touches one cache line per node
   std::vector<int32_t> next_same;    // [vocab] the next token with the same bytes, or -1
+  std::vector<uint8_t> depth;        // [nodes] prefix length (capped at 255)
+  std::vector<uint8_t> max_len;      // [nodes] longest token in the subtree (capped at 255)
 };
+
+// Tokens of at most this many bytes are "short": automaton positions that agree on every string this long share
+// the short part of their masks (see node_mask.cpp); only the ~1% longer tokens are walked per position.
+constexpr int kShortTokenBytes = 16;
 
 struct VocabImpl {
   std::vector<std::string> bytes;  // [vocab]
   TokenTrie trie;
   int64_t words = 0;               // mask words
+  std::vector<uint32_t> short_tokens;  // [words] tokens of 1..kShortTokenBytes bytes
   mutable std::mutex mu;           // guards lexical_masks (a cache: bounded by kMaxLexicalMasks)
   mutable std::unordered_map<std::string, std::shared_ptr<const NodeMask>> lexical_masks;
   static constexpr size_t kMaxLexicalMasks = 4096;

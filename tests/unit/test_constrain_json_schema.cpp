@@ -238,3 +238,22 @@ TEST(ConstrainJsonSchema, CacheReturnsTheSameGrammar) {
 
 }  // namespace
 }  // namespace tern
+
+namespace tern {
+namespace {
+
+TEST(ConstrainJsonSchema, GrammarsComposeUnderANewRoot) {
+  auto v = test::byte_vocab();
+  auto a = json_schema_text_to_gbnf(R"({"type":"object","properties":{"x":{"type":"integer"}},"required":["x"]})");
+  ASSERT_TRUE(a.is_ok());
+  auto ra = gbnf_prefix_rules(*a, "t0-");
+  ASSERT_TRUE(ra.is_ok()) << ra.status().message();
+  auto g = compile_gbnf("root ::= \"<tool_call>\" t0-root \"</tool_call>\"\n" + *ra, v);
+  ASSERT_TRUE(g.is_ok()) << g.status().message();
+  EXPECT_TRUE(test::full_match(*g, R"(<tool_call>{"x":5}</tool_call>)"));
+  EXPECT_FALSE(test::full_match(*g, R"(<tool_call>{"y":5}</tool_call>)"));
+  EXPECT_FALSE(gbnf_prefix_rules(*a, "bad prefix").is_ok());
+}
+
+}  // namespace
+}  // namespace tern
