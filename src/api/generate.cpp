@@ -6,6 +6,8 @@
 // its engine requests at once.
 #include <ctime>
 
+#include "api/chat_output.h"
+#include "api/constraint_request.h"
 #include "api/openai_response.h"
 #include "api/server_impl.h"
 #include "text/chat_template/chat_template.h"
@@ -22,6 +24,8 @@ struct Prepared {
   std::vector<std::vector<int32_t>> prompts;
   std::vector<std::string> texts;
   std::vector<int64_t> max_new;
+  std::string chat_prompt;  // chat: the rendered template
+  std::shared_ptr<const Grammar> grammar;  // the request's constraint (null: none)
 };
 
 // Everything one answer needs after the handler returned; alive while the engine's events can come.
@@ -33,6 +37,10 @@ struct Job : std::enable_shared_from_this<Job> {
   std::vector<ChoiceState> choices;
   std::vector<bool> started;      // chat: the role chunk went out
   std::vector<std::string> echo;  // completions echo: prompt text per choice
+  std::unique_ptr<ChatParserOptions> parse_opts;            // chat replies split into reasoning / content / calls
+  std::vector<std::unique_ptr<ChatOutputParser>> parsers;   // streaming: one per choice
+  std::vector<int> calls_sent;                              // streaming: calls sent per choice
+  std::vector<std::pair<int, EngineRequest>> deferred;      // n > 1: siblings waiting for their first choice
   int n = 1;
   bool stream = false, include_usage = false;
   std::atomic<bool> scheduled{false};    // a pump is queued or running
@@ -49,6 +57,7 @@ struct Job : std::enable_shared_from_this<Job> {
       std::string out;
       RequestGroup::Event ev;
       while (!finished && group->try_pop(ev)) {
+        if (ev.index % n == 0 && !deferred.empty()) start_siblings(ev);
         choices[size_t(ev.index)].add(ev.out);
         if (stream) stream_event(ev, out);
       }
@@ -57,6 +66,35 @@ struct Job : std::enable_shared_from_this<Job> {
       scheduled.store(false);
       // An event pushed after the last pop rang while the flag was still set: take it over.
       if (finished || !group->has_events() || scheduled.exchange(true)) return;
+    }
+  }
+
+  // The first event of choice `first.index` (a prompt's first choice): its prompt is in the prefix cache now,
+  // so its n - 1 siblings go to the engine. If it already failed or the client left, they end the same way.
+  void start_siblings(const RequestGroup::Event& first) {
+    const bool dead = client_gone || first.out.finish == EngineFinish::kCancelled ||
+                      first.out.finish == EngineFinish::kError;
+    for (auto it = deferred.begin(); it != deferred.end();) {
+      const int c = it->first;
+      if (c / n != first.index / n) {
+        ++it;
+        continue;
+      }
+      OutputCallback cb = group->callback(c, group);
+      if (dead) {
+        EngineOutput end;
+        end.finish = first.out.finish == EngineFinish::kError ? EngineFinish::kError : EngineFinish::kCancelled;
+        end.error = first.out.error;
+        cb(0, end);
+      } else if (auto id = srv->engine.add(std::move(it->second), cb); id.is_ok()) {
+        group->set_id(c, id.value());
+      } else {
+        EngineOutput end;
+        end.finish = EngineFinish::kError;
+        end.error = id.status().message();
+        cb(0, end);
+      }
+      it = deferred.erase(it);
     }
   }
 
@@ -69,6 +107,17 @@ struct Job : std::enable_shared_from_this<Job> {
       // Chat's first chunk carries the role with empty content, as OpenAI sends it.
       out += sse_event(stream_chunk(meta, tok, ev.index, EngineOutput{}, "", true, include_usage));
       started[i] = true;
+    }
+    if (parse_opts) {
+      ChatOutputParser& p = *parsers[i];
+      ChatDelta d = p.feed(ev.out.text);
+      if (f != EngineFinish::kNone) {
+        ChatDelta rest = p.finish();
+        d.reasoning += rest.reasoning;
+        d.content += rest.content;
+        d.calls.insert(d.calls.end(), rest.calls.begin(), rest.calls.end());
+      }
+      return stream_parsed_event(meta, tok, ev.index, ev.out, d, calls_sent[i], include_usage, out);
     }
     const bool has_logprobs = meta.want_logprobs && !ev.out.tokens.empty();
     if (ev.out.text.empty() && f == EngineFinish::kNone && !has_logprobs) return;
@@ -109,6 +158,13 @@ struct Job : std::enable_shared_from_this<Job> {
     } else if (bad) {
       send_error(x, api_error(shutdown ? 503 : 500, message, "server_error", shutdown ? "shutting_down" : ""));
     } else {
+      if (parse_opts) {
+        for (size_t i = 0; i < choices.size(); ++i) {
+          ChatParserOptions o = *parse_opts;
+          o.id_seed += uint64_t(i) * 1000003u;  // distinct ids per choice, as the stream's
+          parse_choice(o, choices[i]);
+        }
+      }
       x->respond(json_response(200, dump_json(full_response(meta, srv->tok, choices, echo, n))));
     }
     (client_gone ? srv->counters.client_disconnects : srv->counters.completed)++;
@@ -120,18 +176,22 @@ struct Job : std::enable_shared_from_this<Job> {
 }  // namespace
 
 std::variant<std::vector<int32_t>, ApiError> ApiServer::Impl::render_chat(const json& messages,
-                                                                         bool add_generation_prompt) const {
+                                                                         bool add_generation_prompt, const json* tools,
+                                                                         std::string* text_out) const {
   if (!chat) return api_error(400, "this model has no chat template: use /v1/completions");
   json ctx = chat->special_tokens;
   ctx["messages"] = messages;
   ctx["add_generation_prompt"] = add_generation_prompt;
+  // As transformers' apply_chat_template: the tools' JSON schemas in OpenAI's {"type": "function", ...} form.
+  if (tools && !tools->empty()) ctx["tools"] = *tools;
   auto text = chat->chat_template.render(ctx);
   if (!text.is_ok()) return bad_param("messages", "the chat template rejected the messages: " + text.status().message());
+  if (text_out) *text_out = text.value();
   return tok.encode(text.value(), /*add_special_tokens=*/false);
 }
 
 // Prompts as token ids and their budgets, or the 4xx that says what does not fit.
-static std::variant<Prepared, ApiError> prepare(const ApiServer::Impl& s, Endpoint endpoint, const OpenAiRequest& r) {
+static std::variant<Prepared, ApiError> prepare(ApiServer::Impl& s, Endpoint endpoint, const OpenAiRequest& r) {
   if (!s.model_known(r.model)) {
     ApiError e = api_error(404, "The model '" + r.model + "' does not exist", "invalid_request_error", "model_not_found");
     e.param = "model";
@@ -144,8 +204,22 @@ static std::variant<Prepared, ApiError> prepare(const ApiServer::Impl& s, Endpoi
   Prepared out;
   auto& prompts = out.prompts;
   auto& prompt_texts = out.texts;
+  for (const auto& [id, bias] : r.sampling.logit_bias) {
+    if (id >= s.tok.vocab_size()) {
+      return bad_param("logit_bias", "'logit_bias' names token " + std::to_string(id) + ", outside the vocabulary (" +
+                                         std::to_string(s.tok.vocab_size()) + " tokens)");
+    }
+  }
+  if (chat_ep && r.tools.choice == ToolChoice::kAuto &&
+      (s.chat_format.tool_calls == ToolCallFormat::kNone || !s.chat_format.template_renders_tools)) {
+    // The model would never see the tools, or tern could not read its calls: say so rather than answer in text.
+    return bad_param("tools", "this model's chat template has no tool-call format tern recognises (Hermes / "
+                                    "Qwen <tool_call>, Llama 3.1 JSON, Mistral [TOOL_CALLS]), so tool_choice \"auto\" "
+                                    "cannot work; use tool_choice \"required\" or a named function");
+  }
   if (chat_ep) {
-    auto ids = s.render_chat(r.messages, true);
+    const json* tools = r.tools.choice == ToolChoice::kNone ? nullptr : &r.tools.tools;
+    auto ids = s.render_chat(r.messages, true, tools, &out.chat_prompt);
     if (auto* e = std::get_if<ApiError>(&ids)) return *e;
     prompts.push_back(std::move(std::get<std::vector<int32_t>>(ids)));
     prompt_texts.emplace_back();
@@ -166,6 +240,21 @@ static std::variant<Prepared, ApiError> prepare(const ApiServer::Impl& s, Endpoi
         prompt_texts.push_back(r.echo ? s.tok.decode(ids) : std::string());
       }
     }
+  }
+
+  const bool forced = r.tools.choice == ToolChoice::kRequired || r.tools.choice == ToolChoice::kNamed;
+  // auto in the Hermes format: text stays free, a call once begun follows its tool's schema.
+  const bool hermes_auto = chat_ep && r.tools.choice == ToolChoice::kAuto &&
+                           s.chat_format.tool_calls == ToolCallFormat::kHermes;
+  if (r.constraint.kind != ConstraintSpec::Kind::kNone || forced || hermes_auto) {
+    auto cache = s.grammar_cache();
+    if (!cache.is_ok()) {
+      return bad_param(forced || hermes_auto ? "tool_choice" : r.constraint.param, "constrained decoding is unavailable: " +
+                                                                       cache.status().message());
+    }
+    auto g = compile_request_grammar(*cache.value(), r, hermes_auto);
+    if (auto* e = std::get_if<ApiError>(&g)) return *e;
+    out.grammar = std::get<std::shared_ptr<const Grammar>>(g);
   }
 
   // Context: prompt + completion must fit; the message names both lengths.
@@ -246,6 +335,18 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const HttpRequest& req,
   job->meta.model = r.model;
   job->meta.want_logprobs = r.top_logprobs >= 0;
   for (int c = 0; c < n_choices; ++c) job->echo.push_back(r.echo ? p.texts[size_t(c / r.n)] : std::string());
+  if (chat_ep) {
+    job->parse_opts = chat_parser_options(chat_format, r, p.chat_prompt, next_response_id.load() * 0x9E3779B97F4A7C15ull ^
+                                                                             uint64_t(job->meta.created));
+    if (job->parse_opts && r.stream) {
+      for (int c = 0; c < n_choices; ++c) {
+        ChatParserOptions o = *job->parse_opts;
+        o.id_seed += uint64_t(c) * 1000003u;  // distinct ids per choice
+        job->parsers.push_back(std::make_unique<ChatOutputParser>(std::move(o)));
+      }
+      job->calls_sent.assign(size_t(n_choices), 0);
+    }
+  }
   track(job->group);
 
   // Events that arrive before the notifier is set wait in the group; notify() below takes them.
@@ -259,9 +360,18 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const HttpRequest& req,
     er.ignore_eos = r.ignore_eos;
     er.stop = r.stop;
     er.top_logprobs = r.top_logprobs;
+    er.grammar = p.grammar;
+    if (c % r.n != 0) {
+      // n > 1: the siblings start once the first choice of their prompt has prefilled (its first event), so
+      // that they find the prompt's KV blocks in the prefix cache instead of computing them again.
+      job->deferred.emplace_back(c, std::move(er));
+      continue;
+    }
     auto id = engine.add(std::move(er), job->group->callback(c, job->group));
     if (!id.is_ok()) {
-      in_flight->fetch_sub(n_choices - c);  // this one and the ones never added
+      // This one, the ones never added and the deferred siblings.
+      in_flight->fetch_sub(n_choices - c + int64_t(job->deferred.size()));
+      job->deferred.clear();
       job->group->cancel_all(engine);
       untrack(job->group);
       return send_error(x, bad_param(chat_ep ? "messages" : "prompt", id.status().message()));

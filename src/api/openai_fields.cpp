@@ -30,15 +30,10 @@ struct Rule {
 
 bool is_string(const json& v, const OpenAiRequest&) { return v.is_string(); }
 bool is_object(const json& v, const OpenAiRequest&) { return v.is_object(); }
-bool is_bool(const json& v, const OpenAiRequest&) { return v.is_boolean(); }
 bool is_false(const json& v, const OpenAiRequest&) { return v.is_boolean() && !v.get<bool>(); }
-bool empty_object(const json& v, const OpenAiRequest&) { return v.is_object() && v.empty(); }
 bool empty_array(const json& v, const OpenAiRequest&) { return v.is_array() && v.empty(); }
 bool is_none(const json& v, const OpenAiRequest&) { return v.is_string() && v.get<std::string>() == "none"; }
 bool empty_string(const json& v, const OpenAiRequest&) { return v.is_string() && v.get<std::string>().empty(); }
-bool text_format(const json& v, const OpenAiRequest&) {
-  return v.is_object() && v.size() == 1 && v.contains("type") && v["type"] == "text";
-}
 bool text_modality(const json& v, const OpenAiRequest&) { return v == json::array({"text"}); }
 bool best_of_is_n(const json& v, const OpenAiRequest& r) { return v.is_number_integer() && v.get<int64_t>() == r.n; }
 
@@ -50,19 +45,18 @@ constexpr Rule kShared[] = {
     impl("stream_options"), impl("seed"), impl("presence_penalty"), impl("frequency_penalty"), impl("logprobs"),
     // vLLM's sampling extensions
     impl("top_k"), impl("min_p"), impl("repetition_penalty"), impl("ignore_eos"),
-    {"logit_bias", Use::kNoOpOnly, empty_object, "token biases are not implemented; only {} is accepted"},
+    // tern's constrained-decoding fields (llama.cpp's GBNF; a regular expression), both endpoints
+    impl("grammar"), impl("regex"),
+    impl("logit_bias"),
     {"user", Use::kIgnored, is_string, ""},
 };
 
 constexpr Rule kChat[] = {
     impl("messages"), impl("max_completion_tokens"), impl("top_logprobs"),
-    {"tools", Use::kNoOpOnly, empty_array, "tool calling is not implemented; only [] is accepted"},
-    {"tool_choice", Use::kNoOpOnly, is_none, "tool calling is not implemented; only \"none\" is accepted"},
-    {"parallel_tool_calls", Use::kNoOpOnly, is_bool, "must be a boolean (it has no effect without tools)"},
+    impl("tools"), impl("tool_choice"), impl("parallel_tool_calls"),
     {"functions", Use::kNoOpOnly, empty_array, "function calling is not implemented; only [] is accepted"},
     {"function_call", Use::kNoOpOnly, is_none, "function calling is not implemented; only \"none\" is accepted"},
-    {"response_format", Use::kNoOpOnly, text_format,
-     "structured output (json_object, json_schema) is not implemented; only {\"type\": \"text\"} is accepted"},
+    impl("response_format"),
     {"modalities", Use::kNoOpOnly, text_modality, "tern answers in text only; only [\"text\"] is accepted"},
     {"store", Use::kNoOpOnly, is_false, "tern stores no completions; only false is accepted"},
     {"echo", Use::kNoOpOnly, is_false, "echo is a /v1/completions field; only false is accepted here"},

@@ -6,6 +6,8 @@
 
 #include "api/json_fields.h"
 #include "api/openai_fields.h"
+#include "api/constraint_request.h"
+#include "api/openai_tools.h"
 
 namespace tern::api {
 namespace {
@@ -53,19 +55,29 @@ std::optional<ApiError> parse_prompt(const json* p, std::vector<PromptInput>& pr
   return std::nullopt;
 }
 
-// A message's fields besides role and content: name and tool_call_id go to the template; the fields of
-// tool calls, refusals and audio are accepted only empty (tern implements none of them); others are 400s.
+// A message's fields besides role and content: name, tool_call_id, an assistant's tool_calls and
+// reasoning_content go to the template; the fields of legacy function calls, refusals and audio are
+// accepted only empty (tern implements none of them); others are 400s.
 std::optional<ApiError> message_extras(const json& msg, const std::string& at, json& flat) {
+  const std::string role = flat["role"].get<std::string>();
   for (const auto& [key, v] : msg.items()) {
     if (key == "role" || key == "content") continue;
     const std::string param = at + "." + key;
-    if (key == "name" || key == "tool_call_id") {
+    if (key == "name" || key == "tool_call_id" || (key == "reasoning_content" && role == "assistant")) {
       if (v.is_null()) continue;
       if (!v.is_string()) return bad_param(param, "'" + param + "' must be a string, got " + json_type_name(v));
       flat[key] = v;
+    } else if (key == "tool_calls" && role == "assistant") {
+      if (v.is_null() || (v.is_array() && v.empty())) continue;
+      json calls;
+      if (auto e = parse_message_tool_calls(v, param, calls)) return e;
+      flat[key] = std::move(calls);
     } else if (key == "tool_calls" || key == "function_call" || key == "refusal" || key == "audio") {
       if (v.is_null() || (key == "tool_calls" && v.is_array() && v.empty())) continue;
-      return bad_param(param, "'" + param + "' is not supported (tern implements no tool calls, refusals or audio)");
+      return bad_param(param, "'" + param + "' is not supported (" +
+                                  (key == "tool_calls" ? std::string("only assistant messages carry tool calls")
+                                                       : "tern implements no legacy function calls, refusals or audio") +
+                                  ")");
     } else {
       return bad_param(param, "Unrecognized message field supplied: " + param);
     }
@@ -238,6 +250,13 @@ std::variant<OpenAiRequest, ApiError> parse_openai_request(Endpoint endpoint, st
     }
   }
   if (f.failed()) return f.error();
+  if (const json* lb = f.get("logit_bias")) {
+    if (auto e = parse_logit_bias(*lb, r.sampling)) return *e;
+  }
+  if (chat) {
+    if (auto e = parse_tool_fields(b, r)) return *e;
+  }
+  if (auto e = parse_constraint_fields(endpoint, b, r)) return *e;
   if (!chat && int64_t(r.prompts.size()) * r.n > kMaxChoices) {
     return bad_param("n", "'n' x number of prompts must be at most " + std::to_string(kMaxChoices));
   }

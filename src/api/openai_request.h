@@ -32,6 +32,24 @@ enum class Endpoint { kCompletions, kChat };
 
 using PromptInput = std::variant<std::string, std::vector<int32_t>>;  // text, or token ids
 
+// tool_choice: kNone (no tools, or "none"), kAuto (the default with tools), kRequired, kNamed.
+enum class ToolChoice { kNone, kAuto, kRequired, kNamed };
+struct ToolFields {
+  nlohmann::json tools = nlohmann::json::array();  // validated [{"type": "function", "function": {...}}]
+  ToolChoice choice = ToolChoice::kNone;
+  std::string named;      // kNamed: the function's name
+  bool parallel = true;   // parallel_tool_calls
+};
+
+// The grammar a request asks for (constraint_request.h compiles it).
+struct ConstraintSpec {
+  enum class Kind { kNone, kJsonObject, kJsonSchema, kGbnf, kRegex };
+  Kind kind = Kind::kNone;
+  nlohmann::json schema;  // kJsonSchema
+  std::string text;       // kGbnf, kRegex
+  std::string param;      // the field errors name
+};
+
 struct OpenAiRequest {
   Endpoint endpoint = Endpoint::kCompletions;
   std::string model;
@@ -47,6 +65,8 @@ struct OpenAiRequest {
   bool echo = false;                  // completions: the prompt text precedes the completion
   bool ignore_eos = false;            // vLLM extension
   std::string user;
+  ToolFields tools;                   // chat only
+  ConstraintSpec constraint;          // response_format (chat), grammar, regex
   std::vector<std::string> ignored_fields;  // accepted and ignored (openai_fields.cpp): the server logs them once
 };
 
@@ -57,5 +77,6 @@ std::variant<OpenAiRequest, ApiError> parse_openai_request(Endpoint endpoint, st
 inline constexpr int kMaxChoices = 128;       // n x prompts
 inline constexpr int kMaxTopLogprobs = 20;
 inline constexpr int kMaxStopStrings = 16;
+inline constexpr int kMaxTools = 128;
 
 }  // namespace tern::api

@@ -1,6 +1,7 @@
 // OpenAI response JSON: see openai_response.h.
 #include "api/openai_response.h"
 
+#include "api/chat_output.h"
 #include "text/tokenizer/tokenizer.h"
 
 namespace tern::api {
@@ -115,7 +116,15 @@ json full_response(const ResponseMeta& meta, const Tokenizer& tok, const std::ve
                 : completion_logprobs(tok, c.tokens, c.logprobs, c.top, prefix.size());
     }
     json choice = {{"index", i}, {"logprobs", lp}, {"finish_reason", finish_reason_json(c.finish)}};
-    if (chat) {
+    if (chat && c.parsed) {
+      // Whitespace around calls is no answer: content is null then, as OpenAI sends it.
+      const bool blank = c.content.find_first_not_of(" \n\t\r") == std::string::npos;
+      json msg = {{"role", "assistant"}, {"content", blank && !c.calls.empty() ? json(nullptr) : json(c.content)}};
+      if (!c.reasoning.empty()) msg["reasoning_content"] = c.reasoning;
+      if (!c.calls.empty()) msg["tool_calls"] = tool_calls_json(c.calls, 0, false);
+      choice["message"] = std::move(msg);
+      choice["finish_reason"] = chat_finish_reason(c.finish, !c.calls.empty());
+    } else if (chat) {
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
     } else {
       choice["text"] = prefix + c.text;
@@ -145,6 +154,17 @@ json stream_chunk(const ResponseMeta& meta, const Tokenizer& tok, int index, con
     choice["text"] = text;
   }
   out["choices"] = json::array({std::move(choice)});
+  if (include_usage_field) out["usage"] = nullptr;
+  return out;
+}
+
+json chat_chunk(const ResponseMeta& meta, const Tokenizer& tok, int index, const EngineOutput* lp, json delta,
+                json finish_reason, bool include_usage_field) {
+  json out = base(meta, "chat.completion.chunk");
+  json lpj = nullptr;
+  if (meta.want_logprobs && lp && !lp->tokens.empty()) lpj = chat_logprobs(tok, lp->tokens, lp->logprobs, lp->top);
+  out["choices"] = json::array(
+      {{{"index", index}, {"delta", std::move(delta)}, {"logprobs", lpj}, {"finish_reason", std::move(finish_reason)}}});
   if (include_usage_field) out["usage"] = nullptr;
   return out;
 }

@@ -10,6 +10,7 @@
 
 #include "api/openai_request.h"
 #include "engine/engine.h"
+#include "text/tool_calls/chat_output_parser.h"
 
 namespace tern {
 class Tokenizer;
@@ -26,6 +27,10 @@ struct ChoiceState {
   EngineFinish finish = EngineFinish::kNone;
   std::string error;
   int64_t prompt_tokens = 0, cached_prompt_tokens = 0, completion_tokens = 0;
+  // Chat replies split by the tool-call / reasoning parser (chat_output.h): then the message is these.
+  bool parsed = false;
+  std::string content, reasoning;
+  std::vector<ToolCall> calls;
 
   void add(const EngineOutput& out);
 };
@@ -51,6 +56,9 @@ nlohmann::json full_response(const ResponseMeta& meta, const Tokenizer& tok, con
 // first: chat's first chunk carries the assistant role.
 nlohmann::json stream_chunk(const ResponseMeta& meta, const Tokenizer& tok, int index, const EngineOutput& out,
                             const std::string& text, bool first, bool include_usage_field);
+// A chat chunk of choice `index` with this delta; the logprobs of lp's tokens when asked for (lp may be null).
+nlohmann::json chat_chunk(const ResponseMeta& meta, const Tokenizer& tok, int index, const EngineOutput* lp,
+                          nlohmann::json delta, nlohmann::json finish_reason, bool include_usage_field);
 // The last chunk with include_usage: no choices, the usage of the whole request.
 nlohmann::json usage_chunk(const ResponseMeta& meta, const nlohmann::json& usage);
 

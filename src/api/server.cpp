@@ -9,6 +9,8 @@
 #include "api/openai_response.h"
 #include "api/request_guard.h"
 #include "api/server_impl.h"
+#include "constrain/token_constraint.h"
+#include "text/chat_template/chat_template.h"
 
 namespace tern::api {
 
@@ -84,8 +86,20 @@ class CorsExchange final : public HttpExchange {
 }  // namespace
 
 ApiServer::Impl::Impl(Engine& e, const Tokenizer& t, const ModelChatTemplate* c, ServerOptions o)
-    : engine(e), tok(t), chat(c), opt(std::move(o)), started_at(int64_t(std::time(nullptr))),
+    : engine(e), tok(t), chat(c), chat_format(c ? detect_chat_format(c->chat_template.source()) : ChatFormat{}),
+      opt(std::move(o)), started_at(int64_t(std::time(nullptr))),
       front(front_options(opt), [this](HttpRequest& req, std::shared_ptr<HttpExchange> x) { handle(req, x); }) {}
+
+ApiServer::Impl::~Impl() = default;
+
+Result<GrammarCache*> ApiServer::Impl::grammar_cache() {
+  std::lock_guard<std::mutex> lock(grammar_mu);
+  if (!grammars) {
+    TERN_ASSIGN_OR_RETURN(TokenVocabulary vocab, TokenVocabulary::from_tokenizer(tok, opt.model_vocab));
+    grammars = std::make_unique<GrammarCache>(std::move(vocab));
+  }
+  return grammars.get();
+}
 
 bool ApiServer::Impl::model_known(const std::string& name) const {
   for (const auto& m : opt.model_names) {

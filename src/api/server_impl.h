@@ -17,6 +17,11 @@
 #include "api/openai_request.h"
 #include "api/request_group.h"
 #include "api/server.h"
+#include "text/tool_calls/tool_call_format.h"
+
+namespace tern {
+class GrammarCache;
+}
 
 namespace tern::api {
 
@@ -33,10 +38,12 @@ using XPtr = std::shared_ptr<HttpExchange>;
 
 struct ApiServer::Impl {
   Impl(Engine& e, const Tokenizer& t, const ModelChatTemplate* c, ServerOptions o);
+  ~Impl();
 
   Engine& engine;
   const Tokenizer& tok;
   const ModelChatTemplate* chat;
+  ChatFormat chat_format;  // tool-call and reasoning format of the chat template
   ServerOptions opt;
   const int64_t started_at;  // unix seconds
   HttpFront front;
@@ -57,6 +64,12 @@ struct ApiServer::Impl {
   std::mutex groups_mu;
   std::set<std::shared_ptr<RequestGroup>> groups;
 
+  // Compiled grammars (response_format, grammar, regex, forced tool calls), built on first use: the
+  // vocabulary's byte trie costs a moment on a 150k-token tokenizer.
+  std::mutex grammar_mu;
+  std::unique_ptr<GrammarCache> grammars;
+  Result<GrammarCache*> grammar_cache();
+
   // Request fields accepted and ignored: each is logged the first time only.
   std::mutex ignored_mu;
   std::set<std::string> ignored_logged;
@@ -70,8 +83,10 @@ struct ApiServer::Impl {
   std::string metrics_text() const;
   bool model_known(const std::string& name) const;
   // The chat template applied to validated messages, tokenized (the template writes any BOS itself).
-  std::variant<std::vector<int32_t>, ApiError> render_chat(const nlohmann::json& messages,
-                                                          bool add_generation_prompt) const;
+  // tools: rendered when non-null and non-empty; text_out: the rendered prompt.
+  std::variant<std::vector<int32_t>, ApiError> render_chat(const nlohmann::json& messages, bool add_generation_prompt,
+                                                          const nlohmann::json* tools = nullptr,
+                                                          std::string* text_out = nullptr) const;
   void log_ignored(const std::vector<std::string>& fields);
 
   void track(const std::shared_ptr<RequestGroup>& g);

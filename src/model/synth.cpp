@@ -36,6 +36,11 @@ const std::vector<SynthShape>& synth_shapes() {
     SynthShape tiny{"tiny-llama", "LlamaForCausalLM", "llama", 128, 384, 8192, 2048, 2, 4, 2, 32};
     tiny.rope_theta = 500000, tiny.llama3_factor = 32, tiny.tied = true, tiny.bos = 0, tiny.eos = 1;
     s.push_back(tiny);
+    // A tiny Qwen3 with the real 151,936-token vocabulary: Qwen's tokenizer and chat template on a model that
+    // loads and decodes in moments (tool-calling and structured-output tests of the server).
+    SynthShape tq3{"tiny-qwen3", "Qwen3ForCausalLM", "qwen3", 64, 128, 151936, 4096, 2, 4, 2, 16};
+    tq3.rope_theta = 1e6, tq3.rms_eps = 1e-6, tq3.qk_norm = true, tq3.tied = true, tq3.bos = 151643, tq3.eos = 151645;
+    s.push_back(tq3);
     add_moe_synth_shapes(s);
     return s;
   }();

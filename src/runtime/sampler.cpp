@@ -50,6 +50,9 @@ void Sampler::add_output(int32_t id) {
 }
 
 void Sampler::apply_penalties(float* logits) const {
+  for (const auto& [id, bias] : params_.logit_bias) {
+    if (id >= 0 && id < vocab_) logits[id] += bias;
+  }
   if (params_.repetition_penalty != 1.0f) {
     const float p = params_.repetition_penalty;
     for (int64_t i = 0; i < vocab_; ++i) {

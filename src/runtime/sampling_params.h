@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "core/status.h"
 
@@ -17,6 +19,9 @@ struct SamplingParams {
   float presence_penalty = 0.0f;   // OpenAI: over output tokens
   float frequency_penalty = 0.0f;  // OpenAI: over output tokens
   std::optional<uint64_t> seed;    // none = nondeterministic
+  // OpenAI logit_bias: (token id, bias) added to the logit before penalties, temperature and filters;
+  // -100 / 100 in practice ban / force the token. Ids outside the vocabulary are ignored here (the API 400s them).
+  std::vector<std::pair<int32_t, float>> logit_bias;
 
   // One-line error for absurd values (NaN, negative temperature, top_p outside (0, 1], ...).
   Status validate() const;

@@ -38,7 +38,8 @@ class ServerProcess {
  public:
   explicit ServerProcess(const std::string& extra_args, const std::string& model = "docs-llama-28m") {
     log_ = dir_.file("serve.log");
-    const std::string cmd = std::string("exec '") + TERN_BINARY + "' serve -m '" + model_dir(model) +
+    const std::string path = model.rfind('/', 0) == 0 ? model : model_dir(model);  // an absolute path, or a shared model
+    const std::string cmd = std::string("exec '") + TERN_BINARY + "' serve -m '" + path +
                             "' --port 0 " + extra_args + " >'" + dir_.file("serve.out") + "' 2>'" + log_ + "'";
     pid_ = fork();
     if (pid_ == 0) {

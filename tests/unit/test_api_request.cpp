@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "api/openai_request.h"
+#include "api/constraint_request.h"
 #include "api/openai_response.h"
 #include "text/tokenizer/tokenizer.h"
 #include "test_support.h"
@@ -126,10 +127,9 @@ TEST(ApiRequest, EveryOpenAiFieldIsClassified) {
   EXPECT_EQ(ig.ignored_fields.size(), 8u);
   // 400s naming the field.
   const std::vector<std::pair<std::string, std::string>> chat_bad = {
-      {R"("tools":[{"type":"function"}])", "tools"},           {R"("tool_choice":"auto")", "tool_choice"},
+      {R"("tools":[{"type":"function"}])", "tools[0].function"}, {R"("tool_choice":"auto")", "tool_choice"},
       {R"("tool_choice":{"type":"function"})", "tool_choice"}, {R"("parallel_tool_calls":"y")", "parallel_tool_calls"},
-      {R"("response_format":{"type":"json_object"})", "response_format"},
-      {R"("logit_bias":{"5":1})", "logit_bias"},               {R"("modalities":["audio"])", "modalities"},
+      {R"("logit_bias":{"x":1})", "logit_bias"},               {R"("modalities":["audio"])", "modalities"},
       {R"("store":true)", "store"},                            {R"("echo":true)", "echo"},
       {R"("audio":{})", "audio"},                              {R"("reasoning_effort":"low")", "reasoning_effort"},
       {R"("verbosity":"low")", "verbosity"},                   {R"("web_search_options":{})", "web_search_options"},
@@ -156,6 +156,131 @@ TEST(ApiRequest, EveryOpenAiFieldIsClassified) {
       {"role":"tool","content":"42","tool_call_id":"c1"},{"role":"user","content":"y","name":"ann"}]})");
   EXPECT_EQ(named.messages[1]["tool_call_id"], "c1");
   EXPECT_EQ(named.messages[2]["name"], "ann");
+}
+
+// Issue 16: tools, tool_choice, parallel_tool_calls, tool_calls in the history, logit_bias.
+TEST(ApiRequest, ToolFields) {
+  const std::string base = R"("model":"m","messages":[{"role":"user","content":"x"}])";
+  auto chat = [&](const std::string& extra) { return "{" + base + "," + extra + "}"; };
+  const std::string tools =
+      R"("tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object",)"
+      R"("properties":{"city":{"type":"string"}},"required":["city"]},"strict":true}},)"
+      R"({"type":"function","function":{"name":"now"}}])";
+  auto r = ok(Endpoint::kChat, chat(tools));
+  EXPECT_EQ(r.tools.choice, ToolChoice::kAuto);  // OpenAI's default with tools
+  ASSERT_EQ(r.tools.tools.size(), 2u);
+  EXPECT_EQ(r.tools.tools[1]["function"]["parameters"]["type"], "object");  // a missing schema is "no arguments"
+  EXPECT_TRUE(r.tools.parallel);
+  r = ok(Endpoint::kChat, chat(tools + R"(,"tool_choice":"required","parallel_tool_calls":false)"));
+  EXPECT_EQ(r.tools.choice, ToolChoice::kRequired);
+  EXPECT_FALSE(r.tools.parallel);
+  r = ok(Endpoint::kChat, chat(tools + R"(,"tool_choice":{"type":"function","function":{"name":"now"}})"));
+  EXPECT_EQ(r.tools.choice, ToolChoice::kNamed);
+  EXPECT_EQ(r.tools.named, "now");
+  EXPECT_EQ(ok(Endpoint::kChat, chat(tools + R"(,"tool_choice":"none")")).tools.choice, ToolChoice::kNone);
+  EXPECT_EQ(ok(Endpoint::kChat, chat(R"("tools":[])")).tools.choice, ToolChoice::kNone);
+
+  const std::vector<std::pair<std::string, std::string>> bad_cases = {
+      {R"("tools":{})", "tools"},
+      {R"("tools":[1])", "tools[0]"},
+      {R"("tools":[{"type":"code","function":{"name":"f"}}])", "tools[0].type"},
+      {R"("tools":[{"type":"function","function":{"name":"a b"}}])", "tools[0].function.name"},
+      {R"("tools":[{"type":"function","function":{"name":"f","parameters":"x"}}])", "tools[0].function.parameters"},
+      {R"("tools":[{"type":"function","function":{"name":"f","extra":1}}])", "tools[0].function.extra"},
+      {R"("tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}])",
+       "tools[1].function.name"},
+      {tools + R"(,"tool_choice":"sometimes")", "tool_choice"},
+      {tools + R"(,"tool_choice":{"type":"function","function":{"name":"nope"}})", "tool_choice"},
+      {tools + R"(,"tool_choice":{"type":"function"})", "tool_choice"},
+      {R"("tool_choice":"required")", "tool_choice"},
+      {tools + R"(,"parallel_tool_calls":1)", "parallel_tool_calls"},
+      {R"("logit_bias":{"-1":1})", "logit_bias"},
+      {R"("logit_bias":{"5":101})", "logit_bias"},
+      {R"("logit_bias":{"5":"x"})", "logit_bias"},
+      {R"("logit_bias":[])", "logit_bias"},
+  };
+  for (const auto& [extra, param] : bad_cases) EXPECT_EQ(bad(Endpoint::kChat, chat(extra)).param, param) << extra;
+
+  // History: an assistant's tool calls (arguments parsed for the template) and the tool's answer.
+  auto h = ok(Endpoint::kChat, R"({"model":"m","messages":[{"role":"user","content":"w?"},
+      {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+        "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+      {"role":"tool","tool_call_id":"call_1","content":"sunny"}]})");
+  EXPECT_EQ(h.messages[1]["tool_calls"][0]["function"]["arguments"], json({{"city", "Paris"}}));
+  EXPECT_EQ(h.messages[1]["content"], "");
+  EXPECT_EQ(h.messages[2]["tool_call_id"], "call_1");
+  auto hist = [](const std::string& calls) {
+    return R"({"model":"m","messages":[{"role":"assistant","content":"","tool_calls":)" + calls + "}]}";
+  };
+  EXPECT_EQ(bad(Endpoint::kChat, hist(R"([{"type":"function","function":{"name":"f","arguments":"{}"}}])")).param,
+            "messages[0].tool_calls[0].id");
+  EXPECT_EQ(bad(Endpoint::kChat, hist(R"([{"id":"1","function":{"name":"f","arguments":"{oops"}}])")).param,
+            "messages[0].tool_calls[0].function.arguments");
+  EXPECT_EQ(bad(Endpoint::kChat, hist(R"([{"id":"1","function":{"arguments":"{}"}}])")).param,
+            "messages[0].tool_calls[0].function");
+  EXPECT_EQ(bad(Endpoint::kChat, R"({"model":"m","messages":[{"role":"user","content":"x","tool_calls":[{"id":"1"}]}]})")
+                .param,
+            "messages[0].tool_calls");
+
+  // logit_bias on both endpoints.
+  auto lb = ok(Endpoint::kCompletions, R"({"model":"m","prompt":"x","logit_bias":{"5":-100,"7":2.5}})");
+  ASSERT_EQ(lb.sampling.logit_bias.size(), 2u);
+  EXPECT_EQ(lb.sampling.logit_bias[0], (std::pair<int32_t, float>{5, -100.f}));
+  EXPECT_EQ(lb.sampling.logit_bias[1], (std::pair<int32_t, float>{7, 2.5f}));
+  EXPECT_EQ(ok(Endpoint::kChat, chat(R"("logit_bias":{"3":1})")).sampling.logit_bias.size(), 1u);
+}
+
+// Issue 16: response_format, grammar, regex -> ConstraintSpec; forced tool calls -> their JSON Schema.
+TEST(ApiRequest, ConstraintFields) {
+  const std::string base = R"("model":"m","messages":[{"role":"user","content":"x"}])";
+  auto chat = [&](const std::string& extra) { return "{" + base + "," + extra + "}"; };
+  using K = ConstraintSpec::Kind;
+  EXPECT_EQ(ok(Endpoint::kChat, chat(R"("response_format":{"type":"text"})")).constraint.kind, K::kNone);
+  EXPECT_EQ(ok(Endpoint::kChat, chat(R"("response_format":{"type":"json_object"})")).constraint.kind, K::kJsonObject);
+  auto js = ok(Endpoint::kChat, chat(R"("response_format":{"type":"json_schema","json_schema":{"name":"p","strict":true,)"
+                                     R"("schema":{"type":"object","properties":{"a":{"type":"integer"}}}}})"));
+  EXPECT_EQ(js.constraint.kind, K::kJsonSchema);
+  EXPECT_EQ(js.constraint.schema["properties"]["a"]["type"], "integer");
+  EXPECT_EQ(js.constraint.param, "response_format.json_schema.schema");
+  auto g = ok(Endpoint::kCompletions, R"({"model":"m","prompt":"x","grammar":"root ::= \"a\""})");
+  EXPECT_EQ(g.constraint.kind, K::kGbnf);
+  EXPECT_EQ(g.constraint.text, "root ::= \"a\"");
+  EXPECT_EQ(ok(Endpoint::kChat, chat(R"("regex":"[0-9]+")")).constraint.kind, K::kRegex);
+
+  const std::vector<std::pair<std::string, std::string>> bad_cases = {
+      {R"("response_format":"json")", "response_format"},
+      {R"("response_format":{"type":"xml"})", "response_format.type"},
+      {R"("response_format":{"type":"json_object","schema":{}})", "response_format.schema"},
+      {R"("response_format":{"type":"json_schema"})", "response_format.json_schema"},
+      {R"("response_format":{"type":"json_schema","json_schema":{"name":"x"}})", "response_format.json_schema.schema"},
+      {R"("response_format":{"type":"json_schema","json_schema":{"schema":{},"extra":1}})",
+       "response_format.json_schema.extra"},
+      {R"("grammar":"")", "grammar"},
+      {R"("regex":5)", "regex"},
+      {R"("grammar":"root ::= \"a\"","regex":"a")", "regex"},
+      {R"("response_format":{"type":"json_object"},"tools":[{"type":"function","function":{"name":"f"}}])",
+       "response_format"},
+  };
+  for (const auto& [extra, param] : bad_cases) EXPECT_EQ(bad(Endpoint::kChat, chat(extra)).param, param) << extra;
+  // response_format is a chat field (OpenAI's); completions take grammar / regex.
+  EXPECT_EQ(bad(Endpoint::kCompletions, R"({"model":"m","prompt":"x","response_format":{"type":"json_object"}})").param,
+            "response_format");
+
+  ToolFields tf;
+  tf.tools = json::parse(R"([{"type":"function","function":{"name":"a","parameters":{"type":"object"}}},
+                             {"type":"function","function":{"name":"b","parameters":{"type":"string"}}}])");
+  tf.choice = ToolChoice::kNamed;
+  tf.named = "b";
+  EXPECT_EQ(forced_tool_schema(tf), json({{"type", "string"}}));
+  tf.choice = ToolChoice::kRequired;
+  tf.parallel = false;
+  const json req = forced_tool_schema(tf);
+  EXPECT_EQ(req["type"], "array");
+  EXPECT_EQ(req["minItems"], 1);
+  EXPECT_EQ(req["maxItems"], 1);
+  ASSERT_EQ(req["items"]["anyOf"].size(), 2u);
+  EXPECT_EQ(req["items"]["anyOf"][1]["properties"]["name"]["const"], "b");
+  EXPECT_EQ(req["items"]["anyOf"][1]["properties"]["parameters"], json({{"type", "string"}}));
 }
 
 TEST(ApiRequest, ErrorBodyHasOpenAiShape) {

@@ -105,6 +105,24 @@ TEST(Sampler, PresenceAndFrequencyPenaltiesCountOutputTokensOnly) {
   EXPECT_FLOAT_EQ(l[2], 0.0f);
 }
 
+// OpenAI logit_bias: added to the logit before sampling; -100 bans, +100 forces; ids past the vocabulary
+// are ignored (the API answers them with a 400 first).
+TEST(Sampler, LogitBiasShiftsBansAndForces) {
+  SamplingParams p{.temperature = 0};
+  p.logit_bias = {{1, -100.f}, {4, 1.5f}, {99, 5.f}};
+  Sampler greedy(p, 5);
+  auto l = logits_of({0.1f, 3.0f, -1.0f, 2.9f, 2.0f});
+  EXPECT_EQ(greedy.sample(l.data()), 4);  // 2.0 + 1.5 beats 2.9; token 1 is banned
+  p.temperature = 1.0f;
+  p.seed = 3;
+  p.logit_bias = {{2, 100.f}};
+  Sampler forced(p, 5);
+  for (int i = 0; i < 50; ++i) {
+    auto row = logits_of({5.0f, 5.0f, -5.0f, 5.0f, 5.0f});
+    EXPECT_EQ(forced.sample(row.data()), 2);
+  }
+}
+
 TEST(Sampler, ValidateRejectsAbsurdValues) {
   EXPECT_FALSE((SamplingParams{.temperature = -1}).validate().is_ok());
   EXPECT_FALSE((SamplingParams{.temperature = NAN}).validate().is_ok());

@@ -147,6 +147,7 @@ void serve(const ServeOptions& o) {
   }
   so.shutdown_grace_s = o.shutdown_grace_s;
   so.eos_ids = config.eos_token_ids;
+  so.model_vocab = config.vocab_size;
   if (tok->eos_id() && std::find(so.eos_ids.begin(), so.eos_ids.end(), *tok->eos_id()) == so.eos_ids.end()) {
     so.eos_ids.push_back(*tok->eos_id());
   }

@@ -10,6 +10,7 @@ namespace tern {
 
 struct ChatTemplate::Impl {
   std::string source_name;
+  std::string source;
   jinja::Body body;
   ChatTemplateLimits limits;
 };
@@ -22,6 +23,7 @@ Result<ChatTemplate> ChatTemplate::parse(const std::string& source, const std::s
   if (!body.is_ok()) return body.status().with_context(source_name);
   auto impl = std::make_shared<Impl>();
   impl->source_name = source_name;
+  impl->source = source;
   impl->body = std::move(body).value();
   impl->limits = limits;
   ChatTemplate t;
@@ -47,6 +49,11 @@ Result<std::string> ChatTemplate::render(const nlohmann::json& context) const {
     return Status::error(impl_->source_name + ": " + e.what());
   }
   return out;
+}
+
+const std::string& ChatTemplate::source() const {
+  static const std::string kEmpty;
+  return impl_ ? impl_->source : kEmpty;
 }
 
 Result<ModelChatTemplate> load_chat_template(const std::string& model_dir, const ChatTemplateLimits& limits) {

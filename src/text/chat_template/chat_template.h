@@ -27,6 +27,9 @@ class ChatTemplate {
   // one line naming the source and the template line. Thread-safe: a render shares nothing with another.
   Result<std::string> render(const nlohmann::json& context) const;
 
+  // The template text as parsed (tool-call and reasoning formats are read from it).
+  const std::string& source() const;
+
   struct Impl;
 
  private:

@@ -67,8 +67,8 @@ check('completions n=2, logprobs, echo, stop, seed, token-id prompt', async () =
   await assert.rejects(client.completions.create({ model, prompt: 'A B C', max_tokens: 3, echo: true, logprobs: 1 }),
                        (err) => err instanceof OpenAI.BadRequestError && err.param === 'echo');
   await assert.rejects(client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }],
-                                                        response_format: { type: 'json_object' } }),
-                       (err) => err instanceof OpenAI.BadRequestError && err.param === 'response_format');
+                                                        response_format: { type: 'yaml' } }),
+                       (err) => err instanceof OpenAI.BadRequestError && err.param === 'response_format.type');
   const ids = await client.completions.create({ model, prompt: [1, 2, 3, 4], max_tokens: 3 });
   assert.equal(ids.usage.prompt_tokens, 4);
 });

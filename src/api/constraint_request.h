@@ -1,0 +1,48 @@
+// Constrained-decoding fields of a request -> the compiled grammar on its EngineRequest:
+//   response_format {"type": "json_object"} / {"type": "json_schema", "json_schema": {"schema", "strict", ...}}
+//     (chat, as OpenAI), tern's `grammar` (GBNF, llama.cpp's format) and `regex` (both endpoints), and
+//   tool_choice "required" / a named function: the arguments generated under the tools' parameter schemas
+//     (as vLLM does it, for any model whatever its template), read back by the chat output parser.
+// An unsupported schema keyword, a bad grammar or pattern is a 400 naming the field (`param`) and, in the
+// message, the keyword and where it is.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "api/openai_request.h"
+#include "core/status.h"
+
+namespace tern {
+class Grammar;
+class GrammarCache;
+}  // namespace tern
+
+namespace tern::api {
+
+// response_format / grammar / regex of the body into r.constraint (at most one of them).
+std::optional<ApiError> parse_constraint_fields(Endpoint endpoint, const nlohmann::json& body, OpenAiRequest& r);
+
+// The JSON Schema a forced tool choice generates under: the named tool's parameters, or for "required"
+// [{"name": <one of the tools>, "parameters": <its parameters>}, ...] (one item without parallel calls).
+nlohmann::json forced_tool_schema(const ToolFields& tf);
+
+// tool_choice "auto" with a Hermes-format template (Qwen2.5, Qwen3, Hermes): GBNF for free text that never
+// contains "<tool_call>", then optionally calls in the template's exact format, each
+// `<tool_call>\n{"name": "<tool>", "arguments": <its schema>}\n</tool_call>` (several joined by "\n" when
+// parallel). Once a call has begun it is constrained by its tool's schema; text stays free.
+// schema_gbnf(i): the GBNF of tool i's parameters (json_schema_to_gbnf); its rules are renamed apart here.
+Result<std::string> hermes_auto_gbnf(const ToolFields& tf,
+                                     const std::function<Result<std::string>(const nlohmann::json&)>& schema_gbnf);
+
+// The grammar of a request (null when it has none), compiled once per distinct grammar by the cache.
+// hermes_auto: constrain tool_choice "auto" in the Hermes format (the template's format is Hermes).
+std::variant<std::shared_ptr<const Grammar>, ApiError> compile_request_grammar(GrammarCache& cache,
+                                                                             const OpenAiRequest& r,
+                                                                             bool hermes_auto = false);
+
+}  // namespace tern::api

@@ -1,0 +1,357 @@
+#include "text/tool_calls/chat_output_parser.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+namespace tern {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view kThinkOpen = "<think>";
+constexpr std::string_view kThinkClose = "</think>";
+constexpr std::string_view kHermesOpen = "<tool_call>";
+constexpr std::string_view kHermesClose = "</tool_call>";
+constexpr std::string_view kMistralOpen = "[TOOL_CALLS]";
+constexpr std::string_view kMistralArgs = "[ARGS]";
+constexpr std::string_view kPythonTag = "<|python_tag|>";
+
+bool is_ws(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+
+size_t skip_ws(std::string_view s, size_t i = 0) {
+  while (i < s.size() && is_ws(s[i])) ++i;
+  return i;
+}
+
+// Length of the longest proper prefix of `marker` that `s` ends with (text to hold back).
+size_t partial_suffix(std::string_view s, std::string_view marker) {
+  for (size_t k = std::min(s.size(), marker.size() - 1); k > 0; --k) {
+    if (s.substr(s.size() - k) == marker.substr(0, k)) return k;
+  }
+  return 0;
+}
+
+}  // namespace
+
+size_t json_value_end(std::string_view s) {
+  if (s.empty() || (s[0] != '{' && s[0] != '[')) return std::string_view::npos;
+  int depth = 0;
+  bool in_string = false, escape = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      if (escape) {
+        escape = false;
+      } else if (c == '\\') {
+        escape = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
+ChatOutputParser::ChatOutputParser(ChatParserOptions options) : opt_(std::move(options)) {
+  if (opt_.reasoning && opt_.starts_in_reasoning) state_ = State::kReasoning;
+}
+
+ChatDelta ChatOutputParser::feed(std::string_view text) {
+  buf_.append(text);
+  ChatDelta d;
+  if (opt_.forced == ChatParserOptions::Forced::kNo) run(false, d);
+  return d;
+}
+
+ChatDelta ChatOutputParser::finish() {
+  ChatDelta d;
+  if (opt_.forced == ChatParserOptions::Forced::kNo) {
+    run(true, d);
+  } else {
+    finish_forced(d);
+  }
+  return d;
+}
+
+void ChatOutputParser::finish_forced(ChatDelta& d) {
+  std::vector<ToolCall> got;
+  bool ok = false;
+  const json v = json::parse(buf_, nullptr, /*allow_exceptions=*/false);
+  if (opt_.forced == ChatParserOptions::Forced::kNamed) {
+    ok = v.is_object() && add_call(json{{"name", opt_.forced_name}, {"arguments", v}}.dump(), got);
+  } else {
+    ok = v.is_array() && !v.empty();
+    for (size_t i = 0; ok && i < v.size(); ++i) ok = add_call(v[i].dump(), got);
+    if (ok && !opt_.parallel) got.resize(1);
+  }
+  if (!ok) {  // cut off by max_tokens (the grammar admits nothing else): the text is the content
+    emit_content(buf_, d);
+    buf_.clear();
+    return;
+  }
+  for (ToolCall& c : got) {
+    c.id = make_tool_call_id(opt_.format, opt_.id_seed, int(calls_.size()));
+    calls_.push_back(c);
+    d.calls.push_back(std::move(c));
+  }
+  buf_.clear();
+}
+
+void ChatOutputParser::run(bool final, ChatDelta& d) {
+  // Each step consumes text or changes state; it returns false when it must wait for more text.
+  for (;;) {
+    bool progressed = false;
+    switch (state_) {
+      case State::kStart:
+        progressed = step_start(final);
+        break;
+      case State::kReasoning:
+        progressed = step_reasoning(final, d);
+        break;
+      case State::kContent:
+        progressed = step_content(final, d);
+        break;
+      case State::kCall:
+        progressed = step_call(final, d);
+        break;
+      case State::kLlamaNext:
+        progressed = step_llama_next(final);
+        break;
+    }
+    if (!progressed) return;
+  }
+}
+
+bool ChatOutputParser::step_start(bool final) {
+  if (!opt_.reasoning) {
+    state_ = State::kContent;
+    return true;
+  }
+  const size_t i = skip_ws(buf_);
+  std::string_view rest = std::string_view(buf_).substr(i);
+  if (rest.substr(0, kThinkOpen.size()) == kThinkOpen) {
+    buf_.erase(0, i + kThinkOpen.size());
+    state_ = State::kReasoning;
+    return true;
+  }
+  if (!final && kThinkOpen.substr(0, rest.size()) == rest) return false;  // maybe "<thi"
+  state_ = State::kContent;
+  return true;
+}
+
+bool ChatOutputParser::step_reasoning(bool final, ChatDelta& d) {
+  const size_t close = buf_.find(kThinkClose);
+  const size_t avail = close != std::string::npos ? close
+                       : final                    ? buf_.size()
+                                                  : buf_.size() - partial_suffix(buf_, kThinkClose);
+  std::string_view take(buf_.data(), avail);
+  size_t consumed = avail;
+  if (reasoning_.empty()) take.remove_prefix(skip_ws(take));  // "<think>\n" opens with a newline
+  // Whitespace before </think> is dropped, so it is held back until it is known not to end the reasoning.
+  size_t keep = take.size();
+  while (keep > 0 && is_ws(take[keep - 1])) --keep;
+  if (!final || close != std::string::npos) {
+    if (close == std::string::npos) consumed -= take.size() - keep;
+    take = take.substr(0, keep);
+  }
+  reasoning_.append(take);
+  d.reasoning.append(take);
+  if (close != std::string::npos) {
+    buf_.erase(0, close + kThinkClose.size());
+    state_ = State::kContent;
+    skip_ws_ = true;  // "</think>\n\n" before the answer
+    return true;
+  }
+  buf_.erase(0, consumed);
+  return false;
+}
+
+bool ChatOutputParser::calls_allowed() const {
+  return opt_.format != ToolCallFormat::kNone && !failed_ && (opt_.parallel || calls_.empty());
+}
+
+void ChatOutputParser::emit_content(std::string_view s, ChatDelta& d) {
+  if (skip_ws_) {
+    s = s.substr(skip_ws(s));
+    if (s.empty()) return;
+    skip_ws_ = false;
+  }
+  if (s.find_first_not_of(" \n\t\r") != std::string_view::npos) content_started_ = true;
+  content_.append(s);
+  d.content.append(s);
+}
+
+bool ChatOutputParser::step_content(bool final, ChatDelta& d) {
+  if (buf_.empty()) return false;
+  if (!calls_allowed()) {
+    emit_content(buf_, d);
+    buf_.clear();
+    return false;
+  }
+  std::string_view b = buf_;
+  // Llama 3.1: a reply that is a JSON object from its first non-space character is a call (or calls).
+  if (opt_.format == ToolCallFormat::kLlama3 && !content_started_) {
+    const size_t i = skip_ws(b);
+    if (i == b.size() && !final) return false;  // only whitespace yet
+    if (i < b.size() && b[i] == '{') {
+      buf_.erase(0, i);
+      call_raw_.clear();
+      state_ = State::kCall;
+      return true;
+    }
+  }
+  std::string_view marker = opt_.format == ToolCallFormat::kHermes    ? kHermesOpen
+                            : opt_.format == ToolCallFormat::kMistral ? kMistralOpen
+                                                                      : kPythonTag;
+  const size_t at = b.find(marker);
+  if (at != std::string_view::npos) {
+    emit_content(b.substr(0, at), d);
+    call_raw_ = std::string(marker);
+    buf_.erase(0, at + marker.size());
+    state_ = State::kCall;
+    return true;
+  }
+  const size_t hold = final ? 0 : partial_suffix(b, marker);
+  emit_content(b.substr(0, b.size() - hold), d);
+  buf_.erase(0, b.size() - hold);
+  return false;
+}
+
+bool ChatOutputParser::add_call(const std::string& text, std::vector<ToolCall>& out) {
+  json v = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (v.is_discarded() || !v.is_object()) return false;
+  auto name = v.find("name");
+  if (name == v.end() || !name->is_string() || name->get<std::string>().empty()) return false;
+  const std::string n = name->get<std::string>();
+  if (!opt_.tool_names.empty() && std::find(opt_.tool_names.begin(), opt_.tool_names.end(), n) == opt_.tool_names.end())
+    return false;
+  json args = json::object();
+  auto a = v.find("arguments");
+  if (a == v.end()) a = v.find("parameters");
+  if (a != v.end() && !a->is_null()) {
+    args = *a;
+    if (args.is_string()) args = json::parse(a->get<std::string>(), nullptr, false);  // arguments as a JSON string
+    if (args.is_discarded() || !args.is_object()) return false;
+  }
+  ToolCall c;
+  c.name = n;
+  c.arguments = args.dump(-1, ' ', false, json::error_handler_t::replace);
+  out.push_back(std::move(c));
+  return true;
+}
+
+void ChatOutputParser::fail_call(ChatDelta& d, size_t n) {
+  // Not a call after all: every character the model wrote stays visible, as content; text after the
+  // failed call is read as content again. Calls are off from here, so the same text is not re-read.
+  n = std::min(n, buf_.size());
+  skip_ws_ = false;
+  emit_content(call_raw_ + buf_.substr(0, n), d);
+  call_raw_.clear();
+  buf_.erase(0, n);
+  state_ = State::kContent;
+  failed_ = true;
+}
+
+bool ChatOutputParser::step_call(bool final, ChatDelta& d) {
+  std::vector<ToolCall> got;
+  size_t used = 0;  // bytes of buf_ the complete call(s) took
+  if (opt_.format == ToolCallFormat::kHermes) {
+    const size_t close = buf_.find(kHermesClose);
+    if (close == std::string::npos) {
+      if (final) fail_call(d);
+      return false;
+    }
+    if (!add_call(buf_.substr(0, close), got)) {
+      fail_call(d, close + kHermesClose.size());
+      return true;
+    }
+    used = close + kHermesClose.size();
+  } else {
+    const size_t i = skip_ws(buf_);
+    std::string_view b = std::string_view(buf_).substr(i);
+    if (b.empty()) {
+      if (final) fail_call(d);
+      return false;
+    }
+    std::string name;  // Mistral v11: name[ARGS]{...}
+    if (opt_.format == ToolCallFormat::kMistral && b[0] != '[') {
+      const size_t args = b.find(kMistralArgs);
+      if (args == std::string_view::npos) {
+        if (final || b.find_first_of("{}\n") != std::string_view::npos) fail_call(d);
+        return false;
+      }
+      name = std::string(b.substr(0, args));
+      b = b.substr(args + kMistralArgs.size());
+      used = i + args + kMistralArgs.size();
+      if (b.empty()) {
+        if (final) fail_call(d);
+        return false;
+      }
+    } else {
+      used = i;
+    }
+    if (b[0] != '{' && b[0] != '[') {
+      fail_call(d);
+      return true;
+    }
+    const size_t end = json_value_end(b);
+    if (end == std::string_view::npos) {
+      if (final) fail_call(d);
+      return false;
+    }
+    used += end;
+    const std::string body(b.substr(0, end));
+    bool ok = true;
+    if (!name.empty()) {
+      ok = add_call(json{{"name", name}, {"arguments", json::parse(body, nullptr, false)}}.dump(-1, ' ', false,
+                                                                                             json::error_handler_t::replace),
+                    got);
+    } else if (body[0] == '[') {
+      json arr = json::parse(body, nullptr, false);
+      ok = arr.is_array() && !arr.empty();
+      for (size_t k = 0; ok && k < arr.size(); ++k) ok = add_call(arr[k].dump(), got);
+    } else {
+      ok = add_call(body, got);
+    }
+    if (!ok) {
+      fail_call(d, used);
+      return true;
+    }
+  }
+  if (!opt_.parallel && calls_.size() + got.size() > 1) {
+    // One call was asked for (parallel_tool_calls false): the first of a Mistral array is returned.
+    got.resize(1);
+  }
+  for (ToolCall& c : got) {
+    c.id = make_tool_call_id(opt_.format, opt_.id_seed, int(calls_.size()));
+    calls_.push_back(c);
+    d.calls.push_back(std::move(c));
+  }
+  buf_.erase(0, used);
+  call_raw_.clear();
+  skip_ws_ = true;
+  // Llama joins several calls with ';' (step_llama_next); Mistral repeats [TOOL_CALLS], Hermes <tool_call>.
+  state_ = opt_.format == ToolCallFormat::kLlama3 && calls_allowed() ? State::kLlamaNext : State::kContent;
+  return true;
+}
+
+bool ChatOutputParser::step_llama_next(bool final) {
+  const size_t j = skip_ws(buf_);
+  if (j == buf_.size() && !final) return false;  // a ';' may follow
+  if (j < buf_.size() && buf_[j] == ';') {
+    buf_.erase(0, j + 1);
+    state_ = State::kCall;
+  } else {
+    state_ = State::kContent;
+  }
+  return true;
+}
+
+}  // namespace tern
