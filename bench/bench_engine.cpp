@@ -6,6 +6,9 @@
 //       C requests in flight at once (prompt P random tokens, O generated, greedy, EOS ignored):
 //       aggregate generated tokens/s, and the decode phase alone (from the moment every request has
 //       its first token to the end).
+//   bench_engine MODEL_DIR ... --grammar FILE.gbnf
+//       the same, each level unconstrained and with every request under the grammar (GBNF, compiled
+//       against MODEL_DIR/tokenizer.json), alternated: the constraint's end-to-end cost.
 //   bench_engine MODEL_DIR --prefix-reuse [--threads N]
 //       32 requests sharing a 1,000-token system prompt, one after the other: time to first token of
 //       the first (computes the prefix) vs the mean of requests 2..32 (served by the prefix cache).
@@ -27,8 +30,12 @@
 #include "engine/engine_core.h"
 #include "engine/fake_model_runner.h"
 #if __has_include("engine/cpu_model_runner.h")
+#include "constrain/token_constraint.h"
+#include "constrain/token_vocabulary.h"
+#include "core/mapped_file.h"
 #include "engine/cpu_model_runner.h"
 #include "model/model.h"
+#include "text/tokenizer/tokenizer.h"
 #define TERN_BENCH_HAVE_CPU_RUNNER 1
 #endif
 
@@ -119,7 +126,9 @@ struct LevelResult {
   double wall_s = 0, generated_tps = 0, decode_tps = 0, ttft_mean_s = 0;
 };
 
-LevelResult run_level(const Model& model, ExecContext& ctx, int c, int64_t prompt, int64_t output) {
+// grammar: every request decodes under it (null: unconstrained).
+LevelResult run_level(const Model& model, ExecContext& ctx, int c, int64_t prompt, int64_t output,
+                      const std::shared_ptr<const Grammar>& grammar = nullptr) {
   EngineOptions eo;
   eo.max_running = std::max(c, 1);
   eo.max_step_tokens = 512;
@@ -147,6 +156,7 @@ LevelResult run_level(const Model& model, ExecContext& ctx, int c, int64_t promp
     r.max_new_tokens = output;
     r.ignore_eos = true;
     r.sampling.temperature = 0;
+    r.grammar = grammar;
     auto id = engine.add(std::move(r), [&](RequestId rid, const EngineOutput& out) {
       std::lock_guard lk(mu);
       tokens_total += int64_t(out.tokens.size());
@@ -244,8 +254,27 @@ int run_prefix_reuse(const std::string& dir, int threads, bool json) {
   return 0;
 }
 
+// The grammar of --grammar FILE (GBNF), compiled against the model's tokenizer; exits on error.
+std::shared_ptr<const Grammar> load_grammar(const std::string& dir, const std::string& file, int64_t vocab) {
+  auto fail = [](const std::string& m) {
+    fmt::print(stderr, "bench_engine: {}\n", m);
+    std::exit(1);
+  };
+  auto tok = Tokenizer::load(dir + "/tokenizer.json");
+  if (!tok.is_ok()) fail(tok.status().message());
+  auto v = TokenVocabulary::from_tokenizer(*tok, vocab);
+  if (!v.is_ok()) fail(v.status().message());
+  auto text = read_text_file(file);
+  if (!text.is_ok()) fail(text.status().message());
+  auto g = compile_gbnf(*text, *v);
+  if (!g.is_ok()) fail(file + ": " + g.status().message());
+  return *g;
+}
+
+// With a grammar, each level runs unconstrained and constrained alternately (twice each) and prints the
+// best of each: the constraint's end-to-end cost in the same window.
 int run_model(const std::string& dir, int threads, const std::vector<int>& levels, int64_t prompt, int64_t output,
-              bool json) {
+              bool json, const std::string& grammar_file) {
   auto loaded = Model::load(dir);
   if (!loaded.is_ok()) {
     fmt::print(stderr, "bench_engine: {}\n", loaded.status().message());
@@ -253,9 +282,27 @@ int run_model(const std::string& dir, int threads, const std::vector<int>& level
   }
   ThreadPool pool(threads);
   ExecContext ctx(pool, CpuFeatures::detect());
+  const auto grammar =
+      grammar_file.empty() ? nullptr : load_grammar(dir, grammar_file, (*loaded)->config().vocab_size);
   std::vector<nlohmann::json> rows;
   double base = 0;
   for (int c : levels) {
+    if (grammar) {
+      double plain = 0, constrained = 0;
+      for (int rep = 0; rep < 2; ++rep) {
+        plain = std::max(plain, run_level(**loaded, ctx, c, prompt, output).decode_tps);
+        constrained = std::max(constrained, run_level(**loaded, ctx, c, prompt, output, grammar).decode_tps);
+      }
+      rows.push_back({{"model", dir}, {"concurrency", c}, {"decode_tok_s", plain},
+                      {"decode_tok_s_constrained", constrained}, {"grammar", grammar_file}});
+      if (!json) {
+        fmt::print("{} | {} threads | concurrency {:>3} | decode phase {:.1f} tok/s, under {} {:.1f} tok/s "
+                   "({:+.1f}%)\n",
+                   dir, threads, c, plain, grammar_file, constrained, 100 * (constrained / plain - 1));
+        std::fflush(stdout);
+      }
+      continue;
+    }
     const LevelResult r = run_level(**loaded, ctx, c, prompt, output);
     if (base == 0) base = r.generated_tps;
     rows.push_back({{"model", dir}, {"threads", threads}, {"concurrency", c}, {"prompt", prompt}, {"output", output},
@@ -290,7 +337,7 @@ int main(int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') {
     fmt::print(stderr, "usage: bench_engine --fake [--json]\n"
                        "       bench_engine MODEL_DIR [--threads N] [--concurrency 1,4,16,64] [--prompt P] "
-                       "[--output O] [--json]\n"
+                       "[--output O] [--grammar FILE.gbnf] [--json]\n"
                        "       bench_engine MODEL_DIR --prefix-reuse [--threads N] [--json]\n");
     return 2;
   }
@@ -300,7 +347,8 @@ int main(int argc, char** argv) {
   return run_model(argv[1], std::stoi(bench::arg_value(argc, argv, "--threads", "2")),
                    parse_levels(bench::arg_value(argc, argv, "--concurrency", "1,4,16,64")),
                    std::stoll(bench::arg_value(argc, argv, "--prompt", "256")),
-                   std::stoll(bench::arg_value(argc, argv, "--output", "128")), json);
+                   std::stoll(bench::arg_value(argc, argv, "--output", "128")), json,
+                   bench::arg_value(argc, argv, "--grammar", ""));
 #else
   (void)parse_levels;
   fmt::print(stderr, "bench_engine: this build has no CPU model runner yet\n");
