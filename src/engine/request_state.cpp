@@ -54,15 +54,45 @@ void RequestState::flush_text(EngineOutput* out) {
   out->text += stops_.stopped() ? tail : tail + stops_.flush();
 }
 
+// The raw row is kept for logprobs: the sampler edits its own copy.
+float* RequestState::sampler_row(float* row) {
+  if (req_.top_logprobs < 0) return row;
+  scratch_.resize(size_t(vocab_));
+  std::memcpy(scratch_.data(), row, sizeof(float) * size_t(vocab_));
+  return scratch_.data();
+}
+
 EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
-  const bool want_logprobs = req_.top_logprobs >= 0;
-  float* sample_row = row;
-  if (want_logprobs) {  // the sampler edits its row in place; logprobs need the raw one
-    scratch_.resize(size_t(vocab_));
-    std::memcpy(scratch_.data(), row, sizeof(float) * size_t(vocab_));
-    sample_row = scratch_.data();
+  const int32_t id = sampler_.sample(sampler_row(row));
+  const EngineFinish finish = emit(id, row, out);
+  fill_counts(out);
+  return finish;
+}
+
+EngineFinish RequestState::on_verify(float* rows, const int32_t* drafts, int64_t k, const float* draft_probs,
+                                     EngineOutput* out, int64_t* accepted) {
+  *accepted = 0;
+  EngineFinish finish = EngineFinish::kNone;
+  // Row i predicts the token after draft i - 1; the emission of each token (penalty counts, stop
+  // strings, EOS, max_new) happens before the next row is judged, exactly as one step at a time.
+  for (int64_t i = 0; i <= k && finish == EngineFinish::kNone; ++i) {
+    float* row = rows + i * vocab_;
+    int32_t id;
+    bool ok = false;
+    if (i < k) {
+      id = sampler_.verify(sampler_row(row), drafts[i], draft_probs ? draft_probs + i * vocab_ : nullptr, &ok);
+    } else {
+      id = sampler_.sample(sampler_row(row));  // every draft accepted: the bonus token
+    }
+    finish = emit(id, row, out);
+    if (ok) ++*accepted;
+    if (!ok) break;  // the corrected token (or the bonus) ends the step
   }
-  const int32_t id = sampler_.sample(sample_row);
+  fill_counts(out);
+  return finish;
+}
+
+EngineFinish RequestState::emit(int32_t id, const float* raw, EngineOutput* out) {
   const auto now = EngineClock::now();
   has_first_token = true;
   last_token = now;
@@ -75,7 +105,7 @@ EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
     sampler_.add_output(id);
     ++completion_;
     out->tokens.push_back(id);
-    if (want_logprobs) add_logprobs(row, id, out);
+    if (req_.top_logprobs >= 0) add_logprobs(raw, id, out);
     if (detok_) {
       out->text += stops_.push(detok_->push(id));
       if (stops_.stopped()) finish = EngineFinish::kStop;
@@ -87,7 +117,6 @@ EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
     if (stops_.stopped()) finish = EngineFinish::kStop;
   }
   out->finish = finish;
-  fill_counts(out);
   return finish;
 }
 

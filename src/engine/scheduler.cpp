@@ -34,6 +34,7 @@ void Scheduler::sort_queues() {
 }
 
 void Scheduler::preempt(Sequence* victim, SchedulerStep* step, int64_t* budget) {
+  victim->drop_drafts(victim->num_draft);  // drafts are never recomputed as if they were output
   kv_.release(victim->id);
   *budget += victim->scheduled;  // it may already hold part of this step: give the tokens back
   victim->scheduled = 0;
@@ -44,6 +45,16 @@ void Scheduler::preempt(Sequence* victim, SchedulerStep* step, int64_t* budget) 
   waiting_.push_back(victim);
   step->preempted.push_back(victim);
   ++preemptions_;
+}
+
+// Drafts ride along only where they cost nothing else: they are cut to the budget and to the blocks
+// available now, so speculation never preempts a sequence or starves a prompt of budget.
+void Scheduler::fit_drafts(Sequence* s, int64_t budget) {
+  const int64_t bs = kv_.block_size();
+  const int64_t have = int64_t(kv_.table(s->id).size());
+  const int64_t fit_blocks = (have + kv_.num_available() - config_.watermark_blocks) * bs - s->num_computed;
+  const int64_t fit = std::max<int64_t>(1, std::min(budget, fit_blocks));
+  if (s->pending() > fit) s->drop_drafts(std::min(s->num_draft, s->pending() - fit));
 }
 
 bool Scheduler::reserve(Sequence* seq, int64_t n, SchedulerStep* step, int64_t* budget) {
@@ -68,6 +79,7 @@ SchedulerStep Scheduler::schedule() {
       if (budget <= 0) break;
       if (!s->running || s->scheduled > 0 || s->pending() <= 0) continue;
       if ((pass == 0) != s->decoding()) continue;
+      if (s->num_draft > 0) fit_drafts(s, budget);
       const int64_t n = std::min(s->pending(), budget);
       if (!reserve(s, n, &step, &budget)) continue;
       s->scheduled = n;
@@ -111,8 +123,16 @@ void Scheduler::complete(const SchedulerStep& step) {
     if (!s->running) continue;  // removed meanwhile (finished with an error)
     s->num_computed = c.pos0 + c.n_tokens;
     s->scheduled = 0;
-    kv_.commit(s->id, s->tokens, s->num_computed);
+    // Never the drafts: blocks holding unverified tokens must not enter the prefix cache.
+    kv_.commit(s->id, std::span<const int32_t>(s->tokens.data(), size_t(s->verified())), s->num_computed);
   }
+}
+
+void Scheduler::rollback(Sequence* s) {
+  if (!s->running) return;
+  s->num_computed = std::min(s->num_computed, s->known() - 1);
+  kv_.truncate(s->id, s->known());
+  kv_.commit(s->id, s->tokens, s->num_computed);
 }
 
 }  // namespace tern

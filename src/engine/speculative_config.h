@@ -1,0 +1,45 @@
+// Speculative decoding settings (docs/speculative.md). A drafter proposes up to k tokens for a
+// decoding sequence; the target model checks all of them in one forward step (k + 1 rows of the
+// ragged batch) and keeps the longest prefix its own sampling agrees with, plus one token of its
+// own, so the output is exactly what decoding without speculation gives (greedy: token for token;
+// sampling: the same distribution, by rejection sampling).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+
+namespace tern {
+
+enum class SpeculativeMethod { kNone, kNgram, kDraftModel };
+
+// "none" | "ngram" | "draft" (the --speculative values); anything else is an error naming it.
+Result<SpeculativeMethod> parse_speculative_method(const std::string& name);
+const char* speculative_method_name(SpeculativeMethod m);
+
+struct SpeculativeConfig {
+  SpeculativeMethod method = SpeculativeMethod::kNone;
+  // Most drafts per sequence and step (vLLM num_speculative_tokens). The length used adapts per
+  // request to its acceptance: it grows by one after a fully accepted step and falls to
+  // accepted + 1 after a rejection.
+  int num_speculative_tokens = 5;
+  // n-gram (prompt lookup) drafting: the longest and shortest suffix of the sequence that is looked
+  // up in its own prompt + output (vLLM prompt_lookup_max / prompt_lookup_min).
+  int prompt_lookup_max = 4;
+  int prompt_lookup_min = 2;
+  // No drafts in a step where more than this many sequences decode: past that batch, the k extra
+  // rows per sequence stop being nearly free (decode stops being bound by reading the weights).
+  // Measured on the 2-core CPU with docs-llama-28m: docs/speculative.md.
+  int disable_by_batch_size = 8;
+
+  bool enabled() const { return method != SpeculativeMethod::kNone; }
+  // Extra logits rows a step may need beyond one per sequence.
+  int64_t max_draft_rows() const {
+    return enabled() ? int64_t(disable_by_batch_size) * num_speculative_tokens : 0;
+  }
+  // One-line error naming the field for values out of range.
+  Status validate() const;
+};
+
+}  // namespace tern
