@@ -14,8 +14,13 @@ std::vector<int32_t> NgramDrafter::lookup(std::span<const int32_t> t, int min_n,
     // the suffix itself begins, so at least one continuation token exists.
     for (int64_t i = L - n - 1; i >= 0; --i) {
       if (t[size_t(i + n - 1)] != suffix[n - 1] || !std::equal(suffix, suffix + n, t.data() + i)) continue;
-      const int64_t from = i + n, to = std::min(L, from + k);
-      out.assign(t.begin() + from, t.begin() + to);
+      // The continuation, read on past the end of the sequence into the proposal itself: a match one
+      // period back in a repeating stretch proposes the next k tokens of the repetition, not one period.
+      const int64_t from = i + n;
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t at = from + j;
+        out.push_back(at < L ? t[size_t(at)] : out[size_t(at - L)]);
+      }
       return out;
     }
   }

@@ -16,8 +16,9 @@ class NgramDrafter final : public Drafter {
   const char* name() const override { return "ngram"; }
   Status propose(std::vector<DraftSlot>& slots) override;
 
-  // The proposal for tokens (at most k): the continuation of the most recent earlier match of the
-  // longest suffix of length in [min_n, max_n] that has one. Empty when none matches.
+  // The proposal for tokens (k tokens): the continuation of the most recent earlier match of the
+  // longest suffix of length in [min_n, max_n] that has one, read on into itself past the end (a
+  // repetition goes on repeating). Empty when none matches.
   static std::vector<int32_t> lookup(std::span<const int32_t> tokens, int min_n, int max_n, int64_t k);
 
  private:

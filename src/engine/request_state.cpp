@@ -62,8 +62,19 @@ float* RequestState::sampler_row(float* row) {
   return scratch_.data();
 }
 
+// The one place a logits row becomes a token (plain decoding and every verified row): a hook that
+// edits the row before sampling (a constraint's mask) belongs here, and its accept() in emit(), so
+// that it sees the accepted drafts one by one exactly as plain decoding would.
+int32_t RequestState::choose(float* row, const int32_t* draft, const float* q, bool* accepted) {
+  float* r = sampler_row(row);
+  *accepted = false;
+  if (!draft) return sampler_.sample(r);
+  return sampler_.verify(r, *draft, q, accepted);
+}
+
 EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
-  const int32_t id = sampler_.sample(sampler_row(row));
+  bool unused = false;
+  const int32_t id = choose(row, nullptr, nullptr, &unused);
   const EngineFinish finish = emit(id, row, out);
   fill_counts(out);
   return finish;
@@ -77,13 +88,8 @@ EngineFinish RequestState::on_verify(float* rows, const int32_t* drafts, int64_t
   // strings, EOS, max_new) happens before the next row is judged, exactly as one step at a time.
   for (int64_t i = 0; i <= k && finish == EngineFinish::kNone; ++i) {
     float* row = rows + i * vocab_;
-    int32_t id;
-    bool ok = false;
-    if (i < k) {
-      id = sampler_.verify(sampler_row(row), drafts[i], draft_probs ? draft_probs + i * vocab_ : nullptr, &ok);
-    } else {
-      id = sampler_.sample(sampler_row(row));  // every draft accepted: the bonus token
-    }
+    bool ok = false;  // row k (every draft accepted) gives the bonus token: a plain sample
+    const int32_t id = choose(row, i < k ? drafts + i : nullptr, draft_probs && i < k ? draft_probs + i * vocab_ : nullptr, &ok);
     finish = emit(id, row, out);
     if (ok) ++*accepted;
     if (!ok) break;  // the corrected token (or the bonus) ends the step

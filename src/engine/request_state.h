@@ -48,6 +48,8 @@ class RequestState {
  private:
   void add_logprobs(const float* raw, int32_t id, EngineOutput* out);
   float* sampler_row(float* row);  // row itself, or a copy when logprobs need the raw row
+  // Samples from row, or with a draft verifies it (q: the drafter's distribution, null = point mass).
+  int32_t choose(float* row, const int32_t* draft, const float* q, bool* accepted);
   EngineFinish emit(int32_t id, const float* raw, EngineOutput* out);  // appends one sampled token
   void flush_text(EngineOutput* out);
 

@@ -29,7 +29,10 @@ TEST(NgramDrafter, ProposesWhatFollowedTheMostRecentMatch) {
   const std::vector<int32_t> t{5, 6, 7, 8, 9, 5, 6, 7, 1, 2, 5, 6};
   // Suffix [5, 6] occurs at 0 and 5; the most recent (5) is followed by 7 1 2 5 6.
   EXPECT_EQ(NgramDrafter::lookup(t, 2, 4, 3), (std::vector<int32_t>{7, 1, 2}));
-  EXPECT_EQ(NgramDrafter::lookup(t, 2, 4, 10), (std::vector<int32_t>{7, 1, 2, 5, 6}));
+  // Past the end the continuation reads on into itself: 7 1 2 5 6 | 7 1 2 5 6 ...
+  EXPECT_EQ(NgramDrafter::lookup(t, 2, 4, 8), (std::vector<int32_t>{7, 1, 2, 5, 6, 7, 1, 2}));
+  // A loop of period 2 (... 3 4 3 4): the match one period back proposes the loop on.
+  EXPECT_EQ(NgramDrafter::lookup(std::vector<int32_t>{9, 3, 4, 3, 4}, 2, 2, 5), (std::vector<int32_t>{3, 4, 3, 4, 3}));
   // Longer suffixes win: [2, 5, 6] never occurred before, [5, 6] did.
   const std::vector<int32_t> u{1, 2, 3, 9, 2, 3, 4, 1, 2, 3};
   EXPECT_EQ(NgramDrafter::lookup(u, 1, 3, 2), (std::vector<int32_t>{9, 2}));  // [1 2 3] at 0
