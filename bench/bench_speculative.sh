@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Speculative decoding on docs-llama-28m (docs/speculative.md, docs/benchmarks.md): `tern bench offline`
 # (greedy, EOS ignored, closed loop) with and without n-gram drafting, on copy-heavy prompts (a passage
-# of docs-val.txt, a blank line, then its first 60 characters again: the model goes on repeating it)
+# of docs-val.txt, whole lines of about 600 characters, twice, then its first line again: the model
+# goes on repeating it, and like any small model drifts into loops of its own)
 # and on ordinary prompts (a 400-character slice of docs-val.txt, continued), at 1, 4 and 16 in flight.
 # Prints one markdown row per run: output tok/s (wall, prefill included), decode-phase tok/s, the
 # acceptance rate and the mean accepted length (tokens per verify step, the bonus token included).
@@ -21,8 +22,11 @@ text = open(sys.argv[1], encoding="utf-8").read()
 copy, plain = [], []
 for i in range(32):
     at = text.find("\n", (i * 1931) % (len(text) - 2000)) + 1
-    passage = text[at:at + 700]
-    copy.append({"prompt": passage + "\n\n" + passage[:60]})
+    passage = text[at:at + 600]
+    passage = passage[:passage.rfind("\n") + 1]          # whole lines
+    cut = passage.find("\n", 40)
+    first = passage[:cut + 1] if cut > 0 else passage[:60]
+    copy.append({"prompt": passage + "\n" + passage + "\n" + first})
     at2 = text.find("\n", (i * 2713 + 500) % (len(text) - 2000)) + 1
     plain.append({"prompt": text[at2:at2 + 400]})
 for name, rows in (("copy", copy), ("plain", plain)):

@@ -100,7 +100,7 @@ void EngineCore::finish(RequestState& r, EngineOutput& out, EngineFinish why) {
   const RequestId id = r.seq.id;
   if (drafter_) {
     drafter_->release(id);
-    draft_len_.erase(id);
+    draft_state_.erase(id);
     draft_probs_.erase(id);
   }
   auto node = requests_.extract(id);  // erased before the callback: it may not call back into the core

@@ -29,8 +29,13 @@ void EngineCore::propose_drafts() {
   slots_.clear();
   for (RequestState* r : decoding) {
     const Sequence& s = r->seq;
-    auto [it, fresh] = draft_len_.try_emplace(s.id, sc.num_speculative_tokens);
-    int64_t k = it->second;
+    auto [it, fresh] = draft_state_.try_emplace(s.id, DraftState{sc.num_speculative_tokens, 0, 1});
+    DraftState& ds = it->second;
+    if (ds.skip > 0) {  // its drafts were all rejected lately: plain decoding for a while
+      --ds.skip;
+      continue;
+    }
+    int64_t k = ds.len;
     // Drafts past max_new or the context would never be emitted, and their KV slots were never
     // counted when the request was admitted (EngineCore::validate).
     k = std::min(k, r->max_new - r->completion_tokens() - 1);
@@ -87,8 +92,16 @@ EngineFinish EngineCore::verify(RequestState& r, float* rows, EngineOutput* out)
   spec_steps_ += 1;
   spec_emitted_ += int64_t(out->tokens.size() - before);
   // Draft length for the next step: one more after a clean sweep, accepted + 1 after a rejection.
-  int& len = draft_len_[s.id];
-  len = accepted == k ? std::min(len + 1, config_.speculative.num_speculative_tokens) : int(std::max<int64_t>(1, accepted + 1));
+  // Nothing accepted: a pause without drafts, doubling while that goes on (the rows of drafts that
+  // are always wrong are not free, so a request whose text does not repeat stops paying for them).
+  DraftState& ds = draft_state_[s.id];
+  ds.len = accepted == k ? std::min(ds.len + 1, config_.speculative.num_speculative_tokens) : int(std::max<int64_t>(1, accepted + 1));
+  if (accepted == 0) {
+    ds.skip = ds.backoff;
+    ds.backoff = std::min(ds.backoff * 2, 64);
+  } else {
+    ds.backoff = 1;
+  }
   if (fin == EngineFinish::kNone) scheduler_.rollback(&s);
   return fin;
 }

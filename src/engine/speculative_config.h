@@ -22,7 +22,8 @@ struct SpeculativeConfig {
   SpeculativeMethod method = SpeculativeMethod::kNone;
   // Most drafts per sequence and step (vLLM num_speculative_tokens). The length used adapts per
   // request to its acceptance: it grows by one after a fully accepted step and falls to
-  // accepted + 1 after a rejection.
+  // accepted + 1 after a rejection; a step with nothing accepted pauses drafting for that request
+  // for 1, 2, 4 .. 64 steps while it goes on.
   int num_speculative_tokens = 5;
   // n-gram (prompt lookup) drafting: the longest and shortest suffix of the sequence that is looked
   // up in its own prompt + output (vLLM prompt_lookup_max / prompt_lookup_min).
