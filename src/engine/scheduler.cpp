@@ -47,8 +47,9 @@ void Scheduler::preempt(Sequence* victim, SchedulerStep* step, int64_t* budget) 
   ++preemptions_;
 }
 
-// Drafts ride along only where they cost nothing else: they are cut to the budget and to the blocks
-// available now, so speculation never preempts a sequence or starves a prompt of budget.
+// Drafts ride along only where they cost nothing else: they are cut to `limit` tokens (the budget
+// left after every decoding sequence's own token) and to the blocks available now, so speculation
+// never preempts a sequence and never keeps another one from decoding.
 void Scheduler::fit_drafts(Sequence* s, int64_t budget) {
   const int64_t bs = kv_.block_size();
   const int64_t have = int64_t(kv_.table(s->id).size());
@@ -74,12 +75,18 @@ SchedulerStep Scheduler::schedule() {
   // (1) decodes, (2) prompt chunks of running sequences; both in policy order. A preemption may
   // remove a sequence later in the order (or already given tokens): the copy keeps iteration valid.
   const std::vector<Sequence*> order = running_;
+  // Budget drafts may take: what is left once every decoding sequence has its one token.
+  int64_t spare = budget;
+  for (const Sequence* s : order) spare -= s->running && s->decoding() ? 1 : 0;
   for (int pass = 0; pass < 2; ++pass) {
     for (Sequence* s : order) {
       if (budget <= 0) break;
       if (!s->running || s->scheduled > 0 || s->pending() <= 0) continue;
       if ((pass == 0) != s->decoding()) continue;
-      if (s->num_draft > 0) fit_drafts(s, budget);
+      if (s->num_draft > 0) {
+        fit_drafts(s, std::min(budget, 1 + std::max<int64_t>(spare, 0)));
+        spare -= s->num_draft;
+      }
       const int64_t n = std::min(s->pending(), budget);
       if (!reserve(s, n, &step, &budget)) continue;
       s->scheduled = n;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 
 #include "engine/engine_core.h"
@@ -394,6 +395,38 @@ TEST(SpeculativeEngine, SampledRequestsRunAndStayConsistent) {
     EXPECT_EQ(got.logprobs.size(), 25u);
     EXPECT_EQ(got.top.size(), 25u);
   }
+}
+
+TEST(SpeculativeEngine, DraftsNeverKeepAnotherSequenceFromDecoding) {
+  // 8 decoding sequences, 10 tokens per step, 4 drafts each wanted: every decoding sequence still
+  // gets its token in every step (the drafts share the 2 spare tokens).
+  OracleDrafter drafter(kVocab);
+  EngineCoreConfig cfg = spec_config(256, true);
+  cfg.scheduler.max_step_tokens = 10;
+  cfg.speculative.disable_by_batch_size = 16;
+  SpecHarness h(cfg, &drafter);
+  std::vector<std::pair<RequestId, std::vector<int32_t>>> reqs;
+  for (int i = 0; i < 8; ++i) {
+    auto p = make_prompt(1, 300 + i, kVocab);
+    reqs.push_back({h.add(greedy(p, 16)), p});
+  }
+  int64_t checked = 0;
+  for (int i = 0; i < 1000 && h.core->has_work(); ++i) {
+    std::map<uint64_t, int64_t> before;
+    for (const Sequence* s : h.core->scheduler().running()) {
+      if (s->decoding()) before[s->id] = s->known();
+    }
+    h.core->step();
+    for (const Sequence* s : h.core->scheduler().running()) {
+      auto it = before.find(s->id);
+      if (it == before.end()) continue;
+      EXPECT_GT(s->known(), it->second) << "sequence " << s->id << " was decoding and got no token";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 16);
+  EXPECT_GT(h.core->metrics().spec_draft_tokens, 0);
+  for (auto& [id, p] : reqs) EXPECT_EQ(h.collector.get(id).tokens, FakeModelRunner::reference_greedy(p, 16, kVocab));
 }
 
 TEST(SpeculativeEngine, CreationErrorsNameTheProblem) {
