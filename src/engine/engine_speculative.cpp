@@ -24,8 +24,10 @@ void EngineCore::propose_drafts() {
   }
   // Past this batch the extra rows stop being nearly free: plain decoding.
   if (decoding.empty() || int64_t(decoding.size()) > sc.disable_by_batch_size) return;
-  // Logits rows the runner can give this step beyond one per running sequence.
-  int64_t rows_left = runner_.max_logits_per_sequence() - int64_t(scheduler_.running().size());
+  // Draft rows: what is left below max_batch_rows once every decoding sequence has its row, and
+  // what the runner can give beyond one logits row per running sequence.
+  int64_t rows_left = std::min<int64_t>(sc.max_batch_rows - int64_t(decoding.size()),
+                                        runner_.max_logits_per_sequence() - int64_t(scheduler_.running().size()));
   slots_.clear();
   for (RequestState* r : decoding) {
     const Sequence& s = r->seq;

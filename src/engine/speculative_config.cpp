@@ -29,6 +29,8 @@ Status SpeculativeConfig::validate() const {
   if (disable_by_batch_size < 1 || disable_by_batch_size > 4096)
     return Status::error(fmt::format("speculative disable_by_batch_size = {} is invalid: must be in [1, 4096]",
                                      disable_by_batch_size));
+  if (max_batch_rows < 2 || max_batch_rows > 4096)
+    return Status::error(fmt::format("speculative max_batch_rows = {} is invalid: must be in [2, 4096]", max_batch_rows));
   return Status::ok();
 }
 

@@ -33,12 +33,15 @@ struct SpeculativeConfig {
   // rows per sequence stop being nearly free (decode stops being bound by reading the weights).
   // Measured on the 2-core CPU with docs-llama-28m: docs/speculative.md.
   int disable_by_batch_size = 8;
+  // Decode rows (one per decoding sequence plus the drafts) a step may have when drafts are added:
+  // drafts only fill what is left below it. On the CPU a matmul of up to 8 rows streams each weight
+  // once (the GEMV path, kernels/cpu/matmul_kernels.h kGemvMaxRows); past 8 it becomes a packed GEMM
+  // and a step costs 2-4x (bench_spec_verify, docs/speculative.md).
+  int max_batch_rows = 8;
 
   bool enabled() const { return method != SpeculativeMethod::kNone; }
   // Extra logits rows a step may need beyond one per sequence.
-  int64_t max_draft_rows() const {
-    return enabled() ? int64_t(disable_by_batch_size) * num_speculative_tokens : 0;
-  }
+  int64_t max_draft_rows() const { return enabled() ? int64_t(max_batch_rows) : 0; }
   // One-line error naming the field for values out of range.
   Status validate() const;
 };

@@ -404,6 +404,7 @@ TEST(SpeculativeEngine, DraftsNeverKeepAnotherSequenceFromDecoding) {
   EngineCoreConfig cfg = spec_config(256, true);
   cfg.scheduler.max_step_tokens = 10;
   cfg.speculative.disable_by_batch_size = 16;
+  cfg.speculative.max_batch_rows = 64;
   SpecHarness h(cfg, &drafter);
   std::vector<std::pair<RequestId, std::vector<int32_t>>> reqs;
   for (int i = 0; i < 8; ++i) {
@@ -427,6 +428,41 @@ TEST(SpeculativeEngine, DraftsNeverKeepAnotherSequenceFromDecoding) {
   EXPECT_GT(checked, 16);
   EXPECT_GT(h.core->metrics().spec_draft_tokens, 0);
   for (auto& [id, p] : reqs) EXPECT_EQ(h.collector.get(id).tokens, FakeModelRunner::reference_greedy(p, 16, kVocab));
+}
+
+TEST(SpeculativeEngine, DraftsFillDecodeRowsUpToMaxBatchRows) {
+  // 3 sequences, decode rows capped at 5: drafts fill at most 5 - (sequences decoding) rows; with
+  // 9 sequences (more decoding rows than the cap) there are none at all.
+  for (int n : {3, 9}) {
+    OracleDrafter drafter(kVocab);
+    EngineCoreConfig cfg = spec_config(256, true);
+    cfg.speculative.max_batch_rows = 5;
+    cfg.speculative.disable_by_batch_size = 64;
+    SpecHarness h(cfg, &drafter);
+    int64_t most = 0, most_rows = 0;
+    h.runner.on_forward = [&](const StepBatch& b) {
+      int64_t drafts = 0, rows = 0;  // decode rows: decode tokens and their drafts (not prompt chunks)
+      for (const auto& s : b.seqs) {
+        drafts += s.want_logits ? s.n_logits - 1 : 0;
+        rows += s.want_logits && s.n_logits == s.n_tokens ? s.n_tokens : 0;
+      }
+      most = std::max(most, drafts);
+      if (drafts > 0) most_rows = std::max(most_rows, rows);
+    };
+    std::vector<std::pair<RequestId, std::vector<int32_t>>> reqs;
+    for (int i = 0; i < n; ++i) {
+      auto p = make_prompt(2, 400 + i, kVocab);
+      reqs.push_back({h.add(greedy(p, 12)), p});
+    }
+    h.drain();
+    if (n == 3) {
+      EXPECT_GT(most, 0);
+      EXPECT_LE(most_rows, 5) << "decode rows with drafts past max_batch_rows";
+    } else {
+      EXPECT_EQ(most, 0) << "9 decoding sequences are past max_batch_rows: no drafts";
+    }
+    for (auto& [id, p] : reqs) EXPECT_EQ(h.collector.get(id).tokens, FakeModelRunner::reference_greedy(p, 12, kVocab));
+  }
 }
 
 TEST(SpeculativeEngine, CreationErrorsNameTheProblem) {
