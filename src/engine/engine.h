@@ -19,6 +19,7 @@
 namespace tern {
 
 class Tokenizer;
+class Grammar;  // constrain/token_constraint.h
 
 struct EngineOptions {
   size_t kv_memory_bytes = 0;      // KV pool budget; 0 = the planner's default for this machine
@@ -39,6 +40,9 @@ struct EngineRequest {
   std::vector<std::string> stop;    // stop strings (needs the engine's tokenizer): never emitted
   int priority = 0;                 // larger runs first; equal priorities are first-come first-served
   int top_logprobs = -1;            // -1: no logprobs; 0: the chosen token's; n: plus the n most likely
+  // Constrained decoding (structured output): only tokens the grammar allows are sampled, EOS only where it can
+  // end, and the request finishes with "stop" once the grammar must end. Null: unconstrained.
+  std::shared_ptr<const Grammar> grammar;
 };
 
 struct TokenLogprob {

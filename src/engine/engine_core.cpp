@@ -1,5 +1,7 @@
 #include "engine/engine_core.h"
 
+#include "constrain/token_constraint.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -60,6 +62,9 @@ Status EngineCore::validate(const EngineRequest& r) const {
   if (r.top_logprobs < -1 || r.top_logprobs > kMaxTopLogprobs)
     return Status::error(fmt::format("top_logprobs = {} must be in [0, {}] (or -1 for none)", r.top_logprobs, kMaxTopLogprobs));
   if (!r.stop.empty() && !tokenizer_) return Status::error("stop strings need a tokenizer, and this engine has none");
+  if (r.grammar && r.grammar->vocab_size() > vocab_)
+    return Status::error(fmt::format("grammar: compiled for a vocabulary of {} tokens, but the model has {}",
+                                     r.grammar->vocab_size(), vocab_));
   const int64_t prompt = int64_t(r.prompt.size());
   const int64_t context = runner_.max_context();
   if (prompt > context)

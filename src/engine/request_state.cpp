@@ -18,7 +18,38 @@ RequestState::RequestState(RequestId id, EngineRequest request, OutputCallback c
   seq.arrival = arrival;
   sampler_.add_prompt(req_.prompt);
   if (tokenizer) detok_.emplace(*tokenizer);
+  if (req_.grammar) constraint_.emplace(req_.grammar);
   arrived = EngineClock::now();
+}
+
+bool RequestState::apply_grammar(float* row) {
+  const int64_t gv = std::min(constraint_->vocab_size(), vocab_);
+  mask_.resize(size_t((vocab_ + 31) / 32));
+  constraint_->allowed(mask_.data());
+  const bool eos_ok = constraint_->can_end() && !req_.ignore_eos;
+  float eos_logits[8];
+  const size_t n_eos = std::min<size_t>(req_.eos_ids.size(), 8);
+  for (size_t i = 0; i < n_eos; ++i) {
+    const int32_t e = req_.eos_ids[i];
+    eos_logits[i] = e >= 0 && e < vocab_ ? row[e] : -INFINITY;
+  }
+  bool any = false;
+  for (int64_t w = 0; w * 32 < vocab_; ++w) {
+    uint32_t m = w * 32 < gv ? mask_[size_t(w)] : 0;
+    if (w * 32 + 32 > gv && w * 32 < gv) m &= (gv - w * 32 >= 32) ? ~0u : ((1u << (gv - w * 32)) - 1);
+    any = any || m != 0;
+    if (m == ~0u) continue;
+    const int64_t end = std::min<int64_t>(vocab_, w * 32 + 32);
+    for (int64_t t = w * 32; t < end; ++t)
+      if (!(m >> (t - w * 32) & 1)) row[t] = -INFINITY;
+  }
+  if (eos_ok) {
+    for (size_t i = 0; i < n_eos; ++i) {
+      const int32_t e = req_.eos_ids[i];
+      if (e >= 0 && e < vocab_) row[e] = eos_logits[i], any = true;
+    }
+  }
+  return any;
 }
 
 void RequestState::fill_counts(EngineOutput* out) const {
@@ -62,20 +93,32 @@ float* RequestState::sampler_row(float* row) {
   return scratch_.data();
 }
 
-// The one place a logits row becomes a token (plain decoding and every verified row): a hook that
-// edits the row before sampling (a constraint's mask) belongs here, and its accept() in emit(), so
-// that it sees the accepted drafts one by one exactly as plain decoding would.
-int32_t RequestState::choose(float* row, const int32_t* draft, const float* q, bool* accepted) {
+// The one place a logits row becomes a token (plain decoding and every verified row): the
+// constraint's mask is applied here and its accept() runs in emit(), so a verified row sees the
+// grammar state after the drafts accepted before it, exactly as plain decoding would, and a draft
+// the grammar forbids has p = 0 and is rejected. Returns kNone with *id set, or the finish when the
+// grammar is complete (or stuck) before this row.
+EngineFinish RequestState::choose(float* row, const int32_t* draft, const float* q, int32_t* id, bool* accepted,
+                                  EngineOutput* out) {
   float* r = sampler_row(row);
   *accepted = false;
-  if (!draft) return sampler_.sample(r);
-  return sampler_.verify(r, *draft, q, accepted);
+  if (constraint_ && (constraint_->must_end() || !apply_grammar(r))) {
+    // The grammar is complete (or, with a vocabulary that cannot spell what it needs, stuck): finish cleanly.
+    const bool done = constraint_->can_end();
+    flush_text(out);
+    out->finish = done ? EngineFinish::kStop : EngineFinish::kError;
+    if (!done) out->error = "the grammar allows no token of this vocabulary here";
+    return out->finish;
+  }
+  *id = draft ? sampler_.verify(r, *draft, q, accepted) : sampler_.sample(r);
+  return EngineFinish::kNone;
 }
 
 EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
   bool unused = false;
-  const int32_t id = choose(row, nullptr, nullptr, &unused);
-  const EngineFinish finish = emit(id, row, out);
+  int32_t id = 0;
+  EngineFinish finish = choose(row, nullptr, nullptr, &id, &unused, out);
+  if (finish == EngineFinish::kNone) finish = emit(id, row, out);
   fill_counts(out);
   return finish;
 }
@@ -89,7 +132,10 @@ EngineFinish RequestState::on_verify(float* rows, const int32_t* drafts, int64_t
   for (int64_t i = 0; i <= k && finish == EngineFinish::kNone; ++i) {
     float* row = rows + i * vocab_;
     bool ok = false;  // row k (every draft accepted) gives the bonus token: a plain sample
-    const int32_t id = choose(row, i < k ? drafts + i : nullptr, draft_probs && i < k ? draft_probs + i * vocab_ : nullptr, &ok);
+    int32_t id = 0;
+    finish = choose(row, i < k ? drafts + i : nullptr, draft_probs && i < k ? draft_probs + i * vocab_ : nullptr, &id, &ok,
+                    out);
+    if (finish != EngineFinish::kNone) break;
     finish = emit(id, row, out);
     if (ok) ++*accepted;
     if (!ok) break;  // the corrected token (or the bonus) ends the step
@@ -107,6 +153,16 @@ EngineFinish RequestState::emit(int32_t id, const float* raw, EngineOutput* out)
   if (is_eos && !req_.ignore_eos) {
     finish = EngineFinish::kEos;
   } else {
+    bool grammar_done = false;
+    if (constraint_) {
+      if (!constraint_->accept(id).is_ok()) {  // cannot happen: the mask allowed it
+        out->finish = EngineFinish::kError;
+        out->error = "internal: the sampled token does not fit the grammar";
+        fill_counts(out);
+        return out->finish;
+      }
+      grammar_done = constraint_->must_end();
+    }
     seq.tokens.push_back(id);
     sampler_.add_output(id);
     ++completion_;
@@ -115,6 +171,10 @@ EngineFinish RequestState::emit(int32_t id, const float* raw, EngineOutput* out)
     if (detok_) {
       out->text += stops_.push(detok_->push(id));
       if (stops_.stopped()) finish = EngineFinish::kStop;
+    }
+    if (finish == EngineFinish::kNone && grammar_done) {
+      flush_text(out);
+      finish = EngineFinish::kStop;
     }
     if (finish == EngineFinish::kNone && completion_ >= max_new) finish = EngineFinish::kLength;
   }

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "constrain/token_constraint.h"
 #include "engine/engine.h"
 #include "engine/scheduler_policy.h"
 #include "text/tokenizer/tokenizer.h"
@@ -48,10 +49,14 @@ class RequestState {
  private:
   void add_logprobs(const float* raw, int32_t id, EngineOutput* out);
   float* sampler_row(float* row);  // row itself, or a copy when logprobs need the raw row
-  // Samples from row, or with a draft verifies it (q: the drafter's distribution, null = point mass).
-  int32_t choose(float* row, const int32_t* draft, const float* q, bool* accepted);
+  // Samples from row, or with a draft verifies it (q: the drafter's distribution, null = point mass),
+  // after the constraint's mask; a finish instead when the grammar ends before this row.
+  EngineFinish choose(float* row, const int32_t* draft, const float* q, int32_t* id, bool* accepted, EngineOutput* out);
   EngineFinish emit(int32_t id, const float* raw, EngineOutput* out);  // appends one sampled token
   void flush_text(EngineOutput* out);
+  // Constrained decoding: sets the logits of tokens the grammar forbids to -inf (EOS kept iff it may end).
+  // Returns false when nothing at all may be sampled.
+  bool apply_grammar(float* row);
 
   RequestId id_;
   EngineRequest req_;
@@ -61,6 +66,8 @@ class RequestState {
   StopMatcher stops_;
   std::vector<float> scratch_;     // [vocab] logits for the sampler when the raw row must stay intact
   int64_t completion_ = 0;
+  std::optional<TokenConstraint> constraint_;  // when the request has a grammar
+  std::vector<uint32_t> mask_;                  // [ceil(vocab/32)] scratch
 };
 
 }  // namespace tern

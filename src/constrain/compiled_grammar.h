@@ -1,0 +1,104 @@
+// The compiled form of a grammar: one deterministic byte automaton per rule, whose nodes may also call other rules
+// (a recursive transition network = a pushdown automaton over bytes). Node masks (which tokens a node accepts on
+// its own, and where the rule may end inside a token) are computed on first use and cached here, or, for lexical
+// rules (no calls: JSON strings, numbers, ...), in the vocabulary where every grammar shares them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "constrain/grammar_ast.h"
+#include "constrain/grammar_limits.h"
+#include "constrain/token_vocabulary.h"
+#include "core/status.h"
+
+namespace tern::constrain {
+
+struct ByteEdge {
+  uint8_t lo, hi;  // inclusive byte range
+  int32_t to;      // node
+};
+struct CallEdge {
+  int32_t rule;  // callee
+  int32_t ret;   // node of this rule to continue at after the callee ends
+};
+struct Node {
+  int32_t rule = -1;
+  bool final = false;        // the rule may end here
+  bool pure_return = false;  // final with no edges and no calls: a call returning here returns further (tail call)
+  uint32_t edge_begin = 0, edge_end = 0;  // ByteEdges, sorted by lo, disjoint
+  uint32_t call_begin = 0, call_end = 0;  // CallEdges
+};
+
+// What one node accepts, independent of the stack below it (see docs/structured-output.md):
+//   tokens whose bytes all fit inside the node's rule (callees included), or end exactly where the rule may end;
+//   pop_points: trie nodes (with children) where the rule may end mid-token: the rest of those tokens depends on
+//   the caller and is checked at run time against the real stack.
+struct NodeMask {
+  std::vector<uint32_t> bits;        // [vocab words] when many tokens are accepted
+  std::vector<int32_t> ids;          // accepted token ids otherwise
+  std::vector<int32_t> pop_points;   // trie node ids
+};
+
+// A lexical rule's DFA as a dense table, for the full-vocabulary walks inside strings and numbers.
+struct LexTable {
+  int32_t base = 0;                 // the rule's first node
+  std::vector<int32_t> next;        // [rule nodes x 256] local node, -1 = no edge
+  std::vector<uint8_t> final, has_bytes;  // [rule nodes]
+  // [rule nodes] the first node that behaves the same on every byte string of up to kShortTokenBytes bytes
+  // (e.g. the positions of a long `maxLength` string that are far from its end): they share short-token masks.
+  std::vector<int32_t> rep;
+};
+
+struct CompiledGrammar {
+  std::string text;  // canonical GBNF
+  TokenVocabulary vocab;
+  std::vector<Node> nodes;
+  std::vector<ByteEdge> edges;
+  std::vector<CallEdge> calls;
+  std::vector<int32_t> rule_start;        // [rules] first node of each rule's automaton
+  std::vector<std::string> rule_names;    // [rules]
+  std::vector<std::string> lexical_key;   // [rules] the rule's GBNF body when it calls nothing, else ""
+  int32_t root = -1;
+
+  explicit CompiledGrammar(TokenVocabulary v) : vocab(std::move(v)) {}
+
+  int32_t next(int32_t node, uint8_t b) const {
+    const Node& n = nodes[size_t(node)];
+    for (uint32_t i = n.edge_begin; i < n.edge_end; ++i) {
+      const ByteEdge& e = edges[i];
+      if (b < e.lo) return -1;
+      if (b <= e.hi) return e.to;
+    }
+    return -1;
+  }
+  bool has_bytes(int32_t node) const { return nodes[size_t(node)].edge_end > nodes[size_t(node)].edge_begin; }
+
+  // The node's mask, computed on first use (thread-safe).
+  const NodeMask& node_mask(int32_t node) const;
+  void init_mask_slots();
+  static constexpr size_t kMaxLexTableNodes = 4096;
+  bool has_lex_table(int32_t rule) const;
+  const LexTable& lex_table(int32_t rule) const;  // built on first use (thread-safe)
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::unique_ptr<std::atomic<const NodeMask*>[]> slots_;
+  mutable std::vector<std::shared_ptr<const NodeMask>> owned_;
+  mutable std::unordered_map<int32_t, std::unique_ptr<LexTable>> lex_tables_;
+};
+
+// Builds the automata from a parsed grammar; checks that every reachable rule can finish, and rejects left
+// recursion (like llama.cpp) and grammars past the limits.
+Result<std::shared_ptr<CompiledGrammar>> build_grammar(const GrammarAst& ast, const TokenVocabulary& vocab,
+                                                       const GrammarLimits& limits);
+
+// Computes a node's mask by walking the vocabulary trie (node_mask.cpp).
+std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int32_t node);
+
+}  // namespace tern::constrain

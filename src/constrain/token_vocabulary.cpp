@@ -1,0 +1,121 @@
+#include "constrain/token_vocabulary.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "constrain/vocab_impl.h"
+#include "text/tokenizer/tokenizer.h"
+
+namespace tern {
+namespace {
+
+void build_trie(const std::vector<std::string>& bytes, constrain::TokenTrie* t) {
+  std::vector<int32_t> order;
+  for (size_t i = 0; i < bytes.size(); ++i)
+    if (!bytes[i].empty()) order.push_back(int32_t(i));
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return bytes[size_t(a)] < bytes[size_t(b)]; });
+  t->next_same.assign(bytes.size(), -1);
+  auto add = [&](uint8_t b) {
+    constrain::TrieNode n;
+    n.byte = b;
+    t->nodes.push_back(n);
+    return int32_t(t->nodes.size()) - 1;
+  };
+  add(0);
+  struct Item {
+    int32_t node;
+    size_t lo, hi, depth;  // order[lo, hi) share the node's prefix of length depth
+  };
+  // Depth-first: a child's block of children lands near its parent's block (walks are depth-first too).
+  std::vector<Item> stack = {{0, 0, order.size(), 0}};
+  std::vector<Item> kids;
+  while (!stack.empty()) {
+    const Item it = stack.back();
+    stack.pop_back();
+    size_t i = it.lo;
+    int32_t last = -1;
+    while (i < it.hi && bytes[size_t(order[i])].size() == it.depth) {  // tokens ending here sort first
+      const int32_t id = order[i++];
+      if (last < 0) t->nodes[size_t(it.node)].token = id;
+      else t->next_same[size_t(last)] = id, t->nodes[size_t(it.node)].more = 1;
+      last = id;
+    }
+    t->nodes[size_t(it.node)].first_child = int32_t(t->nodes.size());
+    kids.clear();
+    while (i < it.hi) {
+      const uint8_t b = uint8_t(bytes[size_t(order[i])][it.depth]);
+      size_t j = i;
+      while (j < it.hi && uint8_t(bytes[size_t(order[j])][it.depth]) == b) ++j;
+      const int32_t child = add(b);
+      ++t->nodes[size_t(it.node)].n_children;
+      kids.push_back({child, i, j, it.depth + 1});
+      i = j;
+    }
+    stack.insert(stack.end(), kids.rbegin(), kids.rend());
+  }
+}
+
+}  // namespace
+
+Result<TokenVocabulary> TokenVocabulary::from_bytes(std::vector<std::string> bytes) {
+  if (bytes.empty()) return Status::error("token vocabulary is empty");
+  if (bytes.size() > (size_t(1) << 30)) return Status::error("token vocabulary is too large");
+  auto impl = std::make_shared<constrain::VocabImpl>();
+  impl->bytes = std::move(bytes);
+  impl->words = (int64_t(impl->bytes.size()) + 31) / 32;
+  build_trie(impl->bytes, &impl->trie);
+  constrain::TokenTrie& t = impl->trie;
+  t.depth.assign(t.nodes.size(), 0);
+  t.max_len.assign(t.nodes.size(), 0);
+  for (size_t i = 0; i < t.nodes.size(); ++i)  // children come after their parent
+    for (int32_t c = t.nodes[i].first_child; c < t.nodes[i].first_child + t.nodes[i].n_children; ++c)
+      t.depth[size_t(c)] = uint8_t(std::min(255, t.depth[i] + 1));
+  for (size_t i = t.nodes.size(); i-- > 0;) {
+    uint8_t m = t.nodes[i].token >= 0 ? t.depth[i] : 0;
+    for (int32_t c = t.nodes[i].first_child; c < t.nodes[i].first_child + t.nodes[i].n_children; ++c)
+      m = std::max(m, t.max_len[size_t(c)]);
+    t.max_len[i] = m;
+  }
+  impl->short_tokens.assign(size_t(impl->words), 0);
+  for (size_t id = 0; id < impl->bytes.size(); ++id)
+    if (!impl->bytes[id].empty() && impl->bytes[id].size() <= size_t(constrain::kShortTokenBytes))
+      impl->short_tokens[id >> 5] |= 1u << (id & 31);
+  return TokenVocabulary(std::move(impl));
+}
+
+// Each token's exact bytes. decode_bytes of a token alone may drop a leading space (SentencePiece decoders strip
+// the first one), so a token is decoded after a reference token and the reference's bytes are cut off.
+Result<TokenVocabulary> TokenVocabulary::from_tokenizer(const Tokenizer& tok, int64_t model_vocab) {
+  const int64_t n = tok.vocab_size();
+  if (model_vocab <= 0) model_vocab = n;
+  if (model_vocab < n)
+    return Status::error(fmt::format("token vocabulary: model vocab {} is smaller than the tokenizer's {}", model_vocab, n));
+  int32_t ref = -1;
+  for (int32_t id = 0; id < n && ref < 0; ++id) {
+    if (!tok.is_special(id) && tok.decode_bytes({id}) == "a") ref = id;
+  }
+  std::string ref_bytes = ref >= 0 ? tok.decode_bytes({ref}) : "";
+  std::vector<std::string> bytes(static_cast<size_t>(model_vocab));
+  for (int32_t id = 0; id < n; ++id) {
+    if (tok.is_special(id)) continue;
+    if (ref < 0) {
+      bytes[size_t(id)] = tok.decode_bytes({id});
+      continue;
+    }
+    std::string both = tok.decode_bytes({ref, id});
+    if (both.compare(0, ref_bytes.size(), ref_bytes) == 0) bytes[size_t(id)] = both.substr(ref_bytes.size());
+    else bytes[size_t(id)] = tok.decode_bytes({id});
+  }
+  return from_bytes(std::move(bytes));
+}
+
+int64_t TokenVocabulary::size() const { return int64_t(impl_->bytes.size()); }
+
+const std::string& TokenVocabulary::bytes(int32_t id) const {
+  static const std::string kEmpty;
+  return id >= 0 && size_t(id) < impl_->bytes.size() ? impl_->bytes[size_t(id)] : kEmpty;
+}
+
+}  // namespace tern

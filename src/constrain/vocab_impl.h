@@ -1,0 +1,44 @@
+// Inside a TokenVocabulary: token bytes, the byte trie the mask walks, and the shared lexical-rule mask cache.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "constrain/compiled_grammar.h"
+
+namespace tern::constrain {
+
+// Trie over all token byte strings. Node 0 is the root (empty prefix); the children of a node are contiguous.
+struct TrieNode {
+  int32_t first_child = 0;  // children are nodes [first_child, first_child + n_children)
+  int32_t token = -1;       // a token spelling exactly this prefix, or -1
+  uint16_t n_children = 0;
+  uint8_t byte = 0;         // the byte leading into the node
+  uint8_t more = 0;         // 1: next_same[token] lists more tokens with these bytes (rare: saves a random read)
+};
+struct TokenTrie {
+  std::vector<TrieNode> nodes;       // one array of 12-byte nodes: a walk touches one cache line per node
+  std::vector<int32_t> next_same;    // [vocab] the next token with the same bytes, or -1
+  std::vector<uint8_t> depth;        // [nodes] prefix length (capped at 255)
+  std::vector<uint8_t> max_len;      // [nodes] longest token in the subtree (capped at 255)
+};
+
+// Tokens of at most this many bytes are "short": automaton positions that agree on every string this long share
+// the short part of their masks (see node_mask.cpp); only the ~1% longer tokens are walked per position.
+constexpr int kShortTokenBytes = 16;
+
+struct VocabImpl {
+  std::vector<std::string> bytes;  // [vocab]
+  TokenTrie trie;
+  int64_t words = 0;               // mask words
+  std::vector<uint32_t> short_tokens;  // [words] tokens of 1..kShortTokenBytes bytes
+  mutable std::mutex mu;           // guards lexical_masks (a cache: bounded by kMaxLexicalMasks)
+  mutable std::unordered_map<std::string, std::shared_ptr<const NodeMask>> lexical_masks;
+  static constexpr size_t kMaxLexicalMasks = 4096;
+};
+
+}  // namespace tern::constrain
