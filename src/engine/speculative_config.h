@@ -29,10 +29,11 @@ struct SpeculativeConfig {
   // up in its own prompt + output (vLLM prompt_lookup_max / prompt_lookup_min).
   int prompt_lookup_max = 4;
   int prompt_lookup_min = 2;
-  // No drafts in a step where more than this many sequences decode: past that batch, the k extra
-  // rows per sequence stop being nearly free (decode stops being bound by reading the weights).
-  // Measured on the 2-core CPU with docs-llama-28m: docs/speculative.md.
-  int disable_by_batch_size = 8;
+  // No drafts in a step where more than this many sequences decode. On the 2-core CPU with
+  // docs-llama-28m each extra row costs ~20% of a one-row step, so a draft pays only if it is
+  // accepted with probability above ~0.2 at 1 sequence, ~0.5 at 4, ~0.65 at 8; measured end to end,
+  // 4 in flight with n-gram drafts ran at 0.9x (docs/speculative.md): speculation is for 1-2 streams.
+  int disable_by_batch_size = 2;
   // Decode rows (one per decoding sequence plus the drafts) a step may have when drafts are added:
   // drafts only fill what is left below it. On the CPU a matmul of up to 8 rows streams each weight
   // once (the GEMV path, kernels/cpu/matmul_kernels.h kGemvMaxRows); past 8 it becomes a packed GEMM

@@ -70,6 +70,7 @@ EngineSetup with_ngram(EngineSetup s, int k = 5) {
   s.speculative.num_speculative_tokens = k;
   s.speculative.prompt_lookup_min = 1;
   s.speculative.prompt_lookup_max = 3;
+  s.speculative.disable_by_batch_size = 64;  // drafts with every request in flight (default: 2)
   return s;
 }
 
@@ -135,6 +136,7 @@ TEST_P(SpecTiny, DraftModelWithRejectionsAndPreemptionIsIdentical) {
     ASSERT_TRUE(d.is_ok()) << d.status().message();
     s.speculative.method = SpeculativeMethod::kDraftModel;
     s.speculative.num_speculative_tokens = 4;
+    s.speculative.disable_by_batch_size = 64;
     s.drafter = d->get();
     const Outcome spec = run_engine(*model_, prompts_, kNew, s);
     for (size_t i = 0; i < prompts_.size(); ++i) EXPECT_EQ(spec.tokens[i], plain.tokens[i]) << "pass " << pass << " prompt " << i;
@@ -204,6 +206,7 @@ TEST(SpecDocsLlama, NgramAndDraftGreedyAreIdenticalWithFourInFlight) {
   EngineSetup s = base;
   s.speculative.method = SpeculativeMethod::kDraftModel;
   s.speculative.num_speculative_tokens = 4;
+  s.speculative.disable_by_batch_size = 64;
   s.drafter = drafter->get();
   const Outcome draft = run_engine(*d.model, prompts, kNew, s);
   for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(draft.tokens[i], plain.tokens[i]) << "draft model, prompt " << i;

@@ -291,6 +291,7 @@ EngineCoreConfig spec_config(int64_t blocks, bool cache, int k = 4) {
   c.scheduler.max_step_tokens = 32;
   c.speculative.method = SpeculativeMethod::kDraftModel;
   c.speculative.num_speculative_tokens = k;
+  c.speculative.disable_by_batch_size = 64;  // drafts with many requests in flight (default: 2)
   return c;
 }
 

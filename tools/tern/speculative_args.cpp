@@ -14,7 +14,7 @@ void add_speculative_options(CLI::App& cmd, SpeculativeArgs& a) {
   cmd.add_option("--prompt-lookup-min", a.config.prompt_lookup_min, "shortest n-gram looked up (default 2)");
   cmd.add_option("--prompt-lookup-max", a.config.prompt_lookup_max, "longest n-gram looked up (default 4)");
   cmd.add_option("--speculative-disable-by-batch-size", a.config.disable_by_batch_size,
-                 "no drafts in a step where more sequences than this decode (default 8)");
+                 "no drafts in a step where more sequences than this decode (default 2)");
   cmd.add_option("--speculative-max-batch-rows", a.config.max_batch_rows,
                  "decode rows (sequences + drafts) a step may reach with drafts (default 8: the CPU GEMV limit)");
 }
