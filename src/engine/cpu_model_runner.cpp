@@ -45,7 +45,10 @@ Status CpuModelRunner::forward(const StepBatch& batch, float* logits) {
     st.n_tokens = s.n_tokens;
     st.block_table = s.block_table;
     st.n_blocks = s.n_blocks;
-    st.n_out = s.want_logits ? 1 : 0;
+    if (s.want_logits && (s.n_logits < 1 || s.n_logits > s.n_tokens)) {
+      return Status::error(fmt::format("a sequence asks for logits of {} positions but runs {} tokens", s.n_logits, s.n_tokens));
+    }
+    st.n_out = s.want_logits ? s.n_logits : 0;
     steps_.push_back(st);
     total += s.n_tokens;
     want += st.n_out;
@@ -54,7 +57,7 @@ Status CpuModelRunner::forward(const StepBatch& batch, float* logits) {
     return Status::error(fmt::format("step batch has {} token ids but its sequences need {}", batch.token_ids.size(), total));
   }
   if (want > max_logit_rows_) {
-    return Status::error(fmt::format("{} sequences want logits, more than the runner's {}", want, max_logit_rows_));
+    return Status::error(fmt::format("the step wants {} rows of logits, more than the runner's {}", want, max_logit_rows_));
   }
   TERN_RETURN_IF_ERROR(decoder_.forward_batch(*ctx_, *kv_, batch.token_ids.data(), steps_.data(), int(steps_.size()),
                                               hidden_.data()));

@@ -18,7 +18,7 @@ namespace tern {
 class CpuModelRunner : public ModelRunner {
  public:
   // max_step_tokens bounds the activations; a larger step still runs, in several chunks.
-  // max_logit_rows bounds how many sequences may want logits in one step.
+  // max_logit_rows bounds the rows of logits one step may want (speculative drafts included).
   CpuModelRunner(const Model& model, ExecContext& ctx, int64_t max_step_tokens = 512, int64_t max_logit_rows = 256);
 
   int64_t vocab_size() const override;
@@ -26,6 +26,7 @@ class CpuModelRunner : public ModelRunner {
   size_t kv_block_bytes(int block_size, KvDType dtype) const override;
   Status allocate_kv(const KvPoolSpec& spec) override;
   Status forward(const StepBatch& batch, float* logits) override;
+  int64_t max_logits_per_sequence() const override { return max_logit_rows_; }
 
   Decoder& decoder() { return decoder_; }
   const PagedKvCache* kv() const { return kv_.get(); }

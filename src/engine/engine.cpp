@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "engine/drafter.h"
 #include "engine/engine_core.h"
 #include "engine/kv_pool_size.h"
 
@@ -31,8 +32,8 @@ namespace {
 
 class EngineImpl final : public Engine {
  public:
-  EngineImpl(std::unique_ptr<ModelRunner> runner, std::unique_ptr<EngineCore> core)
-      : runner_(std::move(runner)), core_(std::move(core)) {
+  EngineImpl(std::unique_ptr<ModelRunner> runner, std::unique_ptr<Drafter> drafter, std::unique_ptr<EngineCore> core)
+      : runner_(std::move(runner)), drafter_(std::move(drafter)), core_(std::move(core)) {
     published_ = core_->metrics();
     published_at_ = EngineClock::now();
     thread_ = std::thread([this] { loop(); });
@@ -130,6 +131,7 @@ class EngineImpl final : public Engine {
   }
 
   std::unique_ptr<ModelRunner> runner_;  // before core_: the core refers to it
+  std::unique_ptr<Drafter> drafter_;     // likewise
   std::unique_ptr<EngineCore> core_;
 
   mutable std::mutex mu_;  // guards the inbox, cancels and the stop flags
@@ -150,7 +152,7 @@ class EngineImpl final : public Engine {
 }  // namespace
 
 Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<ModelRunner> runner, const Tokenizer* tokenizer,
-                                               const EngineOptions& options) {
+                                               const EngineOptions& options, std::unique_ptr<Drafter> drafter) {
   if (!runner) return Status::error("Engine::create: no model runner");
   if (options.block_size <= 0 || options.block_size > 4096)
     return Status::error(fmt::format("KV block size {} is invalid: must be in [1, 4096]", options.block_size));
@@ -163,8 +165,9 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<ModelRunner> runn
   cfg.scheduler.max_step_tokens = options.max_step_tokens;
   cfg.scheduler.max_running = options.max_running;
   cfg.scheduler.watermark_blocks = plan.num_blocks / 100;  // 1%, as vLLM: admissions keep room for decodes
-  TERN_ASSIGN_OR_RETURN(auto core, EngineCore::create(*runner, tokenizer, cfg));
-  return std::unique_ptr<Engine>(new EngineImpl(std::move(runner), std::move(core)));
+  cfg.speculative = options.speculative;
+  TERN_ASSIGN_OR_RETURN(auto core, EngineCore::create(*runner, tokenizer, cfg, drafter.get()));
+  return std::unique_ptr<Engine>(new EngineImpl(std::move(runner), std::move(drafter), std::move(core)));
 }
 
 }  // namespace tern

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "core/status.h"
+#include "engine/drafter.h"
 #include "engine/model_runner.h"
+#include "engine/speculative_config.h"
 #include "runtime/sampling_params.h"
 
 namespace tern {
@@ -26,6 +28,7 @@ struct EngineOptions {
   int64_t max_step_tokens = 512;   // per-step token budget (decodes + prompt chunks)
   int64_t max_running = 256;       // sequences in flight at once
   bool prefix_caching = true;
+  SpeculativeConfig speculative;   // method none: no speculative decoding
 };
 
 struct EngineRequest {
@@ -80,13 +83,20 @@ struct EngineMetrics {
     int64_t count = 0;
   };
   Histogram time_to_first_token, inter_token_latency, e2e_latency;
+  // Speculative decoding (zero without it): drafted and accepted draft tokens, the sequence-steps
+  // that verified at least one draft and the tokens those steps emitted (accepted + the corrected or
+  // bonus token). acceptance rate = accepted / drafted; mean accepted length = emitted / steps.
+  int64_t spec_draft_tokens = 0, spec_accepted_tokens = 0, spec_verify_steps = 0, spec_emitted_tokens = 0;
 };
 
 class Engine {
  public:
-  // tokenizer may be null (no text, no stop strings). Starts the engine thread.
+  // tokenizer may be null (no text, no stop strings). Starts the engine thread. With
+  // options.speculative.method = draft, `drafter` is the draft model's (draft_model_drafter.h); for
+  // ngram the engine makes its own; a drafter given for another method is an error.
   static Result<std::unique_ptr<Engine>> create(std::unique_ptr<ModelRunner> runner, const Tokenizer* tokenizer,
-                                                const EngineOptions& options);
+                                                const EngineOptions& options,
+                                                std::unique_ptr<Drafter> drafter = nullptr);
   virtual ~Engine() = default;
 
   // Validates (prompt length vs context, sampling params) and queues. Errors are one line.

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "engine/ngram_drafter.h"
+
 namespace tern {
 
 namespace {
@@ -13,7 +15,7 @@ constexpr int kMaxTopLogprobs = 20;  // as OpenAI's API and vLLM's default max_l
 }
 
 Result<std::unique_ptr<EngineCore>> EngineCore::create(ModelRunner& runner, const Tokenizer* tokenizer,
-                                                       const EngineCoreConfig& config) {
+                                                       const EngineCoreConfig& config, Drafter* drafter) {
   if (config.num_blocks <= 0) return Status::error(fmt::format("the KV pool has {} blocks", config.num_blocks));
   if (config.block_size <= 0 || config.block_size > 4096)
     return Status::error(fmt::format("KV block size {} is invalid: must be in [1, 4096]", config.block_size));
@@ -23,7 +25,24 @@ Result<std::unique_ptr<EngineCore>> EngineCore::create(ModelRunner& runner, cons
     return Status::error(fmt::format("max_running = {} is invalid: must be >= 1", config.scheduler.max_running));
   if (runner.vocab_size() <= 0) return Status::error("the model runner reports an empty vocabulary");
   TERN_ASSIGN_OR_RETURN(auto policy, make_scheduling_policy(config.policy));
-  return std::unique_ptr<EngineCore>(new EngineCore(runner, tokenizer, config, std::move(policy)));
+  const SpeculativeConfig& sc = config.speculative;
+  std::unique_ptr<NgramDrafter> ngram;
+  if (!sc.enabled()) {
+    if (drafter) return Status::error("a drafter was given but speculative decoding is off (method none)");
+  } else {
+    TERN_RETURN_IF_ERROR(sc.validate());
+    if (runner.max_logits_per_sequence() < 2)
+      return Status::error("speculative decoding: this model runner computes logits of one position per sequence only "
+                           "(verification needs k + 1); the CPU runner supports it");
+    if (sc.method == SpeculativeMethod::kDraftModel && !drafter)
+      return Status::error("speculative method draft needs a draft model (--draft-model DIR)");
+    if (sc.method == SpeculativeMethod::kNgram && !drafter)
+      ngram = std::make_unique<NgramDrafter>(sc.prompt_lookup_min, sc.prompt_lookup_max);
+  }
+  auto core = std::unique_ptr<EngineCore>(new EngineCore(runner, tokenizer, config, std::move(policy)));
+  core->drafter_ = ngram ? ngram.get() : drafter;
+  core->owned_drafter_ = std::move(ngram);
+  return core;
 }
 
 EngineCore::EngineCore(ModelRunner& runner, const Tokenizer* tokenizer, const EngineCoreConfig& config,
@@ -84,6 +103,11 @@ void EngineCore::finish(RequestState& r, EngineOutput& out, EngineFinish why) {
   }
   scheduler_.remove(&r.seq);
   const RequestId id = r.seq.id;
+  if (drafter_) {
+    drafter_->release(id);
+    draft_state_.erase(id);
+    draft_probs_.erase(id);
+  }
   auto node = requests_.extract(id);  // erased before the callback: it may not call back into the core
   if (node.mapped()->callback) node.mapped()->callback(id, out);
 }
@@ -123,7 +147,9 @@ void EngineCore::step() {
     finish(*it->second, out, EngineFinish::kLength);
   }
 
+  if (drafter_) propose_drafts();
   const SchedulerStep step = scheduler_.schedule();
+  if (drafter_) drop_unscheduled_drafts();
   for (const auto& a : step.admitted) {
     RequestState& r = *requests_.at(a.seq->id);
     if (r.started) continue;  // a preempted request coming back: its prompt is counted once
@@ -143,8 +169,10 @@ void EngineCore::step() {
     const auto& tokens = c.seq->tokens;
     batch_.token_ids.insert(batch_.token_ids.end(), tokens.begin() + c.pos0, tokens.begin() + c.pos0 + c.n_tokens);
     const auto& table = kv_.table(c.seq->id);
-    batch_.seqs.push_back({c.pos0, c.n_tokens, table.data(), int64_t(table.size()), c.want_logits});
-    n_logits += c.want_logits;
+    // A decode with k drafts wants k + 1 rows (its chunk always reaches the last draft).
+    const int64_t rows = c.want_logits ? 1 + c.seq->num_draft : 0;
+    batch_.seqs.push_back({c.pos0, c.n_tokens, table.data(), int64_t(table.size()), c.want_logits, std::max<int64_t>(rows, 1)});
+    n_logits += rows;
     if (!c.seq->decoding()) prompt_tokens += c.n_tokens;
   }
   logits_.resize(size_t(n_logits * vocab_));
@@ -158,14 +186,15 @@ void EngineCore::step() {
   int64_t row = 0, generated = 0;
   for (const ScheduledChunk& c : step.chunks) {
     if (!c.want_logits) continue;
-    float* logits = logits_.data() + row++ * vocab_;
+    float* logits = logits_.data() + row * vocab_;
+    row += 1 + c.seq->num_draft;
     auto it = requests_.find(c.seq->id);
     if (it == requests_.end()) continue;
     RequestState& r = *it->second;
     const bool first = !r.has_first_token;
     const auto prev = r.last_token;
     EngineOutput out;
-    const EngineFinish fin = r.on_logits(logits, &out);
+    const EngineFinish fin = r.seq.num_draft > 0 ? verify(r, logits, &out) : r.on_logits(logits, &out);
     if (first) {
       r.first_token = r.last_token;
       metrics_.observe_ttft(std::chrono::duration<double>(r.first_token - r.arrived).count());
@@ -189,6 +218,10 @@ EngineMetrics EngineCore::metrics() const {
   m.kv_blocks_total = kv_.num_blocks();
   m.kv_blocks_free = kv_.num_available();
   m.kv_blocks_used = kv_.num_used();
+  m.spec_draft_tokens = spec_drafted_;
+  m.spec_accepted_tokens = spec_accepted_;
+  m.spec_verify_steps = spec_steps_;
+  m.spec_emitted_tokens = spec_emitted_;
   return m;
 }
 

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/drafter.h"
 #include "engine/engine.h"
 #include "engine/kv_block_manager.h"
 #include "engine/metrics_recorder.h"
@@ -24,13 +25,16 @@ struct EngineCoreConfig {
   bool prefix_caching = true;
   SchedulerConfig scheduler;
   std::string policy = "priority";  // "priority" (FCFS among equal priorities) or "fcfs"
+  SpeculativeConfig speculative;
 };
 
 class EngineCore {
  public:
-  // The runner's KV pool must already be allocated with config.num_blocks blocks.
+  // The runner's KV pool must already be allocated with config.num_blocks blocks. drafter (not owned,
+  // outlives the core): required for speculative method draft, optional for ngram (the core makes
+  // its own NgramDrafter when null), an error for none.
   static Result<std::unique_ptr<EngineCore>> create(ModelRunner& runner, const Tokenizer* tokenizer,
-                                                    const EngineCoreConfig& config);
+                                                    const EngineCoreConfig& config, Drafter* drafter = nullptr);
 
   // One-line error if the request can never run: empty prompt, ids outside the vocabulary, prompt
   // beyond the context, prompt + max_new_tokens beyond the whole KV pool, bad sampling parameters.
@@ -57,6 +61,12 @@ class EngineCore {
              std::unique_ptr<SchedulingPolicy> policy);
   void finish(RequestState& r, EngineOutput& out, EngineFinish why);  // emits, removes, erases
   void fail_step(const SchedulerStep& step, const std::string& error);
+  // Speculative decoding (engine_speculative.cpp): drafts appended to decoding sequences before the
+  // scheduler runs, drafts it could not place taken off after, and the verification of a chunk's
+  // k + 1 logits rows. Returns the finish reason as on_logits does.
+  void propose_drafts();
+  void drop_unscheduled_drafts();
+  EngineFinish verify(RequestState& r, float* rows, EngineOutput* out);
 
   ModelRunner& runner_;
   const Tokenizer* tokenizer_;
@@ -71,6 +81,21 @@ class EngineCore {
   StepBatch batch_;
   std::vector<float> logits_;
   int64_t last_step_tokens_ = 0;
+
+  // Speculative decoding: the drafter (owned_drafter_ when the core made it), each request's current
+  // drafting state (length adapting to its acceptance, back-off) and the drafter's q of the step's
+  // proposals.
+  std::unique_ptr<Drafter> owned_drafter_;
+  Drafter* drafter_ = nullptr;
+  struct DraftState {
+    int len = 0;      // drafts to ask for next (adapts to acceptance)
+    int skip = 0;     // steps left without drafting (after drafts that were all rejected)
+    int backoff = 1;  // the next such pause, doubling up to 64 steps while nothing is accepted
+  };
+  std::unordered_map<RequestId, DraftState> draft_state_;
+  std::unordered_map<RequestId, std::vector<float>> draft_probs_;
+  std::vector<DraftSlot> slots_;
+  int64_t spec_drafted_ = 0, spec_accepted_ = 0, spec_steps_ = 0, spec_emitted_ = 0;
 };
 
 }  // namespace tern

@@ -103,9 +103,13 @@ Status FakeModelRunner::forward(const StepBatch& batch, float* logits) {
       history_[size_t(p)] = slot.token;
       positions[size_t(p)] = slot.pos;
     }
-    logits_from_hash(history_hash(history_.data(), positions.data(), end), opt_.vocab_size,
-                     logits + row * opt_.vocab_size);
-    ++row;
+    if (s.n_logits < 1 || s.n_logits > s.n_tokens)
+      return Status::error(fmt::format("fake runner: {} logit rows of {} tokens", s.n_logits, s.n_tokens));
+    for (int64_t p = end - s.n_logits + 1; p <= end; ++p) {  // the history up to each wanted position
+      logits_from_hash(history_hash(history_.data(), positions.data(), p), opt_.vocab_size,
+                       logits + row * opt_.vocab_size);
+      ++row;
+    }
   }
   return Status::ok();
 }

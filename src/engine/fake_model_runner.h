@@ -31,6 +31,7 @@ class FakeModelRunner : public ModelRunner {
   size_t kv_block_bytes(int block_size, KvDType dtype) const override;
   Status allocate_kv(const KvPoolSpec& spec) override;
   Status forward(const StepBatch& batch, float* logits) override;
+  int64_t max_logits_per_sequence() const override { return 64; }
 
   // The logits a correct runner gives after `history` (n tokens): [vocab].
   static void reference_logits(const int32_t* history, int64_t n, int64_t vocab, float* out);

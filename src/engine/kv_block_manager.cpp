@@ -232,6 +232,21 @@ void KvBlockManager::commit(SeqKey seq, std::span<const int32_t> tokens, int64_t
   }
 }
 
+void KvBlockManager::truncate(SeqKey seq, int64_t positions) {
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end()) return;
+  SeqBlocks& sb = it->second;
+  const size_t keep = size_t(std::max<int64_t>(blocks_for(positions, block_size_), 0));
+  while (sb.blocks.size() > keep) {
+    release_block(sb.blocks.back());
+    sb.blocks.pop_back();
+  }
+  if (sb.num_hashed > int64_t(keep)) {  // cannot happen for drafts (never committed); stay consistent anyway
+    sb.num_hashed = int64_t(keep);
+    sb.chain_broken = true;  // the chain state past `keep` is lost: stop registering this sequence
+  }
+}
+
 void KvBlockManager::release(SeqKey seq) {
   auto it = seqs_.find(seq);
   if (it == seqs_.end()) return;

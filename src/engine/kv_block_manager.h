@@ -59,6 +59,11 @@ class KvBlockManager {
   // blocks in the prefix cache (no-op without prefix caching).
   void commit(SeqKey seq, std::span<const int32_t> tokens, int64_t num_computed);
 
+  // Speculative rollback: keeps the blocks covering the first `positions` positions and releases the
+  // rest (tail first). Blocks past the verified tokens were never registered (commit is only given
+  // verified tokens), so nothing cached is dropped. Unknown seq: no-op.
+  void truncate(SeqKey seq, int64_t positions);
+
   // Releases all of seq's blocks (unknown seq: no-op). Cached ones become evictable, tail first.
   void release(SeqKey seq);
 

@@ -24,15 +24,26 @@ struct KvPoolSpec {
 };
 
 // One sequence's part of a step: n_tokens new tokens at positions pos0 .. pos0 + n_tokens - 1
-// (a prompt chunk, or 1 decode token). K/V of positions < pos0 are already in its blocks; the
-// step writes those of the new tokens. block_table covers at least pos0 + n_tokens positions.
+// (a prompt chunk, 1 decode token, or a decode token followed by speculative drafts). K/V of
+// positions < pos0 are already in its blocks; the step writes those of the new tokens. block_table
+// covers at least pos0 + n_tokens positions.
 struct BatchSequence {
   int64_t pos0 = 0;
   int64_t n_tokens = 0;
   const int32_t* block_table = nullptr;
   int64_t n_blocks = 0;
-  bool want_logits = false;  // logits of this sequence's last token in the step
+  bool want_logits = false;  // logits of this sequence's last n_logits tokens in the step
+  // With want_logits: how many trailing positions get a logits row, in 1 .. n_tokens. Speculative
+  // verification asks for k + 1 rows: the last accepted token and k drafts, all in one forward.
+  int64_t n_logits = 1;
 };
+
+// Rows of logits a batch produces: Σ n_logits over the sequences with want_logits.
+inline int64_t logit_rows(const std::vector<BatchSequence>& seqs) {
+  int64_t n = 0;
+  for (const BatchSequence& s : seqs) n += s.want_logits ? s.n_logits : 0;
+  return n;
+}
 
 struct StepBatch {
   std::vector<int32_t> token_ids;     // [sum of n_tokens] concatenated in sequence order
@@ -50,8 +61,11 @@ class ModelRunner {
   // Allocates the pool once (no allocation in the step loop afterwards).
   virtual Status allocate_kv(const KvPoolSpec& spec) = 0;
 
-  // Runs the batch. logits: [number of seqs with want_logits, vocab] in batch order.
+  // Runs the batch. logits: [logit_rows(batch.seqs), vocab]: each sequence with want_logits gives
+  // its n_logits rows (positions pos0 + n_tokens - n_logits .. pos0 + n_tokens - 1), in batch order.
   virtual Status forward(const StepBatch& batch, float* logits) = 0;
+  // Largest n_logits one sequence may ask for (1: no speculative verification on this runner).
+  virtual int64_t max_logits_per_sequence() const { return 1; }
 };
 
 }  // namespace tern

@@ -85,24 +85,66 @@ void RequestState::flush_text(EngineOutput* out) {
   out->text += stops_.stopped() ? tail : tail + stops_.flush();
 }
 
-EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
-  const bool want_logprobs = req_.top_logprobs >= 0;
-  float* sample_row = row;
-  if (want_logprobs) {  // the sampler edits its row in place; logprobs need the raw one
-    scratch_.resize(size_t(vocab_));
-    std::memcpy(scratch_.data(), row, sizeof(float) * size_t(vocab_));
-    sample_row = scratch_.data();
-  }
-  if (constraint_ && (constraint_->must_end() || !apply_grammar(sample_row))) {
+// The raw row is kept for logprobs: the sampler edits its own copy.
+float* RequestState::sampler_row(float* row) {
+  if (req_.top_logprobs < 0) return row;
+  scratch_.resize(size_t(vocab_));
+  std::memcpy(scratch_.data(), row, sizeof(float) * size_t(vocab_));
+  return scratch_.data();
+}
+
+// The one place a logits row becomes a token (plain decoding and every verified row): the
+// constraint's mask is applied here and its accept() runs in emit(), so a verified row sees the
+// grammar state after the drafts accepted before it, exactly as plain decoding would, and a draft
+// the grammar forbids has p = 0 and is rejected. Returns kNone with *id set, or the finish when the
+// grammar is complete (or stuck) before this row.
+EngineFinish RequestState::choose(float* row, const int32_t* draft, const float* q, int32_t* id, bool* accepted,
+                                  EngineOutput* out) {
+  float* r = sampler_row(row);
+  *accepted = false;
+  if (constraint_ && (constraint_->must_end() || !apply_grammar(r))) {
     // The grammar is complete (or, with a vocabulary that cannot spell what it needs, stuck): finish cleanly.
     const bool done = constraint_->can_end();
     flush_text(out);
     out->finish = done ? EngineFinish::kStop : EngineFinish::kError;
     if (!done) out->error = "the grammar allows no token of this vocabulary here";
-    fill_counts(out);
     return out->finish;
   }
-  const int32_t id = sampler_.sample(sample_row);
+  *id = draft ? sampler_.verify(r, *draft, q, accepted) : sampler_.sample(r);
+  return EngineFinish::kNone;
+}
+
+EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
+  bool unused = false;
+  int32_t id = 0;
+  EngineFinish finish = choose(row, nullptr, nullptr, &id, &unused, out);
+  if (finish == EngineFinish::kNone) finish = emit(id, row, out);
+  fill_counts(out);
+  return finish;
+}
+
+EngineFinish RequestState::on_verify(float* rows, const int32_t* drafts, int64_t k, const float* draft_probs,
+                                     EngineOutput* out, int64_t* accepted) {
+  *accepted = 0;
+  EngineFinish finish = EngineFinish::kNone;
+  // Row i predicts the token after draft i - 1; the emission of each token (penalty counts, stop
+  // strings, EOS, max_new) happens before the next row is judged, exactly as one step at a time.
+  for (int64_t i = 0; i <= k && finish == EngineFinish::kNone; ++i) {
+    float* row = rows + i * vocab_;
+    bool ok = false;  // row k (every draft accepted) gives the bonus token: a plain sample
+    int32_t id = 0;
+    finish = choose(row, i < k ? drafts + i : nullptr, draft_probs && i < k ? draft_probs + i * vocab_ : nullptr, &id, &ok,
+                    out);
+    if (finish != EngineFinish::kNone) break;
+    finish = emit(id, row, out);
+    if (ok) ++*accepted;
+    if (!ok) break;  // the corrected token (or the bonus) ends the step
+  }
+  fill_counts(out);
+  return finish;
+}
+
+EngineFinish RequestState::emit(int32_t id, const float* raw, EngineOutput* out) {
   const auto now = EngineClock::now();
   has_first_token = true;
   last_token = now;
@@ -125,7 +167,7 @@ EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
     sampler_.add_output(id);
     ++completion_;
     out->tokens.push_back(id);
-    if (want_logprobs) add_logprobs(row, id, out);
+    if (req_.top_logprobs >= 0) add_logprobs(raw, id, out);
     if (detok_) {
       out->text += stops_.push(detok_->push(id));
       if (stops_.stopped()) finish = EngineFinish::kStop;
@@ -141,7 +183,6 @@ EngineFinish RequestState::on_logits(float* row, EngineOutput* out) {
     if (stops_.stopped()) finish = EngineFinish::kStop;
   }
   out->finish = finish;
-  fill_counts(out);
   return finish;
 }
 

@@ -28,6 +28,13 @@ class RequestState {
   // wanted), appends it to the sequence and describes it in *out. Returns the finish reason, or
   // kNone when the request goes on.
   EngineFinish on_logits(float* row, EngineOutput* out);
+  // Speculative verification: rows [k + 1, vocab] are the logits after the last accepted token and
+  // after each of the k drafts (the sequence's tokens must not hold the drafts any more). Emits the
+  // accepted drafts and then the corrected or bonus token, stopping early on a finish; *accepted =
+  // drafts kept. draft_probs: [k, vocab] the drafter's distributions, or null (deterministic drafter).
+  EngineFinish on_verify(float* rows, const int32_t* drafts, int64_t k, const float* draft_probs, EngineOutput* out,
+                         int64_t* accepted);
+  int64_t completion_tokens() const { return completion_; }
   // A request that ends with no token to sample (max_new_tokens = 0).
   void fill_counts(EngineOutput* out) const;
 
@@ -41,6 +48,11 @@ class RequestState {
 
  private:
   void add_logprobs(const float* raw, int32_t id, EngineOutput* out);
+  float* sampler_row(float* row);  // row itself, or a copy when logprobs need the raw row
+  // Samples from row, or with a draft verifies it (q: the drafter's distribution, null = point mass),
+  // after the constraint's mask; a finish instead when the grammar ends before this row.
+  EngineFinish choose(float* row, const int32_t* draft, const float* q, int32_t* id, bool* accepted, EngineOutput* out);
+  EngineFinish emit(int32_t id, const float* raw, EngineOutput* out);  // appends one sampled token
   void flush_text(EngineOutput* out);
   // Constrained decoding: sets the logits of tokens the grammar forbids to -inf (EOS kept iff it may end).
   // Returns false when nothing at all may be sampled.

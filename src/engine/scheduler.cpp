@@ -34,6 +34,7 @@ void Scheduler::sort_queues() {
 }
 
 void Scheduler::preempt(Sequence* victim, SchedulerStep* step, int64_t* budget) {
+  victim->drop_drafts(victim->num_draft);  // drafts are never recomputed as if they were output
   kv_.release(victim->id);
   *budget += victim->scheduled;  // it may already hold part of this step: give the tokens back
   victim->scheduled = 0;
@@ -44,6 +45,17 @@ void Scheduler::preempt(Sequence* victim, SchedulerStep* step, int64_t* budget) 
   waiting_.push_back(victim);
   step->preempted.push_back(victim);
   ++preemptions_;
+}
+
+// Drafts ride along only where they cost nothing else: they are cut to `limit` tokens (the budget
+// left after every decoding sequence's own token) and to the blocks available now, so speculation
+// never preempts a sequence and never keeps another one from decoding.
+void Scheduler::fit_drafts(Sequence* s, int64_t budget) {
+  const int64_t bs = kv_.block_size();
+  const int64_t have = int64_t(kv_.table(s->id).size());
+  const int64_t fit_blocks = (have + kv_.num_available() - config_.watermark_blocks) * bs - s->num_computed;
+  const int64_t fit = std::max<int64_t>(1, std::min(budget, fit_blocks));
+  if (s->pending() > fit) s->drop_drafts(std::min(s->num_draft, s->pending() - fit));
 }
 
 bool Scheduler::reserve(Sequence* seq, int64_t n, SchedulerStep* step, int64_t* budget) {
@@ -63,11 +75,18 @@ SchedulerStep Scheduler::schedule() {
   // (1) decodes, (2) prompt chunks of running sequences; both in policy order. A preemption may
   // remove a sequence later in the order (or already given tokens): the copy keeps iteration valid.
   const std::vector<Sequence*> order = running_;
+  // Budget drafts may take: what is left once every decoding sequence has its one token.
+  int64_t spare = budget;
+  for (const Sequence* s : order) spare -= s->running && s->decoding() ? 1 : 0;
   for (int pass = 0; pass < 2; ++pass) {
     for (Sequence* s : order) {
       if (budget <= 0) break;
       if (!s->running || s->scheduled > 0 || s->pending() <= 0) continue;
       if ((pass == 0) != s->decoding()) continue;
+      if (s->num_draft > 0) {
+        fit_drafts(s, std::min(budget, 1 + std::max<int64_t>(spare, 0)));
+        spare -= s->num_draft;
+      }
       const int64_t n = std::min(s->pending(), budget);
       if (!reserve(s, n, &step, &budget)) continue;
       s->scheduled = n;
@@ -111,8 +130,16 @@ void Scheduler::complete(const SchedulerStep& step) {
     if (!s->running) continue;  // removed meanwhile (finished with an error)
     s->num_computed = c.pos0 + c.n_tokens;
     s->scheduled = 0;
-    kv_.commit(s->id, s->tokens, s->num_computed);
+    // Never the drafts: blocks holding unverified tokens must not enter the prefix cache.
+    kv_.commit(s->id, std::span<const int32_t>(s->tokens.data(), size_t(s->verified())), s->num_computed);
   }
+}
+
+void Scheduler::rollback(Sequence* s) {
+  if (!s->running) return;
+  s->num_computed = std::min(s->num_computed, s->known() - 1);
+  kv_.truncate(s->id, s->known());
+  kv_.commit(s->id, s->tokens, s->num_computed);
 }
 
 }  // namespace tern

@@ -50,8 +50,13 @@ class Scheduler {
   void add(Sequence* seq);     // joins the waiting queue (seq outlives its time in the scheduler)
   void remove(Sequence* seq);  // finished or cancelled: leaves the queues, its blocks are released
   SchedulerStep schedule();
-  // The step's forward pass succeeded: advance num_computed and register newly full blocks.
+  // The step's forward pass succeeded: advance num_computed and register newly full blocks (of
+  // verified tokens only: drafts never reach the prefix cache).
   void complete(const SchedulerStep& step);
+  // After verification took a sequence's drafts off: its KV is valid for num_computed = known - 1
+  // positions at most; blocks past its known tokens go back to the pool (the rejected drafts' slots
+  // are overwritten by the next step) and newly verified full blocks join the prefix cache.
+  void rollback(Sequence* seq);
 
   const std::vector<Sequence*>& running() const { return running_; }
   const std::vector<Sequence*>& waiting() const { return waiting_; }
@@ -63,6 +68,7 @@ class Scheduler {
  private:
   void sort_queues();
   void preempt(Sequence* victim, SchedulerStep* step, int64_t* budget);
+  void fit_drafts(Sequence* seq, int64_t budget);
   // Blocks for seq's next n tokens, preempting victims as needed. False if seq itself was preempted.
   bool reserve(Sequence* seq, int64_t n, SchedulerStep* step, int64_t* budget);
 

@@ -23,10 +23,19 @@ struct Sequence {
   int64_t num_preemptions = 0;
   bool running = false;
   int64_t scheduled = 0;   // scheduler scratch: tokens given to it in the step being built
+  // Speculative drafts at the end of tokens, for the step being built only: the engine appends them
+  // before scheduling and takes them off after verification (they are never prompt or output).
+  int64_t num_draft = 0;
 
   int64_t known() const { return int64_t(tokens.size()); }
   int64_t pending() const { return known() - num_computed; }  // tokens still to run through the model
-  bool decoding() const { return pending() == 1 && known() > prompt_len; }
+  int64_t verified() const { return known() - num_draft; }     // tokens without the drafts
+  bool decoding() const { return pending() - num_draft == 1 && verified() > prompt_len; }
+  // Takes the last n drafts off (n <= num_draft).
+  void drop_drafts(int64_t n) {
+    tokens.resize(tokens.size() - size_t(n));
+    num_draft -= n;
+  }
 };
 
 class SchedulingPolicy {

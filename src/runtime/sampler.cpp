@@ -72,7 +72,7 @@ int32_t Sampler::sample(float* logits) {
   return draw(logits);
 }
 
-int32_t Sampler::draw(const float* logits) {
+size_t Sampler::filter(const float* logits) {
   // candidates_: (logit / T, id) of every finite logit; sorted (descending) only when a filter needs order.
   const float inv_t = 1.0f / params_.temperature;
   candidates_.clear();
@@ -80,7 +80,11 @@ int32_t Sampler::draw(const float* logits) {
   for (int64_t i = 0; i < vocab_; ++i) {
     if (std::isfinite(logits[i])) candidates_.emplace_back(logits[i] * inv_t, int32_t(i));
   }
-  if (candidates_.empty()) return argmax(logits, vocab_);
+  if (candidates_.empty()) {  // every logit is -inf or NaN: the argmax, as the greedy path
+    candidates_.emplace_back(0.0f, argmax(logits, vocab_));
+    probs_.assign(1, 1.0);
+    return 1;
+  }
   auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
   auto sort_prefix = [&](size_t n) {  // the n largest, in order, at the front
     std::partial_sort(candidates_.begin(), candidates_.begin() + long(n), candidates_.end(), by_logit);
@@ -126,14 +130,64 @@ int32_t Sampler::draw(const float* logits) {
     keep = n;  // >= 1: the max always survives
   }
   double total = 0;
-  for (size_t i = 0; i < keep; ++i) total += weight(i);
+  probs_.resize(keep);
+  for (size_t i = 0; i < keep; ++i) total += probs_[i] = weight(i);
+  for (size_t i = 0; i < keep; ++i) probs_[i] /= total;
+  return keep;
+}
+
+// Index into w [n] drawn with probability w[i] / Σ w.
+size_t Sampler::pick(const double* w, size_t n) {
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) total += w[i];
   std::uniform_real_distribution<double> uniform(0.0, total);
   double r = uniform(rng_);
-  for (size_t i = 0; i < keep; ++i) {
-    r -= weight(i);
-    if (r < 0) return candidates_[i].second;
+  for (size_t i = 0; i < n; ++i) {
+    r -= w[i];
+    if (r < 0) return i;
   }
-  return candidates_[keep - 1].second;
+  for (size_t i = n; i-- > 0;) {  // rounding: the last token with weight
+    if (w[i] > 0) return i;
+  }
+  return 0;
+}
+
+int32_t Sampler::draw(const float* logits) {
+  const size_t keep = filter(logits);
+  return candidates_[pick(probs_.data(), keep)].second;
+}
+
+int32_t Sampler::verify(float* logits, int32_t draft, const float* q, bool* accepted) {
+  apply_penalties(logits);
+  if (params_.temperature == 0.0f) {  // greedy: the draft stands iff it is the argmax
+    const int32_t best = argmax(logits, vocab_);
+    *accepted = best == draft;
+    return best;
+  }
+  const size_t keep = filter(logits);
+  double p_draft = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    if (candidates_[i].second == draft) p_draft = probs_[i];
+  }
+  const double q_draft = q ? double(q[draft]) : 1.0;
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  // Accept with probability min(1, p(d) / q(d)); q(d) = 0 means d could not have been proposed.
+  if (p_draft > 0 && (q_draft <= 0 || uniform(rng_) * q_draft < p_draft)) {
+    *accepted = true;
+    return draft;
+  }
+  *accepted = false;
+  // Rejected: draw from the residual max(0, p - q), renormalized (tokens outside the filtered set
+  // have p = 0, so their residual is 0 too).
+  residual_.resize(keep);
+  double mass = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    const int32_t id = candidates_[i].second;
+    const double qi = q ? double(q[id]) : (id == draft ? 1.0 : 0.0);
+    mass += residual_[i] = std::max(0.0, probs_[i] - qi);
+  }
+  if (!(mass > 0)) return candidates_[pick(probs_.data(), keep)].second;  // p == q up to rounding
+  return candidates_[pick(residual_.data(), keep)].second;
 }
 
 }  // namespace tern

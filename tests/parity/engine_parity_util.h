@@ -47,6 +47,7 @@ class RecordingRunner final : public ModelRunner {
   int64_t max_context() const override { return inner_.max_context(); }
   size_t kv_block_bytes(int block_size, KvDType dtype) const override { return inner_.kv_block_bytes(block_size, dtype); }
   Status allocate_kv(const KvPoolSpec& spec) override { return inner_.allocate_kv(spec); }
+  int64_t max_logits_per_sequence() const override { return inner_.max_logits_per_sequence(); }
 
   Status forward(const StepBatch& batch, float* logits) override {
     TERN_RETURN_IF_ERROR(inner_.forward(batch, logits));
@@ -70,11 +71,11 @@ class RecordingRunner final : public ModelRunner {
         chunks.push_back({s->id, b.pos0, b.n_tokens, !dec, decoding - (dec ? 1 : 0), int64_t(batch.seqs.size())});
       }
       if (!b.want_logits) continue;
-      if (watched) {
+      for (int64_t i = 0; i < b.n_logits; ++i, ++row) {  // speculative steps: one row per verified position
+        if (!watched) continue;
         const float* r = logits + row * vocab;
-        rows.push_back({s->id, b.pos0 + b.n_tokens - 1, std::vector<float>(r, r + vocab)});
+        rows.push_back({s->id, b.pos0 + b.n_tokens - b.n_logits + i, std::vector<float>(r, r + vocab)});
       }
-      ++row;
     }
     return Status::ok();
   }
@@ -93,6 +94,8 @@ struct EngineSetup {
   int block_size = 16;
   int64_t max_step_tokens = 512;
   bool prefix_caching = false;
+  SpeculativeConfig speculative;  // with method draft: `drafter` (not owned)
+  Drafter* drafter = nullptr;
 };
 
 // One engine core over a model: add requests, step, and read what happened.
@@ -106,7 +109,8 @@ struct EngineHarness {
     cfg.block_size = setup.block_size;
     cfg.prefix_caching = setup.prefix_caching;
     cfg.scheduler.max_step_tokens = setup.max_step_tokens;
-    auto c = EngineCore::create(rec, nullptr, cfg);
+    cfg.speculative = setup.speculative;
+    auto c = EngineCore::create(rec, nullptr, cfg, setup.drafter);
     EXPECT_TRUE(c.is_ok()) << c.status().message();
     if (c.is_ok()) core = std::move(*c);
     rec.attach(core.get());

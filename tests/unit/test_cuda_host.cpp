@@ -37,6 +37,21 @@ TEST(CudaStepPack, RaggedBatchFlattensPositionsSequencesAndTables) {
   EXPECT_FALSE(p.decode_only);
 }
 
+// Speculative verification: a sequence of 1 + 3 drafts asks for the logits of its last 4 positions.
+TEST(CudaStepPack, SeveralLogitRowsPerSequence) {
+  const int32_t bt0[] = {3, 7}, bt1[] = {5};
+  StepBatch b;
+  b.token_ids = {1, 2, 3, 4, 9};
+  b.seqs = {{14, 4, bt0, 2, true, 4}, {6, 1, bt1, 1, true, 1}};
+  PackedStep p;
+  ASSERT_TRUE(pack_step(b, limits(), p).is_ok());
+  EXPECT_EQ(p.logit_rows, (std::vector<int32_t>{0, 1, 2, 3, 4}));
+  b.seqs[0].n_logits = 5;  // more rows than tokens
+  EXPECT_FALSE(pack_step(b, limits(), p).is_ok());
+  b.seqs[0].n_logits = 0;
+  EXPECT_FALSE(pack_step(b, limits(), p).is_ok());
+}
+
 TEST(CudaStepPack, RejectsEveryMalformedField) {
   const int32_t bt[] = {3, 7}, bad[] = {3, 10};
   PackedStep p;

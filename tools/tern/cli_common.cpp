@@ -52,7 +52,8 @@ Runtime::Runtime(const RuntimeOptions& opt)
 
 std::unique_ptr<ModelRunner> make_engine_runner(Runtime& rt, const Model& model, const EngineOptions& eo) {
   if (rt.cuda) return unwrap(make_cuda_model_runner(model));
-  return std::make_unique<CpuModelRunner>(model, rt.ctx, eo.max_step_tokens, eo.max_running);
+  // Logits rows: one per running sequence, plus the drafts speculative decoding verifies.
+  return std::make_unique<CpuModelRunner>(model, rt.ctx, eo.max_step_tokens, eo.max_running + eo.speculative.max_draft_rows());
 }
 
 CLI::Option* add_kv_dtype_option(CLI::App& cmd, KvDType& kv) {

@@ -14,7 +14,9 @@
 #include "core/mapped_file.h"
 #include "engine/engine.h"
 #include "engine/offline_run.h"
+#include "kv/paged_kv_cache.h"
 #include "planned_engine.h"
+#include "speculative_args.h"
 
 namespace tern::cli {
 
@@ -33,6 +35,7 @@ struct BenchOfflineOptions {
   int64_t max_step_tokens = 512;
   uint64_t seed = 1;
   bool json_out = false;
+  SpeculativeArgs speculative;
 };
 
 // "2GiB", "512MiB", "1.5G", "300MB", "4096" (bytes). Binary and decimal suffixes both mean powers of 1024:
@@ -120,11 +123,15 @@ void bench_offline(const BenchOfflineOptions& o) {
   eo.max_running = o.concurrency;
   eo.max_step_tokens = o.max_step_tokens;
   plan_kv_pool_budget(*model, eo);  // no --kv-memory: the planner's budget for this machine
+  // The speculative settings first: the runner's logits rows depend on them.
+  if (o.speculative.method != "none" && !tok) tok = load_tokenizer_if_present(o.model);
+  const size_t target_block_bytes = PagedKvCache::block_bytes_for(model->config(), eo.block_size, kv_dtype);
+  auto drafter = make_speculative(o.speculative, o.runtime, rt, *model, tok ? &*tok : nullptr, target_block_bytes, eo);
   auto runner = make_engine_runner(rt, *model, eo);
   plan_batch_limit(*runner, eo);
   const size_t block_bytes = runner->kv_block_bytes(eo.block_size, kv_dtype);
 
-  auto engine = unwrap(Engine::create(std::move(runner), tok ? &*tok : nullptr, eo));
+  auto engine = unwrap(Engine::create(std::move(runner), tok ? &*tok : nullptr, eo, std::move(drafter)));
   std::vector<std::vector<int32_t>> run_prompts;
   for (int64_t i = 0; i < o.requests; ++i) run_prompts.push_back(prompts[size_t(i) % prompts.size()]);
   OfflineRunOptions ro;
@@ -167,6 +174,13 @@ void bench_offline(const BenchOfflineOptions& o) {
   }
   j["preemptions"] = m.preempted_total;
   j["prefix_cache_hit_rate"] = m.prefix_cache_hit_rate;
+  if (eo.speculative.enabled()) {
+    j["speculative"] = speculative_method_name(eo.speculative.method);
+    j["spec_draft_tokens"] = m.spec_draft_tokens;
+    j["spec_accepted_tokens"] = m.spec_accepted_tokens;
+    j["spec_acceptance_rate"] = m.spec_draft_tokens ? double(m.spec_accepted_tokens) / double(m.spec_draft_tokens) : 0.0;
+    j["spec_mean_accepted_length"] = m.spec_verify_steps ? double(m.spec_emitted_tokens) / double(m.spec_verify_steps) : 0.0;
+  }
   j["peak_rss_bytes"] = rss;
   if (o.json_out) {
     std::printf("%s\n", j.dump().c_str());
@@ -186,6 +200,12 @@ void bench_offline(const BenchOfflineOptions& o) {
   std::printf("preemptions %lld | prefix-cache hit rate %.1f%% | peak RSS %.1f MiB (weights %.1f MiB)\n",
               (long long)m.preempted_total, 100 * m.prefix_cache_hit_rate, double(rss) / (1 << 20),
               double(model->store().total_bytes()) / (1 << 20));
+  if (eo.speculative.enabled()) {
+    std::printf("speculative %s | drafted %lld | accepted %lld (%.1f%%) | mean accepted length %.2f tokens per verify step\n",
+                j["speculative"].get<std::string>().c_str(), (long long)m.spec_draft_tokens,
+                (long long)m.spec_accepted_tokens, 100 * j["spec_acceptance_rate"].get<double>(),
+                j["spec_mean_accepted_length"].get<double>());
+  }
 }
 
 }  // namespace
@@ -207,6 +227,7 @@ void register_bench_offline(CLI::App& app) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   cmd->add_option("--seed", o->seed, "seed of the random prompts");
   cmd->add_flag("--json", o->json_out, "one JSON object on stdout");
+  add_speculative_options(*cmd, o->speculative);
   o->runtime.cuda_capable = true;  // the engine runs on CudaModelRunner with --device cuda
   o->runtime.add_to(*cmd);
   cmd->callback([o] { bench_offline(*o); });

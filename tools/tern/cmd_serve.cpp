@@ -19,7 +19,9 @@
 #include "text/chat_template/chat_template.h"
 #include "engine/fake_model_runner.h"
 #include "formats/model_config.h"
+#include "kv/paged_kv_cache.h"
 #include "planned_engine.h"
+#include "speculative_args.h"
 
 namespace tern::cli {
 
@@ -48,6 +50,7 @@ struct ServeOptions {
   bool fake_engine = false;
   double fake_steps_per_s = 200;
   RuntimeOptions runtime;
+  SpeculativeArgs speculative;
 };
 
 // Many concurrent clients need many descriptors: lift the soft limit to the hard one.
@@ -80,6 +83,7 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
     fo.max_context = max_context;
     fo.step_delay = std::chrono::microseconds(int64_t(1e6 / o.fake_steps_per_s));
     if (eo.kv_memory_bytes == 0) eo.kv_memory_bytes = size_t(64) << 20;
+    if (o.speculative.method != "none") fail("--test-fake-engine runs without --speculative");
     s.engine = unwrap(Engine::create(std::make_unique<FakeModelRunner>(fo), &tok, eo));
     return s;
   }
@@ -87,9 +91,11 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
   s.model = unwrap(Model::load(o.model, o.runtime.load_options()));
   // No --kv-memory-mb / a large --max-running: the planner's numbers (planned_engine.h).
   plan_kv_pool_budget(*s.model, eo);
+  auto drafter = make_speculative(o.speculative, o.runtime, *s.runtime, *s.model, &tok,
+                                  PagedKvCache::block_bytes_for(s.model->config(), eo.block_size, eo.kv_dtype), eo);
   std::unique_ptr<ModelRunner> runner = make_engine_runner(*s.runtime, *s.model, eo);
   plan_batch_limit(*runner, eo);
-  s.engine = unwrap(Engine::create(std::move(runner), &tok, eo));
+  s.engine = unwrap(Engine::create(std::move(runner), &tok, eo, std::move(drafter)));
   return s;
 }
 
@@ -234,6 +240,7 @@ void register_serve(CLI::App& app) {
                 "TESTS ONLY: the engine over a weightless fake model runner (no model compute)");
   cmd->add_option("--test-fake-steps-per-s", o->fake_steps_per_s, "TESTS ONLY: fake runner steps per second")
       ->check(CLI::Range(0.1, 1e6));
+  add_speculative_options(*cmd, o->speculative);
   o->runtime.cuda_capable = true;  // the engine runs on CudaModelRunner with --device cuda
   o->runtime.add_to(*cmd);
   cmd->callback([o] { serve(*o); });

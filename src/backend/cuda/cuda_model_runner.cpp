@@ -90,9 +90,15 @@ class CudaModelRunner final : public ModelRunner {
   Status forward(const StepBatch& batch, float* logits) override {
     if (!kv_base_) return Status::error("forward: allocate_kv first");
     if (int64_t(batch.token_ids.size()) > opt_.max_step_tokens) {  // more rows than the workspace: in pieces
-      for (const StepBatch& part : split_step(batch, opt_.max_step_tokens)) {
+      const std::vector<StepBatch> parts = split_step(batch, opt_.max_step_tokens);
+      int64_t kept = 0;
+      for (const StepBatch& part : parts) kept += logit_rows(part.seqs);
+      if (kept != logit_rows(batch.seqs))  // a speculative sequence cut across pieces
+        return Status::error("CUDA runner: speculative verification rows of one sequence span two workspace pieces "
+                             "(raise max_step_tokens)");
+      for (const StepBatch& part : parts) {
         TERN_RETURN_IF_ERROR(forward_part(part, logits));
-        for (const auto& s : part.seqs) logits += s.want_logits ? cfg_.vocab_size : 0;
+        logits += logit_rows(part.seqs) * cfg_.vocab_size;
       }
       return Status::ok();
     }

@@ -56,7 +56,10 @@ Status pack_step(const StepBatch& batch, const PackLimits& lim, PackedStep& out)
     row += s.n_tokens;
     if (s.want_logits) {
       if (s.n_tokens == 0) return Status::error("step: logits wanted from a sequence with no tokens");
-      out.logit_rows.push_back(int32_t(row - 1));
+      if (s.n_logits < 1 || s.n_logits > s.n_tokens)
+        return Status::error("step: sequence " + std::to_string(i) + " wants " + std::to_string(s.n_logits) +
+                             " logit rows of its " + std::to_string(s.n_tokens) + " tokens");
+      for (int64_t r = row - s.n_logits; r < row; ++r) out.logit_rows.push_back(int32_t(r));  // speculative rows
     }
   }
   if (int64_t(out.logit_rows.size()) > lim.max_logit_rows)
@@ -80,6 +83,9 @@ std::vector<StepBatch> split_step(const StepBatch& batch, int64_t max_tokens) {
       piece.pos0 = s.pos0 + done;
       piece.n_tokens = n;
       piece.want_logits = s.want_logits && done + n == s.n_tokens;
+      // Speculative verification rows must all land in the last piece; the runner refuses a batch
+      // where they would not (cuda_model_runner.cpp), so clamp here only to stay well-formed.
+      piece.n_logits = std::min(s.n_logits, n);
       out.back().seqs.push_back(piece);
       const auto first = batch.token_ids.begin() + std::min<int64_t>(row + done, int64_t(batch.token_ids.size()));
       const auto last = batch.token_ids.begin() + std::min<int64_t>(row + done + n, int64_t(batch.token_ids.size()));
