@@ -87,15 +87,10 @@ TERN_TARGET_AVX2 void tiles(const GgufGemmActs& x, const MatmulArgs& a, int64_t 
 }  // namespace
 
 TERN_TARGET_AVX2 GgufGemmActs gguf_gemm_int8_prepare_avx2(const float* x, int64_t m, int64_t k, void* scratch) {
-  auto* base = static_cast<char*>(scratch);
+  const ActsView v = acts_view(scratch, m, k);
+  int8_t* q = v.q;
+  float *d = v.d, *xs32 = v.xs32, *xs16 = v.xs16;
   GgufGemmActs a;
-  auto* q = reinterpret_cast<int8_t*>(base);
-  base += align64(size_t(m * k));
-  auto* d = reinterpret_cast<float*>(base);
-  base += align64(size_t(m * (k / 32)) * 4);
-  auto* xs32 = reinterpret_cast<float*>(base);
-  base += align64(size_t(m * (k / 32)) * 4);
-  auto* xs16 = reinterpret_cast<float*>(base);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 lo = _mm256_set1_ps(-127.f), hi = _mm256_set1_ps(127.f);
   for (int64_t r = 0; r < m * (k / 32); ++r) {  // r: one 32-value group of one row (k % 32 == 0)

@@ -112,15 +112,10 @@ size_t gguf_gemm_int8_acts_bytes(int64_t m, int64_t k) {
 }
 
 TERN_GEMM8_AVX512 GgufGemmActs gguf_gemm_int8_prepare_avx512(const float* x, int64_t m, int64_t k, void* scratch) {
-  auto* base = static_cast<char*>(scratch);
+  const ActsView v = acts_view(scratch, m, k);
+  int8_t* q = v.q;
+  float *d = v.d, *xs32 = v.xs32, *xs16 = v.xs16;
   GgufGemmActs a;
-  auto* q = reinterpret_cast<int8_t*>(base);
-  base += align64(size_t(m * k));
-  auto* d = reinterpret_cast<float*>(base);
-  base += align64(size_t(m * (k / 32)) * 4);
-  auto* xs32 = reinterpret_cast<float*>(base);
-  base += align64(size_t(m * (k / 32)) * 4);
-  auto* xs16 = reinterpret_cast<float*>(base);
   const __m512 lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
   for (int64_t r = 0; r < m * (k / 32); ++r) {  // r: one 32-value group of one row (k % 32 == 0)
     const __m512 v0 = _mm512_loadu_ps(x + r * 32), v1 = _mm512_loadu_ps(x + r * 32 + 16);

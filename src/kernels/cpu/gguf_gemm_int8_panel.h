@@ -194,6 +194,24 @@ TERN_TARGET_AVX2 void repack_panel(const MatmulArgs& a, int64_t c0, int cols, ui
 
 inline size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 
+// The regions of gguf_gemm_int8_acts_bytes(m, k) scratch as GgufGemmActs (filled by the prepare step).
+struct ActsView {
+  int8_t* q;
+  float *d, *xs32, *xs16;
+};
+inline ActsView acts_view(void* scratch, int64_t m, int64_t k) {
+  auto* base = static_cast<char*>(scratch);
+  ActsView v;
+  v.q = reinterpret_cast<int8_t*>(base);
+  base += align64(size_t(m * k));
+  v.d = reinterpret_cast<float*>(base);
+  base += align64(size_t(m * (k / 32)) * 4);
+  v.xs32 = reinterpret_cast<float*>(base);
+  base += align64(size_t(m * (k / 32)) * 4);
+  v.xs16 = reinterpret_cast<float*>(base);
+  return v;
+}
+
 // The three regions of a panel buffer of gguf_gemm_int8_panel_bytes(w).
 struct PanelView {
   uint8_t* codes;

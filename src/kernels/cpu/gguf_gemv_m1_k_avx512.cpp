@@ -123,12 +123,6 @@ TERN_M1K_AVX512 inline __m256i fold256(__m512i v) {
   return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-TERN_M1K_AVX512 inline __m128i hsum4_128(__m128i s0, __m128i s1, __m128i s2, __m128i s3) {
-  const __m128i t01 = _mm_add_epi32(_mm_unpacklo_epi32(s0, s1), _mm_unpackhi_epi32(s0, s1));
-  const __m128i t23 = _mm_add_epi32(_mm_unpacklo_epi32(s2, s3), _mm_unpackhi_epi32(s2, s3));
-  return _mm_add_epi32(_mm_unpacklo_epi64(t01, t23), _mm_unpackhi_epi64(t01, t23));
-}
-
 template <GgufType T>
 TERN_M1K_AVX512 void rows4(const GgufActs& x, const MatmulArgs& a, int64_t r0, int64_t stride) {
   constexpr int64_t kBB = T == GgufType::Q4_K ? 144 : 210;
@@ -163,7 +157,7 @@ TERN_M1K_AVX512 void rows4(const GgufActs& x, const MatmulArgs& a, int64_t r0, i
                           gguf_m1_ld16(p[2] + off + 2) << 32 | gguf_m1_ld16(p[3] + off + 2) << 48;
       const __m128 dmin = _mm_cvtph_ps(_mm_cvtsi64_si128(int64_t(hm)));
       acc = _mm_fmadd_ps(_mm_cvtepi32_ps(avx2_hsum4_i32(s0, s1, s2, s3)), _mm_mul_ps(d, dx), acc);
-      acc = _mm_fnmadd_ps(_mm_cvtepi32_ps(hsum4_128(mn[0], mn[1], mn[2], mn[3])), _mm_mul_ps(dmin, dx), acc);
+      acc = _mm_fnmadd_ps(_mm_cvtepi32_ps(gguf_m1_hsum4_128(mn[0], mn[1], mn[2], mn[3])), _mm_mul_ps(dmin, dx), acc);
     } else {
       const int16_t* bs = x.bsum16 + b * 16;
       const __m256i s0 = fold256(q6k_block(p[0] + off, xq, bs)), s1 = fold256(q6k_block(p[1] + off, xq, bs));

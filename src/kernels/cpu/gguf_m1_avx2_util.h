@@ -31,5 +31,12 @@ inline uint64_t gguf_m1_ld16(const uint8_t* p) {
   return h;
 }
 
+// [4] totals of four [4] int32 partial sums (s0..s3 -> lane 0..3), one transpose-and-add.
+TERN_TARGET_AVX2 inline __m128i gguf_m1_hsum4_128(__m128i s0, __m128i s1, __m128i s2, __m128i s3) {
+  const __m128i t01 = _mm_add_epi32(_mm_unpacklo_epi32(s0, s1), _mm_unpackhi_epi32(s0, s1));
+  const __m128i t23 = _mm_add_epi32(_mm_unpacklo_epi32(s2, s3), _mm_unpackhi_epi32(s2, s3));
+  return _mm_add_epi32(_mm_unpacklo_epi64(t01, t23), _mm_unpackhi_epi64(t01, t23));
+}
+
 }  // namespace
 }  // namespace tern::cpu
