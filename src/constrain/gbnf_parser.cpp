@@ -13,13 +13,6 @@ bool is_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 class Parser {
  public:
   Parser(std::string_view text, const GrammarLimits& limits) : s_(text), limits_(limits) {}
@@ -223,7 +216,7 @@ class Parser {
       }
       uint32_t v = 0;
       for (int i = 0; i < digits; ++i) {
-        const int h = hex_value(peek());
+        const int h = hex_digit_value(peek());
         if (h < 0) return err(fmt::format("expected {} hex digits after \\{}", digits, c));
         v = v * 16 + uint32_t(h);
         ++pos_;

@@ -14,13 +14,6 @@ const Ranges kDigit = {{'0', '9'}};
 const Ranges kWord = {{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}};
 const Ranges kSpace = {{'\t', '\r'}, {' ', ' '}};
 
-int hexv(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 class RegexParser {
  public:
   RegexParser(std::string_view s, const GrammarLimits& limits) : s_(s), limits_(limits) {}
@@ -165,14 +158,14 @@ class RegexParser {
         if (c == 'u' && peek() == '{') {
           ++pos_;
           int n = 0;
-          while (hexv(peek()) >= 0 && n < 6) v = v * 16 + uint32_t(hexv(peek())), ++pos_, ++n;
+          while (hex_digit_value(peek()) >= 0 && n < 6) v = v * 16 + uint32_t(hex_digit_value(peek())), ++pos_, ++n;
           if (peek() != '}' || n == 0) return err("bad \\u{...} escape");
           ++pos_;
         } else {
           const int n = c == 'x' ? 2 : 4;
           for (int i = 0; i < n; ++i) {
-            if (hexv(peek()) < 0) return err(fmt::format("expected {} hex digits after \\{}", n, c));
-            v = v * 16 + uint32_t(hexv(peek()));
+            if (hex_digit_value(peek()) < 0) return err(fmt::format("expected {} hex digits after \\{}", n, c));
+            v = v * 16 + uint32_t(hex_digit_value(peek()));
             ++pos_;
           }
         }

@@ -12,6 +12,13 @@ namespace tern::constrain {
 constexpr uint32_t kMaxCodePoint = 0x10FFFF;
 
 void append_utf8(std::string& out, uint32_t cp);
+// The value of a hex digit (0-9, a-f, A-F), or -1: the \x / \u escapes of GBNF and regex.
+inline int hex_digit_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
 // Decodes one well-formed UTF-8 character at the start of s: its length (1..4), or 0 if s starts with an
 // invalid / truncated sequence (overlongs and surrogates are invalid).
 size_t decode_utf8(std::string_view s, uint32_t* cp);
