@@ -70,4 +70,13 @@ inline std::vector<int32_t> make_prompt(int n, int32_t seed, int64_t vocab) {
   return p;
 }
 
+// A greedy request for n new tokens.
+inline EngineRequest greedy(std::vector<int32_t> prompt, int64_t n) {
+  EngineRequest r;
+  r.prompt = std::move(prompt);
+  r.max_new_tokens = n;
+  r.sampling.temperature = 0;
+  return r;
+}
+
 }  // namespace tern::test

@@ -36,13 +36,7 @@ bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds limit
   return true;
 }
 
-EngineRequest greedy(std::vector<int32_t> prompt, int64_t n) {
-  EngineRequest r;
-  r.prompt = std::move(prompt);
-  r.max_new_tokens = n;
-  r.sampling.temperature = 0;
-  return r;
-}
+using test::greedy;
 
 TEST(EngineApi, SizesThePoolFromTheBudget) {
   auto e = make_engine({}, {.kv_memory_bytes = 10 * 16 * 256 + 100});

@@ -52,13 +52,7 @@ EngineCoreConfig config(int64_t blocks, int bs = 4, int64_t budget = 32, bool ca
   return c;
 }
 
-EngineRequest greedy(std::vector<int32_t> prompt, int64_t n) {
-  EngineRequest r;
-  r.prompt = std::move(prompt);
-  r.max_new_tokens = n;
-  r.sampling.temperature = 0;
-  return r;
-}
+using test::greedy;
 
 TEST(EngineCore, OneGreedyRequestMatchesTheReference) {
   CoreHarness h(config(64));

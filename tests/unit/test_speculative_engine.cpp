@@ -95,13 +95,7 @@ EngineCoreConfig spec_config(int64_t blocks, bool cache, int k = 4) {
   return c;
 }
 
-EngineRequest greedy(std::vector<int32_t> prompt, int64_t n) {
-  EngineRequest r;
-  r.prompt = std::move(prompt);
-  r.max_new_tokens = n;
-  r.sampling.temperature = 0;
-  return r;
-}
+using test::greedy;
 
 TEST(SpeculativeEngine, GreedyOutputIsTheReferenceWithManyRequestsInFlight) {
   OracleDrafter drafter(kVocab);
