@@ -6,6 +6,7 @@
 // its engine requests at once.
 #include <ctime>
 
+#include "api/anthropic_response.h"
 #include "api/chat_output.h"
 #include "api/constraint_request.h"
 #include "api/openai_response.h"
@@ -41,6 +42,8 @@ struct Job : std::enable_shared_from_this<Job> {
   std::vector<std::unique_ptr<ChatOutputParser>> parsers;   // streaming: one per choice
   std::vector<int> calls_sent;                              // streaming: calls sent per choice
   std::vector<std::pair<int, EngineRequest>> deferred;      // n > 1: siblings waiting for their first choice
+  Dialect dialect = Dialect::kOpenAi;
+  std::unique_ptr<AnthropicStream> anthropic;               // Anthropic streaming: its block state
   int n = 1;
   bool stream = false, include_usage = false;
   std::atomic<bool> scheduled{false};    // a pump is queued or running
@@ -98,26 +101,43 @@ struct Job : std::enable_shared_from_this<Job> {
     }
   }
 
+  // The event's text split by choice i's chat parser (all of it at the finish).
+  ChatDelta parsed_delta(size_t i, const EngineOutput& ev) {
+    ChatOutputParser& p = *parsers[i];
+    ChatDelta d = p.feed(ev.text);
+    if (ev.finish != EngineFinish::kNone) {
+      ChatDelta rest = p.finish();
+      d.reasoning += rest.reasoning;
+      d.content += rest.content;
+      d.calls.insert(d.calls.end(), rest.calls.begin(), rest.calls.end());
+    }
+    return d;
+  }
+
   void stream_event(const RequestGroup::Event& ev, std::string& out) {
     const auto f = ev.out.finish;
     if (f == EngineFinish::kCancelled || f == EngineFinish::kError) return;
     const size_t i = size_t(ev.index);
     const Tokenizer& tok = srv->tok;
+    if (anthropic) {
+      // One choice; the closing events are complete()'s, once the usage is final.
+      anthropic->start(choices[i], out);
+      ChatDelta d;
+      if (parse_opts) {
+        d = parsed_delta(i, ev.out);
+      } else {
+        d.content = ev.out.text;
+      }
+      return anthropic->delta(d, out);
+    }
     if (meta.endpoint == Endpoint::kChat && !started[i]) {
       // Chat's first chunk carries the role with empty content, as OpenAI sends it.
       out += sse_event(stream_chunk(meta, tok, ev.index, EngineOutput{}, "", true, include_usage));
       started[i] = true;
     }
     if (parse_opts) {
-      ChatOutputParser& p = *parsers[i];
-      ChatDelta d = p.feed(ev.out.text);
-      if (f != EngineFinish::kNone) {
-        ChatDelta rest = p.finish();
-        d.reasoning += rest.reasoning;
-        d.content += rest.content;
-        d.calls.insert(d.calls.end(), rest.calls.begin(), rest.calls.end());
-      }
-      return stream_parsed_event(meta, tok, ev.index, ev.out, d, calls_sent[i], include_usage, out);
+      return stream_parsed_event(meta, tok, ev.index, ev.out, parsed_delta(i, ev.out), calls_sent[i], include_usage,
+                                 out);
     }
     const bool has_logprobs = meta.want_logprobs && !ev.out.tokens.empty();
     if (ev.out.text.empty() && f == EngineFinish::kNone && !has_logprobs) return;
@@ -146,7 +166,10 @@ struct Job : std::enable_shared_from_this<Job> {
     std::string message;
     const bool bad = failed(message);
     const bool shutdown = group->cancelled_by_shutdown;
-    if (stream) {
+    const ApiError failure = api_error(shutdown ? 503 : 500, message, "server_error", shutdown ? "shutting_down" : "");
+    if (dialect == Dialect::kAnthropic) {
+      complete_anthropic(bad, failure);
+    } else if (stream) {
       if (bad) {
         x->write(sse_event({{"error", {{"message", message}, {"type", "server_error"}, {"param", nullptr},
                                        {"code", shutdown ? json("shutting_down") : json(nullptr)}}}}));
@@ -156,20 +179,43 @@ struct Job : std::enable_shared_from_this<Job> {
       x->write(kSseDone);
       x->end();
     } else if (bad) {
-      send_error(x, api_error(shutdown ? 503 : 500, message, "server_error", shutdown ? "shutting_down" : ""));
+      send_error(x, failure);
     } else {
-      if (parse_opts) {
-        for (size_t i = 0; i < choices.size(); ++i) {
-          ChatParserOptions o = *parse_opts;
-          o.id_seed += uint64_t(i) * 1000003u;  // distinct ids per choice, as the stream's
-          parse_choice(o, choices[i]);
-        }
-      }
+      parse_choices();
       x->respond(json_response(200, dump_json(full_response(meta, srv->tok, choices, echo, n))));
     }
     (client_gone ? srv->counters.client_disconnects : srv->counters.completed)++;
     srv->untrack(group);
     srv->handler_done();
+  }
+
+  // Whole (non-streamed) chat replies split into reasoning / content / tool calls.
+  void parse_choices() {
+    if (!parse_opts) return;
+    for (size_t i = 0; i < choices.size(); ++i) {
+      ChatParserOptions o = *parse_opts;
+      o.id_seed += uint64_t(i) * 1000003u;  // distinct ids per choice, as the stream's
+      parse_choice(o, choices[i]);
+    }
+  }
+
+  // The Anthropic answer of a finished request (one choice): the stream's closing events, or the message.
+  void complete_anthropic(bool bad, const ApiError& failure) {
+    if (stream) {
+      std::string out;
+      if (bad) {
+        anthropic->error(failure, out);
+      } else {
+        anthropic->finish(choices[0], out);
+      }
+      x->write(std::move(out));
+      x->end();
+    } else if (bad) {
+      x->respond(anthropic_error_response(failure));
+    } else {
+      parse_choices();
+      x->respond(json_response(200, dump_json(anthropic_message(meta.id, meta.model, choices[0]))));
+    }
   }
 };
 
@@ -286,6 +332,18 @@ static std::variant<Prepared, ApiError> prepare(ApiServer::Impl& s, Endpoint end
 }
 
 void ApiServer::Impl::handle_generate(Endpoint endpoint, const HttpRequest& req, const XPtr& x) {
+  if (draining) return send_shutting_down(x, Dialect::kOpenAi);
+  auto parsed = parse_openai_request(endpoint, req.body);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(x, *e);
+  generate(std::get<OpenAiRequest>(parsed), Dialect::kOpenAi, x);
+}
+
+void ApiServer::Impl::send_shutting_down(const XPtr& x, Dialect d) {
+  send_error_in(x, d, api_error(503, "the server is shutting down", "server_error", "shutting_down"));
+}
+
+void ApiServer::Impl::generate(OpenAiRequest& r, Dialect dialect, const XPtr& x) {
+  const Endpoint endpoint = r.endpoint;
   // Counted until the answer is complete (by the job once it exists).
   active_handlers++;
   struct Count {
@@ -294,14 +352,12 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const HttpRequest& req,
       if (s) s->handler_done();
     }
   } count{this};
-  if (draining) return send_error(x, api_error(503, "the server is shutting down", "server_error", "shutting_down"));
+  if (draining) return send_shutting_down(x, dialect);
+  auto fail = [&](const ApiError& e) { send_error_in(x, dialect, e); };
 
-  auto parsed = parse_openai_request(endpoint, req.body);
-  if (auto* e = std::get_if<ApiError>(&parsed)) return send_error(x, *e);
-  OpenAiRequest& r = std::get<OpenAiRequest>(parsed);
   log_ignored(r.ignored_fields);
   auto prepared = prepare(*this, endpoint, r);
-  if (auto* e = std::get_if<ApiError>(&prepared)) return send_error(x, *e);
+  if (auto* e = std::get_if<ApiError>(&prepared)) return fail(*e);
   const Prepared& p = std::get<Prepared>(prepared);
 
   // Admission: a bounded number of engine requests in flight.
@@ -313,6 +369,10 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const HttpRequest& req,
       HttpResponse busy = error_response(api_error(429, "the server is at capacity (" + std::to_string(opt.max_queue) +
                                                             " requests in flight): retry later",
                                                         "rate_limit_error", "queue_full"));
+      if (dialect == Dialect::kAnthropic) {
+        busy = anthropic_error_response(api_error(429, "the server is at capacity (" + std::to_string(opt.max_queue) +
+                                                           " requests in flight): retry later"));
+      }
       busy.headers.push_back({"Retry-After", "1"});
       return x->respond(std::move(busy));
     }
@@ -329,8 +389,10 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const HttpRequest& req,
   job->stream = r.stream;
   job->include_usage = r.include_usage;
   job->meta.endpoint = endpoint;
-  job->meta.id = std::string(chat_ep ? "chatcmpl-" : "cmpl-") + std::to_string(std::time(nullptr)) + "-" +
-                 std::to_string(next_response_id++);
+  job->meta.id = std::string(dialect == Dialect::kAnthropic ? "msg_" : chat_ep ? "chatcmpl-" : "cmpl-") +
+                 std::to_string(std::time(nullptr)) + "-" + std::to_string(next_response_id++);
+  job->dialect = dialect;
+  if (dialect == Dialect::kAnthropic && r.stream) job->anthropic = std::make_unique<AnthropicStream>(job->meta.id, r.model);
   job->meta.created = int64_t(std::time(nullptr));
   job->meta.model = r.model;
   job->meta.want_logprobs = r.top_logprobs >= 0;
@@ -374,7 +436,7 @@ void ApiServer::Impl::handle_generate(Endpoint endpoint, const HttpRequest& req,
       job->deferred.clear();
       job->group->cancel_all(engine);
       untrack(job->group);
-      return send_error(x, bad_param(chat_ep ? "messages" : "prompt", id.status().message()));
+      return fail(bad_param(chat_ep ? "messages" : "prompt", id.status().message()));
     }
     job->group->set_id(c, id.value());
   }

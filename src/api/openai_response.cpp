@@ -68,6 +68,7 @@ void ChoiceState::add(const EngineOutput& out) {
   if (out.finish != EngineFinish::kNone) {
     finish = out.finish;
     error = out.error;
+    stop_string = out.stop_string;
   }
   prompt_tokens = out.prompt_tokens;
   cached_prompt_tokens = out.cached_prompt_tokens;

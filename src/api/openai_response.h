@@ -26,6 +26,7 @@ struct ChoiceState {
   std::vector<std::vector<TokenLogprob>> top;
   EngineFinish finish = EngineFinish::kNone;
   std::string error;
+  std::string stop_string;  // the stop string that ended it, if one did
   int64_t prompt_tokens = 0, cached_prompt_tokens = 0, completion_tokens = 0;
   // Chat replies split by the tool-call / reasoning parser (chat_output.h): then the message is these.
   bool parsed = false;

@@ -158,15 +158,19 @@ void ApiServer::Impl::handle(HttpRequest& req, const XPtr& x) {
     r.content_type.clear();
     r.headers = cors;
     r.headers.push_back({"Access-Control-Allow-Methods", "GET, POST, OPTIONS"});
-    r.headers.push_back({"Access-Control-Allow-Headers", "Authorization, Content-Type"});
+    r.headers.push_back({"Access-Control-Allow-Headers", "Authorization, Content-Type, x-api-key, anthropic-version"});
     r.headers.push_back({"Access-Control-Max-Age", "600"});
     return x->respond(std::move(r));
   }
   const XPtr out = cors.empty() ? x : std::make_shared<CorsExchange>(x, std::move(cors));
   if (!opt.api_key.empty() && needs_key(req.path, opt.metrics_public) &&
-      !constant_time_equal(req.header("authorization"), "Bearer " + opt.api_key)) {
-    return send_error(out, api_error(401, "invalid or missing API key (Authorization: Bearer <key>)",
-                                     "invalid_request_error", "invalid_api_key"));
+      !constant_time_equal(req.header("authorization"), "Bearer " + opt.api_key) &&
+      !constant_time_equal(req.header("x-api-key"), opt.api_key)) {
+    // Anthropic's clients send the key as x-api-key; OpenAI's as a bearer token. Either is accepted.
+    const bool anthropic = req.path.rfind("/v1/messages", 0) == 0;
+    return send_error_in(out, anthropic ? Dialect::kAnthropic : Dialect::kOpenAi,
+                         api_error(401, "invalid or missing API key (Authorization: Bearer <key>, or x-api-key: <key>)",
+                                   "invalid_request_error", "invalid_api_key"));
   }
   route(req, out);
 }
@@ -184,6 +188,10 @@ void ApiServer::Impl::route(HttpRequest& req, const XPtr& x) {
   if (p == "/v1/completions" || p == "/v1/chat/completions") {
     if (!post) return wrong_method("POST");
     return handle_generate(p == "/v1/completions" ? Endpoint::kCompletions : Endpoint::kChat, req, x);
+  }
+  if (p == "/v1/messages" || p == "/v1/messages/count_tokens") {
+    if (!post) return wrong_method("POST");
+    return p == "/v1/messages" ? handle_messages(req, x) : handle_count_tokens(req, x);
   }
   if (p == "/tokenize" || p == "/detokenize") {
     if (!post) return wrong_method("POST");

@@ -36,6 +36,9 @@ struct ServerCounters {
 
 using XPtr = std::shared_ptr<HttpExchange>;
 
+// Which API a generation request came through: its answers and errors take that API's shapes.
+enum class Dialect { kOpenAi, kAnthropic };
+
 struct ApiServer::Impl {
   Impl(Engine& e, const Tokenizer& t, const ModelChatTemplate* c, ServerOptions o);
   ~Impl();
@@ -77,6 +80,11 @@ struct ApiServer::Impl {
   void handle(HttpRequest& req, const XPtr& x);
   void route(HttpRequest& req, const XPtr& x);
   void handle_generate(Endpoint endpoint, const HttpRequest& req, const XPtr& x);
+  void handle_messages(const HttpRequest& req, const XPtr& x);      // Anthropic POST /v1/messages
+  void handle_count_tokens(const HttpRequest& req, const XPtr& x);  // Anthropic POST /v1/messages/count_tokens
+  // A validated request of either API: prepare, admit, run, answer in the dialect's shapes.
+  void generate(OpenAiRequest& r, Dialect dialect, const XPtr& x);
+  void send_shutting_down(const XPtr& x, Dialect d);
   void handle_tokenize(const HttpRequest& req, const XPtr& x);
   void handle_detokenize(const HttpRequest& req, const XPtr& x);
   void handle_models(const HttpRequest& req, const XPtr& x);
@@ -102,5 +110,9 @@ ApiError api_error(int status, const std::string& message, const std::string& ty
 HttpResponse json_response(int status, std::string body);
 HttpResponse error_response(const ApiError& e);
 inline void send_error(const XPtr& x, const ApiError& e) { x->respond(error_response(e)); }
+HttpResponse anthropic_error_response(const ApiError& e);  // Anthropic's error body, same status
+inline void send_error_in(const XPtr& x, Dialect d, const ApiError& e) {
+  x->respond(d == Dialect::kAnthropic ? anthropic_error_response(e) : error_response(e));
+}
 
 }  // namespace tern::api

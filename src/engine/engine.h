@@ -61,6 +61,7 @@ struct EngineOutput {
   std::vector<std::vector<TokenLogprob>> top;      // [tokens.size()][top_logprobs] when requested
   EngineFinish finish = EngineFinish::kNone;
   std::string error;                               // when finish == kError
+  std::string stop_string;                         // when finish == kStop by a stop string: which one
   int64_t prompt_tokens = 0;
   int64_t cached_prompt_tokens = 0;                // prompt tokens served from the prefix cache
   int64_t completion_tokens = 0;                   // so far

@@ -182,6 +182,7 @@ EngineFinish RequestState::emit(int32_t id, const float* raw, EngineOutput* out)
     flush_text(out);
     if (stops_.stopped()) finish = EngineFinish::kStop;
   }
+  if (finish == EngineFinish::kStop) out->stop_string = stops_.matched();
   out->finish = finish;
   return finish;
 }

@@ -26,7 +26,10 @@ std::string StopMatcher::push(std::string_view text) {
   for (const auto& s : stops_) {
     if (s.empty()) continue;
     const size_t at = pending_.find(s);
-    if (at != std::string::npos) first = std::min(first, at);
+    if (at != std::string::npos && (at < first || (at == first && s.size() < matched_.size()))) {
+      first = at;
+      matched_ = s;
+    }
   }
   if (first != std::string::npos) {
     stopped_ = true;

