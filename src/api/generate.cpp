@@ -4,7 +4,9 @@
 // takes what arrived and writes it. A whole-body answer is sent once the result is known, so its status
 // is the true one (200, or 500 / 503 for a failure or a shutdown cancel). A client that goes away cancels
 // its engine requests at once.
+#include <cmath>
 #include <ctime>
+#include <tuple>
 
 #include "api/anthropic_response.h"
 #include "api/chat_output.h"
@@ -360,21 +362,44 @@ void ApiServer::Impl::generate(OpenAiRequest& r, Dialect dialect, const XPtr& x)
   if (auto* e = std::get_if<ApiError>(&prepared)) return fail(*e);
   const Prepared& p = std::get<Prepared>(prepared);
 
+  auto busy = [&](const std::string& message, const std::string& code, double retry_after_s) {
+    const ApiError e = api_error(429, message, "rate_limit_error", code);
+    HttpResponse r = dialect == Dialect::kAnthropic ? anthropic_error_response(e) : error_response(e);
+    r.headers.push_back({"Retry-After", std::to_string(int64_t(std::ceil(retry_after_s)))});
+    x->respond(std::move(r));
+  };
+
+  // Latency targets: the server's, tightened by the request's; refused now if the queue ahead makes the
+  // TTFT target unreachable (better than accepting and missing it).
+  double ttft_s = opt.slo_ttft_s, tpot_s = opt.slo_tpot_s;
+  for (auto [given, target, name] : {std::tuple{r.slo_ttft_ms, &ttft_s, "slo_ttft_ms"}, {r.slo_tpot_ms, &tpot_s, "slo_tpot_ms"}}) {
+    if (!given || *given <= 0) continue;
+    if (!opt.slo_scheduling) {
+      return fail(bad_param(name, std::string("'") + name + "' needs a server started with --scheduling-policy slo "
+                                                          "(or --slo-ttft-ms / --slo-tpot-ms)"));
+    }
+    *target = *target > 0 ? std::min(*target, *given / 1e3) : *given / 1e3;
+  }
+  if (ttft_s > 0) {
+    EngineRequest probe;
+    for (const auto& prompt : p.prompts) probe.prompt.insert(probe.prompt.end(), prompt.begin(), prompt.end());
+    probe.slo_ttft_s = ttft_s;
+    if (auto wait = engine.slo_retry_after(probe)) {
+      counters.rejected_slo++;
+      return busy("the time-to-first-token target (" + std::to_string(int64_t(ttft_s * 1e3)) +
+                      " ms) cannot be met with the requests queued now: retry later",
+                  "slo_unreachable", *wait);
+    }
+  }
+
   // Admission: a bounded number of engine requests in flight.
   const int n_choices = int(p.prompts.size()) * r.n;
   int64_t cur = in_flight->load();
   do {
     if (cur + n_choices > opt.max_queue) {
       counters.rejected_queue_full++;
-      HttpResponse busy = error_response(api_error(429, "the server is at capacity (" + std::to_string(opt.max_queue) +
-                                                            " requests in flight): retry later",
-                                                        "rate_limit_error", "queue_full"));
-      if (dialect == Dialect::kAnthropic) {
-        busy = anthropic_error_response(api_error(429, "the server is at capacity (" + std::to_string(opt.max_queue) +
-                                                           " requests in flight): retry later"));
-      }
-      busy.headers.push_back({"Retry-After", "1"});
-      return x->respond(std::move(busy));
+      return busy("the server is at capacity (" + std::to_string(opt.max_queue) + " requests in flight): retry later",
+                  "queue_full", 1);
     }
   } while (!in_flight->compare_exchange_weak(cur, cur + n_choices));
 
@@ -423,6 +448,8 @@ void ApiServer::Impl::generate(OpenAiRequest& r, Dialect dialect, const XPtr& x)
     er.stop = r.stop;
     er.top_logprobs = r.top_logprobs;
     er.grammar = p.grammar;
+    er.slo_ttft_s = ttft_s;
+    er.slo_tpot_s = tpot_s;
     if (c % r.n != 0) {
       // n > 1: the siblings start once the first choice of their prompt has prefilled (its first event), so
       // that they find the prompt's KV blocks in the prefix cache instead of computing them again.

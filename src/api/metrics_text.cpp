@@ -51,6 +51,9 @@ std::string ApiServer::Impl::metrics_text() const {
          double(in_flight->load()));
   metric(o, "tern_http_rejected_queue_full_total", "counter", "Requests answered 429 (queue full).",
          double(counters.rejected_queue_full.load()));
+  metric(o, "tern_http_rejected_slo_total", "counter",
+         "Requests answered 429 because their time-to-first-token target could not be met given the queue.",
+         double(counters.rejected_slo.load()));
   metric(o, "tern_http_client_disconnects_total", "counter", "Requests cancelled because the client went away.",
          double(counters.client_disconnects.load()));
   metric(o, "tern_http_requests_completed_total", "counter", "Generation requests answered in full.",

@@ -45,6 +45,8 @@ constexpr Rule kShared[] = {
     impl("stream_options"), impl("seed"), impl("presence_penalty"), impl("frequency_penalty"), impl("logprobs"),
     // vLLM's sampling extensions
     impl("top_k"), impl("min_p"), impl("repetition_penalty"), impl("ignore_eos"),
+    // tern's latency targets (the slo scheduling policy)
+    impl("slo_ttft_ms"), impl("slo_tpot_ms"),
     // tern's constrained-decoding fields (llama.cpp's GBNF; a regular expression), both endpoints
     impl("grammar"), impl("regex"),
     impl("logit_bias"),

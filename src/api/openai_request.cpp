@@ -206,6 +206,8 @@ std::variant<OpenAiRequest, ApiError> parse_openai_request(Endpoint endpoint, st
   if (auto v = f.boolean("stream")) r.stream = *v;
   if (auto v = f.boolean("echo"); v && !chat) r.echo = *v;  // chat: only false (openai_fields.cpp)
   if (auto v = f.boolean("ignore_eos")) r.ignore_eos = *v;
+  if (auto v = f.number("slo_ttft_ms", 0, 3.6e6)) r.slo_ttft_ms = *v;
+  if (auto v = f.number("slo_tpot_ms", 0, 3.6e6)) r.slo_tpot_ms = *v;
   if (auto v = f.string("user")) r.user = *v;
 
   if (const json* so = f.get("stream_options"); so && !f.failed()) {

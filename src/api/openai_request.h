@@ -64,6 +64,8 @@ struct OpenAiRequest {
   int top_logprobs = -1;              // -1: no logprobs; else alternatives per token (0..20)
   bool echo = false;                  // completions: the prompt text precedes the completion
   bool ignore_eos = false;            // vLLM extension
+  // tern's latency targets for this request (milliseconds), tightening the server's --slo-* defaults.
+  std::optional<double> slo_ttft_ms, slo_tpot_ms;
   std::string user;
   ToolFields tools;                   // chat only
   ConstraintSpec constraint;          // response_format (chat), grammar, regex

@@ -45,6 +45,10 @@ struct ServerOptions {
   double shutdown_grace_s = 30;      // SIGTERM: in-flight requests may finish this long, then are cancelled
   std::vector<int32_t> eos_ids;      // end generation on these (EOS, end-of-turn tokens)
   int64_t model_vocab = 0;           // the model's logits width (grammar masks); 0: the tokenizer's
+  // Latency targets: the engine runs the slo scheduling policy (requests may then set slo_ttft_ms /
+  // slo_tpot_ms), with these defaults in seconds (0: none).
+  bool slo_scheduling = false;
+  double slo_ttft_s = 0, slo_tpot_s = 0;
 };
 
 class ApiServer {

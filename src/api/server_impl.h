@@ -28,6 +28,7 @@ namespace tern::api {
 struct ServerCounters {
   std::atomic<int64_t> http_requests{0};
   std::atomic<int64_t> rejected_queue_full{0};
+  std::atomic<int64_t> rejected_slo{0};  // 429: the TTFT target could not be met given the queue
   std::atomic<int64_t> client_disconnects{0};
   std::atomic<int64_t> completed{0};
   std::atomic<int64_t> refused_origin{0};

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -92,9 +93,26 @@ class EngineImpl final : public Engine {
 
   void publish() {
     EngineMetrics m = core_->metrics();
+    std::optional<SloQueue> q = core_->slo_queue();
     std::lock_guard lk(metrics_mu_);
     published_ = std::move(m);
     published_at_ = EngineClock::now();
+    slo_queue_ = std::move(q);
+  }
+
+  std::optional<double> slo_retry_after(const EngineRequest& r) const override {
+    if (r.slo_ttft_s <= 0) return std::nullopt;
+    int64_t inbox_tokens = 0;  // added, not yet in the core's queue: ahead of this one
+    {
+      std::lock_guard lk(mu_);
+      for (const Pending& p : inbox_) inbox_tokens += int64_t(p.request.prompt.size());
+    }
+    std::lock_guard lk(metrics_mu_);
+    if (!slo_queue_) return std::nullopt;
+    const double now = clock_seconds(EngineClock::now());
+    const double ttft = predict_ttft_s(*slo_queue_, int64_t(r.prompt.size()), now + r.slo_ttft_s, now, inbox_tokens);
+    if (ttft < 0 || ttft <= r.slo_ttft_s) return std::nullopt;
+    return std::max(1.0, std::ceil(ttft - r.slo_ttft_s));
   }
 
   void loop() {
@@ -143,6 +161,7 @@ class EngineImpl final : public Engine {
 
   mutable std::mutex metrics_mu_;
   EngineMetrics published_;
+  std::optional<SloQueue> slo_queue_;  // under the slo policy: what admission prices
   EngineClock::time_point published_at_;
 
   std::mutex join_mu_;
@@ -166,6 +185,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<ModelRunner> runn
   cfg.scheduler.max_running = options.max_running;
   cfg.scheduler.watermark_blocks = plan.num_blocks / 100;  // 1%, as vLLM: admissions keep room for decodes
   cfg.speculative = options.speculative;
+  cfg.policy = options.policy;
   TERN_ASSIGN_OR_RETURN(auto core, EngineCore::create(*runner, tokenizer, cfg, drafter.get()));
   return std::unique_ptr<Engine>(new EngineImpl(std::move(runner), std::move(drafter), std::move(core)));
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ struct EngineOptions {
   int64_t max_running = 256;       // sequences in flight at once
   bool prefix_caching = true;
   SpeculativeConfig speculative;   // method none: no speculative decoding
+  std::string policy = "priority"; // scheduling: "priority" (FCFS among equals), "fcfs", or "slo" (slo_policy.h)
 };
 
 struct EngineRequest {
@@ -43,6 +45,10 @@ struct EngineRequest {
   // Constrained decoding (structured output): only tokens the grammar allows are sampled, EOS only where it can
   // end, and the request finishes with "stop" once the grammar must end. Null: unconstrained.
   std::shared_ptr<const Grammar> grammar;
+  // Latency targets (0: none), used by the "slo" scheduling policy: time to first token, and time per
+  // output token after it.
+  double slo_ttft_s = 0;
+  double slo_tpot_s = 0;
 };
 
 struct TokenLogprob {
@@ -105,6 +111,13 @@ class Engine {
   // Frees the request's blocks at once; its callback gets a last event with kCancelled. Unknown ids are ignored.
   virtual void cancel(RequestId id) = 0;
   virtual EngineMetrics metrics() const = 0;
+  // Under the "slo" policy: when the request's TTFT target cannot be met given the queue, the seconds
+  // after which a retry may fare better (admission refuses rather than accepts and misses); otherwise
+  // nullopt. Advisory: add() does not check it.
+  virtual std::optional<double> slo_retry_after(const EngineRequest& request) const {
+    (void)request;
+    return std::nullopt;
+  }
   // Stops accepting; finishes (or, with cancel_in_flight, cancels) what is in flight; joins the thread.
   virtual void shutdown(bool cancel_in_flight) = 0;
 };

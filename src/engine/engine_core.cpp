@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "engine/ngram_drafter.h"
 
@@ -12,7 +13,9 @@ namespace tern {
 
 namespace {
 constexpr int kMaxTopLogprobs = 20;  // as OpenAI's API and vLLM's default max_logprobs
-}
+}  // namespace
+
+double clock_seconds(EngineClock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
 
 Result<std::unique_ptr<EngineCore>> EngineCore::create(ModelRunner& runner, const Tokenizer* tokenizer,
                                                        const EngineCoreConfig& config, Drafter* drafter) {
@@ -54,6 +57,11 @@ EngineCore::EngineCore(ModelRunner& runner, const Tokenizer* tokenizer, const En
 Status EngineCore::validate(const EngineRequest& r) const {
   TERN_RETURN_IF_ERROR(r.sampling.validate());
   if (r.prompt.empty()) return Status::error("the prompt is empty (no tokens)");
+  for (const double t : {r.slo_ttft_s, r.slo_tpot_s}) {
+    if (!(t >= 0) || !std::isfinite(t)) return Status::error(fmt::format("latency target {} s must be >= 0 and finite", t));
+  }
+  if ((r.slo_ttft_s > 0 || r.slo_tpot_s > 0) && config_.policy != "slo")
+    return Status::error("latency targets need the slo scheduling policy (this engine runs " + config_.policy + ")");
   for (size_t i = 0; i < r.prompt.size(); ++i) {
     if (r.prompt[i] < 0 || r.prompt[i] >= vocab_)
       return Status::error(fmt::format("prompt token {} (id {}) is outside the vocabulary of {}", i, r.prompt[i], vocab_));
@@ -85,8 +93,11 @@ Status EngineCore::add(RequestId id, EngineRequest request, OutputCallback on_ou
   TERN_RETURN_IF_ERROR(validate(request));
   if (requests_.count(id)) return Status::error(fmt::format("request id {} is already in use", id));
   const int64_t max_new = std::min(request.max_new_tokens, runner_.max_context() - int64_t(request.prompt.size()));
+  const double ttft = request.slo_ttft_s, tpot = request.slo_tpot_s;
   auto r = std::make_unique<RequestState>(id, std::move(request), std::move(on_output), tokenizer_, vocab_, max_new,
                                           next_arrival_++);
+  if (ttft > 0) r->seq.ttft_deadline_s = clock_seconds(r->arrived) + ttft;
+  r->seq.tpot_target_s = tpot;
   if (max_new == 0) {
     finish_now_.push_back(id);
   } else {
@@ -148,7 +159,7 @@ void EngineCore::step() {
   }
 
   if (drafter_) propose_drafts();
-  const SchedulerStep step = scheduler_.schedule();
+  const SchedulerStep step = scheduler_.schedule(clock_seconds(EngineClock::now()));
   if (drafter_) drop_unscheduled_drafts();
   for (const auto& a : step.admitted) {
     RequestState& r = *requests_.at(a.seq->id);
@@ -176,11 +187,13 @@ void EngineCore::step() {
     if (!c.seq->decoding()) prompt_tokens += c.n_tokens;
   }
   logits_.resize(size_t(n_logits * vocab_));
+  const auto forward_start = EngineClock::now();
   const Status st = runner_.forward(batch_, logits_.data());
   if (!st.is_ok()) {
     fail_step(step, st.message());
     return;
   }
+  scheduler_.observe_step(step.num_tokens, std::chrono::duration<double>(EngineClock::now() - forward_start).count());
   scheduler_.complete(step);
 
   int64_t row = 0, generated = 0;
@@ -209,6 +222,12 @@ void EngineCore::step() {
     }
   }
   metrics_.add_step(EngineClock::now(), prompt_tokens, generated);
+}
+
+std::optional<SloQueue> EngineCore::slo_queue() const {
+  const auto* slo = dynamic_cast<const SloPolicy*>(&scheduler_.policy());
+  if (!slo) return std::nullopt;
+  return slo_queue_of(*slo, scheduler_);
 }
 
 EngineMetrics EngineCore::metrics() const {

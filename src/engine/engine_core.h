@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,15 +17,19 @@
 #include "engine/metrics_recorder.h"
 #include "engine/request_state.h"
 #include "engine/scheduler.h"
+#include "engine/slo_policy.h"
 
 namespace tern {
+
+// The engine's steady clock in seconds: the time base of latency deadlines.
+double clock_seconds(EngineClock::time_point t);
 
 struct EngineCoreConfig {
   int64_t num_blocks = 0;
   int block_size = 16;
   bool prefix_caching = true;
   SchedulerConfig scheduler;
-  std::string policy = "priority";  // "priority" (FCFS among equal priorities) or "fcfs"
+  std::string policy = "priority";  // "priority" (FCFS among equal priorities), "fcfs" or "slo"
   SpeculativeConfig speculative;
 };
 
@@ -55,6 +60,8 @@ class EngineCore {
   EngineMetrics metrics() const;
   // The last step's batch size in tokens (tests: the budget).
   int64_t last_step_tokens() const { return last_step_tokens_; }
+  // Under the "slo" policy, the queue admission prices (slo_policy.h); null under the others.
+  std::optional<SloQueue> slo_queue() const;
 
  private:
   EngineCore(ModelRunner& runner, const Tokenizer* tokenizer, const EngineCoreConfig& config,

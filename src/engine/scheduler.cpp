@@ -67,10 +67,11 @@ bool Scheduler::reserve(Sequence* seq, int64_t n, SchedulerStep* step, int64_t* 
   return true;
 }
 
-SchedulerStep Scheduler::schedule() {
+SchedulerStep Scheduler::schedule(double now_s) {
   SchedulerStep step;
+  policy_->begin_step(now_s);
   sort_queues();
-  int64_t budget = config_.max_step_tokens;
+  int64_t budget = policy_->step_budget(running_, config_.max_step_tokens);
 
   // (1) decodes, (2) prompt chunks of running sequences; both in policy order. A preemption may
   // remove a sequence later in the order (or already given tokens): the copy keeps iteration valid.

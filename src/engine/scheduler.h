@@ -49,7 +49,10 @@ class Scheduler {
 
   void add(Sequence* seq);     // joins the waiting queue (seq outlives its time in the scheduler)
   void remove(Sequence* seq);  // finished or cancelled: leaves the queues, its blocks are released
-  SchedulerStep schedule();
+  // now_s: the engine's steady clock in seconds (policies with deadlines use it).
+  SchedulerStep schedule(double now_s = 0);
+  // The forward pass of a step took this long (the policy's cost model learns from it).
+  void observe_step(int64_t tokens, double seconds) { policy_->observe_step(tokens, seconds); }
   // The step's forward pass succeeded: advance num_computed and register newly full blocks (of
   // verified tokens only: drafts never reach the prefix cache).
   void complete(const SchedulerStep& step);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/slo_policy.h"
+
 namespace tern {
 
 const Sequence* SchedulingPolicy::victim(const std::vector<Sequence*>& running) const {
@@ -15,7 +17,8 @@ const Sequence* SchedulingPolicy::victim(const std::vector<Sequence*>& running) 
 Result<std::unique_ptr<SchedulingPolicy>> make_scheduling_policy(const std::string& name) {
   if (name == "fcfs") return std::unique_ptr<SchedulingPolicy>(new FcfsPolicy());
   if (name == "priority") return std::unique_ptr<SchedulingPolicy>(new PriorityPolicy());
-  return Status::error(fmt::format("unknown scheduling policy '{}' (expected fcfs or priority)", name));
+  if (name == "slo") return std::unique_ptr<SchedulingPolicy>(new SloPolicy());
+  return Status::error(fmt::format("unknown scheduling policy '{}' (expected fcfs, priority or slo)", name));
 }
 
 }  // namespace tern

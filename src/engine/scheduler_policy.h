@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,11 +27,16 @@ struct Sequence {
   // Speculative drafts at the end of tokens, for the step being built only: the engine appends them
   // before scheduling and takes them off after verification (they are never prompt or output).
   int64_t num_draft = 0;
+  // Latency targets (the SLO policy's; others ignore them): when the first token is due, in seconds of
+  // the engine's steady clock (infinity: no target), and the time per output token after it (0: none).
+  double ttft_deadline_s = std::numeric_limits<double>::infinity();
+  double tpot_target_s = 0;
 
   int64_t known() const { return int64_t(tokens.size()); }
   int64_t pending() const { return known() - num_computed; }  // tokens still to run through the model
   int64_t verified() const { return known() - num_draft; }     // tokens without the drafts
   bool decoding() const { return pending() - num_draft == 1 && verified() > prompt_len; }
+  bool has_output() const { return verified() > prompt_len; }  // its first token is out
   // Takes the last n drafts off (n <= num_draft).
   void drop_drafts(int64_t n) {
     tokens.resize(tokens.size() - size_t(n));
@@ -46,6 +52,18 @@ class SchedulingPolicy {
   virtual bool before(const Sequence& a, const Sequence& b) const = 0;
   // Preemption victim among the running sequences: by default the one served last.
   virtual const Sequence* victim(const std::vector<Sequence*>& running) const;
+  // Called by the scheduler before it orders its queues (now_s: the engine's steady clock, seconds).
+  virtual void begin_step(double now_s) { (void)now_s; }
+  // The step's token budget given what runs (at most max_tokens, at least one token per decode).
+  virtual int64_t step_budget(const std::vector<Sequence*>& running, int64_t max_tokens) const {
+    (void)running;
+    return max_tokens;
+  }
+  // A finished forward pass: its batch in tokens and its wall time (the SLO policy's cost model learns it).
+  virtual void observe_step(int64_t tokens, double seconds) {
+    (void)tokens;
+    (void)seconds;
+  }
 };
 
 // First come, first served: arrival order only.
@@ -66,6 +84,7 @@ class PriorityPolicy final : public SchedulingPolicy {
   }
 };
 
-Result<std::unique_ptr<SchedulingPolicy>> make_scheduling_policy(const std::string& name);  // "fcfs", "priority"
+// "fcfs", "priority", or "slo" (slo_policy.h).
+Result<std::unique_ptr<SchedulingPolicy>> make_scheduling_policy(const std::string& name);
 
 }  // namespace tern

@@ -22,6 +22,11 @@ nlohmann::json level_json(const LevelResult& r) {
                       {"itl_ms", pct(r.itl_ms)},
                       {"e2e_ms", pct(r.e2e_ms)}};
   if (!r.first_error.empty()) j["first_error"] = r.first_error;
+  if (r.has_goodput) {
+    j["good"] = r.good;
+    j["refused"] = r.refused;
+    j["goodput_requests_per_s"] = r.goodput_per_s;
+  }
   return j;
 }
 
@@ -35,6 +40,10 @@ std::string level_table(const std::vector<LevelResult>& results) {
     s += fmt::format("{:>5} {:>6} {:>5} {:>9.1f} {:>7.2f} | {} | {} | {}\n", r.concurrency, r.completed, r.failed,
                      r.output_tok_per_s, r.requests_per_s, three(r.ttft_ms, 27), three(r.itl_ms, 24),
                      three(r.e2e_ms, 27));
+    if (r.has_goodput) {
+      s += fmt::format("      goodput: {} of {} requests met both targets ({:.2f}/s); {} refused (429)\n", r.good,
+                       r.completed + r.failed, r.goodput_per_s, r.refused);
+    }
   }
   return s;
 }

@@ -17,6 +17,11 @@ struct LevelResult {
   int64_t output_tokens = 0;
   double output_tok_per_s = 0, requests_per_s = 0;
   std::vector<double> ttft_ms, itl_ms, e2e_ms;  // p50, p90, p99
+  // With latency targets (--goodput-*): requests that met both (TTFT, and mean time per output token after
+  // the first), per second of the run; refused = 429 answers (counted in failed too).
+  bool has_goodput = false;
+  int64_t good = 0, refused = 0;
+  double goodput_per_s = 0;
 };
 
 nlohmann::json level_json(const LevelResult& r);

@@ -34,6 +34,10 @@ struct BenchServeOptions {
   int64_t prompt_tokens = 256, output_tokens = 128;
   std::string requests;  // per level: one number for all, or one per level; "": max(4 x concurrency, 8)
   double rate = 0;       // requests/s; 0: as fast as the concurrency allows
+  int64_t burst = 0;     // > 0: arrivals in bursts of this many (Poisson at --rate within), --burst-gap apart
+  double burst_gap_s = 0;
+  int64_t prompt_tokens_max = 0;       // > prompt_tokens: lengths drawn uniformly in [prompt_tokens, this]
+  double goodput_ttft_ms = 0, goodput_tpot_ms = 0;  // > 0: count the requests that meet the targets
   int64_t vocab_lo = 1000, vocab_hi = 5000;  // prompt ids drawn from here (ids every tokenizer of note has)
   uint64_t seed = 1;
   bool json_out = false;
@@ -42,6 +46,7 @@ struct BenchServeOptions {
 
 struct RequestSample {
   bool ok = false;
+  int status = 0;  // HTTP status (0: no answer)
   std::string error;
   double ttft_s = 0, e2e_s = 0;
   std::vector<double> itl_s;
@@ -112,7 +117,7 @@ RequestSample run_one(httplib::Client& cli, const BenchServeOptions& o, const st
   s.e2e_s = ms_since(t0, Clock::now());
   if (!res) {
     s.error = "HTTP error: " + httplib::to_string(res.error());
-  } else if (res->status != 200) {
+  } else if (s.status = res->status; res->status != 200) {
     s.error = "HTTP " + std::to_string(res->status) + ": " + res->body.substr(0, 200);
   } else if (s.error.empty() && chunks > 0) {
     s.ok = true;
@@ -130,13 +135,17 @@ LevelResult run_level(const BenchServeOptions& o, int concurrency, int64_t n) {
   double t = 0;
   std::exponential_distribution<double> gap(o.rate > 0 ? o.rate : 1.0);
   for (int64_t i = 0; i < n; ++i) {
-    std::vector<int32_t> ids(size_t(o.prompt_tokens));
+    const int64_t len = o.prompt_tokens_max > o.prompt_tokens
+                            ? o.prompt_tokens + int64_t(rng() % uint64_t(o.prompt_tokens_max - o.prompt_tokens + 1))
+                            : o.prompt_tokens;
+    std::vector<int32_t> ids(static_cast<size_t>(len));
     for (auto& id : ids) id = int32_t(o.vocab_lo + int64_t(rng() % uint64_t(o.vocab_hi - o.vocab_lo)));
     json b = {{"model", o.model},   {"prompt", ids},     {"max_tokens", o.output_tokens}, {"stream", true},
               {"ignore_eos", true}, {"temperature", 0.0}, {"stream_options", {{"include_usage", true}}}};
     bodies.push_back(b.dump());
     start_at.push_back(t);
     if (o.rate > 0) t += gap(rng);
+    if (o.burst > 0 && (i + 1) % o.burst == 0) t += o.burst_gap_s;
   }
   std::vector<RequestSample> samples(static_cast<size_t>(n));
   std::atomic<int64_t> next{0};
@@ -162,7 +171,15 @@ LevelResult run_level(const BenchServeOptions& o, int concurrency, int64_t n) {
   r.concurrency = concurrency;
   std::vector<double> ttft, itl, e2e;
   int64_t tokens = 0;
+  r.has_goodput = o.goodput_ttft_ms > 0 || o.goodput_tpot_ms > 0;
   for (const auto& s : samples) {
+    r.refused += s.status == 429 ? 1 : 0;
+    if (s.ok && r.has_goodput) {
+      const double tpot_ms = s.output_tokens > 1 ? (s.e2e_s - s.ttft_s) * 1e3 / double(s.output_tokens - 1) : 0;
+      const bool ttft_ok = o.goodput_ttft_ms <= 0 || s.ttft_s * 1e3 <= o.goodput_ttft_ms;
+      const bool tpot_ok = o.goodput_tpot_ms <= 0 || tpot_ms <= o.goodput_tpot_ms;
+      r.good += ttft_ok && tpot_ok ? 1 : 0;
+    }
     if (!s.ok) {
       r.failed++;
       if (r.first_error.empty()) r.first_error = s.error;
@@ -178,6 +195,7 @@ LevelResult run_level(const BenchServeOptions& o, int concurrency, int64_t n) {
   r.output_tokens = tokens;
   r.output_tok_per_s = wall > 0 ? double(tokens) / wall : 0;
   r.requests_per_s = wall > 0 ? double(r.completed) / wall : 0;
+  r.goodput_per_s = wall > 0 ? double(r.good) / wall : 0;
   for (double p : {50.0, 90.0, 99.0}) {
     r.ttft_ms.push_back(percentile(ttft, p));
     r.itl_ms.push_back(percentile(itl, p));
@@ -270,6 +288,17 @@ void register_bench_serve(CLI::App& app) {
                   "requests per level: one count, or one per level (e.g. 4,8,16,64); default max(8, 4 x concurrency)");
   cmd->add_option("--rate", o->rate, "requests per second, Poisson arrivals (default: closed loop)")->check(CLI::Range(0.0, 1e6));
   cmd->add_option("--seed", o->seed, "seed of prompts and arrivals");
+  cmd->add_option("--prompt-tokens-max", o->prompt_tokens_max,
+                  "draw each prompt's length uniformly in [--prompt-tokens, this]")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  cmd->add_option("--burst", o->burst, "arrivals in bursts of this many requests (Poisson at --rate within a burst)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  cmd->add_option("--burst-gap", o->burst_gap_s, "seconds of quiet between bursts")->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--goodput-ttft-ms", o->goodput_ttft_ms, "goodput: a request must get its first token within this")
+      ->check(CLI::Range(0.0, 3.6e6));
+  cmd->add_option("--goodput-tpot-ms", o->goodput_tpot_ms,
+                  "goodput: and its later tokens within this on average (refused requests never count)")
+      ->check(CLI::Range(0.0, 3.6e6));
   cmd->add_flag("--json", o->json_out, "one JSON object on stdout");
   cmd->add_option("--plot", o->plot, "write an SVG of latency vs throughput across the sweep");
   cmd->callback([o] { bench_serve(*o); });

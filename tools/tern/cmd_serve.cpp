@@ -46,6 +46,8 @@ struct ServeOptions {
   double shutdown_grace_s = 30;
   double kv_memory_mb = 0;  // 0: the planner's default for this machine
   int64_t max_running = 256;
+  std::string scheduling_policy;  // "": slo when a latency target is set, else priority
+  double slo_ttft_ms = 0, slo_tpot_ms = 0;
   KvDType kv_dtype = KvDType::BF16;  // the engine's default
   bool fake_engine = false;
   double fake_steps_per_s = 200;
@@ -74,6 +76,9 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
   eo.kv_memory_bytes = size_t(o.kv_memory_mb * 1024 * 1024);
   eo.max_running = std::max<int64_t>(1, std::min<int64_t>(o.max_running, o.max_queue));
   eo.kv_dtype = o.kv_dtype;
+  const bool slo = o.slo_ttft_ms > 0 || o.slo_tpot_ms > 0;
+  eo.policy = o.scheduling_policy.empty() ? (slo ? "slo" : "priority") : o.scheduling_policy;
+  if (slo && eo.policy != "slo") fail("--slo-ttft-ms / --slo-tpot-ms need --scheduling-policy slo (got " + eo.policy + ")");
   EngineStack s;
   if (o.fake_engine) {
     // The real engine (scheduler, paged KV, prefix cache) over a weightless runner: HTTP and engine
@@ -138,6 +143,9 @@ void serve(const ServeOptions& o) {
   if (so.model_names[0].empty()) so.model_names[0] = std::filesystem::path(o.model).parent_path().filename().string();
   so.max_context = config.max_position_embeddings > 0 ? config.max_position_embeddings : 2048;
   so.max_queue = o.max_queue;
+  so.slo_scheduling = o.slo_ttft_ms > 0 || o.slo_tpot_ms > 0 || o.scheduling_policy == "slo";
+  so.slo_ttft_s = o.slo_ttft_ms / 1e3;
+  so.slo_tpot_s = o.slo_tpot_ms / 1e3;
   so.http_threads = o.http_threads;
   so.max_body_bytes = size_t(o.max_body_mb * 1024 * 1024);
   so.max_header_bytes = size_t(o.max_header_kb * 1024);
@@ -235,6 +243,16 @@ void register_serve(CLI::App& app) {
       ->check(CLI::Range(0.0, 1e9));
   cmd->add_option("--max-running", o->max_running, "sequences the engine runs at once")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  cmd->add_option("--scheduling-policy", o->scheduling_policy,
+                  "fcfs, priority, or slo (deadline-slack order, step budgets that keep the TPOT target, admission "
+                  "that refuses what cannot meet its TTFT target; default with --slo-*: slo, else priority)")
+      ->check(CLI::IsMember({"fcfs", "priority", "slo"}));
+  cmd->add_option("--slo-ttft-ms", o->slo_ttft_ms, "time-to-first-token target of every request (a request may tighten "
+                                                   "it with slo_ttft_ms); 0: none")
+      ->check(CLI::Range(0.0, 3.6e6));
+  cmd->add_option("--slo-tpot-ms", o->slo_tpot_ms, "time-per-output-token target (a request may tighten it with "
+                                                   "slo_tpot_ms); 0: none")
+      ->check(CLI::Range(0.0, 3.6e6));
   add_kv_dtype_option(*cmd, o->kv_dtype);
   cmd->add_flag("--test-fake-engine", o->fake_engine,
                 "TESTS ONLY: the engine over a weightless fake model runner (no model compute)");
