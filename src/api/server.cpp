@@ -198,6 +198,10 @@ void ApiServer::Impl::route(HttpRequest& req, const XPtr& x) {
     if (draining) return x->respond(json_response(503, R"({"status":"shutting down"})"));
     return x->respond(json_response(200, R"({"status":"ok"})"));
   }
+  if (opt.webui && (p == "/" || p == "/index.html")) {
+    if (!get) return wrong_method("GET");
+    return handle_webui(req, x);
+  }
   if (p == "/metrics") {
     if (!get) return wrong_method("GET");
     HttpResponse r = json_response(200, metrics_text());

@@ -45,6 +45,7 @@ struct ServerOptions {
   double shutdown_grace_s = 30;      // SIGTERM: in-flight requests may finish this long, then are cancelled
   std::vector<int32_t> eos_ids;      // end generation on these (EOS, end-of-turn tokens)
   int64_t model_vocab = 0;           // the model's logits width (grammar masks); 0: the tokenizer's
+  bool webui = true;                 // GET / answers the web page (chat + dashboard); false: 404
 };
 
 class ApiServer {
