@@ -116,7 +116,13 @@ async function chatChecks(page, model) {
     (await page.locator('[data-testid="message-assistant"].streaming').count()) === 0 &&
     /tokens/.test((await lastAnswer(page).textContent()) || ''));
   if (shots) {
-    await page.locator('[data-testid="conversation"] button', { hasText: 'Once upon a time' }).first().click();
+    // A second turn, longer, for the picture.
+    await testid(page, 'max_tokens').fill('120');
+    await testid(page, 'chat-input').fill('And how does the kernel use it?');
+    await testid(page, 'send').click();
+    await waitFor('a second complete answer', async () =>
+      (await testid(page, 'message-assistant').count()) === 2 &&
+      (await page.locator('[data-testid="message-assistant"].streaming').count()) === 0);
     await page.screenshot({ path: path.join(shots, 'webui-chat.png') });
   }
 
@@ -228,7 +234,7 @@ try {
     const model = models.data[0].id;
     await waitFor('the page shows the model name', async () => (await testid(page, 'model-name').textContent()) === model);
     await chatChecks(page, model);
-    if (shots) await page.setViewportSize({ width: 1280, height: 1500 });
+    if (shots) await page.setViewportSize({ width: 1280, height: 1320 });
     await dashboardChecks(page, model);
   }
   check(problems.length === 0, 'no page errors, CSP violations or console errors' + (problems.length ? ':\n' + problems.join('\n') : ''));
