@@ -1,5 +1,7 @@
 // GET / (and /index.html): the web page (chat + dashboard, webui/). The page itself needs no key: every
 // API call it makes carries the key the user types in, so it is safe to answer without one.
+#include <cctype>
+#include <string>
 #include <string_view>
 
 #include "api/server_impl.h"
@@ -8,13 +10,14 @@
 namespace tern::api {
 namespace {
 
-// Whether Accept-Encoding allows gzip ("gzip", "x-gzip" or "*", not with q=0).
-bool accepts_gzip(std::string_view accept) {
+// Whether Accept-Encoding allows gzip ("gzip", "x-gzip" or "*", any case, not with q=0).
+bool accepts_gzip(std::string accept) {
+  for (char& c : accept) c = char(std::tolower(static_cast<unsigned char>(c)));
   size_t at = 0;
   while (at <= accept.size()) {
     size_t end = accept.find(',', at);
     if (end == std::string_view::npos) end = accept.size();
-    std::string_view item = accept.substr(at, end - at);
+    std::string_view item = std::string_view(accept).substr(at, end - at);
     at = end + 1;
     const size_t semi = item.find(';');
     std::string_view coding = item.substr(0, semi);

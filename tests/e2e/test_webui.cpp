@@ -50,6 +50,11 @@ TEST(WebUi, ServesThePageGzippedOrPlain) {
   EXPECT_EQ(uint8_t(gz->body[1]), 0x8b);
   EXPECT_LT(gz->body.size(), plain->body.size() / 2);
 
+  auto upper = c.Get("/", {{"Accept-Encoding", "identity;q=0.5, GZIP;q=0.8"}});
+  ASSERT_TRUE(upper);
+  EXPECT_EQ(header_of(upper, "Content-Encoding"), "gzip");
+  EXPECT_EQ(upper->body, gz->body);
+
   auto refused = c.Get("/", {{"Accept-Encoding", "gzip;q=0, identity"}});
   ASSERT_TRUE(refused);
   EXPECT_EQ(header_of(refused, "Content-Encoding"), "");
