@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "serve_engine_args.h"
 #include "serve_npm_util.h"
@@ -92,6 +93,27 @@ TEST(WebUi, NoWebuiAnswers404) {
   auto health = c.Get("/health");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
+}
+
+// The dashboard's reading of /metrics (webui/src/metrics.js), in node, on this server's own text.
+TEST(WebUi, DashboardReadsTheServersMetrics) {
+  if (!on_path("node")) GTEST_SKIP() << "node not on PATH: webui/test/metrics_check.mjs is not run";
+  ServerProcess server(kFake);
+  ASSERT_GT(server.port(), 0) << server.log();
+  auto c = server.client();
+  auto done = c.Post("/v1/completions", R"({"model":"docs-llama-28m","prompt":"hi","max_tokens":5})", "application/json");
+  ASSERT_TRUE(done);
+  ASSERT_EQ(done->status, 200) << done->body;
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  TempDir dir;
+  {
+    std::ofstream(dir.file("metrics.txt")) << metrics->body;
+  }
+  const std::string cmd = "node '" + std::string(TERN_SOURCE_DIR) + "/webui/test/metrics_check.mjs' '" +
+                          dir.file("metrics.txt") + "' >'" + dir.file("out") + "' 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << slurp_file(dir.file("out")) << "\n/metrics:\n" << metrics->body;
+  EXPECT_NE(slurp_file(dir.file("out")).find("ALL OK"), std::string::npos) << slurp_file(dir.file("out"));
 }
 
 // Chromium as Debian installs it ("" when absent).
