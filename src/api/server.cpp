@@ -1,5 +1,5 @@
 // ApiServer: the front's options, the guards every request passes (Host, Origin, API key), routes,
-// and shutdown. Endpoints live in endpoints.cpp and generate.cpp.
+// and shutdown. Endpoints live in endpoints.cpp, generate.cpp and webui_route.cpp (/).
 #include "api/server.h"
 
 #include <chrono>
