@@ -1,5 +1,5 @@
 // ApiServer: the front's options, the guards every request passes (Host, Origin, API key), routes,
-// and shutdown. Endpoints live in endpoints.cpp and generate.cpp.
+// and shutdown. Endpoints live in endpoints.cpp, generate.cpp and webui_route.cpp (/).
 #include "api/server.h"
 
 #include <chrono>
@@ -205,6 +205,10 @@ void ApiServer::Impl::route(HttpRequest& req, const XPtr& x) {
     if (!get) return wrong_method("GET");
     if (draining) return x->respond(json_response(503, R"({"status":"shutting down"})"));
     return x->respond(json_response(200, R"({"status":"ok"})"));
+  }
+  if (opt.webui && (p == "/" || p == "/index.html")) {
+    if (!get) return wrong_method("GET");
+    return handle_webui(req, x);
   }
   if (p == "/metrics") {
     if (!get) return wrong_method("GET");

@@ -1,6 +1,6 @@
 // The OpenAI-compatible HTTP server: /v1/completions, /v1/chat/completions (streaming or not),
-// /v1/models, /health, /metrics, /tokenize, /detokenize, on top of an Engine. It owns no model: the
-// caller passes the engine, the tokenizer and the chat template.
+// /v1/models, /health, /metrics, /tokenize, /detokenize and / (the web page), on top of an Engine. It
+// owns no model: the caller passes the engine, the tokenizer and the chat template.
 //
 // Threads: one I/O thread (the caller of run()) owns every connection (http_front.h); handlers run on
 // a few worker threads; a generating request registers with the engine and its events wake a worker
@@ -49,6 +49,7 @@ struct ServerOptions {
   // slo_tpot_ms), with these defaults in seconds (0: none).
   bool slo_scheduling = false;
   double slo_ttft_s = 0, slo_tpot_s = 0;
+  bool webui = true;                 // GET / answers the web page (chat + dashboard); false: 404
 };
 
 class ApiServer {

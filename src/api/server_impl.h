@@ -89,6 +89,7 @@ struct ApiServer::Impl {
   void handle_tokenize(const HttpRequest& req, const XPtr& x);
   void handle_detokenize(const HttpRequest& req, const XPtr& x);
   void handle_models(const HttpRequest& req, const XPtr& x);
+  void handle_webui(const HttpRequest& req, const XPtr& x);  // webui_route.cpp
   std::string metrics_text() const;
   bool model_known(const std::string& name) const;
   // The chat template applied to validated messages, tokenized (the template writes any BOS itself).

@@ -43,6 +43,7 @@ struct ServeOptions {
   int max_connections = 10000;
   std::vector<std::string> cors_origins, allowed_hosts;
   bool metrics_public = false;
+  bool no_webui = false;
   double shutdown_grace_s = 30;
   double kv_memory_mb = 0;  // 0: the planner's default for this machine
   int64_t max_running = 256;
@@ -136,6 +137,7 @@ void serve(const ServeOptions& o) {
   so.port = o.port;
   so.api_key = o.api_key;
   so.metrics_public = o.metrics_public;
+  so.webui = !o.no_webui;
   so.cors_origins = o.cors_origins;
   so.allowed_hosts = o.allowed_hosts;
   so.model_names = o.served_names;
@@ -213,6 +215,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--api-key", o->api_key,
                   "require Authorization: Bearer <key> on /v1/*, /tokenize, /detokenize and /metrics");
   cmd->add_flag("--metrics-public", o->metrics_public, "with --api-key: /metrics answers without the key");
+  cmd->add_flag("--no-webui", o->no_webui, "GET / answers 404 instead of the web page (chat + dashboard)");
   cmd->add_option("--cors-origin", o->cors_origins,
                   "browser Origin allowed to call the API cross-site (repeatable; \"*\": any); others get 403");
   cmd->add_option("--allowed-host", o->allowed_hosts,
