@@ -86,7 +86,7 @@ TEST(RouterFault, AReplicaKilledMidLoadLosesNoRequest) {
       EXPECT_EQ(o.served_by, victim) << "a stream was cut on a replica that did not fail";
       cut++;
     } else {
-      EXPECT_EQ(b.find("\"error\""), std::string::npos) << b;
+      EXPECT_EQ(b.find("data: {\"error\""), std::string::npos) << b;
       streams_ok++;
     }
   }

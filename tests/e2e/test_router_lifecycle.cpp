@@ -80,7 +80,7 @@ TEST(RouterLifecycle, SigtermDrainsInFlightStreamsAndExitsZero) {
   close(fd);
   const HttpResult r = parse_http(raw);
   EXPECT_TRUE(r.complete) << raw;
-  EXPECT_EQ(r.body.find("\"error\""), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("data: {\"error\""), std::string::npos) << r.body;
   ASSERT_GE(r.body.size(), 14u);
   EXPECT_EQ(r.body.substr(r.body.size() - 14), "data: [DONE]\n\n");
   EXPECT_EQ(router->wait_exit(60), 0) << router->log();

@@ -27,7 +27,7 @@ TEST(RouterHashRing, WalkVisitsEveryReplicaOnceAndIsStable) {
     EXPECT_EQ(std::set<int>(w.begin(), w.end()).size(), 5u);
     EXPECT_EQ(w, HashRing(urls(5)).walk(h));  // the same ring from the same names
   }
-  EXPECT_TRUE(HashRing({}).walk(7).empty());
+  EXPECT_TRUE(HashRing(std::vector<std::string>{}).walk(7).empty());
 }
 
 TEST(RouterHashRing, KeysSpreadOverReplicas) {
