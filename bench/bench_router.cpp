@@ -96,6 +96,17 @@ double metric(const std::string& text, const std::string& name) {
   return -1;
 }
 
+// The sum of a labelled series over its labels.
+double metric_sum(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string line;
+  double sum = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + "{", 0) == 0) sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
 std::string get_metrics(int port) {
   httplib::Client c("127.0.0.1", port);
   auto r = c.Get("/metrics");
@@ -154,7 +165,7 @@ void overhead() {
 // ---- affinity ----
 
 struct AffinityResult {
-  double hit_rate = 0, mean_ttft_ms = 0, wall_s = 0;
+  double hit_rate = 0, mean_ttft_ms = 0, wall_s = 0, prompt_tokens = 0, computed_tokens = 0, spills = 0;
   int errors = 0;
 };
 
@@ -223,6 +234,9 @@ AffinityResult affinity_run(const std::string& model, const std::string& policy,
     cached += p * h;
   }
   res.hit_rate = prompt > 0 ? cached / prompt : 0;
+  res.prompt_tokens = prompt;
+  res.computed_tokens = prompt - cached;
+  res.spills = metric_sum(get_metrics(router.port), "tern_router_replica_affinity_spills_total");
   double sum = 0;
   for (double v : ttft) sum += v;
   res.mean_ttft_ms = ttft.empty() ? 0 : sum / double(ttft.size());
@@ -236,10 +250,12 @@ void affinity(const std::string& model, const std::string& replica_args) {
     std::fprintf(stderr, "bench_router: cannot read %s/data/docs-val.txt\n", TERN_SHARED_DIR);
     std::exit(1);
   }
-  std::printf("| policy | prefix-cache hit rate | mean TTFT (ms) | wall (s) | errors |\n|---|---|---|---|---|\n");
+  std::printf("| policy | prefix-cache hit rate | prompt tokens computed / sent | mean TTFT (ms) | wall (s) | affinity spills | errors |\n"
+              "|---|---|---|---|---|---|---|\n");
   for (const char* policy : {"round-robin", "affinity"}) {
     const AffinityResult r = affinity_run(model, policy, 32, 6, text, replica_args);
-    std::printf("| %s | %.3f | %.1f | %.1f | %d |\n", policy, r.hit_rate, r.mean_ttft_ms, r.wall_s, r.errors);
+    std::printf("| %s | %.3f | %.0f / %.0f | %.1f | %.1f | %.0f | %d |\n", policy, r.hit_rate, r.computed_tokens,
+                r.prompt_tokens, r.mean_ttft_ms, r.wall_s, r.spills, r.errors);
     std::fflush(stdout);
   }
 }

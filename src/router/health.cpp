@@ -1,6 +1,7 @@
 // Health checks (router_impl.h): every interval each replica gets GET /health and, when that answers 200,
 // GET /metrics for its queue (running + waiting). Two failed checks in a row take a replica out (one
-// slow answer on a loaded machine is not a death); a request that fails on it takes it out at once.
+// slow answer on a loaded machine is not a death; the second check follows the first failure at once); a
+// request that fails on it takes it out at once.
 // One check that passes puts it back.
 #include <sstream>
 
@@ -52,12 +53,13 @@ class Check final : public UpstreamSink, public std::enable_shared_from_this<Che
         return send("/metrics");  // the load, on the connection just used
       }
       const std::string why = end.ok ? "/health answered " + std::to_string(status_) : end.error;
+      r.polling = false;
       if (!r.healthy || ++r.health_failures >= kFailuresToDown || end.ok) {
         core_.mark_down(r, why);  // a refusal (503: draining) counts at once
       } else {
         r.last_error = why;
+        core_.check(r_);  // the confirming check at once, not an interval later: a hung replica goes sooner
       }
-      r.polling = false;
       return;
     }
     // /metrics: the load only; a replica that keeps its metrics behind another key is still routed to.
