@@ -170,9 +170,9 @@ struct AffinityResult {
 };
 
 AffinityResult affinity_run(const std::string& model, const std::string& policy, int conversations, int turns,
-                            const std::string& text, const std::string& replica_args) {
+                            const std::string& text, const std::string& replica_args, const std::string& router_args) {
   std::vector<std::unique_ptr<Proc>> replicas;
-  std::string args = "router --port 0 --policy " + policy;
+  std::string args = "router --port 0 --policy " + policy + router_args;
   for (int i = 0; i < 3; ++i) {
     replicas.push_back(std::make_unique<Proc>("serve -m '" + model + "' --port 0 " + replica_args));
     args += " --replica " + replicas.back()->url();
@@ -244,7 +244,7 @@ AffinityResult affinity_run(const std::string& model, const std::string& policy,
   return res;
 }
 
-void affinity(const std::string& model, const std::string& replica_args) {
+void affinity(const std::string& model, const std::string& replica_args, const std::string& router_args) {
   const std::string text = slurp(std::string(TERN_SHARED_DIR) + "/data/docs-val.txt");
   if (text.size() < 4096) {
     std::fprintf(stderr, "bench_router: cannot read %s/data/docs-val.txt\n", TERN_SHARED_DIR);
@@ -253,7 +253,7 @@ void affinity(const std::string& model, const std::string& replica_args) {
   std::printf("| policy | prefix-cache hit rate | prompt tokens computed / sent | mean TTFT (ms) | wall (s) | affinity spills | errors |\n"
               "|---|---|---|---|---|---|---|\n");
   for (const char* policy : {"round-robin", "affinity"}) {
-    const AffinityResult r = affinity_run(model, policy, 32, 6, text, replica_args);
+    const AffinityResult r = affinity_run(model, policy, 32, 6, text, replica_args, router_args);
     std::printf("| %s | %.3f | %.0f / %.0f | %.1f | %.1f | %.0f | %d |\n", policy, r.hit_rate, r.computed_tokens,
                 r.prompt_tokens, r.mean_ttft_ms, r.wall_s, r.spills, r.errors);
     std::fflush(stdout);
@@ -320,7 +320,7 @@ void failover() {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_router overhead|failover TERN | bench_router affinity TERN MODEL [serve args]\n");
+    std::fprintf(stderr, "usage: bench_router overhead|failover TERN | bench_router affinity TERN MODEL [serve args] [--router-OPTION V]\n");
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -331,9 +331,17 @@ int main(int argc, char** argv) {
   } else if (mode == "failover") {
     failover();
   } else if (mode == "affinity" && argc >= 4) {
-    std::string extra;
-    for (int i = 4; i < argc; ++i) extra += std::string(" ") + argv[i];
-    affinity(argv[3], extra);
+    // Arguments after MODEL go to the replicas; "--router-X V" goes to the router as "--X V".
+    std::string extra, router_extra;
+    for (int i = 4; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a.rfind("--router-", 0) == 0 && i + 1 < argc) {
+        router_extra += " --" + a.substr(9) + " " + argv[++i];
+      } else {
+        extra += " " + a;
+      }
+    }
+    affinity(argv[3], extra, router_extra);
   } else {
     std::fprintf(stderr, "bench_router: unknown mode '%s'\n", mode.c_str());
     return 1;
