@@ -19,6 +19,8 @@ namespace {
 
 using json = nlohmann::json;
 
+constexpr size_t kMaxPartialEvent = 1u << 20;  // an "event" longer than this is relayed as it is
+
 class Forward final : public UpstreamSink, public ReplicaUser, public std::enable_shared_from_this<Forward> {
  public:
   Forward(Router::Impl& core, XPtr x, std::string method, std::string target, api::HttpHeaders headers,
@@ -67,7 +69,10 @@ class Forward final : public UpstreamSink, public ReplicaUser, public std::enabl
     if (!sse_) return x_->write(std::string(data));
     pending_.append(data);
     const size_t end = pending_.rfind("\n\n");
-    if (end == std::string::npos) return;
+    if (end == std::string::npos) {
+      if (pending_.size() > kMaxPartialEvent) x_->write(std::exchange(pending_, std::string()));  // not SSE after all
+      return;
+    }
     x_->write(pending_.substr(0, end + 2));
     pending_.erase(0, end + 2);
   }
