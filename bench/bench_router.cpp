@@ -32,8 +32,6 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-std::string g_tern;
-
 double since_s(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::string slurp(const std::string& path) {
@@ -48,12 +46,12 @@ struct Proc {
   pid_t pid = -1;
   int port = 0;
   std::string log;
-  explicit Proc(const std::string& args) {
+  Proc(const std::string& tern, const std::string& args) {
     char tmpl[] = "/tmp/bench_router_XXXXXX";
     const int fd = mkstemp(tmpl);
     if (fd >= 0) close(fd);
     log = tmpl;
-    const std::string cmd = "exec '" + g_tern + "' " + args + " >/dev/null 2>'" + log + "'";
+    const std::string cmd = "exec '" + tern + "' " + args + " >/dev/null 2>'" + log + "'";
     pid = fork();
     if (pid == 0) {
       execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
@@ -140,10 +138,10 @@ std::vector<double> latencies(int port, int concurrency, int per_thread) {
   return all;
 }
 
-void overhead() {
-  Proc replica("serve -m '" + std::string(TERN_SHARED_DIR) +
+void overhead(const std::string& tern) {
+  Proc replica(tern, "serve -m '" + std::string(TERN_SHARED_DIR) +
                "/models/docs-llama-28m' --test-fake-engine --test-fake-steps-per-s 100000 --port 0 --max-queue 1024");
-  Proc router("router --port 0 --replica " + replica.url());
+  Proc router(tern, "router --port 0 --replica " + replica.url());
   std::printf("| concurrency | direct p50 / p99 (ms) | via router p50 / p99 (ms) | added p50 / p99 (ms) |\n|---|---|---|---|\n");
   for (int c : {1, 64}) {
     const int per_thread = c == 1 ? 500 : 40;
@@ -169,15 +167,15 @@ struct AffinityResult {
   int errors = 0;
 };
 
-AffinityResult affinity_run(const std::string& model, const std::string& policy, int conversations, int turns,
+AffinityResult affinity_run(const std::string& tern, const std::string& model, const std::string& policy, int conversations, int turns,
                             const std::string& text, const std::string& replica_args, const std::string& router_args) {
   std::vector<std::unique_ptr<Proc>> replicas;
   std::string args = "router --port 0 --policy " + policy + router_args;
   for (int i = 0; i < 3; ++i) {
-    replicas.push_back(std::make_unique<Proc>("serve -m '" + model + "' --port 0 " + replica_args));
+    replicas.push_back(std::make_unique<Proc>(tern, "serve -m '" + model + "' --port 0 " + replica_args));
     args += " --replica " + replicas.back()->url();
   }
-  Proc router(args);
+  Proc router(tern, args);
   std::vector<double> ttft;
   std::mutex mu;
   std::atomic<int> errors{0};
@@ -244,7 +242,7 @@ AffinityResult affinity_run(const std::string& model, const std::string& policy,
   return res;
 }
 
-void affinity(const std::string& model, const std::string& replica_args, const std::string& router_args) {
+void affinity(const std::string& tern, const std::string& model, const std::string& replica_args, const std::string& router_args) {
   const std::string text = slurp(std::string(TERN_SHARED_DIR) + "/data/docs-val.txt");
   if (text.size() < 4096) {
     std::fprintf(stderr, "bench_router: cannot read %s/data/docs-val.txt\n", TERN_SHARED_DIR);
@@ -253,7 +251,7 @@ void affinity(const std::string& model, const std::string& replica_args, const s
   std::printf("| policy | prefix-cache hit rate | prompt tokens computed / sent | mean TTFT (ms) | wall (s) | affinity spills | errors |\n"
               "|---|---|---|---|---|---|---|\n");
   for (const char* policy : {"round-robin", "affinity"}) {
-    const AffinityResult r = affinity_run(model, policy, 32, 6, text, replica_args, router_args);
+    const AffinityResult r = affinity_run(tern, model, policy, 32, 6, text, replica_args, router_args);
     std::printf("| %s | %.3f | %.0f / %.0f | %.1f | %.1f | %.0f | %d |\n", policy, r.hit_rate, r.computed_tokens,
                 r.prompt_tokens, r.mean_ttft_ms, r.wall_s, r.spills, r.errors);
     std::fflush(stdout);
@@ -262,15 +260,15 @@ void affinity(const std::string& model, const std::string& replica_args, const s
 
 // ---- failover ----
 
-void failover_case(int sig, const char* name) {
+void failover_case(const std::string& tern, int sig, const char* name) {
   const std::string m = std::string(TERN_SHARED_DIR) + "/models/docs-llama-28m";
   std::vector<std::unique_ptr<Proc>> replicas;
   std::string args = "router --port 0";
   for (int i = 0; i < 3; ++i) {
-    replicas.push_back(std::make_unique<Proc>("serve -m '" + m + "' --test-fake-engine --port 0"));
+    replicas.push_back(std::make_unique<Proc>(tern, "serve -m '" + m + "' --test-fake-engine --port 0"));
     args += " --replica " + replicas.back()->url();
   }
-  Proc router(args);
+  Proc router(tern, args);
   std::atomic<bool> stop{false};
   std::atomic<int> failed{0}, done{0};
   std::vector<std::thread> ts;
@@ -309,11 +307,11 @@ void failover_case(int sig, const char* name) {
   std::printf("| %s | %.3f | %.0f | %d | %d |\n", name, out_s, sent_later - sent_at_out, done.load(), failed.load());
 }
 
-void failover() {
+void failover(const std::string& tern) {
   std::printf("| fault | taken out after (s) | requests sent to it after | requests ok | requests failed |\n"
               "|---|---|---|---|---|\n");
-  failover_case(SIGKILL, "SIGKILL (process dies)");
-  failover_case(SIGSTOP, "SIGSTOP (process hangs)");
+  failover_case(tern, SIGKILL, "SIGKILL (process dies)");
+  failover_case(tern, SIGSTOP, "SIGSTOP (process hangs)");
 }
 
 }  // namespace
@@ -325,11 +323,11 @@ int main(int argc, char** argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   const std::string mode = argv[1];
-  g_tern = argv[2];
+  const std::string tern = argv[2];
   if (mode == "overhead") {
-    overhead();
+    overhead(tern);
   } else if (mode == "failover") {
-    failover();
+    failover(tern);
   } else if (mode == "affinity" && argc >= 4) {
     // Arguments after MODEL go to the replicas; "--router-X V" goes to the router as "--X V".
     std::string extra, router_extra;
@@ -341,7 +339,7 @@ int main(int argc, char** argv) {
         extra += " " + a;
       }
     }
-    affinity(argv[3], extra, router_extra);
+    affinity(tern, argv[3], extra, router_extra);
   } else {
     std::fprintf(stderr, "bench_router: unknown mode '%s'\n", mode.c_str());
     return 1;
