@@ -78,6 +78,15 @@ TEST(Router, ForwardsWholeAndStreamedAnswersLikeTheReplica) {
   EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_EQ(http_call(router->port(), "GET", "/nowhere").status, 404);
 
+  // It keeps no model: its resident memory is the binary and a few buffers (a 28M model alone is 100+ MiB).
+  std::ifstream status("/proc/" + std::to_string(router->pid()) + "/status");
+  int64_t rss_kib = -1;
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) rss_kib = std::stoll(line.substr(6));
+  }
+  EXPECT_GT(rss_kib, 0);
+  EXPECT_LT(rss_kib, 64 * 1024);
+
   const HttpResult health = http_call(router->port(), "GET", "/health");
   EXPECT_EQ(health.status, 200) << health.body;
   const std::string m = router_metrics(router->port());
