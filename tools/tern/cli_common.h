@@ -99,6 +99,7 @@ void register_tokenize(CLI::App& app);  // tokenize and detokenize
 void register_chat(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_serve(CLI::App& app);        // cmd_serve.cpp
+void register_router(CLI::App& app);       // cmd_router.cpp
 void register_bench_serve(CLI::App& app);  // cmd_bench_serve.cpp: `bench serve` (adds `bench` if absent)
 void register_bench_offline(CLI::App& app);  // cmd_bench_offline.cpp: `bench offline` (adds `bench` if absent)
 void register_quantize(CLI::App& app);

@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   tern::cli::register_chat(app);
   tern::cli::register_plan(app);
   tern::cli::register_serve(app);
+  tern::cli::register_router(app);
   tern::cli::register_bench_serve(app);
   tern::cli::register_bench_offline(app);
   tern::cli::register_quantize(app);

@@ -1,0 +1,348 @@
+// tern router figures (docs/benchmarks.md, docs/router.md). It starts its own `tern serve` replicas and
+// `tern router` on loopback and drives them:
+//   bench_router overhead TERN        latency added by the router, p50 / p99 at concurrency 1 and 64
+//                                     (fake-engine replica, 1-token answers: router vs the same replica direct)
+//   bench_router affinity TERN MODEL  32 conversations x 6 turns (each turn resends the history, streamed)
+//                                     over 3 real replicas: prefix-cache hit rate and mean TTFT, affinity vs
+//                                     round robin (fresh replicas for each policy)
+//   bench_router failover TERN        3 fake replicas under load, one SIGKILLed (then one SIGSTOPped): the
+//                                     time until the router has taken it out (no request goes there after)
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double since_s(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// `tern <args>` with its log in a temporary file; the port from its "on http://host:PORT" line.
+struct Proc {
+  pid_t pid = -1;
+  int port = 0;
+  std::string log;
+  Proc(const std::string& tern, const std::string& args) {
+    char tmpl[] = "/tmp/bench_router_XXXXXX";
+    const int fd = mkstemp(tmpl);
+    if (fd >= 0) close(fd);
+    log = tmpl;
+    const std::string cmd = "exec '" + tern + "' " + args + " >/dev/null 2>'" + log + "'";
+    pid = fork();
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    const std::regex re(R"(on http://[^ ]+:(\d+))");
+    for (int i = 0; i < 1200 && port == 0; ++i) {
+      std::smatch m;
+      const std::string text = slurp(log);
+      if (std::regex_search(text, m, re)) port = std::stoi(m[1]);
+      if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (port == 0) {
+      std::fprintf(stderr, "bench_router: '%s' did not start:\n%s\n", args.c_str(), slurp(log).c_str());
+      std::exit(1);
+    }
+  }
+  ~Proc() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    std::remove(log.c_str());
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+};
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))];
+}
+
+double metric(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+// The sum of a labelled series over its labels.
+double metric_sum(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string line;
+  double sum = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + "{", 0) == 0) sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+std::string get_metrics(int port) {
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/metrics");
+  return r ? r->body : "";
+}
+
+// ---- overhead ----
+
+std::vector<double> latencies(int port, int concurrency, int per_thread) {
+  const std::string body = R"({"model":"docs-llama-28m","max_tokens":1,"temperature":0,"prompt":"The router adds"})";
+  std::vector<std::vector<double>> per(static_cast<size_t>(concurrency));
+  std::vector<std::thread> ts;
+  for (int t = 0; t < concurrency; ++t) {
+    ts.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", port);  // keep-alive, as a client library would
+      c.set_read_timeout(60, 0);
+      for (int i = 0; i < per_thread; ++i) {
+        const auto t0 = Clock::now();
+        auto r = c.Post("/v1/completions", body, "application/json");
+        if (!r || r->status != 200) {
+          std::fprintf(stderr, "bench_router: a request failed\n");
+          std::exit(1);
+        }
+        per[size_t(t)].push_back(since_s(t0) * 1e3);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  std::vector<double> all;
+  for (auto& v : per) all.insert(all.end(), v.begin(), v.end());
+  return all;
+}
+
+void overhead(const std::string& tern) {
+  Proc replica(tern, "serve -m '" + std::string(TERN_SHARED_DIR) +
+               "/models/docs-llama-28m' --test-fake-engine --test-fake-steps-per-s 100000 --port 0 --max-queue 1024");
+  Proc router(tern, "router --port 0 --replica " + replica.url());
+  std::printf("| concurrency | direct p50 / p99 (ms) | via router p50 / p99 (ms) | added p50 / p99 (ms) |\n|---|---|---|---|\n");
+  for (int c : {1, 64}) {
+    const int per_thread = c == 1 ? 500 : 40;
+    std::vector<double> direct, routed;
+    latencies(replica.port, c, 20);  // warm up connections and the engine
+    latencies(router.port, c, 20);
+    for (int round = 0; round < 4; ++round) {  // interleaved, so drift of the machine hits both alike
+      auto d = latencies(replica.port, c, per_thread / 4 + 1);
+      auto r = latencies(router.port, c, per_thread / 4 + 1);
+      direct.insert(direct.end(), d.begin(), d.end());
+      routed.insert(routed.end(), r.begin(), r.end());
+    }
+    std::printf("| %d | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f |\n", c, pct(direct, 0.5), pct(direct, 0.99),
+                pct(routed, 0.5), pct(routed, 0.99), pct(routed, 0.5) - pct(direct, 0.5),
+                pct(routed, 0.99) - pct(direct, 0.99));
+  }
+}
+
+// ---- affinity ----
+
+struct AffinityResult {
+  double hit_rate = 0, mean_ttft_ms = 0, wall_s = 0, prompt_tokens = 0, computed_tokens = 0, spills = 0;
+  int errors = 0;
+};
+
+AffinityResult affinity_run(const std::string& tern, const std::string& model, const std::string& policy, int conversations, int turns,
+                            const std::string& text, const std::string& replica_args, const std::string& router_args) {
+  std::vector<std::unique_ptr<Proc>> replicas;
+  std::string args = "router --port 0 --policy " + policy + router_args;
+  for (int i = 0; i < 3; ++i) {
+    replicas.push_back(std::make_unique<Proc>(tern, "serve -m '" + model + "' --port 0 " + replica_args));
+    args += " --replica " + replicas.back()->url();
+  }
+  Proc router(tern, args);
+  std::vector<double> ttft;
+  std::mutex mu;
+  std::atomic<int> errors{0};
+  const auto t0 = Clock::now();
+  std::vector<std::thread> ts;
+  for (int c = 0; c < conversations; ++c) {
+    ts.emplace_back([&, c] {
+      httplib::Client cli("127.0.0.1", router.port);
+      cli.set_read_timeout(600, 0);
+      json messages = json::array({{{"role", "system"}, {"content", "You answer questions about the tern documentation."}}});
+      for (int t = 0; t < turns; ++t) {
+        const size_t at = (size_t(c * turns + t) * 211) % (text.size() - 400);
+        messages.push_back({{"role", "user"}, {"content", text.substr(at, 240)}});
+        const json body = {{"model", "docs-llama-28m"}, {"messages", messages}, {"max_tokens", 16},
+                           {"temperature", 0}, {"stream", true}};
+        std::string buf, answer;
+        double first = -1;
+        const auto s0 = Clock::now();
+        httplib::Request req;
+        req.method = "POST";
+        req.path = "/v1/chat/completions";
+        req.body = body.dump();
+        req.set_header("Content-Type", "application/json");
+        req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+          buf.append(data, n);
+          for (size_t end; (end = buf.find("\n\n")) != std::string::npos; buf.erase(0, end + 2)) {
+            const json j = json::parse(buf.substr(6, end - 6), nullptr, false);
+            if (j.is_discarded() || !j.contains("choices") || j["choices"].empty()) continue;
+            const std::string piece = j["choices"][0]["delta"].value("content", "");
+            if (!piece.empty() && first < 0) first = since_s(s0) * 1e3;
+            answer += piece;
+          }
+          return true;
+        };
+        auto r = cli.send(req);
+        if (!r || r->status != 200 || first < 0) {
+          errors++;
+        } else {
+          std::lock_guard<std::mutex> lock(mu);
+          ttft.push_back(first);
+        }
+        messages.push_back({{"role", "assistant"}, {"content", answer}});
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  AffinityResult res;
+  res.wall_s = since_s(t0);
+  double cached = 0, prompt = 0;
+  for (const auto& rp : replicas) {
+    const std::string m = get_metrics(rp->port);
+    const double p = metric(m, "tern_prompt_tokens_total"), h = metric(m, "tern_prefix_cache_hit_rate");
+    prompt += p;
+    cached += p * h;
+  }
+  res.hit_rate = prompt > 0 ? cached / prompt : 0;
+  res.prompt_tokens = prompt;
+  res.computed_tokens = prompt - cached;
+  res.spills = metric_sum(get_metrics(router.port), "tern_router_replica_affinity_spills_total");
+  double sum = 0;
+  for (double v : ttft) sum += v;
+  res.mean_ttft_ms = ttft.empty() ? 0 : sum / double(ttft.size());
+  res.errors = errors;
+  return res;
+}
+
+void affinity(const std::string& tern, const std::string& model, const std::string& replica_args, const std::string& router_args) {
+  const std::string text = slurp(std::string(TERN_SHARED_DIR) + "/data/docs-val.txt");
+  if (text.size() < 4096) {
+    std::fprintf(stderr, "bench_router: cannot read %s/data/docs-val.txt\n", TERN_SHARED_DIR);
+    std::exit(1);
+  }
+  std::printf("| policy | prefix-cache hit rate | prompt tokens computed / sent | mean TTFT (ms) | wall (s) | affinity spills | errors |\n"
+              "|---|---|---|---|---|---|---|\n");
+  for (const char* policy : {"round-robin", "affinity"}) {
+    const AffinityResult r = affinity_run(tern, model, policy, 32, 6, text, replica_args, router_args);
+    std::printf("| %s | %.3f | %.0f / %.0f | %.1f | %.1f | %.0f | %d |\n", policy, r.hit_rate, r.computed_tokens,
+                r.prompt_tokens, r.mean_ttft_ms, r.wall_s, r.spills, r.errors);
+    std::fflush(stdout);
+  }
+}
+
+// ---- failover ----
+
+void failover_case(const std::string& tern, int sig, const char* name) {
+  const std::string m = std::string(TERN_SHARED_DIR) + "/models/docs-llama-28m";
+  std::vector<std::unique_ptr<Proc>> replicas;
+  std::string args = "router --port 0";
+  for (int i = 0; i < 3; ++i) {
+    replicas.push_back(std::make_unique<Proc>(tern, "serve -m '" + m + "' --test-fake-engine --port 0"));
+    args += " --replica " + replicas.back()->url();
+  }
+  Proc router(tern, args);
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0}, done{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 16; ++t) {
+    ts.emplace_back([&, t] {
+      httplib::Client c("127.0.0.1", router.port);
+      c.set_read_timeout(600, 0);
+      for (int i = 0; !stop; ++i) {
+        const std::string body = R"({"model":"docs-llama-28m","max_tokens":8,"prompt":"load )" + std::to_string(t) + "-" +
+                                 std::to_string(i) + "\"}";
+        auto r = c.Post("/v1/completions", body, "application/json");
+        (r && r->status == 200 ? done : failed)++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const std::string victim = replicas[1]->url();
+  const std::string up = "tern_router_replica_up{replica=\"" + victim + "\"}";
+  const std::string sent = "tern_router_replica_requests_total{replica=\"" + victim + "\"}";
+  const auto t0 = Clock::now();
+  kill(replicas[1]->pid, sig);
+  double out_s = -1;
+  while (since_s(t0) < 30) {
+    if (metric(get_metrics(router.port), up) == 0) {
+      out_s = since_s(t0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double sent_at_out = metric(get_metrics(router.port), sent);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const double sent_later = metric(get_metrics(router.port), sent);
+  stop = true;
+  if (sig == SIGSTOP) kill(replicas[1]->pid, SIGCONT);
+  for (auto& t : ts) t.join();
+  std::printf("| %s | %.3f | %.0f | %d | %d |\n", name, out_s, sent_later - sent_at_out, done.load(), failed.load());
+}
+
+void failover(const std::string& tern) {
+  std::printf("| fault | taken out after (s) | requests sent to it after | requests ok | requests failed |\n"
+              "|---|---|---|---|---|\n");
+  failover_case(tern, SIGKILL, "SIGKILL (process dies)");
+  failover_case(tern, SIGSTOP, "SIGSTOP (process hangs)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: bench_router overhead|failover TERN | bench_router affinity TERN MODEL [serve args] [--router-OPTION V]\n");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  const std::string mode = argv[1];
+  const std::string tern = argv[2];
+  if (mode == "overhead") {
+    overhead(tern);
+  } else if (mode == "failover") {
+    failover(tern);
+  } else if (mode == "affinity" && argc >= 4) {
+    // Arguments after MODEL go to the replicas; "--router-X V" goes to the router as "--X V".
+    std::string extra, router_extra;
+    for (int i = 4; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a.rfind("--router-", 0) == 0 && i + 1 < argc) {
+        router_extra += " --" + a.substr(9) + " " + argv[++i];
+      } else {
+        extra += " " + a;
+      }
+    }
+    affinity(tern, argv[3], extra, router_extra);
+  } else {
+    std::fprintf(stderr, "bench_router: unknown mode '%s'\n", mode.c_str());
+    return 1;
+  }
+  return 0;
+}

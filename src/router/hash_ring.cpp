@@ -1,0 +1,77 @@
+// Consistent hashing with bounded load (hash_ring.h).
+#include "router/hash_ring.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tern::router {
+
+uint64_t hash_bytes(std::string_view bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  // splitmix64's finaliser: FNV alone clusters short, similar keys (replica URLs differing in one digit).
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return h;
+}
+
+HashRing::HashRing(const std::vector<std::string>& ids, int vnodes) : n_(ids.size()) {
+  points_.reserve(ids.size() * size_t(std::max(1, vnodes)));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    for (int v = 0; v < std::max(1, vnodes); ++v) {
+      points_.push_back({hash_bytes(ids[i] + "#" + std::to_string(v)), int(i)});
+    }
+  }
+  std::sort(points_.begin(), points_.end(), [](const Point& a, const Point& b) {
+    return a.at != b.at ? a.at < b.at : a.replica < b.replica;
+  });
+}
+
+std::vector<int> HashRing::walk(uint64_t hash) const {
+  std::vector<int> order;
+  if (points_.empty()) return order;
+  order.reserve(n_);
+  std::vector<char> seen(n_, 0);
+  auto it = std::lower_bound(points_.begin(), points_.end(), hash, [](const Point& p, uint64_t h) { return p.at < h; });
+  size_t at = size_t(it - points_.begin());
+  for (size_t k = 0; k < points_.size() && order.size() < n_; ++k) {
+    const Point& p = points_[(at + k) % points_.size()];
+    if (!seen[size_t(p.replica)]) {
+      seen[size_t(p.replica)] = 1;
+      order.push_back(p.replica);
+    }
+  }
+  return order;
+}
+
+BoundedPick pick_bounded(const HashRing& ring, uint64_t hash, const std::vector<Candidate>& replicas, double balance) {
+  BoundedPick pick;
+  int64_t total = 0, eligible = 0;
+  for (const Candidate& c : replicas) {
+    if (!c.eligible) continue;
+    total += std::max<int64_t>(0, c.load);
+    eligible++;
+  }
+  if (eligible == 0) return pick;
+  // With this request counted, the mean is (total + 1) / eligible; some replica is always below the bound.
+  const double bound = std::ceil(std::max(1.0, balance) * double(total + 1) / double(eligible));
+  bool first = true;
+  for (int i : ring.walk(hash)) {
+    if (size_t(i) >= replicas.size() || !replicas[size_t(i)].eligible) continue;
+    if (double(replicas[size_t(i)].load) < bound) {
+      pick.index = i;
+      pick.home = first;
+      return pick;
+    }
+    first = false;
+  }
+  return pick;  // unreachable while the ring covers every replica
+}
+
+}  // namespace tern::router

@@ -1,0 +1,48 @@
+// The router's choice of a replica for one request: prefix affinity (consistent hashing with bounded
+// load, hash_ring.h) for requests that carry a prompt, least load for the rest, or round robin (a
+// baseline for benchmarks). Pure functions of the replicas' state: the router calls them on its I/O thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "router/hash_ring.h"
+
+namespace tern::router {
+
+enum class Policy { kAffinity, kLeastLoad, kRoundRobin };
+
+Result<Policy> parse_policy(std::string_view name);  // "affinity", "least-load", "round-robin"
+const char* policy_name(Policy p);
+
+// What identifies a conversation's cached prefix, from a request body (the JSON as the client sent it):
+//  - chat (`messages`): the messages up to and including the first user message, each as role and
+//    content. Every later turn of the conversation resends them unchanged, so all its turns hash alike
+//    and land where the KV blocks of the earlier turns are (hashing the history up to the *last* turn
+//    would change with every turn and scatter the conversation);
+//  - completions (`prompt`): its first `prompt_bytes` bytes (a string; token ids or a list: the JSON text).
+// None for other bodies (no prompt, not JSON): those go by least load.
+std::optional<std::string> affinity_key(std::string_view body, size_t prompt_bytes);
+
+struct ReplicaState {
+  bool eligible = false;  // healthy, in the set, not yet tried for this request
+  int64_t in_flight = 0;  // the router's requests on it now
+  int64_t queued = 0;     // running + waiting from its last /metrics (other clients included)
+};
+
+struct Choice {
+  int index = -1;          // -1: no eligible replica
+  bool affinity = false;   // chosen by the key's hash
+  bool home = false;       // the key's home replica took it (an affinity hit)
+};
+
+// `rr`: a counter the caller advances per request (round robin, and the start of least-load's tie-break
+// so idle replicas share the first requests). `balance`: the load bound factor (>= 1).
+Choice choose(Policy policy, const HashRing& ring, const std::optional<uint64_t>& key_hash,
+              const std::vector<ReplicaState>& replicas, double balance, uint64_t rr);
+
+}  // namespace tern::router
