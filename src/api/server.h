@@ -19,6 +19,7 @@
 namespace tern {
 class Tokenizer;
 struct ModelChatTemplate;
+class Communicator;
 }  // namespace tern
 
 namespace tern::api {
@@ -45,6 +46,7 @@ struct ServerOptions {
   double shutdown_grace_s = 30;      // SIGTERM: in-flight requests may finish this long, then are cancelled
   std::vector<int32_t> eos_ids;      // end generation on these (EOS, end-of-turn tokens)
   int64_t model_vocab = 0;           // the model's logits width (grammar masks); 0: the tokenizer's
+  const Communicator* tp_comm = nullptr;  // tensor parallelism (issue 17): /metrics exports what rank 0 sent
 };
 
 class ApiServer {
