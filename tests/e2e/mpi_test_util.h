@@ -15,10 +15,15 @@ namespace tern::test {
 
 inline bool have_mpirun() { return std::string(TERN_MPIEXEC).size() > 0; }
 
-// The prefix that starts `np` ranks of whatever follows.
+// The prefix that starts `np` ranks of whatever follows. OpenMPI derives its install prefix from the
+// path it was started by: /bin/mpirun (a usrmerge symlink) gives "/" and it refuses to start, so the
+// path is resolved to the real file first.
 inline std::string mpirun_prefix(int np) {
+  std::error_code ec;
+  const std::filesystem::path real = std::filesystem::canonical(TERN_MPIEXEC, ec);
   return std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none '") +
-         TERN_MPIEXEC + "' -np " + std::to_string(np) + " --allow-run-as-root --oversubscribe --bind-to none ";
+         (ec ? std::string(TERN_MPIEXEC) : real.string()) + "' -np " + std::to_string(np) +
+         " --allow-run-as-root --oversubscribe --bind-to none ";
 }
 
 inline std::string bench_tp_path() { return std::string(TERN_BUILD_DIR) + "/bench_tp"; }
