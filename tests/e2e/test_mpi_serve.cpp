@@ -26,7 +26,6 @@ class MpiServer {
                             dir_.file("serve.out") + "' 2>'" + log_ + "'";
     pid_ = fork();
     if (pid_ == 0) {
-      setpgid(0, 0);  // its own group, so the destructor can end mpirun and both ranks
       execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -42,11 +41,17 @@ class MpiServer {
       }
     }
   }
+  // SIGTERM to mpirun (it forwards it and reaps its ranks), then SIGKILL to whatever is left:
+  // OpenMPI gives each rank its own process group, so killing mpirun's group would orphan them.
   ~MpiServer() {
-    if (pid_ > 0) {
-      kill(-pid_, SIGKILL);
+    if (pid_ <= 0) return;
+    const std::vector<pid_t> left = ranks();
+    kill(pid_, SIGTERM);
+    if (wait_exit(15) == -1) {
+      kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
+    for (pid_t p : left) kill(p, SIGKILL);
   }
   int port() const { return port_; }
   std::string log() const { return slurp_file(log_); }
@@ -63,10 +68,11 @@ class MpiServer {
     }
     return -1;
   }
-  // The pid of a rank's tern process (children of mpirun are `tern serve ... --tp 2`).
+  // The ranks' pids, in start order: mpirun's children (`tern serve ... --tp 2`).
   std::vector<pid_t> ranks() const {
     std::vector<pid_t> out;
-    const CommandResult r = run_shell("pgrep -g " + std::to_string(pid_) + " -f ' serve -m '");
+    if (pid_ <= 0) return out;
+    const CommandResult r = run_shell("pgrep -P " + std::to_string(pid_) + " -f ' serve -m '");
     std::istringstream in(r.out);
     for (pid_t p; in >> p;) out.push_back(p);
     return out;
