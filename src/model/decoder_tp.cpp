@@ -50,14 +50,15 @@ Status Decoder::tp_logits(ExecContext& ctx, const float* hidden, int64_t m, floa
   }
   // local: [m, S], this rank's rows t.vocab of the LM head in the first t.vocab.size() columns.
   const int64_t vl = w.lm_head.rows;
-  tp_logits_.assign(size_t(m * S), 0.f);
-  std::vector<float> tmp(size_t(m * vl));
-  matmul(ctx, hidden, m, w.lm_head, tmp.data());
+  // [m, vl] computed into the front of the buffer, then spread in place to rows of S (last row first,
+  // so nothing is overwritten before it moves); the buffer grows to the largest m once, then is reused.
+  tp_logits_.resize(size_t(m * S));
+  matmul(ctx, hidden, m, w.lm_head, tp_logits_.data());
   const float cap = w.final_logit_softcap;
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t j = 0; j < vl; ++j) {
-      const float x = tmp[size_t(r * vl + j)];
-      tp_logits_[size_t(r * S + j)] = cap > 0 ? std::tanh(x / cap) * cap : x;
+  for (int64_t r = m - 1; r >= 0; --r) {
+    for (int64_t j = S - 1; j >= 0; --j) {
+      const float x = j < vl ? tp_logits_[size_t(r * vl + j)] : 0.f;
+      tp_logits_[size_t(r * S + j)] = j < vl && cap > 0 ? std::tanh(x / cap) * cap : x;
     }
   }
   const bool root = tp_->rank() == 0;
