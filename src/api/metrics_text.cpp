@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "api/server_impl.h"
+#include "parallel/communicator.h"
 
 namespace tern::api {
 namespace {
@@ -64,6 +65,18 @@ std::string ApiServer::Impl::metrics_text() const {
          double(counters.refused_origin.load()));
   metric(o, "tern_http_refused_host_total", "counter", "Requests refused for a foreign Host on a loopback bind (403).",
          double(counters.refused_host.load()));
+  if (opt.tp_comm) {  // tensor parallelism: what rank 0 sent to the other ranks
+    const CommStats c = opt.tp_comm->stats();
+    const double tokens = double(m.prompt_tokens_total + m.generated_tokens_total);
+    metric(o, "tern_tp_ranks", "gauge", "Tensor-parallel ranks.", double(opt.tp_comm->size()));
+    metric(o, "tern_tp_all_reduce_bytes_total", "counter", "Bytes rank 0 all-reduced (2 per layer per token).",
+           double(c.all_reduce_bytes));
+    metric(o, "tern_tp_sent_bytes_total", "counter", "Bytes rank 0 sent: all-reduces, step broadcasts, gathers.",
+           double(c.total()));
+    metric(o, "tern_tp_all_reduce_bytes_per_token", "gauge",
+           "All-reduced bytes per token processed (prompt + generated); 2 x layers x hidden x 4 for f32.",
+           tokens > 0 ? double(c.all_reduce_bytes) / tokens : 0.0);
+  }
   return o.str();
 }
 

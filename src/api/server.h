@@ -19,6 +19,7 @@
 namespace tern {
 class Tokenizer;
 struct ModelChatTemplate;
+class Communicator;
 }  // namespace tern
 
 namespace tern::api {
@@ -50,6 +51,7 @@ struct ServerOptions {
   bool slo_scheduling = false;
   double slo_ttft_s = 0, slo_tpot_s = 0;
   bool webui = true;                 // GET / answers the web page (chat + dashboard); false: 404
+  const Communicator* tp_comm = nullptr;  // tensor parallelism (issue 17): /metrics exports what rank 0 sent
 };
 
 class ApiServer {

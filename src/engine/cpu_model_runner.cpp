@@ -61,7 +61,7 @@ Status CpuModelRunner::forward(const StepBatch& batch, float* logits) {
   }
   TERN_RETURN_IF_ERROR(decoder_.forward_batch(*ctx_, *kv_, batch.token_ids.data(), steps_.data(), int(steps_.size()),
                                               hidden_.data()));
-  if (want > 0) decoder_.logits(*ctx_, hidden_.data(), want, logits);
+  if (want > 0) TERN_RETURN_IF_ERROR(decoder_.logits(*ctx_, hidden_.data(), want, logits));
   return Status::ok();
 }
 

@@ -57,7 +57,7 @@ Result<PerplexityResult> perplexity(const Model& model, ExecContext& ctx, const 
     TERN_RETURN_IF_ERROR(decoder.forward(ctx, kv, window.data(), opt.ctx, n_out + 1, hidden.data()));
     for (int64_t r0 = 0; r0 < n_out; r0 += kRowsPerGroup) {
       const int64_t rows = std::min(kRowsPerGroup, n_out - r0);
-      decoder.logits(ctx, hidden.data() + r0 * cfg.hidden_size, rows, logits.data());
+      TERN_RETURN_IF_ERROR(decoder.logits(ctx, hidden.data() + r0 * cfg.hidden_size, rows, logits.data()));
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t pos = first_scored + r0 + r;
         nll += token_nll(logits.data() + r * cfg.vocab_size, cfg.vocab_size, window[size_t(pos + 1)]);

@@ -14,6 +14,7 @@ namespace tern {
 
 Decoder::Decoder(const Model& model, int64_t max_chunk)
     : model_(&model),
+      tp_(model.tp_comm() && model.tp_comm()->size() > 1 ? model.tp_comm() : nullptr),
       max_chunk_(std::max<int64_t>(1, max_chunk)),
       attn_(model.config(), max_chunk_),
       ffn_(model.config().hidden_size, model.config().intermediate_size, max_chunk_) {
@@ -84,6 +85,7 @@ Status Decoder::forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t*
       }
     }
   }
+  if (tp_ && tp_->rank() == 0) TERN_RETURN_IF_ERROR(announce_forward(kv, ids, total, seqs, n_seqs));
   // Cut the concatenated rows into chunks of at most max_chunk_; a sequence split across chunks
   // finds its earlier tokens' K/V in the pool, written by the previous chunk.
   int64_t chunk_start = 0, rows = 0;
@@ -95,20 +97,20 @@ Status Decoder::forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t*
       off += take;
       rows += take;
       if (rows == max_chunk_) {
-        forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out);
+        TERN_RETURN_IF_ERROR(forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out));
         chunk_start += rows;
         rows = 0;
         pieces_.clear();
       }
     }
   }
-  if (rows > 0) forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out);
+  if (rows > 0) TERN_RETURN_IF_ERROR(forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out));
   pieces_.clear();
   return Status::ok();
 }
 
-void Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs,
-                            const int64_t* out_base, float* hidden_out) {
+Status Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs,
+                              const int64_t* out_base, float* hidden_out) {
   const ModelConfig& cfg = model_->config();
   const TransformerWeights& w = model_->weights();
   const int64_t H = cfg.hidden_size;
@@ -137,11 +139,13 @@ void Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* i
     // Attention step (multi-head latent attention, when a layer has lw.mla, dispatches here).
     if (lw.mla) mla_->forward(ctx, kv, *lw.mla, step, xn_.data(), block_out_.data());
     else attn_.forward(ctx, kv, lw.attn, model_->rope_inv_freq(), step, xn_.data(), block_out_.data());
+    TERN_RETURN_IF_ERROR(reduce_block(c));  // tensor parallel: Σ over ranks of attn_local · Wo_localᵀ
     if (lw.attn_out_norm.present()) apply_norm(ctx, lw.attn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
     apply_norm(ctx, lw.ffn_norm, x_.data(), block_out_.data(), c, H, xn_.data());
     // Feed-forward step (a mixture of experts, when a layer has lw.moe, dispatches here).
     if (lw.moe) moe_->forward(ctx, *lw.moe, step, xn_.data(), block_out_.data());
     else ffn_.forward(ctx, lw.mlp, step, xn_.data(), block_out_.data());
+    TERN_RETURN_IF_ERROR(reduce_block(c));  // tensor parallel: Σ over ranks of act_local · Wd_localᵀ
     if (lw.ffn_out_norm.present()) apply_norm(ctx, lw.ffn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
   }
   // Final norm of the rows someone asks for: each piece's rows among its sequence's last n_out.
@@ -157,15 +161,18 @@ void Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* i
     }
     r += p.n;
   }
+  return Status::ok();
 }
 
-void Decoder::logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const {
+Status Decoder::logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const {
   const TransformerWeights& w = model_->weights();
+  if (tp_) return tp_logits(ctx, hidden, m, out);
   matmul(ctx, hidden, m, w.lm_head, out);
   if (const float cap = w.final_logit_softcap; cap > 0) {
     const int64_t n = m * w.lm_head.rows;
     for (int64_t i = 0; i < n; ++i) out[i] = std::tanh(out[i] / cap) * cap;
   }
+  return Status::ok();
 }
 
 }  // namespace tern

@@ -53,8 +53,10 @@ class Decoder {
   Status forward(ExecContext& ctx, SequenceKvCache& kv, const int32_t* ids, int64_t n, int64_t n_out,
                  float* hidden_out);
 
-  // logits [m, vocab] = hidden [m, hidden] · lm_headᵀ (then soft-capped when the model says so)
-  void logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
+  // logits [m, vocab] = hidden [m, hidden] · lm_headᵀ (then soft-capped when the model says so).
+  // Under tensor parallelism each rank computes its vocabulary rows and rank 0 gathers them: out is
+  // written on rank 0 only. Errors: a failed collective.
+  Status logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
 
   const Model& model() const { return *model_; }
   int64_t max_chunk() const { return max_chunk_; }
@@ -73,10 +75,17 @@ class Decoder {
     int seq;
     int64_t off, n;
   };
-  void forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs,
-                     const int64_t* out_base, float* hidden_out);
+  Status forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs,
+                       const int64_t* out_base, float* hidden_out);
+  // Tensor parallelism, rank 0: tells the other ranks which forward_batch to run (parallel/step_message.h).
+  Status announce_forward(const PagedKvCache& kv, const int32_t* ids, int64_t n_ids, const SeqStep* seqs, int n_seqs);
+  // Sums a block's partial output [rows, hidden] over the ranks (no-op without tensor parallelism).
+  Status reduce_block(int64_t rows);
+  // logits() under tensor parallelism: local vocabulary rows, gathered to rank 0.
+  Status tp_logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
 
   const Model* model_;
+  Communicator* tp_;  // null: the whole model on this process
   int64_t max_chunk_;
   ActivationObserver* observer_ = nullptr;
   int layer_limit_ = 0;
@@ -94,6 +103,8 @@ class Decoder {
   std::vector<Piece> pieces_;          // the current chunk
   std::vector<PagedAttnSeq> attn_seqs_;// one per piece
   std::vector<int64_t> out_base_;      // [n_seqs] first hidden_out row of each sequence
+  mutable std::vector<float> tp_logits_;  // [m, vocab_stride] this rank's LM head rows (tensor parallel)
+  mutable std::vector<float> tp_gather_;  // [T, m, vocab_stride] on rank 0
 };
 
 }  // namespace tern

@@ -8,6 +8,7 @@
 #include "model/blocks/moe.h"
 #include "formats/gguf/gguf_config.h"
 #include "formats/gguf/gguf_hf_view.h"
+#include "model/tp_shard.h"
 #include "model/weight_binder.h"
 #include "ops/rope.h"
 
@@ -38,7 +39,11 @@ Result<WeightMatrix> quantize_lm_head(const WeightMatrix& head, LmHeadFormat f, 
 }  // namespace
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLoadOptions& options) {
-  if (is_gguf_file(dir)) return load_gguf(dir);
+  const bool tp = options.tp && options.tp->size() > 1;
+  if (is_gguf_file(dir)) {
+    if (tp) return Status::error(fmt::format("{}: tensor parallelism supports safetensors checkpoints only, not GGUF", dir));
+    return load_gguf(dir);
+  }
   auto m = std::make_unique<Model>();
   m->dir_ = dir;
   TERN_ASSIGN_OR_RETURN(m->config_, load_model_config(dir));
@@ -59,6 +64,16 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
                                      dir, rope_attention_factor(m->config_.rope)));
   }
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
+  if (tp) {
+    if (m->quant_.quantized()) {
+      return Status::error(fmt::format("{}: tensor parallelism supports dense checkpoints only (config.json has a "
+                                       "quantization_config)", dir));
+    }
+    TERN_ASSIGN_OR_RETURN(m->tp_, tp_layout(m->config_, options.tp->rank(), options.tp->size()));
+    TERN_ASSIGN_OR_RETURN(m->weights_, shard_weights(m->weights_, m->config_, m->tp_, m->arena_));
+    m->config_ = tp_local_config(m->config_, m->tp_);
+    m->tp_comm_ = options.tp;
+  }
   TERN_ASSIGN_OR_RETURN(m->weights_.lm_head,
                         quantize_lm_head(m->weights_.lm_head, options.lm_head, m->quant_.quantized(), m->arena_));
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);

@@ -13,6 +13,8 @@
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
 #include "model/transformer_weights.h"
+#include "parallel/communicator.h"
+#include "parallel/tp_layout.h"
 
 namespace tern {
 
@@ -31,6 +33,10 @@ Result<LmHeadFormat> parse_lm_head_format(const std::string& s);
 
 struct ModelLoadOptions {
   LmHeadFormat lm_head = LmHeadFormat::Auto;
+  // Tensor parallelism (issue 17): with a communicator of size T > 1 this rank binds only its slices
+  // (model/tp_shard.h) and config() describes them; decoders built on the model all-reduce through it.
+  // Not owned; must outlive the model. Null or size 1: the whole model.
+  Communicator* tp = nullptr;
 };
 
 class Model {
@@ -41,7 +47,11 @@ class Model {
   static Result<std::unique_ptr<Model>> load(const std::string& dir, const ModelLoadOptions& options = {});
 
   const std::string& dir() const { return dir_; }
+  // Under tensor parallelism: this rank's config (its heads, KV heads, intermediate columns).
   const ModelConfig& config() const { return config_; }
+  // Tensor parallelism: the communicator (null for a whole model) and this rank's slices.
+  Communicator* tp_comm() const { return tp_comm_; }
+  const TpLayout& tp() const { return tp_; }
   const TransformerWeights& weights() const { return weights_; }
   // config.json quantization_config (method None for a dense checkpoint).
   const QuantConfig& quant_config() const { return quant_; }
@@ -77,6 +87,8 @@ class Model {
   WeightArena arena_;  // owns what quantized WeightMatrix entries in weights_ point to
   TransformerWeights weights_;
   std::vector<float> inv_freq_;
+  Communicator* tp_comm_ = nullptr;
+  TpLayout tp_;
   std::shared_ptr<const GgufFile> gguf_;
   std::shared_ptr<const TensorSource> gguf_view_;  // the GGUF file under Hugging Face names (owns rewritten tensors)
   std::vector<std::shared_ptr<const void>> storage_;  // owners of replaced weights

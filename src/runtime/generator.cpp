@@ -121,7 +121,7 @@ Result<GenerationResult> Generator::generate(const GenerationRequest& req,
       if (session) session->clear();  // what the cache holds is no longer known
       return s;
     }
-    decoder_.logits(*ctx_, hidden.data(), 1, logits.data());
+    TERN_RETURN_IF_ERROR(decoder_.logits(*ctx_, hidden.data(), 1, logits.data()));
     const int32_t id = sampler.sample(logits.data());
     if (step == 0) t_first = Clock::now();
     const bool is_eos = std::find(req.eos_ids.begin(), req.eos_ids.end(), id) != req.eos_ids.end();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli_common.h"
+#include "parallel_session.h"
 #include "core/mapped_file.h"
 #include "engine/engine.h"
 #include "engine/offline_run.h"
@@ -24,6 +25,7 @@ namespace {
 
 struct BenchOfflineOptions {
   RuntimeOptions runtime;
+  ParallelOptions parallel;
   std::string model;
   int64_t requests = 64;
   int64_t concurrency = 16;
@@ -99,8 +101,10 @@ std::vector<std::vector<int32_t>> read_prompts(const std::string& path, const To
 void bench_offline(const BenchOfflineOptions& o) {
   const KvDType kv_dtype = o.kv_dtype;
   const size_t kv_bytes = o.kv_memory.empty() ? 0 : unwrap(parse_bytes(o.kv_memory));
+  auto par = ParallelSession::start(o.parallel, o.runtime);
+  if (par && par->worker()) return par->run_worker(o.model, o.runtime);
   Runtime rt(o.runtime);
-  auto model = unwrap(Model::load(o.model, o.runtime.load_options()));
+  auto model = load_model(o.model, o.runtime, par.get());
   std::optional<Tokenizer> tok;
   std::vector<std::vector<int32_t>> prompts;
   if (!o.prompts_file.empty()) {
@@ -230,6 +234,7 @@ void register_bench_offline(CLI::App& app) {
   add_speculative_options(*cmd, o->speculative);
   o->runtime.cuda_capable = true;  // the engine runs on CudaModelRunner with --device cuda
   o->runtime.add_to(*cmd);
+  o->parallel.add_to(*cmd);
   cmd->callback([o] { bench_offline(*o); });
 }
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "parallel_session.h"
 #include "core/mapped_file.h"
 #include "eval/perplexity.h"
 #include "eval/quality.h"
@@ -16,6 +17,7 @@ namespace {
 
 struct PplOptions {
   RuntimeOptions runtime;
+  ParallelOptions parallel;
   std::string model, file, protocol = "tern";
   int64_t ctx = 512, windows = -1;  // -1: the protocol's default (40 for tern, all for llama.cpp)
   bool json = false;
@@ -58,8 +60,13 @@ void print_quality(const PplOptions& o, const QualityResult& q, size_t file_toke
 }
 
 void eval_ppl(const PplOptions& o) {
+  auto par = ParallelSession::start(o.parallel, o.runtime);
+  if (par && par->worker()) return par->run_worker(o.model, o.runtime);
+  if (par && (!o.base.empty() || !o.base_logits.empty() || !o.save_logits.empty())) {
+    fail("--tp: eval ppl measures perplexity only under tensor parallelism (no --base, --base-logits, --save-logits)");
+  }
   Runtime rt(o.runtime);
-  auto model = unwrap(Model::load(o.model, o.runtime.load_options()));
+  auto model = load_model(o.model, o.runtime, par.get());
   auto tokenizer = load_tokenizer_if_present(o.model);
   if (!tokenizer) fail(o.model + ": no tokenizer.json");
   const std::string text = unwrap(read_text_file(o.file));
@@ -156,6 +163,7 @@ void register_eval(CLI::App& app) {
   ppl->add_option("--kl-topk", o->kl_topk, "base log-probabilities kept per position (rest is one bucket)")
       ->check(CLI::Range(1, 1 << 24));
   o->runtime.add_to(*ppl);
+  o->parallel.add_to(*ppl);
   ppl->callback([o] { eval_ppl(*o); });
 }
 

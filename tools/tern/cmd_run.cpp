@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "cli_common.h"
+#include "parallel_session.h"
 #include "plan/memory_budget.h"
 #include "runtime/generator.h"
 
@@ -15,6 +16,7 @@ namespace {
 
 struct RunOptions {
   RuntimeOptions runtime;
+  ParallelOptions parallel;
   std::string model;
   std::string prompt;
   bool prompt_from_stdin = false;
@@ -30,8 +32,10 @@ struct RunOptions {
 };
 
 void run(const RunOptions& o) {
+  auto par = ParallelSession::start(o.parallel, o.runtime);
+  if (par && par->worker()) return par->run_worker(o.model, o.runtime);
   Runtime rt(o.runtime);
-  auto model = unwrap(Model::load(o.model, o.runtime.load_options()));
+  auto model = load_model(o.model, o.runtime, par.get());
   auto tokenizer = load_tokenizer_if_present(o.model);
   if (!tokenizer) fail(o.model + ": no tokenizer.json (tern run needs one to read the prompt)");
   std::string prompt = o.prompt;
@@ -99,6 +103,7 @@ void register_run(CLI::App& app) {
   cmd->add_flag("-q,--quiet", o->quiet, "no timings on stderr");
   add_kv_dtype_option(*cmd, o->kv_dtype);
   o->runtime.add_to(*cmd);
+  o->parallel.add_to(*cmd);
   cmd->callback([o, p] {
     if (p->count() == 0 && !o->prompt_from_stdin) fail("give a prompt with -p TEXT or --stdin");
     run(*o);

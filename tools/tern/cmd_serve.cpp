@@ -20,6 +20,7 @@
 #include "engine/fake_model_runner.h"
 #include "formats/model_config.h"
 #include "kv/paged_kv_cache.h"
+#include "parallel_session.h"
 #include "planned_engine.h"
 #include "speculative_args.h"
 
@@ -53,6 +54,7 @@ struct ServeOptions {
   bool fake_engine = false;
   double fake_steps_per_s = 200;
   RuntimeOptions runtime;
+  ParallelOptions parallel;
   SpeculativeArgs speculative;
 };
 
@@ -72,7 +74,7 @@ struct EngineStack {
   std::unique_ptr<Engine> engine;
 };
 
-EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max_context) {
+EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max_context, const ParallelSession* par) {
   EngineOptions eo;
   eo.kv_memory_bytes = size_t(o.kv_memory_mb * 1024 * 1024);
   eo.max_running = std::max<int64_t>(1, std::min<int64_t>(o.max_running, o.max_queue));
@@ -94,7 +96,7 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
     return s;
   }
   s.runtime = std::make_unique<Runtime>(o.runtime);
-  s.model = unwrap(Model::load(o.model, o.runtime.load_options()));
+  s.model = load_model(o.model, o.runtime, par);
   // No --kv-memory-mb / a large --max-running: the planner's numbers (planned_engine.h).
   plan_kv_pool_budget(*s.model, eo);
   auto drafter = make_speculative(o.speculative, o.runtime, *s.runtime, *s.model, &tok,
@@ -106,6 +108,9 @@ EngineStack make_engine(const ServeOptions& o, const Tokenizer& tok, int64_t max
 }
 
 void serve(const ServeOptions& o) {
+  // Ranks other than 0 of an `mpirun ... --tp N` job serve rank 0's decoder calls, nothing else.
+  auto par = o.fake_engine ? nullptr : ParallelSession::start(o.parallel, o.runtime);
+  if (par && par->worker()) return par->run_worker(o.model, o.runtime);
   // Signals are taken by one thread (sigwait), so every thread started below inherits the mask.
   sigset_t sigs;
   sigemptyset(&sigs);
@@ -164,6 +169,7 @@ void serve(const ServeOptions& o) {
   so.shutdown_grace_s = o.shutdown_grace_s;
   so.eos_ids = config.eos_token_ids;
   so.model_vocab = config.vocab_size;
+  so.tp_comm = par ? par->comm() : nullptr;
   if (tok->eos_id() && std::find(so.eos_ids.begin(), so.eos_ids.end(), *tok->eos_id()) == so.eos_ids.end()) {
     so.eos_ids.push_back(*tok->eos_id());
   }
@@ -173,7 +179,7 @@ void serve(const ServeOptions& o) {
     }
   }
 
-  EngineStack stack = make_engine(o, *tok, so.max_context);
+  EngineStack stack = make_engine(o, *tok, so.max_context, par.get());
   Engine* engine = stack.engine.get();
   api::ApiServer server(*engine, *tok, chat, so);
   const int port = unwrap(server.bind());
@@ -264,6 +270,7 @@ void register_serve(CLI::App& app) {
   add_speculative_options(*cmd, o->speculative);
   o->runtime.cuda_capable = true;  // the engine runs on CudaModelRunner with --device cuda
   o->runtime.add_to(*cmd);
+  o->parallel.add_to(*cmd);
   cmd->callback([o] { serve(*o); });
 }
 

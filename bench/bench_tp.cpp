@@ -1,0 +1,174 @@
+// Tensor parallelism over MPI (issue 17), one model split over the ranks of `mpirun -np T`:
+//   greedy:  the greedy continuation of given ids (the e2e tests compare it with the single process)
+//   decode:  batch-1 decode tok/s after a prompt, the bytes each rank sent per token, RSS per rank
+// Usage: [mpirun -np T] bench_tp MODEL_DIR [--threads N] [--ids 1,2,3 | --reference-ids reference.json]
+//        [--greedy 16] [--prompt 128] [--decode 64]
+// Without mpirun (or -np 1) it runs the whole model in one process: the baseline.
+// Output (rank 0): "tokens: ..." with --greedy; with --decode one JSON line per rank (rss) and one summary.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/exec_context.h"
+#include "core/thread_pool.h"
+#include "kv/sequence_kv_cache.h"
+#include "model/decoder.h"
+#include "model/model.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/step_message.h"
+#include "parallel/tp_worker.h"
+
+using namespace tern;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+int64_t rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return 0;
+}
+
+int32_t argmax(const std::vector<float>& v) {
+  size_t b = 0;
+  for (size_t i = 1; i < v.size(); ++i) {
+    if (v[i] > v[b]) b = i;
+  }
+  return int32_t(b);
+}
+
+struct Args {
+  std::string model;
+  int threads = 1;
+  std::vector<int32_t> ids;
+  int greedy = 0;
+  int64_t prompt = 128, decode = 0;
+};
+
+bool parse(int argc, char** argv, Args& a) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (s == "--threads") a.threads = std::stoi(next());
+    else if (s == "--greedy") a.greedy = std::stoi(next());
+    else if (s == "--prompt") a.prompt = std::stoll(next());
+    else if (s == "--decode") a.decode = std::stoll(next());
+    else if (s == "--ids") {
+      std::string v = next();
+      for (size_t p = 0; p < v.size();) {
+        size_t q = v.find(',', p);
+        if (q == std::string::npos) q = v.size();
+        a.ids.push_back(int32_t(std::stol(v.substr(p, q - p))));
+        p = q + 1;
+      }
+    } else if (s == "--reference-ids") {
+      std::ifstream f(next());
+      const nlohmann::json j = nlohmann::json::parse(f);
+      a.ids = j["sequences"][0]["ids"].get<std::vector<int32_t>>();
+    } else if (!s.empty() && s[0] != '-' && a.model.empty()) a.model = s;
+    else return false;
+  }
+  return !a.model.empty();
+}
+
+// Rank 0's work; the other ranks run run_tp_worker meanwhile.
+Status lead(const Model& model, ExecContext& ctx, const Args& a, Communicator* comm) {
+  const ModelConfig& c = model.config();
+  Decoder dec(model);
+  std::vector<float> hidden(size_t(c.hidden_size)), logits(size_t(c.vocab_size));
+  if (a.greedy > 0) {
+    SequenceKvCache kv(c, int64_t(a.ids.size()) + a.greedy);
+    std::vector<int32_t> next = a.ids, out;
+    for (int i = 0; i < a.greedy; ++i) {
+      TERN_RETURN_IF_ERROR(dec.forward(ctx, kv, next.data(), int64_t(next.size()), 1, hidden.data()));
+      TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), 1, logits.data()));
+      out.push_back(argmax(logits));
+      next = {out.back()};
+    }
+    std::string line = "tokens:";
+    for (int32_t t : out) line += fmt::format(" {}", t);
+    fmt::print("{}\n", line);
+  }
+  if (a.decode > 0) {
+    SequenceKvCache kv(c, a.prompt + a.decode + 1);
+    std::vector<int32_t> prompt(size_t(a.prompt));
+    for (int64_t i = 0; i < a.prompt; ++i) prompt[size_t(i)] = int32_t((i * 7919 + 13) % std::min<int64_t>(c.vocab_size, 32000));
+    TERN_RETURN_IF_ERROR(dec.forward(ctx, kv, prompt.data(), a.prompt, 1, hidden.data()));
+    TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), 1, logits.data()));
+    int32_t tok = argmax(logits);
+    const CommStats before = comm ? comm->stats() : CommStats{};
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < a.decode; ++i) {
+      TERN_RETURN_IF_ERROR(dec.forward(ctx, kv, &tok, 1, 1, hidden.data()));
+      TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), 1, logits.data()));
+      tok = argmax(logits);
+    }
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    const CommStats after = comm ? comm->stats() : CommStats{};
+    nlohmann::ordered_json j;
+    j["ranks"] = comm ? comm->size() : 1;
+    j["threads_per_rank"] = a.threads;
+    j["decode_tok_s"] = double(a.decode) / s;
+    j["all_reduce_bytes_per_token"] = double(after.all_reduce_bytes - before.all_reduce_bytes) / double(a.decode);
+    j["rank0_sent_bytes_per_token"] = double(after.total() - before.total()) / double(a.decode);
+    j["arithmetic_2_layers_hidden_f32"] = comm ? 2.0 * c.n_layers * double(c.hidden_size) * 4 : 0.0;
+    fmt::print("{}\n", j.dump());
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  if (!parse(argc, argv, a)) {
+    fmt::print(stderr, "usage: [mpirun -np T] bench_tp MODEL_DIR [--threads N] [--ids a,b,c | --reference-ids FILE] "
+                       "[--greedy N] [--prompt N] [--decode N]\n");
+    return 2;
+  }
+  std::unique_ptr<Communicator> comm;
+  if (mpi_available()) {
+    auto c = open_mpi_communicator();
+    if (!c.is_ok()) {
+      fmt::print(stderr, "bench_tp: {}\n", c.status().message());
+      return 1;
+    }
+    comm = std::move(c).value();
+  }
+  ThreadPool pool(a.threads);
+  const CpuFeatures cpu = CpuFeatures::detect();
+  ExecContext ctx(pool, cpu);
+  ModelLoadOptions lo;
+  lo.tp = comm.get();
+  auto model = Model::load(a.model, lo);
+  if (!model.is_ok()) {
+    fmt::print(stderr, "bench_tp: {}\n", model.status().message());
+    return 1;
+  }
+  const bool tp = comm && comm->size() > 1;
+  Status s = tp && comm->rank() != 0 ? run_tp_worker(**model, ctx, *comm) : lead(**model, ctx, a, tp ? comm.get() : nullptr);
+  if (tp && comm->rank() == 0) (void)broadcast_stop(*comm);
+  if (!s.is_ok()) {
+    fmt::print(stderr, "bench_tp: rank {}: {}\n", comm ? comm->rank() : 0, s.message());
+    return 1;
+  }
+  if (a.decode > 0) {
+    // Resident memory of every rank, reported by rank 0 in rank order.
+    int64_t mine = rss_kib();
+    std::vector<int64_t> all(size_t(tp ? comm->size() : 1), mine);
+    if (tp) (void)comm->gather(&mine, sizeof(mine), all.data(), 0);
+    if (!tp || comm->rank() == 0) {
+      for (size_t r = 0; r < all.size(); ++r) fmt::print("{{\"rank\": {}, \"rss_mib\": {:.1f}}}\n", r, double(all[r]) / 1024);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,48 @@
+// --tp / --pp for the commands that run one model over several processes (issue 17): `mpirun -np N
+// tern run|serve|eval ppl|bench offline -m DIR --tp T [--pp P]` with T × P = N. Rank 0 runs the
+// command as usual on its shard; every other rank loads its shard and serves rank 0's decoder calls
+// (parallel/tp_worker.h) until rank 0 is done.
+//
+//   auto par = ParallelSession::start(o.parallel);          // null when --tp 1 --pp 1
+//   if (par && par->worker()) return par->run_worker(o.model, o.runtime);
+//   ModelLoadOptions lo = o.runtime.load_options(); lo.tp = par ? par->comm() : nullptr;
+//
+// Declare the session before the model and the engine: its destructor tells the workers to stop.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cli_common.h"
+#include "parallel/communicator.h"
+
+namespace tern::cli {
+
+struct ParallelOptions {
+  int tp = 1;  // tensor-parallel ranks
+  int pp = 1;  // pipeline stages (not implemented yet: > 1 is an error)
+  void add_to(CLI::App& cmd);
+};
+
+class ParallelSession {
+ public:
+  // Null for a single process. Fails with one line when MPI is missing from the build, when the job's
+  // rank count is not tp × pp (rank 0 says so; the others end quietly), or for --pp > 1.
+  static std::unique_ptr<ParallelSession> start(const ParallelOptions& o, const RuntimeOptions& rt);
+  ~ParallelSession();
+
+  bool worker() const { return comm_->rank() != 0; }
+  Communicator* comm() const { return comm_.get(); }
+  // A rank other than 0: loads its shard and serves until rank 0 stops; fails with the rank's error.
+  void run_worker(const std::string& model, const RuntimeOptions& rt);
+
+ private:
+  explicit ParallelSession(std::unique_ptr<Communicator> comm) : comm_(std::move(comm)) {}
+  std::unique_ptr<Communicator> comm_;
+  bool idle_ = false;  // a rank of a job that will not run (wrong rank count): nothing to stop
+};
+
+// Loads the model (this rank's shard under a session) with the runtime's options.
+std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& rt, const ParallelSession* par);
+
+}  // namespace tern::cli
