@@ -59,7 +59,7 @@ inline void write_pruned_dense(const std::string& in_dir, const std::string& out
   if (!write_safetensors_sharded(out_dir, out, size_t(1) << 40).is_ok()) return;
   std::filesystem::copy_file(in_dir + "/config.json", out_dir + "/config.json",
                              std::filesystem::copy_options::overwrite_existing);
-  (void)copy_side_files(in_dir, out_dir);
+  (void)copy_tokenizer_files(in_dir, out_dir);
 }
 
 }  // namespace tern::test

@@ -53,7 +53,7 @@ OwnedTensor vector_as(const TensorInfo& like, const std::vector<float>& v) {
 
 }  // namespace
 
-Status copy_side_files(const std::string& from, const std::string& to) {
+Status copy_tokenizer_files(const std::string& from, const std::string& to) {
   for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                            "generation_config.json", "chat_template.jinja", "tokenizer.model"}) {
     std::error_code ec;
@@ -133,7 +133,7 @@ Status write_quantized_checkpoint(const Model& model, const QuantConfig& layout,
   }
   TERN_RETURN_IF_ERROR(write_safetensors_sharded(options.out_dir, tensors, options.max_shard_bytes));
   TERN_RETURN_IF_ERROR(write_config(model, layout, options.out_dir));
-  return copy_side_files(model.dir(), options.out_dir);
+  return copy_tokenizer_files(model.dir(), options.out_dir);
 }
 
 }  // namespace tern

@@ -199,7 +199,7 @@ Result<SparsifyReport> write_sparse_checkpoint(const SparsifyOptions& o) {
   if (ec) return Status::error(fmt::format("{}: cannot create: {}", o.out_dir, ec.message()));
   TERN_RETURN_IF_ERROR(write_safetensors_sharded(o.out_dir, tensors, o.max_shard_bytes));
   TERN_RETURN_IF_ERROR(write_config(o.in_dir, o.out_dir, q));
-  TERN_RETURN_IF_ERROR(copy_side_files(o.in_dir, o.out_dir));
+  TERN_RETURN_IF_ERROR(copy_tokenizer_files(o.in_dir, o.out_dir));
   return rep;
 }
 
