@@ -80,6 +80,7 @@ class Collector : public ActivationObserver {
       st.cols = cols;
       st.abs_sum.assign(size_t(cols), 0.0);
       st.abs_max.assign(size_t(cols), 0.0f);
+      st.sq_sum.assign(size_t(cols), 0.0);
       if (opt_.hessian) st.xtx.assign(size_t(cols * cols), 0.0);
     }
     for (int64_t r = 0; r < rows; ++r) {
@@ -88,6 +89,7 @@ class Collector : public ActivationObserver {
         const float a = std::fabs(row[c]);
         st.abs_sum[size_t(c)] += a;
         st.abs_max[size_t(c)] = std::max(st.abs_max[size_t(c)], a);
+        st.sq_sum[size_t(c)] += double(row[c]) * double(row[c]);
       }
       // Reservoir sampling keeps a uniform sample of all rows seen so far.
       if (keep > 0) {

@@ -42,6 +42,7 @@ struct SlotStats {
   int64_t rows = 0;             // rows seen
   std::vector<double> abs_sum;  // [cols] Σ |x|
   std::vector<float> abs_max;   // [cols] max |x|
+  std::vector<double> sq_sum;   // [cols] Σ x² (Wanda's ‖X_j‖², structured pruning's channel energy)
   std::vector<double> xtx;      // [cols, cols] Σ xᵀx (options.hessian)
   std::vector<float> sample;    // [n_sample, cols]
 

@@ -33,19 +33,6 @@ Status write_config(const Model& model, const QuantConfig& layout, const std::st
   return Status::ok();
 }
 
-Status copy_side_files(const std::string& from, const std::string& to) {
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                           "generation_config.json", "chat_template.jinja", "tokenizer.model"}) {
-    std::error_code ec;
-    if (!fs::exists(fs::path(from) / name)) continue;
-    fs::copy_file(fs::path(from) / name, fs::path(to) / name, fs::copy_options::overwrite_existing, ec);
-    if (ec) return Status::error(fmt::format("copying {} to {}: {}", name, to, ec.message()));
-    // Source files may be read-only (a shared model store); the copy belongs to the user.
-    fs::permissions(fs::path(to) / name, fs::perms::owner_write, fs::perm_options::add, ec);
-  }
-  return Status::ok();
-}
-
 std::vector<float> to_f32(const TensorInfo& t) {
   std::vector<float> v(size_t(t.numel()));
   for (size_t i = 0; i < v.size(); ++i) v[i] = load_as_f32(t.data, t.dtype, i);
@@ -65,6 +52,19 @@ OwnedTensor vector_as(const TensorInfo& like, const std::vector<float>& v) {
 }
 
 }  // namespace
+
+Status copy_tokenizer_files(const std::string& from, const std::string& to) {
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "generation_config.json", "chat_template.jinja", "tokenizer.model"}) {
+    std::error_code ec;
+    if (!fs::exists(fs::path(from) / name)) continue;
+    fs::copy_file(fs::path(from) / name, fs::path(to) / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) return Status::error(fmt::format("copying {} to {}: {}", name, to, ec.message()));
+    // Source files may be read-only (a shared model store); the copy belongs to the user.
+    fs::permissions(fs::path(to) / name, fs::perms::owner_write, fs::perm_options::add, ec);
+  }
+  return Status::ok();
+}
 
 Result<std::vector<QuantizableModule>> quantizable_modules(const Model& model, const QuantConfig& layout) {
   TERN_ASSIGN_OR_RETURN(ModelLinears ml, model_linears(model));
@@ -133,7 +133,7 @@ Status write_quantized_checkpoint(const Model& model, const QuantConfig& layout,
   }
   TERN_RETURN_IF_ERROR(write_safetensors_sharded(options.out_dir, tensors, options.max_shard_bytes));
   TERN_RETURN_IF_ERROR(write_config(model, layout, options.out_dir));
-  return copy_side_files(model.dir(), options.out_dir);
+  return copy_tokenizer_files(model.dir(), options.out_dir);
 }
 
 }  // namespace tern

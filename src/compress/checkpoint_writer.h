@@ -35,6 +35,10 @@ struct QuantizableModule {
 };
 Result<std::vector<QuantizableModule>> quantizable_modules(const Model& model, const QuantConfig& layout);
 
+// Copies the tokenizer and generation files (tokenizer.json, tokenizer_config.json, chat template, ...)
+// that exist in `from` into `to` (also what `tern prune` writes beside its tensors).
+Status copy_tokenizer_files(const std::string& from, const std::string& to);
+
 Status write_quantized_checkpoint(const Model& model, const QuantConfig& layout, const LinearQuantizer& quantize,
                                   const CheckpointWriteOptions& options, const ProgressFn& progress = nullptr);
 

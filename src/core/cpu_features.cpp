@@ -43,6 +43,7 @@ CpuFeatures CpuFeatures::detect() {
              avx512vl = b7 & (1u << 31);
   f.avx512 = f.avx2 && zmm_os && avx512f && avx512dq && avx512bw && avx512vl;
   f.avx512_vnni = f.avx512 && (c7 & (1u << 11));
+  f.avx512_vbmi2 = f.avx512 && (c7 & (1u << 6));
   f.avx512_fp16 = f.avx512 && (d7 & (1u << 23));
   const bool amx_bf16 = d7 & (1u << 22), amx_tile = d7 & (1u << 24), amx_int8 = d7 & (1u << 25);
   unsigned a71 = 0, b71 = 0, c71 = 0, d71 = 0;
@@ -62,7 +63,7 @@ CpuFeatures CpuFeatures::capped(const std::string& level) const {
   const int rank = level == "scalar" ? 0 : level == "avx2" ? 1 : level == "avx512" ? 2 : level == "avx512bf16" ? 3 : 4;
   if (rank < 4) f.amx_bf16 = f.amx_int8 = false;
   if (rank < 3) f.avx512_bf16 = false;
-  if (rank < 2) f.avx512 = f.avx512_vnni = f.avx512_fp16 = f.avx512_bf16 = false;
+  if (rank < 2) f.avx512 = f.avx512_vnni = f.avx512_vbmi2 = f.avx512_fp16 = f.avx512_bf16 = false;
   if (rank < 1) f.avx2 = f.avx_vnni = false;
   return f;
 }
@@ -79,6 +80,7 @@ std::string CpuFeatures::describe() const {
   add(avx512_bf16, "avx512_bf16");
   add(avx512_fp16, "avx512_fp16");
   add(avx512_vnni, "avx512_vnni");
+  add(avx512_vbmi2, "avx512_vbmi2");
   add(avx_vnni, "avx_vnni");
   add(amx_bf16, "amx_bf16");
   add(amx_int8, "amx_int8");

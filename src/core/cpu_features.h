@@ -12,6 +12,7 @@ struct CpuFeatures {
   bool avx512_bf16 = false; // vdpbf16ps
   bool avx512_fp16 = false;
   bool avx512_vnni = false;
+  bool avx512_vbmi2 = false;  // vpexpandb / vpexpandw (the sparse kernels' mask expansion)
   bool avx_vnni = false;
   bool amx_bf16 = false;    // tiles usable: CPU support *and* the kernel granted XTILEDATA
   bool amx_int8 = false;

@@ -16,6 +16,8 @@ enum class WeightFormat : uint8_t {
   Int4Group,    // 4-bit codes, scales (and zero points when asymmetric) per `group` columns of a row
   Fp8E4M3,      // e4m3 bytes [rows, cols], one f32 scale per row
   Gguf,         // a GGUF/ggml block type (gguf_type), blocks along each row
+  SparseBitmask,  // compressed-tensors sparse-bitmask / sparse-24-bitmask: only the kept weights of each row,
+                  // in column order (dtype BF16, or I8 with scales [rows]), found through `mask` and `row_offsets`
 };
 
 struct WeightMatrix {
@@ -34,6 +36,11 @@ struct WeightMatrix {
   bool int8_activations = false;   // Int8Channel: quantize x per token to int8 (W8A8)
   int gguf_type = -1;              // Gguf: ggml type id (Q4_K = 12, ...)
   size_t quant_bytes = 0;          // non-Dense: bytes of codes + scales + zeros one pass reads
+  // SparseBitmask: bit (j % 8) of byte mask[r * ((cols + 7) / 8) + j / 8] says column j of row r is kept;
+  // the row's kept values start at element row_offsets[r] of `data` (nnz values in all).
+  const uint8_t* mask = nullptr;
+  const int64_t* row_offsets = nullptr;
+  int64_t nnz = 0;
 
   bool dense() const { return format == WeightFormat::Dense; }
   size_t bytes() const {

@@ -134,6 +134,7 @@ Status Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t*
   for (int l = 0; l < n_layers; ++l) {
     const DecoderLayerWeights& lw = w.layers[size_t(l)];
     step.layer = l;
+    if (observer_) observer_->on_residual(l, x_.data(), l == 0 ? nullptr : block_out_.data(), c, H);
     // x += previous block's output; xn = norm(x)
     apply_norm(ctx, lw.attn_norm, x_.data(), l == 0 ? nullptr : block_out_.data(), c, H, xn_.data());
     // Attention step (multi-head latent attention, when a layer has lw.mla, dispatches here).
@@ -148,6 +149,7 @@ Status Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t*
     TERN_RETURN_IF_ERROR(reduce_block(c));  // tensor parallel: Σ over ranks of act_local · Wd_localᵀ
     if (lw.ffn_out_norm.present()) apply_norm(ctx, lw.ffn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
   }
+  if (observer_ && n_layers > 0) observer_->on_residual(n_layers, x_.data(), block_out_.data(), c, H);
   // Final norm of the rows someone asks for: each piece's rows among its sequence's last n_out.
   int64_t r = 0;
   for (const Piece& p : pieces_) {

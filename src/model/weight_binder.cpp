@@ -7,6 +7,7 @@
 
 #include "formats/quant/checkpoint_layouts.h"
 #include "formats/quant/pack_weights.h"
+#include "formats/sparse/sparse_linear.h"
 #include "kernels/cpu/gguf_blocks.h"
 
 namespace tern {
@@ -57,8 +58,24 @@ Result<std::vector<WeightMatrix>> WeightBinder::quantized_parts(const std::strin
   return out;
 }
 
+bool WeightBinder::sparse_module(const std::string& name, std::string* module) const {
+  constexpr std::string_view kSuffix = ".weight";
+  if (!quant_ || !quant_->sparsity.enabled() || name.size() <= kSuffix.size() ||
+      name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0)
+    return false;
+  *module = name.substr(0, name.size() - kSuffix.size());
+  return has_sparse_linear(*store_, *quant_, *module);
+}
+
+Result<WeightMatrix> WeightBinder::sparse_matrix(const std::string& module, int64_t rows, int64_t cols) {
+  TERN_ASSIGN_OR_RETURN(WeightMatrix w, bind_sparse_linear(*store_, *quant_, module, rows, cols, *arena_));
+  for (const auto& n : sparse_tensor_names(module)) ignore_if_present(n);
+  return w;
+}
+
 Result<WeightMatrix> WeightBinder::matrix(const std::string& name, int64_t rows, int64_t cols) {
   constexpr std::string_view kSuffix = ".weight";
+  if (std::string module; sparse_module(name, &module)) return sparse_matrix(module, rows, cols);
   if (quant_ && quant_->quantized() && name.size() > kSuffix.size() &&
       name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
     const std::string module = name.substr(0, name.size() - kSuffix.size());
@@ -106,6 +123,13 @@ Result<std::vector<WeightMatrix>> WeightBinder::matrix_parts(const std::string& 
   constexpr std::string_view kSuffix = ".weight";
   int64_t total = 0;
   for (int64_t r : rows) total += r;
+  if (std::string module; sparse_module(name, &module)) {
+    TERN_ASSIGN_OR_RETURN(WeightMatrix all, sparse_matrix(module, total, cols));
+    std::vector<WeightMatrix> out;
+    int64_t r0 = 0;
+    for (int64_t r : rows) out.push_back(sparse_row_slice(all, r0, r)), r0 += r;
+    return out;
+  }
   if (quant_ && quant_->quantized() && name.size() > kSuffix.size() &&
       has_quantized_linear(*safetensors_, *quant_, name.substr(0, name.size() - kSuffix.size()))) {
     return quantized_parts(name.substr(0, name.size() - kSuffix.size()), rows, total, cols);

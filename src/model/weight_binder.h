@@ -56,6 +56,9 @@ class WeightBinder {
  private:
   Result<const TensorInfo*> take(const std::string& name, const std::vector<int64_t>& shape);
   Result<WeightMatrix> quantized_matrix(const std::string& module, int64_t rows, int64_t cols);
+  // Whether `name` ("<module>.weight") is stored sparse (formats/sparse/sparse_linear.h); sets *module.
+  bool sparse_module(const std::string& name, std::string* module) const;
+  Result<WeightMatrix> sparse_matrix(const std::string& module, int64_t rows, int64_t cols);
   // Rows [row0, row0 + rows) of a tensor in a GGUF block type, in place.
   static WeightMatrix gguf_matrix(const TensorInfo& t, int64_t row0, int64_t rows, int64_t cols);
   Result<std::vector<WeightMatrix>> quantized_parts(const std::string& module, const std::vector<int64_t>& rows,

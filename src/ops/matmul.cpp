@@ -12,6 +12,7 @@
 #include "ops/matmul_quant.h"
 #include "ops/matmul_gguf.h"
 #include "ops/matmul_columns.h"
+#include "ops/matmul_sparse.h"
 
 namespace tern {
 
@@ -69,6 +70,7 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
   if (m <= 0 || n <= 0) return;
   if (is_tern_quantized(w)) return matmul_quantized(ctx, x, m, w, y, bias);
   if (w.format == WeightFormat::Gguf) return matmul_gguf(ctx, x, m, w, y, bias);
+  if (is_sparse(w)) return matmul_sparse(ctx, x, m, w, y, bias);
   assert(x != nullptr && y != nullptr && k >= 0 && (k == 0 || w.data != nullptr));
   const cpu::MatmulArgs args{x, m, w, y, bias};
   const Choice c = choose(ctx, m, w.dtype);
@@ -144,6 +146,8 @@ void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) 
       tasks.push_back(quantized_gemv_task(ctx, a, scratch + offsets[i]));
     } else if (a.w.format == WeightFormat::Gguf) {
       tasks.push_back(gguf_gemv_task(ctx, a, scratch + offsets[i]));
+    } else if (is_sparse(a.w)) {
+      tasks.push_back(sparse_gemv_task(ctx, a));
     } else {
       assert(a.x != nullptr && a.y != nullptr && (a.w.cols == 0 || a.w.data != nullptr));
       const cpu::GemvFn fn = gemv_fn(choose(ctx, m, a.w.dtype).isa);
@@ -179,6 +183,7 @@ const char* matmul_kernel_name(const ExecContext& ctx, int64_t m, const WeightMa
        {"gemv_avx512bf16_f32", "gemv_avx512bf16_f16", "gemv_avx512bf16_bf16"},
        {"gemv_amx_f32", "gemv_amx_f16", "gemv_amx_bf16"}}};
   if (w.format == WeightFormat::Gguf) return matmul_gguf_kernel_name(ctx, m, w);
+  if (is_sparse(w)) return matmul_sparse_kernel_name(ctx.cpu(), std::max<int64_t>(m, 1), w);
   const Choice c = choose(ctx, std::max<int64_t>(m, 1), w.dtype);
   if (c.smallm) return "smallm_avx2_bf16";
   return kNames[c.gemv ? 1 : 0][int(c.isa)][int(w.dtype)];

@@ -82,7 +82,9 @@ int main(int argc, char** argv) {
   tern::cli::register_bench_serve(app);
   tern::cli::register_bench_offline(app);
   tern::cli::register_quantize(app);
+  tern::cli::register_prune(app);
   tern::cli::register_gguf(app);
+  tern::cli::register_sparsify(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

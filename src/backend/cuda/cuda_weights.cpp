@@ -90,7 +90,7 @@ Status linear(Uploader& up, const WeightMatrix& m, const std::vector<float>* bia
       break;
     }
     default:
-      return Status::error(std::string(name) + ": GGUF block weights are not supported by the CUDA backend yet");
+      return Status::error(std::string(name) + ": GGUF block and sparse weights are not supported by the CUDA backend yet");
   }
   out.bias = bias ? up.vec(*bias) : nullptr;
   return up.error();

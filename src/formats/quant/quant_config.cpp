@@ -144,6 +144,19 @@ Status parse_ct_group(const Reader& gr, QuantConfig* c) {
 }
 
 Status parse_compressed_tensors(const Reader& r, QuantConfig* c) {
+  if (const json* sc = r.get("sparsity_config")) {
+    TERN_ASSIGN_OR_RETURN(c->sparsity, parse_sparsity_config(*sc, r.where + "sparsity_config."));
+  }
+  const json* any_groups = r.get("config_groups");
+  if (c->sparsity.enabled() && (!any_groups || (any_groups->is_object() && any_groups->empty()))) {
+    c->method = QuantMethod::None;  // sparse only: nothing quantized
+    std::string format;
+    TERN_RETURN_IF_ERROR(r.string("format", &format, false));
+    if (!format.empty() && format != "dense" && format != sparse_format_name(c->sparsity.format))
+      return r.fail("format", "'" + format + "' with no config_groups (a sparse-only checkpoint: dense or " +
+                                  sparse_format_name(c->sparsity.format) + ")");
+    return Status::ok();
+  }
   TERN_RETURN_IF_ERROR(r.string("format", &c->ct_format, true));
   if (c->ct_format != "pack-quantized" && c->ct_format != "int-quantized" && c->ct_format != "float-quantized")
     return r.fail("format", "'" + c->ct_format + "' is not supported (pack-quantized, int-quantized, float-quantized)");
@@ -339,9 +352,18 @@ nlohmann::ordered_json quant_config_to_json(const QuantConfig& c) {
       j["kv_cache_scheme"] = nullptr;
       j["quant_method"] = "compressed-tensors";
       j["quantization_status"] = "compressed";
+      if (c.sparsity.enabled()) j["sparsity_config"] = sparsity_config_to_json(c.sparsity);
       break;
     }
-    default: break;
+    default:
+      if (c.sparsity.enabled()) {  // sparse only
+        j["config_groups"] = nlohmann::ordered_json::object();
+        j["format"] = "dense";
+        j["quant_method"] = "compressed-tensors";
+        j["quantization_status"] = "compressed";
+        j["sparsity_config"] = sparsity_config_to_json(c.sparsity);
+      }
+      break;
   }
   return j;
 }

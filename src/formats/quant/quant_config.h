@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "formats/sparse/sparsity_config.h"
 
 namespace tern {
 
@@ -39,6 +40,10 @@ struct QuantConfig {
   // CT mixed precision: every config group in order (the first also sets bits/group/symmetric above).
   // Empty: one scheme (the fields above) for every linear not ignored.
   std::vector<QuantScheme> schemes;
+
+  // CT sparsity_config: linears stored sparse (formats/sparse/sparse_linear.h). A sparse-only
+  // checkpoint (no config_groups) has method None: its values are in the model's float dtype.
+  SparsityConfig sparsity;
 
   bool quantized() const { return method != QuantMethod::None; }
   // The config as it applies to `module`: bits/group/symmetric of the first scheme targeting it.

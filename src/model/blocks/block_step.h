@@ -29,6 +29,9 @@ class ActivationObserver {
   // gate/up read the layer's kMlpIn rows, all of them). Then rewrite as above.
   virtual void on_expert_input(int layer, int expert, LinearInput slot, const float* x, int64_t rows, int64_t cols) {}
   virtual void rewrite_expert_input(int layer, int expert, LinearInput slot, float* x, int64_t rows, int64_t cols) {}
+  // The residual stream entering layer `layer` is x + delta (delta null: x alone), [rows, cols];
+  // layer == the number of layers run: what leaves the last one. Depth pruning compares these (ShortGPT).
+  virtual void on_residual(int layer, const float* x, const float* delta, int64_t rows, int64_t cols) {}
 };
 
 inline void observe(ActivationObserver* o, int layer, LinearInput slot, float* x, int64_t rows, int64_t cols) {

@@ -1,0 +1,148 @@
+// Sparse decode GEMV (m = 1) against its dense twin on the Llama-3.2-1B linear shapes (no LM head):
+//   bf16:  dense bf16                      vs 50% unstructured sparse-bitmask bf16 (0.5625 of the bytes)
+//   int8:  dense int8 per-channel (W8A16)  vs 2:4 sparse-24-bitmask int8 (0.625 of the bytes)
+// For each: µs per call summed over the shapes of one layer (q, k, v, o, gate, up, down), GB/s of the
+// bytes each format actually reads, that as % of the read bandwidth measured in the same run, and the
+// speed-up over dense. Weights rotate through copies spanning > 1 GiB, so every call reads DRAM.
+//   bench_sparse [--threads N] [--reps 5] [--levels avx2,avx512] [--m 1]
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "bench_common.h"
+#include "core/dtype.h"
+#include "ops/matmul.h"
+
+using namespace tern;
+using namespace tern::bench;
+
+namespace {
+
+struct Layer {  // the 7 linears of a Llama-3.2-1B layer: (k, n)
+  int64_t k, n;
+};
+constexpr Layer kLayer[] = {{2048, 2048}, {2048, 512}, {2048, 512}, {2048, 2048},
+                            {2048, 8192}, {2048, 8192}, {8192, 2048}};
+
+// Everything one weight needs, in owned memory: dense codes, or sparse values + mask + offsets, + scales.
+struct Weight {
+  std::vector<char> values;
+  std::vector<uint8_t> mask;
+  std::vector<int64_t> offsets;
+  std::vector<float> scales;
+  WeightMatrix w;
+};
+
+enum class Fmt { DenseBf16, SparseBf16, DenseI8, Sparse24I8 };
+const char* fmt_name(Fmt f) {
+  switch (f) {
+    case Fmt::DenseBf16: return "dense bf16";
+    case Fmt::SparseBf16: return "50% bitmask bf16";
+    case Fmt::DenseI8: return "dense int8";
+    default: return "2:4 int8";
+  }
+}
+
+Weight make(Fmt f, int64_t n, int64_t k, std::mt19937& rng) {
+  Weight wt;
+  WeightMatrix& w = wt.w;
+  w.rows = n, w.cols = k;
+  const bool i8 = f == Fmt::DenseI8 || f == Fmt::Sparse24I8;
+  if (i8) wt.scales.assign(size_t(n), 0.01f), w.scales = wt.scales.data();
+  if (f == Fmt::DenseBf16 || f == Fmt::DenseI8) {
+    wt.values.resize(size_t(n * k) * (i8 ? 1 : 2));
+    for (size_t i = 0; i < wt.values.size(); ++i) wt.values[i] = char(rng() % 97 + 1);
+    w.data = wt.values.data();
+    w.dtype = i8 ? DType::I8 : DType::BF16;
+    w.format = i8 ? WeightFormat::Int8Channel : WeightFormat::Dense;
+    w.quant_bytes = wt.values.size() + (i8 ? size_t(n) * 4 : 0);
+    return wt;
+  }
+  const int64_t stride = (k + 7) / 8;
+  wt.mask.assign(size_t(n * stride), 0);
+  wt.offsets.resize(size_t(n));
+  int64_t nnz = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    wt.offsets[size_t(r)] = nnz;
+    uint8_t* m = wt.mask.data() + r * stride;
+    if (f == Fmt::Sparse24I8) {
+      static const uint8_t kNibbles[6] = {0x3, 0x5, 0x6, 0x9, 0xa, 0xc};
+      for (int64_t b = 0; b < stride; ++b) m[b] = uint8_t(kNibbles[rng() % 6] | kNibbles[rng() % 6] << 4);
+      nnz += k / 2;
+    } else {  // exactly half of each row, at random columns
+      std::vector<int64_t> cols(static_cast<size_t>(k));
+      for (int64_t c = 0; c < k; ++c) cols[size_t(c)] = c;
+      std::shuffle(cols.begin(), cols.end(), rng);
+      for (int64_t c = 0; c < k / 2; ++c) m[cols[size_t(c)] / 8] |= uint8_t(1u << (cols[size_t(c)] % 8));
+      nnz += k / 2;
+    }
+  }
+  wt.values.resize(size_t(nnz) * (i8 ? 1 : 2));
+  for (size_t i = 0; i < wt.values.size(); ++i) wt.values[i] = char(rng() % 97 + 1);
+  w.format = WeightFormat::SparseBitmask;
+  w.dtype = i8 ? DType::I8 : DType::BF16;
+  w.data = wt.values.data();
+  w.mask = wt.mask.data();
+  w.row_offsets = wt.offsets.data();
+  w.nnz = nnz;
+  w.quant_bytes = wt.values.size() + wt.mask.size() + (i8 ? size_t(n) * 4 : 0);
+  return wt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int reps = std::stoi(arg_value(argc, argv, "--reps", "5"));
+  const int64_t m = std::stoll(arg_value(argc, argv, "--m", "1"));
+  std::vector<int> thread_counts = {1, 2};
+  if (const std::string t = arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
+  const CpuFeatures host = CpuFeatures::detect();
+  std::printf("cpu: %s\n", host.describe().c_str());
+  // Copies of a whole layer in each format, > 1 GiB each way (a layer is ~50-120 MB).
+  std::mt19937 rng(1);
+  const Fmt fmts[] = {Fmt::DenseBf16, Fmt::SparseBf16, Fmt::DenseI8, Fmt::Sparse24I8};
+  std::vector<std::vector<std::vector<Weight>>> copies(4);  // [fmt][copy][linear]
+  for (int f = 0; f < 4; ++f) {
+    size_t bytes = 0;
+    for (const Layer& l : kLayer) bytes += size_t(l.n * l.k);
+    const size_t layer_bytes = bytes * (fmts[f] == Fmt::DenseBf16 ? 2 : 1) / (fmts[f] == Fmt::DenseI8 || fmts[f] == Fmt::DenseBf16 ? 1 : 2);
+    const int n_copies = int(std::max<size_t>(2, (size_t(1) << 30) / layer_bytes));
+    for (int c = 0; c < n_copies; ++c) {
+      copies[size_t(f)].emplace_back();
+      for (const Layer& l : kLayer) copies[size_t(f)].back().push_back(make(fmts[f], l.n, l.k, rng));
+    }
+  }
+  std::vector<float> x(size_t(m) * 8192), y(size_t(m) * 8192);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
+  std::printf("%-7s %-7s %-18s %-26s %10s %9s %9s %8s %9s\n", "threads", "level", "format", "kernel (m=1 up)",
+              "us/layer", "MB/layer", "GB/s", "of bw", "vs dense");
+  for (int nt : thread_counts) {
+    ThreadPool pool(nt);
+    const double bw = measure_memory_bandwidth(pool, host).read_gbs;
+    for (const auto& level : split_commas(arg_value(argc, argv, "--levels", "avx2,avx512"))) {
+      ExecContext ctx(pool, host.capped(level));
+      double dense_us[2] = {0, 0};
+      for (int f = 0; f < 4; ++f) {
+        const auto& cs = copies[size_t(f)];
+        size_t layer_bytes = 0;
+        for (const Weight& w : cs[0]) layer_bytes += w.w.bytes();
+        double best = 1e30;
+        for (int r = 0; r < reps; ++r) {
+          const double t0 = now_s();
+          for (const auto& layer : cs)
+            for (const Weight& w : layer) matmul(ctx, x.data(), m, w.w, y.data());
+          best = std::min(best, (now_s() - t0) / double(cs.size()));
+        }
+        const double us = best * 1e6, gbs = double(layer_bytes) / best / 1e9;
+        if (f == 0 || f == 2) dense_us[f / 2] = us;
+        std::printf("%-7d %-7s %-18s %-26s %10.1f %9.1f %9.1f %7.1f%% %8.2fx\n", nt, level.c_str(), fmt_name(fmts[f]),
+                    matmul_kernel_name(ctx, m, cs[0][4].w), us, double(layer_bytes) / 1e6, gbs, 100 * gbs / bw,
+                    dense_us[f / 2] / us);
+        std::fflush(stdout);
+      }
+    }
+    std::printf("        read bandwidth (same run, %d threads): %.1f GB/s\n", nt, bw);
+  }
+  return 0;
+}

@@ -1,0 +1,43 @@
+// CPU kernels for sparse weights (WeightFormat::SparseBitmask, core/weight_matrix.h), behind
+// ops/matmul_sparse.cpp. A row r keeps its non-zeros in column order at data + row_offsets[r]; bit
+// (j % 8) of mask byte j / 8 of the row says whether column j holds the next one. Values are BF16, or
+// I8 with one f32 scale per row (w = scales[r] * q).
+//
+// The kernels read only the non-zeros and the mask (50% bf16: 0.5625 of the dense bytes; 2:4 int8:
+// 0.625) and widen them into dense f32 vectors in registers, lined up with x:
+//   AVX-512 VBMI2: vpexpandw / vpexpandb straight from memory into the high bytes of 32-bit lanes
+//                  (the mask bits spread with pdep), so a lane already is the f32 bf16 value (or q·2²⁴).
+//   AVX2:          one 32-byte vpshufb control per mask byte (256-entry tables), applied to the next 8
+//                  (bf16) or 8 (int8) stored values broadcast to both 128-bit lanes.
+// Decode (m <= 8) keeps every weight row's values in registers for all m rows of x; prefill expands
+// panels of rows to f32 (sparse_expand_rows_*) for the dense GEMM.
+#pragma once
+
+#include <cstdint>
+
+#include "core/weight_matrix.h"
+
+namespace tern::cpu {
+
+// y[0:m, n0:n1] = x[0:m, :] · w[n0:n1, :]ᵀ (+ bias); y row stride w.rows. Any m (chunks of 8 rows).
+using SparseFn = void (*)(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
+                          int64_t n1);
+// Rows r0..r0+rows of w as dense f32 (scales applied): dst [rows, w.cols].
+using SparseExpandFn = void (*)(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst);
+
+// Scalar reference: the contract every other variant is tested against.
+void sparse_gemv_scalar(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
+                        int64_t n1);
+void sparse_expand_rows_scalar(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst);
+
+// AVX2 + FMA (+ popcnt): per-byte vpshufb expansion tables.
+void sparse_gemv_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
+                      int64_t n1);
+void sparse_expand_rows_avx2(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst);
+
+// AVX-512 F/BW/VL + VBMI2 + BMI2.
+void sparse_gemv_avx512(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
+                        int64_t n1);
+void sparse_expand_rows_avx512(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst);
+
+}  // namespace tern::cpu
