@@ -3,6 +3,7 @@
 // and every bad input is one "tern: error:" line with exit code 1.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -38,7 +39,7 @@ double ppl_of(const std::string& model) {
 
 TEST_F(CliPrune, EachMethodWritesACheckpointThatEvaluates) {
   const double base = ppl_of(kDocs);
-  for (const std::string args : {"--method magnitude --sparsity 0.5", "--method wanda --sparsity 0.5" + calib(),
+  for (const std::string& args : std::vector<std::string>{"--method magnitude --sparsity 0.5", "--method wanda --sparsity 0.5" + calib(),
                                  "--method sparsegpt --pattern 2:4" + calib(), "--method wanda --pattern 4:8" + calib()}) {
     TempDir out;
     auto r = run_tern("prune -m '" + kDocs + "' -o '" + out.path() + "' " + args);
