@@ -22,7 +22,7 @@ void expect_usage_error(const CommandResult& r, const std::vector<std::string>& 
 
 TEST(CliErrors, TheArgumentParsersErrorsAreOneLineAndExitOne) {
   expect_usage_error(run_tern("run -p hi"), {"--model is required", "run"});
-  expect_usage_error(run_tern("prune"), {"unknown command 'prune'", "run", "serve"});
+  expect_usage_error(run_tern("frobnicate"), {"unknown command 'frobnicate'", "run", "serve", "prune"});
   expect_usage_error(run_tern("bench frobnicate"), {"unknown command 'bench frobnicate'", "offline"});
   expect_usage_error(run_tern(""), {"no command given"});
   expect_usage_error(run_tern("eval"), {"'eval' needs a command", "ppl"});

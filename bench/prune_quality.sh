@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Pruning quality on docs-llama-28m (docs/pruning.md, docs/benchmarks.md): `tern prune` with each method
+# at 50% unstructured and 2:4, and the structured variants, each evaluated by `tern eval ppl`.
+# Calibration = the first half of docs-val.txt (cut at the first line break after the middle byte, as the
+# quantization figures), evaluation = the second half and wiki.test.raw, never the calibration text;
+# each in tern's protocol (40 windows of 512) and llama.cpp's (BOS first, second half scored; --windows W).
+# Prints one markdown row per checkpoint: ppl and ΔPPL against the unpruned model in each of the four columns.
+# usage: bench/prune_quality.sh [BUILD_DIR] [MODEL_DIR] [LLAMACPP_WINDOWS (default 40)]
+set -euo pipefail
+src="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-$src/build}"
+model="${2:-$src/../shared/models/docs-llama-28m}"
+lwin="${3:-40}"
+data="$src/../shared/data"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+tern="$build/tern"
+
+python3 - "$data/docs-val.txt" "$work" <<'PY'
+import sys
+text = open(sys.argv[1], "rb").read()
+cut = text.find(b"\n", len(text) // 2) + 1
+open(f"{sys.argv[2]}/calib.txt", "wb").write(text[:cut])
+open(f"{sys.argv[2]}/eval.txt", "wb").write(text[cut:])
+PY
+
+ppl() {  # model file protocol-args -> ppl
+  "$tern" eval ppl -m "$1" -f "$2" $3 --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["ppl"])'
+}
+declare -a evals=("$work/eval.txt|--windows 40" "$work/eval.txt|--protocol llama.cpp --windows $lwin"
+                  "$data/wiki.test.raw|--windows 40" "$data/wiki.test.raw|--protocol llama.cpp --windows $lwin")
+base=()
+for e in "${evals[@]}"; do base+=("$(ppl "$model" "${e%%|*}" "${e#*|}")"); done
+
+row() {  # label dir seconds
+  local cells="" i=0
+  for e in "${evals[@]}"; do
+    local p; p="$(ppl "$2" "${e%%|*}" "${e#*|}")"
+    cells+=" $(python3 -c "print('%s (%+.1f%%)' % ('$p', 100 * ($p / ${base[$i]} - 1)))") |"
+    i=$((i + 1))
+  done
+  echo "| $1 | $3 s |$cells"
+}
+
+echo "| checkpoint | prune time | docs-val 2nd half, tern | docs-val 2nd half, llama.cpp | wiki, tern | wiki, llama.cpp |"
+echo "|---|---|---|---|---|---|"
+echo "| unpruned | - | ${base[0]} | ${base[1]} | ${base[2]} | ${base[3]} |"
+run() {  # label prune-args...
+  local label="$1"; shift
+  local out="$work/out"; rm -rf "$out"
+  local t0; t0=$(date +%s)
+  "$tern" prune -m "$model" -o "$out" "$@" 2>"$work/log" || { cat "$work/log" >&2; exit 1; }
+  row "$label" "$out" "$(( $(date +%s) - t0 ))"
+}
+calib=(--calib "$work/calib.txt")
+for spec in "--sparsity 0.5" "--pattern 2:4"; do
+  for method in magnitude wanda sparsegpt; do
+    if [ "$method" = magnitude ]; then run "$method $spec" --method $method $spec
+    else run "$method $spec" --method $method $spec "${calib[@]}"; fi
+  done
+done
+run "heads 25% (KV groups 4 -> 3)" --structured heads --ratio 0.25 "${calib[@]}"
+run "channels 25% (1408 -> 1056)" --structured channels --ratio 0.25 "${calib[@]}"
+run "heads + channels 25%" --structured heads,channels --ratio 0.25 "${calib[@]}"
+run "2 of 8 layers (ShortGPT BI)" --structured layers --ratio 0.25 "${calib[@]}"
