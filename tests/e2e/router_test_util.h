@@ -173,4 +173,34 @@ inline std::string chat_body(const std::string& user, int max_tokens, bool strea
          (stream ? R"(,"stream":true)" : "") + R"(,"messages":[{"role":"user","content":")" + user + R"("}]})";
 }
 
+// A streamed chat request sent on its own connection, read until its first event arrived (the stream is
+// running): returns the socket (-1 on failure); raw holds what was read so far.
+inline int open_stream(int port, const std::string& body, std::string& raw) {
+  const int fd = connect_local(port, 120);
+  if (fd < 0) return -1;
+  send_all(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: "
+               "application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  char buf[65536];
+  while (raw.find("data: {") == std::string::npos) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      close(fd);
+      return -1;
+    }
+    raw.append(buf, size_t(n));
+  }
+  return fd;
+}
+
+// Reads the rest of the connection into raw and closes it.
+inline void read_to_end(int fd, std::string& raw) {
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    raw.append(buf, size_t(n));
+  }
+  close(fd);
+}
+
 }  // namespace tern::test

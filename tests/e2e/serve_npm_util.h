@@ -25,7 +25,7 @@ inline std::string install_serve_npm() {
   fs::create_directories(prefix);
   const std::string install =
       "flock '" + prefix + ".lock' sh -c \"cd '" + prefix + "' && for f in package.json package-lock.json client.mjs "
-      "tools.mjs anthropic.mjs; do cp '" + src + "'/\\$f .; done && (cmp -s package-lock.json node_modules/.tern-lock || (npm ci "
+      "tools.mjs anthropic.mjs checks.mjs; do cp '" + src + "'/\\$f .; done && (cmp -s package-lock.json node_modules/.tern-lock || (npm ci "
       "--no-audit --no-fund --loglevel=error >install.log 2>&1 && cp package-lock.json node_modules/.tern-lock))\"";
   EXPECT_EQ(std::system(install.c_str()), 0) << "npm ci failed, see " << prefix << "/install.log";
   return prefix;

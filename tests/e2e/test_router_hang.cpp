@@ -21,18 +21,9 @@ TEST(RouterHang, AHungReplicasRequestsMoveWhenItIsTakenOut) {
                              " --replica " + w->url());
   ASSERT_GT(router->port(), 0) << router->log();
 
-  const int fd = connect_local(router->port(), 120);
-  ASSERT_GE(fd, 0);
-  const std::string body = chat_body("a stream on the replica that will hang", 200, true);
-  send_all(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: "
-               "application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
   std::string raw;
-  char buf[65536];
-  while (raw.find("data: {") == std::string::npos) {
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    ASSERT_GT(n, 0) << raw;
-    raw.append(buf, size_t(n));
-  }
+  const int fd = open_stream(router->port(), chat_body("a stream on the replica that will hang", 200, true), raw);
+  ASSERT_GE(fd, 0) << raw;
   EXPECT_EQ(header_value(parse_http(raw), "x-tern-replica"), v->url());
   const HttpResult second = http_call(router->port(), "POST", "/v1/chat/completions", chat_body("w", 1, false));
   ASSERT_EQ(second.status, 200) << second.body;
@@ -48,12 +39,7 @@ TEST(RouterHang, AHungReplicasRequestsMoveWhenItIsTakenOut) {
   const HttpResult moved = whole.get();
   EXPECT_EQ(moved.status, 200) << moved.body;
   EXPECT_EQ(header_value(moved, "x-tern-replica"), w->url());
-  for (;;) {
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    raw.append(buf, size_t(n));
-  }
-  close(fd);
+  read_to_end(fd, raw);
   const HttpResult cut = parse_http(raw);
   EXPECT_TRUE(cut.complete);
   EXPECT_NE(cut.body.find("\"replica_failed\""), std::string::npos) << cut.body;

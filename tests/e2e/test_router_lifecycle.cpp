@@ -52,19 +52,10 @@ TEST(RouterLifecycle, SigtermDrainsInFlightStreamsAndExitsZero) {
   auto router = start_router("--replica " + a->url());
   ASSERT_GT(router->port(), 0) << router->log();
 
-  const int fd = connect_local(router->port(), 120);
-  ASSERT_GE(fd, 0);
-  const std::string body = chat_body("a long answer please", 60, true);
-  send_all(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: "
-               "application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
   // Read until the first event has come through (the stream is running), then SIGTERM.
   std::string raw;
-  char buf[65536];
-  while (raw.find("data: {") == std::string::npos) {
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    ASSERT_GT(n, 0) << raw;
-    raw.append(buf, size_t(n));
-  }
+  const int fd = open_stream(router->port(), chat_body("a long answer please", 60, true), raw);
+  ASSERT_GE(fd, 0) << raw;
   router->signal(SIGTERM);
   ASSERT_TRUE(wait_for_metrics(router->port(), [](const std::string& m) {
     return metric_value(m, "tern_router_draining") == 1;
@@ -72,12 +63,7 @@ TEST(RouterLifecycle, SigtermDrainsInFlightStreamsAndExitsZero) {
   // New work is refused while the stream drains (or the listener is already gone).
   const HttpResult late = http_call(router->port(), "POST", "/v1/chat/completions", chat_body("late", 4, false), "", 10);
   EXPECT_TRUE(late.status == 503 || late.status == -1) << late.status << " " << late.body;
-  for (;;) {
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    raw.append(buf, size_t(n));
-  }
-  close(fd);
+  read_to_end(fd, raw);
   const HttpResult r = parse_http(raw);
   EXPECT_TRUE(r.complete) << raw;
   EXPECT_EQ(r.body.find("data: {\"error\""), std::string::npos) << r.body;

@@ -5,11 +5,10 @@
 // usage: node anthropic.mjs BASE_URL API_KEY MODEL      prints "ALL OK" and exits 0 when every check passes.
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
+import { check, runChecks } from './checks.mjs';
 
 const [base, apiKey, model] = process.argv.slice(2);
 const client = new Anthropic({ baseURL: base, apiKey, maxRetries: 0, timeout: 120_000 });
-const checks = [];
-const check = (name, fn) => checks.push([name, fn]);
 
 const weatherTool = {
   name: 'get_weather', description: 'Weather of a city',
@@ -106,15 +105,4 @@ check('errors: Anthropic shapes and statuses', async () => {
                        (e) => e instanceof Anthropic.AuthenticationError && e.error.error.type === 'authentication_error');
 });
 
-let failed = 0;
-for (const [name, fn] of checks) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e?.stack ?? e}`);
-  }
-}
-console.log(failed ? `${failed} FAILED` : 'ALL OK');
-process.exit(failed ? 1 : 0);
+await runChecks();

@@ -4,11 +4,10 @@
 // usage: node client.mjs BASE_URL API_KEY MODEL      prints "ALL OK" and exits 0 when every check passes.
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { check, runChecks } from './checks.mjs';
 
 const [base, apiKey, model] = process.argv.slice(2);
 const client = new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0, timeout: 60_000 });
-const checks = [];
-const check = (name, fn) => checks.push([name, fn]);
 
 check('models.list', async () => {
   const page = await client.models.list();
@@ -143,18 +142,4 @@ check('health, metrics, tokenize, detokenize', async () => {
   assert.ok(d.prompt.endsWith('Hello world'), d.prompt);
 });
 
-let failed = 0;
-for (const [name, fn] of checks) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e?.stack ?? e}`);
-  }
-}
-if (failed) {
-  console.log(`${failed} FAILED`);
-  process.exit(1);
-}
-console.log('ALL OK');
+await runChecks();

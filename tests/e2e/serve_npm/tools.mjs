@@ -10,11 +10,10 @@ import { zodFunction, zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 import { generateText, streamText, tool } from 'ai';
 import { createOpenAI } from '@ai-sdk/openai';
+import { check, runChecks } from './checks.mjs';
 
 const [base, apiKey, model] = process.argv.slice(2);
 const client = new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0, timeout: 120_000 });
-const checks = [];
-const check = (name, fn) => checks.push([name, fn]);
 
 // Small closed schemas: random weights then finish each value quickly.
 const Weather = z.object({ city: z.enum(['Paris', 'Oslo', 'Lima']) });
@@ -168,15 +167,4 @@ check('ai streamText streamed tool call', async () => {
   assert.equal(await r.finishReason, 'tool-calls');
 });
 
-let failed = 0;
-for (const [name, fn] of checks) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e?.stack ?? e}`);
-  }
-}
-console.log(failed ? `${failed} FAILED` : 'ALL OK');
-process.exit(failed ? 1 : 0);
+await runChecks();
