@@ -150,6 +150,7 @@ void EngineCore::fail_step(const SchedulerStep& step, const std::string& error) 
 }
 
 void EngineCore::step() {
+  const auto step_start = EngineClock::now();
   for (RequestId id : std::exchange(finish_now_, {})) {
     auto it = requests_.find(id);
     if (it == requests_.end()) continue;
@@ -187,13 +188,11 @@ void EngineCore::step() {
     if (!c.seq->decoding()) prompt_tokens += c.n_tokens;
   }
   logits_.resize(size_t(n_logits * vocab_));
-  const auto forward_start = EngineClock::now();
   const Status st = runner_.forward(batch_, logits_.data());
   if (!st.is_ok()) {
     fail_step(step, st.message());
     return;
   }
-  scheduler_.observe_step(step.num_tokens, std::chrono::duration<double>(EngineClock::now() - forward_start).count());
   scheduler_.complete(step);
 
   int64_t row = 0, generated = 0;
@@ -221,7 +220,10 @@ void EngineCore::step() {
       r.callback(r.seq.id, out);
     }
   }
-  metrics_.add_step(EngineClock::now(), prompt_tokens, generated);
+  const auto step_end = EngineClock::now();
+  metrics_.add_step(step_end, prompt_tokens, generated);
+  // The whole step (scheduling, forward, sampling, emitting): what a stream waits per token.
+  scheduler_.observe_step(step.num_tokens, std::chrono::duration<double>(step_end - step_start).count());
 }
 
 std::optional<SloQueue> EngineCore::slo_queue() const {
