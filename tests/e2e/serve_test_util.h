@@ -33,6 +33,29 @@ inline std::string slurp_file(const std::string& path) {
   return ss.str();
 }
 
+// Starts `cmd` under /bin/sh and waits (up to `tries` x 50 ms) for the server's "... on http://HOST:PORT" line in
+// the log file `log`. Returns the port, 0 if none came; *pid is the shell's pid, -1 once it ended without one.
+inline int spawn_and_wait_port(const std::string& cmd, const std::string& log, pid_t* pid, int tries) {
+  *pid = fork();
+  if (*pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const std::regex re(R"(on http://[^:]+:(\d+))");
+  int port = 0;
+  for (int i = 0; i < tries && port == 0; ++i) {
+    std::smatch m;
+    const std::string text = slurp_file(log);
+    if (std::regex_search(text, m, re)) port = std::stoi(m[1]);
+    if (port == 0 && waitpid(*pid, nullptr, WNOHANG) == *pid) {
+      *pid = -1;
+      break;
+    }
+    if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return port;
+}
+
 // `tern serve -m <model> --port 0 <extra>`; the constructor waits for the "serving ... on" line.
 class ServerProcess {
  public:
@@ -41,23 +64,7 @@ class ServerProcess {
     const std::string path = model.rfind('/', 0) == 0 ? model : model_dir(model);  // an absolute path, or a shared model
     const std::string cmd = std::string("exec '") + TERN_BINARY + "' serve -m '" + path +
                             "' --port 0 " + extra_args + " >'" + dir_.file("serve.out") + "' 2>'" + log_ + "'";
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    const std::regex re(R"(on http://[^:]+:(\d+))");
-    for (int i = 0; i < 600 && port_ == 0; ++i) {
-      std::smatch m;
-      const std::string log = slurp_file(log_);
-      if (std::regex_search(log, m, re)) port_ = std::stoi(m[1]);
-      if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      int status = 0;
-      if (port_ == 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-    }
+    port_ = spawn_and_wait_port(cmd, log_, &pid_, 600);
   }
   ~ServerProcess() {
     if (pid_ > 0) {

@@ -17,23 +17,7 @@ class Server {
     log_ = dir_.file("serve.log");
     const std::string cmd = std::string("exec '") + TERN_BINARY + "' serve -m '" + model + "' --port 0 -t 1 " + extra +
                             " >/dev/null 2>'" + log_ + "'";
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    const std::regex re(R"(on http://[^:]+:(\d+))");
-    for (int i = 0; i < 1200 && port_ == 0; ++i) {
-      std::smatch m;
-      const std::string log = slurp_file(log_);
-      if (std::regex_search(log, m, re)) port_ = std::stoi(m[1]);
-      int status = 0;
-      if (port_ == 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    port_ = spawn_and_wait_port(cmd, log_, &pid_, 1200);
   }
   ~Server() {
     if (pid_ > 0) {

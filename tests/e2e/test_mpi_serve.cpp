@@ -24,22 +24,7 @@ class MpiServer {
     const std::string cmd = "exec env " + mpirun_prefix(2) + "'" + TERN_BINARY + "' serve -m '" +
                             model_dir("docs-llama-28m") + "' --port 0 -t 1 --tp 2 " + extra + " >'" +
                             dir_.file("serve.out") + "' 2>'" + log_ + "'";
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    const std::regex re(R"(on http://[^:]+:(\d+))");
-    for (int i = 0; i < 1200 && port_ == 0; ++i) {
-      std::smatch m;
-      const std::string log = slurp_file(log_);
-      if (std::regex_search(log, m, re)) port_ = std::stoi(m[1]);
-      if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      if (port_ == 0 && waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-    }
+    port_ = spawn_and_wait_port(cmd, log_, &pid_, 1200);
   }
   // SIGTERM to mpirun (it forwards it and reaps its ranks), then SIGKILL to whatever is left:
   // OpenMPI gives each rank its own process group, so killing mpirun's group would orphan them.
