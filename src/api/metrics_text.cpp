@@ -65,6 +65,17 @@ std::string ApiServer::Impl::metrics_text() const {
          double(counters.refused_origin.load()));
   metric(o, "tern_http_refused_host_total", "counter", "Requests refused for a foreign Host on a loopback bind (403).",
          double(counters.refused_host.load()));
+  // Speculative decoding (zero without --speculative): acceptance rate = accepted / drafted, mean
+  // tokens per verifying step = emitted / verify steps.
+  metric(o, "tern_spec_draft_tokens_total", "counter", "Draft tokens proposed for verification.",
+         double(m.spec_draft_tokens));
+  metric(o, "tern_spec_accepted_tokens_total", "counter", "Draft tokens the target model accepted.",
+         double(m.spec_accepted_tokens));
+  metric(o, "tern_spec_verify_steps_total", "counter", "Sequence-steps that verified at least one draft.",
+         double(m.spec_verify_steps));
+  metric(o, "tern_spec_emitted_tokens_total", "counter",
+         "Tokens emitted by verifying steps (accepted drafts + the corrected or bonus token).",
+         double(m.spec_emitted_tokens));
   if (opt.tp_comm) {  // tensor parallelism: what rank 0 sent to the other ranks
     const CommStats c = opt.tp_comm->stats();
     const double tokens = double(m.prompt_tokens_total + m.generated_tokens_total);

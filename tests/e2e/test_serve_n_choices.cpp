@@ -95,5 +95,34 @@ TEST(ServeNChoices, LogitBiasForcesAndBansTokens) {
   EXPECT_EQ(forced["text"], json::parse(det->body)["prompt"]);
 }
 
+// Speculative decoding reports its counters in /metrics (they were only in `tern bench offline`).
+TEST(ServeNChoices, SpeculativeCountersReachMetrics) {
+  ServerProcess server(std::string(kServeEngineArgs) + " --speculative ngram");
+  ASSERT_GT(server.port(), 0) << server.log();
+  auto cli = server.client();
+  auto before = cli.Get("/metrics");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(metric_value(before->body, "tern_spec_draft_tokens_total"), 0.0) << before->body;
+  // A prompt that repeats itself: greedy decoding continues the pattern, so the n-gram lookup drafts.
+  auto r = cli.Post("/v1/completions",
+                    json({{"model", kServeModel}, {"prompt", long_prompt()}, {"max_tokens", 24}, {"temperature", 0}})
+                        .dump(),
+                    "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto m = cli.Get("/metrics");
+  ASSERT_TRUE(m);
+  const double drafted = metric_value(m->body, "tern_spec_draft_tokens_total");
+  const double accepted = metric_value(m->body, "tern_spec_accepted_tokens_total");
+  const double steps = metric_value(m->body, "tern_spec_verify_steps_total");
+  const double emitted = metric_value(m->body, "tern_spec_emitted_tokens_total");
+  EXPECT_GT(drafted, 0) << m->body;
+  EXPECT_LE(accepted, drafted);
+  EXPECT_GT(steps, 0);
+  // Each verifying step emits its accepted drafts and one more token, fewer only where the request ends.
+  EXPECT_GE(emitted, steps);
+  EXPECT_LE(emitted, accepted + steps);
+}
+
 }  // namespace
 }  // namespace tern::test
