@@ -7,7 +7,7 @@
 
 namespace tern::api {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 HttpResponse anthropic_error_response(const ApiError& e) { return json_response(e.http_status, anthropic_error_body(e)); }
 

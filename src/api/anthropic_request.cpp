@@ -10,7 +10,7 @@
 namespace tern::api {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // The top-level fields of a Messages request (Anthropic's API reference). Ignored ones change nothing a
 // client can observe: request metadata and the service tier. Rejected ones name what tern lacks.
@@ -248,8 +248,10 @@ std::string anthropic_param(const std::string& p) {
 }
 
 std::variant<AnthropicRequest, ApiError> parse_anthropic_request(std::string_view body, bool count_tokens) {
-  const json b = json::parse(body, nullptr, false);
-  if (b.is_discarded() || !b.is_object()) return bad_param("", "the request body must be a JSON object");
+  auto body_json = parse_request_json(body);
+  if (auto* e = std::get_if<ApiError>(&body_json)) return *e;
+  const json b = std::move(std::get<json>(body_json));
+  if (!b.is_object()) return bad_param("", "the request body must be a JSON object");
   if (auto e = check_fields(b, count_tokens)) return *e;
   json o = json::object();
   if (!b.contains("model") || !b["model"].is_string()) return bad_param("model", "'model' must be a string");

@@ -3,7 +3,7 @@
 
 namespace tern::api {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::string anthropic_error_body(const ApiError& e) {
   const char* type = "invalid_request_error";

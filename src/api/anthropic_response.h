@@ -24,13 +24,13 @@ const char* anthropic_stop_reason(EngineFinish f, bool has_calls, const std::str
 
 // {input_tokens, cache_read_input_tokens, cache_creation_input_tokens, output_tokens}: input_tokens counts
 // the prompt tokens not read from the prefix cache, as Anthropic counts uncached input.
-nlohmann::json anthropic_usage(const ChoiceState& c);
+nlohmann::ordered_json anthropic_usage(const ChoiceState& c);
 
 // The whole message of a finished choice (its parsed fields when c.parsed, else its text).
-nlohmann::json anthropic_message(const std::string& id, const std::string& model, const ChoiceState& c);
+nlohmann::ordered_json anthropic_message(const std::string& id, const std::string& model, const ChoiceState& c);
 
 // "event: <name>\ndata: <json>\n\n"
-std::string anthropic_sse(const char* event, const nlohmann::json& data);
+std::string anthropic_sse(const char* event, const nlohmann::ordered_json& data);
 
 // One streamed message: which block is open, how many there were.
 class AnthropicStream {

@@ -3,7 +3,7 @@
 
 namespace tern::api {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::unique_ptr<ChatParserOptions> chat_parser_options(const ChatFormat& format, const OpenAiRequest& r,
                                                        const std::string& prompt_text, uint64_t id_seed) {

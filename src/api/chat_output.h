@@ -25,7 +25,7 @@ std::unique_ptr<ChatParserOptions> chat_parser_options(const ChatFormat& format,
 void parse_choice(const ChatParserOptions& options, ChoiceState& c);
 
 // The finish_reason of a chat choice: "tool_calls" when calls were returned and the reply was not cut off.
-nlohmann::json chat_finish_reason(EngineFinish f, bool has_calls);
+nlohmann::ordered_json chat_finish_reason(EngineFinish f, bool has_calls);
 
 // One streamed event of a parsed choice: the chunks for its delta (reasoning / content with the event's
 // logprobs, then one chunk per call), and on finish a last chunk with empty delta and the finish_reason.
@@ -33,6 +33,6 @@ nlohmann::json chat_finish_reason(EngineFinish f, bool has_calls);
 void stream_parsed_event(const ResponseMeta& meta, const Tokenizer& tok, int index, const EngineOutput& ev,
                          const ChatDelta& d, int& calls_sent, bool include_usage_field, std::string& out);
 
-nlohmann::json tool_calls_json(const std::vector<ToolCall>& calls, int first_index, bool with_index);
+nlohmann::ordered_json tool_calls_json(const std::vector<ToolCall>& calls, int first_index, bool with_index);
 
 }  // namespace tern::api

@@ -10,7 +10,7 @@
 namespace tern::api {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 std::optional<ApiError> parse_response_format(const json& v, ConstraintSpec& c) {
   if (!v.is_object()) return bad_param("response_format", "'response_format' must be an object");

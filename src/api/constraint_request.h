@@ -25,11 +25,11 @@ class GrammarCache;
 namespace tern::api {
 
 // response_format / grammar / regex of the body into r.constraint (at most one of them).
-std::optional<ApiError> parse_constraint_fields(Endpoint endpoint, const nlohmann::json& body, OpenAiRequest& r);
+std::optional<ApiError> parse_constraint_fields(Endpoint endpoint, const nlohmann::ordered_json& body, OpenAiRequest& r);
 
 // The JSON Schema a forced tool choice generates under: the named tool's parameters, or for "required"
 // [{"name": <one of the tools>, "parameters": <its parameters>}, ...] (one item without parallel calls).
-nlohmann::json forced_tool_schema(const ToolFields& tf);
+nlohmann::ordered_json forced_tool_schema(const ToolFields& tf);
 
 // tool_choice "auto" with a Hermes-format template (Qwen2.5, Qwen3, Hermes): GBNF for free text that never
 // contains "<tool_call>", then optionally calls in the template's exact format, each
@@ -37,7 +37,7 @@ nlohmann::json forced_tool_schema(const ToolFields& tf);
 // parallel). Once a call has begun it is constrained by its tool's schema; text stays free.
 // schema_gbnf(i): the GBNF of tool i's parameters (json_schema_to_gbnf); its rules are renamed apart here.
 Result<std::string> hermes_auto_gbnf(const ToolFields& tf,
-                                     const std::function<Result<std::string>(const nlohmann::json&)>& schema_gbnf);
+                                     const std::function<Result<std::string>(const nlohmann::ordered_json&)>& schema_gbnf);
 
 // The grammar of a request (null when it has none), compiled once per distinct grammar by the cache.
 // hermes_auto: constrain tool_choice "auto" in the Hermes format (the template's format is Hermes).

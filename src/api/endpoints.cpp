@@ -8,14 +8,16 @@
 
 namespace tern::api {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 namespace {
 
 // The body as a JSON object whose keys are all in `known`; otherwise the error.
 std::variant<json, ApiError> object_body(const std::string& body, std::initializer_list<const char*> known) {
-  json b = json::parse(body, nullptr, false);
-  if (b.is_discarded() || !b.is_object()) return api_error(400, "the request body must be a JSON object");
+  auto parsed = parse_request_json(body);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
+  json b = std::move(std::get<json>(parsed));
+  if (!b.is_object()) return api_error(400, "the request body must be a JSON object");
   for (const auto& [key, v] : b.items()) {
     bool ok = false;
     for (const char* k : known) ok = ok || key == k;

@@ -18,7 +18,7 @@
 
 namespace tern::api {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 namespace {
 

@@ -7,6 +7,8 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -14,12 +16,19 @@
 
 namespace tern::api {
 
+// Request bodies nest at most this deep (a JSON schema inside response_format or a tool needs well under
+// it): nlohmann's dump() and conversions recurse, so a body nested 100,000 deep would overflow the stack.
+inline constexpr int kMaxRequestJsonDepth = 256;
+
+// The body parsed, or a 400: not JSON (or not UTF-8), or nested deeper than kMaxRequestJsonDepth.
+std::variant<nlohmann::ordered_json, ApiError> parse_request_json(std::string_view body);
+
 // "boolean", "number", "string", "array", "object" or "null".
-std::string json_type_name(const nlohmann::json& v);
+std::string json_type_name(const nlohmann::ordered_json& v);
 
 class Fields {
  public:
-  explicit Fields(const nlohmann::json& obj, std::string prefix = "") : obj_(obj), prefix_(std::move(prefix)) {}
+  explicit Fields(const nlohmann::ordered_json& obj, std::string prefix = "") : obj_(obj), prefix_(std::move(prefix)) {}
   bool failed() const { return error_.has_value(); }
   const ApiError& error() const { return *error_; }
   void fail(const std::string& key, const std::string& message) {
@@ -27,13 +36,13 @@ class Fields {
   }
   std::string name(const char* key) const { return "'" + prefix_ + key + "'"; }
 
-  const nlohmann::json* get(const char* key) const {
+  const nlohmann::ordered_json* get(const char* key) const {
     auto it = obj_.find(key);
     return it == obj_.end() || it->is_null() ? nullptr : &*it;
   }
 
   std::optional<double> number(const char* key, double lo, double hi) {
-    const nlohmann::json* v = get(key);
+    const nlohmann::ordered_json* v = get(key);
     if (!v || failed()) return std::nullopt;
     if (!v->is_number()) return type_error(key, "a number", *v), std::nullopt;
     const double d = v->get<double>();
@@ -45,7 +54,7 @@ class Fields {
   }
 
   std::optional<int64_t> integer(const char* key, int64_t lo, int64_t hi) {
-    const nlohmann::json* v = get(key);
+    const nlohmann::ordered_json* v = get(key);
     if (!v || failed()) return std::nullopt;
     int64_t i = 0;
     if (v->is_number_integer()) {
@@ -70,20 +79,20 @@ class Fields {
   }
 
   std::optional<bool> boolean(const char* key) {
-    const nlohmann::json* v = get(key);
+    const nlohmann::ordered_json* v = get(key);
     if (!v || failed()) return std::nullopt;
     if (!v->is_boolean()) return type_error(key, "a boolean", *v), std::nullopt;
     return v->get<bool>();
   }
 
   std::optional<std::string> string(const char* key) {
-    const nlohmann::json* v = get(key);
+    const nlohmann::ordered_json* v = get(key);
     if (!v || failed()) return std::nullopt;
     if (!v->is_string()) return type_error(key, "a string", *v), std::nullopt;
     return v->get<std::string>();
   }
 
-  void type_error(const char* key, const char* want, const nlohmann::json& got) {
+  void type_error(const char* key, const char* want, const nlohmann::ordered_json& got) {
     fail(key, name(key) + " must be " + want + ", got " + json_type_name(got));
   }
 
@@ -95,7 +104,7 @@ class Fields {
     return s;
   }
 
-  const nlohmann::json& obj_;
+  const nlohmann::ordered_json& obj_;
   std::string prefix_;
   std::optional<ApiError> error_;
 };

@@ -16,7 +16,7 @@
 namespace tern::api {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 enum class Use { kImplemented, kNoOpOnly, kIgnored, kRejected };
 

@@ -15,7 +15,7 @@ namespace tern::api {
 // A 400 naming the first field tern does not implement (or implements only with a no-op value);
 // fields accepted and ignored are appended to `ignored`. Runs after the implemented fields were parsed
 // into r (best_of is compared with r.n).
-std::optional<ApiError> check_request_fields(Endpoint endpoint, const nlohmann::json& body, const OpenAiRequest& r,
+std::optional<ApiError> check_request_fields(Endpoint endpoint, const nlohmann::ordered_json& body, const OpenAiRequest& r,
                                              std::vector<std::string>& ignored);
 
 }  // namespace tern::api

@@ -12,7 +12,7 @@
 namespace tern::api {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // Token ids in a prompt: non-negative int32 (the vocab check happens where the vocab is known).
 bool parse_ids(const json& arr, std::vector<int32_t>& ids) {
@@ -156,12 +156,9 @@ std::string error_body(const ApiError& e) {
 }
 
 std::variant<OpenAiRequest, ApiError> parse_openai_request(Endpoint endpoint, std::string_view body) {
-  json b = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (b.is_discarded()) {
-    ApiError e;
-    e.message = "the request body is not valid JSON (or not valid UTF-8)";
-    return e;
-  }
+  auto parsed = parse_request_json(body);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
+  json b = std::move(std::get<json>(parsed));
   if (!b.is_object()) {
     ApiError e;
     e.message = "the request body must be a JSON object";

@@ -35,7 +35,7 @@ using PromptInput = std::variant<std::string, std::vector<int32_t>>;  // text, o
 // tool_choice: kNone (no tools, or "none"), kAuto (the default with tools), kRequired, kNamed.
 enum class ToolChoice { kNone, kAuto, kRequired, kNamed };
 struct ToolFields {
-  nlohmann::json tools = nlohmann::json::array();  // validated [{"type": "function", "function": {...}}]
+  nlohmann::ordered_json tools = nlohmann::ordered_json::array();  // validated [{"type": "function", "function": {...}}]
   ToolChoice choice = ToolChoice::kNone;
   std::string named;      // kNamed: the function's name
   bool parallel = true;   // parallel_tool_calls
@@ -45,7 +45,7 @@ struct ToolFields {
 struct ConstraintSpec {
   enum class Kind { kNone, kJsonObject, kJsonSchema, kGbnf, kRegex };
   Kind kind = Kind::kNone;
-  nlohmann::json schema;  // kJsonSchema
+  nlohmann::ordered_json schema;  // kJsonSchema
   std::string text;       // kGbnf, kRegex
   std::string param;      // the field errors name
 };
@@ -54,7 +54,7 @@ struct OpenAiRequest {
   Endpoint endpoint = Endpoint::kCompletions;
   std::string model;
   std::vector<PromptInput> prompts;   // completions: one or more prompts
-  nlohmann::json messages;            // chat: validated messages, content flattened to strings
+  nlohmann::ordered_json messages;            // chat: validated messages, content flattened to strings
   std::optional<int64_t> max_tokens;  // max_tokens, or chat's max_completion_tokens
   SamplingParams sampling;
   int n = 1;

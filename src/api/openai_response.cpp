@@ -7,7 +7,7 @@
 namespace tern::api {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 json bytes_of(const std::string& s) {
   json b = json::array();

@@ -46,27 +46,27 @@ struct ResponseMeta {
 };
 
 // "length", "stop", or null (not finished / cancelled / error).
-nlohmann::json finish_reason_json(EngineFinish f);
-nlohmann::json usage_json(const std::vector<ChoiceState>& choices, int n_per_prompt);
+nlohmann::ordered_json finish_reason_json(EngineFinish f);
+nlohmann::ordered_json usage_json(const std::vector<ChoiceState>& choices, int n_per_prompt);
 
 // The whole (non-streaming) response. echo_prefix[i]: text prepended to choice i (completions echo).
-nlohmann::json full_response(const ResponseMeta& meta, const Tokenizer& tok, const std::vector<ChoiceState>& choices,
+nlohmann::ordered_json full_response(const ResponseMeta& meta, const Tokenizer& tok, const std::vector<ChoiceState>& choices,
                              const std::vector<std::string>& echo_prefix, int n_per_prompt);
 
 // One streamed piece of choice `index`: the event's new text/tokens (and finish).
 // first: chat's first chunk carries the assistant role.
-nlohmann::json stream_chunk(const ResponseMeta& meta, const Tokenizer& tok, int index, const EngineOutput& out,
+nlohmann::ordered_json stream_chunk(const ResponseMeta& meta, const Tokenizer& tok, int index, const EngineOutput& out,
                             const std::string& text, bool first, bool include_usage_field);
 // A chat chunk of choice `index` with this delta; the logprobs of lp's tokens when asked for (lp may be null).
-nlohmann::json chat_chunk(const ResponseMeta& meta, const Tokenizer& tok, int index, const EngineOutput* lp,
-                          nlohmann::json delta, nlohmann::json finish_reason, bool include_usage_field);
+nlohmann::ordered_json chat_chunk(const ResponseMeta& meta, const Tokenizer& tok, int index, const EngineOutput* lp,
+                          nlohmann::ordered_json delta, nlohmann::ordered_json finish_reason, bool include_usage_field);
 // The last chunk with include_usage: no choices, the usage of the whole request.
-nlohmann::json usage_chunk(const ResponseMeta& meta, const nlohmann::json& usage);
+nlohmann::ordered_json usage_chunk(const ResponseMeta& meta, const nlohmann::ordered_json& usage);
 
 // "data: <json>\n\n"
-std::string sse_event(const nlohmann::json& j);
+std::string sse_event(const nlohmann::ordered_json& j);
 inline constexpr const char* kSseDone = "data: [DONE]\n\n";
 
-std::string dump_json(const nlohmann::json& j);  // compact; invalid UTF-8 replaced, never throws
+std::string dump_json(const nlohmann::ordered_json& j);  // compact; invalid UTF-8 replaced, never throws
 
 }  // namespace tern::api

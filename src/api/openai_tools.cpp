@@ -5,11 +5,12 @@
 #include <cstdlib>
 
 #include "api/json_fields.h"
+#include "formats/json_util.h"
 
 namespace tern::api {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // OpenAI: a-z, A-Z, 0-9, underscores and dashes, at most 64 characters.
 bool valid_tool_name(const std::string& s) {
@@ -139,8 +140,10 @@ std::optional<ApiError> parse_message_tool_calls(const json& v, const std::strin
     if (fn->contains("arguments") && !(*fn)["arguments"].is_null()) {
       const json& a = (*fn)["arguments"];
       if (!a.is_string()) return bad_param(at + ".function.arguments", "'" + at + ".function.arguments' must be a string");
-      args = json::parse(a.get<std::string>(), nullptr, false);
-      if (args.is_discarded()) {
+      const std::string& text = a.get_ref<const std::string&>();
+      const bool bounded = json_nesting_depth(text) <= kMaxRequestJsonDepth;  // dump() recurses
+      if (bounded) args = json::parse(text, nullptr, false);
+      if (!bounded || args.is_discarded()) {
         return bad_param(at + ".function.arguments", "'" + at + ".function.arguments' must be a JSON object as text");
       }
     }

@@ -14,7 +14,7 @@
 
 namespace tern::api {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 ApiError api_error(int status, const std::string& message, const std::string& type, const std::string& code) {
   ApiError e;

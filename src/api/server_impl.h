@@ -94,8 +94,8 @@ struct ApiServer::Impl {
   bool model_known(const std::string& name) const;
   // The chat template applied to validated messages, tokenized (the template writes any BOS itself).
   // tools: rendered when non-null and non-empty; text_out: the rendered prompt.
-  std::variant<std::vector<int32_t>, ApiError> render_chat(const nlohmann::json& messages, bool add_generation_prompt,
-                                                          const nlohmann::json* tools = nullptr,
+  std::variant<std::vector<int32_t>, ApiError> render_chat(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                                          const nlohmann::ordered_json* tools = nullptr,
                                                           std::string* text_out = nullptr) const;
   void log_ignored(const std::vector<std::string>& fields);
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "constrain/token_constraint.h"
+#include "formats/json_util.h"
 
 namespace tern::constrain {
 namespace {
@@ -123,7 +124,7 @@ std::string number_range_gbnf(const int64_t* lo, bool lo_excl, const int64_t* hi
 
 namespace tern {
 
-Result<std::string> json_schema_to_gbnf(const nlohmann::json& schema, const GrammarLimits& limits) {
+Result<std::string> json_schema_to_gbnf(const nlohmann::ordered_json& schema, const GrammarLimits& limits) {
   std::string text;
   try {
     text = schema.dump();
@@ -136,21 +137,7 @@ Result<std::string> json_schema_to_gbnf(const nlohmann::json& schema, const Gram
 Result<std::string> json_schema_text_to_gbnf(std::string_view schema_json, const GrammarLimits& limits) {
   if (int64_t(schema_json.size()) > limits.max_text_bytes) return Status::error("json_schema: schema text over the size limit");
   // Nesting is checked by the converter; nlohmann's parser recurses, so bound the depth of the text first.
-  int depth = 0, max_depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : schema_json) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
+  const int max_depth = json_nesting_depth(schema_json);
   if (max_depth > 4 * limits.max_nesting) return Status::error(fmt::format("json_schema: nested deeper than {}", 4 * limits.max_nesting));
   auto j = nlohmann::ordered_json::parse(schema_json, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::error("json_schema: the schema is not valid JSON");

@@ -23,7 +23,7 @@ Result<std::shared_ptr<const Grammar>> compile_gbnf(std::string_view text, const
   return std::shared_ptr<const Grammar>(std::make_shared<Grammar>(std::move(compiled)));
 }
 
-Result<std::shared_ptr<const Grammar>> compile_json_schema(const nlohmann::json& schema, const TokenVocabulary& vocab,
+Result<std::shared_ptr<const Grammar>> compile_json_schema(const nlohmann::ordered_json& schema, const TokenVocabulary& vocab,
                                                            const GrammarLimits& limits) {
   TERN_ASSIGN_OR_RETURN(std::string text, json_schema_to_gbnf(schema, limits));
   return compile_gbnf(text, vocab, limits);
@@ -42,7 +42,7 @@ Result<std::shared_ptr<const Grammar>> compile_regex(std::string_view pattern, c
 }
 
 Result<std::shared_ptr<const Grammar>> json_object_grammar(const TokenVocabulary& vocab) {
-  return compile_json_schema(nlohmann::json{{"type", "object"}, {"additionalProperties", true}}, vocab);
+  return compile_json_schema(nlohmann::ordered_json{{"type", "object"}, {"additionalProperties", true}}, vocab);
 }
 
 Result<std::string> gbnf_prefix_rules(std::string_view gbnf, std::string_view prefix, const GrammarLimits& limits) {
@@ -95,7 +95,7 @@ GrammarCache::GrammarCache(TokenVocabulary vocab, size_t capacity, GrammarLimits
 GrammarCache::~GrammarCache() = default;
 const TokenVocabulary& GrammarCache::vocabulary() const { return impl_->vocab; }
 Result<std::shared_ptr<const Grammar>> GrammarCache::gbnf(std::string_view text) { return impl_->get(std::string(text)); }
-Result<std::shared_ptr<const Grammar>> GrammarCache::json_schema(const nlohmann::json& schema) {
+Result<std::shared_ptr<const Grammar>> GrammarCache::json_schema(const nlohmann::ordered_json& schema) {
   TERN_ASSIGN_OR_RETURN(std::string text, json_schema_to_gbnf(schema, impl_->limits));
   return impl_->get(text);
 }
@@ -108,7 +108,7 @@ Result<std::shared_ptr<const Grammar>> GrammarCache::regex(std::string_view patt
   return impl_->get(text);
 }
 Result<std::shared_ptr<const Grammar>> GrammarCache::json_object() {
-  return json_schema(nlohmann::json{{"type", "object"}, {"additionalProperties", true}});
+  return json_schema(nlohmann::ordered_json{{"type", "object"}, {"additionalProperties", true}});
 }
 
 // ---- TokenConstraint: a thin handle over the Matcher.

@@ -49,7 +49,7 @@ class Grammar {
 Result<std::shared_ptr<const Grammar>> compile_gbnf(std::string_view text, const TokenVocabulary& vocab,
                                                     const GrammarLimits& limits = {});
 // A JSON Schema (draft 2020-12 subset; an unsupported keyword is an error naming it and its path).
-Result<std::shared_ptr<const Grammar>> compile_json_schema(const nlohmann::json& schema, const TokenVocabulary& vocab,
+Result<std::shared_ptr<const Grammar>> compile_json_schema(const nlohmann::ordered_json& schema, const TokenVocabulary& vocab,
                                                            const GrammarLimits& limits = {});
 // The same from the schema's JSON text, parsed keeping key order: properties are generated in the order the schema
 // lists them (nlohmann::json sorts keys, so the overload above generates them alphabetically). Prefer this one.
@@ -62,7 +62,7 @@ Result<std::shared_ptr<const Grammar>> compile_regex(std::string_view pattern, c
 Result<std::shared_ptr<const Grammar>> json_object_grammar(const TokenVocabulary& vocab);
 
 // The text conversions behind the front door (useful to show a user what their schema became).
-Result<std::string> json_schema_to_gbnf(const nlohmann::json& schema, const GrammarLimits& limits = {});
+Result<std::string> json_schema_to_gbnf(const nlohmann::ordered_json& schema, const GrammarLimits& limits = {});
 Result<std::string> json_schema_text_to_gbnf(std::string_view schema_json, const GrammarLimits& limits = {});
 Result<std::string> regex_to_gbnf(std::string_view pattern, const GrammarLimits& limits = {});
 
@@ -78,7 +78,7 @@ class GrammarCache {
   explicit GrammarCache(TokenVocabulary vocab, size_t capacity = 256, GrammarLimits limits = {});
   ~GrammarCache();
   Result<std::shared_ptr<const Grammar>> gbnf(std::string_view text);
-  Result<std::shared_ptr<const Grammar>> json_schema(const nlohmann::json& schema);
+  Result<std::shared_ptr<const Grammar>> json_schema(const nlohmann::ordered_json& schema);
   Result<std::shared_ptr<const Grammar>> json_schema_text(std::string_view schema_json);  // keeps property order
   Result<std::shared_ptr<const Grammar>> regex(std::string_view pattern);
   Result<std::shared_ptr<const Grammar>> json_object();

@@ -1,5 +1,7 @@
 #include "formats/json_util.h"
 
+#include <algorithm>
+
 #include <exception>
 #include <set>
 
@@ -106,6 +108,25 @@ std::string json_excerpt(const nlohmann::json& j) {
   excerpt(j, 0, out);
   if (out.size() > 80) out = out.substr(0, 80) + "...";
   return out;
+}
+
+int json_nesting_depth(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return deepest;
 }
 
 std::string join_key_path(const std::vector<std::string>& path) {

@@ -30,6 +30,10 @@ const char* json_type_name(const nlohmann::json& j);
 // from a hostile file (nested 100,000 deep: nlohmann's dump() recurses; or megabytes long) stays one short line.
 std::string json_excerpt(const nlohmann::json& j);
 
+// The deepest nesting of [ and { in JSON text (outside strings), without parsing it: nlohmann's dump()
+// and its conversions between json types recurse, so text from a client or a file is bounded first.
+int json_nesting_depth(std::string_view text);
+
 // Joins a key path with dots: {"rope_scaling", "factor"} -> "rope_scaling.factor".
 std::string join_key_path(const std::vector<std::string>& path);
 

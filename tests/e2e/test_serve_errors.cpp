@@ -40,7 +40,19 @@ std::vector<BadCase> bad_cases() {
   std::string many_stops = R"(,"stop":[)";
   for (int i = 0; i < 20; ++i) many_stops += std::string(i ? "," : "") + "\"s" + std::to_string(i) + "\"";
   many_stops += "]";
+  // Nested 100,000 deep: nlohmann's dump() recurses, so each of these overflowed the stack once.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string deep_args = "\"" + std::string(100000, '[') + std::string(100000, ']') + "\"";
   return {
+      {"deep metadata", ch, chat(R"(,"metadata":{"k":)" + deep + "}"), 400, nullptr},
+      {"deep schema", ch,
+       chat(R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"enum":[)" + deep + "]}}}"),
+       400, nullptr},
+      {"deep messages", ch, "{" + m + R"(,"messages":)" + deep + "}", 400, nullptr},
+      {"deep tool arguments", ch,
+       "{" + m + R"(,"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"1","type":"function",)" +
+           R"("function":{"name":"f","arguments":)" + deep_args + R"(}}]},{"role":"user","content":"b"}]})",
+       400, "messages[0].tool_calls[0].function.arguments"},
       {"broken JSON", c, R"({"model": "docs-llama-28m", "prompt": )", 400, nullptr},
       {"JSON array body", c, "[1,2,3]", 400, nullptr},
       {"empty body", c, "", 400, nullptr},
@@ -177,6 +189,20 @@ TEST_F(ServeErrors, MalformedRequestsGetOpenAiErrorBodies) {
   auto ok = cli.Post("/v1/completions", R"({"model":"docs-llama-28m","prompt":"Hi","max_tokens":2})", "application/json");
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200) << ok->body;
+}
+
+// The Anthropic endpoint shares the bounded parse; its errors have Anthropic's shape.
+TEST_F(ServeErrors, DeepAnthropicBodyIsAnAnthropicError) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string r = raw_http(server_->port(), post_raw("/v1/messages", R"({"model":"docs-llama-28m","max_tokens":2,"messages":)" + deep + "}"));
+  ASSERT_EQ(http_status(r), 400) << r.substr(0, 400);
+  const json e = json::parse(http_body(r), nullptr, false);
+  ASSERT_FALSE(e.is_discarded()) << http_body(r);
+  EXPECT_EQ(e["type"], "error");
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("nests deeper than 256"), std::string::npos) << e.dump();
+  auto ok = server_->client().Post("/v1/completions", R"({"model":"docs-llama-28m","prompt":"Hi","max_tokens":2})", "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
 }
 
 TEST_F(ServeErrors, ContextOverflowNamesBothLengths) {

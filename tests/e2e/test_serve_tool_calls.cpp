@@ -157,7 +157,8 @@ TEST_F(ToolServer, WholeResponseHasToolCallsAndReasoning) {
   EXPECT_EQ(json::parse(call["function"]["arguments"].get<std::string>()), json({{"city", "Paris"}}));
   EXPECT_EQ(c["message"]["tool_calls"][1]["function"]["name"], "add");
   // The template saw the tools.
-  EXPECT_NE(last_prompt().find("<tools>{\"function\": {\"name\": \"get_weather\""), std::string::npos) << last_prompt();
+  EXPECT_NE(last_prompt().find("<tools>{\"type\": \"function\", \"function\": {\"name\": \"get_weather\""), std::string::npos)
+      << "the tools in the order the client wrote them: " << last_prompt();
 }
 
 TEST_F(ToolServer, StreamSendsDeltaToolCalls) {

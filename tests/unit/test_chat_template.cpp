@@ -78,5 +78,16 @@ TEST(ChatTemplate, Errors) {
   EXPECT_FALSE(ChatTemplate::parse("{% if x %}").is_ok());
 }
 
+// Objects reach the template in the order the client wrote their keys (Python dicts keep insertion
+// order: transformers renders a tool's JSON schema as given), not sorted.
+TEST(ChatTemplate, ObjectsKeepInsertionOrder) {
+  const auto ctx = nlohmann::ordered_json::parse(R"({"tool": {"name": "f", "description": "d", "parameters": {"zeta": 1, "alpha": 2}}})");
+  auto t = ChatTemplate::parse("{{ tool | tojson }}|{% for k in tool.parameters %}{{ k }} {% endfor %}", "test");
+  ASSERT_TRUE(t.is_ok());
+  auto r = t->render(ctx);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r.value(), R"({"name": "f", "description": "d", "parameters": {"zeta": 1, "alpha": 2}}|zeta alpha )");
+}
+
 }  // namespace
 }  // namespace tern

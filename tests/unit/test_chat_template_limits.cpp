@@ -42,7 +42,7 @@ ChatTemplateLimits counts_only(ChatTemplateLimits limits) {
   return limits;
 }
 
-std::string error_of(const std::string& src, const nlohmann::json& ctx = nlohmann::json::object(),
+std::string error_of(const std::string& src, const nlohmann::ordered_json& ctx = nlohmann::ordered_json::object(),
                      const ChatTemplateLimits& given = {}) {
   std::string err;
   const ChatTemplateLimits limits = given.max_seconds == ChatTemplateLimits{}.max_seconds ? counts_only(given) : given;
@@ -139,7 +139,7 @@ TEST(ChatTemplateLimits, SharedAndCyclicValues) {
   EXPECT_NE(error_of(dag + "{{ ns.x }}").find("template limit: a string of"), std::string::npos);
   ChatTemplateLimits fewer_steps;
   fewer_steps.max_steps = 1000000;
-  EXPECT_NE(error_of(dag + "{{ ns.x == ns.y }}", nlohmann::json::object(), fewer_steps)
+  EXPECT_NE(error_of(dag + "{{ ns.x == ns.y }}", nlohmann::ordered_json::object(), fewer_steps)
                 .find("template limit: more than 1000000 evaluation steps"),
             std::string::npos);
   // A list nested 100,000 deep is built within the bounds and then released without recursion.
@@ -147,13 +147,13 @@ TEST(ChatTemplateLimits, SharedAndCyclicValues) {
   many.max_loop_iterations = 200000;
   EXPECT_EQ(error_of("{% set ns = namespace(x=none) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}"
                      "{% endfor %}ok",
-                     nlohmann::json::object(), many),
+                     nlohmann::ordered_json::object(), many),
             "");
 }
 
 TEST(ChatTemplateLimits, DeepContextIsAnError) {
-  nlohmann::json deep = nlohmann::json::array();
-  for (int k = 0; k < 100000; ++k) deep = nlohmann::json::array({std::move(deep)});
+  nlohmann::ordered_json deep = nlohmann::ordered_json::array();
+  for (int k = 0; k < 100000; ++k) deep = nlohmann::ordered_json::array({std::move(deep)});
   const std::string err = error_of("{{ messages | length }}", {{"messages", deep}});
   EXPECT_NE(err.find("template limit: lists / dicts nested deeper than 200"), std::string::npos) << err;
 }
@@ -173,13 +173,13 @@ TEST(ChatTemplateLimits, IntegerEdgesAreErrorsNotTraps) {
 TEST(ChatTemplateLimits, StepsAndClock) {
   ChatTemplateLimits few;
   few.max_steps = 1000;
-  EXPECT_NE(error_of("{% for i in range(10000) %}{% endfor %}", nlohmann::json::object(), few)
+  EXPECT_NE(error_of("{% for i in range(10000) %}{% endfor %}", nlohmann::ordered_json::object(), few)
                 .find("template limit: more than 1000 evaluation steps"),
             std::string::npos);
   // The clock is read every 4096 steps; a 1 ns budget is over by then however fast the machine.
   ChatTemplateLimits instant;
   instant.max_seconds = 1e-9;
-  EXPECT_NE(error_of("{% for i in range(10000) %}{% endfor %}", nlohmann::json::object(), instant)
+  EXPECT_NE(error_of("{% for i in range(10000) %}{% endfor %}", nlohmann::ordered_json::object(), instant)
                 .find("template limit: rendering took longer than 1e-09 s"),
             std::string::npos);
 }
@@ -210,7 +210,7 @@ TEST(ChatTemplateLimits, LongBlankRunBeforeATag) {
       err = t.status().message();
       return;
     }
-    auto r = t->render(nlohmann::json::object());
+    auto r = t->render(nlohmann::ordered_json::object());
     if (r.is_ok()) out = *r;
   });
   EXPECT_EQ(err, "");

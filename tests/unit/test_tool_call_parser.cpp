@@ -95,6 +95,16 @@ TEST(ToolCallParser, HermesCallsContentAndReasoning) {
   EXPECT_NE(w.calls[0].id, w.calls[1].id);
 }
 
+// The arguments string keeps the keys in the order the model wrote them (a client streaming or showing
+// them sees what was generated), not sorted.
+TEST(ToolCallParser, ArgumentsKeepTheModelsKeyOrder) {
+  const std::string text =
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"unit\": \"c\", \"city\": \"Paris\"}}\n</tool_call>";
+  const Whole w = parse_all_splits(opts(ToolCallFormat::kHermes), text);
+  ASSERT_EQ(w.calls.size(), 1u);
+  EXPECT_EQ(w.calls[0].arguments, R"({"unit":"c","city":"Paris"})");
+}
+
 TEST(ToolCallParser, HermesMalformedCallsStayContent) {
   auto o = opts(ToolCallFormat::kHermes);
   // Not JSON, an unknown tool, arguments not an object, cut off before the closing tag.

@@ -108,7 +108,7 @@ ModelConfig load_any_model_config(const std::string& model) {
 std::vector<int32_t> end_of_turn_ids(const ModelChatTemplate& t, const Tokenizer& tok) {
   // Render a conversation whose reply is a marker; take the special tokens written right after it.
   const std::string marker = "tern-reply-marker";
-  nlohmann::json ctx = t.special_tokens;
+  nlohmann::ordered_json ctx = t.special_tokens;
   ctx["messages"] = {{{"role", "user"}, {"content", "hi"}}, {{"role", "assistant"}, {"content", marker}}};
   ctx["add_generation_prompt"] = false;
   std::vector<int32_t> ids;

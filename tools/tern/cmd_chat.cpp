@@ -72,7 +72,7 @@ void chat(const ChatOptions& o) {
     if (line.empty()) continue;
 
     history.push_back(message("user", line));
-    nlohmann::json ctx = tmpl.special_tokens;
+    nlohmann::ordered_json ctx = tmpl.special_tokens;
     ctx["messages"] = history;
     ctx["add_generation_prompt"] = true;
     auto rendered = tmpl.chat_template.render(ctx);

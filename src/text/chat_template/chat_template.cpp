@@ -31,7 +31,7 @@ Result<ChatTemplate> ChatTemplate::parse(const std::string& source, const std::s
   return t;
 }
 
-Result<std::string> ChatTemplate::render(const nlohmann::json& context) const {
+Result<std::string> ChatTemplate::render(const nlohmann::ordered_json& context) const {
   if (!impl_) return Status::error("chat template: render called on an empty template");
   if (!context.is_object()) return Status::error(impl_->source_name + ": render context must be a JSON object");
   // The budget outlives the scopes: the built-in functions hold it, and it empties the namespaces last.

@@ -25,7 +25,7 @@ class ChatTemplate {
   // "add_generation_prompt": true, "bos_token": "<s>", "eos_token": "</s>", "tools": [...]}.
   // Errors: raise_exception() in the template, a runtime type error, or a limit hit ("template limit: ..."), as
   // one line naming the source and the template line. Thread-safe: a render shares nothing with another.
-  Result<std::string> render(const nlohmann::json& context) const;
+  Result<std::string> render(const nlohmann::ordered_json& context) const;
 
   // The template text as parsed (tool-call and reasoning formats are read from it).
   const std::string& source() const;
@@ -41,7 +41,7 @@ class ChatTemplate {
 // where "default" is used).
 struct ModelChatTemplate {
   ChatTemplate chat_template;
-  nlohmann::json special_tokens;  // {"bos_token": "...", "eos_token": "...", ...} to merge into the context
+  nlohmann::ordered_json special_tokens;  // {"bos_token": "...", "eos_token": "...", ...} to merge into the context
 };
 Result<ModelChatTemplate> load_chat_template(const std::string& model_dir, const ChatTemplateLimits& limits = {});
 

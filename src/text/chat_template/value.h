@@ -109,7 +109,7 @@ std::string float_str(double f);
 int compare_values(const Value& a, const Value& b, Budget& budget, int depth = 0);
 
 // value_json.cpp
-Value from_json(const nlohmann::json& j, Budget& b, int depth = 0);
+Value from_json(const nlohmann::ordered_json& j, Budget& b, int depth = 0);
 // tojson as @huggingface/jinja writes it (", " / ": " separators, no ASCII escaping; indent > 0 pretty).
 std::string to_json(const Value& v, int indent, Budget& b, int depth = 0);
 

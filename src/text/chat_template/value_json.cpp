@@ -7,24 +7,24 @@
 
 namespace tern::jinja {
 
-Value from_json(const nlohmann::json& j, Budget& bud, int depth) {
+Value from_json(const nlohmann::ordered_json& j, Budget& bud, int depth) {
   bud.step();
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return Value::none();
-    case nlohmann::json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return Value::integer(j.get<int64_t>());
-    case nlohmann::json::value_t::number_unsigned: {
+    case nlohmann::ordered_json::value_t::null: return Value::none();
+    case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_unsigned: {
       const uint64_t u = j.get<uint64_t>();
       // Python ints are unbounded; tern's are 64-bit, so a larger one is kept as a float rather than wrapped.
       return u > uint64_t(INT64_MAX) ? Value::real(double(u)) : Value::integer(int64_t(u));
     }
-    case nlohmann::json::value_t::number_float: return Value::real(j.get<double>());
-    case nlohmann::json::value_t::string: {
+    case nlohmann::ordered_json::value_t::number_float: return Value::real(j.get<double>());
+    case nlohmann::ordered_json::value_t::string: {
       const std::string& s = j.get_ref<const std::string&>();
       bud.built(s.size());
       return Value::str(s);
     }
-    case nlohmann::json::value_t::array: {
+    case nlohmann::ordered_json::value_t::array: {
       bud.value_depth(depth + 1);
       bud.list_size(j.size());
       ValueList items;
@@ -32,7 +32,7 @@ Value from_json(const nlohmann::json& j, Budget& bud, int depth) {
       for (auto& e : j) items.push_back(from_json(e, bud, depth + 1));
       return Value::make_list(std::move(items));
     }
-    case nlohmann::json::value_t::object: {
+    case nlohmann::ordered_json::value_t::object: {
       bud.value_depth(depth + 1);
       bud.list_size(j.size());
       Value d = Value::make_dict();

@@ -4,10 +4,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "formats/json_util.h"
+
 namespace tern {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // arguments keep the order the model wrote them in
+
+namespace {
+
+// Model output parsed as JSON, or discarded when it nests deeper than any call's arguments should (256):
+// dump() recurses, and a reply of 100,000 '[' tokens must stay content, not overflow the stack.
+json parse_bounded(std::string_view text) {
+  if (json_nesting_depth(text) > 256) return json(json::value_t::discarded);
+  return json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
+}  // namespace
 
 constexpr std::string_view kThinkOpen = "<think>";
 constexpr std::string_view kThinkClose = "</think>";
@@ -83,7 +96,7 @@ ChatDelta ChatOutputParser::finish() {
 void ChatOutputParser::finish_forced(ChatDelta& d) {
   std::vector<ToolCall> got;
   bool ok = false;
-  const json v = json::parse(buf_, nullptr, /*allow_exceptions=*/false);
+  const json v = parse_bounded(buf_);
   if (opt_.forced == ChatParserOptions::Forced::kNamed) {
     ok = v.is_object() && add_call(json{{"name", opt_.forced_name}, {"arguments", v}}.dump(), got);
   } else {
@@ -225,7 +238,7 @@ bool ChatOutputParser::step_content(bool final, ChatDelta& d) {
 }
 
 bool ChatOutputParser::add_call(const std::string& text, std::vector<ToolCall>& out) {
-  json v = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  json v = parse_bounded(text);
   if (v.is_discarded() || !v.is_object()) return false;
   auto name = v.find("name");
   if (name == v.end() || !name->is_string() || name->get<std::string>().empty()) return false;
@@ -237,7 +250,7 @@ bool ChatOutputParser::add_call(const std::string& text, std::vector<ToolCall>& 
   if (a == v.end()) a = v.find("parameters");
   if (a != v.end() && !a->is_null()) {
     args = *a;
-    if (args.is_string()) args = json::parse(a->get<std::string>(), nullptr, false);  // arguments as a JSON string
+    if (args.is_string()) args = parse_bounded(a->get<std::string>());  // arguments as a JSON string
     if (args.is_discarded() || !args.is_object()) return false;
   }
   ToolCall c;
@@ -310,11 +323,11 @@ bool ChatOutputParser::step_call(bool final, ChatDelta& d) {
     const std::string body(b.substr(0, end));
     bool ok = true;
     if (!name.empty()) {
-      ok = add_call(json{{"name", name}, {"arguments", json::parse(body, nullptr, false)}}.dump(-1, ' ', false,
+      ok = add_call(json{{"name", name}, {"arguments", parse_bounded(body)}}.dump(-1, ' ', false,
                                                                                              json::error_handler_t::replace),
                     got);
     } else if (body[0] == '[') {
-      json arr = json::parse(body, nullptr, false);
+      json arr = parse_bounded(body);
       ok = arr.is_array() && !arr.empty();
       for (size_t k = 0; ok && k < arr.size(); ++k) ok = add_call(arr[k].dump(), got);
     } else {

@@ -31,6 +31,8 @@ check('beta.chat.completions.parse with zodResponseFormat', async () => {
     const msg = r.choices[0].message;
     assert.ok(msg.parsed, JSON.stringify(r));
     Plan.parse(msg.parsed);  // validates
+    // Properties come in the schema's order (as OpenAI's strict mode writes them), not sorted.
+    assert.deepEqual(Object.keys(JSON.parse(msg.content)), ['city', 'sunny', 'days'], msg.content);
     assert.equal(r.choices[0].finish_reason, 'stop');
   }
 });
