@@ -102,6 +102,27 @@ std::string rename_rules(const std::string& text, const std::string& prefix) {
 
 }  // namespace
 
+namespace {
+
+// "tc-call ::= <alternatives>\n" + each tool's schema rules renamed apart (tI-): the exact text the
+// template shows the model, `open{"name": "<tool>", "<args_key>": <its schema>}close` (names are
+// [A-Za-z0-9_-], no escaping).
+Result<std::string> call_rules(const ToolFields& tf, const std::function<Result<std::string>(const json&)>& schema_gbnf,
+                               const std::string& open, const std::string& args_key, const std::string& close) {
+  std::string calls, defs;
+  for (size_t i = 0; i < tf.tools.size(); ++i) {
+    const json& fn = tf.tools[i]["function"];
+    TERN_ASSIGN_OR_RETURN(std::string schema, schema_gbnf(fn["parameters"]));
+    const std::string prefix = "t" + std::to_string(i) + "-";
+    defs += rename_rules(schema, prefix);
+    calls += std::string(i ? " | " : "") + "\"" + open + "{\\\"name\\\": \\\"" + fn["name"].get<std::string>() +
+             "\\\", \\\"" + args_key + "\\\": \" " + prefix + "root \"}" + close + "\"";
+  }
+  return "tc-call ::= " + calls + "\n" + defs;
+}
+
+}  // namespace
+
 Result<std::string> hermes_auto_gbnf(const ToolFields& tf,
                                      const std::function<Result<std::string>(const json&)>& schema_gbnf) {
   // Free text that never contains "<tool_call>": the complement of the substring as rules. mK: "<" and the
@@ -123,18 +144,19 @@ Result<std::string> hermes_auto_gbnf(const ToolFields& tf,
     }
   }
   g += tf.parallel ? "tc-calls ::= tc-call ( \"\\n\" tc-call )*\n" : "tc-calls ::= tc-call\n";
-  std::string calls, defs;
-  for (size_t i = 0; i < tf.tools.size(); ++i) {
-    const json& fn = tf.tools[i]["function"];
-    TERN_ASSIGN_OR_RETURN(std::string schema, schema_gbnf(fn["parameters"]));
-    const std::string prefix = "t" + std::to_string(i) + "-";
-    defs += rename_rules(schema, prefix);
-    // The exact text Qwen's and Hermes' templates show the model (names are [A-Za-z0-9_-], no escaping).
-    calls += std::string(i ? " | " : "") + "\"<tool_call>\\n{\\\"name\\\": \\\"" + fn["name"].get<std::string>() +
-             "\\\", \\\"arguments\\\": \" " + prefix + "root \"}\\n</tool_call>\"";
-  }
-  g += "tc-call ::= " + calls + "\n" + defs;
-  return g;
+  TERN_ASSIGN_OR_RETURN(std::string calls, call_rules(tf, schema_gbnf, "<tool_call>\\n", "arguments", "\\n</tool_call>"));
+  return g + calls;
+}
+
+Result<std::string> llama3_auto_gbnf(const ToolFields& tf,
+                                     const std::function<Result<std::string>(const json&)>& schema_gbnf) {
+  // A reply whose first non-space character is "{" is a call (the parser reads it so), so text may not
+  // start with one; calls are the template's JSON form, several joined by "; ".
+  std::string g = "root ::= [ \\t\\n]* ( tc-calls | tc-text )?\n";
+  g += "tc-text ::= [^{ \\t\\n] .*\n";
+  g += tf.parallel ? "tc-calls ::= tc-call ( \"; \" tc-call )*\n" : "tc-calls ::= tc-call\n";
+  TERN_ASSIGN_OR_RETURN(std::string calls, call_rules(tf, schema_gbnf, "", "parameters", ""));
+  return g + calls;
 }
 
 std::optional<ApiError> parse_constraint_fields(Endpoint endpoint, const json& body, OpenAiRequest& r) {
@@ -188,14 +210,17 @@ json forced_tool_schema(const ToolFields& tf) {
 }
 
 std::variant<std::shared_ptr<const Grammar>, ApiError> compile_request_grammar(GrammarCache& cache,
-                                                                             const OpenAiRequest& r, bool hermes_auto) {
-  if (hermes_auto && r.tools.choice == ToolChoice::kAuto) {
+                                                                             const OpenAiRequest& r,
+                                                                             ToolCallFormat auto_format) {
+  if (auto_constrained(auto_format) && r.tools.choice == ToolChoice::kAuto) {
     for (size_t i = 0; i < r.tools.tools.size(); ++i) {  // an unsupported keyword names its tool
       const std::string p = "tools[" + std::to_string(i) + "].function.parameters";
       auto one = json_schema_to_gbnf(r.tools.tools[i]["function"]["parameters"]);
       if (!one.is_ok()) return bad_param(p, "'" + p + "': " + one.status().message());
     }
-    auto text = hermes_auto_gbnf(r.tools, [](const json& s) { return json_schema_to_gbnf(s); });
+    auto schema_gbnf = [](const json& s) { return json_schema_to_gbnf(s); };
+    auto text = auto_format == ToolCallFormat::kHermes ? hermes_auto_gbnf(r.tools, schema_gbnf)
+                                                       : llama3_auto_gbnf(r.tools, schema_gbnf);
     if (!text.is_ok()) return bad_param("tools", "'tools': " + text.status().message());
     auto g = cache.gbnf(text.value());
     if (!g.is_ok()) return bad_param("tools", "'tools': " + g.status().message());

@@ -16,6 +16,7 @@
 
 #include "api/openai_request.h"
 #include "core/status.h"
+#include "text/tool_calls/tool_call_format.h"
 
 namespace tern {
 class Grammar;
@@ -39,10 +40,19 @@ nlohmann::ordered_json forced_tool_schema(const ToolFields& tf);
 Result<std::string> hermes_auto_gbnf(const ToolFields& tf,
                                      const std::function<Result<std::string>(const nlohmann::ordered_json&)>& schema_gbnf);
 
+// tool_choice "auto" with a Llama 3.1 JSON template: free text that does not start with "{" (leading
+// whitespace aside), or calls `{"name": "<tool>", "parameters": <its schema>}` joined by "; " when parallel.
+Result<std::string> llama3_auto_gbnf(const ToolFields& tf,
+                                     const std::function<Result<std::string>(const nlohmann::ordered_json&)>& schema_gbnf);
+
+// Whether tool_choice "auto" is constrained for a template of this format: Hermes and Llama 3.1 JSON. Not
+// Mistral: its [TOOL_CALLS] trigger is a special token, which the byte-level grammar does not spell.
+inline bool auto_constrained(ToolCallFormat f) { return f == ToolCallFormat::kHermes || f == ToolCallFormat::kLlama3; }
+
 // The grammar of a request (null when it has none), compiled once per distinct grammar by the cache.
-// hermes_auto: constrain tool_choice "auto" in the Hermes format (the template's format is Hermes).
+// auto_format: the template's tool-call format; tool_choice "auto" is constrained where auto_constrained().
 std::variant<std::shared_ptr<const Grammar>, ApiError> compile_request_grammar(GrammarCache& cache,
                                                                              const OpenAiRequest& r,
-                                                                             bool hermes_auto = false);
+                                                                             ToolCallFormat auto_format = ToolCallFormat::kNone);
 
 }  // namespace tern::api

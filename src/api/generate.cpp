@@ -291,16 +291,15 @@ static std::variant<Prepared, ApiError> prepare(ApiServer::Impl& s, Endpoint end
   }
 
   const bool forced = r.tools.choice == ToolChoice::kRequired || r.tools.choice == ToolChoice::kNamed;
-  // auto in the Hermes format: text stays free, a call once begun follows its tool's schema.
-  const bool hermes_auto = chat_ep && r.tools.choice == ToolChoice::kAuto &&
-                           s.chat_format.tool_calls == ToolCallFormat::kHermes;
-  if (r.constraint.kind != ConstraintSpec::Kind::kNone || forced || hermes_auto) {
+  // auto in the Hermes or Llama 3.1 format: text stays free, a call once begun follows its tool's schema.
+  const bool auto_calls = chat_ep && r.tools.choice == ToolChoice::kAuto && auto_constrained(s.chat_format.tool_calls);
+  if (r.constraint.kind != ConstraintSpec::Kind::kNone || forced || auto_calls) {
     auto cache = s.grammar_cache();
     if (!cache.is_ok()) {
-      return bad_param(forced || hermes_auto ? "tool_choice" : r.constraint.param, "constrained decoding is unavailable: " +
+      return bad_param(forced || auto_calls ? "tool_choice" : r.constraint.param, "constrained decoding is unavailable: " +
                                                                        cache.status().message());
     }
-    auto g = compile_request_grammar(*cache.value(), r, hermes_auto);
+    auto g = compile_request_grammar(*cache.value(), r, auto_calls ? s.chat_format.tool_calls : ToolCallFormat::kNone);
     if (auto* e = std::get_if<ApiError>(&g)) return *e;
     out.grammar = std::get<std::shared_ptr<const Grammar>>(g);
   }

@@ -1,10 +1,12 @@
 // tool_choice "auto" in the Hermes format (constraint_request.cpp): free text that never spells
-// "<tool_call>", then calls in the template's exact format whose arguments follow their tool's schema.
-// Checked byte by byte on a one-byte-per-token vocabulary.
+// "<tool_call>", then calls in the template's exact format whose arguments follow their tool's schema;
+// in the Llama 3.1 JSON format: text that does not open with "{", or calls. Checked byte by byte on a
+// one-byte-per-token vocabulary, and against the reply parser (what the grammar admits, it reads so).
 #include <gtest/gtest.h>
 
 #include "api/constraint_request.h"
 #include "constrain/token_constraint.h"
+#include "text/tool_calls/chat_output_parser.h"
 
 namespace tern::api {
 namespace {
@@ -23,12 +25,13 @@ ToolFields weather_tools(bool parallel) {
   return tf;
 }
 
-std::shared_ptr<const Grammar> compile(const ToolFields& tf) {
+std::shared_ptr<const Grammar> compile(const ToolFields& tf, ToolCallFormat format = ToolCallFormat::kHermes) {
   std::vector<std::string> bytes;
   for (int b = 0; b < 256; ++b) bytes.emplace_back(1, char(b));
   auto vocab = TokenVocabulary::from_bytes(bytes);
   EXPECT_TRUE(vocab.is_ok());
-  auto text = hermes_auto_gbnf(tf, [](const json& s) { return json_schema_to_gbnf(s); });
+  auto schema_gbnf = [](const json& s) { return json_schema_to_gbnf(s); };
+  auto text = format == ToolCallFormat::kHermes ? hermes_auto_gbnf(tf, schema_gbnf) : llama3_auto_gbnf(tf, schema_gbnf);
   EXPECT_TRUE(text.is_ok()) << text.status().message();
   auto g = compile_gbnf(text.value(), vocab.value());
   EXPECT_TRUE(g.is_ok()) << g.status().message() << "\n" << text.value();
@@ -78,6 +81,48 @@ TEST(ToolCallGrammar, RulesOfEachSchemaAreRenamedApart) {
   ASSERT_TRUE(text.is_ok());
   EXPECT_NE(text.value().find("t0-root ::= "), std::string::npos) << text.value();
   EXPECT_NE(text.value().find("t1-root ::= "), std::string::npos) << text.value();
+}
+
+// The calls a Llama 3.1 reply parses into (names, then arguments), and its content.
+std::pair<std::vector<std::string>, std::string> llama3_parse(const std::string& reply) {
+  ChatParserOptions o;
+  o.format = ToolCallFormat::kLlama3;
+  o.tool_names = {"get_weather", "add"};
+  ChatOutputParser p(o);
+  p.feed(reply);
+  p.finish();
+  std::vector<std::string> calls;
+  for (const ToolCall& c : p.calls()) calls.push_back(c.name + " " + c.arguments);
+  return {calls, p.content()};
+}
+
+TEST(ToolCallGrammar, Llama3TextOrCallsThatFollowTheirSchemas) {
+  auto g = compile(weather_tools(true), ToolCallFormat::kLlama3);
+  ASSERT_TRUE(g);
+  const std::string weather = R"({"name": "get_weather", "parameters": {"city": "Paris"}})";
+  const std::string add = R"({"name": "add", "parameters": {"a": 12}})";
+  // Text: anything that does not open with "{"; braces later are fine.
+  EXPECT_EQ(run(g, "The weather is {fine} today."), 1);
+  EXPECT_EQ(run(g, ""), 1);
+  EXPECT_EQ(llama3_parse("The weather is {fine} today.").second, "The weather is {fine} today.");
+  // Calls, alone or joined by "; ", each read back by the parser.
+  EXPECT_EQ(run(g, weather), 1);
+  EXPECT_EQ(run(g, "\n " + weather + "; " + add), 1);
+  EXPECT_EQ(llama3_parse(weather + "; " + add).first,
+            (std::vector<std::string>{R"(get_weather {"city":"Paris"})", R"(add {"a":12})"}));
+  EXPECT_EQ(run(g, weather.substr(0, 30)), 0);  // a call begun must be finished
+  // Once "{" opens the reply, only a well-formed call of a known tool may follow.
+  EXPECT_EQ(run(g, R"({"name": "rm")"), -1);
+  EXPECT_EQ(run(g, "{garbage"), -1);
+  EXPECT_EQ(run(g, R"({"name": "get_weather", "parameters": {"city": "Rome")"), -1);
+  EXPECT_EQ(run(g, weather + " and more"), -1);
+}
+
+TEST(ToolCallGrammar, Llama3OneCallWithoutParallelCalls) {
+  auto g = compile(weather_tools(false), ToolCallFormat::kLlama3);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(run(g, R"({"name": "add", "parameters": {"a": 1}})"), 1);
+  EXPECT_EQ(run(g, R"({"name": "add", "parameters": {"a": 1}}; )"), -1);
 }
 
 }  // namespace
