@@ -71,21 +71,26 @@ double load_bound(const std::vector<Candidate>& replicas, Balance balance) {
   return std::ceil(std::max(1.0, balance.factor) * double(total + 1) / double(eligible)) + std::max(0, balance.slack);
 }
 
-BoundedPick pick_bounded(const HashRing& ring, uint64_t hash, const std::vector<Candidate>& replicas, Balance balance) {
+BoundedPick pick_bounded(const HashRing& ring, uint64_t hash, const std::vector<Candidate>& replicas, Balance balance,
+                         int choices) {
   BoundedPick pick;
   const double bound = load_bound(replicas, balance);
   if (bound <= 0) return pick;
-  bool first = true;
+  const int n = std::max(1, choices);
+  int position = 0, seen = 0;  // eligible replicas along the walk; those of them under the bound
   for (int i : ring.walk(hash)) {
     if (size_t(i) >= replicas.size() || !replicas[size_t(i)].eligible) continue;
     if (double(replicas[size_t(i)].load) < bound) {
-      pick.index = i;
-      pick.home = first;
-      return pick;
+      // The first `choices` replicas under the bound along the walk: the least loaded (ties: the first).
+      if (pick.index < 0 || replicas[size_t(i)].load < replicas[size_t(pick.index)].load) {
+        pick.index = i;
+        pick.home = position < n;  // one of the key's own candidates, not a spill past a full one
+      }
+      if (++seen >= n) return pick;
     }
-    first = false;
+    position++;
   }
-  return pick;  // unreachable while the ring covers every replica
+  return pick;  // fewer candidates than choices (or none: unreachable while the ring covers every replica)
 }
 
 }  // namespace tern::router

@@ -64,14 +64,17 @@ struct Candidate {
 
 struct BoundedPick {
   int index = -1;      // -1: no eligible replica
-  bool home = false;   // the key's first eligible replica on the ring took it
+  bool home = false;   // one of the key's first `choices` eligible replicas on the ring took it
 };
 
 // The load bound: ceil(factor * (sum of eligible loads + 1) / eligible count) + slack, 0 when none is eligible.
 double load_bound(const std::vector<Candidate>& replicas, Balance balance);
 
 // The first eligible replica along the ring from `hash` whose load is below the bound; factor >= 1
-// (1.25: 25% above the mean).
-BoundedPick pick_bounded(const HashRing& ring, uint64_t hash, const std::vector<Candidate>& replicas, Balance balance);
+// (1.25: 25% above the mean). With `choices` 2: of the first two such replicas along the walk, the less
+// loaded (power of two choices: keys spread far more evenly than by their hash alone, and each key
+// still has two fixed candidates, so a restarted router sends it to one of the same two replicas).
+BoundedPick pick_bounded(const HashRing& ring, uint64_t hash, const std::vector<Candidate>& replicas, Balance balance,
+                         int choices = 1);
 
 }  // namespace tern::router

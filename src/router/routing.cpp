@@ -111,7 +111,10 @@ Choice choose(Policy policy, const HashRing& ring, const std::optional<uint64_t>
       }
       holder_full = true;
     }
-    const BoundedPick p = pick_bounded(ring, *key_hash, cands, balance);
+    // Not seen before (or its holders are full): a conversation's first turn picks where the rest of it
+    // will go (the table follows it), so it goes by two choices on the ring, not by its hash alone:
+    // 32 conversations hashed onto 3 replicas land e.g. 13 / 11 / 8, and the busiest sets everyone's pace.
+    const BoundedPick p = pick_bounded(ring, *key_hash, cands, balance, 2);
     c.index = p.index;
     c.affinity = p.index >= 0;
     c.home = p.home && !holder_full;

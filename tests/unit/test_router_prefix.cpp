@@ -3,6 +3,7 @@
 // ways, a spilled conversation staying where it went, the load bound over holders, the table's bound.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <map>
 
 #include "router/prefix_table.h"
@@ -106,18 +107,38 @@ TEST(RouterPrefixChoose, AHolderUnderTheBoundTakesItElseTheRing) {
 TEST(RouterPrefixChoose, TheSlackKeepsAffinityWhileFewRequestsAreInFlight) {
   const HashRing ring(urls(3));
   const uint64_t h = hash_bytes("a conversation");
-  const int home = ring.walk(h)[0];
+  const int holder = ring.walk(h)[0];  // got the conversation's earlier turns
   std::vector<ReplicaState> s(3, ReplicaState{true, 0, 0});
-  s[size_t(home)].in_flight = 1;  // its previous turn (or another conversation) is still running there
+  s[size_t(holder)].in_flight = 1;  // another request is still running there
   // ceil(1.25 * 2 / 3) = 1: without slack a single request in flight turns it away from its cache.
-  EXPECT_NE(choose(Policy::kAffinity, ring, h, s, Balance(1.25, 0), 0).index, home);
-  EXPECT_EQ(choose(Policy::kAffinity, ring, h, s, Balance(1.25, 2), 0).index, home);
-  // The slack is additive: a hot home is still left once it is 2 past the proportional bound
+  EXPECT_NE(choose(Policy::kAffinity, ring, h, s, Balance(1.25, 0), 0, {holder}).index, holder);
+  EXPECT_EQ(choose(Policy::kAffinity, ring, h, s, Balance(1.25, 2), 0, {holder}).index, holder);
+  // The slack is additive: a hot holder is still left once it is 2 past the proportional bound
   // (5 in flight, all on it: ceil(1.25 * 6 / 3) + 2 = 5).
-  s[size_t(home)].in_flight = 4;
-  EXPECT_EQ(choose(Policy::kAffinity, ring, h, s, Balance(1.25, 2), 0).index, home);
-  s[size_t(home)].in_flight = 5;
-  EXPECT_NE(choose(Policy::kAffinity, ring, h, s, Balance(1.25, 2), 0).index, home);
+  s[size_t(holder)].in_flight = 4;
+  EXPECT_EQ(choose(Policy::kAffinity, ring, h, s, Balance(1.25, 2), 0, {holder}).index, holder);
+  s[size_t(holder)].in_flight = 5;
+  EXPECT_NE(choose(Policy::kAffinity, ring, h, s, Balance(1.25, 2), 0, {holder}).index, holder);
+}
+
+TEST(RouterPrefixChoose, NewConversationsSpreadByTwoChoices) {
+  // 30 conversations whose first turns are all in flight at once: by hash alone 3 replicas get an uneven
+  // share; the less loaded of each key's first two replicas on the ring evens them out.
+  const HashRing ring(urls(3));
+  std::vector<ReplicaState> s(3, ReplicaState{true, 0, 0});
+  std::vector<int> by_hash(3, 0);
+  for (int c = 0; c < 30; ++c) {
+    const uint64_t h = hash_bytes("conversation " + std::to_string(c));
+    by_hash[size_t(ring.walk(h)[0])]++;
+    const Choice ch = choose(Policy::kAffinity, ring, h, s, Balance(1.25, 2), 0);
+    ASSERT_GE(ch.index, 0);
+    EXPECT_TRUE(ch.home);  // one of its two candidates: not a spill
+    EXPECT_TRUE(ch.index == ring.walk(h)[0] || ch.index == ring.walk(h)[1]);
+    s[size_t(ch.index)].in_flight++;
+  }
+  for (const auto& x : s) EXPECT_GE(x.in_flight, 9);
+  for (const auto& x : s) EXPECT_LE(x.in_flight, 11);
+  std::printf("by hash alone: %d / %d / %d\n", by_hash[0], by_hash[1], by_hash[2]);
 }
 
 // Many conversations that open with the same system prompt and first question: by the ring key alone they
