@@ -53,7 +53,9 @@ std::optional<std::string> keys(std::string_view body, size_t prompt_bytes, std:
         continue;
       }
       h.add(part);
-      if (chain->size() < kMaxChain) chain->push_back(h.value());
+      // Prefixes from the first user message on: a shorter one (a system prompt every conversation
+      // shares) would pull every new conversation to whichever replica got it last.
+      if (user_seen && chain->size() < kMaxChain) chain->push_back(h.value());
     }
     return key;
   }

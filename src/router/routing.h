@@ -31,7 +31,9 @@ std::optional<std::string> affinity_key(std::string_view body, size_t prompt_byt
 
 // Both of a request's affinity keys from one parse of its body: the ring key above (its hash) and the
 // chain of its prompt's prefix hashes, shortest first (prefix_table.h): chat, one after each message
-// (role and content); completions, one every kPromptChunk bytes of the prompt and one for all of it.
+// (role and content) from the first user message on (the ring key covers what comes before it; a
+// system prompt all conversations share must not pull them all to one replica); completions, one
+// every kPromptChunk bytes of the prompt and one for all of it.
 struct AffinityKeys {
   uint64_t home = 0;
   std::vector<uint64_t> chain;

@@ -30,18 +30,37 @@ TEST(RouterPrefixChain, OneHashPerMessageAndALaterTurnExtendsTheEarlierOne) {
   const auto t1 = affinity_keys(chat({{"system", "be brief"}, {"user", "hi"}}), 256);
   const auto t2 = affinity_keys(chat({{"system", "be brief"}, {"user", "hi"}, {"assistant", "hello"}, {"user", "more"}}), 256);
   ASSERT_TRUE(t1 && t2);
-  ASSERT_EQ(t1->chain.size(), 2u);
-  ASSERT_EQ(t2->chain.size(), 4u);
+  ASSERT_EQ(t1->chain.size(), 1u);  // from the first user message on: the system prompt alone is no prefix
+  ASSERT_EQ(t2->chain.size(), 3u);
   EXPECT_EQ(t1->chain[0], t2->chain[0]);
-  EXPECT_EQ(t1->chain[1], t2->chain[1]);
-  EXPECT_NE(t2->chain[2], t2->chain[3]);
+  EXPECT_NE(t2->chain[1], t2->chain[2]);
   EXPECT_EQ(t1->home, t2->home);  // the ring key: up to the first user message
   EXPECT_EQ(t1->home, hash_bytes(*affinity_key(chat({{"system", "be brief"}, {"user", "hi"}}), 256)));
   // A different first answer parts the chains from there on.
   const auto other = affinity_keys(chat({{"system", "be brief"}, {"user", "hi"}, {"assistant", "hey"}, {"user", "more"}}), 256);
-  EXPECT_EQ(other->chain[1], t2->chain[1]);
+  EXPECT_EQ(other->chain[0], t2->chain[0]);
+  EXPECT_NE(other->chain[1], t2->chain[1]);
   EXPECT_NE(other->chain[2], t2->chain[2]);
-  EXPECT_NE(other->chain[3], t2->chain[3]);
+}
+
+TEST(RouterPrefixChoose, ASharedSystemPromptDoesNotPullNewConversationsTogether) {
+  // Every conversation opens with the same system prompt and its own question: each first turn is new
+  // (no holder), so they spread by two choices instead of following the system prompt to one replica.
+  PrefixTable table;
+  const std::vector<std::string> ids = urls(3);
+  const HashRing ring(ids);
+  std::vector<ReplicaState> s(3, ReplicaState{true, 0, 0});
+  for (int c = 0; c < 12; ++c) {
+    const auto k = affinity_keys(chat({{"system", "you are helpful"}, {"user", "question " + std::to_string(c)}}), 256);
+    EXPECT_TRUE(table.holders(k->chain).empty()) << c;
+    const Choice ch = choose(Policy::kAffinity, ring, k->home, s, Balance(1.25, 2), 0);
+    table.record(k->chain, ids[size_t(ch.index)]);
+    s[size_t(ch.index)].in_flight++;
+  }
+  for (const auto& x : s) {
+    EXPECT_GE(x.in_flight, 3);  // 4 each, give or take one
+    EXPECT_LE(x.in_flight, 5);
+  }
 }
 
 TEST(RouterPrefixChain, PromptsChainEveryChunkAndKeepTheRingKey) {
