@@ -2,11 +2,9 @@
 // `tern router` on loopback and drives them:
 //   bench_router overhead TERN        latency added by the router, p50 / p99 at concurrency 1 and 64
 //                                     (fake-engine replica, 1-token answers: router vs the same replica direct)
-//   bench_router affinity TERN MODEL [serve args] [--router-X V] [--think-s S] [--rounds N]
-//                                     32 conversations x 6 turns (each turn resends the history, streamed)
-//                                     over 3 real replicas: prefix-cache hit rate (the replicas' own
-//                                     /metrics counters) and TTFT, affinity vs round robin (fresh replicas
-//                                     for each run; rounds alternate the two policies)
+//   bench_router affinity TERN MODEL [serve args] [--router-X V] [--think-s S] [--rounds N]: 32 conversations
+//     x 6 turns (each resends the history, streamed) over 3 real replicas: prefix-cache hit rate (the replicas'
+//     /metrics) and TTFT, affinity vs round robin (fresh replicas each run; rounds alternate the policies)
 //   bench_router failover TERN        3 fake replicas under load, one SIGKILLed (then one SIGSTOPped): the
 //                                     time until the router has taken it out (no request goes there after)
 #include <signal.h>
@@ -377,21 +375,20 @@ int main(int argc, char** argv) {
     std::string extra, router_extra;
     AffinityWorkload w;
     int rounds = 1;
-    for (int i = 4; i < argc; ++i) {
-      const std::string a = argv[i];
-      if (a == "--think-s" && i + 1 < argc) {
-        w.think_s = std::stod(argv[++i]);
-      } else if (a == "--rounds" && i + 1 < argc) {
-        rounds = std::stoi(argv[++i]);
-      } else if (a == "--conversations" && i + 1 < argc) {
-        w.conversations = std::stoi(argv[++i]);
-      } else if (a == "--turns" && i + 1 < argc) {
-        w.turns = std::stoi(argv[++i]);
-      } else if (a.rfind("--router-", 0) == 0 && i + 1 < argc) {
-        router_extra += " --" + a.substr(9) + " " + argv[++i];
-      } else {
-        extra += " " + a;
+    try {
+      for (int i = 4; i < argc; ++i) {
+        const std::string a = argv[i];
+        const bool value = i + 1 < argc;
+        if (a == "--think-s" && value) w.think_s = std::stod(argv[++i]);
+        else if (a == "--rounds" && value) rounds = std::stoi(argv[++i]);
+        else if (a == "--conversations" && value) w.conversations = std::stoi(argv[++i]);
+        else if (a == "--turns" && value) w.turns = std::stoi(argv[++i]);
+        else if (a.rfind("--router-", 0) == 0 && value) router_extra += " --" + a.substr(9) + " " + argv[++i];
+        else extra += " " + a;
       }
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "bench_router: --think-s, --rounds, --conversations and --turns take numbers\n");
+      return 1;
     }
     affinity(tern, argv[3], w, rounds, extra, router_extra);
   } else {
