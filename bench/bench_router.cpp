@@ -2,9 +2,9 @@
 // `tern router` on loopback and drives them:
 //   bench_router overhead TERN        latency added by the router, p50 / p99 at concurrency 1 and 64
 //                                     (fake-engine replica, 1-token answers: router vs the same replica direct)
-//   bench_router affinity TERN MODEL  32 conversations x 6 turns (each turn resends the history, streamed)
-//                                     over 3 real replicas: prefix-cache hit rate and mean TTFT, affinity vs
-//                                     round robin (fresh replicas for each policy)
+//   bench_router affinity TERN MODEL [serve args] [--router-X V] [--think-s S] [--rounds N]: 32 conversations
+//     x 6 turns (each resends the history, streamed) over 3 real replicas: prefix-cache hit rate (the replicas'
+//     /metrics) and TTFT, affinity vs round robin (fresh replicas each run; rounds alternate the policies)
 //   bench_router failover TERN        3 fake replicas under load, one SIGKILLed (then one SIGSTOPped): the
 //                                     time until the router has taken it out (no request goes there after)
 #include <signal.h>
@@ -79,6 +79,14 @@ struct Proc {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
 };
 
+// The 1-minute load average (/proc/loadavg): figures from a busy machine are upper bounds.
+std::string load_average() {
+  std::istringstream in(slurp("/proc/loadavg"));
+  std::string one;
+  in >> one;
+  return one;
+}
+
 double pct(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -142,7 +150,8 @@ void overhead(const std::string& tern) {
   Proc replica(tern, "serve -m '" + std::string(TERN_SHARED_DIR) +
                "/models/docs-llama-28m' --test-fake-engine --test-fake-steps-per-s 100000 --port 0 --max-queue 1024");
   Proc router(tern, "router --port 0 --replica " + replica.url());
-  std::printf("| concurrency | direct p50 / p99 (ms) | via router p50 / p99 (ms) | added p50 / p99 (ms) |\n|---|---|---|---|\n");
+  std::printf("| concurrency | direct p50 / p99 (ms) | via router p50 / p99 (ms) | added p50 / p99 (ms) | samples each | load |\n"
+              "|---|---|---|---|---|---|\n");
   for (int c : {1, 64}) {
     const int per_thread = c == 1 ? 500 : 40;
     std::vector<double> direct, routed;
@@ -154,21 +163,31 @@ void overhead(const std::string& tern) {
       direct.insert(direct.end(), d.begin(), d.end());
       routed.insert(routed.end(), r.begin(), r.end());
     }
-    std::printf("| %d | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f |\n", c, pct(direct, 0.5), pct(direct, 0.99),
+    std::printf("| %d | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %zu | %s |\n", c, pct(direct, 0.5), pct(direct, 0.99),
                 pct(routed, 0.5), pct(routed, 0.99), pct(routed, 0.5) - pct(direct, 0.5),
-                pct(routed, 0.99) - pct(direct, 0.99));
+                pct(routed, 0.99) - pct(direct, 0.99), direct.size(), load_average().c_str());
+    std::fflush(stdout);
   }
 }
 
 // ---- affinity ----
 
 struct AffinityResult {
-  double hit_rate = 0, mean_ttft_ms = 0, wall_s = 0, prompt_tokens = 0, computed_tokens = 0, spills = 0;
+  double hit_rate = 0, mean_ttft_ms = 0, p50_ttft_ms = 0, p90_ttft_ms = 0, wall_s = 0, prompt_tokens = 0,
+         computed_tokens = 0, spills = 0;
+  std::string per_replica;  // requests each replica served
   int errors = 0;
 };
 
-AffinityResult affinity_run(const std::string& tern, const std::string& model, const std::string& policy, int conversations, int turns,
-                            const std::string& text, const std::string& replica_args, const std::string& router_args) {
+struct AffinityWorkload {
+  int conversations = 32, turns = 6;
+  double think_s = 0;  // between an answer and the conversation's next turn (a user reading and typing)
+};
+
+AffinityResult affinity_run(const std::string& tern, const std::string& model, const std::string& policy,
+                            const AffinityWorkload& w, const std::string& text, const std::string& replica_args,
+                            const std::string& router_args) {
+  const int conversations = w.conversations, turns = w.turns;
   std::vector<std::unique_ptr<Proc>> replicas;
   std::string args = "router --port 0 --policy " + policy + router_args;
   for (int i = 0; i < 3; ++i) {
@@ -186,7 +205,10 @@ AffinityResult affinity_run(const std::string& tern, const std::string& model, c
       httplib::Client cli("127.0.0.1", router.port);
       cli.set_read_timeout(600, 0);
       json messages = json::array({{{"role", "system"}, {"content", "You answer questions about the tern documentation."}}});
+      // With a think time the conversations start spread over one think time, as users arrive.
+      std::this_thread::sleep_for(std::chrono::duration<double>(w.think_s * c / conversations));
       for (int t = 0; t < turns; ++t) {
+        if (t > 0) std::this_thread::sleep_for(std::chrono::duration<double>(w.think_s));
         const size_t at = (size_t(c * turns + t) * 211) % (text.size() - 400);
         messages.push_back({{"role", "user"}, {"content", text.substr(at, 240)}});
         const json body = {{"model", "docs-llama-28m"}, {"messages", messages}, {"max_tokens", 16},
@@ -238,23 +260,38 @@ AffinityResult affinity_run(const std::string& tern, const std::string& model, c
   double sum = 0;
   for (double v : ttft) sum += v;
   res.mean_ttft_ms = ttft.empty() ? 0 : sum / double(ttft.size());
+  res.p50_ttft_ms = pct(ttft, 0.5);
+  res.p90_ttft_ms = pct(ttft, 0.9);
+  const std::string rm = get_metrics(router.port);
+  for (const auto& rp : replicas) {
+    res.per_replica += (res.per_replica.empty() ? "" : " / ") +
+                       std::to_string(int(metric(rm, "tern_router_replica_requests_total{replica=\"" + rp->url() + "\"}")));
+  }
   res.errors = errors;
   return res;
 }
 
-void affinity(const std::string& tern, const std::string& model, const std::string& replica_args, const std::string& router_args) {
+void affinity(const std::string& tern, const std::string& model, const AffinityWorkload& w, int rounds,
+              const std::string& replica_args, const std::string& router_args) {
   const std::string text = slurp(std::string(TERN_SHARED_DIR) + "/data/docs-val.txt");
   if (text.size() < 4096) {
     std::fprintf(stderr, "bench_router: cannot read %s/data/docs-val.txt\n", TERN_SHARED_DIR);
     std::exit(1);
   }
-  std::printf("| policy | prefix-cache hit rate | prompt tokens computed / sent | mean TTFT (ms) | wall (s) | affinity spills | errors |\n"
-              "|---|---|---|---|---|---|---|\n");
-  for (const char* policy : {"round-robin", "affinity"}) {
-    const AffinityResult r = affinity_run(tern, model, policy, 32, 6, text, replica_args, router_args);
-    std::printf("| %s | %.3f | %.0f / %.0f | %.1f | %.1f | %.0f | %d |\n", policy, r.hit_rate, r.computed_tokens,
-                r.prompt_tokens, r.mean_ttft_ms, r.wall_s, r.spills, r.errors);
-    std::fflush(stdout);
+  std::printf("%d conversations x %d turns, think time %.1f s, replicas:%s, router:%s\n", w.conversations, w.turns,
+              w.think_s, replica_args.c_str(), router_args.c_str());
+  std::printf("| policy | prefix-cache hit rate | prompt tokens computed / sent | mean TTFT (ms) | p50 / p90 TTFT (ms) "
+              "| wall (s) | requests per replica | affinity spills | errors | load |\n"
+              "|---|---|---|---|---|---|---|---|---|---|\n");
+  // Alternating rounds, so drift of a shared machine's load hits both policies alike.
+  for (int round = 0; round < rounds; ++round) {
+    for (const char* policy : {"round-robin", "affinity"}) {
+      const AffinityResult r = affinity_run(tern, model, policy, w, text, replica_args, router_args);
+      std::printf("| %s | %.3f | %.0f / %.0f | %.1f | %.1f / %.1f | %.1f | %s | %.0f | %d | %s |\n", policy, r.hit_rate,
+                  r.computed_tokens, r.prompt_tokens, r.mean_ttft_ms, r.p50_ttft_ms, r.p90_ttft_ms, r.wall_s,
+                  r.per_replica.c_str(), r.spills, r.errors, load_average().c_str());
+      std::fflush(stdout);
+    }
   }
 }
 
@@ -304,12 +341,14 @@ void failover_case(const std::string& tern, int sig, const char* name) {
   stop = true;
   if (sig == SIGSTOP) kill(replicas[1]->pid, SIGCONT);
   for (auto& t : ts) t.join();
-  std::printf("| %s | %.3f | %.0f | %d | %d |\n", name, out_s, sent_later - sent_at_out, done.load(), failed.load());
+  std::printf("| %s | %.3f | %.0f | %d | %d | %.0f | %s |\n", name, out_s, sent_later - sent_at_out, done.load(), failed.load(),
+              metric_sum(get_metrics(router.port), "tern_router_replica_down_total") - 1, load_average().c_str());
+  std::fflush(stdout);
 }
 
 void failover(const std::string& tern) {
-  std::printf("| fault | taken out after (s) | requests sent to it after | requests ok | requests failed |\n"
-              "|---|---|---|---|---|\n");
+  std::printf("| fault | taken out after (s) | requests sent to it after | requests ok | requests failed "
+              "| other replicas taken out | load |\n|---|---|---|---|---|---|---|\n");
   failover_case(tern, SIGKILL, "SIGKILL (process dies)");
   failover_case(tern, SIGSTOP, "SIGSTOP (process hangs)");
 }
@@ -318,7 +357,8 @@ void failover(const std::string& tern) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_router overhead|failover TERN | bench_router affinity TERN MODEL [serve args] [--router-OPTION V]\n");
+    std::fprintf(stderr, "usage: bench_router overhead|failover TERN | bench_router affinity TERN MODEL [serve args] [--router-OPTION V] "
+                 "[--think-s S] [--rounds N] [--conversations N] [--turns N]\n");
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -329,17 +369,28 @@ int main(int argc, char** argv) {
   } else if (mode == "failover") {
     failover(tern);
   } else if (mode == "affinity" && argc >= 4) {
-    // Arguments after MODEL go to the replicas; "--router-X V" goes to the router as "--X V".
+    // Arguments after MODEL go to the replicas; "--router-X V" goes to the router as "--X V"; the
+    // bench's own: --think-s S (default 0: every conversation's next turn at once), --rounds N (1),
+    // --conversations N (32), --turns N (6).
     std::string extra, router_extra;
-    for (int i = 4; i < argc; ++i) {
-      const std::string a = argv[i];
-      if (a.rfind("--router-", 0) == 0 && i + 1 < argc) {
-        router_extra += " --" + a.substr(9) + " " + argv[++i];
-      } else {
-        extra += " " + a;
+    AffinityWorkload w;
+    int rounds = 1;
+    try {
+      for (int i = 4; i < argc; ++i) {
+        const std::string a = argv[i];
+        const bool value = i + 1 < argc;
+        if (a == "--think-s" && value) w.think_s = std::stod(argv[++i]);
+        else if (a == "--rounds" && value) rounds = std::stoi(argv[++i]);
+        else if (a == "--conversations" && value) w.conversations = std::stoi(argv[++i]);
+        else if (a == "--turns" && value) w.turns = std::stoi(argv[++i]);
+        else if (a.rfind("--router-", 0) == 0 && value) router_extra += " --" + a.substr(9) + " " + argv[++i];
+        else extra += " " + a;
       }
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "bench_router: --think-s, --rounds, --conversations and --turns take numbers\n");
+      return 1;
     }
-    affinity(tern, argv[3], extra, router_extra);
+    affinity(tern, argv[3], w, rounds, extra, router_extra);
   } else {
     std::fprintf(stderr, "bench_router: unknown mode '%s'\n", mode.c_str());
     return 1;

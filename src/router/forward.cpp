@@ -24,9 +24,9 @@ constexpr size_t kMaxPartialEvent = 1u << 20;  // an "event" longer than this is
 class Forward final : public UpstreamSink, public ReplicaUser, public std::enable_shared_from_this<Forward> {
  public:
   Forward(Router::Impl& core, XPtr x, std::string method, std::string target, api::HttpHeaders headers,
-          std::string body, std::optional<uint64_t> key)
+          std::string body, std::optional<AffinityKeys> key)
       : core_(core), x_(std::move(x)), method_(std::move(method)), target_(std::move(target)),
-        headers_(std::move(headers)), body_(std::move(body)), key_(key) {}
+        headers_(std::move(headers)), body_(std::move(body)), key_(std::move(key)) {}
 
   void attempt() {
     Choice how;
@@ -56,6 +56,8 @@ class Forward final : public UpstreamSink, public ReplicaUser, public std::enabl
     abandoned_ = why;
     cancel_call(*call_);
   }
+
+  void on_bytes() override { rep_->last_heard = std::chrono::steady_clock::now(); }
 
   void on_head(int status, api::HttpHeaders headers, bool chunked) override {
     status_ = status;
@@ -165,7 +167,7 @@ class Forward final : public UpstreamSink, public ReplicaUser, public std::enabl
   std::string method_, target_;
   api::HttpHeaders headers_;
   std::string body_;
-  std::optional<uint64_t> key_;
+  std::optional<AffinityKeys> key_;
 
   std::vector<std::string> tried_;
   std::shared_ptr<Replica> rep_;
@@ -181,8 +183,9 @@ class Forward final : public UpstreamSink, public ReplicaUser, public std::enabl
 }  // namespace
 
 void start_forward(Router::Impl& core, const XPtr& x, std::string method, std::string target, api::HttpHeaders headers,
-                   std::string body, std::optional<uint64_t> key) {
-  auto f = std::make_shared<Forward>(core, x, std::move(method), std::move(target), std::move(headers), std::move(body), key);
+                   std::string body, std::optional<AffinityKeys> key) {
+  auto f = std::make_shared<Forward>(core, x, std::move(method), std::move(target), std::move(headers), std::move(body),
+                                     std::move(key));
   // The client going away cancels the replica's work too (its connection closes, `tern serve` cancels).
   x->on_abort([weak = std::weak_ptr<Forward>(f), &core] {
     net::post(core.io, [weak] {

@@ -1,17 +1,24 @@
 // Health checks (router_impl.h): every interval each replica gets GET /health and, when that answers 200,
-// GET /metrics for its queue (running + waiting). Two failed checks in a row take a replica out (one
-// slow answer on a loaded machine is not a death; the second check follows the first failure at once); a
-// request that fails on it takes it out at once.
-// One check that passes puts it back.
+// GET /metrics for its queue (running + waiting). A new check goes out every interval even while earlier
+// ones are pending, so a replica that hangs is noticed one timeout after the first check it leaves
+// unanswered, not after a chain of timeouts. A failed check is judged by liveness.h: a refusal is
+// confirmed at once, then the replica is out; a timeout takes it out only when nothing else came from
+// it since the check went out (busy is not hung); a non-200 answer (a draining replica's 503) at once.
+// One check that passes puts it back. A request that fails on a replica takes it out at once (forward.cpp).
+#include <cstdio>
 #include <sstream>
 
+#include "router/liveness.h"
 #include "router/router_impl.h"
 
 namespace tern::router {
 
 namespace {
 
-constexpr int kFailuresToDown = 2;
+using Clock = std::chrono::steady_clock;
+
+// Checks pending on one replica at once: a long hang does not pile up connections to it.
+constexpr int kMaxChecks = 4;
 
 double metric(const std::string& text, const std::string& name) {
   std::istringstream in(text);
@@ -28,13 +35,17 @@ double metric(const std::string& text, const std::string& name) {
   return -1;
 }
 
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
 class Check final : public UpstreamSink, public std::enable_shared_from_this<Check> {
  public:
-  Check(Router::Impl& core, std::shared_ptr<Replica> r) : core_(core), r_(std::move(r)) {}
+  Check(Router::Impl& core, std::shared_ptr<Replica> r, bool confirming)
+      : core_(core), r_(std::move(r)), confirming_(confirming) {}
 
   void send(const char* path) {
     path_ = path;
     status_ = 0;
+    if (path_ == "/health") sent_ = Clock::now();
     api::HttpHeaders h;
     if (!core_.opt.api_key.empty()) h.emplace_back("authorization", "Bearer " + core_.opt.api_key);
     const double t = core_.opt.health_timeout_s;
@@ -42,6 +53,7 @@ class Check final : public UpstreamSink, public std::enable_shared_from_this<Che
                CallTimeouts{std::min(core_.opt.connect_timeout_s, t), t});
   }
 
+  void on_bytes() override { r_->last_heard = Clock::now(); }
   void on_head(int status, api::HttpHeaders, bool) override { status_ = status; }
   void on_data(std::string_view) override {}
 
@@ -52,13 +64,32 @@ class Check final : public UpstreamSink, public std::enable_shared_from_this<Che
         core_.mark_up(r);
         return send("/metrics");  // the load, on the connection just used
       }
-      const std::string why = end.ok ? "/health answered " + std::to_string(status_) : end.error;
-      r.polling = false;
-      if (!r.healthy || ++r.health_failures >= kFailuresToDown || end.ok) {
-        core_.mark_down(r, why);  // a refusal (503: draining) counts at once
-      } else {
-        r.last_error = why;
-        core_.check(r_);  // the confirming check at once, not an interval later: a hung replica goes sooner
+      r.checks--;
+      if (end.ok) return core_.mark_down(r, "/health answered " + std::to_string(status_));  // draining: at once
+      const auto now = Clock::now();
+      CheckFailure f;
+      f.timed_out = end.timed_out;
+      f.waited_s = seconds(now - sent_);
+      f.silent_s = seconds(now - r.last_heard);
+      f.timeout_s = core_.opt.health_timeout_s;
+      f.healthy = r.healthy;
+      f.confirming = confirming_;
+      switch (judge_failed_check(f)) {
+        case CheckVerdict::kDown: {
+          std::string why = end.error;
+          if (end.timed_out) {
+            char b[96];
+            std::snprintf(b, sizeof b, " (/health), nothing else from it for %.2f s", f.silent_s);
+            why += b;
+          }
+          return core_.mark_down(r, why);
+        }
+        case CheckVerdict::kConfirm:
+          r.last_error = end.error;
+          return core_.check(r_, true);  // at once, not an interval later
+        case CheckVerdict::kAlive:
+          r.last_error = end.error;  // slow to answer /health, but answering: busy, not hung
+          return;
       }
       return;
     }
@@ -68,26 +99,28 @@ class Check final : public UpstreamSink, public std::enable_shared_from_this<Che
       const double waiting = metric(end.body, "tern_requests_waiting");
       if (running >= 0 && waiting >= 0) r.queued = int64_t(running + waiting);
     }
-    r.polling = false;
+    r.checks--;
   }
 
  private:
   Router::Impl& core_;
   std::shared_ptr<Replica> r_;
+  bool confirming_;
   std::string path_;
   int status_ = 0;
+  Clock::time_point sent_{};
 };
 
 }  // namespace
 
-void Router::Impl::check(const std::shared_ptr<Replica>& r) {
-  r->polling = true;
-  std::make_shared<Check>(*this, r)->send("/health");
+void Router::Impl::check(const std::shared_ptr<Replica>& r, bool confirming) {
+  r->checks++;
+  std::make_shared<Check>(*this, r, confirming)->send("/health");
 }
 
 void Router::Impl::health_round() {
   for (const auto& r : set.all()) {
-    if (!r->polling) check(r);
+    if (r->checks < kMaxChecks) check(r);
   }
   health_timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(opt.health_interval_s)));

@@ -3,6 +3,7 @@
 // there (routing, health checks and /metrics all run on it), so nothing here locks.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,15 +42,17 @@ struct Replica {
   ReplicaAddress addr;
   bool healthy = false;   // the last health check or request went through
   bool checked = false;   // a health check has answered (or failed) at least once
-  bool polling = false;   // a health check is under way
+  int checks = 0;         // health checks under way (a new one goes out every interval, even while one is pending)
   int64_t in_flight = 0;  // the router's requests on it now
   int64_t queued = 0;     // running + waiting from its last /metrics
   std::string last_error;
   // Counters for /metrics.
   uint64_t requests = 0, retries = 0, failures = 0, affinity_hits = 0, affinity_spills = 0, cut_streams = 0;
   uint64_t went_down = 0;
-  int health_failures = 0;
-  std::unordered_set<ReplicaUser*> users;  // requests in flight on it (each removes itself when done)  // health checks failed in a row (one could be a hiccup of a busy machine)
+  // The last byte that came from it on any connection (checks, requests, streams): a hung replica is one
+  // that left a check unanswered and sent nothing else either (liveness.h).
+  std::chrono::steady_clock::time_point last_heard{};
+  std::unordered_set<ReplicaUser*> users;  // requests in flight on it (each removes itself when done)
 };
 
 class ReplicaSet {

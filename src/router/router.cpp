@@ -33,7 +33,7 @@ bool Router::Impl::any_eligible(const std::vector<std::string>& tried) const {
   return false;
 }
 
-std::shared_ptr<Replica> Router::Impl::pick(const std::optional<uint64_t>& key, const std::vector<std::string>& tried,
+std::shared_ptr<Replica> Router::Impl::pick(const std::optional<AffinityKeys>& key, const std::vector<std::string>& tried,
                                             Choice* how) {
   const auto& all = set.all();
   std::vector<ReplicaState> states(all.size());
@@ -43,14 +43,25 @@ std::shared_ptr<Replica> Router::Impl::pick(const std::optional<uint64_t>& key, 
     states[i].in_flight = r.in_flight;
     states[i].queued = r.queued;
   }
-  *how = choose(opt.policy, set.ring(), key, states, opt.balance, rr++);
-  return how->index < 0 ? nullptr : all[size_t(how->index)];
+  std::vector<int> holders;
+  if (key) {
+    for (const std::string& url : prefixes.holders(key->chain)) {
+      for (size_t i = 0; i < all.size(); ++i) {
+        if (all[i]->addr.url == url) holders.push_back(int(i));
+      }
+    }
+  }
+  *how = choose(opt.policy, set.ring(), key ? std::optional<uint64_t>(key->home) : std::nullopt, states,
+                Balance(opt.balance, opt.balance_slack), rr++, holders);
+  if (how->index < 0) return nullptr;
+  const std::shared_ptr<Replica>& r = all[size_t(how->index)];
+  if (key && how->affinity) prefixes.record(key->chain, r->addr.url);
+  return r;
 }
 
 void Router::Impl::mark_down(Replica& r, const std::string& why) {
   r.checked = true;
   r.last_error = why;
-  r.health_failures = 0;
   pool.drop(r.addr.url);
   if (!r.healthy) return;
   r.healthy = false;
@@ -68,7 +79,6 @@ void Router::Impl::mark_down(Replica& r, const std::string& why) {
 void Router::Impl::mark_up(Replica& r) {
   const bool first = !r.checked;
   r.checked = true;
-  r.health_failures = 0;
   if (r.healthy) return;
   r.healthy = true;
   r.last_error.clear();
@@ -94,7 +104,7 @@ void Router::Impl::apply_replicas(const std::vector<ReplicaAddress>& list) {
   for (const auto& r : set.all()) {
     if (std::find(old.begin(), old.end(), r) != old.end()) continue;
     if (!old.empty()) std::fprintf(stderr, "[tern] router: replica %s added\n", r->addr.url.c_str());
-    if (!r->polling) check(r);
+    if (r->checks == 0) check(r);
   }
 }
 
@@ -144,10 +154,8 @@ void Router::Impl::forward(HttpRequest& req, const XPtr& x) {
     forward_done();
     return x->respond(json_error(503, "the router is shutting down", "server_error", "shutting_down"));
   }
-  std::optional<uint64_t> key;
-  if (opt.policy == Policy::kAffinity && req.method == "POST") {
-    if (auto k = affinity_key(req.body, opt.prompt_bytes)) key = hash_bytes(*k);
-  }
+  std::optional<AffinityKeys> key;
+  if (opt.policy == Policy::kAffinity && req.method == "POST") key = affinity_keys(req.body, opt.prompt_bytes);
   api::HttpHeaders headers;
   for (auto& [k, v] : req.headers) {
     if (k == "origin" || (k == "authorization" && !opt.api_key.empty())) continue;
@@ -157,9 +165,9 @@ void Router::Impl::forward(HttpRequest& req, const XPtr& x) {
   std::string target = req.target;
   if (target.empty() || target[0] != '/') target = req.query.empty() ? req.path : req.path + "?" + req.query;
   net::post(io, [this, x, m = std::move(req.method), t = std::move(target), h = std::move(headers),
-                 b = std::move(req.body), key]() mutable {
+                 b = std::move(req.body), key = std::move(key)]() mutable {
     requests_total++;
-    start_forward(*this, x, std::move(m), std::move(t), std::move(h), std::move(b), key);
+    start_forward(*this, x, std::move(m), std::move(t), std::move(h), std::move(b), std::move(key));
   });
 }
 
@@ -169,6 +177,7 @@ Result<std::unique_ptr<Router>> Router::create(RouterOptions o) {
                                             : "give --replica or --replicas, not both");
   }
   if (o.balance < 1.0) return Status::error("--balance must be at least 1 (a replica's load bound / the mean load)");
+  if (o.balance_slack < 0) return Status::error("--balance-slack must be 0 or more (requests above the bound)");
   std::vector<ReplicaAddress> list;
   if (!o.replicas_file.empty()) {
     TERN_ASSIGN_OR_RETURN(list, load_replica_file(o.replicas_file));
@@ -216,7 +225,7 @@ Result<int> Router::start() {
                          std::chrono::duration<double>(s.opt.health_timeout_s + s.opt.connect_timeout_s + 0.5));
   auto all_checked = [&s] {
     for (const auto& r : s.set.all()) {
-      if (r->polling) return false;
+      if (r->checks > 0) return false;
     }
     return true;
   };

@@ -22,6 +22,7 @@ struct RouterOptions {
   std::string api_key;                // clients must send it; it is also what the router sends the replicas
   Policy policy = Policy::kAffinity;
   double balance = 1.25;              // bounded load: a replica takes at most this times the mean load
+  int balance_slack = 6;              // ... plus this many requests (hash_ring.h: affinity at low load)
   size_t prompt_bytes = 256;          // completions: the prompt prefix that is hashed
   double health_interval_s = 0.5;
   double health_timeout_s = 1;

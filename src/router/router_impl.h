@@ -38,6 +38,7 @@ struct Router::Impl {
   // I/O thread only.
   ConnectionPool pool;
   ReplicaSet set;
+  PrefixTable prefixes;  // where each prompt prefix was sent (prefix affinity)
   net::steady_timer health_timer{io};
   uint64_t rr = 0;
   uint64_t requests_total = 0, unrouted_total = 0, cut_streams_total = 0, reloads_total = 0, reload_errors_total = 0;
@@ -45,15 +46,17 @@ struct Router::Impl {
   UpstreamContext ctx() { return {io, pool}; }
   CallTimeouts forward_timeouts() const { return {opt.connect_timeout_s, opt.upstream_timeout_s}; }
 
-  // The replica for a request: `tried` (URLs) are excluded; null when no healthy one is left.
-  std::shared_ptr<Replica> pick(const std::optional<uint64_t>& key, const std::vector<std::string>& tried, Choice* how);
+  // The replica for a request: `tried` (URLs) are excluded; null when no healthy one is left. With
+  // prefix affinity (a key), the replica chosen is remembered for each prefix in `chain`.
+  std::shared_ptr<Replica> pick(const std::optional<AffinityKeys>& key, const std::vector<std::string>& tried,
+                                Choice* how);
   bool any_eligible(const std::vector<std::string>& tried) const;
   void mark_down(Replica& r, const std::string& why);
   void mark_up(Replica& r);
 
   // health.cpp
-  void health_round();           // checks every replica not being checked now, then re-arms the timer
-  void check(const std::shared_ptr<Replica>& r);
+  void health_round();           // a check for every replica (pending ones allowed), then re-arms the timer
+  void check(const std::shared_ptr<Replica>& r, bool confirming = false);
 
   // router.cpp
   void handle(api::HttpRequest& req, XPtr x);
@@ -70,6 +73,6 @@ api::HttpResponse json_error(int status, const std::string& message, const std::
 // One client request on its way through the router (forward.cpp): picks a replica, relays its answer,
 // retries on another replica while nothing has been sent to the client, ends a cut stream cleanly.
 void start_forward(Router::Impl& core, const XPtr& x, std::string method, std::string target, api::HttpHeaders headers,
-                   std::string body, std::optional<uint64_t> key);
+                   std::string body, std::optional<AffinityKeys> key);
 
 }  // namespace tern::router

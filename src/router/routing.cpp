@@ -25,44 +25,101 @@ const char* policy_name(Policy p) {
   return "?";
 }
 
-std::optional<std::string> affinity_key(std::string_view body, size_t prompt_bytes) {
+namespace {
+
+// The ring key and, when `chain` is given, the prefix chain (routing.h).
+std::optional<std::string> keys(std::string_view body, size_t prompt_bytes, std::vector<uint64_t>* chain) {
   const json b = json::parse(body, nullptr, false);
   if (b.is_discarded() || !b.is_object()) return std::nullopt;
+  PrefixHasher h;
   auto it = b.find("messages");
   if (it != b.end() && it->is_array() && !it->empty()) {
     std::string key = "chat";
+    bool user_seen = false;
+    h.add(key);
     for (const json& m : *it) {
       if (!m.is_object()) return std::nullopt;
       const auto role = m.find("role");
       const auto content = m.find("content");
-      const std::string r = role != m.end() && role->is_string() ? role->get<std::string>() : "";
-      key += '\0' + r + '\0';
-      if (content != m.end()) key += content->is_string() ? content->get<std::string>() : content->dump();
-      if (r == "user") break;
+      std::string part = "";
+      part += '\0';
+      part += role != m.end() && role->is_string() ? role->get<std::string>() : "";
+      part += '\0';
+      if (content != m.end()) part += content->is_string() ? content->get<std::string>() : content->dump();
+      if (!user_seen) key += part;
+      user_seen = user_seen || (role != m.end() && role->is_string() && *role == "user");
+      if (!chain) {
+        if (user_seen) break;
+        continue;
+      }
+      h.add(part);
+      // Prefixes from the first user message on: a shorter one (a system prompt every conversation
+      // shares) would pull every new conversation to whichever replica got it last.
+      if (user_seen && chain->size() < kMaxChain) chain->push_back(h.value());
     }
     return key;
   }
   it = b.find("prompt");
   if (it != b.end()) {
-    std::string p = it->is_string() ? it->get<std::string>() : it->dump();
-    if (p.size() > prompt_bytes) p.resize(prompt_bytes);
-    return std::string("prompt") + '\0' + p;
+    const std::string p = it->is_string() ? it->get<std::string>() : it->dump();
+    if (chain) {
+      h.add("prompt");
+      for (size_t at = 0; at < p.size() && chain->size() + 1 < kMaxChain; at += kPromptChunk) {
+        h.add(std::string_view(p).substr(at, kPromptChunk));
+        if (at + kPromptChunk <= p.size()) chain->push_back(h.value());
+      }
+      if (p.size() % kPromptChunk != 0 || p.empty()) {
+        PrefixHasher whole;
+        whole.add("prompt");
+        whole.add(p);
+        chain->push_back(whole.value());
+      }
+    }
+    return std::string("prompt") + '\0' + p.substr(0, std::min(p.size(), prompt_bytes));
   }
   return std::nullopt;
 }
 
+}  // namespace
+
+std::optional<std::string> affinity_key(std::string_view body, size_t prompt_bytes) {
+  return keys(body, prompt_bytes, nullptr);
+}
+
+std::optional<AffinityKeys> affinity_keys(std::string_view body, size_t prompt_bytes) {
+  AffinityKeys k;
+  const std::optional<std::string> home = keys(body, prompt_bytes, &k.chain);
+  if (!home) return std::nullopt;
+  k.home = hash_bytes(*home);
+  return k;
+}
+
 Choice choose(Policy policy, const HashRing& ring, const std::optional<uint64_t>& key_hash,
-              const std::vector<ReplicaState>& replicas, double balance, uint64_t rr) {
+              const std::vector<ReplicaState>& replicas, Balance balance, uint64_t rr, const std::vector<int>& holders) {
   Choice c;
   const size_t n = replicas.size();
   if (n == 0) return c;
   if (policy == Policy::kAffinity && key_hash) {
     std::vector<Candidate> cands(n);
     for (size_t i = 0; i < n; ++i) cands[i] = {replicas[i].eligible, replicas[i].in_flight};
-    const BoundedPick p = pick_bounded(ring, *key_hash, cands, balance);
+    const double bound = load_bound(cands, balance);
+    bool holder_full = false;  // the prompt's cache is on a replica that cannot take more now
+    for (int i : holders) {
+      if (i < 0 || size_t(i) >= n || !cands[size_t(i)].eligible) continue;
+      if (double(cands[size_t(i)].load) < bound) {
+        c.index = i;
+        c.affinity = c.home = c.prefix = true;
+        return c;
+      }
+      holder_full = true;
+    }
+    // Not seen before (or its holders are full): a conversation's first turn picks where the rest of it
+    // will go (the table follows it), so it goes by two choices on the ring, not by its hash alone:
+    // 32 conversations hashed onto 3 replicas land e.g. 13 / 11 / 8, and the busiest sets everyone's pace.
+    const BoundedPick p = pick_bounded(ring, *key_hash, cands, balance, 2);
     c.index = p.index;
     c.affinity = p.index >= 0;
-    c.home = p.home;
+    c.home = p.home && !holder_full;
     return c;
   }
   if (policy == Policy::kRoundRobin) {

@@ -11,6 +11,7 @@
 
 #include "core/status.h"
 #include "router/hash_ring.h"
+#include "router/prefix_table.h"
 
 namespace tern::router {
 
@@ -28,6 +29,17 @@ const char* policy_name(Policy p);
 // None for other bodies (no prompt, not JSON): those go by least load.
 std::optional<std::string> affinity_key(std::string_view body, size_t prompt_bytes);
 
+// Both of a request's affinity keys from one parse of its body: the ring key above (its hash) and the
+// chain of its prompt's prefix hashes, shortest first (prefix_table.h): chat, one after each message
+// (role and content) from the first user message on (the ring key covers what comes before it; a
+// system prompt all conversations share must not pull them all to one replica); completions, one
+// every kPromptChunk bytes of the prompt and one for all of it.
+struct AffinityKeys {
+  uint64_t home = 0;
+  std::vector<uint64_t> chain;
+};
+std::optional<AffinityKeys> affinity_keys(std::string_view body, size_t prompt_bytes);
+
 struct ReplicaState {
   bool eligible = false;  // healthy, in the set, not yet tried for this request
   int64_t in_flight = 0;  // the router's requests on it now
@@ -36,13 +48,18 @@ struct ReplicaState {
 
 struct Choice {
   int index = -1;          // -1: no eligible replica
-  bool affinity = false;   // chosen by the key's hash
-  bool home = false;       // the key's home replica took it (an affinity hit)
+  bool affinity = false;   // chosen by prefix affinity
+  bool home = false;       // an affinity hit: the replica that got its longest prefix, or (a prompt not
+                           // seen before) its ring home; else a spill (those were full or down)
+  bool prefix = false;     // chosen because it got a prefix of this prompt before
 };
 
 // `rr`: a counter the caller advances per request (round robin, and the start of least-load's tie-break
-// so idle replicas share the first requests). `balance`: the load bound factor (>= 1).
+// so idle replicas share the first requests). `balance`: the load bound (hash_ring.h). `holders`:
+// affinity only, the replicas (indices) that got a prefix of this prompt before, deepest prefix first
+// (PrefixTable::holders): the first of them under the load bound takes it, else the ring walk does.
 Choice choose(Policy policy, const HashRing& ring, const std::optional<uint64_t>& key_hash,
-              const std::vector<ReplicaState>& replicas, double balance, uint64_t rr);
+              const std::vector<ReplicaState>& replicas, Balance balance, uint64_t rr,
+              const std::vector<int>& holders = {});
 
 }  // namespace tern::router

@@ -10,6 +10,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <cstdio>
 #include <functional>
 #include <optional>
 
@@ -37,6 +38,12 @@ bool peer_closed(beast::tcp_stream& s) {
   if (n == 0) return true;
   if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
   return true;  // bytes nobody asked for: not a clean connection either
+}
+
+std::string seconds_text(double s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g s", s);
+  return b;
 }
 
 bool hop_by_hop(const std::string& lower) {
@@ -139,7 +146,8 @@ class UpstreamCall : public std::enable_shared_from_this<UpstreamCall> {
     stream_->expires_after(secs(t_.connect_s));
     stream_->async_connect(eps, [self = shared_from_this()](const error_code& ec, const tcp::endpoint&) {
       self->connecting_ = false;
-      if (ec) return self->fail(ec == beast::error::timeout ? std::string("connect timed out") : "connect: " + ec.message());
+      if (ec == beast::error::timeout) return self->fail("connect timed out", true);
+      if (ec) return self->fail("connect: " + ec.message());
       error_code ignored;
       self->stream_->socket().set_option(tcp::no_delay(true), ignored);
       self->send();
@@ -177,10 +185,11 @@ class UpstreamCall : public std::enable_shared_from_this<UpstreamCall> {
 
   void on_header(const error_code& ec) {
     if (ec) {
-      if (ec == beast::error::timeout) return fail("no answer within " + std::to_string(int(t_.response_s)) + " s");
+      if (ec == beast::error::timeout) return fail("no answer within " + seconds_text(t_.response_s), true);
       return retry_fresh_or_fail(ec == http::error::end_of_stream ? "the replica closed the connection" : ec.message());
     }
     got_bytes_ = true;
+    if (sink_) sink_->on_bytes();
     const auto& m = parser_->get();
     api::HttpHeaders headers;
     for (const auto& f : m) {
@@ -195,13 +204,14 @@ class UpstreamCall : public std::enable_shared_from_this<UpstreamCall> {
   void read_body() {
     if (parser_->is_done()) return done();
     stream_->expires_after(secs(t_.response_s));
-    http::async_read_some(*stream_, buffer_, *parser_, [self = shared_from_this()](const error_code& ec, size_t) {
+    http::async_read_some(*stream_, buffer_, *parser_, [self = shared_from_this()](const error_code& ec, size_t n) {
       if (ec) {
-        if (ec == beast::error::timeout) return self->fail("the answer stalled for " + std::to_string(int(self->t_.response_s)) + " s");
+        if (ec == beast::error::timeout) return self->fail("the answer stalled for " + seconds_text(self->t_.response_s), true);
         return self->fail(ec == http::error::partial_message || ec == http::error::end_of_stream
                               ? std::string("the replica cut the answer short")
                               : ec.message());
       }
+      if (n > 0 && self->sink_) self->sink_->on_bytes();
       self->read_body();
     });
   }
@@ -220,17 +230,18 @@ class UpstreamCall : public std::enable_shared_from_this<UpstreamCall> {
     finish(std::move(end));
   }
 
-  void fail(const std::string& why) {
+  void fail(const std::string& why, bool timed_out = false) {
     if (stream_) {
       error_code ignored;
       stream_->socket().close(ignored);
     }
-    end_with(why);
+    end_with(why, timed_out);
   }
 
-  void end_with(const std::string& why) {
+  void end_with(const std::string& why, bool timed_out = false) {
     UpstreamEnd end;
     end.cancelled = cancelled_;
+    end.timed_out = timed_out && !cancelled_;
     end.error = cancelled_ ? "cancelled" : why;
     finish(std::move(end));
   }

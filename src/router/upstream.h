@@ -51,13 +51,16 @@ struct UpstreamEnd {
   std::string body;    // a Content-Length answer's body (chunked bodies went through on_data)
   std::string error;   // why not, for logs and error events
   bool cancelled = false;  // cancel() ended it, not the replica
+  bool timed_out = false;  // the replica did not answer (connect, head or the next piece) in time
 };
 
 // What a call reports, on the I/O thread: on_head once, on_data for each piece of a chunked body, then
-// on_end exactly once (also after a failure at any step, and after cancel()).
+// on_end exactly once (also after a failure at any step, and after cancel()). on_bytes whenever bytes
+// came from the replica (a head, any piece of a body, chunked or not): the replica is not hung.
 class UpstreamSink {
  public:
   virtual ~UpstreamSink() = default;
+  virtual void on_bytes() {}
   virtual void on_head(int status, api::HttpHeaders headers, bool chunked) = 0;
   virtual void on_data(std::string_view data) = 0;
   virtual void on_end(UpstreamEnd end) = 0;

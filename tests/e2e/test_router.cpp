@@ -135,6 +135,7 @@ TEST(Router, BadFlagsAndFilesAreOneLineErrors) {
       {"router --replicas '" + bad_file + "'", bad_file + ":2"},
       {"router --replica a:1 --policy random", "--policy"},
       {"router --replica a:1 --balance 0.5", "--balance"},
+      {"router --replica a:1 --balance-slack -1", "--balance-slack"},
   };
   for (const auto& c : cases) {
     const CommandResult r = run_tern(c.args);

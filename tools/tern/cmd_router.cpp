@@ -80,6 +80,9 @@ void register_router(CLI::App& app) {
       ->check(CLI::IsMember({"affinity", "least-load", "round-robin"}));
   cmd->add_option("--balance", a->o.balance, "prefix affinity's load bound: at most this times the mean load per replica")
       ->check(CLI::Range(1.0, 100.0));
+  cmd->add_option("--balance-slack", a->o.balance_slack,
+                  "prefix affinity's load bound: this many requests more than --balance x the mean load")
+      ->check(CLI::Range(0, 1000000));
   cmd->add_option("--affinity-prompt-bytes", a->o.prompt_bytes, "completions: the prompt bytes hashed for affinity")
       ->check(CLI::Range(size_t(1), size_t(1) << 30));
   cmd->add_option("--health-interval", a->o.health_interval_s, "seconds between health checks of each replica")
