@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "formats/json_util.h"
+
 namespace tern::router {
 
 using json = nlohmann::json;
@@ -29,6 +31,9 @@ namespace {
 
 // The ring key and, when `chain` is given, the prefix chain (routing.h).
 std::optional<std::string> keys(std::string_view body, size_t prompt_bytes, std::vector<uint64_t>* chain) {
+  // A body nested past what any request needs is no affinity key (the replica answers it with a 400):
+  // dump() below recurses, and a 100,000-deep content would overflow the router's stack.
+  if (json_nesting_depth(body) > 256) return std::nullopt;
   const json b = json::parse(body, nullptr, false);
   if (b.is_discarded() || !b.is_object()) return std::nullopt;
   PrefixHasher h;

@@ -26,6 +26,13 @@ std::vector<std::string> urls(int n) {
   return out;
 }
 
+// A hostile body nested 100,000 deep gets no key (and does not overflow the stack hashing its content).
+TEST(RouterPrefixChain, DeepBodyHasNoKey) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_FALSE(affinity_keys(R"({"messages":[{"role":"user","content":)" + deep + "}]}", 256));
+  EXPECT_FALSE(affinity_key(R"({"prompt":)" + deep + "}", 256));
+}
+
 TEST(RouterPrefixChain, OneHashPerMessageAndALaterTurnExtendsTheEarlierOne) {
   const auto t1 = affinity_keys(chat({{"system", "be brief"}, {"user", "hi"}}), 256);
   const auto t2 = affinity_keys(chat({{"system", "be brief"}, {"user", "hi"}, {"assistant", "hello"}, {"user", "more"}}), 256);
