@@ -204,8 +204,10 @@ std::string metrics(int port) {
   return m ? m->body : "";
 }
 
+// The third is 45 tokens: its first two 16-token blocks are cached for the repeat below.
 const char* kPrompts[] = {"The configuration file", "To install the package",
-                          "The configuration file of the server lists"};
+                          "The configuration file of the server lists the models it serves, the port it listens on, "
+                          "the number of threads each request may use, and the size of the key value cache in megabytes"};
 
 TEST(MpiPpServe, ConcurrentRequestsCancellationAndPrefixCache) {
   TERN_SKIP_WITHOUT_MPI();
