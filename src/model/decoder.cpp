@@ -12,6 +12,17 @@
 
 namespace tern {
 
+namespace {
+
+// Pipeline parallelism: the rows of one micro-batch when a step of `total` rows is cut into `groups`
+// chunks: ceil(total / groups), at least 1.
+int64_t micro_batch_rows(int64_t total, int groups) {
+  groups = std::max(1, groups);
+  return std::max<int64_t>(1, (total + groups - 1) / groups);
+}
+
+}  // namespace
+
 Decoder::Decoder(const Model& model, int64_t max_chunk)
     : model_(&model),
       tp_(model.tp_comm() && model.tp_comm()->size() > 1 ? model.tp_comm() : nullptr),
@@ -91,32 +102,29 @@ Status Decoder::forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t*
   if (world_ && world_->rank() == 0) TERN_RETURN_IF_ERROR(announce_forward(kv, ids, total, seqs, n_seqs));
   // Cut the concatenated rows into chunks of at most max_chunk_; a sequence split across chunks
   // finds its earlier tokens' K/V in the pool, written by the previous chunk.
-  // Under pipeline parallelism the sequences go in micro-batches (parallel/pp_layout.h), each cut
-  // into its own chunks, so stage s + 1 runs one micro-batch while stage s runs the next.
-  const int groups = pp_ ? std::min(n_seqs, model_->pp().micro_batches) : 1;
+  // Under pipeline parallelism the step's rows go in micro-batches (parallel/pp_layout.h): chunks of
+  // at most ceil(total / M) rows, so stage s + 1 runs one while stage s runs the next — a batch of
+  // decode tokens and a single long prompt alike (a sequence's later chunk reads the K/V its earlier
+  // chunk wrote on the same stage).
+  const int64_t chunk = pp_ ? std::min(max_chunk_, micro_batch_rows(total, model_->pp().micro_batches)) : max_chunk_;
   int64_t chunk_start = 0, rows = 0;
   pieces_.clear();
-  for (int g = 0; g < groups; ++g) {
-    const SeqGroup group = micro_batch(n_seqs, groups, g);
-    for (int s = group.begin; s < group.end; ++s) {
-      for (int64_t off = 0; off < seqs[s].n_tokens;) {
-        const int64_t take = std::min(seqs[s].n_tokens - off, max_chunk_ - rows);
-        pieces_.push_back({s, off, take});
-        off += take;
-        rows += take;
-        if (rows == max_chunk_) {
-          TERN_RETURN_IF_ERROR(forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out));
-          chunk_start += rows;
-          rows = 0;
-          pieces_.clear();
-        }
+  for (int s = 0; s < n_seqs; ++s) {
+    for (int64_t off = 0; off < seqs[s].n_tokens;) {
+      const int64_t take = std::min(seqs[s].n_tokens - off, chunk - rows);
+      pieces_.push_back({s, off, take});
+      off += take;
+      rows += take;
+      if (rows == chunk) {
+        TERN_RETURN_IF_ERROR(forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out));
+        chunk_start += rows;
+        rows = 0;
+        pieces_.clear();
       }
     }
-    if (rows > 0) TERN_RETURN_IF_ERROR(forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out));
-    chunk_start += rows;
-    rows = 0;
-    pieces_.clear();
   }
+  if (rows > 0) TERN_RETURN_IF_ERROR(forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out));
+  pieces_.clear();
   if (pp_) return pp_return_hidden(hidden_out, outs);
   return Status::ok();
 }

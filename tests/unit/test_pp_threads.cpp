@@ -3,7 +3,8 @@
 // slice) of a tiny checkpoint. Rank 0 decodes greedily — one sequence, and a batch of three that
 // the pipeline cuts into micro-batches — the other ranks run run_tp_worker; the tokens must be the
 // single process's. This covers the layer split, the activations between stages, the hidden rows and
-// logits coming back to rank 0, the micro-batches and the tensor-parallel groups inside stages.
+// logits coming back to rank 0, the micro-batches (chunks of a step's rows, cutting sequences too)
+// and the tensor-parallel groups inside stages.
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -129,7 +130,8 @@ TEST_P(PpThreads, GreedyTokensMatchTheSingleProcess) {
   ASSERT_EQ(want.size(), kPrompts.size());
   EXPECT_EQ(parallel_greedy(dir, 1, 2, 1, 8), want) << "PP=2, one micro-batch";
   EXPECT_EQ(parallel_greedy(dir, 1, 2, 2, 8), want) << "PP=2, two micro-batches";
-  EXPECT_EQ(parallel_greedy(dir, 1, 2, 3, 8), want) << "PP=2, a micro-batch per sequence";
+  EXPECT_EQ(parallel_greedy(dir, 1, 2, 3, 8), want) << "PP=2, three micro-batches";
+  EXPECT_EQ(parallel_greedy(dir, 1, 2, 8, 8), want) << "PP=2, eight micro-batches (the prompts' rows in chunks of 3)";
   EXPECT_EQ(parallel_greedy(dir, 2, 2, 2, 8), want) << "TP=2 x PP=2";
 }
 

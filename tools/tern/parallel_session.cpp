@@ -15,7 +15,7 @@ void ParallelOptions::add_to(CLI::App& cmd) {
   cmd.add_option("--pp", pp, "pipeline-parallel stages: contiguous layer ranges per stage; see docs/parallel.md")
       ->check(CLI::Range(1, 1024));
   cmd.add_option("--pp-micro-batches", pp_micro_batches,
-                 "with --pp: a step's sequences go through the stages in this many pipelined groups (default: --pp)")
+                 "with --pp: a step's token rows go through the stages in this many pipelined chunks (default: --pp)")
       ->check(CLI::Range(1, 1024));
   cmd.add_option("--ep", ep, "expert-parallel ranks: the routed experts of a mixture-of-experts model split over them")
       ->check(CLI::Range(1, 1024));

@@ -21,7 +21,7 @@ namespace tern::cli {
 struct ParallelOptions {
   int tp = 1;  // tensor-parallel ranks per stage
   int pp = 1;  // pipeline stages (contiguous layer ranges; docs/parallel.md)
-  int pp_micro_batches = 0;  // sequences of a step pipelined in this many groups (0: --pp)
+  int pp_micro_batches = 0;  // a step's rows pipelined in this many chunks (0: --pp)
   int ep = 1;  // expert-parallel ranks (mixture-of-experts models; not combined with tp / pp yet)
   void add_to(CLI::App& cmd);
 };
