@@ -1,8 +1,9 @@
 // Pipeline (and TP × PP, and expert) parallelism over MPI (issue 17), one model split over the ranks
 // of `mpirun -np T·P·E`:
 //   greedy:  the greedy continuation of given ids (the e2e tests compare it with the single process)
-//   decode:  decode tok/s of --batch sequences stepped together after a prompt each, with each
-//            rank's resident memory and its pipeline stage's idle share (time not computing)
+//   decode:  prefill tok/s of --batch prompts (one forward each), then decode tok/s of the --batch
+//            sequences stepped together, with each rank's resident memory and its pipeline stage's
+//            idle share (time not computing, over the whole run)
 // Usage: [mpirun -np N] bench_pp MODEL_DIR [--pp P] [--tp T] [--ep E] [--micro-batches M] [--threads N]
 //        [--ids 1,2,3 | --reference-ids reference.json] [--greedy 16] [--prompt 128] [--decode 64] [--batch 1]
 // Without mpirun (or -np 1 and no layout) it runs the whole model in one process: the baseline.
@@ -115,6 +116,7 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, nlohmann::order
     // Prompts: one forward each; then every step decodes one token of each of the a.batch sequences.
     std::vector<int32_t> prompt(size_t(a.prompt)), tok(size_t(a.batch));
     std::vector<SeqStep> steps(size_t(a.batch));
+    const auto p0 = Clock::now();
     for (int s = 0; s < a.batch; ++s) {
       for (int64_t i = 0; i < a.prompt; ++i) prompt[size_t(i)] = int32_t((i * 7919 + 13 + s * 31) % std::min<int64_t>(V, 32000));
       SeqStep st{0, a.prompt, tables[size_t(s)].data(), per_seq, 1};
@@ -122,6 +124,8 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, nlohmann::order
       TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), 1, logits.data()));
       tok[size_t(s)] = argmax(logits.data(), V);
     }
+    // Each prompt is one forward (micro-batches pipeline its chunks over the stages).
+    summary["prefill_tok_s"] = double(a.prompt) * a.batch / std::chrono::duration<double>(Clock::now() - p0).count();
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < a.decode; ++i) {
       for (int s = 0; s < a.batch; ++s) steps[size_t(s)] = {a.prompt + i, 1, tables[size_t(s)].data(), per_seq, 1};
