@@ -12,9 +12,23 @@
 
 namespace tern {
 
+namespace {
+
+// Pipeline parallelism: the rows of one micro-batch when a step of `total` rows is cut into `groups`
+// chunks: ceil(total / groups), at least 1.
+int64_t micro_batch_rows(int64_t total, int groups) {
+  groups = std::max(1, groups);
+  return std::max<int64_t>(1, (total + groups - 1) / groups);
+}
+
+}  // namespace
+
 Decoder::Decoder(const Model& model, int64_t max_chunk)
     : model_(&model),
       tp_(model.tp_comm() && model.tp_comm()->size() > 1 ? model.tp_comm() : nullptr),
+      pp_(model.pp().enabled() ? model.pp_comm() : nullptr),
+      ep_(model.ep_comm() && model.ep_comm()->size() > 1 ? model.ep_comm() : nullptr),
+      world_(pp_ ? pp_ : tp_ ? tp_ : ep_),
       max_chunk_(std::max<int64_t>(1, max_chunk)),
       attn_(model.config(), max_chunk_),
       ffn_(model.config().hidden_size, model.config().intermediate_size, max_chunk_) {
@@ -85,18 +99,23 @@ Status Decoder::forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t*
       }
     }
   }
-  if (tp_ && tp_->rank() == 0) TERN_RETURN_IF_ERROR(announce_forward(kv, ids, total, seqs, n_seqs));
+  if (world_ && world_->rank() == 0) TERN_RETURN_IF_ERROR(announce_forward(kv, ids, total, seqs, n_seqs));
   // Cut the concatenated rows into chunks of at most max_chunk_; a sequence split across chunks
   // finds its earlier tokens' K/V in the pool, written by the previous chunk.
+  // Under pipeline parallelism the step's rows go in micro-batches (parallel/pp_layout.h): chunks of
+  // at most ceil(total / M) rows, so stage s + 1 runs one while stage s runs the next — a batch of
+  // decode tokens and a single long prompt alike (a sequence's later chunk reads the K/V its earlier
+  // chunk wrote on the same stage).
+  const int64_t chunk = pp_ ? std::min(max_chunk_, micro_batch_rows(total, model_->pp().micro_batches)) : max_chunk_;
   int64_t chunk_start = 0, rows = 0;
   pieces_.clear();
   for (int s = 0; s < n_seqs; ++s) {
     for (int64_t off = 0; off < seqs[s].n_tokens;) {
-      const int64_t take = std::min(seqs[s].n_tokens - off, max_chunk_ - rows);
+      const int64_t take = std::min(seqs[s].n_tokens - off, chunk - rows);
       pieces_.push_back({s, off, take});
       off += take;
       rows += take;
-      if (rows == max_chunk_) {
+      if (rows == chunk) {
         TERN_RETURN_IF_ERROR(forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out));
         chunk_start += rows;
         rows = 0;
@@ -106,6 +125,7 @@ Status Decoder::forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t*
   }
   if (rows > 0) TERN_RETURN_IF_ERROR(forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out));
   pieces_.clear();
+  if (pp_) return pp_return_hidden(hidden_out, outs);
   return Status::ok();
 }
 
@@ -123,7 +143,9 @@ Status Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t*
     c += p.n;
   }
 
-  embed_tokens(ctx, w.embed, w.embed_scale, w.pos_embed, ids, positions_.data(), c, x_.data(), xn_.data());
+  if (pp_ && !model_->pp().first()) TERN_RETURN_IF_ERROR(pp_receive(c));  // x_: the residual leaving the stage before
+  else embed_tokens(ctx, w.embed, w.embed_scale, w.pos_embed, ids, positions_.data(), c, x_.data(), xn_.data());
+  pp_busy_start();
   BlockStep step;
   step.rows = c;
   step.positions = positions_.data();
@@ -144,12 +166,14 @@ Status Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t*
     if (lw.attn_out_norm.present()) apply_norm(ctx, lw.attn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
     apply_norm(ctx, lw.ffn_norm, x_.data(), block_out_.data(), c, H, xn_.data());
     // Feed-forward step (a mixture of experts, when a layer has lw.moe, dispatches here).
-    if (lw.moe) moe_->forward(ctx, *lw.moe, step, xn_.data(), block_out_.data());
+    if (lw.moe && ep_) TERN_RETURN_IF_ERROR(ep_moe(ctx, *lw.moe, step, xn_.data(), block_out_.data()));
+    else if (lw.moe) moe_->forward(ctx, *lw.moe, step, xn_.data(), block_out_.data());
     else ffn_.forward(ctx, lw.mlp, step, xn_.data(), block_out_.data());
     TERN_RETURN_IF_ERROR(reduce_block(c));  // tensor parallel: Σ over ranks of act_local · Wd_localᵀ
     if (lw.ffn_out_norm.present()) apply_norm(ctx, lw.ffn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
   }
   if (observer_ && n_layers > 0) observer_->on_residual(n_layers, x_.data(), block_out_.data(), c, H);
+  if (pp_ && !model_->pp().last()) return pp_send(c);
   // Final norm of the rows someone asks for: each piece's rows among its sequence's last n_out.
   int64_t r = 0;
   for (const Piece& p : pieces_) {
@@ -163,18 +187,24 @@ Status Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t*
     }
     r += p.n;
   }
+  pp_busy_stop();
   return Status::ok();
 }
 
 Status Decoder::logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const {
-  const TransformerWeights& w = model_->weights();
+  if (pp_) return pp_logits(ctx, hidden, m, out);
   if (tp_) return tp_logits(ctx, hidden, m, out);
+  local_logits(ctx, hidden, m, out);
+  return Status::ok();
+}
+
+void Decoder::local_logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const {
+  const TransformerWeights& w = model_->weights();
   matmul(ctx, hidden, m, w.lm_head, out);
   if (const float cap = w.final_logit_softcap; cap > 0) {
     const int64_t n = m * w.lm_head.rows;
     for (int64_t i = 0; i < n; ++i) out[i] = std::tanh(out[i] / cap) * cap;
   }
-  return Status::ok();
 }
 
 }  // namespace tern

@@ -83,9 +83,28 @@ class Decoder {
   Status reduce_block(int64_t rows);
   // logits() under tensor parallelism: local vocabulary rows, gathered to rank 0.
   Status tp_logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
+  // Pipeline parallelism (decoder_pp.cpp): a stage after the first receives the residual stream of a
+  // chunk [c, hidden] into x_; one before the last sends it on; the final hidden rows and the logits
+  // go from the last stage back to rank 0.
+  Status pp_receive(int64_t c);
+  Status pp_send(int64_t c);
+  Status pp_return_hidden(float* hidden_out, int64_t outs);
+  Status pp_logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
+  // Expert parallelism (decoder_ep.cpp): this rank's routed experts, the sum over the ranks, then the
+  // shared expert (replicated) — out [rows, hidden] as the whole MoE block computes it.
+  Status ep_moe(ExecContext& ctx, const MoeWeights& w, const BlockStep& step, float* xn, float* out);
+  // logits [m, lm_head rows] of this process's LM head, soft-capped.
+  void local_logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
+  // Busy time of a pipeline stage (PpStats): start() / stop() around compute.
+  void pp_busy_start() const;
+  void pp_busy_stop() const;
 
   const Model* model_;
-  Communicator* tp_;  // null: the whole model on this process
+  Communicator* tp_;  // null: the whole model on this process (else this rank's tensor-parallel group)
+  Communicator* pp_;  // pipeline parallelism: the whole job (null: one stage)
+  Communicator* ep_;  // expert parallelism: the ranks holding the other experts (null: all here)
+  Communicator* world_;  // whom rank 0 announces each call to: pp_, else tp_, else ep_
+  mutable int64_t busy_t0_ = 0;  // pp_busy_start()'s clock
   int64_t max_chunk_;
   ActivationObserver* observer_ = nullptr;
   int layer_limit_ = 0;
@@ -105,6 +124,7 @@ class Decoder {
   std::vector<int64_t> out_base_;      // [n_seqs] first hidden_out row of each sequence
   mutable std::vector<float> tp_logits_;  // [m, vocab_stride] this rank's LM head rows (tensor parallel)
   mutable std::vector<float> tp_gather_;  // [T, m, vocab_stride] on rank 0
+  mutable std::vector<float> pp_logits_;  // [m, vocab] on the last stage's first rank
 };
 
 }  // namespace tern

@@ -30,7 +30,7 @@ Status Decoder::announce_forward(const PagedKvCache& kv, const int32_t* ids, int
     ss[size_t(s)] = {q.pos0, q.n_tokens, need, q.n_out};
     tables[size_t(s)] = q.block_table;
   }
-  return broadcast_forward(*tp_, h, ids, ss, tables);
+  return broadcast_forward(*world_, h, ids, ss, tables);
 }
 
 Status Decoder::reduce_block(int64_t rows) {
@@ -42,7 +42,7 @@ Status Decoder::tp_logits(ExecContext& ctx, const float* hidden, int64_t m, floa
   const TransformerWeights& w = model_->weights();
   const TpLayout& t = model_->tp();
   const int64_t H = model_->config().hidden_size, V = model_->config().vocab_size, S = t.vocab_stride;
-  if (tp_->rank() == 0) {
+  if (!pp_ && tp_->rank() == 0) {  // under pipeline parallelism rank 0 announced it (pp_logits)
     StepHeader h;
     h.max_chunk = max_chunk_;
     h.rows = m;

@@ -8,6 +8,8 @@
 #include "model/blocks/moe.h"
 #include "formats/gguf/gguf_config.h"
 #include "formats/gguf/gguf_hf_view.h"
+#include "model/ep_shard.h"
+#include "model/pp_shard.h"
 #include "model/tp_shard.h"
 #include "model/weight_binder.h"
 #include "ops/rope.h"
@@ -40,7 +42,11 @@ Result<WeightMatrix> quantize_lm_head(const WeightMatrix& head, LmHeadFormat f, 
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLoadOptions& options) {
   const bool tp = options.tp && options.tp->size() > 1;
+  const bool pp = options.pp && options.pp_stages > 1;
   if (is_gguf_file(dir)) {
+    if (pp || (options.ep && options.ep->size() > 1)) {
+      return Status::error(fmt::format("{}: pipeline and expert parallelism support safetensors checkpoints only, not GGUF", dir));
+    }
     if (tp) return Status::error(fmt::format("{}: tensor parallelism supports safetensors checkpoints only, not GGUF", dir));
     return load_gguf(dir);
   }
@@ -64,6 +70,18 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
                                      dir, rope_attention_factor(m->config_.rope)));
   }
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
+  if (pp) {
+    TERN_ASSIGN_OR_RETURN(m->pp_, pp_layout(m->config_.n_layers, options.pp->rank(), options.pp->size(),
+                                            options.pp_stages, options.pp_micro_batches));
+    if (m->pp_.tp != (tp ? options.tp->size() : 1)) {
+      return Status::error(fmt::format("pipeline parallelism: stages of {} ranks but a tensor-parallel group of {}",
+                                       m->pp_.tp, tp ? options.tp->size() : 1));
+    }
+    m->weights_ = pp_stage_layers(m->weights_, m->pp_);
+    m->config_ = pp_local_config(m->config_, m->pp_);
+    m->pp_comm_ = options.pp;
+    m->pp_stats_ext_ = options.pp_stats;
+  }
   if (tp) {
     if (m->quant_.quantized()) {
       return Status::error(fmt::format("{}: tensor parallelism supports dense checkpoints only (config.json has a "
@@ -74,8 +92,18 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
     m->config_ = tp_local_config(m->config_, m->tp_);
     m->tp_comm_ = options.tp;
   }
-  TERN_ASSIGN_OR_RETURN(m->weights_.lm_head,
-                        quantize_lm_head(m->weights_.lm_head, options.lm_head, m->quant_.quantized(), m->arena_));
+  if (options.ep && options.ep->size() > 1) {
+    if (tp || pp) return Status::error("--ep: expert parallelism with --tp or --pp is not supported yet");
+    TERN_ASSIGN_OR_RETURN(m->ep_experts_, ep_expert_range(m->config_, options.ep->rank(), options.ep->size()));
+    m->weights_ = ep_shard(m->weights_, m->ep_experts_);
+    if (options.ep->rank() != 0) m->weights_.lm_head = {};  // rank 0 alone computes logits
+    m->ep_comm_ = options.ep;
+  }
+  if (pp) pp_drop_ends(m->weights_, m->pp_);
+  if (m->weights_.lm_head.data) {  // a pipeline stage before the last has none
+    TERN_ASSIGN_OR_RETURN(m->weights_.lm_head,
+                          quantize_lm_head(m->weights_.lm_head, options.lm_head, m->quant_.quantized(), m->arena_));
+  }
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   return m;
 }

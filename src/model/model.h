@@ -1,6 +1,7 @@
 // A loaded model: its config, its mmapped checkpoint and the weights bound by its architecture.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 #include "formats/safetensors.h"
 #include "model/transformer_weights.h"
 #include "parallel/communicator.h"
+#include "parallel/pp_layout.h"
 #include "parallel/tp_layout.h"
 
 namespace tern {
@@ -31,13 +33,30 @@ enum class LmHeadFormat : uint8_t {
 // "auto", "dense", "int8", "int4".
 Result<LmHeadFormat> parse_lm_head_format(const std::string& s);
 
+// Pipeline-parallel time of one rank (idle share = 1 - busy / wall): busy is computing (layers,
+// LM head), wall runs from the first decoder call to the end of the last one.
+struct PpStats {
+  std::atomic<int64_t> busy_ns{0}, first_ns{0}, last_ns{0}, calls{0};
+};
+
 struct ModelLoadOptions {
   LmHeadFormat lm_head = LmHeadFormat::Auto;
   // Tensor parallelism (issue 17): with a communicator of size T > 1 this rank binds only its slices
   // (model/tp_shard.h) and config() describes them; decoders built on the model all-reduce through it.
   // Not owned; must outlive the model. Null or size 1: the whole model.
   Communicator* tp = nullptr;
+  // Pipeline parallelism (issue 17): with pp_stages P > 1, `pp` is the whole job's communicator
+  // (P × T ranks, `tp` then being this rank's stage of T ranks, or null for T = 1): this rank binds
+  // only its stage's layers (model/pp_shard.h). Not owned; must outlive the model.
+  Communicator* pp = nullptr;
+  int pp_stages = 1;
+  int pp_micro_batches = 1;  // groups of sequences a forward pipelines over the stages
+  PpStats* pp_stats = nullptr;  // where the stage's timings go (not owned; null: the model's own)
+  // Expert parallelism: with a communicator of size E > 1 this rank binds only its routed experts
+  // (model/ep_shard.h); decoders sum the MoE layers' routed outputs through it. Not owned.
+  Communicator* ep = nullptr;
 };
+
 
 class Model {
  public:
@@ -52,6 +71,13 @@ class Model {
   // Tensor parallelism: the communicator (null for a whole model) and this rank's slices.
   Communicator* tp_comm() const { return tp_comm_; }
   const TpLayout& tp() const { return tp_; }
+  // Pipeline parallelism: the job's communicator (null when P = 1), this rank's stage, its timings.
+  Communicator* pp_comm() const { return pp_comm_; }
+  const PpLayout& pp() const { return pp_; }
+  // Expert parallelism: the communicator (null: every expert here) and the routed experts held here.
+  Communicator* ep_comm() const { return ep_comm_; }
+  TpRange ep_experts() const { return ep_experts_; }
+  PpStats& pp_stats() const { return pp_stats_ext_ ? *pp_stats_ext_ : *pp_stats_; }
   const TransformerWeights& weights() const { return weights_; }
   // config.json quantization_config (method None for a dense checkpoint).
   const QuantConfig& quant_config() const { return quant_; }
@@ -89,6 +115,12 @@ class Model {
   std::vector<float> inv_freq_;
   Communicator* tp_comm_ = nullptr;
   TpLayout tp_;
+  Communicator* pp_comm_ = nullptr;
+  PpLayout pp_;
+  std::unique_ptr<PpStats> pp_stats_ = std::make_unique<PpStats>();
+  PpStats* pp_stats_ext_ = nullptr;
+  Communicator* ep_comm_ = nullptr;
+  TpRange ep_experts_;
   std::shared_ptr<const GgufFile> gguf_;
   std::shared_ptr<const TensorSource> gguf_view_;  // the GGUF file under Hugging Face names (owns rewritten tensors)
   std::vector<std::shared_ptr<const void>> storage_;  // owners of replaced weights

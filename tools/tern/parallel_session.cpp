@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "parallel/group_communicator.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/step_message.h"
 #include "parallel/tp_worker.h"
@@ -11,33 +12,55 @@ namespace tern::cli {
 void ParallelOptions::add_to(CLI::App& cmd) {
   cmd.add_option("--tp", tp, "tensor-parallel ranks: launch with mpirun -np (tp × pp); see docs/parallel.md")
       ->check(CLI::Range(1, 1024));
-  cmd.add_option("--pp", pp, "pipeline-parallel stages (not implemented yet)")->check(CLI::Range(1, 1024));
+  cmd.add_option("--pp", pp, "pipeline-parallel stages: contiguous layer ranges per stage; see docs/parallel.md")
+      ->check(CLI::Range(1, 1024));
+  cmd.add_option("--pp-micro-batches", pp_micro_batches,
+                 "with --pp: a step's token rows go through the stages in this many pipelined chunks (default: --pp)")
+      ->check(CLI::Range(1, 1024));
+  cmd.add_option("--ep", ep, "expert-parallel ranks: the routed experts of a mixture-of-experts model split over them")
+      ->check(CLI::Range(1, 1024));
 }
 
 std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelOptions& o, const RuntimeOptions& rt) {
-  if (o.tp == 1 && o.pp == 1) return nullptr;
-  const std::string layout = fmt::format("--tp {} --pp {}", o.tp, o.pp);
+  if (o.tp == 1 && o.pp == 1 && o.ep == 1) return nullptr;
+  const std::string layout = fmt::format("--tp {} --pp {}", o.tp, o.pp) + (o.ep > 1 ? fmt::format(" --ep {}", o.ep) : "");
+  const int ranks = o.tp * o.pp * o.ep;
   if (rt.device == "cuda") fail(layout + ": tensor parallelism runs on the CPU only so far (--device cuda)");
   auto comm = open_mpi_communicator();
   if (!comm.is_ok()) fail(layout + ": " + comm.status().message());
-  std::unique_ptr<ParallelSession> s(new ParallelSession(std::move(comm).value()));
+  std::unique_ptr<ParallelSession> s(new ParallelSession(std::move(comm).value(), o));
   const int n = s->comm_->size();
-  if (n != o.tp * o.pp) {
+  if (n != ranks) {
     s->idle_ = true;
     if (s->comm_->rank() != 0) return s;  // rank 0 reports it, once
-    fail(fmt::format("{} needs {} ranks but this job has {} (launch with mpirun -np {})", layout, o.tp * o.pp, n,
-                     o.tp * o.pp));
+    fail(fmt::format("{} needs {} ranks but this job has {} (launch with mpirun -np {})", layout, ranks, n, ranks));
   }
-  if (o.pp > 1) {
+  if (o.ep > 1 && (o.tp > 1 || o.pp > 1)) {
     s->idle_ = true;
     if (s->comm_->rank() != 0) return s;
-    fail("--pp: pipeline parallelism is not implemented yet (use --tp)");
+    fail(layout + ": expert parallelism is not combined with --tp or --pp yet");
+  }
+  if (o.pp > 1 && o.tp > 1) {  // the stage's T ranks: world ranks [stage·T, (stage + 1)·T)
+    const int stage0 = s->comm_->rank() / o.tp * o.tp;
+    std::vector<int> members;
+    for (int r = 0; r < o.tp; ++r) members.push_back(stage0 + r);
+    auto g = make_group_communicator(*s->comm_, members);
+    if (!g.is_ok()) fail(layout + ": " + g.status().message());
+    s->group_ = std::move(g).value();
   }
   return s;
 }
 
 ParallelSession::~ParallelSession() {
   if (!idle_ && comm_->rank() == 0) (void)broadcast_stop(*comm_);
+  // Each pipeline stage's share of the run spent waiting (docs/parallel.md, "Pipeline parallelism").
+  const PpLayout& p = pp_layout_;
+  const PpStats& st = pp_stats_;
+  if (idle_ || !p.enabled() || st.calls == 0) return;
+  const double busy = double(st.busy_ns) * 1e-9, wall = double(st.last_ns - st.first_ns) * 1e-9;
+  std::fprintf(stderr, "[tern] pp stage %d/%d rank %d (layers %d..%d): busy %.3f s of %.3f s, idle %.1f%%\n", p.stage,
+               p.stages, comm_->rank(), p.layer0, p.layer0 + p.layers - 1, busy, wall,
+               wall > 0 ? 100.0 * (1.0 - busy / wall) : 0.0);
 }
 
 void ParallelSession::run_worker(const std::string& model, const RuntimeOptions& rt) {
@@ -50,13 +73,24 @@ void ParallelSession::run_worker(const std::string& model, const RuntimeOptions&
 
 std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& rt, const ParallelSession* par) {
   ModelLoadOptions lo = rt.load_options();
-  lo.tp = par ? par->comm() : nullptr;
+  if (par) {
+    const ParallelOptions& o = par->options();
+    lo.tp = par->tp_group();
+    if (o.ep > 1) lo.ep = par->comm();
+    if (o.pp > 1) {
+      lo.pp = par->comm();
+      lo.pp_stages = o.pp;
+      lo.pp_micro_batches = o.pp_micro_batches > 0 ? o.pp_micro_batches : o.pp;
+      lo.pp_stats = &par->pp_stats_;
+    }
+  }
   auto m = Model::load(dir, lo);
   if (!m.is_ok()) {
     // Every rank fails the same way at load; rank 0 says it.
     if (par && par->comm()->rank() != 0) fail(fmt::format("rank {}: {}", par->comm()->rank(), m.status().message()));
     fail(m.status().message());
   }
+  if (par) par->pp_layout_ = m.value()->pp();
   return std::move(m).value();
 }
 

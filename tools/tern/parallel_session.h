@@ -19,8 +19,10 @@
 namespace tern::cli {
 
 struct ParallelOptions {
-  int tp = 1;  // tensor-parallel ranks
-  int pp = 1;  // pipeline stages (not implemented yet: > 1 is an error)
+  int tp = 1;  // tensor-parallel ranks per stage
+  int pp = 1;  // pipeline stages (contiguous layer ranges; docs/parallel.md)
+  int pp_micro_batches = 0;  // a step's rows pipelined in this many chunks (0: --pp)
+  int ep = 1;  // expert-parallel ranks (mixture-of-experts models; not combined with tp / pp yet)
   void add_to(CLI::App& cmd);
 };
 
@@ -32,13 +34,23 @@ class ParallelSession {
   ~ParallelSession();
 
   bool worker() const { return comm_->rank() != 0; }
+  // The whole job (rank 0 announces each decoder call over it; /metrics counts it).
   Communicator* comm() const { return comm_.get(); }
+  // This rank's tensor-parallel group: the job when --pp 1, its stage's ranks otherwise (null: T = 1).
+  Communicator* tp_group() const { return opt_.tp > 1 ? (group_ ? group_.get() : comm_.get()) : nullptr; }
+  const ParallelOptions& options() const { return opt_; }
   // A rank other than 0: loads its shard and serves until rank 0 stops; fails with the rank's error.
   void run_worker(const std::string& model, const RuntimeOptions& rt);
 
  private:
-  explicit ParallelSession(std::unique_ptr<Communicator> comm) : comm_(std::move(comm)) {}
+  ParallelSession(std::unique_ptr<Communicator> comm, const ParallelOptions& o) : comm_(std::move(comm)), opt_(o) {}
   std::unique_ptr<Communicator> comm_;
+  std::unique_ptr<Communicator> group_;  // TP × PP: this stage's T ranks (over comm_)
+  ParallelOptions opt_;
+  // Pipeline parallelism: this rank's stage and timings, reported on stderr when the session ends.
+  mutable PpStats pp_stats_;
+  mutable PpLayout pp_layout_;
+  friend std::unique_ptr<Model> load_model(const std::string&, const RuntimeOptions&, const ParallelSession*);
   bool idle_ = false;  // a rank of a job that will not run (wrong rank count): nothing to stop
 };
 

@@ -69,6 +69,7 @@ MoeBlock::MoeBlock(const ModelConfig& cfg, int64_t max_rows)
   offset_.resize(E + 1);
   order_.resize(rows * k);
   slot_w_.resize(rows * k);
+  slot_present_.resize(rows * k);
   xg_.resize(rows * size_t(hidden_));
   out_.resize(rows * size_t(hidden_));
   gate_.resize(rows * inter);
@@ -112,6 +113,7 @@ int64_t MoeBlock::run_experts_grouped(ExecContext& ctx, const MoeWeights& w, con
         const int32_t s0 = offset_[size_t(e)], n = offset_[size_t(e) + 1] - s0;
         if (n != rows) continue;
         const ExpertMlp& ex = w.experts[size_t(e)];
+        if (!ex.present()) continue;  // held by another rank (expert parallelism)
         if (pass == 0) {
           ++passes;
           jobs_.push_back({xs_.data() + s0 * H, &ex.gate, gs_.data() + s0 * I});
@@ -125,6 +127,7 @@ int64_t MoeBlock::run_experts_grouped(ExecContext& ctx, const MoeWeights& w, con
     if (pass == 0) swiglu(ctx, gs_.data(), us_.data(), slots, I, gs_.data());
   }
   for (int64_t s = 0; s < slots; ++s) {
+    if (!slot_present_[size_t(s)]) continue;
     const float g = slot_w_[size_t(s)];
     const float* src = os_.data() + s * H;
     float* dst = y + size_t(order_[size_t(s)]) * size_t(H);
@@ -133,8 +136,8 @@ int64_t MoeBlock::run_experts_grouped(ExecContext& ctx, const MoeWeights& w, con
   return passes;
 }
 
-void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y,
-                       const BlockStep* step) {
+void MoeBlock::forward_routed(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y,
+                              const BlockStep* step) {
   const int E = moe_.n_experts, k = moe_.top_k;
   const int64_t H = hidden_;
   // 1. Routing.
@@ -149,9 +152,11 @@ void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, in
   fill_.assign(offset_.begin(), offset_.end() - 1);  // next free slot per expert
   for (int64_t r = 0; r < c; ++r) {
     for (int j = 0; j < k; ++j) {
-      const int32_t slot = fill_[size_t(idx_[size_t(r * k + j)])]++;
+      const int32_t e = idx_[size_t(r * k + j)];
+      const int32_t slot = fill_[size_t(e)]++;
       order_[size_t(slot)] = int32_t(r);
       slot_w_[size_t(slot)] = weight_[size_t(r * k + j)];
+      slot_present_[size_t(slot)] = w.experts[size_t(e)].present();
     }
   }
 
@@ -164,7 +169,7 @@ void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, in
   } else {
     for (int e = 0; e < E; ++e) {
       const int32_t s0 = offset_[size_t(e)], n = offset_[size_t(e) + 1] - s0;
-      if (n == 0) continue;
+      if (n == 0 || !w.experts[size_t(e)].present()) continue;
       ++passes;
       for (int32_t i = 0; i < n; ++i) {
         std::memcpy(xg_.data() + size_t(i) * size_t(H), x + size_t(order_[size_t(s0 + i)]) * size_t(H),
@@ -181,6 +186,16 @@ void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, in
     }
   }
 
+  ++counters_.forwards;
+  counters_.rows += c;
+  counters_.expert_passes += passes;
+  counters_.routed_pairs += c * k;
+}
+
+void MoeBlock::add_shared(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y,
+                          const BlockStep* step) {
+  const int E = moe_.n_experts;
+  const int64_t H = hidden_;
   // 4. Shared expert over every row.
   if (w.shared.present()) {
     // The shared expert reads x itself (observed as kMlpIn); its down input is reported as expert E.
@@ -193,10 +208,6 @@ void MoeBlock::forward(ExecContext& ctx, const MoeWeights& w, const float* x, in
       for (int64_t h = 0; h < H; ++h) dst[h] += g * src[h];
     }
   }
-  ++counters_.forwards;
-  counters_.rows += c;
-  counters_.expert_passes += passes;
-  counters_.routed_pairs += c * k;
 }
 
 }  // namespace tern

@@ -82,7 +82,18 @@ class MoeBlock {
   // y [c, hidden] = MoE(x [c, hidden]), c <= max_rows. y must not alias x. step: who observes the
   // experts' inputs (null: nobody).
   void forward(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y,
-               const BlockStep* step = nullptr);
+               const BlockStep* step = nullptr) {
+    forward_routed(ctx, w, x, c, y, step);
+    add_shared(ctx, w, x, c, y, step);
+  }
+  // The two halves of forward(), for expert parallelism (one rank holds some experts: the others
+  // are absent, !present(), and add nothing; the ranks sum their y between the halves):
+  // y [c, hidden] := Σ over the routed experts this process holds of weight · expert(x), per row in
+  // expert order; then y += the shared expert (when the model has one).
+  void forward_routed(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y,
+                      const BlockStep* step = nullptr);
+  void add_shared(ExecContext& ctx, const MoeWeights& w, const float* x, int64_t c, float* y,
+                  const BlockStep* step = nullptr);
   // The decoder's feed-forward step: xn [step.rows, hidden] (observed as kMlpIn; an observer may
   // rewrite it), out [step.rows, hidden].
   void forward(ExecContext& ctx, const MoeWeights& w, const BlockStep& step, float* xn, float* out) {
@@ -110,6 +121,7 @@ class MoeBlock {
   std::vector<int32_t> fill_;    // [E] next free slot of each expert while grouping
   std::vector<int32_t> order_;   // [c * k] slot -> row, grouped by expert, rows ascending
   std::vector<float> slot_w_;    // [c * k] the routing weight of each slot
+  std::vector<uint8_t> slot_present_;  // [c * k] 1: this process holds the slot's expert
   std::vector<float> xg_;        // [c, hidden] one expert's gathered rows
   std::vector<float> gate_, up_; // [c, max(expert, shared) intermediate]
   std::vector<float> out_;       // [c, hidden] one expert's output rows

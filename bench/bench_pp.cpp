@@ -1,0 +1,223 @@
+// Pipeline (and TP × PP, and expert) parallelism over MPI (issue 17), one model split over the ranks
+// of `mpirun -np T·P·E`:
+//   greedy:  the greedy continuation of given ids (the e2e tests compare it with the single process)
+//   decode:  prefill tok/s of --batch prompts (one forward each), then decode tok/s of the --batch
+//            sequences stepped together, with each rank's resident memory and its pipeline stage's
+//            idle share (time not computing, over the whole run)
+// Usage: [mpirun -np N] bench_pp MODEL_DIR [--pp P] [--tp T] [--ep E] [--micro-batches M] [--threads N]
+//        [--ids 1,2,3 | --reference-ids reference.json] [--greedy 16] [--prompt 128] [--decode 64] [--batch 1]
+// Without mpirun (or -np 1 and no layout) it runs the whole model in one process: the baseline.
+// Output (rank 0): "tokens: ..." with --greedy; with --decode one JSON summary and one JSON line per rank.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/exec_context.h"
+#include "core/thread_pool.h"
+#include "kv/paged_kv_cache.h"
+#include "model/decoder.h"
+#include "model/model.h"
+#include "parallel/group_communicator.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/step_message.h"
+#include "parallel/tp_worker.h"
+
+using namespace tern;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+int64_t rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return 0;
+}
+
+struct Args {
+  std::string model;
+  int threads = 1, pp = 1, tp = 1, ep = 1, micro = 0, batch = 1;
+  std::vector<int32_t> ids;
+  int greedy = 0;
+  int64_t prompt = 128, decode = 0;
+};
+
+bool parse(int argc, char** argv, Args& a) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : "0"; };
+    if (s == "--threads") a.threads = std::stoi(next());
+    else if (s == "--pp") a.pp = std::stoi(next());
+    else if (s == "--tp") a.tp = std::stoi(next());
+    else if (s == "--ep") a.ep = std::stoi(next());
+    else if (s == "--micro-batches") a.micro = std::stoi(next());
+    else if (s == "--batch") a.batch = std::stoi(next());
+    else if (s == "--greedy") a.greedy = std::stoi(next());
+    else if (s == "--prompt") a.prompt = std::stoll(next());
+    else if (s == "--decode") a.decode = std::stoll(next());
+    else if (s == "--ids") {
+      std::string v = next();
+      for (size_t p = 0; p < v.size();) {
+        size_t q = v.find(',', p);
+        if (q == std::string::npos) q = v.size();
+        a.ids.push_back(int32_t(std::stol(v.substr(p, q - p))));
+        p = q + 1;
+      }
+    } else if (s == "--reference-ids") {
+      std::ifstream f(next());
+      a.ids = nlohmann::json::parse(f)["sequences"][0]["ids"].get<std::vector<int32_t>>();
+    } else if (!s.empty() && s[0] != '-' && a.model.empty()) a.model = s;
+    else return false;
+  }
+  return !a.model.empty() && a.pp >= 1 && a.tp >= 1 && a.ep >= 1 && a.batch >= 1 && a.threads >= 1;
+}
+
+int32_t argmax(const float* v, int64_t n) { return int32_t(std::max_element(v, v + n) - v); }
+
+// Rank 0: greedy tokens of a.ids, then a.decode steps of a.batch sequences.
+Status lead(const Model& model, ExecContext& ctx, const Args& a, nlohmann::ordered_json& summary) {
+  const ModelConfig& c = model.config();
+  const int64_t V = c.vocab_size, H = c.hidden_size;
+  const int B = a.greedy > 0 ? 1 : a.batch;
+  const int64_t len = std::max<int64_t>(int64_t(a.ids.size()) + a.greedy, a.prompt + a.decode) + 1;
+  constexpr int kBlock = 16;
+  const int64_t per_seq = (len + kBlock - 1) / kBlock;
+  Decoder dec(model, std::max<int64_t>(512, a.prompt));
+  PagedKvCache kv(c, kBlock, KvDType::F32);
+  TERN_RETURN_IF_ERROR(kv.allocate(per_seq * std::max(B, a.batch)));
+  std::vector<std::vector<int32_t>> tables(size_t(std::max(B, a.batch)));
+  for (size_t s = 0; s < tables.size(); ++s) {
+    for (int64_t b = 0; b < per_seq; ++b) tables[s].push_back(int32_t(int64_t(s) * per_seq + b));
+  }
+  std::vector<float> hidden(size_t(std::max(B, a.batch)) * size_t(H)), logits(size_t(std::max(B, a.batch)) * size_t(V));
+  if (a.greedy > 0) {
+    std::vector<int32_t> next = a.ids, out;
+    int64_t pos = 0;
+    for (int i = 0; i < a.greedy; ++i) {
+      SeqStep st{pos, int64_t(next.size()), tables[0].data(), per_seq, 1};
+      TERN_RETURN_IF_ERROR(dec.forward_batch(ctx, kv, next.data(), &st, 1, hidden.data()));
+      TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), 1, logits.data()));
+      pos += int64_t(next.size());
+      out.push_back(argmax(logits.data(), V));
+      next = {out.back()};
+    }
+    std::string line = "tokens:";
+    for (int32_t t : out) line += fmt::format(" {}", t);
+    fmt::print("{}\n", line);
+  }
+  if (a.decode > 0) {
+    // Prompts: one forward each; then every step decodes one token of each of the a.batch sequences.
+    std::vector<int32_t> prompt(size_t(a.prompt)), tok(size_t(a.batch));
+    std::vector<SeqStep> steps(size_t(a.batch));
+    const auto p0 = Clock::now();
+    for (int s = 0; s < a.batch; ++s) {
+      for (int64_t i = 0; i < a.prompt; ++i) prompt[size_t(i)] = int32_t((i * 7919 + 13 + s * 31) % std::min<int64_t>(V, 32000));
+      SeqStep st{0, a.prompt, tables[size_t(s)].data(), per_seq, 1};
+      TERN_RETURN_IF_ERROR(dec.forward_batch(ctx, kv, prompt.data(), &st, 1, hidden.data()));
+      TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), 1, logits.data()));
+      tok[size_t(s)] = argmax(logits.data(), V);
+    }
+    // Each prompt is one forward (micro-batches pipeline its chunks over the stages).
+    summary["prefill_tok_s"] = double(a.prompt) * a.batch / std::chrono::duration<double>(Clock::now() - p0).count();
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < a.decode; ++i) {
+      for (int s = 0; s < a.batch; ++s) steps[size_t(s)] = {a.prompt + i, 1, tables[size_t(s)].data(), per_seq, 1};
+      TERN_RETURN_IF_ERROR(dec.forward_batch(ctx, kv, tok.data(), steps.data(), a.batch, hidden.data()));
+      TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), a.batch, logits.data()));
+      for (int s = 0; s < a.batch; ++s) tok[size_t(s)] = argmax(logits.data() + int64_t(s) * V, V);
+    }
+    const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+    summary["decode_tok_s"] = double(a.decode) * a.batch / sec;
+    summary["step_ms"] = 1e3 * sec / double(a.decode);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  if (!parse(argc, argv, a)) {
+    fmt::print(stderr, "usage: [mpirun -np N] bench_pp MODEL_DIR [--pp P] [--tp T] [--ep E] [--micro-batches M] "
+                       "[--threads N] [--ids a,b,c | --reference-ids FILE] [--greedy N] [--prompt N] [--decode N] "
+                       "[--batch B]\n");
+    return 2;
+  }
+  std::unique_ptr<Communicator> world, group;
+  const int N = a.pp * a.tp * a.ep;
+  if (N > 1) {
+    auto c = open_mpi_communicator();
+    if (!c.is_ok()) {
+      fmt::print(stderr, "bench_pp: {}\n", c.status().message());
+      return 1;
+    }
+    world = std::move(c).value();
+    if (world->size() != N) {
+      if (world->rank() == 0) fmt::print(stderr, "bench_pp: the layout needs {} ranks, the job has {}\n", N, world->size());
+      return 1;
+    }
+  }
+  ModelLoadOptions lo;
+  PpStats stats;
+  if (a.pp > 1) {
+    lo.pp = world.get();
+    lo.pp_stages = a.pp;
+    lo.pp_micro_batches = a.micro > 0 ? a.micro : a.pp;
+    lo.pp_stats = &stats;
+    if (a.tp > 1) {
+      std::vector<int> members;
+      for (int i = 0; i < a.tp; ++i) members.push_back(world->rank() / a.tp * a.tp + i);
+      group = make_group_communicator(*world, members).value();
+      lo.tp = group.get();
+    }
+  } else if (a.tp > 1) {
+    lo.tp = world.get();
+  }
+  if (a.ep > 1) lo.ep = world.get();
+  ThreadPool pool(a.threads);
+  ExecContext ctx(pool, CpuFeatures::detect());
+  auto model = Model::load(a.model, lo);
+  if (!model.is_ok()) {
+    fmt::print(stderr, "bench_pp: {}\n", model.status().message());
+    return 1;
+  }
+  nlohmann::ordered_json summary;
+  const bool lead_rank = !world || world->rank() == 0;
+  Status s = lead_rank ? lead(**model, ctx, a, summary) : run_tp_worker(**model, ctx, *world);
+  if (world && lead_rank) (void)broadcast_stop(*world);
+  if (!s.is_ok()) {
+    fmt::print(stderr, "bench_pp: rank {}: {}\n", world ? world->rank() : 0, s.message());
+    return 1;
+  }
+  if (a.decode > 0) {
+    // Per rank: resident memory and the pipeline stage's busy / wall seconds, gathered to rank 0.
+    const double wall = double(stats.last_ns - stats.first_ns) * 1e-9, busy = double(stats.busy_ns) * 1e-9;
+    double mine[3] = {double(rss_kib()) / 1024, busy, wall};
+    std::vector<double> all(size_t(3 * (world ? world->size() : 1)));
+    std::copy(mine, mine + 3, all.begin());
+    if (world) (void)world->gather(mine, sizeof(mine), all.data(), 0);
+    if (lead_rank) {
+      summary["ranks"] = N;
+      summary["pp"] = a.pp, summary["tp"] = a.tp, summary["ep"] = a.ep;
+      summary["micro_batches"] = a.pp > 1 ? lo.pp_micro_batches : 1;
+      summary["batch"] = a.batch;
+      summary["threads_per_rank"] = a.threads;
+      fmt::print("{}\n", summary.dump());
+      for (size_t r = 0; r < all.size() / 3; ++r) {
+        nlohmann::ordered_json j;
+        j["rank"] = r;
+        j["rss_mib"] = all[3 * r];
+        if (a.pp > 1) j["idle_share"] = all[3 * r + 2] > 0 ? 1.0 - all[3 * r + 1] / all[3 * r + 2] : 0.0;
+        fmt::print("{}\n", j.dump());
+      }
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,51 @@
+#include "model/ep_shard.h"
+
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "model/blocks/moe.h"
+
+namespace tern {
+
+namespace {
+
+void release_pages(const WeightMatrix& w) {
+  if (!w.data || !w.dense()) return;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(w.data) + page - 1) & ~(page - 1);
+  const uintptr_t end = (uintptr_t(w.data) + w.bytes()) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace
+
+Result<TpRange> ep_expert_range(const ModelConfig& cfg, int rank, int size) {
+  if (!cfg.moe.enabled()) {
+    return Status::error(fmt::format("--ep {}: config.json has no mixture-of-experts layers (expert parallelism "
+                                     "splits routed experts)", size));
+  }
+  if (cfg.moe.n_experts < size) {
+    return Status::error(fmt::format("--ep {}: config.json has {} routed experts, fewer than the ranks", size,
+                                     cfg.moe.n_experts));
+  }
+  return split_range(cfg.moe.n_experts, size, rank);
+}
+
+TransformerWeights ep_shard(const TransformerWeights& full, TpRange mine) {
+  TransformerWeights w = full;
+  for (DecoderLayerWeights& l : w.layers) {
+    if (!l.moe) continue;
+    auto moe = std::make_shared<MoeWeights>(*l.moe);
+    for (size_t e = 0; e < moe->experts.size(); ++e) {
+      if (int64_t(e) >= mine.begin && int64_t(e) < mine.end) continue;
+      ExpertMlp& x = moe->experts[e];
+      release_pages(x.gate), release_pages(x.up), release_pages(x.down);
+      x = ExpertMlp{};
+    }
+    l.moe = std::move(moe);
+  }
+  return w;
+}
+
+}  // namespace tern

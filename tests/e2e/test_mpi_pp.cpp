@@ -1,0 +1,283 @@
+// Pipeline parallelism under mpirun (issue 17): `tern run`, `tern eval ppl` and `tern bench offline`
+// with --pp 2 (and TP × PP = 2 × 2 on 4 ranks, oversubscribed) give the single process's greedy
+// tokens and perplexity; `tern serve --pp 2` answers concurrent requests like a single server, lives
+// through a cancelled stream, reuses its prefix cache, and ends within seconds when a rank dies;
+// a rank count that does not fit the layout is a one-line error.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "mpi_test_util.h"
+#include "serve_test_util.h"
+
+namespace tern::test {
+namespace {
+
+std::string docs_run(int n) {
+  return "run -m '" + model_dir("docs-llama-28m") + "' -p 'The configuration file' -n " + std::to_string(n) +
+         " --temp 0 --ignore-eos -q -t 1";
+}
+
+TEST(MpiPp, RunGreedyMatchesTheSingleProcessOnDocsLlama) {
+  TERN_SKIP_WITHOUT_MPI();
+  const CommandResult one = run_tern(docs_run(32));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const CommandResult pp = run_tern_mpi(2, docs_run(32) + " --pp 2");
+  ASSERT_EQ(pp.exit_code, 0) << pp.err << pp.out;
+  EXPECT_FALSE(one.out.empty());
+  EXPECT_EQ(pp.out, one.out);
+  // Each stage says how much of the run it computed (docs/parallel.md).
+  EXPECT_NE(pp.err.find("pp stage 0/2 rank 0 (layers 0..3)"), std::string::npos) << pp.err;
+  EXPECT_NE(pp.err.find("pp stage 1/2 rank 1 (layers 4..7)"), std::string::npos) << pp.err;
+}
+
+TEST(MpiPp, TpTimesPpOnFourRanksMatchesTheSingleProcess) {
+  TERN_SKIP_WITHOUT_MPI();
+  const CommandResult one = run_tern(docs_run(16));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const CommandResult both = run_tern_mpi(4, docs_run(16) + " --tp 2 --pp 2");
+  ASSERT_EQ(both.exit_code, 0) << both.err << both.out;
+  EXPECT_EQ(both.out, one.out);
+}
+
+TEST(MpiPp, EvalPplMatchesTheSingleProcess) {
+  TERN_SKIP_WITHOUT_MPI();
+  const std::string args = "eval ppl -m '" + model_dir("docs-llama-28m") + "' -f '" + shared_dir() +
+                           "/data/docs-val.txt' --ctx 128 --windows 4 --json -t 1";
+  const CommandResult one = run_tern(args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const CommandResult pp = run_tern_mpi(2, args + " --pp 2");
+  ASSERT_EQ(pp.exit_code, 0) << pp.err;
+  const auto a = nlohmann::json::parse(one.out), b = nlohmann::json::parse(pp.out);
+  // The stages run the same layers on the same rows in the same order: the same numbers.
+  EXPECT_NEAR(b["ppl"].get<double>(), a["ppl"].get<double>(), 1e-6 * a["ppl"].get<double>());
+  EXPECT_EQ(b["tokens"], a["tokens"]);
+}
+
+TEST(MpiPp, BenchOfflineRunsOverTwoStages) {
+  TERN_SKIP_WITHOUT_MPI();
+  const CommandResult r = run_tern_mpi(
+      2, "bench offline -m '" + model_dir("docs-llama-28m") + "' -t 1 --pp 2 --requests 4 --concurrency 4 --prompt-len 16 --output-len 8 --kv-memory 64MiB");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.err.find("pp stage 1/2"), std::string::npos) << r.err;
+}
+
+TEST(MpiPp, WrongRankCountIsOneLineError) {
+  TERN_SKIP_WITHOUT_MPI();
+  const CommandResult r = run_tern_mpi(2, docs_run(2) + " --tp 2 --pp 2");
+  EXPECT_NE(r.exit_code, 0);
+  const std::string line = "tern: error: --tp 2 --pp 2 needs 4 ranks but this job has 2 (launch with mpirun -np 4)";
+  EXPECT_NE(r.err.find(line), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(line), r.err.rfind(line));  // once: only rank 0 says it
+}
+
+TEST(MpiPp, MoreStagesThanLayersIsAnError) {
+  TERN_SKIP_WITHOUT_MPI();
+  const CommandResult r = run_tern_mpi(4, "run -m '" + tiny_arch_dir("llama") + "' -p hi -n 2 -t 1 --pp 4");
+  EXPECT_NE(r.exit_code, 0);
+  // Every rank fails alike at load; the first to exit may end the job before rank 0 has written its
+  // line, so any rank's line will do ("tern: error: [rank N: ]--pp 4: ...").
+  EXPECT_NE(r.err.find("--pp 4: config.json num_hidden_layers = 2 is fewer than the stages"), std::string::npos)
+      << r.err;
+}
+
+std::string bench_pp_path() { return std::string(TERN_BUILD_DIR) + "/bench_pp"; }
+
+std::string greedy_line(const std::string& out) {
+  const size_t at = out.find("tokens:");
+  if (at == std::string::npos) return "";
+  return out.substr(at, out.find('\n', at) - at);
+}
+
+// bench_pp's greedy tokens on a tiny arch: single process vs `mpirun -np N bench_pp ... layout`.
+void expect_same_greedy(const char* arch, int np, const std::string& layout) {
+  if (!std::filesystem::exists(bench_pp_path())) GTEST_SKIP() << "bench_pp not built (TERN_BUILD_BENCH=OFF)";
+  const std::string dir = tiny_arch_dir(arch);
+  const std::string args = "'" + dir + "' --reference-ids '" + dir + "/reference.json' --greedy 16 --threads 1";
+  const CommandResult one = run_shell("'" + bench_pp_path() + "' " + args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const CommandResult par = run_shell(mpirun_prefix(np) + "'" + bench_pp_path() + "' " + args + " " + layout);
+  ASSERT_EQ(par.exit_code, 0) << par.err;
+  ASSERT_FALSE(greedy_line(one.out).empty()) << one.out;
+  EXPECT_EQ(greedy_line(par.out), greedy_line(one.out)) << arch << " " << layout;
+}
+
+class MpiPpTiny : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(MpiPpTiny, GreedyTokensMatchTheSingleProcess) {
+  TERN_SKIP_WITHOUT_MPI();
+  expect_same_greedy(GetParam(), 2, "--pp 2");
+}
+
+INSTANTIATE_TEST_SUITE_P(All, MpiPpTiny,
+                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "mistral_swa", "gemma2", "phi3",
+                                           "glm4", "gpt2", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"));
+
+TEST(MpiPp, TpTimesPpOnTinyArchs) {
+  TERN_SKIP_WITHOUT_MPI();
+  for (const char* arch : {"llama", "qwen3", "gemma2"}) expect_same_greedy(arch, 4, "--tp 2 --pp 2");
+}
+
+class MpiEpTiny : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(MpiEpTiny, ExpertParallelGreedyTokensMatchTheSingleProcess) {
+  TERN_SKIP_WITHOUT_MPI();
+  expect_same_greedy(GetParam(), 2, "--ep 2");
+}
+
+INSTANTIATE_TEST_SUITE_P(Moe, MpiEpTiny, ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"));
+
+TEST(MpiEp, DenseModelIsRefusedByName) {
+  TERN_SKIP_WITHOUT_MPI();
+  const CommandResult r = run_tern_mpi(2, docs_run(2) + " --ep 2");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--ep 2: config.json has no mixture-of-experts layers"), std::string::npos) << r.err;
+}
+
+// mpirun -np N tern serve ... on a free port; the constructor waits for the "serving ... on" line.
+class MpiServer {
+ public:
+  MpiServer(int np, const std::string& extra) {
+    log_ = dir_.file("serve.log");
+    const std::string cmd = "exec env " + mpirun_prefix(np) + "'" + TERN_BINARY + "' serve -m '" +
+                            model_dir("docs-llama-28m") + "' --port 0 -t 1 " + extra + " >'" + dir_.file("serve.out") +
+                            "' 2>'" + log_ + "'";
+    port_ = spawn_and_wait_port(cmd, log_, &pid_, 1200);
+  }
+  // SIGTERM to mpirun (it forwards it and reaps its ranks), then SIGKILL to whatever is left.
+  ~MpiServer() {
+    if (pid_ <= 0) return;
+    const std::vector<pid_t> left = ranks();
+    kill(pid_, SIGTERM);
+    if (wait_exit(15) == -1) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    for (pid_t p : left) kill(p, SIGKILL);
+  }
+  int port() const { return port_; }
+  std::string log() const { return slurp_file(log_); }
+  int wait_exit(double timeout_s) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (std::chrono::steady_clock::now() < until) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return -1;
+  }
+  std::vector<pid_t> ranks() const {
+    std::vector<pid_t> out;
+    if (pid_ <= 0) return out;
+    const CommandResult r = run_shell("pgrep -P " + std::to_string(pid_) + " -f ' serve -m '");
+    std::istringstream in(r.out);
+    for (pid_t p; in >> p;) out.push_back(p);
+    return out;
+  }
+
+ private:
+  TempDir dir_;
+  std::string log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+std::string complete(int port, const std::string& prompt) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(120, 0);
+  const nlohmann::json body = {{"model", "docs-llama-28m"}, {"prompt", prompt}, {"max_tokens", 16}, {"temperature", 0}};
+  auto r = c.Post("/v1/completions", body.dump(), "application/json");
+  if (!r || r->status != 200) return "";
+  return nlohmann::json::parse(r->body)["choices"][0]["text"];
+}
+
+std::string metrics(int port) {
+  httplib::Client c("127.0.0.1", port);
+  auto m = c.Get("/metrics");
+  return m ? m->body : "";
+}
+
+// The third is 45 tokens: its first two 16-token blocks are cached for the repeat below.
+const char* kPrompts[] = {"The configuration file", "To install the package",
+                          "The configuration file of the server lists the models it serves, the port it listens on, "
+                          "the number of threads each request may use, and the size of the key value cache in megabytes"};
+
+TEST(MpiPpServe, ConcurrentRequestsCancellationAndPrefixCache) {
+  TERN_SKIP_WITHOUT_MPI();
+  const std::string args = "--kv-dtype f32 --kv-memory-mb 64";
+  std::string want[3];
+  {
+    ServerProcess one("-t 1 " + args);
+    ASSERT_GT(one.port(), 0) << one.log();
+    for (int i = 0; i < 3; ++i) want[i] = complete(one.port(), kPrompts[i]);
+  }
+  MpiServer pp(2, args + " --pp 2");
+  ASSERT_GT(pp.port(), 0) << pp.log();
+  // Three requests at once: the steps batch them, and the pipeline cuts each step in micro-batches.
+  std::string got[3];
+  {
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 3; ++i) ts.emplace_back([&, i] { got[i] = complete(pp.port(), kPrompts[i]); });
+    for (auto& t : ts) t.join();
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(want[i].empty());
+    EXPECT_EQ(got[i], want[i]) << kPrompts[i];
+  }
+  // A stream the client walks away from after its first event: the engine cancels it, the ranks go on.
+  {
+    const int fd = connect_local(pp.port());
+    ASSERT_GE(fd, 0);
+    send_all(fd, post_raw("/v1/completions", nlohmann::json({{"model", "docs-llama-28m"}, {"prompt", "Count"},
+                                                              {"max_tokens", 400}, {"ignore_eos", true},
+                                                              {"stream", true}})
+                                                 .dump()));
+    std::string head;
+    char buf[4096];
+    while (head.find("data:") == std::string::npos) {
+      const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      head.append(buf, size_t(n));
+    }
+    close(fd);
+    EXPECT_NE(head.find("data:"), std::string::npos) << head;
+  }
+  bool idle = false;
+  for (int i = 0; i < 1200 && !idle; ++i) {
+    const std::string m = metrics(pp.port());
+    idle = metric_value(m, "tern_requests_running") == 0 && metric_value(m, "tern_http_client_disconnects_total") >= 1;
+    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(idle) << metrics(pp.port());
+  // The same prompt again: its blocks come from the prefix cache (both stages keep their layers' K/V
+  // under the same block ids) and the answer is the same.
+  EXPECT_EQ(complete(pp.port(), kPrompts[2]), want[2]);
+  EXPECT_GT(metric_value(metrics(pp.port()), "tern_prefix_cache_hit_rate"), 0) << metrics(pp.port());
+}
+
+TEST(MpiPpServe, ARankThatDiesEndsTheJobWithinSeconds) {
+  TERN_SKIP_WITHOUT_MPI();
+  MpiServer s(2, "--kv-memory-mb 64 --pp 2");
+  ASSERT_GT(s.port(), 0) << s.log();
+  ASSERT_FALSE(complete(s.port(), "Hello").empty());
+  const std::vector<pid_t> ranks = s.ranks();
+  ASSERT_EQ(ranks.size(), 2u) << s.log();
+  // A request in flight while the last stage dies: it must not hang the server.
+  std::thread inflight([&] { (void)complete(s.port(), "The configuration file"); });
+  kill(ranks.back(), SIGKILL);  // the higher pid: rank 1, the last stage
+  const int code = s.wait_exit(30);
+  inflight.join();
+  EXPECT_NE(code, -1) << "mpirun still running 30 s after a rank died\n" << s.log();
+  EXPECT_NE(code, 0);
+}
+
+}  // namespace
+}  // namespace tern::test
