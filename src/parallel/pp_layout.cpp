@@ -28,9 +28,4 @@ Result<PpLayout> pp_layout(int n_layers, int world_rank, int world_size, int sta
   return p;
 }
 
-SeqGroup micro_batch(int n_seqs, int groups, int g) {
-  groups = std::max(1, std::min(groups, n_seqs));
-  return {int(int64_t(g) * n_seqs / groups), int(int64_t(g + 1) * n_seqs / groups)};
-}
-
 }  // namespace tern

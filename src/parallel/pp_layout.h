@@ -39,10 +39,4 @@ constexpr int kPpTagActivation = 1101;  // [rows, hidden] residual stream, stage
 constexpr int kPpTagHidden = 1102;      // [n_out, hidden] final-normed rows, last leader -> rank 0
 constexpr int kPpTagLogits = 1103;      // [rows, vocab] logits, last leader -> rank 0
 
-// Sequences [begin, end) of micro-batch g when n_seqs sequences are cut into `groups` groups.
-struct SeqGroup {
-  int begin = 0, end = 0;
-};
-SeqGroup micro_batch(int n_seqs, int groups, int g);
-
 }  // namespace tern

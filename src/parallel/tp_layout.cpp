@@ -11,7 +11,7 @@ TpRange split_range(int64_t n, int parts, int p) {
 Result<TpLayout> tp_layout(const ModelConfig& cfg, int rank, int size) {
   if (size < 1 || rank < 0 || rank >= size) return Status::error(fmt::format("rank {} of {} is not a rank", rank, size));
   if (cfg.mla.enabled()) return Status::error("tensor parallelism: multi-head latent attention (DeepSeek) is not supported yet");
-  if (cfg.moe.enabled()) return Status::error("tensor parallelism: mixture-of-experts layers are not supported yet (expert parallelism, --ep, is not implemented)");
+  if (cfg.moe.enabled()) return Status::error("tensor parallelism: mixture-of-experts layers are not supported under --tp yet (use --ep to spread the experts over ranks)");
   const int T = size, nh = cfg.n_heads, nkv = cfg.n_kv_heads;
   if (nh <= 0 || nkv <= 0 || nh % nkv != 0) return Status::error("tensor parallelism: config.json heads are inconsistent");
   if (nh % T != 0) {

@@ -217,13 +217,6 @@ TEST(PpLayout, SplitsLayersIntoContiguousStages) {
   EXPECT_FALSE(pp_layout(8, 0, 2, 2, 0).is_ok());
 }
 
-TEST(PpLayout, MicroBatchesCoverTheSequencesOnce) {
-  EXPECT_EQ(micro_batch(5, 2, 0).begin, 0);
-  EXPECT_EQ(micro_batch(5, 2, 0).end, 2);
-  EXPECT_EQ(micro_batch(5, 2, 1).end, 5);
-  EXPECT_EQ(micro_batch(1, 4, 0).end, 1);  // fewer sequences than groups: one each
-}
-
 // Four thread ranks in two groups {0, 1} and {2, 3}: every collective of a group sees its members only.
 TEST(GroupCommunicator, CollectivesStayInsideTheGroup) {
   test::ThreadGroup g(4);
