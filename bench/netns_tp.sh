@@ -9,8 +9,8 @@
 #   bench/netns_tp.sh [--rates "10gbit 1gbit"] [--models "DIR ..."] [--layouts "tp2 pp2 tp2-int8"]
 #                     [--decode 32] [--prompt 512] [--out DIR] [--force]
 #
-# Layouts: tp2 (bench_tp under -np 2), pp2 (bench_tp --pp 2), tp2-int8 (bench_tp --tp-comm int8); a
-# layout bench_tp does not know yet is reported as skipped. Output: DIR/results.jsonl (one JSON line per
+# Layouts: tp2 (bench_tp under -np 2), pp2 (bench_pp --pp 2), tp2-int8 (bench_tp --tp-comm int8); a
+# layout whose program or flags do not exist yet is reported as skipped (the table below maps them). Output: DIR/results.jsonl (one JSON line per
 # run, with the rate, model, layout and load average) and a table on stdout. Refuses to run while the
 # 1-minute load average is 1.5 or more (figures taken during builds are worthless) unless --force.
 # Needs root (network namespaces); removes its namespaces on exit.
@@ -63,7 +63,9 @@ record() {  # record RATE MODEL LAYOUT KIND FILE [VETH_BYTES]
   local line
   line=$(grep '"decode_tok_s"' "$5" | tail -1 || true)
   if [ -z "$line" ]; then
-    echo "{\"rate\":\"$1\",\"model\":\"$(basename "$2")\",\"layout\":\"$3\",\"kind\":\"$4\",\"error\":$(tail -3 "$5" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}" >> "$results"
+    local why
+    why=$(grep -m1 -E 'bench_|error|usage' "$5" || tail -1 "$5")
+    echo "{\"rate\":\"$1\",\"model\":\"$(basename "$2")\",\"layout\":\"$3\",\"kind\":\"$4\",\"error\":$(printf '%s' "$why" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')}" >> "$results"
     return
   fi
   python3 - "$line" "$1" "$(basename "$2")" "$3" "$4" "$(load)" "${6:-0}" >> "$results" <<'EOF'
@@ -75,12 +77,12 @@ print(json.dumps(j))
 EOF
 }
 
-layout_args() {  # bench_tp flags of a layout
-  case "$1" in
-    tp2) echo "" ;; pp2) echo "--pp 2" ;; tp2-int8) echo "--tp-comm int8" ;; pp2-int8) echo "--pp 2 --tp-comm int8" ;;
-    *) echo "bench/netns_tp.sh: unknown layout $1" >&2; exit 2 ;;
-  esac
-}
+# Layout → the bench program and its flags. Both print bench_tp's JSON summary line (decode_tok_s,
+# ttft_s, comm_s_per_token, comm_share, all_reduce_link_s_per_token: a TimedCommunicator around the
+# communicator). Edit here when pipeline parallelism (bench_pp or bench_tp --pp) and the int8
+# all-reduce (--tp-comm int8) land with other names.
+declare -A layout_prog=([tp2]=bench_tp [pp2]=bench_pp [tp2-int8]=bench_tp)
+declare -A layout_flags=([tp2]="" [pp2]="--pp 2" [tp2-int8]="--tp-comm int8")
 
 veth_total() { scripts/netns counters --name $name | awk '{print $1 + $3}'; }
 
@@ -97,20 +99,29 @@ for rate in $rates; do
   echo "== $rate: veth round trip (ping): $(scripts/netns latency --name $name)"
   scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 > "$out/link-$rate.out" 2>&1 || true
   grep latency_us "$out/link-$rate.out" | sed "s/^/   bench_link: /" || tail -3 "$out/link-$rate.out"
-  python3 - "$rate" "$(load)" "$out/link-$rate.out" >> "$results" <<'EOF'
+  # The shaper's bucket as tc rounded it ("burst 1500b"): the planner's --check prices it (--link-burst-bytes).
+  burst=$(tc -n $name-a qdisc show dev $name-va | sed -nE 's/.* burst ([0-9.]+)(b|Kb|Mb) .*/\1 \2/p' |
+          awk '{ m = $2 == "Kb" ? 1024 : $2 == "Mb" ? 1048576 : 1; print $1 * m }')
+  python3 - "$rate" "$(load)" "$out/link-$rate.out" "${burst:-0}" "$(scripts/netns latency --name $name)" >> "$results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{")]
-print(json.dumps({"rate": sys.argv[1], "kind": "link", "load": float(sys.argv[2]), "rows": rows}))
+print(json.dumps({"rate": sys.argv[1], "kind": "link", "load": float(sys.argv[2]), "rows": rows,
+                  "burst_bytes": float(sys.argv[4]), "ping": sys.argv[5]}))
 EOF
   for m in $models; do
     for layout in $layouts; do
-      args=$(layout_args "$layout")
+      [ -n "${layout_prog[$layout]:-}" ] || { echo "bench/netns_tp.sh: unknown layout $layout (${!layout_prog[*]})" >&2; exit 2; }
+      prog=$root/build/${layout_prog[$layout]} args=${layout_flags[$layout]}
       for kind in decode ttft; do
         if [ $kind = decode ]; then p=16 n=$decode; else p=$prompt n=2; fi
         b0=$(veth_total)
         # shellcheck disable=SC2086
-        scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_tp" "$m" --threads 1 --prompt $p --decode $n $args \
-          > "$out/run.out" 2>&1 || true
+        if [ -x "$prog" ]; then
+          scripts/netns mpirun --name $name -- -np 2 "$prog" "$m" --threads 1 --prompt $p --decode $n $args \
+            > "$out/run.out" 2>&1 || true
+        else
+          echo "bench_tp: $prog is not built (yet)" > "$out/run.out"
+        fi
         record "$rate" "$m" "$layout" $kind "$out/run.out" $(( $(veth_total) - b0 ))
       done
     done

@@ -24,7 +24,7 @@ Result<double> parse_rate_gbps(const std::string& rate) {
 Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& text, const std::string& source,
                                                              const std::string& model) {
   std::vector<CommMeasurement> runs;
-  std::map<std::string, double> latency_of_rate;  // bench_link's rows
+  std::map<std::string, double> latency_of_rate, burst_of_rate;  // the link rows
   std::istringstream in(text);
   std::string line;
   for (int no = 1; std::getline(in, line); ++no) {
@@ -34,6 +34,7 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
     auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
     auto num = [&](const char* k, double dflt) { return j.contains(k) && j[k].is_number() ? j[k].get<double>() : dflt; };
     if (str("kind") == "link" && j.contains("rows") && j["rows"].is_array()) {
+      if (num("burst_bytes", 0) > 0) burst_of_rate[str("rate")] = num("burst_bytes", 0);
       for (const auto& row : j["rows"]) {
         if (row.is_object() && row.contains("latency_us") && row["latency_us"].is_number()) {
           latency_of_rate[str("rate")] = row["latency_us"].get<double>();
@@ -58,6 +59,7 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
   for (CommMeasurement& m : runs) {
     auto it = latency_of_rate.find(m.rate);
     if (it != latency_of_rate.end()) m.link_latency_us = it->second;
+    if (auto b = burst_of_rate.find(m.rate); b != burst_of_rate.end()) m.link_burst_bytes = b->second;
   }
   if (runs.empty()) {
     return Status::error(source + ": no decode run with all_reduce_link_s_per_token" +
@@ -94,9 +96,9 @@ std::vector<CommCheckRow> check_comm(const ModelShape& s, const CommMeasurement&
   std::vector<CommCheckRow> rows;
   if (ml.layout.tp > 1) {
     rows.push_back({"all-reduces per token (link)", c.tp.seconds(link), m.all_reduce_link_s_per_token, 0.20});
-    rows.push_back({"all communication per token (rank 0)", c.total().seconds(link), m.comm_s_per_token, 0});
+    rows.push_back({"all communication per token (rank 0)", c.seconds(link), m.comm_s_per_token, 0});
   } else {
-    rows.push_back({"all communication per token (rank 0)", c.total().seconds(link), m.comm_s_per_token, 0.20});
+    rows.push_back({"all communication per token (rank 0)", c.seconds(link), m.comm_s_per_token, 0.20});
   }
   return rows;
 }

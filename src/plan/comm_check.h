@@ -25,6 +25,7 @@ struct CommMeasurement {
   double all_reduce_link_s_per_token = 0, comm_s_per_token = 0, all_reduce_bytes_per_token = 0;
   double load = -1;          // the 1-minute load average when it ran (-1: not recorded)
   double link_latency_us = 0;  // bench_link's one-way latency at this rate (0: none in the file)
+  double link_burst_bytes = 0; // the shaper's bucket at this rate (bench/netns_tp.sh's link row; 0: none)
 };
 
 // "10gbit" → 10, "500mbit" → 0.5; an error for anything else ("none", "shm": no shaped link).

@@ -2,13 +2,16 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace tern::plan {
 
 double CommCost::seconds(const Link& link) const {
   const double bw = link.gbps > 0 ? link.gbps * 1e9 / 8 : 0;
-  return messages * link.latency_us * 1e-6 + (bw > 0 ? bytes / bw : 0);
+  double shaped = bytes;
+  if (link.burst_bytes > 0 && messages > 0) shaped = messages * std::max(0.0, bytes / messages - link.burst_bytes);
+  return messages * link.latency_us * 1e-6 + (bw > 0 ? shaped / bw : 0);
 }
 
 std::string Layout::name() const {

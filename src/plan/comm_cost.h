@@ -28,11 +28,16 @@ namespace tern::plan {
 struct Link {
   double gbps = 0;        // Gbit/s per direction (1e9 bits)
   double latency_us = 0;  // one-way time of a short message, software included (bench_link measures it)
+  // A token-bucket shaper's bucket (tc tbf's burst, scripts/netns): after an idle gap the first
+  // burst_bytes of a message leave at once, only the rest at the rate. 0: a wire, every byte at the rate.
+  double burst_bytes = 0;
 };
 
 struct CommCost {
   double messages = 0;  // one after another on the critical path
   double bytes = 0;     // through the busiest rank's link, one direction
+  // messages × latency + (bytes − what each message's first burst_bytes save) ÷ bandwidth; the
+  // messages of one cost are taken as equal in size (true of each layout's own traffic).
   double seconds(const Link& link) const;
   CommCost& operator+=(const CommCost& o) {
     messages += o.messages, bytes += o.bytes;
@@ -58,6 +63,10 @@ struct LayoutComm {
     CommCost c = model();
     c += protocol;
     return c;
+  }
+  // Each kind priced on its own (their messages differ in size: a shaper's bucket saves per message).
+  double seconds(const Link& link) const {
+    return tp.seconds(link) + pp.seconds(link) + ep.seconds(link) + protocol.seconds(link);
   }
 };
 

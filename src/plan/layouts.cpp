@@ -69,9 +69,11 @@ Result<LayoutChoice> plan_layouts(const LayoutRequest& r) {
     const double act = q.activation_bytes > 0 ? q.activation_bytes : (q.device.is_gpu() ? 2 : 4);
     lp.compute_s = decode_step(q, b, p.memory.kv_per_token, l.tp, l.pp, choice.batch, avg_tokens).seconds;
     lp.comm = decode_step_comm(s, l, choice.batch, act, r.tp_bytes_per_element);
-    lp.comm_s = lp.comm.total().seconds(r.link);
+    lp.comm_s = lp.comm.seconds(r.link);
     for (double added : r.added_latency_us) {
-      lp.comm_s_added.push_back(lp.comm.total().seconds({r.link.gbps, r.link.latency_us + added}));
+      Link slower = r.link;
+      slower.latency_us += added;
+      lp.comm_s_added.push_back(lp.comm.seconds(slower));
     }
     choice.layouts.push_back(lp);
   }

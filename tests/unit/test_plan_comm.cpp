@@ -76,6 +76,9 @@ TEST(PlanComm, LinkTimeIsMessagesTimesLatencyPlusBytesOverBandwidth) {
   EXPECT_NEAR(c.seconds({1, 30}), 32 * 30e-6 + 262144 * 8 / 1e9, 1e-12);
   EXPECT_NEAR(c.seconds({10, 30}), 32 * 30e-6 + 262144 * 8 / 1e10, 1e-12);
   EXPECT_NEAR(c.seconds({10, 230}) - c.seconds({10, 30}), 32 * 200e-6, 1e-12);  // +200 µs per message
+  // A shaper's bucket: each message's first burst bytes leave at once (8,192-byte all-reduces, 1,514-byte bucket).
+  EXPECT_NEAR(c.seconds({1, 30, 1514}), 32 * 30e-6 + 32 * (8192 - 1514) * 8 / 1e9, 1e-12);
+  EXPECT_NEAR((CommCost{2, 1000}).seconds({1, 0, 1514}), 0, 1e-15);  // messages within the bucket: latency only
   EXPECT_EQ((Layout{2, 2, 1}).name(), "tp2×pp2");
   EXPECT_EQ((Layout{1, 1, 1}).name(), "single");
 }
@@ -98,7 +101,7 @@ TEST(PlanLayouts, EveryLayoutTheModelAllowsPricedAtEachLatency) {
   ASSERT_EQ(c->layouts.size(), 2u);  // pp2 and tp2 (no experts: no ep)
   for (const LayoutPlan& l : c->layouts) {
     const CommCost t = l.comm.total();
-    EXPECT_NEAR(l.comm_s, t.seconds({1, 30}), 1e-12);
+    EXPECT_NEAR(l.comm_s, t.seconds({1, 30}), 1e-12);  // a wire: the kinds' sum is the total's
     ASSERT_EQ(l.comm_s_added.size(), 2u);
     EXPECT_NEAR(l.comm_s_added[0] - l.comm_s, t.messages * 50e-6, 1e-12);
     EXPECT_NEAR(l.comm_s_added[1] - l.comm_s, t.messages * 200e-6, 1e-12);
@@ -132,7 +135,7 @@ TEST(PlanLayouts, EveryLayoutTheModelAllowsPricedAtEachLatency) {
 }
 
 constexpr const char* kResults =
-    R"({"rate": "1gbit", "kind": "link", "load": 0.4, "rows": [{"bytes": 8, "one_way_us": 21.0}, {"latency_us": 21.0, "bandwidth_gbps": 0.95}]}
+    R"({"rate": "1gbit", "kind": "link", "load": 0.4, "rows": [{"bytes": 8, "one_way_us": 21.0}, {"latency_us": 21.0, "bandwidth_gbps": 0.95}], "burst_bytes": 1500}
 {"ranks": 1, "decode_tok_s": 12.0, "rate": "none", "model": "llama-1b", "layout": "single", "kind": "decode"}
 {"ranks": 2, "decode_tok_s": 10.0, "all_reduce_link_s_per_token": 0.003, "comm_s_per_token": 0.006, "rate": "1gbit", "model": "llama-1b", "layout": "tp2", "kind": "decode", "load": 0.5}
 {"ranks": 2, "decode_tok_s": 1.0, "all_reduce_link_s_per_token": 0.1, "comm_s_per_token": 0.2, "rate": "1gbit", "model": "llama-1b", "layout": "tp2", "kind": "ttft"}
@@ -147,6 +150,7 @@ TEST(PlanCommCheck, ReadsTheNamespaceRunsAndComparesWithThePrediction) {
   EXPECT_EQ(m.layout, "tp2");
   EXPECT_DOUBLE_EQ(m.link_latency_us, 21.0);  // bench_link's, at the same rate
   EXPECT_DOUBLE_EQ(m.load, 0.5);
+  EXPECT_DOUBLE_EQ(m.link_burst_bytes, 1500);
   auto ml = measured_layout(m, 2048);
   ASSERT_TRUE(ml.is_ok());
   EXPECT_EQ(ml->layout.tp, 2);

@@ -147,6 +147,9 @@ void register_plan(CLI::App& app) {
   auto* lat = cmd->add_option("--link-latency-us", o->link_latency_us,
                               "one-way time of a short message on the link, µs (bench_link measures it)")
                   ->check(CLI::NonNegativeNumber);
+  auto* burst = cmd->add_option("--link-burst-bytes", o->link_burst_bytes,
+                                "a shaped link's bucket (tc tbf burst): the bytes of a message that leave at once (default 0: a wire)")
+                    ->check(CLI::NonNegativeNumber);
   auto* added = cmd->add_option("--added-latency-us", o->added_latency_us, "--devices: also price these µs more per message (default 50 200)")
       ->check(CLI::NonNegativeNumber)
       ->delimiter(',');
@@ -155,8 +158,9 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--measured", o->measured,
                   "--check: compare the predicted communication per token with these runs (bench/netns_tp.sh's results.jsonl)");
   o->runtime.add_to(*cmd);
-  cmd->callback([o, dev, devices, lat, added, tp_comm] {
+  cmd->callback([o, dev, devices, lat, added, tp_comm, burst] {
     o->link_latency_given = lat->count() > 0;
+    o->link_burst_given = burst->count() > 0;
     if (devices->count() == 0 && (added->count() > 0 || tp_comm->count() > 0)) {
       fail(std::string(added->count() > 0 ? "--added-latency-us" : "--tp-comm") + " prices layouts: give --devices N");
     }

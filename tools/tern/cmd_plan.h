@@ -35,6 +35,8 @@ struct PlanOptions {
   int devices = 0;
   double link_gbps = 0, link_latency_us = 0;
   bool link_latency_given = false;
+  double link_burst_bytes = 0;  // a token-bucket shaper's bucket (tc tbf burst); 0: a wire
+  bool link_burst_given = false;
   std::vector<double> added_latency_us = {50, 200};
   std::string tp_comm = "f32";  // the all-reduce's element: f32, bf16, int8 (+ an f32 scale per row)
   std::string measured;  // --check --measured FILE: compare communication with bench/netns_tp.sh's runs

@@ -19,7 +19,7 @@ void run_plan_layouts(const PlanOptions& o, const plan::PlanRequest& base) {
   r.base = base;
   r.devices = o.devices;
   r.link = {o.link_gbps > 0 ? o.link_gbps : base.device.interconnect_gbs * 8,
-            o.link_latency_given ? o.link_latency_us : base.device.interconnect_latency_us};
+            o.link_latency_given ? o.link_latency_us : base.device.interconnect_latency_us, o.link_burst_bytes};
   r.added_latency_us = o.added_latency_us;
   const double hidden = double(base.model.hidden);
   r.tp_bytes_per_element = o.tp_comm == "bf16" ? 2 : o.tp_comm == "int8" ? 1.0 + 4.0 / hidden : 0;
@@ -52,8 +52,8 @@ void run_plan_comm_check(const PlanOptions& o) {
     if (!o.link_latency_given && m.link_latency_us <= 0) {
       fail(o.measured + ": no bench_link latency for rate '" + m.rate + "': give --link-latency-us");
     }
-    const plan::Link link{gbps, lat};
-    nlohmann::ordered_json jr = {{"rate", m.rate}, {"layout", ml.layout.name()}, {"link_gbps", gbps}, {"latency_us", lat},
+    const plan::Link link{gbps, lat, o.link_burst_given ? o.link_burst_bytes : m.link_burst_bytes};
+    nlohmann::ordered_json jr = {{"rate", m.rate}, {"layout", ml.layout.name()}, {"link_gbps", gbps}, {"latency_us", lat}, {"burst_bytes", link.burst_bytes},
                                  {"load", m.load}, {"decode_tok_s", m.decode_tok_s}, {"rows", nlohmann::ordered_json::array()}};
     for (const plan::CommCheckRow& row : plan::check_comm(s, m, ml, link)) {
       ok = ok && row.within();
