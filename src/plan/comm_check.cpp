@@ -43,8 +43,13 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
       continue;
     }
     if (!j.contains("decode_tok_s") || !j.contains("all_reduce_link_s_per_token")) continue;  // baselines, errors
-    if (!str("kind").empty() && str("kind") != "decode") continue;  // the TTFT runs
+    const std::string kind = str("kind").empty() ? "decode" : str("kind");
+    if (kind != "decode" && kind != "ttft") continue;
     CommMeasurement m;
+    m.kind = kind;
+    m.prompt_tokens = int64_t(num("prompt_tokens", 0));
+    m.prefill_all_reduce_link_s = num("prefill_all_reduce_link_s", 0);
+    if (kind == "ttft" && (m.prompt_tokens <= 0 || m.prefill_all_reduce_link_s <= 0)) continue;
     m.rate = str("rate"), m.model = str("model"), m.layout = str("layout");
     if (!model.empty() && !m.model.empty() && m.model != model) continue;
     m.ranks = int(num("ranks", 0));
@@ -92,8 +97,16 @@ bool CommCheckRow::within() const { return bound == 0 || std::fabs(error()) <= b
 
 std::vector<CommCheckRow> check_comm(const ModelShape& s, const CommMeasurement& m, const MeasuredLayout& ml,
                                      const Link& link) {
-  const LayoutComm c = decode_step_comm(s, ml.layout, 1, 4.0, ml.tp_bytes_per_element);
   std::vector<CommCheckRow> rows;
+  if (m.kind == "ttft") {
+    if (ml.layout.tp > 1) {
+      const LayoutComm p = decode_step_comm(s, ml.layout, m.prompt_tokens, 4.0, ml.tp_bytes_per_element);
+      rows.push_back({fmt::format("all-reduces of the {}-token prompt (link)", m.prompt_tokens), p.tp.seconds(link),
+                      m.prefill_all_reduce_link_s, 0.20});
+    }
+    return rows;
+  }
+  const LayoutComm c = decode_step_comm(s, ml.layout, 1, 4.0, ml.tp_bytes_per_element);
   if (ml.layout.tp > 1) {
     rows.push_back({"all-reduces per token (link)", c.tp.seconds(link), m.all_reduce_link_s_per_token, 0.20});
     rows.push_back({"all communication per token (rank 0)", c.seconds(link), m.comm_s_per_token, 0});

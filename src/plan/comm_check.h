@@ -20,6 +20,9 @@ namespace tern::plan {
 
 struct CommMeasurement {
   std::string rate, model, layout;  // "10gbit", "llama-1b", "tp2" (bench/netns_tp.sh's tags; may be empty)
+  std::string kind = "decode";      // "decode" or "ttft" (a long prompt: its prefill is compared)
+  int64_t prompt_tokens = 0;
+  double prefill_all_reduce_link_s = 0;  // the prompt's all-reduces over the link (ttft runs)
   int ranks = 0;
   double decode_tok_s = 0;
   double all_reduce_link_s_per_token = 0, comm_s_per_token = 0, all_reduce_bytes_per_token = 0;
@@ -31,7 +34,7 @@ struct CommMeasurement {
 // "10gbit" → 10, "500mbit" → 0.5; an error for anything else ("none", "shm": no shaped link).
 Result<double> parse_rate_gbps(const std::string& rate);
 
-// The decode runs of a bench/netns_tp.sh results file, or of bench_tp's raw output (lines with
+// The decode and TTFT runs of a bench/netns_tp.sh results file, or of bench_tp's raw output (lines with
 // decode_tok_s and all_reduce_link_s_per_token). `model` keeps the runs of that model name only
 // ("" = all). Errors name the file and line of a malformed JSON line.
 Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& text, const std::string& source,
@@ -53,7 +56,8 @@ struct CommCheckRow {
   bool within() const;
 };
 
-// The rows for one run over `link` (the rate's bandwidth and the latency to price with).
+// The rows for one run over `link` (the rate's bandwidth and the latency to price with). A TTFT run
+// compares its prompt's all-reduces (one step of prompt_tokens rows) instead of a decode token's.
 std::vector<CommCheckRow> check_comm(const ModelShape& s, const CommMeasurement& m, const MeasuredLayout& ml,
                                      const Link& link);
 

@@ -137,15 +137,15 @@ TEST(PlanLayouts, EveryLayoutTheModelAllowsPricedAtEachLatency) {
 constexpr const char* kResults =
     R"({"rate": "1gbit", "kind": "link", "load": 0.4, "rows": [{"bytes": 8, "one_way_us": 21.0}, {"latency_us": 21.0, "bandwidth_gbps": 0.95}], "burst_bytes": 1500}
 {"ranks": 1, "decode_tok_s": 12.0, "rate": "none", "model": "llama-1b", "layout": "single", "kind": "decode"}
-{"ranks": 2, "decode_tok_s": 10.0, "all_reduce_link_s_per_token": 0.003, "comm_s_per_token": 0.006, "rate": "1gbit", "model": "llama-1b", "layout": "tp2", "kind": "decode", "load": 0.5}
-{"ranks": 2, "decode_tok_s": 1.0, "all_reduce_link_s_per_token": 0.1, "comm_s_per_token": 0.2, "rate": "1gbit", "model": "llama-1b", "layout": "tp2", "kind": "ttft"}
+{"ranks": 2, "decode_tok_s": 10.0, "all_reduce_link_s_per_token": 0.0025, "comm_s_per_token": 0.006, "rate": "1gbit", "model": "llama-1b", "layout": "tp2", "kind": "decode", "load": 0.5}
+{"ranks": 2, "decode_tok_s": 1.0, "all_reduce_link_s_per_token": 0.1, "comm_s_per_token": 0.2, "rate": "1gbit", "model": "llama-1b", "layout": "tp2", "kind": "ttft", "prompt_tokens": 512, "prefill_all_reduce_link_s": 1.2}
 {"ranks": 2, "decode_tok_s": 9.0, "all_reduce_link_s_per_token": 0.002, "comm_s_per_token": 0.004, "rate": "1gbit", "model": "docs-llama-28m", "layout": "tp2-int8", "kind": "decode"}
 )";
 
 TEST(PlanCommCheck, ReadsTheNamespaceRunsAndComparesWithThePrediction) {
   auto runs = parse_comm_measurements(kResults, "results.jsonl", "llama-1b");
   ASSERT_TRUE(runs.is_ok()) << runs.status().message();
-  ASSERT_EQ(runs->size(), 1u);  // the single-process baseline, the TTFT run and the other model are left out
+  ASSERT_EQ(runs->size(), 2u);  // decode and TTFT; the single-process baseline and the other model are left out
   const CommMeasurement& m = (*runs)[0];
   EXPECT_EQ(m.layout, "tp2");
   EXPECT_DOUBLE_EQ(m.link_latency_us, 21.0);  // bench_link's, at the same rate
@@ -155,20 +155,31 @@ TEST(PlanCommCheck, ReadsTheNamespaceRunsAndComparesWithThePrediction) {
   ASSERT_TRUE(ml.is_ok());
   EXPECT_EQ(ml->layout.tp, 2);
   const ModelShape s = shape("llama-3.2-1b");
-  const Link link{*parse_rate_gbps(m.rate), m.link_latency_us};
+  const Link link{*parse_rate_gbps(m.rate), m.link_latency_us, m.link_burst_bytes};
   const auto rows = check_comm(s, m, *ml, link);
   ASSERT_EQ(rows.size(), 2u);
-  // 32 all-reduces × 21 µs + 262,144 bytes at 1 Gbit/s = 0.672 + 2.097 ms.
-  EXPECT_NEAR(rows[0].predicted_s, 32 * 21e-6 + 262144 * 8 / 1e9, 1e-12);
-  EXPECT_DOUBLE_EQ(rows[0].measured_s, 0.003);
+  // 32 all-reduces × 21 µs + 32 × (8,192 − the 1,500-byte bucket) bytes at 1 Gbit/s = 0.672 + 1.713 ms.
+  EXPECT_NEAR(rows[0].predicted_s, 32 * 21e-6 + 32 * (8192 - 1500) * 8 / 1e9, 1e-12);
+  EXPECT_DOUBLE_EQ(rows[0].measured_s, 0.0025);
   EXPECT_DOUBLE_EQ(rows[0].bound, 0.20);
-  EXPECT_NEAR(rows[0].error(), (rows[0].predicted_s - 0.003) / 0.003, 1e-12);
-  EXPECT_TRUE(rows[0].within());  // -7.7%
+  EXPECT_NEAR(rows[0].error(), (rows[0].predicted_s - 0.0025) / 0.0025, 1e-12);
+  EXPECT_TRUE(rows[0].within());  // 2.385 vs 2.5 ms: -4.6%
+  CommCheckRow slow = rows[0];
+  slow.measured_s = 0.003;  // -20.5%
+  EXPECT_FALSE(slow.within());
   EXPECT_EQ(rows[1].bound, 0);    // rank 0's whole communication: report only
 
+  // The TTFT run: the prompt's 32 all-reduces of [512, 2048] f32, each message past the bucket.
+  const CommMeasurement& t = (*runs)[1];
+  EXPECT_EQ(t.kind, "ttft");
+  const auto prompt_rows = check_comm(s, t, *measured_layout(t, 2048), link);
+  ASSERT_EQ(prompt_rows.size(), 1u);
+  EXPECT_NEAR(prompt_rows[0].predicted_s, 32 * 21e-6 + 32 * (512.0 * 2048 * 4 - 1500) * 8 / 1e9, 1e-9);
+  EXPECT_DOUBLE_EQ(prompt_rows[0].measured_s, 1.2);
+
   auto all = parse_comm_measurements(kResults, "results.jsonl", "");
-  ASSERT_EQ(all->size(), 2u);
-  auto q = measured_layout((*all)[1], 512);
+  ASSERT_EQ(all->size(), 3u);
+  auto q = measured_layout((*all)[2], 512);
   ASSERT_TRUE(q.is_ok());
   EXPECT_DOUBLE_EQ(q->tp_bytes_per_element, 1.0 + 4.0 / 512);
 }
