@@ -75,6 +75,15 @@ Result<LayoutChoice> plan_layouts(const LayoutRequest& r) {
       slower.latency_us += added;
       lp.comm_s_added.push_back(lp.comm.seconds(slower));
     }
+    // The prompt: ⌈prompt / chunk⌉ steps of `chunk` rows, the layout's own traffic each, the
+    // protocol once (one row's logits are gathered).
+    lp.prompt_tokens = p.prompt_tokens;
+    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(q.chunk_tokens > 0 ? q.chunk_tokens : (q.device.is_gpu() ? 2048 : 512),
+                                                                 p.prompt_tokens));
+    const int64_t chunks = (p.prompt_tokens + chunk - 1) / chunk;
+    LayoutComm pc = decode_step_comm(s, l, chunk, act, r.tp_bytes_per_element);
+    pc.protocol = CommCost{};
+    lp.prompt_comm_s = double(chunks) * pc.seconds(r.link) + lp.comm.protocol.seconds(r.link);
     choice.layouts.push_back(lp);
   }
   for (size_t i = 0; i < choice.layouts.size(); ++i) {
@@ -90,20 +99,25 @@ std::string layouts_to_table(const LayoutRequest& r, const LayoutChoice& c) {
                               r.base.model.name, r.devices, r.base.device.id, r.link.gbps, r.link.latency_us, c.batch);
   std::string added_head;
   for (double a : r.added_latency_us) added_head += fmt::format(" {:>11}", fmt::format("+{:.0f}us", a));
-  o += fmt::format("  {:<10} {:>9} {:>6} {:>10} {:>9} {:>10} {:>10} {:>9}{} {:>9} {:>8}\n", "layout", "GB/dev", "fits",
-                   "compute ms", "msgs/tok", "KB/tok", "comm ms/tok", "comm %", added_head, "step ms", "tok/s");
+  o += fmt::format("  {:<10} {:>9} {:>6} {:>10} {:>9} {:>10} {:>10} {:>9}{} {:>9} {:>8} {:>13}\n", "layout", "GB/dev",
+                   "fits", "compute ms", "msgs/tok", "KB/tok", "comm ms/tok", "comm %", added_head, "step ms", "tok/s",
+                   "prompt comm s");
   for (size_t i = 0; i < c.layouts.size(); ++i) {
     const LayoutPlan& l = c.layouts[i];
     const CommCost t = l.comm.total();
     const double per_tok = 1.0 / double(c.batch);
     std::string added;
     for (double a : l.comm_s_added) added += fmt::format(" {:>11.3f}", a * per_tok * 1e3);
-    o += fmt::format("{} {:<10} {:>9.2f} {:>6} {:>10.3f} {:>9.1f} {:>10.1f} {:>10.3f} {:>8.1f}%{} {:>9.3f} {:>8.2f}\n",
+    o += fmt::format("{} {:<10} {:>9.2f} {:>6} {:>10.3f} {:>9.1f} {:>10.1f} {:>10.3f} {:>8.1f}%{} {:>9.3f} {:>8.2f} {:>13.3f}\n",
                      int(i) == c.chosen ? "*" : " ", l.layout.name(), l.weights_per_device / 1e9, l.fits ? "yes" : "NO",
                      l.compute_s * 1e3, t.messages * per_tok, t.bytes * per_tok / 1e3, l.comm_s * per_tok * 1e3,
-                     100 * l.comm_share(), added, l.step_s() * 1e3, double(c.batch) / l.step_s());
+                     100 * l.comm_share(), added, l.step_s() * 1e3, double(c.batch) / l.step_s(), l.prompt_comm_s);
   }
   o += "  comm per token = messages × latency + bytes ÷ bandwidth; +Nus: with N µs more per message\n";
+  if (!c.layouts.empty()) {
+    o += fmt::format("  prompt comm: what the link adds to the time to first token of a {}-token prompt\n",
+                     c.layouts[0].prompt_tokens);
+  }
   o += "  (TP: 2 all-reduces per layer; PP: one send per stage boundary; EP: 2 all-to-alls per MoE layer;\n"
        "   plus tern's step protocol: rank 0's broadcasts and the logits gather)\n";
   if (c.chosen >= 0) {
@@ -134,7 +148,7 @@ std::string layouts_to_json(const LayoutRequest& r, const LayoutChoice& c) {
                             {"comm_per_step", {{"tp", cost(l.comm.tp)}, {"pp", cost(l.comm.pp)}, {"ep", cost(l.comm.ep)},
                                                {"protocol", cost(l.comm.protocol)}}},
                             {"compute_s", l.compute_s}, {"comm_s", l.comm_s}, {"comm_s_added_latency", l.comm_s_added},
-                            {"step_s", l.step_s()}, {"comm_s_per_token", l.comm_s / double(c.batch)},
+                            {"step_s", l.step_s()}, {"prompt_tokens", l.prompt_tokens}, {"prompt_comm_s", l.prompt_comm_s}, {"comm_s_per_token", l.comm_s / double(c.batch)},
                             {"decode_tok_s_per_seq", 1.0 / l.step_s()}});
   }
   return j.dump(2);

@@ -35,6 +35,10 @@ struct LayoutPlan {
   double compute_s = 0;           // the step's roofline with a free link (fixed costs included)
   double comm_s = 0;              // at link.latency_us
   std::vector<double> comm_s_added;  // at latency + each added_latency_us
+  // The communication of one prompt of base.prompt_tokens (in chunks of base.chunk_tokens: TP's
+  // all-reduces and PP's sends of [chunk, hidden] per chunk): what it adds to the time to first token.
+  double prompt_comm_s = 0;
+  int64_t prompt_tokens = 0;
   double step_s() const { return compute_s + comm_s; }
   double comm_share() const { return comm_s / step_s(); }
 };

@@ -108,6 +108,16 @@ TEST(PlanLayouts, EveryLayoutTheModelAllowsPricedAtEachLatency) {
     EXPECT_GT(l.compute_s, 0);
     EXPECT_TRUE(l.fits);
   }
+  // A 512-token prompt (one 512-row chunk on a CPU): 32 all-reduces of [512, 2048] f32, the protocol once.
+  auto p512 = layout_request("llama-3.2-1b", "dev-epyc-2vcpu", 2, {1, 30});
+  p512.base.prompt_tokens = 512;
+  auto cp = plan_layouts(p512);
+  ASSERT_TRUE(cp.is_ok());
+  for (const LayoutPlan& l : cp->layouts) {
+    if (l.layout.name() != "tp2") continue;
+    EXPECT_EQ(l.prompt_tokens, 512);
+    EXPECT_NEAR(l.prompt_comm_s, 32 * 30e-6 + 32 * 512.0 * 2048 * 4 * 8 / 1e9 + l.comm.protocol.seconds({1, 30}), 1e-9);
+  }
   // Batch 1 on a CPU: PP's stages run one after another (twice TP's weight stream), TP wins.
   ASSERT_GE(c->chosen, 0);
   EXPECT_EQ(c->layouts[size_t(c->chosen)].layout.name(), "tp2");
