@@ -37,8 +37,8 @@ void run_plan_comm_check(const PlanOptions& o) {
   nlohmann::ordered_json j = {{"model", o.model}, {"measured", o.measured}, {"runs", nlohmann::ordered_json::array()}};
   std::string table = fmt::format("tern plan --check: communication per decode token of {} (batch 1), predicted vs {}\n",
                                   o.model, o.measured);
-  table += fmt::format("  {:<8} {:<9} {:>8} {:>9} {:<38} {:>11} {:>11} {:>8} {:>6}\n", "rate", "layout", "Gbit/s", "lat us",
-                       "", "predicted", "measured", "error", "bound");
+  table += fmt::format("  {:<8} {:<9} {:>7} {:>7} {:<44} {:>12} {:>12} {:>8} {:>6} {:>5}\n", "rate", "layout", "Gbit/s",
+                       "lat us", "", "predicted", "measured", "error", "bound", "load");
   bool ok = true;
   for (const plan::CommMeasurement& m : runs) {
     const plan::MeasuredLayout ml = unwrap(plan::measured_layout(m, s.hidden));
@@ -57,10 +57,11 @@ void run_plan_comm_check(const PlanOptions& o) {
                                  {"load", m.load}, {"decode_tok_s", m.decode_tok_s}, {"rows", nlohmann::ordered_json::array()}};
     for (const plan::CommCheckRow& row : plan::check_comm(s, m, ml, link)) {
       ok = ok && row.within();
-      table += fmt::format("  {:<8} {:<9} {:>8.3g} {:>9.1f} {:<38} {:>8.3f} ms {:>8.3f} ms {:>+7.1f}% {:>6}\n", m.rate,
+      table += fmt::format("  {:<8} {:<9} {:>7.3g} {:>7.1f} {:<44} {:>9.3f} ms {:>9.3f} ms {:>+7.1f}% {:>6} {:>5}\n", m.rate,
                            ml.layout.name(), gbps, lat, row.what, row.predicted_s * 1e3, row.measured_s * 1e3,
                            100 * row.error(),
-                           row.bound > 0 ? fmt::format("{}{:.0f}%", row.within() ? "≤" : "> ", 100 * row.bound) : "-");
+                           row.bound > 0 ? fmt::format("{}{:.0f}%", row.within() ? "≤" : "> ", 100 * row.bound) : "-",
+                           m.load >= 0 ? fmt::format("{:.2f}", m.load) : "-");
       jr["rows"].push_back({{"what", row.what}, {"predicted_s", row.predicted_s}, {"measured_s", row.measured_s},
                             {"error", row.error()}, {"bound", row.bound}, {"within", row.within()}});
     }
@@ -69,6 +70,7 @@ void run_plan_comm_check(const PlanOptions& o) {
   if (j["runs"].empty()) fail(o.measured + ": no run over a shaped link (rates NNgbit) for " + o.model + "; or give --link-gbps");
   j["within_bounds"] = ok;
   table += ok ? "  all within the error bars\n" : "  OUTSIDE the error bars\n";
+  table += "  (load: the 1-minute load average during the run; above ~1.5 on this 2-core machine the figures measure the other processes)\n";
   std::printf("%s", o.json ? (j.dump(2) + "\n").c_str() : table.c_str());
 }
 
