@@ -7,10 +7,12 @@
 # process with 2 threads and TP = 2 over shared memory.
 #
 #   bench/netns_tp.sh [--rates "10gbit 1gbit"] [--models "DIR ..."] [--layouts "tp2 pp2 tp2-int8"]
-#                     [--decode 32] [--prompt 512] [--out DIR] [--force]
+#                     [--decode 32] [--prompt 512] [--burst BYTES] [--out DIR] [--force]
 #
 # Layouts: tp2 (bench_tp under -np 2), pp2 (bench_pp --pp 2), tp2-int8 (bench_tp --tp-comm int8); a
-# layout whose program or flags do not exist yet is reported as skipped (the table below maps them). Output: DIR/results.jsonl (one JSON line per
+# layout whose program or flags do not exist yet is reported as skipped (the table below maps them).
+# --burst: the shaper's bucket (default one packet; bench_link's 4 MiB bandwidth shows whether tbf
+# keeps up with the rate at that bucket). Output: DIR/results.jsonl (one JSON line per
 # run, with the rate, model, layout and load average) and a table on stdout. Refuses to run while the
 # 1-minute load average is 1.5 or more (figures taken during builds are worthless) unless --force.
 # Needs root (network namespaces); removes its namespaces on exit.
@@ -20,11 +22,12 @@ root=$PWD
 
 rates="10gbit 1gbit"
 models="/tmp/mpi_synth/llama-1b $root/../shared/models/docs-llama-28m"
-layouts="tp2"
+layouts="tp2 pp2 tp2-int8"  # the ones whose program or flag is missing are reported as skipped
 decode=32
 prompt=512
 out=/tmp/netns_tp
 force=0
+burst_arg=()   # scripts/netns's default: one packet
 name=ternb
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,8 +37,9 @@ while [ $# -gt 0 ]; do
     --decode) decode=$2; shift 2 ;;
     --prompt) prompt=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --burst) burst_arg=(--burst "$2"); shift 2 ;;
     --force) force=1; shift ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 done
 
@@ -95,7 +99,7 @@ for m in $models; do
   record shm "$m" tp2 decode "$out/shm.out"
 done
 for rate in $rates; do
-  scripts/netns up --name $name --rate "$rate" >/dev/null
+  scripts/netns up --name $name --rate "$rate" "${burst_arg[@]}" >/dev/null
   echo "== $rate: veth round trip (ping): $(scripts/netns latency --name $name)"
   scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 > "$out/link-$rate.out" 2>&1 || true
   grep latency_us "$out/link-$rate.out" | sed "s/^/   bench_link: /" || tail -3 "$out/link-$rate.out"
