@@ -1,6 +1,9 @@
 // Tensor parallelism over MPI (issue 17), one model split over the ranks of `mpirun -np T`:
 //   greedy:  the greedy continuation of given ids (the e2e tests compare it with the single process)
-//   decode:  batch-1 decode tok/s after a prompt, the bytes each rank sent per token, RSS per rank
+//   decode:  batch-1 decode tok/s after a prompt, the bytes each rank sent per token, RSS per rank,
+//            the prompt's time to first token, and the time spent communicating (parallel/timed_communicator.h):
+//            rank 0's share of a decode step in communicator calls, and the all-reduces' cost over the
+//            link (Σ over calls of the fastest rank's duration: what a rank that came last waited)
 // Usage: [mpirun -np T] bench_tp MODEL_DIR [--threads N] [--ids 1,2,3 | --reference-ids reference.json]
 //        [--greedy 16] [--prompt 128] [--decode 64]
 // Without mpirun (or -np 1) it runs the whole model in one process: the baseline.
@@ -22,6 +25,7 @@
 #include "model/model.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/step_message.h"
+#include "parallel/timed_communicator.h"
 #include "parallel/tp_worker.h"
 
 using namespace tern;
@@ -37,6 +41,8 @@ int64_t rss_kib() {
   }
   return 0;
 }
+
+std::string pending_summary;  // rank 0's JSON line, completed after the ranks compare their all-reduce times
 
 int32_t argmax(const std::vector<float>& v) {
   size_t b = 0;
@@ -80,8 +86,20 @@ bool parse(int argc, char** argv, Args& a) {
   return !a.model.empty();
 }
 
+// Where rank 0's phases start and end in the all-reduce call sequence, and what they took.
+struct Phases {
+  size_t prefill_first = 0, decode_first = 0, decode_end = 0;
+  double prefill_s = 0, decode_s = 0;
+  CommTimes prefill_comm, decode_comm;
+};
+
+CommTimes minus(const CommTimes& a, const CommTimes& b) {
+  return {a.all_reduce_s - b.all_reduce_s, a.broadcast_s - b.broadcast_s, a.gather_s - b.gather_s, a.p2p_s - b.p2p_s,
+          a.barrier_s - b.barrier_s};
+}
+
 // Rank 0's work; the other ranks run run_tp_worker meanwhile.
-Status lead(const Model& model, ExecContext& ctx, const Args& a, Communicator* comm) {
+Status lead(const Model& model, ExecContext& ctx, const Args& a, TimedCommunicator* comm, Phases* ph) {
   const ModelConfig& c = model.config();
   Decoder dec(model);
   std::vector<float> hidden(size_t(c.hidden_size)), logits(size_t(c.vocab_size));
@@ -102,9 +120,16 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, Communicator* c
     SequenceKvCache kv(c, a.prompt + a.decode + 1);
     std::vector<int32_t> prompt(size_t(a.prompt));
     for (int64_t i = 0; i < a.prompt; ++i) prompt[size_t(i)] = int32_t((i * 7919 + 13) % std::min<int64_t>(c.vocab_size, 32000));
+    const CommTimes c0 = comm ? comm->times() : CommTimes{};
+    ph->prefill_first = comm ? comm->all_reduce_durations().size() : 0;
+    const auto tp0 = Clock::now();
     TERN_RETURN_IF_ERROR(dec.forward(ctx, kv, prompt.data(), a.prompt, 1, hidden.data()));
     TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), 1, logits.data()));
     int32_t tok = argmax(logits);
+    ph->prefill_s = std::chrono::duration<double>(Clock::now() - tp0).count();
+    const CommTimes c1 = comm ? comm->times() : CommTimes{};
+    ph->prefill_comm = minus(c1, c0);
+    ph->decode_first = comm ? comm->all_reduce_durations().size() : 0;
     const CommStats before = comm ? comm->stats() : CommStats{};
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < a.decode; ++i) {
@@ -114,6 +139,9 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, Communicator* c
     }
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
     const CommStats after = comm ? comm->stats() : CommStats{};
+    ph->decode_s = s;
+    ph->decode_comm = minus(comm ? comm->times() : CommTimes{}, c1);
+    ph->decode_end = comm ? comm->all_reduce_durations().size() : 0;
     nlohmann::ordered_json j;
     j["ranks"] = comm ? comm->size() : 1;
     j["threads_per_rank"] = a.threads;
@@ -121,9 +149,35 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, Communicator* c
     j["all_reduce_bytes_per_token"] = double(after.all_reduce_bytes - before.all_reduce_bytes) / double(a.decode);
     j["rank0_sent_bytes_per_token"] = double(after.total() - before.total()) / double(a.decode);
     j["arithmetic_2_layers_hidden_f32"] = comm ? 2.0 * c.n_layers * double(c.hidden_size) * 4 : 0.0;
-    fmt::print("{}\n", j.dump());
+    j["prompt_tokens"] = a.prompt;
+    j["ttft_s"] = ph->prefill_s;  // the prompt's forward + its logits, batch 1
+    if (comm) {
+      const double n = double(a.decode);
+      j["all_reduces_per_token"] = double(ph->decode_end - ph->decode_first) / n;
+      j["comm_s_per_token"] = ph->decode_comm.total_s() / n;  // rank 0, every communicator call
+      j["comm_share"] = ph->decode_comm.total_s() / s;
+      j["all_reduce_s_per_token_rank0"] = ph->decode_comm.all_reduce_s / n;
+      j["prefill_comm_s"] = ph->prefill_comm.total_s();
+    }
+    // The rest (the link's cost of the all-reduces) is printed by main once every rank's durations are in.
+    pending_summary = j.dump();
   }
   return Status::ok();
+}
+
+// Every rank's all-reduce durations on rank 0 ([ranks][calls]); empty when the ranks made different numbers.
+std::vector<std::vector<float>> collect_durations(Communicator& comm, const std::vector<float>& mine) {
+  int64_t n = int64_t(mine.size());
+  std::vector<int64_t> counts(size_t(comm.size()));
+  if (!comm.all_gather(&n, sizeof(n), counts.data()).is_ok()) return {};
+  for (int64_t c : counts) {
+    if (c != n) return {};
+  }
+  std::vector<float> all(size_t(n) * counts.size());
+  if (!comm.gather(mine.data(), n * int64_t(sizeof(float)), all.data(), 0).is_ok()) return {};
+  std::vector<std::vector<float>> out;
+  for (size_t r = 0; r < counts.size(); ++r) out.emplace_back(all.begin() + r * size_t(n), all.begin() + (r + 1) * size_t(n));
+  return out;
 }
 
 }  // namespace
@@ -147,20 +201,33 @@ int main(int argc, char** argv) {
   ThreadPool pool(a.threads);
   const CpuFeatures cpu = CpuFeatures::detect();
   ExecContext ctx(pool, cpu);
+  const bool tp = comm && comm->size() > 1;
+  std::unique_ptr<TimedCommunicator> timed;
+  if (tp) timed = std::make_unique<TimedCommunicator>(*comm);
   ModelLoadOptions lo;
-  lo.tp = comm.get();
+  lo.tp = tp ? timed.get() : comm.get();
   auto model = Model::load(a.model, lo);
   if (!model.is_ok()) {
     fmt::print(stderr, "bench_tp: {}\n", model.status().message());
     return 1;
   }
-  const bool tp = comm && comm->size() > 1;
-  Status s = tp && comm->rank() != 0 ? run_tp_worker(**model, ctx, *comm) : lead(**model, ctx, a, tp ? comm.get() : nullptr);
-  if (tp && comm->rank() == 0) (void)broadcast_stop(*comm);
+  Phases ph;
+  Status s = tp && comm->rank() != 0 ? run_tp_worker(**model, ctx, *timed) : lead(**model, ctx, a, timed.get(), &ph);
+  if (tp && comm->rank() == 0) (void)broadcast_stop(*timed);
   if (!s.is_ok()) {
     fmt::print(stderr, "bench_tp: rank {}: {}\n", comm ? comm->rank() : 0, s.message());
     return 1;
   }
+  if (a.decode > 0 && tp) {
+    const auto per_rank = collect_durations(*comm, timed->all_reduce_durations());
+    if (comm->rank() == 0 && !per_rank.empty() && !pending_summary.empty()) {
+      nlohmann::ordered_json j = nlohmann::ordered_json::parse(pending_summary);
+      j["all_reduce_link_s_per_token"] = sum_of_min_durations(per_rank, ph.decode_first, ph.decode_end) / double(a.decode);
+      j["prefill_all_reduce_link_s"] = sum_of_min_durations(per_rank, ph.prefill_first, ph.decode_first);
+      pending_summary = j.dump();
+    }
+  }
+  if (!pending_summary.empty()) fmt::print("{}\n", pending_summary);
   if (a.decode > 0) {
     // Resident memory of every rank, reported by rank 0 in rank order.
     int64_t mine = rss_kib();

@@ -99,6 +99,9 @@ void plan_once(const PlanOptions& o) {
   r.concurrency = o.concurrency;
   r.target_output_tok_s = o.target_tok_s;
   r.tp = o.tp, r.pp = o.pp;
+  if (o.link_gbps > 0) r.device.interconnect_gbs = o.link_gbps / 8;  // Gbit/s → GB/s
+  if (o.link_latency_given) r.device.interconnect_latency_us = o.link_latency_us;
+  if (o.devices > 0) return run_plan_layouts(o, r);
   const plan::Plan p = unwrap(plan::make_plan(r));
   const std::string out = o.json ? plan::plan_to_json(r, p) : plan::plan_to_table(r, p);
   std::printf("%s\n", out.c_str());
@@ -136,8 +139,39 @@ void register_plan(CLI::App& app) {
   cmd->add_option("--check-reps", o->check_reps, "--check: timed runs after the warm-up (the median counts)")->check(CLI::Range(1, 100));
   cmd->add_flag("--cpu-time", o->cpu_time,
                 "--check/--calibrate: time by this process's CPU time ÷ threads (on a machine shared with busy processes)");
+  auto* devices = cmd->add_option("--devices", o->devices,
+                                  "price every TP × PP × EP layout of N devices over the link (--link-gbps, --link-latency-us)")
+                      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--link-gbps", o->link_gbps, "the link between devices, Gbit/s per direction (default: the device's interconnect)")
+      ->check(CLI::PositiveNumber);
+  auto* lat = cmd->add_option("--link-latency-us", o->link_latency_us,
+                              "one-way time of a short message on the link, µs (bench_link measures it)")
+                  ->check(CLI::NonNegativeNumber);
+  auto* burst = cmd->add_option("--link-burst-bytes", o->link_burst_bytes,
+                                "a shaped link's bucket (tc tbf burst): the bytes of a message that leave at once (default 0: a wire)")
+                    ->check(CLI::NonNegativeNumber);
+  auto* added = cmd->add_option("--added-latency-us", o->added_latency_us, "--devices: also price these µs more per message (default 50 200)")
+      ->check(CLI::NonNegativeNumber)
+      ->delimiter(',');
+  auto* tp_comm = cmd->add_option("--tp-comm", o->tp_comm, "--devices: the TP all-reduce's element (f32, bf16, int8)")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
+  cmd->add_option("--measured", o->measured,
+                  "--check: compare the predicted communication per token with these runs (bench/netns_tp.sh's results.jsonl)");
   o->runtime.add_to(*cmd);
-  cmd->callback([o, dev] {
+  cmd->callback([o, dev, devices, lat, added, tp_comm, burst] {
+    o->link_latency_given = lat->count() > 0;
+    o->link_burst_given = burst->count() > 0;
+    if (devices->count() == 0 && (added->count() > 0 || tp_comm->count() > 0)) {
+      fail(std::string(added->count() > 0 ? "--added-latency-us" : "--tp-comm") + " prices layouts: give --devices N");
+    }
+    if (o->check && o->measured.empty() && devices->count() > 0) {
+      fail("--check runs one process here; --devices goes with --check --measured FILE or without --check");
+    }
+    if (!o->measured.empty() && !o->check) fail("--measured goes with --check");
+    if (o->check && !o->measured.empty()) {
+      if (o->model.empty()) fail("give the model with -m CONFIG_OR_DIR (its shape prices the communication)");
+      return run_plan_comm_check(*o);
+    }
     o->device_given = dev->count() > 0;
     if (o->list_devices) return list_devices(*o);
     if (o->calibrate) return calibrate(*o);

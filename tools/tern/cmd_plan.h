@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "cli_common.h"
 #include "plan/calibrate.h"
@@ -30,6 +31,15 @@ struct PlanOptions {
   int64_t check_new = 128;
   int check_reps = 1;
   bool cpu_time = false;  // --check: time by CPU time ÷ threads (a machine shared with busy processes)
+  // The link between devices (issue 17): --devices N prices every TP × PP × EP layout of N devices.
+  int devices = 0;
+  double link_gbps = 0, link_latency_us = 0;
+  bool link_latency_given = false;
+  double link_burst_bytes = 0;  // a token-bucket shaper's bucket (tc tbf burst); 0: a wire
+  bool link_burst_given = false;
+  std::vector<double> added_latency_us = {50, 200};
+  std::string tp_comm = "f32";  // the all-reduce's element: f32, bf16, int8 (+ an f32 scale per row)
+  std::string measured;  // --check --measured FILE: compare communication with bench/netns_tp.sh's runs
 };
 
 // The shipped catalog with --catalog merged over it.
@@ -39,5 +49,9 @@ plan::Catalog load_catalog(const PlanOptions& o);
 plan::Calibration calibrate_this_machine_with_engine(Runtime& rt, const plan::CalibrateOptions& co);
 // Runs the check: plan this checkpoint on this machine, generate, compare. Prints the table (or JSON).
 void run_plan_check(const PlanOptions& o);
+// --devices N: the layouts of N devices over the link, priced (cmd_plan_layouts.cpp).
+void run_plan_layouts(const PlanOptions& o, const plan::PlanRequest& base);
+// --check --measured FILE: predicted vs measured communication per token (cmd_plan_layouts.cpp).
+void run_plan_comm_check(const PlanOptions& o);
 
 }  // namespace tern::cli

@@ -1,0 +1,119 @@
+#include "plan/comm_check.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+namespace tern::plan {
+
+Result<double> parse_rate_gbps(const std::string& rate) {
+  static const std::regex re(R"(^([0-9]+(\.[0-9]+)?)(gbit|mbit|kbit)$)");
+  std::smatch m;
+  if (!std::regex_match(rate, m, re)) {
+    return Status::error("rate '" + rate + "' is no shaped link (give NNgbit, NNmbit or NNkbit)");
+  }
+  const double n = std::stod(m[1].str());
+  const std::string unit = m[3].str();
+  return unit == "gbit" ? n : unit == "mbit" ? n / 1e3 : n / 1e6;
+}
+
+Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& text, const std::string& source,
+                                                             const std::string& model) {
+  std::vector<CommMeasurement> runs;
+  std::map<std::string, double> latency_of_rate, burst_of_rate;  // the link rows
+  std::istringstream in(text);
+  std::string line;
+  for (int no = 1; std::getline(in, line); ++no) {
+    if (line.empty() || line[0] != '{') continue;  // bench_tp's other output, mpirun's banners
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) return Status::error(fmt::format("{}:{}: not a JSON object", source, no));
+    auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
+    auto num = [&](const char* k, double dflt) { return j.contains(k) && j[k].is_number() ? j[k].get<double>() : dflt; };
+    if (str("kind") == "link" && j.contains("rows") && j["rows"].is_array()) {
+      if (num("burst_bytes", 0) > 0) burst_of_rate[str("rate")] = num("burst_bytes", 0);
+      for (const auto& row : j["rows"]) {
+        if (row.is_object() && row.contains("latency_us") && row["latency_us"].is_number()) {
+          latency_of_rate[str("rate")] = row["latency_us"].get<double>();
+        }
+      }
+      continue;
+    }
+    if (!j.contains("decode_tok_s") || !j.contains("all_reduce_link_s_per_token")) continue;  // baselines, errors
+    const std::string kind = str("kind").empty() ? "decode" : str("kind");
+    if (kind != "decode" && kind != "ttft") continue;
+    CommMeasurement m;
+    m.kind = kind;
+    m.prompt_tokens = int64_t(num("prompt_tokens", 0));
+    m.prefill_all_reduce_link_s = num("prefill_all_reduce_link_s", 0);
+    if (kind == "ttft" && (m.prompt_tokens <= 0 || m.prefill_all_reduce_link_s <= 0)) continue;
+    m.rate = str("rate"), m.model = str("model"), m.layout = str("layout");
+    if (!model.empty() && !m.model.empty() && m.model != model) continue;
+    m.ranks = int(num("ranks", 0));
+    m.decode_tok_s = num("decode_tok_s", 0);
+    m.all_reduce_link_s_per_token = num("all_reduce_link_s_per_token", 0);
+    m.comm_s_per_token = num("comm_s_per_token", 0);
+    m.all_reduce_bytes_per_token = num("all_reduce_bytes_per_token", 0);
+    m.load = num("load", -1);
+    if (m.ranks < 2) return Status::error(fmt::format("{}:{}: a run of {} rank(s): nothing crossed a link", source, no, m.ranks));
+    runs.push_back(m);
+  }
+  for (CommMeasurement& m : runs) {
+    auto it = latency_of_rate.find(m.rate);
+    if (it != latency_of_rate.end()) m.link_latency_us = it->second;
+    if (auto b = burst_of_rate.find(m.rate); b != burst_of_rate.end()) m.link_burst_bytes = b->second;
+  }
+  if (runs.empty()) {
+    return Status::error(source + ": no decode run with all_reduce_link_s_per_token" +
+                         (model.empty() ? std::string() : " for model '" + model + "'") +
+                         " (bench/netns_tp.sh writes them)");
+  }
+  return runs;
+}
+
+Result<MeasuredLayout> measured_layout(const CommMeasurement& m, int64_t hidden) {
+  MeasuredLayout ml;
+  static const std::regex re(R"(^(tp|pp)([0-9]+)(-int8)?$)");
+  std::smatch g;
+  if (m.layout.empty()) {
+    ml.layout.tp = m.ranks;
+  } else if (std::regex_match(m.layout, g, re)) {
+    const int n = std::stoi(g[2].str());
+    (g[1].str() == "tp" ? ml.layout.tp : ml.layout.pp) = n;
+    if (g[3].matched) ml.tp_bytes_per_element = 1.0 + 4.0 / double(hidden);  // int8 + an f32 scale per row
+  } else {
+    return Status::error("layout '" + m.layout + "': expected tpN, ppN or tpN-int8");
+  }
+  if (ml.layout.devices() != m.ranks) {
+    return Status::error(fmt::format("layout '{}' needs {} ranks but the run had {}", m.layout, ml.layout.devices(), m.ranks));
+  }
+  return ml;
+}
+
+bool CommCheckRow::within() const { return bound == 0 || std::fabs(error()) <= bound; }
+
+std::vector<CommCheckRow> check_comm(const ModelShape& s, const CommMeasurement& m, const MeasuredLayout& ml,
+                                     const Link& link) {
+  std::vector<CommCheckRow> rows;
+  if (m.kind == "ttft") {
+    if (ml.layout.tp > 1) {
+      const LayoutComm p = decode_step_comm(s, ml.layout, m.prompt_tokens, 4.0, ml.tp_bytes_per_element);
+      rows.push_back({fmt::format("all-reduces of the {}-token prompt (link)", m.prompt_tokens), p.tp.seconds(link),
+                      m.prefill_all_reduce_link_s, 0.20});
+    }
+    return rows;
+  }
+  const LayoutComm c = decode_step_comm(s, ml.layout, 1, 4.0, ml.tp_bytes_per_element);
+  if (ml.layout.tp > 1) {
+    rows.push_back({"all-reduces per token (link)", c.tp.seconds(link), m.all_reduce_link_s_per_token, 0.20});
+    rows.push_back({"all communication per token (rank 0)", c.seconds(link), m.comm_s_per_token, 0});
+  } else {
+    rows.push_back({"all communication per token (rank 0)", c.seconds(link), m.comm_s_per_token, 0.20});
+  }
+  return rows;
+}
+
+}  // namespace tern::plan

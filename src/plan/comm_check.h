@@ -1,0 +1,64 @@
+// tern plan --check --measured FILE: the planner's communication per decode token (plan/comm_cost.h)
+// next to what bench_tp measured over the shaped link between two network namespaces
+// (bench/netns_tp.sh writes FILE: one JSON line per run, and one per link with bench_link's latency).
+//
+// Compared per run: the all-reduces' cost over the link (bench_tp's all_reduce_link_s_per_token: per
+// all-reduce the fastest rank's wait, so neither rank's late arrival counts) against the TP term
+// (bound ±20%, the target), and rank 0's time in every communicator call (comm_s_per_token,
+// which also holds the waits for the other rank's compute) against the whole step's traffic (report
+// only). PP runs compare the whole step (bound ±20%).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "plan/comm_cost.h"
+#include "plan/model_shape.h"
+
+namespace tern::plan {
+
+struct CommMeasurement {
+  std::string rate, model, layout;  // "10gbit", "llama-1b", "tp2" (bench/netns_tp.sh's tags; may be empty)
+  std::string kind = "decode";      // "decode" or "ttft" (a long prompt: its prefill is compared)
+  int64_t prompt_tokens = 0;
+  double prefill_all_reduce_link_s = 0;  // the prompt's all-reduces over the link (ttft runs)
+  int ranks = 0;
+  double decode_tok_s = 0;
+  double all_reduce_link_s_per_token = 0, comm_s_per_token = 0, all_reduce_bytes_per_token = 0;
+  double load = -1;          // the 1-minute load average when it ran (-1: not recorded)
+  double link_latency_us = 0;  // bench_link's one-way latency at this rate (0: none in the file)
+  double link_burst_bytes = 0; // the shaper's bucket at this rate (bench/netns_tp.sh's link row; 0: none)
+};
+
+// "10gbit" → 10, "500mbit" → 0.5; an error for anything else ("none", "shm": no shaped link).
+Result<double> parse_rate_gbps(const std::string& rate);
+
+// The decode and TTFT runs of a bench/netns_tp.sh results file, or of bench_tp's raw output (lines with
+// decode_tok_s and all_reduce_link_s_per_token). `model` keeps the runs of that model name only
+// ("" = all). Errors name the file and line of a malformed JSON line.
+Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& text, const std::string& source,
+                                                             const std::string& model);
+
+// The layout a run used: "tp2" → tp 2, "pp2" → pp 2, "tp2-int8" → tp 2 with the int8 all-reduce
+// (1 byte per element + an f32 scale per row of `hidden`); "" → tp = ranks.
+struct MeasuredLayout {
+  Layout layout;
+  double tp_bytes_per_element = 4;
+};
+Result<MeasuredLayout> measured_layout(const CommMeasurement& m, int64_t hidden);
+
+struct CommCheckRow {
+  std::string what;
+  double predicted_s = 0, measured_s = 0;
+  double bound = 0;  // allowed |error|; 0: report only
+  double error() const { return measured_s > 0 ? (predicted_s - measured_s) / measured_s : 0; }
+  bool within() const;
+};
+
+// The rows for one run over `link` (the rate's bandwidth and the latency to price with). A TTFT run
+// compares its prompt's all-reduces (one step of prompt_tokens rows) instead of a decode token's.
+std::vector<CommCheckRow> check_comm(const ModelShape& s, const CommMeasurement& m, const MeasuredLayout& ml,
+                                     const Link& link);
+
+}  // namespace tern::plan

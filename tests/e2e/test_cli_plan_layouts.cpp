@@ -1,0 +1,71 @@
+// tern plan --devices N over a link (issue 17 item 6): every TP × PP × EP layout priced with its
+// communication per token, as JSON; --check --measured against a namespace results file; the
+// one-line errors of options given without what they go with.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+
+namespace tern::test {
+namespace {
+
+std::string config(const std::string& name) {
+  return "'" + std::string(TERN_SOURCE_DIR) + "/tests/data/plan_configs/" + name + ".json'";
+}
+
+void expect_one_line_error(const CommandResult& r, const std::string& must_mention) {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("tern: error: "), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(must_mention), std::string::npos) << r.err;
+}
+
+TEST(CliPlanLayouts, MixtralOnFourDevicesPricesEveryLayout) {
+  auto r = run_tern("plan -m " + config("mixtral-8x7b") +
+                    " -d h100-sxm --ctx 4096 --devices 4 --link-gbps 400 --link-latency-us 5 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["layouts"].size(), 6u);
+  for (const auto& l : j["layouts"]) {
+    EXPECT_EQ(l["tp"].get<int>() * l["pp"].get<int>() * l["ep"].get<int>(), 4) << l;
+    ASSERT_EQ(l["comm_s_added_latency"].size(), 2u);  // +50 µs and +200 µs per message
+    EXPECT_GT(l["comm_s_added_latency"][1].get<double>(), l["comm_s_added_latency"][0].get<double>());
+  }
+  EXPECT_TRUE(j["chosen"].is_string());
+
+  auto table = run_tern("plan -m " + config("llama-3.2-1b") + " -d dev-epyc-2vcpu --ctx 1024 --devices 2 --link-gbps 1");
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  for (const char* s : {"tp2", "pp2", "comm ms/tok", "+50us", "+200us", "chosen:"}) {
+    EXPECT_NE(table.out.find(s), std::string::npos) << s << "\n" << table.out;
+  }
+}
+
+TEST(CliPlanLayouts, CheckMeasuredComparesWithTheNamespaceRuns) {
+  TempDir tmp;
+  write_file(tmp.file("results.jsonl"),
+             R"({"rate": "1gbit", "kind": "link", "rows": [{"latency_us": 21.0, "bandwidth_gbps": 0.95}], "burst_bytes": 0}
+{"ranks": 2, "decode_tok_s": 10.0, "all_reduce_link_s_per_token": 0.003, "comm_s_per_token": 0.006, "rate": "1gbit", "layout": "tp2", "kind": "decode"}
+)");
+  auto r = run_tern("plan --check -m " + config("llama-3.2-1b") + " --measured '" + tmp.file("results.jsonl") + "' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["runs"].size(), 1u);
+  const auto& row = j["runs"][0]["rows"][0];
+  EXPECT_NEAR(row["predicted_s"].get<double>(), 32 * 21e-6 + 262144 * 8 / 1e9, 1e-9);
+  EXPECT_TRUE(row["within"].get<bool>());
+  EXPECT_TRUE(j["within_bounds"].get<bool>());
+}
+
+TEST(CliPlanLayouts, OptionsWithoutWhatTheyGoWithAreErrors) {
+  expect_one_line_error(run_tern("plan -m " + config("llama-3.2-1b") + " --tp-comm int8"), "--devices");
+  expect_one_line_error(run_tern("plan -m " + config("llama-3.2-1b") + " --added-latency-us 10"), "--devices");
+  expect_one_line_error(run_tern("plan -m " + config("llama-3.2-1b") + " --measured x.jsonl"), "--check");
+  // 17 devices: 17 divides neither the 32 heads nor fits as stages of 16 layers.
+  expect_one_line_error(run_tern("plan -m " + config("llama-3.2-1b") + " --devices 17 --link-gbps 1 -d dev-epyc-2vcpu"),
+                        "no TP × PP × EP layout of 17 devices");
+}
+
+}  // namespace
+}  // namespace tern::test

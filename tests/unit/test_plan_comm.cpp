@@ -1,0 +1,215 @@
+// The planner's communication per decode step (issue 17 item 6): messages and bytes of TP, PP and EP
+// on published configs, written out by hand; the link's time; the layouts of N devices; and the
+// comparison with a namespace measurement (tern plan --check --measured).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "plan/comm_check.h"
+#include "plan/comm_cost.h"
+#include "plan/layouts.h"
+#include "plan/planner.h"
+#include "test_support.h"
+
+namespace tern::plan {
+namespace {
+
+ModelShape shape(const std::string& name) {
+  auto s = load_model_shape(std::string(TERN_SOURCE_DIR) + "/tests/data/plan_configs/" + name + ".json");
+  EXPECT_TRUE(s.is_ok()) << s.status().message();
+  return s.is_ok() ? *s : ModelShape{};
+}
+
+TEST(PlanComm, TensorParallelIsTwoAllReducesPerLayer) {
+  const ModelShape s = shape("llama-3.2-1b");  // 16 layers, hidden 2048, vocab 128256
+  const LayoutComm c = decode_step_comm(s, {2, 1, 1}, 1, 4.0);
+  EXPECT_DOUBLE_EQ(c.tp.messages, 32);          // 2 × 16, one exchange each between 2 ranks
+  EXPECT_DOUBLE_EQ(c.tp.bytes, 2.0 * 16 * 2048 * 4);  // 262,144: what bench_tp counts per token
+  // Rank 0's 4 broadcasts + the gather; the final rows [1, 2048] f32, 16 bytes of ids and tables, and
+  // the other rank's half of the vocabulary in f32.
+  EXPECT_DOUBLE_EQ(c.protocol.messages, 5);
+  EXPECT_DOUBLE_EQ(c.protocol.bytes, 2048 * 4 + 16 + 64128.0 * 4);
+  EXPECT_DOUBLE_EQ(c.pp.messages + c.ep.messages, 0);
+
+  // Batch 8 multiplies the bytes, not the messages; bf16 halves the all-reduce.
+  const LayoutComm b8 = decode_step_comm(s, {2, 1, 1}, 8, 2.0);
+  EXPECT_DOUBLE_EQ(b8.tp.messages, 32);
+  EXPECT_DOUBLE_EQ(b8.tp.bytes, 2.0 * 16 * 8 * 2048 * 2);
+
+  // TP = 4: two exchanges per all-reduce (recursive doubling), 2·3/4 of the vector through each link.
+  const LayoutComm t4 = decode_step_comm(s, {4, 1, 1}, 1, 4.0);
+  EXPECT_DOUBLE_EQ(t4.tp.messages, 64);
+  EXPECT_DOUBLE_EQ(t4.tp.bytes, 32 * 1.5 * 2048 * 4);
+  EXPECT_DOUBLE_EQ(t4.protocol.bytes, 2048 * 4 + 16 + 3 * 32064.0 * 4);
+
+  // The int8 all-reduce: a byte per element plus an f32 scale per row.
+  const LayoutComm q = decode_step_comm(s, {2, 1, 1}, 1, 4.0, 1.0 + 4.0 / 2048);
+  EXPECT_DOUBLE_EQ(q.tp.bytes, 32.0 * (2048 + 4));
+}
+
+TEST(PlanComm, PipelineSendsOnePerStageBoundary) {
+  const ModelShape s = shape("llama-3.2-1b");
+  const LayoutComm p2 = decode_step_comm(s, {1, 2, 1}, 1, 4.0);
+  EXPECT_DOUBLE_EQ(p2.pp.messages, 1);
+  EXPECT_DOUBLE_EQ(p2.pp.bytes, 2048 * 4);
+  EXPECT_DOUBLE_EQ(p2.protocol.messages, 1);  // the last stage's rows back to rank 0
+  const LayoutComm p4 = decode_step_comm(s, {1, 4, 1}, 3, 2.0);
+  EXPECT_DOUBLE_EQ(p4.pp.messages, 3);
+  EXPECT_DOUBLE_EQ(p4.pp.bytes, 3.0 * 3 * 2048 * 2);
+}
+
+TEST(PlanComm, ExpertParallelIsTwoAllToAllsPerMoeLayer) {
+  const ModelShape s = shape("mixtral-8x7b");  // 32 MoE layers, 8 experts, top 2, hidden 4096
+  const LayoutComm e2 = decode_step_comm(s, {1, 1, 2}, 1, 2.0);
+  EXPECT_DOUBLE_EQ(e2.ep.messages, 32 * 2 * 1);
+  // Of the 2 routed copies, half leave the rank; dispatch and combine.
+  EXPECT_DOUBLE_EQ(e2.ep.bytes, 32 * 2 * 2 * 4096 * 2.0 * 0.5);
+  const LayoutComm e4 = decode_step_comm(s, {1, 1, 4}, 4, 2.0);
+  EXPECT_DOUBLE_EQ(e4.ep.messages, 32 * 2 * 3);
+  EXPECT_DOUBLE_EQ(e4.ep.bytes, 32 * 2 * (4 * 2) * 4096 * 2.0 * 0.75);
+  // A dense model has no experts to exchange.
+  EXPECT_DOUBLE_EQ(decode_step_comm(shape("llama-3.2-1b"), {1, 1, 2}, 1, 2.0).ep.messages, 0);
+}
+
+TEST(PlanComm, LinkTimeIsMessagesTimesLatencyPlusBytesOverBandwidth) {
+  const CommCost c{32, 262144};
+  EXPECT_NEAR(c.seconds({1, 30}), 32 * 30e-6 + 262144 * 8 / 1e9, 1e-12);
+  EXPECT_NEAR(c.seconds({10, 30}), 32 * 30e-6 + 262144 * 8 / 1e10, 1e-12);
+  EXPECT_NEAR(c.seconds({10, 230}) - c.seconds({10, 30}), 32 * 200e-6, 1e-12);  // +200 µs per message
+  // A shaper's bucket: each message's first burst bytes leave at once (8,192-byte all-reduces, 1,514-byte bucket).
+  EXPECT_NEAR(c.seconds({1, 30, 1514}), 32 * 30e-6 + 32 * (8192 - 1514) * 8 / 1e9, 1e-12);
+  EXPECT_NEAR((CommCost{2, 1000}).seconds({1, 0, 1514}), 0, 1e-15);  // messages within the bucket: latency only
+  EXPECT_EQ((Layout{2, 2, 1}).name(), "tp2×pp2");
+  EXPECT_EQ((Layout{1, 1, 1}).name(), "single");
+}
+
+LayoutRequest layout_request(const std::string& model, const std::string& dev, int n, Link link) {
+  LayoutRequest r;
+  r.base.model = shape(model);
+  r.base.weights = *parse_weight_precision("bf16");
+  r.base.kv = *parse_kv_precision("bf16");
+  r.base.device = *Catalog::shipped()->find(dev);
+  r.base.context = 4096;
+  r.devices = n;
+  r.link = link;
+  return r;
+}
+
+TEST(PlanLayouts, EveryLayoutTheModelAllowsPricedAtEachLatency) {
+  auto c = plan_layouts(layout_request("llama-3.2-1b", "dev-epyc-2vcpu", 2, {1, 30}));
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  ASSERT_EQ(c->layouts.size(), 2u);  // pp2 and tp2 (no experts: no ep)
+  for (const LayoutPlan& l : c->layouts) {
+    const CommCost t = l.comm.total();
+    EXPECT_NEAR(l.comm_s, t.seconds({1, 30}), 1e-12);  // a wire: the kinds' sum is the total's
+    ASSERT_EQ(l.comm_s_added.size(), 2u);
+    EXPECT_NEAR(l.comm_s_added[0] - l.comm_s, t.messages * 50e-6, 1e-12);
+    EXPECT_NEAR(l.comm_s_added[1] - l.comm_s, t.messages * 200e-6, 1e-12);
+    EXPECT_GT(l.compute_s, 0);
+    EXPECT_TRUE(l.fits);
+  }
+  // A 512-token prompt (one 512-row chunk on a CPU): 32 all-reduces of [512, 2048] f32, the protocol once.
+  auto p512 = layout_request("llama-3.2-1b", "dev-epyc-2vcpu", 2, {1, 30});
+  p512.base.prompt_tokens = 512;
+  auto cp = plan_layouts(p512);
+  ASSERT_TRUE(cp.is_ok());
+  for (const LayoutPlan& l : cp->layouts) {
+    if (l.layout.name() != "tp2") continue;
+    EXPECT_EQ(l.prompt_tokens, 512);
+    EXPECT_NEAR(l.prompt_comm_s, 32 * 30e-6 + 32 * 512.0 * 2048 * 4 * 8 / 1e9 + l.comm.protocol.seconds({1, 30}), 1e-9);
+  }
+  // Batch 1 on a CPU: PP's stages run one after another (twice TP's weight stream), TP wins.
+  ASSERT_GE(c->chosen, 0);
+  EXPECT_EQ(c->layouts[size_t(c->chosen)].layout.name(), "tp2");
+
+  // Mixtral on 4 GPUs: tp, pp and ep combinations; EP splits only the experts.
+  auto m = plan_layouts(layout_request("mixtral-8x7b", "h100-sxm", 4, {400, 5}));
+  ASSERT_TRUE(m.is_ok()) << m.status().message();
+  EXPECT_EQ(m->layouts.size(), 6u);  // ep4, pp2×ep2, pp4, tp2×ep2, tp2×pp2, tp4
+  double tp4 = 0, ep4 = 0;
+  for (const LayoutPlan& l : m->layouts) {
+    if (l.layout.name() == "tp4") tp4 = l.weights_per_device;
+    if (l.layout.name() == "ep4") ep4 = l.weights_per_device;
+  }
+  EXPECT_GT(ep4, tp4);  // attention and the embedding stay whole on every EP rank
+
+  // 3 devices: 32 heads do not split 3 ways, 16 layers do (pp3).
+  auto three = plan_layouts(layout_request("llama-3.2-1b", "dev-epyc-2vcpu", 3, {1, 30}));
+  ASSERT_TRUE(three.is_ok());
+  ASSERT_EQ(three->layouts.size(), 1u);
+  EXPECT_EQ(three->layouts[0].layout.name(), "pp3");
+  // No link bandwidth: an error that names the flag.
+  auto nolink = plan_layouts(layout_request("llama-3.2-1b", "dev-epyc-2vcpu", 2, {0, 30}));
+  ASSERT_FALSE(nolink.is_ok());
+  EXPECT_NE(nolink.status().message().find("--link-gbps"), std::string::npos);
+}
+
+constexpr const char* kResults =
+    R"({"rate": "1gbit", "kind": "link", "load": 0.4, "rows": [{"bytes": 8, "one_way_us": 21.0}, {"latency_us": 21.0, "bandwidth_gbps": 0.95}], "burst_bytes": 1500}
+{"ranks": 1, "decode_tok_s": 12.0, "rate": "none", "model": "llama-1b", "layout": "single", "kind": "decode"}
+{"ranks": 2, "decode_tok_s": 10.0, "all_reduce_link_s_per_token": 0.0025, "comm_s_per_token": 0.006, "rate": "1gbit", "model": "llama-1b", "layout": "tp2", "kind": "decode", "load": 0.5}
+{"ranks": 2, "decode_tok_s": 1.0, "all_reduce_link_s_per_token": 0.1, "comm_s_per_token": 0.2, "rate": "1gbit", "model": "llama-1b", "layout": "tp2", "kind": "ttft", "prompt_tokens": 512, "prefill_all_reduce_link_s": 1.2}
+{"ranks": 2, "decode_tok_s": 9.0, "all_reduce_link_s_per_token": 0.002, "comm_s_per_token": 0.004, "rate": "1gbit", "model": "docs-llama-28m", "layout": "tp2-int8", "kind": "decode"}
+)";
+
+TEST(PlanCommCheck, ReadsTheNamespaceRunsAndComparesWithThePrediction) {
+  auto runs = parse_comm_measurements(kResults, "results.jsonl", "llama-1b");
+  ASSERT_TRUE(runs.is_ok()) << runs.status().message();
+  ASSERT_EQ(runs->size(), 2u);  // decode and TTFT; the single-process baseline and the other model are left out
+  const CommMeasurement& m = (*runs)[0];
+  EXPECT_EQ(m.layout, "tp2");
+  EXPECT_DOUBLE_EQ(m.link_latency_us, 21.0);  // bench_link's, at the same rate
+  EXPECT_DOUBLE_EQ(m.load, 0.5);
+  EXPECT_DOUBLE_EQ(m.link_burst_bytes, 1500);
+  auto ml = measured_layout(m, 2048);
+  ASSERT_TRUE(ml.is_ok());
+  EXPECT_EQ(ml->layout.tp, 2);
+  const ModelShape s = shape("llama-3.2-1b");
+  const Link link{*parse_rate_gbps(m.rate), m.link_latency_us, m.link_burst_bytes};
+  const auto rows = check_comm(s, m, *ml, link);
+  ASSERT_EQ(rows.size(), 2u);
+  // 32 all-reduces × 21 µs + 32 × (8,192 − the 1,500-byte bucket) bytes at 1 Gbit/s = 0.672 + 1.713 ms.
+  EXPECT_NEAR(rows[0].predicted_s, 32 * 21e-6 + 32 * (8192 - 1500) * 8 / 1e9, 1e-12);
+  EXPECT_DOUBLE_EQ(rows[0].measured_s, 0.0025);
+  EXPECT_DOUBLE_EQ(rows[0].bound, 0.20);
+  EXPECT_NEAR(rows[0].error(), (rows[0].predicted_s - 0.0025) / 0.0025, 1e-12);
+  EXPECT_TRUE(rows[0].within());  // 2.385 vs 2.5 ms: -4.6%
+  CommCheckRow slow = rows[0];
+  slow.measured_s = 0.003;  // -20.5%
+  EXPECT_FALSE(slow.within());
+  EXPECT_EQ(rows[1].bound, 0);    // rank 0's whole communication: report only
+
+  // The TTFT run: the prompt's 32 all-reduces of [512, 2048] f32, each message past the bucket.
+  const CommMeasurement& t = (*runs)[1];
+  EXPECT_EQ(t.kind, "ttft");
+  const auto prompt_rows = check_comm(s, t, *measured_layout(t, 2048), link);
+  ASSERT_EQ(prompt_rows.size(), 1u);
+  EXPECT_NEAR(prompt_rows[0].predicted_s, 32 * 21e-6 + 32 * (512.0 * 2048 * 4 - 1500) * 8 / 1e9, 1e-9);
+  EXPECT_DOUBLE_EQ(prompt_rows[0].measured_s, 1.2);
+
+  auto all = parse_comm_measurements(kResults, "results.jsonl", "");
+  ASSERT_EQ(all->size(), 3u);
+  auto q = measured_layout((*all)[2], 512);
+  ASSERT_TRUE(q.is_ok());
+  EXPECT_DOUBLE_EQ(q->tp_bytes_per_element, 1.0 + 4.0 / 512);
+}
+
+TEST(PlanCommCheck, BadInputIsAnErrorThatSaysWhere) {
+  auto bad = parse_comm_measurements("{\"ranks\": 2}\n{oops\n", "r.jsonl", "");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("r.jsonl:2"), std::string::npos) << bad.status().message();
+  auto none = parse_comm_measurements("mpirun says hello\n", "r.jsonl", "m");
+  ASSERT_FALSE(none.is_ok());
+  EXPECT_NE(none.status().message().find("bench/netns_tp.sh"), std::string::npos);
+  EXPECT_DOUBLE_EQ(*parse_rate_gbps("10gbit"), 10);
+  EXPECT_DOUBLE_EQ(*parse_rate_gbps("500mbit"), 0.5);
+  EXPECT_FALSE(parse_rate_gbps("shm").is_ok());
+  CommMeasurement m;
+  m.ranks = 2, m.layout = "tp4";
+  EXPECT_FALSE(measured_layout(m, 2048).is_ok());  // 4 ranks' layout for a 2-rank run
+  m.layout = "zz2";
+  EXPECT_FALSE(measured_layout(m, 2048).is_ok());
+}
+
+}  // namespace
+}  // namespace tern::plan
