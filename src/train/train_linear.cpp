@@ -18,7 +18,7 @@ WeightMatrix f32_matrix(const float* w, int64_t rows, int64_t cols) {
 }
 
 void grow(std::vector<float>& v, int64_t n) {
-  if (int64_t(v.size()) < n) v.resize(size_t(n));
+  if (int64_t(v.size()) < n) v.resize(static_cast<size_t>(n));
 }
 
 // Adds src into dst over the pool.
@@ -37,8 +37,8 @@ void transpose(ExecContext& ctx, const float* a, int64_t rows, int64_t cols, flo
       const int64_t r0 = rt * kTile, r1 = std::min(rows, r0 + kTile);
       for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
         const int64_t c1 = std::min(cols, c0 + kTile);
-        for (int64_t r = r0; r < r1; ++r)
-          for (int64_t c = c0; c < c1; ++c) at[c * rows + r] = a[r * cols + c];
+        for (int64_t c = c0; c < c1; ++c)
+          for (int64_t r = r0; r < r1; ++r) at[c * rows + r] = a[r * cols + c];
       }
     }
   });
@@ -49,7 +49,7 @@ void linear_forward(ExecContext& ctx, const float* x, int64_t m, const float* w,
 }
 
 void linear_backward(ExecContext& ctx, const float* dy, const float* x, int64_t m, const float* w, int64_t out,
-                     int64_t in, float* dx, bool accumulate_dx, float* dw, LinearScratch& s) {
+                     int64_t in, float* dx, bool accumulate_dx, float* dw, LinearScratch& s, const float* xt) {
   if (dx != nullptr) {
     grow(s.a, in * out);
     transpose(ctx, w, out, in, s.a.data());  // wt: [in, out]
@@ -63,11 +63,14 @@ void linear_backward(ExecContext& ctx, const float* dy, const float* x, int64_t 
   }
   if (dw != nullptr) {
     grow(s.a, out * m);
-    grow(s.b, in * m);
     grow(s.c, out * in);
     transpose(ctx, dy, m, out, s.a.data());  // dyt: [out, m]
-    transpose(ctx, x, m, in, s.b.data());    // xt: [in, m]
-    matmul(ctx, s.a.data(), out, f32_matrix(s.b.data(), in, m), s.c.data());  // [out, in]
+    if (xt == nullptr) {
+      grow(s.b, in * m);
+      transpose(ctx, x, m, in, s.b.data());  // xt: [in, m]
+      xt = s.b.data();
+    }
+    matmul(ctx, s.a.data(), out, f32_matrix(xt, in, m), s.c.data());  // [out, in]
     add_into(ctx, dw, s.c.data(), out * in);
   }
 }

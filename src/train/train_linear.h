@@ -26,7 +26,8 @@ void transpose(ExecContext& ctx, const float* a, int64_t rows, int64_t cols, flo
 void linear_forward(ExecContext& ctx, const float* x, int64_t m, const float* w, int64_t out, int64_t in, float* y);
 
 // dx (may be null): [m, in], written, or added to when accumulate_dx; dw: [out, in], always added to.
+// xt: xᵀ [in, m] when the caller has it (one input feeding several linears: q/k/v, gate/up), else null.
 void linear_backward(ExecContext& ctx, const float* dy, const float* x, int64_t m, const float* w, int64_t out,
-                     int64_t in, float* dx, bool accumulate_dx, float* dw, LinearScratch& s);
+                     int64_t in, float* dx, bool accumulate_dx, float* dw, LinearScratch& s, const float* xt = nullptr);
 
 }  // namespace tern::train

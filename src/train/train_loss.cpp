@@ -59,7 +59,7 @@ LossSums loss_and_grad(ExecContext& ctx, float* logits, int64_t m, int64_t vocab
         const int64_t k = teacher->k;
         const int32_t* ids = teacher->ids ? teacher->ids + r * k : nullptr;
         const float* lp = teacher->logp + r * k;
-        top.resize(size_t(k));
+        top.resize(static_cast<size_t>(k));
         for (int64_t i = 0; i < k; ++i) {
           const int64_t j = ids ? ids[i] : i;
           top[size_t(i)] = float(std::exp(double(z[j]) - lse) - double(a) * std::exp(double(lp[i])));

@@ -13,15 +13,16 @@ namespace tern::train {
 TrainModel::TrainModel(const ParamLayout& layout, int64_t batch, int64_t seq, bool recompute)
     : layout_(&layout), s_(layout.shape()), batch_(batch), seq_(seq), m_(batch * seq), recompute_(recompute) {
   const int64_t H = s_.hidden;
-  positions_.resize(size_t(m_));
+  positions_.resize(static_cast<size_t>(m_));
   for (int64_t r = 0; r < m_; ++r) positions_[size_t(r)] = int32_t(r % seq_);
   x_.assign(size_t(s_.layers + 1), std::vector<float>(size_t(m_ * H)));
   acts_.resize(recompute_ ? 1 : size_t(s_.layers));
   for (Acts& a : acts_) alloc(a);
   xf_.resize(size_t(m_ * H));
-  rf_.resize(size_t(m_));
+  rf_.resize(static_cast<size_t>(m_));
   logits_.resize(size_t(m_ * s_.vocab));
   const int64_t qd = int64_t(s_.heads) * s_.head_dim, kvd = int64_t(s_.kv_heads) * s_.head_dim;
+  xt_.resize(size_t(m_ * H));  // xn1ᵀ or xn2ᵀ [hidden, m], shared by the linears that read it
   dx_.resize(size_t(m_ * H));
   dxn_.resize(size_t(m_ * H));
   dq_.resize(size_t(m_ * qd));
@@ -101,8 +102,9 @@ void TrainModel::layer_backward(ExecContext& ctx, const LayerView& w, const Laye
   // Feed-forward: x' = h + s · Wdᵀ, so ∂h starts as ∂x' (dx, updated in place) and gains the norm's path.
   linear_backward(ctx, dx, a.s.data(), m_, w.wd, H, s_.inter, ds_.data(), false, gw.wd, lin_);
   swiglu_backward(ctx, ds_.data(), a.g.data(), a.u.data(), m_, s_.inter, dg_.data(), du_.data());
-  linear_backward(ctx, dg_.data(), a.xn2.data(), m_, w.wg, s_.inter, H, dxn_.data(), false, gw.wg, lin_);
-  linear_backward(ctx, du_.data(), a.xn2.data(), m_, w.wu, s_.inter, H, dxn_.data(), true, gw.wu, lin_);
+  transpose(ctx, a.xn2.data(), m_, H, xt_.data());
+  linear_backward(ctx, dg_.data(), a.xn2.data(), m_, w.wg, s_.inter, H, dxn_.data(), false, gw.wg, lin_, xt_.data());
+  linear_backward(ctx, du_.data(), a.xn2.data(), m_, w.wu, s_.inter, H, dxn_.data(), true, gw.wu, lin_, xt_.data());
   rms_norm_backward(ctx, dxn_.data(), a.h.data(), a.r2.data(), m_, H, w.ffn_norm, dx, gw.ffn_norm, norm_partial_);
   // Attention: h = x + o · Woᵀ; dx now holds ∂h, and becomes ∂x.
   linear_backward(ctx, dx, a.o.data(), m_, w.wo, H, qd, do_.data(), false, gw.wo, lin_);
@@ -111,9 +113,10 @@ void TrainModel::layer_backward(ExecContext& ctx, const LayerView& w, const Laye
                      dk_.data(), dv_.data());
   rope_backward(ctx, dq_.data(), m_, s_.heads, s_.head_dim, positions_.data(), s_.inv_freq, neg_positions_);
   rope_backward(ctx, dk_.data(), m_, s_.kv_heads, s_.head_dim, positions_.data(), s_.inv_freq, neg_positions_);
-  linear_backward(ctx, dq_.data(), a.xn1.data(), m_, w.wq, qd, H, dxn_.data(), false, gw.wq, lin_);
-  linear_backward(ctx, dk_.data(), a.xn1.data(), m_, w.wk, kvd, H, dxn_.data(), true, gw.wk, lin_);
-  linear_backward(ctx, dv_.data(), a.xn1.data(), m_, w.wv, kvd, H, dxn_.data(), true, gw.wv, lin_);
+  transpose(ctx, a.xn1.data(), m_, H, xt_.data());
+  linear_backward(ctx, dq_.data(), a.xn1.data(), m_, w.wq, qd, H, dxn_.data(), false, gw.wq, lin_, xt_.data());
+  linear_backward(ctx, dk_.data(), a.xn1.data(), m_, w.wk, kvd, H, dxn_.data(), true, gw.wk, lin_, xt_.data());
+  linear_backward(ctx, dv_.data(), a.xn1.data(), m_, w.wv, kvd, H, dxn_.data(), true, gw.wv, lin_, xt_.data());
   rms_norm_backward(ctx, dxn_.data(), x, a.r1.data(), m_, H, w.attn_norm, dx, gw.attn_norm, norm_partial_);
 }
 

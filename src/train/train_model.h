@@ -51,7 +51,7 @@ class TrainModel {
   std::vector<Acts> acts_;             // [layers], or [1] with recompute
   std::vector<float> xf_, rf_, logits_;  // final norm output [m, hidden], its rstd [m], logits [m, vocab]
   // Backward buffers.
-  std::vector<float> dx_, dxn_, dq_, dk_, dv_, do_, dg_, du_, ds_, norm_partial_;
+  std::vector<float> xt_, dx_, dxn_, dq_, dk_, dv_, do_, dg_, du_, ds_, norm_partial_;
   LinearScratch lin_;
 };
 

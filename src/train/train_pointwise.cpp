@@ -48,7 +48,7 @@ void rope_forward(ExecContext& ctx, float* x, int64_t m, int n_heads, int head_d
 // The angle is inv_freq · pos, so cos(−a) = cos(a), sin(−a) = −sin(a): the transpose of the rotation.
 void rope_backward(ExecContext& ctx, float* dx, int64_t m, int n_heads, int head_dim, const int32_t* positions,
                    const std::vector<float>& inv_freq, std::vector<int32_t>& neg_positions) {
-  neg_positions.resize(size_t(m));
+  neg_positions.resize(static_cast<size_t>(m));
   for (int64_t r = 0; r < m; ++r) neg_positions[size_t(r)] = -positions[r];
   rope_apply(ctx, dx, m, n_heads, head_dim, neg_positions.data(), inv_freq, RopeLayout::kHalf);
 }
