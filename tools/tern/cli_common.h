@@ -104,6 +104,7 @@ void register_bench_serve(CLI::App& app);  // cmd_bench_serve.cpp: `bench serve`
 void register_bench_offline(CLI::App& app);  // cmd_bench_offline.cpp: `bench offline` (adds `bench` if absent)
 void register_quantize(CLI::App& app);
 void register_prune(CLI::App& app);  // cmd_prune.cpp
+void register_distill(CLI::App& app);  // cmd_distill.cpp
 void register_gguf(CLI::App& app);  // gguf quantize / gguf info
 void register_sparsify(CLI::App& app);  // cmd_sparsify.cpp
 

@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   tern::cli::register_bench_offline(app);
   tern::cli::register_quantize(app);
   tern::cli::register_prune(app);
+  tern::cli::register_distill(app);
   tern::cli::register_gguf(app);
   tern::cli::register_sparsify(app);
   try {
