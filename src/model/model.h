@@ -14,6 +14,7 @@
 #include "formats/safetensors.h"
 #include "model/transformer_weights.h"
 #include "parallel/communicator.h"
+#include "parallel/compressed_all_reduce.h"
 #include "parallel/tp_layout.h"
 
 namespace tern {
@@ -37,13 +38,16 @@ struct ModelLoadOptions {
   // (model/tp_shard.h) and config() describes them; decoders built on the model all-reduce through it.
   // Not owned; must outlive the model. Null or size 1: the whole model.
   Communicator* tp = nullptr;
+  // How the decoder's all-reduces travel (parallel/compressed_all_reduce.h): the activation dtype, or
+  // int8 codes with one scale per row (--tp-comm int8).
+  TpCommMode tp_comm = TpCommMode::Activation;
 };
 
 class Model {
  public:
   // DIR holds config.json and model.safetensors or model.safetensors.index.json + shards;
-  // or a .gguf file (formats/gguf/gguf_hf_view.h: the architectures of gguf_arch.h; options do not apply:
-  // a GGUF file chose its output matrix type itself).
+  // or a .gguf file (formats/gguf/gguf_hf_view.h: the architectures of gguf_arch.h; of the options only
+  // tensor parallelism applies: a GGUF file chose its output matrix type itself).
   static Result<std::unique_ptr<Model>> load(const std::string& dir, const ModelLoadOptions& options = {});
 
   const std::string& dir() const { return dir_; }
@@ -52,6 +56,7 @@ class Model {
   // Tensor parallelism: the communicator (null for a whole model) and this rank's slices.
   Communicator* tp_comm() const { return tp_comm_; }
   const TpLayout& tp() const { return tp_; }
+  TpCommMode tp_comm_mode() const { return tp_comm_mode_; }
   const TransformerWeights& weights() const { return weights_; }
   // config.json quantization_config (method None for a dense checkpoint).
   const QuantConfig& quant_config() const { return quant_; }
@@ -79,7 +84,9 @@ class Model {
   int64_t weight_bytes_per_token() const;
 
  private:
-  static Result<std::unique_ptr<Model>> load_gguf(const std::string& path);
+  static Result<std::unique_ptr<Model>> load_gguf(const std::string& path, const ModelLoadOptions& options);
+  // Tensor parallelism: cuts the bound weights to this rank's slices (model/tp_shard.h).
+  Status shard(const ModelLoadOptions& options, const WeightArena* bind_arena);
   std::string dir_;
   ModelConfig config_;
   SafetensorsStore store_;
@@ -89,6 +96,7 @@ class Model {
   std::vector<float> inv_freq_;
   Communicator* tp_comm_ = nullptr;
   TpLayout tp_;
+  TpCommMode tp_comm_mode_ = TpCommMode::Activation;
   std::shared_ptr<const GgufFile> gguf_;
   std::shared_ptr<const TensorSource> gguf_view_;  // the GGUF file under Hugging Face names (owns rewritten tensors)
   std::vector<std::shared_ptr<const void>> storage_;  // owners of replaced weights

@@ -15,12 +15,14 @@
 
 #include "cli_common.h"
 #include "parallel/communicator.h"
+#include "parallel/compressed_all_reduce.h"
 
 namespace tern::cli {
 
 struct ParallelOptions {
   int tp = 1;  // tensor-parallel ranks
   int pp = 1;  // pipeline stages (not implemented yet: > 1 is an error)
+  std::string tp_comm = "auto";  // the all-reduce's wire format: auto (activation dtype) or int8
   void add_to(CLI::App& cmd);
 };
 
@@ -33,6 +35,7 @@ class ParallelSession {
 
   bool worker() const { return comm_->rank() != 0; }
   Communicator* comm() const { return comm_.get(); }
+  TpCommMode tp_comm() const { return tp_comm_; }
   // A rank other than 0: loads its shard and serves until rank 0 stops; fails with the rank's error.
   void run_worker(const std::string& model, const RuntimeOptions& rt);
 
@@ -40,6 +43,7 @@ class ParallelSession {
   explicit ParallelSession(std::unique_ptr<Communicator> comm) : comm_(std::move(comm)) {}
   std::unique_ptr<Communicator> comm_;
   bool idle_ = false;  // a rank of a job that will not run (wrong rank count): nothing to stop
+  TpCommMode tp_comm_ = TpCommMode::Activation;
 };
 
 // Loads the model (this rank's shard under a session) with the runtime's options.
