@@ -67,17 +67,22 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
   if (tp) {
     TERN_RETURN_IF_ERROR(m->shard(options, &bind_arena));
-    bind_arena = WeightArena();
-    // The quantized layers were unpacked from every page of the checkpoint: let them go (read-only
-    // file pages; whatever this rank still reads, the embedding rows and a dense LM head slice, faults
-    // back in), and return the freed bind arena to the system.
-    if (m->quant_.quantized()) {
-      for (const auto& t : m->store_.tensors()) release_pages(t.data, t.bytes);
-    }
+    bind_arena = WeightArena();  // the other ranks' parts of the repacked layers
     malloc_trim(0);
   }
+  const WeightMatrix stored_head = m->weights_.lm_head;
   TERN_ASSIGN_OR_RETURN(m->weights_.lm_head,
                         quantize_lm_head(m->weights_.lm_head, options.lm_head, m->quant_.quantized(), m->arena_));
+  if (tp) {
+    // Pages read once at load and not again: a quantized checkpoint's layers were unpacked from every
+    // page of it, and a dense head slice quantized here was read to round it. They are read-only file
+    // pages (whatever this rank still reads, the embedding rows it looks up, faults back in).
+    if (m->quant_.quantized()) {
+      for (const auto& t : m->store_.tensors()) release_pages(t.data, t.bytes);
+    } else if (stored_head.dense() && stored_head.data != m->weights_.lm_head.data && !m->arena_.owns(stored_head.data)) {
+      release_pages(stored_head.data, data_bytes(stored_head));
+    }
+  }
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   return m;
 }
