@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "parallel/communicator.h"
 
@@ -27,10 +28,17 @@ void quantize_rows_int8(const float* x, int64_t rows, int64_t cols, int8_t* dst)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * cols;
     float amax = 0.f;
-    for (int64_t j = 0; j < cols; ++j) amax = std::max(amax, std::fabs(xr[j]));
+    bool finite = true;
+    for (int64_t j = 0; j < cols; ++j) amax = std::max(amax, std::fabs(xr[j])), finite = finite && std::isfinite(xr[j]);
+    int8_t* q = codes + r * cols;
+    if (!finite) {  // a row with inf / NaN stays NaN after the sum, as the f32 all-reduce would leave it
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::memcpy(dst + r * int64_t(sizeof(float)), &nan, sizeof(float));
+      std::fill(q, q + cols, int8_t(0));
+      continue;
+    }
     const float scale = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
     std::memcpy(dst + r * int64_t(sizeof(float)), &scale, sizeof(float));
-    int8_t* q = codes + r * cols;
     for (int64_t j = 0; j < cols; ++j) q[j] = int8_t(std::clamp(std::nearbyint(xr[j] * inv), -127.f, 127.f));
   }
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "compress/checkpoint_writer.h"
 #include "compress/gguf_quantize.h"
@@ -22,9 +23,9 @@
 namespace tern {
 namespace {
 
-using test::greedy;
+using test::tp_threads::greedy;
 using test::randn;
-using test::tp_greedy;
+using test::tp_threads::tp_greedy;
 
 struct Packed {
   WeightArena arena;
@@ -179,7 +180,7 @@ TEST(TpQuantThreads, IntermediateSplitFollowsDownProjBlocks) {
     EXPECT_EQ(a->inter.end, r == 0 ? 64 : 160);
   }
   // 4 ranks: 16 of o_proj's 64 columns each, inside one 32-column group.
-  EXPECT_EQ(test::tp_load_error(dir, 4),
+  EXPECT_EQ(test::tp_threads::tp_load_error(dir, 4),
             "tensor parallelism: layer 0 o_proj (int4 group 32): the split at columns [0, 16) is not on its 32-column "
             "blocks");
 }
@@ -225,12 +226,20 @@ TEST(TpCommInt8, RoundTripErrorIsHalfAStepOfEachRow) {
     }
   }
   for (int64_t j = 0; j < cols; ++j) EXPECT_EQ(back[size_t(2 * cols + j)], 0.f);
+  // A row holding inf or NaN comes back NaN (as an f32 sum would not be finite either), never garbage.
+  x[5] = std::numeric_limits<float>::infinity();
+  quantize_rows_int8(x.data(), rows, cols, wire.data());
+  std::fill(back.begin(), back.end(), 0.f);
+  add_dequantized_rows_int8(wire.data(), rows, cols, back.data());
+  EXPECT_TRUE(std::isnan(back[5]));
+  EXPECT_TRUE(std::isnan(back[0]));
+  EXPECT_FALSE(std::isnan(back[size_t(cols)]));
 }
 
 TEST(TpCommInt8, EveryRankGetsTheSameSumAndCountsItsBytes) {
   const int T = 3;
   const int64_t rows = 2, cols = 64;
-  test::Group g(T);
+  test::tp_threads::Group g(T);
   std::vector<std::vector<float>> data(T), want(T);
   std::vector<int64_t> bytes(T);
   std::vector<std::thread> ranks;
@@ -241,7 +250,7 @@ TEST(TpCommInt8, EveryRankGetsTheSameSumAndCountsItsBytes) {
   }
   for (int r = 0; r < T; ++r) {
     ranks.emplace_back([&, r] {
-      test::ThreadCommunicator comm(g, r);
+      test::tp_threads::ThreadCommunicator comm(g, r);
       std::vector<int8_t> scratch;
       EXPECT_TRUE(comm.all_reduce_sum_int8(data[size_t(r)].data(), rows, cols, scratch).is_ok());
       bytes[size_t(r)] = comm.stats().all_reduce_bytes;

@@ -11,8 +11,8 @@
 namespace tern {
 namespace {
 
-using test::greedy;
-using test::tp_greedy;
+using test::tp_threads::greedy;
+using test::tp_threads::tp_greedy;
 
 class TpThreads : public ::testing::TestWithParam<const char*> {};
 

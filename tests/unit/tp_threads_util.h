@@ -19,7 +19,7 @@
 #include "parallel/step_message.h"
 #include "parallel/tp_worker.h"
 
-namespace tern::test {
+namespace tern::test::tp_threads {
 
 // What the ranks share: one slot per rank and a barrier.
 struct Group {
@@ -149,4 +149,4 @@ inline std::string tp_load_error(const std::string& dir, int T, ModelLoadOptions
   return "";
 }
 
-}  // namespace tern::test
+}  // namespace tern::test::tp_threads
