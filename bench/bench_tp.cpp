@@ -5,7 +5,7 @@
 //            rank 0's share of a decode step in communicator calls, and the all-reduces' cost over the
 //            link (Σ over calls of the fastest rank's duration: what a rank that came last waited)
 // Usage: [mpirun -np T] bench_tp MODEL_DIR [--threads N] [--ids 1,2,3 | --reference-ids reference.json]
-//        [--greedy 16] [--prompt 128] [--decode 64]
+//        [--greedy 16] [--prompt 128] [--decode 64] [--tp-comm auto|int8]
 // Without mpirun (or -np 1) it runs the whole model in one process: the baseline.
 // Output (rank 0): "tokens: ..." with --greedy; with --decode one JSON line per rank (rss) and one summary.
 #include <fmt/format.h>
@@ -58,6 +58,7 @@ struct Args {
   std::vector<int32_t> ids;
   int greedy = 0;
   int64_t prompt = 128, decode = 0;
+  TpCommMode tp_comm = TpCommMode::Activation;
 };
 
 bool parse(int argc, char** argv, Args& a) {
@@ -68,6 +69,11 @@ bool parse(int argc, char** argv, Args& a) {
     else if (s == "--greedy") a.greedy = std::stoi(next());
     else if (s == "--prompt") a.prompt = std::stoll(next());
     else if (s == "--decode") a.decode = std::stoll(next());
+    else if (s == "--tp-comm") {
+      auto m = parse_tp_comm(next());
+      if (!m.is_ok()) return false;
+      a.tp_comm = *m;
+    }
     else if (s == "--ids") {
       std::string v = next();
       for (size_t p = 0; p < v.size();) {
@@ -148,7 +154,9 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, TimedCommunicat
     j["decode_tok_s"] = double(a.decode) / s;
     j["all_reduce_bytes_per_token"] = double(after.all_reduce_bytes - before.all_reduce_bytes) / double(a.decode);
     j["rank0_sent_bytes_per_token"] = double(after.total() - before.total()) / double(a.decode);
-    j["arithmetic_2_layers_hidden_f32"] = comm ? 2.0 * c.n_layers * double(c.hidden_size) * 4 : 0.0;
+    j["tp_comm"] = tp_comm_name(a.tp_comm);
+    // 2 all-reduces per layer of one row [hidden]: f32, or int8 codes + one f32 scale.
+    j["arithmetic_bytes_per_token"] = comm ? 2.0 * c.n_layers * double(tp_all_reduce_bytes(a.tp_comm, 1, c.hidden_size)) : 0.0;
     j["prompt_tokens"] = a.prompt;
     j["ttft_s"] = ph->prefill_s;  // the prompt's forward + its logits, batch 1
     if (comm) {
@@ -186,7 +194,7 @@ int main(int argc, char** argv) {
   Args a;
   if (!parse(argc, argv, a)) {
     fmt::print(stderr, "usage: [mpirun -np T] bench_tp MODEL_DIR [--threads N] [--ids a,b,c | --reference-ids FILE] "
-                       "[--greedy N] [--prompt N] [--decode N]\n");
+                       "[--greedy N] [--prompt N] [--decode N] [--tp-comm auto|int8]\n");
     return 2;
   }
   std::unique_ptr<Communicator> comm;
@@ -206,6 +214,7 @@ int main(int argc, char** argv) {
   if (tp) timed = std::make_unique<TimedCommunicator>(*comm);
   ModelLoadOptions lo;
   lo.tp = tp ? timed.get() : comm.get();
+  lo.tp_comm = a.tp_comm;
   auto model = Model::load(a.model, lo);
   if (!model.is_ok()) {
     fmt::print(stderr, "bench_tp: {}\n", model.status().message());

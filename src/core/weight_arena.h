@@ -18,6 +18,7 @@ class WeightArena {
     void* p = std::aligned_alloc(64, rounded ? rounded : 64);
     if (!p) throw std::bad_alloc();
     blocks_.emplace_back(static_cast<char*>(p));
+    sizes_.push_back(rounded);
     bytes_ += rounded;
     return p;
   }
@@ -26,12 +27,21 @@ class WeightArena {
     return static_cast<T*>(allocate(n * sizeof(T)));
   }
   size_t bytes() const { return bytes_; }
+  // Whether p points into a block of this arena (tensor parallelism copies what must outlive it).
+  bool owns(const void* p) const {
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      const char* b = blocks_[i].get();
+      if (static_cast<const char*>(p) >= b && static_cast<const char*>(p) < b + sizes_[i]) return true;
+    }
+    return false;
+  }
 
  private:
   struct FreeDeleter {
     void operator()(char* p) const { std::free(p); }
   };
   std::vector<std::unique_ptr<char, FreeDeleter>> blocks_;
+  std::vector<size_t> sizes_;  // [blocks_.size()] rounded bytes of each block
   size_t bytes_ = 0;
 };
 

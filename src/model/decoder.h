@@ -112,6 +112,7 @@ class Decoder {
   std::vector<float> x_;        // [c, hidden] residual stream
   std::vector<float> xn_;       // [c, hidden] normed input of a block
   std::vector<float> block_out_;// [c, hidden] output of the last block, added into x_ by the next norm
+  std::vector<int8_t> tp_pack_; // --tp-comm int8: [T + 1, c · (hidden + 4)] the packed partial sums
   std::vector<int32_t> positions_;  // [c]
   // The blocks, each with its own activations for max_chunk_ rows:
   AttentionBlock attn_;

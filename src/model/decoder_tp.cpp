@@ -35,7 +35,9 @@ Status Decoder::announce_forward(const PagedKvCache& kv, const int32_t* ids, int
 
 Status Decoder::reduce_block(int64_t rows) {
   if (!tp_) return Status::ok();
-  return tp_->all_reduce_sum(block_out_.data(), rows * model_->config().hidden_size);
+  const int64_t H = model_->config().hidden_size;
+  if (model_->tp_comm_mode() == TpCommMode::Int8) return tp_->all_reduce_sum_int8(block_out_.data(), rows, H, tp_pack_);
+  return tp_->all_reduce_sum(block_out_.data(), rows * H);
 }
 
 Status Decoder::tp_logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const {

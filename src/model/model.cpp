@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <fmt/format.h>
+#include <malloc.h>
 
 #include "formats/quant/pack_weights.h"
 #include "model/archs/architectures.h"
@@ -47,8 +48,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
     if (pp || (options.ep && options.ep->size() > 1)) {
       return Status::error(fmt::format("{}: pipeline and expert parallelism support safetensors checkpoints only, not GGUF", dir));
     }
-    if (tp) return Status::error(fmt::format("{}: tensor parallelism supports safetensors checkpoints only, not GGUF", dir));
-    return load_gguf(dir);
+    return load_gguf(dir, options);
   }
   auto m = std::make_unique<Model>();
   m->dir_ = dir;
@@ -62,7 +62,10 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   }
   TERN_ASSIGN_OR_RETURN(m->quant_, load_quant_config(dir));
   TERN_ASSIGN_OR_RETURN(m->store_, SafetensorsStore::open_dir(dir));
-  WeightBinder binder(m->store_, m->quant_, m->arena_);
+  // Under tensor parallelism the binder repacks (quantized layers) into an arena of its own: the rank
+  // keeps copies of its slices and frees the rest with it (model/tp_shard.h).
+  WeightArena bind_arena;
+  WeightBinder binder(m->store_, m->quant_, tp ? bind_arena : m->arena_);
   // yarn's attention factor scales the rotated q/k dims; only the MLA block applies it so far.
   if (!m->config_.mla.enabled() && rope_attention_factor(m->config_.rope) != 1.0) {
     return Status::error(fmt::format("{}/config.json: rope_scaling: yarn with attention factor {} is supported for "
@@ -83,14 +86,9 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
     m->pp_stats_ext_ = options.pp_stats;
   }
   if (tp) {
-    if (m->quant_.quantized()) {
-      return Status::error(fmt::format("{}: tensor parallelism supports dense checkpoints only (config.json has a "
-                                       "quantization_config)", dir));
-    }
-    TERN_ASSIGN_OR_RETURN(m->tp_, tp_layout(m->config_, options.tp->rank(), options.tp->size()));
-    TERN_ASSIGN_OR_RETURN(m->weights_, shard_weights(m->weights_, m->config_, m->tp_, m->arena_));
-    m->config_ = tp_local_config(m->config_, m->tp_);
-    m->tp_comm_ = options.tp;
+    TERN_RETURN_IF_ERROR(m->shard(options, &bind_arena));
+    bind_arena = WeightArena();  // the other ranks' parts of the repacked layers
+    malloc_trim(0);
   }
   if (options.ep && options.ep->size() > 1) {
     if (tp || pp) return Status::error("--ep: expert parallelism with --tp or --pp is not supported yet");
@@ -100,15 +98,37 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
     m->ep_comm_ = options.ep;
   }
   if (pp) pp_drop_ends(m->weights_, m->pp_);
+  const WeightMatrix stored_head = m->weights_.lm_head;
   if (m->weights_.lm_head.data) {  // a pipeline stage before the last has none
     TERN_ASSIGN_OR_RETURN(m->weights_.lm_head,
                           quantize_lm_head(m->weights_.lm_head, options.lm_head, m->quant_.quantized(), m->arena_));
+  }
+  if (tp) {
+    // Pages read once at load and not again: a quantized checkpoint's layers were unpacked from every
+    // page of it, and a dense head slice quantized here was read to round it. They are read-only file
+    // pages (whatever this rank still reads, the embedding rows it looks up, faults back in).
+    if (m->quant_.quantized()) {
+      for (const auto& t : m->store_.tensors()) release_pages(t.data, t.bytes);
+    } else if (stored_head.data && stored_head.dense() && stored_head.data != m->weights_.lm_head.data &&
+               !m->arena_.owns(stored_head.data)) {
+      release_pages(stored_head.data, data_bytes(stored_head));
+    }
   }
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   return m;
 }
 
-Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path) {
+Status Model::shard(const ModelLoadOptions& options, const WeightArena* bind_arena) {
+  TERN_ASSIGN_OR_RETURN(tp_, tp_layout(config_, options.tp->rank(), options.tp->size()));
+  TERN_ASSIGN_OR_RETURN(tp_, tp_align_layout(tp_, weights_, config_));
+  TERN_ASSIGN_OR_RETURN(weights_, shard_weights(weights_, config_, tp_, arena_, bind_arena));
+  config_ = tp_local_config(config_, tp_);
+  tp_comm_ = options.tp;
+  tp_comm_mode_ = options.tp_comm;
+  return Status::ok();
+}
+
+Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path, const ModelLoadOptions& options) {
   auto m = std::make_unique<Model>();
   m->dir_ = path;
   TERN_ASSIGN_OR_RETURN(GgufFile file, GgufFile::open(path));
@@ -121,6 +141,9 @@ Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path) {
   TERN_ASSIGN_OR_RETURN(std::unique_ptr<GgufHfView> view, GgufHfView::open(*m->gguf_, *gguf_arch, m->config_));
   WeightBinder binder(*view);
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
+  // GGUF blocks are used in place from the mmap (or the view's un-permuted q/k copies): row slices
+  // are views, column slices copies (model/tp_shard.h).
+  if (options.tp && options.tp->size() > 1) TERN_RETURN_IF_ERROR(m->shard(options, nullptr));
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   // llama3-style scaling stored as per-frequency divisors (rope_freqs.weight).
   const std::vector<float>& divisors = view->rope_divisors();

@@ -15,6 +15,7 @@
 #include "formats/safetensors.h"
 #include "model/transformer_weights.h"
 #include "parallel/communicator.h"
+#include "parallel/compressed_all_reduce.h"
 #include "parallel/pp_layout.h"
 #include "parallel/tp_layout.h"
 
@@ -55,14 +56,17 @@ struct ModelLoadOptions {
   // Expert parallelism: with a communicator of size E > 1 this rank binds only its routed experts
   // (model/ep_shard.h); decoders sum the MoE layers' routed outputs through it. Not owned.
   Communicator* ep = nullptr;
+  // How the decoder's all-reduces travel (parallel/compressed_all_reduce.h): the activation dtype, or
+  // int8 codes with one scale per row (--tp-comm int8).
+  TpCommMode tp_comm = TpCommMode::Activation;
 };
 
 
 class Model {
  public:
   // DIR holds config.json and model.safetensors or model.safetensors.index.json + shards;
-  // or a .gguf file (formats/gguf/gguf_hf_view.h: the architectures of gguf_arch.h; options do not apply:
-  // a GGUF file chose its output matrix type itself).
+  // or a .gguf file (formats/gguf/gguf_hf_view.h: the architectures of gguf_arch.h; of the options only
+  // tensor parallelism applies: a GGUF file chose its output matrix type itself).
   static Result<std::unique_ptr<Model>> load(const std::string& dir, const ModelLoadOptions& options = {});
 
   const std::string& dir() const { return dir_; }
@@ -78,6 +82,7 @@ class Model {
   Communicator* ep_comm() const { return ep_comm_; }
   TpRange ep_experts() const { return ep_experts_; }
   PpStats& pp_stats() const { return pp_stats_ext_ ? *pp_stats_ext_ : *pp_stats_; }
+  TpCommMode tp_comm_mode() const { return tp_comm_mode_; }
   const TransformerWeights& weights() const { return weights_; }
   // config.json quantization_config (method None for a dense checkpoint).
   const QuantConfig& quant_config() const { return quant_; }
@@ -105,7 +110,9 @@ class Model {
   int64_t weight_bytes_per_token() const;
 
  private:
-  static Result<std::unique_ptr<Model>> load_gguf(const std::string& path);
+  static Result<std::unique_ptr<Model>> load_gguf(const std::string& path, const ModelLoadOptions& options);
+  // Tensor parallelism: cuts the bound weights to this rank's slices (model/tp_shard.h).
+  Status shard(const ModelLoadOptions& options, const WeightArena* bind_arena);
   std::string dir_;
   ModelConfig config_;
   SafetensorsStore store_;
@@ -121,6 +128,7 @@ class Model {
   PpStats* pp_stats_ext_ = nullptr;
   Communicator* ep_comm_ = nullptr;
   TpRange ep_experts_;
+  TpCommMode tp_comm_mode_ = TpCommMode::Activation;
   std::shared_ptr<const GgufFile> gguf_;
   std::shared_ptr<const TensorSource> gguf_view_;  // the GGUF file under Hugging Face names (owns rewritten tensors)
   std::vector<std::shared_ptr<const void>> storage_;  // owners of replaced weights

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -40,6 +41,9 @@ class Communicator {
   Status all_reduce_sum(float* data, int64_t n);
   // bf16 values (uint16 bit patterns) [n]; summed in f32, rounded to bf16 once at the end.
   Status all_reduce_sum_bf16(uint16_t* data, int64_t n);
+  // data [rows, cols] := Σ over ranks, exchanged as int8 codes with one scale per row
+  // (parallel/compressed_all_reduce.h, --tp-comm int8); scratch: reused buffer.
+  Status all_reduce_sum_int8(float* data, int64_t rows, int64_t cols, std::vector<int8_t>& scratch);
   // data [bytes] of `root` copied to every rank.
   Status broadcast(void* data, int64_t bytes, int root);
   Status send(const void* data, int64_t bytes, int peer, int tag);

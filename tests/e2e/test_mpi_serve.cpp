@@ -126,3 +126,25 @@ TEST(MpiServe, ARankThatDiesEndsTheJobWithinSeconds) {
 
 }  // namespace
 }  // namespace tern::test
+
+namespace tern::test {
+namespace {
+
+TEST(MpiServe, Int8AllReduceCountsItsBytesInMetrics) {
+  TERN_SKIP_WITHOUT_MPI();
+  MpiServer s("--kv-memory-mb 64 --tp-comm int8");
+  ASSERT_GT(s.port(), 0) << s.log();
+  ASSERT_FALSE(complete(s.port(), "The configuration file").empty());
+  httplib::Client c("127.0.0.1", s.port());
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  // 2 all-reduces per layer per token of [hidden] int8 codes + one f32 scale: 2 × 8 × (512 + 4) bytes.
+  std::smatch bytes;
+  ASSERT_TRUE(std::regex_search(m->body, bytes, std::regex(R"(tern_tp_all_reduce_bytes_total (\d+))")));
+  EXPECT_GT(std::stoll(bytes[1]), 0);
+  EXPECT_EQ(std::stoll(bytes[1]) % (2 * 8 * 516), 0);
+  EXPECT_NE(std::stoll(bytes[1]) % (2 * 8 * 512 * 4), 0);
+}
+
+}  // namespace
+}  // namespace tern::test

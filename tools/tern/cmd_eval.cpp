@@ -62,8 +62,9 @@ void print_quality(const PplOptions& o, const QualityResult& q, size_t file_toke
 void eval_ppl(const PplOptions& o) {
   auto par = ParallelSession::start(o.parallel, o.runtime);
   if (par && par->worker()) return par->run_worker(o.model, o.runtime);
-  if (par && (!o.base.empty() || !o.base_logits.empty() || !o.save_logits.empty())) {
-    fail("--tp: eval ppl measures perplexity only under tensor parallelism (no --base, --base-logits, --save-logits)");
+  if (par && !o.base.empty()) {
+    fail("--tp: --base would load the whole base model on rank 0; save its logits once with --save-logits and "
+         "pass --base-logits");
   }
   Runtime rt(o.runtime);
   auto model = load_model(o.model, o.runtime, par.get());

@@ -19,9 +19,16 @@ void ParallelOptions::add_to(CLI::App& cmd) {
       ->check(CLI::Range(1, 1024));
   cmd.add_option("--ep", ep, "expert-parallel ranks: the routed experts of a mixture-of-experts model split over them")
       ->check(CLI::Range(1, 1024));
+  cmd.add_option("--tp-comm", tp_comm, "tensor-parallel all-reduce: auto (the activation dtype) or int8 (per-row "
+                                       "scales; docs/parallel.md)");
 }
 
 std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelOptions& o, const RuntimeOptions& rt) {
+  const Result<TpCommMode> mode = parse_tp_comm(o.tp_comm);
+  if (o.tp == 1 && !mode.is_ok()) fail(mode.status().message());
+  if (o.tp == 1 && *mode != TpCommMode::Activation) {
+    fail("--tp-comm " + o.tp_comm + " compresses the tensor-parallel all-reduce: it needs --tp 2 or more");
+  }
   if (o.tp == 1 && o.pp == 1 && o.ep == 1) return nullptr;
   const std::string layout = fmt::format("--tp {} --pp {}", o.tp, o.pp) + (o.ep > 1 ? fmt::format(" --ep {}", o.ep) : "");
   const int ranks = o.tp * o.pp * o.ep;
@@ -35,6 +42,12 @@ std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelOptions& o
     if (s->comm_->rank() != 0) return s;  // rank 0 reports it, once
     fail(fmt::format("{} needs {} ranks but this job has {} (launch with mpirun -np {})", layout, ranks, n, ranks));
   }
+  if (!mode.is_ok()) {
+    s->idle_ = true;
+    if (s->comm_->rank() != 0) return s;  // rank 0 reports it, once
+    fail(mode.status().message());
+  }
+  s->tp_comm_ = *mode;
   if (o.ep > 1 && (o.tp > 1 || o.pp > 1)) {
     s->idle_ = true;
     if (s->comm_->rank() != 0) return s;
@@ -76,6 +89,7 @@ std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& 
   if (par) {
     const ParallelOptions& o = par->options();
     lo.tp = par->tp_group();
+    lo.tp_comm = par->tp_comm();
     if (o.ep > 1) lo.ep = par->comm();
     if (o.pp > 1) {
       lo.pp = par->comm();

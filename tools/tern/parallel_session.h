@@ -15,6 +15,7 @@
 
 #include "cli_common.h"
 #include "parallel/communicator.h"
+#include "parallel/compressed_all_reduce.h"
 
 namespace tern::cli {
 
@@ -23,6 +24,7 @@ struct ParallelOptions {
   int pp = 1;  // pipeline stages (contiguous layer ranges; docs/parallel.md)
   int pp_micro_batches = 0;  // a step's rows pipelined in this many chunks (0: --pp)
   int ep = 1;  // expert-parallel ranks (mixture-of-experts models; not combined with tp / pp yet)
+  std::string tp_comm = "auto";  // the all-reduce's wire format: auto (activation dtype) or int8
   void add_to(CLI::App& cmd);
 };
 
@@ -39,6 +41,7 @@ class ParallelSession {
   // This rank's tensor-parallel group: the job when --pp 1, its stage's ranks otherwise (null: T = 1).
   Communicator* tp_group() const { return opt_.tp > 1 ? (group_ ? group_.get() : comm_.get()) : nullptr; }
   const ParallelOptions& options() const { return opt_; }
+  TpCommMode tp_comm() const { return tp_comm_; }
   // A rank other than 0: loads its shard and serves until rank 0 stops; fails with the rank's error.
   void run_worker(const std::string& model, const RuntimeOptions& rt);
 
@@ -52,6 +55,7 @@ class ParallelSession {
   mutable PpLayout pp_layout_;
   friend std::unique_ptr<Model> load_model(const std::string&, const RuntimeOptions&, const ParallelSession*);
   bool idle_ = false;  // a rank of a job that will not run (wrong rank count): nothing to stop
+  TpCommMode tp_comm_ = TpCommMode::Activation;
 };
 
 // Loads the model (this rank's shard under a session) with the runtime's options.
