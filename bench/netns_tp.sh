@@ -146,7 +146,7 @@ for l in open(sys.argv[1]):
         print(f"{j['rate']:>7} {j['model']:<16} {j['layout']:<9} {j['kind']:<6} skipped: {j['error'].strip().splitlines()[-1] if j['error'].strip() else 'no output'}")
         continue
     veth = j.get("veth_bytes", 0)
-    print(f"{j['rate']:>7} {j['model']:<16} {j['layout']:<9} {j['kind']:<6} {j['decode_tok_s']:>7.2f} {j['ttft_s']:>7.3f} "
+    print(f"{j['rate']:>7} {j['model']:<16} {j['layout']:<9} {j['kind']:<6} {j.get('decode_tok_s', float('nan')):>7.2f} {j.get('ttft_s', float('nan')):>7.3f} "
           f"{100 * j.get('comm_share', 0):>6.1f}% {1e3 * j.get('all_reduce_link_s_per_token', 0):>11.3f} "
           f"{'-' if not veth else '%.2f' % (veth / 1e6):>8} {j['load']:>5.2f}")
 EOF
