@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "mpi_server.h"
 #include "mpi_test_util.h"
 #include "serve_test_util.h"
 
@@ -139,65 +140,6 @@ TEST(MpiEp, DenseModelIsRefusedByName) {
   EXPECT_NE(r.err.find("--ep 2: config.json has no mixture-of-experts layers"), std::string::npos) << r.err;
 }
 
-// mpirun -np N tern serve ... on a free port; the constructor waits for the "serving ... on" line.
-class MpiServer {
- public:
-  MpiServer(int np, const std::string& extra) {
-    log_ = dir_.file("serve.log");
-    const std::string cmd = "exec env " + mpirun_prefix(np) + "'" + TERN_BINARY + "' serve -m '" +
-                            model_dir("docs-llama-28m") + "' --port 0 -t 1 " + extra + " >'" + dir_.file("serve.out") +
-                            "' 2>'" + log_ + "'";
-    port_ = spawn_and_wait_port(cmd, log_, &pid_, 1200);
-  }
-  // SIGTERM to mpirun (it forwards it and reaps its ranks), then SIGKILL to whatever is left.
-  ~MpiServer() {
-    if (pid_ <= 0) return;
-    const std::vector<pid_t> left = ranks();
-    kill(pid_, SIGTERM);
-    if (wait_exit(15) == -1) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    for (pid_t p : left) kill(p, SIGKILL);
-  }
-  int port() const { return port_; }
-  std::string log() const { return slurp_file(log_); }
-  int wait_exit(double timeout_s) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    while (std::chrono::steady_clock::now() < until) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return -1;
-  }
-  std::vector<pid_t> ranks() const {
-    std::vector<pid_t> out;
-    if (pid_ <= 0) return out;
-    const CommandResult r = run_shell("pgrep -P " + std::to_string(pid_) + " -f ' serve -m '");
-    std::istringstream in(r.out);
-    for (pid_t p; in >> p;) out.push_back(p);
-    return out;
-  }
-
- private:
-  TempDir dir_;
-  std::string log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
-
-std::string complete(int port, const std::string& prompt) {
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(120, 0);
-  const nlohmann::json body = {{"model", "docs-llama-28m"}, {"prompt", prompt}, {"max_tokens", 16}, {"temperature", 0}};
-  auto r = c.Post("/v1/completions", body.dump(), "application/json");
-  if (!r || r->status != 200) return "";
-  return nlohmann::json::parse(r->body)["choices"][0]["text"];
-}
 
 std::string metrics(int port) {
   httplib::Client c("127.0.0.1", port);

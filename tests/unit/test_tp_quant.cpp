@@ -239,7 +239,7 @@ TEST(TpCommInt8, RoundTripErrorIsHalfAStepOfEachRow) {
 TEST(TpCommInt8, EveryRankGetsTheSameSumAndCountsItsBytes) {
   const int T = 3;
   const int64_t rows = 2, cols = 64;
-  test::tp_threads::Group g(T);
+  test::ThreadGroup g(T);
   std::vector<std::vector<float>> data(T), want(T);
   std::vector<int64_t> bytes(T);
   std::vector<std::thread> ranks;
@@ -250,7 +250,7 @@ TEST(TpCommInt8, EveryRankGetsTheSameSumAndCountsItsBytes) {
   }
   for (int r = 0; r < T; ++r) {
     ranks.emplace_back([&, r] {
-      test::tp_threads::ThreadCommunicator comm(g, r);
+      test::ThreadComm comm(g, r);
       std::vector<int8_t> scratch;
       EXPECT_TRUE(comm.all_reduce_sum_int8(data[size_t(r)].data(), rows, cols, scratch).is_ok());
       bytes[size_t(r)] = comm.stats().all_reduce_bytes;
