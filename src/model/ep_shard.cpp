@@ -1,24 +1,11 @@
 #include "model/ep_shard.h"
 
 #include <fmt/format.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "model/blocks/moe.h"
+#include "model/tp_slice.h"
 
 namespace tern {
-
-namespace {
-
-void release_pages(const WeightMatrix& w) {
-  if (!w.data || !w.dense()) return;
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = (uintptr_t(w.data) + page - 1) & ~(page - 1);
-  const uintptr_t end = (uintptr_t(w.data) + w.bytes()) & ~(page - 1);
-  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-}
-
-}  // namespace
 
 Result<TpRange> ep_expert_range(const ModelConfig& cfg, int rank, int size) {
   if (!cfg.moe.enabled()) {

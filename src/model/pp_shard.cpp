@@ -1,22 +1,8 @@
 #include "model/pp_shard.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
+#include "model/tp_slice.h"
 
 namespace tern {
-
-namespace {
-
-// Drops [p, p + bytes) of a read-only file mapping from the resident set (safe: pages fault back in).
-void release_pages(const WeightMatrix& w) {
-  if (!w.data || !w.dense()) return;
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = (uintptr_t(w.data) + page - 1) & ~(page - 1);
-  const uintptr_t end = (uintptr_t(w.data) + w.bytes()) & ~(page - 1);
-  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-}
-
-}  // namespace
 
 TransformerWeights pp_stage_layers(const TransformerWeights& full, const PpLayout& p) {
   TransformerWeights w;

@@ -52,6 +52,10 @@ void release_pages(const void* p, size_t bytes) {
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+void release_pages(const WeightMatrix& w) {
+  if (w.data && w.dense()) release_pages(w.data, size_t(w.bytes()));
+}
+
 int64_t column_block(const WeightMatrix& w) {
   switch (w.format) {
     case WeightFormat::Dense:

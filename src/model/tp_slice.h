@@ -39,5 +39,7 @@ WeightMatrix copy_matrix(const WeightMatrix& w, WeightArena& arena);
 // for read-only file mappings (they fault back in from the file if touched again) or memory nobody
 // reads again.
 void release_pages(const void* p, size_t bytes);
+// The same for a dense matrix's data (other formats and absent matrices: nothing).
+void release_pages(const WeightMatrix& w);
 
 }  // namespace tern
