@@ -44,18 +44,7 @@ class MpiServer {
   int port() const { return port_; }
   std::string log() const { return slurp_file(log_); }
   // The exit code of mpirun, -1 when it is still running after timeout_s, -2 when killed by a signal.
-  int wait_exit(double timeout_s) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    while (std::chrono::steady_clock::now() < until) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return -1;
-  }
+  int wait_exit(double timeout_s) { return wait_child_exit(pid_, timeout_s); }
   // The ranks' pids, in start order: mpirun's children (`tern serve ...`).
   std::vector<pid_t> ranks() const {
     std::vector<pid_t> out;

@@ -33,6 +33,21 @@ inline std::string slurp_file(const std::string& path) {
   return ss.str();
 }
 
+// Waits for child `pid` to end: its exit code (-2 if killed by a signal; pid becomes -1), or -1 if it
+// is still running after `timeout_s`.
+inline int wait_child_exit(pid_t& pid, double timeout_s) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < until) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      pid = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
 // Starts `cmd` under /bin/sh and waits (up to `tries` x 50 ms) for the server's "... on http://HOST:PORT" line in
 // the log file `log`. Returns the port, 0 if none came; *pid is the shell's pid, -1 once it ended without one.
 inline int spawn_and_wait_port(const std::string& cmd, const std::string& log, pid_t* pid, int tries) {
@@ -82,18 +97,7 @@ class ServerProcess {
     return wait_exit(timeout_s);
   }
   // The exit code once the process ends (-1 if it did not within `timeout_s`, -2 if killed by a signal).
-  int wait_exit(double timeout_s) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    while (std::chrono::steady_clock::now() < until) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
-  }
+  int wait_exit(double timeout_s) { return wait_child_exit(pid_, timeout_s); }
 
   // VmRSS in KiB.
   int64_t rss_kib() const {
