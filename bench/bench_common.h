@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,16 @@ inline bool has_flag(int argc, char** argv, const char* name) {
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], name) == 0) return true;
   return false;
+}
+
+// A process's resident set in KiB (VmRSS of /proc/PID/status; pid 0: this process), -1 if unreadable.
+inline int64_t rss_kib(int pid = 0) {
+  std::ifstream f(pid ? "/proc/" + std::to_string(pid) + "/status" : std::string("/proc/self/status"));
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
 }
 
 // The matmul shapes of a Llama-3.2-1B layer and its LM head: y[n] = x[k] · W[n, k]ᵀ.

@@ -40,6 +40,7 @@ namespace {
 
 using tern::bench::arg_value;
 using tern::bench::now_s;
+using tern::bench::rss_kib;
 
 int g_port = 0;
 std::string g_model = "docs-llama-28m";
@@ -98,15 +99,6 @@ std::string get_metrics() {
 double metric(const std::string& text, const std::string& name) {
   const size_t at = text.find("\n" + name + " ");
   return at == std::string::npos ? -1 : std::atof(text.c_str() + at + name.size() + 2);
-}
-
-int64_t rss_kib(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
 }
 
 // Samples a process's RSS every 20 ms while alive; peak() is the largest seen.

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.h"
 #include "core/cpu_features.h"
 #include "core/exec_context.h"
 #include "core/thread_pool.h"
@@ -29,18 +30,10 @@
 #include "parallel/tp_worker.h"
 
 using namespace tern;
+using tern::bench::rss_kib;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-int64_t rss_kib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return 0;
-}
 
 std::string pending_summary;  // rank 0's JSON line, completed after the ranks compare their all-reduce times
 
