@@ -66,8 +66,7 @@ std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelOptions& o
   }
   auto watch = RankWatch::start(*s->comm_);
   if (watch.is_ok()) {
-    s->watch_ = std::move(watch).value();
-    s->on_rank_lost(nullptr);
+    s->watch_ = std::move(watch).value();  // armed once the model is loaded (load_model)
   } else if (s->comm_->rank() == 0) {
     std::fprintf(stderr, "[tern] warning: a rank that dies will not be noticed before mpirun ends the job: %s\n",
                  watch.status().message().c_str());
@@ -75,7 +74,7 @@ std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelOptions& o
   return s;
 }
 
-void ParallelSession::on_rank_lost(std::function<void(int rank)> f) {
+void ParallelSession::on_rank_lost(std::function<void(int rank)> f) const {
   if (!watch_) return;
   if (!f) {
     f = [size = comm_->size()](int rank) {
@@ -128,6 +127,8 @@ std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& 
     fail(m.status().message());
   }
   if (par) par->pp_layout_ = m.value()->pp();
+  // Armed only now: a load error is every rank's, and rank 0 says it (a rank that ended first is no news).
+  if (par) par->on_rank_lost(nullptr);
   return std::move(m).value();
 }
 

@@ -47,9 +47,10 @@ class ParallelSession {
   // A rank other than 0: loads its shard and serves until rank 0 stops; fails with the rank's error.
   void run_worker(const std::string& model, const RuntimeOptions& rt);
   // Rank 0: what to do when another rank's process ends (parallel/rank_watch.h), called once on the
-  // watch's thread. Until set, such a loss is one `tern: error:` line and exit 1 (mpirun would otherwise
-  // leave rank 0 blocked in a collective for a second and then kill it without a word); null: back to that.
-  void on_rank_lost(std::function<void(int rank)> f);
+  // watch's thread. From the end of load_model() until set, such a loss is one `tern: error:` line and
+  // exit 1 (mpirun would otherwise leave rank 0 blocked in a collective for a second and then kill it
+  // without a word); null: back to that. A loss during the load is reported when the load ends.
+  void on_rank_lost(std::function<void(int rank)> f) const;
 
  private:
   ParallelSession(std::unique_ptr<Communicator> comm, const ParallelOptions& o) : comm_(std::move(comm)), opt_(o) {}
