@@ -1,6 +1,10 @@
 // Parsed chat replies: see chat_output.h.
 #include "api/chat_output.h"
 
+#include <algorithm>
+
+#include "api/constraint_request.h"
+
 namespace tern::api {
 
 using json = nlohmann::ordered_json;
@@ -26,11 +30,16 @@ std::unique_ptr<ChatParserOptions> chat_parser_options(const ChatFormat& format,
   } else if (tf.choice == ToolChoice::kRequired) {
     o->forced = ChatParserOptions::Forced::kRequired;
   }
+  // Where a grammar fixes the call's shape, its arguments stream as they are generated.
+  o->stream_arguments = o->forced != ChatParserOptions::Forced::kNo ||
+                        (tf.choice == ToolChoice::kAuto && auto_constrained(format.tool_calls));
   return o;
 }
 
 void parse_choice(const ChatParserOptions& options, ChoiceState& c) {
-  ChatOutputParser p(options);
+  ChatParserOptions whole = options;
+  whole.stream_arguments = false;  // one answer: a call cut off is content, as without streaming
+  ChatOutputParser p(whole);
   p.feed(c.text);
   p.finish();
   c.parsed = true;
@@ -57,7 +66,8 @@ json tool_calls_json(const std::vector<ToolCall>& calls, int first_index, bool w
 }
 
 void stream_parsed_event(const ResponseMeta& meta, const Tokenizer& tok, int index, const EngineOutput& ev,
-                         const ChatDelta& d, int& calls_sent, bool include_usage_field, std::string& out) {
+                         const ChatDelta& d, int& calls_sent, int calls_complete, bool include_usage_field,
+                         std::string& out) {
   const bool has_logprobs = meta.want_logprobs && !ev.tokens.empty();
   if (!d.reasoning.empty() || !d.content.empty() || has_logprobs) {
     json delta = json::object();
@@ -65,14 +75,29 @@ void stream_parsed_event(const ResponseMeta& meta, const Tokenizer& tok, int ind
     if (!d.content.empty()) delta["content"] = d.content;
     out += sse_event(chat_chunk(meta, tok, index, &ev, std::move(delta), nullptr, include_usage_field));
   }
+  for (const ToolCallPart& p : d.call_parts) {
+    // As OpenAI streams a call: the first piece has index, id, type and name with arguments "", the
+    // next ones index and an arguments piece (clients concatenate them per index).
+    json call = {{"index", p.index}};
+    if (!p.id.empty()) {
+      call["id"] = p.id;
+      call["type"] = "function";
+      call["function"] = {{"name", p.name}, {"arguments", p.arguments}};
+    } else {
+      call["function"] = {{"arguments", p.arguments}};
+    }
+    json delta = {{"tool_calls", json::array({std::move(call)})}};
+    out += sse_event(chat_chunk(meta, tok, index, nullptr, std::move(delta), nullptr, include_usage_field));
+    calls_sent = std::max(calls_sent, p.index + 1);
+  }
   for (const ToolCall& c : d.calls) {
-    // Each call whole in one chunk: id, name and the complete arguments (clients concatenate argument
-    // pieces per index, so one piece is the simplest valid stream).
+    if (c.streamed) continue;  // its pieces went out above, as it was generated
+    // A call not streamed in pieces goes whole in one chunk: id, name and the complete arguments.
     json delta = {{"tool_calls", tool_calls_json({c}, calls_sent++, true)}};
     out += sse_event(chat_chunk(meta, tok, index, nullptr, std::move(delta), nullptr, include_usage_field));
   }
   if (ev.finish != EngineFinish::kNone) {
-    out += sse_event(chat_chunk(meta, tok, index, nullptr, json::object(), chat_finish_reason(ev.finish, calls_sent > 0),
+    out += sse_event(chat_chunk(meta, tok, index, nullptr, json::object(), chat_finish_reason(ev.finish, calls_complete > 0),
                                 include_usage_field));
   }
 }

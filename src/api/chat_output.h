@@ -29,9 +29,11 @@ nlohmann::ordered_json chat_finish_reason(EngineFinish f, bool has_calls);
 
 // One streamed event of a parsed choice: the chunks for its delta (reasoning / content with the event's
 // logprobs, then one chunk per call), and on finish a last chunk with empty delta and the finish_reason.
-// calls_sent: calls of this choice streamed so far (the `index` of the next).
+// calls_sent: calls of this choice streamed so far (the `index` of the next); calls_complete: calls
+// the parser returned (a call whose pieces went out but that was cut off does not make it "tool_calls").
 void stream_parsed_event(const ResponseMeta& meta, const Tokenizer& tok, int index, const EngineOutput& ev,
-                         const ChatDelta& d, int& calls_sent, bool include_usage_field, std::string& out);
+                         const ChatDelta& d, int& calls_sent, int calls_complete, bool include_usage_field,
+                         std::string& out);
 
 nlohmann::ordered_json tool_calls_json(const std::vector<ToolCall>& calls, int first_index, bool with_index);
 

@@ -138,7 +138,8 @@ struct Job : std::enable_shared_from_this<Job> {
       started[i] = true;
     }
     if (parse_opts) {
-      return stream_parsed_event(meta, tok, ev.index, ev.out, parsed_delta(i, ev.out), calls_sent[i], include_usage,
+      const ChatDelta d = parsed_delta(i, ev.out);
+      return stream_parsed_event(meta, tok, ev.index, ev.out, d, calls_sent[i], int(parsers[i]->calls().size()), include_usage,
                                  out);
     }
     const bool has_logprobs = meta.want_logprobs && !ev.out.tokens.empty();

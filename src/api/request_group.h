@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "engine/engine.h"
@@ -77,6 +78,23 @@ class RequestGroup {
       }
     }
     for (RequestId id : ids) engine.cancel(id);
+  }
+
+  // Ends every added choice not finished yet with an error now, as if the engine had delivered it; the
+  // engine's own later events for them are dropped. For an engine that can no longer answer (a rank of
+  // a parallel job died while a step waits on it), so the request is answered without it.
+  void fail_unfinished(const std::string& message) {
+    std::vector<int> open;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < ids_.size(); ++i) {
+        if (added_[i] && !done_[i]) open.push_back(int(i));
+      }
+    }
+    EngineOutput end;
+    end.finish = EngineFinish::kError;
+    end.error = message;
+    for (int i : open) push(i, end);
   }
 
   std::atomic<bool> cancelled_by_shutdown{false};

@@ -296,4 +296,18 @@ void ApiServer::shutdown() { impl_->begin_shutdown(false); }
 
 void ApiServer::shutdown_now() { impl_->begin_shutdown(true); }
 
+void ApiServer::fail_in_flight(const std::string& message) {
+  std::fprintf(stderr, "[tern] %s: answering the requests in flight with 503\n", message.c_str());
+  impl_->begin_shutdown(true);  // new requests: 503 from here on
+  std::vector<std::shared_ptr<RequestGroup>> live;
+  {
+    std::lock_guard<std::mutex> g(impl_->groups_mu);
+    live.assign(impl_->groups.begin(), impl_->groups.end());
+  }
+  for (auto& g : live) {
+    g->cancelled_by_shutdown = true;  // answered as 503
+    g->fail_unfinished(message);
+  }
+}
+
 }  // namespace tern::api

@@ -72,6 +72,11 @@ class ApiServer {
   // Thread-safe, returns at once: as shutdown(), with no grace: what is in flight is cancelled now
   // (a second SIGTERM).
   void shutdown_now();
+  // Thread-safe, returns at once: the engine can no longer answer (a rank of a parallel job died and
+  // the step in progress waits on it). Requests in flight are answered now, without the engine, with
+  // 503 and `message` (streams: an error event and [DONE]); new requests get 503; then run() returns.
+  // The caller exits without joining the engine.
+  void fail_in_flight(const std::string& message);
 
   struct Impl;
 

@@ -1,11 +1,12 @@
 // `tern serve --tp 2` under mpirun (issue 17): rank 0 answers the OpenAI requests with the same
 // greedy text as a single-process server, exports what it sent in /metrics, and a rank that dies
-// ends the job (mpirun exits non-zero) within seconds instead of leaving a server that hangs.
+// gets every request in flight a clean 503 and ends the job (non-zero) instead of a server that hangs.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -48,17 +49,55 @@ TEST(MpiServe, AnswersLikeTheSingleProcessServer) {
   EXPECT_EQ(std::stoll(bytes[1]) % (2 * 8 * 512 * 4), 0);
 }
 
-TEST(MpiServe, ARankThatDiesEndsTheJobWithinSeconds) {
+TEST(MpiServe, ARankThatDiesGetsEveryRequestInFlightA503AndEndsTheJob) {
   TERN_SKIP_WITHOUT_MPI();
   MpiServer s(2, "--tp 2 --kv-memory-mb 64");
   ASSERT_GT(s.port(), 0) << s.log();
   ASSERT_FALSE(complete(s.port(), "Hello").empty());
   const std::vector<pid_t> ranks = s.ranks();
   ASSERT_EQ(ranks.size(), 2u) << s.log();
+  // Two requests that would run for thousands of tokens: one streamed, one answered as a whole body.
+  auto request = [](bool stream) {
+    const std::string body = nlohmann::json{{"model", "docs-llama-28m"}, {"prompt", "The configuration file"},
+                                            {"max_tokens", 3000}, {"ignore_eos", true}, {"temperature", 0},
+                                            {"stream", stream}}.dump();
+    return "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n"
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  std::string whole, streamed;
+  std::thread a([&] { whole = send_and_read(s.port(), request(false), 120); });
+  std::promise<void> first_chunk;
+  std::thread b([&] {
+    const int fd = connect_local(s.port(), 120);
+    if (fd < 0) return first_chunk.set_value();
+    send_all(fd, request(true));
+    char buf[65536];
+    bool told = false;
+    for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) {
+      streamed.append(buf, size_t(n));
+      if (!told && streamed.find("\"text\"") != std::string::npos) {
+        told = true;
+        first_chunk.set_value();  // both requests are being generated now
+      }
+    }
+    if (!told) first_chunk.set_value();
+    close(fd);
+  });
+  first_chunk.get_future().wait();
   kill(ranks.back(), SIGKILL);  // the higher pid: rank 1 (started after rank 0)
-  const int code = s.wait_exit(30);
-  EXPECT_NE(code, -1) << "mpirun still running 30 s after a rank died\n" << s.log();
+  a.join();
+  b.join();
+  // The whole-body request: a 503 with an OpenAI error naming the lost rank, not a dropped connection.
+  EXPECT_NE(whole.find("HTTP/1.1 503"), std::string::npos) << whole.substr(0, 400) << "\n" << s.log();
+  EXPECT_NE(whole.find("rank 1 of the parallel job stopped"), std::string::npos) << whole.substr(0, 400);
+  // The stream had begun (200): it ends with an error event and [DONE].
+  EXPECT_NE(streamed.find("HTTP/1.1 200"), std::string::npos) << streamed.substr(0, 400);
+  EXPECT_NE(streamed.find("\"error\""), std::string::npos) << streamed.substr(streamed.size() > 400 ? streamed.size() - 400 : 0);
+  EXPECT_NE(streamed.find("data: [DONE]"), std::string::npos);
+  const int code = s.wait_exit(60);
+  EXPECT_NE(code, -1) << "mpirun still running 60 s after a rank died\n" << s.log();
   EXPECT_NE(code, 0);
+  EXPECT_NE(s.log().find("tern: error: rank 1 of the parallel job stopped"), std::string::npos) << s.log();
 }
 
 }  // namespace

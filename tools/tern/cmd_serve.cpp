@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -187,6 +188,15 @@ void serve(const ServeOptions& o) {
                o.fake_engine ? " (TEST FAKE ENGINE: no model compute)" : "");
   std::fflush(stderr);
 
+  // A rank of a parallel job died: the step in progress will never return, so the requests in flight
+  // are answered with 503 now and the process exits non-zero (below) without joining the engine.
+  std::atomic<int> lost_rank{-1};
+  if (par) {
+    par->on_rank_lost([&](int rank) {
+      lost_rank = rank;
+      server.fail_in_flight(fmt::format("rank {} of the parallel job stopped", rank));
+    });
+  }
   std::thread signals([&] {
     for (int count = 0;; ++count) {
       int sig = 0;
@@ -206,6 +216,12 @@ void serve(const ServeOptions& o) {
   server.run();
   pthread_kill(signals.native_handle(), SIGUSR1);
   signals.join();
+  if (par) par->on_rank_lost(nullptr);  // the server is gone: a loss from here on is one error line
+  if (lost_rank >= 0) {
+    std::fprintf(stderr, "tern: error: rank %d of the parallel job stopped; the server cannot go on\n", lost_rank.load());
+    std::fflush(stderr);
+    std::_Exit(1);  // the engine thread waits on the dead rank forever: no join, no MPI finalize
+  }
   engine->shutdown(/*cancel_in_flight=*/true);
   std::fprintf(stderr, "[tern] server stopped\n");
 }

@@ -1,5 +1,8 @@
 #include "parallel_session.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include "parallel/group_communicator.h"
@@ -61,10 +64,29 @@ std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelOptions& o
     if (!g.is_ok()) fail(layout + ": " + g.status().message());
     s->group_ = std::move(g).value();
   }
+  auto watch = RankWatch::start(*s->comm_);
+  if (watch.is_ok()) {
+    s->watch_ = std::move(watch).value();  // armed once the model is loaded (load_model)
+  } else if (s->comm_->rank() == 0) {
+    std::fprintf(stderr, "[tern] warning: a rank that dies will not be noticed before mpirun ends the job: %s\n",
+                 watch.status().message().c_str());
+  }
   return s;
 }
 
+void ParallelSession::on_rank_lost(std::function<void(int rank)> f) const {
+  if (!watch_) return;
+  if (!f) {
+    f = [size = comm_->size()](int rank) {
+      std::fprintf(stderr, "tern: error: rank %d of %d stopped (its process ended); the job cannot go on\n", rank, size);
+      std::_Exit(1);
+    };
+  }
+  watch_->arm(std::move(f));
+}
+
 ParallelSession::~ParallelSession() {
+  if (watch_) watch_->disarm();  // the ranks exit when told to stop: that is no loss
   if (!idle_ && comm_->rank() == 0) (void)broadcast_stop(*comm_);
   // Each pipeline stage's share of the run spent waiting (docs/parallel.md, "Pipeline parallelism").
   const PpLayout& p = pp_layout_;
@@ -105,6 +127,8 @@ std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& 
     fail(m.status().message());
   }
   if (par) par->pp_layout_ = m.value()->pp();
+  // Armed only now: a load error is every rank's, and rank 0 says it (a rank that ended first is no news).
+  if (par) par->on_rank_lost(nullptr);
   return std::move(m).value();
 }
 

@@ -10,12 +10,14 @@
 // Declare the session before the model and the engine: its destructor tells the workers to stop.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "cli_common.h"
 #include "parallel/communicator.h"
 #include "parallel/compressed_all_reduce.h"
+#include "parallel/rank_watch.h"
 
 namespace tern::cli {
 
@@ -44,11 +46,17 @@ class ParallelSession {
   TpCommMode tp_comm() const { return tp_comm_; }
   // A rank other than 0: loads its shard and serves until rank 0 stops; fails with the rank's error.
   void run_worker(const std::string& model, const RuntimeOptions& rt);
+  // Rank 0: what to do when another rank's process ends (parallel/rank_watch.h), called once on the
+  // watch's thread. From the end of load_model() until set, such a loss is one `tern: error:` line and
+  // exit 1 (mpirun would otherwise leave rank 0 blocked in a collective for a second and then kill it
+  // without a word); null: back to that. A loss during the load is reported when the load ends.
+  void on_rank_lost(std::function<void(int rank)> f) const;
 
  private:
   ParallelSession(std::unique_ptr<Communicator> comm, const ParallelOptions& o) : comm_(std::move(comm)), opt_(o) {}
   std::unique_ptr<Communicator> comm_;
   std::unique_ptr<Communicator> group_;  // TP × PP: this stage's T ranks (over comm_)
+  std::unique_ptr<RankWatch> watch_;     // null when the ranks could not reach rank 0 over TCP
   ParallelOptions opt_;
   // Pipeline parallelism: this rank's stage and timings, reported on stderr when the session ends.
   mutable PpStats pp_stats_;

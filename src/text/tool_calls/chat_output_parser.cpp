@@ -79,7 +79,11 @@ ChatOutputParser::ChatOutputParser(ChatParserOptions options) : opt_(std::move(o
 ChatDelta ChatOutputParser::feed(std::string_view text) {
   buf_.append(text);
   ChatDelta d;
-  if (opt_.forced == ChatParserOptions::Forced::kNo) run(false, d);
+  if (opt_.forced == ChatParserOptions::Forced::kNo) {
+    run(false, d);
+  } else if (opt_.stream_arguments) {
+    stream_forced(d);
+  }
   return d;
 }
 
@@ -94,6 +98,7 @@ ChatDelta ChatOutputParser::finish() {
 }
 
 void ChatOutputParser::finish_forced(ChatDelta& d) {
+  if (opt_.stream_arguments) stream_forced(d);
   std::vector<ToolCall> got;
   bool ok = false;
   const json v = parse_bounded(buf_);
@@ -105,11 +110,12 @@ void ChatOutputParser::finish_forced(ChatDelta& d) {
     if (ok && !opt_.parallel) got.resize(1);
   }
   if (!ok) {  // cut off by max_tokens (the grammar admits nothing else): the text is the content
-    emit_content(buf_, d);
+    if (next_index_ == 0) emit_content(buf_, d);  // unless calls were shown as they began
     buf_.clear();
     return;
   }
   for (ToolCall& c : got) {
+    c.streamed = int(calls_.size()) < next_index_;
     c.id = make_tool_call_id(opt_.format, opt_.id_seed, int(calls_.size()));
     calls_.push_back(c);
     d.calls.push_back(std::move(c));
@@ -263,9 +269,11 @@ bool ChatOutputParser::add_call(const std::string& text, std::vector<ToolCall>& 
 void ChatOutputParser::fail_call(ChatDelta& d, size_t n) {
   // Not a call after all: every character the model wrote stays visible, as content; text after the
   // failed call is read as content again. Calls are off from here, so the same text is not re-read.
+  // A call whose pieces went out already stays the partial call the client saw.
   n = std::min(n, buf_.size());
   skip_ws_ = false;
-  emit_content(call_raw_ + buf_.substr(0, n), d);
+  if (part_index_ < 0) emit_content(call_raw_ + buf_.substr(0, n), d);
+  end_part();
   call_raw_.clear();
   buf_.erase(0, n);
   state_ = State::kContent;
@@ -273,6 +281,8 @@ void ChatOutputParser::fail_call(ChatDelta& d, size_t n) {
 }
 
 bool ChatOutputParser::step_call(bool final, ChatDelta& d) {
+  // Constrained Hermes / Llama 3.1 calls are name-first objects: their arguments stream as they come.
+  if (opt_.stream_arguments && opt_.format != ToolCallFormat::kMistral) stream_scanned(scan_call(buf_), buf_, d);
   std::vector<ToolCall> got;
   size_t used = 0;  // bytes of buf_ the complete call(s) took
   if (opt_.format == ToolCallFormat::kHermes) {
@@ -343,7 +353,13 @@ bool ChatOutputParser::step_call(bool final, ChatDelta& d) {
     got.resize(1);
   }
   for (ToolCall& c : got) {
-    c.id = make_tool_call_id(opt_.format, opt_.id_seed, int(calls_.size()));
+    if (part_index_ >= 0) {  // the call streamed above: the same id
+      c.id = part_id_;
+      c.streamed = true;
+      end_part();
+    } else {
+      c.id = make_tool_call_id(opt_.format, opt_.id_seed, opt_.stream_arguments ? next_index_++ : int(calls_.size()));
+    }
     calls_.push_back(c);
     d.calls.push_back(std::move(c));
   }
@@ -365,6 +381,57 @@ bool ChatOutputParser::step_llama_next(bool final) {
     state_ = State::kContent;
   }
   return true;
+}
+
+void ChatOutputParser::stream_scanned(const CallScan& c, std::string_view s, ChatDelta& d) {
+  if (c.bad || !c.has_name || c.args_begin == CallScan::npos) return;
+  if (part_index_ < 0) {  // the first piece: id and name
+    part_index_ = next_index_++;
+    part_id_ = make_tool_call_id(opt_.format, opt_.id_seed, part_index_);
+    d.call_parts.push_back({part_index_, part_id_, c.name, ""});
+  }
+  const size_t stop = c.args_end != CallScan::npos ? c.args_end : s.size();
+  const std::string_view args = s.substr(c.args_begin, stop - c.args_begin);
+  const size_t ready = c.args_end != CallScan::npos ? args.size() : utf8_complete_prefix(args);
+  if (ready > args_sent_) {
+    d.call_parts.push_back({part_index_, "", "", std::string(args.substr(args_sent_, ready - args_sent_))});
+    args_sent_ = ready;
+  }
+}
+
+void ChatOutputParser::stream_forced(ChatDelta& d) {
+  const std::string_view b = buf_;
+  size_t i = skip_ws(b);
+  if (opt_.forced == ChatParserOptions::Forced::kNamed) {
+    // The whole reply is the named function's arguments object.
+    if (i == b.size() || b[i] != '{' || (part_index_ < 0 && next_index_ > 0)) return;
+    CallScan c;
+    c.has_name = true;
+    c.name = opt_.forced_name;
+    c.args_begin = i;
+    const size_t n = json_value_end(b.substr(i));
+    if (n != std::string_view::npos) c.args_end = i + n;
+    stream_scanned(c, b, d);
+    if (c.args_end != CallScan::npos) end_part();
+    return;
+  }
+  // "required": [{"name": ..., "parameters": {...}}, ...], element k is call k.
+  if (i == b.size() || b[i] != '[') return;
+  ++i;
+  for (int k = 0;; ++k) {
+    i = skip_ws(b, i);
+    if (i == b.size() || b[i] != '{') return;
+    const CallScan c = scan_call(b.substr(i));
+    if (c.bad) return;
+    if (k == part_index_ || (part_index_ < 0 && k == next_index_)) {
+      stream_scanned(c, b.substr(i), d);
+      if (c.end != CallScan::npos && k == part_index_) end_part();
+    }
+    if (c.end == CallScan::npos) return;
+    i = skip_ws(b, i + c.end);
+    if (i == b.size() || b[i] != ',') return;
+    ++i;
+  }
 }
 
 }  // namespace tern

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "text/tool_calls/call_scan.h"
 #include "text/tool_calls/tool_call_format.h"
 
 namespace tern {
@@ -18,6 +19,16 @@ struct ToolCall {
   std::string id;
   std::string name;
   std::string arguments;  // a JSON object as text (OpenAI's `function.arguments`)
+  bool streamed = false;  // its pieces already went out as ChatDelta::call_parts
+};
+
+// A piece of a call being generated (ChatParserOptions::stream_arguments): the first piece of call
+// `index` has its id and name (arguments ""), the next ones append to its arguments text. The
+// pieces of one call concatenate to the arguments exactly as the model wrote them.
+struct ToolCallPart {
+  int index = 0;
+  std::string id, name;  // first piece only
+  std::string arguments;
 };
 
 // What one feed() / finish() adds.
@@ -25,7 +36,8 @@ struct ChatDelta {
   std::string reasoning;
   std::string content;
   std::vector<ToolCall> calls;  // complete calls, in order
-  bool empty() const { return reasoning.empty() && content.empty() && calls.empty(); }
+  std::vector<ToolCallPart> call_parts;  // stream_arguments: calls as they are generated
+  bool empty() const { return reasoning.empty() && content.empty() && calls.empty() && call_parts.empty(); }
 };
 
 struct ChatParserOptions {
@@ -42,6 +54,10 @@ struct ChatParserOptions {
   enum class Forced { kNo, kNamed, kRequired };
   Forced forced = Forced::kNo;
   std::string forced_name;
+  // The call's shape is guaranteed by a grammar (forced calls; "auto" in the Hermes and Llama 3.1
+  // formats): name and arguments go out as call_parts while they are generated. A call cut off after
+  // its first piece stays a partial call (it is not turned into content: the client saw it begin).
+  bool stream_arguments = false;
 };
 
 class ChatOutputParser {
@@ -71,16 +87,27 @@ class ChatOutputParser {
   bool calls_allowed() const;
   void emit_content(std::string_view s, ChatDelta& d);
   void fail_call(ChatDelta& d, size_t n = std::string::npos);  // the marker + n bytes of call text -> content
+  // stream_arguments: the call object at buf_[from..] as far as it goes -> call_parts; the forced forms.
+  void stream_scanned(const CallScan& c, std::string_view s, ChatDelta& d);
+  void stream_forced(ChatDelta& d);
+  void end_part() { part_index_ = -1, args_sent_ = 0; }
 
   ChatParserOptions opt_;
   State state_ = State::kStart;
   std::string buf_;       // text not yet classified
   std::string call_raw_;  // kCall: the marker and the call text consumed so far
   bool content_started_ = false;  // non-whitespace content went out (Llama's bare JSON must come first)
-  bool skip_ws_ = false;
-  bool failed_ = false;           // a call did not parse: the rest of the reply is content          // drop whitespace before the next content (after </think> or a call)
+  bool skip_ws_ = false;          // drop whitespace before the next content (after </think> or a call)
+  bool failed_ = false;           // a call did not parse: the rest of the reply is content
   std::string reasoning_, content_;
   std::vector<ToolCall> calls_;
+  // stream_arguments: the call being streamed (-1: none), its id, the bytes of its arguments sent,
+  // the index the next call gets, and (forced "required") where the next array element starts.
+  int part_index_ = -1;
+  std::string part_id_;
+  size_t args_sent_ = 0;
+  int next_index_ = 0;
+  size_t forced_pos_ = 0;
 };
 
 // The index just past the JSON object or array that starts at s[0] ('{' or '['), or npos while it is
