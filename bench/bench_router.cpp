@@ -1,6 +1,6 @@
 // tern router figures (docs/benchmarks.md, docs/router.md). It starts its own `tern serve` replicas and
 // `tern router` on loopback and drives them:
-//   bench_router overhead TERN [--router-cpus L --load-cpus L] [--new-connections] [--rounds N]
+//   bench_router overhead TERN [--router-cpus L --load-cpus L] [--new-connections] [--rounds N] [--router-tern T]
 //                                     latency added by the router, p50 / p99 at concurrency 1 and 64, and the
 //                                     router's CPU time per request (fake-engine replica, 1-token answers:
 //                                     router vs the same replica direct, interleaved rounds)
@@ -170,6 +170,7 @@ std::vector<double> latencies(int port, int concurrency, int per_thread, bool ke
 
 struct OverheadOptions {
   std::string router_cpus, load_cpus;  // taskset lists: the router's, the replica's and the clients'
+  std::string router_tern;             // another tern binary for the router (a baseline build), or ""
   bool keep_alive = true;
   int rounds = 4;
 };
@@ -196,7 +197,7 @@ void overhead(const std::string& tern, const OverheadOptions& o) {
   Proc replica(tern, "serve -m '" + std::string(TERN_SHARED_DIR) +
                "/models/docs-llama-28m' --test-fake-engine --test-fake-steps-per-s 100000 --port 0 --max-queue 1024",
                o.load_cpus);
-  Proc router(tern, "router --port 0 --replica " + replica.url(), o.router_cpus);
+  Proc router(o.router_tern.empty() ? tern : o.router_tern, "router --port 0 --replica " + replica.url(), o.router_cpus);
   std::printf("CPUs: router %s, replica and clients %s; %s clients\n", o.router_cpus.empty() ? "any" : o.router_cpus.c_str(),
               o.load_cpus.empty() ? "any" : o.load_cpus.c_str(), o.keep_alive ? "keep-alive" : "connection-per-request");
   std::printf("| concurrency | direct p50 / p99 (ms) | via router p50 / p99 (ms) | added p50 / p99 (ms) | samples each "
@@ -422,7 +423,8 @@ int main(int argc, char** argv) {
   const std::string tern = argv[2];
   if (mode == "overhead") {
     // [--router-cpus LIST] [--load-cpus LIST] (taskset lists: e.g. the router on core 1, the replica and
-    // the clients on core 0, as a router on cores of its own), [--new-connections], [--rounds N] (4).
+    // the clients on core 0, as a router on cores of its own), [--new-connections], [--rounds N] (4),
+    // [--router-tern PATH] (the router from another build, e.g. a baseline; the replica stays TERN's).
     OverheadOptions o;
     for (int i = 3; i < argc; ++i) {
       const std::string a = argv[i];
@@ -430,6 +432,7 @@ int main(int argc, char** argv) {
       if (a == "--router-cpus" && value) o.router_cpus = argv[++i];
       else if (a == "--load-cpus" && value) o.load_cpus = argv[++i];
       else if (a == "--new-connections") o.keep_alive = false;
+      else if (a == "--router-tern" && value) o.router_tern = argv[++i];
       else if (a == "--rounds" && value) o.rounds = std::max(1, std::atoi(argv[++i]));
       else {
         std::fprintf(stderr, "bench_router overhead: unknown argument '%s'\n", a.c_str());
