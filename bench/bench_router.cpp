@@ -1,12 +1,15 @@
 // tern router figures (docs/benchmarks.md, docs/router.md). It starts its own `tern serve` replicas and
 // `tern router` on loopback and drives them:
-//   bench_router overhead TERN        latency added by the router, p50 / p99 at concurrency 1 and 64
-//                                     (fake-engine replica, 1-token answers: router vs the same replica direct)
+//   bench_router overhead TERN [--router-cpus L --load-cpus L] [--new-connections] [--rounds N] [--router-tern T]
+//                                     latency added by the router, p50 / p99 at concurrency 1 and 64, and the
+//                                     router's CPU time per request (fake-engine replica, 1-token answers:
+//                                     router vs the same replica direct, interleaved rounds)
 //   bench_router affinity TERN MODEL [serve args] [--router-X V] [--think-s S] [--rounds N]: 32 conversations
 //     x 6 turns (each resends the history, streamed) over 3 real replicas: prefix-cache hit rate (the replicas'
 //     /metrics) and TTFT, affinity vs round robin (fresh replicas each run; rounds alternate the policies)
 //   bench_router failover TERN        3 fake replicas under load, one SIGKILLed (then one SIGSTOPped): the
 //                                     time until the router has taken it out (no request goes there after)
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <regex>
@@ -46,12 +50,14 @@ struct Proc {
   pid_t pid = -1;
   int port = 0;
   std::string log;
-  Proc(const std::string& tern, const std::string& args) {
+  // cpus: a taskset list ("1", "0-1") the process is pinned to, or "" for any.
+  Proc(const std::string& tern, const std::string& args, const std::string& cpus = "") {
     char tmpl[] = "/tmp/bench_router_XXXXXX";
     const int fd = mkstemp(tmpl);
     if (fd >= 0) close(fd);
     log = tmpl;
-    const std::string cmd = "exec '" + tern + "' " + args + " >/dev/null 2>'" + log + "'";
+    const std::string pin = cpus.empty() ? "" : "taskset -c " + cpus + " ";  // taskset execs: the pid stays
+    const std::string cmd = "exec " + pin + "'" + tern + "' " + args + " >/dev/null 2>'" + log + "'";
     pid = fork();
     if (pid == 0) {
       execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
@@ -121,13 +127,29 @@ std::string get_metrics(int port) {
 
 // ---- overhead ----
 
-std::vector<double> latencies(int port, int concurrency, int per_thread) {
+// CPU time a process has run, all its threads (ns, /proc/PID/task/*/schedstat: finer than the stat ticks).
+double cpu_ns(pid_t pid) {
+  double sum = 0;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& e : std::filesystem::directory_iterator(dir, std::filesystem::directory_options::skip_permission_denied)) {
+    std::istringstream in(slurp(e.path().string() + "/schedstat"));
+    double ns = 0;
+    if (in >> ns) sum += ns;
+  }
+  return sum;
+}
+
+// keep_alive: one connection per client, as client libraries keep (httplib's own default is a new
+// connection per request, which the router's figures before 2026-12-07 05:00 were taken with).
+std::vector<double> latencies(int port, int concurrency, int per_thread, bool keep_alive = true) {
   const std::string body = R"({"model":"docs-llama-28m","max_tokens":1,"temperature":0,"prompt":"The router adds"})";
   std::vector<std::vector<double>> per(static_cast<size_t>(concurrency));
   std::vector<std::thread> ts;
   for (int t = 0; t < concurrency; ++t) {
     ts.emplace_back([&, t] {
-      httplib::Client c("127.0.0.1", port);  // keep-alive, as a client library would
+      httplib::Client c("127.0.0.1", port);
+      c.set_keep_alive(keep_alive);
+      c.set_tcp_nodelay(true);  // httplib writes head and body apart: Nagle + delayed ACK would add 40 ms
       c.set_read_timeout(60, 0);
       for (int i = 0; i < per_thread; ++i) {
         const auto t0 = Clock::now();
@@ -146,26 +168,61 @@ std::vector<double> latencies(int port, int concurrency, int per_thread) {
   return all;
 }
 
-void overhead(const std::string& tern) {
+struct OverheadOptions {
+  std::string router_cpus, load_cpus;  // taskset lists: the router's, the replica's and the clients'
+  std::string router_tern;             // another tern binary for the router (a baseline build), or ""
+  bool keep_alive = true;
+  int rounds = 4;
+};
+
+// Pins this process (the clients' threads, created after) to a taskset list such as "0" or "0-1".
+bool pin_self(const std::string& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::istringstream in(cpus);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    const size_t dash = part.find('-');
+    const int lo = std::stoi(part.substr(0, dash)), hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
+    for (int c = lo; c <= hi; ++c) CPU_SET(c, &set);
+  }
+  return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+void overhead(const std::string& tern, const OverheadOptions& o) {
+  if (!o.load_cpus.empty() && !pin_self(o.load_cpus)) {
+    std::fprintf(stderr, "bench_router: cannot pin to CPUs %s\n", o.load_cpus.c_str());
+    std::exit(1);
+  }
   Proc replica(tern, "serve -m '" + std::string(TERN_SHARED_DIR) +
-               "/models/docs-llama-28m' --test-fake-engine --test-fake-steps-per-s 100000 --port 0 --max-queue 1024");
-  Proc router(tern, "router --port 0 --replica " + replica.url());
-  std::printf("| concurrency | direct p50 / p99 (ms) | via router p50 / p99 (ms) | added p50 / p99 (ms) | samples each | load |\n"
-              "|---|---|---|---|---|---|\n");
+               "/models/docs-llama-28m' --test-fake-engine --test-fake-steps-per-s 100000 --port 0 --max-queue 1024",
+               o.load_cpus);
+  Proc router(o.router_tern.empty() ? tern : o.router_tern, "router --port 0 --replica " + replica.url(), o.router_cpus);
+  std::printf("CPUs: router %s, replica and clients %s; %s clients\n", o.router_cpus.empty() ? "any" : o.router_cpus.c_str(),
+              o.load_cpus.empty() ? "any" : o.load_cpus.c_str(), o.keep_alive ? "keep-alive" : "connection-per-request");
+  std::printf("| concurrency | direct p50 / p99 (ms) | via router p50 / p99 (ms) | added p50 / p99 (ms) | samples each "
+              "| router CPU / request (us) | replica CPU / request (us) | load |\n"
+              "|---|---|---|---|---|---|---|---|\n");
   for (int c : {1, 64}) {
-    const int per_thread = c == 1 ? 500 : 40;
+    const int per_round = c == 1 ? 125 : 10;  // requests per client and round
     std::vector<double> direct, routed;
-    latencies(replica.port, c, 20);  // warm up connections and the engine
-    latencies(router.port, c, 20);
-    for (int round = 0; round < 4; ++round) {  // interleaved, so drift of the machine hits both alike
-      auto d = latencies(replica.port, c, per_thread / 4 + 1);
-      auto r = latencies(router.port, c, per_thread / 4 + 1);
+    latencies(replica.port, c, 20, o.keep_alive);  // warm up connections and the engine
+    latencies(router.port, c, 20, o.keep_alive);
+    double router_ns = 0, replica_direct_ns = 0;
+    for (int round = 0; round < o.rounds; ++round) {  // interleaved, so drift of the machine hits both alike
+      const double p0 = cpu_ns(replica.pid);
+      auto d = latencies(replica.port, c, per_round, o.keep_alive);
+      const double r0 = cpu_ns(router.pid), p1 = cpu_ns(replica.pid);
+      auto r = latencies(router.port, c, per_round, o.keep_alive);
+      router_ns += cpu_ns(router.pid) - r0;
+      replica_direct_ns += p1 - p0;
       direct.insert(direct.end(), d.begin(), d.end());
       routed.insert(routed.end(), r.begin(), r.end());
     }
-    std::printf("| %d | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %zu | %s |\n", c, pct(direct, 0.5), pct(direct, 0.99),
-                pct(routed, 0.5), pct(routed, 0.99), pct(routed, 0.5) - pct(direct, 0.5),
-                pct(routed, 0.99) - pct(direct, 0.99), direct.size(), load_average().c_str());
+    std::printf("| %d | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %zu | %.1f | %.1f | %s |\n", c, pct(direct, 0.5),
+                pct(direct, 0.99), pct(routed, 0.5), pct(routed, 0.99), pct(routed, 0.5) - pct(direct, 0.5),
+                pct(routed, 0.99) - pct(direct, 0.99), direct.size(), router_ns / 1e3 / double(routed.size()),
+                replica_direct_ns / 1e3 / double(direct.size()), load_average().c_str());
     std::fflush(stdout);
   }
 }
@@ -357,7 +414,7 @@ void failover(const std::string& tern) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_router overhead|failover TERN | bench_router affinity TERN MODEL [serve args] [--router-OPTION V] "
+    std::fprintf(stderr, "usage: bench_router overhead|failover TERN | bench_router load PORT CONCURRENCY N | bench_router affinity TERN MODEL [serve args] [--router-OPTION V] "
                  "[--think-s S] [--rounds N] [--conversations N] [--turns N]\n");
     return 1;
   }
@@ -365,7 +422,29 @@ int main(int argc, char** argv) {
   const std::string mode = argv[1];
   const std::string tern = argv[2];
   if (mode == "overhead") {
-    overhead(tern);
+    // [--router-cpus LIST] [--load-cpus LIST] (taskset lists: e.g. the router on core 1, the replica and
+    // the clients on core 0, as a router on cores of its own), [--new-connections], [--rounds N] (4),
+    // [--router-tern PATH] (the router from another build, e.g. a baseline; the replica stays TERN's).
+    OverheadOptions o;
+    for (int i = 3; i < argc; ++i) {
+      const std::string a = argv[i];
+      const bool value = i + 1 < argc;
+      if (a == "--router-cpus" && value) o.router_cpus = argv[++i];
+      else if (a == "--load-cpus" && value) o.load_cpus = argv[++i];
+      else if (a == "--new-connections") o.keep_alive = false;
+      else if (a == "--router-tern" && value) o.router_tern = argv[++i];
+      else if (a == "--rounds" && value) o.rounds = std::max(1, std::atoi(argv[++i]));
+      else {
+        std::fprintf(stderr, "bench_router overhead: unknown argument '%s'\n", a.c_str());
+        return 1;
+      }
+    }
+    overhead(tern, o);
+  } else if (mode == "load" && argc >= 5) {
+    // bench_router load PORT CONCURRENCY REQUESTS_PER_CLIENT: the overhead mode's load on any server (to
+    // profile one, e.g. `perf record -p` on the router meanwhile); prints p50 / p99.
+    const auto v = latencies(std::stoi(argv[2]), std::stoi(argv[3]), std::stoi(argv[4]));
+    std::printf("%zu requests: p50 %.3f ms, p99 %.3f ms\n", v.size(), pct(v, 0.5), pct(v, 0.99));
   } else if (mode == "failover") {
     failover(tern);
   } else if (mode == "affinity" && argc >= 4) {

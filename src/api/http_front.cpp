@@ -205,4 +205,6 @@ void HttpFront::stop() {
 
 int64_t HttpFront::connections() const { return impl_->open.load(); }
 
+boost::asio::io_context& HttpFront::io_context() { return impl_->ioc; }
+
 }  // namespace tern::api

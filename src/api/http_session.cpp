@@ -210,6 +210,7 @@ void Session::dispatch() {
   first_ = false;
   keep_ = shared_from_this();
   exchange_ = std::make_shared<Exchange>(weak_from_this(), ++seq_, front_.gate);
+  if (opt_.handler_on_io_thread) return run_handler(front_, req, exchange_);
   front_.gate->to_work([&front = front_, req = std::move(req), x = exchange_]() mutable { run_handler(front, req, x); });
 }
 

@@ -17,6 +17,28 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+class HeaderExchange final : public HttpExchange {
+ public:
+  HeaderExchange(std::shared_ptr<HttpExchange> inner, HttpHeaders extra) : inner_(std::move(inner)), extra_(std::move(extra)) {}
+  void respond(HttpResponse r) override {
+    r.headers.insert(r.headers.end(), extra_.begin(), extra_.end());
+    inner_->respond(std::move(r));
+  }
+  void start_stream(int status, std::string type, HttpHeaders h) override {
+    h.insert(h.end(), extra_.begin(), extra_.end());
+    inner_->start_stream(status, std::move(type), std::move(h));
+  }
+  void write(std::string chunk) override { inner_->write(std::move(chunk)); }
+  void end() override { inner_->end(); }
+  void on_abort(std::function<void()> fn) override { inner_->on_abort(std::move(fn)); }
+  void post(std::function<void()> fn) override { inner_->post(std::move(fn)); }
+  size_t pending_bytes() const override { return inner_->pending_bytes(); }
+
+ private:
+  std::shared_ptr<HttpExchange> inner_;
+  HttpHeaders extra_;
+};
+
 }  // namespace
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -82,6 +104,23 @@ OriginVerdict check_origin(std::string_view origin, std::string_view host_header
     if (a == "*" || lower(a) == o) return OriginVerdict::kAllowed;
   }
   return OriginVerdict::kRefused;
+}
+
+HttpHeaders cors_headers(const std::string& origin) { return {{"Access-Control-Allow-Origin", origin}, {"Vary", "Origin"}}; }
+
+HttpResponse cors_preflight(const HttpHeaders& cors) {
+  HttpResponse r;
+  r.status = 204;
+  r.content_type.clear();
+  r.headers = cors;
+  r.headers.push_back({"Access-Control-Allow-Methods", "GET, POST, OPTIONS"});
+  r.headers.push_back({"Access-Control-Allow-Headers", "Authorization, Content-Type, x-api-key, anthropic-version"});
+  r.headers.push_back({"Access-Control-Max-Age", "600"});
+  return r;
+}
+
+std::shared_ptr<HttpExchange> with_headers(std::shared_ptr<HttpExchange> inner, HttpHeaders extra) {
+  return std::make_shared<HeaderExchange>(std::move(inner), std::move(extra));
 }
 
 }  // namespace tern::api

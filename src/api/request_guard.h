@@ -4,9 +4,12 @@
 // time independent of where the first difference is).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "api/http_front.h"
 
 namespace tern::api {
 
@@ -31,5 +34,12 @@ enum class OriginVerdict {
   kRefused,
 };
 OriginVerdict check_origin(std::string_view origin, std::string_view host_header, const std::vector<std::string>& allowed);
+
+// An allowed cross-site request: the headers every answer to it carries, and the answer to its preflight
+// (OPTIONS). Shared by `tern serve` and `tern router`.
+HttpHeaders cors_headers(const std::string& origin);
+HttpResponse cors_preflight(const HttpHeaders& cors);
+// An exchange that adds `extra` headers to the answer of `inner`, whole or streamed.
+std::shared_ptr<HttpExchange> with_headers(std::shared_ptr<HttpExchange> inner, HttpHeaders extra);
 
 }  // namespace tern::api

@@ -60,29 +60,6 @@ HttpFrontOptions front_options(const ServerOptions& o) {
   return f;
 }
 
-// Adds the CORS headers of an allowed cross-site request to whatever the route answers.
-class CorsExchange final : public HttpExchange {
- public:
-  CorsExchange(XPtr inner, HttpHeaders extra) : inner_(std::move(inner)), extra_(std::move(extra)) {}
-  void respond(HttpResponse r) override {
-    r.headers.insert(r.headers.end(), extra_.begin(), extra_.end());
-    inner_->respond(std::move(r));
-  }
-  void start_stream(int status, std::string type, HttpHeaders h) override {
-    h.insert(h.end(), extra_.begin(), extra_.end());
-    inner_->start_stream(status, std::move(type), std::move(h));
-  }
-  void write(std::string chunk) override { inner_->write(std::move(chunk)); }
-  void end() override { inner_->end(); }
-  void on_abort(std::function<void()> fn) override { inner_->on_abort(std::move(fn)); }
-  void post(std::function<void()> fn) override { inner_->post(std::move(fn)); }
-  size_t pending_bytes() const override { return inner_->pending_bytes(); }
-
- private:
-  XPtr inner_;
-  HttpHeaders extra_;
-};
-
 }  // namespace
 
 ApiServer::Impl::Impl(Engine& e, const Tokenizer& t, const ModelChatTemplate* c, ServerOptions o)
@@ -146,23 +123,14 @@ void ApiServer::Impl::handle(HttpRequest& req, const XPtr& x) {
       return send_error(x, api_error(403, "cross-origin requests from " + origin + " are not allowed (--cors-origin)",
                                      "invalid_request_error", "origin_not_allowed"));
     case OriginVerdict::kAllowed:
-      cors = {{"Access-Control-Allow-Origin", origin}, {"Vary", "Origin"}};
+      cors = cors_headers(origin);
       preflight = req.method == "OPTIONS";
       break;
     default:
       break;
   }
-  if (preflight) {
-    HttpResponse r;
-    r.status = 204;
-    r.content_type.clear();
-    r.headers = cors;
-    r.headers.push_back({"Access-Control-Allow-Methods", "GET, POST, OPTIONS"});
-    r.headers.push_back({"Access-Control-Allow-Headers", "Authorization, Content-Type, x-api-key, anthropic-version"});
-    r.headers.push_back({"Access-Control-Max-Age", "600"});
-    return x->respond(std::move(r));
-  }
-  const XPtr out = cors.empty() ? x : std::make_shared<CorsExchange>(x, std::move(cors));
+  if (preflight) return x->respond(cors_preflight(cors));
+  const XPtr out = cors.empty() ? x : with_headers(x, std::move(cors));
   if (!opt.api_key.empty() && needs_key(req.path, opt.metrics_public) &&
       !constant_time_equal(req.header("authorization"), "Bearer " + opt.api_key) &&
       !constant_time_equal(req.header("x-api-key"), opt.api_key)) {

@@ -6,11 +6,13 @@
 // refuses with 503 / 429) costs only a retry elsewhere. Whole (Content-Length) answers are relayed once
 // complete, so a non-streaming request is never half-answered. Once a stream has started, a failure
 // ends it with an SSE error event and `data: [DONE]`; events are relayed whole (up to each blank line),
-// so that error event never lands inside a half-sent one.
+// so that error event never lands inside a half-sent one. On /v1/messages (Anthropic's API) the errors
+// are in Anthropic's shape, and a cut stream ends with an `event: error` (its streams have no [DONE]).
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 
+#include "api/anthropic_response.h"
 #include "router/router_impl.h"
 
 namespace tern::router {
@@ -120,9 +122,17 @@ class Forward final : public UpstreamSink, public ReplicaUser, public std::enabl
     r.cut_streams++;
     core_.cut_streams_total++;
     if (sse_) {
-      const json err = {{"error", {{"message", "the replica serving this stream failed (" + end.error + ")"},
-                                   {"type", "server_error"}, {"param", nullptr}, {"code", "replica_failed"}}}};
-      x_->write("data: " + err.dump() + "\n\ndata: [DONE]\n\n");
+      const std::string why = "the replica serving this stream failed (" + end.error + ")";
+      if (anthropic_path(target_)) {
+        // Anthropic's streams end with an `error` event (and have no [DONE]).
+        api::ApiError e;
+        e.http_status = 500;
+        e.message = why;
+        x_->write("event: error\ndata: " + api::anthropic_error_body(e) + "\n\n");
+      } else {
+        const json err = {{"error", {{"message", why}, {"type", "server_error"}, {"param", nullptr}, {"code", "replica_failed"}}}};
+        x_->write("data: " + err.dump() + "\n\ndata: [DONE]\n\n");
+      }
     }
     x_->end();
     finish();
@@ -152,7 +162,7 @@ class Forward final : public UpstreamSink, public ReplicaUser, public std::enabl
   void give_up() {
     core_.unrouted_total++;
     const std::string why = last_error_.empty() ? "no replica is healthy" : "no replica could answer (last: " + last_error_ + ")";
-    x_->respond(json_error(503, why, "server_error", "no_replica"));
+    x_->respond(error_for(target_, 503, why, "server_error", "no_replica"));
     finish();
   }
 

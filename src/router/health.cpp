@@ -49,8 +49,8 @@ class Check final : public UpstreamSink, public std::enable_shared_from_this<Che
     api::HttpHeaders h;
     if (!core_.opt.api_key.empty()) h.emplace_back("authorization", "Bearer " + core_.opt.api_key);
     const double t = core_.opt.health_timeout_s;
-    start_call(core_.ctx(), r_->addr, build_request("GET", path, r_->addr, h, ""), false, shared_from_this(),
-               CallTimeouts{std::min(core_.opt.connect_timeout_s, t), t});
+    core_.health_calls.push_back(start_call(core_.ctx(), r_->addr, build_request("GET", path, r_->addr, h, ""), false,
+                                            shared_from_this(), CallTimeouts{std::min(core_.opt.connect_timeout_s, t), t}));
   }
 
   void on_bytes() override { r_->last_heard = Clock::now(); }
@@ -59,6 +59,10 @@ class Check final : public UpstreamSink, public std::enable_shared_from_this<Che
 
   void on_end(UpstreamEnd end) override {
     Replica& r = *r_;
+    if (core_.stopped) {
+      r.checks--;
+      return;
+    }
     if (path_ == "/health") {
       if (end.ok && status_ == 200) {
         core_.mark_up(r);
@@ -114,11 +118,14 @@ class Check final : public UpstreamSink, public std::enable_shared_from_this<Che
 }  // namespace
 
 void Router::Impl::check(const std::shared_ptr<Replica>& r, bool confirming) {
+  if (stopped) return;
   r->checks++;
   std::make_shared<Check>(*this, r, confirming)->send("/health");
 }
 
 void Router::Impl::health_round() {
+  if (stopped) return;
+  std::erase_if(health_calls, [](const std::weak_ptr<UpstreamCall>& c) { return c.expired(); });
   for (const auto& r : set.all()) {
     if (r->checks < kMaxChecks) check(r);
   }
@@ -127,6 +134,18 @@ void Router::Impl::health_round() {
   health_timer.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) health_round();
   });
+}
+
+// The router stops (after its drain): the I/O thread's run() returns once the front's connections are
+// closed, so nothing of the router may keep it busy.
+void Router::Impl::stop_io() {
+  stopped = true;
+  health_timer.cancel();
+  for (const auto& w : health_calls) {
+    if (auto c = w.lock()) cancel_call(*c);
+  }
+  health_calls.clear();
+  for (const auto& r : set.all()) pool.drop(r->addr.url);
 }
 
 }  // namespace tern::router

@@ -1,12 +1,12 @@
 // Router: the HTTP front (src/api/http_front.h), the handler, the replica choice and states, start,
-// drain and reload (router.h). Requests are posted to the I/O thread, which owns the replica set.
+// drain and reload (router.h). The handler runs on the front's I/O thread, which owns the replica set.
 #include <nlohmann/json.hpp>
 
 #include <boost/asio/post.hpp>
 
 #include <cstdio>
-#include <future>
 
+#include "api/anthropic_response.h"
 #include "api/request_guard.h"
 #include "router/router_impl.h"
 
@@ -24,7 +24,49 @@ HttpResponse json_error(int status, const std::string& message, const std::strin
   return r;
 }
 
-Router::Impl::Impl(RouterOptions o) : opt(std::move(o)) {}
+bool anthropic_path(const std::string& path) { return path.rfind("/v1/messages", 0) == 0; }
+
+HttpResponse error_for(const std::string& path, int status, const std::string& message, const std::string& type,
+                       const std::string& code) {
+  if (!anthropic_path(path)) return json_error(status, message, type, code);
+  api::ApiError e;
+  e.http_status = status;
+  e.message = message;
+  e.type = type;
+  e.code = code;
+  HttpResponse r;
+  r.status = status;
+  r.body = api::anthropic_error_body(e);
+  return r;
+}
+
+namespace {
+
+// A chat body past this is parsed for its affinity key on a worker thread, not on the I/O thread (a long
+// history takes a millisecond or more, which would hold up every other client's relay meanwhile).
+constexpr size_t kInlineKeyBytes = 64u << 10;
+
+std::unique_ptr<api::HttpFront> make_front(Router::Impl& s) {
+  api::HttpFrontOptions fo;
+  fo.max_body_bytes = s.opt.max_body_bytes;
+  fo.max_buffered_bytes = std::max<size_t>(size_t(256) << 20, 2 * s.opt.max_body_bytes);
+  fo.max_header_bytes = s.opt.max_header_bytes;
+  fo.max_header_fields = s.opt.max_header_fields;
+  fo.header_timeout_s = s.opt.header_timeout_s;
+  fo.body_timeout_s = s.opt.body_timeout_s;
+  fo.write_timeout_s = s.opt.write_timeout_s;
+  fo.worker_threads = std::max(1, s.opt.http_threads);
+  fo.handler_on_io_thread = true;  // handle() only parses and starts non-blocking calls
+  fo.max_connections = s.opt.max_connections;
+  fo.error_response = [](int status, const std::string& message) {
+    return json_error(status, message, status >= 500 ? "server_error" : "invalid_request_error", "");
+  };
+  return std::make_unique<api::HttpFront>(std::move(fo), [&s](HttpRequest& req, XPtr x) { s.handle(req, std::move(x)); });
+}
+
+}  // namespace
+
+Router::Impl::Impl(RouterOptions o) : opt(std::move(o)), front(make_front(*this)), io(front->io_context()) {}
 
 bool Router::Impl::any_eligible(const std::vector<std::string>& tried) const {
   for (const auto& r : set.all()) {
@@ -110,39 +152,51 @@ void Router::Impl::apply_replicas(const std::vector<ReplicaAddress>& list) {
 
 void Router::Impl::handle(HttpRequest& req, XPtr x) {
   const std::string& p = req.path;
-  if (!api::host_allowed(req.header("host"), opt.host, {})) {
-    return x->respond(json_error(403, "the Host header names another server", "invalid_request_error", "forbidden_host"));
+  // Who may call, as `tern serve` decides it (api/request_guard.h): the Host (DNS rebinding of a loopback
+  // router), a browser's Origin (--cors-origin), the key.
+  const std::string host = req.header("host");
+  if (!api::host_allowed(host, opt.host, opt.allowed_hosts)) {
+    return x->respond(error_for(p, 403, "Host '" + host + "' is not a name of this server (--allowed-host adds one)",
+                                "invalid_request_error", "host_not_allowed"));
   }
-  const api::OriginVerdict origin = api::check_origin(req.header("origin"), req.header("host"), {});
-  if (origin == api::OriginVerdict::kRefused) {
-    return x->respond(json_error(403, "cross-site requests are not allowed", "invalid_request_error", "forbidden_origin"));
+  const std::string origin = req.header("origin");
+  switch (api::check_origin(origin, host, opt.cors_origins)) {
+    case api::OriginVerdict::kRefused:
+      return x->respond(error_for(p, 403, "cross-origin requests from " + origin + " are not allowed (--cors-origin)",
+                                  "invalid_request_error", "origin_not_allowed"));
+    case api::OriginVerdict::kAllowed:
+      if (req.method == "OPTIONS") return x->respond(api::cors_preflight(api::cors_headers(origin)));
+      x = api::with_headers(std::move(x), api::cors_headers(origin));
+      break;
+    default:
+      break;
   }
-  if (!opt.api_key.empty() && p != "/health" &&
-      !api::constant_time_equal(req.header("authorization"), "Bearer " + opt.api_key)) {
-    return x->respond(json_error(401, "invalid or missing API key (Authorization: Bearer <key>)", "invalid_request_error",
-                                 "invalid_api_key"));
+  const bool needs_key = p != "/health" && !(p == "/metrics" && opt.metrics_public);
+  if (!opt.api_key.empty() && needs_key &&
+      !api::constant_time_equal(req.header("authorization"), "Bearer " + opt.api_key) &&
+      !api::constant_time_equal(req.header("x-api-key"), opt.api_key)) {
+    // OpenAI's clients send a bearer token, Anthropic's x-api-key: either is accepted, as by `tern serve`.
+    return x->respond(error_for(p, 401, "invalid or missing API key (Authorization: Bearer <key>, or x-api-key: <key>)",
+                                "invalid_request_error", "invalid_api_key"));
   }
   const bool get = req.method == "GET" || req.method == "HEAD";
   if (p == "/metrics" || p == "/health") {
     if (!get) return x->respond(json_error(405, "method " + req.method + " is not allowed on " + p + " (use GET)",
                                            "invalid_request_error", ""));
-    const bool metrics = p == "/metrics";
-    return net::post(io, [this, x, metrics] {
-      if (metrics) {
-        HttpResponse r;
-        r.content_type = "text/plain; version=0.0.4";
-        r.body = metrics_text();
-        return x->respond(std::move(r));
-      }
-      int healthy = 0;
-      for (const auto& r : set.all()) healthy += r->healthy ? 1 : 0;
+    if (p == "/metrics") {
       HttpResponse r;
-      r.status = draining ? 503 : healthy > 0 ? 200 : 503;
-      r.body = nlohmann::json{{"status", draining ? "shutting down" : healthy > 0 ? "ok" : "no healthy replica"},
-                              {"replicas", set.all().size()}, {"healthy", healthy}}
-                   .dump();
-      x->respond(std::move(r));
-    });
+      r.content_type = "text/plain; version=0.0.4";
+      r.body = metrics_text();
+      return x->respond(std::move(r));
+    }
+    int healthy = 0;
+    for (const auto& r : set.all()) healthy += r->healthy ? 1 : 0;
+    HttpResponse r;
+    r.status = draining ? 503 : healthy > 0 ? 200 : 503;
+    r.body = nlohmann::json{{"status", draining ? "shutting down" : healthy > 0 ? "ok" : "no healthy replica"},
+                            {"replicas", set.all().size()}, {"healthy", healthy}}
+                 .dump();
+    return x->respond(std::move(r));
   }
   if (p.rfind("/v1/", 0) == 0 || p == "/tokenize" || p == "/detokenize") return forward(req, x);
   x->respond(json_error(404, "no route " + p, "invalid_request_error", "not_found"));
@@ -152,23 +206,38 @@ void Router::Impl::forward(HttpRequest& req, const XPtr& x) {
   active++;
   if (draining) {
     forward_done();
-    return x->respond(json_error(503, "the router is shutting down", "server_error", "shutting_down"));
+    return x->respond(error_for(req.path, 503, "the router is shutting down", "server_error", "shutting_down"));
   }
-  std::optional<AffinityKeys> key;
-  if (opt.policy == Policy::kAffinity && req.method == "POST") key = affinity_keys(req.body, opt.prompt_bytes);
   api::HttpHeaders headers;
   for (auto& [k, v] : req.headers) {
-    if (k == "origin" || (k == "authorization" && !opt.api_key.empty())) continue;
+    // The router answers for the origin; with its own key, the client's key is not the replicas'.
+    if (k == "origin" || ((k == "authorization" || k == "x-api-key") && !opt.api_key.empty())) continue;
     headers.emplace_back(std::move(k), std::move(v));
   }
   if (!opt.api_key.empty()) headers.emplace_back("authorization", "Bearer " + opt.api_key);
   std::string target = req.target;
   if (target.empty() || target[0] != '/') target = req.query.empty() ? req.path : req.path + "?" + req.query;
-  net::post(io, [this, x, m = std::move(req.method), t = std::move(target), h = std::move(headers),
-                 b = std::move(req.body), key = std::move(key)]() mutable {
-    requests_total++;
-    start_forward(*this, x, std::move(m), std::move(t), std::move(h), std::move(b), std::move(key));
-  });
+  const bool keyed = opt.policy == Policy::kAffinity && req.method == "POST";
+  if (keyed && req.body.size() > kInlineKeyBytes) {
+    // A long body's key on a worker, then back to the I/O thread (the only one that routes).
+    return x->post([this, x, m = std::move(req.method), t = std::move(target), h = std::move(headers),
+                    b = std::move(req.body)]() mutable {
+      std::optional<AffinityKeys> key = affinity_keys(b, opt.prompt_bytes);
+      net::post(io, [this, x, m = std::move(m), t = std::move(t), h = std::move(h), b = std::move(b),
+                     key = std::move(key)]() mutable {
+        route(x, std::move(m), std::move(t), std::move(h), std::move(b), std::move(key));
+      });
+    });
+  }
+  std::optional<AffinityKeys> key;
+  if (keyed) key = affinity_keys(req.body, opt.prompt_bytes);
+  route(x, std::move(req.method), std::move(target), std::move(headers), std::move(req.body), std::move(key));
+}
+
+void Router::Impl::route(const XPtr& x, std::string method, std::string target, api::HttpHeaders headers,
+                         std::string body, std::optional<AffinityKeys> key) {
+  requests_total++;
+  start_forward(*this, x, std::move(method), std::move(target), std::move(headers), std::move(body), std::move(key));
 }
 
 Result<std::unique_ptr<Router>> Router::create(RouterOptions o) {
@@ -191,27 +260,12 @@ Result<std::unique_ptr<Router>> Router::create(RouterOptions o) {
   return r;
 }
 
-Router::Router(RouterOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
-  Impl& s = *impl_;
-  api::HttpFrontOptions fo;
-  fo.max_body_bytes = s.opt.max_body_bytes;
-  fo.worker_threads = std::max(1, s.opt.http_threads);
-  fo.max_connections = s.opt.max_connections;
-  fo.write_timeout_s = 30;
-  fo.error_response = [](int status, const std::string& message) {
-    return json_error(status, message, status >= 500 ? "server_error" : "invalid_request_error", "");
-  };
-  s.front = std::make_unique<api::HttpFront>(std::move(fo), [&s](HttpRequest& req, XPtr x) { s.handle(req, std::move(x)); });
-}
+Router::Router(RouterOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
+// run() has returned (or never ran): the I/O context is idle; the front, destroyed last (Impl's first
+// member), takes the handlers still queued on it along.
 Router::~Router() {
-  Impl& s = *impl_;
-  s.front.reset();
-  net::post(s.io, [&s] { s.health_timer.cancel(); });
-  s.work.reset();
-  s.io.stop();
-  if (s.io_thread.joinable()) s.io_thread.join();
-  if (s.drainer.joinable()) s.drainer.join();
+  if (impl_->drainer.joinable()) impl_->drainer.join();
 }
 
 Result<int> Router::start() {
@@ -241,16 +295,7 @@ Result<int> Router::start() {
   s.health_timer.async_wait([&s](const boost::system::error_code& ec) {
     if (!ec) s.health_round();
   });
-  s.io_thread = std::thread([&s] {
-    for (;;) {
-      try {
-        s.io.run();
-        return;
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "[tern] router: I/O error: %s\n", e.what());
-      }
-    }
-  });
+  s.io.restart();  // the checks above may have run it out of work, which stops it; run() runs it again
   return port;
 }
 
@@ -260,6 +305,7 @@ void Router::shutdown() {
   Impl& s = *impl_;
   std::lock_guard<std::mutex> lock(s.drain_mu);
   if (s.draining.exchange(true)) {
+    net::post(s.io, [&s] { s.stop_io(); });
     s.front->stop();  // a second request: stop now
     return;
   }
@@ -270,6 +316,7 @@ void Router::shutdown() {
     if (!drained) std::fprintf(stderr, "[tern] router: %lld request(s) still in flight after the grace period\n",
                                static_cast<long long>(s.active.load()));
     l.unlock();
+    net::post(s.io, [&s] { s.stop_io(); });
     s.front->stop();
   });
 }

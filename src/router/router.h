@@ -19,7 +19,10 @@ struct RouterOptions {
   std::string replicas_file;          // --replicas FILE (re-read on reload())
   std::string host = "127.0.0.1";
   int port = 8080;
-  std::string api_key;                // clients must send it; it is also what the router sends the replicas
+  std::string api_key;                // clients must send it (Bearer or x-api-key); the router sends it to the replicas
+  bool metrics_public = false;        // with api_key: /metrics answers without it
+  std::vector<std::string> cors_origins;   // browser Origins allowed cross-site ("*": any); others get 403
+  std::vector<std::string> allowed_hosts;  // Host names accepted besides loopback ones on a loopback bind
   Policy policy = Policy::kAffinity;
   double balance = 1.25;              // bounded load: a replica takes at most this times the mean load
   int balance_slack = 6;              // ... plus this many requests (hash_ring.h: affinity at low load)
@@ -29,8 +32,14 @@ struct RouterOptions {
   double connect_timeout_s = 1;
   double upstream_timeout_s = 600;    // a replica silent this long (before or within an answer) has failed
   double shutdown_grace_s = 30;
+  // The HTTP front's limits, as `tern serve`'s (api/http_front.h).
   size_t max_body_bytes = 4u << 20;
-  int http_threads = 4;
+  size_t max_header_bytes = 32u << 10;
+  int max_header_fields = 100;
+  double header_timeout_s = 10;
+  double body_timeout_s = 60;
+  double write_timeout_s = 30;
+  int http_threads = 4;               // parse long bodies for their affinity key (the rest runs on the I/O thread)
   int max_connections = 10000;
 };
 
