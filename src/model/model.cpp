@@ -170,7 +170,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   if (cacheable && (binder.cache_misses() > 0 || head_derived) && cache_record.entries() > 0) {
     const auto t0 = Clock::now();
     const Status written = cache_record.write(cache_path, cache_key);
-    report.cache = written.is_ok() ? "written" : "not written: " + written.message();
+    const std::string why = report.cache == "off" ? "" : " (" + report.cache + ")";  // the miss that led here
+    report.cache = (written.is_ok() ? "written" : "not written: " + written.message()) + why;
     report.cache_write_s = seconds_since(t0);
   }
   // Pages read once at load and not again: a quantized checkpoint's layers were unpacked from every
