@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <malloc.h>
 
+#include <chrono>
+#include <optional>
+
 #include "formats/quant/pack_weights.h"
 #include "model/archs/architectures.h"
 #include "model/blocks/mla_attention.h"
@@ -25,18 +28,42 @@ Result<LmHeadFormat> parse_lm_head_format(const std::string& s) {
   return Status::error(fmt::format("LM head format '{}' is not one of auto, dense, int8, int4", s));
 }
 
+Result<WeightCacheMode> parse_weight_cache_mode(const std::string& s) {
+  if (s == "auto") return WeightCacheMode::Auto;
+  if (s == "off") return WeightCacheMode::Off;
+  return Status::error(fmt::format("weight cache mode '{}' is not one of auto, off", s));
+}
+
 namespace {
 
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+LmHeadFormat resolve_lm_head(LmHeadFormat f, bool quantized_checkpoint) {
+  return f == LmHeadFormat::Auto ? (quantized_checkpoint ? LmHeadFormat::Int8 : LmHeadFormat::Dense) : f;
+}
+
 // The bound dense LM head replaced by its quantized form (a separate copy: a tied embedding keeps
-// its dense rows for the lookup). A head the checkpoint already stores quantized is left alone.
-Result<WeightMatrix> quantize_lm_head(const WeightMatrix& head, LmHeadFormat f, bool quantized_checkpoint,
-                                      WeightArena& arena) {
-  if (f == LmHeadFormat::Auto) f = quantized_checkpoint ? LmHeadFormat::Int8 : LmHeadFormat::Dense;
-  if (f == LmHeadFormat::Dense || !head.dense()) return head;
-  if (f == LmHeadFormat::Int8) return quantize_dense_for_kernels(head, 8, 0, arena, "lm_head");
-  int group = 128;
-  while (group > 32 && head.cols % group != 0) group /= 2;
-  return quantize_dense_for_kernels(head, 4, group, arena, "lm_head");
+// its dense rows for the lookup), from the packed-weight cache when it holds it. A head the
+// checkpoint already stores quantized is left alone.
+Result<WeightMatrix> quantize_lm_head(const WeightMatrix& head, LmHeadFormat f, WeightArena& arena, ThreadPool* pool,
+                                      const PackedCache* cache, PackedCacheWriter* record, bool* derived) {
+  if (f == LmHeadFormat::Dense || f == LmHeadFormat::Auto || !head.dense()) return head;
+  const std::string name = f == LmHeadFormat::Int8 ? "lm_head#int8" : "lm_head#int4";
+  if (const WeightMatrix* cached = cache ? cache->find(name, head.rows, head.cols) : nullptr) {
+    if (record) record->add(name, *cached);
+    return *cached;
+  }
+  int group = 0;
+  if (f == LmHeadFormat::Int4) {
+    group = 128;
+    while (group > 32 && head.cols % group != 0) group /= 2;
+  }
+  TERN_ASSIGN_OR_RETURN(WeightMatrix q, quantize_dense_for_kernels(head, f == LmHeadFormat::Int8 ? 8 : 4, group, arena,
+                                                                   "lm_head", pool));
+  *derived = true;
+  if (record) record->add(name, q);
+  return q;
 }
 
 }  // namespace
@@ -50,6 +77,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
     }
     return load_gguf(dir, options);
   }
+  const auto t_open = Clock::now();
   auto m = std::make_unique<Model>();
   m->dir_ = dir;
   TERN_ASSIGN_OR_RETURN(m->config_, load_model_config(dir));
@@ -62,10 +90,41 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   }
   TERN_ASSIGN_OR_RETURN(m->quant_, load_quant_config(dir));
   TERN_ASSIGN_OR_RETURN(m->store_, SafetensorsStore::open_dir(dir));
+  LoadReport local_report;
+  LoadReport& report = options.report ? *options.report : local_report;
+  report = LoadReport();
+  report.open_s = seconds_since(t_open);
+  const bool ep = options.ep && options.ep->size() > 1;
+  const LmHeadFormat head_format = resolve_lm_head(options.lm_head, m->quant_.quantized());
+  std::optional<ThreadPool> own_pool;
+  auto pool = [&]() -> ThreadPool* {
+    if (options.pool) return options.pool;
+    if (!own_pool) own_pool.emplace(default_thread_count());
+    return &*own_pool;
+  };
+  // The packed-weight cache: a whole quantized model on one process (it repacks every layer at load).
+  const bool cacheable = options.weight_cache == WeightCacheMode::Auto && !tp && !pp && !ep && m->quant_.quantized();
+  const std::string cache_path = dir + "/" + kPackedCacheFile;
+  uint64_t cache_key = 0;
+  PackedCacheWriter cache_record;
+  if (cacheable) {
+    const auto t0 = Clock::now();
+    TERN_ASSIGN_OR_RETURN(cache_key, packed_cache_key(dir, m->store_, fmt::format("lm_head {}", int(head_format))));
+    auto cache = PackedCache::open(cache_path, cache_key, pool());
+    if (cache.is_ok()) {
+      m->packed_cache_ = std::make_shared<const PackedCache>(std::move(cache).value());
+      report.cache = "used";
+    } else {
+      report.cache = "miss: " + cache.status().message();
+    }
+    report.cache_read_s = seconds_since(t0);
+  }
+  const auto t_bind = Clock::now();
   // Under tensor parallelism the binder repacks (quantized layers) into an arena of its own: the rank
   // keeps copies of its slices and frees the rest with it (model/tp_shard.h).
   WeightArena bind_arena;
   WeightBinder binder(m->store_, m->quant_, tp ? bind_arena : m->arena_);
+  if (cacheable) binder.use_packed_cache(m->packed_cache_.get(), &cache_record);
   // yarn's attention factor scales the rotated q/k dims; only the MLA block applies it so far.
   if (!m->config_.mla.enabled() && rope_attention_factor(m->config_.rope) != 1.0) {
     return Status::error(fmt::format("{}/config.json: rope_scaling: yarn with attention factor {} is supported for "
@@ -73,6 +132,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
                                      dir, rope_attention_factor(m->config_.rope)));
   }
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
+  report.bind_s = seconds_since(t_bind);
   if (pp) {
     TERN_ASSIGN_OR_RETURN(m->pp_, pp_layout(m->config_.n_layers, options.pp->rank(), options.pp->size(),
                                             options.pp_stages, options.pp_micro_batches));
@@ -90,7 +150,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
     bind_arena = WeightArena();  // the other ranks' parts of the repacked layers
     malloc_trim(0);
   }
-  if (options.ep && options.ep->size() > 1) {
+  if (ep) {
     if (tp || pp) return Status::error("--ep: expert parallelism with --tp or --pp is not supported yet");
     TERN_ASSIGN_OR_RETURN(m->ep_experts_, ep_expert_range(m->config_, options.ep->rank(), options.ep->size()));
     m->weights_ = ep_shard(m->weights_, m->ep_experts_);
@@ -99,20 +159,30 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   }
   if (pp) pp_drop_ends(m->weights_, m->pp_);
   const WeightMatrix stored_head = m->weights_.lm_head;
+  bool head_derived = false;
   if (m->weights_.lm_head.data) {  // a pipeline stage before the last has none
+    const auto t0 = Clock::now();
     TERN_ASSIGN_OR_RETURN(m->weights_.lm_head,
-                          quantize_lm_head(m->weights_.lm_head, options.lm_head, m->quant_.quantized(), m->arena_));
+                          quantize_lm_head(m->weights_.lm_head, head_format, m->arena_, pool(),
+                                           m->packed_cache_.get(), cacheable ? &cache_record : nullptr, &head_derived));
+    report.derive_s = seconds_since(t0);
   }
-  if (tp) {
-    // Pages read once at load and not again: a quantized checkpoint's layers were unpacked from every
-    // page of it, and a dense head slice quantized here was read to round it. They are read-only file
-    // pages (whatever this rank still reads, the embedding rows it looks up, faults back in).
-    if (m->quant_.quantized()) {
-      for (const auto& t : m->store_.tensors()) release_pages(t.data, t.bytes);
-    } else if (stored_head.data && stored_head.dense() && stored_head.data != m->weights_.lm_head.data &&
-               !m->arena_.owns(stored_head.data)) {
-      release_pages(stored_head.data, data_bytes(stored_head));
-    }
+  if (cacheable && (binder.cache_misses() > 0 || head_derived) && cache_record.entries() > 0) {
+    const auto t0 = Clock::now();
+    const Status written = cache_record.write(cache_path, cache_key);
+    const std::string why = report.cache == "off" ? "" : " (" + report.cache + ")";  // the miss that led here
+    report.cache = (written.is_ok() ? "written" : "not written: " + written.message()) + why;
+    report.cache_write_s = seconds_since(t0);
+  }
+  // Pages read once at load and not again: a quantized checkpoint's layers were unpacked from every
+  // page of it (or not read at all: the cache held them), and a dense head quantized here was read to
+  // round it. They are read-only file pages (whatever is still read, the embedding rows looked up,
+  // faults back in), so the process does not hold the checkpoint and its repacked copy both.
+  if (m->quant_.quantized()) {
+    for (const auto& t : m->store_.tensors()) release_pages(t.data, t.bytes);
+  } else if (stored_head.data && stored_head.dense() && stored_head.data != m->weights_.lm_head.data &&
+             !m->arena_.owns(stored_head.data)) {
+    release_pages(stored_head.data, data_bytes(stored_head));
   }
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   return m;

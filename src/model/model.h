@@ -9,10 +9,12 @@
 
 #include "formats/quant/quant_config.h"
 #include "core/status.h"
+#include "core/thread_pool.h"
 #include "core/weight_arena.h"
 #include "formats/gguf/gguf_file.h"
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
+#include "model/packed_cache.h"
 #include "model/transformer_weights.h"
 #include "parallel/communicator.h"
 #include "parallel/compressed_all_reduce.h"
@@ -40,8 +42,35 @@ struct PpStats {
   std::atomic<int64_t> busy_ns{0}, first_ns{0}, last_ns{0}, calls{0};
 };
 
+// Whether a quantized safetensors checkpoint's derived weights (its layers repacked for the kernels,
+// the LM head rounded to int8 / int4) are kept in DIR/tern-packed-weights.bin (model/packed_cache.h)
+// between loads. Dense checkpoints and GGUF files are used in place and have no cache.
+enum class WeightCacheMode : uint8_t {
+  Auto,  // use the cache when it is valid for the checkpoint; else derive and write it (if DIR is writable)
+  Off,   // derive at every load, read and write no file
+};
+// "auto", "off".
+Result<WeightCacheMode> parse_weight_cache_mode(const std::string& s);
+
+// Where a load spent its time (seconds) and what the packed-weight cache did; filled when asked for.
+struct LoadReport {
+  double open_s = 0;        // config, mmap and header parsing
+  double cache_read_s = 0;  // packed-weight cache: key, map, hash verification
+  double bind_s = 0;        // the architecture's builder: shape checks, repacking of quantized layers
+  double derive_s = 0;      // the LM head quantized at load
+  double cache_write_s = 0;
+  std::string cache = "off";  // off | used | written | not written: WHY | miss: WHY (...)
+};
+
 struct ModelLoadOptions {
   LmHeadFormat lm_head = LmHeadFormat::Auto;
+  // Off unless asked: a library caller (a test on shared read-only data) writes nothing beside the
+  // checkpoint by default; the CLI asks for Auto (--weight-cache).
+  WeightCacheMode weight_cache = WeightCacheMode::Off;
+  // Threads for the work a load parallelizes (verifying the cache, rounding the LM head); not owned.
+  // Null: a pool of default_thread_count() threads for the load only.
+  ThreadPool* pool = nullptr;
+  LoadReport* report = nullptr;  // not owned; null: not reported
   // Tensor parallelism (issue 17): with a communicator of size T > 1 this rank binds only its slices
   // (model/tp_shard.h) and config() describes them; decoders built on the model all-reduce through it.
   // Not owned; must outlive the model. Null or size 1: the whole model.
@@ -118,6 +147,7 @@ class Model {
   SafetensorsStore store_;
   QuantConfig quant_;
   WeightArena arena_;  // owns what quantized WeightMatrix entries in weights_ point to
+  std::shared_ptr<const PackedCache> packed_cache_;  // or the mapped packed-weight cache does
   TransformerWeights weights_;
   std::vector<float> inv_freq_;
   Communicator* tp_comm_ = nullptr;

@@ -27,9 +27,15 @@ Result<const TensorInfo*> WeightBinder::take(const std::string& name, const std:
 }
 
 Result<WeightMatrix> WeightBinder::quantized_matrix(const std::string& module, int64_t rows, int64_t cols) {
+  for (const auto& n : checkpoint_tensor_names(*quant_, module)) ignore_if_present(n);
+  if (const WeightMatrix* cached = cache_ ? cache_->find(module, rows, cols) : nullptr) {
+    if (record_) record_->add(module, *cached);
+    return *cached;
+  }
   TERN_ASSIGN_OR_RETURN(QuantizedLinear ql, unpack_checkpoint_linear(*safetensors_, *quant_, module, rows, cols));
   TERN_ASSIGN_OR_RETURN(WeightMatrix w, pack_for_kernels(ql, quant_->int8_activations, *arena_, module));
-  for (const auto& n : checkpoint_tensor_names(*quant_, module)) ignore_if_present(n);
+  ++cache_misses_;
+  if (record_) record_->add(module, w);
   return w;
 }
 
@@ -39,8 +45,19 @@ Result<WeightMatrix> WeightBinder::quantized_matrix(const std::string& module, i
 Result<std::vector<WeightMatrix>> WeightBinder::quantized_parts(const std::string& module,
                                                                 const std::vector<int64_t>& rows, int64_t total,
                                                                 int64_t cols) {
-  TERN_ASSIGN_OR_RETURN(QuantizedLinear all, unpack_checkpoint_linear(*safetensors_, *quant_, module, total, cols));
+  for (const auto& n : checkpoint_tensor_names(*quant_, module)) ignore_if_present(n);
   std::vector<WeightMatrix> out;
+  for (size_t i = 0; cache_ && i < rows.size(); ++i) {
+    const WeightMatrix* cached = cache_->find(fmt::format("{}[{}]", module, i), rows[i], cols);
+    if (!cached) break;
+    out.push_back(*cached);
+  }
+  if (cache_ && out.size() == rows.size()) {
+    for (size_t i = 0; record_ && i < rows.size(); ++i) record_->add(fmt::format("{}[{}]", module, i), out[i]);
+    return out;
+  }
+  out.clear();
+  TERN_ASSIGN_OR_RETURN(QuantizedLinear all, unpack_checkpoint_linear(*safetensors_, *quant_, module, total, cols));
   int64_t r0 = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     QuantizedLinear part = all;
@@ -51,10 +68,11 @@ Result<std::vector<WeightMatrix>> WeightBinder::quantized_parts(const std::strin
     if (!all.zeros.empty()) part.zeros.assign(all.zeros.begin() + r0 * ng, all.zeros.begin() + (r0 + n) * ng);
     TERN_ASSIGN_OR_RETURN(WeightMatrix w,
                           pack_for_kernels(part, quant_->int8_activations, *arena_, fmt::format("{}[{}]", module, i)));
+    if (record_) record_->add(fmt::format("{}[{}]", module, i), w);
     out.push_back(w);
     r0 += n;
   }
-  for (const auto& n : checkpoint_tensor_names(*quant_, module)) ignore_if_present(n);
+  ++cache_misses_;
   return out;
 }
 

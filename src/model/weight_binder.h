@@ -12,6 +12,7 @@
 #include "core/weight_arena.h"
 #include "formats/safetensors.h"
 #include "core/weight_matrix.h"
+#include "model/packed_cache.h"
 
 namespace tern {
 
@@ -50,6 +51,13 @@ class WeightBinder {
   // DeepSeek-V3's multi-token-prediction layers); returns how many.
   int ignore_prefix(const std::string& prefix);
 
+  // Quantized layers from `cache` (model/packed_cache.h) when it holds them at the asked shape, instead of
+  // unpacking and repacking; every quantized layer bound (from the cache or repacked) goes to `record`
+  // under its cache name. Either may be null; both must outlive the binder.
+  void use_packed_cache(const PackedCache* cache, PackedCacheWriter* record) { cache_ = cache, record_ = record; }
+  // Quantized layers repacked because the cache lacked them.
+  int cache_misses() const { return cache_misses_; }
+
   // Error naming the first unknown tensors when the checkpoint holds tensors nothing took.
   Status check_all_used() const;
 
@@ -67,6 +75,9 @@ class WeightBinder {
   const SafetensorsStore* safetensors_ = nullptr;  // the quantized-checkpoint path reads its tensors by layout
   const QuantConfig* quant_ = nullptr;
   WeightArena* arena_ = nullptr;
+  const PackedCache* cache_ = nullptr;
+  PackedCacheWriter* record_ = nullptr;
+  int cache_misses_ = 0;
   std::set<std::string> used_;
 };
 

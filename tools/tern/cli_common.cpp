@@ -27,6 +27,11 @@ void RuntimeOptions::add_to(CLI::App& app) {
                  "precision of activations in bf16 prefill / batched matmuls: f32 (exact, batch-invariant), or bf16 "
                  "(AVX512-BF16 / AMX dot products where the CPU has them: faster prefill, logits ~0.05 off)")
       ->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--weight-cache", weight_cache,
+                 "a quantized checkpoint's layers repacked for the kernels (and its int8 LM head) are kept in "
+                 "DIR/tern-packed-weights.bin and mapped by later loads: auto (use it when valid, else write it if "
+                 "DIR is writable), off")
+      ->check(CLI::IsMember({"auto", "off"}));
   // Only where the compute can run on the GPU (the engine's runners); elsewhere the option is absent.
   if (!cuda_capable) return;
   app.add_option("--device", device, "where the model runs: cpu, or cuda (GPU 0; needs a CUDA build and a GPU)")
@@ -36,6 +41,7 @@ void RuntimeOptions::add_to(CLI::App& app) {
 ModelLoadOptions RuntimeOptions::load_options() const {
   ModelLoadOptions o;
   o.lm_head = unwrap(parse_lm_head_format(lm_head));
+  o.weight_cache = unwrap(parse_weight_cache_mode(weight_cache));
   return o;
 }
 

@@ -27,6 +27,7 @@ struct RuntimeOptions {
   bool cuda_capable = false;
   std::string lm_head = "auto";  // --lm-head: auto, dense, int8, int4 (model/model.h LmHeadFormat)
   std::string activations = "f32";  // --activations: f32, or bf16 (core/exec_context.h ActivationPrecision)
+  std::string weight_cache = "auto";  // --weight-cache: auto, off (model/model.h WeightCacheMode)
 
   void add_to(CLI::App& app);
   // How Model::load stores what these options describe (the LM head).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 namespace tern {
@@ -104,7 +105,7 @@ Result<WeightMatrix> pack_for_kernels(const QuantizedLinear& ql, bool int8_activ
 }
 
 Result<WeightMatrix> quantize_dense_for_kernels(const WeightMatrix& dense, int bits, int group, WeightArena& arena,
-                                                const std::string& name) {
+                                                const std::string& name, ThreadPool* pool) {
   if (!dense.dense() || !dense.data) return Status::error(fmt::format("{}: not a dense matrix", name));
   if (bits != 8 && bits != 4) return Status::error(fmt::format("{}: {}-bit weights are not supported (4 or 8)", name, bits));
   const int64_t rows = dense.rows, cols = dense.cols;
@@ -116,19 +117,35 @@ Result<WeightMatrix> quantize_dense_for_kernels(const WeightMatrix& dense, int b
   const int64_t row_bytes = bits == 8 ? cols : cols / 2, row_scales = bits == 8 ? 1 : cols / g;
   auto* codes = arena.allocate_array<uint8_t>(size_t(rows * row_bytes));
   auto* scales = arena.allocate_array<float>(size_t(rows * row_scales));
-  constexpr int64_t kBlockRows = 2048;  // 16 MiB of f32 at 2048 columns
-  std::vector<float> block;
-  for (int64_t r0 = 0; r0 < rows; r0 += kBlockRows) {
-    const int64_t nr = std::min(kBlockRows, rows - r0);
-    block.resize(size_t(nr * cols));
-    const char* src = static_cast<const char*>(dense.row(r0));
-    for (size_t i = 0; i < block.size(); ++i) block[i] = load_as_f32(src, dense.dtype, i);
-    TERN_ASSIGN_OR_RETURN(QuantizedLinear ql, quantize_rtn(block.data(), nr, cols, bits, g, /*symmetric=*/true));
-    WeightArena tmp;
-    TERN_ASSIGN_OR_RETURN(WeightMatrix part, pack_for_kernels(ql, false, tmp, name));
-    std::memcpy(codes + r0 * row_bytes, part.data, size_t(nr * row_bytes));
-    std::memcpy(scales + r0 * row_scales, part.scales, size_t(nr * row_scales) * sizeof(float));
+  constexpr int64_t kBlockRows = 512;  // 4 MiB of f32 at 2048 columns, per thread
+  const int64_t n_blocks = (rows + kBlockRows - 1) / kBlockRows;
+  std::mutex failed_mutex;
+  Status failed = Status::ok();
+  auto run = [&](int64_t b0, int64_t b1) {
+    std::vector<float> block;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r0 = b * kBlockRows, nr = std::min(kBlockRows, rows - r0);
+      block.resize(size_t(nr * cols));
+      const char* src = static_cast<const char*>(dense.row(r0));
+      for (size_t i = 0; i < block.size(); ++i) block[i] = load_as_f32(src, dense.dtype, i);
+      auto ql = quantize_rtn(block.data(), nr, cols, bits, g, /*symmetric=*/true);
+      WeightArena tmp;
+      auto part = ql.is_ok() ? pack_for_kernels(*ql, false, tmp, name) : Result<WeightMatrix>(ql.status());
+      if (!part.is_ok()) {
+        std::lock_guard<std::mutex> lock(failed_mutex);
+        failed = part.status();
+        return;
+      }
+      std::memcpy(codes + r0 * row_bytes, part->data, size_t(nr * row_bytes));
+      std::memcpy(scales + r0 * row_scales, part->scales, size_t(nr * row_scales) * sizeof(float));
+    }
+  };
+  if (pool) {
+    pool->parallel_for(n_blocks, 1, run);
+  } else {
+    run(0, n_blocks);
   }
+  TERN_RETURN_IF_ERROR(failed);
   WeightMatrix w;
   w.rows = rows, w.cols = cols, w.dtype = DType::F32, w.data = codes, w.scales = scales;
   w.format = bits == 8 ? WeightFormat::Int8Channel : WeightFormat::Int4Group;

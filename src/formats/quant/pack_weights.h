@@ -11,6 +11,7 @@
 
 #include "formats/quant/quantized_linear.h"
 #include "core/status.h"
+#include "core/thread_pool.h"
 #include "core/weight_arena.h"
 #include "core/weight_matrix.h"
 
@@ -22,8 +23,9 @@ Result<WeightMatrix> pack_for_kernels(const QuantizedLinear& ql, bool int8_activ
 // A dense matrix (any float dtype, e.g. the mmapped bf16 LM head) quantized at load time with
 // symmetric RTN and packed like pack_for_kernels: bits 8 -> Int8Channel (W8A16: x stays f32),
 // bits 4 -> Int4Group with `group` columns per scale. Done in blocks of rows, so only one block is
-// ever widened to f32 (the 1B LM head is 262 M weights: 1 GiB as f32).
+// ever widened to f32 per thread (the 1B LM head is 262 M weights: 1 GiB as f32); the blocks are
+// spread over `pool`'s threads when one is given.
 Result<WeightMatrix> quantize_dense_for_kernels(const WeightMatrix& dense, int bits, int group, WeightArena& arena,
-                                                const std::string& name);
+                                                const std::string& name, ThreadPool* pool = nullptr);
 
 }  // namespace tern
