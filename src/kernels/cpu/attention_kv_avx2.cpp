@@ -132,13 +132,21 @@ TERN_AVX2_TARGET inline void pv_cols(const float* p, int ld_p, const uint8_t* co
     for (int i = 0; i < NV; ++i) _mm256_storeu_ps(o + int64_t(r) * d + c0 + 8 * i, acc[r][i]);
 }
 
+// Columns [c0, d) in blocks of NV vectors, then NV/2, ... so short heads keep wide blocks (each
+// block walks the tile's keys once).
+template <KvDType T, int RB, int NV>
+TERN_AVX2_TARGET void pv_span(const float* p, int ld_p, const uint8_t* const* v, const float* vscale, int d, int c0,
+                              int jlo, int jhi, const float* alpha, float* o) {
+  for (; c0 + 8 * NV <= d; c0 += 8 * NV) pv_cols<T, RB, NV>(p, ld_p, v, vscale, c0, jlo, jhi, alpha, o, d);
+  if constexpr (NV > 1) {
+    if (c0 < d) pv_span<T, RB, NV / 2>(p, ld_p, v, vscale, d, c0, jlo, jhi, alpha, o);
+  }
+}
+
 template <KvDType T, int RB>
 TERN_AVX2_TARGET void pv_rows(const float* p, int ld_p, const uint8_t* const* v, const float* vscale, int d, int jlo,
                               int jhi, const float* alpha, float* o) {
-  constexpr int NV = 8 / RB;
-  int c0 = 0;
-  for (; c0 + 8 * NV <= d; c0 += 8 * NV) pv_cols<T, RB, NV>(p, ld_p, v, vscale, c0, jlo, jhi, alpha, o, d);
-  for (; c0 < d; c0 += 8) pv_cols<T, RB, 1>(p, ld_p, v, vscale, c0, jlo, jhi, alpha, o, d);
+  pv_span<T, RB, 8 / RB>(p, ld_p, v, vscale, d, 0, jlo, jhi, alpha, o);
 }
 
 template <KvDType T>

@@ -133,13 +133,21 @@ TERN_AVX512_TARGET inline void pv_cols(const float* p, int ld_p, const uint8_t* 
     for (int i = 0; i < NV; ++i) _mm512_storeu_ps(o + int64_t(r) * d + c0 + 16 * i, acc[r][i]);
 }
 
+// Columns [c0, d) in blocks of NV vectors, then NV/2, ... so short heads keep wide blocks (each
+// block walks the tile's keys once).
+template <KvDType T, int RB, int NV>
+TERN_AVX512_TARGET void pv_span(const float* p, int ld_p, const uint8_t* const* v, const float* vscale, int d, int c0,
+                              int jlo, int jhi, const float* alpha, float* o) {
+  for (; c0 + 16 * NV <= d; c0 += 16 * NV) pv_cols<T, RB, NV>(p, ld_p, v, vscale, c0, jlo, jhi, alpha, o, d);
+  if constexpr (NV > 1) {
+    if (c0 < d) pv_span<T, RB, NV / 2>(p, ld_p, v, vscale, d, c0, jlo, jhi, alpha, o);
+  }
+}
+
 template <KvDType T, int RB>
 TERN_AVX512_TARGET void pv_rows(const float* p, int ld_p, const uint8_t* const* v, const float* vscale, int d, int jlo,
                               int jhi, const float* alpha, float* o) {
-  constexpr int NV = RB == 4 ? 4 : 8;
-  int c0 = 0;
-  for (; c0 + 16 * NV <= d; c0 += 16 * NV) pv_cols<T, RB, NV>(p, ld_p, v, vscale, c0, jlo, jhi, alpha, o, d);
-  for (; c0 < d; c0 += 16) pv_cols<T, RB, 1>(p, ld_p, v, vscale, c0, jlo, jhi, alpha, o, d);
+  pv_span<T, RB, (RB == 4 ? 4 : 8)>(p, ld_p, v, vscale, d, 0, jlo, jhi, alpha, o);
 }
 
 template <KvDType T>
