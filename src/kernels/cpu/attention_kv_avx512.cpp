@@ -12,6 +12,10 @@ namespace {
 
 // Values c .. c+7 of a stored row as f32 (scale not applied). The fp8 codes 0x7f / 0xff (NaN in
 // e4m3fn) are never written by the encoder and read as ±480 here.
+constexpr int kPrefetchKeys = 8;
+template <KvDType T>
+constexpr size_t kElemBytes = T == KvDType::F32 ? 4 : T == KvDType::BF16 ? 2 : 1;
+
 template <KvDType T>
 TERN_AVX512_TARGET inline __m512 widen16(const uint8_t* row, int c) {
   if constexpr (T == KvDType::F32) {
@@ -62,7 +66,13 @@ template <KvDType T, int RB>
 TERN_AVX512_TARGET void scores_rows(const float* q, int d, const uint8_t* const* k, const float* kscale, int jlo,
                                   int jhi, float* s, int ld_s) {
   constexpr int KB = 8 / RB;
+  const int row_bytes = d * int(kElemBytes<T>);
   for (int j = jlo; j < jhi; j += KB) {
+    // The rows of one kv head sit a whole token row apart and few share a block, which hardware
+    // prefetchers follow poorly: ask for the rows kPrefetchKeys ahead of this step.
+    for (int b = 0; b < KB && j + kPrefetchKeys + b < jhi; ++b)
+      for (int off = 0; off < row_bytes; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(k[j + kPrefetchKeys + b] + off), _MM_HINT_T0);
     const uint8_t* kp[KB];
     for (int b = 0; b < KB; ++b) kp[b] = k[std::min(j + b, jhi - 1)];  // a short last step repeats a key
     alignas(32) float out[8];

@@ -260,6 +260,11 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
       const int64_t r0 = int64_t(g - w.g0) * rg;
       if (fused) {
         ft.head(p, g, nk);
+        // V rows of this head are read right after the scores; start fetching them now.
+        const size_t row_bytes = size_t(D) * p.paged->codec.elem_bytes;
+        for (int j = 0; j < nk; ++j)
+          for (size_t off = 0; off < row_bytes; off += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(ft.v[j] + off), _MM_HINT_T0);
         tk.scores(qp + r0 * D, rg, D, ft.k, ft.kscale, nk, lo, hi, s, kKeyTile);
         kr.softmax(s, rg, kKeyTile, nk, lo, hi, p.softcap, m + r0, l + r0, alpha + r0);
         tk.pv(s, rg, kKeyTile, ft.v, ft.vscale, D, lo, hi, alpha + r0, o + r0 * D);
