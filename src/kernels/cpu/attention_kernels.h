@@ -47,6 +47,25 @@ struct AttnParams {
   const int32_t* block_table = nullptr;
 };
 
+// Fused decode primitives over K/V rows read in place from a paged pool of one dtype (bf16, int8,
+// fp8, f32): each row is widened to f32 in registers as it is streamed, never written back, and
+// one K/V row serves every query row of its group. Key j of a tile is the D-value row at k[j]
+// (v[j]); per-key factors fold the pool's row scales in:
+//   scores  s[r, j] = kscale[j] · (q_r · k_j)              j in [lo[r], hi[r])
+//   pv      o_r = o_r · alpha_r + Σ_j p[r, j] · vscale[j] · v_j
+// Entries of k / v outside every row's range must still point at a readable row.
+struct KvTileKernels {
+  const char* name;
+  void (*scores)(const float* q, int rows, int d, const uint8_t* const* k, const float* kscale, int nk,
+                 const int* lo, const int* hi, float* s, int ld_s);
+  void (*pv)(const float* p, int rows, int ld_p, const uint8_t* const* v, const float* vscale, int d, const int* lo,
+             const int* hi, const float* alpha, float* o);
+};
+
+KvTileKernels kv_tile_kernels_scalar(KvDType dtype);  // the reference: widen each row, then f32 math
+KvTileKernels kv_tile_kernels_avx2(KvDType dtype);    // needs head_dim % 8 == 0
+KvTileKernels kv_tile_kernels_avx512(KvDType dtype);  // needs head_dim % 16 == 0
+
 struct AttentionKernels {
   const char* name;
   void (*scores)(const float* q, int rows, int d, const float* k, int64_t k_stride, int nk, const int* lo,
@@ -55,6 +74,8 @@ struct AttentionKernels {
                   float* l, float* alpha);
   void (*pv)(const float* p, int rows, int ld_p, const float* v, int64_t v_stride, int d, const int* lo,
              const int* hi, const float* alpha, float* o);
+  // Fused tile primitives of this ISA for a paged pool's dtype (decode reads rows in place).
+  KvTileKernels (*kv_tile)(KvDType dtype) = nullptr;
 };
 
 AttentionKernels attention_kernels_scalar();

@@ -130,9 +130,55 @@ void gather_tile(const AttnParams& p, int g, int64_t tb, int j0, int nk, float* 
   }
 }
 
+// Where the rows of one key tile sit in a paged pool, for the fused primitives: offsets of the
+// tile's token slots (kv head 0) computed once per tile, then per kv head the row pointers and
+// the per-key factors (scale · the K row scale; the V row scale, or 1 for unscaled dtypes).
+struct FusedTile {
+  size_t block[kKeyTile];  // byte offset of the key's block in the pool
+  size_t slot[kKeyTile];   // slot · n_kv_heads: the key's first row in its block
+  const uint8_t* k[kKeyTile];
+  const uint8_t* v[kKeyTile];
+  float kscale[kKeyTile], vscale[kKeyTile];
+
+  // Keys [0, j0) are outside every row's range; they point at key j0's slot so no read leaves the
+  // rows this sequence owns.
+  void locate(const AttnParams& p, int64_t tb, int j0, int nk) {
+    const PagedKvLayer& L = *p.paged;
+    for (int j = 0; j < nk; ++j) {
+      const int64_t t = tb + std::max(j, j0);
+      block[j] = size_t(p.block_table[t / L.block_size]) * L.block_stride;
+      slot[j] = size_t(t % L.block_size) * size_t(p.n_kv_heads);
+    }
+  }
+  void head(const AttnParams& p, int g, int nk) {
+    const PagedKvLayer& L = *p.paged;
+    const size_t row_bytes = size_t(p.head_dim) * L.codec.elem_bytes;
+    for (int j = 0; j < nk; ++j) {
+      const size_t sh = slot[j] + size_t(g);
+      k[j] = L.k + block[j] + sh * row_bytes;
+      v[j] = L.v + block[j] + sh * row_bytes;
+    }
+    if (!L.codec.scaled) {
+      std::fill(kscale, kscale + nk, p.scale);
+      std::fill(vscale, vscale + nk, 1.f);
+      return;
+    }
+    for (int j = 0; j < nk; ++j) {
+      const size_t at = block[j] + L.scale_offset + (slot[j] + size_t(g)) * sizeof(float);
+      float ks, vs;
+      std::memcpy(&ks, L.k + at, sizeof(float));
+      std::memcpy(&vs, L.v + at, sizeof(float));
+      kscale[j] = p.scale * ks;
+      vscale[j] = vs;
+    }
+  }
+};
+
 }  // namespace
 
-AttentionKernels attention_kernels_scalar() { return {"attention_scalar", scores_scalar, softmax_scalar, pv_scalar}; }
+AttentionKernels attention_kernels_scalar() {
+  return {"attention_scalar", scores_scalar, softmax_scalar, pv_scalar, kv_tile_kernels_scalar};
+}
 
 // Layout: Q [rows, D] | S [rows, kKeyTile] | O [rows, D] | m, l, alpha [rows] | lo, hi [rows] int |
 //         packed K, V tiles [kKeyTile, D].
@@ -185,6 +231,12 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
   const bool paged = p.paged != nullptr;
   const bool in_place = !paged || (p.paged->codec.dtype == KvDType::F32 && p.paged->block_size % kKeyTile == 0);
   const int64_t tile0 = paged ? kv_begin / kKeyTile * kKeyTile : kv_begin;
+  // Few rows per kv head (decode): read the pool's rows in place with the fused primitives; each
+  // K/V byte is then streamed once, widened in registers. Many rows (prompt chunks) amortise one
+  // decode of the tile into f32 over all of them and take the packed path below.
+  const bool fused = paged && !in_place && kr.kv_tile != nullptr && rg < kPackMinRows;
+  const KvTileKernels tk = fused ? kr.kv_tile(p.paged->codec.dtype) : KvTileKernels{};
+  FusedTile ft;
   for (int64_t tb = tile0; tb < kv_end; tb += kKeyTile) {
     const int nk = int(std::min<int64_t>(kKeyTile, kv_end - tb));
     // Visible keys of query position pos: max(0, pos - W + 1) <= t <= pos, clipped to the tile.
@@ -203,8 +255,21 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
     // compute: per head the rows are strided, which hardware prefetchers follow poorly.
     if (!paged && w.g1 - w.g0 > 1) prefetch_tile(p, w, tb + nk, std::min<int64_t>(kKeyTile, kv_end - tb - nk));
     if (paged && !in_place) prefetch_paged_tile(p, w, tb + nk, std::min<int64_t>(kKeyTile, kv_end - tb - nk));
+    if (fused) ft.locate(p, tb, int(std::max<int64_t>(0, kv_begin - tb)), nk);
     for (int g = w.g0; g < w.g1; ++g) {
       const int64_t r0 = int64_t(g - w.g0) * rg;
+      if (fused) {
+        ft.head(p, g, nk);
+        // V rows of this head are read right after the scores; start fetching them now.
+        const size_t row_bytes = size_t(D) * p.paged->codec.elem_bytes;
+        for (int j = 0; j < nk; ++j)
+          for (size_t off = 0; off < row_bytes; off += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(ft.v[j] + off), _MM_HINT_T0);
+        tk.scores(qp + r0 * D, rg, D, ft.k, ft.kscale, nk, lo, hi, s, kKeyTile);
+        kr.softmax(s, rg, kKeyTile, nk, lo, hi, p.softcap, m + r0, l + r0, alpha + r0);
+        tk.pv(s, rg, kKeyTile, ft.v, ft.vscale, D, lo, hi, alpha + r0, o + r0 * D);
+        continue;
+      }
       const float* kbase = p.k;
       const float* vbase = p.v;
       int64_t t_in = tb;  // row of kbase/vbase holding position tb

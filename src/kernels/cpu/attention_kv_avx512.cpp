@@ -1,0 +1,198 @@
+// AVX-512 fused K/V tile primitives (head_dim % 16 == 0): attention_kv_avx2.cpp with 16-lane
+// vectors; P·V keeps 4 rows × 64 columns in registers, so a Llama head's V row is widened once.
+#include <algorithm>
+#include <limits>
+
+#include "kernels/cpu/attention_kernels.h"
+#include "kernels/cpu/vec_math.h"
+
+namespace tern::cpu {
+
+namespace {
+
+// Values c .. c+7 of a stored row as f32 (scale not applied). The fp8 codes 0x7f / 0xff (NaN in
+// e4m3fn) are never written by the encoder and read as ±480 here.
+constexpr int kPrefetchKeys = 8;
+template <KvDType T>
+constexpr size_t kElemBytes = T == KvDType::F32 ? 4 : T == KvDType::BF16 ? 2 : 1;
+
+template <KvDType T>
+TERN_AVX512_TARGET inline __m512 widen16(const uint8_t* row, int c) {
+  if constexpr (T == KvDType::F32) {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + c);
+  } else if constexpr (T == KvDType::BF16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * size_t(c)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  } else {
+    const __m512i w = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c)));
+    if constexpr (T == KvDType::INT8) {
+      return _mm512_cvtepi32_ps(w);
+    } else {
+      // As in the AVX2 widen8: sign at bit 31, the 7 magnitude bits at 20..26, then ·2^120.
+      const __m512i bits = _mm512_and_si512(_mm512_slli_epi32(w, 20), _mm512_set1_epi32(int(0x87F00000u)));
+      return _mm512_mul_ps(_mm512_castsi512_ps(bits), _mm512_set1_ps(0x1p120f));
+    }
+  }
+}
+
+// 512 → 256 bits by adding the halves, for the 8-way hadd tree.
+TERN_AVX512_TARGET inline __m256 fold(__m512 x) {
+  return _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1));
+}
+
+// Dot products of RB query rows (stride d) with KB keys (RB·KB == 8), lanes r-major: [r·KB + b].
+template <KvDType T, int RB, int KB>
+TERN_AVX512_TARGET inline __m256 dots(const float* q, int d, const uint8_t* const* kp) {
+  static_assert(RB * KB == 8);
+  __m512 acc[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) acc[i] = _mm512_setzero_ps();
+  for (int c = 0; c < d; c += 16) {
+    __m512 kv[KB];
+#pragma GCC unroll 8
+    for (int b = 0; b < KB; ++b) kv[b] = widen16<T>(kp[b], c);
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; ++r) {
+      const __m512 x = _mm512_loadu_ps(q + int64_t(r) * d + c);
+#pragma GCC unroll 8
+      for (int b = 0; b < KB; ++b) acc[r * KB + b] = _mm512_fmadd_ps(x, kv[b], acc[r * KB + b]);
+    }
+  }
+  return hsum8_avx2(fold(acc[0]), fold(acc[1]), fold(acc[2]), fold(acc[3]), fold(acc[4]), fold(acc[5]), fold(acc[6]),
+                    fold(acc[7]));
+}
+
+template <KvDType T, int RB>
+TERN_AVX512_TARGET void scores_rows(const float* q, int d, const uint8_t* const* k, const float* kscale, int jlo,
+                                  int jhi, float* s, int ld_s) {
+  constexpr int KB = 8 / RB;
+  const int row_bytes = d * int(kElemBytes<T>);
+  for (int j = jlo; j < jhi; j += KB) {
+    // The rows of one kv head sit a whole token row apart and few share a block, which hardware
+    // prefetchers follow poorly: ask for the rows kPrefetchKeys ahead of this step.
+    for (int b = 0; b < KB && j + kPrefetchKeys + b < jhi; ++b)
+      for (int off = 0; off < row_bytes; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(k[j + kPrefetchKeys + b] + off), _MM_HINT_T0);
+    const uint8_t* kp[KB];
+    for (int b = 0; b < KB; ++b) kp[b] = k[std::min(j + b, jhi - 1)];  // a short last step repeats a key
+    alignas(32) float out[8];
+    _mm256_store_ps(out, dots<T, RB, KB>(q, d, kp));
+    const int nb = std::min(KB, jhi - j);
+    for (int r = 0; r < RB; ++r)
+      for (int b = 0; b < nb; ++b) s[int64_t(r) * ld_s + j + b] = out[r * KB + b] * kscale[j + b];
+  }
+}
+
+// Keys that any of rows [r, r + n) sees; jhi == 0 when none.
+inline void key_union(const int* lo, const int* hi, int r, int n, int& jlo, int& jhi) {
+  jlo = std::numeric_limits<int>::max();
+  jhi = 0;
+  for (int i = r; i < r + n; ++i)
+    if (lo[i] < hi[i]) {
+      jlo = std::min(jlo, lo[i]);
+      jhi = std::max(jhi, hi[i]);
+    }
+}
+
+inline int row_block(int left) { return left >= 4 ? 4 : left >= 2 ? 2 : 1; }
+
+template <KvDType T>
+TERN_AVX512_TARGET void scores_kv(const float* q, int rows, int d, const uint8_t* const* k, const float* kscale, int,
+                                const int* lo, const int* hi, float* s, int ld_s) {
+  for (int r = 0; r < rows;) {
+    const int rb = row_block(rows - r);
+    int jlo, jhi;
+    key_union(lo, hi, r, rb, jlo, jhi);
+    if (jhi > 0) {
+      const float* qr = q + int64_t(r) * d;
+      float* sr = s + int64_t(r) * ld_s;
+      if (rb == 4) scores_rows<T, 4>(qr, d, k, kscale, jlo, jhi, sr, ld_s);
+      else if (rb == 2) scores_rows<T, 2>(qr, d, k, kscale, jlo, jhi, sr, ld_s);
+      else scores_rows<T, 1>(qr, d, k, kscale, jlo, jhi, sr, ld_s);
+    }
+    r += rb;
+  }
+}
+
+// o[r, c0 : c0 + 16·NV] of RB rows: scaled by alpha, plus the P-weighted widened V rows jlo .. jhi.
+template <KvDType T, int RB, int NV>
+TERN_AVX512_TARGET inline void pv_cols(const float* p, int ld_p, const uint8_t* const* v, const float* vscale, int c0,
+                                     int jlo, int jhi, const float* alpha, float* o, int d) {
+  __m512 acc[RB][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < RB; ++r) {
+    const __m512 a = _mm512_set1_ps(alpha[r]);
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) acc[r][i] = _mm512_mul_ps(_mm512_loadu_ps(o + int64_t(r) * d + c0 + 16 * i), a);
+  }
+  for (int j = jlo; j < jhi; ++j) {
+    __m512 x[NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) x[i] = widen16<T>(v[j], c0 + 16 * i);
+    const float vs = vscale[j];
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; ++r) {
+      const __m512 w = _mm512_set1_ps(p[int64_t(r) * ld_p + j] * vs);
+#pragma GCC unroll 8
+      for (int i = 0; i < NV; ++i) acc[r][i] = _mm512_fmadd_ps(w, x[i], acc[r][i]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) _mm512_storeu_ps(o + int64_t(r) * d + c0 + 16 * i, acc[r][i]);
+}
+
+// Columns [c0, d) in blocks of NV vectors, then NV/2, ... so short heads keep wide blocks (each
+// block walks the tile's keys once).
+template <KvDType T, int RB, int NV>
+TERN_AVX512_TARGET void pv_span(const float* p, int ld_p, const uint8_t* const* v, const float* vscale, int d, int c0,
+                              int jlo, int jhi, const float* alpha, float* o) {
+  for (; c0 + 16 * NV <= d; c0 += 16 * NV) pv_cols<T, RB, NV>(p, ld_p, v, vscale, c0, jlo, jhi, alpha, o, d);
+  if constexpr (NV > 1) {
+    if (c0 < d) pv_span<T, RB, NV / 2>(p, ld_p, v, vscale, d, c0, jlo, jhi, alpha, o);
+  }
+}
+
+template <KvDType T, int RB>
+TERN_AVX512_TARGET void pv_rows(const float* p, int ld_p, const uint8_t* const* v, const float* vscale, int d, int jlo,
+                              int jhi, const float* alpha, float* o) {
+  pv_span<T, RB, (RB == 4 ? 4 : 8)>(p, ld_p, v, vscale, d, 0, jlo, jhi, alpha, o);
+}
+
+template <KvDType T>
+TERN_AVX512_TARGET void pv_kv(const float* p, int rows, int ld_p, const uint8_t* const* v, const float* vscale, int d,
+                            const int* lo, const int* hi, const float* alpha, float* o) {
+  for (int r = 0; r < rows;) {
+    const int rb = row_block(rows - r);
+    int jlo, jhi;
+    key_union(lo, hi, r, rb, jlo, jhi);
+    if (jhi > 0) {  // else every row of the block is empty here: alpha == 1, nothing to add
+      const float* pr = p + int64_t(r) * ld_p;
+      float* orow = o + int64_t(r) * d;
+      if (rb == 4) pv_rows<T, 4>(pr, ld_p, v, vscale, d, jlo, jhi, alpha + r, orow);
+      else if (rb == 2) pv_rows<T, 2>(pr, ld_p, v, vscale, d, jlo, jhi, alpha + r, orow);
+      else pv_rows<T, 1>(pr, ld_p, v, vscale, d, jlo, jhi, alpha + r, orow);
+    }
+    r += rb;
+  }
+}
+
+template <KvDType T>
+KvTileKernels make(const char* name) {
+  return {name, scores_kv<T>, pv_kv<T>};
+}
+
+}  // namespace
+
+KvTileKernels kv_tile_kernels_avx512(KvDType dtype) {
+  switch (dtype) {
+    case KvDType::F32: return make<KvDType::F32>("kv_tile_avx512_f32");
+    case KvDType::BF16: return make<KvDType::BF16>("kv_tile_avx512_bf16");
+    case KvDType::INT8: return make<KvDType::INT8>("kv_tile_avx512_int8");
+    case KvDType::FP8: return make<KvDType::FP8>("kv_tile_avx512_fp8");
+  }
+  return make<KvDType::F32>("kv_tile_avx512_f32");
+}
+
+}  // namespace tern::cpu
