@@ -45,16 +45,6 @@ struct NodeMask {
   std::vector<int32_t> pop_points;   // trie node ids
 };
 
-// A lexical rule's DFA as a dense table, for the full-vocabulary walks inside strings and numbers.
-struct LexTable {
-  int32_t base = 0;                 // the rule's first node
-  std::vector<int32_t> next;        // [rule nodes x 256] local node, -1 = no edge
-  std::vector<uint8_t> final, has_bytes;  // [rule nodes]
-  // [rule nodes] the first node that behaves the same on every byte string of up to kShortTokenBytes bytes
-  // (e.g. the positions of a long `maxLength` string that are far from its end): they share short-token masks.
-  std::vector<int32_t> rep;
-};
-
 struct CompiledGrammar {
   std::string text;  // canonical GBNF
   TokenVocabulary vocab;
@@ -81,16 +71,15 @@ struct CompiledGrammar {
 
   // The node's mask, computed on first use (thread-safe).
   const NodeMask& node_mask(int32_t node) const;
+  // (lexical node << 8 | bytes to go) -> its class in the vocabulary (lexical_signature.h); guarded by the
+  // vocabulary's mutex, like the class table the ids point into.
+  mutable std::unordered_map<uint64_t, int32_t> class_memo;
   void init_mask_slots();
-  static constexpr size_t kMaxLexTableNodes = 4096;
-  bool has_lex_table(int32_t rule) const;
-  const LexTable& lex_table(int32_t rule) const;  // built on first use (thread-safe)
 
  private:
   mutable std::mutex mu_;
   mutable std::unique_ptr<std::atomic<const NodeMask*>[]> slots_;
   mutable std::vector<std::shared_ptr<const NodeMask>> owned_;
-  mutable std::unordered_map<int32_t, std::unique_ptr<LexTable>> lex_tables_;
 };
 
 // Builds the automata from a parsed grammar; checks that every reachable rule can finish, and rejects left
@@ -100,5 +89,8 @@ Result<std::shared_ptr<CompiledGrammar>> build_grammar(const GrammarAst& ast, co
 
 // Computes a node's mask by walking the vocabulary trie (node_mask.cpp).
 std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int32_t node);
+// The same mask by one walk from the node, without the vocabulary's shared short masks (tests compare the two;
+// pop points may come in another order).
+std::shared_ptr<const NodeMask> reference_node_mask(const CompiledGrammar& g, int32_t node);
 
 }  // namespace tern::constrain

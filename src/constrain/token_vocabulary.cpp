@@ -78,10 +78,6 @@ Result<TokenVocabulary> TokenVocabulary::from_bytes(std::vector<std::string> byt
       m = std::max(m, t.max_len[size_t(c)]);
     t.max_len[i] = m;
   }
-  impl->short_tokens.assign(size_t(impl->words), 0);
-  for (size_t id = 0; id < impl->bytes.size(); ++id)
-    if (!impl->bytes[id].empty() && impl->bytes[id].size() <= size_t(constrain::kShortTokenBytes))
-      impl->short_tokens[id >> 5] |= 1u << (id & 31);
   return TokenVocabulary(std::move(impl));
 }
 
