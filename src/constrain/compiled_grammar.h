@@ -39,10 +39,30 @@ struct Node {
 //   tokens whose bytes all fit inside the node's rule (callees included), or end exactly where the rule may end;
 //   pop_points: trie nodes (with children) where the rule may end mid-token: the rest of those tokens depends on
 //   the caller and is checked at run time against the real stack.
+// A lexical node's mask is its class's shared short part (lexical_signature.h) plus its own tokens longer than
+// kShortTokenBytes: `shared` points at the former, whose tokens and pop points count as this mask's too.
 struct NodeMask {
   std::vector<uint32_t> bits;        // [vocab words] when many tokens are accepted
   std::vector<int32_t> ids;          // accepted token ids otherwise
   std::vector<int32_t> pop_points;   // trie node ids
+  std::shared_ptr<const NodeMask> shared;  // null, or a mask without `shared` of its own
+
+  // mask |= this node's tokens (mask: [vocab words]); f(p) for each pop point.
+  void or_into(uint32_t* mask, int64_t words) const {
+    if (shared) shared->or_into(mask, words);
+    if (!bits.empty()) {
+      for (int64_t w = 0; w < words; ++w) mask[w] |= bits[size_t(w)];
+    } else {
+      for (int32_t id : ids) mask[id >> 5] |= 1u << (id & 31);
+    }
+  }
+  template <class F>
+  void for_each_pop_point(F&& f) const {
+    if (shared)
+      for (int32_t p : shared->pop_points) f(p);
+    for (int32_t p : pop_points) f(p);
+  }
+  bool has_pop_points() const { return !pop_points.empty() || (shared && !shared->pop_points.empty()); }
 };
 
 struct CompiledGrammar {

@@ -29,8 +29,13 @@ void finish_mask(std::vector<uint32_t>& bits, NodeMask* mask) {
 // A lexical rule (no calls): the walk state is one node of the rule's DFA. Tokens are collected at trie depths
 // in [lo, hi], and pop points at trie nodes (with children) of depth >= lo; with lo > 1 only subtrees that hold
 // tokens long enough are walked (max_len), and nothing deeper than hi is.
-void walk_lexical(const CompiledGrammar& g, int32_t node, int lo, int hi, std::vector<uint32_t>& bits, NodeMask* mask) {
-  const TokenTrie& t = g.vocab.impl().trie;
+// add(id) for each token.
+// On the long-token trie (long_trie: lo > kShortTokenBytes), pop points are mapped to the main trie's nodes.
+template <class Add>
+void walk_lexical(const CompiledGrammar& g, int32_t node, int lo, int hi, NodeMask* mask, Add&& add) {
+  const VocabImpl& v = g.vocab.impl();
+  const bool long_only = lo > kShortTokenBytes;
+  const TokenTrie& t = long_only ? v.long_trie : v.trie;
   struct Item {
     int32_t trie, state;
   };
@@ -47,10 +52,10 @@ void walk_lexical(const CompiledGrammar& g, int32_t node, int lo, int hi, std::v
       if (d < 0) continue;
       const int depth = t.depth[size_t(c)];
       if (depth >= lo)
-        for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) bits[size_t(id) >> 5] |= 1u << (id & 31);
+        for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) add(id);
       if (tn.n_children == 0) continue;
       const Node& dn = g.nodes[size_t(d)];
-      if (dn.final && depth >= lo) mask->pop_points.push_back(c);
+      if (dn.final && depth >= lo) mask->pop_points.push_back(long_only ? v.long_to_main[size_t(c)] : c);
       if (dn.edge_end > dn.edge_begin && depth < hi) todo.push_back({c, d});
     }
   }
@@ -68,7 +73,7 @@ std::shared_ptr<const NodeMask> short_lexical_mask(const CompiledGrammar& g, int
   }
   std::vector<uint32_t> bits(size_t(v.words), 0);
   auto mask = std::make_shared<NodeMask>();
-  walk_lexical(g, node, 1, kShortTokenBytes, bits, mask.get());
+  walk_lexical(g, node, 1, kShortTokenBytes, mask.get(), [&](int32_t id) { bits[size_t(id) >> 5] |= 1u << (id & 31); });
   finish_mask(bits, mask.get());
   std::lock_guard lk(v.mu);
   if (key < 0 || v.short_masks.size() >= VocabImpl::kMaxLexicalMasks) return mask;
@@ -106,26 +111,23 @@ void stack_walk(const CompiledGrammar& g, int32_t node, std::vector<uint32_t>& b
 std::shared_ptr<const NodeMask> reference_node_mask(const CompiledGrammar& g, int32_t node) {
   std::vector<uint32_t> bits(size_t(g.vocab.impl().words), 0);
   auto mask = std::make_shared<NodeMask>();
-  if (!g.lexical_key[size_t(g.nodes[size_t(node)].rule)].empty()) walk_lexical(g, node, 1, 255, bits, mask.get());
+  if (!g.lexical_key[size_t(g.nodes[size_t(node)].rule)].empty())
+    walk_lexical(g, node, 1, 255, mask.get(), [&](int32_t id) { bits[size_t(id) >> 5] |= 1u << (id & 31); });
   else stack_walk(g, node, bits, mask.get());
   finish_mask(bits, mask.get());
   return mask;
 }
 
 std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int32_t node) {
-  const VocabImpl& v = g.vocab.impl();
-  std::vector<uint32_t> bits(size_t(v.words), 0);
   auto mask = std::make_shared<NodeMask>();
   if (!g.lexical_key[size_t(g.nodes[size_t(node)].rule)].empty()) {
-    const std::shared_ptr<const NodeMask> sm = short_lexical_mask(g, node);
-    if (!sm->bits.empty()) bits = sm->bits;
-    else
-      for (int32_t id : sm->ids) bits[size_t(id) >> 5] |= 1u << (id & 31);
-    mask->pop_points = sm->pop_points;
-    walk_lexical(g, node, kShortTokenBytes + 1, 255, bits, mask.get());
-    finish_mask(bits, mask.get());
+    // The class's short part by reference (no copy of a 16 KB bitset per string position), plus the long tokens
+    // (~1% of a vocabulary) as ids.
+    mask->shared = short_lexical_mask(g, node);
+    walk_lexical(g, node, kShortTokenBytes + 1, 255, mask.get(), [&](int32_t id) { mask->ids.push_back(id); });
     return mask;
   }
+  std::vector<uint32_t> bits(size_t(g.vocab.impl().words), 0);
   stack_walk(g, node, bits, mask.get());
   finish_mask(bits, mask.get());
   return mask;

@@ -34,6 +34,11 @@ constexpr int kShortTokenBytes = 16;
 struct VocabImpl {
   std::vector<std::string> bytes;  // [vocab]
   TokenTrie trie;
+  // The same over the tokens longer than kShortTokenBytes only (~1%): a lexical node walks it for the tokens its
+  // class's shared short mask leaves out, without visiting the short tokens' subtrees. long_to_main: [long nodes]
+  // the main trie's node with the same prefix (pop points are main-trie nodes).
+  TokenTrie long_trie;
+  std::vector<int32_t> long_to_main;
   int64_t words = 0;               // mask words
   mutable std::mutex mu;           // guards the two caches (each bounded by kMaxLexicalMasks)
   // "<lexical rule body>#<local node>" -> the node's whole mask (the same rule in another grammar).

@@ -19,19 +19,25 @@
 namespace tern {
 namespace {
 
-std::vector<int32_t> bits_to_ids(const constrain::NodeMask& m) {
-  if (m.bits.empty()) return m.ids;
-  std::vector<int32_t> out;
-  for (size_t w = 0; w < m.bits.size(); ++w)
-    for (uint32_t b = m.bits[w]; b; b &= b - 1) out.push_back(int32_t(w * 32 + size_t(__builtin_ctz(b))));
+// The mask as a bitset (its shared part included).
+std::vector<uint32_t> bitset(const constrain::NodeMask& m, int64_t words) {
+  std::vector<uint32_t> out(size_t(words), 0);
+  m.or_into(out.data(), words);
   return out;
 }
 
-void expect_same(const constrain::NodeMask& a, const constrain::NodeMask& b, const std::string& where) {
-  EXPECT_EQ(bits_to_ids(a), bits_to_ids(b)) << where;
-  std::vector<int32_t> pa = a.pop_points, pb = b.pop_points;
+std::vector<int32_t> pops(const constrain::NodeMask& m) {
+  std::vector<int32_t> out;
+  m.for_each_pop_point([&](int32_t p) { out.push_back(p); });
+  return out;
+}
+
+void expect_same(const constrain::NodeMask& a, const constrain::NodeMask& b, int64_t words, const std::string& where) {
+  EXPECT_EQ(bitset(a, words), bitset(b, words)) << where;
+  std::vector<int32_t> pa = pops(a), pb = pops(b);
   std::sort(pa.begin(), pa.end());
   std::sort(pb.begin(), pb.end());
+  EXPECT_EQ(std::adjacent_find(pa.begin(), pa.end()), pa.end()) << where;  // no pop point twice
   EXPECT_EQ(pa, pb) << where;
 }
 
@@ -69,7 +75,8 @@ TEST(ConstrainMaskShared, CorpusMasksEqualUnsharedWalksAndBruteForce) {
     int checked = 0;
     for (int32_t n = 0; n < int32_t(cg.nodes.size()) && checked < 300; ++n) {
       if (!cg.has_bytes(n)) continue;
-      expect_same(cg.node_mask(n), *constrain::reference_node_mask(cg, n), name + " node " + std::to_string(n));
+      expect_same(cg.node_mask(n), *constrain::reference_node_mask(cg, n), (vocab->size() + 31) / 32,
+                  name + " node " + std::to_string(n));
       ++checked;
     }
     nodes += checked;
