@@ -104,8 +104,12 @@ int main(int argc, char** argv) {
   if (warm_up) {
     const double w0 = bench::now_s(), c0 = thread_cpu_s();
     warm_up_masks(*vocab);
-    fmt::print("warm-up (warm_up_masks): {:.0f} ms wall, {:.0f} ms cpu, {} shared short masks\n", (bench::now_s() - w0) * 1e3,
-               (thread_cpu_s() - c0) * 1e3, vocab->impl().short_masks.size());
+    size_t bytes = 0;
+    for (const auto& [k, m] : vocab->impl().short_masks)
+      bytes += (m->bits.size() + m->ids.size() + m->pop_points.size()) * sizeof(uint32_t);
+    fmt::print("warm-up (warm_up_masks): {:.0f} ms wall, {:.0f} ms cpu, {} shared short masks ({:.1f} MiB), {} classes\n",
+               (bench::now_s() - w0) * 1e3, (thread_cpu_s() - c0) * 1e3, vocab->impl().short_masks.size(),
+               double(bytes) / (1 << 20), vocab->impl().classes.size());
   }
   if (fresh) start = VocabCaches::save(*vocab);
   fmt::print("mode: {}\n", fresh ? (warm_up ? "fresh server after the warm-up, per schema" : "fresh server, no warm-up, per schema")
