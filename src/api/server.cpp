@@ -287,7 +287,8 @@ tern::Result<int> ApiServer::bind() { return impl_->front.bind(impl_->opt.host, 
 void ApiServer::run() {
   // The grammar vocabulary and its warm-up are made while the server waits for its first requests, not by the
   // first request with a response_format (joined by ~ApiServer).
-  impl_->grammar_prep = std::thread([impl = impl_.get()] { (void)impl->grammar_cache(); });
+  if (!impl_->grammar_prep.joinable())
+    impl_->grammar_prep = std::thread([impl = impl_.get()] { (void)impl->grammar_cache(); });
   impl_->front.run();
   std::thread drainer;
   {

@@ -10,7 +10,7 @@ namespace tern::constrain {
 namespace {
 
 // Caller holds the vocabulary's mutex (it guards the class table and every grammar's memo).
-int32_t class_of(const CompiledGrammar& g, VocabImpl& v, int32_t node, int to_go) {
+int32_t class_of(const CompiledGrammar& g, const VocabImpl& v, int32_t node, int to_go) {
   const uint64_t key = (uint64_t(uint32_t(node)) << 8) | uint32_t(to_go);
   auto m = g.class_memo.find(key);
   if (m != g.class_memo.end()) return m->second;
@@ -50,7 +50,7 @@ int32_t class_of(const CompiledGrammar& g, VocabImpl& v, int32_t node, int to_go
 }  // namespace
 
 int32_t lexical_class(const CompiledGrammar& g, int32_t node, int depth) {
-  VocabImpl& v = const_cast<VocabImpl&>(g.vocab.impl());  // the class table is a cache behind v.mu
+  const VocabImpl& v = g.vocab.impl();  // the class table is a cache behind v.mu
   std::lock_guard lk(v.mu);
   return class_of(g, v, node, depth);
 }

@@ -46,7 +46,7 @@ struct VocabImpl {
   // lexical_class(node, kShortTokenBytes) -> the short part of the mask of every node of that class.
   mutable std::unordered_map<int32_t, std::shared_ptr<const NodeMask>> short_masks;
   // The hash-consed behaviour classes of lexical nodes (lexical_signature.h): tuple -> id.
-  std::unordered_map<std::string, int32_t> classes;
+  mutable std::unordered_map<std::string, int32_t> classes;
   static constexpr size_t kMaxClasses = size_t(1) << 20;
   static constexpr size_t kMaxLexicalMasks = 4096;
 };
