@@ -74,6 +74,7 @@ Result<GrammarCache*> ApiServer::Impl::grammar_cache() {
   if (!grammars) {
     TERN_ASSIGN_OR_RETURN(TokenVocabulary vocab, TokenVocabulary::from_tokenizer(tok, opt.model_vocab));
     grammars = std::make_unique<GrammarCache>(std::move(vocab));
+    grammars->start_warm_up();  // the shared lexical masks, in the background (issue 16: the cold-mask p99)
   }
   return grammars.get();
 }
@@ -234,6 +235,7 @@ ApiServer::ApiServer(Engine& engine, const Tokenizer& tokenizer, const ModelChat
 
 ApiServer::~ApiServer() {
   shutdown_now();
+  if (impl_->grammar_prep.joinable()) impl_->grammar_prep.join();
   std::thread drainer;
   {
     std::lock_guard<std::mutex> lock(impl_->drain_mu);
@@ -251,6 +253,10 @@ ApiServer::~ApiServer() {
 tern::Result<int> ApiServer::bind() { return impl_->front.bind(impl_->opt.host, impl_->opt.port); }
 
 void ApiServer::run() {
+  // The grammar vocabulary and its warm-up are made while the server waits for its first requests, not by the
+  // first request with a response_format (joined by ~ApiServer).
+  if (!impl_->grammar_prep.joinable())
+    impl_->grammar_prep = std::thread([impl = impl_.get()] { (void)impl->grammar_cache(); });
   impl_->front.run();
   std::thread drainer;
   {

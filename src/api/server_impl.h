@@ -73,6 +73,7 @@ struct ApiServer::Impl {
   std::mutex grammar_mu;
   std::unique_ptr<GrammarCache> grammars;
   Result<GrammarCache*> grammar_cache();
+  std::thread grammar_prep;  // run() builds the cache (and starts its warm-up) off the request path
 
   // Request fields accepted and ignored: each is logged the first time only.
   std::mutex ignored_mu;

@@ -39,20 +39,30 @@ struct Node {
 //   tokens whose bytes all fit inside the node's rule (callees included), or end exactly where the rule may end;
 //   pop_points: trie nodes (with children) where the rule may end mid-token: the rest of those tokens depends on
 //   the caller and is checked at run time against the real stack.
+// A lexical node's mask is its class's shared short part (lexical_signature.h) plus its own tokens longer than
+// kShortTokenBytes: `shared` points at the former, whose tokens and pop points count as this mask's too.
 struct NodeMask {
   std::vector<uint32_t> bits;        // [vocab words] when many tokens are accepted
   std::vector<int32_t> ids;          // accepted token ids otherwise
   std::vector<int32_t> pop_points;   // trie node ids
-};
+  std::shared_ptr<const NodeMask> shared;  // null, or a mask without `shared` of its own
 
-// A lexical rule's DFA as a dense table, for the full-vocabulary walks inside strings and numbers.
-struct LexTable {
-  int32_t base = 0;                 // the rule's first node
-  std::vector<int32_t> next;        // [rule nodes x 256] local node, -1 = no edge
-  std::vector<uint8_t> final, has_bytes;  // [rule nodes]
-  // [rule nodes] the first node that behaves the same on every byte string of up to kShortTokenBytes bytes
-  // (e.g. the positions of a long `maxLength` string that are far from its end): they share short-token masks.
-  std::vector<int32_t> rep;
+  // mask |= this node's tokens (mask: [vocab words]); f(p) for each pop point.
+  void or_into(uint32_t* mask, int64_t words) const {
+    if (shared) shared->or_into(mask, words);
+    if (!bits.empty()) {
+      for (int64_t w = 0; w < words; ++w) mask[w] |= bits[size_t(w)];
+    } else {
+      for (int32_t id : ids) mask[id >> 5] |= 1u << (id & 31);
+    }
+  }
+  template <class F>
+  void for_each_pop_point(F&& f) const {
+    if (shared)
+      for (int32_t p : shared->pop_points) f(p);
+    for (int32_t p : pop_points) f(p);
+  }
+  bool has_pop_points() const { return !pop_points.empty() || (shared && !shared->pop_points.empty()); }
 };
 
 struct CompiledGrammar {
@@ -81,16 +91,15 @@ struct CompiledGrammar {
 
   // The node's mask, computed on first use (thread-safe).
   const NodeMask& node_mask(int32_t node) const;
+  // (lexical node << 8 | bytes to go) -> its class in the vocabulary (lexical_signature.h); guarded by the
+  // vocabulary's mutex, like the class table the ids point into.
+  mutable std::unordered_map<uint64_t, int32_t> class_memo;
   void init_mask_slots();
-  static constexpr size_t kMaxLexTableNodes = 4096;
-  bool has_lex_table(int32_t rule) const;
-  const LexTable& lex_table(int32_t rule) const;  // built on first use (thread-safe)
 
  private:
   mutable std::mutex mu_;
   mutable std::unique_ptr<std::atomic<const NodeMask*>[]> slots_;
   mutable std::vector<std::shared_ptr<const NodeMask>> owned_;
-  mutable std::unordered_map<int32_t, std::unique_ptr<LexTable>> lex_tables_;
 };
 
 // Builds the automata from a parsed grammar; checks that every reachable rule can finish, and rejects left
@@ -100,5 +109,8 @@ Result<std::shared_ptr<CompiledGrammar>> build_grammar(const GrammarAst& ast, co
 
 // Computes a node's mask by walking the vocabulary trie (node_mask.cpp).
 std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int32_t node);
+// The same mask by one walk from the node, without the vocabulary's shared short masks (tests compare the two;
+// pop points may come in another order).
+std::shared_ptr<const NodeMask> reference_node_mask(const CompiledGrammar& g, int32_t node);
 
 }  // namespace tern::constrain

@@ -40,17 +40,13 @@ void Matcher::allowed(uint32_t* mask) {
   top_.assign(pool_.frames_begin(st), pool_.frames_end(st));
   for (const int32_t f : top_) {
     const NodeMask& nm = g_.node_mask(pool_.node_of(f));
-    if (!nm.bits.empty()) {
-      for (int64_t w = 0; w < words; ++w) mask[w] |= nm.bits[size_t(w)];
-    } else {
-      for (int32_t id : nm.ids) mask[id >> 5] |= 1u << (id & 31);
-    }
-    if (nm.pop_points.empty()) continue;
+    nm.or_into(mask, words);
+    if (!nm.has_pop_points()) continue;
     const int32_t parent = pool_.parent_of(f);
     if (parent < 0) continue;  // the grammar ends there: nothing may follow inside the token
     const int32_t after = pool_.closure_of(parent);
     if (after == StackPool::kDead || !pool_.has_frames(after)) continue;
-    for (int32_t p : nm.pop_points) walk(p, after, mask);
+    nm.for_each_pop_point([&](int32_t p) { walk(p, after, mask); });
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "constrain/lexical_signature.h"
 #include "constrain/stack_pool.h"
 #include "constrain/vocab_impl.h"
 
@@ -25,63 +26,64 @@ void finish_mask(std::vector<uint32_t>& bits, NodeMask* mask) {
     for (uint32_t m = bits[w]; m; m &= m - 1) mask->ids.push_back(int32_t(w * 32 + size_t(__builtin_ctz(m))));
 }
 
-// A lexical rule (no calls): the walk state is one node of the rule's DFA, stepped through a dense table. Tokens
-// and pop points are collected at trie depths in [lo, hi]; with lo > 1 only subtrees holding such tokens are walked.
-void walk_lexical(const CompiledGrammar& g, const LexTable& lt, int32_t local, int lo, int hi,
-                  std::vector<uint32_t>& bits, NodeMask* mask) {
-  const TokenTrie& t = g.vocab.impl().trie;
+// A lexical rule (no calls): the walk state is one node of the rule's DFA. Tokens are collected at trie depths
+// in [lo, hi], and pop points at trie nodes (with children) of depth >= lo; with lo > 1 only subtrees that hold
+// tokens long enough are walked (max_len), and nothing deeper than hi is.
+// add(id) for each token.
+// On the long-token trie (long_trie: lo > kShortTokenBytes), pop points are mapped to the main trie's nodes.
+template <class Add>
+void walk_lexical(const CompiledGrammar& g, int32_t node, int lo, int hi, NodeMask* mask, Add&& add) {
+  const VocabImpl& v = g.vocab.impl();
+  const bool long_only = lo > kShortTokenBytes;
+  const TokenTrie& t = long_only ? v.long_trie : v.trie;
   struct Item {
     int32_t trie, state;
   };
-  std::vector<Item> todo = {{0, local}};
+  std::vector<Item> todo = {{0, node}};
   while (!todo.empty()) {
     const Item it = todo.back();
     todo.pop_back();
-    const int32_t* row = lt.next.data() + size_t(it.state) * 256;
     const int32_t c0 = t.nodes[size_t(it.trie)].first_child;
     const int32_t c1 = c0 + t.nodes[size_t(it.trie)].n_children;
     for (int32_t c = c0; c < c1; ++c) {
       const TrieNode& tn = t.nodes[size_t(c)];
-      const int32_t d = row[tn.byte];
+      if (lo > 1 && t.max_len[size_t(c)] < lo) continue;  // no token long enough below
+      const int32_t d = g.next(it.state, tn.byte);
       if (d < 0) continue;
       const int depth = t.depth[size_t(c)];
-      if (lo > 1 && t.max_len[size_t(c)] < lo) continue;  // no token long enough below
       if (depth >= lo)
-        for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) bits[size_t(id) >> 5] |= 1u << (id & 31);
+        for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) add(id);
       if (tn.n_children == 0) continue;
-      if (lt.final[size_t(d)] && depth >= lo) mask->pop_points.push_back(c);
-      if (lt.has_bytes[size_t(d)] && depth < hi) todo.push_back({c, d});
+      const Node& dn = g.nodes[size_t(d)];
+      if (dn.final && depth >= lo) mask->pop_points.push_back(long_only ? v.long_to_main[size_t(c)] : c);
+      if (dn.edge_end > dn.edge_begin && depth < hi) todo.push_back({c, d});
     }
   }
 }
 
-}  // namespace
-
-std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int32_t node) {
+// The short part of a lexical node's mask (tokens of up to kShortTokenBytes bytes, pop points that shallow),
+// shared through the vocabulary by every node with the same signature (lexical_signature.h).
+std::shared_ptr<const NodeMask> short_lexical_mask(const CompiledGrammar& g, int32_t node) {
   const VocabImpl& v = g.vocab.impl();
-  const TokenTrie& t = v.trie;
+  const int32_t key = lexical_class(g, node, kShortTokenBytes);
+  if (key >= 0) {
+    std::lock_guard lk(v.mu);
+    auto it = v.short_masks.find(key);
+    if (it != v.short_masks.end()) return it->second;
+  }
   std::vector<uint32_t> bits(size_t(v.words), 0);
   auto mask = std::make_shared<NodeMask>();
-  if (g.has_lex_table(g.nodes[size_t(node)].rule)) {
-    const LexTable& lt = g.lex_table(g.nodes[size_t(node)].rule);
-    const int32_t local = node - lt.base, rep = lt.rep[size_t(local)];
-    if (rep == local) {
-      walk_lexical(g, lt, local, 1, 255, bits, mask.get());
-    } else {  // the representative's short part + this node's own walk over the long tokens
-      const NodeMask& rm = g.node_mask(lt.base + rep);
-      if (!rm.bits.empty()) {
-        for (size_t w = 0; w < bits.size(); ++w) bits[w] = rm.bits[w] & v.short_tokens[w];
-      } else {
-        for (int32_t id : rm.ids)
-          if (v.short_tokens[size_t(id) >> 5] >> (id & 31) & 1) bits[size_t(id) >> 5] |= 1u << (id & 31);
-      }
-      for (int32_t p : rm.pop_points)
-        if (t.depth[size_t(p)] <= kShortTokenBytes) mask->pop_points.push_back(p);
-      walk_lexical(g, lt, local, kShortTokenBytes + 1, 255, bits, mask.get());
-    }
-    finish_mask(bits, mask.get());
-    return mask;
-  }
+  walk_lexical(g, node, 1, kShortTokenBytes, mask.get(), [&](int32_t id) { bits[size_t(id) >> 5] |= 1u << (id & 31); });
+  finish_mask(bits, mask.get());
+  std::lock_guard lk(v.mu);
+  if (key < 0 || v.short_masks.size() >= VocabImpl::kMaxLexicalMasks) return mask;
+  return v.short_masks.emplace(key, std::move(mask)).first->second;
+}
+
+// A node of a rule with calls: the walk state is a set of stacks (StackPool), bottom = the node alone; pop points
+// are where the node's own rule may end mid-token.
+void stack_walk(const CompiledGrammar& g, int32_t node, std::vector<uint32_t>& bits, NodeMask* mask) {
+  const TokenTrie& t = g.vocab.impl().trie;
   StackPool pool(g, /*dense=*/true);
   struct Item {
     int32_t trie, state;
@@ -102,71 +104,33 @@ std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int3
       if (pool.has_frames(s)) todo.push_back({c, s});
     }
   }
+}
+
+}  // namespace
+
+std::shared_ptr<const NodeMask> reference_node_mask(const CompiledGrammar& g, int32_t node) {
+  std::vector<uint32_t> bits(size_t(g.vocab.impl().words), 0);
+  auto mask = std::make_shared<NodeMask>();
+  if (!g.lexical_key[size_t(g.nodes[size_t(node)].rule)].empty())
+    walk_lexical(g, node, 1, 255, mask.get(), [&](int32_t id) { bits[size_t(id) >> 5] |= 1u << (id & 31); });
+  else stack_walk(g, node, bits, mask.get());
   finish_mask(bits, mask.get());
   return mask;
 }
 
-bool CompiledGrammar::has_lex_table(int32_t rule) const {
-  if (lexical_key[size_t(rule)].empty()) return false;
-  const size_t end = size_t(rule) + 1 < rule_start.size() ? size_t(rule_start[size_t(rule) + 1]) : nodes.size();
-  return end - size_t(rule_start[size_t(rule)]) <= kMaxLexTableNodes;
-}
-
-const LexTable& CompiledGrammar::lex_table(int32_t rule) const {
-  std::lock_guard lk(mu_);
-  auto& slot = lex_tables_[rule];
-  if (slot) return *slot;
-  auto lt = std::make_unique<LexTable>();
-  lt->base = rule_start[size_t(rule)];
-  const size_t end = size_t(rule) + 1 < rule_start.size() ? size_t(rule_start[size_t(rule) + 1]) : nodes.size();
-  const size_t n = end - size_t(lt->base);
-  lt->next.assign(n * 256, -1);
-  lt->final.resize(n);
-  lt->has_bytes.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    const Node& nd = nodes[size_t(lt->base) + i];
-    lt->final[i] = nd.final;
-    lt->has_bytes[i] = nd.edge_end > nd.edge_begin;
-    for (uint32_t e = nd.edge_begin; e < nd.edge_end; ++e)
-      for (int b = edges[e].lo; b <= edges[e].hi; ++b) lt->next[i * 256 + size_t(b)] = edges[e].to - lt->base;
+std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int32_t node) {
+  auto mask = std::make_shared<NodeMask>();
+  if (!g.lexical_key[size_t(g.nodes[size_t(node)].rule)].empty()) {
+    // The class's short part by reference (no copy of a 16 KB bitset per string position), plus the long tokens
+    // (~1% of a vocabulary) as ids.
+    mask->shared = short_lexical_mask(g, node);
+    walk_lexical(g, node, kShortTokenBytes + 1, 255, mask.get(), [&](int32_t id) { mask->ids.push_back(id); });
+    return mask;
   }
-  // Moore refinement for kShortTokenBytes rounds over byte classes: nodes left in one class agree on every
-  // string of up to kShortTokenBytes bytes (acceptance and where the rule may end).
-  lt->rep.resize(n);
-  std::vector<int32_t> byte_class(256), col_rep;
-  {
-    std::unordered_map<std::string, int32_t> cols;
-    for (int b = 0; b < 256; ++b) {
-      std::string key(n * sizeof(int32_t), '\0');
-      for (size_t i = 0; i < n; ++i) std::memcpy(&key[i * sizeof(int32_t)], &lt->next[i * 256 + size_t(b)], sizeof(int32_t));
-      auto [it, fresh] = cols.emplace(std::move(key), int32_t(col_rep.size()));
-      if (fresh) col_rep.push_back(b);
-      byte_class[size_t(b)] = it->second;
-    }
-  }
-  std::vector<int32_t> cls(n), next_cls(n);
-  for (size_t i = 0; i < n; ++i) cls[i] = lt->final[i];
-  size_t classes = 0;
-  for (int round = 0; round < kShortTokenBytes; ++round) {
-    std::unordered_map<std::string, int32_t> ids;
-    std::vector<int32_t> sig(col_rep.size() + 1);
-    for (size_t i = 0; i < n; ++i) {
-      sig[0] = cls[i];
-      for (size_t k = 0; k < col_rep.size(); ++k) {
-        const int32_t d = lt->next[i * 256 + size_t(col_rep[k])];
-        sig[k + 1] = d < 0 ? -1 : cls[size_t(d)];
-      }
-      std::string key(reinterpret_cast<const char*>(sig.data()), sig.size() * sizeof(int32_t));
-      next_cls[i] = ids.emplace(std::move(key), int32_t(ids.size())).first->second;
-    }
-    cls.swap(next_cls);
-    if (ids.size() == classes) break;  // stable: no further split
-    classes = ids.size();
-  }
-  std::unordered_map<int32_t, int32_t> first;
-  for (size_t i = 0; i < n; ++i) lt->rep[i] = first.emplace(cls[i], int32_t(i)).first->second;
-  slot = std::move(lt);
-  return *slot;
+  std::vector<uint32_t> bits(size_t(g.vocab.impl().words), 0);
+  stack_walk(g, node, bits, mask.get());
+  finish_mask(bits, mask.get());
+  return mask;
 }
 
 void CompiledGrammar::init_mask_slots() {
@@ -201,6 +165,18 @@ const NodeMask& CompiledGrammar::node_mask(int32_t node) const {
   owned_.push_back(mask);
   slots_[size_t(node)].store(mask.get(), std::memory_order_release);
   return *mask;
+}
+
+}  // namespace tern::constrain
+
+namespace tern::constrain {
+
+// The warm-up (warm_up.cpp): the short masks of every node of the grammar's lexical rules.
+void warm_short_masks(const CompiledGrammar& g, const std::atomic<bool>* stop) {
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    if (stop && stop->load(std::memory_order_relaxed)) return;
+    if (!g.lexical_key[size_t(g.nodes[n].rule)].empty() && g.has_bytes(int32_t(n))) short_lexical_mask(g, int32_t(n));
+  }
 }
 
 }  // namespace tern::constrain

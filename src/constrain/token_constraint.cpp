@@ -1,7 +1,12 @@
 #include "constrain/token_constraint.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <list>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "constrain/compiled_grammar.h"
@@ -62,6 +67,14 @@ struct GrammarCache::Impl {
   std::mutex mu;
   std::list<std::pair<std::string, std::shared_ptr<const Grammar>>> lru;  // front = most recent
   std::unordered_map<std::string, decltype(lru)::iterator> index;
+  std::atomic<bool> stop{false}, warm_done{false};
+  std::thread warm;  // the background warm-up (start_warm_up), joined by ~GrammarCache
+
+  Impl(TokenVocabulary v, size_t c, GrammarLimits l) : vocab(std::move(v)), capacity(c), limits(l) {}
+  ~Impl() {
+    stop = true;
+    if (warm.joinable()) warm.join();
+  }
 
   // Keyed by the canonical text: parsing is cheap next to building the automata.
   Result<std::shared_ptr<const Grammar>> get(const std::string& text) {
@@ -91,8 +104,23 @@ struct GrammarCache::Impl {
 };
 
 GrammarCache::GrammarCache(TokenVocabulary vocab, size_t capacity, GrammarLimits limits)
-    : impl_(new Impl{std::move(vocab), std::max<size_t>(capacity, 1), limits, {}, {}, {}}) {}
+    : impl_(std::make_unique<Impl>(std::move(vocab), std::max<size_t>(capacity, 1), limits)) {}
 GrammarCache::~GrammarCache() = default;
+
+void GrammarCache::start_warm_up() {
+  std::lock_guard lk(impl_->mu);
+  if (impl_->warm.joinable()) return;
+  Impl* impl = impl_.get();
+  impl->warm = std::thread([impl] {
+    // Nice 19 for this thread only (Linux: a thread's id is a process id to setpriority): it uses idle time, and a
+    // request that needs a mask first simply computes it.
+    setpriority(PRIO_PROCESS, id_t(syscall(SYS_gettid)), 19);
+    warm_up_masks(impl->vocab, &impl->stop);
+    impl->warm_done = true;
+  });
+}
+
+bool GrammarCache::warm_up_done() const { return impl_->warm_done.load(); }
 const TokenVocabulary& GrammarCache::vocabulary() const { return impl_->vocab; }
 Result<std::shared_ptr<const Grammar>> GrammarCache::gbnf(std::string_view text) { return impl_->get(std::string(text)); }
 Result<std::shared_ptr<const Grammar>> GrammarCache::json_schema(const nlohmann::ordered_json& schema) {

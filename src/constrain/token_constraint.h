@@ -9,6 +9,7 @@
 // After sampling, accept(token). Speculative decoding: accept drafted tokens one by one, rollback(n) the rejected.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -71,6 +72,12 @@ Result<std::string> regex_to_gbnf(std::string_view pattern, const GrammarLimits&
 //   "root ::= \"<tool_call>\" t0-root \"</tool_call>\"\n" + *gbnf_prefix_rules(*json_schema_text_to_gbnf(s), "t0-")
 Result<std::string> gbnf_prefix_rules(std::string_view gbnf, std::string_view prefix, const GrammarLimits& limits = {});
 
+// Computes, once per vocabulary, the shared masks of the lexical rules JSON schemas compile to (string bodies at
+// every distance up to 16 characters from minLength / maxLength, numbers, formats, whitespace): the walks over the
+// whole vocabulary (~3 ms each with 128k tokens) a first request would otherwise pay. Thread-safe; a second call
+// costs little. Returns early once *stop is true. GrammarCache::start_warm_up runs it in the background.
+void warm_up_masks(const TokenVocabulary& vocab, const std::atomic<bool>* stop = nullptr);
+
 // Compiles each distinct grammar once: keyed by the canonical GBNF text (schemas by their dumped JSON first).
 // Thread-safe; holds at most `capacity` grammars (least recently used evicted; requests keep theirs alive).
 class GrammarCache {
@@ -83,6 +90,10 @@ class GrammarCache {
   Result<std::shared_ptr<const Grammar>> regex(std::string_view pattern);
   Result<std::shared_ptr<const Grammar>> json_object();
   const TokenVocabulary& vocabulary() const;
+  // Starts warm_up_masks on a background thread at the lowest priority (a server calls it when it starts, so the
+  // first request with a new schema finds the shared masks made); the destructor stops and joins it. Idempotent.
+  void start_warm_up();
+  bool warm_up_done() const;  // the background warm-up has finished (tests, benchmarks)
 
  private:
   struct Impl;

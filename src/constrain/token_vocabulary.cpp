@@ -57,6 +57,22 @@ void build_trie(const std::vector<std::string>& bytes, constrain::TokenTrie* t) 
   }
 }
 
+// depth and max_len of every node (children come after their parent).
+void depths(constrain::TokenTrie* tp) {
+  constrain::TokenTrie& t = *tp;
+  t.depth.assign(t.nodes.size(), 0);
+  t.max_len.assign(t.nodes.size(), 0);
+  for (size_t i = 0; i < t.nodes.size(); ++i)
+    for (int32_t c = t.nodes[i].first_child; c < t.nodes[i].first_child + t.nodes[i].n_children; ++c)
+      t.depth[size_t(c)] = uint8_t(std::min(255, t.depth[i] + 1));
+  for (size_t i = t.nodes.size(); i-- > 0;) {
+    uint8_t m = t.nodes[i].token >= 0 ? t.depth[i] : 0;
+    for (int32_t c = t.nodes[i].first_child; c < t.nodes[i].first_child + t.nodes[i].n_children; ++c)
+      m = std::max(m, t.max_len[size_t(c)]);
+    t.max_len[i] = m;
+  }
+}
+
 }  // namespace
 
 Result<TokenVocabulary> TokenVocabulary::from_bytes(std::vector<std::string> bytes) {
@@ -66,22 +82,23 @@ Result<TokenVocabulary> TokenVocabulary::from_bytes(std::vector<std::string> byt
   impl->bytes = std::move(bytes);
   impl->words = (int64_t(impl->bytes.size()) + 31) / 32;
   build_trie(impl->bytes, &impl->trie);
-  constrain::TokenTrie& t = impl->trie;
-  t.depth.assign(t.nodes.size(), 0);
-  t.max_len.assign(t.nodes.size(), 0);
-  for (size_t i = 0; i < t.nodes.size(); ++i)  // children come after their parent
-    for (int32_t c = t.nodes[i].first_child; c < t.nodes[i].first_child + t.nodes[i].n_children; ++c)
-      t.depth[size_t(c)] = uint8_t(std::min(255, t.depth[i] + 1));
-  for (size_t i = t.nodes.size(); i-- > 0;) {
-    uint8_t m = t.nodes[i].token >= 0 ? t.depth[i] : 0;
-    for (int32_t c = t.nodes[i].first_child; c < t.nodes[i].first_child + t.nodes[i].n_children; ++c)
-      m = std::max(m, t.max_len[size_t(c)]);
-    t.max_len[i] = m;
-  }
-  impl->short_tokens.assign(size_t(impl->words), 0);
+  depths(&impl->trie);
+  std::vector<std::string> long_bytes(impl->bytes.size());
   for (size_t id = 0; id < impl->bytes.size(); ++id)
-    if (!impl->bytes[id].empty() && impl->bytes[id].size() <= size_t(constrain::kShortTokenBytes))
-      impl->short_tokens[id >> 5] |= 1u << (id & 31);
+    if (impl->bytes[id].size() > size_t(constrain::kShortTokenBytes)) long_bytes[id] = impl->bytes[id];
+  build_trie(long_bytes, &impl->long_trie);
+  depths(&impl->long_trie);
+  // Each long-trie node's twin in the main trie: follow the parent's twin by the node's byte.
+  const constrain::TokenTrie& t = impl->trie;
+  const constrain::TokenTrie& lt = impl->long_trie;
+  impl->long_to_main.assign(lt.nodes.size(), 0);
+  for (size_t i = 0; i < lt.nodes.size(); ++i)  // children come after their parent
+    for (int32_t c = lt.nodes[i].first_child; c < lt.nodes[i].first_child + lt.nodes[i].n_children; ++c) {
+      const constrain::TrieNode& p = t.nodes[size_t(impl->long_to_main[i])];
+      int32_t m = p.first_child;
+      while (t.nodes[size_t(m)].byte != lt.nodes[size_t(c)].byte) ++m;  // present: the main trie holds every token
+      impl->long_to_main[size_t(c)] = m;
+    }
   return TokenVocabulary(std::move(impl));
 }
 

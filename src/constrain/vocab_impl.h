@@ -27,17 +27,27 @@ struct TokenTrie {
   std::vector<uint8_t> max_len;      // [nodes] longest token in the subtree (capped at 255)
 };
 
-// Tokens of at most this many bytes are "short": automaton positions that agree on every string this long share
-// the short part of their masks (see node_mask.cpp); only the ~1% longer tokens are walked per position.
+// Tokens of at most this many bytes are "short": lexical nodes that agree on every string this long share the
+// short part of their masks (lexical_signature.h); only the ~1% longer tokens are walked per node.
 constexpr int kShortTokenBytes = 16;
 
 struct VocabImpl {
   std::vector<std::string> bytes;  // [vocab]
   TokenTrie trie;
+  // The same over the tokens longer than kShortTokenBytes only (~1%): a lexical node walks it for the tokens its
+  // class's shared short mask leaves out, without visiting the short tokens' subtrees. long_to_main: [long nodes]
+  // the main trie's node with the same prefix (pop points are main-trie nodes).
+  TokenTrie long_trie;
+  std::vector<int32_t> long_to_main;
   int64_t words = 0;               // mask words
-  std::vector<uint32_t> short_tokens;  // [words] tokens of 1..kShortTokenBytes bytes
-  mutable std::mutex mu;           // guards lexical_masks (a cache: bounded by kMaxLexicalMasks)
+  mutable std::mutex mu;           // guards the two caches (each bounded by kMaxLexicalMasks)
+  // "<lexical rule body>#<local node>" -> the node's whole mask (the same rule in another grammar).
   mutable std::unordered_map<std::string, std::shared_ptr<const NodeMask>> lexical_masks;
+  // lexical_class(node, kShortTokenBytes) -> the short part of the mask of every node of that class.
+  mutable std::unordered_map<int32_t, std::shared_ptr<const NodeMask>> short_masks;
+  // The hash-consed behaviour classes of lexical nodes (lexical_signature.h): tuple -> id.
+  mutable std::unordered_map<std::string, int32_t> classes;
+  static constexpr size_t kMaxClasses = size_t(1) << 20;
   static constexpr size_t kMaxLexicalMasks = 4096;
 };
 
