@@ -1,6 +1,7 @@
 // Quantized matmul throughput on the Llama-3.2-1B shapes: int8 (W8A16, W8A8), int4 g128 and FP8
 // against bf16, through the same ops::matmul front door the model uses.
 //   bench_matmul_quant [--threads N] [--reps 3] [--gemv-m 1] [--gemm-m 512] [--formats bf16,w8a16,w8a8,int4,fp8] [--hot] [--json]
+// (format w8a16f: W8A16 with the f32-x decode kernel, CpuFeatures::w8a16_f32, next to w8a16's int16-x one)
 // GEMV (m = --gemv-m, default 1: decode; up to 8 = a small decode batch): GB/s of weight bytes streamed (codes + scales + zero points) per call; every
 // call uses the next of several copies of the codes spread over >= 512 MiB, so they come from DRAM.
 // GEMM (m = --gemm-m, prefill): GFLOP/s (2·m·n·k). The LM head is GEMV only.
@@ -36,7 +37,7 @@ Weights make(const std::string& fmt, const MatmulShape& s, bool hot) {
   r.w.rows = n, r.w.cols = k;
   if (fmt == "bf16") r.w.dtype = DType::BF16, r.code_bytes = size_t(n * k) * 2;
   else if (fmt == "int4") r.code_bytes = size_t(n * k) / 2;
-  else r.code_bytes = size_t(n * k);
+  else r.code_bytes = size_t(n * k);  // int8 / fp8
   r.stride = (r.code_bytes + 4095) / 4096 * 4096;
   r.copies = hot ? 1 : std::max<size_t>(2, (size_t(512) << 20) / r.stride);
   r.codes = alloc_buffer(r.stride * r.copies);
@@ -61,7 +62,7 @@ Weights make(const std::string& fmt, const MatmulShape& s, bool hot) {
   } else if (fmt == "fp8") {
     r.w.format = WeightFormat::Fp8E4M3;
   } else {
-    r.w.format = WeightFormat::Int8Channel, r.w.int8_activations = fmt == "w8a8";
+    r.w.format = WeightFormat::Int8Channel, r.w.int8_activations = fmt == "w8a8";  // w8a16 / w8a16f
   }
   r.w.quant_bytes = r.code_bytes + (r.scales.size() + r.zeros.size()) * sizeof(float);
   return r;
@@ -91,7 +92,8 @@ int main(int argc, char** argv) {
   bool first = true;
   for (int nt : thread_counts) {
     ThreadPool pool(nt);
-    ExecContext ctx(pool, host);
+    CpuFeatures f32x = host;
+    f32x.w8a16_f32 = true;
     const size_t bwbytes = size_t(512) << 20;
     Buffer bwbuf = alloc_buffer(bwbytes);
     std::memset(bwbuf.get(), 1, bwbytes);
@@ -99,6 +101,7 @@ int main(int argc, char** argv) {
       std::printf("\nthreads %d\n%-7s %-22s %-17s %10s %8s %8s %6s %17s %9s\n", nt, "format", "shape", "gemv kernel",
                   "gemv us", "GB/s", "ceil", "% bw", "gemm kernel", "GFLOP/s");
     for (const auto& fmt : formats) {
+      ExecContext ctx(pool, fmt == "w8a16f" ? f32x : host);
       for (const MatmulShape& s : kLlama1bShapes) {
         Weights wt = make(fmt, s, hot);
         WeightMatrix w = wt.w;
