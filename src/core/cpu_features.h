@@ -16,10 +16,6 @@ struct CpuFeatures {
   bool avx_vnni = false;
   bool amx_bf16 = false;    // tiles usable: CPU support *and* the kernel granted XTILEDATA
   bool amx_int8 = false;
-  // Kernel variants where the ISA alone does not decide which is faster (issue 20: it depends on the
-  // core, e.g. Zen 1's split 256-bit units). Off by default (the integer kernels); tests and benches
-  // switch them to exercise and time the other variant.
-  bool w8a16_f32 = false;  // W8A16 decode keeps x in f32 (vpmovsxbd + vcvtdq2ps + FMA) instead of int16
 
   // Reads cpuid and asks the kernel for AMX tile permission (arch_prctl(ARCH_REQ_XCOMP_PERM)).
   static CpuFeatures detect();
