@@ -1,6 +1,9 @@
 // Quantized matmul throughput on the Llama-3.2-1B shapes: int8 (W8A16, W8A8), int4 g128 and FP8
 // against bf16, through the same ops::matmul front door the model uses.
 //   bench_matmul_quant [--threads N] [--reps 3] [--gemv-m 1] [--gemm-m 512] [--formats bf16,w8a16,w8a8,int4,fp8] [--hot] [--json]
+// --isa avx2|avx512|...: cap the kernels to that level (CpuFeatures::capped), to time a fallback;
+// --no-avxvnni also drops AVX-VNNI (which the avx2 level keeps).
+// (format w8a16f: W8A16's GEMV on the f32-x kernel, called directly, next to w8a16's int16-x one; AVX2 hosts)
 // GEMV (m = --gemv-m, default 1: decode; up to 8 = a small decode batch): GB/s of weight bytes streamed (codes + scales + zero points) per call; every
 // call uses the next of several copies of the codes spread over >= 512 MiB, so they come from DRAM.
 // GEMM (m = --gemm-m, prefill): GFLOP/s (2·m·n·k). The LM head is GEMV only.
@@ -13,6 +16,7 @@
 #include "bench_common.h"
 #include "core/dtype.h"
 #include "core/fp8.h"
+#include "kernels/cpu/quant_kernels.h"
 #include "kernels/cpu/read_bandwidth.h"
 #include "ops/matmul.h"
 
@@ -36,7 +40,7 @@ Weights make(const std::string& fmt, const MatmulShape& s, bool hot) {
   r.w.rows = n, r.w.cols = k;
   if (fmt == "bf16") r.w.dtype = DType::BF16, r.code_bytes = size_t(n * k) * 2;
   else if (fmt == "int4") r.code_bytes = size_t(n * k) / 2;
-  else r.code_bytes = size_t(n * k);
+  else r.code_bytes = size_t(n * k);  // int8 / fp8
   r.stride = (r.code_bytes + 4095) / 4096 * 4096;
   r.copies = hot ? 1 : std::max<size_t>(2, (size_t(512) << 20) / r.stride);
   r.codes = alloc_buffer(r.stride * r.copies);
@@ -61,12 +65,24 @@ Weights make(const std::string& fmt, const MatmulShape& s, bool hot) {
   } else if (fmt == "fp8") {
     r.w.format = WeightFormat::Fp8E4M3;
   } else {
-    r.w.format = WeightFormat::Int8Channel, r.w.int8_activations = fmt == "w8a8";
+    r.w.format = WeightFormat::Int8Channel, r.w.int8_activations = fmt == "w8a8";  // w8a16 / w8a16f
   }
   r.w.quant_bytes = r.code_bytes + (r.scales.size() + r.zeros.size()) * sizeof(float);
   return r;
 }
 
+
+// The W8A16 decode kernel with f32 x (vpmovsxbd + vcvtdq2ps + FMA; the front door's choice before
+// issue 20), called directly with the same row split as the front door: y[:, rows of thread t].
+void f32x_gemv(ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y) {
+  cpu::QuantActs a;
+  a.x = x, a.m = m;
+  pool.run([&](int t, int count) {
+    const int64_t per = (w.rows / count + 15) / 16 * 16, b = std::min<int64_t>(w.rows, t * per),
+                  e = t + 1 == count ? w.rows : std::min<int64_t>(w.rows, b + per);
+    if (b < e) cpu::quant_gemv_w8a16_avx2(a, w, y, nullptr, 0, m, b, e);
+  });
+}
 
 }  // namespace
 
@@ -81,7 +97,9 @@ int main(int argc, char** argv) {
   std::vector<int> thread_counts = {1, 2};
   if (const std::string t = arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
   const auto formats = split_commas(arg_value(argc, argv, "--formats", "bf16,w8a16,w8a8,int4,fp8"));
-  const CpuFeatures host = CpuFeatures::detect();
+  const std::string isa = arg_value(argc, argv, "--isa", "");
+  CpuFeatures host = isa.empty() ? CpuFeatures::detect() : CpuFeatures::detect().capped(isa);
+  if (has_flag(argc, argv, "--no-avxvnni")) host.avx_vnni = false;  // plain AVX2 (Zen 1 / Zen 2's set)
   std::vector<float> x(size_t(std::max(gemm_m, gemv_m)) * 8192), y(std::max<size_t>(128256 * 8, size_t(gemm_m) * 8192));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
   if (!json)
@@ -91,7 +109,7 @@ int main(int argc, char** argv) {
   bool first = true;
   for (int nt : thread_counts) {
     ThreadPool pool(nt);
-    ExecContext ctx(pool, host);
+
     const size_t bwbytes = size_t(512) << 20;
     Buffer bwbuf = alloc_buffer(bwbytes);
     std::memset(bwbuf.get(), 1, bwbytes);
@@ -99,6 +117,7 @@ int main(int argc, char** argv) {
       std::printf("\nthreads %d\n%-7s %-22s %-17s %10s %8s %8s %6s %17s %9s\n", nt, "format", "shape", "gemv kernel",
                   "gemv us", "GB/s", "ceil", "% bw", "gemm kernel", "GFLOP/s");
     for (const auto& fmt : formats) {
+      ExecContext ctx(pool, host);
       for (const MatmulShape& s : kLlama1bShapes) {
         Weights wt = make(fmt, s, hot);
         WeightMatrix w = wt.w;
@@ -111,7 +130,11 @@ int main(int argc, char** argv) {
           const double t0 = now_s();
           for (int c = 0; c < calls; ++c) {
             w.data = wt.codes.get() + (next++ % wt.copies) * wt.stride;
-            matmul(ctx, x.data(), gemv_m, w, y.data());
+            if (fmt == "w8a16f") {
+              f32x_gemv(pool, x.data(), gemv_m, w, y.data());
+            } else {
+              matmul(ctx, x.data(), gemv_m, w, y.data());
+            }
           }
           gemv_s = std::min(gemv_s, (now_s() - t0) / calls);
         }
@@ -127,7 +150,7 @@ int main(int argc, char** argv) {
           }
           gflops = 2.0 * double(gemm_m) * double(s.n) * double(s.k) / gemm_s / 1e9;
         }
-        const char* gemv_name = matmul_kernel_name(ctx, gemv_m, w);
+        const char* gemv_name = fmt == "w8a16f" ? "w8a16_f32x_avx2" : matmul_kernel_name(ctx, gemv_m, w);
         const char* gemm_name = matmul_kernel_name(ctx, gemm_m, w);
         if (json) {
           std::printf("%s{\"threads\":%d,\"format\":\"%s\",\"shape\":\"%s\",\"gemv_kernel\":\"%s\",\"gemv_us\":%.1f,"

@@ -27,6 +27,12 @@ Kernel choose(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
   switch (w.format) {
     case WeightFormat::Int8Channel:
       if (!w.int8_activations) {
+        // Decode: int16 x, integer products (quant_gemv_w8a16.cpp); prefill keeps f32 x (panel GEMM).
+        if (m <= cpu::kX16MaxRows) {
+          if (cpu.avx512_vnni) return {cpu::quant_gemv_w8a16_x16_avx512vnni, "w8a16_x16_avx512vnni"};
+          if (cpu.avx_vnni) return {cpu::quant_gemv_w8a16_x16_avxvnni, "w8a16_x16_avxvnni"};
+          if (cpu.avx2) return {cpu::quant_gemv_w8a16_x16_avx2, "w8a16_x16_avx2"};
+        }
         if (cpu.avx2) return {cpu::quant_w8a16_avx2, "w8a16_avx2"};
         return {cpu::quant_w8a16_scalar, "w8a16_scalar"};
       }

@@ -7,7 +7,11 @@
 //                for symmetric (zero 8): w = scale * (q - zero).
 //   Fp8E4M3:     e4m3 bytes [n, k] (core/fp8.h; never NaN: the packer rejects it), scales [n].
 // Activations are prepared once per call (QuantActs) and shared by every thread:
-//   W8A16 / FP8: x stays f32.  W8A8: x quantized to int8 per row (token), scale max|x| / 127.
+//   W8A16 / FP8: x stays f32. W8A16 decode (m <= kX16MaxRows) also gets x as int16 per block of
+//   kX16Block columns (scale max|x| / 32767 over the block; relative rounding <= 1/65534 of the
+//   block's max, below bf16's 1/512): the integer kernels multiply int8 w by int16 x with vpmaddwd /
+//   vpdpwssd (16 or 32 products per instruction, no widening to f32) and convert once per block.
+//   W8A8: x quantized to int8 per row (token), scale max|x| / 127.
 //   Int4Group: x quantized to int8 per group of the weight (scale max|x| / 127 over the group), so every
 //   group's dot product is an exact integer sum: y = Σ_g s_g · xd_g · (Σ q·xq − zero_g · Σ xq).
 // A kernel computes y[m0:m1, n0:n1] for any m: weight rows are walked in blocks small enough to stay in
@@ -21,9 +25,16 @@
 
 namespace tern::cpu {
 
+// W8A16's int16 x: columns per scale. Per int32 lane a block adds at most 256 / 8 products of
+// |w| <= 128 and |x| <= 32767 (< 2^28), so a block's integer sum never overflows.
+inline constexpr int64_t kX16Block = 256;
+inline constexpr int64_t kX16MaxRows = 8;  // the decode GEMV's rows of x
+
 struct QuantActs {
   const float* x = nullptr;    // [m, k] f32
   int64_t m = 0;
+  const int16_t* x16 = nullptr;  // W8A16, m <= kX16MaxRows: [m, k] int16 codes per kX16Block columns
+  const float* xd16 = nullptr;   // [m, ceil(k / kX16Block)] their scales
   const int8_t* xq = nullptr;  // [m, k] int8 (W8A8, Int4Group)
   const float* xd = nullptr;   // W8A8: [m]; Int4Group: [m, k / group] quantization scales of x
   const float* xs = nullptr;   // Int4Group: [m, k / group] xd · Σ xq over the group (the zero-point term)
@@ -49,6 +60,9 @@ void quant_w8a16_scalar(const QuantActs&, const WeightMatrix&, float*, const flo
 void quant_w8a8_scalar(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
 void quant_int4_scalar(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
 void quant_fp8_scalar(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
+// W8A16 on the int16 x (a.x16): exact int32 sums per block, y = scale · Σ_b xd16_b · sum_b + bias.
+void quant_w8a16_x16_scalar(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
+                            int64_t);
 
 // AVX2 + FMA + F16C: int8 products with vpmaddubsw/vpmaddwd, f32 FMA after in-register widening.
 void quant_w8a16_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
@@ -64,6 +78,16 @@ void quant_gemv_w8a8_avx2(const QuantActs&, const WeightMatrix&, float*, const f
                           int64_t);
 void quant_gemv_int4_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
                           int64_t);
+
+// W8A16 decode on the int16 x (m1 - m0 <= kX16MaxRows; quant_gemv_w8a16.cpp): int8 weights widened to
+// int16 (vpmovsxbw) and multiplied by x16 with vpmaddwd (AVX2) or vpdpwssd (AVX-VNNI ymm, AVX-512 VNNI
+// zmm), R far-apart row streams as the GEMV above; integer sums equal quant_w8a16_x16_scalar's.
+void quant_gemv_w8a16_x16_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
+                               int64_t);
+void quant_gemv_w8a16_x16_avxvnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t,
+                                  int64_t, int64_t);
+void quant_gemv_w8a16_x16_avx512vnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t,
+                                     int64_t, int64_t);
 
 // Int4Group with x in pair order (a.xq_pairs), one row i of x: y[i, n0:n1] (quant_gemv_int4_avx2.cpp).
 void quant_gemv_int4_m1_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t i, int64_t n0,

@@ -34,9 +34,31 @@ float quantize_row(const float* x, int64_t n, int8_t* xq, int32_t* sum) {
 
 float fp8_value(uint8_t v) { return fp8_e4m3_to_f32(v); }
 
+bool wants_x16(const WeightMatrix& w, int64_t m) {
+  return w.format == WeightFormat::Int8Channel && !w.int8_activations && m <= kX16MaxRows;
+}
+
+// x16[0:n] = round(clamp(x / d, ±32767)), d = max|x| / 32767 (0 for an all-zero x); returns d.
+float quantize_run16(const float* x, int64_t n, int16_t* x16) {
+  float amax = 0;
+  for (int64_t j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 32767.0f;
+  const float inv = d > 0 ? 1.0f / d : 0.0f;
+  constexpr float kMagic = 12582912.0f;  // round to nearest even, as quantize_row
+  for (int64_t j = 0; j < n; ++j) {
+    const float v = std::fmin(std::fmax(x[j] * inv, -32767.0f), 32767.0f);
+    x16[j] = int16_t(int((v + kMagic) - kMagic));
+  }
+  return d;
+}
+
 }  // namespace
 
 size_t quant_acts_bytes(const WeightMatrix& w, int64_t m) {
+  if (wants_x16(w, m)) {
+    const int64_t nb = (w.cols + kX16Block - 1) / kX16Block;
+    return align64(size_t(m * w.cols) * sizeof(int16_t)) + align64(size_t(m * nb) * sizeof(float));
+  }
   const bool int_x = (w.format == WeightFormat::Int8Channel && w.int8_activations) || w.format == WeightFormat::Int4Group;
   if (!int_x) return 0;
   const int64_t per_row = w.format == WeightFormat::Int4Group ? w.cols / w.group : 1;
@@ -49,6 +71,19 @@ QuantActs quant_acts_prepare(const WeightMatrix& w, const float* x, int64_t m, v
   a.x = x, a.m = m;
   if (quant_acts_bytes(w, m) == 0) return a;
   const int64_t k = w.cols;
+  if (wants_x16(w, m)) {
+    // Scratch: x16 [m, k], xd16 [m, nb].
+    const int64_t nb = (k + kX16Block - 1) / kX16Block;
+    auto* x16 = static_cast<int16_t*>(scratch);
+    auto* xd16 = reinterpret_cast<float*>(static_cast<char*>(scratch) + align64(size_t(m * k) * sizeof(int16_t)));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t j0 = b * kX16Block, len = std::min(kX16Block, k - j0);
+        xd16[i * nb + b] = quantize_run16(x + i * k + j0, len, x16 + i * k + j0);
+      }
+    a.x16 = x16, a.xd16 = xd16;
+    return a;
+  }
   const int64_t gs = w.format == WeightFormat::Int4Group ? w.group : k, ng = k / gs;
   char* p = static_cast<char*>(scratch);
   int8_t* xq = reinterpret_cast<int8_t*>(p);
@@ -81,6 +116,23 @@ void quant_w8a16_scalar(const QuantActs& a, const WeightMatrix& w, float* y, con
     for (int64_t i = m0; i < m1; ++i) {
       float s = 0;
       for (int64_t j = 0; j < k; ++j) s += a.x[i * k + j] * float(q[r * k + j]);
+      y[i * n + r] = s * w.scales[r] + (bias ? bias[r] : 0.f);
+    }
+}
+
+void quant_w8a16_x16_scalar(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias, int64_t m0,
+                            int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t k = w.cols, n = w.rows, nb = (k + kX16Block - 1) / kX16Block;
+  const int8_t* q = static_cast<const int8_t*>(w.data);
+  for (int64_t r = n0; r < n1; ++r)
+    for (int64_t i = m0; i < m1; ++i) {
+      float s = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t dot = 0;
+        for (int64_t j = b * kX16Block; j < std::min(k, (b + 1) * kX16Block); ++j)
+          dot += int32_t(a.x16[i * k + j]) * int32_t(q[r * k + j]);
+        s += a.xd16[i * nb + b] * float(dot);
+      }
       y[i * n + r] = s * w.scales[r] + (bias ? bias[r] : 0.f);
     }
 }
