@@ -25,9 +25,12 @@
 
 namespace tern::cpu {
 
-// W8A16's int16 x: columns per scale. Per int32 lane a block adds at most 256 / 8 products of
-// |w| <= 128 and |x| <= 32767 (< 2^28), so a block's integer sum never overflows.
-inline constexpr int64_t kX16Block = 256;
+// W8A16's int16 x: columns per scale. Per int32 lane a block adds at most 64 / 8 products of
+// |w| <= 128 and |x| <= 32767 (< 2^26), so a block's integer sum never overflows. 64, not more: a
+// tensor-parallel rank's row-parallel slice (o_proj, down_proj: k / T columns, e.g. 1408 / 2 = 704)
+// must start and end on block boundaries, or its x blocks (and so their scales) differ from the single
+// process's and greedy tokens can differ under --tp.
+inline constexpr int64_t kX16Block = 64;
 inline constexpr int64_t kX16MaxRows = 8;  // the decode GEMV's rows of x
 
 struct QuantActs {
