@@ -14,12 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "ops/attention.h"
 #include "core/exec_context.h"
 
 using namespace tern;
+using bench::thread_cpu_s;
 
 namespace {
 
@@ -35,14 +37,6 @@ std::vector<float> random_vec(size_t n, uint32_t seed) {
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// CPU time of the calling thread: with 1 thread it shows the kernel's cost even when other
-// processes share the cores (wall time then includes time spent descheduled).
-double thread_cpu_s() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
 
 struct Timing {

@@ -2,6 +2,8 @@
 // The bandwidth probes themselves live in the library (kernels/cpu/read_bandwidth.h).
 #pragma once
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -36,6 +38,23 @@ inline Buffer alloc_buffer(size_t bytes) {
   }
   for (size_t i = 0; i < bytes; i += 4096) b.get()[i] = char(i >> 12);
   return b;
+}
+
+// CPU time of the calling thread: on a shared machine a 1-thread run timed with it is not charged
+// for the time the thread spent descheduled.
+inline double thread_cpu_s() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// The CPU's model name (/proc/cpuinfo), printed beside every figure.
+inline std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
 }
 
 inline double now_s() {

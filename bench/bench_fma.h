@@ -35,14 +35,6 @@ __attribute__((target("avx2,fma"))) float fma_loop(int64_t iters, float seed) {
   return out[0] + out[7];
 }
 
-// CPU time of the calling thread: on a shared machine a 1-thread run timed with it is not charged
-// for the time the thread spent descheduled.
-inline double thread_cpu_s() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
 // GFLOP/s of all pool threads running fma_loop(iters) at once, best of `reps`.
 // cpu_time: time a 1-thread pool by its CPU time (thread_cpu_s) instead of the wall clock.
 inline double fma_peak_gflops(ThreadPool& pool, int64_t iters, int reps, bool cpu_time = false) {

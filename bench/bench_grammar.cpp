@@ -24,22 +24,10 @@
 #include "text/tokenizer/tokenizer.h"
 
 using namespace tern;
+using bench::cpu_model;
+using bench::thread_cpu_s;
 
 namespace {
-
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
-double thread_cpu_s() {
-  timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
-}
 
 // The vocabulary's shared caches (bench only: a fresh server's state is an empty or a warmed-up copy of them).
 struct VocabCaches {

@@ -21,6 +21,8 @@
 #include "ops/paged_attention.h"
 
 using namespace tern;
+using bench::cpu_model;
+using bench::thread_cpu_s;
 
 namespace {
 
@@ -37,20 +39,6 @@ std::vector<std::string> split(const std::string& s) {
   std::string item;
   while (std::getline(in, item, ',')) out.push_back(item);
   return out;
-}
-
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
-double thread_cpu_s() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
 
 std::string loadavg() {

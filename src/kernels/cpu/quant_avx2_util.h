@@ -39,6 +39,10 @@ inline __attribute__((always_inline)) void quant_drive(const QuantActs& a, const
   }
 }
 
+// The VNNI kernels' targets: AVX-VNNI (VEX, 256-bit) and AVX-512 VNNI.
+#define TERN_TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define TERN_TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+
 TERN_TARGET_AVX2 inline int32_t avx2_hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));

@@ -15,8 +15,6 @@
 
 #include "kernels/cpu/quant_avx2_util.h"
 
-#define TERN_TARGET_AVXVNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define TERN_TARGET_AVX512VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
 namespace tern::cpu {
 
