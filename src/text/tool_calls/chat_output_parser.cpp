@@ -354,7 +354,7 @@ bool ChatOutputParser::step_call(bool final, ChatDelta& d) {
   }
   for (ToolCall& c : got) {
     if (part_index_ >= 0) {  // the call streamed above: the same id
-      c.id = part_id_;
+      c.id = make_tool_call_id(opt_.format, opt_.id_seed, part_index_);
       c.streamed = true;
       end_part();
     } else {
@@ -387,8 +387,7 @@ void ChatOutputParser::stream_scanned(const CallScan& c, std::string_view s, Cha
   if (c.bad || !c.has_name || c.args_begin == CallScan::npos) return;
   if (part_index_ < 0) {  // the first piece: id and name
     part_index_ = next_index_++;
-    part_id_ = make_tool_call_id(opt_.format, opt_.id_seed, part_index_);
-    d.call_parts.push_back({part_index_, part_id_, c.name, ""});
+    d.call_parts.push_back({part_index_, make_tool_call_id(opt_.format, opt_.id_seed, part_index_), c.name, ""});
   }
   const size_t stop = c.args_end != CallScan::npos ? c.args_end : s.size();
   const std::string_view args = s.substr(c.args_begin, stop - c.args_begin);

@@ -101,13 +101,11 @@ class ChatOutputParser {
   bool failed_ = false;           // a call did not parse: the rest of the reply is content
   std::string reasoning_, content_;
   std::vector<ToolCall> calls_;
-  // stream_arguments: the call being streamed (-1: none), its id, the bytes of its arguments sent,
-  // the index the next call gets, and (forced "required") where the next array element starts.
+  // stream_arguments: the call being streamed (-1: none; its id is make_tool_call_id of it), the bytes
+  // of its arguments sent, and the index the next call gets.
   int part_index_ = -1;
-  std::string part_id_;
   size_t args_sent_ = 0;
   int next_index_ = 0;
-  size_t forced_pos_ = 0;
 };
 
 // The index just past the JSON object or array that starts at s[0] ('{' or '['), or npos while it is
