@@ -7,9 +7,14 @@
 //   --fresh: every schema meets the vocabulary as a fresh server's first request does (the shared lexical masks
 //   emptied before each schema); with --warm-up, as after the server's background warm-up (warm_up_masks) ran.
 //   Without --fresh, schemas share what the earlier ones computed (the first figures of issue 16).
+//   --mistral: instead, Mistral's tool_choice "auto" grammar (mistral_auto_gbnf, token terminals): for each object
+//   schema of the corpus, tools = that schema and the next two object schemas, and the reply "<free text>
+//   [TOOL_CALLS] [{"name": ..., "arguments": <instance>}]" is driven through it. The vocabulary is the tokenizer's
+//   with two of its reserved special tokens renamed [TOOL_CALLS] and [ARGS] (Llama-3 has 250 of them), so the
+//   figures are on a 128k vocabulary; free-text steps and call steps are reported apart.
 // Times are wall clock and this thread's CPU time (the CPU figure leaves out preemption by other processes).
 // Usage: bench_grammar [--tokenizer PATH/tokenizer.json] [--corpus tests/data/schemas/corpus.jsonl] [--fresh]
-//                      [--warm-up] [--verbose]
+//                      [--warm-up] [--verbose] [--mistral]
 #include <fmt/format.h>
 
 #include <fstream>
@@ -18,6 +23,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include "api/constraint_request.h"
 #include "bench_common.h"
 #include "constrain/token_constraint.h"
 #include "constrain/vocab_impl.h"
@@ -60,6 +66,116 @@ void report(const char* what, const std::vector<double>& us) {
              us.empty() ? 0.0 : std::accumulate(us.begin(), us.end(), 0.0) / double(us.size()));
 }
 
+// The tokenizer's vocabulary with two reserved special tokens renamed [TOOL_CALLS] and [ARGS] (their ids in *tc,
+// *args), as a Mistral vocabulary has them.
+Result<TokenVocabulary> mistral_like(const Tokenizer& tok, int32_t* tc, int32_t* args) {
+  TERN_ASSIGN_OR_RETURN(TokenVocabulary v, TokenVocabulary::from_tokenizer(tok));
+  std::vector<std::string> bytes(size_t(v.size()));
+  std::vector<std::pair<int32_t, std::string>> special;
+  *tc = *args = -1;
+  for (int32_t id = 0; id < int32_t(v.size()); ++id) {
+    bytes[size_t(id)] = v.bytes(id);
+    if (!v.is_special(id)) continue;
+    std::string text = tok.id_to_token(id);
+    if (text.find("reserved") != std::string::npos && *tc < 0) text = "[TOOL_CALLS]", *tc = id;
+    else if (text.find("reserved") != std::string::npos && *args < 0) text = "[ARGS]", *args = id;
+    special.emplace_back(id, text);
+  }
+  if (*tc < 0 || *args < 0) return Status::error("the tokenizer has no two reserved special tokens to rename");
+  return TokenVocabulary::from_bytes(std::move(bytes), std::move(special));
+}
+
+// --mistral (see the top of the file).
+int bench_mistral(const Tokenizer& tok, const std::string& corpus_path, bool fresh, bool warm_up, bool verbose) {
+  int32_t tc = -1, args_id = -1;
+  auto vocab = mistral_like(tok, &tc, &args_id);
+  if (!vocab) {
+    fmt::print(stderr, "{}\n", vocab.status().message());
+    return 1;
+  }
+  fmt::print("vocabulary: {} tokens, [TOOL_CALLS] = {}, [ARGS] = {}\n", vocab->size(), tc, args_id);
+  if (warm_up) warm_up_masks(*vocab);
+  const VocabCaches start = VocabCaches::save(*vocab);
+  std::vector<nlohmann::ordered_json> objects;  // (schema, instance) of the corpus's object schemas
+  std::ifstream in(corpus_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto e = nlohmann::ordered_json::parse(line);
+    if (nlohmann::ordered_json::parse(e["instance"].get<std::string>(), nullptr, false).is_object()) objects.push_back(e);
+  }
+  const std::string text = "Sure, let me look that up for you with the right tool. One moment please; ";
+  const std::vector<int32_t> text_ids = tok.encode(text, false);
+  std::vector<double> compile_ms, text_cold, call_cold, text_warm, call_warm;
+  std::vector<uint32_t> mask(size_t((vocab->size() + 31) / 32));
+  int failures = 0;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    if (fresh) start.restore(*vocab);
+    api::ToolFields tf;
+    tf.choice = api::ToolChoice::kAuto;
+    for (size_t k = 0; k < 3; ++k) {
+      const auto& e = objects[(i + k) % objects.size()];
+      tf.tools.push_back({{"type", "function"},
+                          {"function", {{"name", "tool_" + std::to_string(k)}, {"parameters", e["schema"]}}}});
+    }
+    const double t0 = bench::now_s();
+    auto gbnf = api::mistral_auto_gbnf(tf, [](const nlohmann::ordered_json& s) { return json_schema_to_gbnf(s); },
+                                       *vocab, false);
+    if (!gbnf) {
+      fmt::print("FAIL {}: {}\n", objects[i]["name"].get<std::string>(), gbnf.status().message());
+      ++failures;
+      continue;
+    }
+    auto g = compile_gbnf(*gbnf, *vocab);
+    if (!g) {
+      fmt::print("FAIL {}: {}\n", objects[i]["name"].get<std::string>(), g.status().message());
+      ++failures;
+      continue;
+    }
+    compile_ms.push_back((bench::now_s() - t0) * 1e3);
+    std::vector<int32_t> ids = text_ids;
+    ids.push_back(tc);
+    const std::vector<int32_t> call = tok.encode(" [{\"name\": \"tool_0\", \"arguments\": " +
+                                                 objects[i]["instance"].get<std::string>() + "}]", false);
+    ids.insert(ids.end(), call.begin(), call.end());
+    double worst = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+      TokenConstraint c(*g);
+      for (size_t j = 0; j < ids.size(); ++j) {
+        const double ac = thread_cpu_s();
+        c.allowed(mask.data());
+        const double us = (thread_cpu_s() - ac) * 1e6;
+        const bool in_text = j <= text_ids.size();
+        (pass ? (in_text ? text_warm : call_warm) : (in_text ? text_cold : call_cold)).push_back(us);
+        if (pass == 0) worst = std::max(worst, us);
+        const int32_t t = ids[j];
+        if (!(mask[size_t(t) >> 5] >> (t & 31) & 1) || !c.accept(t).is_ok()) {
+          fmt::print("FAIL {}: token {} at {} not allowed\n", objects[i]["name"].get<std::string>(), t, j);
+          ++failures;
+          break;
+        }
+      }
+      if (!c.must_end()) {
+        fmt::print("FAIL {}: the grammar does not end after the call\n", objects[i]["name"].get<std::string>());
+        ++failures;
+      }
+    }
+    if (verbose) fmt::print("{:<24} cold max {:8.1f} us (cpu)\n", objects[i]["name"].get<std::string>(), worst);
+  }
+  fmt::print("tool sets: {}   failures: {}\n", compile_ms.size(), failures);
+  fmt::print("{:<34} n={:<6} p50 {:8.2f} ms  p99 {:8.2f} ms  max {:9.2f} ms\n", "compile (tools -> automata)",
+             compile_ms.size(), pct(compile_ms, 50), pct(compile_ms, 99),
+             compile_ms.empty() ? 0.0 : *std::max_element(compile_ms.begin(), compile_ms.end()));
+  report("free text + [TOOL_CALLS], cold, cpu", text_cold);
+  report("call, cold, cpu", call_cold);
+  report("free text + [TOOL_CALLS], warm, cpu", text_warm);
+  report("call, warm, cpu", call_warm);
+  std::vector<double> all = text_cold;
+  all.insert(all.end(), call_cold.begin(), call_cold.end());
+  report("all steps, cold, cpu", all);
+  return failures ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -79,6 +195,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "{}\n(run scripts/setup to fetch the Llama-3 tokenizer, or pass --tokenizer)\n", tok.status().message());
     return 1;
   }
+  if (bench::has_flag(argc, argv, "--mistral")) return bench_mistral(*tok, corpus_path, fresh, warm_up, verbose);
   double t0 = bench::now_s();
   auto vocab = TokenVocabulary::from_tokenizer(*tok);
   if (!vocab) {

@@ -105,10 +105,11 @@ std::string rename_rules(const std::string& text, const std::string& prefix) {
 namespace {
 
 // "tc-call ::= <alternatives>\n" + each tool's schema rules renamed apart (tI-): the exact text the
-// template shows the model, `open{"name": "<tool>", "<args_key>": <its schema>}close` (names are
-// [A-Za-z0-9_-], no escaping).
+// template shows the model, `open{"name": "<tool>", "<args_key>": <its schema> <after_args>}close` (names are
+// [A-Za-z0-9_-], no escaping; after_args is GBNF, e.g. an optional id field).
 Result<std::string> call_rules(const ToolFields& tf, const std::function<Result<std::string>(const json&)>& schema_gbnf,
-                               const std::string& open, const std::string& args_key, const std::string& close) {
+                               const std::string& open, const std::string& args_key, const std::string& close,
+                               const std::string& after_args = "") {
   std::string calls, defs;
   for (size_t i = 0; i < tf.tools.size(); ++i) {
     const json& fn = tf.tools[i]["function"];
@@ -116,35 +117,88 @@ Result<std::string> call_rules(const ToolFields& tf, const std::function<Result<
     const std::string prefix = "t" + std::to_string(i) + "-";
     defs += rename_rules(schema, prefix);
     calls += std::string(i ? " | " : "") + "\"" + open + "{\\\"name\\\": \\\"" + fn["name"].get<std::string>() +
-             "\\\", \\\"" + args_key + "\\\": \" " + prefix + "root \"}" + close + "\"";
+             "\\\", \\\"" + args_key + "\\\": \" " + prefix + "root " + after_args + (after_args.empty() ? "" : " ") +
+             "\"}" + close + "\"";
   }
   return "tc-call ::= " + calls + "\n" + defs;
+}
+
+// Mistral v11: `name<args>{...}` per tool (args: the [ARGS] terminal).
+Result<std::string> name_args_rules(const ToolFields& tf,
+                                    const std::function<Result<std::string>(const json&)>& schema_gbnf,
+                                    const std::string& args) {
+  std::string calls, defs;
+  for (size_t i = 0; i < tf.tools.size(); ++i) {
+    const json& fn = tf.tools[i]["function"];
+    TERN_ASSIGN_OR_RETURN(std::string schema, schema_gbnf(fn["parameters"]));
+    const std::string prefix = "t" + std::to_string(i) + "-";
+    defs += rename_rules(schema, prefix);
+    calls += std::string(i ? " | " : "") + "\"" + fn["name"].get<std::string>() + "\" " + args + " " + prefix + "root";
+  }
+  return "tc-call ::= " + calls + "\n" + defs;
+}
+
+// An ASCII character as a GBNF escape (safe inside literals and classes alike).
+std::string esc(char c) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  return std::string("\\x") + kHex[uint8_t(c) >> 4] + kHex[uint8_t(c) & 15];
 }
 
 }  // namespace
 
 Result<std::string> hermes_auto_gbnf(const ToolFields& tf,
                                      const std::function<Result<std::string>(const json&)>& schema_gbnf) {
-  // Free text that never contains "<tool_call>": the complement of the substring as rules. mK: "<" and the
-  // first K-1 characters of "tool_call>" are matched (a mismatch returns to the text loop, another "<"
-  // restarts the match); fK: the same at the very end of the text (a prefix may end it, the whole may not).
-  const std::string pat = "tool_call>";
+  // Free text that never contains "<tool_call>" (one rule without calls: its masks are shared by every request).
   std::string g = "root ::= tc-text tc-calls?\n";
-  g += "tc-text ::= ( [^<] | \"<\"+ tc-m1 )* ( \"<\"+ tc-f1 )?\n";
-  for (size_t k = 1; k <= pat.size(); ++k) {
-    const std::string ch(1, pat[k - 1]);
-    const std::string lit = ch == ">" ? "\">\"" : "\"" + ch + "\"";
-    const std::string next = std::to_string(k + 1);
-    if (k < pat.size()) {
-      g += "tc-m" + std::to_string(k) + " ::= [^<" + ch + "] | " + lit + " tc-m" + next + " | \"<\"+ tc-m1\n";
-      g += "tc-f" + std::to_string(k) + " ::= ( " + lit + " tc-f" + next + " | \"<\"+ tc-f1 )?\n";
-    } else {
-      g += "tc-m" + std::to_string(k) + " ::= [^<>] | \"<\"+ tc-m1\n";
-      g += "tc-f" + std::to_string(k) + " ::= ( \"<\"+ tc-f1 )?\n";
-    }
-  }
+  g += "tc-text ::= " + text_without("<tool_call>") + "\n";
   g += tf.parallel ? "tc-calls ::= tc-call ( \"\\n\" tc-call )*\n" : "tc-calls ::= tc-call\n";
   TERN_ASSIGN_OR_RETURN(std::string calls, call_rules(tf, schema_gbnf, "<tool_call>\\n", "arguments", "\\n</tool_call>"));
+  return g + calls;
+}
+
+std::string text_without(std::string_view marker) {
+  // T = ( [^m0] | U Qc )* ( U Q )?   where, m0 being the marker's first character (found nowhere else in it):
+  //   U  = m0 ( Q m0 )*              a start of the marker, restarted by any later m0;
+  //   Q  = ( m1 ( m2 ( ... )? )? )?  a proper prefix of the rest (m1..m(n-2) at most: the marker never completes);
+  //   Qc = [^m0 m1] | m1 ( [^m0 m2] | m2 ( ... [^m0 m(n-1)] ) )   such a prefix, then a character that breaks it.
+  // Every string without the marker splits so: a return to "nothing matched" is a break (Qc) after the last m0.
+  const size_t n = marker.size();
+  const std::string m0 = esc(marker[0]);
+  if (n == 1) return "[^" + m0 + "]*";
+  std::string q, qc = "[^" + m0 + esc(marker[n - 1]) + "]";
+  for (size_t j = n - 1; j-- > 1;) {
+    q = "\"" + esc(marker[j]) + "\"" + (q.empty() ? "" : " (" + q + ")?");
+    qc = "[^" + m0 + esc(marker[j]) + "] | \"" + esc(marker[j]) + "\" (" + qc + ")";
+  }
+  const std::string qopt = q.empty() ? "" : "(" + q + ")? ";
+  const std::string u = "\"" + m0 + "\" ( " + qopt + "\"" + m0 + "\" )*";
+  return "( [^" + m0 + "] | " + u + " (" + qc + ") )* ( " + u + " " + qopt + ")?";
+}
+
+Result<std::string> mistral_auto_gbnf(const ToolFields& tf,
+                                      const std::function<Result<std::string>(const json&)>& schema_gbnf,
+                                      const TokenVocabulary& vocab, bool name_args) {
+  // [TOOL_CALLS] (and v11's [ARGS]) as the special token where the vocabulary has one, else as text. Free text
+  // never spells "[TOOL_CALLS]" either: the reply parser reads the decoded text, where the token and its spelling
+  // look the same, so only the token may start calls and the parser and the grammar agree.
+  auto terminal = [&](std::string_view text) {
+    auto id = vocab.special_token(text);
+    std::string lit = "\"";
+    for (char c : text) lit += esc(c);
+    return id ? "<[" + std::to_string(*id) + "]>" : lit + "\"";
+  };
+  const std::string tc = terminal("[TOOL_CALLS]");
+  std::string g = "root ::= mt-text ( " + tc + " mt-calls )?\n";
+  g += "mt-text ::= " + text_without("[TOOL_CALLS]") + "\n";
+  std::string calls;
+  if (name_args) {  // [TOOL_CALLS]name[ARGS]{...}, each call after its own [TOOL_CALLS]
+    g += tf.parallel ? "mt-calls ::= tc-call ( " + tc + " tc-call )*\n" : "mt-calls ::= tc-call\n";
+    TERN_ASSIGN_OR_RETURN(calls, name_args_rules(tf, schema_gbnf, terminal("[ARGS]")));
+  } else {  // [TOOL_CALLS] [{"name": ..., "arguments": {...}, "id": "<9 alphanumerics>"?}, ...] (v0.3's template)
+    g += tf.parallel ? "mt-calls ::= \" \"? \"[\" tc-call ( \", \" tc-call )* \"]\"\n" : "mt-calls ::= \" \"? \"[\" tc-call \"]\"\n";
+    g += "mt-id ::= \", \\\"id\\\": \\\"\" [a-zA-Z0-9]{9} \"\\\"\"\n";
+    TERN_ASSIGN_OR_RETURN(calls, call_rules(tf, schema_gbnf, "", "arguments", "", "mt-id?"));
+  }
   return g + calls;
 }
 
@@ -211,16 +265,18 @@ json forced_tool_schema(const ToolFields& tf) {
 
 std::variant<std::shared_ptr<const Grammar>, ApiError> compile_request_grammar(GrammarCache& cache,
                                                                              const OpenAiRequest& r,
-                                                                             ToolCallFormat auto_format) {
-  if (auto_constrained(auto_format) && r.tools.choice == ToolChoice::kAuto) {
+                                                                             const ChatFormat& auto_format) {
+  if (auto_constrained(auto_format.tool_calls) && r.tools.choice == ToolChoice::kAuto) {
     for (size_t i = 0; i < r.tools.tools.size(); ++i) {  // an unsupported keyword names its tool
       const std::string p = "tools[" + std::to_string(i) + "].function.parameters";
       auto one = json_schema_to_gbnf(r.tools.tools[i]["function"]["parameters"]);
       if (!one.is_ok()) return bad_param(p, "'" + p + "': " + one.status().message());
     }
     auto schema_gbnf = [](const json& s) { return json_schema_to_gbnf(s); };
-    auto text = auto_format == ToolCallFormat::kHermes ? hermes_auto_gbnf(r.tools, schema_gbnf)
-                                                       : llama3_auto_gbnf(r.tools, schema_gbnf);
+    auto text = auto_format.tool_calls == ToolCallFormat::kHermes ? hermes_auto_gbnf(r.tools, schema_gbnf)
+                : auto_format.tool_calls == ToolCallFormat::kLlama3
+                    ? llama3_auto_gbnf(r.tools, schema_gbnf)
+                    : mistral_auto_gbnf(r.tools, schema_gbnf, cache.vocabulary(), auto_format.mistral_name_args);
     if (!text.is_ok()) return bad_param("tools", "'tools': " + text.status().message());
     auto g = cache.gbnf(text.value());
     if (!g.is_ok()) return bad_param("tools", "'tools': " + g.status().message());

@@ -21,6 +21,7 @@
 namespace tern {
 class Grammar;
 class GrammarCache;
+class TokenVocabulary;
 }  // namespace tern
 
 namespace tern::api {
@@ -45,14 +46,30 @@ Result<std::string> hermes_auto_gbnf(const ToolFields& tf,
 Result<std::string> llama3_auto_gbnf(const ToolFields& tf,
                                      const std::function<Result<std::string>(const nlohmann::ordered_json&)>& schema_gbnf);
 
-// Whether tool_choice "auto" is constrained for a template of this format: Hermes and Llama 3.1 JSON. Not
-// Mistral: its [TOOL_CALLS] trigger is a special token, which the byte-level grammar does not spell.
-inline bool auto_constrained(ToolCallFormat f) { return f == ToolCallFormat::kHermes || f == ToolCallFormat::kLlama3; }
+// GBNF (one rule body, no rule calls: its masks are shared by every grammar that uses it) for any text that never
+// contains `marker`, an ASCII string whose first character occurs nowhere else in it ("[TOOL_CALLS]").
+std::string text_without(std::string_view marker);
+
+// tool_choice "auto" with a Mistral template: free text that never contains [TOOL_CALLS] (neither the special token
+// nor its spelling), then optionally the [TOOL_CALLS] token and calls in the template's format, nothing after:
+//   v3 / v7 (name_args false)  [TOOL_CALLS] [{"name": "<tool>", "arguments": <its schema>, "id": "<9 alnum>"?}, ...]
+//                               (one item when not parallel; the space after the token is optional)
+//   v11 (name_args true)       [TOOL_CALLS]<tool>[ARGS]<its schema>, repeated after [TOOL_CALLS] when parallel
+// [TOOL_CALLS] and [ARGS] are token terminals (`<[id]>`) where the vocabulary has them as special tokens, else text.
+Result<std::string> mistral_auto_gbnf(const ToolFields& tf,
+                                      const std::function<Result<std::string>(const nlohmann::ordered_json&)>& schema_gbnf,
+                                      const TokenVocabulary& vocab, bool name_args);
+
+// Whether tool_choice "auto" is constrained for a template of this format: Hermes, Llama 3.1 JSON and Mistral
+// (whose [TOOL_CALLS] trigger is a special token: a token terminal of the grammar).
+inline bool auto_constrained(ToolCallFormat f) {
+  return f == ToolCallFormat::kHermes || f == ToolCallFormat::kLlama3 || f == ToolCallFormat::kMistral;
+}
 
 // The grammar of a request (null when it has none), compiled once per distinct grammar by the cache.
-// auto_format: the template's tool-call format; tool_choice "auto" is constrained where auto_constrained().
+// auto_format: the template's format; tool_choice "auto" is constrained where auto_constrained(its tool_calls).
 std::variant<std::shared_ptr<const Grammar>, ApiError> compile_request_grammar(GrammarCache& cache,
                                                                              const OpenAiRequest& r,
-                                                                             ToolCallFormat auto_format = ToolCallFormat::kNone);
+                                                                             const ChatFormat& auto_format = {});
 
 }  // namespace tern::api

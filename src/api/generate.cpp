@@ -292,7 +292,7 @@ static std::variant<Prepared, ApiError> prepare(ApiServer::Impl& s, Endpoint end
   }
 
   const bool forced = r.tools.choice == ToolChoice::kRequired || r.tools.choice == ToolChoice::kNamed;
-  // auto in the Hermes or Llama 3.1 format: text stays free, a call once begun follows its tool's schema.
+  // auto in the Hermes, Llama 3.1 or Mistral format: text stays free, a call once begun follows its tool's schema.
   const bool auto_calls = chat_ep && r.tools.choice == ToolChoice::kAuto && auto_constrained(s.chat_format.tool_calls);
   if (r.constraint.kind != ConstraintSpec::Kind::kNone || forced || auto_calls) {
     auto cache = s.grammar_cache();
@@ -300,7 +300,7 @@ static std::variant<Prepared, ApiError> prepare(ApiServer::Impl& s, Endpoint end
       return bad_param(forced || auto_calls ? "tool_choice" : r.constraint.param, "constrained decoding is unavailable: " +
                                                                        cache.status().message());
     }
-    auto g = compile_request_grammar(*cache.value(), r, auto_calls ? s.chat_format.tool_calls : ToolCallFormat::kNone);
+    auto g = compile_request_grammar(*cache.value(), r, auto_calls ? s.chat_format : ChatFormat{});
     if (auto* e = std::get_if<ApiError>(&g)) return *e;
     out.grammar = std::get<std::shared_ptr<const Grammar>>(g);
   }

@@ -46,6 +46,10 @@ struct NodeMask {
   std::vector<int32_t> ids;          // accepted token ids otherwise
   std::vector<int32_t> pop_points;   // trie node ids
   std::shared_ptr<const NodeMask> shared;  // null, or a mask without `shared` of its own
+  // The bytes that lead from any of pop_points to a child: a caller whose state takes none of them adds no token
+  // below the pop points, and the run-time walk below them (one step per child of ~every trie node, for a free
+  // text rule) is skipped (e.g. free text whose caller continues only with a special token).
+  uint64_t pop_bytes[4] = {0, 0, 0, 0};
 
   // mask |= this node's tokens (mask: [vocab words]); f(p) for each pop point.
   void or_into(uint32_t* mask, int64_t words) const {
@@ -63,6 +67,11 @@ struct NodeMask {
     for (int32_t p : pop_points) f(p);
   }
   bool has_pop_points() const { return !pop_points.empty() || (shared && !shared->pop_points.empty()); }
+  // Some pop point has a child whose byte is in `bytes` (256 bits).
+  bool pops_into(const uint64_t* bytes) const {
+    if (shared && shared->pops_into(bytes)) return true;
+    return ((pop_bytes[0] & bytes[0]) | (pop_bytes[1] & bytes[1]) | (pop_bytes[2] & bytes[2]) | (pop_bytes[3] & bytes[3])) != 0;
+  }
 };
 
 struct CompiledGrammar {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+#include <string>
 #include <unordered_map>
 
 #include "constrain/utf8_ranges.h"
@@ -283,13 +285,43 @@ class Parser {
       ++pos_;
       return Status::ok();
     }
-    if (c == '<') return err("token references (<...>) are not supported");
+    if (c == '<') return parse_token(out);
+    if (c == '!' && peek(1) == '<')
+      return err("negated token terminals (!<...>: any one token but that one) are not supported");
     if (is_name_char(c)) {
       out->kind = Expr::kRef;
       out->rule = rule_id(parse_name());
       return Status::ok();
     }
     return err(fmt::format("unexpected character '{}'", c));
+  }
+
+  // A special token: `<[id]>`, `<[TOOL_CALLS]>` (a bracketed token text, tern's extension: llama.cpp's `<[`
+  // takes only digits) or `<think>` (llama.cpp: the whole `<...>` is the token's text). The text runs to the first
+  // `>`; the builder resolves it against the vocabulary.
+  Status parse_token(Expr* out) {
+    const size_t gt = s_.find('>', pos_);
+    const size_t nl = s_.find('\n', pos_);
+    if (gt == std::string_view::npos || (nl != std::string_view::npos && nl < gt)) return err("unterminated token terminal '<...>'");
+    const std::string_view inner = s_.substr(pos_ + 1, gt - pos_ - 1);
+    if (inner.empty()) return err("empty token terminal '<>'");
+    out->kind = Expr::kToken;
+    if (inner.size() > 2 && inner.front() == '[' && inner.back() == ']') {
+      const std::string_view body = inner.substr(1, inner.size() - 2);
+      if (body.find_first_not_of("0123456789") == std::string_view::npos) {
+        if (body.size() > 10) return err("token id out of range");
+        out->token = std::stoll(std::string(body));
+        if (out->token > INT32_MAX) return err("token id out of range");
+      } else {
+        out->token_text = std::string(inner);
+      }
+    } else if (inner.front() == '[') {
+      return err("expected '<[id]>' (a token id) or '<[TEXT]>' (a special token's text)");
+    } else {
+      out->token_text = "<" + std::string(inner) + ">";
+    }
+    pos_ = gt + 1;
+    return Status::ok();
   }
 
   std::string_view s_;

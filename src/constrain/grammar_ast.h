@@ -10,7 +10,7 @@
 namespace tern::constrain {
 
 struct Expr {
-  enum Kind { kLiteral, kClass, kRef, kSeq, kAlt, kRepeat };
+  enum Kind { kLiteral, kClass, kRef, kSeq, kAlt, kRepeat, kToken };
   Kind kind = kSeq;                                   // an empty kSeq is the empty string ""
   std::vector<uint32_t> cps;                          // kLiteral: code points
   std::vector<std::pair<uint32_t, uint32_t>> ranges;  // kClass: inclusive code point ranges
@@ -18,6 +18,10 @@ struct Expr {
   int32_t rule = -1;                                  // kRef: rule index
   std::vector<Expr> kids;                             // kSeq / kAlt: items; kRepeat: the one repeated item
   int64_t min = 0, max = -1;                          // kRepeat: {min,max}, max -1 = unbounded
+  // kToken: one special token, by id (`<[id]>`, token >= 0) or by its text (`<[TOOL_CALLS]>` style: token_text
+  // holds the whole `<...>`, resolved against the vocabulary when the grammar is built).
+  int64_t token = -1;
+  std::string token_text;
 };
 
 struct GrammarAst {

@@ -8,6 +8,7 @@
 
 #include "constrain/compiled_grammar.h"
 #include "constrain/utf8_ranges.h"
+#include "constrain/vocab_impl.h"
 
 namespace tern::constrain {
 namespace {
@@ -64,6 +65,15 @@ class NfaBuilder {
           }
         }
         return end;
+      }
+      case Expr::kToken: {  // resolved by resolve_tokens: the special token's terminal code, byte by byte
+        int32_t cur = from;
+        for (char c : token_terminal_spelling(int32_t(e.token))) {
+          const int32_t nx = nfa_->add();
+          nfa_->states[size_t(cur)].bytes.push_back({uint8_t(c), uint8_t(c), nx});
+          cur = nx;
+        }
+        return cur;
       }
       case Expr::kRef: {
         const int32_t nx = nfa_->add();
@@ -304,6 +314,36 @@ Status check_and_trim(CompiledGrammar* g) {
   return Status::ok();
 }
 
+bool has_tokens(const Expr& e) {
+  if (e.kind == Expr::kToken) return true;
+  for (const Expr& k : e.kids)
+    if (has_tokens(k)) return true;
+  return false;
+}
+
+// Token terminals -> ids of this vocabulary's special tokens (an error names one that is not).
+Status resolve_tokens(Expr* e, const TokenVocabulary& vocab) {
+  std::vector<Expr*> work = {e};
+  while (!work.empty()) {
+    Expr* x = work.back();
+    work.pop_back();
+    for (Expr& k : x->kids) work.push_back(&k);
+    if (x->kind != Expr::kToken) continue;
+    if (x->token < 0) {
+      auto id = vocab.special_token(x->token_text);
+      if (!id)
+        return Status::error(fmt::format("grammar: {} is not a special token of this vocabulary (ordinary text is "
+                                         "written as a \"literal\")", print_expr(*x, {})));
+      x->token = *id;
+    } else if (!vocab.is_special(int32_t(x->token))) {
+      return Status::error(fmt::format("grammar: <[{}]> is not a special token of this vocabulary ({} tokens): token "
+                                       "terminals name special tokens; ordinary text is written as a \"literal\"",
+                                       x->token, vocab.size()));
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<std::shared_ptr<CompiledGrammar>> build_grammar(const GrammarAst& ast, const TokenVocabulary& vocab,
@@ -322,7 +362,14 @@ Result<std::shared_ptr<CompiledGrammar>> build_grammar(const GrammarAst& ast, co
     Nfa nfa;
     const int32_t start = nfa.add();
     NfaBuilder b(&nfa, 4 * limits.max_states - nfa_states);
-    const int32_t accept = b.build(ast.bodies[r], start);
+    int32_t accept;
+    if (has_tokens(ast.bodies[r])) {
+      Expr body = ast.bodies[r];
+      TERN_RETURN_IF_ERROR(resolve_tokens(&body, vocab));
+      accept = b.build(body, start);
+    } else {
+      accept = b.build(ast.bodies[r], start);
+    }
     if (b.over()) return too_big;
     nfa_states += int64_t(nfa.states.size());
     g->rule_start[r] = int32_t(g->nodes.size());

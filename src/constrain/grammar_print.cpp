@@ -55,6 +55,10 @@ void print(const Expr& e, const std::vector<std::string>& names, std::string& ou
     case Expr::kRef:
       out += names[size_t(e.rule)];
       return;
+    case Expr::kToken:
+      // By id, by a bracketed text (tern's `<[TOOL_CALLS]>`), or llama.cpp's `<think>` (the text is the whole).
+      out += e.token >= 0 ? fmt::format("<[{}]>", e.token) : e.token_text[0] == '<' ? e.token_text : "<" + e.token_text + ">";
+      return;
     case Expr::kSeq:
       if (e.kids.empty()) {
         out += "\"\"";
@@ -77,7 +81,7 @@ void print(const Expr& e, const std::vector<std::string>& names, std::string& ou
       return;
     case Expr::kRepeat: {
       const Expr& k = e.kids[0];
-      const bool atomic = k.kind == Expr::kLiteral || k.kind == Expr::kClass || k.kind == Expr::kRef;
+      const bool atomic = k.kind == Expr::kLiteral || k.kind == Expr::kClass || k.kind == Expr::kRef || k.kind == Expr::kToken;
       if (!atomic) out += '(';
       print(k, names, out, false);
       if (!atomic) out += ')';

@@ -46,12 +46,22 @@ void Matcher::allowed(uint32_t* mask) {
     if (parent < 0) continue;  // the grammar ends there: nothing may follow inside the token
     const int32_t after = pool_.closure_of(parent);
     if (after == StackPool::kDead || !pool_.has_frames(after)) continue;
+    if (!nm.pops_into(first_bytes(after))) continue;  // the caller takes no byte that follows a pop point
     nm.for_each_pop_point([&](int32_t p) { walk(p, after, mask); });
   }
 }
 
+const uint64_t* Matcher::first_bytes(int32_t state) {
+  auto [it, fresh] = first_bytes_.try_emplace(state);
+  if (fresh) {
+    for (int b = 0; b < 256; ++b)
+      if (pool_.step(state, uint8_t(b)) != StackPool::kDead) it->second[size_t(b >> 6)] |= uint64_t(1) << (b & 63);
+  }
+  return it->second.data();
+}
+
 Status Matcher::accept(int32_t token) {
-  const std::string& bytes = g_.vocab.bytes(token);
+  const std::string& bytes = g_.vocab.spelling(token);
   if (bytes.empty()) return Status::error(fmt::format("grammar: token {} is not allowed here (it spells no text)", token));
   int32_t s = history_.back();
   for (char c : bytes) {

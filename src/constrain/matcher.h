@@ -3,7 +3,9 @@
 // walking the trie below each pop point with the real caller's state.
 #pragma once
 
+#include <array>
 #include <memory>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -27,6 +29,8 @@ class Matcher {
 
  private:
   void walk(int32_t trie_node, int32_t state, uint32_t* mask);
+  // The bytes the state can take next (256 bits), memoised per state.
+  const uint64_t* first_bytes(int32_t state);
 
   std::shared_ptr<const Grammar> grammar_;
   const CompiledGrammar& g_;
@@ -37,6 +41,7 @@ class Matcher {
   };
   std::vector<Item> todo_;
   std::vector<int32_t> top_;
+  std::unordered_map<int32_t, std::array<uint64_t, 4>> first_bytes_;
 };
 
 }  // namespace tern::constrain

@@ -13,6 +13,18 @@ namespace tern::constrain {
 
 namespace {
 
+// mask->pop_bytes from its pop points (main-trie nodes).
+void set_pop_bytes(const CompiledGrammar& g, NodeMask* mask) {
+  const TokenTrie& t = g.vocab.impl().trie;
+  for (int32_t p : mask->pop_points) {
+    const TrieNode& pn = t.nodes[size_t(p)];
+    for (int32_t c = pn.first_child; c < pn.first_child + pn.n_children; ++c) {
+      const uint8_t b = t.nodes[size_t(c)].byte;
+      mask->pop_bytes[b >> 6] |= uint64_t(1) << (b & 63);
+    }
+  }
+}
+
 // Token bits -> the compact form (ids when few).
 void finish_mask(std::vector<uint32_t>& bits, NodeMask* mask) {
   int64_t n = 0;
@@ -75,6 +87,7 @@ std::shared_ptr<const NodeMask> short_lexical_mask(const CompiledGrammar& g, int
   auto mask = std::make_shared<NodeMask>();
   walk_lexical(g, node, 1, kShortTokenBytes, mask.get(), [&](int32_t id) { bits[size_t(id) >> 5] |= 1u << (id & 31); });
   finish_mask(bits, mask.get());
+  set_pop_bytes(g, mask.get());
   std::lock_guard lk(v.mu);
   if (key < 0 || v.short_masks.size() >= VocabImpl::kMaxLexicalMasks) return mask;
   return v.short_masks.emplace(key, std::move(mask)).first->second;
@@ -115,6 +128,7 @@ std::shared_ptr<const NodeMask> reference_node_mask(const CompiledGrammar& g, in
     walk_lexical(g, node, 1, 255, mask.get(), [&](int32_t id) { bits[size_t(id) >> 5] |= 1u << (id & 31); });
   else stack_walk(g, node, bits, mask.get());
   finish_mask(bits, mask.get());
+  set_pop_bytes(g, mask.get());
   return mask;
 }
 
@@ -125,11 +139,13 @@ std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int3
     // (~1% of a vocabulary) as ids.
     mask->shared = short_lexical_mask(g, node);
     walk_lexical(g, node, kShortTokenBytes + 1, 255, mask.get(), [&](int32_t id) { mask->ids.push_back(id); });
+    set_pop_bytes(g, mask.get());
     return mask;
   }
   std::vector<uint32_t> bits(size_t(g.vocab.impl().words), 0);
   stack_walk(g, node, bits, mask.get());
   finish_mask(bits, mask.get());
+  set_pop_bytes(g, mask.get());
   return mask;
 }
 

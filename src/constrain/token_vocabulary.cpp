@@ -75,10 +75,21 @@ void depths(constrain::TokenTrie* tp) {
 
 }  // namespace
 
-Result<TokenVocabulary> TokenVocabulary::from_bytes(std::vector<std::string> bytes) {
+Result<TokenVocabulary> TokenVocabulary::from_bytes(std::vector<std::string> bytes,
+                                                    std::vector<std::pair<int32_t, std::string>> special) {
   if (bytes.empty()) return Status::error("token vocabulary is empty");
   if (bytes.size() > (size_t(1) << 30)) return Status::error("token vocabulary is too large");
   auto impl = std::make_shared<constrain::VocabImpl>();
+  // 0xFF starts the special tokens' terminal codes: an ordinary token holding it could never be allowed by a
+  // grammar (no UTF-8 text contains 0xFF) and would share their trie paths, so it spells nothing here.
+  for (std::string& b : bytes)
+    if (b.find(char(constrain::kTokenTerminalByte)) != std::string::npos) b.clear();
+  for (auto& [id, text] : special) {
+    if (id < 0 || size_t(id) >= bytes.size())
+      return Status::error(fmt::format("token vocabulary: special token id {} is out of range", id));
+    bytes[size_t(id)] = constrain::token_terminal_spelling(id);
+    if (!text.empty()) impl->special_ids.emplace(std::move(text), id);  // the first of equal texts wins
+  }
   impl->bytes = std::move(bytes);
   impl->words = (int64_t(impl->bytes.size()) + 31) / 32;
   build_trie(impl->bytes, &impl->trie);
@@ -115,8 +126,12 @@ Result<TokenVocabulary> TokenVocabulary::from_tokenizer(const Tokenizer& tok, in
   }
   std::string ref_bytes = ref >= 0 ? tok.decode_bytes({ref}) : "";
   std::vector<std::string> bytes(static_cast<size_t>(model_vocab));
+  std::vector<std::pair<int32_t, std::string>> special;
   for (int32_t id = 0; id < n; ++id) {
-    if (tok.is_special(id)) continue;
+    if (tok.is_special(id)) {
+      special.emplace_back(id, tok.id_to_token(id));
+      continue;
+    }
     if (ref < 0) {
       bytes[size_t(id)] = tok.decode_bytes({id});
       continue;
@@ -125,14 +140,40 @@ Result<TokenVocabulary> TokenVocabulary::from_tokenizer(const Tokenizer& tok, in
     if (both.compare(0, ref_bytes.size(), ref_bytes) == 0) bytes[size_t(id)] = both.substr(ref_bytes.size());
     else bytes[size_t(id)] = tok.decode_bytes({id});
   }
-  return from_bytes(std::move(bytes));
+  return from_bytes(std::move(bytes), std::move(special));
 }
 
 int64_t TokenVocabulary::size() const { return int64_t(impl_->bytes.size()); }
 
-const std::string& TokenVocabulary::bytes(int32_t id) const {
+const std::string& TokenVocabulary::spelling(int32_t id) const {
   static const std::string kEmpty;
   return id >= 0 && size_t(id) < impl_->bytes.size() ? impl_->bytes[size_t(id)] : kEmpty;
 }
+
+bool TokenVocabulary::is_special(int32_t id) const {
+  const std::string& s = spelling(id);
+  return !s.empty() && uint8_t(s[0]) == constrain::kTokenTerminalByte;
+}
+
+const std::string& TokenVocabulary::bytes(int32_t id) const {
+  static const std::string kEmpty;
+  return is_special(id) ? kEmpty : spelling(id);
+}
+
+std::optional<int32_t> TokenVocabulary::special_token(std::string_view text) const {
+  auto it = impl_->special_ids.find(std::string(text));
+  if (it == impl_->special_ids.end()) return std::nullopt;
+  return it->second;
+}
+
+namespace constrain {
+
+std::string token_terminal_spelling(int32_t id) {
+  std::string s(1, char(kTokenTerminalByte));
+  for (int shift = 24; shift >= 0; shift -= 8) s += char(uint8_t(uint32_t(id) >> shift));
+  return s;
+}
+
+}  // namespace constrain
 
 }  // namespace tern

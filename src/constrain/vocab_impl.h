@@ -31,8 +31,14 @@ struct TokenTrie {
 // short part of their masks (lexical_signature.h); only the ~1% longer tokens are walked per node.
 constexpr int kShortTokenBytes = 16;
 
+// A special token's spelling inside the grammar engine: kTokenTerminalByte, then its id in 4 bytes, big-endian.
+constexpr uint8_t kTokenTerminalByte = 0xFF;
+constexpr int kTokenTerminalBytes = 5;
+std::string token_terminal_spelling(int32_t id);
+
 struct VocabImpl {
-  std::vector<std::string> bytes;  // [vocab]
+  std::vector<std::string> bytes;  // [vocab] spellings (special tokens: token_terminal_spelling)
+  std::unordered_map<std::string, int32_t> special_ids;  // special token text -> id
   TokenTrie trie;
   // The same over the tokens longer than kShortTokenBytes only (~1%): a lexical node walks it for the tokens its
   // class's shared short mask leaves out, without visiting the short tokens' subtrees. long_to_main: [long nodes]

@@ -38,6 +38,12 @@ std::shared_ptr<const Grammar> compile(const ToolFields& tf, ToolCallFormat form
   return g.is_ok() ? g.value() : nullptr;
 }
 
+bool test_mask_has(TokenConstraint& c, int32_t t) {
+  std::vector<uint32_t> mask(size_t(c.mask_words()));
+  c.allowed(mask.data());
+  return mask[size_t(t) >> 5] >> (t & 31) & 1;
+}
+
 // 1: every byte accepted and the grammar can end; 0: every byte accepted, cannot end; -1: a byte refused.
 int run(const std::shared_ptr<const Grammar>& g, const std::string& s) {
   TokenConstraint c(g);
@@ -123,6 +129,158 @@ TEST(ToolCallGrammar, Llama3OneCallWithoutParallelCalls) {
   ASSERT_TRUE(g);
   EXPECT_EQ(run(g, R"({"name": "add", "parameters": {"a": 1}})"), 1);
   EXPECT_EQ(run(g, R"({"name": "add", "parameters": {"a": 1}}; )"), -1);
+}
+
+// ---- Mistral: [TOOL_CALLS] (and v11's [ARGS]) are special tokens: token terminals of the grammar.
+// Test strings write the [TOOL_CALLS] token as \xFF and [ARGS] as \xFE (bytes no UTF-8 text holds).
+constexpr int32_t kToolCallsId = 256, kArgsId = 257;
+const std::string TC = "\xFF", ARGS = "\xFE";
+
+TokenVocabulary mistral_vocab(bool specials = true) {
+  std::vector<std::string> bytes;
+  for (int b = 0; b < 256; ++b) bytes.emplace_back(1, char(b));
+  bytes.push_back("");
+  bytes.push_back("");
+  std::vector<std::pair<int32_t, std::string>> sp;
+  if (specials) sp = {{kToolCallsId, "[TOOL_CALLS]"}, {kArgsId, "[ARGS]"}};
+  auto v = TokenVocabulary::from_bytes(bytes, sp);
+  EXPECT_TRUE(v.is_ok());
+  return *v;
+}
+
+std::shared_ptr<const Grammar> compile_mistral(const ToolFields& tf, bool name_args, const TokenVocabulary& v) {
+  auto text = mistral_auto_gbnf(tf, [](const json& s) { return json_schema_to_gbnf(s); }, v, name_args);
+  EXPECT_TRUE(text.is_ok()) << text.status().message();
+  auto g = compile_gbnf(text.value(), v);
+  EXPECT_TRUE(g.is_ok()) << g.status().message() << "\n" << text.value();
+  return g.is_ok() ? g.value() : nullptr;
+}
+
+// As run(), with \xFF / \xFE fed as the [TOOL_CALLS] / [ARGS] tokens.
+int run_mistral(const std::shared_ptr<const Grammar>& g, const std::string& s) {
+  TokenConstraint c(g);
+  for (unsigned char b : s) {
+    const int32_t t = b == 0xFF ? kToolCallsId : b == 0xFE ? kArgsId : int32_t(b);
+    if (!c.accept(t).is_ok()) return -1;
+  }
+  return c.can_end() ? 1 : 0;
+}
+
+// The reply as the parser sees it (special tokens decoded to their text): calls (name + arguments) and content.
+std::pair<std::vector<std::string>, std::string> mistral_parse(const std::string& reply, bool parallel = true) {
+  std::string text;
+  for (char c : reply) text += c == '\xFF' ? "[TOOL_CALLS]" : c == '\xFE' ? "[ARGS]" : std::string(1, c);
+  ChatParserOptions o;
+  o.format = ToolCallFormat::kMistral;
+  o.tool_names = {"get_weather", "add"};
+  o.parallel = parallel;
+  ChatOutputParser p(o);
+  p.feed(text);
+  p.finish();
+  std::vector<std::string> calls;
+  for (const ToolCall& c : p.calls()) calls.push_back(c.name + " " + c.arguments);
+  return {calls, p.content()};
+}
+
+TEST(ToolCallGrammar, TextWithoutAMarkerIsExactlyTheTextThatNeverSpellsIt) {
+  const std::string alphabet = "[TOL_CAS]x<tool_c>";
+  auto v = mistral_vocab();
+  for (const std::string marker : {"[TOOL_CALLS]", "<tool_call>", "ab"}) {
+    auto g = compile_gbnf("root ::= " + text_without(marker), v);
+    ASSERT_TRUE(g.is_ok()) << g.status().message();
+    uint32_t seed = 5;
+    for (int i = 0; i < 3000; ++i) {
+      std::string s;
+      // Strings built from pieces of the marker, so that near-misses and restarts are common.
+      for (int k = 0; k < 6; ++k) {
+        seed = seed * 1103515245u + 12345u;
+        const size_t from = (seed >> 8) % marker.size(), len = 1 + (seed >> 16) % marker.size();
+        s += (seed >> 24) % 4 == 0 ? std::string(1, alphabet[(seed >> 12) % alphabet.size()]) : marker.substr(from, len);
+      }
+      EXPECT_EQ(run(*g, s), s.find(marker) == std::string::npos ? 1 : -1) << marker << " / " << s;
+    }
+  }
+}
+
+TEST(ToolCallGrammar, MistralTextOrTheTokenThenCallsThatFollowTheirSchemas) {
+  auto v = mistral_vocab();
+  auto g = compile_mistral(weather_tools(true), false, v);
+  ASSERT_TRUE(g);
+  const std::string weather = R"({"name": "get_weather", "arguments": {"city": "Paris"}})";
+  const std::string add = R"({"name": "add", "arguments": {"a": 12}, "id": "abcDEF123"})";
+  // Text, with prefixes of the marker's spelling; the spelling itself is never text.
+  EXPECT_EQ(run_mistral(g, "Hello [x] [TOOL [TOOL_CALLS [[TOOL_CALL"), 1);
+  EXPECT_EQ(run_mistral(g, "Hi [TOOL_CALLS]"), -1);
+  EXPECT_EQ(run_mistral(g, "[TOOL_CALLS] [" + weather + "]"), -1);
+  // The token, then calls in the v0.3 template's format ("id" optional), read back by the parser.
+  EXPECT_EQ(run_mistral(g, TC + " [" + weather + "]"), 1);
+  EXPECT_EQ(run_mistral(g, TC + "[" + weather + ", " + add + "]"), 1);
+  EXPECT_EQ(run_mistral(g, "Sure. " + TC + " [" + add + "]"), 1);
+  EXPECT_EQ(mistral_parse(TC + "[" + weather + ", " + add + "]").first,
+            (std::vector<std::string>{R"(get_weather {"city":"Paris"})", R"(add {"a":12})"}));
+  EXPECT_EQ(mistral_parse("Sure. " + TC + " [" + add + "]").second, "Sure. ");
+  EXPECT_EQ(run_mistral(g, TC + " [" + weather), 0);  // a call begun must be finished
+  // Once the token is written, only well-formed calls of known tools may follow, and nothing after them.
+  EXPECT_EQ(run_mistral(g, TC + " Sorry"), -1);
+  EXPECT_EQ(run_mistral(g, TC + R"([{"name": "rm")"), -1);
+  EXPECT_EQ(run_mistral(g, TC + R"([{"name": "get_weather", "arguments": {"city": "Rome")"), -1);
+  EXPECT_EQ(run_mistral(g, TC + R"([{"name": "add", "arguments": {"a": 1}, "id": "short"}])"), -1);
+  EXPECT_EQ(run_mistral(g, TC + "[" + weather + "] ok"), -1);
+  EXPECT_EQ(run_mistral(g, TC + "[" + weather + "]" + TC), -1);
+  EXPECT_EQ(run_mistral(g, TC + TC), -1);
+}
+
+TEST(ToolCallGrammar, MistralMasksAllowTheTokenOnlyWhereACallMayStart) {
+  auto v = mistral_vocab();
+  auto g = compile_mistral(weather_tools(true), false, v);
+  ASSERT_TRUE(g);
+  TokenConstraint c(g);
+  EXPECT_TRUE(test_mask_has(c, kToolCallsId));
+  EXPECT_FALSE(test_mask_has(c, kArgsId));
+  for (char ch : std::string("Hi [TOOL_CALLS")) ASSERT_TRUE(c.accept(uint8_t(ch)).is_ok());
+  EXPECT_FALSE(test_mask_has(c, ']'));  // the spelling never completes
+  EXPECT_TRUE(test_mask_has(c, kToolCallsId));
+  ASSERT_TRUE(c.accept(kToolCallsId).is_ok());
+  EXPECT_FALSE(test_mask_has(c, kToolCallsId));
+  EXPECT_TRUE(test_mask_has(c, '['));
+  EXPECT_TRUE(test_mask_has(c, ' '));
+  EXPECT_FALSE(test_mask_has(c, 'H'));
+}
+
+TEST(ToolCallGrammar, MistralOneCallWithoutParallelCalls) {
+  auto v = mistral_vocab();
+  auto g = compile_mistral(weather_tools(false), false, v);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(run_mistral(g, TC + R"([{"name": "add", "arguments": {"a": 1}}])"), 1);
+  EXPECT_EQ(run_mistral(g, TC + R"([{"name": "add", "arguments": {"a": 1}}, )"), -1);
+}
+
+TEST(ToolCallGrammar, MistralV11NameArgsForm) {
+  auto v = mistral_vocab();
+  auto g = compile_mistral(weather_tools(true), true, v);
+  ASSERT_TRUE(g);
+  const std::string weather = TC + "get_weather" + ARGS + R"({"city": "Oslo"})";
+  const std::string add = TC + "add" + ARGS + R"({"a": 3})";
+  EXPECT_EQ(run_mistral(g, weather), 1);
+  EXPECT_EQ(run_mistral(g, "Let me look. " + weather + add), 1);
+  EXPECT_EQ(mistral_parse(weather + add).first,
+            (std::vector<std::string>{R"(get_weather {"city":"Oslo"})", R"(add {"a":3})"}));
+  EXPECT_EQ(run_mistral(g, TC + "get_weather[ARGS]{}"), -1);  // [ARGS] is the token, not its spelling
+  EXPECT_EQ(run_mistral(g, TC + "rm" + ARGS), -1);
+  EXPECT_EQ(run_mistral(g, weather + " done"), -1);
+  auto one = compile_mistral(weather_tools(false), true, v);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(run_mistral(one, weather), 1);
+  EXPECT_EQ(run_mistral(one, weather + TC), -1);
+}
+
+TEST(ToolCallGrammar, MistralWithoutSpecialTokensUsesTheText) {
+  auto v = mistral_vocab(/*specials=*/false);
+  auto g = compile_mistral(weather_tools(true), true, v);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(run(g, R"(Hm. [TOOL_CALLS]add[ARGS]{"a": 1})"), 1);
+  EXPECT_EQ(run(g, R"([TOOL_CALLS]add{"a": 1})"), -1);
+  EXPECT_EQ(run(g, "[TOOL_CALLS]"), 0);
 }
 
 }  // namespace

@@ -102,6 +102,34 @@ TEST(ToolCallStreaming, ForcedNamedAndRequiredStreamToo) {
                  {{"add", {{"a", 1}}}, {"get_weather", {{"city", "Rome"}}}});
 }
 
+TEST(ToolCallStreaming, MistralArraysAndNameArgsCallsStreamToo) {
+  // v0.3: one [TOOL_CALLS] then a JSON array (the template's optional "id" after the arguments).
+  const std::string v3 =
+      "On it. [TOOL_CALLS] [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}, \"id\": \"abcDEF123\"}, "
+      "{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": \"]}\"}}]";
+  expect_streams(stream_opts(ToolCallFormat::kMistral), v3,
+                 {{"get_weather", {{"city", "Paris"}}}, {"add", {{"a", 1}, {"b", "]}"}}}});
+  EXPECT_EQ(run(stream_opts(ToolCallFormat::kMistral), v3, 5).content, "On it. ");
+  // v11: [TOOL_CALLS]name[ARGS]{...} per call.
+  const std::string v11 = "[TOOL_CALLS]add[ARGS]{\"a\": 7}[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Oslo\"}";
+  expect_streams(stream_opts(ToolCallFormat::kMistral), v11, {{"add", {{"a", 7}}}, {"get_weather", {{"city", "Oslo"}}}});
+  // Indices go on across two arrays (a model that writes [TOOL_CALLS] twice).
+  const std::string twice = "[TOOL_CALLS][{\"name\": \"add\", \"arguments\": {\"a\": 1}}][TOOL_CALLS][{\"name\": \"add\", "
+                            "\"arguments\": {\"a\": 2}}, {\"name\": \"add\", \"arguments\": {\"a\": 3}}]";
+  expect_streams(stream_opts(ToolCallFormat::kMistral), twice, {{"add", {{"a", 1}}}, {"add", {{"a", 2}}}, {"add", {{"a", 3}}}});
+}
+
+TEST(ToolCallStreaming, AMistralCallCutOffStaysPartial) {
+  ChatOutputParser p(stream_opts(ToolCallFormat::kMistral));
+  ChatDelta a = p.feed("[TOOL_CALLS] [{\"name\": \"add\", \"arguments\": {\"a\": 12");
+  ASSERT_EQ(a.call_parts.size(), 2u);
+  EXPECT_EQ(a.call_parts[0].name, "add");
+  EXPECT_EQ(a.call_parts[1].arguments, "{\"a\": 12");
+  ChatDelta end = p.finish();
+  EXPECT_TRUE(end.content.empty()) << end.content;
+  EXPECT_TRUE(p.calls().empty());
+}
+
 TEST(ToolCallStreaming, APieceNeverEndsInsideAUtf8Character) {
   ChatParserOptions named = stream_opts(ToolCallFormat::kNone);
   named.forced = ChatParserOptions::Forced::kNamed;
@@ -145,6 +173,9 @@ TEST(ToolCallStreaming, ScanFindsNameAndArgumentsAsFarAsTheTextGoes) {
   EXPECT_EQ(c.args_end, CallScan::npos);
   c = scan_call("{\"arguments\": {}, \"name\": \"a\"}");  // arguments first: cannot stream name-first
   EXPECT_TRUE(c.bad);
+  c = scan_call("{\"name\": \"a\", \"arguments\": {}, \"id\": \"x1\"}");  // Mistral v3's id
+  EXPECT_FALSE(c.bad);
+  EXPECT_EQ(c.end, 42u);
   c = scan_call("{\"name\": \"a\", \"arguments\": {}}");
   EXPECT_EQ(c.args_end, 29u);
   EXPECT_EQ(c.end, 30u);

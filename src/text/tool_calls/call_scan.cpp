@@ -63,6 +63,11 @@ CallScan scan_call(std::string_view s) {
       if (n == CallScan::npos) return c;
       c.args_end = i + n;
       i = c.args_end;
+    } else if (key == "id") {  // Mistral v3's template writes the call's id after its arguments
+      if (s[i] != '"') return c.bad = true, c;
+      const size_t e = string_end(s, i);
+      if (e == CallScan::npos) return c;
+      i = e;
     } else {
       return c.bad = true, c;  // a key tern's call grammars never write
     }

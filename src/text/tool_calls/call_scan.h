@@ -22,7 +22,7 @@ struct CallScan {
 };
 
 // Scans `s`, which starts (after optional whitespace) with a call object
-// {"name": "...", "arguments" | "parameters": {...}}, as far as it goes.
+// {"name": "...", "arguments" | "parameters": {...}} (Mistral's v3 template adds "id": "..."), as far as it goes.
 CallScan scan_call(std::string_view s);
 
 // The length of the longest prefix of s that does not end inside a UTF-8 sequence (a piece sent now

@@ -234,6 +234,7 @@ bool ChatOutputParser::step_content(bool final, ChatDelta& d) {
     emit_content(b.substr(0, at), d);
     call_raw_ = std::string(marker);
     buf_.erase(0, at + marker.size());
+    call_base_ = next_index_;
     state_ = State::kCall;
     return true;
   }
@@ -282,9 +283,14 @@ void ChatOutputParser::fail_call(ChatDelta& d, size_t n) {
 
 bool ChatOutputParser::step_call(bool final, ChatDelta& d) {
   // Constrained Hermes / Llama 3.1 calls are name-first objects: their arguments stream as they come.
-  if (opt_.stream_arguments && opt_.format != ToolCallFormat::kMistral) stream_scanned(scan_call(buf_), buf_, d);
+  // Constrained Mistral calls: a JSON array of such objects (v3 / v7), or name[ARGS]{...} (v11).
+  if (opt_.stream_arguments) {
+    if (opt_.format != ToolCallFormat::kMistral) stream_scanned(scan_call(buf_), buf_, d);
+    else stream_mistral(d);
+  }
   std::vector<ToolCall> got;
   size_t used = 0;  // bytes of buf_ the complete call(s) took
+  std::string name;  // Mistral v11: name[ARGS]{...}
   if (opt_.format == ToolCallFormat::kHermes) {
     const size_t close = buf_.find(kHermesClose);
     if (close == std::string::npos) {
@@ -303,7 +309,6 @@ bool ChatOutputParser::step_call(bool final, ChatDelta& d) {
       if (final) fail_call(d);
       return false;
     }
-    std::string name;  // Mistral v11: name[ARGS]{...}
     if (opt_.format == ToolCallFormat::kMistral && b[0] != '[') {
       const size_t args = b.find(kMistralArgs);
       if (args == std::string_view::npos) {
@@ -352,8 +357,15 @@ bool ChatOutputParser::step_call(bool final, ChatDelta& d) {
     // One call was asked for (parallel_tool_calls false): the first of a Mistral array is returned.
     got.resize(1);
   }
-  for (ToolCall& c : got) {
-    if (part_index_ >= 0) {  // the call streamed above: the same id
+  // A streamed Mistral array: element k is call base + k, whether its pieces went out already or not.
+  const bool array = opt_.stream_arguments && opt_.format == ToolCallFormat::kMistral && name.empty();
+  for (size_t k = 0; k < got.size(); ++k) {
+    ToolCall& c = got[k];
+    if (array) {
+      const int index = call_base_ + int(k);
+      c.id = make_tool_call_id(opt_.format, opt_.id_seed, index);
+      c.streamed = index < next_index_;
+    } else if (part_index_ >= 0) {  // the call streamed above: the same id
       c.id = make_tool_call_id(opt_.format, opt_.id_seed, part_index_);
       c.streamed = true;
       end_part();
@@ -362,6 +374,10 @@ bool ChatOutputParser::step_call(bool final, ChatDelta& d) {
     }
     calls_.push_back(c);
     d.calls.push_back(std::move(c));
+  }
+  if (array) {
+    next_index_ = std::max(next_index_, call_base_ + int(got.size()));
+    end_part();
   }
   buf_.erase(0, used);
   call_raw_.clear();
@@ -415,9 +431,13 @@ void ChatOutputParser::stream_forced(ChatDelta& d) {
     return;
   }
   // "required": [{"name": ..., "parameters": {...}}, ...], element k is call k.
+  stream_array(b, i, 0, d);
+}
+
+void ChatOutputParser::stream_array(std::string_view b, size_t i, int base, ChatDelta& d) {
   if (i == b.size() || b[i] != '[') return;
   ++i;
-  for (int k = 0;; ++k) {
+  for (int k = base;; ++k) {
     i = skip_ws(b, i);
     if (i == b.size() || b[i] != '{') return;
     const CallScan c = scan_call(b.substr(i));
@@ -431,6 +451,25 @@ void ChatOutputParser::stream_forced(ChatDelta& d) {
     if (i == b.size() || b[i] != ',') return;
     ++i;
   }
+}
+
+void ChatOutputParser::stream_mistral(ChatDelta& d) {
+  const std::string_view b = buf_;
+  const size_t i = skip_ws(b);
+  if (i == b.size()) return;
+  if (b[i] == '[') return stream_array(b, i, call_base_, d);  // [{"name": ..., "arguments": {...}}, ...]
+  // v11: name[ARGS]{...}, one call.
+  const size_t args = b.find(kMistralArgs, i);
+  if (args == std::string_view::npos) return;
+  CallScan c;
+  c.has_name = true;
+  c.name = std::string(b.substr(i, args - i));
+  const size_t j = args + kMistralArgs.size();
+  if (j == b.size() || b[j] != '{') return;
+  c.args_begin = j;
+  const size_t n = json_value_end(b.substr(j));
+  if (n != std::string_view::npos) c.args_end = j + n;
+  stream_scanned(c, b, d);
 }
 
 }  // namespace tern

@@ -54,8 +54,8 @@ struct ChatParserOptions {
   enum class Forced { kNo, kNamed, kRequired };
   Forced forced = Forced::kNo;
   std::string forced_name;
-  // The call's shape is guaranteed by a grammar (forced calls; "auto" in the Hermes and Llama 3.1
-  // formats): name and arguments go out as call_parts while they are generated. A call cut off after
+  // The call's shape is guaranteed by a grammar (forced calls; "auto" in the Hermes, Llama 3.1 and
+  // Mistral formats): name and arguments go out as call_parts while they are generated. A call cut off after
   // its first piece stays a partial call (it is not turned into content: the client saw it begin).
   bool stream_arguments = false;
 };
@@ -90,6 +90,9 @@ class ChatOutputParser {
   // stream_arguments: the call object at buf_[from..] as far as it goes -> call_parts; the forced forms.
   void stream_scanned(const CallScan& c, std::string_view s, ChatDelta& d);
   void stream_forced(ChatDelta& d);
+  // stream_arguments: the array of call objects at b[i] ('['), element k being call `base` + k; Mistral's forms.
+  void stream_array(std::string_view b, size_t i, int base, ChatDelta& d);
+  void stream_mistral(ChatDelta& d);
   void end_part() { part_index_ = -1, args_sent_ = 0; }
 
   ChatParserOptions opt_;
@@ -106,6 +109,7 @@ class ChatOutputParser {
   int part_index_ = -1;
   size_t args_sent_ = 0;
   int next_index_ = 0;
+  int call_base_ = 0;  // the index of the first call after the current [TOOL_CALLS] (Mistral arrays)
 };
 
 // The index just past the JSON object or array that starts at s[0] ('{' or '['), or npos while it is

@@ -24,6 +24,7 @@ ChatFormat detect_chat_format(std::string_view src) {
   // markers are its header tokens plus the JSON instruction or the python tag.
   if (has("[TOOL_CALLS]")) {
     f.tool_calls = ToolCallFormat::kMistral;
+    f.mistral_name_args = has("[ARGS]");
   } else if (has("<tool_call>")) {
     f.tool_calls = ToolCallFormat::kHermes;
   } else if (has("<|start_header_id|>") && (has("<|python_tag|>") || has("\"parameters\"") || has("<|eom_id|>"))) {

@@ -23,6 +23,7 @@ struct ChatFormat {
   ToolCallFormat tool_calls = ToolCallFormat::kNone;
   bool template_renders_tools = false;  // the template reads `tools` (else tools go in a system message)
   bool reasoning = false;               // <think>...</think> replies (Qwen3, DeepSeek-R1, QwQ)
+  bool mistral_name_args = false;       // kMistral from v11 on: [TOOL_CALLS]name[ARGS]{...} (the template shows [ARGS])
 };
 
 // The format a chat template's source implies.
