@@ -62,6 +62,8 @@ Whole parse_all_splits(const ChatParserOptions& o, const std::string& text) {
 TEST(ToolCallFormat, DetectedFromTemplate) {
   EXPECT_EQ(detect_chat_format("{{ '<tool_call>\\n' }}{% if tools %}").tool_calls, ToolCallFormat::kHermes);
   EXPECT_EQ(detect_chat_format("{{ '[TOOL_CALLS] [' }}").tool_calls, ToolCallFormat::kMistral);
+  EXPECT_FALSE(detect_chat_format("{{ '[TOOL_CALLS] [' }}").mistral_name_args);
+  EXPECT_TRUE(detect_chat_format("{{ '[TOOL_CALLS]' + c.name + '[ARGS]' + c.arguments }}").mistral_name_args);
   EXPECT_EQ(detect_chat_format("<|start_header_id|>ipython<|end_header_id|> <|python_tag|>").tool_calls,
             ToolCallFormat::kLlama3);
   EXPECT_EQ(detect_chat_format("<|start_header_id|>{{ m.content }}<|eot_id|>").tool_calls, ToolCallFormat::kNone);
