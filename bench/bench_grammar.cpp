@@ -139,6 +139,7 @@ int bench_mistral(const Tokenizer& tok, const std::string& corpus_path, bool fre
                                                  objects[i]["instance"].get<std::string>() + "}]", false);
     ids.insert(ids.end(), call.begin(), call.end());
     double worst = 0;
+    size_t worst_at = 0;
     for (int pass = 0; pass < 2; ++pass) {
       TokenConstraint c(*g);
       for (size_t j = 0; j < ids.size(); ++j) {
@@ -147,7 +148,7 @@ int bench_mistral(const Tokenizer& tok, const std::string& corpus_path, bool fre
         const double us = (thread_cpu_s() - ac) * 1e6;
         const bool in_text = j <= text_ids.size();
         (pass ? (in_text ? text_warm : call_warm) : (in_text ? text_cold : call_cold)).push_back(us);
-        if (pass == 0) worst = std::max(worst, us);
+        if (pass == 0 && us > worst) worst = us, worst_at = j;
         const int32_t t = ids[j];
         if (!(mask[size_t(t) >> 5] >> (t & 31) & 1) || !c.accept(t).is_ok()) {
           fmt::print("FAIL {}: token {} at {} not allowed\n", objects[i]["name"].get<std::string>(), t, j);
@@ -160,7 +161,9 @@ int bench_mistral(const Tokenizer& tok, const std::string& corpus_path, bool fre
         ++failures;
       }
     }
-    if (verbose) fmt::print("{:<24} cold max {:8.1f} us (cpu)\n", objects[i]["name"].get<std::string>(), worst);
+    if (verbose)
+      fmt::print("{:<24} cold max {:8.1f} us (cpu) at step {} of {} ([TOOL_CALLS] at {})\n",
+                 objects[i]["name"].get<std::string>(), worst, worst_at, ids.size(), text_ids.size());
   }
   fmt::print("tool sets: {}   failures: {}\n", compile_ms.size(), failures);
   fmt::print("{:<34} n={:<6} p50 {:8.2f} ms  p99 {:8.2f} ms  max {:9.2f} ms\n", "compile (tools -> automata)",

@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "constrain/compiled_grammar.h"
+#include "constrain/text_without.h"
 #include "constrain/token_constraint.h"
 
 namespace tern {
@@ -40,10 +41,29 @@ std::vector<std::string> warm_up_schemas() {
 }  // namespace
 
 void warm_up_masks(const TokenVocabulary& vocab, const std::atomic<bool>* stop) {
+  // First the free text of the tool_choice "auto" grammars (api/constraint_request.cpp: Hermes / Qwen and
+  // Mistral), which such a request meets at its first step: whole node masks (the long tokens too: free text
+  // takes nearly all of them, ~0.7 ms a node with 128k tokens), kept in the vocabulary under the rule's text,
+  // which every such grammar shares.
+  // The same for the lexical rules of plain JSON values (any string, number, integer: the rules every schema
+  // shares by text), whose bodies also take most long tokens.
+  auto whole_lexical_masks = [&](const constrain::CompiledGrammar& cg) {
+    for (size_t n = 0; n < cg.nodes.size(); ++n) {
+      if (stop && stop->load(std::memory_order_relaxed)) return;
+      if (cg.has_bytes(int32_t(n)) && !cg.lexical_key[size_t(cg.nodes[n].rule)].empty()) cg.node_mask(int32_t(n));
+    }
+  };
+  for (const char* marker : {"[TOOL_CALLS]", "<tool_call>"}) {
+    auto g = compile_gbnf("root ::= " + constrain::text_without(marker), vocab);
+    if (g.is_ok()) whole_lexical_masks((*g)->compiled());
+  }
+  int whole = 4;  // warm_up_schemas() begins with object, number, integer, string
   for (const std::string& schema : warm_up_schemas()) {
     if (stop && stop->load(std::memory_order_relaxed)) return;
     auto g = compile_json_schema_text(schema, vocab);
-    if (g.is_ok()) constrain::warm_short_masks((*g)->compiled(), stop);
+    if (!g.is_ok()) continue;
+    if (whole-- > 0) whole_lexical_masks((*g)->compiled());
+    constrain::warm_short_masks((*g)->compiled(), stop);
   }
 }
 
