@@ -11,10 +11,11 @@
 //   schema of the corpus, tools = that schema and the next two object schemas, and the reply "<free text>
 //   [TOOL_CALLS] [{"name": ..., "arguments": <instance>}]" is driven through it. The vocabulary is the tokenizer's
 //   with two of its reserved special tokens renamed [TOOL_CALLS] and [ARGS] (Llama-3 has 250 of them), so the
-//   figures are on a 128k vocabulary; free-text steps and call steps are reported apart.
+//   figures are on a 128k vocabulary; free-text steps and call steps are reported apart. --hermes: the same with
+//   Hermes / Qwen's grammar (hermes_auto_gbnf) and "<free text><tool_call>\n{...}\n</tool_call>".
 // Times are wall clock and this thread's CPU time (the CPU figure leaves out preemption by other processes).
 // Usage: bench_grammar [--tokenizer PATH/tokenizer.json] [--corpus tests/data/schemas/corpus.jsonl] [--fresh]
-//                      [--warm-up] [--verbose] [--mistral]
+//                      [--warm-up] [--verbose] [--mistral | --hermes]
 #include <fmt/format.h>
 
 #include <fstream>
@@ -86,7 +87,7 @@ Result<TokenVocabulary> mistral_like(const Tokenizer& tok, int32_t* tc, int32_t*
 }
 
 // --mistral (see the top of the file).
-int bench_mistral(const Tokenizer& tok, const std::string& corpus_path, bool fresh, bool warm_up, bool verbose) {
+int bench_tools(const Tokenizer& tok, const std::string& corpus_path, bool fresh, bool warm_up, bool verbose, bool hermes) {
   int32_t tc = -1, args_id = -1;
   auto vocab = mistral_like(tok, &tc, &args_id);
   if (!vocab) {
@@ -119,8 +120,8 @@ int bench_mistral(const Tokenizer& tok, const std::string& corpus_path, bool fre
                           {"function", {{"name", "tool_" + std::to_string(k)}, {"parameters", e["schema"]}}}});
     }
     const double t0 = bench::now_s();
-    auto gbnf = api::mistral_auto_gbnf(tf, [](const nlohmann::ordered_json& s) { return json_schema_to_gbnf(s); },
-                                       *vocab, false);
+    auto schema_gbnf = [](const nlohmann::ordered_json& s) { return json_schema_to_gbnf(s); };
+    auto gbnf = hermes ? api::hermes_auto_gbnf(tf, schema_gbnf) : api::mistral_auto_gbnf(tf, schema_gbnf, *vocab, false);
     if (!gbnf) {
       fmt::print("FAIL {}: {}\n", objects[i]["name"].get<std::string>(), gbnf.status().message());
       ++failures;
@@ -134,9 +135,11 @@ int bench_mistral(const Tokenizer& tok, const std::string& corpus_path, bool fre
     }
     compile_ms.push_back((bench::now_s() - t0) * 1e3);
     std::vector<int32_t> ids = text_ids;
-    ids.push_back(tc);
-    const std::vector<int32_t> call = tok.encode(" [{\"name\": \"tool_0\", \"arguments\": " +
-                                                 objects[i]["instance"].get<std::string>() + "}]", false);
+    if (!hermes) ids.push_back(tc);
+    const std::string args = objects[i]["instance"].get<std::string>();
+    const std::vector<int32_t> call =
+        tok.encode(hermes ? "<tool_call>\n{\"name\": \"tool_0\", \"arguments\": " + args + "}\n</tool_call>"
+                          : " [{\"name\": \"tool_0\", \"arguments\": " + args + "}]", false);
     ids.insert(ids.end(), call.begin(), call.end());
     double worst = 0;
     size_t worst_at = 0;
@@ -156,7 +159,7 @@ int bench_mistral(const Tokenizer& tok, const std::string& corpus_path, bool fre
           break;
         }
       }
-      if (!c.must_end()) {
+      if (hermes ? !c.can_end() : !c.must_end()) {  // Hermes: more calls may follow
         fmt::print("FAIL {}: the grammar does not end after the call\n", objects[i]["name"].get<std::string>());
         ++failures;
       }
@@ -169,9 +172,9 @@ int bench_mistral(const Tokenizer& tok, const std::string& corpus_path, bool fre
   fmt::print("{:<34} n={:<6} p50 {:8.2f} ms  p99 {:8.2f} ms  max {:9.2f} ms\n", "compile (tools -> automata)",
              compile_ms.size(), pct(compile_ms, 50), pct(compile_ms, 99),
              compile_ms.empty() ? 0.0 : *std::max_element(compile_ms.begin(), compile_ms.end()));
-  report("free text + [TOOL_CALLS], cold, cpu", text_cold);
+  report("free text + call token, cold, cpu", text_cold);
   report("call, cold, cpu", call_cold);
-  report("free text + [TOOL_CALLS], warm, cpu", text_warm);
+  report("free text + call token, warm, cpu", text_warm);
   report("call, warm, cpu", call_warm);
   std::vector<double> all = text_cold;
   all.insert(all.end(), call_cold.begin(), call_cold.end());
@@ -198,7 +201,8 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "{}\n(run scripts/setup to fetch the Llama-3 tokenizer, or pass --tokenizer)\n", tok.status().message());
     return 1;
   }
-  if (bench::has_flag(argc, argv, "--mistral")) return bench_mistral(*tok, corpus_path, fresh, warm_up, verbose);
+  if (bench::has_flag(argc, argv, "--mistral") || bench::has_flag(argc, argv, "--hermes"))
+    return bench_tools(*tok, corpus_path, fresh, warm_up, verbose, bench::has_flag(argc, argv, "--hermes"));
   double t0 = bench::now_s();
   auto vocab = TokenVocabulary::from_tokenizer(*tok);
   if (!vocab) {

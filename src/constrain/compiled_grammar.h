@@ -50,6 +50,12 @@ struct NodeMask {
   // below the pop points, and the run-time walk below them (one step per child of ~every trie node, for a free
   // text rule) is skipped (e.g. free text whose caller continues only with a special token).
   uint64_t pop_bytes[4] = {0, 0, 0, 0};
+  // The same walk by byte, for the bytes that lead out of few pop points ('<' below free text: Hermes' caller
+  // continues only with "<tool_call>"): rare_children[rare_offsets[b] .. rare_offsets[b + 1]) are the pop points'
+  // children reached by byte b; common_bytes are the bytes not indexed. rare_offsets is empty without an index.
+  std::vector<uint32_t> rare_offsets;  // [257]
+  std::vector<int32_t> rare_children;
+  uint64_t common_bytes[4] = {0, 0, 0, 0};
 
   // mask |= this node's tokens (mask: [vocab words]); f(p) for each pop point.
   void or_into(uint32_t* mask, int64_t words) const {
@@ -67,10 +73,24 @@ struct NodeMask {
     for (int32_t p : pop_points) f(p);
   }
   bool has_pop_points() const { return !pop_points.empty() || (shared && !shared->pop_points.empty()); }
-  // Some pop point has a child whose byte is in `bytes` (256 bits).
-  bool pops_into(const uint64_t* bytes) const {
-    if (shared && shared->pops_into(bytes)) return true;
-    return ((pop_bytes[0] & bytes[0]) | (pop_bytes[1] & bytes[1]) | (pop_bytes[2] & bytes[2]) | (pop_bytes[3] & bytes[3])) != 0;
+  // The run-time walk below the pop points for a caller that takes the bytes `next` (256 bits): child(c) for the
+  // trie nodes c (children of pop points, by a byte in `next`) to step into when the index serves every byte
+  // in question, else pop(p) for every pop point; nothing when no pop point leads to such a byte.
+  template <class Child, class Pop>
+  void for_pop_walks(const uint64_t* next, Child&& child, Pop&& pop) const {
+    if (shared) shared->for_pop_walks(next, child, pop);
+    uint64_t hit[4], common = 0, any = 0;
+    for (int k = 0; k < 4; ++k) hit[k] = pop_bytes[k] & next[k], any |= hit[k], common |= hit[k] & common_bytes[k];
+    if (!any) return;
+    if (rare_offsets.empty() || common) {
+      for (int32_t p : pop_points) pop(p);
+      return;
+    }
+    for (int k = 0; k < 4; ++k)
+      for (uint64_t m = hit[k]; m; m &= m - 1) {
+        const int b = k * 64 + __builtin_ctzll(m);
+        for (uint32_t i = rare_offsets[size_t(b)]; i < rare_offsets[size_t(b) + 1]; ++i) child(rare_children[i]);
+      }
   }
 };
 

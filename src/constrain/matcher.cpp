@@ -32,6 +32,16 @@ void Matcher::walk(int32_t trie_node, int32_t state, uint32_t* mask) {
   }
 }
 
+// The token trie node c (its byte stepped from state) and everything below it that the state accepts.
+void Matcher::walk_child(int32_t c, int32_t state, uint32_t* mask) {
+  const TokenTrie& t = g_.vocab.impl().trie;
+  const TrieNode& tn = t.nodes[size_t(c)];
+  const int32_t s = pool_.step(state, tn.byte);
+  if (s == StackPool::kDead) return;
+  for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) mask[id >> 5] |= 1u << (id & 31);
+  if (tn.n_children && pool_.has_frames(s)) walk(c, s, mask);
+}
+
 void Matcher::allowed(uint32_t* mask) {
   const int64_t words = g_.vocab.impl().words;
   std::memset(mask, 0, size_t(words) * sizeof(uint32_t));
@@ -46,8 +56,9 @@ void Matcher::allowed(uint32_t* mask) {
     if (parent < 0) continue;  // the grammar ends there: nothing may follow inside the token
     const int32_t after = pool_.closure_of(parent);
     if (after == StackPool::kDead || !pool_.has_frames(after)) continue;
-    if (!nm.pops_into(first_bytes(after))) continue;  // the caller takes no byte that follows a pop point
-    nm.for_each_pop_point([&](int32_t p) { walk(p, after, mask); });
+    // Only below pop points, and by the bytes the caller takes next (none: nothing to walk).
+    nm.for_pop_walks(first_bytes(after), [&](int32_t c) { walk_child(c, after, mask); },
+                     [&](int32_t p) { walk(p, after, mask); });
   }
 }
 

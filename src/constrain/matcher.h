@@ -29,6 +29,7 @@ class Matcher {
 
  private:
   void walk(int32_t trie_node, int32_t state, uint32_t* mask);
+  void walk_child(int32_t trie_node, int32_t state, uint32_t* mask);
   // The bytes the state can take next (256 bits), memoised per state.
   const uint64_t* first_bytes(int32_t state);
 

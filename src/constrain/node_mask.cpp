@@ -13,14 +13,35 @@ namespace tern::constrain {
 
 namespace {
 
-// mask->pop_bytes from its pop points (main-trie nodes).
+// mask->pop_bytes from its pop points (main-trie nodes), and the by-byte index of their children for the bytes
+// that lead out of at most 1/16 of them (when there are many pop points: free text has ~one per trie node).
 void set_pop_bytes(const CompiledGrammar& g, NodeMask* mask) {
   const TokenTrie& t = g.vocab.impl().trie;
+  std::vector<uint32_t> count(256, 0);
   for (int32_t p : mask->pop_points) {
     const TrieNode& pn = t.nodes[size_t(p)];
     for (int32_t c = pn.first_child; c < pn.first_child + pn.n_children; ++c) {
       const uint8_t b = t.nodes[size_t(c)].byte;
       mask->pop_bytes[b >> 6] |= uint64_t(1) << (b & 63);
+      ++count[b];
+    }
+  }
+  const size_t n = mask->pop_points.size();
+  if (n < 64) return;  // the plain walk is cheap
+  std::vector<uint32_t>& off = mask->rare_offsets;
+  off.assign(257, 0);
+  for (int b = 0; b < 256; ++b) {
+    const bool rare = size_t(count[size_t(b)]) * 16 <= n;
+    if (!rare) mask->common_bytes[b >> 6] |= uint64_t(1) << (b & 63);
+    off[size_t(b) + 1] = off[size_t(b)] + (rare ? count[size_t(b)] : 0);
+  }
+  mask->rare_children.resize(off[256]);
+  std::vector<uint32_t> at(off.begin(), off.end() - 1);
+  for (int32_t p : mask->pop_points) {
+    const TrieNode& pn = t.nodes[size_t(p)];
+    for (int32_t c = pn.first_child; c < pn.first_child + pn.n_children; ++c) {
+      const uint8_t b = t.nodes[size_t(c)].byte;
+      if (!(mask->common_bytes[b >> 6] >> (b & 63) & 1)) mask->rare_children[at[b]++] = c;
     }
   }
 }

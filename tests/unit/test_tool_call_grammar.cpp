@@ -6,6 +6,8 @@
 
 #include "api/constraint_request.h"
 #include "constrain/token_constraint.h"
+#include "test_support.h"
+#include "text/tokenizer/tokenizer.h"
 #include "text/tool_calls/chat_output_parser.h"
 
 namespace tern::api {
@@ -281,6 +283,48 @@ TEST(ToolCallGrammar, MistralWithoutSpecialTokensUsesTheText) {
   EXPECT_EQ(run(g, R"(Hm. [TOOL_CALLS]add[ARGS]{"a": 1})"), 1);
   EXPECT_EQ(run(g, R"([TOOL_CALLS]add{"a": 1})"), -1);
   EXPECT_EQ(run(g, "[TOOL_CALLS]"), 0);
+}
+
+// On a real BPE vocabulary (docs-llama-28m, 8192 tokens, with a special token renamed [TOOL_CALLS]) free text has
+// pop points at ~every trie node, walked by the bytes its caller takes (none for Mistral: the special token; '<'
+// for Hermes, through the by-byte index): every step's mask equals brute force over the tokens' spellings.
+TEST(ToolCallGrammar, AutoGrammarMasksOnARealVocabularyMatchBruteForce) {
+  auto tok = Tokenizer::load(test::model_dir("docs-llama-28m"));
+  ASSERT_TRUE(tok.is_ok()) << tok.status().message();
+  auto base = TokenVocabulary::from_tokenizer(*tok);
+  ASSERT_TRUE(base.is_ok());
+  std::vector<std::string> bytes(size_t(base->size()));
+  for (int32_t id = 0; id < int32_t(base->size()); ++id) bytes[size_t(id)] = base->bytes(id);
+  auto v = TokenVocabulary::from_bytes(bytes, {{4, "[TOOL_CALLS]"}, {1, "</s>"}});
+  ASSERT_TRUE(v.is_ok());
+  auto schema_gbnf = [](const json& s) { return json_schema_to_gbnf(s); };
+  const ToolFields tf = weather_tools(true);
+  for (bool hermes : {true, false}) {
+    auto text = hermes ? hermes_auto_gbnf(tf, schema_gbnf) : mistral_auto_gbnf(tf, schema_gbnf, *v, false);
+    ASSERT_TRUE(text.is_ok());
+    auto g = compile_gbnf(*text, *v);
+    ASSERT_TRUE(g.is_ok()) << g.status().message();
+    // Text with marker prefixes, then a call: the walk follows these tokens, checking every mask on the way.
+    const std::string reply = hermes ? "Let me <b>see</b> <to<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 12}}\n</tool_call>"
+                                     : "Let me [see] [TOOL_CALL x";
+    std::vector<int32_t> ids = tok->encode(reply, false);
+    if (!hermes) {
+      ids.push_back(4);
+      for (int32_t t : tok->encode(" [{\"name\": \"add\", \"arguments\": {\"a\": 12}}]", false)) ids.push_back(t);
+    }
+    TokenConstraint c(*g);
+    std::vector<uint32_t> mask(size_t(c.mask_words()));
+    for (size_t step = 0; step < ids.size(); ++step) {
+      c.allowed(mask.data());
+      for (int64_t t = 0; t < v->size(); ++t) {
+        const std::string& sp = v->spelling(int32_t(t));
+        ASSERT_EQ(bool(mask[size_t(t) >> 5] >> (t & 31) & 1), !sp.empty() && c.accepts_bytes(sp))
+            << (hermes ? "hermes" : "mistral") << " step " << step << " token " << t << " '" << sp << "'";
+      }
+      ASSERT_TRUE(c.accept(ids[step]).is_ok()) << step;
+    }
+    EXPECT_TRUE(c.can_end());
+  }
 }
 
 }  // namespace
