@@ -62,11 +62,17 @@ void Matcher::allowed(uint32_t* mask) {
   }
 }
 
+// The byte edges of the state's top nodes: a state's frames are its byte-consuming stacks (closure expanded
+// calls and returns), and every edge leads to a node that can still finish, so byte b continues the state iff
+// some top node has an edge on b.
 const uint64_t* Matcher::first_bytes(int32_t state) {
   auto [it, fresh] = first_bytes_.try_emplace(state);
   if (fresh) {
-    for (int b = 0; b < 256; ++b)
-      if (pool_.step(state, uint8_t(b)) != StackPool::kDead) it->second[size_t(b >> 6)] |= uint64_t(1) << (b & 63);
+    for (const int32_t* f = pool_.frames_begin(state); f != pool_.frames_end(state); ++f) {
+      const Node& n = g_.nodes[size_t(pool_.node_of(*f))];
+      for (uint32_t e = n.edge_begin; e < n.edge_end; ++e)
+        for (int b = g_.edges[e].lo; b <= g_.edges[e].hi; ++b) it->second[size_t(b >> 6)] |= uint64_t(1) << (b & 63);
+    }
   }
   return it->second.data();
 }
