@@ -1,5 +1,7 @@
 #include "text/model_tokenizer.h"
 
+#include <malloc.h>
+
 #include <filesystem>
 
 #include "text/gguf_tokenizer.h"
@@ -25,7 +27,11 @@ Result<std::optional<Tokenizer>> load_model_tokenizer(const std::string& path, c
 std::future<Result<std::optional<Tokenizer>>> load_model_tokenizer_async(std::string path,
                                                                           std::shared_ptr<const GgufFile> gguf) {
   return std::async(std::launch::async, [path = std::move(path), gguf = std::move(gguf)] {
-    return load_model_tokenizer(path, gguf.get());
+    auto t = load_model_tokenizer(path, gguf.get());
+    // What the build freed (the parsed spec: tens of MB of strings) sits in this thread's malloc arena,
+    // which nothing else allocates from: hand it back rather than keep it resident.
+    malloc_trim(0);
+    return t;
   });
 }
 
