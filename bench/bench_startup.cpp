@@ -1,18 +1,24 @@
 // Start-up to the first token (issue 20 item 5), phase by phase, every run in a fresh process (fork)
 // on a warm page cache:
 //   pool      the thread pool
+//   parse     a GGUF file's header and metadata, parsed once for the weights and the tokenizer
 //   open      config.json, mmap, header parsing (Model::load's LoadReport)
 //   cache     the packed-weight cache: key, map, hash verification (model/packed_cache.h)
 //   bind      the architecture's builder (quantized layers repacked unless the cache held them)
 //   derive    the LM head rounded to int8 / int4 at load (unless the cache held it)
 //   write     writing the packed-weight cache (the first load of a checkpoint only)
-//   tokenizer tokenizer.json, or a GGUF file's vocabulary (as tern run loads it)
+//   prefault  prefault_weights (model/prefault.h): the pages the first forward reads mapped in, while the tokenizer
+//             builds (--no-prefault: left to the first forward's page faults)
+//   tokenizer waiting for the tokenizer (tokenizer.json, or a GGUF file's vocabulary) after the load: it is
+//             built on a thread of its own while the weights load, as tern run does (--serial-tokenizer:
+//             after the load, the whole build in this phase); tokenizer_own = the build's own time
 //   kv        the KV cache for the prompt
 //   forward   the prompt's forward pass, the LM head and the argmax: the first token
 // and the resident memory at the first token (VmRSS) and at its peak (VmHWM).
 //
 // Usage: bench_startup MODEL_DIR|FILE.gguf [--threads 2] [--runs 5] [--prompt 8] [--lm-head auto]
-//                      [--weight-cache auto|off] [--json]
+//                      [--weight-cache auto|off] [--serial-tokenizer] [--no-prefault]
+//                      [--json]
 //        bench_startup --exec "COMMAND" [--runs 5]
 //          whole-process wall time and peak RSS (wait4's ru_maxrss) of a shell command, e.g.
 //          "build/tern run -m M -p 'The kernel scheduler decides' -n 1 --temp 0 -t 2" or llama.cpp's
@@ -27,6 +33,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -38,8 +45,9 @@
 #include "kv/sequence_kv_cache.h"
 #include "model/decoder.h"
 #include "model/model.h"
+#include "model/prefault.h"
 #include "runtime/sampler.h"
-#include "text/gguf_tokenizer.h"
+#include "text/model_tokenizer.h"
 #include "text/tokenizer/tokenizer.h"
 
 using namespace tern;
@@ -68,6 +76,7 @@ double load_average() {
 struct Options {
   std::string model;
   int threads = 2, prompt = 8;
+  bool serial_tokenizer = false, no_prefault = false;
   ModelLoadOptions load;
 };
 
@@ -84,9 +93,28 @@ nlohmann::json start_once(const Options& o) {
   ThreadPool pool(o.threads);
   ExecContext ctx(pool, cpu, ActivationPrecision::kF32);
   lap("pool");
+  // The GGUF file parsed once, for the weights and the tokenizer both (as tern run does).
+  std::shared_ptr<const GgufFile> gguf;
+  if (is_gguf_file(o.model)) {
+    auto g = GgufFile::open(o.model);
+    if (!g.is_ok()) return {{"error", g.status().message()}};
+    gguf = std::make_shared<const GgufFile>(std::move(g).value());
+  }
+  lap("parse");
+  // The tokenizer on a thread of its own while the weights load (text/model_tokenizer.h), unless
+  // --serial-tokenizer: then after them, as before issue 20 item 5's second pass.
+  double tokenizer_own = 0;
+  auto build_tokenizer = [&o, &gguf, &tokenizer_own] {
+    const auto t0 = Clock::now();
+    auto r = load_model_tokenizer(o.model, gguf.get());
+    tokenizer_own = seconds_since(t0);
+    return r;
+  };
+  std::future<Result<std::optional<Tokenizer>>> tokenizer;
+  if (!o.serial_tokenizer) tokenizer = std::async(std::launch::async, build_tokenizer);
   LoadReport report;
   ModelLoadOptions lo = o.load;
-  lo.pool = &pool, lo.report = &report;
+  lo.pool = &pool, lo.report = &report, lo.gguf = gguf;
   auto loaded = Model::load(o.model, lo);
   if (!loaded.is_ok()) return {{"error", loaded.status().message()}};
   const double load_s = seconds_since(t);
@@ -95,12 +123,12 @@ nlohmann::json start_once(const Options& o) {
   r["load_other"] = load_s - report.open_s - report.cache_read_s - report.bind_s - report.derive_s - report.cache_write_s;
   t = Clock::now();
   const Model& m = **loaded;
-  if (is_gguf_file(o.model)) {
-    auto g = GgufFile::open(o.model);
-    if (g.is_ok()) (void)gguf_tokenizer(*g);
-  } else if (std::filesystem::exists(std::filesystem::path(o.model) / "tokenizer.json")) {
-    (void)Tokenizer::load(o.model);
-  }
+  if (!o.no_prefault) prefault_weights(m);
+  lap("prefault");
+  // A model without a tokenizer (a GGUF file without tokenizer metadata) is timed without one.
+  auto tok = o.serial_tokenizer ? build_tokenizer() : tokenizer.get();
+  r["has_tokenizer"] = tok.is_ok() && tok->has_value();
+  r["tokenizer_own"] = tokenizer_own;
   lap("tokenizer");
   SequenceKvCache kv(m.config(), o.prompt + 1);
   Decoder dec(m);
@@ -177,7 +205,7 @@ int main(int argc, char** argv) {
   if (const std::string cmd = bench::arg_value(argc, argv, "--exec", ""); !cmd.empty()) return run_exec(cmd, runs);
   if (argc < 2 || argv[1][0] == '-') {
     fmt::print(stderr, "usage: bench_startup MODEL [--threads 2] [--runs 5] [--prompt 8] [--lm-head auto] "
-                       "[--weight-cache auto|off] [--json] | bench_startup --exec CMD [--runs 5]\n");
+                       "[--weight-cache auto|off] [--serial-tokenizer] [--no-prefault] [--json] | bench_startup --exec CMD [--runs 5]\n");
     return 2;
   }
   Options o;
@@ -191,8 +219,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.load.lm_head = *head, o.load.weight_cache = *cache;
+  o.serial_tokenizer = bench::has_flag(argc, argv, "--serial-tokenizer");
+  o.no_prefault = bench::has_flag(argc, argv, "--no-prefault");
   const bool json = bench::has_flag(argc, argv, "--json");
-  static const char* kPhases[] = {"pool", "open", "cache", "bind", "derive", "write", "load_other", "tokenizer", "kv", "forward"};
+  static const char* kPhases[] = {"pool", "parse", "open", "cache", "bind", "derive", "write", "load_other", "prefault", "tokenizer", "kv", "forward", "tokenizer_own"};
   std::vector<nlohmann::json> rows;
   for (int i = 0; i < runs; ++i) {
     const double load = load_average();

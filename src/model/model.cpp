@@ -114,6 +114,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
     if (cache.is_ok()) {
       m->packed_cache_ = std::make_shared<const PackedCache>(std::move(cache).value());
       report.cache = "used";
+      report.cache_hashed = m->packed_cache_->hashed();
     } else {
       report.cache = "miss: " + cache.status().message();
     }
@@ -201,8 +202,15 @@ Status Model::shard(const ModelLoadOptions& options, const WeightArena* bind_are
 Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path, const ModelLoadOptions& options) {
   auto m = std::make_unique<Model>();
   m->dir_ = path;
-  TERN_ASSIGN_OR_RETURN(GgufFile file, GgufFile::open(path));
-  m->gguf_ = std::make_shared<const GgufFile>(std::move(file));
+  if (options.gguf) {
+    if (options.gguf->path() != path) {
+      return Status::error(fmt::format("{}: loaded with the GGUF file opened from {}", path, options.gguf->path()));
+    }
+    m->gguf_ = options.gguf;
+  } else {
+    TERN_ASSIGN_OR_RETURN(GgufFile file, GgufFile::open(path));
+    m->gguf_ = std::make_shared<const GgufFile>(std::move(file));
+  }
   TERN_ASSIGN_OR_RETURN(const GgufArch* gguf_arch, gguf_file_arch(*m->gguf_));
   TERN_ASSIGN_OR_RETURN(m->config_, gguf_model_config(*m->gguf_));
   const ArchEntry* arch = find_architecture(m->config_.architecture);

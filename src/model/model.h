@@ -60,6 +60,7 @@ struct LoadReport {
   double derive_s = 0;      // the LM head quantized at load
   double cache_write_s = 0;
   std::string cache = "off";  // off | used | written | not written: WHY | miss: WHY (...)
+  bool cache_hashed = false;  // "used": its payload was hashed (else its verification stamp matched)
 };
 
 struct ModelLoadOptions {
@@ -88,6 +89,9 @@ struct ModelLoadOptions {
   // How the decoder's all-reduces travel (parallel/compressed_all_reduce.h): the activation dtype, or
   // int8 codes with one scale per row (--tp-comm int8).
   TpCommMode tp_comm = TpCommMode::Activation;
+  // A GGUF file: the file at the load's path already opened (the caller reads its tokenizer from the
+  // same parse, text/model_tokenizer.h), used instead of opening and parsing it again. Null: opened here.
+  std::shared_ptr<const GgufFile> gguf;
 };
 
 

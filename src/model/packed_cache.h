@@ -14,7 +14,10 @@
 // it was derived from: name, size, inode, mtime and ctime in ns, plus the config.json bytes and the
 // load options that change what is derived), the header hash, every entry's arrays inside the payload
 // at the sizes its format and shape imply, and the XXH3 hash of every payload chunk (verified on the
-// load's threads, which also brings the pages in that the first forward reads). Anything else is a
+// load's threads). A full verification leaves a stamp beside the cache (DIR/tern-packed-weights.bin.verified:
+// the cache file's device, inode, size, mtime and ctime, its key and header hash); while the cache file
+// still matches its stamp (no write to it since: its ctime would have moved) its payload is not hashed
+// again, which took half a second of every start-up of a 1B model. Anything else is a
 // miss: the load derives the weights itself and rewrites the file (atomically: a temporary file
 // renamed over it), or, when the directory cannot be written, simply keeps them in memory.
 #pragma once
@@ -35,6 +38,8 @@ namespace tern {
 class SafetensorsStore;
 
 inline constexpr const char* kPackedCacheFile = "tern-packed-weights.bin";
+// Beside the cache: the stamp of its last full verification (PackedCache::open).
+inline constexpr const char* kStampSuffix = ".verified";
 
 // The identity a cache must carry to be used for `dir`: the checkpoint files (as the store opened
 // them) and config.json under stat, plus `options_tag` (what else changes the derived weights).
@@ -51,11 +56,14 @@ class PackedCache {
   const WeightMatrix* find(const std::string& name, int64_t rows, int64_t cols) const;
   size_t entries() const { return entries_.size(); }
   size_t payload_bytes() const { return payload_bytes_; }
+  // Whether open() hashed the payload (false: the stamp of an earlier verification matched the file).
+  bool hashed() const { return hashed_; }
 
  private:
   std::shared_ptr<MappedFile> file_;
   std::map<std::string, WeightMatrix> entries_;
   size_t payload_bytes_ = 0;
+  bool hashed_ = true;
 };
 
 // Collects the derived matrices of one load and writes them as a cache for `key`.

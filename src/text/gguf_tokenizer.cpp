@@ -16,6 +16,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "text/tokenizer/tokenizer_spec.h"
 #include "text/tokenizer/utf8.h"
 
 namespace tern {
@@ -50,8 +51,9 @@ std::vector<size_t> char_bounds(const std::string& s) {
   return b;
 }
 
-json spm_merges(const std::vector<std::string>& tokens, const std::vector<double>& scores,
-                const std::vector<int64_t>& types) {
+// (left id, right id) pairs in rank order.
+std::vector<std::pair<int32_t, int32_t>> spm_merges(const std::vector<std::string>& tokens,
+                                                    const std::vector<double>& scores, const std::vector<int64_t>& types) {
   std::unordered_map<std::string, int32_t> id;
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (types.empty() || types[i] == 1) id.emplace(tokens[i], int32_t(i));
@@ -72,14 +74,15 @@ json spm_merges(const std::vector<std::string>& tokens, const std::vector<double
     if (x.score != y.score) return x.score > y.score;
     return x.a != y.a ? x.a < y.a : x.b < y.b;
   });
-  json out = json::array();
-  for (const auto& m : merges) out.push_back(json::array({tokens[size_t(m.a)], tokens[size_t(m.b)]}));
+  std::vector<std::pair<int32_t, int32_t>> out;
+  out.reserve(merges.size());
+  for (const auto& m : merges) out.emplace_back(m.a, m.b);
   return out;
 }
 
-}  // namespace
-
-Result<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& g) {
+// The tokenizer.json the metadata stands for. direct: the vocabulary and merges go there instead of into
+// the JSON (which then holds an empty vocab and merges): tens of megabytes of JSON not written and parsed back.
+Result<GgufTokenizerJson> tokenizer_json(const GgufFile& g, tok::BpeSpec* direct) {
   TERN_ASSIGN_OR_RETURN(std::string model, g.get_string("tokenizer.ggml.model"));
   const GgufValue* toks = g.find("tokenizer.ggml.tokens");
   if (!toks || toks->type != GgufValueType::ARRAY || toks->array_type != GgufValueType::STRING || toks->strings.empty()) {
@@ -122,8 +125,13 @@ Result<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& g) {
 
   json vocab = json::object();
   json added = json::array();
+  if (direct) direct->vocab.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    vocab[tokens[i]] = i;
+    if (direct) {
+      direct->vocab.emplace_back(tokens[i], int32_t(i));
+    } else {
+      vocab[tokens[i]] = i;
+    }
     const int64_t t = type_of(i);
     if (t == kControl || t == kUserDefined || (spm && t == kUnknown)) {
       added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false},
@@ -159,7 +167,16 @@ Result<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& g) {
       if (!tok::utf8_is_valid(merges->strings[i]))
         return g.error(fmt::format("tokenizer.ggml.merges[{}] is not valid UTF-8", i));
     }
-    bpe["merges"] = merges->strings;
+    if (direct) {
+      bpe["merges"] = json::array();
+      direct->merges.resize(merges->strings.size());
+      for (size_t i = 0; i < merges->strings.size(); ++i) {
+        const Status split = tok::split_merge(merges->strings[i], &direct->merges[i]);
+        if (!split.is_ok()) return g.error("tokenizer metadata: model: " + split.message());
+      }
+    } else {
+      bpe["merges"] = merges->strings;
+    }
     bpe["ignore_merges"] = ignore_merges;
     j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
   } else if (spm) {
@@ -172,7 +189,16 @@ Result<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& g) {
                                                     {{"type", "Replace"}, {"pattern", {{"String", " "}}},
                                                      {"content", "\xE2\x96\x81"}}})}};
     j["pre_tokenizer"] = nullptr;
-    bpe["merges"] = spm_merges(tokens, sc->floats, types);
+    const auto pairs = spm_merges(tokens, sc->floats, types);
+    bpe["merges"] = json::array();
+    if (direct) direct->merges.reserve(pairs.size());
+    for (const auto& [a, b] : pairs) {
+      if (direct) {
+        direct->merges.emplace_back(tokens[size_t(a)], tokens[size_t(b)]);
+      } else {
+        bpe["merges"].push_back(json::array({tokens[size_t(a)], tokens[size_t(b)]}));
+      }
+    }
     bpe["byte_fallback"] = std::any_of(types.begin(), types.end(), [](int64_t t) { return t == kByte; });
     bpe["fuse_unk"] = true;
     if (unk >= 0) bpe["unk_token"] = tokens[size_t(unk)];
@@ -211,15 +237,27 @@ Result<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& g) {
   return out;
 }
 
+}  // namespace
+
+Result<GgufTokenizerJson> gguf_tokenizer_json(const GgufFile& g) { return tokenizer_json(g, nullptr); }
+
 Result<Tokenizer> gguf_tokenizer(const GgufFile& g) {
-  TERN_ASSIGN_OR_RETURN(GgufTokenizerJson tj, gguf_tokenizer_json(g));
-  auto t = Tokenizer::from_json(tj.tokenizer_json, tj.config_json);
+  // The small parts (pre-tokenizer, decoder, post-processor) through tokenizer.json's reader; the
+  // vocabulary and merges straight from the metadata arrays (as gguf_tokenizer_json would spell them).
+  tok::BpeSpec direct;
+  TERN_ASSIGN_OR_RETURN(GgufTokenizerJson tj, tokenizer_json(g, &direct));
+  auto spec = tok::parse_tokenizer_json(tj.tokenizer_json);
+  if (!spec.is_ok()) return g.error("tokenizer metadata: " + spec.status().message());
+  spec->model.vocab = std::move(direct.vocab);
+  spec->model.merges = std::move(direct.merges);
+  auto t = Tokenizer::from_spec(std::move(spec).value(), tj.config_json);
   if (!t.is_ok()) return g.error("tokenizer metadata: " + t.status().message());
   return t;
 }
 
 Result<ModelChatTemplate> gguf_chat_template(const GgufFile& g) {
-  TERN_ASSIGN_OR_RETURN(GgufTokenizerJson tj, gguf_tokenizer_json(g));
+  tok::BpeSpec unused;  // the template needs the BOS / EOS strings, not the vocabulary as JSON
+  TERN_ASSIGN_OR_RETURN(GgufTokenizerJson tj, tokenizer_json(g, &unused));
   if (tj.chat_template.empty()) return g.error("no tokenizer.chat_template in the metadata");
   TERN_ASSIGN_OR_RETURN(ChatTemplate t, ChatTemplate::parse(tj.chat_template, g.path() + ": tokenizer.chat_template"));
   nlohmann::json special = nlohmann::json::object();

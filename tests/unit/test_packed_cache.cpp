@@ -1,8 +1,8 @@
 // The packed-weight cache (model/packed_cache.h): a quantized checkpoint's repacked layers and int8 LM
 // head written beside it by the first load and mapped by the next give exactly the logits of a load
 // that derives them; a corrupt, truncated, foreign or stale cache is rejected (and rebuilt), never
-// used; a directory the cache cannot be written to still loads. The parallel LM head rounding gives
-// the bytes of the serial one.
+// used (a verification stamp saves hashing an unchanged cache only); a directory the cache cannot be
+// written to still loads. The parallel LM head rounding gives the bytes of the serial one.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -156,6 +156,56 @@ TEST_P(PackedCacheTest, ForeignOrStaleCacheIsNeverUsed) {
   Loaded stale = load(a.path(), WeightCacheMode::Auto);
   EXPECT_NE(stale.report.cache.find("other checkpoint"), std::string::npos) << stale.report.cache;
   EXPECT_EQ(logits(*stale.model), ref_b);
+}
+
+// A full verification stamps the cache; while the cache file is unchanged later loads skip hashing it,
+// and any change to it (a byte written in place, another file renamed over it) is hashed, caught and
+// rebuilt; a stale checkpoint is refused by the key whatever the stamp says.
+TEST_P(PackedCacheTest, VerifiedStampSkipsHashingUntilTheCacheChanges) {
+  test::TempDir dir;
+  write_checkpoint(dir.path(), GetParam());
+  const std::string cache = dir.file(kPackedCacheFile), stamp = cache + kStampSuffix;
+  const auto ref = logits(*load(dir.path(), WeightCacheMode::Off).model);
+  ASSERT_TRUE(starts_with(load(dir.path(), WeightCacheMode::Auto).report.cache, "written"));
+  // Just written: within a timestamp tick of now, so it is hashed and not stamped yet.
+  Loaded fresh = load(dir.path(), WeightCacheMode::Auto);
+  EXPECT_EQ(fresh.report.cache, "used");
+  EXPECT_TRUE(fresh.report.cache_hashed);
+  EXPECT_FALSE(fs::exists(stamp));
+  usleep(1'200'000);  // the cache's ctime now over a second old: a full check stamps it
+  Loaded hashed = load(dir.path(), WeightCacheMode::Auto);
+  EXPECT_EQ(hashed.report.cache, "used");
+  EXPECT_TRUE(hashed.report.cache_hashed);
+  ASSERT_TRUE(fs::exists(stamp));
+  Loaded stamped = load(dir.path(), WeightCacheMode::Auto);
+  EXPECT_EQ(stamped.report.cache, "used");
+  EXPECT_FALSE(stamped.report.cache_hashed);
+  EXPECT_EQ(logits(*stamped.model), ref);
+
+  // A payload byte changed in place: the stamp no longer matches, the hash catches it, the cache is rebuilt.
+  flip_byte(cache, std::streamoff(fs::file_size(cache)) - 70);
+  Loaded flipped = load(dir.path(), WeightCacheMode::Auto);
+  EXPECT_TRUE(starts_with(flipped.report.cache, "written")) << flipped.report.cache;
+  EXPECT_EQ(logits(*flipped.model), ref);
+
+  // Another (valid) cache file renamed over it, the old stamp left beside it: hashed again.
+  usleep(1'200'000);
+  ASSERT_TRUE(load(dir.path(), WeightCacheMode::Auto).report.cache_hashed);  // stamps the rebuilt cache
+  ASSERT_FALSE(load(dir.path(), WeightCacheMode::Auto).report.cache_hashed);
+  fs::copy_file(cache, cache + ".copy");
+  fs::rename(cache + ".copy", cache);
+  Loaded renamed = load(dir.path(), WeightCacheMode::Auto);
+  EXPECT_EQ(renamed.report.cache, "used");
+  EXPECT_TRUE(renamed.report.cache_hashed);
+
+  // The checkpoint rewritten (other weights, same shapes): the key refuses the cache, stamp or not.
+  test::TempDir other;
+  write_checkpoint(other.path(), GetParam(), /*perturb=*/0.05f);
+  const auto ref_other = logits(*load(other.path(), WeightCacheMode::Off).model);
+  fs::copy_file(other.file("model.safetensors"), dir.file("model.safetensors"), fs::copy_options::overwrite_existing);
+  Loaded stale = load(dir.path(), WeightCacheMode::Auto);
+  EXPECT_NE(stale.report.cache.find("other checkpoint"), std::string::npos) << stale.report.cache;
+  EXPECT_EQ(logits(*stale.model), ref_other);
 }
 
 TEST_P(PackedCacheTest, UnwritableCacheStillLoads) {

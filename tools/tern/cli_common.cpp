@@ -12,6 +12,7 @@
 #include "formats/gguf/gguf_config.h"
 #include "formats/generation_config.h"
 #include "text/gguf_tokenizer.h"
+#include "text/model_tokenizer.h"
 #include "formats/model_config.h"
 
 namespace tern::cli {
@@ -78,9 +79,7 @@ CLI::Option* add_kv_dtype_option(CLI::App& cmd, KvDType& kv) {
 void fail(const std::string& message) { throw CliError{message}; }
 
 std::optional<Tokenizer> load_tokenizer_if_present(const std::string& model_dir) {
-  if (is_gguf_file(model_dir)) return unwrap(gguf_tokenizer(unwrap(GgufFile::open(model_dir))));
-  if (!std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) return std::nullopt;
-  return unwrap(Tokenizer::load(model_dir));
+  return unwrap(load_model_tokenizer(model_dir));
 }
 
 std::vector<int32_t> eos_ids(const Model& model, const Tokenizer* tokenizer) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "parallel_session.h"
 #include "line_reader.h"
 #include "text/chat_template/chat_template.h"
 #include "runtime/generator.h"
@@ -36,8 +37,9 @@ nlohmann::json message(const std::string& role, const std::string& content) {
 
 void chat(const ChatOptions& o) {
   Runtime rt(o.runtime);
-  auto model = unwrap(Model::load(o.model, o.runtime.load_options()));
-  auto tok = load_tokenizer_if_present(o.model);
+  auto loaded = load_model_and_tokenizer(o.model, o.runtime, nullptr);
+  auto model = std::move(loaded.model);
+  auto tok = std::move(loaded.tokenizer);
   if (!tok) fail(o.model + ": no tokenizer.json (tern chat needs one)");
   auto tmpl = load_model_chat_template(o.model);
   check(o.sampling.validate());

@@ -67,8 +67,9 @@ void eval_ppl(const PplOptions& o) {
          "pass --base-logits");
   }
   Runtime rt(o.runtime);
-  auto model = load_model(o.model, o.runtime, par.get());
-  auto tokenizer = load_tokenizer_if_present(o.model);
+  auto loaded = load_model_and_tokenizer(o.model, o.runtime, par.get());
+  auto model = std::move(loaded.model);
+  auto tokenizer = std::move(loaded.tokenizer);
   if (!tokenizer) fail(o.model + ": no tokenizer.json");
   const std::string text = unwrap(read_text_file(o.file));
   const std::vector<int32_t> tokens = tokenizer->encode(text, /*add_special_tokens=*/true);

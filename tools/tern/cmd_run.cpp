@@ -35,8 +35,9 @@ void run(const RunOptions& o) {
   auto par = ParallelSession::start(o.parallel, o.runtime);
   if (par && par->worker()) return par->run_worker(o.model, o.runtime);
   Runtime rt(o.runtime);
-  auto model = load_model(o.model, o.runtime, par.get());
-  auto tokenizer = load_tokenizer_if_present(o.model);
+  auto loaded = load_model_and_tokenizer(o.model, o.runtime, par.get());
+  auto model = std::move(loaded.model);
+  auto tokenizer = std::move(loaded.tokenizer);
   if (!tokenizer) fail(o.model + ": no tokenizer.json (tern run needs one to read the prompt)");
   std::string prompt = o.prompt;
   if (o.prompt_from_stdin) prompt.assign(std::istreambuf_iterator<char>(std::cin), {});

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include "parallel/group_communicator.h"
+#include "model/prefault.h"
+#include "text/model_tokenizer.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/step_message.h"
 #include "parallel/tp_worker.h"
@@ -106,8 +108,10 @@ void ParallelSession::run_worker(const std::string& model, const RuntimeOptions&
   if (!s.is_ok()) fail(fmt::format("rank {}: {}", comm_->rank(), s.message()));
 }
 
-std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& rt, const ParallelSession* par) {
+std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& rt, const ParallelSession* par,
+                                  std::shared_ptr<const GgufFile> gguf) {
   ModelLoadOptions lo = rt.load_options();
+  lo.gguf = std::move(gguf);
   if (par) {
     const ParallelOptions& o = par->options();
     lo.tp = par->tp_group();
@@ -130,6 +134,19 @@ std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& 
   // Armed only now: a load error is every rank's, and rank 0 says it (a rank that ended first is no news).
   if (par) par->on_rank_lost(nullptr);
   return std::move(m).value();
+}
+
+ModelAndTokenizer load_model_and_tokenizer(const std::string& path, const RuntimeOptions& rt, const ParallelSession* par) {
+  std::shared_ptr<const GgufFile> gguf;
+  if (is_gguf_file(path)) gguf = std::make_shared<const GgufFile>(unwrap(GgufFile::open(path)));
+  // A load error throws past `tokenizer`, whose destructor waits for its thread.
+  auto tokenizer = load_model_tokenizer_async(path, gguf);
+  ModelAndTokenizer out;
+  out.model = load_model(path, rt, par, std::move(gguf));
+  // While the tokenizer is still building: the weights' pages, which the first forward would fault in.
+  prefault_weights(*out.model);
+  out.tokenizer = unwrap(tokenizer.get());
+  return out;
 }
 
 }  // namespace tern::cli

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 
@@ -61,12 +62,23 @@ class ParallelSession {
   // Pipeline parallelism: this rank's stage and timings, reported on stderr when the session ends.
   mutable PpStats pp_stats_;
   mutable PpLayout pp_layout_;
-  friend std::unique_ptr<Model> load_model(const std::string&, const RuntimeOptions&, const ParallelSession*);
+  friend std::unique_ptr<Model> load_model(const std::string&, const RuntimeOptions&, const ParallelSession*,
+                                           std::shared_ptr<const GgufFile>);
   bool idle_ = false;  // a rank of a job that will not run (wrong rank count): nothing to stop
   TpCommMode tp_comm_ = TpCommMode::Activation;
 };
 
-// Loads the model (this rank's shard under a session) with the runtime's options.
-std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& rt, const ParallelSession* par);
+// Loads the model (this rank's shard under a session) with the runtime's options. `gguf`: the GGUF file
+// at `dir` already parsed (null: parsed by the load).
+std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& rt, const ParallelSession* par,
+                                  std::shared_ptr<const GgufFile> gguf = nullptr);
+
+// The model and its tokenizer (std::nullopt: a directory without tokenizer.json), the tokenizer built on a
+// thread of its own while the weights load (text/model_tokenizer.h); a GGUF file is parsed once for both.
+struct ModelAndTokenizer {
+  std::unique_ptr<Model> model;
+  std::optional<Tokenizer> tokenizer;
+};
+ModelAndTokenizer load_model_and_tokenizer(const std::string& path, const RuntimeOptions& rt, const ParallelSession* par);
 
 }  // namespace tern::cli

@@ -75,6 +75,8 @@ class GgufFile {
   static Result<GgufFile> parse(const uint8_t* data, size_t size, const std::string& name);
 
   const std::string& path() const { return path_; }
+  // Whether the tensors point into a mapping this object owns (open), not caller-owned bytes (parse).
+  bool mapped() const { return file_ != nullptr; }
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
   size_t data_offset() const { return data_offset_; }

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 
@@ -11,6 +14,14 @@
 namespace tern {
 
 namespace {
+
+// The whole pages inside [p, p + bytes) of a read-only file mapping dropped from this process (they
+// fault back in from the page cache if read again).
+void release_file_pages(const void* p, size_t bytes) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(p) + page - 1) & ~(page - 1), end = (uintptr_t(p) + bytes) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
 
 void set_type(const GgufTensor& t, TensorInfo* info) {
   switch (t.type) {
@@ -78,6 +89,9 @@ Result<std::unique_ptr<GgufHfView>> GgufHfView::open(const GgufFile& g, const Gg
         for (int64_t r = 0; r < rows; ++r) {
           std::memcpy(buf.get() + size_t(gguf_unpermute_row(r, rows / heads)) * rb, src + size_t(r) * rb, rb);
         }
+        // The file's rows are not read again (the view hands out the copy): their pages leave this
+        // process, so the copy replaces them in the resident set instead of doubling them.
+        if (g.mapped()) release_file_pages(src, t.bytes);
         info.data = buf.get();
         v->owned_.push_back(std::move(buf));
         break;

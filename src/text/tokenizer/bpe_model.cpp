@@ -32,13 +32,18 @@ Result<BpeModel> BpeModel::build(const BpeSpec& spec, bool byte_level) {
   for (const auto& [tok, id] : spec.vocab) max_id = std::max(max_id, id);
   if (max_id >= (1 << 26)) return Status::error("vocab id " + std::to_string(max_id) + " is implausibly large");
   m.tokens_.assign(static_cast<size_t>(max_id + 1), std::string());
-  m.vocab_.reserve(spec.vocab.size());
+  size_t vocab_bytes = 0;
+  for (const auto& [tok, id] : spec.vocab) vocab_bytes += tok.size();
+  m.vocab_.reserve(spec.vocab.size(), vocab_bytes);
   std::vector<bool> seen(m.tokens_.size(), false);
   for (const auto& [tok, id] : spec.vocab) {
     if (seen[id]) return Status::error("vocab id " + std::to_string(id) + " is used by two tokens");
     seen[id] = true;
+    // (tokenizer.json's reader keeps every entry of the vocab object as it reads it, so a key written
+    // twice reaches here twice; a JSON DOM would have kept the last.)
+    if (m.vocab_.find(tok) >= 0) return Status::error("vocab token '" + tok + "' appears twice");
     m.tokens_[id] = tok;
-    m.vocab_.emplace(tok, id);
+    m.vocab_.insert(tok, id);
   }
   m.byte_ids_.fill(-1);
   if (byte_level) {
@@ -58,29 +63,27 @@ Result<BpeModel> BpeModel::build(const BpeSpec& spec, bool byte_level) {
       for (int b = 0; b < 256; ++b) {
         char name[8];
         std::snprintf(name, sizeof(name), "<0x%02X>", b);
-        auto it = m.vocab_.find(std::string_view(name));
-        if (it == m.vocab_.end()) return Status::error(std::string("byte_fallback vocab lacks ") + name);
-        m.byte_ids_[b] = it->second;
+        const int32_t id = m.vocab_.find(std::string_view(name));
+        if (id < 0) return Status::error(std::string("byte_fallback vocab lacks ") + name);
+        m.byte_ids_[b] = id;
       }
     }
   }
   if (spec.unk_token) {
-    auto it = m.vocab_.find(*spec.unk_token);
-    if (it == m.vocab_.end()) return Status::error("unk_token '" + *spec.unk_token + "' is not in the vocab");
-    m.unk_id_ = it->second;
+    m.unk_id_ = m.vocab_.find(*spec.unk_token);
+    if (m.unk_id_ < 0) return Status::error("unk_token '" + *spec.unk_token + "' is not in the vocab");
   }
   std::vector<std::pair<uint64_t, std::pair<int32_t, int32_t>>> items;
   items.reserve(spec.merges.size());
   std::string joined;
   for (size_t r = 0; r < spec.merges.size(); ++r) {
     const auto& [a, b] = spec.merges[r];
-    auto ia = m.vocab_.find(a), ib = m.vocab_.find(b);
-    joined = a + b;
-    auto ij = m.vocab_.find(joined);
-    if (ia == m.vocab_.end() || ib == m.vocab_.end() || ij == m.vocab_.end())
+    joined.assign(a).append(b);
+    const int32_t ia = m.vocab_.find(a), ib = m.vocab_.find(b), ij = m.vocab_.find(joined);
+    if (ia < 0 || ib < 0 || ij < 0)
       return Status::error("merge " + std::to_string(r) + " ('" + a + "' '" + b +
                            "') references a token missing from the vocab");
-    items.push_back({MergeTable::key(ia->second, ib->second), {static_cast<int32_t>(r), ij->second}});
+    items.push_back({MergeTable::key(ia, ib), {static_cast<int32_t>(r), ij}});
   }
   m.merges_.build(items);
   return m;

@@ -74,7 +74,7 @@ class BpeModel {
 
   int64_t size() const { return static_cast<int64_t>(tokens_.size()); }
   const std::vector<std::string>& tokens() const { return tokens_; }  // vocab form, "" for holes
-  const StringIdMap& vocab() const { return vocab_; }                 // vocab form -> id
+  int32_t vocab_id(std::string_view token) const { return vocab_.find(token); }  // vocab form -> id, -1: none
   bool byte_level() const { return byte_level_; }
 
   // The merge loop on initial symbol ids (exposed so tests can check both strategies agree).
@@ -90,7 +90,7 @@ class BpeModel {
   bool fuse_unk_ = false;
   int32_t unk_id_ = -1;
   std::vector<std::string> tokens_;
-  StringIdMap vocab_;
+  FlatStringMap vocab_;               // vocab form -> id
   FlatStringMap raw_vocab_;           // byte-level: raw bytes -> id; character mode: the vocab strings
   std::array<int32_t, 256> byte_ids_{};  // byte-level: initial symbol of each byte; character mode: <0xXX>
   MergeTable merges_;

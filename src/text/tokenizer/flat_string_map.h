@@ -57,6 +57,19 @@ class FlatStringMap {
   }
   int32_t find(std::string_view key) const { return find(key, hash_bytes(key)); }
 
+  // Room for n keys of `key_bytes` bytes in all without growing (a table built once, of known size).
+  void reserve(size_t n, size_t key_bytes) {
+    size_t cap = 64;
+    while (cap < n * 2) cap <<= 1;
+    if (cap > slots_.size()) {
+      std::vector<Slot> old = std::move(slots_);
+      slots_.assign(cap, Slot{});
+      mask_ = cap - 1;
+      rehash(old);
+    }
+    arena_.reserve(key_bytes);
+  }
+
   size_t size() const { return count_; }
 
  private:
@@ -85,6 +98,10 @@ class FlatStringMap {
     std::vector<Slot> old = std::move(slots_);
     slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
     mask_ = slots_.size() - 1;
+    rehash(old);
+  }
+
+  void rehash(const std::vector<Slot>& old) {
     for (const Slot& s : old) {
       if (s.value < 0) continue;
       const uint64_t h = hash_bytes(std::string_view(arena_).substr(s.off, s.len));

@@ -79,6 +79,10 @@ Status check_dense_ids(const tok::TokenizerSpec& spec, size_t n) {
 
 Result<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const std::string& config_json) {
   TERN_ASSIGN_OR_RETURN(tok::TokenizerSpec spec, tok::parse_tokenizer_json(tokenizer_json));
+  return from_spec(std::move(spec), config_json);
+}
+
+Result<Tokenizer> Tokenizer::from_spec(tok::TokenizerSpec spec, const std::string& config_json) {
   TERN_ASSIGN_OR_RETURN(TokenizerConfig config, parse_config(config_json));
   auto impl = std::make_shared<Impl>();
   TERN_ASSIGN_OR_RETURN(impl->pre, tok::PreTokenizer::build(spec.pre_tokenizer));
@@ -221,7 +225,7 @@ int64_t Tokenizer::vocab_size() const { return static_cast<int64_t>(impl_->token
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
   if (auto it = impl_->added_ids.find(token); it != impl_->added_ids.end()) return it->second;
-  if (auto it = impl_->model.vocab().find(token); it != impl_->model.vocab().end()) return it->second;
+  if (const int32_t id = impl_->model.vocab_id(token); id >= 0) return id;
   return std::nullopt;
 }
 

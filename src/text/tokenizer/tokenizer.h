@@ -24,6 +24,10 @@
 
 namespace tern {
 
+namespace tok {
+struct TokenizerSpec;
+}
+
 class Tokenizer {
  public:
   // A tokenizer.json file, or a model directory containing tokenizer.json (tokenizer_config.json beside it is read
@@ -31,6 +35,9 @@ class Tokenizer {
   static Result<Tokenizer> load(const std::string& path);
   // From in-memory JSON texts (config_json may be empty).
   static Result<Tokenizer> from_json(const std::string& tokenizer_json, const std::string& config_json = "");
+  // From a parsed tokenizer.json (text/tokenizer/tokenizer_spec.h): the GGUF reader fills the vocabulary and
+  // merges straight from the file's arrays instead of writing them out as JSON text and parsing it back.
+  static Result<Tokenizer> from_spec(tok::TokenizerSpec spec, const std::string& config_json = "");
 
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
   // Valid UTF-8 (invalid byte sequences spelled by the ids become U+FFFD). Ids outside the vocab are skipped.

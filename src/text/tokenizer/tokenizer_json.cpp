@@ -159,11 +159,7 @@ Status parse_bpe(const json& m, BpeSpec& bpe) {
   bpe.merges.reserve(m["merges"].size());
   for (const auto& e : m["merges"]) {
     if (e.is_string()) {
-      const std::string s = e.get<std::string>();
-      const size_t sp = s.find(' ');
-      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
-        return Status::error("merge '" + s + "' is not two tokens separated by one space");
-      bpe.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+      TERN_RETURN_IF_ERROR(split_merge(e.get_ref<const std::string&>(), &bpe.merges.emplace_back()));
     } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
       bpe.merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
     } else {
@@ -257,13 +253,162 @@ Status parse_normalizer(const json& j, std::vector<NormalizerStep>& out, int dep
   return Status::error("unsupported normalizer type '" + (type.empty() ? json_excerpt(j) : type) + "'");
 }
 
+// tokenizer.json as a JSON DOM, but for model.vocab and model.merges, the bulk of the file (Llama 3's:
+// 128k entries and 280k merges), which go straight into a BpeSpec as they are read: nlohmann's DOM would
+// hold each in a std::map node or a json string, then walk and free them again (a third of the load
+// time). The DOM keeps an empty object / array in their place, so parse_bpe checks the rest as before.
+// The checks on them are parse_bpe's (ids in range, "a b" or [a, b] merges); a repeated "model" or
+// "vocab" key keeps the last, as the DOM does.
+class TokenizerJsonSax : public nlohmann::json_sax<json> {
+ public:
+  explicit TokenizerJsonSax(BpeSpec* bulk) : bulk_(bulk) {}
+  json root;
+  std::string error;  // why the handler stopped the parse ("" when the JSON itself is malformed)
+
+  bool null() override { return value(json(nullptr)); }
+  bool boolean(bool v) override { return value(json(v)); }
+  bool number_integer(json::number_integer_t v) override {
+    if (mode_ == Mode::kVocab) return vocab_id(v >= 0 && v <= INT32_MAX, v);
+    return value(json(v));
+  }
+  bool number_unsigned(json::number_unsigned_t v) override {
+    if (mode_ == Mode::kVocab) return vocab_id(v <= uint64_t(INT32_MAX), int64_t(v));
+    return value(json(v));
+  }
+  bool number_float(json::number_float_t v, const json::string_t&) override { return value(json(v)); }
+  bool binary(json::binary_t& v) override { return value(json(std::move(v))); }
+  bool string(json::string_t& v) override {
+    if (mode_ == Mode::kMerges) {
+      Status s = split_merge(v, &bulk_->merges.emplace_back());
+      return s.is_ok() || fail(s.message());
+    }
+    if (mode_ == Mode::kMergePair) {
+      if (pair_n_ >= 2) return fail("merge entry is neither \"a b\" nor [a, b] (an array of more than two)");
+      (pair_n_++ == 0 ? pair_.first : pair_.second) = std::move(v);
+      return true;
+    }
+    return value(json(std::move(v)));
+  }
+  bool key(json::string_t& k) override {
+    key_ = std::move(k);
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    if (mode_ != Mode::kDom) return value(json::object());  // an error in the bulk modes
+    if (model_ && stack_.back() == model_ && key_ == "vocab") {
+      (*model_)["vocab"] = json::object();
+      bulk_->vocab.clear();
+      mode_ = Mode::kVocab;
+      return true;
+    }
+    const bool is_model = stack_.size() == 1 && stack_.back()->is_object() && key_ == "model";
+    json* o = place(json::object());
+    stack_.push_back(o);
+    if (is_model) {
+      model_ = o;
+      bulk_->vocab.clear(), bulk_->merges.clear();
+    }
+    return true;
+  }
+  bool end_object() override {
+    if (mode_ == Mode::kVocab) {
+      mode_ = Mode::kDom;
+      return true;
+    }
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (mode_ == Mode::kMerges) {
+      mode_ = Mode::kMergePair, pair_n_ = 0;
+      return true;
+    }
+    if (mode_ != Mode::kDom) return value(json::array());  // an error in the other bulk modes
+    if (model_ && stack_.back() == model_ && key_ == "merges") {
+      (*model_)["merges"] = json::array();
+      bulk_->merges.clear();
+      mode_ = Mode::kMerges;
+      return true;
+    }
+    stack_.push_back(place(json::array()));
+    return true;
+  }
+  bool end_array() override {
+    if (mode_ == Mode::kMerges) {
+      mode_ = Mode::kDom;
+      return true;
+    }
+    if (mode_ == Mode::kMergePair) {
+      if (pair_n_ != 2) return fail("merge entry is neither \"a b\" nor [a, b] (an array of fewer than two)");
+      bulk_->merges.push_back(std::move(pair_));
+      mode_ = Mode::kMerges;
+      return true;
+    }
+    stack_.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+ private:
+  enum class Mode { kDom, kVocab, kMerges, kMergePair };
+
+  bool fail(std::string why) {
+    error = "model: " + std::move(why);
+    return false;
+  }
+  bool vocab_id(bool fits, int64_t id) {
+    if (!fits) return fail("vocab entry '" + key_ + "' has an invalid id");
+    bulk_->vocab.emplace_back(std::move(key_), int32_t(id));
+    return true;
+  }
+  // A value where the DOM is being built; inside the vocab or merges, one that has no place there.
+  bool value(json v) {
+    switch (mode_) {
+      case Mode::kDom: place(std::move(v)); return true;
+      case Mode::kVocab: return fail("vocab entry '" + key_ + "' has an invalid id");
+      case Mode::kMerges:
+      case Mode::kMergePair: return fail("merge entry " + json_excerpt(v) + " is neither \"a b\" nor [a, b]");
+    }
+    return false;
+  }
+  json* place(json v) {
+    if (stack_.empty()) {
+      root = std::move(v);
+      return &root;
+    }
+    json& top = *stack_.back();
+    if (top.is_array()) {
+      top.push_back(std::move(v));
+      return &top.back();
+    }
+    json& slot = top[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+
+  BpeSpec* bulk_;
+  std::vector<json*> stack_;  // the open containers of the DOM (objects: std::map nodes, which do not move)
+  json* model_ = nullptr;     // the root's "model" object
+  std::string key_;
+  Mode mode_ = Mode::kDom;
+  std::pair<std::string, std::string> pair_;
+  int pair_n_ = 0;
+};
+
 Result<TokenizerSpec> parse(const std::string& text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::error("tokenizer.json is not valid JSON");
+  BpeSpec bulk;
+  TokenizerJsonSax sax(&bulk);
+  if (!json::sax_parse(text, &sax)) {
+    return Status::error(sax.error.empty() ? std::string("tokenizer.json is not valid JSON") : sax.error);
+  }
+  json j = std::move(sax.root);
   if (!j.is_object()) return Status::error("tokenizer.json must hold a JSON object");
   TokenizerSpec spec;
   if (!j.contains("model")) return Status::error("tokenizer.json has no 'model'");
   TERN_RETURN_IF_ERROR(parse_bpe(j["model"], spec.model).with_context("model"));
+  // parse_bpe saw the empty stand-ins; the entries themselves were read into `bulk`.
+  spec.model.vocab = std::move(bulk.vocab);
+  spec.model.merges = std::move(bulk.merges);
   TERN_RETURN_IF_ERROR(parse_added_tokens(field(j, "added_tokens"), spec));
   TERN_RETURN_IF_ERROR(parse_normalizer(field(j, "normalizer"), spec.normalizer));
   TERN_RETURN_IF_ERROR(parse_pre_tokenizer(field(j, "pre_tokenizer"), spec.pre_tokenizer));
@@ -277,6 +422,15 @@ Result<TokenizerSpec> parse(const std::string& text) {
 }
 
 }  // namespace
+
+Status split_merge(std::string_view s, std::pair<std::string, std::string>* out) {
+  const size_t sp = s.find(' ');
+  if (sp == std::string_view::npos || s.find(' ', sp + 1) != std::string_view::npos)
+    return Status::error("merge '" + std::string(s) + "' is not two tokens separated by one space");
+  out->first.assign(s.substr(0, sp));
+  out->second.assign(s.substr(sp + 1));
+  return Status::ok();
+}
 
 Result<TokenizerSpec> parse_tokenizer_json(const std::string& text) {
   // nlohmann throws on type mismatches inside well-formed JSON; turn those into a Status too.

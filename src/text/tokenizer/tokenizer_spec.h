@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -130,5 +131,8 @@ struct TokenizerSpec {
 
 // Parses tokenizer.json text. Unknown or unsupported features give an error naming them.
 Result<TokenizerSpec> parse_tokenizer_json(const std::string& text);
+
+// A merge written as one string, "a b": the two tokens (an error unless exactly one space separates them).
+Status split_merge(std::string_view s, std::pair<std::string, std::string>* out);
 
 }  // namespace tern::tok
