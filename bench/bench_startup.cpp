@@ -3,7 +3,8 @@
 //   pool      the thread pool
 //   parse     a GGUF file's header and metadata, parsed once for the weights and the tokenizer
 //   open      config.json, mmap, header parsing (Model::load's LoadReport)
-//   cache     the packed-weight cache: key, map, hash verification (model/packed_cache.h)
+//   cache     the packed-weight cache: key, map, hash verification (model/packed_cache.h; "used (stamp)":
+//             its verification stamp matched and the payload was not hashed)
 //   bind      the architecture's builder (quantized layers repacked unless the cache held them)
 //   derive    the LM head rounded to int8 / int4 at load (unless the cache held it)
 //   write     writing the packed-weight cache (the first load of a checkpoint only)
@@ -119,7 +120,8 @@ nlohmann::json start_once(const Options& o) {
   if (!loaded.is_ok()) return {{"error", loaded.status().message()}};
   const double load_s = seconds_since(t);
   r["open"] = report.open_s, r["cache"] = report.cache_read_s, r["bind"] = report.bind_s;
-  r["derive"] = report.derive_s, r["write"] = report.cache_write_s, r["cache_state"] = report.cache;
+  r["derive"] = report.derive_s, r["write"] = report.cache_write_s;
+  r["cache_state"] = report.cache != "used" ? report.cache : report.cache_hashed ? "used (hashed)" : "used (stamp)";
   r["load_other"] = load_s - report.open_s - report.cache_read_s - report.bind_s - report.derive_s - report.cache_write_s;
   t = Clock::now();
   const Model& m = **loaded;
