@@ -1,6 +1,7 @@
 // Quantized matmul throughput on the Llama-3.2-1B shapes: int8 (W8A16, W8A8), int4 g128 and FP8
 // against bf16, through the same ops::matmul front door the model uses.
 //   bench_matmul_quant [--threads N] [--reps 3] [--gemv-m 1] [--gemm-m 512] [--formats bf16,w8a16,w8a8,int4,fp8] [--hot] [--json]
+//                      [--gemm-only]   (skip the GEMV and its bandwidth ceiling: GEMM GFLOP/s alone, much faster)
 // --isa avx2|avx512|...: cap the kernels to that level (CpuFeatures::capped), to time a fallback;
 // --no-avxvnni also drops AVX-VNNI (which the avx2 level keeps).
 // (format w8a16f: W8A16's GEMV on the f32-x kernel, called directly, next to w8a16's int16-x one; AVX2 hosts)
@@ -94,6 +95,7 @@ int main(int argc, char** argv) {
   // --hot: one copy of the codes, re-read every call (cache-resident for the small shapes): the
   // kernel's compute ceiling, to tell a compute-bound GEMV from a memory-bound one.
   const bool hot = has_flag(argc, argv, "--hot");
+  const bool gemm_only = has_flag(argc, argv, "--gemm-only");
   std::vector<int> thread_counts = {1, 2};
   if (const std::string t = arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
   const auto formats = split_commas(arg_value(argc, argv, "--formats", "bf16,w8a16,w8a8,int4,fp8"));
@@ -110,7 +112,7 @@ int main(int argc, char** argv) {
   for (int nt : thread_counts) {
     ThreadPool pool(nt);
 
-    const size_t bwbytes = size_t(512) << 20;
+    const size_t bwbytes = gemm_only ? 4096 : size_t(512) << 20;
     Buffer bwbuf = alloc_buffer(bwbytes);
     std::memset(bwbuf.get(), 1, bwbytes);
     if (!json)
@@ -119,14 +121,15 @@ int main(int argc, char** argv) {
     for (const auto& fmt : formats) {
       ExecContext ctx(pool, host);
       for (const MatmulShape& s : kLlama1bShapes) {
-        Weights wt = make(fmt, s, hot);
+        if (gemm_only && s.n >= 100000) continue;  // the LM head is GEMV only
+        Weights wt = make(fmt, s, hot || gemm_only);
         WeightMatrix w = wt.w;
         const size_t bytes = w.bytes();
         const int calls = int(std::max<size_t>(8, size_t(1e9) / bytes));
         size_t next = 0;
-        const double ceiling = best_read_bandwidth_gbs(pool, host, bwbuf.get(), bwbytes, 2);
-        double gemv_s = 1e30;
-        for (int r = 0; r < reps; ++r) {
+        const double ceiling = gemm_only ? 0 : best_read_bandwidth_gbs(pool, host, bwbuf.get(), bwbytes, 2);
+        double gemv_s = gemm_only ? 0 : 1e30;
+        for (int r = 0; r < (gemm_only ? 0 : reps); ++r) {
           const double t0 = now_s();
           for (int c = 0; c < calls; ++c) {
             w.data = wt.codes.get() + (next++ % wt.copies) * wt.stride;
@@ -138,8 +141,8 @@ int main(int argc, char** argv) {
           }
           gemv_s = std::min(gemv_s, (now_s() - t0) / calls);
         }
-        const double gbs = double(bytes) / gemv_s / 1e9;
-        const double pct = 100.0 * gbs / ceiling;
+        const double gbs = gemm_only ? 0 : double(bytes) / gemv_s / 1e9;
+        const double pct = gemm_only ? 0 : 100.0 * gbs / ceiling;
         double gflops = 0;
         if (s.n < 100000) {
           double gemm_s = 1e30;

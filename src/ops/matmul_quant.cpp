@@ -53,6 +53,29 @@ Kernel choose(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
   }
 }
 
+// m > kGemvMaxRows on AVX2 / AVX-512 VNNI: the integer GEMMs (quant_gemm_*.cpp) for W8A16 (k even, as
+// every model's) and int4, with per-thread panels; W8A8 keeps its per-row integer kernels, FP8 the panel.
+struct GemmKernel {
+  cpu::QuantGemmFn fn = nullptr;
+  size_t (*panel_bytes)(const WeightMatrix&) = nullptr;
+  const char* name = "none";
+};
+
+GemmKernel choose_gemm(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
+  if (m <= cpu::kGemvMaxRows || !cpu.avx2) return {};
+  if (w.format == WeightFormat::Int8Channel && !w.int8_activations && w.cols % 2 == 0) {
+    if (cpu.avx512_vnni) return {cpu::quant_gemm_w8a16_avx512vnni, cpu::quant_gemm_w8a16_panel_bytes, "w8a16_gemm_avx512vnni"};
+    return {cpu::quant_gemm_w8a16_avx2, cpu::quant_gemm_w8a16_panel_bytes, "w8a16_gemm_avx2"};
+  }
+  if (w.format == WeightFormat::Int4Group) {
+    if (cpu.avx512_vnni) return {cpu::quant_gemm_int4_avx512vnni, cpu::quant_gemm_int4_panel_bytes, "int4_gemm_avx512vnni"};
+    return {cpu::quant_gemm_int4_avx2, cpu::quant_gemm_int4_panel_bytes, "int4_gemm_avx2"};
+  }
+  return {};
+}
+
+constexpr int64_t kGemmPanelCols = 32;  // the GEMMs' panel: thread ranges are multiples of it
+
 constexpr int64_t kMinParallelWork = 1 << 16;
 constexpr int64_t kRowAlign = 16;  // the kernels' weight-row block (and an AMX tile)
 
@@ -88,6 +111,7 @@ void panel_gemm(ExecContext& ctx, int thread, const float* x, int64_t m, const W
 }
 
 bool use_panel_gemm(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
+  if (choose_gemm(cpu, m, w).fn) return false;
   // W8A8 keeps its integer kernels (x quantized per token is part of its contract, and the integer
   // product is already at the f32 GEMM's rate); int4 has no W8A16-like twin, so the dense GEMM wins.
   // On VNNI hosts int4 keeps its vpdpbusd kernels (one instruction per 4 products, not measured here).
@@ -152,6 +176,20 @@ void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightM
       for (int64_t j = 0; j < k; ++j) xp[i * k + j] = x[i * k + w.col_perm[j]];
     x = xp;
   }
+  if (const GemmKernel gemm = choose_gemm(ctx.cpu(), m, w); gemm.fn) {
+    // Activations once (int16 x for W8A16, int8 per group for int4) in slot 5 of thread 0; each thread
+    // repacks its own panels into its slot 3.
+    const cpu::QuantActs acts = cpu::quant_acts_prepare_avx2(w, x, m, ctx.scratch(0, cpu::quant_acts_bytes(w, m), 5));
+    const size_t panel_bytes = gemm.panel_bytes(w);
+    auto run = [&](int t, int64_t b, int64_t e) { gemm.fn(acts, w, y, bias, b, e, ctx.scratch(t, panel_bytes, 3)); };
+    if (nt == 1 || n < 2 * kGemmPanelCols) return run(0, 0, n);
+    ctx.pool().run([&](int t, int count) {
+      int64_t b, e;
+      column_chunk(n, kGemmPanelCols, t, count, &b, &e);
+      if (b < e) run(t, b, e);
+    });
+    return;
+  }
   if (use_panel_gemm(ctx.cpu(), m, w)) {
     float lut[256];
     for (int v = 0; v < 256; ++v) lut[v] = (v & 0x7f) == 0x7f ? 0.f : fp8_e4m3_to_f32(uint8_t(v));
@@ -182,6 +220,7 @@ void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightM
 }
 
 const char* matmul_quantized_kernel_name(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
+  if (const GemmKernel gemm = choose_gemm(cpu, m, w); gemm.fn) return gemm.name;
   if (use_panel_gemm(cpu, m, w)) {
     if (w.format == WeightFormat::Int4Group) return "int4_panel_gemm_avx2";
     return w.format == WeightFormat::Fp8E4M3 ? "fp8_panel_gemm_avx2" : "w8a16_panel_gemm_avx2";
