@@ -83,8 +83,8 @@ constexpr int64_t kRowAlign = 16;  // the kernels' weight-row block (and an AMX 
 // Weight rows per dequantized panel of the f32-activation GEMM (32 x k f32: 256 KiB at k = 2048).
 constexpr int64_t kPanelRows = 32;
 
-// Prefill (m > 8) for W8A16, FP8 and int4 (whose x then stays f32 instead of int8 per group: the
-// product is at least as accurate as the integer kernel's): a panel of kPanelRows weight rows is widened to
+// Prefill (m > 8) for FP8 and the W8A16 / int4 shapes the integer GEMMs do not take (x stays f32): a
+// panel of kPanelRows weight rows is widened to
 // f32 in per-thread scratch (never the whole matrix) and multiplied by the dense GEMM, whose packed
 // register tiles reach several times the FMA rate of the per-row kernel. y[m0:m1, n0:n1].
 void panel_gemm(ExecContext& ctx, int thread, const float* x, int64_t m, const WeightMatrix& w, float* y,
@@ -111,10 +111,9 @@ void panel_gemm(ExecContext& ctx, int thread, const float* x, int64_t m, const W
 }
 
 bool use_panel_gemm(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
+  // The integer GEMMs (choose_gemm) take W8A16 with even k and int4 on AVX2 hosts; what is left here is FP8
+  // and W8A16 with odd k. W8A8 keeps its integer kernels (x quantized per token is part of its contract).
   if (choose_gemm(cpu, m, w).fn) return false;
-  // W8A8 keeps its integer kernels (x quantized per token is part of its contract, and the integer
-  // product is already at the f32 GEMM's rate); int4 has no W8A16-like twin, so the dense GEMM wins.
-  // On VNNI hosts int4 keeps its vpdpbusd kernels (one instruction per 4 products, not measured here).
   const bool int4_panel = w.format == WeightFormat::Int4Group && !cpu.avx512_vnni && !cpu.avx_vnni;
   const bool panel_format = w.format == WeightFormat::Fp8E4M3 || int4_panel ||
                             (w.format == WeightFormat::Int8Channel && !w.int8_activations);
