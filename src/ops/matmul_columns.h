@@ -32,7 +32,7 @@ inline void column_chunk(int64_t n, int64_t align, int t, int nt, int64_t* b, in
 // The small-m (m <= cpu::kGemvMaxRows) tasks of each weight family. *_scratch_bytes is what the task
 // needs at `scratch` (64-byte aligned; 0 = none); the scratch must stay untouched until the task ran.
 size_t gguf_gemv_scratch_bytes(const ExecContext& ctx, const cpu::MatmulArgs& a);
-ColumnTask gguf_gemv_task(const ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch);
+ColumnTask gguf_gemv_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch);
 size_t quantized_gemv_scratch_bytes(const ExecContext& ctx, const cpu::MatmulArgs& a);
 ColumnTask quantized_gemv_task(const ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch);
 

@@ -3,6 +3,7 @@
 #include "ops/matmul_gguf.h"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 
 #include "kernels/cpu/gguf_kernels.h"
@@ -12,38 +13,68 @@ namespace tern {
 
 namespace {
 constexpr int64_t kMinParallelWork = 1 << 16;  // multiply-adds below which one thread is faster
+size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 }
 
 namespace {
 
+// Small batches (m = 2..kGemvMaxRows, batched decode) on AVX-512 VNNI hosts, per type, from the
+// per-token rates of bench_gguf --cpu-time (one thread, k = n = 2048, GFLOP/s; 2026-12-07):
+//   type   m=1 kernel | GEMV m=4 / m=8 | int8 GEMM m=4 / m=8
+//   Q8_0   46         | 63 / 73        | 30 / 54
+//   Q4_0   70         | 52 / 52        | 35 / 62
+//   Q4_K   80         | 42 / 42        | 35 / 64
+//   Q5_K   25 (GEMV)  | 33 / 33        | 34 / 61
+//   Q6_K   54         | 39 / 39        | 26 / 47
+// The per-row GEMV (gguf_dot_avx2.cpp) is slower per token than the m = 1 kernels for Q4_0 / Q4_K / Q6_K,
+// so batched decode at 4 in flight fell below 1 in flight (issue 20 item 3): those run the m = 1 kernel
+// once per row of x (the same cost per token as m = 1, never less), Q5_K takes the int8 GEMM from 4 rows.
+// A kernel that decodes each block once for several rows of x is the better fix (not written yet).
+bool m1_per_row(const ExecContext& ctx, const cpu::MatmulArgs& a) {
+  const GgufType t = GgufType(a.w.gguf_type);
+  return a.m >= 2 && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx512_vnni &&
+         (t == GgufType::Q4_0 || t == GgufType::Q4_K || t == GgufType::Q6_K);
+}
+int64_t gemm_int8_min_rows(const ExecContext& ctx, GgufType t) {
+  return ctx.cpu().avx512_vnni && t == GgufType::Q5_K ? 4 : cpu::kGemvMaxRows + 1;
+}
+
 // m = 1 on AVX2 for Q4_0 / Q8_0 (x per 32) and Q4_K / Q6_K (x per 256, AVX-512 VNNI where present): x is
-// quantized once per call.
+// quantized once per call (per row of x, each row its own scratch region, with m1_per_row).
 bool use_m1(const ExecContext& ctx, const cpu::MatmulArgs& a) {
-  return a.m == 1 && ctx.cpu().avx2 && cpu::gguf_gemv_m1_supported(GgufType(a.w.gguf_type));
+  return (a.m == 1 || m1_per_row(ctx, a)) && ctx.cpu().avx2 && cpu::gguf_gemv_m1_supported(GgufType(a.w.gguf_type));
 }
 bool use_m1k(const ExecContext& ctx, const cpu::MatmulArgs& a) {
-  return a.m == 1 && ctx.cpu().avx2 && cpu::gguf_gemv_m1_k_supported(GgufType(a.w.gguf_type));
+  return (a.m == 1 || m1_per_row(ctx, a)) && ctx.cpu().avx2 &&
+         cpu::gguf_gemv_m1_k_supported(GgufType(a.w.gguf_type));
 }
 
-// m > kGemvMaxRows: x quantized once per call, integer dot products (gguf_gemm_int8_*.cpp) on VNNI or AVX2.
+// x quantized once per call, integer dot products (gguf_gemm_int8_*.cpp): m > kGemvMaxRows on VNNI or
+// AVX2, and Q5_K's small batches on VNNI.
 bool use_gemm_int8(const ExecContext& ctx, const cpu::MatmulArgs& a) {
-  return a.m > cpu::kGemvMaxRows && (ctx.cpu().avx512_vnni || ctx.cpu().avx2) &&
-         cpu::gguf_gemm_int8_supported(GgufType(a.w.gguf_type));
+  const GgufType t = GgufType(a.w.gguf_type);
+  return a.m >= gemm_int8_min_rows(ctx, t) && (ctx.cpu().avx512_vnni || ctx.cpu().avx2) &&
+         cpu::gguf_gemm_int8_supported(t);
 }
 
-// Any m: the GEMV (m <= kGemvMaxRows) or a panel GEMM, which packs into ctx.scratch(thread, ..., 3).
+// The integer GEMM as a column task; x's codes go to `scratch` (gguf_gemm_int8_acts_bytes), each thread
+// packs into ctx.scratch(thread, ..., 3).
+ColumnTask gemm_int8_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
+  const bool vnni = ctx.cpu().avx512_vnni;
+  const cpu::GgufGemmActs acts = vnni ? cpu::gguf_gemm_int8_prepare_avx512(a.x, a.m, a.w.cols, scratch)
+                                      : cpu::gguf_gemm_int8_prepare_avx2(a.x, a.m, a.w.cols, scratch);
+  const size_t panel_bytes = cpu::gguf_gemm_int8_panel_bytes(a.w);
+  return {a.w.rows, cpu::kGgufPanelCols, [&ctx, a, acts, panel_bytes, vnni](int t, int64_t b, int64_t e) {
+            void* panel = ctx.scratch(t, panel_bytes, 3);
+            vnni ? cpu::gguf_gemm_int8_avx512vnni(acts, a, panel, b, e) : cpu::gguf_gemm_int8_avx2(acts, a, panel, b, e);
+          }};
+}
+
+// Any m: the integer GEMM, the GEMV (m <= kGemvMaxRows) or the f32 panel GEMM, which packs into
+// ctx.scratch(thread, ..., 3).
 ColumnTask gguf_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
+  if (use_gemm_int8(ctx, a)) return gemm_int8_task(ctx, a, scratch);
   if (a.m <= cpu::kGemvMaxRows) return gguf_gemv_task(ctx, a, scratch);
-  if (use_gemm_int8(ctx, a)) {
-    const bool vnni = ctx.cpu().avx512_vnni;
-    const cpu::GgufGemmActs acts = vnni ? cpu::gguf_gemm_int8_prepare_avx512(a.x, a.m, a.w.cols, scratch)
-                                        : cpu::gguf_gemm_int8_prepare_avx2(a.x, a.m, a.w.cols, scratch);
-    const size_t panel_bytes = cpu::gguf_gemm_int8_panel_bytes(a.w);
-    return {a.w.rows, cpu::kGgufPanelCols, [&ctx, a, acts, panel_bytes, vnni](int t, int64_t b, int64_t e) {
-              void* panel = ctx.scratch(t, panel_bytes, 3);
-              vnni ? cpu::gguf_gemm_int8_avx512vnni(acts, a, panel, b, e) : cpu::gguf_gemm_int8_avx2(acts, a, panel, b, e);
-            }};
-  }
   const bool avx2 = ctx.cpu().avx2;
   return {a.w.rows, cpu::kGgufPanelCols, [&ctx, a, avx2](int t, int64_t b, int64_t e) {
             avx2 ? cpu::gguf_gemm_avx2(ctx, t, a, 0, a.m, b, e) : cpu::gguf_gemm_scalar(ctx, t, a, 0, a.m, b, e);
@@ -53,23 +84,33 @@ ColumnTask gguf_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) 
 }  // namespace
 
 size_t gguf_gemv_scratch_bytes(const ExecContext& ctx, const cpu::MatmulArgs& a) {
-  if (use_m1(ctx, a)) return cpu::gguf_acts_bytes(a.w.cols);
-  if (use_m1k(ctx, a)) return cpu::gguf_acts_k_bytes(a.w.cols);
+  if (use_gemm_int8(ctx, a)) return cpu::gguf_gemm_int8_acts_bytes(a.m, a.w.cols);
+  if (use_m1(ctx, a)) return size_t(a.m) * align64(cpu::gguf_acts_bytes(a.w.cols));
+  if (use_m1k(ctx, a)) return size_t(a.m) * align64(cpu::gguf_acts_k_bytes(a.w.cols));
   return 0;
 }
 
-ColumnTask gguf_gemv_task(const ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
+ColumnTask gguf_gemv_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
   assert(a.m <= cpu::kGemvMaxRows);
+  if (use_gemm_int8(ctx, a)) return gemm_int8_task(ctx, a, scratch);
   const int64_t n = a.w.rows, align = cpu::kGgufPanelCols;
-  if (use_m1(ctx, a)) {
-    const cpu::GgufActs acts = cpu::gguf_acts_prepare_avx2(a.x, a.w.cols, scratch);
-    return {n, align, [a, acts](int, int64_t b, int64_t e) { cpu::gguf_gemv_m1_avx2(acts, a, b, e); }};
-  }
-  if (use_m1k(ctx, a)) {
-    const cpu::GgufActs acts = cpu::gguf_acts_k_prepare_avx2(a.x, a.w.cols, scratch);
-    if (ctx.cpu().avx512_vnni)
-      return {n, align, [a, acts](int, int64_t b, int64_t e) { cpu::gguf_gemv_m1_k_avx512vnni(acts, a, b, e); }};
-    return {n, align, [a, acts](int, int64_t b, int64_t e) { cpu::gguf_gemv_m1_k_avx2(acts, a, b, e); }};
+  const bool m1 = use_m1(ctx, a), m1k = !m1 && use_m1k(ctx, a);
+  if (m1 || m1k) {
+    // Each row i of x: its own activations at scratch + i · stride and a 1-row MatmulArgs (x and y rows i).
+    const int64_t k = a.w.cols;
+    const size_t stride = align64(m1 ? cpu::gguf_acts_bytes(k) : cpu::gguf_acts_k_bytes(k));
+    std::array<cpu::GgufActs, cpu::kGemvMaxRows> acts;
+    std::array<cpu::MatmulArgs, cpu::kGemvMaxRows> rows;
+    for (int64_t i = 0; i < a.m; ++i) {
+      void* s = static_cast<char*>(scratch) + size_t(i) * stride;
+      acts[size_t(i)] = m1 ? cpu::gguf_acts_prepare_avx2(a.x + i * k, k, s) : cpu::gguf_acts_k_prepare_avx2(a.x + i * k, k, s);
+      rows[size_t(i)] = cpu::MatmulArgs{a.x + i * k, 1, a.w, a.y + i * n, a.bias};
+    }
+    const auto fn = m1 ? cpu::gguf_gemv_m1_avx2
+                       : ctx.cpu().avx512_vnni ? cpu::gguf_gemv_m1_k_avx512vnni : cpu::gguf_gemv_m1_k_avx2;
+    return {n, align, [fn, acts, rows, m = a.m](int, int64_t b, int64_t e) {
+              for (int64_t i = 0; i < m; ++i) fn(acts[size_t(i)], rows[size_t(i)], b, e);
+            }};
   }
   if (ctx.cpu().avx2) return {n, align, [a](int, int64_t b, int64_t e) { cpu::gguf_gemv_int8_avx2(a, b, e); }};
   return {n, align, [a](int, int64_t b, int64_t e) { cpu::gguf_gemv_scalar(a, b, e); }};
@@ -83,9 +124,9 @@ void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix
   const cpu::MatmulArgs args{x, m, w, y, bias};
   const int nt = m * n * std::max<int64_t>(k, 1) < kMinParallelWork ? 1 : ctx.threads();
   // The m = 1 / int8-GEMM activations live in slot 4 of thread 0 (the GEMMs pack into slot 3).
-  const size_t scratch_bytes = m <= cpu::kGemvMaxRows ? gguf_gemv_scratch_bytes(ctx, args)
-                               : use_gemm_int8(ctx, args) ? cpu::gguf_gemm_int8_acts_bytes(m, k)
-                                                          : 0;
+  const size_t scratch_bytes = use_gemm_int8(ctx, args)     ? cpu::gguf_gemm_int8_acts_bytes(m, k)
+                               : m <= cpu::kGemvMaxRows ? gguf_gemv_scratch_bytes(ctx, args)
+                                                        : 0;
   const ColumnTask task = gguf_task(ctx, args, scratch_bytes ? ctx.scratch(0, scratch_bytes, 4) : nullptr);
   if (nt == 1 || n < 2 * task.align) return task.run(0, 0, n);
   ctx.pool().run([&](int t, int count) {
@@ -96,16 +137,11 @@ void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix
 }
 
 const char* matmul_gguf_kernel_name(const ExecContext& ctx, int64_t m, const WeightMatrix& w) {
+  const cpu::MatmulArgs a{nullptr, m, w, nullptr, nullptr};
+  if (use_gemm_int8(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemm_int8_avx512vnni" : "gguf_gemm_int8_avx2";
   const bool gemv = m <= cpu::kGemvMaxRows;
-  if (ctx.cpu().avx512_vnni && m == 1 && cpu::gguf_gemv_m1_k_supported(GgufType(w.gguf_type)))
-    return "gguf_gemv_m1_k_avx512vnni";
-  if (ctx.cpu().avx2 && m == 1 && (cpu::gguf_gemv_m1_supported(GgufType(w.gguf_type)) ||
-                                   cpu::gguf_gemv_m1_k_supported(GgufType(w.gguf_type))))
-    return "gguf_gemv_m1_avx2";
-  if (!gemv && cpu::gguf_gemm_int8_supported(GgufType(w.gguf_type))) {
-    if (ctx.cpu().avx512_vnni) return "gguf_gemm_int8_avx512vnni";
-    if (ctx.cpu().avx2) return "gguf_gemm_int8_avx2";
-  }
+  if (gemv && use_m1k(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemv_m1_k_avx512vnni" : "gguf_gemv_m1_avx2";
+  if (gemv && use_m1(ctx, a)) return "gguf_gemv_m1_avx2";
   if (ctx.cpu().avx2) return gemv ? "gguf_gemv_avx2_int8" : "gguf_gemm_avx2";
   return gemv ? "gguf_gemv_scalar" : "gguf_gemm_scalar";
 }

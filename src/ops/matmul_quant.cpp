@@ -53,6 +53,29 @@ Kernel choose(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
   }
 }
 
+// m > kGemvMaxRows on AVX2 / AVX-512 VNNI: the integer GEMMs (quant_gemm_*.cpp) for W8A16 (k even, as
+// every model's) and int4, with per-thread panels; W8A8 keeps its per-row integer kernels, FP8 the panel.
+struct GemmKernel {
+  cpu::QuantGemmFn fn = nullptr;
+  size_t (*panel_bytes)(const WeightMatrix&) = nullptr;
+  const char* name = "none";
+};
+
+GemmKernel choose_gemm(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
+  if (m <= cpu::kGemvMaxRows || !cpu.avx2) return {};
+  if (w.format == WeightFormat::Int8Channel && !w.int8_activations && w.cols % 2 == 0) {
+    if (cpu.avx512_vnni) return {cpu::quant_gemm_w8a16_avx512vnni, cpu::quant_gemm_w8a16_panel_bytes, "w8a16_gemm_avx512vnni"};
+    return {cpu::quant_gemm_w8a16_avx2, cpu::quant_gemm_w8a16_panel_bytes, "w8a16_gemm_avx2"};
+  }
+  if (w.format == WeightFormat::Int4Group) {
+    if (cpu.avx512_vnni) return {cpu::quant_gemm_int4_avx512vnni, cpu::quant_gemm_int4_panel_bytes, "int4_gemm_avx512vnni"};
+    return {cpu::quant_gemm_int4_avx2, cpu::quant_gemm_int4_panel_bytes, "int4_gemm_avx2"};
+  }
+  return {};
+}
+
+constexpr int64_t kGemmPanelCols = 32;  // the GEMMs' panel: thread ranges are multiples of it
+
 constexpr int64_t kMinParallelWork = 1 << 16;
 constexpr int64_t kRowAlign = 16;  // the kernels' weight-row block (and an AMX tile)
 
@@ -60,8 +83,8 @@ constexpr int64_t kRowAlign = 16;  // the kernels' weight-row block (and an AMX 
 // Weight rows per dequantized panel of the f32-activation GEMM (32 x k f32: 256 KiB at k = 2048).
 constexpr int64_t kPanelRows = 32;
 
-// Prefill (m > 8) for W8A16, FP8 and int4 (whose x then stays f32 instead of int8 per group: the
-// product is at least as accurate as the integer kernel's): a panel of kPanelRows weight rows is widened to
+// Prefill (m > 8) for FP8 and the W8A16 / int4 shapes the integer GEMMs do not take (x stays f32): a
+// panel of kPanelRows weight rows is widened to
 // f32 in per-thread scratch (never the whole matrix) and multiplied by the dense GEMM, whose packed
 // register tiles reach several times the FMA rate of the per-row kernel. y[m0:m1, n0:n1].
 void panel_gemm(ExecContext& ctx, int thread, const float* x, int64_t m, const WeightMatrix& w, float* y,
@@ -88,9 +111,9 @@ void panel_gemm(ExecContext& ctx, int thread, const float* x, int64_t m, const W
 }
 
 bool use_panel_gemm(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
-  // W8A8 keeps its integer kernels (x quantized per token is part of its contract, and the integer
-  // product is already at the f32 GEMM's rate); int4 has no W8A16-like twin, so the dense GEMM wins.
-  // On VNNI hosts int4 keeps its vpdpbusd kernels (one instruction per 4 products, not measured here).
+  // The integer GEMMs (choose_gemm) take W8A16 with even k and int4 on AVX2 hosts; what is left here is FP8
+  // and W8A16 with odd k. W8A8 keeps its integer kernels (x quantized per token is part of its contract).
+  if (choose_gemm(cpu, m, w).fn) return false;
   const bool int4_panel = w.format == WeightFormat::Int4Group && !cpu.avx512_vnni && !cpu.avx_vnni;
   const bool panel_format = w.format == WeightFormat::Fp8E4M3 || int4_panel ||
                             (w.format == WeightFormat::Int8Channel && !w.int8_activations);
@@ -152,6 +175,20 @@ void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightM
       for (int64_t j = 0; j < k; ++j) xp[i * k + j] = x[i * k + w.col_perm[j]];
     x = xp;
   }
+  if (const GemmKernel gemm = choose_gemm(ctx.cpu(), m, w); gemm.fn) {
+    // Activations once (int16 x for W8A16, int8 per group for int4) in slot 5 of thread 0; each thread
+    // repacks its own panels into its slot 3.
+    const cpu::QuantActs acts = cpu::quant_acts_prepare_avx2(w, x, m, ctx.scratch(0, cpu::quant_acts_bytes(w, m), 5));
+    const size_t panel_bytes = gemm.panel_bytes(w);
+    auto run = [&](int t, int64_t b, int64_t e) { gemm.fn(acts, w, y, bias, b, e, ctx.scratch(t, panel_bytes, 3)); };
+    if (nt == 1 || n < 2 * kGemmPanelCols) return run(0, 0, n);
+    ctx.pool().run([&](int t, int count) {
+      int64_t b, e;
+      column_chunk(n, kGemmPanelCols, t, count, &b, &e);
+      if (b < e) run(t, b, e);
+    });
+    return;
+  }
   if (use_panel_gemm(ctx.cpu(), m, w)) {
     float lut[256];
     for (int v = 0; v < 256; ++v) lut[v] = (v & 0x7f) == 0x7f ? 0.f : fp8_e4m3_to_f32(uint8_t(v));
@@ -182,6 +219,7 @@ void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightM
 }
 
 const char* matmul_quantized_kernel_name(const CpuFeatures& cpu, int64_t m, const WeightMatrix& w) {
+  if (const GemmKernel gemm = choose_gemm(cpu, m, w); gemm.fn) return gemm.name;
   if (use_panel_gemm(cpu, m, w)) {
     if (w.format == WeightFormat::Int4Group) return "int4_panel_gemm_avx2";
     return w.format == WeightFormat::Fp8E4M3 ? "fp8_panel_gemm_avx2" : "w8a16_panel_gemm_avx2";

@@ -56,7 +56,7 @@ inline Quantized make_random_bytes(GgufType t, int64_t n, int64_t k, uint32_t se
     const int at = t == GgufType::Q6_K ? 208 : 0;
     const uint16_t d = f32_to_f16(scale(rng)), dmin = f32_to_f16(scale(rng));
     std::memcpy(&r.q[off + size_t(at)], &d, 2);
-    if (t == GgufType::Q4_K) std::memcpy(&r.q[off + 2], &dmin, 2);
+    if (t == GgufType::Q4_K || t == GgufType::Q5_K) std::memcpy(&r.q[off + 2], &dmin, 2);
   }
   r.deq.resize(size_t(n * k));
   for (int64_t i = 0; i < n; ++i) gguf_dequantize_row(t, r.q.data() + size_t(i) * rb, r.deq.data() + i * k, k);

@@ -65,7 +65,8 @@ TEST_P(GgufGemmInt8, ExactWithItsOwnXCodes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, GgufGemmInt8,
-                         ::testing::Values(GgufType::Q8_0, GgufType::Q4_0, GgufType::Q4_K, GgufType::Q6_K),
+                         ::testing::Values(GgufType::Q8_0, GgufType::Q4_0, GgufType::Q4_K, GgufType::Q5_K,
+                                           GgufType::Q6_K),
                          [](const auto& info) { return std::string(gguf_traits(info.param).name); });
 
 }  // namespace

@@ -132,8 +132,9 @@ void run_case(Fmt f, int64_t m, int64_t n, int64_t k, int group, uint32_t seed) 
           ASSERT_NEAR(y[i], yd[i], 1e-4f * std::sqrt(float(k)) * (1.0f + std::fabs(yd[i]))) << name << " " << kname << " at " << i;
         continue;
       }
-      if (kname.find("x16") != std::string::npos) {
-        // W8A16 decode on int16 x (test_quant_w8a16_x16.cpp checks it exactly): x rounded to 1/32767 of a
+      if (kname.find("x16") != std::string::npos || kname.find("w8a16_gemm") != std::string::npos) {
+        // W8A16 on int16 x, decode GEMV or GEMM (test_quant_w8a16_x16.cpp / test_quant_gemm.cpp check them
+        // exactly): x rounded to 1/32767 of a
         // block's max, uniform error of std d / sqrt(12) per term against weights of std 0.05.
         for (int64_t i = 0; i < m; ++i) {
           double amax = 0;

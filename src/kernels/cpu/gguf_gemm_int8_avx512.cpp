@@ -1,10 +1,10 @@
 // AVX-512 VNNI GEMM for m > kGemvMaxRows (prefill chunks, large batches) against GGUF Q8_0 / Q4_0 /
-// Q4_K / Q6_K: integer dot products instead of decoding the weights to f32 (the f32 panel GEMM spent
+// Q4_K / Q5_K / Q6_K: integer dot products instead of decoding the weights to f32 (the f32 panel GEMM spent
 // 84% of a Q8_0 prefill in its FMA tile). Why the layout:
 //   x is quantized once per call to int8 per 32 values (scale max|x| / 127, as the m <= 8 path).
 //   Each weight value becomes an unsigned code u (0..255) with w = s·u − mn per sub-block of G values
 //   (G = 32; 16 for Q6_K, whose scales are per 16): Q8_0 u = q + 128, mn = 128·d; Q4_0 u = nibble,
-//   mn = 8·d; Q4_K s = d·sc, mn = dmin·m; Q6_K u = 6-bit code, s = d·sc, mn = 32·d·sc. Then
+//   mn = 8·d; Q4_K / Q5_K s = d·sc, mn = dmin·m (Q5_K's u: 5 bits, 0..31); Q6_K u = 6-bit code, s = d·sc, mn = 32·d·sc. Then
 //   Σ w·x = xd · (s · Σ u·xq − mn · Σ xq) per sub-block, and Σ u·xq is vpdpbusd's exact u8 × s8 sum.
 //   A panel of 32 weight rows (two zmm of 16 output columns) is repacked per call into thread scratch
 //   as [sub-block][G/4 groups][32 columns][4 codes]: one zmm load gives 16 columns × 4 values, and
@@ -103,7 +103,8 @@ TERN_GEMM8_AVX512 void tiles(const GgufGemmActs& x, const MatmulArgs& a, int64_t
 }  // namespace
 
 bool gguf_gemm_int8_supported(GgufType t) {
-  return t == GgufType::Q8_0 || t == GgufType::Q4_0 || t == GgufType::Q4_K || t == GgufType::Q6_K;
+  return t == GgufType::Q8_0 || t == GgufType::Q4_0 || t == GgufType::Q4_K || t == GgufType::Q5_K ||
+         t == GgufType::Q6_K;
 }
 
 size_t gguf_gemm_int8_acts_bytes(int64_t m, int64_t k) {

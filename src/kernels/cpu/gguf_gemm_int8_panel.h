@@ -94,7 +94,7 @@ TERN_TARGET_AVX2 inline void put32(uint8_t* dst, __m256i v) {
   for (int q = 0; q < 8; ++q) std::memcpy(dst + q * kPanel * 4, &w[q], 4);
 }
 
-// Q8_0 / Q4_0 / Q4_K / Q6_K blocks of one weight row straight into the panel (vector unpack, no per-value
+// Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K blocks of one weight row straight into the panel (vector unpack, no per-value
 // loop): the repack is per call, and for the few rows an MoE expert gets it costs as much as the tile.
 // signed_q8: Q8_0 codes stay signed (u = q, mn = 0) for kernels whose u8 × s8 step would saturate on q + 128.
 TERN_TARGET_AVX2 void repack_row_fast(GgufType t, const uint8_t* row, int64_t nblk, uint8_t* codes, float* s,
@@ -138,14 +138,24 @@ TERN_TARGET_AVX2 void repack_row_fast(GgufType t, const uint8_t* row, int64_t nb
       for (int j = 0; j < 16; ++j) {
         s[(blk * 16 + j) * kPanel + c] = d * float(sc[j]), mn[(blk * 16 + j) * kPanel + c] = 32.f * d * float(sc[j]);
       }
-    } else {  // Q4_K: chunk p of 32 bytes holds sub-block 2p (low nibbles) and 2p + 1 (high)
-      const uint8_t* b = row + blk * 144;
+    } else {  // Q4_K / Q5_K: chunk p of 32 bytes holds sub-block 2p (low nibbles) and 2p + 1 (high)
+      const bool q5 = t == GgufType::Q5_K;  // + bit 2p / 2p + 1 of qh[l] as the code's fifth bit
+      const uint8_t* b = row + blk * (q5 ? 176 : 144);
       const float d = f16(b), dmin = f16(b + 2);
+      const __m256i qh = q5 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)) : _mm256_setzero_si256();
+      const __m256i one = _mm256_set1_epi8(1);
       for (int p = 0; p < 4; ++p) {
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16 + p * 32));
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + (q5 ? 48 : 16) + p * 32));
         const int64_t sb = blk * 8 + 2 * p;
-        put32(codes + size_t(sb) * 32 * kPanel + size_t(c) * 4, _mm256_and_si256(q, m4));
-        put32(codes + size_t(sb + 1) * 32 * kPanel + size_t(c) * 4, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (q5) {
+          const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), one);
+          const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one);
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(h0, 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi16(h1, 4));
+        }
+        put32(codes + size_t(sb) * 32 * kPanel + size_t(c) * 4, lo);
+        put32(codes + size_t(sb + 1) * 32 * kPanel + size_t(c) * 4, hi);
         for (int h = 0; h < 2; ++h) {
           int sc, m;
           k4_scale_min(2 * p + h, b + 4, &sc, &m);
@@ -170,7 +180,8 @@ TERN_TARGET_AVX2 void repack_panel(const MatmulArgs& a, int64_t c0, int cols, ui
     std::memset(s, 0, size_t(nsub) * kPanel * sizeof(float));
     std::memset(mn, 0, size_t(nsub) * kPanel * sizeof(float));
   }
-  const bool fast = t == GgufType::Q8_0 || t == GgufType::Q4_0 || t == GgufType::Q4_K || t == GgufType::Q6_K;
+  const bool fast = t == GgufType::Q8_0 || t == GgufType::Q4_0 || t == GgufType::Q4_K || t == GgufType::Q5_K ||
+                    t == GgufType::Q6_K;
   alignas(64) uint8_t u[256];
   float bs[16], bm[16];
   for (int c = 0; c < cols; ++c) {

@@ -7,7 +7,7 @@
 //                for symmetric (zero 8): w = scale * (q - zero).
 //   Fp8E4M3:     e4m3 bytes [n, k] (core/fp8.h; never NaN: the packer rejects it), scales [n].
 // Activations are prepared once per call (QuantActs) and shared by every thread:
-//   W8A16 / FP8: x stays f32. W8A16 decode (m <= kX16MaxRows) also gets x as int16 per block of
+//   W8A16 / FP8: x stays f32. W8A16 (any m: the decode GEMV and the GEMM) also gets x as int16 per block of
 //   kX16Block columns (scale max|x| / 32767 over the block; relative rounding <= 1/65534 of the
 //   block's max, below bf16's 1/512): the integer kernels multiply int8 w by int16 x with vpmaddwd /
 //   vpdpwssd (16 or 32 products per instruction, no widening to f32) and convert once per block.
@@ -36,7 +36,7 @@ inline constexpr int64_t kX16MaxRows = 8;  // the decode GEMV's rows of x
 struct QuantActs {
   const float* x = nullptr;    // [m, k] f32
   int64_t m = 0;
-  const int16_t* x16 = nullptr;  // W8A16, m <= kX16MaxRows: [m, k] int16 codes per kX16Block columns
+  const int16_t* x16 = nullptr;  // W8A16: [m, k] int16 codes per kX16Block columns
   const float* xd16 = nullptr;   // [m, ceil(k / kX16Block)] their scales
   const int8_t* xq = nullptr;  // [m, k] int8 (W8A8, Int4Group)
   const float* xd = nullptr;   // W8A8: [m]; Int4Group: [m, k / group] quantization scales of x
@@ -111,6 +111,23 @@ void quant_w8a8_avx512vnni(const QuantActs&, const WeightMatrix&, float*, const 
                            int64_t);
 void quant_int4_avx512vnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t,
                            int64_t);
+
+// GEMMs for m > kGemvMaxRows (prefill chunks, batched decode): y[0:a.m, n0:n1] (n0 a multiple of 32),
+// with every thread repacking 32 weight rows at a time into `panel` (its own scratch of *_panel_bytes):
+// register tiles of 4 rows of x × 32 (AVX-512) or 16 (AVX2) columns, integer dot products, no f32
+// weights. W8A16 (quant_gemm_w8a16.cpp): the int16 x of quant_acts_prepare (any m), k even; the integer
+// block sums equal quant_w8a16_x16_scalar's. Int4Group (quant_gemm_int4.cpp): the int8 x per group; the
+// integer group sums equal quant_int4_scalar's. Only the f32 order of the per-block terms differs.
+using QuantGemmFn = void (*)(const QuantActs& a, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
+                             int64_t n1, void* panel);
+size_t quant_gemm_w8a16_panel_bytes(const WeightMatrix& w);
+void quant_gemm_w8a16_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, void*);
+void quant_gemm_w8a16_avx512vnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t,
+                                 void*);
+size_t quant_gemm_int4_panel_bytes(const WeightMatrix& w);
+void quant_gemm_int4_avx2(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, void*);
+void quant_gemm_int4_avx512vnni(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t,
+                                void*);
 
 // AMX-INT8 W8A8 GEMM (tdpbssd on 16x64 int8 tiles); m0..m1 should span >= 16 rows to pay off.
 void quant_w8a8_amx(const QuantActs&, const WeightMatrix&, float*, const float*, int64_t, int64_t, int64_t, int64_t);
