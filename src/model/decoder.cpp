@@ -125,6 +125,7 @@ Status Decoder::forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t*
   }
   if (rows > 0) TERN_RETURN_IF_ERROR(forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out));
   pieces_.clear();
+  if (pp_ && pp_fused_) return pp_->rank() == 0 || !model_->pp().last() ? Status::ok() : pp_send_logits(ctx, hidden_out, outs);
   if (pp_) return pp_return_hidden(hidden_out, outs);
   return Status::ok();
 }

@@ -30,7 +30,7 @@ Status Decoder::announce_forward(const PagedKvCache& kv, const int32_t* ids, int
     ss[size_t(s)] = {q.pos0, q.n_tokens, need, q.n_out};
     tables[size_t(s)] = q.block_table;
   }
-  return broadcast_forward(*world_, h, ids, ss, tables);
+  return broadcast_forward(*world_, h, ids, ss, tables, pp_fused_ ? StepOp::kForwardLogits : StepOp::kForward);
 }
 
 Status Decoder::reduce_block(int64_t rows) {

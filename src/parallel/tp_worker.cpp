@@ -82,6 +82,11 @@ Status run_tp_worker(const Model& model, ExecContext& ctx, Communicator& comm) {
       table += s.n_blocks;
       outs += s.n_out;
     }
+    if (h.op == StepOp::kForwardLogits) {  // pipeline: the last stage sends the logits to rank 0 itself
+      TERN_RETURN_IF_ERROR(
+          dec->forward_logits_start(ctx, *kv, p.ids.data(), steps.data(), int(steps.size()), nullptr, nullptr));
+      continue;
+    }
     hidden.resize(size_t(std::max<int64_t>(outs, 1) * H));
     TERN_RETURN_IF_ERROR(
         dec->forward_batch(ctx, *kv, p.ids.data(), steps.data(), int(steps.size()), hidden.data()));
