@@ -89,8 +89,11 @@ Status CpuModelRunner::start_forward(const StepBatch& batch, float* logits) {
   if (!batch.seqs.empty()) TERN_RETURN_IF_ERROR(prepare(batch, &want));
   PendingRecv pending;
   if (!batch.seqs.empty()) {
+    // Micro-batches fill a pipeline that would otherwise be empty (one long prompt); with another
+    // step already in it each extra chunk is only one more pass over the stage's weights.
+    const int micro = in_flight_.empty() ? 0 : 1;
     TERN_RETURN_IF_ERROR(decoder_.forward_logits_start(*ctx_, *kv_, batch.token_ids.data(), steps_.data(),
-                                                       int(steps_.size()), logits, &pending));
+                                                       int(steps_.size()), logits, &pending, micro));
   }
   in_flight_.push_back(std::move(pending));  // inactive when nothing wants logits: finish is then a no-op
   return Status::ok();

@@ -106,7 +106,8 @@ Status Decoder::forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t*
   // at most ceil(total / M) rows, so stage s + 1 runs one while stage s runs the next — a batch of
   // decode tokens and a single long prompt alike (a sequence's later chunk reads the K/V its earlier
   // chunk wrote on the same stage).
-  const int64_t chunk = pp_ ? std::min(max_chunk_, micro_batch_rows(total, model_->pp().micro_batches)) : max_chunk_;
+  const int micro = pp_micro_ > 0 ? pp_micro_ : model_->pp().micro_batches;
+  const int64_t chunk = pp_ ? std::min(max_chunk_, micro_batch_rows(total, micro)) : max_chunk_;
   int64_t chunk_start = 0, rows = 0;
   pieces_.clear();
   for (int s = 0; s < n_seqs; ++s) {

@@ -65,8 +65,10 @@ class Decoder {
   // waits for them. Steps finish in the order they started, so rank 0 can keep several in the
   // pipeline (the engine's groups of requests: engine_core.h). The other ranks (the worker) pass
   // null logits and pending. Errors: as forward_batch, or not a pipeline.
+  // micro_batches: the step's row chunks over the stages (0: the layout's --pp-micro-batches); rank 0
+  // announces it, so every stage cuts the same chunks.
   Status forward_logits_start(ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs, int n_seqs,
-                              float* logits, PendingRecv* pending);
+                              float* logits, PendingRecv* pending, int micro_batches = 0);
   Status forward_logits_finish(PendingRecv& pending);
 
   const Model& model() const { return *model_; }
@@ -119,6 +121,7 @@ class Decoder {
   Communicator* world_;  // whom rank 0 announces each call to: pp_, else tp_, else ep_
   mutable int64_t busy_t0_ = 0;  // pp_busy_start()'s clock
   bool pp_fused_ = false;        // inside forward_logits_start: the last stage computes the logits
+  int pp_micro_ = 0;             // inside forward_logits_start: its micro-batches (0: the layout's)
   std::vector<float> pp_hidden_; // [Σ n_out, hidden] the last stage's output rows in forward_logits_start
   int64_t max_chunk_;
   ActivationObserver* observer_ = nullptr;

@@ -67,7 +67,7 @@ Status Decoder::pp_return_hidden(float* hidden_out, int64_t outs) {
 }
 
 Status Decoder::forward_logits_start(ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs,
-                                     int n_seqs, float* logits, PendingRecv* pending) {
+                                     int n_seqs, float* logits, PendingRecv* pending, int micro_batches) {
   if (!pp_) return Status::error("forward_logits_start: the model is not split into pipeline stages");
   const bool lead = pp_->rank() == 0;
   if (lead && (!pending || model_->pp().last())) {
@@ -77,8 +77,10 @@ Status Decoder::forward_logits_start(ExecContext& ctx, PagedKvCache& kv, const i
   for (int s = 0; s < n_seqs; ++s) outs += std::max<int64_t>(seqs[s].n_out, 0);
   if (!lead && model_->pp().last()) pp_hidden_.resize(size_t(std::max<int64_t>(outs, 1) * model_->config().hidden_size));
   pp_fused_ = true;
+  pp_micro_ = std::max(0, micro_batches);
   const Status st = forward_batch(ctx, kv, ids, seqs, n_seqs, pp_hidden_.data());
   pp_fused_ = false;
+  pp_micro_ = 0;
   TERN_RETURN_IF_ERROR(st);
   if (!lead || outs == 0) return Status::ok();
   // Posted after this step's activations went out: the last stage sends these logits only once it has

@@ -123,7 +123,10 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   // Under tensor parallelism the binder repacks (quantized layers) into an arena of its own: the rank
   // keeps copies of its slices and frees the rest with it (model/tp_shard.h).
   WeightArena bind_arena;
-  WeightBinder binder(m->store_, m->quant_, tp ? bind_arena : m->arena_);
+  // So does a pipeline stage of a quantized checkpoint: it keeps copies of its layers' repacked weights
+  // only (MoE layers cannot be copied out whole yet: they keep the old way, everything repacked).
+  const bool pp_copy = pp && !tp && m->quant_.quantized() && !m->config_.moe.enabled();
+  WeightBinder binder(m->store_, m->quant_, tp || pp_copy ? bind_arena : m->arena_);
   if (cacheable) binder.use_packed_cache(m->packed_cache_.get(), &cache_record);
   // yarn's attention factor scales the rotated q/k dims; only the MLA block applies it so far.
   if (!m->config_.mla.enabled() && rope_attention_factor(m->config_.rope) != 1.0) {
@@ -137,6 +140,13 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   if (tp) {
     TERN_RETURN_IF_ERROR(m->shard(options, &bind_arena));
     bind_arena = WeightArena();  // the other ranks' parts of the repacked layers
+    malloc_trim(0);
+  } else if (pp_copy) {
+    // The whole-matrix "slices" of one rank: what the stage keeps of the repacked layers is copied
+    // out of the bind arena, which goes with the other stages' layers.
+    TERN_ASSIGN_OR_RETURN(const TpLayout whole, tp_layout(m->config_, 0, 1));
+    TERN_ASSIGN_OR_RETURN(m->weights_, shard_weights(m->weights_, m->config_, whole, m->arena_, &bind_arena));
+    bind_arena = WeightArena();
     malloc_trim(0);
   }
   if (ep) {

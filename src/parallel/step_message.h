@@ -29,6 +29,7 @@ struct StepHeader {
   int64_t block_size = 0, kv_dtype = 0, num_blocks = 0;  // the pool's geometry now (it may have grown)
   int64_t n_seqs = 0, n_ids = 0, n_table = 0;            // kForward payload sizes
   int64_t rows = 0;                                      // kLogits rows
+  int64_t micro_batches = 0;  // pipeline: the step's micro-batches (0: the layout's --pp-micro-batches)
   int64_t payload_bytes = 0;
 };
 
