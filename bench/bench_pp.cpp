@@ -4,8 +4,13 @@
 //   decode:  prefill tok/s of --batch prompts (one forward each), then decode tok/s of the --batch
 //            sequences stepped together, with each rank's resident memory and its pipeline stage's
 //            idle share (time not computing, over the whole run)
+//   --engine: the same --batch greedy requests through the serving engine's core (EngineCore over a
+//            CpuModelRunner, as `tern serve`): under --pp its requests go in groups whose steps are
+//            in flight together (--steps-in-flight, default --pp; 1: one step at a time). decode_tok_s
+//            counts the tokens emitted after every request has its first one, over that time.
 // Usage: [mpirun -np N] bench_pp MODEL_DIR [--pp P] [--tp T] [--ep E] [--micro-batches M] [--threads N]
 //        [--ids 1,2,3 | --reference-ids reference.json] [--greedy 16] [--prompt 128] [--decode 64] [--batch 1]
+//        [--engine [--steps-in-flight S]]
 // Without mpirun (or -np 1 and no layout) it runs the whole model in one process: the baseline.
 // Output (rank 0): "tokens: ..." with --greedy; with --decode one JSON summary and one JSON line per rank.
 #include <fmt/format.h>
@@ -20,6 +25,8 @@
 #include "core/cpu_features.h"
 #include "core/exec_context.h"
 #include "core/thread_pool.h"
+#include "engine/cpu_model_runner.h"
+#include "engine/engine_core.h"
 #include "kv/paged_kv_cache.h"
 #include "model/decoder.h"
 #include "model/model.h"
@@ -36,7 +43,8 @@ namespace {
 
 struct Args {
   std::string model;
-  int threads = 1, pp = 1, tp = 1, ep = 1, micro = 0, batch = 1;
+  int threads = 1, pp = 1, tp = 1, ep = 1, micro = 0, batch = 1, in_flight = 0;
+  bool engine = false;
   std::vector<int32_t> ids;
   int greedy = 0;
   int64_t prompt = 128, decode = 0;
@@ -52,6 +60,8 @@ bool parse(int argc, char** argv, Args& a) {
     else if (s == "--ep") a.ep = std::stoi(next());
     else if (s == "--micro-batches") a.micro = std::stoi(next());
     else if (s == "--batch") a.batch = std::stoi(next());
+    else if (s == "--engine") a.engine = true;
+    else if (s == "--steps-in-flight") a.in_flight = std::stoi(next());
     else if (s == "--greedy") a.greedy = std::stoi(next());
     else if (s == "--prompt") a.prompt = std::stoll(next());
     else if (s == "--decode") a.decode = std::stoll(next());
@@ -69,7 +79,8 @@ bool parse(int argc, char** argv, Args& a) {
     } else if (!s.empty() && s[0] != '-' && a.model.empty()) a.model = s;
     else return false;
   }
-  return !a.model.empty() && a.pp >= 1 && a.tp >= 1 && a.ep >= 1 && a.batch >= 1 && a.threads >= 1;
+  return !a.model.empty() && a.pp >= 1 && a.tp >= 1 && a.ep >= 1 && a.batch >= 1 && a.threads >= 1 &&
+         a.in_flight >= 0 && (!a.engine || a.decode > 1);
 }
 
 int32_t argmax(const float* v, int64_t n) { return int32_t(std::max_element(v, v + n) - v); }
@@ -133,6 +144,55 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, nlohmann::order
   return Status::ok();
 }
 
+// Rank 0 with --engine: a.batch greedy requests of a.prompt tokens and a.decode new tokens each
+// through the engine core, stepped until done.
+Status lead_engine(const Model& model, ExecContext& ctx, const Args& a, nlohmann::ordered_json& summary) {
+  const int64_t V = model.config().vocab_size;
+  constexpr int kBlock = 16;
+  const int64_t per_seq = (a.prompt + a.decode + kBlock) / kBlock + 1;
+  CpuModelRunner runner(model, ctx, std::max<int64_t>(512, a.prompt), a.batch);
+  EngineCoreConfig cfg;
+  cfg.num_blocks = per_seq * a.batch;
+  cfg.block_size = kBlock;
+  cfg.prefix_caching = false;  // distinct prompts anyway
+  cfg.scheduler.max_step_tokens = std::max<int64_t>(512, a.prompt * a.batch);
+  TERN_RETURN_IF_ERROR(runner.allocate_kv({cfg.num_blocks, kBlock, KvDType::F32}));
+  TERN_ASSIGN_OR_RETURN(auto core, EngineCore::create(runner, nullptr, cfg));
+  // Each token's emission time; the first token of each request.
+  std::vector<Clock::time_point> emitted;
+  emitted.reserve(size_t(a.batch * a.decode));
+  std::vector<Clock::time_point> first(size_t(a.batch));
+  std::vector<int> got(size_t(a.batch), 0);
+  const auto t0 = Clock::now();
+  for (int s = 0; s < a.batch; ++s) {
+    EngineRequest r;
+    r.prompt.resize(size_t(a.prompt));
+    for (int64_t i = 0; i < a.prompt; ++i) r.prompt[size_t(i)] = int32_t((i * 7919 + 13 + s * 31) % std::min<int64_t>(V, 32000));
+    r.max_new_tokens = a.decode;
+    r.ignore_eos = true;
+    r.sampling.temperature = 0;
+    TERN_RETURN_IF_ERROR(core->add(RequestId(s), std::move(r), [&](RequestId id, const EngineOutput& out) {
+      const auto now = Clock::now();
+      for (size_t k = 0; k < out.tokens.size(); ++k) {
+        if (got[size_t(id)]++ == 0) first[size_t(id)] = now;
+        emitted.push_back(now);
+      }
+    }));
+  }
+  while (core->has_work()) core->step();
+  const auto t_end = Clock::now();
+  const auto all_first = *std::max_element(first.begin(), first.end());
+  int64_t after = 0;
+  for (const auto& t : emitted) after += t > all_first ? 1 : 0;
+  summary["engine"] = true;
+  summary["groups"] = core->groups();
+  summary["tokens"] = int64_t(emitted.size());
+  summary["ttft_all_s"] = std::chrono::duration<double>(all_first - t0).count();
+  summary["decode_tok_s"] = double(after) / std::chrono::duration<double>(t_end - all_first).count();
+  summary["total_s"] = std::chrono::duration<double>(t_end - t0).count();
+  return Status::ok();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,7 +200,7 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, a)) {
     fmt::print(stderr, "usage: [mpirun -np N] bench_pp MODEL_DIR [--pp P] [--tp T] [--ep E] [--micro-batches M] "
                        "[--threads N] [--ids a,b,c | --reference-ids FILE] [--greedy N] [--prompt N] [--decode N] "
-                       "[--batch B]\n");
+                       "[--batch B] [--engine [--steps-in-flight S]]\n");
     return 2;
   }
   std::unique_ptr<Communicator> world, group;
@@ -163,6 +223,7 @@ int main(int argc, char** argv) {
     lo.pp = world.get();
     lo.pp_stages = a.pp;
     lo.pp_micro_batches = a.micro > 0 ? a.micro : a.pp;
+    lo.pp_steps_in_flight = a.in_flight;
     lo.pp_stats = &stats;
     if (a.tp > 1) {
       std::vector<int> members;
@@ -183,7 +244,9 @@ int main(int argc, char** argv) {
   }
   nlohmann::ordered_json summary;
   const bool lead_rank = !world || world->rank() == 0;
-  Status s = lead_rank ? lead(**model, ctx, a, summary) : run_tp_worker(**model, ctx, *world);
+  Status s = !lead_rank  ? run_tp_worker(**model, ctx, *world)
+             : a.engine ? lead_engine(**model, ctx, a, summary)
+                        : lead(**model, ctx, a, summary);
   if (world && lead_rank) (void)broadcast_stop(*world);
   if (!s.is_ok()) {
     fmt::print(stderr, "bench_pp: rank {}: {}\n", world ? world->rank() : 0, s.message());
@@ -200,6 +263,7 @@ int main(int argc, char** argv) {
       summary["ranks"] = N;
       summary["pp"] = a.pp, summary["tp"] = a.tp, summary["ep"] = a.ep;
       summary["micro_batches"] = a.pp > 1 ? lo.pp_micro_batches : 1;
+      if (a.engine) summary["steps_in_flight"] = a.pp > 1 ? (**model).pp().steps_in_flight : 1;
       summary["batch"] = a.batch;
       summary["threads_per_rank"] = a.threads;
       fmt::print("{}\n", summary.dump());

@@ -31,9 +31,7 @@ Status CpuModelRunner::allocate_kv(const KvPoolSpec& spec) {
   return Status::ok();
 }
 
-Status CpuModelRunner::forward(const StepBatch& batch, float* logits) {
-  if (!kv_) return Status::error("forward before allocate_kv");
-  if (batch.seqs.empty()) return Status::ok();
+Status CpuModelRunner::prepare(const StepBatch& batch, int64_t* want_out) {
   steps_.clear();
   int64_t total = 0, want = 0;
   for (const BatchSequence& s : batch.seqs) {
@@ -59,10 +57,54 @@ Status CpuModelRunner::forward(const StepBatch& batch, float* logits) {
   if (want > max_logit_rows_) {
     return Status::error(fmt::format("the step wants {} rows of logits, more than the runner's {}", want, max_logit_rows_));
   }
+  *want_out = want;
+  return Status::ok();
+}
+
+Status CpuModelRunner::forward(const StepBatch& batch, float* logits) {
+  if (!kv_) return Status::error("forward before allocate_kv");
+  if (batch.seqs.empty()) return Status::ok();
+  int64_t want = 0;
+  TERN_RETURN_IF_ERROR(prepare(batch, &want));
   TERN_RETURN_IF_ERROR(decoder_.forward_batch(*ctx_, *kv_, batch.token_ids.data(), steps_.data(), int(steps_.size()),
                                               hidden_.data()));
   if (want > 0) TERN_RETURN_IF_ERROR(decoder_.logits(*ctx_, hidden_.data(), want, logits));
   return Status::ok();
+}
+
+}  // namespace tern
+
+namespace tern {
+
+int CpuModelRunner::max_steps_in_flight() const {
+  const PpLayout& p = model_->pp();
+  if (!p.enabled() || !model_->pp_comm() || model_->pp_comm()->rank() != 0) return 1;
+  return std::max(1, p.steps_in_flight);
+}
+
+Status CpuModelRunner::start_forward(const StepBatch& batch, float* logits) {
+  if (max_steps_in_flight() <= 1) return forward(batch, logits);
+  if (!kv_) return Status::error("forward before allocate_kv");
+  int64_t want = 0;
+  if (!batch.seqs.empty()) TERN_RETURN_IF_ERROR(prepare(batch, &want));
+  PendingRecv pending;
+  if (!batch.seqs.empty()) {
+    // Micro-batches fill a pipeline that would otherwise be empty (one long prompt); with another
+    // step already in it each extra chunk is only one more pass over the stage's weights.
+    const int micro = in_flight_.empty() ? 0 : 1;
+    TERN_RETURN_IF_ERROR(decoder_.forward_logits_start(*ctx_, *kv_, batch.token_ids.data(), steps_.data(),
+                                                       int(steps_.size()), logits, &pending, micro));
+  }
+  in_flight_.push_back(std::move(pending));  // inactive when nothing wants logits: finish is then a no-op
+  return Status::ok();
+}
+
+Status CpuModelRunner::finish_forward() {
+  if (max_steps_in_flight() <= 1) return Status::ok();
+  if (in_flight_.empty()) return Status::error("finish_forward: no step was started");
+  PendingRecv pending = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  return decoder_.forward_logits_finish(pending);
 }
 
 }  // namespace tern

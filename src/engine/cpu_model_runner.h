@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -27,6 +28,10 @@ class CpuModelRunner : public ModelRunner {
   Status allocate_kv(const KvPoolSpec& spec) override;
   Status forward(const StepBatch& batch, float* logits) override;
   int64_t max_logits_per_sequence() const override { return max_logit_rows_; }
+  // Under --pp on rank 0: the layout's steps_in_flight (Decoder::forward_logits_start); else 1.
+  int max_steps_in_flight() const override;
+  Status start_forward(const StepBatch& batch, float* logits) override;
+  Status finish_forward() override;
 
   Decoder& decoder() { return decoder_; }
   const PagedKvCache* kv() const { return kv_.get(); }
@@ -40,6 +45,9 @@ class CpuModelRunner : public ModelRunner {
   std::unique_ptr<PagedKvCache> kv_;
   std::vector<SeqStep> steps_;   // [seqs] reused
   std::vector<float> hidden_;    // [max_logit_rows, hidden]
+  std::deque<PendingRecv> in_flight_;  // started steps' logits receives, oldest first
+  // Checks the batch and fills steps_; *want: its rows of logits.
+  Status prepare(const StepBatch& batch, int64_t* want);
 };
 
 }  // namespace tern

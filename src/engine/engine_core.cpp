@@ -45,6 +45,13 @@ Result<std::unique_ptr<EngineCore>> EngineCore::create(ModelRunner& runner, cons
   auto core = std::unique_ptr<EngineCore>(new EngineCore(runner, tokenizer, config, std::move(policy)));
   core->drafter_ = ngram ? ngram.get() : drafter;
   core->owned_drafter_ = std::move(ngram);
+  // Steps in flight need each step's tokens sampled before its group runs again; speculative
+  // verification (drafts proposed from the previous step's tokens) keeps the one-step-at-a-time loop.
+  if (runner.max_steps_in_flight() > 1 && !core->drafter_) {
+    core->groups_ = runner.max_steps_in_flight();
+    core->group_load_.assign(size_t(core->groups_), 0);
+    core->group_busy_.assign(size_t(core->groups_), 0);
+  }
   return core;
 }
 
@@ -53,6 +60,13 @@ EngineCore::EngineCore(ModelRunner& runner, const Tokenizer* tokenizer, const En
     : runner_(runner), tokenizer_(tokenizer), config_(config), vocab_(runner.vocab_size()),
       kv_(config.num_blocks, config.block_size, config.prefix_caching),
       scheduler_(kv_, std::move(policy), config.scheduler) {}
+
+EngineCore::~EngineCore() {
+  while (!in_flight_.empty()) {
+    (void)runner_.finish_forward();
+    in_flight_.pop_front();
+  }
+}
 
 Status EngineCore::validate(const EngineRequest& r) const {
   TERN_RETURN_IF_ERROR(r.sampling.validate());
@@ -98,6 +112,11 @@ Status EngineCore::add(RequestId id, EngineRequest request, OutputCallback on_ou
                                           next_arrival_++);
   if (ttft > 0) r->seq.ttft_deadline_s = clock_seconds(r->arrived) + ttft;
   r->seq.tpot_target_s = tpot;
+  if (groups_ > 1) {
+    const auto least = std::min_element(group_load_.begin(), group_load_.end());
+    r->seq.group = int(least - group_load_.begin());
+    ++*least;
+  }
   if (max_new == 0) {
     finish_now_.push_back(id);
   } else {
@@ -113,6 +132,7 @@ void EngineCore::finish(RequestState& r, EngineOutput& out, EngineFinish why) {
     metrics_.observe_e2e(std::chrono::duration<double>(EngineClock::now() - r.arrived).count());
   }
   scheduler_.remove(&r.seq);
+  if (groups_ > 1) --group_load_[size_t(r.seq.group)];
   const RequestId id = r.seq.id;
   if (drafter_) {
     drafter_->release(id);
@@ -149,8 +169,7 @@ void EngineCore::fail_step(const SchedulerStep& step, const std::string& error) 
   }
 }
 
-void EngineCore::step() {
-  const auto step_start = EngineClock::now();
+void EngineCore::finish_zero_length() {
   for (RequestId id : std::exchange(finish_now_, {})) {
     auto it = requests_.find(id);
     if (it == requests_.end()) continue;
@@ -158,10 +177,9 @@ void EngineCore::step() {
     it->second->fill_counts(&out);
     finish(*it->second, out, EngineFinish::kLength);
   }
+}
 
-  if (drafter_) propose_drafts();
-  const SchedulerStep step = scheduler_.schedule(clock_seconds(EngineClock::now()));
-  if (drafter_) drop_unscheduled_drafts();
+void EngineCore::note_admitted(const SchedulerStep& step) {
   for (const auto& a : step.admitted) {
     RequestState& r = *requests_.at(a.seq->id);
     if (r.started) continue;  // a preempted request coming back: its prompt is counted once
@@ -171,12 +189,13 @@ void EngineCore::step() {
   }
   metrics_.set_preempted_total(scheduler_.preemptions_total());
   last_step_tokens_ = step.num_tokens;
-  if (step.empty()) return;
+}
 
+int64_t EngineCore::build_batch(const SchedulerStep& step, int64_t* prompt_tokens) {
   // The ragged batch: each chunk's tokens, positions pos0.., and its block table.
   batch_.token_ids.clear();
   batch_.seqs.clear();
-  int64_t n_logits = 0, prompt_tokens = 0;
+  int64_t n_logits = 0;
   for (const ScheduledChunk& c : step.chunks) {
     const auto& tokens = c.seq->tokens;
     batch_.token_ids.insert(batch_.token_ids.end(), tokens.begin() + c.pos0, tokens.begin() + c.pos0 + c.n_tokens);
@@ -185,8 +204,43 @@ void EngineCore::step() {
     const int64_t rows = c.want_logits ? 1 + c.seq->num_draft : 0;
     batch_.seqs.push_back({c.pos0, c.n_tokens, table.data(), int64_t(table.size()), c.want_logits, std::max<int64_t>(rows, 1)});
     n_logits += rows;
-    if (!c.seq->decoding()) prompt_tokens += c.n_tokens;
+    if (!c.seq->decoding()) *prompt_tokens += c.n_tokens;
   }
+  return n_logits;
+}
+
+void EngineCore::on_request_logits(RequestState& r, float* logits, int64_t* generated) {
+  const bool first = !r.has_first_token;
+  const auto prev = r.last_token;
+  EngineOutput out;
+  const EngineFinish fin = r.seq.num_draft > 0 ? verify(r, logits, &out) : r.on_logits(logits, &out);
+  if (first) {
+    r.first_token = r.last_token;
+    metrics_.observe_ttft(std::chrono::duration<double>(r.first_token - r.arrived).count());
+  } else {
+    metrics_.observe_itl(std::chrono::duration<double>(r.last_token - prev).count());
+  }
+  *generated += int64_t(out.tokens.size());
+  if (fin != EngineFinish::kNone) {
+    finish(r, out, fin);
+  } else if (r.callback) {
+    r.callback(r.seq.id, out);
+  }
+}
+
+void EngineCore::step() {
+  if (groups_ > 1) return step_pipelined();
+  const auto step_start = EngineClock::now();
+  finish_zero_length();
+
+  if (drafter_) propose_drafts();
+  const SchedulerStep step = scheduler_.schedule(clock_seconds(EngineClock::now()));
+  if (drafter_) drop_unscheduled_drafts();
+  note_admitted(step);
+  if (step.empty()) return;
+
+  int64_t prompt_tokens = 0;
+  const int64_t n_logits = build_batch(step, &prompt_tokens);
   logits_.resize(size_t(n_logits * vocab_));
   const Status st = runner_.forward(batch_, logits_.data());
   if (!st.is_ok()) {
@@ -202,28 +256,93 @@ void EngineCore::step() {
     row += 1 + c.seq->num_draft;
     auto it = requests_.find(c.seq->id);
     if (it == requests_.end()) continue;
-    RequestState& r = *it->second;
-    const bool first = !r.has_first_token;
-    const auto prev = r.last_token;
-    EngineOutput out;
-    const EngineFinish fin = r.seq.num_draft > 0 ? verify(r, logits, &out) : r.on_logits(logits, &out);
-    if (first) {
-      r.first_token = r.last_token;
-      metrics_.observe_ttft(std::chrono::duration<double>(r.first_token - r.arrived).count());
-    } else {
-      metrics_.observe_itl(std::chrono::duration<double>(r.last_token - prev).count());
-    }
-    generated += int64_t(out.tokens.size());
-    if (fin != EngineFinish::kNone) {
-      finish(r, out, fin);
-    } else if (r.callback) {
-      r.callback(r.seq.id, out);
-    }
+    on_request_logits(*it->second, logits, &generated);
   }
   const auto step_end = EngineClock::now();
   metrics_.add_step(step_end, prompt_tokens, generated);
   // The whole step (scheduling, forward, sampling, emitting): what a stream waits per token.
   scheduler_.observe_step(step.num_tokens, std::chrono::duration<double>(step_end - step_start).count());
+}
+
+void EngineCore::step_pipelined() {
+  finish_zero_length();
+  // Start every idle group's next step (round robin), up to the runner's depth, then sample the
+  // oldest step in the pipeline: the stages compute the others' meanwhile.
+  const int depth = runner_.max_steps_in_flight();
+  for (int tries = 0; tries < groups_ && int(in_flight_.size()) < depth; ++tries) {
+    const int g = next_group_;
+    next_group_ = (next_group_ + 1) % groups_;
+    if (!group_busy_[size_t(g)]) start_group(g);
+  }
+  if (!in_flight_.empty()) finish_oldest();
+}
+
+bool EngineCore::start_group(int group) {
+  const auto start = EngineClock::now();
+  const SchedulerStep step = scheduler_.schedule_group(clock_seconds(start), group);
+  note_admitted(step);
+  if (step.empty()) return false;
+  InFlight& f = in_flight_.emplace_back();
+  f.group = group;
+  f.start = start;
+  const int64_t n_logits = build_batch(step, &f.prompt_tokens);
+  if (!spare_logits_.empty()) {
+    f.logits = std::move(spare_logits_.back());
+    spare_logits_.pop_back();
+  }
+  f.logits.resize(size_t(n_logits * vocab_));
+  const Status st = runner_.start_forward(batch_, f.logits.data());
+  if (!st.is_ok()) {
+    in_flight_.pop_back();
+    fail_step(step, st.message());
+    return false;
+  }
+  for (const ScheduledChunk& c : step.chunks) {
+    f.ids.push_back(c.seq->id);
+    f.arrivals.push_back(c.seq->arrival);
+  }
+  f.step = step;
+  group_busy_[size_t(group)] = 1;
+  return true;
+}
+
+void EngineCore::finish_oldest() {
+  InFlight f = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  group_busy_[size_t(f.group)] = 0;
+  const Status st = runner_.finish_forward();
+  // The chunks whose requests are still here: one cancelled while in flight is finished already
+  // (its blocks released: the stages write them for this step before any later step's, in order).
+  SchedulerStep alive;
+  alive.num_tokens = f.step.num_tokens;
+  std::vector<int64_t> first_row;
+  int64_t row = 0;
+  for (size_t i = 0; i < f.step.chunks.size(); ++i) {
+    const ScheduledChunk& c = f.step.chunks[i];
+    auto it = requests_.find(f.ids[i]);
+    if (it != requests_.end() && it->second->seq.arrival == f.arrivals[i]) {
+      alive.chunks.push_back(c);
+      first_row.push_back(row);
+    }
+    row += c.want_logits ? 1 : 0;  // no drafts under steps in flight
+  }
+  if (!st.is_ok()) {
+    fail_step(alive, st.message());
+  } else {
+    scheduler_.complete(alive);
+    int64_t generated = 0;
+    for (size_t i = 0; i < alive.chunks.size(); ++i) {
+      const ScheduledChunk& c = alive.chunks[i];
+      if (!c.want_logits) continue;
+      auto it = requests_.find(c.seq->id);
+      if (it == requests_.end()) continue;
+      on_request_logits(*it->second, f.logits.data() + first_row[i] * vocab_, &generated);
+    }
+    const auto end = EngineClock::now();
+    metrics_.add_step(end, f.prompt_tokens, generated);
+    scheduler_.observe_step(f.step.num_tokens, std::chrono::duration<double>(end - f.start).count());
+  }
+  spare_logits_.push_back(std::move(f.logits));
 }
 
 std::optional<SloQueue> EngineCore::slo_queue() const {

@@ -64,6 +64,14 @@ class ModelRunner {
   // Runs the batch. logits: [logit_rows(batch.seqs), vocab]: each sequence with want_logits gives
   // its n_logits rows (positions pos0 + n_tokens - n_logits .. pos0 + n_tokens - 1), in batch order.
   virtual Status forward(const StepBatch& batch, float* logits) = 0;
+  // Pipeline parallelism: how many steps may be in the pipeline at once (1: forward() is the only way).
+  // Above 1 the engine starts a step with start_forward and takes its logits with finish_forward
+  // (oldest first) after it has started others (engine_core.h: groups of requests).
+  virtual int max_steps_in_flight() const { return 1; }
+  // Starts the batch; `logits` ([logit_rows, vocab], as forward's) must stay valid until the matching
+  // finish_forward, which completes the oldest started step. The batch itself may go once it returns.
+  virtual Status start_forward(const StepBatch& batch, float* logits) { return forward(batch, logits); }
+  virtual Status finish_forward() { return Status::ok(); }
   // Largest n_logits one sequence may ask for (1: no speculative verification on this runner).
   virtual int64_t max_logits_per_sequence() const { return 1; }
 };

@@ -99,7 +99,7 @@ SchedulerStep Scheduler::schedule(double now_s) {
   if (step.preempted.empty()) {
     size_t admitted = 0;
     for (Sequence* s : waiting_) {
-      if (budget <= 0 || int64_t(running_.size()) >= config_.max_running) break;
+      if (budget <= 0 || int64_t(running_.size()) + hidden_running_ >= config_.max_running) break;
       auto cached = kv_.start(s->id, s->tokens, budget, config_.watermark_blocks);
       if (!cached.is_ok()) break;  // first come, first served: nobody overtakes the head
       s->num_computed = *cached;
@@ -122,6 +122,25 @@ SchedulerStep Scheduler::schedule(double now_s) {
       step.num_tokens += s->scheduled;
     }
   }
+  return step;
+}
+
+SchedulerStep Scheduler::schedule_group(double now_s, int group) {
+  // Set the other groups' sequences aside for this step, then put them back (the queues are sorted
+  // again by policy order at every schedule, so where they go back does not matter).
+  std::vector<Sequence*> other_running, other_waiting;
+  auto set_aside = [group](std::vector<Sequence*>& q, std::vector<Sequence*>& out) {
+    auto mine = std::stable_partition(q.begin(), q.end(), [group](const Sequence* s) { return s->group == group; });
+    out.assign(mine, q.end());
+    q.erase(mine, q.end());
+  };
+  set_aside(running_, other_running);
+  set_aside(waiting_, other_waiting);
+  hidden_running_ = int64_t(other_running.size());
+  SchedulerStep step = schedule(now_s);
+  hidden_running_ = 0;
+  running_.insert(running_.end(), other_running.begin(), other_running.end());
+  waiting_.insert(waiting_.end(), other_waiting.begin(), other_waiting.end());
   return step;
 }
 

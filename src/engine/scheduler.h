@@ -51,6 +51,9 @@ class Scheduler {
   void remove(Sequence* seq);  // finished or cancelled: leaves the queues, its blocks are released
   // now_s: the engine's steady clock in seconds (policies with deadlines use it).
   SchedulerStep schedule(double now_s = 0);
+  // The same over the sequences of one group only (Sequence::group): the others are neither scheduled,
+  // admitted nor preempted (their step may be in the pipeline), but count towards max_running.
+  SchedulerStep schedule_group(double now_s, int group);
   // The forward pass of a step took this long (the policy's cost model learns from it).
   void observe_step(int64_t tokens, double seconds) { policy_->observe_step(tokens, seconds); }
   // The step's forward pass succeeded: advance num_computed and register newly full blocks (of
@@ -80,6 +83,7 @@ class Scheduler {
   SchedulerConfig config_;
   std::vector<Sequence*> running_, waiting_;
   int64_t preemptions_ = 0;
+  int64_t hidden_running_ = 0;  // schedule_group: running sequences of the other groups
 };
 
 }  // namespace tern

@@ -22,6 +22,7 @@ struct Sequence {
   int priority = 0;        // larger runs first
   uint64_t arrival = 0;    // admission order (smaller = earlier)
   int64_t num_preemptions = 0;
+  int group = 0;           // pipeline parallelism: the engine's group of requests (engine_core.h); 0 otherwise
   bool running = false;
   int64_t scheduled = 0;   // scheduler scratch: tokens given to it in the step being built
   // Speculative drafts at the end of tokens, for the step being built only: the engine appends them

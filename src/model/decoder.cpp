@@ -106,7 +106,8 @@ Status Decoder::forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t*
   // at most ceil(total / M) rows, so stage s + 1 runs one while stage s runs the next — a batch of
   // decode tokens and a single long prompt alike (a sequence's later chunk reads the K/V its earlier
   // chunk wrote on the same stage).
-  const int64_t chunk = pp_ ? std::min(max_chunk_, micro_batch_rows(total, model_->pp().micro_batches)) : max_chunk_;
+  const int micro = pp_micro_ > 0 ? pp_micro_ : model_->pp().micro_batches;
+  const int64_t chunk = pp_ ? std::min(max_chunk_, micro_batch_rows(total, micro)) : max_chunk_;
   int64_t chunk_start = 0, rows = 0;
   pieces_.clear();
   for (int s = 0; s < n_seqs; ++s) {
@@ -125,6 +126,7 @@ Status Decoder::forward_batch(ExecContext& ctx, PagedKvCache& kv, const int32_t*
   }
   if (rows > 0) TERN_RETURN_IF_ERROR(forward_chunk(ctx, kv, ids + chunk_start, seqs, out_base_.data(), hidden_out));
   pieces_.clear();
+  if (pp_ && pp_fused_) return pp_->rank() == 0 || !model_->pp().last() ? Status::ok() : pp_send_logits(ctx, hidden_out, outs);
   if (pp_) return pp_return_hidden(hidden_out, outs);
   return Status::ok();
 }

@@ -58,6 +58,19 @@ class Decoder {
   // written on rank 0 only. Errors: a failed collective.
   Status logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
 
+  // Pipeline parallelism (decoder_pp.cpp): forward_batch, then the logits [Σ n_out, vocab] of its
+  // output rows, computed by the last stage right after its layers (no hidden rows back to rank 0,
+  // no second announce). On rank 0 it returns once this stage's part is sent on, with the receive of
+  // the logits posted in `pending` (left inactive when no row wants logits); forward_logits_finish
+  // waits for them. Steps finish in the order they started, so rank 0 can keep several in the
+  // pipeline (the engine's groups of requests: engine_core.h). The other ranks (the worker) pass
+  // null logits and pending. Errors: as forward_batch, or not a pipeline.
+  // micro_batches: the step's row chunks over the stages (0: the layout's --pp-micro-batches); rank 0
+  // announces it, so every stage cuts the same chunks.
+  Status forward_logits_start(ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs, int n_seqs,
+                              float* logits, PendingRecv* pending, int micro_batches = 0);
+  Status forward_logits_finish(PendingRecv& pending);
+
   const Model& model() const { return *model_; }
   int64_t max_chunk() const { return max_chunk_; }
   // Sees every linear layer's input from now on (null: none). Not owned.
@@ -90,6 +103,8 @@ class Decoder {
   Status pp_send(int64_t c);
   Status pp_return_hidden(float* hidden_out, int64_t outs);
   Status pp_logits(ExecContext& ctx, const float* hidden, int64_t m, float* out) const;
+  // The last stage's logits of its m hidden rows, sent to rank 0 by its first rank (tag kPpTagLogits).
+  Status pp_send_logits(ExecContext& ctx, const float* hidden, int64_t m) const;
   // Expert parallelism (decoder_ep.cpp): this rank's routed experts, the sum over the ranks, then the
   // shared expert (replicated) — out [rows, hidden] as the whole MoE block computes it.
   Status ep_moe(ExecContext& ctx, const MoeWeights& w, const BlockStep& step, float* xn, float* out);
@@ -105,6 +120,9 @@ class Decoder {
   Communicator* ep_;  // expert parallelism: the ranks holding the other experts (null: all here)
   Communicator* world_;  // whom rank 0 announces each call to: pp_, else tp_, else ep_
   mutable int64_t busy_t0_ = 0;  // pp_busy_start()'s clock
+  bool pp_fused_ = false;        // inside forward_logits_start: the last stage computes the logits
+  int pp_micro_ = 0;             // inside forward_logits_start: its micro-batches (0: the layout's)
+  std::vector<float> pp_hidden_; // [Σ n_out, hidden] the last stage's output rows in forward_logits_start
   int64_t max_chunk_;
   ActivationObserver* observer_ = nullptr;
   int layer_limit_ = 0;

@@ -21,6 +21,7 @@ Status Decoder::announce_forward(const PagedKvCache& kv, const int32_t* ids, int
   h.kv_dtype = int64_t(kv.dtype());
   h.num_blocks = kv.num_blocks();
   h.n_ids = n_ids;
+  h.micro_batches = pp_micro_;
   std::vector<StepSeq> ss(static_cast<size_t>(n_seqs));
   std::vector<const int32_t*> tables(static_cast<size_t>(n_seqs));
   for (int s = 0; s < n_seqs; ++s) {
@@ -30,7 +31,7 @@ Status Decoder::announce_forward(const PagedKvCache& kv, const int32_t* ids, int
     ss[size_t(s)] = {q.pos0, q.n_tokens, need, q.n_out};
     tables[size_t(s)] = q.block_table;
   }
-  return broadcast_forward(*world_, h, ids, ss, tables);
+  return broadcast_forward(*world_, h, ids, ss, tables, pp_fused_ ? StepOp::kForwardLogits : StepOp::kForward);
 }
 
 Status Decoder::reduce_block(int64_t rows) {

@@ -72,8 +72,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   const bool tp = options.tp && options.tp->size() > 1;
   const bool pp = options.pp && options.pp_stages > 1;
   if (is_gguf_file(dir)) {
-    if (pp || (options.ep && options.ep->size() > 1)) {
-      return Status::error(fmt::format("{}: pipeline and expert parallelism support safetensors checkpoints only, not GGUF", dir));
+    if (options.ep && options.ep->size() > 1) {
+      return Status::error(fmt::format("{}: expert parallelism supports safetensors checkpoints only, not GGUF", dir));
     }
     return load_gguf(dir, options);
   }
@@ -124,7 +124,10 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   // Under tensor parallelism the binder repacks (quantized layers) into an arena of its own: the rank
   // keeps copies of its slices and frees the rest with it (model/tp_shard.h).
   WeightArena bind_arena;
-  WeightBinder binder(m->store_, m->quant_, tp ? bind_arena : m->arena_);
+  // So does a pipeline stage of a quantized checkpoint: it keeps copies of its layers' repacked weights
+  // only (MoE layers cannot be copied out whole yet: they keep the old way, everything repacked).
+  const bool pp_copy = pp && !tp && m->quant_.quantized() && !m->config_.moe.enabled();
+  WeightBinder binder(m->store_, m->quant_, tp || pp_copy ? bind_arena : m->arena_);
   if (cacheable) binder.use_packed_cache(m->packed_cache_.get(), &cache_record);
   // yarn's attention factor scales the rotated q/k dims; only the MLA block applies it so far.
   if (!m->config_.mla.enabled() && rope_attention_factor(m->config_.rope) != 1.0) {
@@ -134,21 +137,17 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   }
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
   report.bind_s = seconds_since(t_bind);
-  if (pp) {
-    TERN_ASSIGN_OR_RETURN(m->pp_, pp_layout(m->config_.n_layers, options.pp->rank(), options.pp->size(),
-                                            options.pp_stages, options.pp_micro_batches));
-    if (m->pp_.tp != (tp ? options.tp->size() : 1)) {
-      return Status::error(fmt::format("pipeline parallelism: stages of {} ranks but a tensor-parallel group of {}",
-                                       m->pp_.tp, tp ? options.tp->size() : 1));
-    }
-    m->weights_ = pp_stage_layers(m->weights_, m->pp_);
-    m->config_ = pp_local_config(m->config_, m->pp_);
-    m->pp_comm_ = options.pp;
-    m->pp_stats_ext_ = options.pp_stats;
-  }
+  if (pp) TERN_RETURN_IF_ERROR(m->take_stage(options));
   if (tp) {
     TERN_RETURN_IF_ERROR(m->shard(options, &bind_arena));
     bind_arena = WeightArena();  // the other ranks' parts of the repacked layers
+    malloc_trim(0);
+  } else if (pp_copy) {
+    // The whole-matrix "slices" of one rank: what the stage keeps of the repacked layers is copied
+    // out of the bind arena, which goes with the other stages' layers.
+    TERN_ASSIGN_OR_RETURN(const TpLayout whole, tp_layout(m->config_, 0, 1));
+    TERN_ASSIGN_OR_RETURN(m->weights_, shard_weights(m->weights_, m->config_, whole, m->arena_, &bind_arena));
+    bind_arena = WeightArena();
     malloc_trim(0);
   }
   if (ep) {
@@ -189,6 +188,21 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   return m;
 }
 
+Status Model::take_stage(const ModelLoadOptions& options) {
+  const int tp = options.tp && options.tp->size() > 1 ? options.tp->size() : 1;
+  TERN_ASSIGN_OR_RETURN(pp_, pp_layout(config_.n_layers, options.pp->rank(), options.pp->size(), options.pp_stages,
+                                       options.pp_micro_batches, options.pp_steps_in_flight));
+  if (pp_.tp != tp) {
+    return Status::error(
+        fmt::format("pipeline parallelism: stages of {} ranks but a tensor-parallel group of {}", pp_.tp, tp));
+  }
+  weights_ = pp_stage_layers(weights_, pp_);
+  config_ = pp_local_config(config_, pp_);
+  pp_comm_ = options.pp;
+  pp_stats_ext_ = options.pp_stats;
+  return Status::ok();
+}
+
 Status Model::shard(const ModelLoadOptions& options, const WeightArena* bind_arena) {
   TERN_ASSIGN_OR_RETURN(tp_, tp_layout(config_, options.tp->rank(), options.tp->size()));
   TERN_ASSIGN_OR_RETURN(tp_, tp_align_layout(tp_, weights_, config_));
@@ -219,9 +233,13 @@ Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path, const M
   TERN_ASSIGN_OR_RETURN(std::unique_ptr<GgufHfView> view, GgufHfView::open(*m->gguf_, *gguf_arch, m->config_));
   WeightBinder binder(*view);
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
-  // GGUF blocks are used in place from the mmap (or the view's un-permuted q/k copies): row slices
+  // GGUF blocks are used in place from the mmap (or the view's un-permuted q/k copies): a pipeline
+  // stage keeps its layers' views (the others' blocks are never read, so never resident); row slices
   // are views, column slices copies (model/tp_shard.h).
+  const bool pp = options.pp && options.pp_stages > 1;
+  if (pp) TERN_RETURN_IF_ERROR(m->take_stage(options));
   if (options.tp && options.tp->size() > 1) TERN_RETURN_IF_ERROR(m->shard(options, nullptr));
+  if (pp) pp_drop_ends(m->weights_, m->pp_);
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   // llama3-style scaling stored as per-frequency divisors (rope_freqs.weight).
   const std::vector<float>& divisors = view->rope_divisors();

@@ -82,6 +82,7 @@ struct ModelLoadOptions {
   Communicator* pp = nullptr;
   int pp_stages = 1;
   int pp_micro_batches = 1;  // groups of sequences a forward pipelines over the stages
+  int pp_steps_in_flight = 0;  // engine steps rank 0 keeps in the pipeline (0: one per stage)
   PpStats* pp_stats = nullptr;  // where the stage's timings go (not owned; null: the model's own)
   // Expert parallelism: with a communicator of size E > 1 this rank binds only its routed experts
   // (model/ep_shard.h); decoders sum the MoE layers' routed outputs through it. Not owned.
@@ -146,6 +147,9 @@ class Model {
   static Result<std::unique_ptr<Model>> load_gguf(const std::string& path, const ModelLoadOptions& options);
   // Tensor parallelism: cuts the bound weights to this rank's slices (model/tp_shard.h).
   Status shard(const ModelLoadOptions& options, const WeightArena* bind_arena);
+  // Pipeline parallelism: keeps this stage's layers of the bound weights (model/pp_shard.h), before
+  // any tensor-parallel cut; pp_drop_ends follows it.
+  Status take_stage(const ModelLoadOptions& options);
   std::string dir_;
   ModelConfig config_;
   SafetensorsStore store_;

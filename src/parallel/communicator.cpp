@@ -46,6 +46,21 @@ Status Communicator::recv(void* data, int64_t bytes, int peer, int tag) {
   return do_recv(data, bytes, peer, tag);
 }
 
+Status Communicator::post_recv(void* data, int64_t bytes, int peer, int tag, PendingRecv* pending) {
+  TERN_RETURN_IF_ERROR(check_rank("post_recv", peer));
+  if (!pending || bytes < 0 || (bytes > 0 && !data) || tag < 0) return Status::error("post_recv: bad buffer or tag");
+  calls_++;
+  *pending = PendingRecv{data, bytes, peer, tag, nullptr};
+  return do_post_recv(*pending);
+}
+
+Status Communicator::wait_recv(PendingRecv& pending) {
+  if (!pending.active()) return Status::error("wait_recv: nothing was posted");
+  const Status s = do_wait_recv(pending);
+  pending = PendingRecv{};
+  return s;
+}
+
 Status Communicator::all_gather(const void* send, int64_t bytes_each, void* recv) {
   if (bytes_each < 0 || (bytes_each > 0 && (!send || !recv))) return Status::error("all_gather: bad buffer");
   calls_++;

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,16 @@ struct CommStats {
   int64_t p2p_bytes = 0;         // send + all_to_all bytes
   int64_t calls = 0;             // collective and point-to-point calls
   int64_t total() const { return all_reduce_bytes + broadcast_bytes + gather_bytes + p2p_bytes; }
+};
+
+// A receive posted by post_recv and completed by wait_recv. The transport's handle (an MPI request)
+// lives in `impl`; null where the transport defers the whole receive to wait_recv.
+struct PendingRecv {
+  void* data = nullptr;
+  int64_t bytes = 0;
+  int peer = -1, tag = -1;
+  std::shared_ptr<void> impl;
+  bool active() const { return peer >= 0; }
 };
 
 class Communicator {
@@ -48,6 +59,15 @@ class Communicator {
   Status broadcast(void* data, int64_t bytes, int root);
   Status send(const void* data, int64_t bytes, int peer, int tag);
   Status recv(void* data, int64_t bytes, int peer, int tag);
+  // recv in two halves: post now, wait later (data must stay valid until wait_recv returns). Matches
+  // sends in posting order as recv does. Why: pipeline parallelism's rank 0 posts the receive of a
+  // step's logits, then sends the next step into the pipeline while the last stage may already be
+  // sending those logits: with both sends blocking (MPI's rendezvous for large messages) a plain recv
+  // afterwards would deadlock (docs/parallel.md, "Steps in flight"). MPI posts an MPI_Irecv; a
+  // transport whose sends never wait for the receiver (local, the tests' thread mailboxes) may defer
+  // the whole receive to wait_recv (the default).
+  Status post_recv(void* data, int64_t bytes, int peer, int tag, PendingRecv* pending);
+  Status wait_recv(PendingRecv& pending);
   // recv [size, bytes_each] := every rank's send [bytes_each], in rank order, on every rank.
   Status all_gather(const void* send, int64_t bytes_each, void* recv);
   // The same, on `root` only (recv is ignored elsewhere and may be null there).
@@ -71,6 +91,11 @@ class Communicator {
   virtual Status do_gather(const void* send, int64_t bytes_each, void* recv, int root) = 0;
   virtual Status do_all_to_all(const void* send, int64_t bytes_each, void* recv) = 0;
   virtual Status do_barrier() = 0;
+  virtual Status do_post_recv(PendingRecv& pending) {
+    (void)pending;
+    return Status::ok();
+  }
+  virtual Status do_wait_recv(PendingRecv& pending) { return do_recv(pending.data, pending.bytes, pending.peer, pending.tag); }
 
  private:
   Status check_rank(const char* what, int r) const;

@@ -67,6 +67,13 @@ class GroupCommunicator : public Communicator {
   Status do_recv(void* d, int64_t bytes, int peer, int tag) override {
     return parent_->recv(d, bytes, at(peer), kUser + tag);
   }
+  Status do_post_recv(PendingRecv& p) override {
+    auto inner = std::make_shared<PendingRecv>();
+    TERN_RETURN_IF_ERROR(parent_->post_recv(p.data, p.bytes, at(p.peer), kUser + p.tag, inner.get()));
+    p.impl = inner;
+    return Status::ok();
+  }
+  Status do_wait_recv(PendingRecv& p) override { return parent_->wait_recv(*static_cast<PendingRecv*>(p.impl.get())); }
   Status do_gather(const void* s, int64_t b, void* r, int root) override {
     if (rank_ != root) return parent_->send(s, b, at(root), kGather);
     auto* out = static_cast<char*>(r);

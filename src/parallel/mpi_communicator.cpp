@@ -104,6 +104,23 @@ class MpiCommunicator : public Communicator {
     if (got != bytes) return Status::error(fmt::format("recv: expected {} bytes from rank {}, got {}", bytes, peer, got));
     return Status::ok();
   }
+  Status do_post_recv(PendingRecv& p) override {
+    if (p.bytes > kMaxCount) return Status::error("recv: message over 1 GiB");
+    auto req = std::make_shared<MPI_Request>(MPI_REQUEST_NULL);
+    TERN_RETURN_IF_ERROR(mpi_status(MPI_Irecv(p.data, int(p.bytes), MPI_BYTE, p.peer, p.tag, comm_, req.get()), "irecv"));
+    p.impl = req;
+    return Status::ok();
+  }
+  Status do_wait_recv(PendingRecv& p) override {
+    auto* req = static_cast<MPI_Request*>(p.impl.get());
+    if (!req) return Status::error("recv: no request was posted");
+    MPI_Status st;
+    TERN_RETURN_IF_ERROR(mpi_status(MPI_Wait(req, &st), "wait"));
+    int got = 0;
+    MPI_Get_count(&st, MPI_BYTE, &got);
+    if (got != p.bytes) return Status::error(fmt::format("recv: expected {} bytes from rank {}, got {}", p.bytes, p.peer, got));
+    return Status::ok();
+  }
   Status do_all_gather(const void* send, int64_t bytes_each, void* recv) override {
     if (bytes_each > kMaxCount) return Status::error("all_gather: block over 1 GiB");
     return mpi_status(MPI_Allgather(send, int(bytes_each), MPI_BYTE, recv, int(bytes_each), MPI_BYTE, comm_),

@@ -19,6 +19,7 @@ struct PpLayout {
   int tp = 1, tp_rank = 0;    // ranks per stage, this rank's index in its stage
   int layer0 = 0, layers = 0; // this stage runs global layers [layer0, layer0 + layers)
   int micro_batches = 1;      // at most this many pipelined groups of sequences per forward (>= 1)
+  int steps_in_flight = 1;    // engine steps rank 0 keeps in the pipeline at once (>= 1; the engine's groups)
   bool enabled() const { return stages > 1; }
   bool first() const { return stage == 0; }
   bool last() const { return stage == stages - 1; }
@@ -32,7 +33,9 @@ struct PpLayout {
 
 // Errors: a rank outside the world, a world size that is not a multiple of `stages`, fewer layers
 // than stages (each stage needs one).
-Result<PpLayout> pp_layout(int n_layers, int world_rank, int world_size, int stages, int micro_batches = 1);
+// steps_in_flight: 0 means one per stage.
+Result<PpLayout> pp_layout(int n_layers, int world_rank, int world_size, int stages, int micro_batches = 1,
+                           int steps_in_flight = 0);
 
 // Tags of the pipeline's point-to-point messages (distinct from the group communicator's).
 constexpr int kPpTagActivation = 1101;  // [rows, hidden] residual stream, stage s -> s + 1

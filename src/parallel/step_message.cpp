@@ -29,9 +29,10 @@ Status take(const std::vector<uint8_t>& buf, size_t& off, std::vector<T>& out, i
 }  // namespace
 
 Status broadcast_forward(Communicator& comm, StepHeader h, const int32_t* ids, const std::vector<StepSeq>& seqs,
-                         const std::vector<const int32_t*>& tables) {
+                         const std::vector<const int32_t*>& tables, StepOp op) {
+  if (op != StepOp::kForward && op != StepOp::kForwardLogits) return Status::error("broadcast_forward: not a forward op");
   std::vector<uint8_t> buf;
-  h.op = StepOp::kForward;
+  h.op = op;
   h.n_seqs = int64_t(seqs.size());
   h.n_table = 0;
   for (const StepSeq& s : seqs) h.n_table += s.n_blocks;
@@ -69,7 +70,7 @@ Status receive_step(Communicator& comm, int64_t hidden_size, StepHeader& h, Step
     }
     return take(buf, off, p.hidden, h.rows * hidden_size);
   }
-  if (h.op != StepOp::kForward) return Status::error(fmt::format("step message: unknown op {}", int64_t(h.op)));
+  if (h.op != StepOp::kForward && h.op != StepOp::kForwardLogits) return Status::error(fmt::format("step message: unknown op {}", int64_t(h.op)));
   TERN_RETURN_IF_ERROR(take(buf, off, p.ids, h.n_ids));
   TERN_RETURN_IF_ERROR(take(buf, off, p.seqs, h.n_seqs));
   TERN_RETURN_IF_ERROR(take(buf, off, p.tables, h.n_table));

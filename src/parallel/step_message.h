@@ -5,6 +5,9 @@
 //
 //   kForward  Decoder::forward_batch over a KV pool: ids [n_ids] int32, per sequence
 //             (pos0, n_tokens, n_blocks, n_out) int64, then the block tables [Σ n_blocks] int32
+//   kForwardLogits  the same payload: forward_batch, then the logits of its output rows computed by
+//             the last pipeline stage right after its layers and sent to rank 0 (Decoder::
+//             forward_logits_start: the engine's steps in flight under --pp)
 //   kLogits   Decoder::logits of `rows` final-normed hidden rows: [rows, hidden] f32
 //   kStop     rank 0 is done: workers return
 #pragma once
@@ -17,7 +20,7 @@
 
 namespace tern {
 
-enum class StepOp : int64_t { kForward = 1, kLogits = 2, kStop = 3 };
+enum class StepOp : int64_t { kForward = 1, kLogits = 2, kStop = 3, kForwardLogits = 4 };
 
 struct StepHeader {
   StepOp op = StepOp::kStop;
@@ -26,6 +29,7 @@ struct StepHeader {
   int64_t block_size = 0, kv_dtype = 0, num_blocks = 0;  // the pool's geometry now (it may have grown)
   int64_t n_seqs = 0, n_ids = 0, n_table = 0;            // kForward payload sizes
   int64_t rows = 0;                                      // kLogits rows
+  int64_t micro_batches = 0;  // pipeline: the step's micro-batches (0: the layout's --pp-micro-batches)
   int64_t payload_bytes = 0;
 };
 
@@ -42,8 +46,9 @@ struct StepPayload {
 };
 
 // Rank 0: header then payload (the payload is built from the pieces given).
+// op: kForward or kForwardLogits.
 Status broadcast_forward(Communicator& comm, StepHeader h, const int32_t* ids, const std::vector<StepSeq>& seqs,
-                         const std::vector<const int32_t*>& tables);
+                         const std::vector<const int32_t*>& tables, StepOp op = StepOp::kForward);
 Status broadcast_logits(Communicator& comm, StepHeader h, const float* hidden, int64_t hidden_size);
 Status broadcast_stop(Communicator& comm);
 

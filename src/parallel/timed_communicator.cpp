@@ -48,6 +48,17 @@ Status TimedCommunicator::do_recv(void* data, int64_t bytes, int peer, int tag) 
   return timed(&times_.p2p_s, [&] { return inner_.recv(data, bytes, peer, tag); });
 }
 
+Status TimedCommunicator::do_post_recv(PendingRecv& p) {
+  auto inner = std::make_shared<PendingRecv>();
+  TERN_RETURN_IF_ERROR(timed(&times_.p2p_s, [&] { return inner_.post_recv(p.data, p.bytes, p.peer, p.tag, inner.get()); }));
+  p.impl = inner;
+  return Status::ok();
+}
+
+Status TimedCommunicator::do_wait_recv(PendingRecv& p) {
+  return timed(&times_.p2p_s, [&] { return inner_.wait_recv(*static_cast<PendingRecv*>(p.impl.get())); });
+}
+
 Status TimedCommunicator::do_all_gather(const void* send, int64_t bytes_each, void* recv) {
   return timed(&times_.gather_s, [&] { return inner_.all_gather(send, bytes_each, recv); });
 }

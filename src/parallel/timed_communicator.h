@@ -44,6 +44,8 @@ class TimedCommunicator final : public Communicator {
   Status do_gather(const void* send, int64_t bytes_each, void* recv, int root) override;
   Status do_all_to_all(const void* send, int64_t bytes_each, void* recv) override;
   Status do_barrier() override;
+  Status do_post_recv(PendingRecv& pending) override;
+  Status do_wait_recv(PendingRecv& pending) override;
 
  private:
   Communicator& inner_;

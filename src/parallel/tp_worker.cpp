@@ -82,6 +82,13 @@ Status run_tp_worker(const Model& model, ExecContext& ctx, Communicator& comm) {
       table += s.n_blocks;
       outs += s.n_out;
     }
+    if (h.micro_batches < 0 || h.micro_batches > 4096) return Status::error("step message: bad micro-batch count");
+    if (h.op == StepOp::kForwardLogits) {  // pipeline: the last stage sends the logits to rank 0 itself
+      TERN_RETURN_IF_ERROR(
+          dec->forward_logits_start(ctx, *kv, p.ids.data(), steps.data(), int(steps.size()), nullptr, nullptr,
+                                    int(h.micro_batches)));
+      continue;
+    }
     hidden.resize(size_t(std::max<int64_t>(outs, 1) * H));
     TERN_RETURN_IF_ERROR(
         dec->forward_batch(ctx, *kv, p.ids.data(), steps.data(), int(steps.size()), hidden.data()));

@@ -205,6 +205,48 @@ TEST(MpiPpServe, ConcurrentRequestsCancellationAndPrefixCache) {
   EXPECT_GT(metric_value(metrics(pp.port()), "tern_prefix_cache_hit_rate"), 0) << metrics(pp.port());
 }
 
+// A completion of n greedy tokens (empty on any failure).
+std::string complete_n(int port, const std::string& prompt, int n) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(120, 0);
+  const nlohmann::json body = {{"model", "docs-llama-28m"}, {"prompt", prompt}, {"max_tokens", n},
+                               {"temperature", 0}, {"ignore_eos", true}};
+  auto r = c.Post("/v1/completions", body.dump(), "application/json");
+  if (!r || r->status != 200) return "";
+  return nlohmann::json::parse(r->body)["choices"][0]["text"];
+}
+
+// Steps in flight (docs/parallel.md): six requests of different lengths, four at once and two
+// arriving while those decode, so groups fill, drain and refill and requests finish mid-run; the
+// answers must be the single server's, with the pipeline kept full (default) and one step at a time.
+TEST(MpiPpServe, StepsInFlightAnswerLikeTheSingleServer) {
+  TERN_SKIP_WITHOUT_MPI();
+  const std::string args = "--kv-dtype f32 --kv-memory-mb 64";
+  const int lens[6] = {24, 6, 40, 12, 17, 3};
+  auto prompt = [](int i) { return std::string(kPrompts[i % 3]) + (i >= 3 ? " again" : ""); };
+  std::string want[6];
+  {
+    ServerProcess one("-t 1 " + args);
+    ASSERT_GT(one.port(), 0) << one.log();
+    for (int i = 0; i < 6; ++i) want[i] = complete_n(one.port(), prompt(i), lens[i]);
+  }
+  for (const std::string layout : {" --pp 2", " --pp 2 --pp-steps-in-flight 1", " --pp 2 --pp-micro-batches 1"}) {
+    MpiServer pp(2, args + layout);
+    ASSERT_GT(pp.port(), 0) << pp.log();
+    std::string got[6];
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 6; ++i) {
+      if (i == 4) std::this_thread::sleep_for(std::chrono::milliseconds(150));  // the last two arrive mid-run
+      ts.emplace_back([&, i] { got[i] = complete_n(pp.port(), prompt(i), lens[i]); });
+    }
+    for (auto& t : ts) t.join();
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_FALSE(want[i].empty());
+      EXPECT_EQ(got[i], want[i]) << layout << ": request " << i;
+    }
+  }
+}
+
 TEST(MpiPpServe, ARankThatDiesEndsTheJobWithinSeconds) {
   TERN_SKIP_WITHOUT_MPI();
   MpiServer s(2, "--kv-memory-mb 64 --pp 2");

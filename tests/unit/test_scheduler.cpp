@@ -195,3 +195,37 @@ TEST(Scheduler, RemovingAWaitingOrRunningSequenceFreesItsBlocks) {
 
 }  // namespace
 }  // namespace tern
+
+namespace tern {
+namespace {
+
+// Pipeline parallelism's groups (engine_core.h): a group's step sees only its own sequences, but the
+// others count towards max_running, and the queues are whole again afterwards.
+TEST(Scheduler, ScheduleGroupSeesOnlyItsGroup) {
+  Harness h(64, 4, {.max_step_tokens = 64, .max_running = 2});
+  Sequence* a = h.add(6);
+  Sequence* b = h.add(5);
+  Sequence* c = h.add(7);
+  b->group = 1;
+  SchedulerStep s0 = h.sched.schedule_group(0, 0);
+  ASSERT_EQ(s0.chunks.size(), 2u);
+  EXPECT_EQ(s0.chunks[0].seq, a);
+  EXPECT_EQ(s0.chunks[1].seq, c);
+  EXPECT_FALSE(b->running);
+  EXPECT_EQ(h.sched.running().size(), 2u);
+  EXPECT_EQ(h.sched.waiting().size(), 1u);
+  h.sched.complete(s0);
+  // Group 1's step: b may not be admitted, a and c already fill max_running.
+  EXPECT_TRUE(h.sched.schedule_group(0, 1).empty());
+  EXPECT_FALSE(b->running);
+  // Group 0 again: its two sequences (their prompts done, nothing pending without a token) only.
+  a->tokens.push_back(1);
+  c->tokens.push_back(2);
+  SchedulerStep s1 = h.sched.schedule_group(0, 0);
+  ASSERT_EQ(s1.chunks.size(), 2u);
+  for (const auto& ch : s1.chunks) EXPECT_NE(ch.seq, b);
+  EXPECT_EQ(h.kv.check_invariants(), "");
+}
+
+}  // namespace
+}  // namespace tern

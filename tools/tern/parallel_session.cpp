@@ -22,6 +22,10 @@ void ParallelOptions::add_to(CLI::App& cmd) {
   cmd.add_option("--pp-micro-batches", pp_micro_batches,
                  "with --pp: a step's token rows go through the stages in this many pipelined chunks (default: --pp)")
       ->check(CLI::Range(1, 1024));
+  cmd.add_option("--pp-steps-in-flight", pp_steps_in_flight,
+                 "with --pp: engine steps kept in the pipeline at once, one per group of requests (default: --pp; "
+                 "1: one step at a time)")
+      ->check(CLI::Range(1, 1024));
   cmd.add_option("--ep", ep, "expert-parallel ranks: the routed experts of a mixture-of-experts model split over them")
       ->check(CLI::Range(1, 1024));
   cmd.add_option("--tp-comm", tp_comm, "tensor-parallel all-reduce: auto (the activation dtype) or int8 (per-row "
@@ -121,6 +125,7 @@ std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& 
       lo.pp = par->comm();
       lo.pp_stages = o.pp;
       lo.pp_micro_batches = o.pp_micro_batches > 0 ? o.pp_micro_batches : o.pp;
+      lo.pp_steps_in_flight = o.pp_steps_in_flight;
       lo.pp_stats = &par->pp_stats_;
     }
   }

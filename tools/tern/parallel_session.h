@@ -26,6 +26,7 @@ struct ParallelOptions {
   int tp = 1;  // tensor-parallel ranks per stage
   int pp = 1;  // pipeline stages (contiguous layer ranges; docs/parallel.md)
   int pp_micro_batches = 0;  // a step's rows pipelined in this many chunks (0: --pp)
+  int pp_steps_in_flight = 0;  // engine steps in the pipeline at once (0: --pp; 1: one at a time)
   int ep = 1;  // expert-parallel ranks (mixture-of-experts models; not combined with tp / pp yet)
   std::string tp_comm = "auto";  // the all-reduce's wire format: auto (activation dtype) or int8
   void add_to(CLI::App& cmd);
