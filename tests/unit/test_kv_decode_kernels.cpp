@@ -114,7 +114,7 @@ void check_case(const Level& lv, const Case& c, uint32_t seed) {
   float* work = work_buf.data() + (16 - (reinterpret_cast<uintptr_t>(work_buf.data()) % 64) / 4) % 16;
   job.work = work;
 
-  std::vector<float> o_ref(size_t(rows) * c.d), m_ref(size_t(rows)), l_ref(size_t(rows));
+  std::vector<float> o_ref(size_t(rows) * c.d), m_ref(static_cast<size_t>(rows)), l_ref(static_cast<size_t>(rows));
   cpu::KvDecodeJob ref = job;
   ref.o = o_ref.data();
   ref.m = m_ref.data();
@@ -198,7 +198,7 @@ TEST(KvDecodeKernels, WideningIsExactForEveryCode) {
         std::memcpy(const_cast<uint8_t*>(L.k) + 512, &one, 4);
         std::memcpy(const_cast<uint8_t*>(L.v) + 512, &one, 4);
         const int32_t table[1] = {0};
-        std::vector<float> q(size_t(d), 0.f), o(size_t(d)), work(cpu::kv_decode_work_floats(1, d) + 16);
+        std::vector<float> q(size_t(d), 0.f), o(size_t(d), 0.f), work(cpu::kv_decode_work_floats(1, d) + 16, 0.f);
         float* wk = work.data() + (16 - (reinterpret_cast<uintptr_t>(work.data()) % 64) / 4) % 16;
         float m = 0, l = 0;
         const int64_t lo = 0, hi = 1;
