@@ -1,8 +1,10 @@
 // Attention of a ragged batch over a paged KV pool: each sequence's queries (a prompt chunk or one
 // decode token) attend to its own cached keys, read through its block table. Same semantics as
 // ops/attention.h (causal, GQA, sliding window, softcap) and the same tiled online-softmax kernels;
-// decode reads the pool's rows in place (bf16, f32, int8, fp8 widened in registers by the fused
-// KvTileKernels), prompt chunks decode each K/V tile to f32 once for all of their rows.
+// decode reads the pool's rows in place (bf16, f32, int8, fp8 widened in registers): the
+// whole-item KvDecodeJob kernels walk a sequence's blocks once, serving every kv head per run of
+// 16 keys with the scores kept in registers (the KvTileKernels take head_dims those do not), and
+// prompt chunks decode each K/V tile to f32 once for all of their rows.
 //
 //   q:   [total rows, n_heads, head_dim]   rows of sequence s are row0 .. row0 + n_q - 1
 //   out: [total rows, n_heads, head_dim]

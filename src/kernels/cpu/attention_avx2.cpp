@@ -174,7 +174,7 @@ TERN_AVX2_TARGET void pv_avx2(const float* p, int rows, int ld_p, const float* v
 }  // namespace
 
 AttentionKernels attention_kernels_avx2() {
-  return {"attention_avx2", scores_avx2, softmax_avx2, pv_avx2, kv_tile_kernels_avx2};
+  return {"attention_avx2", scores_avx2, softmax_avx2, pv_avx2, kv_tile_kernels_avx2, kv_decode_avx2};
 }
 
 }  // namespace tern::cpu

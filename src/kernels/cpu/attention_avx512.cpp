@@ -130,7 +130,7 @@ TERN_AVX512_TARGET void pv_avx512(const float* p, int rows, int ld_p, const floa
 }  // namespace
 
 AttentionKernels attention_kernels_avx512() {
-  return {"attention_avx512", scores_avx512, attention_kernels_avx2().softmax, pv_avx512, kv_tile_kernels_avx512};
+  return {"attention_avx512", scores_avx512, attention_kernels_avx2().softmax, pv_avx512, kv_tile_kernels_avx512, kv_decode_avx512};
 }
 
 }  // namespace tern::cpu

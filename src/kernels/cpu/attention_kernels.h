@@ -66,6 +66,40 @@ KvTileKernels kv_tile_kernels_scalar(KvDType dtype);  // the reference: widen ea
 KvTileKernels kv_tile_kernels_avx2(KvDType dtype);    // needs head_dim % 8 == 0
 KvTileKernels kv_tile_kernels_avx512(KvDType dtype);  // needs head_dim % 16 == 0
 
+// Decode attention of one work item straight from a paged pool, keys outermost: the item's rows
+// (kv heads [g0, g1) × rg rows each, packed as attention_block packs them: row (g - g0)·rg + r)
+// against keys [t_lo, t_hi), walked in runs of up to 16 consecutive keys of one block; each run
+// serves every kv head of the item in turn (one pass over the run's K/V bytes, which sit
+// contiguously in the block), and each K/V row is widened once for all rg rows of its head. The
+// scores of a run stay in registers and enter an online softmax there. Row r of every head sees
+// the keys [lo[r], hi[r]) ∩ [t_lo, t_hi); every key of [t_lo, t_hi) must be stored in the pool.
+// Writes the unnormalised state of each row: o = Σ p·v, m = max score (-inf if it saw no key),
+// l = Σ p with p = exp(score - m), score = scale · q·k (· row scale), soft-capped when softcap > 0.
+struct KvDecodeJob {
+  const PagedKvLayer* kv = nullptr;
+  const int32_t* block_table = nullptr;
+  int n_kv_heads = 0, head_dim = 0;
+  int g0 = 0, g1 = 0, rg = 0;
+  const float* q = nullptr;  // [(g1 - g0)·rg, D]
+  const int64_t* lo = nullptr;
+  const int64_t* hi = nullptr;  // [rg]
+  int64_t t_lo = 0, t_hi = 0;
+  float scale = 0.f, softcap = 0.f;
+  float* o = nullptr;     // [(g1 - g0)·rg, D]
+  float* m = nullptr;     // [(g1 - g0)·rg]
+  float* l = nullptr;     // [(g1 - g0)·rg]
+  float* work = nullptr;  // kv_decode_work_floats(rows, D) floats, 64-byte aligned
+};
+using KvDecodeFn = void (*)(const KvDecodeJob&);
+
+// Scratch of a job with `rows` rows (q in the kernel's lane order, per-lane softmax sums).
+inline size_t kv_decode_work_floats(int rows, int head_dim) { return size_t(rows) * size_t(head_dim + 16); }
+
+// nullptr where the ISA variant does not take this head_dim (then the tile primitives above run).
+KvDecodeFn kv_decode_scalar(KvDType dtype, int head_dim);  // the reference: two passes, f32, std::exp
+KvDecodeFn kv_decode_avx2(KvDType dtype, int head_dim);    // head_dim 16, 32, 48, 64, 80, 96, 128
+KvDecodeFn kv_decode_avx512(KvDType dtype, int head_dim);  // those, 112, 192, 256
+
 struct AttentionKernels {
   const char* name;
   void (*scores)(const float* q, int rows, int d, const float* k, int64_t k_stride, int nk, const int* lo,
@@ -76,6 +110,8 @@ struct AttentionKernels {
              const int* hi, const float* alpha, float* o);
   // Fused tile primitives of this ISA for a paged pool's dtype (decode reads rows in place).
   KvTileKernels (*kv_tile)(KvDType dtype) = nullptr;
+  // Whole-item decode of this ISA (nullptr: not for this dtype / head_dim).
+  KvDecodeFn (*kv_decode)(KvDType dtype, int head_dim) = nullptr;
 };
 
 AttentionKernels attention_kernels_scalar();

@@ -181,12 +181,12 @@ AttentionKernels attention_kernels_scalar() {
 }
 
 // Layout: Q [rows, D] | S [rows, kKeyTile] | O [rows, D] | m, l, alpha [rows] | lo, hi [rows] int |
-//         packed K, V tiles [kKeyTile, D].
+//         packed K, V tiles [kKeyTile, D] | the decode kernel's work [kv_decode_work_floats].
 size_t attention_scratch_bytes(int rows, int head_dim) {
   const size_t f = sizeof(float);
   return align64(size_t(rows) * head_dim * f) * 2 + align64(size_t(rows) * kKeyTile * f) +
          align64(size_t(rows) * f) * 3 + align64(size_t(rows) * sizeof(int)) * 2 +
-         align64(size_t(kKeyTile) * head_dim * f) * 2;
+         align64(size_t(kKeyTile) * head_dim * f) * 2 + align64(kv_decode_work_floats(rows, head_dim) * f);
 }
 
 void attention_block(const AttentionKernels& kr, const AttnParams& p, const AttnWork& w, void* scratch,
@@ -210,6 +210,7 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
   int* hi = reinterpret_cast<int*>(take(size_t(rows) * sizeof(int)));
   float* kpack = reinterpret_cast<float*>(take(size_t(kKeyTile) * D * sizeof(float)));
   float* vpack = reinterpret_cast<float*>(take(size_t(kKeyTile) * D * sizeof(float)));
+  float* decode_work = reinterpret_cast<float*>(take(kv_decode_work_floats(rows, D) * sizeof(float)));
 
   // Row (g - g0)·rg + (i - i0)·G + hh holds query i of head g·G + hh; the G heads of one query are
   // adjacent in q, so each (kv head, query) contributes one contiguous [G, D] block.
@@ -236,8 +237,41 @@ void attention_block(const AttentionKernels& kr, const AttnParams& p, const Attn
   // decode of the tile into f32 over all of them and take the packed path below.
   const bool fused = paged && !in_place && kr.kv_tile != nullptr && rg < kPackMinRows;
   const KvTileKernels tk = fused ? kr.kv_tile(p.paged->codec.dtype) : KvTileKernels{};
+  // Whole-item decode kernel where the ISA has one for this dtype and head_dim: keys outermost,
+  // every kv head of the item per run of keys, scores in registers.
+  const KvDecodeFn decode = fused && kr.kv_decode ? kr.kv_decode(p.paged->codec.dtype, D) : nullptr;
+  if (decode && kv_begin < kv_end) {
+    int64_t lo_pos[kPackMinRows], hi_pos[kPackMinRows];
+    for (int i = 0; i < nq; ++i) {
+      const int64_t pos = p.q_pos0 + w.i0 + i;
+      for (int hh = 0; hh < G; ++hh) {
+        lo_pos[i * G + hh] = std::max<int64_t>(W > 0 ? pos - W + 1 : 0, kv_begin);
+        hi_pos[i * G + hh] = std::min<int64_t>(pos + 1, kv_end);
+      }
+    }
+    KvDecodeJob job;
+    job.kv = p.paged;
+    job.block_table = p.block_table;
+    job.n_kv_heads = p.n_kv_heads;
+    job.head_dim = D;
+    job.g0 = w.g0;
+    job.g1 = w.g1;
+    job.rg = rg;
+    job.q = qp;
+    job.lo = lo_pos;
+    job.hi = hi_pos;
+    job.t_lo = kv_begin;
+    job.t_hi = kv_end;
+    job.scale = p.scale;
+    job.softcap = p.softcap;
+    job.o = o;
+    job.m = m;
+    job.l = l;
+    job.work = decode_work;
+    decode(job);
+  }
   FusedTile ft;
-  for (int64_t tb = tile0; tb < kv_end; tb += kKeyTile) {
+  for (int64_t tb = decode ? kv_end : tile0; tb < kv_end; tb += kKeyTile) {
     const int nk = int(std::min<int64_t>(kKeyTile, kv_end - tb));
     // Visible keys of query position pos: max(0, pos - W + 1) <= t <= pos, clipped to the tile.
     for (int i = 0; i < nq; ++i) {
