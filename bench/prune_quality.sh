@@ -5,7 +5,7 @@
 # quantization figures), evaluation = the second half and wiki.test.raw, never the calibration text;
 # each in tern's protocol (40 windows of 512) and llama.cpp's (BOS first, second half scored; --windows W).
 # Prints one markdown row per checkpoint: ppl and ΔPPL against the unpruned model in each of the four columns.
-# usage: [PRUNE_ONLY=REGEX] bench/prune_quality.sh [BUILD_DIR] [MODEL_DIR] [LLAMACPP_WINDOWS (default 40)]
+# usage: [PRUNE_ONLY=REGEX] [TERN_PROTOCOL_ONLY=1] bench/prune_quality.sh [BUILD_DIR] [MODEL_DIR] [LLAMACPP_WINDOWS (default 40)]
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$src/build}"
@@ -29,6 +29,8 @@ ppl() {  # model file protocol-args -> ppl
 }
 declare -a evals=("$work/eval.txt|--windows 40" "$work/eval.txt|--protocol llama.cpp --windows $lwin"
                   "$data/wiki.test.raw|--windows 40" "$data/wiki.test.raw|--protocol llama.cpp --windows $lwin")
+# TERN_PROTOCOL_ONLY=1: tern's protocol only (two columns; half the evaluation time on a busy machine).
+[ -n "${TERN_PROTOCOL_ONLY:-}" ] && evals=("${evals[0]}" "${evals[2]}")
 base=()
 for e in "${evals[@]}"; do base+=("$(ppl "$model" "${e%%|*}" "${e#*|}")"); done
 
@@ -42,9 +44,15 @@ row() {  # label dir seconds
   echo "| $1 | $3 s |$cells"
 }
 
-echo "| checkpoint | prune time | docs-val 2nd half, tern | docs-val 2nd half, llama.cpp | wiki, tern | wiki, llama.cpp |"
-echo "|---|---|---|---|---|---|"
-echo "| unpruned | - | ${base[0]} | ${base[1]} | ${base[2]} | ${base[3]} |"
+if [ -n "${TERN_PROTOCOL_ONLY:-}" ]; then
+  echo "| checkpoint | prune time | docs-val 2nd half, tern | wiki, tern |"
+  echo "|---|---|---|---|"
+  echo "| unpruned | - | ${base[0]} | ${base[1]} |"
+else
+  echo "| checkpoint | prune time | docs-val 2nd half, tern | docs-val 2nd half, llama.cpp | wiki, tern | wiki, llama.cpp |"
+  echo "|---|---|---|---|---|---|"
+  echo "| unpruned | - | ${base[0]} | ${base[1]} | ${base[2]} | ${base[3]} |"
+fi
 run() {  # label prune-args...
   local label="$1"; shift
   local out="$work/out"; rm -rf "$out"
