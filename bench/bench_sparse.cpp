@@ -3,7 +3,7 @@
 //   int8:  dense int8 per-channel (W8A16)  vs 2:4 sparse-24-bitmask int8 (0.625 of the bytes)
 // For each: µs per call summed over the shapes of one layer (q, k, v, o, gate, up, down), GB/s of the
 // bytes each format actually reads, that as % of the read bandwidth measured in the same run, and the
-// speed-up over dense. Weights rotate through copies spanning > 1 GiB, so every call reads DRAM.
+// speed-up over dense; with --threads 1 also the kernel thread's CPU time and the speed-up by it. Weights rotate through copies spanning > 1 GiB, so every call reads DRAM.
 //   bench_sparse [--threads N] [--reps 5] [--levels avx2,avx512] [--m 1]
 #include <algorithm>
 #include <cstdio>
@@ -115,30 +115,35 @@ int main(int argc, char** argv) {
   }
   std::vector<float> x(size_t(m) * 8192), y(size_t(m) * 8192);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
-  std::printf("%-7s %-7s %-18s %-26s %10s %9s %9s %8s %9s\n", "threads", "level", "format", "kernel (m=1 up)",
-              "us/layer", "MB/layer", "GB/s", "of bw", "vs dense");
+  // With 1 thread the kernel runs on this thread: its CPU time (cpu us, min over reps) leaves out the time
+  // other processes held the core, which on a loaded machine is the steadier measure of the kernel's cost.
+  std::printf("%-7s %-7s %-18s %-26s %10s %9s %9s %8s %9s %10s %9s\n", "threads", "level", "format", "kernel (m=1 up)",
+              "us/layer", "MB/layer", "GB/s", "of bw", "vs dense", "cpu us", "(cpu)");
   for (int nt : thread_counts) {
     ThreadPool pool(nt);
     const double bw = measure_memory_bandwidth(pool, host).read_gbs;
     for (const auto& level : split_commas(arg_value(argc, argv, "--levels", "avx2,avx512"))) {
       ExecContext ctx(pool, host.capped(level));
-      double dense_us[2] = {0, 0};
+      double dense_us[2] = {0, 0}, dense_cpu_us[2] = {0, 0};
       for (int f = 0; f < 4; ++f) {
         const auto& cs = copies[size_t(f)];
         size_t layer_bytes = 0;
         for (const Weight& w : cs[0]) layer_bytes += w.w.bytes();
-        double best = 1e30;
+        double best = 1e30, best_cpu = 1e30;
         for (int r = 0; r < reps; ++r) {
-          const double t0 = now_s();
+          const double t0 = now_s(), c0 = thread_cpu_s();
           for (const auto& layer : cs)
             for (const Weight& w : layer) matmul(ctx, x.data(), m, w.w, y.data());
           best = std::min(best, (now_s() - t0) / double(cs.size()));
+          best_cpu = std::min(best_cpu, (thread_cpu_s() - c0) / double(cs.size()));
         }
-        const double us = best * 1e6, gbs = double(layer_bytes) / best / 1e9;
-        if (f == 0 || f == 2) dense_us[f / 2] = us;
-        std::printf("%-7d %-7s %-18s %-26s %10.1f %9.1f %9.1f %7.1f%% %8.2fx\n", nt, level.c_str(), fmt_name(fmts[f]),
+        const double us = best * 1e6, gbs = double(layer_bytes) / best / 1e9, cpu_us = best_cpu * 1e6;
+        if (f == 0 || f == 2) dense_us[f / 2] = us, dense_cpu_us[f / 2] = cpu_us;
+        std::printf("%-7d %-7s %-18s %-26s %10.1f %9.1f %9.1f %7.1f%% %8.2fx", nt, level.c_str(), fmt_name(fmts[f]),
                     matmul_kernel_name(ctx, m, cs[0][4].w), us, double(layer_bytes) / 1e6, gbs, 100 * gbs / bw,
                     dense_us[f / 2] / us);
+        if (nt == 1) std::printf(" %10.1f %8.2fx", cpu_us, dense_cpu_us[f / 2] / cpu_us);
+        std::printf("\n");
         std::fflush(stdout);
       }
     }

@@ -5,7 +5,7 @@
 # quantization figures), evaluation = the second half and wiki.test.raw, never the calibration text;
 # each in tern's protocol (40 windows of 512) and llama.cpp's (BOS first, second half scored; --windows W).
 # Prints one markdown row per checkpoint: ppl and ΔPPL against the unpruned model in each of the four columns.
-# usage: bench/prune_quality.sh [BUILD_DIR] [MODEL_DIR] [LLAMACPP_WINDOWS (default 40)]
+# usage: [PRUNE_ONLY=REGEX] [TERN_PROTOCOL_ONLY=1] bench/prune_quality.sh [BUILD_DIR] [MODEL_DIR] [LLAMACPP_WINDOWS (default 40)]
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$src/build}"
@@ -29,6 +29,8 @@ ppl() {  # model file protocol-args -> ppl
 }
 declare -a evals=("$work/eval.txt|--windows 40" "$work/eval.txt|--protocol llama.cpp --windows $lwin"
                   "$data/wiki.test.raw|--windows 40" "$data/wiki.test.raw|--protocol llama.cpp --windows $lwin")
+# TERN_PROTOCOL_ONLY=1: tern's protocol only (two columns; half the evaluation time on a busy machine).
+[ -n "${TERN_PROTOCOL_ONLY:-}" ] && evals=("${evals[0]}" "${evals[2]}")
 base=()
 for e in "${evals[@]}"; do base+=("$(ppl "$model" "${e%%|*}" "${e#*|}")"); done
 
@@ -42,24 +44,49 @@ row() {  # label dir seconds
   echo "| $1 | $3 s |$cells"
 }
 
-echo "| checkpoint | prune time | docs-val 2nd half, tern | docs-val 2nd half, llama.cpp | wiki, tern | wiki, llama.cpp |"
-echo "|---|---|---|---|---|---|"
-echo "| unpruned | - | ${base[0]} | ${base[1]} | ${base[2]} | ${base[3]} |"
+if [ -n "${TERN_PROTOCOL_ONLY:-}" ]; then
+  echo "| checkpoint | prune time | docs-val 2nd half, tern | wiki, tern |"
+  echo "|---|---|---|---|"
+  echo "| unpruned | - | ${base[0]} | ${base[1]} |"
+else
+  echo "| checkpoint | prune time | docs-val 2nd half, tern | docs-val 2nd half, llama.cpp | wiki, tern | wiki, llama.cpp |"
+  echo "|---|---|---|---|---|---|"
+  echo "| unpruned | - | ${base[0]} | ${base[1]} | ${base[2]} | ${base[3]} |"
+fi
 run() {  # label prune-args...
   local label="$1"; shift
   local out="$work/out"; rm -rf "$out"
   local t0; t0=$(date +%s)
   "$tern" prune -m "$model" -o "$out" "$@" 2>"$work/log" || { cat "$work/log" >&2; exit 1; }
+  grep -h 'OWL layer' "$work/log" >&2 || true
   row "$label" "$out" "$(( $(date +%s) - t0 ))"
 }
 calib=(--calib "$work/calib.txt")
-for spec in "--sparsity 0.5" "--pattern 2:4"; do
-  for method in magnitude wanda sparsegpt; do
-    if [ "$method" = magnitude ]; then run "$method $spec" --method $method $spec
-    else run "$method $spec" --method $method $spec "${calib[@]}"; fi
+# label | tern prune arguments (@calib = the calibration options). PRUNE_ONLY (an extended regex on the
+# label) runs a subset, e.g. PRUNE_ONLY='magnitude|owl'.
+specs=(
+  "magnitude 50% per layer (papers' baseline, default)|--method magnitude --sparsity 0.5"
+  "magnitude 50% per row|--method magnitude --sparsity 0.5 --group row"
+  "wanda 50%|--method wanda --sparsity 0.5 @calib"
+  "wanda 50% + OWL (M 5, lambda 0.08)|--method wanda --sparsity 0.5 --owl @calib"
+  "ria 50%|--method ria --sparsity 0.5 @calib"
+  "sparsegpt 50%|--method sparsegpt --sparsity 0.5 @calib"
+  "magnitude 2:4|--method magnitude --pattern 2:4"
+  "wanda 2:4|--method wanda --pattern 2:4 @calib"
+  "ria 2:4|--method ria --pattern 2:4 @calib"
+  "sparsegpt 2:4|--method sparsegpt --pattern 2:4 @calib"
+  "heads 25% (KV groups 4 -> 3)|--structured heads --ratio 0.25 @calib"
+  "channels 25% (1408 -> 1056)|--structured channels --ratio 0.25 @calib"
+  "heads + channels 25%|--structured heads,channels --ratio 0.25 @calib"
+  "2 of 8 layers (ShortGPT BI)|--structured layers --ratio 0.25 @calib"
+)
+for spec in "${specs[@]}"; do
+  label="${spec%%|*}"
+  [ -n "${PRUNE_ONLY:-}" ] && ! [[ "$label" =~ $PRUNE_ONLY ]] && continue
+  read -ra args <<<"${spec#*|}"
+  full=()
+  for a in "${args[@]}"; do
+    if [ "$a" = @calib ]; then full+=("${calib[@]}"); else full+=("$a"); fi
   done
+  run "$label" "${full[@]}"
 done
-run "heads 25% (KV groups 4 -> 3)" --structured heads --ratio 0.25 "${calib[@]}"
-run "channels 25% (1408 -> 1056)" --structured channels --ratio 0.25 "${calib[@]}"
-run "heads + channels 25%" --structured heads,channels --ratio 0.25 "${calib[@]}"
-run "2 of 8 layers (ShortGPT BI)" --structured layers --ratio 0.25 "${calib[@]}"

@@ -23,9 +23,17 @@ struct PruneOptions {
   PruneMethod method = PruneMethod::kMagnitude;
   PruneSpec spec;
   SparseGptOptions sparsegpt;
+  // OWL (wanda, ria; unstructured): each layer's sparsity from its outlier ratio (prune_criteria.h
+  // owl_layer_sparsity), measured on the unpruned model in one extra calibration pass over every layer.
+  bool owl = false;
+  double owl_m = 5.0, owl_lambda = 0.08;  // the OWL paper's LLaMA settings
+  // Also prune the LM head (magnitude, the spec's group; a head tied to the embedding gets its own
+  // pruned copy, module "lm_head", and the embedding stays dense): so that a sparse checkpoint
+  // (tern sparsify --sparse-lm-head) reads the head's non-zeros only. Off by default, as the papers leave it.
+  bool lm_head = false;
 };
 
-// The pruned linears by stored module ("model.layers.0.self_attn.q_proj", tensor "<module>.weight"),
+// The pruned linears by stored module (and "lm_head" with PruneOptions::lm_head) ("model.layers.0.self_attn.q_proj", tensor "<module>.weight"),
 // each f32 [rows, cols] as the linear computes it (outputs by inputs; a GPT-2 Conv1D module is
 // stored transposed, conv1d marks it). A fused module holds all its parts.
 struct PrunedModule {
@@ -37,6 +45,7 @@ struct PrunedModel {
   std::map<std::string, PrunedModule> modules;
   int64_t zeros = 0, params = 0;   // over the pruned linears
   int64_t uncalibrated = 0;        // expert matrices no calibration row reached: pruned by magnitude
+  std::vector<double> layer_sparsity;  // OWL: the sparsity each layer got
   double sparsity() const { return params ? double(zeros) / double(params) : 0.0; }
 };
 

@@ -78,8 +78,20 @@ Status write_pruned_checkpoint(const Model& model, const PrunedModel& pm, const 
     tensors.push_back(TensorToWrite{t.name, t.dtype, t.shape, owned.back().data(), owned.back().size()});
     ++replaced;
   }
-  if (replaced != pm.modules.size()) return Status::error("prune: a pruned module has no stored weight tensor");
   TERN_ASSIGN_OR_RETURN(nlohmann::ordered_json config, read_config_json(model));
+  auto head = pm.modules.find("lm_head");
+  if (head != pm.modules.end() && model.store().find("lm_head.weight") == nullptr) {
+    // A head tied to the embedding: the pruned head is written as its own tensor (in the embedding's
+    // dtype) and untied, so the embedding rows looked up stay dense.
+    const WeightMatrix& h = model.weights().lm_head;
+    TERN_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, encode(head->second.w, h.dtype, "lm_head.weight"));
+    owned.push_back(std::move(bytes));
+    tensors.push_back(TensorToWrite{"lm_head.weight", h.dtype, {head->second.rows, head->second.cols},
+                                    owned.back().data(), owned.back().size()});
+    config["tie_word_embeddings"] = false;
+    ++replaced;
+  }
+  if (replaced != pm.modules.size()) return Status::error("prune: a pruned module has no stored weight tensor");
   return write_dense_checkpoint(model, tensors, config, out_dir);
 }
 

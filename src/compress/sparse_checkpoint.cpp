@@ -132,12 +132,15 @@ void sparsify_linear(const TensorInfo& t, bool two_four, bool int8, Buffers& buf
   rep.sparsity += double(zeros);  // summed here, divided by the weight count at the end
 }
 
-Status write_config(const std::string& in_dir, const std::string& out_dir, const QuantConfig& q) {
+// untie: the LM head is stored sparse as its own module, so tie_word_embeddings must not point it at
+// the embedding.
+Status write_config(const std::string& in_dir, const std::string& out_dir, const QuantConfig& q, bool untie) {
   const std::string src = in_dir + "/config.json";
   TERN_ASSIGN_OR_RETURN(std::string text, read_text_file(src));
   nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return Status::error(src + ": not a JSON object");
   j["quantization_config"] = quant_config_to_json(q);
+  if (untie) j["tie_word_embeddings"] = false;
   std::ofstream out(out_dir + "/config.json");
   out << j.dump(2) << "\n";
   if (!out) return Status::error(out_dir + "/config.json: write failed");
@@ -152,9 +155,19 @@ Result<SparsifyReport> write_sparse_checkpoint(const SparsifyOptions& o) {
     return Status::error(o.in_dir + "/config.json: quantization_config: the checkpoint is already quantized or sparse "
                                     "(tern sparsify reads a dense checkpoint with zeros)");
   TERN_ASSIGN_OR_RETURN(SafetensorsStore store, SafetensorsStore::open_dir(o.in_dir));
+  const TensorInfo* head = nullptr;
+  if (o.lm_head) {
+    head = store.find("lm_head.weight");
+    if (!head)
+      return Status::error(store.source() + ": --sparse-lm-head: no lm_head.weight (the head is tied to the embedding); "
+                                            "tern prune --prune-lm-head writes a pruned copy of it");
+    if (head->shape.size() != 2 || !dtype_is_float(head->dtype) || head->stored_transposed)
+      return Status::error(store.source() + ": --sparse-lm-head: lm_head.weight is not a float [vocab, hidden] matrix");
+  }
+  auto sparse = [&](const TensorInfo& t) { return is_sparse_candidate(t) || &t == head; };
   std::vector<const TensorInfo*> linears;
   for (const TensorInfo& t : store.tensors())
-    if (is_sparse_candidate(t)) linears.push_back(&t);
+    if (sparse(t)) linears.push_back(&t);
   if (linears.empty()) return Status::error(store.source() + ": no decoder linear weights (model.layers.*.weight) to store sparse");
 
   SparsifyReport rep;
@@ -173,7 +186,7 @@ Result<SparsifyReport> write_sparse_checkpoint(const SparsifyOptions& o) {
   std::vector<TensorToWrite> tensors;
   int64_t weights = 0;
   for (const TensorInfo& t : store.tensors()) {
-    if (is_sparse_candidate(t)) {
+    if (sparse(t)) {
       sparsify_linear(t, two_four, o.int8, buf, tensors, rep);
       weights += t.numel();
     } else {
@@ -187,18 +200,18 @@ Result<SparsifyReport> write_sparse_checkpoint(const SparsifyOptions& o) {
     q.method = QuantMethod::CompressedTensors;
     q.bits = 8, q.group = 0, q.symmetric = true;
     q.ct_format = "int-quantized";
-    q.ignore = {"lm_head"};
+    if (!head) q.ignore = {"lm_head"};
   }
   q.sparsity.format = two_four ? SparseFormat::Bitmask24 : SparseFormat::Bitmask;
   q.sparsity.targets = {"Linear"};
-  q.sparsity.ignore = {"lm_head"};
+  if (!head) q.sparsity.ignore = {"lm_head"};
   q.sparsity.global_sparsity = rep.sparsity;
 
   std::error_code ec;
   std::filesystem::create_directories(o.out_dir, ec);
   if (ec) return Status::error(fmt::format("{}: cannot create: {}", o.out_dir, ec.message()));
   TERN_RETURN_IF_ERROR(write_safetensors_sharded(o.out_dir, tensors, o.max_shard_bytes));
-  TERN_RETURN_IF_ERROR(write_config(o.in_dir, o.out_dir, q));
+  TERN_RETURN_IF_ERROR(write_config(o.in_dir, o.out_dir, q, /*untie=*/head != nullptr));
   TERN_RETURN_IF_ERROR(copy_tokenizer_files(o.in_dir, o.out_dir));
   return rep;
 }

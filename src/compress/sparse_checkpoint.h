@@ -5,7 +5,7 @@
 //   2:4:          sparse-24-bitmask (values [rows, cols/2] + 1 bit per weight).
 // Values stay bf16 (f16 / f32 checkpoints are rounded to bf16), or with int8 they are quantized per
 // output channel (symmetric, round to nearest; compressed-tensors int-quantized W8A16). Everything else
-// (embeddings, norms, LM head) is copied as stored; config.json gains quantization_config.sparsity_config.
+// (embeddings, norms, the LM head unless lm_head) is copied as stored; config.json gains quantization_config.sparsity_config.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +22,9 @@ struct SparsifyOptions {
   std::string out_dir;
   SparseStructure structure = SparseStructure::Auto;  // Auto: 2:4 when every linear is 2:4, else unstructured
   bool int8 = false;
+  // Store the LM head sparse too (it must be its own tensor, lm_head.weight, with zeros: tern prune
+  // --prune-lm-head writes one); config.json's tie_word_embeddings becomes false. Off: the head is copied.
+  bool lm_head = false;
   size_t max_shard_bytes = size_t(5) << 30;
 };
 

@@ -15,7 +15,8 @@ namespace {
 enum class Isa { Scalar, Avx2, Avx512 };
 
 Isa choose(const CpuFeatures& cpu) {
-  if (cpu.avx512 && cpu.avx512_vbmi2) return Isa::Avx512;
+  // The int8 kernel's dot products are vpdpwssd (VNNI); every CPU with VBMI2 so far has VNNI too.
+  if (cpu.avx512 && cpu.avx512_vbmi2 && cpu.avx512_vnni) return Isa::Avx512;
   if (cpu.avx2) return Isa::Avx2;
   return Isa::Scalar;
 }

@@ -40,7 +40,8 @@ double ppl_of(const std::string& model) {
 TEST_F(CliPrune, EachMethodWritesACheckpointThatEvaluates) {
   const double base = ppl_of(kDocs);
   for (const std::string& args : std::vector<std::string>{"--method magnitude --sparsity 0.5", "--method wanda --sparsity 0.5" + calib(),
-                                 "--method sparsegpt --pattern 2:4" + calib(), "--method wanda --pattern 4:8" + calib()}) {
+                                 "--method sparsegpt --pattern 2:4" + calib(), "--method wanda --pattern 4:8" + calib(),
+                                 "--method ria --pattern 2:4" + calib(), "--method magnitude --sparsity 0.5 --group row"}) {
     TempDir out;
     auto r = run_tern("prune -m '" + kDocs + "' -o '" + out.path() + "' " + args);
     ASSERT_EQ(r.exit_code, 0) << args << ": " << r.err;
@@ -53,6 +54,23 @@ TEST_F(CliPrune, EachMethodWritesACheckpointThatEvaluates) {
     const double ppl = ppl_of(out.path());
     EXPECT_TRUE(std::isfinite(ppl) && ppl > base) << args << ": " << ppl << " vs " << base;
   }
+}
+
+// The LM head pruned with the linears and stored sparse with them (2:4 int8): the head is untied, the
+// sparse checkpoint evaluates, and sparsify --sparse-lm-head on a tied checkpoint says how to get a head.
+TEST_F(CliPrune, LmHeadPrunedAndStoredSparse) {
+  TempDir out;
+  auto r = run_tern("prune -m '" + kDocs + "' -o '" + out.file("pruned") + "' --method magnitude --pattern 2:4 --prune-lm-head");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("the LM head pruned too"), std::string::npos) << r.err;
+  EXPECT_FALSE(nlohmann::json::parse(*read_text_file(out.file("pruned/config.json")))["tie_word_embeddings"].get<bool>());
+  r = run_tern("sparsify -m '" + out.file("pruned") + "' -o '" + out.file("sparse") + "' --int8 --sparse-lm-head");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const double ppl = ppl_of(out.file("sparse"));
+  EXPECT_TRUE(std::isfinite(ppl) && ppl > ppl_of(kDocs)) << ppl;
+  r = run_tern("sparsify -m '" + kDocs + "' -o '" + out.file("x") + "' --sparse-lm-head");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("tern prune --prune-lm-head"), std::string::npos) << r.err;
 }
 
 TEST_F(CliPrune, StructuredOutputsLoadAndGenerate) {
@@ -104,6 +122,17 @@ TEST_F(CliPrune, BadInputIsOneLineError) {
            {"--structured heads --ratio 0.5 --calib '" + empty + "'", "empty"},
            {"--structured heads", "--ratio"},
            {"--ratio 0.5 --sparsity 0.5", "--ratio applies to --structured"},
+           {"--method magnitude --pattern 2:4 --group layer", "--group applies to --sparsity"},
+           {"--method magnitude --sparsity 0.5 --group column", "column"},
+           {"--method sparsegpt --sparsity 0.5 --group row --calib '" + empty + "'", "--group applies"},
+           {"--method magnitude --sparsity 0.5 --owl", "--owl applies"},
+           {"--method wanda --pattern 2:4 --owl", "--owl sets"},
+           {"--method wanda --sparsity 0.5 --owl --group layer", "--group row"},
+           {"--method wanda --sparsity 0.5 --owl-m 3", "--owl-m"},
+           {"--method wanda --sparsity 0.5 --owl --owl-lambda 0.6", "--owl-lambda"},
+           {"--method wanda --sparsity 0.5 --owl --owl-m 0", "--owl-m"},
+           {"--method wanda --sparsity 0.5 --prune-lm-head", "--prune-lm-head"},
+           {"--structured heads --ratio 0.5 --owl", "--owl"},
        }) {
     TempDir out;
     auto r = run_tern("prune -m '" + kDocs + "' -o '" + out.path() + "' " + c.args);

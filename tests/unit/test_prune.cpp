@@ -77,6 +77,72 @@ TEST(PruneCriteria, MagnitudeZeroesExactlyTheSmallestOfEachRow) {
   }
 }
 
+TEST(PruneCriteria, LayerGroupZeroesTheSmallestOfTheWholeMatrix) {
+  // Rows of very different scales: per layer, the small rows lose most of their weights.
+  const int64_t rows = 10, cols = 30;
+  std::vector<float> w = randn(rows * cols, 5);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) w[size_t(r * cols + c)] *= float(1 + r);
+  const std::vector<float> orig = w;
+  PruneSpec spec;
+  spec.sparsity = 0.37;  // round(0.37 * 300) = 111
+  spec.group = PruneGroup::kLayer;
+  prune_linear(w.data(), rows, cols, spec, {});
+  EXPECT_EQ(zeros_in(w.data(), rows * cols), 111);
+  float max_pruned = 0, min_kept = 1e9f;
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (w[i] == 0.0f) {
+      max_pruned = std::max(max_pruned, std::fabs(orig[i]));
+    } else {
+      min_kept = std::min(min_kept, std::fabs(orig[i]));
+      EXPECT_EQ(w[i], orig[i]);
+    }
+  }
+  EXPECT_LE(max_pruned, min_kept);
+  EXPECT_GT(zeros_in(w.data(), cols), zeros_in(w.data() + (rows - 1) * cols, cols)) << "the small row loses more";
+  // Ties: the lower indices go first, so the count stays exact.
+  std::vector<float> same(12, 1.0f);
+  spec.sparsity = 0.5;
+  prune_linear(same.data(), 3, 4, spec, {});
+  EXPECT_EQ(same, (std::vector<float>{0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1}));
+  // N:M ignores the group: each group of M still keeps N.
+  std::vector<float> nm = randn(4 * 16, 6);
+  PruneSpec p24 = *parse_nm_pattern("2:4");
+  p24.group = PruneGroup::kLayer;
+  prune_linear(nm.data(), 4, 16, p24, {});
+  for (int64_t g = 0; g < 4 * 16; g += 4) EXPECT_EQ(zeros_in(nm.data() + g, 4), 2);
+  EXPECT_EQ(*parse_prune_group("layer"), PruneGroup::kLayer);
+  EXPECT_EQ(*parse_prune_group("row"), PruneGroup::kRow);
+  EXPECT_FALSE(parse_prune_group("column").is_ok());
+}
+
+TEST(PruneCriteria, RiaScoresAreRelativeImportanceTimesRootNorm) {
+  // w = [[1, 3], [2, 2]]: row sums 4, 4; column sums 3, 5; ‖X‖² = 16, 1 -> ‖X‖^0.5 = 2, 1.
+  const std::vector<float> w = {1, 3, 2, 2};
+  const std::vector<float> s = ria_scores(w.data(), 2, 2, {16, 1});
+  const float want[4] = {(1.f / 4 + 1.f / 3) * 2, (3.f / 4 + 3.f / 5) * 1, (2.f / 4 + 2.f / 3) * 2, (2.f / 4 + 2.f / 5) * 1};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(s[size_t(i)], want[i], 1e-6) << i;
+  EXPECT_EQ(*parse_prune_method("ria"), PruneMethod::kRia);
+}
+
+TEST(PruneCriteria, OwlGivesLayersWithMoreOutliersLowerSparsity) {
+  EXPECT_DOUBLE_EQ(outlier_ratio({1, 1, 1, 1, 1, 1, 1, 1, 1, 100}, 5.0), 0.1);  // mean 10.9: only 100 is above 54.5
+  const std::vector<double> d = {0.01, 0.03, 0.02, 0.01};
+  const std::vector<double> s = owl_layer_sparsity(d, 0.5, 0.08);
+  double mean = 0;
+  for (double v : s) {
+    mean += v / 4;
+    EXPECT_GE(v, 0.5 - 2 * 0.08 - 1e-12);
+    EXPECT_LE(v, 0.5 + 2 * 0.08 + 1e-12);
+  }
+  EXPECT_NEAR(mean, 0.5, 1e-12);
+  EXPECT_LT(s[1], s[2]);
+  EXPECT_LT(s[2], s[0]);
+  EXPECT_DOUBLE_EQ(s[0], s[3]);
+  EXPECT_NEAR(s[0] - s[1], 2 * 0.08, 1e-12) << "the range is 2λ";
+  for (double v : owl_layer_sparsity({0.02, 0.02, 0.02}, 0.6, 0.08)) EXPECT_DOUBLE_EQ(v, 0.6) << "no spread: uniform";
+}
+
 TEST(PruneCriteria, NmPatternHoldsInEveryGroup) {
   for (auto [n, m] : {std::pair{2, 4}, std::pair{4, 8}, std::pair{1, 4}}) {
     const int64_t rows = 6, cols = 64;

@@ -94,6 +94,56 @@ TEST_F(PruneModelTest, EveryMethodPrunesEachRowExactlyAndLeavesTheSourceAlone) {
   EXPECT_LT(err[PruneMethod::kSparseGpt], err[PruneMethod::kMagnitude]);
 }
 
+TEST_F(PruneModelTest, OwlRiaAndTheLmHead) {
+  auto m = load(test::tiny_arch_dir("llama"));
+  ASSERT_TRUE(m);
+  const auto win = windows(*m, 4, 64);
+  PruneOptions o;
+  o.method = PruneMethod::kWanda;
+  o.spec.sparsity = 0.5;
+  o.owl = true;
+  auto pm = prune_model(*m, ctx_, win, o);
+  ASSERT_TRUE(pm.is_ok()) << pm.status().message();
+  ASSERT_EQ(pm->layer_sparsity.size(), size_t(2));
+  EXPECT_NEAR((pm->layer_sparsity[0] + pm->layer_sparsity[1]) / 2, 0.5, 1e-12);
+  EXPECT_NEAR(pm->sparsity(), 0.5, 0.01) << "two layers of the same size: the mean sparsity";
+  o.method = PruneMethod::kMagnitude;
+  EXPECT_FALSE(prune_model(*m, ctx_, win, o).is_ok()) << "--owl with magnitude";
+  o.owl = false;
+  o.method = PruneMethod::kRia;
+  o.spec = *parse_nm_pattern("2:4");
+  pm = prune_model(*m, ctx_, win, o);
+  ASSERT_TRUE(pm.is_ok()) << pm.status().message();
+  EXPECT_DOUBLE_EQ(pm->sparsity(), 0.5);
+  // The LM head by magnitude: its own module, written untied (llama_tied ties it to the embedding).
+  m = load(test::tiny_arch_dir("llama_tied"));
+  ASSERT_TRUE(m);
+  ASSERT_TRUE(m->config().tie_word_embeddings);
+  o.method = PruneMethod::kMagnitude;
+  o.spec = PruneSpec{};
+  o.spec.group = PruneGroup::kLayer;
+  o.lm_head = true;
+  pm = prune_model(*m, ctx_, {}, o);
+  ASSERT_TRUE(pm.is_ok()) << pm.status().message();
+  ASSERT_TRUE(pm->modules.count("lm_head"));
+  const PrunedModule& head = pm->modules.at("lm_head");
+  int64_t z = 0;
+  for (float v : head.w) z += v == 0.0f;
+  EXPECT_EQ(z, int64_t(std::llround(0.5 * double(head.w.size()))));
+  test::TempDir out;
+  ASSERT_TRUE(write_pruned_checkpoint(*m, *pm, out.path()).is_ok());
+  auto back = load(out.path());
+  ASSERT_TRUE(back);
+  EXPECT_FALSE(back->config().tie_word_embeddings);
+  auto head_back = weight_to_f32(back->weights().lm_head);
+  ASSERT_TRUE(head_back.is_ok());
+  EXPECT_EQ(*head_back, head.w) << "f32 checkpoint: the pruned head as written";
+  auto embed = weight_to_f32(back->weights().embed);
+  auto embed_in = weight_to_f32(m->weights().embed);
+  ASSERT_TRUE(embed.is_ok() && embed_in.is_ok());
+  EXPECT_EQ(*embed, *embed_in) << "the embedding stays dense";
+}
+
 TEST_F(PruneModelTest, NmPatternThatDoesNotDivideTheInputsIsRefusedUpFront) {
   auto m = load(test::tiny_arch_dir("llama"));  // hidden 64, intermediate 160
   ASSERT_TRUE(m);

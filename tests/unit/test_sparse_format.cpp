@@ -11,6 +11,8 @@
 #include "../model_test_util.h"
 #include "../sparse_test_util.h"
 #include "../test_support.h"
+#include "compress/prune_model.h"
+#include "compress/prune_writer.h"
 #include "compress/sparse_checkpoint.h"
 #include "formats/quant/checkpoint_layouts.h"
 #include "formats/quant/quant_config.h"
@@ -116,6 +118,48 @@ TEST(SparseFormat, TwoFourRoundTripBf16AndInt8) {
     for (int64_t c = 0; c < w.cols; ++c)
       ASSERT_LE(std::fabs(dd[size_t(r * w.cols + c)] - sd[size_t(r * w.cols + c)]), 0.5001f * w.scales[r]);
   EXPECT_LT(max_abs_diff(a, test::all_logits(*int8, ctx(), kIds)), 0.1f);  // measured 0.055
+}
+
+// tern prune --lm-head + tern sparsify --lm-head: the tied head of llama_tied gets its own pruned copy,
+// stored sparse (bf16 and 2:4 int8) and multiplied by the sparse kernels; the embedding stays dense.
+TEST(SparseFormat, SparseLmHead) {
+  TempDir tmp;
+  auto base = Model::load(test::tiny_arch_dir("llama_tied")).value();
+  ASSERT_TRUE(base->config().tie_word_embeddings);
+  PruneOptions o;
+  o.spec = *parse_nm_pattern("2:4");
+  o.lm_head = true;
+  auto pm = prune_model(*base, ctx(), {}, o);
+  ASSERT_TRUE(pm.is_ok()) << pm.status().message();
+  ASSERT_TRUE(write_pruned_checkpoint(*base, *pm, tmp.file("dense")).is_ok());
+  auto no_head = write_sparse_checkpoint({test::tiny_arch_dir("llama_tied"), tmp.file("x"), SparseStructure::Auto,
+                                          false, /*lm_head=*/true});
+  ASSERT_FALSE(no_head.is_ok());
+  EXPECT_NE(no_head.status().message().find("tied"), std::string::npos) << no_head.status().message();
+  auto dense = Model::load(tmp.file("dense")).value();
+  const auto want = test::all_logits(*dense, ctx(), kIds);
+  for (bool int8 : {false, true}) {
+    const std::string out = tmp.file(int8 ? "int8" : "bf16");
+    auto r = write_sparse_checkpoint({tmp.file("dense"), out, SparseStructure::Auto, int8, /*lm_head=*/true});
+    ASSERT_TRUE(r.is_ok()) << r.status().message();
+    EXPECT_EQ(r->structure, SparseStructure::TwoFour);
+    EXPECT_EQ(r->linears, 2 * 7 + 1);
+    auto sparse = Model::load(out).value();
+    EXPECT_FALSE(sparse->config().tie_word_embeddings);
+    const WeightMatrix& head = sparse->weights().lm_head;
+    ASSERT_EQ(head.format, WeightFormat::SparseBitmask) << (int8 ? "int8" : "bf16");
+    EXPECT_EQ(head.dtype, int8 ? DType::I8 : DType::BF16);
+    EXPECT_TRUE(sparse->weights().embed.dense());
+    const auto hd = dense_rows(dense->weights().lm_head), hs = dense_rows(head);
+    ASSERT_EQ(hd.size(), hs.size());
+    for (size_t i = 0; i < hd.size(); ++i) {
+      if (hd[i] == 0.f) {
+        ASSERT_EQ(hs[i], 0.f) << "a pruned weight stays zero, element " << i;
+      }
+      ASSERT_NEAR(hs[i], hd[i], int8 ? 0.5001f * head.scales[i / size_t(head.cols)] : std::fabs(hd[i]) / 128.f) << i;
+    }
+    EXPECT_LT(max_abs_diff(want, test::all_logits(*sparse, ctx(), kIds)), 0.1f) << (int8 ? "int8" : "bf16");
+  }
 }
 
 TEST(SparseFormat, ForcedTwoFourOnUnstructuredNamesTheTensor) {

@@ -7,6 +7,7 @@
 // Calibration text (--calib) is never the evaluation text.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "cli_common.h"
@@ -24,11 +25,12 @@ namespace {
 
 struct PruneCliOptions {
   RuntimeOptions runtime;
-  std::string model, out, method = "wanda", pattern, calib, structured;
-  double sparsity = 0.0, ratio = 0.0, damp = 0.01;
+  std::string model, out, method = "wanda", pattern, calib, structured, group;
+  double sparsity = 0.0, ratio = 0.0, damp = 0.01, owl_m = 5.0, owl_lambda = 0.08;
+  bool owl = false, lm_head = false;
   int64_t calib_ctx = 512, calib_windows = 128;
   CLI::Option *sparsity_opt = nullptr, *pattern_opt = nullptr, *method_opt = nullptr, *ratio_opt = nullptr,
-              *damp_opt = nullptr;
+              *damp_opt = nullptr, *group_opt = nullptr, *owl_m_opt = nullptr, *owl_lambda_opt = nullptr;
 };
 
 // The calibration windows of --calib (first calib_windows windows of calib_ctx tokens).
@@ -44,7 +46,7 @@ void write_result(const Model& model, const PrunedModel& pm, const PruneCliOptio
   check(write_pruned_checkpoint(model, pm, o.out));
 }
 
-PruneSpec spec_from(const PruneCliOptions& o) {
+PruneSpec spec_from(const PruneCliOptions& o, PruneMethod method) {
   const bool s = o.sparsity_opt->count() > 0, p = o.pattern_opt->count() > 0;
   if (s && p) fail("give --sparsity S (unstructured) or --pattern N:M, not both");
   if (!s && !p) fail("give --sparsity S (unstructured), --pattern N:M, or --structured heads|channels|layers --ratio R");
@@ -52,14 +54,34 @@ PruneSpec spec_from(const PruneCliOptions& o) {
   if (p) spec = unwrap(parse_nm_pattern(o.pattern));
   else spec.sparsity = o.sparsity;
   check(validate_prune_spec(spec));
+  // The comparison group: magnitude over the whole layer, as the Wanda and SparseGPT papers' magnitude
+  // baseline; wanda and ria per output row, as their papers.
+  spec.group = method == PruneMethod::kMagnitude ? PruneGroup::kLayer : PruneGroup::kRow;
+  if (o.group_opt->count() > 0) {
+    if (p) fail(fmt::format("--group applies to --sparsity: N:M compares within each group of {} inputs", spec.m));
+    if (method == PruneMethod::kSparseGpt) fail("--group applies to magnitude, wanda and ria (sparsegpt chooses per row within blocks of 128 inputs)");
+    spec.group = unwrap(parse_prune_group(o.group));
+  }
   return spec;
 }
 
 void run_unstructured(const PruneCliOptions& o) {
   PruneOptions po;
   po.method = unwrap(parse_prune_method(o.method));
-  po.spec = spec_from(o);
+  po.spec = spec_from(o, po.method);
   po.sparsegpt.percdamp = o.damp;
+  po.owl = o.owl, po.owl_m = o.owl_m, po.owl_lambda = o.owl_lambda;
+  if ((o.owl_m_opt->count() > 0 || o.owl_lambda_opt->count() > 0) && !o.owl) fail("--owl-m and --owl-lambda apply to --owl");
+  if (o.owl && po.method != PruneMethod::kWanda && po.method != PruneMethod::kRia) fail("--owl applies to --method wanda and ria");
+  if (o.owl && po.spec.nm()) fail("--owl sets a sparsity per layer: give --sparsity, not --pattern");
+  if (o.owl && po.spec.group == PruneGroup::kLayer) fail("--owl sets each layer's sparsity: use --group row");
+  if (o.owl && !(o.owl_m > 0.0)) fail(fmt::format("--owl-m {}: must be positive", o.owl_m));
+  // The layer sparsities span 2λ around S: within (0, 1) for λ < min(S, 1 − S) / 2.
+  if (o.owl && !(o.owl_lambda >= 0.0 && o.owl_lambda < std::min(po.spec.sparsity, 1.0 - po.spec.sparsity) / 2))
+    fail(fmt::format("--owl-lambda {}: must be in [0, min(S, 1 - S) / 2)", o.owl_lambda));
+  po.lm_head = o.lm_head;
+  if (o.lm_head && po.method != PruneMethod::kMagnitude)
+    fail("--prune-lm-head prunes the LM head by magnitude: use it with --method magnitude");
   if (o.damp_opt->count() > 0 && po.method != PruneMethod::kSparseGpt) fail("--damp applies to --method sparsegpt");
   if (!(o.damp >= 0.0 && o.damp < 1.0)) fail(fmt::format("--damp {}: must be in [0, 1)", o.damp));
   Runtime rt(o.runtime);
@@ -72,16 +94,23 @@ void run_unstructured(const PruneCliOptions& o) {
     windows = calibration(o, fmt::format("--method {}", o.method));
   }
   const std::string what = po.spec.nm() ? fmt::format("{}:{}", po.spec.n, po.spec.m)
-                                        : fmt::format("{:.1f}% unstructured", 100.0 * po.spec.sparsity);
+                                        : fmt::format("{:.1f}% unstructured per {}{}", 100.0 * po.spec.sparsity,
+                                                      po.spec.group == PruneGroup::kLayer ? "layer" : "output row",
+                                                      po.owl ? " (OWL layer sparsities)" : "");
   fmt::print(stderr, "[tern] prune: {} {}{}\n", o.method, what,
              windows.empty() ? "" : fmt::format(", {} calibration windows of {} tokens, layer by layer", windows.size(), windows.front().size()));
   ProgressBar bar("prune");
   PrunedModel pm = unwrap(prune_model(*model, rt.ctx, windows, po, [&](int64_t d, int64_t t) { bar.update(d, t); }));
   if (pm.uncalibrated > 0)
     fmt::print(stderr, "[tern] prune: {} expert matrices saw no calibration rows: pruned by magnitude\n", pm.uncalibrated);
+  if (!pm.layer_sparsity.empty()) {
+    std::string ls;
+    for (double v : pm.layer_sparsity) ls += fmt::format(" {:.3f}", v);
+    fmt::print(stderr, "[tern] prune: OWL layer sparsities:{}\n", ls);
+  }
   write_result(*model, pm, o);
-  fmt::print(stderr, "[tern] wrote {} ({} {}: {} of {} linear weights zero, {:.2f}%)\n", o.out, o.method, what, pm.zeros,
-             pm.params, 100.0 * pm.sparsity());
+  fmt::print(stderr, "[tern] wrote {} ({} {}: {} of {} linear weights zero, {:.2f}%{})\n", o.out, o.method, what, pm.zeros,
+             pm.params, 100.0 * pm.sparsity(), o.lm_head ? "; the LM head pruned too" : "");
 }
 
 void run_structured(const PruneCliOptions& o) {
@@ -89,6 +118,7 @@ void run_structured(const PruneCliOptions& o) {
     fail("--structured removes whole heads, channels or layers: drop --sparsity / --pattern");
   if (o.method_opt->count() > 0) fail("--method applies to unstructured and N:M pruning, not --structured");
   if (o.damp_opt->count() > 0) fail("--damp applies to --method sparsegpt");
+  if (o.group_opt->count() > 0 || o.owl || o.lm_head) fail("--group, --owl and --prune-lm-head apply to unstructured and N:M pruning");
   if (o.ratio_opt->count() == 0) fail("--structured needs --ratio R (the fraction removed, between 0 and 1)");
   StructuredOptions so;
   so.targets = unwrap(parse_structured_targets(o.structured));
@@ -116,7 +146,16 @@ void register_prune(CLI::App& app) {
   add_model_option(*cmd, o->model);
   cmd->add_option("-o,--out", o->out, "output directory")->required();
   o->method_opt = cmd->add_option("--method", o->method,
-                                  "magnitude (|w|), wanda (|w|·‖x‖, the default) or sparsegpt (OBS with weight updates)");
+                                  "magnitude (|w|), wanda (|w|·‖x‖, the default), sparsegpt (OBS with weight updates) "
+                                  "or ria (Wanda's follow-up: relative importance · ‖x‖^0.5)");
+  o->group_opt = cmd->add_option("--group", o->group,
+                                 "--sparsity's comparison group: layer (the default for magnitude, as the papers' "
+                                 "magnitude baseline) or row (each output row loses the same count; wanda's and ria's default)");
+  cmd->add_flag("--owl", o->owl, "wanda / ria: OWL's outlier-weighted sparsity per layer (mean = --sparsity)");
+  o->owl_m_opt = cmd->add_option("--owl-m", o->owl_m, "--owl: a score is an outlier above M times its layer's mean (5)");
+  o->owl_lambda_opt = cmd->add_option("--owl-lambda", o->owl_lambda, "--owl: the layer sparsities span 2λ around --sparsity (0.08)");
+  cmd->add_flag("--prune-lm-head", o->lm_head,
+                "magnitude: prune the LM head too (a tied head gets its own pruned copy), for tern sparsify --sparse-lm-head");
   o->sparsity_opt = cmd->add_option("--sparsity", o->sparsity, "fraction of each output row's weights set to zero, in (0, 1)");
   o->pattern_opt = cmd->add_option("--pattern", o->pattern, "N:M: at most N non-zeros in every M consecutive inputs (2:4, 4:8)");
   cmd->add_option("--structured", o->structured,

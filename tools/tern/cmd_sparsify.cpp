@@ -16,6 +16,8 @@ void register_sparsify(CLI::App& app) {
   cmd->add_option("-o,--out", o->out_dir, "output directory")->required();
   cmd->add_option("--pattern", *pattern, "auto (2:4 when every linear is 2:4), unstructured or 2:4")
       ->check(CLI::IsMember({"auto", "unstructured", "2:4"}));
+  cmd->add_flag("--sparse-lm-head", o->lm_head,
+                "store the LM head sparse too (it needs its own lm_head.weight with zeros: tern prune --prune-lm-head)");
   cmd->add_flag("--int8", o->int8, "int8 values with one scale per output channel (W8A16) instead of bf16");
   cmd->callback([o, pattern] {
     o->structure = *pattern == "2:4"            ? SparseStructure::TwoFour

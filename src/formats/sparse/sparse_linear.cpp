@@ -62,7 +62,10 @@ Result<WeightMatrix> bind_sparse_linear(const TensorSource& store, const QuantCo
     return bad(*mask, fmt::format("expected uint8 [{}, {}] (one bit per weight), got {} [{}]", rows, stride,
                                   dtype_safetensors_name(mask->dtype), fmt::join(mask->shape, ", ")));
 
-  const bool quantized = cfg.quantized() && cfg.targets(module);
+  // A sparse LM head (tern sparsify --sparse-lm-head) is int-quantized with the linears unless the
+  // config ignores it: compressed-tensors' "Linear" target covers it, where QuantConfig::targets only
+  // counts the decoder's own linears.
+  const bool quantized = cfg.quantized() && (cfg.targets(module) || (module == "lm_head" && !cfg.ignores(module)));
   if (quantized) {
     const QuantConfig mc = cfg.for_module(module);
     if (mc.fp8 || mc.bits != 8 || mc.group != 0 || !mc.symmetric)

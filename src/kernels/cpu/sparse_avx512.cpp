@@ -1,5 +1,6 @@
-// AVX-512 VBMI2 sparse kernels (sparse_kernels.h). One vpexpandw (32 bf16 columns) or vpexpandb (64
-// int8 columns) per step, driven by the step's mask bits straight from memory, loads exactly the
+// AVX-512 VBMI2 sparse kernels (sparse_kernels.h). The int8 decode GEMV is sparse_block_i8 below (int16
+// x, VNNI dot products); the rest of this comment describes the bf16 GEMV and the f32 expansion both
+// use for prefill. One vpexpandw (32 bf16 columns) or vpexpandb (64 int8 columns) per step, driven by the step's mask bits straight from memory, loads exactly the
 // step's kept values and drops them into their columns' 16-bit / 8-bit lanes (zeros elsewhere). The
 // lanes are then widened without any further shuffle: a bf16 in the low half of a 32-bit lane becomes
 // f32 by a left shift, one in the high half by masking the low half; an int8 in byte j of a lane
@@ -7,14 +8,18 @@
 // So lane i of the j-th widened vector holds column 2i + j (bf16) or 4i + j (int8) of the step: x is
 // de-interleaved the same way once per call (xd), and the only shuffle-port work left per step is the
 // expand itself. The values pointer advances by popcount(mask), off the FMA chains.
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "kernels/cpu/matmul_avx512_util.h"
 #include "kernels/cpu/sparse_kernels.h"
+#include "kernels/cpu/sparse_x16.h"
 
 #define TERN_TARGET_AVX512_VBMI2 \
   __attribute__((target("avx2,fma,f16c,bmi2,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi2")))
+#define TERN_TARGET_AVX512_VNNI_VBMI2 \
+  __attribute__((target("avx2,fma,f16c,bmi2,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi2,avx512vnni")))
 
 namespace tern::cpu {
 
@@ -123,6 +128,101 @@ TERN_TARGET_AVX512_VBMI2 void sparse_block(const float* x, const float* xd, cons
   }
 }
 
+// int8 values on int16 x (sparse_x16.h): per 64-column step one vpexpandb puts the step's kept int8
+// values into their columns' bytes, two vpmovsxbw widen them in column order (so x16 is used as it
+// is, no de-interleaving) and two vpdpwssd add the products into int32 lanes; once per block of
+// kSparseX16Block columns the int32 sums are converted and scaled into f32 accumulators. Compared with
+// widening every weight to f32 (4 shifts / masks + 4 conversions + 4 FMAs per step) this is 2 widenings
+// + 2 dot products per step. The k % 64 tail columns use f32 x.
+template <int M, int R>
+TERN_TARGET_AVX512_VNNI_VBMI2 void sparse_block_i8(const float* x, const SparseX16& xq, const WeightMatrix& w, float* y,
+                                                   const float* bias, int64_t r0, int64_t stride) {
+  const int64_t k = w.cols, n = w.rows, mstride = (k + 7) / 8;
+  const int64_t full = k / 64 * 64;
+  const char* p[R];
+  const uint8_t* mk[R];
+  for (int r = 0; r < R; ++r) {
+    const int64_t row = r0 + r * stride;
+    p[r] = static_cast<const char*>(w.data) + w.row_offsets[row];
+    mk[r] = w.mask + row * mstride;
+  }
+  __m512 facc[M][R];
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) facc[i][r] = _mm512_setzero_ps();
+  for (int64_t j0 = 0; j0 < full; j0 += kSparseX16Block) {
+    const int64_t j1 = std::min(full, j0 + kSparseX16Block);
+    __m512i acc[M][R];
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_si512();
+    for (int64_t j = j0; j < j1; j += 64) {
+      __m512i lo[R], hi[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(p[r] + kPrefetchBytes, _MM_HINT_T0);
+        uint64_t bits;
+        std::memcpy(&bits, mk[r] + (j >> 3), 8);
+        const __m512i v = _mm512_maskz_expandloadu_epi8(bits, p[r]);
+        p[r] += _mm_popcnt_u64(bits);
+        lo[r] = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(v));
+        hi[r] = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(v, 1));
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i) {
+        const int16_t* xi = xq.q.data() + i * k + j;
+        const __m512i x0 = _mm512_loadu_si512(xi), x1 = _mm512_loadu_si512(xi + 32);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) acc[i][r] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc[i][r], lo[r], x0), hi[r], x1);
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      const __m512 d = _mm512_set1_ps(xq.d[size_t(i * xq.blocks + j0 / kSparseX16Block)]);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) facc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][r]), d, facc[i][r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const int64_t row = r0 + r * stride;
+    float tail[M] = {};
+    for (int64_t t = full; t < k; ++t) {
+      if (!(mk[r][t >> 3] >> (t & 7) & 1)) continue;
+      const float v = float(*reinterpret_cast<const int8_t*>(p[r]++));
+      for (int i = 0; i < M; ++i) tail[i] += x[i * k + t] * v;
+    }
+    for (int i = 0; i < M; ++i)
+      y[i * n + row] = (avx512_hsum(facc[i][r]) + tail[i]) * w.scales[row] + (bias ? bias[row] : 0.f);
+  }
+}
+
+template <int M>
+void sparse_rows_i8(const float* x, const SparseX16& xq, const WeightMatrix& w, float* y, const float* bias,
+                    int64_t n0, int64_t n1) {
+  // M·R f32 + M·R int32 accumulators + 2R weight vectors + 2 x vectors within the 32 zmm registers.
+  constexpr int R = M <= 2 ? 4 : M <= 4 ? 2 : 1;
+  const int64_t part = (n1 - n0) / R;
+  for (int64_t b = 0; b < part; ++b) sparse_block_i8<M, R>(x, xq, w, y, bias, n0 + b, part);
+  for (int64_t r = n0 + R * part; r < n1; ++r) sparse_block_i8<M, 1>(x, xq, w, y, bias, r, 0);
+}
+
+void sparse_m_i8(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
+                 int64_t n1) {
+  const SparseX16 xq(x, m, w.cols);
+  switch (m) {
+    case 1: return sparse_rows_i8<1>(x, xq, w, y, bias, n0, n1);
+    case 2: return sparse_rows_i8<2>(x, xq, w, y, bias, n0, n1);
+    case 3: return sparse_rows_i8<3>(x, xq, w, y, bias, n0, n1);
+    case 4: return sparse_rows_i8<4>(x, xq, w, y, bias, n0, n1);
+    case 5: return sparse_rows_i8<5>(x, xq, w, y, bias, n0, n1);
+    case 6: return sparse_rows_i8<6>(x, xq, w, y, bias, n0, n1);
+    case 7: return sparse_rows_i8<7>(x, xq, w, y, bias, n0, n1);
+    default: return sparse_rows_i8<8>(x, xq, w, y, bias, n0, n1);
+  }
+}
+
 template <bool I8, int M>
 void sparse_rows(const float* x, const float* xd, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
                  int64_t n1) {
@@ -156,7 +256,7 @@ void sparse_gemv_avx512(const float* x, int64_t m, const WeightMatrix& w, float*
   for (int64_t i0 = 0; i0 < m; i0 += 8) {
     const int64_t mi = m - i0 < 8 ? m - i0 : 8;
     if (w.dtype == DType::I8) {
-      sparse_m<true>(x + i0 * w.cols, mi, w, y + i0 * w.rows, bias, n0, n1);
+      sparse_m_i8(x + i0 * w.cols, mi, w, y + i0 * w.rows, bias, n0, n1);
     } else {
       sparse_m<false>(x + i0 * w.cols, mi, w, y + i0 * w.rows, bias, n0, n1);
     }

@@ -5,8 +5,9 @@
 //
 // The kernels read only the non-zeros and the mask (50% bf16: 0.5625 of the dense bytes; 2:4 int8:
 // 0.625) and widen them into dense f32 vectors in registers, lined up with x:
-//   AVX-512 VBMI2: vpexpandw / vpexpandb straight from memory into the high bytes of 32-bit lanes
-//                  (the mask bits spread with pdep), so a lane already is the f32 bf16 value (or q·2²⁴).
+//   AVX-512 VBMI2: bf16: vpexpandw straight from memory, widened in place to f32 (sparse_avx512.cpp).
+//                  int8 (+ VNNI): vpexpandb into the columns' bytes, vpmovsxbw, and vpdpwssd against x
+//                  rounded to int16 per block of 256 columns (sparse_x16.h), converted once per block.
 //   AVX2:          one 32-byte vpshufb control per mask byte (256-entry tables), applied to the next 8
 //                  (bf16) or 8 (int8) stored values broadcast to both 128-bit lanes.
 // Decode (m <= 8) keeps every weight row's values in registers for all m rows of x; prefill expands
