@@ -225,12 +225,12 @@ int main(int argc, char** argv) {
     lo.pp_micro_batches = a.micro > 0 ? a.micro : a.pp;
     lo.pp_steps_in_flight = a.in_flight;
     lo.pp_stats = &stats;
-    if (a.tp > 1) {
-      std::vector<int> members;
-      for (int i = 0; i < a.tp; ++i) members.push_back(world->rank() / a.tp * a.tp + i);
-      group = make_group_communicator(*world, members).value();
-      lo.tp = group.get();
-    }
+  }
+  if ((a.pp > 1 || a.ep > 1) && a.tp > 1) {  // the stage's (or expert group's) T ranks
+    std::vector<int> members;
+    for (int i = 0; i < a.tp; ++i) members.push_back(world->rank() / a.tp * a.tp + i);
+    group = make_group_communicator(*world, members).value();
+    lo.tp = group.get();
   } else if (a.tp > 1) {
     lo.tp = world.get();
   }

@@ -5,11 +5,17 @@
 //            rank 0's share of a decode step in communicator calls, and the all-reduces' cost over the
 //            link (Σ over calls of the fastest rank's duration: what a rank that came last waited)
 // Usage: [mpirun -np T] bench_tp MODEL_DIR [--threads N] [--ids 1,2,3 | --reference-ids reference.json]
-//        [--greedy 16] [--prompt 128] [--decode 64] [--tp-comm auto|int8]
+//        [--greedy 16] [--prompt 128] [--decode 64] [--tp-comm auto|int8] [--touch-all]
+// --touch-all: before the runs, map every page of this rank's layer weights and LM head (MoE experts
+// and MLA included, the embedding not) so rss_mib is the shard's steady state, not what a short run
+// happened to route through (a MoE prompt reaches only the experts it picks).
 // Without mpirun (or -np 1) it runs the whole model in one process: the baseline.
 // Output (rank 0): "tokens: ..." with --greedy; with --decode one JSON line per rank (rss) and one summary.
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -23,7 +29,10 @@
 #include "core/thread_pool.h"
 #include "kv/sequence_kv_cache.h"
 #include "model/decoder.h"
+#include "model/blocks/mla_attention.h"
+#include "model/blocks/moe.h"
 #include "model/model.h"
+#include "model/tp_slice.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/step_message.h"
 #include "parallel/timed_communicator.h"
@@ -52,7 +61,35 @@ struct Args {
   int greedy = 0;
   int64_t prompt = 128, decode = 0;
   TpCommMode tp_comm = TpCommMode::Activation;
+  bool touch_all = false;
 };
+
+void touch(const WeightMatrix& w) {
+  if (!w.data || w.format == WeightFormat::SparseBitmask) return;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t end = uintptr_t(w.data) + data_bytes(w);
+  volatile uint8_t sink = 0;
+  for (uintptr_t a = uintptr_t(w.data) & ~(page - 1); a < end; a += page) {
+    sink = sink + *reinterpret_cast<const uint8_t*>(std::max(a, uintptr_t(w.data)));
+  }
+}
+
+void touch_all(const Model& m) {
+  for (const DecoderLayerWeights& l : m.weights().layers) {
+    for (const WeightMatrix* w : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down}) {
+      touch(*w);
+    }
+    if (l.mla) {
+      for (const WeightMatrix* w : {&l.mla->q, &l.mla->q_a, &l.mla->q_b, &l.mla->kv_a, &l.mla->kv_b, &l.mla->o}) touch(*w);
+    }
+    if (l.moe) {
+      touch(l.moe->router), touch(l.moe->shared_gate);
+      for (const ExpertMlp& e : l.moe->experts) touch(e.gate), touch(e.up), touch(e.down);
+      touch(l.moe->shared.gate), touch(l.moe->shared.up), touch(l.moe->shared.down);
+    }
+  }
+  touch(m.weights().lm_head);
+}
 
 bool parse(int argc, char** argv, Args& a) {
   for (int i = 1; i < argc; ++i) {
@@ -62,6 +99,7 @@ bool parse(int argc, char** argv, Args& a) {
     else if (s == "--greedy") a.greedy = std::stoi(next());
     else if (s == "--prompt") a.prompt = std::stoll(next());
     else if (s == "--decode") a.decode = std::stoll(next());
+    else if (s == "--touch-all") a.touch_all = true;
     else if (s == "--tp-comm") {
       auto m = parse_tp_comm(next());
       if (!m.is_ok()) return false;
@@ -187,7 +225,7 @@ int main(int argc, char** argv) {
   Args a;
   if (!parse(argc, argv, a)) {
     fmt::print(stderr, "usage: [mpirun -np T] bench_tp MODEL_DIR [--threads N] [--ids a,b,c | --reference-ids FILE] "
-                       "[--greedy N] [--prompt N] [--decode N] [--tp-comm auto|int8]\n");
+                       "[--greedy N] [--prompt N] [--decode N] [--tp-comm auto|int8] [--touch-all]\n");
     return 2;
   }
   std::unique_ptr<Communicator> comm;
@@ -213,6 +251,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "bench_tp: {}\n", model.status().message());
     return 1;
   }
+  if (a.touch_all) touch_all(**model);
   Phases ph;
   Status s = tp && comm->rank() != 0 ? run_tp_worker(**model, ctx, *timed) : lead(**model, ctx, a, timed.get(), &ph);
   if (tp && comm->rank() == 0) (void)broadcast_stop(*timed);

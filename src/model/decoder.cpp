@@ -28,7 +28,7 @@ Decoder::Decoder(const Model& model, int64_t max_chunk)
       tp_(model.tp_comm() && model.tp_comm()->size() > 1 ? model.tp_comm() : nullptr),
       pp_(model.pp().enabled() ? model.pp_comm() : nullptr),
       ep_(model.ep_comm() && model.ep_comm()->size() > 1 ? model.ep_comm() : nullptr),
-      world_(pp_ ? pp_ : tp_ ? tp_ : ep_),
+      world_(pp_ ? pp_ : ep_ ? ep_ : tp_),
       max_chunk_(std::max<int64_t>(1, max_chunk)),
       attn_(model.config(), max_chunk_),
       ffn_(model.config().hidden_size, model.config().intermediate_size, max_chunk_) {
@@ -168,10 +168,13 @@ Status Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t*
     if (lw.attn_out_norm.present()) apply_norm(ctx, lw.attn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
     apply_norm(ctx, lw.ffn_norm, x_.data(), block_out_.data(), c, H, xn_.data());
     // Feed-forward step (a mixture of experts, when a layer has lw.moe, dispatches here).
-    if (lw.moe && ep_) TERN_RETURN_IF_ERROR(ep_moe(ctx, *lw.moe, step, xn_.data(), block_out_.data()));
-    else if (lw.moe) moe_->forward(ctx, *lw.moe, step, xn_.data(), block_out_.data());
-    else ffn_.forward(ctx, lw.mlp, step, xn_.data(), block_out_.data());
-    TERN_RETURN_IF_ERROR(reduce_block(c));  // tensor parallel: Σ over ranks of act_local · Wd_localᵀ
+    if (lw.moe && ep_) {
+      TERN_RETURN_IF_ERROR(ep_moe(ctx, *lw.moe, step, xn_.data(), block_out_.data()));  // its own all-reduce
+    } else {
+      if (lw.moe) moe_->forward(ctx, *lw.moe, step, xn_.data(), block_out_.data());
+      else ffn_.forward(ctx, lw.mlp, step, xn_.data(), block_out_.data());
+      TERN_RETURN_IF_ERROR(reduce_block(c));  // tensor parallel: Σ over ranks of act_local · Wd_localᵀ
+    }
     if (lw.ffn_out_norm.present()) apply_norm(ctx, lw.ffn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
   }
   if (observer_ && n_layers > 0) observer_->on_residual(n_layers, x_.data(), block_out_.data(), c, H);

@@ -45,12 +45,15 @@ Status Decoder::tp_logits(ExecContext& ctx, const float* hidden, int64_t m, floa
   const TransformerWeights& w = model_->weights();
   const TpLayout& t = model_->tp();
   const int64_t H = model_->config().hidden_size, V = model_->config().vocab_size, S = t.vocab_stride;
-  if (!pp_ && tp_->rank() == 0) {  // under pipeline parallelism rank 0 announced it (pp_logits)
+  if (!pp_ && world_->rank() == 0) {  // under pipeline parallelism rank 0 announced it (pp_logits)
     StepHeader h;
     h.max_chunk = max_chunk_;
     h.rows = m;
-    TERN_RETURN_IF_ERROR(broadcast_logits(*tp_, h, hidden, H));
+    TERN_RETURN_IF_ERROR(broadcast_logits(*world_, h, hidden, H));
   }
+  // --tp with --ep: only rank 0's tensor-parallel group holds the LM head (the others' groups were
+  // told too, as every rank hears every call, and have nothing to do).
+  if (ep_ && !w.lm_head.data) return Status::ok();
   // local: [m, S], this rank's rows t.vocab of the LM head in the first t.vocab.size() columns.
   const int64_t vl = w.lm_head.rows;
   // [m, vl] computed into the front of the buffer, then spread in place to rows of S (last row first,

@@ -19,7 +19,7 @@ Result<TpRange> ep_expert_range(const ModelConfig& cfg, int rank, int size) {
   return split_range(cfg.moe.n_experts, size, rank);
 }
 
-TransformerWeights ep_shard(const TransformerWeights& full, TpRange mine) {
+TransformerWeights ep_shard(const TransformerWeights& full, TpRange mine, bool keep_shared) {
   TransformerWeights w = full;
   for (DecoderLayerWeights& l : w.layers) {
     if (!l.moe) continue;
@@ -29,6 +29,10 @@ TransformerWeights ep_shard(const TransformerWeights& full, TpRange mine) {
       ExpertMlp& x = moe->experts[e];
       release_pages(x.gate), release_pages(x.up), release_pages(x.down);
       x = ExpertMlp{};
+    }
+    if (!keep_shared) {
+      release_pages(moe->shared.gate), release_pages(moe->shared.up), release_pages(moe->shared.down);
+      moe->shared = ExpertMlp{};
     }
     l.moe = std::move(moe);
   }

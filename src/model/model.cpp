@@ -138,6 +138,19 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   TERN_ASSIGN_OR_RETURN(m->weights_, arch->build(binder, m->config_));
   report.bind_s = seconds_since(t_bind);
   if (pp) TERN_RETURN_IF_ERROR(m->take_stage(options));
+  if (ep) {
+    // Alone: E ranks, one expert group each. With --tp T: options.ep is all T·E ranks, group = rank / T
+    // (model/ep_shard.h); the group's experts are dropped here, before the tensor-parallel cut copies any.
+    if (pp) return Status::error("--ep: expert parallelism with --pp is not supported yet");
+    const int T = tp ? options.tp->size() : 1;
+    if (options.ep->size() % T != 0) {
+      return Status::error(fmt::format("--ep: {} ranks do not form groups of --tp {}", options.ep->size(), T));
+    }
+    const int group = options.ep->rank() / T, groups = options.ep->size() / T;
+    TERN_ASSIGN_OR_RETURN(m->ep_experts_, ep_expert_range(m->config_, group, groups));
+    m->weights_ = ep_shard(m->weights_, m->ep_experts_, /*keep_shared=*/!tp || group == 0);
+    m->ep_comm_ = options.ep;
+  }
   if (tp) {
     TERN_RETURN_IF_ERROR(m->shard(options, &bind_arena));
     bind_arena = WeightArena();  // the other ranks' parts of the repacked layers
@@ -150,13 +163,9 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
     bind_arena = WeightArena();
     malloc_trim(0);
   }
-  if (ep) {
-    if (tp || pp) return Status::error("--ep: expert parallelism with --tp or --pp is not supported yet");
-    TERN_ASSIGN_OR_RETURN(m->ep_experts_, ep_expert_range(m->config_, options.ep->rank(), options.ep->size()));
-    m->weights_ = ep_shard(m->weights_, m->ep_experts_);
-    if (options.ep->rank() != 0) m->weights_.lm_head = {};  // rank 0 alone computes logits
-    m->ep_comm_ = options.ep;
-  }
+  // Expert parallelism: rank 0 alone computes logits (with --tp: its group, whose ranks hold the
+  // vocabulary slices).
+  if (ep && options.ep->rank() >= (tp ? options.tp->size() : 1)) m->weights_.lm_head = {};
   if (pp) pp_drop_ends(m->weights_, m->pp_);
   const WeightMatrix stored_head = m->weights_.lm_head;
   bool head_derived = false;

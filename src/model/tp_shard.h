@@ -1,7 +1,9 @@
 // One rank's part of a model under tensor parallelism (parallel/tp_layout.h): the weights an
 // architecture bound at their full shapes, cut to this rank's slices (model/tp_slice.h). Row slices
 // ([out, in] row-major: q/k/v, gate/up, the LM head) stay views into the checkpoint mmap, so the
-// rank only ever faults in its own pages; column slices (o, down: [hidden, in/T]) are copied once
+// rank only ever faults in its own pages (the same for every routed and shared expert of a MoE
+// layer, cut by TpLayout::expert_inter / shared_inter, and for MLA's q_b / kv_b rows and o_proj
+// columns of the rank's heads); column slices (o, down: [hidden, in/T]) are copied once
 // into the arena and the source pages released from this process (madvise), so resident memory per
 // rank is about 1/T of the layer weights. Biases of o and down are kept by rank 0 only (added once to
 // the sum).
@@ -11,7 +13,7 @@
 // filled (`bind_arena`): whatever this rank keeps of them is copied into `arena`, so the caller can
 // free the bind arena and with it the other ranks' parts. A column split must fall on the format's
 // column block (int4 group, 32 values for Q8_0 / Q4_0, 256 for K-quants): tp_align_layout moves the
-// intermediate split onto down_proj's blocks; the attention split (whole heads) that misses o_proj's
+// intermediate splits (dense, experts, shared expert) onto their down_proj's blocks; the attention split (whole heads) that misses o_proj's
 // blocks is an error naming the layer, the tensor and the block size.
 #pragma once
 

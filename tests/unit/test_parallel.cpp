@@ -162,12 +162,54 @@ TEST(TpLayout, ShapesThatDoNotDivideAreErrorsNamingTheField) {
   auto b = tp_layout(llama_like(12, 3, 1408, 8192), 0, 4);  // 3 KV heads over 4 ranks
   ASSERT_FALSE(b.is_ok());
   EXPECT_NE(b.status().message().find("num_key_value_heads"), std::string::npos);
+  EXPECT_FALSE(tp_layout(llama_like(8, 4, 1408, 8192), 2, 2).is_ok());
+}
+
+// Mixture of experts: every routed expert's and the shared expert's intermediate columns split as
+// the dense FFN's; the local config carries the local widths (the MoE block sizes itself from them).
+TEST(TpLayout, ExpertsSplitByTheirIntermediateColumns) {
   ModelConfig moe = llama_like(8, 4, 1408, 8192);
   moe.moe.n_experts = 4;
   moe.moe.top_k = 2;
+  moe.moe.expert_intermediate = 768;
+  moe.moe.shared_intermediate = 1536;
   ASSERT_TRUE(moe.moe.enabled());
-  EXPECT_FALSE(tp_layout(moe, 0, 2).is_ok());
-  EXPECT_FALSE(tp_layout(llama_like(8, 4, 1408, 8192), 2, 2).is_ok());
+  for (int r = 0; r < 2; ++r) {
+    auto t = tp_layout(moe, r, 2);
+    ASSERT_TRUE(t.is_ok()) << t.status().message();
+    EXPECT_EQ(t->expert_inter.begin, 384 * r);
+    EXPECT_EQ(t->expert_inter.size(), 384);
+    EXPECT_EQ(t->shared_inter.begin, 768 * r);
+    const ModelConfig l = tp_local_config(moe, *t);
+    EXPECT_EQ(l.moe.expert_intermediate, 384);
+    EXPECT_EQ(l.moe.shared_intermediate, 768);
+    EXPECT_EQ(l.moe.n_experts, 4);  // every rank holds a slice of every expert
+  }
+  moe.moe.expert_intermediate = 1;  // narrower than the ranks
+  auto e = tp_layout(moe, 0, 2);
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_NE(e.status().message().find("moe_intermediate_size"), std::string::npos);
+}
+
+// Multi-head latent attention: split by query heads; no KV heads to split (the latent is whole on
+// every rank).
+TEST(TpLayout, LatentAttentionSplitsByHeads) {
+  ModelConfig c = llama_like(8, 8, 1408, 8192);
+  c.mla.kv_lora_rank = 64;
+  c.mla.qk_rope_head_dim = 16;
+  c.mla.qk_nope_head_dim = 32;
+  c.mla.v_head_dim = 32;
+  ASSERT_TRUE(c.mla.enabled());
+  for (int r = 0; r < 4; ++r) {
+    auto t = tp_layout(c, r, 4);
+    ASSERT_TRUE(t.is_ok()) << t.status().message();
+    EXPECT_EQ(t->heads, 2);
+    EXPECT_EQ(t->head0, 2 * r);
+    EXPECT_FALSE(t->kv_replicated);
+    EXPECT_EQ(tp_local_config(c, *t).n_heads, 2);
+    EXPECT_EQ(tp_local_config(c, *t).mla.kv_lora_rank, 64);
+  }
+  EXPECT_FALSE(tp_layout(c, 0, 3).is_ok());  // 8 heads over 3 ranks
 }
 
 TEST(TpShard, RowSlicesAreViewsAndColumnSlicesCopies) {

@@ -93,6 +93,14 @@ Tokens parallel_greedy(const std::string& dir, int tp, int pp, int micro, int n,
         }
       } else if (ep > 1) {
         lo.ep = &world;
+        if (tp > 1) {  // --tp T --ep E: expert group r / T, its T ranks a tensor-parallel group
+          std::vector<int> members;
+          for (int i = 0; i < tp; ++i) members.push_back(r / tp * tp + i);
+          auto gr = make_group_communicator(world, members);
+          ASSERT_TRUE(gr.is_ok()) << gr.status().message();
+          group = std::move(gr).value();
+          lo.tp = group.get();
+        }
       } else {
         lo.tp = &world;
       }
@@ -141,13 +149,25 @@ INSTANTIATE_TEST_SUITE_P(Dense, PpThreads,
 
 class PpThreadsMoe : public ::testing::TestWithParam<const char*> {};
 
-// Pipeline stages of mixture-of-experts (and DeepSeek's latent attention) layers: PP alone (TP
-// refuses them).
+// Pipeline stages of mixture-of-experts (and DeepSeek's latent attention) layers, alone and with
+// tensor-parallel stages (experts and heads cut two ways inside each stage); a batch of three, cut
+// into micro-batches.
 TEST_P(PpThreadsMoe, GreedyTokensMatchTheSingleProcess) {
   const std::string dir = test::tiny_arch_dir(GetParam());
   const Tokens want = single_greedy(dir, 8);
   ASSERT_EQ(want.size(), kPrompts.size());
-  EXPECT_EQ(parallel_greedy(dir, 1, 2, 2, 8), want);
+  EXPECT_EQ(parallel_greedy(dir, 1, 2, 2, 8), want) << "PP=2";
+  EXPECT_EQ(parallel_greedy(dir, 2, 1, 1, 8), want) << "TP=2";
+  EXPECT_EQ(parallel_greedy(dir, 2, 2, 2, 8), want) << "TP=2 x PP=2";
+}
+
+// --tp 2 --ep 2: two expert groups of two experts, each expert (and the attention, the dense layers
+// and the shared expert) cut two ways inside its group; one all-reduce over the 4 ranks per MoE layer.
+TEST_P(PpThreadsMoe, TensorTimesExpertParallelGreedyTokensMatchTheSingleProcess) {
+  const std::string dir = test::tiny_arch_dir(GetParam());
+  const Tokens want = single_greedy(dir, 8);
+  ASSERT_EQ(want.size(), kPrompts.size());
+  EXPECT_EQ(parallel_greedy(dir, 2, 1, 1, 8, 2), want) << "TP=2 x EP=2";
 }
 
 // Expert parallelism: 2 ranks of 2 experts each, 4 ranks of one expert each (top-2 routing: a row's

@@ -185,6 +185,34 @@ TEST(TpQuantThreads, IntermediateSplitFollowsDownProjBlocks) {
             "blocks");
 }
 
+// Mixture of experts and MLA, quantized: every expert's down_proj cut on its int4 groups (96 columns
+// = 3 groups of 32 -> 32 + 64), the shared expert's too (qwen2_moe: 128 -> 64 + 64), MLA's o_proj by
+// heads (deepseek_v3: 4 heads x 16 values, 32 columns a rank, one group); int8 per channel.
+TEST(TpQuantThreads, MoeAndMlaCheckpointsGiveTheSingleProcessTokens) {
+  for (const char* arch : {"qwen3_moe", "qwen2_moe", "deepseek_v3"}) {
+    for (const QuantConfig& layout : {int8_layout(), int4_layout(QuantMethod::Gptq, 32, true)}) {
+      SCOPED_TRACE(std::string(arch) + " int" + std::to_string(layout.bits));
+      test::TempDir out;
+      const std::string dir = write_quantized(arch, layout, out.path());
+      const auto want = single(dir);
+      ASSERT_EQ(want.size(), 12u);
+      EXPECT_EQ(tp_greedy(dir, 2, kIds, 12), want);
+    }
+  }
+  test::TempDir out;
+  const std::string dir = write_quantized("qwen3_moe", int4_layout(QuantMethod::Gptq, 32, true), out.path());
+  auto whole = Model::load(dir);
+  ASSERT_TRUE(whole.is_ok());
+  for (int r = 0; r < 2; ++r) {
+    auto t = tp_layout((*whole)->config(), r, 2);
+    ASSERT_TRUE(t.is_ok());
+    auto a = tp_align_layout(*t, (*whole)->weights(), (*whole)->config());
+    ASSERT_TRUE(a.is_ok()) << a.status().message();
+    EXPECT_EQ(a->expert_inter.begin, r == 0 ? 0 : 32);
+    EXPECT_EQ(a->expert_inter.end, r == 0 ? 32 : 96);
+  }
+}
+
 TEST(TpQuantThreads, GgufFilesGiveTheSingleProcessTokens) {
   auto base = Model::load(test::tiny_arch_dir("llama"));
   ASSERT_TRUE(base.is_ok());
@@ -197,6 +225,15 @@ TEST(TpQuantThreads, GgufFilesGiveTheSingleProcessTokens) {
     ASSERT_EQ(want.size(), 12u);
     EXPECT_EQ(tp_greedy(path, 2, kIds, 12), want);
   }
+  // A mixture of experts in Q8_0: each expert's 160 down columns = 5 blocks of 32 -> 64 + 96.
+  auto moe = Model::load(test::tiny_arch_dir("mixtral"));
+  ASSERT_TRUE(moe.is_ok());
+  test::TempDir out;
+  const std::string path = out.file("moe.gguf");
+  ASSERT_TRUE(quantize_to_gguf(**moe, path, GgufType::Q8_0).is_ok());
+  const auto want = single(path);
+  ASSERT_EQ(want.size(), 12u);
+  EXPECT_EQ(tp_greedy(path, 2, kIds, 12), want);
 }
 
 TEST(TpCommInt8, ParsesItsValuesAndNamesAnUnknownOne) {

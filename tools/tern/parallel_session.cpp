@@ -57,12 +57,14 @@ std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelOptions& o
     fail(mode.status().message());
   }
   s->tp_comm_ = *mode;
-  if (o.ep > 1 && (o.tp > 1 || o.pp > 1)) {
+  if (o.ep > 1 && o.pp > 1) {
     s->idle_ = true;
     if (s->comm_->rank() != 0) return s;
-    fail(layout + ": expert parallelism is not combined with --tp or --pp yet");
+    fail(layout + ": expert parallelism is not combined with --pp yet");
   }
-  if (o.pp > 1 && o.tp > 1) {  // the stage's T ranks: world ranks [stage·T, (stage + 1)·T)
+  // The rank's T tensor-parallel peers, world ranks [g·T, (g + 1)·T): its pipeline stage's (--pp) or
+  // its expert group's (--ep; model/ep_shard.h).
+  if ((o.pp > 1 || o.ep > 1) && o.tp > 1) {
     const int stage0 = s->comm_->rank() / o.tp * o.tp;
     std::vector<int> members;
     for (int r = 0; r < o.tp; ++r) members.push_back(stage0 + r);
