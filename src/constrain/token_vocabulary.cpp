@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <unordered_map>
 
 #include "constrain/vocab_impl.h"
 #include "text/tokenizer/tokenizer.h"
@@ -21,9 +22,13 @@ void build_trie(const std::vector<std::string>& bytes, constrain::TokenTrie* t) 
     constrain::TrieNode n;
     n.byte = b;
     t->nodes.push_back(n);
+    t->tok_begin.push_back(0);
+    t->tok_end.push_back(0);
     return int32_t(t->nodes.size()) - 1;
   };
   add(0);
+  t->tok_begin.push_back(0);
+  t->tok_end.push_back(0);
   struct Item {
     int32_t node;
     size_t lo, hi, depth;  // order[lo, hi) share the node's prefix of length depth
@@ -34,6 +39,8 @@ void build_trie(const std::vector<std::string>& bytes, constrain::TokenTrie* t) 
   while (!stack.empty()) {
     const Item it = stack.back();
     stack.pop_back();
+    t->tok_begin[size_t(it.node)] = int32_t(it.lo);
+    t->tok_end[size_t(it.node)] = int32_t(it.hi);
     size_t i = it.lo;
     int32_t last = -1;
     while (i < it.hi && bytes[size_t(order[i])].size() == it.depth) {  // tokens ending here sort first
@@ -54,6 +61,37 @@ void build_trie(const std::vector<std::string>& bytes, constrain::TokenTrie* t) 
       i = j;
     }
     stack.insert(stack.end(), kids.rbegin(), kids.rend());
+  }
+  t->sorted = std::move(order);
+}
+
+struct ByteSetHash {
+  size_t operator()(const constrain::ByteSet& s) const {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (uint64_t w : s.w) h = (h ^ w) * 0xFF51AFD7ED558CCDull, h ^= h >> 32;
+    return size_t(h);
+  }
+};
+
+// below and byte_sets: the bytes under each node, bottom-up (children come after their parent), interned.
+void bytes_below(constrain::TokenTrie* tp) {
+  constrain::TokenTrie& t = *tp;
+  t.byte_sets.assign(1, constrain::ByteSet{});
+  std::unordered_map<constrain::ByteSet, uint32_t, ByteSetHash> ids;
+  ids.emplace(constrain::ByteSet{}, 0);
+  for (size_t i = t.nodes.size(); i-- > 0;) {
+    const constrain::TrieNode& n = t.nodes[i];
+    if (n.n_children == 0) continue;  // leaves: the empty set
+    constrain::ByteSet s;
+    for (int32_t c = n.first_child; c < n.first_child + n.n_children; ++c) {
+      const constrain::ByteSet& sub = t.byte_sets[t.nodes[size_t(c)].below];
+      for (int k = 0; k < 4; ++k) s.w[k] |= sub.w[k];
+      const uint8_t b = t.nodes[size_t(c)].byte;
+      s.w[b >> 6] |= uint64_t(1) << (b & 63);
+    }
+    auto [it, added] = ids.emplace(s, uint32_t(t.byte_sets.size()));
+    if (added) t.byte_sets.push_back(s);
+    t.nodes[i].below = it->second;
   }
 }
 
@@ -94,11 +132,13 @@ Result<TokenVocabulary> TokenVocabulary::from_bytes(std::vector<std::string> byt
   impl->words = (int64_t(impl->bytes.size()) + 31) / 32;
   build_trie(impl->bytes, &impl->trie);
   depths(&impl->trie);
+  bytes_below(&impl->trie);
   std::vector<std::string> long_bytes(impl->bytes.size());
   for (size_t id = 0; id < impl->bytes.size(); ++id)
     if (impl->bytes[id].size() > size_t(constrain::kShortTokenBytes)) long_bytes[id] = impl->bytes[id];
   build_trie(long_bytes, &impl->long_trie);
   depths(&impl->long_trie);
+  bytes_below(&impl->long_trie);
   // Each long-trie node's twin in the main trie: follow the parent's twin by the node's byte.
   const constrain::TokenTrie& t = impl->trie;
   const constrain::TokenTrie& lt = impl->long_trie;
