@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
-#include <unordered_map>
 
 #include "constrain/vocab_impl.h"
 #include "text/tokenizer/tokenizer.h"
@@ -65,20 +65,37 @@ void build_trie(const std::vector<std::string>& bytes, constrain::TokenTrie* t) 
   t->sorted = std::move(order);
 }
 
-struct ByteSetHash {
-  size_t operator()(const constrain::ByteSet& s) const {
-    uint64_t h = 0x9E3779B97F4A7C15ull;
-    for (uint64_t w : s.w) h = (h ^ w) * 0xFF51AFD7ED558CCDull, h ^= h >> 32;
-    return size_t(h);
-  }
-};
+uint64_t byte_set_hash(const constrain::ByteSet& s) {
+  uint64_t h = 0x9E3779B97F4A7C15ull;
+  for (uint64_t w : s.w) h = (h ^ w) * 0xFF51AFD7ED558CCDull, h ^= h >> 32;
+  return h;
+}
 
-// below and byte_sets: the bytes under each node, bottom-up (children come after their parent), interned.
+// below and byte_sets: the bytes under each node, bottom-up (children come after their parent), interned in an
+// open-addressing table of set ids (no allocation per set: this runs once per vocabulary load, ~100k internal
+// nodes for Llama-3).
 void bytes_below(constrain::TokenTrie* tp) {
   constrain::TokenTrie& t = *tp;
   t.byte_sets.assign(1, constrain::ByteSet{});
-  std::unordered_map<constrain::ByteSet, uint32_t, ByteSetHash> ids;
-  ids.emplace(constrain::ByteSet{}, 0);
+  std::vector<uint32_t> slots(size_t(1) << 12, UINT32_MAX);
+  auto intern = [&](const constrain::ByteSet& s) -> uint32_t {
+    if (t.byte_sets.size() * 2 >= slots.size()) {  // grow: keep the table at most half full
+      std::vector<uint32_t> bigger(slots.size() * 2, UINT32_MAX);
+      for (uint32_t id = 0; id < t.byte_sets.size(); ++id) {
+        size_t i = byte_set_hash(t.byte_sets[id]) & (bigger.size() - 1);
+        while (bigger[i] != UINT32_MAX) i = (i + 1) & (bigger.size() - 1);
+        bigger[i] = id;
+      }
+      slots.swap(bigger);
+    }
+    size_t i = byte_set_hash(s) & (slots.size() - 1);
+    for (; slots[i] != UINT32_MAX; i = (i + 1) & (slots.size() - 1))
+      if (t.byte_sets[slots[i]] == s) return slots[i];
+    slots[i] = uint32_t(t.byte_sets.size());
+    t.byte_sets.push_back(s);
+    return slots[i];
+  };
+  intern(constrain::ByteSet{});  // id 0, the leaves' empty set
   for (size_t i = t.nodes.size(); i-- > 0;) {
     const constrain::TrieNode& n = t.nodes[i];
     if (n.n_children == 0) continue;  // leaves: the empty set
@@ -89,9 +106,7 @@ void bytes_below(constrain::TokenTrie* tp) {
       const uint8_t b = t.nodes[size_t(c)].byte;
       s.w[b >> 6] |= uint64_t(1) << (b & 63);
     }
-    auto [it, added] = ids.emplace(s, uint32_t(t.byte_sets.size()));
-    if (added) t.byte_sets.push_back(s);
-    t.nodes[i].below = it->second;
+    t.nodes[i].below = intern(s);
   }
 }
 
