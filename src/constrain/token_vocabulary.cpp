@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 
 #include "constrain/vocab_impl.h"
@@ -21,9 +22,13 @@ void build_trie(const std::vector<std::string>& bytes, constrain::TokenTrie* t) 
     constrain::TrieNode n;
     n.byte = b;
     t->nodes.push_back(n);
+    t->tok_begin.push_back(0);
+    t->tok_end.push_back(0);
     return int32_t(t->nodes.size()) - 1;
   };
   add(0);
+  t->tok_begin.push_back(0);
+  t->tok_end.push_back(0);
   struct Item {
     int32_t node;
     size_t lo, hi, depth;  // order[lo, hi) share the node's prefix of length depth
@@ -34,6 +39,8 @@ void build_trie(const std::vector<std::string>& bytes, constrain::TokenTrie* t) 
   while (!stack.empty()) {
     const Item it = stack.back();
     stack.pop_back();
+    t->tok_begin[size_t(it.node)] = int32_t(it.lo);
+    t->tok_end[size_t(it.node)] = int32_t(it.hi);
     size_t i = it.lo;
     int32_t last = -1;
     while (i < it.hi && bytes[size_t(order[i])].size() == it.depth) {  // tokens ending here sort first
@@ -54,6 +61,52 @@ void build_trie(const std::vector<std::string>& bytes, constrain::TokenTrie* t) 
       i = j;
     }
     stack.insert(stack.end(), kids.rbegin(), kids.rend());
+  }
+  t->sorted = std::move(order);
+}
+
+uint64_t byte_set_hash(const constrain::ByteSet& s) {
+  uint64_t h = 0x9E3779B97F4A7C15ull;
+  for (uint64_t w : s.w) h = (h ^ w) * 0xFF51AFD7ED558CCDull, h ^= h >> 32;
+  return h;
+}
+
+// below and byte_sets: the bytes under each node, bottom-up (children come after their parent), interned in an
+// open-addressing table of set ids (no allocation per set: this runs once per vocabulary load, ~100k internal
+// nodes for Llama-3).
+void bytes_below(constrain::TokenTrie* tp) {
+  constrain::TokenTrie& t = *tp;
+  t.byte_sets.assign(1, constrain::ByteSet{});
+  std::vector<uint32_t> slots(size_t(1) << 12, UINT32_MAX);
+  auto intern = [&](const constrain::ByteSet& s) -> uint32_t {
+    if (t.byte_sets.size() * 2 >= slots.size()) {  // grow: keep the table at most half full
+      std::vector<uint32_t> bigger(slots.size() * 2, UINT32_MAX);
+      for (uint32_t id = 0; id < t.byte_sets.size(); ++id) {
+        size_t i = byte_set_hash(t.byte_sets[id]) & (bigger.size() - 1);
+        while (bigger[i] != UINT32_MAX) i = (i + 1) & (bigger.size() - 1);
+        bigger[i] = id;
+      }
+      slots.swap(bigger);
+    }
+    size_t i = byte_set_hash(s) & (slots.size() - 1);
+    for (; slots[i] != UINT32_MAX; i = (i + 1) & (slots.size() - 1))
+      if (t.byte_sets[slots[i]] == s) return slots[i];
+    slots[i] = uint32_t(t.byte_sets.size());
+    t.byte_sets.push_back(s);
+    return slots[i];
+  };
+  intern(constrain::ByteSet{});  // id 0, the leaves' empty set
+  for (size_t i = t.nodes.size(); i-- > 0;) {
+    const constrain::TrieNode& n = t.nodes[i];
+    if (n.n_children == 0) continue;  // leaves: the empty set
+    constrain::ByteSet s;
+    for (int32_t c = n.first_child; c < n.first_child + n.n_children; ++c) {
+      const constrain::ByteSet& sub = t.byte_sets[t.nodes[size_t(c)].below];
+      for (int k = 0; k < 4; ++k) s.w[k] |= sub.w[k];
+      const uint8_t b = t.nodes[size_t(c)].byte;
+      s.w[b >> 6] |= uint64_t(1) << (b & 63);
+    }
+    t.nodes[i].below = intern(s);
   }
 }
 
@@ -94,11 +147,13 @@ Result<TokenVocabulary> TokenVocabulary::from_bytes(std::vector<std::string> byt
   impl->words = (int64_t(impl->bytes.size()) + 31) / 32;
   build_trie(impl->bytes, &impl->trie);
   depths(&impl->trie);
+  bytes_below(&impl->trie);
   std::vector<std::string> long_bytes(impl->bytes.size());
   for (size_t id = 0; id < impl->bytes.size(); ++id)
     if (impl->bytes[id].size() > size_t(constrain::kShortTokenBytes)) long_bytes[id] = impl->bytes[id];
   build_trie(long_bytes, &impl->long_trie);
   depths(&impl->long_trie);
+  bytes_below(&impl->long_trie);
   // Each long-trie node's twin in the main trie: follow the parent's twin by the node's byte.
   const constrain::TokenTrie& t = impl->trie;
   const constrain::TokenTrie& lt = impl->long_trie;
