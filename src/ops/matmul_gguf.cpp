@@ -29,10 +29,15 @@ namespace {
 // The per-row GEMV (gguf_dot_avx2.cpp) is slower per token than the m = 1 kernels for Q4_0 / Q4_K / Q6_K,
 // so batched decode at 4 in flight fell below 1 in flight (issue 20 item 3): those run the m = 1 kernel
 // once per row of x (the same cost per token as m = 1, never less), Q5_K takes the int8 GEMM from 4 rows.
-// A kernel that decodes each block once for several rows of x is the better fix (not written yet).
+// The small-m kernel (use_smallm) decodes each block once for all rows of x and replaces both wherever its
+// k fits; m1_per_row remains for the k it does not take (Q4_0 with an odd number of 32-blocks).
+bool use_smallm(const ExecContext& ctx, const cpu::MatmulArgs& a) {
+  return a.m >= 2 && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx2 &&
+         cpu::gguf_gemv_smallm_supported(GgufType(a.w.gguf_type), a.w.cols);
+}
 bool m1_per_row(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   const GgufType t = GgufType(a.w.gguf_type);
-  return a.m >= 2 && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx512_vnni &&
+  return a.m >= 2 && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx512_vnni && !use_smallm(ctx, a) &&
          (t == GgufType::Q4_0 || t == GgufType::Q4_K || t == GgufType::Q6_K);
 }
 int64_t gemm_int8_min_rows(const ExecContext& ctx, GgufType t) {
@@ -85,6 +90,7 @@ ColumnTask gguf_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) 
 
 size_t gguf_gemv_scratch_bytes(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   if (use_gemm_int8(ctx, a)) return cpu::gguf_gemm_int8_acts_bytes(a.m, a.w.cols);
+  if (use_smallm(ctx, a)) return cpu::gguf_smallm_acts_bytes(GgufType(a.w.gguf_type), a.m, a.w.cols);
   if (use_m1(ctx, a)) return size_t(a.m) * align64(cpu::gguf_acts_bytes(a.w.cols));
   if (use_m1k(ctx, a)) return size_t(a.m) * align64(cpu::gguf_acts_k_bytes(a.w.cols));
   return 0;
@@ -94,6 +100,11 @@ ColumnTask gguf_gemv_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scra
   assert(a.m <= cpu::kGemvMaxRows);
   if (use_gemm_int8(ctx, a)) return gemm_int8_task(ctx, a, scratch);
   const int64_t n = a.w.rows, align = cpu::kGgufPanelCols;
+  if (use_smallm(ctx, a)) {
+    const cpu::GgufSmallmActs acts = cpu::gguf_smallm_prepare(GgufType(a.w.gguf_type), a.x, a.m, a.w.cols, scratch);
+    const auto fn = ctx.cpu().avx512_vnni ? cpu::gguf_gemv_smallm_avx512vnni : cpu::gguf_gemv_smallm_avx2;
+    return {n, align, [fn, acts, a](int, int64_t b, int64_t e) { fn(acts, a, b, e); }};
+  }
   const bool m1 = use_m1(ctx, a), m1k = !m1 && use_m1k(ctx, a);
   if (m1 || m1k) {
     // Each row i of x: its own activations at scratch + i · stride and a 1-row MatmulArgs (x and y rows i).
@@ -140,6 +151,7 @@ const char* matmul_gguf_kernel_name(const ExecContext& ctx, int64_t m, const Wei
   const cpu::MatmulArgs a{nullptr, m, w, nullptr, nullptr};
   if (use_gemm_int8(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemm_int8_avx512vnni" : "gguf_gemm_int8_avx2";
   const bool gemv = m <= cpu::kGemvMaxRows;
+  if (gemv && use_smallm(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2";
   if (gemv && use_m1k(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemv_m1_k_avx512vnni" : "gguf_gemv_m1_avx2";
   if (gemv && use_m1(ctx, a)) return "gguf_gemv_m1_avx2";
   if (ctx.cpu().avx2) return gemv ? "gguf_gemv_avx2_int8" : "gguf_gemm_avx2";
