@@ -2,9 +2,10 @@
 // per format: µs per call and per row of x, and the per-row cost relative to m = 1 (below 1: the weight
 // decode is shared by the rows).
 //   bench_gguf_smallm [--threads 1] [--reps 7] [--types Q4_K,Q6_K,Q4_0] [--m 1,2,3,4,8]
-//                     [--shapes 2048x2048,512x2048,8192x2048,2048x8192] [--isa avx2] [--cpu-time]
+//                     [--shapes 2048x2048,512x2048,8192x2048,2048x8192] [--isa avx2] [--cpu-time] [--hot]
 // Shapes are n x k (output columns x inputs). Copies of the matrix (>= 64 MB in all) are cycled so the
-// weights come from memory, as in decode. --cpu-time (with --threads 1): the thread's CPU clock, so other
+// weights come from memory, as in decode (--hot: one copy, cache-resident where it fits: the kernel's
+// arithmetic alone). --cpu-time (with --threads 1): the thread's CPU clock, so other
 // processes taking turns on the core do not inflate the figures.
 #include <algorithm>
 #include <random>
@@ -32,7 +33,7 @@ std::vector<std::string> split(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool cpu_time = has_flag(argc, argv, "--cpu-time");
+  const bool cpu_time = has_flag(argc, argv, "--cpu-time"), hot = has_flag(argc, argv, "--hot");
   auto clock_s = [cpu_time] { return cpu_time ? thread_cpu_s() : now_s(); };
   const int reps = std::stoi(arg_value(argc, argv, "--reps", "7"));
   const int threads = std::stoi(arg_value(argc, argv, "--threads", "1"));
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
         return 1;
       }
       const size_t rb = gguf_row_bytes(*t, k), bytes = rb * size_t(n);
-      const int64_t copies = std::max<int64_t>(2, int64_t((size_t(64) << 20) / bytes) + 1);
+      const int64_t copies = hot ? 1 : std::max<int64_t>(2, int64_t((size_t(64) << 20) / bytes) + 1);
       Buffer arena = alloc_buffer(bytes * size_t(copies));
       for (int64_t r = 0; r < n; ++r) gguf_quantize_row(*t, wf.data() + r * k, arena.get() + size_t(r) * rb, k);
       for (int64_t c = 1; c < copies; ++c) std::memcpy(arena.get() + size_t(c) * bytes, arena.get(), bytes);

@@ -31,17 +31,21 @@ namespace {
 // once per row of x (the same cost per token as m = 1, never less), Q5_K takes the int8 GEMM from 4 rows.
 // The small-m kernel (use_smallm) decodes each block once for all rows of x and replaces both wherever its
 // k fits; m1_per_row remains for the k it does not take (Q4_0 with an odd number of 32-blocks).
+// Q5_K has no m = 1 kernel of its own: it takes the small-m kernel at m = 1 too (3x the per-row GEMV).
 bool use_smallm(const ExecContext& ctx, const cpu::MatmulArgs& a) {
-  return a.m >= 2 && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx2 &&
-         cpu::gguf_gemv_smallm_supported(GgufType(a.w.gguf_type), a.w.cols);
+  const GgufType t = GgufType(a.w.gguf_type);
+  return (a.m >= 2 || (a.m == 1 && t == GgufType::Q5_K)) && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx2 &&
+         cpu::gguf_gemv_smallm_supported(t, a.w.cols);
 }
 bool m1_per_row(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   const GgufType t = GgufType(a.w.gguf_type);
   return a.m >= 2 && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx512_vnni && !use_smallm(ctx, a) &&
          (t == GgufType::Q4_0 || t == GgufType::Q4_K || t == GgufType::Q6_K);
 }
-int64_t gemm_int8_min_rows(const ExecContext& ctx, GgufType t) {
-  return ctx.cpu().avx512_vnni && t == GgufType::Q5_K ? 4 : cpu::kGemvMaxRows + 1;
+// Q5_K's small batches take the int8 GEMM from 4 rows on VNNI only where the small-m kernel does not fit k.
+int64_t gemm_int8_min_rows(const ExecContext& ctx, GgufType t, int64_t k) {
+  return ctx.cpu().avx512_vnni && t == GgufType::Q5_K && !cpu::gguf_gemv_smallm_supported(t, k) ? 4
+                                                                                               : cpu::kGemvMaxRows + 1;
 }
 
 // m = 1 on AVX2 for Q4_0 / Q8_0 (x per 32) and Q4_K / Q6_K (x per 256, AVX-512 VNNI where present): x is
@@ -58,7 +62,7 @@ bool use_m1k(const ExecContext& ctx, const cpu::MatmulArgs& a) {
 // AVX2, and Q5_K's small batches on VNNI.
 bool use_gemm_int8(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   const GgufType t = GgufType(a.w.gguf_type);
-  return a.m >= gemm_int8_min_rows(ctx, t) && (ctx.cpu().avx512_vnni || ctx.cpu().avx2) &&
+  return a.m >= gemm_int8_min_rows(ctx, t, a.w.cols) && (ctx.cpu().avx512_vnni || ctx.cpu().avx2) &&
          cpu::gguf_gemm_int8_supported(t);
 }
 

@@ -1,4 +1,4 @@
-// The small-m GGUF GEMV (batched decode, m = 1..8 rows of x; gguf_gemv_smallm_*.cpp) for Q4_0 / Q4_K /
+// The small-m GGUF GEMV (batched decode, m = 1..8 rows of x; gguf_gemv_smallm_*.cpp) for Q4_0 / Q4_K / Q5_K /
 // Q6_K: the scalar reference against the f32 dequantized product within x's int8 rounding; the AVX2 and
 // AVX-512 VNNI kernels against the reference within float summation order, for every m (odd m: quads
 // with 1..3 rows), ragged column counts and uneven thread column ranges; the front door's choice.
@@ -95,17 +95,17 @@ TEST_P(GgufGemvSmallm, KernelsMatchReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, GgufGemvSmallm, ::testing::Values(GgufType::Q4_0, GgufType::Q4_K, GgufType::Q6_K),
+INSTANTIATE_TEST_SUITE_P(Formats, GgufGemvSmallm, ::testing::Values(GgufType::Q4_0, GgufType::Q4_K, GgufType::Q5_K, GgufType::Q6_K),
                          [](const auto& info) { return std::string(gguf_traits(info.param).name); });
 
-// Through matmul(): m = 2..8 takes the small-m kernel on AVX2 (forced with capped("avx2")) and on the
+// Through matmul(): m = 2..8 (Q5_K: 1..8) takes the small-m kernel on AVX2 (forced with capped("avx2")) and on the
 // host's best ISA, with 1 and 2 threads, and agrees with the scalar path within x's int8 rounding; a k
 // the kernel does not take (Q4_0 with an odd number of 32-blocks) falls back to another kernel.
 TEST(GgufGemvSmallmFrontDoor, DispatchAndResults) {
   if (!CpuFeatures::detect().avx2) GTEST_SKIP() << "host has no AVX2";
   ThreadPool pool1(1);
   ExecContext scalar(pool1, CpuFeatures::detect().capped("scalar"));
-  for (GgufType t : {GgufType::Q4_0, GgufType::Q4_K, GgufType::Q6_K}) {
+  for (GgufType t : {GgufType::Q4_0, GgufType::Q4_K, GgufType::Q5_K, GgufType::Q6_K}) {
     const int64_t n = 70, k = 512;
     const Quantized qw = make(t, n, k, 3);
     for (int64_t m : {2, 3, 5, 8}) {
@@ -130,6 +130,11 @@ TEST(GgufGemvSmallmFrontDoor, DispatchAndResults) {
   const Quantized odd = make(GgufType::Q4_0, 40, 96, 9);  // 3 blocks of 32: no pairs
   ThreadPool pool(1);
   ExecContext ctx(pool, CpuFeatures::detect());
+  // Q5_K has no m = 1 kernel of its own and takes this one at m = 1 too; the others keep theirs.
+  const Quantized q5 = make(GgufType::Q5_K, 40, 256, 2), q4 = make(GgufType::Q4_K, 40, 256, 2);
+  const bool vnni = ctx.cpu().avx512_vnni;
+  EXPECT_STREQ(matmul_kernel_name(ctx, 1, q5.w), vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2");
+  EXPECT_STRNE(matmul_kernel_name(ctx, 1, q4.w), vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2");
   EXPECT_FALSE(cpu::gguf_gemv_smallm_supported(GgufType::Q4_0, 96));
   EXPECT_STRNE(matmul_kernel_name(ctx, 4, odd.w), "gguf_gemv_smallm_avx2");
   EXPECT_STRNE(matmul_kernel_name(ctx, 4, odd.w), "gguf_gemv_smallm_avx512vnni");

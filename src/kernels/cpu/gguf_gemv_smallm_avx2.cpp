@@ -1,4 +1,4 @@
-// AVX2 small-m GEMV (batched decode, m = 2..8 rows of x) against Q4_0 / Q4_K / Q6_K, for CPUs without
+// AVX2 small-m GEMV (batched decode, m = 2..8 rows of x) against Q4_0 / Q4_K / Q5_K / Q6_K, for CPUs without
 // AVX-512: the structure of gguf_gemv_smallm_avx512.cpp (each weight block decoded once, then an integer
 // dot with every row of x; the int32 sums of 4 rows transposed and added into one vector, lane 4L + i,
 // and scaled once in f32) on ymm, with vpmaddubsw + vpmaddwd (+ vpaddd) in place of the VNNI steps.
@@ -44,17 +44,19 @@ TERN_SMALLM_AVX2 inline void store_col(const __m256* f, const MatmulArgs& a, int
 
 TERN_SMALLM_AVX2 inline __m256i ld(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
-// Q4_K row j (layout in gguf_gemv_smallm_avx512.cpp): chunk c of 32 bytes, low nibbles sub-block 2c.
-template <int M>
+// Q4_K / Q5_K row j (layouts in gguf_gemv_smallm_avx512.cpp): chunk c of 32 bytes, low nibbles sub-block 2c.
+template <int M, bool Q5>
 TERN_SMALLM_AVX2 void q4k_col(const GgufSmallmActs& x, const MatmulArgs& a, int64_t j) {
   constexpr int NQ = (M + 3) / 4;
+  constexpr int64_t kBB = Q5 ? 176 : 144, kQs = Q5 ? 48 : 16;
   const int64_t nb = a.w.cols / 256;
-  const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(nb * 144);
+  const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(nb * kBB);
+  const __m256i one = _mm256_set1_epi8(1);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 f[NQ];
   for (int q = 0; q < NQ; ++q) f[q] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = row + b * 144;
+    const uint8_t* blk = row + b * kBB;
     _mm_prefetch(reinterpret_cast<const char*>(blk + kGgufM1PrefetchBytes), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(blk + kGgufM1PrefetchBytes + 64), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(blk + kGgufM1PrefetchBytes + 128), _MM_HINT_T0);
@@ -69,8 +71,13 @@ TERN_SMALLM_AVX2 void q4k_col(const GgufSmallmActs& x, const MatmulArgs& a, int6
     for (int i = 0; i < M; ++i) acc[i] = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
-      const __m256i qv = ld(blk + 16 + 32 * c);
-      const __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+      const __m256i qv = ld(blk + kQs + 32 * c);
+      __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+      if constexpr (Q5) {  // bits 2c / 2c + 1 of qh -> bit 4 of the low / high codes
+        const __m256i qh = ld(blk + 16);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+      }
       const __m256i s0 = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(int16_t(0x0100 + 0x0202 * (2 * c))));
       const __m256i s1 = _mm256_shuffle_epi8(sc, _mm256_set1_epi16(int16_t(0x0100 + 0x0202 * (2 * c + 1))));
 #pragma GCC unroll 8
@@ -190,7 +197,10 @@ template <int M>
 TERN_SMALLM_AVX2 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
   switch (x.type) {
     case GgufType::Q4_K:
-      for (int64_t j = n0; j < n1; ++j) q4k_col<M>(x, a, j);
+      for (int64_t j = n0; j < n1; ++j) q4k_col<M, false>(x, a, j);
+      return;
+    case GgufType::Q5_K:
+      for (int64_t j = n0; j < n1; ++j) q4k_col<M, true>(x, a, j);
       return;
     case GgufType::Q6_K:
       for (int64_t j = n0; j < n1; ++j) q6k_col<M>(x, a, j);

@@ -1,15 +1,15 @@
-// AVX-512 VNNI small-m GEMV (batched decode, m = 2..8 rows of x) against Q4_0 / Q4_K / Q6_K: each weight
+// AVX-512 VNNI small-m GEMV (batched decode, m = 2..8 rows of x) against Q4_0 / Q4_K / Q5_K / Q6_K: each weight
 // row is streamed once and every block of it decoded once into zmm registers (codes and the per-lane
 // sub-block scales), then multiplied with all m rows of x (prepared once per call, gguf_smallm_prepare).
 // Per block and row of x only the integer dot remains:
-//   Q4_K (256 values, 4 zmm of 64 codes): 4 × (vpmaddubsw code·x pairs, vpdpwssd · sub-block scale);
+//   Q4_K / Q5_K (256 values, 4 zmm of 64 codes): 4 × (vpmaddubsw code·x pairs, vpdpwssd · sub-block scale);
 //   Q6_K: the same, its −32 offset one vpmaddwd of −32·scales with x's per-16 code sums (acc's start);
 //   Q4_0 (two 32-blocks per zmm): 1 vpdpbusd of x + 128 (u8) with the signed codes (nibble − 8), from a
 //     start of −128 · Σ codes per lane, computed once per weight row for all rows of x.
 // The int32 sums of 4 rows of x ("quad") are transposed and added into one zmm (lane 4L + i: row i,
 // 128-bit lane L), converted once and scaled by (weight scale) · (x scale, the dxq table) in f32: per
 // block a quad costs 6 shuffles/adds, 1 vcvtdq2ps, 1 multiply and 1 FMA instead of 4 reductions.
-// Q4_K's min term Σ_j m_j X_j (X: x's code sums per 32) is one vpmaddwd per quad against the mins table.
+// Q4_K / Q5_K's min term Σ_j m_j X_j (X: x's code sums per 32) is one vpmaddwd per quad against the mins table.
 // GCC 12's AVX-512 intrinsics start from an "undefined" vector that -Wmaybe-uninitialized reports once
 // inlined (see matmul_avx512_util.h); the code is fine.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -72,19 +72,25 @@ TERN_SMALLM_AVX512 inline __m512i pick_scales(__m512i sc, int s0, int s1) {
 
 // Q4_K row j: 144-byte blocks {f16 d, dmin; u8 scales[12]; u8 qs[128]}. Chunk c (32 bytes of qs): low
 // nibbles are sub-block 2c (x [64c, +32)), high nibbles 2c + 1 (x [64c + 32, +32)): one zmm [low | high].
-template <int M>
+// Q5 (Q5_K, 176 bytes): u8 qh[32] before qs; bits 2c / 2c + 1 of qh[l] are bit 4 of those codes (0..31,
+// vpmaddubsw pair sums ≤ 2·31·127).
+template <int M, bool Q5>
 TERN_SMALLM_AVX512 void q4k_col(const GgufSmallmActs& x, const MatmulArgs& a, int64_t j) {
   constexpr int NQ = (M + 3) / 4;
+  constexpr int64_t kBB = Q5 ? 176 : 144, kQs = Q5 ? 48 : 16;
   const int64_t nb = a.w.cols / 256;
-  const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(nb * 144);
+  const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(nb * kBB);
+  const __m512i one = _mm512_set1_epi8(1);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
   const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   __m512 f[NQ];
   for (int q = 0; q < NQ; ++q) f[q] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = row + b * 144;
+    const uint8_t* blk = row + b * kBB;
     prefetch3(blk);
+    __m512i qh;
+    if constexpr (Q5) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)));
     uint32_t u[3];
     std::memcpy(u, blk + 4, 12);
     const uint32_t sc_lo = u[0] & 0x3f3f3f3f, mn_lo = u[1] & 0x3f3f3f3f;
@@ -103,8 +109,12 @@ TERN_SMALLM_AVX512 void q4k_col(const GgufSmallmActs& x, const MatmulArgs& a, in
     for (int i = 0; i < M; ++i) acc[i] = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int c = 0; c < 4; ++c) {
-      const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * c)));
-      const __m512i codes = _mm512_and_si512(_mm512_srlv_epi16(v, shift), m4);
+      const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + kQs + 32 * c)));
+      __m512i codes = _mm512_and_si512(_mm512_srlv_epi16(v, shift), m4);
+      if constexpr (Q5) {  // bit 2c (lower half) / 2c + 1 (upper half) of qh -> bit 4
+        const __m512i hs = _mm512_add_epi16(_mm512_srli_epi16(shift, 2), _mm512_set1_epi16(int16_t(2 * c)));
+        codes = _mm512_or_si512(codes, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, hs), one), 4));
+      }
       const __m512i s = pick_scales(sc, 2 * c, 2 * c + 1);
 #pragma GCC unroll 8
       for (int i = 0; i < M; ++i) {
@@ -219,7 +229,10 @@ template <int M>
 TERN_SMALLM_AVX512 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
   switch (x.type) {
     case GgufType::Q4_K:
-      for (int64_t j = n0; j < n1; ++j) q4k_col<M>(x, a, j);
+      for (int64_t j = n0; j < n1; ++j) q4k_col<M, false>(x, a, j);
+      return;
+    case GgufType::Q5_K:
+      for (int64_t j = n0; j < n1; ++j) q4k_col<M, true>(x, a, j);
       return;
     case GgufType::Q6_K:
       for (int64_t j = n0; j < n1; ++j) q6k_col<M>(x, a, j);

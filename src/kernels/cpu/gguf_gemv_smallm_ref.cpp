@@ -12,7 +12,8 @@ namespace tern::cpu {
 namespace {
 
 size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
-bool is_kquant(GgufType t) { return t == GgufType::Q4_K || t == GgufType::Q6_K; }
+bool is_kquant(GgufType t) { return t == GgufType::Q4_K || t == GgufType::Q5_K || t == GgufType::Q6_K; }
+bool has_mins(GgufType t) { return t == GgufType::Q4_K || t == GgufType::Q5_K; }
 size_t row_region(GgufType t, int64_t k) { return align64(is_kquant(t) ? gguf_acts_k_bytes(k) : gguf_acts_bytes(k)); }
 // Blocks of the dxq table: super-blocks of 256 (K-quants) or pairs of 32-blocks (Q4_0).
 int64_t dxq_blocks(GgufType t, int64_t k) { return is_kquant(t) ? k / 256 : k / 64; }
@@ -33,8 +34,11 @@ double block_q4_0(const uint8_t* blk, const uint8_t* xu, float dx) {
   return double(f16_at(blk)) * double(dx) * s;
 }
 
-double block_q4_k(const uint8_t* blk, const int8_t* xq, float dx) {
-  const uint8_t* qs = blk + 16;
+// Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]}; Q5_K (q5) has u8 qh[32] before qs: bit 2c / 2c + 1 of qh[l]
+// is bit 4 of the low / high nibble code of chunk c.
+double block_q4_k(const uint8_t* blk, const int8_t* xq, float dx, bool q5) {
+  const uint8_t* qs = blk + (q5 ? 48 : 16);
+  const uint8_t* qh = blk + 16;
   int64_t main = 0, mins = 0;
   for (int j = 0; j < 8; ++j) {  // sub-block j: chunk j / 2, low (j even) or high nibbles
     uint8_t sc, mn;
@@ -42,7 +46,7 @@ double block_q4_k(const uint8_t* blk, const int8_t* xq, float dx) {
     int s = 0, xs = 0;
     for (int l = 0; l < 32; ++l) {
       const uint8_t byte = qs[32 * (j / 2) + l];
-      const int c = j % 2 == 0 ? byte & 15 : byte >> 4;
+      const int c = (j % 2 == 0 ? byte & 15 : byte >> 4) | (q5 ? ((qh[l] >> j) & 1) << 4 : 0);
       s += c * xq[32 * j + l], xs += xq[32 * j + l];
     }
     main += int64_t(sc) * s, mins += int64_t(mn) * xs;
@@ -72,7 +76,7 @@ bool gguf_gemv_smallm_supported(GgufType t, int64_t k) {
 
 size_t gguf_smallm_acts_bytes(GgufType t, int64_t m, int64_t k) {
   return size_t(m) * row_region(t, k) + align64(size_t(dxq_blocks(t, k)) * 2 * 16 * sizeof(float)) +
-         (t == GgufType::Q4_K ? align64(size_t(k / 256) * 2 * 32 * sizeof(int16_t)) : 0);
+         (has_mins(t) ? align64(size_t(k / 256) * 2 * 32 * sizeof(int16_t)) : 0);
 }
 
 GgufSmallmActs gguf_smallm_prepare(GgufType t, const float* x, int64_t m, int64_t k, void* scratch) {
@@ -103,7 +107,7 @@ GgufSmallmActs gguf_smallm_prepare(GgufType t, const float* x, int64_t m, int64_
     }
   }
   a.dxq = dxq;
-  if (t == GgufType::Q4_K) {
+  if (has_mins(t)) {
     auto* mins = reinterpret_cast<int16_t*>(reinterpret_cast<char*>(dxq) + align64(size_t(nblk) * 2 * 16 * sizeof(float)));
     for (int64_t b = 0; b < k / 256; ++b) {
       for (int q = 0; q < 2; ++q) {
@@ -131,8 +135,10 @@ void gguf_gemv_smallm_ref(const GgufSmallmActs& x, const MatmulArgs& a, int64_t 
       if (t == GgufType::Q4_0) {
         for (int64_t b = 0; b < k / 32; ++b)
           acc += block_q4_0(row + b * 18, reinterpret_cast<const uint8_t*>(xa.q) + b * 32, xa.d8[b * 8]);
-      } else if (t == GgufType::Q4_K) {
-        for (int64_t b = 0; b < k / 256; ++b) acc += block_q4_k(row + b * 144, xa.q + b * 256, xa.d256[b]);
+      } else if (t == GgufType::Q4_K || t == GgufType::Q5_K) {
+        const bool q5 = t == GgufType::Q5_K;
+        for (int64_t b = 0; b < k / 256; ++b)
+          acc += block_q4_k(row + b * (q5 ? 176 : 144), xa.q + b * 256, xa.d256[b], q5);
       } else {
         for (int64_t b = 0; b < k / 256; ++b) acc += block_q6_k(row + b * 210, xa.q + b * 256, xa.d256[b]);
       }
