@@ -193,22 +193,48 @@ TERN_SMALLM_AVX2 void q4_0_col(const GgufSmallmActs& x, const MatmulArgs& a, int
   store_col<M>(f, a, j);
 }
 
+// Rows 4.. of x as their own activations (quad 1 of the tables) writing rows 4.. of y.
+GgufSmallmActs upper_rows(const GgufSmallmActs& x) {
+  GgufSmallmActs u = x;
+  u.m = x.m - 4;
+  for (int64_t i = 0; i < u.m; ++i) u.row[i] = x.row[i + 4];
+  u.dxq = x.dxq + 16;
+  if (x.mins) u.mins = x.mins + 32;
+  return u;
+}
+
+// One weight row, all M rows of x. K-quants with M > 4 go as 4 + (M − 4) rows, the second pass reading the
+// weight row from L1: 8 int32 accumulators beside a decoded chunk spill 16 ymm registers (measured: 8 rows
+// in one pass cost more per row than 4).
 template <int M>
-TERN_SMALLM_AVX2 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
+TERN_SMALLM_AVX2 void col(const GgufSmallmActs& x, const GgufSmallmActs& hi, const MatmulArgs& a, const MatmulArgs& ahi,
+                          int64_t j) {
   switch (x.type) {
     case GgufType::Q4_K:
-      for (int64_t j = n0; j < n1; ++j) q4k_col<M, false>(x, a, j);
-      return;
     case GgufType::Q5_K:
-      for (int64_t j = n0; j < n1; ++j) q4k_col<M, true>(x, a, j);
-      return;
     case GgufType::Q6_K:
-      for (int64_t j = n0; j < n1; ++j) q6k_col<M>(x, a, j);
+      if constexpr (M > 4) {
+        col<4>(x, hi, a, ahi, j);
+        col<M - 4>(hi, hi, ahi, ahi, j);
+      } else if (x.type == GgufType::Q4_K) {
+        q4k_col<M, false>(x, a, j);
+      } else if (x.type == GgufType::Q5_K) {
+        q4k_col<M, true>(x, a, j);
+      } else {
+        q6k_col<M>(x, a, j);
+      }
       return;
     default:
-      for (int64_t j = n0; j < n1; ++j) q4_0_col<M>(x, a, j);
-      return;
+      return q4_0_col<M>(x, a, j);
   }
+}
+
+template <int M>
+TERN_SMALLM_AVX2 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
+  const GgufSmallmActs hi = M > 4 ? upper_rows(x) : x;
+  MatmulArgs ahi = a;
+  if (M > 4) ahi.y = a.y + 4 * a.w.rows, ahi.m = M - 4;
+  for (int64_t j = n0; j < n1; ++j) col<M>(x, hi, a, ahi, j);
 }
 
 }  // namespace
