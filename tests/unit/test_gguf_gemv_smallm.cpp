@@ -50,8 +50,10 @@ TEST_P(GgufGemvSmallm, KernelsMatchReference) {
   if (!cpu.avx2) GTEST_SKIP() << "host has no AVX2 (the activation prepare needs it)";
   const GgufType t = GetParam();
   const bool kq = t != GgufType::Q4_0;
-  // n = 37: not a multiple of 4, 16 or 32; k: 3 super-blocks (K-quants) / 12 pairs of 32-blocks (Q4_0).
-  const int64_t n = 37, k = 768, xg = kq ? 256 : 32;
+  // n = 37: not a multiple of 4, 16 or 32; k: 3 super-blocks (K-quants) / 12 pairs of 32-blocks (Q4_0),
+  // and 2304 values, past the kernels' k chunk of 2048 (a full chunk and a ragged one).
+  const int64_t n = 37, xg = kq ? 256 : 32;
+  for (int64_t k : {768, 2304}) {
   ASSERT_TRUE(cpu::gguf_gemv_smallm_supported(t, k));
   for (bool raw : {false, true}) {
     const Quantized qw = raw ? make_random_bytes(t, n, k, 41) : make(t, n, k, 17);
@@ -64,7 +66,8 @@ TEST_P(GgufGemvSmallm, KernelsMatchReference) {
       std::vector<float> yref(size_t(m * n)), y2(size_t(m * n), -7.f), y5(size_t(m * n), -7.f);
       cpu::gguf_gemv_smallm_ref(acts, {x.data(), m, qw.w, yref.data(), bias.data()}, 0, n);
       const auto mag = magnitudes(qw, x, m);
-      const std::string what = std::string(gguf_traits(t).name) + (raw ? " raw" : "") + " m=" + std::to_string(m);
+      const std::string what =
+          std::string(gguf_traits(t).name) + (raw ? " raw" : "") + " k=" + std::to_string(k) + " m=" + std::to_string(m);
       // The reference against the exact f32 product: x's codes are off by at most half a step each.
       for (int64_t i = 0; i < m; ++i) {
         std::vector<double> dx(size_t(k / xg));
@@ -92,6 +95,7 @@ TEST_P(GgufGemvSmallm, KernelsMatchReference) {
           ASSERT_NEAR(y5[size_t(e)], yref[size_t(e)], 1e-5 * mag[size_t(e)] + 1e-6) << what << " avx512 at " << e;
       }
     }
+  }
   }
 }
 
