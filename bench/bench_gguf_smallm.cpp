@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <vector>
 
 #include "bench_common.h"
@@ -32,7 +33,18 @@ std::vector<std::string> split(const std::string& s) {
 
 }  // namespace
 
+int run(int argc, char** argv);
+
 int main(int argc, char** argv) {
+  try {  // a malformed number in an option is one error line, not a crash
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_gguf_smallm: error: bad option value (%s)\n", e.what());
+    return 1;
+  }
+}
+
+int run(int argc, char** argv) {
   const bool cpu_time = has_flag(argc, argv, "--cpu-time"), hot = has_flag(argc, argv, "--hot");
   auto clock_s = [cpu_time] { return cpu_time ? thread_cpu_s() : now_s(); };
   const int reps = std::stoi(arg_value(argc, argv, "--reps", "7"));
@@ -40,7 +52,11 @@ int main(int argc, char** argv) {
   const auto types = split(arg_value(argc, argv, "--types", "Q4_K,Q6_K,Q4_0"));
   const auto shapes = split(arg_value(argc, argv, "--shapes", "2048x2048,512x2048,8192x2048,2048x8192"));
   std::vector<int64_t> ms;
-  for (const auto& v : split(arg_value(argc, argv, "--m", "1,2,3,4,8"))) ms.push_back(std::stoll(v));
+  for (const auto& v : split(arg_value(argc, argv, "--m", "1,2,3,4,8"))) {
+    ms.push_back(std::stoll(v));
+    if (ms.back() < 1) throw std::invalid_argument("--m " + v);
+  }
+  if (ms.empty() || reps < 1 || threads < 1) throw std::invalid_argument("--m / --reps / --threads");
   const std::string isa = arg_value(argc, argv, "--isa", "");
   ThreadPool pool(threads);
   ExecContext ctx(pool, isa.empty() ? CpuFeatures::detect() : CpuFeatures::detect().capped(isa));
@@ -51,6 +67,7 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> nd(0.f, 1.f);
   for (const auto& shape : shapes) {
     const int64_t n = std::stoll(shape.substr(0, shape.find('x'))), k = std::stoll(shape.substr(shape.find('x') + 1));
+    if (n <= 0 || k <= 0) throw std::invalid_argument("shape " + shape);
     std::vector<float> wf(size_t(n * k));
     for (auto& v : wf) v = nd(rng);
     const int64_t max_m = *std::max_element(ms.begin(), ms.end());
@@ -60,6 +77,11 @@ int main(int argc, char** argv) {
       const auto t = gguf_type_from_name(name);
       if (!t) {
         std::fprintf(stderr, "bench_gguf_smallm: error: unknown type %s\n", name.c_str());
+        return 1;
+      }
+      if (!gguf_traits(*t).weights || k % gguf_traits(*t).block_elems != 0) {
+        std::fprintf(stderr, "bench_gguf_smallm: error: %s needs k a multiple of %d (shape %s)\n", name.c_str(),
+                     gguf_traits(*t).block_elems, shape.c_str());
         return 1;
       }
       const size_t rb = gguf_row_bytes(*t, k), bytes = rb * size_t(n);
