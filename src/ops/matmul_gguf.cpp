@@ -29,14 +29,25 @@ namespace {
 // The per-row GEMV (gguf_dot_avx2.cpp) is slower per token than the m = 1 kernels for Q4_0 / Q4_K / Q6_K,
 // so batched decode at 4 in flight fell below 1 in flight (issue 20 item 3): those run the m = 1 kernel
 // once per row of x (the same cost per token as m = 1, never less), Q5_K takes the int8 GEMM from 4 rows.
-// A kernel that decodes each block once for several rows of x is the better fix (not written yet).
+// The small-m kernel (use_smallm, gguf_gemv_smallm_*.cpp) decodes each block once for all rows of x and
+// replaces both wherever its k fits (bench_gguf_smallm --threads 1, 2026-12-07, per row at m = 4 / 8 vs
+// m = 1: Q4_K 0.5 / 0.4, Q6_K 0.5 / 0.4, Q4_0 0.6 / 0.5, Q5_K 3-4x faster than the int8 GEMM); m1_per_row
+// remains for the k it does not take (Q4_0 with an odd number of 32-blocks).
+// Q5_K has no m = 1 kernel of its own: it takes the small-m kernel at m = 1 too (3x the per-row GEMV).
+bool use_smallm(const ExecContext& ctx, const cpu::MatmulArgs& a) {
+  const GgufType t = GgufType(a.w.gguf_type);
+  return (a.m >= 2 || (a.m == 1 && t == GgufType::Q5_K)) && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx2 &&
+         cpu::gguf_gemv_smallm_supported(t, a.w.cols);
+}
 bool m1_per_row(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   const GgufType t = GgufType(a.w.gguf_type);
-  return a.m >= 2 && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx512_vnni &&
+  return a.m >= 2 && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx512_vnni && !use_smallm(ctx, a) &&
          (t == GgufType::Q4_0 || t == GgufType::Q4_K || t == GgufType::Q6_K);
 }
-int64_t gemm_int8_min_rows(const ExecContext& ctx, GgufType t) {
-  return ctx.cpu().avx512_vnni && t == GgufType::Q5_K ? 4 : cpu::kGemvMaxRows + 1;
+// Q5_K's small batches take the int8 GEMM from 4 rows on VNNI only where the small-m kernel does not fit k.
+int64_t gemm_int8_min_rows(const ExecContext& ctx, GgufType t, int64_t k) {
+  return ctx.cpu().avx512_vnni && t == GgufType::Q5_K && !cpu::gguf_gemv_smallm_supported(t, k) ? 4
+                                                                                               : cpu::kGemvMaxRows + 1;
 }
 
 // m = 1 on AVX2 for Q4_0 / Q8_0 (x per 32) and Q4_K / Q6_K (x per 256, AVX-512 VNNI where present): x is
@@ -53,7 +64,7 @@ bool use_m1k(const ExecContext& ctx, const cpu::MatmulArgs& a) {
 // AVX2, and Q5_K's small batches on VNNI.
 bool use_gemm_int8(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   const GgufType t = GgufType(a.w.gguf_type);
-  return a.m >= gemm_int8_min_rows(ctx, t) && (ctx.cpu().avx512_vnni || ctx.cpu().avx2) &&
+  return a.m >= gemm_int8_min_rows(ctx, t, a.w.cols) && (ctx.cpu().avx512_vnni || ctx.cpu().avx2) &&
          cpu::gguf_gemm_int8_supported(t);
 }
 
@@ -85,6 +96,7 @@ ColumnTask gguf_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) 
 
 size_t gguf_gemv_scratch_bytes(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   if (use_gemm_int8(ctx, a)) return cpu::gguf_gemm_int8_acts_bytes(a.m, a.w.cols);
+  if (use_smallm(ctx, a)) return cpu::gguf_smallm_acts_bytes(GgufType(a.w.gguf_type), a.m, a.w.cols);
   if (use_m1(ctx, a)) return size_t(a.m) * align64(cpu::gguf_acts_bytes(a.w.cols));
   if (use_m1k(ctx, a)) return size_t(a.m) * align64(cpu::gguf_acts_k_bytes(a.w.cols));
   return 0;
@@ -94,6 +106,11 @@ ColumnTask gguf_gemv_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scra
   assert(a.m <= cpu::kGemvMaxRows);
   if (use_gemm_int8(ctx, a)) return gemm_int8_task(ctx, a, scratch);
   const int64_t n = a.w.rows, align = cpu::kGgufPanelCols;
+  if (use_smallm(ctx, a)) {
+    const cpu::GgufSmallmActs acts = cpu::gguf_smallm_prepare(GgufType(a.w.gguf_type), a.x, a.m, a.w.cols, scratch);
+    const auto fn = ctx.cpu().avx512_vnni ? cpu::gguf_gemv_smallm_avx512vnni : cpu::gguf_gemv_smallm_avx2;
+    return {n, align, [fn, acts, a](int, int64_t b, int64_t e) { fn(acts, a, b, e); }};
+  }
   const bool m1 = use_m1(ctx, a), m1k = !m1 && use_m1k(ctx, a);
   if (m1 || m1k) {
     // Each row i of x: its own activations at scratch + i · stride and a 1-row MatmulArgs (x and y rows i).
@@ -140,6 +157,7 @@ const char* matmul_gguf_kernel_name(const ExecContext& ctx, int64_t m, const Wei
   const cpu::MatmulArgs a{nullptr, m, w, nullptr, nullptr};
   if (use_gemm_int8(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemm_int8_avx512vnni" : "gguf_gemm_int8_avx2";
   const bool gemv = m <= cpu::kGemvMaxRows;
+  if (gemv && use_smallm(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2";
   if (gemv && use_m1k(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemv_m1_k_avx512vnni" : "gguf_gemv_m1_avx2";
   if (gemv && use_m1(ctx, a)) return "gguf_gemv_m1_avx2";
   if (ctx.cpu().avx2) return gemv ? "gguf_gemv_avx2_int8" : "gguf_gemm_avx2";
