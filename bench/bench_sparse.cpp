@@ -4,7 +4,7 @@
 // For each: µs per call summed over the shapes of one layer (q, k, v, o, gate, up, down), GB/s of the
 // bytes each format actually reads, that as % of the read bandwidth measured in the same run, and the
 // speed-up over dense; with --threads 1 also the kernel thread's CPU time and the speed-up by it. Weights rotate through copies spanning > 1 GiB, so every call reads DRAM.
-//   bench_sparse [--threads N] [--reps 5] [--levels avx2,avx512] [--m 1]
+//   bench_sparse [--threads N] [--reps 5] [--levels avx2,avx512] [--m 1] [--formats bf16,int8]
 #include <algorithm>
 #include <cstdio>
 #include <random>
@@ -102,8 +102,19 @@ int main(int argc, char** argv) {
   // Copies of a whole layer in each format, > 1 GiB each way (a layer is ~50-120 MB).
   std::mt19937 rng(1);
   const Fmt fmts[] = {Fmt::DenseBf16, Fmt::SparseBf16, Fmt::DenseI8, Fmt::Sparse24I8};
+  // --formats bf16 / int8: only that pair (dense and sparse), which halves the set-up time.
+  bool want[4] = {true, true, true, true};
+  if (const std::string f = arg_value(argc, argv, "--formats", "bf16,int8"); f != "bf16,int8" && f != "int8,bf16") {
+    const bool bf16 = f == "bf16", int8 = f == "int8";
+    if (!bf16 && !int8) {
+      std::fprintf(stderr, "bench_sparse: --formats takes bf16, int8 or bf16,int8\n");
+      return 1;
+    }
+    want[0] = want[1] = bf16, want[2] = want[3] = int8;
+  }
   std::vector<std::vector<std::vector<Weight>>> copies(4);  // [fmt][copy][linear]
   for (int f = 0; f < 4; ++f) {
+    if (!want[f]) continue;
     size_t bytes = 0;
     for (const Layer& l : kLayer) bytes += size_t(l.n * l.k);
     const size_t layer_bytes = bytes * (fmts[f] == Fmt::DenseBf16 ? 2 : 1) / (fmts[f] == Fmt::DenseI8 || fmts[f] == Fmt::DenseBf16 ? 1 : 2);
@@ -126,6 +137,7 @@ int main(int argc, char** argv) {
       ExecContext ctx(pool, host.capped(level));
       double dense_us[2] = {0, 0}, dense_cpu_us[2] = {0, 0};
       for (int f = 0; f < 4; ++f) {
+        if (!want[f]) continue;
         const auto& cs = copies[size_t(f)];
         size_t layer_bytes = 0;
         for (const Weight& w : cs[0]) layer_bytes += w.w.bytes();

@@ -145,8 +145,8 @@ void sparse_m(const float* x, int64_t m, const WeightMatrix& w, float* y, const 
 
 }  // namespace
 
-void sparse_gemv_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
-                      int64_t n1) {
+void sparse_gemv_bitmask_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias,
+                              int64_t n0, int64_t n1) {
   for (int64_t i0 = 0; i0 < m; i0 += 8) {
     const int64_t mi = m - i0 < 8 ? m - i0 : 8;
     if (w.dtype == DType::I8) {
@@ -155,6 +155,13 @@ void sparse_gemv_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y
       sparse_m<false>(x + i0 * w.cols, mi, w, y + i0 * w.rows, bias, n0, n1);
     }
   }
+}
+
+void sparse_gemv_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
+                      int64_t n1) {
+  // int8 rows that keep 2 of every 4 columns gather x instead (sparse24_avx2.cpp; it checks each row).
+  if (w.dtype == DType::I8 && w.cols >= 32) return sparse24_gemv_i8_avx2(x, m, w, y, bias, n0, n1);
+  sparse_gemv_bitmask_avx2(x, m, w, y, bias, n0, n1);
 }
 
 TERN_TARGET_AVX2_SPARSE void sparse_expand_rows_avx2(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst) {
