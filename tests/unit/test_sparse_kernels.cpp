@@ -244,6 +244,21 @@ TEST(SparseKernels, FrontDoorAtEveryLevel) {
   }
 }
 
+// The kernels' vectorized int16 x (sparse_x16_avx2) is the scalar SparseX16 code for code.
+TEST(SparseKernels, X16Avx2MatchesTheScalarCodes) {
+  if (!CpuFeatures::detect().avx2) GTEST_SKIP() << "no AVX2";
+  for (int64_t k : {1, 8, 17, 256, 300, 1000}) {
+    const int64_t m = 3;
+    std::vector<float> x = random_floats(size_t(m * k), uint32_t(k));
+    for (int64_t j = 0; j < k; j += 7) x[size_t(j)] *= 100.f;  // block maxima that are not 1
+    if (k >= 256) std::fill(x.begin() + k, x.begin() + k + 256, 0.f);  // an all-zero block (row 1)
+    const cpu::SparseX16 ref(x.data(), m, k), got = cpu::sparse_x16_avx2(x.data(), m, k);
+    ASSERT_EQ(got.blocks, ref.blocks);
+    EXPECT_EQ(got.d, ref.d) << "k=" << k;
+    EXPECT_EQ(got.q, ref.q) << "k=" << k;
+  }
+}
+
 TEST(SparseKernels, KernelNamesFollowTheLevel) {
   const CpuFeatures host = CpuFeatures::detect();
   auto s = make_sparse(16, 64, Kind::Unstructured, false, 1);

@@ -7,19 +7,18 @@
 //
 // Per 32 columns (16 kept bytes, 4 mask bytes) and row: x, int16 (sparse_x16.h), is stored per call in
 // the 8-column chunk order 0, 2, 1, 3, so that one ymm load holds columns [0-7 | 16-23] (A) and the next
-// [8-15 | 24-31] (B). One 8-byte table entry per mask byte selects the kept x of its 8 columns (4 int16)
-// within a 128-bit lane; the control [T[b0] T[b1] | T[b2] T[b3]] serves both: vpshufb(A) leaves chunk 0
-// / 2 in the low 8 bytes of each lane, vpshufb(B) chunk 1 / 3 in the high 8, vpblendd joins them into the
+// [8-15 | 24-31] (B). 8 control bytes per mask byte select the kept x of its 8 columns (4 int16) within
+// a 128-bit lane; the control [c(b0) c(b1) | c(b2) c(b3)] serves both: vpshufb(A) leaves chunk 0 / 2 in
+// the low 8 bytes of each lane, vpshufb(B) chunk 1 / 3 in the high 8, vpblendd joins them into the
 // kept x of columns 0-15 | 16-31 in stream order, and one vpmaddwd against the 16 widened weights
 // gives 8 int32 partial sums. Int32 sums are converted once per 256-column x16 block (overflow: 8
 // steps · 2 · 127 · 32767 < 2^31). Compared with the per-byte-table kernel (a table load, a vpshufb, a
 // conversion and an FMA per 8 columns, plus a popcount chain on the value pointer), this is per 32
-// columns 4 table loads, 3 shuffles to join them, then per row of x 2 vpshufb + a blend + vpmaddwd +
-// vpaddd; the value pointer advances by a constant.
+// columns 7 instructions to decode the control in registers (step_control), then per row of x 2 vpshufb
+// + a blend + vpmaddwd + vpaddd; the value pointer advances by a constant.
 #include <immintrin.h>
 
 #include <algorithm>
-#include <array>
 #include <bit>
 #include <cstring>
 #include <vector>
@@ -36,26 +35,7 @@ namespace {
 
 constexpr int64_t kStep = 32;  // columns per step
 constexpr int64_t kPrefetchBytes = 512;
-
-// Byte controls for one mask byte (columns 0-7 of a lane holding 8 int16 x): the two kept columns of
-// each nibble, as int16 byte offsets [2a, 2a+1, 2b, 2b+1] (group 0) then the same + 8 (group 1). A
-// byte that is not 2:4 never reaches the table (rows are checked first).
-constexpr std::array<uint64_t, 256> make_x_table() {
-  std::array<uint64_t, 256> t{};
-  for (int b = 0; b < 256; ++b) {
-    uint64_t e = 0;
-    int out = 0;
-    for (int c = 0; c < 8 && out < 4; ++c) {
-      if (!(b >> c & 1)) continue;
-      e |= uint64_t(2 * c) << (16 * out) | uint64_t(2 * c + 1) << (16 * out + 8);
-      ++out;
-    }
-    t[size_t(b)] = e;
-  }
-  return t;
-}
-
-alignas(64) constexpr std::array<uint64_t, 256> kXTable = make_x_table();
+constexpr int64_t kMaskPrefetchBytes = 256;
 
 // Whether the row's first `bytes` mask bytes keep exactly 2 columns of every 4.
 TERN_TARGET_AVX2_SPARSE24 bool is_two_four(const uint8_t* mask, int64_t bytes) {
@@ -77,14 +57,45 @@ TERN_TARGET_AVX2_SPARSE24 bool is_two_four(const uint8_t* mask, int64_t bytes) {
   return true;
 }
 
-// The kept-x control of one step: [T[b0] T[b1] | T[b2] T[b3]] for mask bytes b0..b3.
-TERN_TARGET_AVX2_SPARSE24 inline __m256i step_control(const uint8_t* mask) {
+// The kept-x control of one step, [c(b0) c(b1) | c(b2) c(b3)] for mask bytes b0..b3, where c(b) (8 bytes)
+// selects the 4 kept int16 of b's 8 columns within a 128-bit lane: [2a, 2a+1, 2b, 2b+1] for the kept
+// columns a < b of its low nibble, then the same + 8 for its high nibble. Decoded in registers (a
+// 256-entry table of c(b) costs 4 loads + 3 blends + ~9 scalar instructions a step, 15% slower at
+// kernel level): each control byte gets its mask byte (vpshufb of
+// the broadcast mask word), its group's nibble (vpsrlvd by 0 / 4 per dword, & 0xF), and a 16-entry
+// vpshufb table gives 2 × the position of the group's first kept column at n and of its second at
+// n ^ 1 (the 2:4 nibbles 3, 5, 6, 9, 10, 12 and their ^ 1 are 12 distinct entries); + 8 for the
+// chunk's second group, + 1 for a value's high byte.
+struct DecodeConsts {
+  __m256i spread, shift, low, flip, lut, off;
+};
+
+TERN_TARGET_AVX2_SPARSE24 inline DecodeConsts decode_consts() {
+  alignas(32) int8_t spread[32], lut[32], flip[32], off[32];
+  for (int e = 0; e < 32; ++e) {
+    const int lane = e / 16, b = e % 16;
+    spread[e] = int8_t(2 * lane + (b >= 8));
+    flip[e] = int8_t(b % 4 >= 2);
+    off[e] = int8_t(8 * (b / 4 % 2) + b % 2);
+    lut[e] = 0;
+  }
+  for (int n : {3, 5, 6, 9, 10, 12}) {
+    const int first = std::countr_zero(unsigned(n)), second = 31 - std::countl_zero(unsigned(n));
+    lut[n] = lut[16 + n] = int8_t(2 * first);
+    lut[n ^ 1] = lut[16 + (n ^ 1)] = int8_t(2 * second);
+  }
+  const auto* v = reinterpret_cast<const __m256i*>(spread);
+  return {_mm256_load_si256(v), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4), _mm256_set1_epi8(0x0f),
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(flip)), _mm256_load_si256(reinterpret_cast<const __m256i*>(lut)),
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(off))};
+}
+
+TERN_TARGET_AVX2_SPARSE24 inline __m256i step_control(const uint8_t* mask, const DecodeConsts& c) {
   uint32_t mw;
   std::memcpy(&mw, mask, 4);
-  const auto entry = [](uint32_t b) { return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(&kXTable[b])); };
-  const __m128i c01 = _mm_unpacklo_epi64(entry(mw & 0xff), entry(mw >> 8 & 0xff));
-  const __m128i c23 = _mm_unpacklo_epi64(entry(mw >> 16 & 0xff), entry(mw >> 24));
-  return _mm256_inserti128_si256(_mm256_castsi128_si256(c01), c23, 1);
+  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(int(mw)), c.spread);
+  v = _mm256_xor_si256(_mm256_and_si256(_mm256_srlv_epi32(v, c.shift), c.low), c.flip);
+  return _mm256_add_epi8(_mm256_shuffle_epi8(c.lut, v), c.off);
 }
 
 // x16 codes [m, k] in step order: per 32 columns, the 8-column chunks 0, 2, 1, 3 (columns past the
@@ -111,6 +122,7 @@ TERN_TARGET_AVX2_SPARSE24 void block24(const float* x, const int16_t* xp, const 
     p[r] = static_cast<const int8_t*>(w.data) + w.row_offsets[row];
     mk[r] = w.mask + row * mstride;
   }
+  const DecodeConsts dc = decode_consts();
   __m256 facc[M][R];
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i)
@@ -128,7 +140,9 @@ TERN_TARGET_AVX2_SPARSE24 void block24(const float* x, const int16_t* xp, const 
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         if ((j & 127) == 0) _mm_prefetch(reinterpret_cast<const char*>(p[r]) + kPrefetchBytes, _MM_HINT_T0);
-        ctl[r] = step_control(mk[r] + (j >> 3));
+        // The mask stream (4 bytes a step) too, once per cache line.
+        if ((j & 511) == 0) _mm_prefetch(reinterpret_cast<const char*>(mk[r] + (j >> 3)) + kMaskPrefetchBytes, _MM_HINT_T0);
+        ctl[r] = step_control(mk[r] + (j >> 3), dc);
         wv[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[r])));
         p[r] += kStep / 2;
       }
@@ -199,7 +213,7 @@ void sparse24_gemv_i8_avx2(const float* x, int64_t m, const WeightMatrix& w, flo
     const int64_t mi = std::min<int64_t>(8, m - i0);
     const float* xi = x + i0 * w.cols;
     float* yi = y + i0 * w.rows;
-    const SparseX16 xq(xi, mi, w.cols);
+    const SparseX16 xq = sparse_x16_avx2(xi, mi, w.cols);
     const std::vector<int16_t> xp = step_order(xq, mi, full);
     switch (mi) {
       case 1: rows24<1>(xi, xp.data(), xq, w, yi, bias, n0, n1); break;
