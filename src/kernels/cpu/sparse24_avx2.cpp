@@ -209,6 +209,10 @@ void rows24(const float* x, const int16_t* xp, const SparseX16& xq, const Weight
 void sparse24_gemv_i8_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
                            int64_t n1) {
   const int64_t full = w.cols / kStep * kStep;
+  // An unstructured matrix goes straight to the bitmask kernel (with its multi-row blocking) after one
+  // row's check; in a 2:4 matrix the rare other row falls back on its own (rows24).
+  if (n0 < n1 && !is_two_four(w.mask + n0 * ((w.cols + 7) / 8), full / 8))
+    return sparse_gemv_bitmask_avx2(x, m, w, y, bias, n0, n1);
   for (int64_t i0 = 0; i0 < m; i0 += 8) {
     const int64_t mi = std::min<int64_t>(8, m - i0);
     const float* xi = x + i0 * w.cols;

@@ -1,4 +1,4 @@
-// The int8 sparse GEMVs' activations (sparse_avx512.cpp, sparse_avx2.cpp): x [m, k] f32 as int16 codes
+// The int8 sparse GEMVs' activations (sparse_avx512.cpp, sparse24_avx2.cpp): x [m, k] f32 as int16 codes
 // per block of kSparseX16Block columns, scale = max|x| / 32767 over the block, q = round(x / scale).
 // The kernels multiply the int8 weights by these codes in int32 (vpdpwssd / vpmaddwd: no widening of
 // each weight to f32) and convert once per block and row. Rounding: |x − scale·q| <= scale / 2 =
