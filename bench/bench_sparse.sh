@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sparse decode figures (issue 18): the synth Llama-3.2-1B pruned by magnitude (speed does not depend on
-# the values; --group row so every row keeps the same count), stored dense and sparse, decoded by
+# the values; --group row so every row keeps the same count at 50%), stored dense and sparse, decoded by
 # bench_generate, which measures the read bandwidth in the same run and reports each model's bytes per
 # token against it.
 #   bench/bench_sparse.sh BUILD_DIR WORK_DIR [bench_generate options, default: --prefill 64]
@@ -21,7 +21,8 @@ mkdir -p "$work"
 [ -d "$work/dense-bf16" ] || "$tern" synth --shape llama-3.2-1b -o "$work/dense-bf16"
 prune=(--method magnitude --group row --prune-lm-head)
 [ -d "$work/pruned50" ] || "$tern" prune -m "$work/dense-bf16" -o "$work/pruned50" "${prune[@]}" --sparsity 0.5
-[ -d "$work/pruned24" ] || "$tern" prune -m "$work/dense-bf16" -o "$work/pruned24" "${prune[@]}" --pattern 2:4
+# (--group is for --sparsity: N:M always compares within each group of 4 inputs)
+[ -d "$work/pruned24" ] || "$tern" prune -m "$work/dense-bf16" -o "$work/pruned24" --method magnitude --prune-lm-head --pattern 2:4
 [ -d "$work/sparse50-bf16" ] || "$tern" sparsify -m "$work/pruned50" -o "$work/sparse50-bf16"
 [ -d "$work/sparse50-bf16-head" ] || "$tern" sparsify -m "$work/pruned50" -o "$work/sparse50-bf16-head" --sparse-lm-head
 [ -d "$work/sparse24-int8" ] || "$tern" sparsify -m "$work/pruned24" -o "$work/sparse24-int8" --int8

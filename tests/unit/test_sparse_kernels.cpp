@@ -42,7 +42,9 @@ class GuardedBytes {
   char* data_;
 };
 
-enum class Kind { Unstructured, TwoFour };
+// TwoFourMostly: 2:4 except every fourth row, which keeps 1 or 3 in one group (the 2:4 kernels must
+// notice and take those rows through the bitmask kernel).
+enum class Kind { Unstructured, TwoFour, TwoFourMostly };
 
 struct SparseMatrix {
   int64_t n, k;
@@ -71,11 +73,16 @@ std::unique_ptr<SparseMatrix> make_sparse(int64_t n, int64_t k, Kind kind, bool 
     s->scales[size_t(r)] = 0.01f * float(1 + r % 5);
     for (int64_t c = 0; c < k; ++c) {
       bool keep;
-      if (kind == Kind::TwoFour) {
+      if (kind != Kind::Unstructured) {
         // Two of every four: which two from the seed (the group's pattern index 0..5).
         static const int kPairs[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
         const int pat = int((uint32_t(r * 131 + (c / 4) * 7) ^ seed) % 6), pos = int(c % 4);
         keep = pos == kPairs[pat][0] || pos == kPairs[pat][1];
+        // One group in the middle of every fourth row: one more (r % 8 == 1) or one fewer (r % 8 == 5).
+        if (kind == Kind::TwoFourMostly && r % 4 == 1 && c / 4 == k / 8) {
+          const int unkept = kPairs[pat][0] != 0 ? 0 : kPairs[pat][1] == 1 ? 2 : 1;
+          keep = r % 8 == 1 ? keep || pos == unkept : keep && pos == kPairs[pat][0];
+        }
       } else {
         keep = r % 7 == 3 ? false : r % 7 == 5 ? true : (rng() & 1);  // empty rows, full rows, half
       }
@@ -153,6 +160,7 @@ std::vector<Path> paths() {
   const CpuFeatures host = CpuFeatures::detect();
   return {{"scalar", cpu::sparse_gemv_scalar, cpu::sparse_expand_rows_scalar, true},
           {"avx2", cpu::sparse_gemv_avx2, cpu::sparse_expand_rows_avx2, host.avx2},
+          {"avx2-bitmask", cpu::sparse_gemv_bitmask_avx2, cpu::sparse_expand_rows_avx2, host.avx2},
           {"avx512", cpu::sparse_gemv_avx512, cpu::sparse_expand_rows_avx512,
            host.avx512 && host.avx512_vbmi2 && host.avx512_vnni}};
 }
@@ -162,8 +170,10 @@ struct Shape {
   Kind kind;
 };
 
-const Shape kShapes[] = {{37, 61, Kind::Unstructured}, {19, 256, Kind::Unstructured}, {33, 8, Kind::Unstructured},
-                         {21, 100, Kind::TwoFour},      {40, 64, Kind::TwoFour},       {13, 1000, Kind::Unstructured}};
+const Shape kShapes[] = {{37, 61, Kind::Unstructured},  {19, 256, Kind::Unstructured}, {33, 8, Kind::Unstructured},
+                         {21, 100, Kind::TwoFour},       {40, 64, Kind::TwoFour},       {13, 1000, Kind::Unstructured},
+                         {17, 548, Kind::TwoFour},       {26, 96, Kind::TwoFourMostly}, {11, 300, Kind::TwoFourMostly},
+                         {6, 28, Kind::TwoFour}};
 
 TEST(SparseKernels, EveryIsaPathMatchesTheDenseProduct) {
   int ran = 0;
@@ -182,7 +192,8 @@ TEST(SparseKernels, EveryIsaPathMatchesTheDenseProduct) {
           p.gemv(x.data(), m, s->w, y.data(), bias ? b.data() : nullptr, sh.n / 3, sh.n);
           const std::string what = std::string(p.name) + (i8 ? " i8" : " bf16") + " m=" + std::to_string(m) +
                                    " n=" + std::to_string(sh.n) + " k=" + std::to_string(sh.k);
-          const bool x16 = i8 && std::string(p.name) == "avx512";  // the AVX-512 int8 kernel runs on int16 x
+          // The AVX-512 int8 kernel and the AVX2 2:4 int8 kernel run on int16 x.
+          const bool x16 = i8 && (std::string(p.name) == "avx512" || std::string(p.name) == "avx2");
           EXPECT_EQ(count_mismatches(*s, x, m, bias ? b.data() : nullptr, y, what, x16), 0) << what;
         }
       }
@@ -225,11 +236,26 @@ TEST(SparseKernels, FrontDoorAtEveryLevel) {
           matmul(ctx, x.data(), m, s->w, y.data(), b.data());
           const std::string what = std::string(matmul_kernel_name(ctx, m, s->w)) + " t=" + std::to_string(threads) +
                                    " m=" + std::to_string(m);
-          const bool x16 = i8 && m <= 8 && std::string(level) == "avx512";
+          const bool x16 = i8 && m <= 8 && std::string(level) != "scalar";
           EXPECT_EQ(count_mismatches(*s, x, m, b.data(), y, what, x16), 0) << what;
         }
       }
     }
+  }
+}
+
+// The kernels' vectorized int16 x (sparse_x16_avx2) is the scalar SparseX16 code for code.
+TEST(SparseKernels, X16Avx2MatchesTheScalarCodes) {
+  if (!CpuFeatures::detect().avx2) GTEST_SKIP() << "no AVX2";
+  for (int64_t k : {1, 8, 17, 256, 300, 1000}) {
+    const int64_t m = 3;
+    std::vector<float> x = random_floats(size_t(m * k), uint32_t(k));
+    for (int64_t j = 0; j < k; j += 7) x[size_t(j)] *= 100.f;  // block maxima that are not 1
+    if (k >= 256) std::fill(x.begin() + k, x.begin() + k + 256, 0.f);  // an all-zero block (row 1)
+    const cpu::SparseX16 ref(x.data(), m, k), got = cpu::sparse_x16_avx2(x.data(), m, k);
+    ASSERT_EQ(got.blocks, ref.blocks);
+    EXPECT_EQ(got.d, ref.d) << "k=" << k;
+    EXPECT_EQ(got.q, ref.q) << "k=" << k;
   }
 }
 

@@ -47,21 +47,27 @@ alignas(64) constexpr Table kI8Table = make_table(true);
 constexpr int64_t kPrefetchBytes = 512;
 
 // The next 8 columns (mask byte b) as f32 (int8: q·2²⁴); advances p. `end`: the tensor's last value + 1.
-template <bool I8>
+// Checked: p may be within 16 bytes of `end` (the last rows of a tensor); otherwise the 16-byte load
+// is known to stay inside the values and is a plain vbroadcasti128.
+template <bool I8, bool Checked = true>
 TERN_TARGET_AVX2_SPARSE inline __m256 expand8(unsigned b, const char*& p, const char* end) {
   constexpr int64_t load = I8 ? 8 : 16;
-  __m128i src;
-  if (p + load <= end) {
-    src = I8 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)) : _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  __m256i src;
+  if (!Checked || p + load <= end) {
+    src = I8 ? _mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))
+             : _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   } else {
     alignas(16) uint8_t tmp[16] = {};
     std::memcpy(tmp, p, size_t(end - p));
-    src = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+    src = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp)));
   }
   const __m256i ctrl =
       _mm256_load_si256(reinterpret_cast<const __m256i*>(I8 ? kI8Table[b].data() : kBf16Table[b].data()));
-  const __m256i v = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(src), ctrl);
+  const __m256i v = _mm256_shuffle_epi8(src, ctrl);
   p += (I8 ? 1 : 2) * _mm_popcnt_u32(b);
+  // Keeps the R row pointers in scalar registers: GCC otherwise packs their updates into a vector
+  // (vpinsrd / vpaddq / vpextrq per step).
+  asm("" : "+r"(p));
   return I8 ? _mm256_cvtepi32_ps(v) : _mm256_castsi256_ps(v);
 }
 
@@ -72,7 +78,7 @@ inline float value_at(const char* p, bool i8) {
   return bf16_to_f32(h);
 }
 
-template <bool I8, int M, int R>
+template <bool I8, int M, int R, bool Checked>
 TERN_TARGET_AVX2_SPARSE void sparse_block(const float* x, const WeightMatrix& w, float* y, const float* bias,
                                           int64_t r0, int64_t stride) {
   const int64_t k = w.cols, n = w.rows, mstride = (k + 7) / 8;
@@ -98,7 +104,7 @@ TERN_TARGET_AVX2_SPARSE void sparse_block(const float* x, const WeightMatrix& w,
     }
     __m256 wv[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) wv[r] = expand8<I8>(mk[r][j >> 3], p[r], end);
+    for (int r = 0; r < R; ++r) wv[r] = expand8<I8, Checked>(mk[r][j >> 3], p[r], end);
 #pragma GCC unroll 8
     for (int i = 0; i < M; ++i) {
       const __m256 xv = _mm256_loadu_ps(x + i * k + j);
@@ -124,9 +130,25 @@ template <bool I8, int M>
 void sparse_rows(const float* x, const WeightMatrix& w, float* y, const float* bias, int64_t n0, int64_t n1) {
   // M*R accumulators + R weight vectors + one x vector within the 16 ymm registers.
   constexpr int R = M <= 2 ? 4 : M <= 4 ? 2 : 1;
+  // A row whose reads cannot pass the values' end even if it kept every column takes the unchecked loop.
+  const int64_t es = I8 ? 1 : 2;
+  const auto safe = [&](int64_t row) { return (w.row_offsets[row] + w.cols) * es + 16 <= w.nnz * es; };
   const int64_t part = (n1 - n0) / R;
-  for (int64_t b = 0; b < part; ++b) sparse_block<I8, M, R>(x, w, y, bias, n0 + b, part);
-  for (int64_t r = n0 + R * part; r < n1; ++r) sparse_block<I8, M, 1>(x, w, y, bias, r, 0);
+  for (int64_t b = 0; b < part; ++b) {
+    // The rows of a block are b, b + part, ...: the last is the one nearest the end.
+    if (safe(n0 + b + (R - 1) * part)) {
+      sparse_block<I8, M, R, false>(x, w, y, bias, n0 + b, part);
+    } else {
+      sparse_block<I8, M, R, true>(x, w, y, bias, n0 + b, part);
+    }
+  }
+  for (int64_t r = n0 + R * part; r < n1; ++r) {
+    if (safe(r)) {
+      sparse_block<I8, M, 1, false>(x, w, y, bias, r, 0);
+    } else {
+      sparse_block<I8, M, 1, true>(x, w, y, bias, r, 0);
+    }
+  }
 }
 
 template <bool I8>
@@ -145,8 +167,8 @@ void sparse_m(const float* x, int64_t m, const WeightMatrix& w, float* y, const 
 
 }  // namespace
 
-void sparse_gemv_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
-                      int64_t n1) {
+void sparse_gemv_bitmask_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias,
+                              int64_t n0, int64_t n1) {
   for (int64_t i0 = 0; i0 < m; i0 += 8) {
     const int64_t mi = m - i0 < 8 ? m - i0 : 8;
     if (w.dtype == DType::I8) {
@@ -155,6 +177,13 @@ void sparse_gemv_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y
       sparse_m<false>(x + i0 * w.cols, mi, w, y + i0 * w.rows, bias, n0, n1);
     }
   }
+}
+
+void sparse_gemv_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
+                      int64_t n1) {
+  // int8 rows that keep 2 of every 4 columns gather x instead (sparse24_avx2.cpp; it checks each row).
+  if (w.dtype == DType::I8 && w.cols >= 32) return sparse24_gemv_i8_avx2(x, m, w, y, bias, n0, n1);
+  sparse_gemv_bitmask_avx2(x, m, w, y, bias, n0, n1);
 }
 
 TERN_TARGET_AVX2_SPARSE void sparse_expand_rows_avx2(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst) {

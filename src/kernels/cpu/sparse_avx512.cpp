@@ -26,6 +26,7 @@ namespace tern::cpu {
 namespace {
 
 constexpr int64_t kPrefetchBytes = 512;
+constexpr int64_t kMaskPrefetchBytes = 256;
 
 inline float value_at(const char* p, bool i8) {
   if (i8) return float(*reinterpret_cast<const int8_t*>(p));
@@ -153,16 +154,23 @@ TERN_TARGET_AVX512_VNNI_VBMI2 void sparse_block_i8(const float* x, const SparseX
     for (int r = 0; r < R; ++r) facc[i][r] = _mm512_setzero_ps();
   for (int64_t j0 = 0; j0 < full; j0 += kSparseX16Block) {
     const int64_t j1 = std::min(full, j0 + kSparseX16Block);
-    __m512i acc[M][R];
+    // Two int32 accumulators per (i, r) when the registers allow (M = 1): the step's two vpdpwssd then
+    // go to separate chains instead of one chain two deep (which bounds a row at 2 latencies a step).
+    constexpr int A = M == 1 ? 2 : 1;
+    __m512i acc[M][R][A];
 #pragma GCC unroll 8
     for (int i = 0; i < M; ++i)
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_si512();
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+        for (int a = 0; a < A; ++a) acc[i][r][a] = _mm512_setzero_si512();
     for (int64_t j = j0; j < j1; j += 64) {
       __m512i lo[R], hi[R];
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         _mm_prefetch(p[r] + kPrefetchBytes, _MM_HINT_T0);
+        // The mask stream (8 bytes a step) too, once per cache line.
+        if ((j & 511) == 0) _mm_prefetch(reinterpret_cast<const char*>(mk[r] + (j >> 3)) + kMaskPrefetchBytes, _MM_HINT_T0);
         uint64_t bits;
         std::memcpy(&bits, mk[r] + (j >> 3), 8);
         const __m512i v = _mm512_maskz_expandloadu_epi8(bits, p[r]);
@@ -175,14 +183,20 @@ TERN_TARGET_AVX512_VNNI_VBMI2 void sparse_block_i8(const float* x, const SparseX
         const int16_t* xi = xq.q.data() + i * k + j;
         const __m512i x0 = _mm512_loadu_si512(xi), x1 = _mm512_loadu_si512(xi + 32);
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) acc[i][r] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc[i][r], lo[r], x0), hi[r], x1);
+        for (int r = 0; r < R; ++r) {
+          acc[i][r][0] = _mm512_dpwssd_epi32(acc[i][r][0], lo[r], x0);
+          acc[i][r][A - 1] = _mm512_dpwssd_epi32(acc[i][r][A - 1], hi[r], x1);
+        }
       }
     }
 #pragma GCC unroll 8
     for (int i = 0; i < M; ++i) {
       const __m512 d = _mm512_set1_ps(xq.d[size_t(i * xq.blocks + j0 / kSparseX16Block)]);
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) facc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][r]), d, facc[i][r]);
+      for (int r = 0; r < R; ++r) {
+        const __m512i sum = A == 2 ? _mm512_add_epi32(acc[i][r][0], acc[i][r][A - 1]) : acc[i][r][0];
+        facc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), d, facc[i][r]);
+      }
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -210,7 +224,7 @@ void sparse_rows_i8(const float* x, const SparseX16& xq, const WeightMatrix& w, 
 
 void sparse_m_i8(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
                  int64_t n1) {
-  const SparseX16 xq(x, m, w.cols);
+  const SparseX16 xq = sparse_x16_avx2(x, m, w.cols);
   switch (m) {
     case 1: return sparse_rows_i8<1>(x, xq, w, y, bias, n0, n1);
     case 2: return sparse_rows_i8<2>(x, xq, w, y, bias, n0, n1);

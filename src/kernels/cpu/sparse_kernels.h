@@ -9,7 +9,8 @@
 //                  int8 (+ VNNI): vpexpandb into the columns' bytes, vpmovsxbw, and vpdpwssd against x
 //                  rounded to int16 per block of 256 columns (sparse_x16.h), converted once per block.
 //   AVX2:          one 32-byte vpshufb control per mask byte (256-entry tables), applied to the next 8
-//                  (bf16) or 8 (int8) stored values broadcast to both 128-bit lanes.
+//                  (bf16) or 8 (int8) stored values broadcast to both 128-bit lanes; 2:4 int8 rows
+//                  instead gather int16 x to the kept weights and use vpmaddwd (sparse24_avx2.cpp).
 // Decode (m <= 8) keeps every weight row's values in registers for all m rows of x; prefill expands
 // panels of rows to f32 (sparse_expand_rows_*) for the dense GEMM.
 #pragma once
@@ -31,9 +32,16 @@ void sparse_gemv_scalar(const float* x, int64_t m, const WeightMatrix& w, float*
                         int64_t n1);
 void sparse_expand_rows_scalar(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst);
 
-// AVX2 + FMA (+ popcnt): per-byte vpshufb expansion tables.
+// AVX2 + FMA (+ popcnt). sparse_gemv_avx2 sends int8 to sparse24_gemv_i8_avx2, everything else to the
+// per-byte-table kernel sparse_gemv_bitmask_avx2 (any mask, bf16 or int8 on f32 x).
 void sparse_gemv_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
                       int64_t n1);
+void sparse_gemv_bitmask_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias,
+                              int64_t n0, int64_t n1);
+// int8 (w.cols >= 32): rows that keep 2 of every 4 columns (over their full 32-column steps, checked per
+// row) on int16 x (sparse_x16.h) with x gathered to the kept weights; other rows via the bitmask kernel.
+void sparse24_gemv_i8_avx2(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias,
+                           int64_t n0, int64_t n1);
 void sparse_expand_rows_avx2(const WeightMatrix& w, int64_t r0, int64_t rows, float* dst);
 
 // AVX-512 F/BW/VL + VBMI2 + BMI2.
