@@ -121,7 +121,7 @@ TEST(PlanComm, MoeAndMlaWeightsAndKvPerTensorParallelRank) {
   for (int tp : {2, 8}) {
     EXPECT_NEAR(weights_per_device(r, b, b.total, tp, 1), (b.total - b.tp_replicated) / tp + b.tp_replicated, 1.0);
   }
-  EXPECT_GT(weights_per_device(r, b, b.total, 8, 1) - b.total / 8, 1.5e9);  // ~1.7 GB more per rank than 1/8
+  EXPECT_GT(weights_per_device(r, b, b.total, 8, 1) - b.total / 8, matrices * 7 / 8);  // 1.8 GB more per rank than 1/8
   PlanRequest t1 = r, t8 = r;
   t1.tp = 1, t1.pp = 1, t8.tp = 8, t8.pp = 1;
   auto p1 = make_plan(t1), p8 = make_plan(t8);
