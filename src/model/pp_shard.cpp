@@ -25,8 +25,8 @@ double layer_bytes(const DecoderLayerWeights& l) {
   }
   if (const MlaWeights* m = l.mla.get()) {
     b += double(m->q.bytes() + m->q_a.bytes() + m->q_b.bytes() + m->kv_a.bytes() + m->kv_b.bytes() + m->o.bytes());
-    for (const std::vector<float>* v : {&m->q_a_norm, &m->kv_a_norm, &m->q_a_bias, &m->kv_a_bias, &m->o_bias, &m->w_uk_t,
-                                        &m->w_uv}) {
+    for (const std::vector<float>* v :
+         {&m->q_a_norm, &m->kv_a_norm, &m->q_a_bias, &m->kv_a_bias, &m->o_bias, &m->w_uk_t, &m->w_uv}) {
       b += vec_bytes(*v);
     }
   }

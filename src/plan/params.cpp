@@ -100,7 +100,8 @@ double vector_bytes(const Inventory& inv, const WeightPrecision& p) {
 // The LM head as a decode step streams it (see weight_bytes).
 double lm_head_bytes(const ModelShape& s, const WeightPrecision& p) {
   const bool int8_head = !p.quantize_embeddings && p.bits < 16;
-  return int8_head ? double(s.vocab) * (double(s.hidden) + 4.0) : double(s.vocab) * double(s.hidden) * p.embedding_bits(s.hidden) / 8;
+  if (int8_head) return double(s.vocab) * (double(s.hidden) + 4.0);
+  return double(s.vocab) * double(s.hidden) * p.embedding_bits(s.hidden) / 8;
 }
 
 }  // namespace
@@ -153,8 +154,8 @@ PpStageBytes pp_stage_bytes(const ModelShape& s, const WeightPrecision& p) {
   for (int l = 0; l < s.layers; ++l) {
     Inventory one;
     add_layer(one, s, p, l);
-    b.layers.push_back((one.attention.bits + one.dense_mlp.bits + one.experts.bits + one.shared.bits + one.routers.bits) / 8 +
-                       vector_bytes(one, p));
+    const double bits = one.attention.bits + one.dense_mlp.bits + one.experts.bits + one.shared.bits + one.routers.bits;
+    b.layers.push_back(bits / 8 + vector_bytes(one, p));
   }
   b.last = double(s.layer_norm_bias ? 2 * s.hidden : s.hidden) * p.vector_bits / 8 + lm_head_bytes(s, p);
   return b;
