@@ -26,11 +26,17 @@ PlanRequest resolve(const PlanRequest& in) {
   return r;
 }
 
-// One device's share of one token's KV under tp × pp: layers split by pp; KV heads split by tp
-// (replicated when tp exceeds them); MLA's latent is replicated on every tensor-parallel rank.
+// One device's share of one token's KV under tp × pp: the layers of the largest stage of the
+// engine's split by bytes (pp_split_layers; Llama-3.2-1B on 2 stages: 10 of 16); KV heads split by
+// tp (replicated when tp exceeds them); MLA's latent is replicated on every tensor-parallel rank.
 double kv_per_token_device(const PlanRequest& r, int tp, int pp) {
   const ModelShape& s = r.model;
-  const double layers = std::ceil(double(s.layers) / pp);
+  double layers = s.layers;
+  if (pp > 1) {
+    const std::vector<int> bounds = pp_split_layers(pp_stage_bytes(s, r.weights), pp);
+    layers = 0;
+    for (size_t st = 0; st + 1 < bounds.size(); ++st) layers = std::max(layers, double(bounds[st + 1] - bounds[st]));
+  }
   double share = 1.0;
   if (!s.is_mla()) share = std::ceil(double(s.kv_heads) / tp) / double(s.kv_heads);
   return layers * kv_bytes_per_token_layer(s, r.kv) * share;
@@ -145,7 +151,9 @@ DecodeStep decode_step(const PlanRequest& r, const WeightBytes& b, double kv_dev
   // What tensor parallelism does not cut (norms, routers, MLA's q_a / kv_a) every rank reads whole.
   const double rep = std::min(b.tp_replicated, b.dense_stream);
   const double weight_bytes = (b.streamed(batch, s.n_experts, s.experts_per_token) - rep) / tp + rep;
-  const double kv_bytes = double(batch) * avg_tokens * kv_dev * pp;
+  // Every stage's KV, one after another: all layers' share of one tensor-parallel rank (the stages
+  // are uneven under the split by bytes, so not kv_dev × pp).
+  const double kv_bytes = double(batch) * avg_tokens * (pp > 1 ? kv_per_token_device(r, tp, 1) : kv_dev);
   const TokenFlops f = token_flops(s);
   const double peak = d.flops(r.weights.compute) * d.decode_compute_efficiency();
   // The matmuls and attention are separate phases of a step: a compute-bound batched matmul does not

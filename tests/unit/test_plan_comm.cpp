@@ -157,6 +157,16 @@ TEST(PlanComm, PipelineMemoryIsTheLargestStageOfTheEnginesSplit) {
   // --tp 2 inside each stage: what TP cuts, halved; the stage's share of the norms stays whole.
   const double rep = b.tp_replicated / 2;
   EXPECT_NEAR(weights_per_device(r, b, b.total, 2, 2), (10 * layer + table - rep) / 2 + rep, 1.0);
+  // The KV cache per device: the largest stage's layers (10 of 16), K and V of 8 heads × 64, bf16.
+  r.tp = 1, r.pp = 2, r.context = 4096;
+  auto p2 = make_plan(r);
+  ASSERT_TRUE(p2.is_ok()) << p2.status().message();
+  EXPECT_DOUBLE_EQ(p2->memory.kv_per_token, 10.0 * 2 * 8 * 64 * 2);
+  // A step at batch 1 still reads every stage one after another: on a free link, the same time as one
+  // device (all 16 layers' KV, not the largest stage's 10 twice).
+  r.device.interconnect_gbs = 1e12, r.device.interconnect_latency_us = 0;
+  const double one = decode_step(r, p2->bytes, 16.0 * 2 * 8 * 64 * 2, 1, 1, 1, 2048).seconds;
+  EXPECT_NEAR(decode_step(r, p2->bytes, p2->memory.kv_per_token, 1, 2, 1, 2048).seconds, one, one * 1e-6);
 }
 
 TEST(PlanComm, LinkTimeIsMessagesTimesLatencyPlusBytesOverBandwidth) {
