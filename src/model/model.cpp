@@ -199,7 +199,18 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
 
 Status Model::take_stage(const ModelLoadOptions& options) {
   const int tp = options.tp && options.tp->size() > 1 ? options.tp->size() : 1;
-  TERN_ASSIGN_OR_RETURN(pp_, pp_layout(config_.n_layers, options.pp->rank(), options.pp->size(), options.pp_stages,
+  // The stages split by the bytes they read (parallel/pp_layout.h), the LM head as it will be held:
+  // a dense head rounded at load weighs what its copy will (--lm-head int8: a byte per weight and an
+  // f32 scale per row; int4: half a byte per weight and an f32 scale per group of about 128).
+  // GGUF heads stay as stored; a safetensors head is rounded per --lm-head (auto: int8 when quantized).
+  const LmHeadFormat head = gguf_ ? LmHeadFormat::Dense : resolve_lm_head(options.lm_head, quant_.quantized());
+  const WeightMatrix& h = weights_.lm_head;
+  double head_bytes = double(h.bytes());
+  if (h.data && h.dense() && (head == LmHeadFormat::Int8 || head == LmHeadFormat::Int4)) {
+    const double rows = double(h.rows), cols = double(h.cols);
+    head_bytes = head == LmHeadFormat::Int8 ? rows * (cols + 4) : rows * (cols / 2 + cols / 128 * 4);
+  }
+  TERN_ASSIGN_OR_RETURN(pp_, pp_layout(pp_stage_bytes(weights_, head_bytes), options.pp->rank(), options.pp->size(), options.pp_stages,
                                        options.pp_micro_batches, options.pp_steps_in_flight));
   if (pp_.tp != tp) {
     return Status::error(

@@ -6,9 +6,15 @@
 
 #include "formats/model_config.h"
 #include "model/transformer_weights.h"
-#include "parallel/pp_layout.h"
+#include "parallel/pp_split.h"
 
 namespace tern {
+
+// What each stage of `full` reads per decode step (the split's input, parallel/pp_layout.h): every
+// layer's matrices and vectors as bound (quantized formats at their real bytes: GGUF blocks, repacked
+// int8 / int4, MLA's absorbed f32 matrices, all of an MoE layer's experts), and on the last stage
+// the final norm plus `head_bytes`, the LM head as the last stage will hold it (after --lm-head).
+PpStageBytes pp_stage_bytes(const TransformerWeights& full, double head_bytes);
 
 // The stage's layers of `full` (bound for the whole config); the pages of the other layers' dense
 // matrices are released from this process (they stay in the page cache).

@@ -1,13 +1,68 @@
 #include "parallel/pp_layout.h"
+#include "parallel/pp_split.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 
 namespace tern {
 
+std::vector<int> pp_split_layers(const PpStageBytes& b, int stages) {
+  const int n = int(b.layers.size());
+  std::vector<double> prefix(size_t(n) + 1, 0.0);
+  for (int i = 0; i < n; ++i) prefix[size_t(i) + 1] = prefix[size_t(i)] + b.layers[size_t(i)];
+  // Stage s (of P) running layers [j, i).
+  auto cost = [&](int s, int j, int i) {
+    return prefix[size_t(i)] - prefix[size_t(j)] + (s == 0 ? b.first : 0.0) + (s == stages - 1 ? b.last : 0.0);
+  };
+  // best[s][i]: the smallest largest-stage bytes of layers [0, i) over stages 0..s (each non-empty).
+  // O(P · n²): n is at most a few hundred layers.
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<std::vector<double>> best(size_t(stages), std::vector<double>(size_t(n) + 1, inf));
+  for (int i = 1; i <= n; ++i) best[0][size_t(i)] = cost(0, 0, i);
+  for (int s = 1; s < stages; ++s) {
+    for (int i = s + 1; i <= n; ++i) {
+      double m = inf;
+      for (int j = s; j < i; ++j) m = std::min(m, std::max(best[size_t(s) - 1][size_t(j)], cost(s, j, i)));
+      best[size_t(s)][size_t(i)] = m;
+    }
+  }
+  const double target = best[size_t(stages) - 1][size_t(n)];
+  // From the last stage back, each takes as many layers as fit under the optimum while the layers
+  // before it still split within it (best[s - 1] grows with j, the stage's cost shrinks with j).
+  std::vector<int> bounds(size_t(stages) + 1, 0);
+  bounds[size_t(stages)] = n;
+  for (int s = stages - 1; s >= 1; --s) {
+    const int i = bounds[size_t(s) + 1];
+    int j = s;
+    while (j < i - 1 && !(cost(s, j, i) <= target && best[size_t(s) - 1][size_t(j)] <= target)) ++j;
+    bounds[size_t(s)] = j;
+  }
+  return bounds;
+}
+
+std::vector<double> pp_stage_totals(const PpStageBytes& b, const std::vector<int>& bounds) {
+  const int stages = int(bounds.size()) - 1;
+  std::vector<double> t(size_t(std::max(stages, 0)), 0.0);
+  for (int s = 0; s < stages; ++s) {
+    for (int l = bounds[size_t(s)]; l < bounds[size_t(s) + 1]; ++l) t[size_t(s)] += b.layers[size_t(l)];
+    if (s == 0) t[size_t(s)] += b.first;
+    if (s == stages - 1) t[size_t(s)] += b.last;
+  }
+  return t;
+}
+
 Result<PpLayout> pp_layout(int n_layers, int world_rank, int world_size, int stages, int micro_batches,
                            int steps_in_flight) {
+  PpStageBytes equal;
+  equal.layers.assign(size_t(std::max(n_layers, 0)), 1.0);
+  return pp_layout(equal, world_rank, world_size, stages, micro_batches, steps_in_flight);
+}
+
+Result<PpLayout> pp_layout(const PpStageBytes& bytes, int world_rank, int world_size, int stages, int micro_batches,
+                           int steps_in_flight) {
+  const int n_layers = int(bytes.layers.size());
   if (stages < 1 || world_size < 1 || world_size % stages != 0) {
     return Status::error(fmt::format("--pp {}: the job's {} ranks do not divide into {} stages", stages, world_size, stages));
   }
@@ -24,8 +79,9 @@ Result<PpLayout> pp_layout(int n_layers, int world_rank, int world_size, int sta
   p.tp = world_size / stages;
   p.stage = world_rank / p.tp;
   p.tp_rank = world_rank % p.tp;
-  p.layer0 = int(int64_t(p.stage) * n_layers / stages);
-  p.layers = int(int64_t(p.stage + 1) * n_layers / stages) - p.layer0;
+  const std::vector<int> bounds = pp_split_layers(bytes, stages);
+  p.layer0 = bounds[size_t(p.stage)];
+  p.layers = bounds[size_t(p.stage) + 1] - p.layer0;
   p.micro_batches = micro_batches;
   p.steps_in_flight = steps_in_flight > 0 ? steps_in_flight : stages;
   return p;

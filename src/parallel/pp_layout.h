@@ -1,8 +1,8 @@
 // Pipeline parallelism (issue 17): which layers one rank runs (pure arithmetic, no weights).
 // A job of N = T × P ranks is P stages of T tensor-parallel ranks each; world rank r is
 //   stage r / T, tensor-parallel index r % T,
-// and stage s runs the contiguous layers split_range(n_layers, P, s). Stage 0 also holds the
-// embedding, the last stage the final norm and the LM head. Activations [rows, hidden] f32 (the
+// and stage s runs a contiguous range of layers, split by bytes (parallel/pp_split.h). Stage 0 also holds
+// the embedding, the last stage the final norm and the LM head. Activations [rows, hidden] f32 (the
 // residual stream leaving a stage) go from rank r to rank r + T (the same tensor-parallel index of
 // the next stage); the last stage's index-0 rank sends the final-normed hidden rows and the logits
 // back to world rank 0, which runs the scheduler and sampling.
@@ -33,7 +33,7 @@ struct PpLayout {
 
 // Errors: a rank outside the world, a world size that is not a multiple of `stages`, fewer layers
 // than stages (each stage needs one).
-// steps_in_flight: 0 means one per stage.
+// steps_in_flight: 0 means one per stage. Equal layers; parallel/pp_split.h splits by bytes.
 Result<PpLayout> pp_layout(int n_layers, int world_rank, int world_size, int stages, int micro_batches = 1,
                            int steps_in_flight = 0);
 

@@ -9,9 +9,12 @@
 //   vector once each way, as MPI's pairwise exchange sends it).
 // - PP = P: one send of the activations [B, hidden] per stage boundary: P − 1 messages, stages
 //   one after another for one step.
-// - EP = E (MoE layers only): two all-to-alls per MoE layer (dispatch the routed token copies to the
-//   ranks holding their experts, combine the outputs back): E − 1 messages each, and of the B·k
-//   routed copies the (E − 1)/E that leave the rank, B·k·hidden·a·(E − 1)/E bytes each way.
+// - EP = E (MoE only), as tern runs it (docs/parallel.md): every rank runs every token through the
+//   attention (cut T ways in its group) and the router, holds 1/E of the routed experts (each cut T
+//   ways), and each MoE layer ends in ONE all-reduce of [B, hidden] f32 over all T·E ranks — no
+//   all-to-all (the tokens are already everywhere), and --tp-comm int8 does not apply to it. The
+//   attention all-reduce (and the dense layers' feed-forward one) stays in the T ranks of a group.
+//   So tp2×ep2 on a 48-layer all-MoE model: 48 all-reduces over 2 ranks plus 48 over 4 per step.
 // tern's step protocol on top (`protocol`), measured by bench_tp: rank 0 broadcasts a header and a
 // payload before the forward (ids, positions, block tables: small) and before the LM head (the
 // final-normed rows [B, hidden] f32), and gathers every TP rank's logits slice [B, ⌈vocab/T⌉] f32;
@@ -52,7 +55,7 @@ struct Layout {
 };
 
 struct LayoutComm {
-  CommCost tp, pp, ep;  // the layout's inherent traffic, by kind
+  CommCost tp, pp, ep;  // the layout's inherent traffic, by kind (ep: the MoE layers' all-reduce over tp·ep)
   CommCost protocol;    // tern's step broadcasts, logits gather, the return to rank 0
   CommCost model() const {
     CommCost c = tp;

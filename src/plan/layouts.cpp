@@ -10,7 +10,8 @@ namespace tern::plan {
 namespace {
 
 // The layouts the model allows on n devices: tp divides the attention heads, pp at most the layers,
-// ep > 1 only for a mixture of experts whose expert count it divides.
+// ep > 1 only for a mixture of experts whose expert count it divides, and not with pp > 1 (the
+// engine refuses --ep with --pp).
 std::vector<Layout> candidates(const ModelShape& s, int n) {
   std::vector<Layout> out;
   for (int tp = 1; tp <= n; ++tp) {
@@ -18,7 +19,7 @@ std::vector<Layout> candidates(const ModelShape& s, int n) {
     for (int pp = 1; pp <= n / tp; ++pp) {
       if ((n / tp) % pp != 0 || pp > s.layers) continue;
       const int ep = n / tp / pp;
-      if (ep > 1 && (!s.is_moe() || s.n_experts % ep != 0)) continue;
+      if (ep > 1 && (!s.is_moe() || s.n_experts % ep != 0 || pp > 1)) continue;
       out.push_back({tp, pp, ep});
     }
   }
@@ -118,7 +119,7 @@ std::string layouts_to_table(const LayoutRequest& r, const LayoutChoice& c) {
     o += fmt::format("  prompt comm: what the link adds to the time to first token of a {}-token prompt\n",
                      c.layouts[0].prompt_tokens);
   }
-  o += "  (TP: 2 all-reduces per layer; PP: one send per stage boundary; EP: 2 all-to-alls per MoE layer;\n"
+  o += "  (TP: 2 all-reduces per layer; PP: one send per stage boundary; EP: a MoE layer's all-reduce spans tp·ep;\n"
        "   plus tern's step protocol: rank 0's broadcasts and the logits gather)\n";
   if (c.chosen >= 0) {
     const LayoutPlan& l = c.layouts[size_t(c.chosen)];

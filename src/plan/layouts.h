@@ -3,8 +3,10 @@
 // compute (the planner's roofline with a free link) and its communication (plan/comm_cost.h) at the
 // link's latency and at that latency plus each `added_latency_us` — and the fastest that fits chosen.
 //
-// Under EP (MoE only) attention, dense layers and shared experts are replicated on the EP ranks and
-// the routed experts split: a decode step streams 1/ep of the experts it visits per rank.
+// Under EP (MoE only) attention, dense layers and shared experts are replicated on the EP groups
+// (cut tp ways in each) and the routed experts split: a decode step streams 1/ep of the experts it
+// visits per rank, and each MoE layer all-reduces over all tp·ep ranks (plan/comm_cost.h). Layouts
+// with both pp and ep are not offered: the engine does not run them.
 #pragma once
 
 #include <string>

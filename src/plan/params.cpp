@@ -58,31 +58,50 @@ struct Inventory {
   Matrices attention, dense_mlp, experts, shared, routers;
   int64_t attention_vectors = 0, mlp_vectors = 0, router_vectors = 0, norms = 0;
   int moe_layers = 0;
+  Matrices tp_replicated;  // of `attention`: the matrices tensor parallelism does not cut (MLA's q_a, kv_a)
 };
+
+// One layer's weights added to `inv`.
+void add_layer(Inventory& inv, const ModelShape& s, const WeightPrecision& p, int l) {
+  const int64_t norm_params = s.layer_norm_bias ? 2 * s.hidden : s.hidden;
+  add_attention(inv.attention, inv.attention_vectors, p, s);
+  inv.norms += s.norms_per_layer * norm_params;
+  if (s.is_mla()) {  // q_a and kv_a_proj_with_mqa: every tensor-parallel rank holds them whole
+    if (s.q_lora_rank > 0) inv.tp_replicated.add(p, s.q_lora_rank, s.hidden);
+    inv.tp_replicated.add(p, s.kv_lora_rank + s.qk_rope_head_dim, s.hidden);
+  }
+  if (!s.is_moe_layer(l)) {
+    add_mlp(inv.dense_mlp, p, s, s.intermediate);
+    inv.mlp_vectors += mlp_biases(s, s.intermediate);
+    return;
+  }
+  ++inv.moe_layers;
+  add_mlp(inv.experts, p, s, s.expert_intermediate, s.n_experts);
+  inv.routers.add(p, s.n_experts, s.hidden);
+  if (s.router_bias) inv.router_vectors += s.n_experts;
+  if (s.n_shared_experts > 0) add_mlp(inv.shared, p, s, s.expert_intermediate * s.n_shared_experts);
+  if (s.shared_intermediate > 0) {
+    add_mlp(inv.shared, p, s, s.shared_intermediate);
+    inv.shared.add(p, 1, s.hidden);  // shared_expert_gate
+  }
+}
 
 Inventory inventory(const ModelShape& s, const WeightPrecision& p) {
   Inventory inv;
-  const int64_t norm_params = s.layer_norm_bias ? 2 * s.hidden : s.hidden;
-  for (int l = 0; l < s.layers; ++l) {
-    add_attention(inv.attention, inv.attention_vectors, p, s);
-    inv.norms += s.norms_per_layer * norm_params;
-    if (!s.is_moe_layer(l)) {
-      add_mlp(inv.dense_mlp, p, s, s.intermediate);
-      inv.mlp_vectors += mlp_biases(s, s.intermediate);
-      continue;
-    }
-    ++inv.moe_layers;
-    add_mlp(inv.experts, p, s, s.expert_intermediate, s.n_experts);
-    inv.routers.add(p, s.n_experts, s.hidden);
-    if (s.router_bias) inv.router_vectors += s.n_experts;
-    if (s.n_shared_experts > 0) add_mlp(inv.shared, p, s, s.expert_intermediate * s.n_shared_experts);
-    if (s.shared_intermediate > 0) {
-      add_mlp(inv.shared, p, s, s.shared_intermediate);
-      inv.shared.add(p, 1, s.hidden);  // shared_expert_gate
-    }
-  }
-  inv.norms += norm_params;  // final norm
+  for (int l = 0; l < s.layers; ++l) add_layer(inv, s, p, l);
+  inv.norms += s.layer_norm_bias ? 2 * s.hidden : s.hidden;  // final norm
   return inv;
+}
+
+double vector_bytes(const Inventory& inv, const WeightPrecision& p) {
+  return double(inv.attention_vectors + inv.mlp_vectors + inv.router_vectors + inv.norms) * p.vector_bits / 8;
+}
+
+// The LM head as a decode step streams it (see weight_bytes).
+double lm_head_bytes(const ModelShape& s, const WeightPrecision& p) {
+  const bool int8_head = !p.quantize_embeddings && p.bits < 16;
+  if (int8_head) return double(s.vocab) * (double(s.hidden) + 4.0);
+  return double(s.vocab) * double(s.hidden) * p.embedding_bits(s.hidden) / 8;
 }
 
 }  // namespace
@@ -109,8 +128,7 @@ ParamCounts count_params(const ModelShape& s) {
 WeightBytes weight_bytes(const ModelShape& s, const WeightPrecision& p) {
   const Inventory inv = inventory(s, p);
   WeightBytes b;
-  const double vector_bytes =
-      double(inv.attention_vectors + inv.mlp_vectors + inv.router_vectors + inv.norms) * p.vector_bits / 8;
+  const double vectors = vector_bytes(inv, p);
   const double table = double(s.vocab) * double(s.hidden) * p.embedding_bits(s.hidden) / 8;
   b.embedding = table + double(s.learned_positions * s.hidden) * p.embedding_bits(s.hidden) / 8;
   // tern loads a checkpoint with quantized linears but a 16-bit table (AWQ / GPTQ / compressed-tensors,
@@ -118,13 +136,28 @@ WeightBytes weight_bytes(const ModelShape& s, const WeightPrecision& p) {
   // and decode streams that copy. The stored table stays for the embedding gather; an untied stored
   // head is only read once at load (clean, reclaimable file pages), so it is not counted.
   const bool int8_head = !p.quantize_embeddings && p.bits < 16;
-  const double lm_head = int8_head ? double(s.vocab) * (double(s.hidden) + 4.0) : table;  // read once per step
+  const double lm_head = lm_head_bytes(s, p);  // read once per step
   b.moe_layers = inv.moe_layers;
   b.per_expert = inv.moe_layers > 0 ? inv.experts.bits / 8 / double(inv.moe_layers) / double(s.n_experts) : 0;
-  b.dense_stream = (inv.attention.bits + inv.dense_mlp.bits + inv.shared.bits + inv.routers.bits) / 8 + vector_bytes +
+  b.dense_stream = (inv.attention.bits + inv.dense_mlp.bits + inv.shared.bits + inv.routers.bits) / 8 + vectors +
                    lm_head;
+  // What every tensor-parallel rank holds and reads whole (docs/parallel.md): norms, biases and
+  // router vectors, the routers [E, hidden], MLA's q_a and kv_a_proj_with_mqa.
+  b.tp_replicated = (inv.routers.bits + inv.tp_replicated.bits) / 8 + vectors;
   // A tied 16-bit head is the embedding table itself.
   b.total = b.dense_stream + inv.experts.bits / 8 + b.embedding - (s.tied_embeddings && !int8_head ? lm_head : 0);
+  return b;
+}
+
+PpStageBytes pp_stage_bytes(const ModelShape& s, const WeightPrecision& p) {
+  PpStageBytes b;
+  for (int l = 0; l < s.layers; ++l) {
+    Inventory one;
+    add_layer(one, s, p, l);
+    const double bits = one.attention.bits + one.dense_mlp.bits + one.experts.bits + one.shared.bits + one.routers.bits;
+    b.layers.push_back(bits / 8 + vector_bytes(one, p));
+  }
+  b.last = double(s.layer_norm_bias ? 2 * s.hidden : s.hidden) * p.vector_bits / 8 + lm_head_bytes(s, p);
   return b;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "parallel/pp_split.h"
 #include "plan/model_shape.h"
 #include "plan/precision.h"
 
@@ -35,12 +36,19 @@ struct WeightBytes {
                               // shared experts, routers, norms, lm_head (the tied table, as LM head)
   double per_expert = 0;      // one routed expert of one layer
   int moe_layers = 0;
+  double tp_replicated = 0;   // of dense_stream: held and read whole by every tensor-parallel rank
+                              // (norms, biases, routers, MLA's q_a and kv_a_proj_with_mqa)
   // Bytes a decode step of `batch` tokens streams: the dense part plus every expert the batch
   // visits (n × (1 − (1 − k/n)^batch) distinct experts per layer, for uniform routing).
   double streamed(int64_t batch, int n_experts, int experts_per_token) const;
 };
 
 WeightBytes weight_bytes(const ModelShape& s, const WeightPrecision& p);
+
+// What each layer weighs at the precision and, on the last stage, the final norm and the LM head as
+// decode streams it: the input of the pipeline split, parallel/pp_layout.h's pp_split_layers, the
+// function the engine splits its stages with (one front door; the engine weighs its bound weights).
+PpStageBytes pp_stage_bytes(const ModelShape& s, const WeightPrecision& p);
 
 // Matrix FLOPs per token (2 per multiply-add) of one forward, routed experts counted for the
 // experts the token visits; lm_head separately since prefill needs it once per sequence.

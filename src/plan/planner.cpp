@@ -26,11 +26,17 @@ PlanRequest resolve(const PlanRequest& in) {
   return r;
 }
 
-// One device's share of one token's KV under tp × pp: layers split by pp; KV heads split by tp
-// (replicated when tp exceeds them); MLA's latent is replicated on every tensor-parallel rank.
+// One device's share of one token's KV under tp × pp: the layers of the largest stage of the
+// engine's split by bytes (pp_split_layers; Llama-3.2-1B on 2 stages: 10 of 16); KV heads split by
+// tp (replicated when tp exceeds them); MLA's latent is replicated on every tensor-parallel rank.
 double kv_per_token_device(const PlanRequest& r, int tp, int pp) {
   const ModelShape& s = r.model;
-  const double layers = std::ceil(double(s.layers) / pp);
+  double layers = s.layers;
+  if (pp > 1) {
+    const std::vector<int> bounds = pp_split_layers(pp_stage_bytes(s, r.weights), pp);
+    layers = 0;
+    for (size_t st = 0; st + 1 < bounds.size(); ++st) layers = std::max(layers, double(bounds[st + 1] - bounds[st]));
+  }
   double share = 1.0;
   if (!s.is_mla()) share = std::ceil(double(s.kv_heads) / tp) / double(s.kv_heads);
   return layers * kv_bytes_per_token_layer(s, r.kv) * share;
@@ -58,10 +64,35 @@ struct Split {
   int64_t max_concurrency = 0;
 };
 
+}  // namespace
+
+double weights_per_device(const PlanRequest& r, const WeightBytes& b, double weights_total, int tp, int pp) {
+  // Tensor parallelism cuts everything but what each rank holds whole (b.tp_replicated).
+  const WeightBytes arith = weight_bytes(r.model, r.weights);
+  const double k = arith.total > 0 ? weights_total / arith.total : 1.0;  // a measured checkpoint's scale
+  const double rep = arith.tp_replicated * k;
+  auto cut = [&](double bytes) { return (bytes - rep) / tp + rep; };
+  if (pp <= 1) return cut(weights_total);
+  // Pipeline stages as the engine splits them (parallel/pp_layout.h, by bytes: the last stage's LM
+  // head weighs against layers), the largest stage priced: its layers, the last one's head, the
+  // first one's embedding table (gathered, but held), each stage's share of the replicated parts.
+  const PpStageBytes sb = pp_stage_bytes(r.model, r.weights);
+  const std::vector<double> totals = pp_stage_totals(sb, pp_split_layers(sb, pp));
+  const double rep_stage = rep / pp;
+  double worst = 0;
+  for (size_t st = 0; st < totals.size(); ++st) {
+    double held = totals[st] * k + (st == 0 ? b.embedding : 0.0);
+    worst = std::max(worst, (held - rep_stage) / tp + rep_stage);
+  }
+  return worst;
+}
+
+namespace {
+
 Split evaluate_split(const PlanRequest& r, const WeightBytes& b, double weights_total, int tp, int pp) {
   Split sp;
   sp.tp = tp, sp.pp = pp;
-  sp.mem.weights = weights_total / (tp * pp);
+  sp.mem.weights = weights_per_device(r, b, weights_total, tp, pp);
   sp.mem.kv_per_token = kv_per_token_device(r, tp, pp);
   sp.mem.activations = activation_bytes(r, tp);
   sp.mem.overhead = r.device.overhead_bytes();
@@ -117,8 +148,12 @@ DecodeStep decode_step(const PlanRequest& r, const WeightBytes& b, double kv_dev
   const double bw = d.bandwidth_gbs * 1e9 * d.decode_efficiency;
   // Stages run one after another for a step, so the step reads every stage's bytes: the whole
   // model's share of one tensor-parallel rank.
-  const double weight_bytes = b.streamed(batch, s.n_experts, s.experts_per_token) / tp;
-  const double kv_bytes = double(batch) * avg_tokens * kv_dev * pp;
+  // What tensor parallelism does not cut (norms, routers, MLA's q_a / kv_a) every rank reads whole.
+  const double rep = std::min(b.tp_replicated, b.dense_stream);
+  const double weight_bytes = (b.streamed(batch, s.n_experts, s.experts_per_token) - rep) / tp + rep;
+  // Every stage's KV, one after another: all layers' share of one tensor-parallel rank (the stages
+  // are uneven under the split by bytes, so not kv_dev × pp).
+  const double kv_bytes = double(batch) * avg_tokens * (pp > 1 ? kv_per_token_device(r, tp, 1) : kv_dev);
   const TokenFlops f = token_flops(s);
   const double peak = d.flops(r.weights.compute) * d.decode_compute_efficiency();
   // The matmuls and attention are separate phases of a step: a compute-bound batched matmul does not
@@ -163,7 +198,7 @@ Result<Plan> make_plan(const PlanRequest& request) {
   double weights_total = p.bytes.total;
   if (r.weight_bytes_override > 0) {  // measured checkpoint: scale the streamed part alike
     const double k = r.weight_bytes_override / p.bytes.total;
-    p.bytes.dense_stream *= k, p.bytes.per_expert *= k, p.bytes.embedding *= k;
+    p.bytes.dense_stream *= k, p.bytes.per_expert *= k, p.bytes.embedding *= k, p.bytes.tp_replicated *= k;
     weights_total = p.bytes.total = r.weight_bytes_override;
   }
   p.kv_bytes_per_token = double(s.layers) * kv_bytes_per_token_layer(s, r.kv);

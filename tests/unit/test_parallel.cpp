@@ -5,10 +5,16 @@
 #include <numeric>
 #include <vector>
 
+#include "model/model.h"
+#include "model/pp_shard.h"
 #include "model/tp_shard.h"
 #include "parallel/local_communicator.h"
 #include "parallel/mpi_communicator.h"
+#include "parallel/pp_split.h"
 #include "parallel/tp_layout.h"
+#include "plan/model_shape.h"
+#include "plan/params.h"
+#include "test_support.h"
 
 namespace tern {
 namespace {
@@ -236,6 +242,94 @@ TEST(TpShard, RowSlicesAreViewsAndColumnSlicesCopies) {
     EXPECT_EQ(p[r * 2], float(10 * r + 1));
     EXPECT_EQ(p[r * 2 + 1], float(10 * r + 2));
   }
+}
+
+
+// Pipeline stages split by bytes (parallel/pp_layout.h): the contiguous ranges minimising the largest
+// stage, the LM head weighing on the last stage.
+plan::ModelShape plan_shape(const std::string& name) {
+  auto s = plan::load_model_shape(std::string(TERN_SOURCE_DIR) + "/tests/data/plan_configs/" + name + ".json");
+  EXPECT_TRUE(s.is_ok()) << s.status().message();
+  return s.is_ok() ? *s : plan::ModelShape{};
+}
+
+TEST(PpSplit, Llama32_1BShapeGivesTheHeadStageFewerLayers) {
+  // 16 layers of 60,817,408 bf16 weights (121.6 MB) + 2 norms; the 128256 × 2048 head (525.3 MB) on the last stage.
+  const plan::ModelShape s = plan_shape("llama-3.2-1b");
+  const PpStageBytes b = plan::pp_stage_bytes(s, *plan::parse_weight_precision("bf16"));
+  ASSERT_EQ(b.layers.size(), 16u);
+  EXPECT_DOUBLE_EQ(b.layers[0], 60817408.0 * 2 + 2 * 2048 * 2);
+  EXPECT_DOUBLE_EQ(b.last, 128256.0 * 2048 * 2 + 2048 * 2);
+  EXPECT_DOUBLE_EQ(b.first, 0);  // the embedding is gathered, a tied one is the head
+  // 2 stages: 10 + 6 (1216 MB vs 730 + 525 = 1255 MB); 8 + 8 would give 973 MB vs 1499 MB.
+  EXPECT_EQ(pp_split_layers(b, 2), (std::vector<int>{0, 10, 16}));
+  const std::vector<double> t2 = pp_stage_totals(b, pp_split_layers(b, 2));
+  EXPECT_LT(std::max(t2[0], t2[1]), pp_stage_totals(b, {0, 8, 16})[1]);
+  // 4 stages: 5, 5, 5, 1 (608 MB each, the last 122 + 525 = 647 MB; 4 each would make it 1012 MB).
+  EXPECT_EQ(pp_split_layers(b, 4), (std::vector<int>{0, 5, 10, 15, 16}));
+  // Untied: the same split — the separate embedding is only gathered from on stage 0, the head
+  // streamed on the last stage either way.
+  plan::ModelShape untied = s;
+  untied.tied_embeddings = false;
+  const PpStageBytes bu = plan::pp_stage_bytes(untied, *plan::parse_weight_precision("bf16"));
+  EXPECT_EQ(pp_split_layers(bu, 2), (std::vector<int>{0, 10, 16}));
+  EXPECT_EQ(pp_split_layers(bu, 4), (std::vector<int>{0, 5, 10, 15, 16}));
+  // A quantized checkpoint: int4-g128 layers (a quarter the bytes) against the int8 copy of the head
+  // tern makes (--lm-head auto): the head weighs 8.6 layers, the last stage keeps 3 of 16.
+  const PpStageBytes q = plan::pp_stage_bytes(s, *plan::parse_weight_precision("int4-g128"));
+  EXPECT_DOUBLE_EQ(q.last, 128256.0 * (2048 + 4) + 2048 * 2);
+  const std::vector<int> qs = pp_split_layers(q, 2);
+  EXPECT_LT(16 - qs[1], 6);
+}
+
+TEST(PpSplit, EqualLayersSplitByCountLaterStagesTakingTheRemainder) {
+  PpStageBytes b;
+  b.layers.assign(8, 1.0);
+  EXPECT_EQ(pp_split_layers(b, 2), (std::vector<int>{0, 4, 8}));
+  EXPECT_EQ(pp_split_layers(b, 3), (std::vector<int>{0, 2, 5, 8}));
+  EXPECT_EQ(pp_split_layers(b, 8), (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(pp_split_layers(b, 1), (std::vector<int>{0, 8}));
+  // Uneven layers (DeepSeek's leading dense layers are small): the bytes balance, not the count.
+  PpStageBytes moe;
+  moe.layers = {1, 1, 1, 10, 10, 10};
+  EXPECT_EQ(pp_split_layers(moe, 2), (std::vector<int>{0, 4, 6}));  // 13 vs 20 (not 3 vs 30)
+}
+
+TEST(PpSplit, AHeadHeavierThanTheLayersLeavesTheLastStageOneLayer) {
+  // 4 layers of 1, a head of 10: the equal split (2 + 2) gives 2 vs 12; the best is 3 vs 11 — and
+  // every stage still runs at least one layer, however heavy the head.
+  PpStageBytes b;
+  b.layers.assign(4, 1.0);
+  b.last = 10;
+  EXPECT_EQ(pp_split_layers(b, 2), (std::vector<int>{0, 3, 4}));
+  EXPECT_EQ(pp_split_layers(b, 4), (std::vector<int>{0, 1, 2, 3, 4}));
+  auto rank1 = pp_layout(b, 1, 2, 2);
+  ASSERT_TRUE(rank1.is_ok());
+  EXPECT_EQ(rank1->layer0, 3);
+  EXPECT_EQ(rank1->layers, 1);
+  // Fewer layers than stages is an error, not an empty stage.
+  auto few = pp_layout(b, 0, 8, 8);
+  ASSERT_FALSE(few.is_ok());
+  EXPECT_NE(few.status().message().find("num_hidden_layers = 4"), std::string::npos) << few.status().message();
+}
+
+// The engine weighs its bound weights; for a bf16 checkpoint that is the planner's arithmetic (norms
+// aside: f32 copies in the engine), and both give the same split. docs-llama-28m: 8 layers of 5.9 MB,
+// its tied 8192 × 512 head 8.4 MB: 2 stages split 5 + 3 (29.5 vs 26.1 MB), 3 stages 3 + 3 + 2.
+TEST(PpSplit, EngineWeighsItsWeightsLikeThePlanner) {
+  auto m = Model::load(test::model_dir("docs-llama-28m"), ModelLoadOptions{});
+  ASSERT_TRUE(m.is_ok()) << m.status().message();
+  const TransformerWeights& w = (*m)->weights();
+  const PpStageBytes eng = pp_stage_bytes(w, double(w.lm_head.bytes()));
+  const plan::ModelShape shape = plan::shape_from_config((*m)->config());
+  const PpStageBytes pl = plan::pp_stage_bytes(shape, *plan::parse_weight_precision("bf16"));
+  ASSERT_EQ(eng.layers.size(), pl.layers.size());
+  const double norms_f32 = 2.0 * double(shape.hidden) * 2;  // two [hidden] norms: f32 in the engine, bf16 on disk
+  for (size_t i = 0; i < eng.layers.size(); ++i) EXPECT_DOUBLE_EQ(eng.layers[i], pl.layers[i] + norms_f32);
+  EXPECT_DOUBLE_EQ(eng.last, pl.last + double(shape.hidden) * 2);
+  for (int stages : {2, 3, 4}) EXPECT_EQ(pp_split_layers(eng, stages), pp_split_layers(pl, stages)) << stages;
+  EXPECT_EQ(pp_split_layers(eng, 2), (std::vector<int>{0, 5, 8}));
+  EXPECT_EQ(pp_split_layers(eng, 3), (std::vector<int>{0, 3, 6, 8}));
 }
 
 }  // namespace

@@ -58,17 +58,115 @@ TEST(PlanComm, PipelineSendsOnePerStageBoundary) {
   EXPECT_DOUBLE_EQ(p4.pp.bytes, 3.0 * 3 * 2048 * 2);
 }
 
-TEST(PlanComm, ExpertParallelIsTwoAllToAllsPerMoeLayer) {
+// tern's expert parallelism (docs/parallel.md, model/decoder_ep.cpp): every rank runs every token, so
+// a MoE layer ends in one f32 all-reduce of [B, hidden] over all tp·ep ranks — no all-to-all.
+TEST(PlanComm, ExpertParallelIsOneAllReducePerMoeLayerOverAllRanks) {
   const ModelShape s = shape("mixtral-8x7b");  // 32 MoE layers, 8 experts, top 2, hidden 4096
   const LayoutComm e2 = decode_step_comm(s, {1, 1, 2}, 1, 2.0);
-  EXPECT_DOUBLE_EQ(e2.ep.messages, 32 * 2 * 1);
-  // Of the 2 routed copies, half leave the rank; dispatch and combine.
-  EXPECT_DOUBLE_EQ(e2.ep.bytes, 32 * 2 * 2 * 4096 * 2.0 * 0.5);
+  EXPECT_DOUBLE_EQ(e2.ep.messages, 32);                 // one exchange per MoE layer between 2 ranks
+  EXPECT_DOUBLE_EQ(e2.ep.bytes, 32 * 4096 * 4.0);       // f32 whatever the activations: 2(E−1)/E = 1
+  EXPECT_DOUBLE_EQ(e2.tp.messages, 0);                  // attention replicated: no all-reduce
+  EXPECT_DOUBLE_EQ(e2.protocol.messages, 2);            // the forward's header and payload; no gather
+  EXPECT_DOUBLE_EQ(e2.protocol.bytes, 16);
   const LayoutComm e4 = decode_step_comm(s, {1, 1, 4}, 4, 2.0);
-  EXPECT_DOUBLE_EQ(e4.ep.messages, 32 * 2 * 3);
-  EXPECT_DOUBLE_EQ(e4.ep.bytes, 32 * 2 * (4 * 2) * 4096 * 2.0 * 0.75);
+  EXPECT_DOUBLE_EQ(e4.ep.messages, 32 * 2);             // ⌈log₂ 4⌉
+  EXPECT_DOUBLE_EQ(e4.ep.bytes, 32 * 1.5 * 4 * 4096 * 4.0);
   // A dense model has no experts to exchange.
   EXPECT_DOUBLE_EQ(decode_step_comm(shape("llama-3.2-1b"), {1, 1, 2}, 1, 2.0).ep.messages, 0);
+}
+
+TEST(PlanComm, MoeUnderTensorParallelism) {
+  // Qwen3-30B-A3B: 48 layers, all MoE, hidden 2048. --tp 2: the MoE layer's all-reduce is the FFN's,
+  // two per layer as for a dense model (and --tp-comm int8 compresses both).
+  const ModelShape q = shape("qwen3-30b-a3b");
+  const LayoutComm t2 = decode_step_comm(q, {2, 1, 1}, 1, 4.0, 1.0 + 4.0 / 2048);
+  EXPECT_DOUBLE_EQ(t2.tp.messages, 96);
+  EXPECT_DOUBLE_EQ(t2.tp.bytes, 96.0 * (2048 + 4));
+  EXPECT_DOUBLE_EQ(t2.ep.messages, 0);
+  // --tp 2 --ep 2: the attention all-reduce inside the group of 2 (int8), the MoE one over all 4 (f32).
+  const LayoutComm te = decode_step_comm(q, {2, 1, 2}, 1, 4.0, 1.0 + 4.0 / 2048);
+  EXPECT_DOUBLE_EQ(te.tp.messages, 48);
+  EXPECT_DOUBLE_EQ(te.tp.bytes, 48.0 * (2048 + 4));
+  EXPECT_DOUBLE_EQ(te.ep.messages, 48 * 2);
+  EXPECT_DOUBLE_EQ(te.ep.bytes, 48 * 1.5 * 2048 * 4.0);
+  EXPECT_DOUBLE_EQ(te.protocol.messages, 5);  // TP's protocol; the first group gathers the logits
+  EXPECT_DOUBLE_EQ(te.protocol.bytes, 2048 * 4 + 16 + 151936 / 2 * 4.0);
+
+  // DeepSeek-V3: 61 layers, the first 3 dense, hidden 7168. --tp 2 --ep 2: 61 attention + 3 dense
+  // FFN all-reduces in the group, 58 MoE all-reduces over 4 ranks.
+  const ModelShape d = shape("deepseek-v3");
+  const LayoutComm de = decode_step_comm(d, {2, 1, 2}, 1, 4.0);
+  EXPECT_DOUBLE_EQ(de.tp.messages, 64);
+  EXPECT_DOUBLE_EQ(de.tp.bytes, 64 * 7168 * 4.0);
+  EXPECT_DOUBLE_EQ(de.ep.messages, 58 * 2);
+  EXPECT_DOUBLE_EQ(de.ep.bytes, 58 * 1.5 * 7168 * 4.0);
+  // --tp 4 alone: 2 per layer, dense or MoE.
+  EXPECT_DOUBLE_EQ(decode_step_comm(d, {4, 1, 1}, 1, 4.0).tp.messages, 2 * 61 * 2);
+}
+
+// What tensor parallelism does not cut (docs/parallel.md): routers, MLA's q_a and kv_a_proj_with_mqa,
+// norms — every rank holds them whole; MLA's KV latent too (the KV per device does not shrink).
+TEST(PlanComm, MoeAndMlaWeightsAndKvPerTensorParallelRank) {
+  PlanRequest r;
+  r.model = shape("deepseek-v3");
+  r.weights = *parse_weight_precision("bf16");
+  r.kv = *parse_kv_precision("bf16");
+  r.device = *Catalog::shipped()->find("h200");
+  r.context = 4096;
+  const WeightBytes b = weight_bytes(r.model, r.weights);
+  // 61 × (q_a [1536, 7168] + kv_a [576, 7168]) + 58 routers [256, 7168], bf16; plus the vectors.
+  const double matrices = (61.0 * (1536 + 576) * 7168 + 58.0 * 256 * 7168) * 2;
+  EXPECT_GT(b.tp_replicated, matrices);
+  EXPECT_LT(b.tp_replicated, matrices * 1.01);
+  for (int tp : {2, 8}) {
+    EXPECT_NEAR(weights_per_device(r, b, b.total, tp, 1), (b.total - b.tp_replicated) / tp + b.tp_replicated, 1.0);
+  }
+  EXPECT_GT(weights_per_device(r, b, b.total, 8, 1) - b.total / 8, matrices * 7 / 8);  // 1.8 GB more per rank than 1/8
+  PlanRequest t1 = r, t8 = r;
+  t1.tp = 1, t1.pp = 1, t8.tp = 8, t8.pp = 1;
+  auto p1 = make_plan(t1), p8 = make_plan(t8);
+  ASSERT_TRUE(p1.is_ok() && p8.is_ok());
+  EXPECT_DOUBLE_EQ(p8->memory.kv_per_token, p1->memory.kv_per_token);  // the latent on every rank
+  EXPECT_DOUBLE_EQ(p1->memory.kv_per_token, 61.0 * (512 + 64) * 2);
+  // Qwen3-30B-A3B (GQA, 4 KV heads): TP cuts the KV; its 48 routers [128, 2048] stay whole.
+  PlanRequest q = r;
+  q.model = shape("qwen3-30b-a3b");
+  const WeightBytes qb = weight_bytes(q.model, q.weights);
+  const double vectors = (48.0 * (2 * 2048 + 2 * 128) + 2048) * 2;  // 2 norms + q/k norms per layer, final norm
+  EXPECT_DOUBLE_EQ(qb.tp_replicated, 48.0 * 128 * 2048 * 2 + vectors);
+  PlanRequest q1 = q, q4 = q;
+  q1.tp = 1, q1.pp = 1, q4.tp = 4, q4.pp = 1;
+  auto pq1 = make_plan(q1), pq4 = make_plan(q4);
+  ASSERT_TRUE(pq1.is_ok() && pq4.is_ok());
+  EXPECT_DOUBLE_EQ(pq4->memory.kv_per_token * 4, pq1->memory.kv_per_token);
+}
+
+// The planner prices pipeline stages with the engine's split (pp_split_layers): Llama-3.2-1B in 2
+// stages is 10 + 6 layers, the largest stage the first: 10 layers and the embedding table it holds.
+TEST(PlanComm, PipelineMemoryIsTheLargestStageOfTheEnginesSplit) {
+  PlanRequest r;
+  r.model = shape("llama-3.2-1b");
+  r.weights = *parse_weight_precision("bf16");
+  r.kv = *parse_kv_precision("bf16");
+  r.device = *Catalog::shipped()->find("h100-sxm");
+  const WeightBytes b = weight_bytes(r.model, r.weights);
+  const double layer = 60817408.0 * 2 + 2 * 2048 * 2, table = 128256.0 * 2048 * 2;
+  EXPECT_NEAR(weights_per_device(r, b, b.total, 1, 2), 10 * layer + table, 1.0);
+  // 4 stages (5, 5, 5, 1): the first's 5 layers and the table; the last's 1 layer and the head.
+  EXPECT_NEAR(weights_per_device(r, b, b.total, 1, 4), 5 * layer + table, 1.0);
+  // --tp 2 inside each stage: what TP cuts, halved; the stage's share of the norms stays whole.
+  const double rep = b.tp_replicated / 2;
+  EXPECT_NEAR(weights_per_device(r, b, b.total, 2, 2), (10 * layer + table - rep) / 2 + rep, 1.0);
+  // The KV cache per device: the largest stage's layers (10 of 16), K and V of 8 heads × 64, bf16.
+  r.tp = 1, r.pp = 2, r.context = 4096;
+  auto p2 = make_plan(r);
+  ASSERT_TRUE(p2.is_ok()) << p2.status().message();
+  EXPECT_DOUBLE_EQ(p2->memory.kv_per_token, 10.0 * 2 * 8 * 64 * 2);
+  // A step at batch 1 still reads every stage one after another: on a free link, the same time as one
+  // device (all 16 layers' KV, not the largest stage's 10 twice).
+  r.device.interconnect_gbs = 1e12, r.device.interconnect_latency_us = 0;
+  const double one = decode_step(r, p2->bytes, 16.0 * 2 * 8 * 64 * 2, 1, 1, 1, 2048).seconds;
+  EXPECT_NEAR(decode_step(r, p2->bytes, p2->memory.kv_per_token, 1, 2, 1, 2048).seconds, one, one * 1e-6);
 }
 
 TEST(PlanComm, LinkTimeIsMessagesTimesLatencyPlusBytesOverBandwidth) {
@@ -125,7 +223,7 @@ TEST(PlanLayouts, EveryLayoutTheModelAllowsPricedAtEachLatency) {
   // Mixtral on 4 GPUs: tp, pp and ep combinations; EP splits only the experts.
   auto m = plan_layouts(layout_request("mixtral-8x7b", "h100-sxm", 4, {400, 5}));
   ASSERT_TRUE(m.is_ok()) << m.status().message();
-  EXPECT_EQ(m->layouts.size(), 6u);  // ep4, pp2×ep2, pp4, tp2×ep2, tp2×pp2, tp4
+  EXPECT_EQ(m->layouts.size(), 5u);  // ep4, pp4, tp2×ep2, tp2×pp2, tp4 (no pp×ep: the engine refuses it)
   double tp4 = 0, ep4 = 0;
   for (const LayoutPlan& l : m->layouts) {
     if (l.layout.name() == "tp4") tp4 = l.weights_per_device;

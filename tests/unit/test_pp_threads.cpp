@@ -188,7 +188,7 @@ TEST(PpThreadsDocsLlama, EightLayersOverTwoAndFourStages) {
   ASSERT_EQ(want.size(), kPrompts.size());
   EXPECT_EQ(parallel_greedy(dir, 1, 2, 2, 6), want) << "PP=2";
   EXPECT_EQ(parallel_greedy(dir, 2, 2, 2, 6), want) << "TP=2 x PP=2";
-  EXPECT_EQ(parallel_greedy(dir, 1, 3, 3, 6), want) << "PP=3 (8 layers: 2, 3, 3)";
+  EXPECT_EQ(parallel_greedy(dir, 1, 3, 3, 6), want) << "PP=3 (8 layers by bytes: 3, 3, 2)";
 }
 
 TEST(EpShard, KeepsOnlyThisRanksExperts) {
