@@ -114,6 +114,11 @@ RequestSample run_one(httplib::Client& cli, const BenchServeOptions& o, const st
     return true;
   };
   auto res = cli.send(req);
+  if (!res && chunks == 0 && buf.empty()) {
+    // Nothing came back: the kept-alive connection was closed by the server between requests (llama-server does
+    // this after a stream). Send once more on a new connection, as HTTP clients do; the time lost stays in TTFT.
+    res = cli.send(req);
+  }
   s.e2e_s = ms_since(t0, Clock::now());
   if (!res) {
     s.error = "HTTP error: " + httplib::to_string(res.error());
