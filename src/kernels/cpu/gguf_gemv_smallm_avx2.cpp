@@ -1,4 +1,4 @@
-// AVX2 small-m GEMV (batched decode, m = 2..8 rows of x) against Q4_0 / Q4_K / Q5_K / Q6_K, for CPUs without
+// AVX2 small-m GEMV (batched decode, m = 2..8 rows of x) against Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K, for CPUs without
 // AVX-512: the structure of gguf_gemv_smallm_avx512.cpp (each weight block decoded once, then an integer
 // dot with every row of x; the int32 sums of 4 rows transposed and added into one vector, lane 4L + i,
 // and scaled once in f32) on ymm, with vpmaddubsw + vpmaddwd (+ vpaddd) in place of the VNNI steps.
@@ -160,30 +160,44 @@ TERN_SMALLM_AVX2 void q6k_col(const GgufSmallmActs& x, const MatmulArgs& a, int6
 }
 
 // Q4_0 row j: one 32-block per ymm (codes in value order), x as u8 xq + 128.
-template <int M>
+// Q8 (Q8_0): 34-byte blocks {f16 d; i8 qs[32]}. (xq + 128)·w pairs reach 2·255·128 and would saturate
+// vpmaddubsw, so x is flipped back to signed xq and the sign moves onto it: |w| (u8, ≤ 128) × sign(xq, w)
+// (|xq| ≤ 127), pair sums ≤ 2·128·127.
+template <int M, bool Q8>
 TERN_SMALLM_AVX2 void q4_0_col(const GgufSmallmActs& x, const MatmulArgs& a, int64_t j) {
   constexpr int NQ = (M + 3) / 4;
+  constexpr int64_t kBB = Q8 ? 34 : 18;
   const int64_t nb = a.w.cols / 32;
-  const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(nb * 18);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8), u128 = _mm256_set1_epi8(char(0x80));
-  const __m256i ones = _mm256_set1_epi16(1), shv = _mm256_setr_epi64x(0, 0, 4, 4);
+  const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(nb * kBB);
+  const __m256i u128 = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
   __m256 f[NQ];
   for (int q = 0; q < NQ; ++q) f[q] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = row + b * 18;
-    if ((b & 3) == 0) {
-      _mm_prefetch(reinterpret_cast<const char*>(blk + kGgufM1PrefetchBytes), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(blk + kGgufM1PrefetchBytes + 64), _MM_HINT_T0);
+    const uint8_t* blk = row + b * kBB;
+    if (Q8 ? (b & 1) == 0 : (b & 3) == 0) {
+      const int64_t ahead = Q8 ? kGgufSmallmQ8PrefetchBytes : kGgufM1PrefetchBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + 64), _MM_HINT_T0);
     }
-    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-    const __m256i ws = _mm256_sub_epi8(_mm256_and_si256(_mm256_srlv_epi64(v, shv), m4), eight);
-    // Pair sums |(xq + 128)·w| ≤ 2·255·8: no vpmaddubsw saturation. Σ (xq + 128)·w − 128·Σ w = Σ xq·w.
-    const __m256i start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_madd_epi16(_mm256_maddubs_epi16(u128, ws), ones));
     const __m256 dv = _mm256_set1_ps(_cvtsh_ss(uint16_t(gguf_m1_ld16(blk))));
     __m256i acc[M];
+    if constexpr (Q8) {
+      const __m256i ws = ld(blk + 2), wa = _mm256_sign_epi8(ws, ws);
 #pragma GCC unroll 8
-    for (int i = 0; i < M; ++i)
-      acc[i] = _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_maddubs_epi16(ld(x.row[i].q + b * 32), ws), ones));
+      for (int i = 0; i < M; ++i) {
+        const __m256i xs = _mm256_sign_epi8(_mm256_xor_si256(ld(x.row[i].q + b * 32), u128), ws);
+        acc[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(wa, xs), ones);
+      }
+    } else {
+      const __m256i m4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8), shv = _mm256_setr_epi64x(0, 0, 4, 4);
+      const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+      const __m256i ws = _mm256_sub_epi8(_mm256_and_si256(_mm256_srlv_epi64(v, shv), m4), eight);
+      // Pair sums |(xq + 128)·w| ≤ 2·255·8: no vpmaddubsw saturation. Σ (xq + 128)·w − 128·Σ w = Σ xq·w.
+      const __m256i start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_madd_epi16(_mm256_maddubs_epi16(u128, ws), ones));
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i)
+        acc[i] = _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_maddubs_epi16(ld(x.row[i].q + b * 32), ws), ones));
+    }
 #pragma GCC unroll 2
     for (int q = 0; q < NQ; ++q) {
       const __m256 dx = _mm256_loadu_ps(x.dxq + ((b / 2) * 2 + q) * 16 + (b % 2) * 8);
@@ -224,8 +238,10 @@ TERN_SMALLM_AVX2 void col(const GgufSmallmActs& x, const GgufSmallmActs& hi, con
         q6k_col<M>(x, a, j);
       }
       return;
+    case GgufType::Q8_0:
+      return q4_0_col<M, true>(x, a, j);  // 8 rows in one pass: measured faster than 4 + 4
     default:
-      return q4_0_col<M>(x, a, j);
+      return q4_0_col<M, false>(x, a, j);
   }
 }
 

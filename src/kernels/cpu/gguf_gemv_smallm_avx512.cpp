@@ -1,11 +1,12 @@
-// AVX-512 VNNI small-m GEMV (batched decode, m = 2..8 rows of x) against Q4_0 / Q4_K / Q5_K / Q6_K: each weight
+// AVX-512 VNNI small-m GEMV (batched decode, m = 2..8 rows of x) against Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K: each weight
 // row is streamed once and every block of it decoded once into zmm registers (codes and the per-lane
 // sub-block scales), then multiplied with all m rows of x (prepared once per call, gguf_smallm_prepare).
 // Per block and row of x only the integer dot remains:
 //   Q4_K / Q5_K (256 values, 4 zmm of 64 codes): 4 × (vpmaddubsw code·x pairs, vpdpwssd · sub-block scale);
 //   Q6_K: the same, its −32 offset one vpmaddwd of −32·scales with x's per-16 code sums (acc's start);
 //   Q4_0 (two 32-blocks per zmm): 1 vpdpbusd of x + 128 (u8) with the signed codes (nibble − 8), from a
-//     start of −128 · Σ codes per lane, computed once per weight row for all rows of x.
+//     start of −128 · Σ codes per lane, computed once per weight block for all rows of x; Q8_0 the same
+//     with its int8 codes as loaded.
 // The int32 sums of 4 rows of x ("quad") are transposed and added into one zmm (lane 4L + i: row i,
 // 128-bit lane L), converted once and scaled by (weight scale) · (x scale, the dxq table) in f32: per
 // block a quad costs 6 shuffles/adds, 1 vcvtdq2ps, 1 multiply and 1 FMA instead of 4 reductions.
@@ -188,29 +189,42 @@ TERN_SMALLM_AVX512 void q6k_col(const GgufSmallmActs& x, const MatmulArgs& a, in
 }
 
 // Q4_0 row j: 18-byte blocks {f16 d; u8 qs[16]}, two per zmm: 128-bit lanes [lo(b), hi(b), lo(b+1), hi(b+1)].
-template <int M>
+// Q8 (Q8_0): 34-byte blocks {f16 d; i8 qs[32]}, two per zmm as they lie (256-bit halves b, b + 1); vpdpbusd
+// sums its four u8 × s8 products in int32 without saturation, so x + 128 (≤ 255) × −128..127 is exact.
+template <int M, bool Q8>
 TERN_SMALLM_AVX512 void q4_0_col(const GgufSmallmActs& x, const MatmulArgs& a, int64_t j) {
   constexpr int NQ = (M + 3) / 4;
+  constexpr int64_t kBB = Q8 ? 34 : 18;
   const int64_t np = a.w.cols / 64;
-  const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(np * 36);
-  const __m512i m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8), u128 = _mm512_set1_epi8(char(0x80));
-  const __m512i shv = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+  const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(np * 2 * kBB);
+  const __m512i u128 = _mm512_set1_epi8(char(0x80));
   const __m512i two = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   __m512 f[NQ];
   for (int q = 0; q < NQ; ++q) f[q] = _mm512_setzero_ps();
   for (int64_t p = 0; p < np; ++p) {
-    const uint8_t* b0 = row + p * 36;
-    if ((p & 1) == 0) {
+    const uint8_t* b0 = row + p * 2 * kBB;
+    if constexpr (Q8) {
+      _mm_prefetch(reinterpret_cast<const char*>(b0 + kGgufSmallmQ8PrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b0 + kGgufSmallmQ8PrefetchBytes + 64), _MM_HINT_T0);
+    } else if ((p & 1) == 0) {
       _mm_prefetch(reinterpret_cast<const char*>(b0 + kGgufM1PrefetchBytes), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(b0 + kGgufM1PrefetchBytes + 64), _MM_HINT_T0);
     }
-    const __m512i v = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + 2)))),
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + 20))), 1);
-    const __m512i ws = _mm512_sub_epi8(_mm512_and_si512(_mm512_srlv_epi64(v, shv), m4), eight);
+    __m512i ws;
+    if constexpr (Q8) {
+      ws = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + 2))),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + kBB + 2)), 1);
+    } else {
+      const __m512i m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+      const __m512i shv = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+      const __m512i v = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + 2)))),
+          _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + 20))), 1);
+      ws = _mm512_sub_epi8(_mm512_and_si512(_mm512_srlv_epi64(v, shv), m4), eight);
+    }
     // x enters as xq + 128: Σ (xq + 128)·w − 128·Σ w = Σ xq·w.
     const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), u128, ws));
-    const uint32_t dh = uint32_t(gguf_m1_ld16(b0)) | uint32_t(gguf_m1_ld16(b0 + 18)) << 16;
+    const uint32_t dh = uint32_t(gguf_m1_ld16(b0)) | uint32_t(gguf_m1_ld16(b0 + kBB)) << 16;
     const __m512 dv = _mm512_permutexvar_ps(two, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(int(dh)))));
     __m512i acc[M];
 #pragma GCC unroll 8
@@ -237,8 +251,11 @@ TERN_SMALLM_AVX512 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_
     case GgufType::Q6_K:
       for (int64_t j = n0; j < n1; ++j) q6k_col<M>(x, a, j);
       return;
+    case GgufType::Q8_0:
+      for (int64_t j = n0; j < n1; ++j) q4_0_col<M, true>(x, a, j);
+      return;
     default:
-      for (int64_t j = n0; j < n1; ++j) q4_0_col<M>(x, a, j);
+      for (int64_t j = n0; j < n1; ++j) q4_0_col<M, false>(x, a, j);
       return;
   }
 }

@@ -15,7 +15,7 @@ size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 bool is_kquant(GgufType t) { return t == GgufType::Q4_K || t == GgufType::Q5_K || t == GgufType::Q6_K; }
 bool has_mins(GgufType t) { return t == GgufType::Q4_K || t == GgufType::Q5_K; }
 size_t row_region(GgufType t, int64_t k) { return align64(is_kquant(t) ? gguf_acts_k_bytes(k) : gguf_acts_bytes(k)); }
-// Blocks of the dxq table: super-blocks of 256 (K-quants) or pairs of 32-blocks (Q4_0).
+// Blocks of the dxq table: super-blocks of 256 (K-quants) or pairs of 32-blocks (Q4_0 / Q8_0).
 int64_t dxq_blocks(GgufType t, int64_t k) { return is_kquant(t) ? k / 256 : k / 64; }
 
 float f16_at(const uint8_t* p) {
@@ -31,6 +31,13 @@ double block_q4_0(const uint8_t* blk, const uint8_t* xu, float dx) {
     const int c = v < 16 ? blk[2 + v] & 15 : blk[2 + v - 16] >> 4;
     s += (c - 8) * (int(xu[v]) - 128);
   }
+  return double(f16_at(blk)) * double(dx) * s;
+}
+
+// Q8_0 {f16 d; i8 qs[32]}, x as u8 code + 128 as for Q4_0.
+double block_q8_0(const uint8_t* blk, const uint8_t* xu, float dx) {
+  int s = 0;
+  for (int v = 0; v < 32; ++v) s += int(int8_t(blk[2 + v])) * (int(xu[v]) - 128);
   return double(f16_at(blk)) * double(dx) * s;
 }
 
@@ -71,7 +78,7 @@ double block_q6_k(const uint8_t* blk, const int8_t* xq, float dx) {
 
 bool gguf_gemv_smallm_supported(GgufType t, int64_t k) {
   if (is_kquant(t)) return k % 256 == 0;
-  return t == GgufType::Q4_0 && k % 64 == 0;
+  return (t == GgufType::Q4_0 || t == GgufType::Q8_0) && k % 64 == 0;
 }
 
 size_t gguf_smallm_acts_bytes(GgufType t, int64_t m, int64_t k) {
@@ -88,7 +95,8 @@ GgufSmallmActs gguf_smallm_prepare(GgufType t, const float* x, int64_t m, int64_
   for (int64_t i = 0; i < m; ++i) {
     void* s = base + size_t(i) * rb;
     a.row[i] = kq ? gguf_acts_k_prepare_avx2(x + i * k, k, s) : gguf_acts_prepare_avx2(x + i * k, k, s);
-    if (!kq) {  // signed codes -> u8 code + 128 (the kernels' u8 × s8 products take the sign from the weights)
+    if (!kq) {  // signed codes -> u8 code + 128 (the kernels' u8 × s8 products take the sign from the weights;
+                // Q8_0 on AVX2 flips them back for vpsignb)
       auto* q = reinterpret_cast<uint8_t*>(const_cast<int8_t*>(a.row[i].q));
       for (int64_t c = 0; c < k; ++c) q[c] ^= 0x80;
     }
@@ -135,6 +143,9 @@ void gguf_gemv_smallm_ref(const GgufSmallmActs& x, const MatmulArgs& a, int64_t 
       if (t == GgufType::Q4_0) {
         for (int64_t b = 0; b < k / 32; ++b)
           acc += block_q4_0(row + b * 18, reinterpret_cast<const uint8_t*>(xa.q) + b * 32, xa.d8[b * 8]);
+      } else if (t == GgufType::Q8_0) {
+        for (int64_t b = 0; b < k / 32; ++b)
+          acc += block_q8_0(row + b * 34, reinterpret_cast<const uint8_t*>(xa.q) + b * 32, xa.d8[b * 8]);
       } else if (t == GgufType::Q4_K || t == GgufType::Q5_K) {
         const bool q5 = t == GgufType::Q5_K;
         for (int64_t b = 0; b < k / 256; ++b)

@@ -78,23 +78,28 @@ void gguf_gemm_int8_avx512vnni(const GgufGemmActs& x, const MatmulArgs& a, void*
 GgufGemmActs gguf_gemm_int8_prepare_avx2(const float* x, int64_t m, int64_t k, void* scratch);
 void gguf_gemm_int8_avx2(const GgufGemmActs& x, const MatmulArgs& a, void* panel, int64_t n0, int64_t n1);
 
-// Batched decode, m = 2..kGemvMaxRows, against Q4_0 / Q4_K / Q5_K / Q6_K (gguf_gemv_smallm_*.cpp): each weight
+// Batched decode, m = 2..kGemvMaxRows, against Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K (gguf_gemv_smallm_*.cpp): each weight
 // block is decoded once per call and dot-producted with all m rows of x (the m = 1 kernels run once per
 // row decode every block m times). x is quantized once per call, row by row as the m = 1 kernels do
-// (Q4_K / Q5_K / Q6_K: gguf_acts_k_prepare_avx2, per 256; Q4_0: gguf_acts_prepare_avx2, per 32, its codes
-// then stored + 128 as u8 so that the weights carry the sign: u8 x × s8 (nibble − 8)), plus tables the
+// (Q4_K / Q5_K / Q6_K: gguf_acts_k_prepare_avx2, per 256; Q4_0 / Q8_0: gguf_acts_prepare_avx2, per 32, its
+// codes then stored + 128 as u8 so that the weights carry the sign: u8 x × s8 (nibble − 8, Q8_0's int8)), plus tables the
 // tile reads with one load per 4 rows of x ("quad" q = rows 4q..4q+3, rows past m are zero):
 //   dxq  [blocks][2 quads][16] f32: x's scale, lane 4L + i -> row 4q + i; Q4_K / Q6_K blocks of 256
-//        (every L the same), Q4_0 pairs of 32-blocks (L = 0, 1 the first block, L = 2, 3 the second);
+//        (every L the same), Q4_0 / Q8_0 pairs of 32-blocks (L = 0, 1 the first block, L = 2, 3 the second);
 //   mins [k/256][2 quads][32] i16 (Q4_K / Q5_K): lane pair (4L + i) = x's Σ codes over sub-blocks 2L, 2L + 1 of row 4q + i.
-// Needs AVX2 (the prepare); k a multiple of 256 (K-quants) or 64 (Q4_0).
+// Needs AVX2 (the prepare); k a multiple of 256 (K-quants) or 64 (Q4_0 / Q8_0).
 struct GgufSmallmActs {
   GgufType type{};
   int64_t m = 0;
-  GgufActs row[kGemvMaxRows];  // per row of x (Q4_0: q holds the u8 codes + 128)
+  GgufActs row[kGemvMaxRows];  // per row of x (Q4_0 / Q8_0: q holds the u8 codes + 128)
   const float* dxq = nullptr;
   const int16_t* mins = nullptr;
 };
+// Q8_0 streams 2.1 bytes per weight (Q4_0: 0.56), and at 8 rows of x the kernels fell behind memory with the
+// m = 1 prefetch distance of 320 bytes: ~2 KB ahead (about one weight row at k = 2048) measured best
+// (bench_gguf_smallm --threads 1 --cpu-time, 2048x2048 m = 8, AVX-512: 676 µs at 320, 558 at 640, 487 at 2048,
+// 488 at 4096; AVX2: 810 -> 735 µs).
+constexpr int64_t kGgufSmallmQ8PrefetchBytes = 2048;
 bool gguf_gemv_smallm_supported(GgufType t, int64_t k);
 size_t gguf_smallm_acts_bytes(GgufType t, int64_t m, int64_t k);
 GgufSmallmActs gguf_smallm_prepare(GgufType t, const float* x, int64_t m, int64_t k, void* scratch);
