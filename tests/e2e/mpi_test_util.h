@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <filesystem>
 #include <string>
 
@@ -18,10 +21,22 @@ inline bool have_mpirun() { return std::string(TERN_MPIEXEC).size() > 0; }
 // The prefix that starts `np` ranks of whatever follows. OpenMPI derives its install prefix from the
 // path it was started by: /bin/mpirun (a usrmerge symlink) gives "/" and it refuses to start, so the
 // path is resolved to the real file first.
+// Each mpirun gets its own session-directory base: two mpiruns started at the same instant (ctest -j2)
+// both mkdir /tmp/ompi.HOST.UID, and OpenMPI 4 treats the loser's EEXIST as fatal ("orte_init failed").
+inline std::string mpirun_session_base() {
+  static std::atomic<int> counter{0};
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "tern-ompi" /
+                                    (std::to_string(getpid()) + "-" + std::to_string(counter++));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  return dir.string();
+}
+
 inline std::string mpirun_prefix(int np) {
   std::error_code ec;
   const std::filesystem::path real = std::filesystem::canonical(TERN_MPIEXEC, ec);
-  return std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none '") +
+  return std::string("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none ") +
+         "OMPI_MCA_orte_tmpdir_base='" + mpirun_session_base() + "' '" +
          (ec ? std::string(TERN_MPIEXEC) : real.string()) + "' -np " + std::to_string(np) +
          " --allow-run-as-root --oversubscribe --bind-to none ";
 }
