@@ -175,6 +175,19 @@ bool mistral_id(const std::string& id) {
   return true;
 }
 
+// A reply that must end in tool calls: finish_reason tool_calls, at least one call, each with a Mistral id and
+// a known function whose arguments validate.
+void expect_valid_calls(const json& r) {
+  const json& choice = r["choices"][0];
+  ASSERT_EQ(choice["finish_reason"], "tool_calls") << r.dump();
+  const json& calls = choice["message"]["tool_calls"];
+  ASSERT_GE(calls.size(), 1u) << r.dump();
+  for (const json& c : calls) {
+    EXPECT_TRUE(mistral_id(c["id"].get<std::string>())) << c.dump();
+    expect_valid_call(c["function"]["name"].get<std::string>(), c["function"]["arguments"].get<std::string>());
+  }
+}
+
 // POSTs a chat completion (tools and a user message by default) to `server`; SSE replies come as an array of the
 // data events.
 json chat_on(ServerProcess& server, json body) {
@@ -215,14 +228,7 @@ TEST_F(MistralServe, TheCallTokenIsFollowedByValidCalls) {
   for (int seed : {1, 2, 3}) {
     const json r = chat({{"tool_choice", "auto"}, {"temperature", 1.0}, {"seed", seed}, {"max_tokens", 400},
                          {"logit_bias", {{std::to_string(kToolCallsId), 100}}}});
-    const json& choice = r["choices"][0];
-    ASSERT_EQ(choice["finish_reason"], "tool_calls") << r.dump();
-    const json& calls = choice["message"]["tool_calls"];
-    ASSERT_GE(calls.size(), 1u) << r.dump();
-    for (const json& c : calls) {
-      EXPECT_TRUE(mistral_id(c["id"].get<std::string>())) << c.dump();
-      expect_valid_call(c["function"]["name"].get<std::string>(), c["function"]["arguments"].get<std::string>());
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_valid_calls(r));
   }
 }
 
@@ -450,14 +456,7 @@ TEST_F(MistralServeRealVocabulary, TheCallTokenIsFollowedByValidCalls) {
   for (int seed : {1, 2, 3}) {
     const json r = chat({{"tool_choice", "auto"}, {"temperature", 1.0}, {"seed", seed}, {"max_tokens", 400},
                          {"logit_bias", {{std::to_string(kRealToolCallsId), 100}}}});
-    const json& choice = r["choices"][0];
-    ASSERT_EQ(choice["finish_reason"], "tool_calls") << r.dump();
-    const json& calls = choice["message"]["tool_calls"];
-    ASSERT_GE(calls.size(), 1u) << r.dump();
-    for (const json& c : calls) {
-      EXPECT_TRUE(mistral_id(c["id"].get<std::string>())) << c.dump();
-      expect_valid_call(c["function"]["name"].get<std::string>(), c["function"]["arguments"].get<std::string>());
-    }
+    ASSERT_NO_FATAL_FAILURE(expect_valid_calls(r));
     // The prompt went through the template's special tokens ([AVAILABLE_TOOLS], [INST], ...), one id each.
     EXPECT_GT(r["usage"]["prompt_tokens"].get<int>(), 20);
   }
