@@ -3,13 +3,31 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "constrain/compiled_grammar.h"
 #include "constrain/token_constraint.h"
 
 namespace tern::test {
+
+// A node mask as a bitset of `words` 32-bit words (its shared part included).
+inline std::vector<uint32_t> mask_bits(const constrain::NodeMask& m, int64_t words) {
+  std::vector<uint32_t> out(size_t(words), 0);
+  m.or_into(out.data(), words);
+  return out;
+}
+
+// A node mask's pop points, sorted (the walk's order is not part of the mask).
+inline std::vector<int32_t> sorted_pop_points(const constrain::NodeMask& m) {
+  std::vector<int32_t> out;
+  m.for_each_pop_point([&](int32_t p) { out.push_back(p); });
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 // All 256 single bytes, then `extra` multi-byte tokens (ids 256..), then one special token (spells nothing).
 inline TokenVocabulary byte_vocab(const std::vector<std::string>& extra = {}) {

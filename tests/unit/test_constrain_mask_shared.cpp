@@ -19,24 +19,10 @@
 namespace tern {
 namespace {
 
-// The mask as a bitset (its shared part included).
-std::vector<uint32_t> bitset(const constrain::NodeMask& m, int64_t words) {
-  std::vector<uint32_t> out(size_t(words), 0);
-  m.or_into(out.data(), words);
-  return out;
-}
-
-std::vector<int32_t> pops(const constrain::NodeMask& m) {
-  std::vector<int32_t> out;
-  m.for_each_pop_point([&](int32_t p) { out.push_back(p); });
-  return out;
-}
 
 void expect_same(const constrain::NodeMask& a, const constrain::NodeMask& b, int64_t words, const std::string& where) {
-  EXPECT_EQ(bitset(a, words), bitset(b, words)) << where;
-  std::vector<int32_t> pa = pops(a), pb = pops(b);
-  std::sort(pa.begin(), pa.end());
-  std::sort(pb.begin(), pb.end());
+  EXPECT_EQ(test::mask_bits(a, words), test::mask_bits(b, words)) << where;
+  const std::vector<int32_t> pa = test::sorted_pop_points(a), pb = test::sorted_pop_points(b);
   EXPECT_EQ(std::adjacent_find(pa.begin(), pa.end()), pa.end()) << where;  // no pop point twice
   EXPECT_EQ(pa, pb) << where;
 }

@@ -21,18 +21,6 @@
 namespace tern {
 namespace {
 
-std::vector<uint32_t> bitset(const constrain::NodeMask& m, int64_t words) {
-  std::vector<uint32_t> out(size_t(words), 0);
-  m.or_into(out.data(), words);
-  return out;
-}
-
-std::vector<int32_t> pops(const constrain::NodeMask& m) {
-  std::vector<int32_t> out;
-  m.for_each_pop_point([&](int32_t p) { out.push_back(p); });
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 // Every trie node: sorted[tok_begin, tok_end) are exactly the tokens spelled with the node's prefix, and
 // byte_sets[below] is exactly the set of bytes that follow the prefix in some token.
@@ -111,8 +99,8 @@ void expect_masks_equal_plain_walks(const TokenVocabulary& v, const std::string&
       if (!cg.has_bytes(n)) continue;
       const auto& m = cg.node_mask(n);
       const auto ref = constrain::reference_node_mask(cg, n);
-      EXPECT_EQ(bitset(m, words), bitset(*ref, words)) << what << ": " << src << " node " << n;
-      EXPECT_EQ(pops(m), pops(*ref)) << what << ": " << src << " node " << n;
+      EXPECT_EQ(test::mask_bits(m, words), test::mask_bits(*ref, words)) << what << ": " << src << " node " << n;
+      EXPECT_EQ(test::sorted_pop_points(m), test::sorted_pop_points(*ref)) << what << ": " << src << " node " << n;
       ++nodes;
     }
   };
