@@ -113,11 +113,20 @@ for rate in $rates; do
   # The shaper's bucket as tc rounded it ("burst 1500b"): the planner's --check prices it (--link-burst-bytes).
   burst=$(tc -n $name-a qdisc show dev $name-va | sed -nE 's/.* burst ([0-9.]+)(b|Kb|Mb) .*/\1 \2/p' |
           awk '{ m = $2 == "Kb" ? 1024 : $2 == "Mb" ? 1048576 : 1; print $1 * m }')
-  python3 - "$rate" "$(load)" "$out/link-$rate.out" "${burst:-0}" "$(scripts/netns latency --name $name)" >> "$results" <<'EOF'
+  python3 - "$rate" "$(load)" "$out/link-$rate.out" "${burst:-0}" "$(scripts/netns latency --name $name)" link >> "$results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{")]
-print(json.dumps({"rate": sys.argv[1], "kind": "link", "load": float(sys.argv[2]), "rows": rows,
+print(json.dumps({"rate": sys.argv[1], "kind": sys.argv[6], "load": float(sys.argv[2]), "rows": rows,
                   "burst_bytes": float(sys.argv[4]), "ping": sys.argv[5]}))
+EOF
+  # The same with back-to-back calls (no compute between): what the gap changes. Recorded, not priced.
+  timeout 180 scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 --gap-us 0 \
+    > "$out/link0-$rate.out" 2>&1 || true
+  python3 - "$rate" "$(load)" "$out/link0-$rate.out" "${burst:-0}" "" link-gap0 >> "$results" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{")]
+print(json.dumps({"rate": sys.argv[1], "kind": sys.argv[6], "load": float(sys.argv[2]), "rows": rows,
+                  "burst_bytes": float(sys.argv[4])}))
 EOF
   for m in $models; do
     for layout in $layouts; do
@@ -146,6 +155,10 @@ print(f"{'rate':>7} {'model':<16} {'layout':<9} {'kind':<6} {'tok/s':>7} {'TTFT 
 print("  (link ms/tok: TP every collective at its fastest rank, comm_link_s_per_token; PP the step less the stages' work)")
 for l in open(sys.argv[1]):
     j = json.loads(l)
+    if j.get("kind") == "link-gap0":
+        for f in (r for r in j["rows"] if r.get("fit") == "all_reduce"):
+            print(f"{j['rate']:>7} link, calls back to back: all_reduce {f.get('min_bytes', 0):>8.0f} .. {f.get('max_bytes', 0):<8.0f} B: alpha {f['alpha_us']:8.1f} us  beta {f['beta_ns_per_byte']:6.3f} ns/B")
+        continue
     if j.get("kind") == "link":
         lat = [r for r in j["rows"] if "latency_us" in r]
         if lat: print(f"{j['rate']:>7} link: one-way {lat[0]['latency_us']:.1f} us, {lat[0]['bandwidth_gbps']:.2f} Gbit/s (4 MiB)")
