@@ -14,7 +14,9 @@
 // bench_tp's all_reduce_link_s_per_token takes), the median over --reps; a send's is the ping-pong's
 // round trip less the peer's gap, halved.
 // Run under `mpirun -np 2` (e.g. scripts/netns mpirun: one rank per network namespace over the shaped veth).
-// Usage: mpirun -np 2 bench_link [--reps N] [--gap-us G] [--max-bytes B]
+// --p2p-gap-us: the sender's compute before a send (default --gap-us): under pipeline parallelism a
+// stage computes its layers before it sends, and the receiver has waited that long.
+// Usage: mpirun -np 2 bench_link [--reps N] [--gap-us G] [--p2p-gap-us G] [--max-bytes B]
 // Output (rank 0): one JSON line per kind and size {"kind","bytes","us","reps"}, one per kind
 // and size range {"fit","min_bytes","max_bytes","alpha_us","beta_ns_per_byte","gbps","max_rel_residual"}
 // (8 B .. 32 KiB: the decode's messages; 32 KiB .. 4 MiB: a prompt's, the logits), then the summary
@@ -117,18 +119,20 @@ Result<double> time_kind(Communicator& c, Kind kind, std::vector<char>& a, std::
 
 int main(int argc, char** argv) {
   int reps = 200;
-  double gap_us = 200;
+  double gap_us = 200, p2p_gap_us = -1;
   int64_t max_bytes = 4 << 20;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
     if (s == "--reps" && i + 1 < argc) reps = std::max(3, std::stoi(argv[++i]));
     else if (s == "--gap-us" && i + 1 < argc) gap_us = std::max(0.0, std::stod(argv[++i]));
+    else if (s == "--p2p-gap-us" && i + 1 < argc) p2p_gap_us = std::max(0.0, std::stod(argv[++i]));
     else if (s == "--max-bytes" && i + 1 < argc) max_bytes = std::max<int64_t>(8, std::stoll(argv[++i]));
     else {
-      fmt::print(stderr, "usage: mpirun -np 2 bench_link [--reps N] [--gap-us G] [--max-bytes B]\n");
+      fmt::print(stderr, "usage: mpirun -np 2 bench_link [--reps N] [--gap-us G] [--p2p-gap-us G] [--max-bytes B]\n");
       return 2;
     }
   }
+  if (p2p_gap_us < 0) p2p_gap_us = gap_us;
   auto opened = open_mpi_communicator();
   if (!opened.is_ok()) {
     fmt::print(stderr, "bench_link: {}\n", opened.status().message());
@@ -152,7 +156,7 @@ int main(int argc, char** argv) {
     std::vector<plan::LinkSample> samples;
     for (int64_t bytes : sizes) {
       const int n = bytes >= (1 << 20) ? std::max(3, reps / 20) : bytes >= 65536 ? std::max(3, reps / 4) : reps;
-      auto t = time_kind(c, kind, a, b, bytes, n, gap_us);
+      auto t = time_kind(c, kind, a, b, bytes, n, kind == Kind::Send ? p2p_gap_us : gap_us);
       if (!t.is_ok()) {
         fmt::print(stderr, "bench_link: rank {}: {}\n", c.rank(), t.status().message());
         return 1;
@@ -186,7 +190,7 @@ int main(int argc, char** argv) {
       j["beta_ns_per_byte"] = f.beta_s_per_byte * 1e9;
       j["gbps"] = f.beta_s_per_byte > 0 ? 8e-9 / f.beta_s_per_byte : 0.0;
       j["max_rel_residual"] = f.max_rel_residual;
-      j["gap_us"] = gap_us;
+      j["gap_us"] = kind == Kind::Send ? p2p_gap_us : gap_us;
       fmt::print("{}\n", j.dump());
     }
   }

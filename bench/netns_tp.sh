@@ -33,6 +33,7 @@ out=/tmp/netns_tp
 force=0
 burst_arg=(--burst 15000)
 gap_us=200
+gap_given=0
 name=ternb
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,7 +44,7 @@ while [ $# -gt 0 ]; do
     --prompt) prompt=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --burst) burst_arg=(--burst "$2"); shift 2 ;;
-    --gap-us) gap_us=$2; shift 2 ;;
+    --gap-us) gap_us=$2; gap_given=1; shift 2 ;;
     --force) force=1; shift ;;
     *) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
@@ -94,31 +95,57 @@ EOF
 declare -A layout_prog=([tp2]=bench_tp [pp2]=bench_pp [tp2-int8]=bench_tp)
 declare -A layout_flags=([tp2]="" [pp2]="--pp 2 --micro-batches 1" [tp2-int8]="--tp-comm int8")
 
-veth_total() { scripts/netns counters --name $name | awk '{print $1 + $3}'; }
+veth_total() { scripts/netns counters --name $name | awk '{printf "%.0f\n", $1 + $3}'; }
+
+# bench_link's compute between calls for a model, from its single-process baseline (no link in it):
+# a TP rank computes about half a layer on 1 thread between its all-reduces ≈ the 2-thread step ÷
+# (2 × layers); a pipeline stage computes about the whole 2-thread step before it sends. Both capped
+# at 2 ms (bench_link's time). --gap-us N uses N for both instead.
+declare -A gap_tp gap_p2p
+gaps_of() {  # gaps_of MODEL SINGLE_OUT
+  read -r gap_tp[$1] gap_p2p[$1] < <(python3 - "$1/config.json" "$2" "$gap_us" "$gap_given" <<'EOF'
+import json, sys
+layers = json.load(open(sys.argv[1])).get("num_hidden_layers", 16)
+runs = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{") and "decode_tok_s" in l]
+if sys.argv[4] == "1" or not runs or runs[-1]["decode_tok_s"] <= 0:
+    print(sys.argv[3], sys.argv[3])
+else:
+    step_us = 1e6 / runs[-1]["decode_tok_s"]
+    print(f"{min(2000.0, step_us / (2 * layers)):.0f} {min(2000.0, step_us):.0f}")
+EOF
+)
+}
 
 echo "load average at start: $(cat /proc/loadavg)"
 for m in $models; do
   # Baselines without namespaces: one process with 2 threads, and TP = 2 over shared memory.
   build/bench_tp "$m" --threads 2 --prompt 16 --decode "$decode" > "$out/single.out" 2>&1 || true
   record none "$m" single decode "$out/single.out"
+  gaps_of "$m" "$out/single.out"
+  echo "$(basename "$m"): bench_link's compute between calls ${gap_tp[$m]} us (collectives), ${gap_p2p[$m]} us (sends)"
   "${mpirun_local[@]}" build/bench_tp "$m" --threads 1 --prompt 16 --decode "$decode" > "$out/shm.out" 2>&1 || true
   record shm "$m" tp2 decode "$out/shm.out"
 done
 for rate in $rates; do
   scripts/netns up --name $name --rate "$rate" "${burst_arg[@]}" >/dev/null
   echo "== $rate: veth round trip (ping): $(scripts/netns latency --name $name)"
-  timeout 180 scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 --gap-us "$gap_us" \
-    > "$out/link-$rate.out" 2>&1 || true
-  grep -E '"(fit|latency_us)"' "$out/link-$rate.out" | sed "s/^/   bench_link: /" || tail -3 "$out/link-$rate.out"
   # The shaper's bucket as tc rounded it ("burst 1500b"): the planner's --check prices it (--link-burst-bytes).
   burst=$(tc -n $name-a qdisc show dev $name-va | sed -nE 's/.* burst ([0-9.]+)(b|Kb|Mb) .*/\1 \2/p' |
           awk '{ m = $2 == "Kb" ? 1024 : $2 == "Mb" ? 1048576 : 1; print $1 * m }')
-  python3 - "$rate" "$(load)" "$out/link-$rate.out" "${burst:-0}" "$(scripts/netns latency --name $name)" link >> "$results" <<'EOF'
+  ping_rtt=$(scripts/netns latency --name $name)
+  for m in $models; do
+    # The link as this model's decode meets it: bench_link with the model's compute between calls.
+    timeout 240 scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 \
+      --gap-us "${gap_tp[$m]}" --p2p-gap-us "${gap_p2p[$m]}" > "$out/link-$rate-$(basename "$m").out" 2>&1 || true
+    grep -E '"fit":"all_reduce"' "$out/link-$rate-$(basename "$m").out" | sed "s/^/   bench_link $(basename "$m"): /" ||
+      tail -3 "$out/link-$rate-$(basename "$m").out"
+    python3 - "$rate" "$(load)" "$out/link-$rate-$(basename "$m").out" "${burst:-0}" "$ping_rtt" link "$(basename "$m")" >> "$results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{")]
-print(json.dumps({"rate": sys.argv[1], "kind": sys.argv[6], "load": float(sys.argv[2]), "rows": rows,
+print(json.dumps({"rate": sys.argv[1], "kind": sys.argv[6], "model": sys.argv[7], "load": float(sys.argv[2]), "rows": rows,
                   "burst_bytes": float(sys.argv[4]), "ping": sys.argv[5]}))
 EOF
+  done
   # The same with back-to-back calls (no compute between): what the gap changes. Recorded, not priced.
   timeout 180 scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 --gap-us 0 \
     > "$out/link0-$rate.out" 2>&1 || true
@@ -161,7 +188,7 @@ for l in open(sys.argv[1]):
         continue
     if j.get("kind") == "link":
         lat = [r for r in j["rows"] if "latency_us" in r]
-        if lat: print(f"{j['rate']:>7} link: one-way {lat[0]['latency_us']:.1f} us, {lat[0]['bandwidth_gbps']:.2f} Gbit/s (4 MiB)")
+        if lat: print(f"{j['rate']:>7} link ({j.get('model', '')}, compute between calls {lat[0].get('gap_us', 0):.0f} us): one-way {lat[0]['latency_us']:.1f} us, {lat[0]['bandwidth_gbps']:.2f} Gbit/s (4 MiB)")
         for f in (r for r in j["rows"] if "fit" in r):
             print(f"{j['rate']:>7} link: {f['fit']:<10} {f.get('min_bytes', 0):>8.0f} .. {f.get('max_bytes', 0):<8.0f} B: alpha {f['alpha_us']:8.1f} us  beta {f['beta_ns_per_byte']:6.3f} ns/B  (fit within {100 * f['max_rel_residual']:.0f}%)")
         continue

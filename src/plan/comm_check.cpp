@@ -35,10 +35,13 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
     auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
     auto num = [&](const char* k, double dflt) { return j.contains(k) && j[k].is_number() ? j[k].get<double>() : dflt; };
     if (str("kind") == "link" && j.contains("rows") && j["rows"].is_array()) {
-      if (num("burst_bytes", 0) > 0) burst_of_rate[str("rate")] = num("burst_bytes", 0);
+      // A link row measured for one model's decode (its compute between calls) is keyed by rate and
+      // model; one without a model serves every model at that rate.
+      const std::string key = str("rate") + "|" + str("model");
+      if (num("burst_bytes", 0) > 0) burst_of_rate[key] = num("burst_bytes", 0);
       for (const auto& row : j["rows"]) {
         if (row.is_object() && row.contains("latency_us") && row["latency_us"].is_number()) {
-          latency_of_rate[str("rate")] = row["latency_us"].get<double>();
+          latency_of_rate[key] = row["latency_us"].get<double>();
         }
         if (row.is_object() && row.contains("fit") && row["fit"].is_string() && row.contains("alpha_us") &&
             row["alpha_us"].is_number() && row.contains("beta_ns_per_byte") && row["beta_ns_per_byte"].is_number()) {
@@ -51,7 +54,7 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
             f.fit.alpha_s = rnum("alpha_us", 0) * 1e-6;
             f.fit.beta_s_per_byte = rnum("beta_ns_per_byte", 0) * 1e-9;
             f.fit.max_rel_residual = rnum("max_rel_residual", 0);
-            fits_of_rate[str("rate")].add(CallKind(k), f);
+            fits_of_rate[key].add(CallKind(k), f);
           }
         }
       }
@@ -82,10 +85,14 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
     runs.push_back(m);
   }
   for (CommMeasurement& m : runs) {
-    auto it = latency_of_rate.find(m.rate);
-    if (it != latency_of_rate.end()) m.link_latency_us = it->second;
-    if (auto b = burst_of_rate.find(m.rate); b != burst_of_rate.end()) m.link_burst_bytes = b->second;
-    if (auto f = fits_of_rate.find(m.rate); f != fits_of_rate.end()) m.link_fits = f->second;
+    // This model's link row at the run's rate, else the rate's.
+    auto pick = [&](const auto& by_key) {
+      auto it = by_key.find(m.rate + "|" + m.model);
+      return it != by_key.end() ? it : by_key.find(m.rate + "|");
+    };
+    if (auto it = pick(latency_of_rate); it != latency_of_rate.end()) m.link_latency_us = it->second;
+    if (auto b = pick(burst_of_rate); b != burst_of_rate.end()) m.link_burst_bytes = b->second;
+    if (auto f = pick(fits_of_rate); f != fits_of_rate.end()) m.link_fits = f->second;
   }
   if (runs.empty()) {
     return Status::error(source + ": no decode run with all_reduce_link_s_per_token or comm_critical_s_per_token" +

@@ -46,7 +46,9 @@ Result<double> parse_rate_gbps(const std::string& rate);
 
 // The decode and TTFT runs of a bench/netns_tp.sh results file, or of bench_tp's / bench_pp's raw
 // output (lines with decode_tok_s and all_reduce_link_s_per_token or comm_critical_s_per_token).
-// A link row's "rows" may hold bench_link's fits ({"fit": kind, "alpha_us", "beta_ns_per_byte"}). `model` keeps the runs of that model name only
+// A link row's "rows" may hold bench_link's fits ({"fit": kind, "alpha_us", "beta_ns_per_byte"}); a
+// link row with a "model" (bench_link run with that model's compute between calls) serves that
+// model's runs at its rate, one without serves the others. `model` keeps the runs of that model name only
 // ("" = all). Errors name the file and line of a malformed JSON line.
 Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& text, const std::string& source,
                                                              const std::string& model);

@@ -336,6 +336,7 @@ constexpr const char* kResults =
 // collective and a PP run (bench_pp: the step less the stages' work).
 constexpr const char* kFitted =
     R"({"rate": "10gbit", "kind": "link", "load": 0.3, "rows": [{"kind": "all_reduce", "bytes": 8, "us": 50}, {"fit": "all_reduce", "min_bytes": 8, "max_bytes": 32768, "alpha_us": 50, "beta_ns_per_byte": 1.0}, {"fit": "all_reduce", "min_bytes": 32768, "max_bytes": 4194304, "alpha_us": 200, "beta_ns_per_byte": 2.0}, {"fit": "broadcast", "min_bytes": 8, "max_bytes": 4194304, "alpha_us": 10, "beta_ns_per_byte": 0.5}, {"fit": "gather", "min_bytes": 8, "max_bytes": 4194304, "alpha_us": 20, "beta_ns_per_byte": 1.5}, {"fit": "p2p", "min_bytes": 8, "max_bytes": 4194304, "alpha_us": 30, "beta_ns_per_byte": 1.0}, {"latency_us": 12.0, "bandwidth_gbps": 4.5}]}
+{"rate": "10gbit", "kind": "link", "model": "docs-llama-28m", "rows": [{"fit": "all_reduce", "min_bytes": 8, "max_bytes": 4194304, "alpha_us": 999, "beta_ns_per_byte": 9.0}]}
 {"ranks": 2, "decode_tok_s": 14.0, "all_reduce_link_s_per_token": 0.0018, "comm_link_s_per_token": 0.0025, "comm_s_per_token": 0.006, "rate": "10gbit", "model": "llama-1b", "layout": "tp2", "kind": "decode"}
 {"ranks": 2, "decode_tok_s": 8.0, "comm_critical_s_per_token": 0.0006, "comm_s_per_token": 0.06, "rate": "10gbit", "model": "llama-1b", "layout": "pp2", "kind": "decode"}
 {"ranks": 2, "decode_tok_s": 1.0, "comm_critical_s_per_token": 0.001, "prompt_tokens": 512, "prefill_comm_critical_s": 0.006, "rate": "10gbit", "model": "llama-1b", "layout": "pp2", "kind": "ttft"}
@@ -349,6 +350,14 @@ TEST(PlanCommCheck, PricesEachRunWithTheMeasuredLinksFits) {
   const CommMeasurement& tp = (*runs)[0];
   ASSERT_TRUE(tp.link_fits.has(CallKind::AllReduce));
   ASSERT_EQ(tp.link_fits.kind[int(CallKind::AllReduce)].size(), 2u);  // two size ranges
+  // Another model's link row (bench_link with that model's compute between calls) is not this run's.
+  EXPECT_DOUBLE_EQ(tp.link_fits.at(CallKind::AllReduce, 8192).alpha_s, 50e-6);
+  auto other = parse_comm_measurements(std::string(kFitted) +
+                                           R"({"ranks": 2, "decode_tok_s": 900.0, "all_reduce_link_s_per_token": 0.001, "rate": "10gbit", "model": "docs-llama-28m", "layout": "tp2", "kind": "decode"})" "\n",
+                                       "results.jsonl", "docs-llama-28m");
+  ASSERT_TRUE(other.is_ok()) << other.status().message();
+  ASSERT_EQ(other->size(), 1u);
+  EXPECT_DOUBLE_EQ((*other)[0].link_fits.at(CallKind::AllReduce, 8192).alpha_s, 999e-6);
   EXPECT_FALSE(tp.link_fits.has(CallKind::AllGather));
   Link link{10, tp.link_latency_us};
   link.fits = tp.link_fits;
