@@ -9,12 +9,13 @@
 # end `tern plan --check` prices every run from the link rows and compares (±20%).
 #
 #   bench/netns_tp.sh [--rates "10gbit 1gbit"] [--models "DIR ..."] [--layouts "tp2 pp2 tp2-int8"]
-#                     [--decode 32] [--prompt 512] [--burst BYTES] [--gap-us 200] [--out DIR] [--force]
+#                     [--decode 32] [--prompt 512] [--burst BYTES] [--gap-us N] [--out DIR] [--force]
 #
 # Layouts: tp2 (bench_tp under -np 2), pp2 (bench_pp --pp 2 --micro-batches 1: batch 1, the stages one
 # after another, so a step less the stages' work is the link), tp2-int8 (bench_tp --tp-comm int8).
 # --burst: the shaper's bucket (default 15000 bytes: with one packet tbf on this VM held "10 Gbit/s" to
-# under 1). --gap-us: bench_link's compute between calls (as a layer's matmuls between the decoder's).
+# under 1). --gap-us N: bench_link's compute between calls, for every model (default: per model from
+# its single-process baseline, see gaps_of below).
 # Output: DIR/results.jsonl (one JSON line per run, with the rate, model, layout and load average),
 # a table and the plan --check comparison on stdout. Refuses to run while the 1-minute load average is
 # 1.5 or more (figures taken during builds are worthless) unless --force.
