@@ -1,69 +1,138 @@
-// The link between two ranks as tern's communicator sees it (issue 17 item 5): a ping-pong of
-// send/recv (one-way time = round trip / 2) and f32 all-reduces, for message sizes from 8 bytes to
-// 4 MiB. Run under `mpirun -np 2` (e.g. scripts/netns mpirun: one rank per network namespace over
-// the shaped veth). The smallest message's one-way time is the per-message latency the planner takes
-// (tern plan --link-latency-us); the largest gives the bandwidth actually reached.
-// Usage: mpirun -np 2 bench_link [--reps N]
-// Output (rank 0): one JSON line per size, then a summary line {"latency_us", "bandwidth_gbps"}.
+// The link between two ranks as tern's communicator sees it (issue 17 items 5, 6): for each kind of
+// call the engine makes — all-reduce (f32), all-gather (--tp-comm int8's all-reduce), gather (the
+// logits to rank 0), broadcast (rank 0's step messages) and send/recv (pipeline activations) — the
+// time of one call over a sweep of message sizes, and a fit of it to α + β · bytes: α the per-call
+// cost (software, wake-ups, the wire's latency), β the per-byte cost (1 / the bandwidth reached).
+// `tern plan --check` prices a decode step as Σ over its calls of α + β · bytes with the fit of the
+// call's size range
+// (plan/comm_cost.h). Nothing here runs a model: the link is measured apart from the decode runs.
+//
+// Each call is timed as the decoder meets it: both ranks compute for --gap-us (a busy loop, as a
+// layer's matmuls) before it, so the rank that waits has been idle in MPI for a while, not spinning
+// on the previous call (back-to-back calls are faster: --gap-us 0 shows by how much). A collective's
+// time is per call the fastest rank's (the one that arrived last waited for the link only: what
+// bench_tp's all_reduce_link_s_per_token takes), the median over --reps; a send's is the ping-pong's
+// round trip less the peer's gap, halved.
+// Run under `mpirun -np 2` (e.g. scripts/netns mpirun: one rank per network namespace over the shaped veth).
+// --p2p-gap-us: the sender's compute before a send (default --gap-us): under pipeline parallelism a
+// stage computes its layers before it sends, and the receiver has waited that long.
+// Usage: mpirun -np 2 bench_link [--reps N] [--gap-us G] [--p2p-gap-us G] [--max-bytes B]
+// Output (rank 0): one JSON line per kind and size {"kind","bytes","us","reps"}, one per kind
+// and size range {"fit","min_bytes","max_bytes","alpha_us","beta_ns_per_byte","gbps","max_rel_residual"}
+// (8 B .. 32 KiB: the decode's messages; 128 KiB .. 4 MiB: a prompt's, the logits), then the summary
+// {"latency_us" (send/recv of 8 bytes, one way), "bandwidth_gbps" (of the largest send), "gap_us"}.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "core/median.h"
 #include "parallel/mpi_communicator.h"
+#include "plan/link_fit.h"
 
 using namespace tern;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// The small-message fit takes the sizes up to this, the large-message one the sizes above.
+constexpr double kSplitBytes = 32768;
+
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// One-way seconds of a ping-pong of `bytes` between ranks 0 and 1 (median of `reps` round trips / 2).
-Result<double> ping_pong(Communicator& c, std::vector<char>& buf, int64_t bytes, int reps) {
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = Clock::now();
-    if (c.rank() == 0) {
-      TERN_RETURN_IF_ERROR(c.send(buf.data(), bytes, 1, 7));
-      TERN_RETURN_IF_ERROR(c.recv(buf.data(), bytes, 1, 7));
-    } else if (c.rank() == 1) {
-      TERN_RETURN_IF_ERROR(c.recv(buf.data(), bytes, 0, 7));
-      TERN_RETURN_IF_ERROR(c.send(buf.data(), bytes, 0, 7));
-    }
-    t.push_back(seconds_since(t0) / 2);
+// A busy loop of `us` microseconds (the compute between two of the decoder's calls); returns its seconds.
+double spin(double us) {
+  const auto t0 = Clock::now();
+  volatile double x = 1.0;
+  while (seconds_since(t0) * 1e6 < us) {
+    for (int i = 0; i < 64; ++i) x = x * 1.0000001 + 1e-9;
   }
-  return median(t);
+  return seconds_since(t0);
 }
 
-// Seconds of one all-reduce of `bytes` of f32 (median over reps; a barrier lines the ranks up first).
-Result<double> all_reduce(Communicator& c, std::vector<float>& buf, int64_t bytes, int reps) {
-  std::vector<double> t;
+enum class Kind { Send, AllReduce, AllGather, Gather, Broadcast };
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Send: return "p2p";
+    case Kind::AllReduce: return "all_reduce";
+    case Kind::AllGather: return "all_gather";
+    case Kind::Gather: return "gather";
+    case Kind::Broadcast: return "broadcast";
+  }
+  return "?";
+}
+
+// One call of `kind` with `bytes` per rank (all_reduce: the vector; all_gather / gather: each rank's
+// block; broadcast: the message; send: the message).
+Status call(Communicator& c, Kind kind, std::vector<char>& a, std::vector<char>& b, int64_t bytes) {
+  switch (kind) {
+    case Kind::AllReduce: return c.all_reduce_sum(reinterpret_cast<float*>(a.data()), std::max<int64_t>(1, bytes / 4));
+    case Kind::AllGather: return c.all_gather(a.data(), bytes, b.data());
+    case Kind::Gather: return c.gather(a.data(), bytes, b.data(), 0);
+    case Kind::Broadcast: return c.broadcast(a.data(), bytes, 0);
+    case Kind::Send: break;
+  }
+  return Status::error("bench_link: not a collective");
+}
+
+// Seconds of one call (median over reps, see the header), on rank 0; other ranks return 0.
+Result<double> time_kind(Communicator& c, Kind kind, std::vector<char>& a, std::vector<char>& b, int64_t bytes, int reps,
+                         double gap_us) {
+  std::vector<double> mine;  // collectives: this rank's durations; send: rank 0 round trips, rank 1 its gaps
   for (int i = 0; i < reps; ++i) {
     TERN_RETURN_IF_ERROR(c.barrier());
+    if (kind == Kind::Send) {
+      if (c.rank() == 0) {
+        spin(gap_us);
+        const auto t0 = Clock::now();
+        TERN_RETURN_IF_ERROR(c.send(a.data(), bytes, 1, 7));
+        TERN_RETURN_IF_ERROR(c.recv(a.data(), bytes, 1, 7));
+        mine.push_back(seconds_since(t0));
+      } else {
+        TERN_RETURN_IF_ERROR(c.recv(a.data(), bytes, 0, 7));
+        mine.push_back(spin(gap_us));
+        TERN_RETURN_IF_ERROR(c.send(a.data(), bytes, 0, 7));
+      }
+      continue;
+    }
+    spin(gap_us);
     const auto t0 = Clock::now();
-    TERN_RETURN_IF_ERROR(c.all_reduce_sum(buf.data(), bytes / 4));
-    t.push_back(seconds_since(t0));
+    TERN_RETURN_IF_ERROR(call(c, kind, a, b, bytes));
+    mine.push_back(seconds_since(t0));
   }
-  return median(t);
+  std::vector<double> all(size_t(reps) * 2);
+  TERN_RETURN_IF_ERROR(c.gather(mine.data(), int64_t(reps) * 8, all.data(), 0));
+  if (c.rank() != 0) return 0.0;
+  std::vector<double> per_call;
+  for (int i = 0; i < reps; ++i) {
+    const double r0 = all[size_t(i)], r1 = all[size_t(reps + i)];
+    per_call.push_back(kind == Kind::Send ? std::max(0.0, r0 - r1) / 2 : std::min(r0, r1));
+  }
+  return median(per_call);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int reps = 200;
+  double gap_us = 200, p2p_gap_us = -1;
+  int64_t max_bytes = 4 << 20;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
     if (s == "--reps" && i + 1 < argc) reps = std::max(3, std::stoi(argv[++i]));
+    else if (s == "--gap-us" && i + 1 < argc) gap_us = std::max(0.0, std::stod(argv[++i]));
+    else if (s == "--p2p-gap-us" && i + 1 < argc) p2p_gap_us = std::max(0.0, std::stod(argv[++i]));
+    else if (s == "--max-bytes" && i + 1 < argc) max_bytes = std::max<int64_t>(8, std::stoll(argv[++i]));
     else {
-      fmt::print(stderr, "usage: mpirun -np 2 bench_link [--reps N]\n");
+      fmt::print(stderr, "usage: mpirun -np 2 bench_link [--reps N] [--gap-us G] [--p2p-gap-us G] [--max-bytes B]\n");
       return 2;
     }
   }
+  if (p2p_gap_us < 0) p2p_gap_us = gap_us;
   auto opened = open_mpi_communicator();
   if (!opened.is_ok()) {
     fmt::print(stderr, "bench_link: {}\n", opened.status().message());
@@ -74,33 +143,64 @@ int main(int argc, char** argv) {
     if (c.rank() == 0) fmt::print(stderr, "bench_link: run it with mpirun -np 2 (this job has {})\n", c.size());
     return 2;
   }
-  const std::vector<int64_t> sizes = {8, 1024, 8192, 65536, 1 << 20, 4 << 20};
-  std::vector<char> pbuf(size_t(sizes.back()));
-  std::vector<float> abuf(size_t(sizes.back() / 4), 1.0f);
+  // The engine's sizes lie in this range: decode all-reduces of hidden f32 (2-8 KB), their int8 form
+  // (0.5-2 KB), logits slices (64-513 KB), a 512-token prompt's all-reduces (1-4 MB).
+  std::vector<int64_t> sizes;
+  for (int64_t s : {8, 512, 2048, 8192, 32768, 131072, 524288, 1 << 21, 4 << 20}) {
+    if (s <= max_bytes) sizes.push_back(s);
+  }
+  std::vector<char> a(size_t(sizes.back())), b(size_t(sizes.back()) * 2);
+  std::fill(reinterpret_cast<float*>(a.data()), reinterpret_cast<float*>(a.data()) + a.size() / 4, 1.0f);
   double latency = 0, bandwidth = 0;
-  for (int64_t bytes : sizes) {
-    const int n = bytes >= (1 << 20) ? std::max(3, reps / 20) : reps;
-    auto pp = ping_pong(c, pbuf, bytes, n);
-    auto ar = all_reduce(c, abuf, std::max<int64_t>(bytes, 4), n);
-    if (!pp.is_ok() || !ar.is_ok()) {
-      fmt::print(stderr, "bench_link: rank {}: {}\n", c.rank(), (pp.is_ok() ? ar.status() : pp.status()).message());
-      return 1;
-    }
-    if (bytes == sizes.front()) latency = *pp;
-    if (bytes == sizes.back()) bandwidth = double(bytes) * 8 / (*pp - latency) / 1e9;
-    if (c.rank() == 0) {
+  for (Kind kind : {Kind::Send, Kind::AllReduce, Kind::AllGather, Kind::Gather, Kind::Broadcast}) {
+    std::vector<plan::LinkSample> samples;
+    for (int64_t bytes : sizes) {
+      const int n = bytes >= (1 << 20) ? std::max(3, reps / 20) : bytes >= 65536 ? std::max(3, reps / 4) : reps;
+      auto t = time_kind(c, kind, a, b, bytes, n, kind == Kind::Send ? p2p_gap_us : gap_us);
+      if (!t.is_ok()) {
+        fmt::print(stderr, "bench_link: rank {}: {}\n", c.rank(), t.status().message());
+        return 1;
+      }
+      if (c.rank() != 0) continue;
+      samples.push_back({double(bytes), *t});
+      if (kind == Kind::Send && bytes == sizes.front()) latency = *t;
+      if (kind == Kind::Send && bytes == sizes.back()) bandwidth = double(bytes) * 8 / std::max(1e-9, *t - latency) / 1e9;
       nlohmann::ordered_json j;
+      j["kind"] = kind_name(kind);
       j["bytes"] = bytes;
-      j["one_way_us"] = *pp * 1e6;
-      j["all_reduce_us"] = *ar * 1e6;
+      j["us"] = *t * 1e6;
       j["reps"] = n;
+      fmt::print("{}\n", j.dump());
+    }
+    if (c.rank() != 0) continue;
+    // Two ranges, fitted apart: the decode's messages (hidden-sized, within a shaper's bucket) and the
+    // prompt's and logits' (past it). They share no sample: with relative weights a shared small
+    // sample would pin the large range's line to itself (seen under load, where times jump by 100×
+    // between 32 and 128 KiB).
+    for (bool large : {false, true}) {
+      std::vector<plan::LinkSample> in;
+      for (const plan::LinkSample& x : samples) {
+        if ((x.bytes > kSplitBytes) == large) in.push_back(x);
+      }
+      if (in.empty()) continue;
+      const plan::LinkFit f = plan::fit_link(in);
+      nlohmann::ordered_json j;
+      j["fit"] = kind_name(kind);
+      j["min_bytes"] = in.front().bytes;
+      j["max_bytes"] = in.back().bytes;
+      j["alpha_us"] = f.alpha_s * 1e6;
+      j["beta_ns_per_byte"] = f.beta_s_per_byte * 1e9;
+      j["gbps"] = f.beta_s_per_byte > 0 ? 8e-9 / f.beta_s_per_byte : 0.0;
+      j["max_rel_residual"] = f.max_rel_residual;
+      j["gap_us"] = kind == Kind::Send ? p2p_gap_us : gap_us;
       fmt::print("{}\n", j.dump());
     }
   }
   if (c.rank() == 0) {
     nlohmann::ordered_json j;
     j["latency_us"] = latency * 1e6;
-    j["bandwidth_gbps"] = bandwidth;  // 4 MiB one-way, less the latency
+    j["bandwidth_gbps"] = bandwidth;  // the largest send, one way, less the latency
+    j["gap_us"] = gap_us;
     fmt::print("{}\n", j.dump());
   }
   return 0;

@@ -1,9 +1,17 @@
 // Pipeline (and TP × PP, and expert) parallelism over MPI (issue 17), one model split over the ranks
 // of `mpirun -np T·P·E`:
 //   greedy:  the greedy continuation of given ids (the e2e tests compare it with the single process)
-//   decode:  prefill tok/s of --batch prompts (one forward each), then decode tok/s of the --batch
-//            sequences stepped together, with each rank's resident memory and its pipeline stage's
-//            idle share (time not computing, over the whole run)
+//   decode:  prefill tok/s of --batch prompts (one forward each; ttft_s: the first prompt's forward
+//            and logits), then decode tok/s of the --batch sequences stepped together, with each
+//            rank's resident memory and its pipeline stage's idle share (time not computing, over the
+//            whole run). Under --pp the steps go as the serving engine's (forward_logits_start /
+//            finish: the last stage sends rank 0 the logits), and the communicator is timed
+//            (parallel/timed_communicator.h): comm_s_per_token is rank 0's time in calls per decode
+//            step, comm_critical_s_per_token the step less every stage's own work (its ranks' time
+//            outside communicator calls over the same window; ranks on one machine share the steady
+//            clock): with one micro-batch at batch 1 the stages run one after another, so what is
+//            left is what the link adds — bench/netns_tp.sh compares it with tern plan.
+//            prefill_comm_critical_s: the same for the first prompt.
 //   --engine: the same --batch greedy requests through the serving engine's core (EngineCore over a
 //            CpuModelRunner, as `tern serve`): under --pp its requests go in groups whose steps are
 //            in flight together (--steps-in-flight, default --pp; 1: one step at a time). decode_tok_s
@@ -33,6 +41,7 @@
 #include "parallel/group_communicator.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/step_message.h"
+#include "parallel/timed_communicator.h"
 #include "parallel/tp_worker.h"
 
 using namespace tern;
@@ -85,8 +94,31 @@ bool parse(int argc, char** argv, Args& a) {
 
 int32_t argmax(const float* v, int64_t n) { return int32_t(std::max_element(v, v + n) - v); }
 
+double now_s() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+// Rank 0's timing windows (steady-clock seconds): the first prompt, the decode steps.
+struct Windows {
+  double prefill0 = 0, prefill1 = 0, decode0 = 0, decode1 = 0;
+};
+
+// One step of `n` sequences and their logits: under --pp as the serving engine runs it (the last
+// stage computes the logits and sends them to rank 0), otherwise forward then logits.
+Status step(const Model& model, Decoder& dec, ExecContext& ctx, PagedKvCache& kv, const int32_t* ids, const SeqStep* seqs,
+            int n, float* hidden, float* logits, int micro) {
+  if (model.pp().stages > 1) {
+    PendingRecv pending;
+    TERN_RETURN_IF_ERROR(dec.forward_logits_start(ctx, kv, ids, seqs, n, logits, &pending, micro));
+    return dec.forward_logits_finish(pending);
+  }
+  TERN_RETURN_IF_ERROR(dec.forward_batch(ctx, kv, ids, seqs, n, hidden));
+  int64_t rows = 0;
+  for (int s = 0; s < n; ++s) rows += seqs[s].n_out;
+  return dec.logits(ctx, hidden, rows, logits);
+}
+
 // Rank 0: greedy tokens of a.ids, then a.decode steps of a.batch sequences.
-Status lead(const Model& model, ExecContext& ctx, const Args& a, nlohmann::ordered_json& summary) {
+Status lead(const Model& model, ExecContext& ctx, const Args& a, nlohmann::ordered_json& summary, Windows& w,
+            TimedCommunicator* timed) {
   const ModelConfig& c = model.config();
   const int64_t V = c.vocab_size, H = c.hidden_size;
   const int B = a.greedy > 0 ? 1 : a.batch;
@@ -124,22 +156,32 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, nlohmann::order
     for (int s = 0; s < a.batch; ++s) {
       for (int64_t i = 0; i < a.prompt; ++i) prompt[size_t(i)] = int32_t((i * 7919 + 13 + s * 31) % std::min<int64_t>(V, 32000));
       SeqStep st{0, a.prompt, tables[size_t(s)].data(), per_seq, 1};
-      TERN_RETURN_IF_ERROR(dec.forward_batch(ctx, kv, prompt.data(), &st, 1, hidden.data()));
-      TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), 1, logits.data()));
+      const double t = now_s();
+      TERN_RETURN_IF_ERROR(step(model, dec, ctx, kv, prompt.data(), &st, 1, hidden.data(), logits.data(), a.micro));
+      if (s == 0) w.prefill0 = t, w.prefill1 = now_s();
       tok[size_t(s)] = argmax(logits.data(), V);
     }
     // Each prompt is one forward (micro-batches pipeline its chunks over the stages).
     summary["prefill_tok_s"] = double(a.prompt) * a.batch / std::chrono::duration<double>(Clock::now() - p0).count();
+    summary["prompt_tokens"] = a.prompt;
+    summary["ttft_s"] = w.prefill1 - w.prefill0;  // the first prompt's forward + its logits, batch 1
+    const CommTimes c0 = timed ? timed->times() : CommTimes{};
     const auto t0 = Clock::now();
+    w.decode0 = now_s();
     for (int64_t i = 0; i < a.decode; ++i) {
       for (int s = 0; s < a.batch; ++s) steps[size_t(s)] = {a.prompt + i, 1, tables[size_t(s)].data(), per_seq, 1};
-      TERN_RETURN_IF_ERROR(dec.forward_batch(ctx, kv, tok.data(), steps.data(), a.batch, hidden.data()));
-      TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), a.batch, logits.data()));
+      TERN_RETURN_IF_ERROR(step(model, dec, ctx, kv, tok.data(), steps.data(), a.batch, hidden.data(), logits.data(), a.micro));
       for (int s = 0; s < a.batch; ++s) tok[size_t(s)] = argmax(logits.data() + int64_t(s) * V, V);
     }
+    w.decode1 = now_s();
     const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
     summary["decode_tok_s"] = double(a.decode) * a.batch / sec;
     summary["step_ms"] = 1e3 * sec / double(a.decode);
+    if (timed) {
+      const double in_calls = timed->times().total_s() - c0.total_s();
+      summary["comm_s_per_token"] = in_calls / double(a.decode);  // rank 0, every communicator call, per step
+      summary["comm_share"] = in_calls / sec;
+    }
   }
   return Status::ok();
 }
@@ -217,10 +259,14 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // Every call of the model's ranks goes through a timer (rank 0's time in calls, each rank's work).
+  std::unique_ptr<TimedCommunicator> timed;
+  if (world) timed = std::make_unique<TimedCommunicator>(*world);
+  Communicator* comm = timed.get();
   ModelLoadOptions lo;
   PpStats stats;
   if (a.pp > 1) {
-    lo.pp = world.get();
+    lo.pp = comm;
     lo.pp_stages = a.pp;
     lo.pp_micro_batches = a.micro > 0 ? a.micro : a.pp;
     lo.pp_steps_in_flight = a.in_flight;
@@ -229,12 +275,12 @@ int main(int argc, char** argv) {
   if ((a.pp > 1 || a.ep > 1) && a.tp > 1) {  // the stage's (or expert group's) T ranks
     std::vector<int> members;
     for (int i = 0; i < a.tp; ++i) members.push_back(world->rank() / a.tp * a.tp + i);
-    group = make_group_communicator(*world, members).value();
+    group = make_group_communicator(*comm, members).value();
     lo.tp = group.get();
   } else if (a.tp > 1) {
-    lo.tp = world.get();
+    lo.tp = comm;
   }
-  if (a.ep > 1) lo.ep = world.get();
+  if (a.ep > 1) lo.ep = comm;
   ThreadPool pool(a.threads);
   ExecContext ctx(pool, CpuFeatures::detect());
   auto model = Model::load(a.model, lo);
@@ -243,14 +289,38 @@ int main(int argc, char** argv) {
     return 1;
   }
   nlohmann::ordered_json summary;
+  Windows w;
   const bool lead_rank = !world || world->rank() == 0;
-  Status s = !lead_rank  ? run_tp_worker(**model, ctx, *world)
+  Status s = !lead_rank  ? run_tp_worker(**model, ctx, *comm)
              : a.engine ? lead_engine(**model, ctx, a, summary)
-                        : lead(**model, ctx, a, summary);
-  if (world && lead_rank) (void)broadcast_stop(*world);
+                        : lead(**model, ctx, a, summary, w, timed.get());
+  if (world && lead_rank) (void)broadcast_stop(*comm);
   if (!s.is_ok()) {
     fmt::print(stderr, "bench_pp: rank {}: {}\n", world ? world->rank() : 0, s.message());
     return 1;
+  }
+  if (a.decode > 0 && world && a.pp > 1 && a.ep == 1 && !a.engine) {
+    // The stages' own work over rank 0's windows: each rank's window less its time in calls; a stage's
+    // work is its slowest rank's. The step less Σ over stages of their work is the link's share.
+    double win[4] = {w.prefill0, w.prefill1, w.decode0, w.decode1};
+    if (world->broadcast(win, sizeof(win), 0).is_ok()) {
+      double mine[2] = {(win[1] - win[0]) - seconds_in_window(timed->calls(), win[0], win[1]),
+                        (win[3] - win[2]) - seconds_in_window(timed->calls(), win[2], win[3])};
+      std::vector<double> all(size_t(2 * world->size()));
+      if (world->gather(mine, sizeof(mine), all.data(), 0).is_ok() && lead_rank) {
+        std::vector<double> prefill_work(size_t(a.pp), 0), decode_work(size_t(a.pp), 0);
+        for (int r = 0; r < world->size(); ++r) {
+          const size_t stage = size_t(r / a.tp);
+          prefill_work[stage] = std::max(prefill_work[stage], all[size_t(2 * r)]);
+          decode_work[stage] = std::max(decode_work[stage], all[size_t(2 * r + 1)]);
+        }
+        double pw = 0, dw = 0;
+        for (int st = 0; st < a.pp; ++st) pw += prefill_work[size_t(st)], dw += decode_work[size_t(st)];
+        summary["prefill_comm_critical_s"] = (win[1] - win[0]) - pw;
+        summary["comm_critical_s_per_token"] = ((win[3] - win[2]) - dw) / double(a.decode);
+        summary["stage_work_s_per_token"] = dw / double(a.decode);
+      }
+    }
   }
   if (a.decode > 0) {
     // Per rank: resident memory and the pipeline stage's busy / wall seconds, gathered to rank 0.

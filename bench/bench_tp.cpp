@@ -2,8 +2,9 @@
 //   greedy:  the greedy continuation of given ids (the e2e tests compare it with the single process)
 //   decode:  batch-1 decode tok/s after a prompt, the bytes each rank sent per token, RSS per rank,
 //            the prompt's time to first token, and the time spent communicating (parallel/timed_communicator.h):
-//            rank 0's share of a decode step in communicator calls, and the all-reduces' cost over the
-//            link (Σ over calls of the fastest rank's duration: what a rank that came last waited)
+//            rank 0's share of a decode step in communicator calls, and each kind of collective's cost
+//            over the link (Σ over calls of the fastest rank's duration: what a rank that came last
+//            waited). The all-reduces include --tp-comm int8's, which are all-gathers of int8 codes.
 // Usage: [mpirun -np T] bench_tp MODEL_DIR [--threads N] [--ids 1,2,3 | --reference-ids reference.json]
 //        [--greedy 16] [--prompt 128] [--decode 64] [--tp-comm auto|int8] [--touch-all]
 // --touch-all: before the runs, map every page of this rank's layer weights and LM head (MoE experts
@@ -124,6 +125,7 @@ bool parse(int argc, char** argv, Args& a) {
 }
 
 // Where rank 0's phases start and end in the all-reduce call sequence, and what they took.
+// Indices count collective calls (TimedCommunicator::calls without the point-to-point ones).
 struct Phases {
   size_t prefill_first = 0, decode_first = 0, decode_end = 0;
   double prefill_s = 0, decode_s = 0;
@@ -158,7 +160,7 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, TimedCommunicat
     std::vector<int32_t> prompt(size_t(a.prompt));
     for (int64_t i = 0; i < a.prompt; ++i) prompt[size_t(i)] = int32_t((i * 7919 + 13) % std::min<int64_t>(c.vocab_size, 32000));
     const CommTimes c0 = comm ? comm->times() : CommTimes{};
-    ph->prefill_first = comm ? comm->all_reduce_durations().size() : 0;
+    ph->prefill_first = comm ? collective_calls(comm->calls()).size() : 0;
     const auto tp0 = Clock::now();
     TERN_RETURN_IF_ERROR(dec.forward(ctx, kv, prompt.data(), a.prompt, 1, hidden.data()));
     TERN_RETURN_IF_ERROR(dec.logits(ctx, hidden.data(), 1, logits.data()));
@@ -166,7 +168,7 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, TimedCommunicat
     ph->prefill_s = std::chrono::duration<double>(Clock::now() - tp0).count();
     const CommTimes c1 = comm ? comm->times() : CommTimes{};
     ph->prefill_comm = minus(c1, c0);
-    ph->decode_first = comm ? comm->all_reduce_durations().size() : 0;
+    ph->decode_first = comm ? collective_calls(comm->calls()).size() : 0;
     const CommStats before = comm ? comm->stats() : CommStats{};
     const auto t0 = Clock::now();
     for (int64_t i = 0; i < a.decode; ++i) {
@@ -178,7 +180,7 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, TimedCommunicat
     const CommStats after = comm ? comm->stats() : CommStats{};
     ph->decode_s = s;
     ph->decode_comm = minus(comm ? comm->times() : CommTimes{}, c1);
-    ph->decode_end = comm ? comm->all_reduce_durations().size() : 0;
+    ph->decode_end = comm ? collective_calls(comm->calls()).size() : 0;
     nlohmann::ordered_json j;
     j["ranks"] = comm ? comm->size() : 1;
     j["threads_per_rank"] = a.threads;
@@ -192,7 +194,13 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, TimedCommunicat
     j["ttft_s"] = ph->prefill_s;  // the prompt's forward + its logits, batch 1
     if (comm) {
       const double n = double(a.decode);
-      j["all_reduces_per_token"] = double(ph->decode_end - ph->decode_first) / n;
+      const std::vector<TimedCall> calls = collective_calls(comm->calls());
+      double ar = 0;
+      for (size_t i = ph->decode_first; i < ph->decode_end; ++i) {
+        ar += calls[i].kind == CommKind::AllReduce || calls[i].kind == CommKind::AllGather ? 1 : 0;
+      }
+      j["all_reduces_per_token"] = ar / n;
+      j["collectives_per_token"] = double(ph->decode_end - ph->decode_first) / n;
       j["comm_s_per_token"] = ph->decode_comm.total_s() / n;  // rank 0, every communicator call
       j["comm_share"] = ph->decode_comm.total_s() / s;
       j["all_reduce_s_per_token_rank0"] = ph->decode_comm.all_reduce_s / n;
@@ -204,18 +212,26 @@ Status lead(const Model& model, ExecContext& ctx, const Args& a, TimedCommunicat
   return Status::ok();
 }
 
-// Every rank's all-reduce durations on rank 0 ([ranks][calls]); empty when the ranks made different numbers.
-std::vector<std::vector<float>> collect_durations(Communicator& comm, const std::vector<float>& mine) {
+// Every rank's collective calls (kind, seconds) on rank 0 ([ranks][calls]); empty when the ranks made
+// different numbers.
+std::vector<std::vector<TimedCall>> collect_calls(Communicator& comm, const std::vector<TimedCall>& mine) {
   int64_t n = int64_t(mine.size());
   std::vector<int64_t> counts(size_t(comm.size()));
   if (!comm.all_gather(&n, sizeof(n), counts.data()).is_ok()) return {};
   for (int64_t c : counts) {
     if (c != n) return {};
   }
-  std::vector<float> all(size_t(n) * counts.size());
-  if (!comm.gather(mine.data(), n * int64_t(sizeof(float)), all.data(), 0).is_ok()) return {};
-  std::vector<std::vector<float>> out;
-  for (size_t r = 0; r < counts.size(); ++r) out.emplace_back(all.begin() + r * size_t(n), all.begin() + (r + 1) * size_t(n));
+  std::vector<float> packed(size_t(2 * n));  // [calls, (kind, seconds)]
+  for (size_t i = 0; i < mine.size(); ++i) packed[2 * i] = float(int(mine[i].kind)), packed[2 * i + 1] = mine[i].seconds;
+  std::vector<float> all(packed.size() * counts.size());
+  if (!comm.gather(packed.data(), 2 * n * int64_t(sizeof(float)), all.data(), 0).is_ok()) return {};
+  std::vector<std::vector<TimedCall>> out(counts.size());
+  for (size_t r = 0; r < counts.size(); ++r) {
+    for (size_t i = 0; i < size_t(n); ++i) {
+      const float* e = all.data() + (r * size_t(n) + i) * 2;
+      out[r].push_back({CommKind(int(e[0])), 0.0, e[1]});
+    }
+  }
   return out;
 }
 
@@ -260,11 +276,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (a.decode > 0 && tp) {
-    const auto per_rank = collect_durations(*comm, timed->all_reduce_durations());
+    const auto per_rank = collect_calls(*comm, collective_calls(timed->calls()));
     if (comm->rank() == 0 && !per_rank.empty() && !pending_summary.empty()) {
       nlohmann::ordered_json j = nlohmann::ordered_json::parse(pending_summary);
-      j["all_reduce_link_s_per_token"] = sum_of_min_durations(per_rank, ph.decode_first, ph.decode_end) / double(a.decode);
-      j["prefill_all_reduce_link_s"] = sum_of_min_durations(per_rank, ph.prefill_first, ph.decode_first);
+      const KindSums d = sum_of_min_by_kind(per_rank, ph.decode_first, ph.decode_end);
+      const KindSums p = sum_of_min_by_kind(per_rank, ph.prefill_first, ph.decode_first);
+      const double n = double(a.decode);
+      j["all_reduce_link_s_per_token"] = (d[CommKind::AllReduce] + d[CommKind::AllGather]) / n;
+      j["broadcast_link_s_per_token"] = d[CommKind::Broadcast] / n;
+      j["gather_link_s_per_token"] = d[CommKind::Gather] / n;
+      j["comm_link_s_per_token"] = d.total() / n;  // every collective of the step, each at its fastest rank
+      j["prefill_all_reduce_link_s"] = p[CommKind::AllReduce] + p[CommKind::AllGather];
+      j["prefill_comm_link_s"] = p.total();
       pending_summary = j.dump();
     }
   }

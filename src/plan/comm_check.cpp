@@ -25,6 +25,7 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
                                                              const std::string& model) {
   std::vector<CommMeasurement> runs;
   std::map<std::string, double> latency_of_rate, burst_of_rate;  // the link rows
+  std::map<std::string, LinkFits> fits_of_rate;
   std::istringstream in(text);
   std::string line;
   for (int no = 1; std::getline(in, line); ++no) {
@@ -34,40 +35,67 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
     auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
     auto num = [&](const char* k, double dflt) { return j.contains(k) && j[k].is_number() ? j[k].get<double>() : dflt; };
     if (str("kind") == "link" && j.contains("rows") && j["rows"].is_array()) {
-      if (num("burst_bytes", 0) > 0) burst_of_rate[str("rate")] = num("burst_bytes", 0);
+      // A link row measured for one model's decode (its compute between calls) is keyed by rate and
+      // model; one without a model serves every model at that rate.
+      const std::string key = str("rate") + "|" + str("model");
+      if (num("burst_bytes", 0) > 0) burst_of_rate[key] = num("burst_bytes", 0);
       for (const auto& row : j["rows"]) {
         if (row.is_object() && row.contains("latency_us") && row["latency_us"].is_number()) {
-          latency_of_rate[str("rate")] = row["latency_us"].get<double>();
+          latency_of_rate[key] = row["latency_us"].get<double>();
+        }
+        if (row.is_object() && row.contains("fit") && row["fit"].is_string() && row.contains("alpha_us") &&
+            row["alpha_us"].is_number() && row.contains("beta_ns_per_byte") && row["beta_ns_per_byte"].is_number()) {
+          auto rnum = [&](const char* k, double dflt) { return row.contains(k) && row[k].is_number() ? row[k].get<double>() : dflt; };
+          for (int k = 0; k < kCallKinds; ++k) {
+            if (row["fit"].get<std::string>() != call_kind_name(CallKind(k))) continue;
+            RangedFit f;
+            f.min_bytes = rnum("min_bytes", 0);
+            f.max_bytes = rnum("max_bytes", 1e300);
+            f.fit.alpha_s = rnum("alpha_us", 0) * 1e-6;
+            f.fit.beta_s_per_byte = rnum("beta_ns_per_byte", 0) * 1e-9;
+            f.fit.max_rel_residual = rnum("max_rel_residual", 0);
+            fits_of_rate[key].add(CallKind(k), f);
+          }
         }
       }
       continue;
     }
-    if (!j.contains("decode_tok_s") || !j.contains("all_reduce_link_s_per_token")) continue;  // baselines, errors
+    if (!j.contains("decode_tok_s") || !(j.contains("all_reduce_link_s_per_token") || j.contains("comm_critical_s_per_token"))) {
+      continue;  // baselines, errors
+    }
     const std::string kind = str("kind").empty() ? "decode" : str("kind");
     if (kind != "decode" && kind != "ttft") continue;
     CommMeasurement m;
     m.kind = kind;
     m.prompt_tokens = int64_t(num("prompt_tokens", 0));
     m.prefill_all_reduce_link_s = num("prefill_all_reduce_link_s", 0);
-    if (kind == "ttft" && (m.prompt_tokens <= 0 || m.prefill_all_reduce_link_s <= 0)) continue;
+    m.prefill_comm_critical_s = num("prefill_comm_critical_s", 0);
+    if (kind == "ttft" && (m.prompt_tokens <= 0 || (m.prefill_all_reduce_link_s <= 0 && m.prefill_comm_critical_s <= 0))) continue;
     m.rate = str("rate"), m.model = str("model"), m.layout = str("layout");
     if (!model.empty() && !m.model.empty() && m.model != model) continue;
     m.ranks = int(num("ranks", 0));
     m.decode_tok_s = num("decode_tok_s", 0);
     m.all_reduce_link_s_per_token = num("all_reduce_link_s_per_token", 0);
     m.comm_s_per_token = num("comm_s_per_token", 0);
+    m.comm_link_s_per_token = num("comm_link_s_per_token", 0);
+    m.comm_critical_s_per_token = num("comm_critical_s_per_token", 0);
     m.all_reduce_bytes_per_token = num("all_reduce_bytes_per_token", 0);
     m.load = num("load", -1);
     if (m.ranks < 2) return Status::error(fmt::format("{}:{}: a run of {} rank(s): nothing crossed a link", source, no, m.ranks));
     runs.push_back(m);
   }
   for (CommMeasurement& m : runs) {
-    auto it = latency_of_rate.find(m.rate);
-    if (it != latency_of_rate.end()) m.link_latency_us = it->second;
-    if (auto b = burst_of_rate.find(m.rate); b != burst_of_rate.end()) m.link_burst_bytes = b->second;
+    // This model's link row at the run's rate, else the rate's.
+    auto pick = [&](const auto& by_key) {
+      auto it = by_key.find(m.rate + "|" + m.model);
+      return it != by_key.end() ? it : by_key.find(m.rate + "|");
+    };
+    if (auto it = pick(latency_of_rate); it != latency_of_rate.end()) m.link_latency_us = it->second;
+    if (auto b = pick(burst_of_rate); b != burst_of_rate.end()) m.link_burst_bytes = b->second;
+    if (auto f = pick(fits_of_rate); f != fits_of_rate.end()) m.link_fits = f->second;
   }
   if (runs.empty()) {
-    return Status::error(source + ": no decode run with all_reduce_link_s_per_token" +
+    return Status::error(source + ": no decode run with all_reduce_link_s_per_token or comm_critical_s_per_token" +
                          (model.empty() ? std::string() : " for model '" + model + "'") +
                          " (bench/netns_tp.sh writes them)");
   }
@@ -98,18 +126,32 @@ bool CommCheckRow::within() const { return bound == 0 || std::fabs(error()) <= b
 std::vector<CommCheckRow> check_comm(const ModelShape& s, const CommMeasurement& m, const MeasuredLayout& ml,
                                      const Link& link) {
   std::vector<CommCheckRow> rows;
+  const bool tp = ml.layout.tp > 1;
   if (m.kind == "ttft") {
-    if (ml.layout.tp > 1) {
-      const LayoutComm p = decode_step_comm(s, ml.layout, m.prompt_tokens, 4.0, ml.tp_bytes_per_element);
+    // The prompt is one step of prompt_tokens rows (one chunk; PP with one micro-batch), its one
+    // output row's logits after it.
+    const LayoutComm p = decode_step_comm(s, ml.layout, m.prompt_tokens, 4.0, ml.tp_bytes_per_element);
+    if (tp && m.prefill_all_reduce_link_s > 0) {
       rows.push_back({fmt::format("all-reduces of the {}-token prompt (link)", m.prompt_tokens), p.tp.seconds(link),
                       m.prefill_all_reduce_link_s, 0.20});
+    }
+    if (!tp && m.prefill_comm_critical_s > 0) {
+      const LayoutComm one = decode_step_comm(s, ml.layout, 1, 4.0, ml.tp_bytes_per_element);
+      rows.push_back({fmt::format("{}-token prompt: step − stages' work", m.prompt_tokens),
+                      p.pp.seconds(link) + p.ep.seconds(link) + one.protocol.seconds(link), m.prefill_comm_critical_s, 0.20});
     }
     return rows;
   }
   const LayoutComm c = decode_step_comm(s, ml.layout, 1, 4.0, ml.tp_bytes_per_element);
-  if (ml.layout.tp > 1) {
+  if (tp) {
     rows.push_back({"all-reduces per token (link)", c.tp.seconds(link), m.all_reduce_link_s_per_token, 0.20});
-    rows.push_back({"all communication per token (rank 0)", c.seconds(link), m.comm_s_per_token, 0});
+    if (m.comm_link_s_per_token > 0) {
+      rows.push_back({"all collectives per token (link)", c.seconds(link), m.comm_link_s_per_token, 0.20});
+    }
+    rows.push_back({"rank 0's time in calls per token", c.seconds(link), m.comm_s_per_token, 0});
+  } else if (m.comm_critical_s_per_token > 0) {
+    rows.push_back({"per token: step − stages' work", c.seconds(link), m.comm_critical_s_per_token, 0.20});
+    rows.push_back({"rank 0's time in calls per token", c.seconds(link), m.comm_s_per_token, 0});
   } else {
     rows.push_back({"all communication per token (rank 0)", c.seconds(link), m.comm_s_per_token, 0.20});
   }

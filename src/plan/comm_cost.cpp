@@ -7,11 +7,58 @@
 
 namespace tern::plan {
 
+const char* call_kind_name(CallKind k) {
+  switch (k) {
+    case CallKind::AllReduce: return "all_reduce";
+    case CallKind::AllGather: return "all_gather";
+    case CallKind::Gather: return "gather";
+    case CallKind::Broadcast: return "broadcast";
+    case CallKind::P2p: return "p2p";
+  }
+  return "?";
+}
+
+void LinkFits::add(CallKind k, const RangedFit& f) {
+  auto& v = kind[int(k)];
+  v.insert(std::upper_bound(v.begin(), v.end(), f, [](const RangedFit& a, const RangedFit& b) { return a.min_bytes < b.min_bytes; }), f);
+}
+
+const LinkFit& LinkFits::at(CallKind k, double bytes) const {
+  const auto& v = kind[int(k)];
+  for (const RangedFit& f : v) {
+    if (bytes >= f.min_bytes && bytes <= f.max_bytes) return f.fit;
+  }
+  if (bytes < v.front().min_bytes) return v.front().fit;
+  // Past the last range, or between two: the nearest range below.
+  const RangedFit* best = &v.front();
+  for (const RangedFit& f : v) {
+    if (f.min_bytes <= bytes) best = &f;
+  }
+  return best->fit;
+}
+
+bool CommCost::priced_by_fits(const Link& link) const {
+  if (groups.empty()) return false;
+  for (const CallGroup& g : groups) {
+    if (!link.fits.has(g.kind)) return false;
+  }
+  return true;
+}
+
 double CommCost::seconds(const Link& link) const {
+  const double added = messages * link.added_latency_us * 1e-6;
+  if (priced_by_fits(link)) {
+    double s = 0;
+    for (const CallGroup& g : groups) {
+      const LinkFit& f = link.fits.at(g.kind, g.payload / g.calls);  // the groups' calls are of one size
+      s += f.alpha_s * g.calls + f.beta_s_per_byte * g.payload;
+    }
+    return s + added;
+  }
   const double bw = link.gbps > 0 ? link.gbps * 1e9 / 8 : 0;
   double shaped = bytes;
   if (link.burst_bytes > 0 && messages > 0) shaped = messages * std::max(0.0, bytes / messages - link.burst_bytes);
-  return messages * link.latency_us * 1e-6 + (bw > 0 ? shaped / bw : 0);
+  return messages * link.latency_us * 1e-6 + added + (bw > 0 ? shaped / bw : 0);
 }
 
 std::string Layout::name() const {
@@ -28,11 +75,13 @@ LayoutComm decode_step_comm(const ModelShape& s, const Layout& l, int64_t batch,
   LayoutComm c;
   if (tp_a <= 0) tp_a = a;
   const double B = double(batch), h = double(s.hidden);
-  // `count` all-reduces of [B, hidden] over n ranks, `elem` bytes an element.
+  // `count` all-reduces of [B, hidden] over n ranks, `elem` bytes an element; --tp-comm int8 (an
+  // element of about 1 byte) exchanges its codes by an all-gather (parallel/compressed_all_reduce.h).
   auto all_reduce = [&](CommCost& into, double count, double n, double elem) {
     if (n <= 1 || count <= 0) return;
-    into.messages += count * std::ceil(std::log2(n));
-    into.bytes += count * 2.0 * (n - 1) / n * B * h * elem;
+    const double rounds = std::ceil(std::log2(n)), share = 2.0 * (n - 1) / n;
+    const CallKind kind = elem < 2 ? CallKind::AllGather : CallKind::AllReduce;
+    into.add(kind, count * rounds, count * share * B * h * elem, count * rounds, count * share * B * h * elem);
   };
   // Under --ep every MoE layer's feed-forward ends in one f32 all-reduce over all tp·ep ranks (the
   // tensor-parallel reduction and the expert combine in one, model/decoder_ep.cpp); the attention and
@@ -46,19 +95,19 @@ LayoutComm decode_step_comm(const ModelShape& s, const Layout& l, int64_t batch,
     // Rank 0's broadcasts (forward header + payload, logits header + the [B, hidden] f32 rows; the
     // forward payload is ids and block tables: a few bytes per token, counted as 16) and the gather
     // of the T − 1 other logits slices into rank 0 (under --ep the first group's).
+    // The headers (parallel/step_message.h) are a few dozen bytes: priced as calls, their bytes left out.
     const double slice = std::ceil(double(s.vocab) / T);
-    c.protocol.messages += 5;
-    c.protocol.bytes += B * h * 4 + B * 16 + (T - 1) * B * slice * 4;
-  } else if (l.ep > 1) {
-    // Expert parallelism alone: the forward's header and payload; rank 0 alone computes the logits.
-    c.protocol.messages += 2;
-    c.protocol.bytes += B * 16;
+    const double rounds = std::ceil(std::log2(T));
+    c.protocol.add(CallKind::Broadcast, 4 * rounds, B * h * 4 + B * 16, 4, B * h * 4 + B * 16);
+    c.protocol.add(CallKind::Gather, 1, B * slice * 4, 1, (T - 1) * B * slice * 4);
+  } else if (l.ep > 1 || l.pp > 1) {
+    // Expert parallelism or pipeline stages alone: the forward's header and payload (ids, tables).
+    c.protocol.add(CallKind::Broadcast, 2 * std::ceil(std::log2(double(l.ep) * l.pp)), B * 16, 2, B * 16);
   }
   if (l.pp > 1) {
-    c.pp.messages = l.pp - 1;
-    c.pp.bytes = (l.pp - 1) * B * h * a;
-    c.protocol.messages += 1;  // the last stage's rows back to rank 0, which samples
-    c.protocol.bytes += B * h * 4;
+    c.pp.add(CallKind::P2p, l.pp - 1, (l.pp - 1) * B * h * a, l.pp - 1, (l.pp - 1) * B * h * a);
+    // The logits of the step's rows [B, vocab] f32 from the last stage back to rank 0, which samples.
+    c.protocol.add(CallKind::P2p, 1, B * double(s.vocab) * 4, 1, B * double(s.vocab) * 4);
   }
   return c;
 }

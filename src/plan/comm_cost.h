@@ -1,6 +1,10 @@
 // What splitting a model over devices costs on the link between them, per decode step (issue 17
-// item 6): messages on the critical path × the link's per-message latency + bytes on the critical
-// path ÷ its bandwidth. Pure arithmetic on the model's shape.
+// item 6). Pure arithmetic on the model's shape, priced two ways:
+// - a link given by its rate and latency (--link-gbps, --link-latency-us): messages on the critical
+//   path × the per-message latency + bytes on the critical path ÷ the bandwidth;
+// - a link measured by bench_link (Link::fits): each kind of call the step makes (all-reduce,
+//   all-gather, gather, broadcast, send) priced as calls × α + payload bytes × β of that kind's fit
+//   (plan/link_fit.h). The step's calls are counted here, per kind (CommCost::calls).
 //
 // The layouts' inherent traffic (`model`), for a step of B tokens, activations of `a` bytes:
 // - TP = T: two all-reduces per layer (after attention's o and the MLP's down) of [B, hidden]:
@@ -18,15 +22,39 @@
 // tern's step protocol on top (`protocol`), measured by bench_tp: rank 0 broadcasts a header and a
 // payload before the forward (ids, positions, block tables: small) and before the LM head (the
 // final-normed rows [B, hidden] f32), and gathers every TP rank's logits slice [B, ⌈vocab/T⌉] f32;
-// under PP the last stage's rows return to rank 0 (one more message of [B, hidden]).
+// under PP (the serving engine's fused step, kForwardLogits) rank 0 broadcasts the forward's header
+// and payload and the last stage sends the logits [B, vocab] f32 back to rank 0 (no LM-head broadcast).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "plan/link_fit.h"
 #include "plan/model_shape.h"
 
 namespace tern::plan {
+
+// The kinds of call a step makes (the communicator's, parallel/communicator.h).
+enum class CallKind : uint8_t { AllReduce, AllGather, Gather, Broadcast, P2p };
+constexpr int kCallKinds = 5;
+const char* call_kind_name(CallKind k);  // "all_reduce", "all_gather", "gather", "broadcast", "p2p" (bench_link's)
+
+// Per kind, α and β of one call between two ranks as bench_link measured them, each fitted over a
+// range of sizes (a shaper's bucket makes small messages cheaper per byte than large ones, so one
+// line over 8 B .. 4 MiB fits neither end: bench_link fits the decode sizes and the prompt sizes
+// apart). A call is priced by the fit whose range holds its size, else the nearest range's.
+struct RangedFit {
+  double min_bytes = 0, max_bytes = 0;
+  LinkFit fit;
+};
+struct LinkFits {
+  std::vector<RangedFit> kind[kCallKinds];
+  bool has(CallKind k) const { return !kind[int(k)].empty(); }
+  void add(CallKind k, const RangedFit& f);  // kept in order of min_bytes
+  // The fit for one call of `bytes` (has(k) must hold).
+  const LinkFit& at(CallKind k, double bytes) const;
+};
 
 struct Link {
   double gbps = 0;        // Gbit/s per direction (1e9 bits)
@@ -34,16 +62,38 @@ struct Link {
   // A token-bucket shaper's bucket (tc tbf's burst, scripts/netns): after an idle gap the first
   // burst_bytes of a message leave at once, only the rest at the rate. 0: a wire, every byte at the rate.
   double burst_bytes = 0;
+  // Latency added to every message on top of either pricing ("what if the machines were farther
+  // apart": --added-latency-us; netem is not in these kernels, so it is priced, not measured).
+  double added_latency_us = 0;
+  // Measured per-call costs; where the fit of every kind a cost uses is here, it prices the cost
+  // instead of latency, rate and bucket.
+  LinkFits fits;
+};
+
+// Calls of one kind as bench_link times them between two ranks: `calls` of them, `payload` bytes
+// handed over by each rank in all. Over n > 2 ranks a call is priced as ⌈log₂ n⌉ two-rank calls and
+// 2(n−1)/n of its payload (an extrapolation: bench_link measures 2 ranks).
+struct CallGroup {
+  CallKind kind = CallKind::AllReduce;
+  double calls = 0, payload = 0;
 };
 
 struct CommCost {
   double messages = 0;  // one after another on the critical path
   double bytes = 0;     // through the busiest rank's link, one direction
-  // messages × latency + (bytes − what each message's first burst_bytes save) ÷ bandwidth; the
-  // messages of one cost are taken as equal in size (true of each layout's own traffic).
+  std::vector<CallGroup> groups;  // the same traffic as calls by kind (what a fitted link prices)
+  // With fits for every group's kind: Σ calls × α + payload × β (+ added latency per message).
+  // Otherwise messages × latency + (bytes − what each message's first burst_bytes save) ÷ bandwidth;
+  // the messages of one cost are taken as equal in size (true of each layout's own traffic).
   double seconds(const Link& link) const;
+  bool priced_by_fits(const Link& link) const;
+  void add(CallKind kind, double calls, double payload, double messages, double bytes) {
+    this->messages += messages, this->bytes += bytes;
+    if (calls > 0) groups.push_back({kind, calls, payload});
+  }
   CommCost& operator+=(const CommCost& o) {
     messages += o.messages, bytes += o.bytes;
+    groups.insert(groups.end(), o.groups.begin(), o.groups.end());
     return *this;
   }
 };

@@ -73,7 +73,7 @@ Result<LayoutChoice> plan_layouts(const LayoutRequest& r) {
     lp.comm_s = lp.comm.seconds(r.link);
     for (double added : r.added_latency_us) {
       Link slower = r.link;
-      slower.latency_us += added;
+      slower.added_latency_us += added;
       lp.comm_s_added.push_back(lp.comm.seconds(slower));
     }
     // The prompt: ⌈prompt / chunk⌉ steps of `chunk` rows, the layout's own traffic each, the

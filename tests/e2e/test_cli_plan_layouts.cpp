@@ -58,6 +58,29 @@ TEST(CliPlanLayouts, CheckMeasuredComparesWithTheNamespaceRuns) {
   EXPECT_NEAR(row["predicted_s"].get<double>(), 32 * 21e-6 + 262144 * 8 / 1e9, 1e-9);
   EXPECT_TRUE(row["within"].get<bool>());
   EXPECT_TRUE(j["within_bounds"].get<bool>());
+  // Every row priced again with 50 and 200 µs more per message (the issue's farther machines).
+  EXPECT_NEAR(row["predicted_s_added_50us"].get<double>() - row["predicted_s"].get<double>(), 32 * 50e-6, 1e-9);
+  EXPECT_NEAR(row["predicted_s_added_200us"].get<double>() - row["predicted_s"].get<double>(), 32 * 200e-6, 1e-9);
+}
+
+TEST(CliPlanLayouts, CheckMeasuredPricesTheLinkWithBenchLinksFits) {
+  TempDir tmp;
+  // bench_link's fits in the link row: 32 all-reduces of 8 KB at 50 µs + 1 ns a byte = 1.862 ms.
+  write_file(tmp.file("results.jsonl"),
+             R"({"rate": "10gbit", "kind": "link", "rows": [{"fit": "all_reduce", "min_bytes": 8, "max_bytes": 32768, "alpha_us": 50, "beta_ns_per_byte": 1.0}, {"latency_us": 12.0, "bandwidth_gbps": 4.5}]}
+{"ranks": 2, "decode_tok_s": 10.0, "all_reduce_link_s_per_token": 0.0019, "comm_s_per_token": 0.006, "rate": "10gbit", "layout": "tp2", "kind": "decode"}
+)");
+  auto r = run_tern("plan --check -m " + config("llama-3.2-1b") + " --measured '" + tmp.file("results.jsonl") + "' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& row = j["runs"][0]["rows"][0];
+  EXPECT_NEAR(row["predicted_s"].get<double>(), 32 * (50e-6 + 8192e-9), 1e-9);
+  EXPECT_TRUE(row["within"].get<bool>());
+  // The table names the fits it priced with.
+  auto t = run_tern("plan --check -m " + config("llama-3.2-1b") + " --measured '" + tmp.file("results.jsonl") + "'");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("all_reduce"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("+200us/msg"), std::string::npos) << t.out;
 }
 
 TEST(CliPlanLayouts, OptionsWithoutWhatTheyGoWithAreErrors) {

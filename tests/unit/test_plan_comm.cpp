@@ -42,9 +42,85 @@ TEST(PlanComm, TensorParallelIsTwoAllReducesPerLayer) {
   EXPECT_DOUBLE_EQ(t4.tp.bytes, 32 * 1.5 * 2048 * 4);
   EXPECT_DOUBLE_EQ(t4.protocol.bytes, 2048 * 4 + 16 + 3 * 32064.0 * 4);
 
-  // The int8 all-reduce: a byte per element plus an f32 scale per row.
+  // The int8 all-reduce: a byte per element plus an f32 scale per row, exchanged by an all-gather.
   const LayoutComm q = decode_step_comm(s, {2, 1, 1}, 1, 4.0, 1.0 + 4.0 / 2048);
   EXPECT_DOUBLE_EQ(q.tp.bytes, 32.0 * (2048 + 4));
+  ASSERT_EQ(q.tp.groups.size(), 2u);  // attention and feed-forward
+  EXPECT_EQ(q.tp.groups[0].kind, CallKind::AllGather);
+
+  // The calls by kind, what a measured link prices: 32 all-reduces of 8 KB; 4 broadcasts and the
+  // gather of the other rank's logits slice.
+  double ar_calls = 0, ar_payload = 0;
+  for (const CallGroup& g : c.tp.groups) {
+    EXPECT_EQ(g.kind, CallKind::AllReduce);
+    ar_calls += g.calls, ar_payload += g.payload;
+  }
+  EXPECT_DOUBLE_EQ(ar_calls, 32);
+  EXPECT_DOUBLE_EQ(ar_payload, 32.0 * 2048 * 4);
+  ASSERT_EQ(c.protocol.groups.size(), 2u);
+  EXPECT_EQ(c.protocol.groups[0].kind, CallKind::Broadcast);
+  EXPECT_DOUBLE_EQ(c.protocol.groups[0].calls, 4);
+  EXPECT_EQ(c.protocol.groups[1].kind, CallKind::Gather);
+  EXPECT_DOUBLE_EQ(c.protocol.groups[1].payload, 64128.0 * 4);
+}
+
+TEST(LinkFit, RecoversALineAndWeighsEachSampleByItsOwnSize) {
+  // t = 40 µs + 8 ns/byte (1 Gbit/s), 8 B .. 4 MiB: the line comes back exactly.
+  std::vector<LinkSample> xs;
+  for (double b : {8.0, 2048.0, 8192.0, 65536.0, 1048576.0, 4194304.0}) xs.push_back({b, 40e-6 + 8e-9 * b});
+  LinkFit f = fit_link(xs);
+  EXPECT_NEAR(f.alpha_s, 40e-6, 1e-12);
+  EXPECT_NEAR(f.beta_s_per_byte, 8e-9, 1e-15);
+  EXPECT_NEAR(f.max_rel_residual, 0, 1e-9);
+  EXPECT_NEAR(f.seconds(8192), 40e-6 + 8e-9 * 8192, 1e-12);
+  // Relative weights: one 4 MiB sample 10% off moves α little (an unweighted fit would move it by ms).
+  xs.back().seconds *= 1.1;
+  f = fit_link(xs);
+  EXPECT_NEAR(f.alpha_s, 40e-6, 5e-6);
+  EXPECT_GT(f.max_rel_residual, 0.01);
+  // One size: its time is α, no β. Times that fall with size: a flat line (β ≥ 0).
+  f = fit_link({{8192, 50e-6}, {8192, 52e-6}});
+  EXPECT_NEAR(f.alpha_s, 51e-6, 1e-7);
+  EXPECT_EQ(f.beta_s_per_byte, 0);
+  f = fit_link({{8, 60e-6}, {8192, 50e-6}});
+  EXPECT_EQ(f.beta_s_per_byte, 0);
+  EXPECT_GT(f.alpha_s, 49e-6);
+  // A line through the origin when the intercept would be negative (α ≥ 0).
+  f = fit_link({{1000, 1e-6}, {2000, 5e-6}, {4000, 13e-6}});
+  EXPECT_GE(f.alpha_s, 0);
+  EXPECT_GT(f.beta_s_per_byte, 0);
+  // Nothing usable: an empty fit.
+  EXPECT_TRUE(fit_link({}).empty());
+  EXPECT_TRUE(fit_link({{8, 0}, {16, -1}}).empty());
+}
+
+TEST(PlanComm, MeasuredLinkPricesCallsTimesAlphaPlusBytesTimesBeta) {
+  const ModelShape s = shape("llama-3.2-1b");
+  const LayoutComm c = decode_step_comm(s, {2, 1, 1}, 1, 4.0);
+  Link link{1, 9};  // rate and latency: the fallback where a kind has no fit
+  // All-reduce: 50 µs a call and 1 ns a byte up to 32 KiB, 100 µs and 8 ns a byte above.
+  link.fits.add(CallKind::AllReduce, {32768, 4194304, {100e-6, 8e-9}});
+  link.fits.add(CallKind::AllReduce, {8, 32768, {50e-6, 1e-9}});
+  EXPECT_NEAR(c.tp.seconds(link), 32 * 50e-6 + 32 * 8192 * 1e-9, 1e-12);  // 8 KB calls: the small range
+  EXPECT_TRUE(c.tp.priced_by_fits(link));
+  // 50 µs more per message on top.
+  Link far = link;
+  far.added_latency_us = 50;
+  EXPECT_NEAR(c.tp.seconds(far) - c.tp.seconds(link), 32 * 50e-6, 1e-12);
+  // A 512-token prompt's all-reduces (4 MiB each) take the large range.
+  const LayoutComm p = decode_step_comm(s, {2, 1, 1}, 512, 4.0);
+  EXPECT_NEAR(p.tp.seconds(link), 32 * 100e-6 + 32 * 512.0 * 2048 * 4 * 8e-9, 1e-9);
+  // Past the last range: the last; below the first: the first.
+  EXPECT_DOUBLE_EQ(link.fits.at(CallKind::AllReduce, 1e9).alpha_s, 100e-6);
+  EXPECT_DOUBLE_EQ(link.fits.at(CallKind::AllReduce, 1).alpha_s, 50e-6);
+  // The protocol has broadcasts and a gather, which have no fit here: it keeps latency and rate.
+  EXPECT_FALSE(c.protocol.priced_by_fits(link));
+  EXPECT_NEAR(c.protocol.seconds(link), c.protocol.seconds(Link{1, 9}), 1e-15);
+  // The int8 all-reduce is priced by the all-gather's fit, not the all-reduce's.
+  const LayoutComm q = decode_step_comm(s, {2, 1, 1}, 1, 4.0, 1.0 + 4.0 / 2048);
+  EXPECT_FALSE(q.tp.priced_by_fits(link));
+  link.fits.add(CallKind::AllGather, {8, 4194304, {30e-6, 2e-9}});
+  EXPECT_NEAR(q.tp.seconds(link), 32 * 30e-6 + 32 * 2052 * 2e-9, 1e-12);
 }
 
 TEST(PlanComm, PipelineSendsOnePerStageBoundary) {
@@ -52,7 +128,13 @@ TEST(PlanComm, PipelineSendsOnePerStageBoundary) {
   const LayoutComm p2 = decode_step_comm(s, {1, 2, 1}, 1, 4.0);
   EXPECT_DOUBLE_EQ(p2.pp.messages, 1);
   EXPECT_DOUBLE_EQ(p2.pp.bytes, 2048 * 4);
-  EXPECT_DOUBLE_EQ(p2.protocol.messages, 1);  // the last stage's rows back to rank 0
+  // The serving engine's fused step: rank 0 broadcasts the forward's header and ids, the last stage
+  // sends the logits [1, vocab] f32 back to rank 0 (513 KB on this model: more than the activations).
+  EXPECT_DOUBLE_EQ(p2.protocol.messages, 3);
+  EXPECT_DOUBLE_EQ(p2.protocol.bytes, 16 + 128256.0 * 4);
+  ASSERT_EQ(p2.pp.groups.size(), 1u);
+  EXPECT_EQ(p2.pp.groups[0].kind, CallKind::P2p);
+  EXPECT_DOUBLE_EQ(p2.pp.groups[0].calls, 1);
   const LayoutComm p4 = decode_step_comm(s, {1, 4, 1}, 3, 2.0);
   EXPECT_DOUBLE_EQ(p4.pp.messages, 3);
   EXPECT_DOUBLE_EQ(p4.pp.bytes, 3.0 * 3 * 2048 * 2);
@@ -249,6 +331,60 @@ constexpr const char* kResults =
 {"ranks": 2, "decode_tok_s": 1.0, "all_reduce_link_s_per_token": 0.1, "comm_s_per_token": 0.2, "rate": "1gbit", "model": "llama-1b", "layout": "tp2", "kind": "ttft", "prompt_tokens": 512, "prefill_all_reduce_link_s": 1.2}
 {"ranks": 2, "decode_tok_s": 9.0, "all_reduce_link_s_per_token": 0.002, "comm_s_per_token": 0.004, "rate": "1gbit", "model": "docs-llama-28m", "layout": "tp2-int8", "kind": "decode"}
 )";
+
+// bench/netns_tp.sh's file with bench_link's fits in the link row, a TP run that counts every
+// collective and a PP run (bench_pp: the step less the stages' work).
+constexpr const char* kFitted =
+    R"({"rate": "10gbit", "kind": "link", "load": 0.3, "rows": [{"kind": "all_reduce", "bytes": 8, "us": 50}, {"fit": "all_reduce", "min_bytes": 8, "max_bytes": 32768, "alpha_us": 50, "beta_ns_per_byte": 1.0}, {"fit": "all_reduce", "min_bytes": 32768, "max_bytes": 4194304, "alpha_us": 200, "beta_ns_per_byte": 2.0}, {"fit": "broadcast", "min_bytes": 8, "max_bytes": 4194304, "alpha_us": 10, "beta_ns_per_byte": 0.5}, {"fit": "gather", "min_bytes": 8, "max_bytes": 4194304, "alpha_us": 20, "beta_ns_per_byte": 1.5}, {"fit": "p2p", "min_bytes": 8, "max_bytes": 4194304, "alpha_us": 30, "beta_ns_per_byte": 1.0}, {"latency_us": 12.0, "bandwidth_gbps": 4.5}]}
+{"rate": "10gbit", "kind": "link", "model": "docs-llama-28m", "rows": [{"fit": "all_reduce", "min_bytes": 8, "max_bytes": 4194304, "alpha_us": 999, "beta_ns_per_byte": 9.0}]}
+{"ranks": 2, "decode_tok_s": 14.0, "all_reduce_link_s_per_token": 0.0018, "comm_link_s_per_token": 0.0025, "comm_s_per_token": 0.006, "rate": "10gbit", "model": "llama-1b", "layout": "tp2", "kind": "decode"}
+{"ranks": 2, "decode_tok_s": 8.0, "comm_critical_s_per_token": 0.0006, "comm_s_per_token": 0.06, "rate": "10gbit", "model": "llama-1b", "layout": "pp2", "kind": "decode"}
+{"ranks": 2, "decode_tok_s": 1.0, "comm_critical_s_per_token": 0.001, "prompt_tokens": 512, "prefill_comm_critical_s": 0.006, "rate": "10gbit", "model": "llama-1b", "layout": "pp2", "kind": "ttft"}
+)";
+
+TEST(PlanCommCheck, PricesEachRunWithTheMeasuredLinksFits) {
+  auto runs = parse_comm_measurements(kFitted, "results.jsonl", "llama-1b");
+  ASSERT_TRUE(runs.is_ok()) << runs.status().message();
+  ASSERT_EQ(runs->size(), 3u);
+  const ModelShape s = shape("llama-3.2-1b");
+  const CommMeasurement& tp = (*runs)[0];
+  ASSERT_TRUE(tp.link_fits.has(CallKind::AllReduce));
+  ASSERT_EQ(tp.link_fits.kind[int(CallKind::AllReduce)].size(), 2u);  // two size ranges
+  // Another model's link row (bench_link with that model's compute between calls) is not this run's.
+  EXPECT_DOUBLE_EQ(tp.link_fits.at(CallKind::AllReduce, 8192).alpha_s, 50e-6);
+  auto other = parse_comm_measurements(std::string(kFitted) +
+                                           R"({"ranks": 2, "decode_tok_s": 900.0, "all_reduce_link_s_per_token": 0.001, "rate": "10gbit", "model": "docs-llama-28m", "layout": "tp2", "kind": "decode"})" "\n",
+                                       "results.jsonl", "docs-llama-28m");
+  ASSERT_TRUE(other.is_ok()) << other.status().message();
+  ASSERT_EQ(other->size(), 1u);
+  EXPECT_DOUBLE_EQ((*other)[0].link_fits.at(CallKind::AllReduce, 8192).alpha_s, 999e-6);
+  EXPECT_FALSE(tp.link_fits.has(CallKind::AllGather));
+  Link link{10, tp.link_latency_us};
+  link.fits = tp.link_fits;
+  const auto rows = check_comm(s, tp, *measured_layout(tp, 2048), link);
+  ASSERT_EQ(rows.size(), 3u);
+  // 32 all-reduces of 8,192 bytes: 32 × (50 µs + 8,192 ns) = 1.862 ms against 1.8 measured: +3.5%.
+  EXPECT_NEAR(rows[0].predicted_s, 32 * (50e-6 + 8192e-9), 1e-12);
+  EXPECT_TRUE(rows[0].within());
+  // Every collective: + 4 broadcasts (8,208 bytes in all) + the gather of 64,128 f32.
+  EXPECT_EQ(rows[1].what, "all collectives per token (link)");
+  EXPECT_NEAR(rows[1].predicted_s, 32 * (50e-6 + 8192e-9) + 4 * 10e-6 + 8208 * 0.5e-9 + 20e-6 + 64128 * 4 * 1.5e-9, 1e-12);
+  EXPECT_DOUBLE_EQ(rows[1].measured_s, 0.0025);
+  EXPECT_EQ(rows[2].bound, 0);
+  // PP: 2 broadcasts (16 bytes), the activations [1, 2048] f32 and the logits [1, 128256] f32 sent.
+  const CommMeasurement& pp = (*runs)[1];
+  const auto prow = check_comm(s, pp, *measured_layout(pp, 2048), link);
+  ASSERT_EQ(prow.size(), 2u);
+  EXPECT_NEAR(prow[0].predicted_s, 2 * 10e-6 + 16 * 0.5e-9 + 2 * 30e-6 + (8192 + 128256 * 4) * 1e-9, 1e-12);
+  EXPECT_DOUBLE_EQ(prow[0].measured_s, 0.0006);
+  EXPECT_DOUBLE_EQ(prow[0].bound, 0.20);
+  // PP's prompt: the activations [512, 2048] f32 once, the one row's logits after.
+  const CommMeasurement& pt = (*runs)[2];
+  const auto trow = check_comm(s, pt, *measured_layout(pt, 2048), link);
+  ASSERT_EQ(trow.size(), 1u);
+  EXPECT_NEAR(trow[0].predicted_s, 30e-6 + 512.0 * 2048 * 4 * 1e-9 + 2 * 10e-6 + 16 * 0.5e-9 + 30e-6 + 128256 * 4 * 1e-9, 1e-12);
+  EXPECT_DOUBLE_EQ(trow[0].measured_s, 0.006);
+}
 
 TEST(PlanCommCheck, ReadsTheNamespaceRunsAndComparesWithThePrediction) {
   auto runs = parse_comm_measurements(kResults, "results.jsonl", "llama-1b");

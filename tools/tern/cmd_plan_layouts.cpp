@@ -3,6 +3,7 @@
 // shaped link between two network namespaces (bench/netns_tp.sh, plan/comm_check.h).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -37,9 +38,10 @@ void run_plan_comm_check(const PlanOptions& o) {
   nlohmann::ordered_json j = {{"model", o.model}, {"measured", o.measured}, {"runs", nlohmann::ordered_json::array()}};
   std::string table = fmt::format("tern plan --check: communication per decode token of {} (batch 1), predicted vs {}\n",
                                   o.model, o.measured);
-  table += fmt::format("  {:<8} {:<9} {:>7} {:>7} {:<44} {:>12} {:>12} {:>8} {:>6} {:>5}\n", "rate", "layout", "Gbit/s",
-                       "lat us", "", "predicted", "measured", "error", "bound", "load");
+  table += fmt::format("  {:<7} {:<9} {:<6} {:<38} {:>12} {:>12} {:>8} {:>6} {:>10} {:>10} {:>5}\n", "rate", "layout",
+                       "priced", "", "predicted", "measured", "error", "bound", "+50us/msg", "+200us/msg", "load");
   bool ok = true;
+  std::string fits_seen;
   for (const plan::CommMeasurement& m : runs) {
     const plan::MeasuredLayout ml = unwrap(plan::measured_layout(m, s.hidden));
     double gbps = o.link_gbps;
@@ -48,28 +50,54 @@ void run_plan_comm_check(const PlanOptions& o) {
       if (!r.is_ok()) continue;  // a run without a shaped link (shared memory) and no --link-gbps: nothing to price
       gbps = *r;
     }
+    // bench_link's fits price the link unless the rate / latency are given on the command line.
+    const bool use_fits = !o.link_latency_given && o.link_gbps <= 0 && !o.link_burst_given;
     const double lat = o.link_latency_given ? o.link_latency_us : m.link_latency_us;
-    if (!o.link_latency_given && m.link_latency_us <= 0) {
+    if (!o.link_latency_given && m.link_latency_us <= 0 && !use_fits) {
       fail(o.measured + ": no bench_link latency for rate '" + m.rate + "': give --link-latency-us");
     }
-    const plan::Link link{gbps, lat, o.link_burst_given ? o.link_burst_bytes : m.link_burst_bytes};
-    nlohmann::ordered_json jr = {{"rate", m.rate}, {"layout", ml.layout.name()}, {"link_gbps", gbps}, {"latency_us", lat}, {"burst_bytes", link.burst_bytes},
-                                 {"load", m.load}, {"decode_tok_s", m.decode_tok_s}, {"rows", nlohmann::ordered_json::array()}};
-    for (const plan::CommCheckRow& row : plan::check_comm(s, m, ml, link)) {
+    plan::Link link{gbps, lat, o.link_burst_given ? o.link_burst_bytes : m.link_burst_bytes};
+    if (use_fits) link.fits = m.link_fits;
+    if (use_fits && fits_seen.find(m.rate + ":") == std::string::npos) {
+      fits_seen += m.rate + ":";
+      for (int k = 0; k < plan::kCallKinds; ++k) {
+        for (const plan::RangedFit& r : m.link_fits.kind[k]) {
+          const plan::LinkFit& f = r.fit;
+          table += fmt::format("  link {:<7} {:<10} {:>7.0f} .. {:<7.0f} B: α {:>7.1f} us  β {:>7.3f} ns/byte ({:.2f} Gbit/s)  fit within {:.0f}%\n",
+                               m.rate, plan::call_kind_name(plan::CallKind(k)), r.min_bytes, std::min(r.max_bytes, 1e15),
+                               f.alpha_s * 1e6, f.beta_s_per_byte * 1e9, f.beta_s_per_byte > 0 ? 8e-9 / f.beta_s_per_byte : 0.0,
+                               100 * f.max_rel_residual);
+        }
+      }
+    }
+    nlohmann::ordered_json jr = {{"rate", m.rate}, {"kind", m.kind}, {"layout", m.layout}, {"link_gbps", gbps}, {"latency_us", lat},
+                                 {"burst_bytes", link.burst_bytes}, {"load", m.load}, {"decode_tok_s", m.decode_tok_s},
+                                 {"rows", nlohmann::ordered_json::array()}};
+    plan::Link far50 = link, far200 = link;
+    far50.added_latency_us += 50, far200.added_latency_us += 200;
+    const auto rows = plan::check_comm(s, m, ml, link);
+    const auto rows50 = plan::check_comm(s, m, ml, far50), rows200 = plan::check_comm(s, m, ml, far200);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const plan::CommCheckRow& row = rows[i];
       ok = ok && row.within();
-      table += fmt::format("  {:<8} {:<9} {:>7.3g} {:>7.1f} {:<44} {:>9.3f} ms {:>9.3f} ms {:>+7.1f}% {:>6} {:>5}\n", m.rate,
-                           ml.layout.name(), gbps, lat, row.what, row.predicted_s * 1e3, row.measured_s * 1e3,
-                           100 * row.error(),
+      const std::string layout = m.layout.empty() ? ml.layout.name() : m.layout;
+      table += fmt::format("  {:<7} {:<9} {:<6} {:<38} {:>9.3f} ms {:>9.3f} ms {:>+7.1f}% {:>6} {:>7.3f} ms {:>7.3f} ms {:>5}\n",
+                           m.rate, layout, link.fits.has(plan::CallKind::AllReduce) ? "α,β" : "rate", row.what,
+                           row.predicted_s * 1e3, row.measured_s * 1e3, 100 * row.error(),
                            row.bound > 0 ? fmt::format("{}{:.0f}%", row.within() ? "≤" : "> ", 100 * row.bound) : "-",
+                           rows50[i].predicted_s * 1e3, rows200[i].predicted_s * 1e3,
                            m.load >= 0 ? fmt::format("{:.2f}", m.load) : "-");
       jr["rows"].push_back({{"what", row.what}, {"predicted_s", row.predicted_s}, {"measured_s", row.measured_s},
-                            {"error", row.error()}, {"bound", row.bound}, {"within", row.within()}});
+                            {"error", row.error()}, {"bound", row.bound}, {"within", row.within()},
+                            {"predicted_s_added_50us", rows50[i].predicted_s}, {"predicted_s_added_200us", rows200[i].predicted_s}});
     }
     j["runs"].push_back(jr);
   }
   if (j["runs"].empty()) fail(o.measured + ": no run over a shaped link (rates NNgbit) for " + o.model + "; or give --link-gbps");
   j["within_bounds"] = ok;
   table += ok ? "  all within the error bars\n" : "  OUTSIDE the error bars\n";
+  table += "  priced α,β: per call kind, calls × α + bytes × β of bench_link's fits at that rate; rate: messages × latency + bytes ÷ rate\n"
+           "  +50us/msg, +200us/msg: the same prediction with that much latency added to every message\n";
   table += "  (load: the 1-minute load average during the run; above ~1.5 on this 2-core machine the figures measure the other processes)\n";
   std::printf("%s", o.json ? (j.dump(2) + "\n").c_str() : table.c_str());
 }
