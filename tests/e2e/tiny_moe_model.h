@@ -2,8 +2,10 @@
 // e2e tests of expert parallelism, issue 17): the tiny-arch reference shared/models/tiny-archs/ARCH
 // (random weights, a vocabulary of 1024, no tokenizer) linked into a temporary directory named ARCH
 // (so `tern serve` calls the model ARCH) beside a byte-level BPE tokenizer.json of exactly that
-// vocabulary: ids 0..255 are the 256 bytes (GPT-2's byte-to-character map), ids 256..1023 two-byte
-// strings that encoding never produces but that every id the model may emit decodes to.
+// vocabulary: ids 0..127 are the ASCII bytes (GPT-2's byte-to-character map; the tests' prompts are
+// ASCII), ids 128..1023 the strings "<128>" .. "<1023>", which encoding never produces (no merges)
+// but which make every id the model may emit decode to its own valid UTF-8 text — so comparing two
+// runs' text compares their tokens.
 #pragma once
 
 #include <filesystem>
@@ -47,8 +49,8 @@ class TinyMoeModel {
       ch[b] = utf8(printable ? b : next++);
     }
     nlohmann::ordered_json vocab;
-    for (int b = 0; b < 256; ++b) vocab[ch[b]] = b;
-    for (int id = 256; id < 1024; ++id) vocab[ch['a' + (id - 256) / 256] + ch[(id - 256) % 256]] = id;
+    for (int b = 0; b < 128; ++b) vocab[ch[b]] = b;
+    for (int id = 128; id < 1024; ++id) vocab["<" + std::to_string(id) + ">"] = id;
     nlohmann::ordered_json j;
     j["model"] = {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}};
     j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}};
