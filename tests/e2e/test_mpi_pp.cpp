@@ -155,6 +155,22 @@ TEST_P(MpiPpEpTiny, RunGreedyMatchesTheSingleProcess) {
 
 INSTANTIATE_TEST_SUITE_P(Moe, MpiPpEpTiny, ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"));
 
+// Perplexity under --pp 2 --ep 2 (the decoder's windows, not the engine): the same number. Qwen3-MoE's
+// top-2 routing: each row's two experts add in expert order on whichever ranks hold them.
+TEST(MpiPpEp, EvalPplMatchesTheSingleProcess) {
+  TERN_SKIP_WITHOUT_MPI();
+  const TinyMoeModel m("qwen3_moe");
+  const std::string args = "eval ppl -m '" + m.path() + "' -f '" + shared_dir() +
+                           "/data/docs-val.txt' --ctx 64 --windows 3 --json -t 1";
+  const CommandResult one = run_tern(args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const CommandResult par = run_tern_mpi(4, args + " --pp 2 --ep 2");
+  ASSERT_EQ(par.exit_code, 0) << par.err;
+  const auto a = nlohmann::json::parse(one.out), b = nlohmann::json::parse(par.out);
+  EXPECT_NEAR(b["ppl"].get<double>(), a["ppl"].get<double>(), 1e-6 * a["ppl"].get<double>());
+  EXPECT_EQ(b["tokens"], a["tokens"]);
+}
+
 TEST(MpiPpEp, WrongRankCountIsOneLineError) {
   TERN_SKIP_WITHOUT_MPI();
   const TinyMoeModel m("qwen3_moe");
