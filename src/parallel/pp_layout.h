@@ -1,15 +1,15 @@
 // Pipeline parallelism (issue 17): which layers one rank runs (pure arithmetic, no weights).
-// A job of N = T × P ranks is P stages of T tensor-parallel ranks each; world rank r is
-//   stage r / T, tensor-parallel index r % T,
-// and with expert parallelism (--tp T --pp P --ep E, N = T × E × P) each stage is E expert groups of
-// T ranks: stage r / (T·E), expert group (r % (T·E)) / T, tensor-parallel index r % T — a stage is
-// exactly the ranks of a single-stage `--tp T --ep E` job (rank_groups below). PpLayout's `tp` is
-// then the stage's T·E ranks, `tp_rank` the rank's index among them.
-// and stage s runs a contiguous range of layers, split by bytes (parallel/pp_split.h). Stage 0 also holds
-// the embedding, the last stage the final norm and the LM head. Activations [rows, hidden] f32 (the
-// residual stream leaving a stage) go from rank r to rank r + T (the same tensor-parallel index of
-// the next stage); the last stage's index-0 rank sends the final-normed hidden rows and the logits
-// back to world rank 0, which runs the scheduler and sampling.
+// A job of N = T × P ranks is P stages of T tensor-parallel ranks each; world rank r is stage r / T,
+// tensor-parallel index r % T, and stage s runs a contiguous range of layers, split by bytes
+// (parallel/pp_split.h) or given by --pp-layers. Stage 0 also holds the embedding, the last stage the
+// final norm and the LM head. Activations [rows, hidden] f32 (the residual stream leaving a stage) go
+// from rank r to rank r + T (the same index of the next stage); the last stage's index-0 rank sends the
+// final-normed hidden rows and the logits back to world rank 0, which runs the scheduler and sampling.
+// With expert parallelism (--tp T --pp P --ep E, N = T × E × P) each stage is E expert groups of T
+// ranks: stage r / (T·E), expert group (r % (T·E)) / T, tensor-parallel index r % T — a stage is
+// exactly the ranks of a single-stage `--tp T --ep E` job (rank_groups below). PpLayout's `tp` is then
+// the stage's T·E ranks and `tp_rank` the rank's index among them: activations go from r to r + T·E,
+// every rank of a stage holding the whole residual stream.
 #pragma once
 
 #include <cstdint>
