@@ -155,6 +155,20 @@ TEST_P(MpiPpEpTiny, RunGreedyMatchesTheSingleProcess) {
 
 INSTANTIATE_TEST_SUITE_P(Moe, MpiPpEpTiny, ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"));
 
+// --tp 2 --pp 2 --ep 2 on 8 ranks (oversubscribed): each stage two expert groups of two TP ranks, so
+// a rank is in two group communicators over MPI (its TP pair and its stage's four ranks). Qwen2-MoE:
+// its gated shared expert is cut by TP and added by the first group only.
+TEST(MpiPpEp, TpTimesPpTimesEpOnEightRanks) {
+  TERN_SKIP_WITHOUT_MPI();
+  const TinyMoeModel m("qwen2_moe");
+  const std::string args = "run -m '" + m.path() + "' -p 'The configuration file' -n 16 --temp 0 --ignore-eos -q -t 1";
+  const CommandResult one = run_tern(args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const CommandResult par = run_tern_mpi(8, args + " --tp 2 --pp 2 --ep 2");
+  ASSERT_EQ(par.exit_code, 0) << par.err << par.out;
+  EXPECT_EQ(par.out, one.out);
+}
+
 // Perplexity under --pp 2 --ep 2 (the decoder's windows, not the engine): the same number. Qwen3-MoE's
 // top-2 routing: each row's two experts add in expert order on whichever ranks hold them.
 TEST(MpiPpEp, EvalPplMatchesTheSingleProcess) {
