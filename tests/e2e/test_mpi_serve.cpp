@@ -143,6 +143,9 @@ struct MoeServeCase {
   const char* layout;
 };
 
+// The case as ctest lists it (`# GetParam() = qwen3_moe --tp 2 on 2 ranks`), not as raw bytes.
+void PrintTo(const MoeServeCase& c, std::ostream* os) { *os << c.arch << " " << c.layout << " on " << c.np << " ranks"; }
+
 class MpiServeMoe : public ::testing::TestWithParam<MoeServeCase> {};
 
 TEST_P(MpiServeMoe, ConcurrentRequestsCancellationAndPrefixCacheLikeTheSingleServer) {
