@@ -99,6 +99,8 @@ Status Decoder::pp_send_logits(ExecContext& ctx, const float* hidden, int64_t m)
   if (m == 0) return Status::ok();
   const PpLayout& p = model_->pp();
   const int64_t V = model_->config().vocab_size;
+  // --ep: only the stage's first expert group holds the LM head (its other ranks have nothing to do).
+  if (!model_->weights().lm_head.data) return Status::ok();
   pp_logits_.resize(size_t(m * V));
   pp_busy_start();
   if (tp_) TERN_RETURN_IF_ERROR(tp_logits(ctx, hidden, m, pp_logits_.data()));  // gathered on the stage's first rank

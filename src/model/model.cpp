@@ -141,7 +141,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   if (ep) {
     // Alone: E ranks, one expert group each. With --tp T: options.ep is all T·E ranks, group = rank / T
     // (model/ep_shard.h); the group's experts are dropped here, before the tensor-parallel cut copies any.
-    if (pp) return Status::error("--ep: expert parallelism with --pp is not supported yet");
+    // With --pp: options.ep is this stage's T·E ranks, which take_stage kept the same layers for.
     const int T = tp ? options.tp->size() : 1;
     if (options.ep->size() % T != 0) {
       return Status::error(fmt::format("--ep: {} ranks do not form groups of --tp {}", options.ep->size(), T));
@@ -211,10 +211,12 @@ Status Model::take_stage(const ModelLoadOptions& options) {
     head_bytes = head == LmHeadFormat::Int8 ? rows * (cols + 4) : rows * (cols / 2 + cols / 128 * 4);
   }
   TERN_ASSIGN_OR_RETURN(pp_, pp_layout(pp_stage_bytes(weights_, head_bytes), options.pp->rank(), options.pp->size(), options.pp_stages,
-                                       options.pp_micro_batches, options.pp_steps_in_flight));
-  if (pp_.tp != tp) {
-    return Status::error(
-        fmt::format("pipeline parallelism: stages of {} ranks but a tensor-parallel group of {}", pp_.tp, tp));
+                                       options.pp_micro_batches, options.pp_steps_in_flight, options.pp_layers));
+  // A stage is T ranks, or with expert parallelism the T·E ranks of its expert groups (options.ep).
+  const int stage_ranks = options.ep && options.ep->size() > 1 ? options.ep->size() : tp;
+  if (pp_.tp != stage_ranks) {
+    return Status::error(fmt::format("pipeline parallelism: stages of {} ranks but {} ranks per stage ({})", pp_.tp,
+                                     stage_ranks, stage_ranks == tp ? "the tensor-parallel group" : "the expert groups"));
   }
   weights_ = pp_stage_layers(weights_, pp_);
   config_ = pp_local_config(config_, pp_);

@@ -77,15 +77,18 @@ struct ModelLoadOptions {
   // Not owned; must outlive the model. Null or size 1: the whole model.
   Communicator* tp = nullptr;
   // Pipeline parallelism (issue 17): with pp_stages P > 1, `pp` is the whole job's communicator
-  // (P × T ranks, `tp` then being this rank's stage of T ranks, or null for T = 1): this rank binds
+  // (P × T ranks, `tp` then being this rank's stage of T ranks, or null for T = 1; with `ep` too,
+  // P × T × E ranks, `ep` this rank's stage of T·E ranks: parallel/pp_layout.h): this rank binds
   // only its stage's layers (model/pp_shard.h). Not owned; must outlive the model.
   Communicator* pp = nullptr;
   int pp_stages = 1;
+  std::vector<int> pp_layers;  // --pp-layers: each stage's layer count (empty: split by bytes)
   int pp_micro_batches = 1;  // groups of sequences a forward pipelines over the stages
   int pp_steps_in_flight = 0;  // engine steps rank 0 keeps in the pipeline (0: one per stage)
   PpStats* pp_stats = nullptr;  // where the stage's timings go (not owned; null: the model's own)
   // Expert parallelism: with a communicator of size E > 1 this rank binds only its routed experts
-  // (model/ep_shard.h); decoders sum the MoE layers' routed outputs through it. Not owned.
+  // (model/ep_shard.h); decoders sum the MoE layers' routed outputs through it. With `tp` it holds
+  // all T·E ranks of the expert groups; with `pp` those of this rank's stage only. Not owned.
   Communicator* ep = nullptr;
   // How the decoder's all-reduces travel (parallel/compressed_all_reduce.h): the activation dtype, or
   // int8 codes with one scale per row (--tp-comm int8).

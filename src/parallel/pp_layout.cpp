@@ -53,15 +53,56 @@ std::vector<double> pp_stage_totals(const PpStageBytes& b, const std::vector<int
   return t;
 }
 
+RankGroups rank_groups(int rank, int tp, int ep) {
+  RankGroups g;
+  const int stage_size = tp * ep, stage0 = rank / stage_size * stage_size, group0 = rank / tp * tp;
+  for (int i = 0; i < tp; ++i) g.tp.push_back(group0 + i);
+  for (int i = 0; i < stage_size; ++i) g.stage.push_back(stage0 + i);
+  return g;
+}
+
+namespace {
+
+std::string join_layers(const std::vector<int>& v) {
+  std::string s;
+  for (int x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+  return s;
+}
+
+}  // namespace
+
+Result<std::vector<int>> parse_pp_layers(const std::string& text, int stages) {
+  std::vector<int> out;
+  size_t at = 0;
+  for (;;) {
+    const size_t comma = text.find(',', at);
+    const std::string item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    // Digits only (no sign, no spaces): a layer count of at least 1, bounded so the sum cannot overflow.
+    const bool digits = !item.empty() && item.size() <= 6 && item.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoi(item) < 1) {
+      return Status::error(fmt::format("--pp-layers '{}': '{}' is not a layer count (a list of positive integers, "
+                                       "one per stage, e.g. 5,3)", text, item));
+    }
+    out.push_back(std::stoi(item));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  if (int(out.size()) != stages) {
+    return Status::error(fmt::format("--pp-layers {} lists {} stage(s) but --pp is {} (one layer count per stage)",
+                                     text, out.size(), stages));
+  }
+  return out;
+}
+
 Result<PpLayout> pp_layout(int n_layers, int world_rank, int world_size, int stages, int micro_batches,
-                           int steps_in_flight) {
+                           int steps_in_flight, const std::vector<int>& stage_layers) {
   PpStageBytes equal;
   equal.layers.assign(size_t(std::max(n_layers, 0)), 1.0);
-  return pp_layout(equal, world_rank, world_size, stages, micro_batches, steps_in_flight);
+  return pp_layout(equal, world_rank, world_size, stages, micro_batches, steps_in_flight, stage_layers);
 }
 
 Result<PpLayout> pp_layout(const PpStageBytes& bytes, int world_rank, int world_size, int stages, int micro_batches,
-                           int steps_in_flight) {
+                           int steps_in_flight, const std::vector<int>& stage_layers) {
   const int n_layers = int(bytes.layers.size());
   if (stages < 1 || world_size < 1 || world_size % stages != 0) {
     return Status::error(fmt::format("--pp {}: the job's {} ranks do not divide into {} stages", stages, world_size, stages));
@@ -74,12 +115,30 @@ Result<PpLayout> pp_layout(const PpStageBytes& bytes, int world_rank, int world_
   }
   if (micro_batches < 1) return Status::error(fmt::format("--pp-micro-batches {} must be at least 1", micro_batches));
   if (steps_in_flight < 0) return Status::error(fmt::format("--pp-steps-in-flight {} must be at least 1", steps_in_flight));
+  std::vector<int> bounds;
+  if (!stage_layers.empty()) {
+    const std::string given = join_layers(stage_layers);
+    if (int(stage_layers.size()) != stages) {
+      return Status::error(fmt::format("--pp-layers {} lists {} stage(s) but --pp is {} (one layer count per stage)",
+                                       given, stage_layers.size(), stages));
+    }
+    bounds.push_back(0);
+    for (int n : stage_layers) {
+      if (n < 1) return Status::error(fmt::format("--pp-layers {}: every stage needs at least one layer", given));
+      bounds.push_back(bounds.back() + n);
+    }
+    if (bounds.back() != n_layers) {
+      return Status::error(fmt::format("--pp-layers {} adds up to {} layers but config.json num_hidden_layers = {}",
+                                       given, bounds.back(), n_layers));
+    }
+  } else {
+    bounds = pp_split_layers(bytes, stages);
+  }
   PpLayout p;
   p.stages = stages;
   p.tp = world_size / stages;
   p.stage = world_rank / p.tp;
   p.tp_rank = world_rank % p.tp;
-  const std::vector<int> bounds = pp_split_layers(bytes, stages);
   p.layer0 = bounds[size_t(p.stage)];
   p.layers = bounds[size_t(p.stage) + 1] - p.layer0;
   p.micro_batches = micro_batches;

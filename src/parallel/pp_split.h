@@ -32,8 +32,9 @@ std::vector<int> pp_split_layers(const PpStageBytes& bytes, int stages);
 // Each stage's bytes under a split from pp_split_layers.
 std::vector<double> pp_stage_totals(const PpStageBytes& bytes, const std::vector<int>& bounds);
 
-// pp_layout with the stages split by `bytes` (bytes.layers.size() layers).
+// pp_layout with the stages split by `bytes` (bytes.layers.size() layers), or by stage_layers when
+// given (--pp-layers; checked as pp_layout says).
 Result<PpLayout> pp_layout(const PpStageBytes& bytes, int world_rank, int world_size, int stages,
-                           int micro_batches = 1, int steps_in_flight = 0);
+                           int micro_batches = 1, int steps_in_flight = 0, const std::vector<int>& stage_layers = {});
 
 }  // namespace tern

@@ -2,7 +2,8 @@
 // with --pp 2 (and TP × PP = 2 × 2 on 4 ranks, oversubscribed) give the single process's greedy
 // tokens and perplexity; `tern serve --pp 2` answers concurrent requests like a single server, lives
 // through a cancelled stream, reuses its prefix cache, and ends within seconds when a rank dies;
-// a rank count that does not fit the layout is a one-line error.
+// a rank count that does not fit the layout is a one-line error. Expert parallelism inside the
+// stages (--pp 2 --ep 2) on the tiny MoE archs, and --pp-layers.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include "mpi_server.h"
 #include "mpi_test_util.h"
 #include "serve_test_util.h"
+#include "tiny_moe_model.h"
 
 namespace tern::test {
 namespace {
@@ -134,6 +136,100 @@ TEST_P(MpiEpTiny, ExpertParallelGreedyTokensMatchTheSingleProcess) {
 
 INSTANTIATE_TEST_SUITE_P(Moe, MpiEpTiny, ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"));
 
+// --pp 2 --ep 2 on 4 ranks: two stages, each two expert groups of one rank (world rank r: stage r / 2,
+// group r % 2). `tern run` on the tiny MoE archs with a byte-level tokenizer (tiny_moe_model.h).
+class MpiPpEpTiny : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(MpiPpEpTiny, RunGreedyMatchesTheSingleProcess) {
+  TERN_SKIP_WITHOUT_MPI();
+  const TinyMoeModel m(GetParam());
+  const std::string args = "run -m '" + m.path() + "' -p 'The configuration file' -n 16 --temp 0 --ignore-eos -q -t 1";
+  const CommandResult one = run_tern(args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  ASSERT_FALSE(one.out.empty());
+  const CommandResult par = run_tern_mpi(4, args + " --pp 2 --ep 2");
+  ASSERT_EQ(par.exit_code, 0) << par.err << par.out;
+  EXPECT_EQ(par.out, one.out);
+  EXPECT_NE(par.err.find("pp stage 1/2 rank 3 (layers 1..1)"), std::string::npos) << par.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Moe, MpiPpEpTiny, ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"));
+
+// --tp 2 --pp 2 --ep 2 on 8 ranks (oversubscribed): each stage two expert groups of two TP ranks, so
+// a rank is in two group communicators over MPI (its TP pair and its stage's four ranks). Qwen2-MoE:
+// its gated shared expert is cut by TP and added by the first group only.
+TEST(MpiPpEp, TpTimesPpTimesEpOnEightRanks) {
+  TERN_SKIP_WITHOUT_MPI();
+  const TinyMoeModel m("qwen2_moe");
+  const std::string args = "run -m '" + m.path() + "' -p 'The configuration file' -n 16 --temp 0 --ignore-eos -q -t 1";
+  const CommandResult one = run_tern(args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const CommandResult par = run_tern_mpi(8, args + " --tp 2 --pp 2 --ep 2");
+  ASSERT_EQ(par.exit_code, 0) << par.err << par.out;
+  EXPECT_EQ(par.out, one.out);
+}
+
+// Perplexity under --pp 2 --ep 2 (the decoder's windows, not the engine): the same number. Qwen3-MoE's
+// top-2 routing: each row's two experts add in expert order on whichever ranks hold them.
+TEST(MpiPpEp, EvalPplMatchesTheSingleProcess) {
+  TERN_SKIP_WITHOUT_MPI();
+  const TinyMoeModel m("qwen3_moe");
+  const std::string args = "eval ppl -m '" + m.path() + "' -f '" + shared_dir() +
+                           "/data/docs-val.txt' --ctx 64 --windows 3 --json -t 1";
+  const CommandResult one = run_tern(args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const CommandResult par = run_tern_mpi(4, args + " --pp 2 --ep 2");
+  ASSERT_EQ(par.exit_code, 0) << par.err;
+  const auto a = nlohmann::json::parse(one.out), b = nlohmann::json::parse(par.out);
+  EXPECT_NEAR(b["ppl"].get<double>(), a["ppl"].get<double>(), 1e-6 * a["ppl"].get<double>());
+  EXPECT_EQ(b["tokens"], a["tokens"]);
+}
+
+TEST(MpiPpEp, WrongRankCountIsOneLineError) {
+  TERN_SKIP_WITHOUT_MPI();
+  const TinyMoeModel m("qwen3_moe");
+  const CommandResult r = run_tern_mpi(2, "run -m '" + m.path() + "' -p hi -n 2 -t 1 --pp 2 --ep 2");
+  EXPECT_NE(r.exit_code, 0);
+  const std::string line = "tern: error: --tp 1 --pp 2 --ep 2 needs 4 ranks but this job has 2 (launch with mpirun -np 4)";
+  EXPECT_NE(r.err.find(line), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(line), r.err.rfind(line));  // once: only rank 0 says it
+}
+
+// --pp-layers overrides the split by bytes (5 + 3 on docs-llama-28m): the same tokens, the stages
+// say their layers; a list that does not fit the model or --pp is one line naming the flag.
+TEST(MpiPp, PpLayersSetsTheStagesLayers) {
+  TERN_SKIP_WITHOUT_MPI();
+  const CommandResult one = run_tern(docs_run(16));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const CommandResult pp = run_tern_mpi(2, docs_run(16) + " --pp 2 --pp-layers 2,6");
+  ASSERT_EQ(pp.exit_code, 0) << pp.err << pp.out;
+  EXPECT_EQ(pp.out, one.out);
+  EXPECT_NE(pp.err.find("pp stage 0/2 rank 0 (layers 0..1)"), std::string::npos) << pp.err;
+  EXPECT_NE(pp.err.find("pp stage 1/2 rank 1 (layers 2..7)"), std::string::npos) << pp.err;
+  struct Bad {
+    std::string flags, line;
+  };
+  const Bad bad[] = {
+      {"--pp 2 --pp-layers 4,5", "tern: error: --pp-layers 4,5 adds up to 9 layers but config.json num_hidden_layers = 8"},
+      {"--pp 2 --pp-layers 8", "tern: error: --pp-layers 8 lists 1 stage(s) but --pp is 2 (one layer count per stage)"},
+      {"--pp 2 --pp-layers 0,8", "tern: error: --pp-layers '0,8': '0' is not a layer count"},
+      {"--pp 2 --pp-layers 4,x", "tern: error: --pp-layers '4,x': 'x' is not a layer count"},
+      {"--tp 2 --pp-layers 4,4", "tern: error: --pp-layers 4,4 sets the layers of pipeline stages: it needs --pp 2 or more"},
+  };
+  for (const Bad& b : bad) {
+    const CommandResult r = run_tern_mpi(2, docs_run(2) + " " + b.flags);
+    EXPECT_NE(r.exit_code, 0) << b.flags;
+    // The sum is checked at load, where every rank fails alike (and the first to exit may end the job
+    // before rank 0 has written): any rank's line will do there; the others are rank 0's, once.
+    EXPECT_NE(r.err.find(b.line.substr(std::string("tern: error: ").size())), std::string::npos) << b.flags << "\n" << r.err;
+  }
+  // Without mpirun, one process: the flag needs --pp.
+  const CommandResult single = run_tern(docs_run(2) + " --pp-layers 4,4");
+  EXPECT_EQ(single.exit_code, 1);
+  EXPECT_NE(single.err.find("tern: error: --pp-layers 4,4 sets the layers of pipeline stages: it needs --pp 2 or more"),
+            std::string::npos) << single.err;
+}
+
 TEST(MpiEp, DenseModelIsRefusedByName) {
   TERN_SKIP_WITHOUT_MPI();
   const CommandResult r = run_tern_mpi(2, docs_run(2) + " --ep 2");
@@ -142,68 +238,16 @@ TEST(MpiEp, DenseModelIsRefusedByName) {
 }
 
 
-std::string metrics(int port) {
-  httplib::Client c("127.0.0.1", port);
-  auto m = c.Get("/metrics");
-  return m ? m->body : "";
-}
-
 // The third is 45 tokens: its first two 16-token blocks are cached for the repeat below.
 const char* kPrompts[] = {"The configuration file", "To install the package",
                           "The configuration file of the server lists the models it serves, the port it listens on, "
                           "the number of threads each request may use, and the size of the key value cache in megabytes"};
 
+// Three concurrent requests, a cancelled stream and a prefix-cache hit (mpi_server.h); the pipeline
+// cuts each step in micro-batches.
 TEST(MpiPpServe, ConcurrentRequestsCancellationAndPrefixCache) {
   TERN_SKIP_WITHOUT_MPI();
-  const std::string args = "--kv-dtype f32 --kv-memory-mb 64";
-  std::string want[3];
-  {
-    ServerProcess one("-t 1 " + args);
-    ASSERT_GT(one.port(), 0) << one.log();
-    for (int i = 0; i < 3; ++i) want[i] = complete(one.port(), kPrompts[i]);
-  }
-  MpiServer pp(2, args + " --pp 2");
-  ASSERT_GT(pp.port(), 0) << pp.log();
-  // Three requests at once: the steps batch them, and the pipeline cuts each step in micro-batches.
-  std::string got[3];
-  {
-    std::vector<std::thread> ts;
-    for (int i = 0; i < 3; ++i) ts.emplace_back([&, i] { got[i] = complete(pp.port(), kPrompts[i]); });
-    for (auto& t : ts) t.join();
-  }
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_FALSE(want[i].empty());
-    EXPECT_EQ(got[i], want[i]) << kPrompts[i];
-  }
-  // A stream the client walks away from after its first event: the engine cancels it, the ranks go on.
-  {
-    const int fd = connect_local(pp.port());
-    ASSERT_GE(fd, 0);
-    send_all(fd, post_raw("/v1/completions", nlohmann::json({{"model", "docs-llama-28m"}, {"prompt", "Count"},
-                                                              {"max_tokens", 400}, {"ignore_eos", true},
-                                                              {"stream", true}})
-                                                 .dump()));
-    std::string head;
-    char buf[4096];
-    while (head.find("data:") == std::string::npos) {
-      const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      head.append(buf, size_t(n));
-    }
-    close(fd);
-    EXPECT_NE(head.find("data:"), std::string::npos) << head;
-  }
-  bool idle = false;
-  for (int i = 0; i < 1200 && !idle; ++i) {
-    const std::string m = metrics(pp.port());
-    idle = metric_value(m, "tern_requests_running") == 0 && metric_value(m, "tern_http_client_disconnects_total") >= 1;
-    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_TRUE(idle) << metrics(pp.port());
-  // The same prompt again: its blocks come from the prefix cache (both stages keep their layers' K/V
-  // under the same block ids) and the answer is the same.
-  EXPECT_EQ(complete(pp.port(), kPrompts[2]), want[2]);
-  EXPECT_GT(metric_value(metrics(pp.port()), "tern_prefix_cache_hit_rate"), 0) << metrics(pp.port());
+  expect_serves_like_one_process(2, "--pp 2");
 }
 
 // A completion of n greedy tokens (empty on any failure).

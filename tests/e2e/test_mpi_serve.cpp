@@ -1,10 +1,13 @@
 // `tern serve --tp 2` under mpirun (issue 17): rank 0 answers the OpenAI requests with the same
 // greedy text as a single-process server, exports what it sent in /metrics, and a rank that dies
 // gets every request in flight a clean 503 and ends the job (non-zero) instead of a server that hangs.
+// Mixture-of-experts models under --tp 2, --ep 2, --tp 2 --ep 2 and --pp 2 --ep 2 pass the same
+// concurrency, cancellation and prefix-cache checks as --pp 2 (mpi_server.h).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cctype>
 #include <chrono>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -14,6 +17,7 @@
 #include "mpi_server.h"
 #include "mpi_test_util.h"
 #include "serve_test_util.h"
+#include "tiny_moe_model.h"
 
 namespace tern::test {
 namespace {
@@ -121,6 +125,48 @@ TEST(MpiServe, Int8AllReduceCountsItsBytesInMetrics) {
   EXPECT_EQ(std::stoll(bytes[1]) % (2 * 8 * 516), 0);
   EXPECT_NE(std::stoll(bytes[1]) % (2 * 8 * 512 * 4), 0);
 }
+
+}  // namespace
+}  // namespace tern::test
+
+namespace tern::test {
+namespace {
+
+// A tiny MoE (tiny_moe_model.h) served under each layout that runs its MoE layers another way: every
+// expert cut by columns (--tp 2), the experts over two ranks with one all-reduce per MoE layer (--ep
+// 2), both (--tp 2 --ep 2: two expert groups of two tensor-parallel ranks), and expert groups inside
+// pipeline stages (--pp 2 --ep 2). Qwen3-MoE: top-2 of 4 experts; Qwen2-MoE adds the gated shared
+// expert (replicated under --ep, cut under --tp); DeepSeek-V3 latent attention (one latent KV per token).
+struct MoeServeCase {
+  const char* arch;
+  int np;
+  const char* layout;
+};
+
+// The case as ctest lists it (`# GetParam() = qwen3_moe --tp 2 on 2 ranks`), not as raw bytes.
+void PrintTo(const MoeServeCase& c, std::ostream* os) { *os << c.arch << " " << c.layout << " on " << c.np << " ranks"; }
+
+class MpiServeMoe : public ::testing::TestWithParam<MoeServeCase> {};
+
+TEST_P(MpiServeMoe, ConcurrentRequestsCancellationAndPrefixCacheLikeTheSingleServer) {
+  TERN_SKIP_WITHOUT_MPI();
+  const TinyMoeModel m(GetParam().arch);
+  expect_serves_like_one_process(GetParam().np, GetParam().layout, m.path());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, MpiServeMoe,
+    ::testing::Values(MoeServeCase{"qwen3_moe", 2, "--tp 2"}, MoeServeCase{"qwen3_moe", 2, "--ep 2"},
+                      MoeServeCase{"qwen3_moe", 4, "--tp 2 --ep 2"}, MoeServeCase{"qwen3_moe", 4, "--pp 2 --ep 2"},
+                      MoeServeCase{"qwen2_moe", 2, "--tp 2"}, MoeServeCase{"qwen2_moe", 4, "--tp 2 --ep 2"},
+                      MoeServeCase{"deepseek_v3", 2, "--tp 2"}),
+    [](const ::testing::TestParamInfo<MoeServeCase>& i) {
+      std::string n = std::string(i.param.arch) + "_";  // qwen3_moe_tp2ep2
+      for (const char* c = i.param.layout; *c; ++c) {
+        if (std::isalnum(static_cast<unsigned char>(*c))) n += *c;
+      }
+      return n;
+    });
 
 }  // namespace
 }  // namespace tern::test

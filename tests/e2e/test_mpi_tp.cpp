@@ -116,15 +116,6 @@ TEST_P(MpiTpEpTiny, GreedyTokensMatchTheSingleProcess) {
 
 INSTANTIATE_TEST_SUITE_P(Moe, MpiTpEpTiny, ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"));
 
-TEST(MpiTp, ExpertParallelWithPipelineIsOneLineError) {
-  TERN_SKIP_WITHOUT_MPI();
-  const CommandResult r = run_tern_mpi(4, "run -m '" + tiny_arch_dir("mixtral") + "' -p hi -n 2 -t 1 --pp 2 --ep 2");
-  EXPECT_NE(r.exit_code, 0);
-  const std::string line = "tern: error: --tp 1 --pp 2 --ep 2: expert parallelism is not combined with --pp yet";
-  EXPECT_NE(r.err.find(line), std::string::npos) << r.err;
-  EXPECT_EQ(r.err.find(line), r.err.rfind(line));
-}
-
 TEST(MpiTp, BuildWithoutMpiNamesIt) {
   if (have_mpirun()) GTEST_SKIP() << "built with MPI";
   const CommandResult r = run_tern("run -m '" + model_dir("docs-llama-28m") + "' -p hi -n 2 --tp 2");

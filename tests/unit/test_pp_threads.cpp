@@ -68,8 +68,11 @@ Tokens greedy_batch(const Model& m, ExecContext& ctx, const std::vector<std::vec
   return out;
 }
 
-// The job of tp × pp ranks as threads; rank 0 runs greedy_batch, the others serve it.
-Tokens parallel_greedy(const std::string& dir, int tp, int pp, int micro, int n, int ep = 1) {
+// The job of tp × pp × ep ranks as threads (world rank r: stage r / (tp·ep), expert group
+// (r % (tp·ep)) / tp, tensor-parallel index r % tp); rank 0 runs greedy_batch, the others serve it.
+// layers: --pp-layers (empty: the split by bytes).
+Tokens parallel_greedy(const std::string& dir, int tp, int pp, int micro, int n, int ep = 1,
+                       const std::vector<int>& layers = {}) {
   const int N = tp * pp * ep;
   test::ThreadGroup g(N);
   Tokens out;
@@ -77,32 +80,30 @@ Tokens parallel_greedy(const std::string& dir, int tp, int pp, int micro, int n,
   for (int r = 0; r < N; ++r) {
     ranks.emplace_back([&, r] {
       test::ThreadComm world(g, r);
-      std::unique_ptr<Communicator> group;
+      const RankGroups rg = rank_groups(r, tp, ep);
+      std::unique_ptr<Communicator> group, stage;
       ModelLoadOptions lo;
       if (pp > 1) {
         lo.pp = &world;
         lo.pp_stages = pp;
         lo.pp_micro_batches = micro;
-        if (tp > 1) {
-          std::vector<int> members;
-          for (int i = 0; i < tp; ++i) members.push_back(r / tp * tp + i);
-          auto gr = make_group_communicator(world, members);
-          ASSERT_TRUE(gr.is_ok()) << gr.status().message();
-          group = std::move(gr).value();
-          lo.tp = group.get();
-        }
+        lo.pp_layers = layers;
+      }
+      if (tp > 1 && (pp > 1 || ep > 1)) {  // a stage's or an expert group's T ranks
+        auto gr = make_group_communicator(world, rg.tp);
+        ASSERT_TRUE(gr.is_ok()) << gr.status().message();
+        group = std::move(gr).value();
+        lo.tp = group.get();
+      } else if (tp > 1) {
+        lo.tp = &world;
+      }
+      if (ep > 1 && pp > 1) {  // the stage's T·E ranks sum each MoE layer
+        auto st = make_group_communicator(world, rg.stage);
+        ASSERT_TRUE(st.is_ok()) << st.status().message();
+        stage = std::move(st).value();
+        lo.ep = stage.get();
       } else if (ep > 1) {
         lo.ep = &world;
-        if (tp > 1) {  // --tp T --ep E: expert group r / T, its T ranks a tensor-parallel group
-          std::vector<int> members;
-          for (int i = 0; i < tp; ++i) members.push_back(r / tp * tp + i);
-          auto gr = make_group_communicator(world, members);
-          ASSERT_TRUE(gr.is_ok()) << gr.status().message();
-          group = std::move(gr).value();
-          lo.tp = group.get();
-        }
-      } else {
-        lo.tp = &world;
       }
       ThreadPool pool(1);
       ExecContext ctx(pool, CpuFeatures::detect());
@@ -180,7 +181,27 @@ TEST_P(PpThreadsMoe, ExpertParallelGreedyTokensMatchTheSingleProcess) {
   EXPECT_EQ(parallel_greedy(dir, 1, 1, 1, 8, 4), want) << "EP=4";
 }
 
+// Expert groups inside pipeline stages: --pp 2 --ep 2 (each stage two ranks of two experts) and
+// --tp 2 --pp 2 --ep 2 (8 ranks: each stage two expert groups of two tensor-parallel ranks).
+TEST_P(PpThreadsMoe, PipelineTimesExpertParallelGreedyTokensMatchTheSingleProcess) {
+  const std::string dir = test::tiny_arch_dir(GetParam());
+  const Tokens want = single_greedy(dir, 8);
+  ASSERT_EQ(want.size(), kPrompts.size());
+  EXPECT_EQ(parallel_greedy(dir, 1, 2, 2, 8, 2), want) << "PP=2 x EP=2";
+  EXPECT_EQ(parallel_greedy(dir, 1, 2, 1, 8, 4), want) << "PP=2 x EP=4";
+  EXPECT_EQ(parallel_greedy(dir, 2, 2, 2, 8, 2), want) << "TP=2 x PP=2 x EP=2";
+}
+
 INSTANTIATE_TEST_SUITE_P(Moe, PpThreadsMoe, ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"));
+
+// --pp-layers: stages of the given layer counts instead of the split by bytes (5 + 3 here).
+TEST(PpThreadsDocsLlama, StageLayersGivenByHand) {
+  const std::string dir = test::model_dir("docs-llama-28m");
+  const Tokens want = single_greedy(dir, 4);
+  ASSERT_EQ(want.size(), kPrompts.size());
+  EXPECT_EQ(parallel_greedy(dir, 1, 2, 2, 4, 1, {7, 1}), want) << "7 + 1";
+  EXPECT_EQ(parallel_greedy(dir, 1, 3, 2, 4, 1, {1, 1, 6}), want) << "1 + 1 + 6";
+}
 
 TEST(PpThreadsDocsLlama, EightLayersOverTwoAndFourStages) {
   const std::string dir = test::model_dir("docs-llama-28m");
@@ -235,6 +256,49 @@ TEST(PpLayout, SplitsLayersIntoContiguousStages) {
   ASSERT_FALSE(few.is_ok());
   EXPECT_NE(few.status().message().find("num_hidden_layers = 2"), std::string::npos) << few.status().message();
   EXPECT_FALSE(pp_layout(8, 0, 2, 2, 0).is_ok());
+}
+
+// --pp-layers: the stages' layer counts replace the split; errors name the flag.
+TEST(PpLayout, StageLayersOverrideTheSplit) {
+  auto a = pp_layout(8, 1, 2, 2, 1, 0, {7, 1});
+  ASSERT_TRUE(a.is_ok()) << a.status().message();
+  EXPECT_EQ(a->layer0, 7);
+  EXPECT_EQ(a->layers, 1);
+  auto error_of = [](const Result<PpLayout>& r) { return r.is_ok() ? std::string("(ok)") : r.status().message(); };
+  EXPECT_EQ(error_of(pp_layout(8, 0, 2, 2, 1, 0, {4, 5})),
+            "--pp-layers 4,5 adds up to 9 layers but config.json num_hidden_layers = 8");
+  EXPECT_EQ(error_of(pp_layout(8, 0, 2, 2, 1, 0, {8})), "--pp-layers 8 lists 1 stage(s) but --pp is 2 (one layer count per stage)");
+  EXPECT_EQ(error_of(pp_layout(8, 0, 2, 2, 1, 0, {0, 8})), "--pp-layers 0,8: every stage needs at least one layer");
+  auto p = parse_pp_layers("5,3", 2);
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_EQ(*p, (std::vector<int>{5, 3}));
+  for (const char* bad : {"", "5,", ",3", "5,,3", "5;3", "-1,9", "+5,3", " 5,3", "0,8", "1000000000,1", "5.0,3"}) {
+    auto r = parse_pp_layers(bad, 2);
+    ASSERT_FALSE(r.is_ok()) << bad;
+    EXPECT_EQ(r.status().message().rfind("--pp-layers '" + std::string(bad) + "': ", 0), 0u) << r.status().message();
+  }
+  auto count = parse_pp_layers("2,3,3", 2);
+  ASSERT_FALSE(count.is_ok());
+  EXPECT_EQ(count.status().message(), "--pp-layers 2,3,3 lists 3 stage(s) but --pp is 2 (one layer count per stage)");
+}
+
+// World ranks of --tp T --pp P --ep E: stage r / (T·E), expert group (r % (T·E)) / T, TP index r % T.
+TEST(PpLayout, RankGroupsOfEachLayout) {
+  const RankGroups a = rank_groups(5, 2, 2);  // --tp 2 --ep 2 --pp 2: stage 1 = ranks 4..7, group {4, 5}
+  EXPECT_EQ(a.tp, (std::vector<int>{4, 5}));
+  EXPECT_EQ(a.stage, (std::vector<int>{4, 5, 6, 7}));
+  const RankGroups b = rank_groups(3, 1, 2);  // --pp 2 --ep 2: stage 1 = ranks 2, 3
+  EXPECT_EQ(b.tp, (std::vector<int>{3}));
+  EXPECT_EQ(b.stage, (std::vector<int>{2, 3}));
+  const RankGroups c = rank_groups(3, 2, 1);  // --tp 2 --pp 2: the stage is the TP group
+  EXPECT_EQ(c.tp, (std::vector<int>{2, 3}));
+  EXPECT_EQ(c.stage, c.tp);
+  // The pipeline layout agrees: a stage of T·E ranks, the same index in the next stage.
+  auto p = pp_layout(4, 1, 8, 2);
+  ASSERT_TRUE(p.is_ok());
+  EXPECT_EQ(p->tp, 4);
+  EXPECT_EQ(p->next_rank(), 5);
+  EXPECT_EQ(p->last_leader(), 4);
 }
 
 // Four thread ranks in two groups {0, 1} and {2, 3}: every collective of a group sees its members only.

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "parallel/group_communicator.h"
+#include "parallel/pp_layout.h"
 #include "model/prefault.h"
 #include "text/model_tokenizer.h"
 #include "parallel/mpi_communicator.h"
@@ -26,7 +27,11 @@ void ParallelOptions::add_to(CLI::App& cmd) {
                  "with --pp: engine steps kept in the pipeline at once, one per group of requests (default: --pp; "
                  "1: one step at a time)")
       ->check(CLI::Range(1, 1024));
-  cmd.add_option("--ep", ep, "expert-parallel ranks: the routed experts of a mixture-of-experts model split over them")
+  cmd.add_option("--pp-layers", pp_layers,
+                 "with --pp: each stage's layer count, e.g. 5,3 (default: the stages split by weight bytes)");
+  cmd.add_option("--ep", ep,
+                 "expert groups: the routed experts of a mixture-of-experts model split over them (in each stage, "
+                 "ep groups of tp ranks)")
       ->check(CLI::Range(1, 1024));
   cmd.add_option("--tp-comm", tp_comm, "tensor-parallel all-reduce: auto (the activation dtype) or int8 (per-row "
                                        "scales; docs/parallel.md)");
@@ -38,7 +43,11 @@ std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelOptions& o
   if (o.tp == 1 && *mode != TpCommMode::Activation) {
     fail("--tp-comm " + o.tp_comm + " compresses the tensor-parallel all-reduce: it needs --tp 2 or more");
   }
-  if (o.tp == 1 && o.pp == 1 && o.ep == 1) return nullptr;
+  const std::string no_pp = "--pp-layers " + o.pp_layers + " sets the layers of pipeline stages: it needs --pp 2 or more";
+  if (o.tp == 1 && o.pp == 1 && o.ep == 1) {
+    if (!o.pp_layers.empty()) fail(no_pp);
+    return nullptr;
+  }
   const std::string layout = fmt::format("--tp {} --pp {}", o.tp, o.pp) + (o.ep > 1 ? fmt::format(" --ep {}", o.ep) : "");
   const int ranks = o.tp * o.pp * o.ep;
   if (rt.device == "cuda") fail(layout + ": tensor parallelism runs on the CPU only so far (--device cuda)");
@@ -57,20 +66,28 @@ std::unique_ptr<ParallelSession> ParallelSession::start(const ParallelOptions& o
     fail(mode.status().message());
   }
   s->tp_comm_ = *mode;
-  if (o.ep > 1 && o.pp > 1) {
-    s->idle_ = true;
-    if (s->comm_->rank() != 0) return s;
-    fail(layout + ": expert parallelism is not combined with --pp yet");
+  if (!o.pp_layers.empty()) {  // every rank parses the same text; rank 0 reports it, once
+    auto parsed = o.pp > 1 ? parse_pp_layers(o.pp_layers, o.pp) : Result<std::vector<int>>(Status::error(no_pp));
+    if (!parsed.is_ok()) {
+      s->idle_ = true;
+      if (s->comm_->rank() != 0) return s;
+      fail(parsed.status().message());
+    }
+    s->pp_layers_ = std::move(parsed).value();
   }
-  // The rank's T tensor-parallel peers, world ranks [g·T, (g + 1)·T): its pipeline stage's (--pp) or
-  // its expert group's (--ep; model/ep_shard.h).
+  // World rank r: stage r / (T·E), expert group (r % (T·E)) / T, tensor-parallel index r % T
+  // (parallel/pp_layout.h). The rank's T tensor-parallel peers, when they are not the whole job; and
+  // under --ep with --pp its stage's T·E ranks, over which each MoE layer's outputs are summed.
+  const RankGroups groups = rank_groups(s->comm_->rank(), o.tp, o.ep);
   if ((o.pp > 1 || o.ep > 1) && o.tp > 1) {
-    const int stage0 = s->comm_->rank() / o.tp * o.tp;
-    std::vector<int> members;
-    for (int r = 0; r < o.tp; ++r) members.push_back(stage0 + r);
-    auto g = make_group_communicator(*s->comm_, members);
+    auto g = make_group_communicator(*s->comm_, groups.tp);
     if (!g.is_ok()) fail(layout + ": " + g.status().message());
     s->group_ = std::move(g).value();
+  }
+  if (o.pp > 1 && o.ep > 1) {
+    auto g = make_group_communicator(*s->comm_, groups.stage);
+    if (!g.is_ok()) fail(layout + ": " + g.status().message());
+    s->stage_ = std::move(g).value();
   }
   auto watch = RankWatch::start(*s->comm_);
   if (watch.is_ok()) {
@@ -122,10 +139,11 @@ std::unique_ptr<Model> load_model(const std::string& dir, const RuntimeOptions& 
     const ParallelOptions& o = par->options();
     lo.tp = par->tp_group();
     lo.tp_comm = par->tp_comm();
-    if (o.ep > 1) lo.ep = par->comm();
+    lo.ep = par->ep_group();
     if (o.pp > 1) {
       lo.pp = par->comm();
       lo.pp_stages = o.pp;
+      lo.pp_layers = par->pp_layers_;
       lo.pp_micro_batches = o.pp_micro_batches > 0 ? o.pp_micro_batches : o.pp;
       lo.pp_steps_in_flight = o.pp_steps_in_flight;
       lo.pp_stats = &par->pp_stats_;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli_common.h"
 #include "parallel/communicator.h"
@@ -27,7 +28,8 @@ struct ParallelOptions {
   int pp = 1;  // pipeline stages (contiguous layer ranges; docs/parallel.md)
   int pp_micro_batches = 0;  // a step's rows pipelined in this many chunks (0: --pp)
   int pp_steps_in_flight = 0;  // engine steps in the pipeline at once (0: --pp; 1: one at a time)
-  int ep = 1;  // expert-parallel ranks (mixture-of-experts models; not combined with tp / pp yet)
+  int ep = 1;  // expert groups (mixture-of-experts models): each stage is ep groups of tp ranks
+  std::string pp_layers;  // --pp-layers A,B,...: each stage's layer count (empty: split by bytes)
   std::string tp_comm = "auto";  // the all-reduce's wire format: auto (activation dtype) or int8
   void add_to(CLI::App& cmd);
 };
@@ -35,7 +37,7 @@ struct ParallelOptions {
 class ParallelSession {
  public:
   // Null for a single process. Fails with one line when MPI is missing from the build, when the job's
-  // rank count is not tp × pp (rank 0 says so; the others end quietly), or for --pp > 1.
+  // rank count is not tp × pp × ep (rank 0 says so; the others end quietly), or for a bad --pp-layers.
   static std::unique_ptr<ParallelSession> start(const ParallelOptions& o, const RuntimeOptions& rt);
   ~ParallelSession();
 
@@ -48,6 +50,9 @@ class ParallelSession {
   TpCommMode tp_comm() const { return tp_comm_; }
   // A rank other than 0: loads its shard and serves until rank 0 stops; fails with the rank's error.
   void run_worker(const std::string& model, const RuntimeOptions& rt);
+  // The ranks that hold this rank's layers with the other experts (--ep): the job when --pp 1, its
+  // stage's T·E ranks otherwise (null: E = 1).
+  Communicator* ep_group() const { return opt_.ep > 1 ? (stage_ ? stage_.get() : comm_.get()) : nullptr; }
   // Rank 0: what to do when another rank's process ends (parallel/rank_watch.h), called once on the
   // watch's thread. From the end of load_model() until set, such a loss is one `tern: error:` line and
   // exit 1 (mpirun would otherwise leave rank 0 blocked in a collective for a second and then kill it
@@ -57,7 +62,9 @@ class ParallelSession {
  private:
   ParallelSession(std::unique_ptr<Communicator> comm, const ParallelOptions& o) : comm_(std::move(comm)), opt_(o) {}
   std::unique_ptr<Communicator> comm_;
-  std::unique_ptr<Communicator> group_;  // TP × PP: this stage's T ranks (over comm_)
+  std::unique_ptr<Communicator> group_;  // TP × PP or TP × EP: this rank's T tensor-parallel peers (over comm_)
+  std::unique_ptr<Communicator> stage_;  // EP × PP: this stage's T·E ranks (over comm_)
+  std::vector<int> pp_layers_;           // --pp-layers, parsed
   std::unique_ptr<RankWatch> watch_;     // null when the ranks could not reach rank 0 over TCP
   ParallelOptions opt_;
   // Pipeline parallelism: this rank's stage and timings, reported on stderr when the session ends.
