@@ -123,7 +123,10 @@ TEST(GgufGemvSmallmFrontDoor, DispatchAndResults) {
           ThreadPool pool(threads);
           ExecContext ctx(pool, *isa ? CpuFeatures::detect().capped(isa) : CpuFeatures::detect());
           const bool vnni = ctx.cpu().avx512_vnni;
-          EXPECT_STREQ(matmul_kernel_name(ctx, m, qw.w), vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2");
+          // On VNNI, Q4_0 / Q8_0 past 12 rows take the int8 GEMM (ops/matmul_gguf.cpp, measured).
+          const bool gemm = vnni && m > 12 && (t == GgufType::Q4_0 || t == GgufType::Q8_0);
+          EXPECT_STREQ(matmul_kernel_name(ctx, m, qw.w), gemm ? "gguf_gemm_int8_avx512vnni"
+                                                         : vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2");
           matmul(ctx, x.data(), m, qw.w, yv.data(), nullptr);
           for (int64_t e = 0; e < m * n; ++e)
             ASSERT_NEAR(yv[size_t(e)], ys[size_t(e)], 1e-2 * mag[size_t(e)])
@@ -150,10 +153,14 @@ TEST(GgufGemvSmallmFrontDoor, DispatchAndResults) {
   EXPECT_STREQ(matmul_kernel_name(ctx, 1, q8.w), "gguf_gemv_m1_avx2");
   EXPECT_STRNE(matmul_kernel_name(ctx, 4, odd.w), "gguf_gemv_smallm_avx2");
   EXPECT_STRNE(matmul_kernel_name(ctx, 4, odd.w), "gguf_gemv_smallm_avx512vnni");
-  // Past kGgufSmallmMaxRows rows the integer GEMM takes over; 9..16 rows of a k the kernel does not take too.
-  EXPECT_STREQ(matmul_kernel_name(ctx, cpu::kGgufSmallmMaxRows + 1, q8.w),
-               vnni ? "gguf_gemm_int8_avx512vnni" : "gguf_gemm_int8_avx2");
-  EXPECT_STREQ(matmul_kernel_name(ctx, 12, odd8.w), vnni ? "gguf_gemm_int8_avx512vnni" : "gguf_gemm_int8_avx2");
+  // Past kGgufSmallmMaxRows rows the integer GEMM takes over; 9..16 rows of a k the kernel does not take too,
+  // and on VNNI 9..16 rows at k > 4096 (x's 16 rows past L1) except for Q6_K.
+  const char* gemm = vnni ? "gguf_gemm_int8_avx512vnni" : "gguf_gemm_int8_avx2";
+  EXPECT_STREQ(matmul_kernel_name(ctx, cpu::kGgufSmallmMaxRows + 1, q8.w), gemm);
+  EXPECT_STREQ(matmul_kernel_name(ctx, 12, odd8.w), gemm);
+  const Quantized wide4 = make(GgufType::Q4_K, 8, 8192, 2), wide6 = make(GgufType::Q6_K, 8, 8192, 2);
+  EXPECT_STREQ(matmul_kernel_name(ctx, 9, wide4.w), vnni ? gemm : "gguf_gemv_smallm_avx2");
+  EXPECT_STREQ(matmul_kernel_name(ctx, 16, wide6.w), vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2");
 }
 
 // Q8_0 at the ends of the code ranges: weight codes −128 / 127 and x codes ±127 (every group's values equal in
