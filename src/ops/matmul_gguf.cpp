@@ -36,10 +36,39 @@ namespace {
 // a multiple of 64 (it replaces the per-row GEMV above; per row at m = 2 / 4 / 8 vs m = 1, 2048x2048:
 // 0.7 / 0.4-0.5 / 0.3-0.4 on VNNI, the per-row GEMV 0.9 / 0.8 / 0.8; other k keep the per-row GEMV).
 // Q5_K has no m = 1 kernel of its own: it takes the small-m kernel at m = 1 too (3x the per-row GEMV).
+// From 9 to kGgufSmallmMaxRows rows (batched decode at 16 in flight) it replaces the int8 GEMM too, whose per-call
+// panel repack was two thirds of an m = 16 call (gguf_kernels.h). bench_gguf_smallm --m 16 --threads 1 --cpu-time,
+// same window (2026-12-07 15:31, load 7), ms per call, int8 GEMM (per-row repack, before repack8) -> small-m kernel:
+//   VNNI   2048x2048: Q8_0 1.50 -> 1.07, Q4_0 1.29 -> 1.08, Q4_K 1.28 -> 0.87, Q6_K 1.79 -> 0.95-1.07
+//          2048x8192: Q8_0 6.09 -> 4.43, Q4_0 5.35 -> 4.27, Q4_K 5.18 -> 3.2-3.4, Q6_K 7.15 -> 3.9-4.3
+//   AVX2   2048x2048: Q8_0 2.28 -> 1.53, Q4_0 1.84 -> 1.55, Q4_K 1.81 -> 1.19, Q6_K 2.21 -> 1.45
+//          2048x8192: Q8_0 9.27 -> 6.24, Q4_0 7.65 -> 6.38, Q4_K 7.38 -> 4.69, Q6_K 9.58 -> 5.37
+// Past 8 rows the int8 GEMM (its panel repack now 8 rows at a time, gguf_gemm_int8_repack8.h) wins where the
+// small-m kernel's x no longer sits in L1: it re-reads all m rows of x codes per weight row, and at k = 8192
+// 16 rows are 128 KB. Same window, one thread, --cpu-time, µs per call, small-m / GEMM (2026-12-07 15:46, load 6-8):
+//   VNNI  2048x2048 m = 9 / 12 / 16   Q8_0 712/818/1085 vs 793/845/942   Q4_0 750/840/1108 vs 774/839/934
+//                                     Q4_K 550/620/848 vs 707/762/886    Q6_K 630/800/1060 vs 1070/1190/1330
+//         2048x8192 m = 9 / 12 / 16   Q8_0 3370/3650/4780 vs 2850/3080/3490   Q4_0 3190/3430/4250 vs 2140/2450/2880
+//                                     Q4_K 2120/2560/3170 vs 2230/2470/2910   Q6_K 2890/3310/3940 vs 3030/3370/3940
+//   AVX2  2048x2048 m = 9 / 16        Q8_0 1015/1591 vs 1198/1761   Q4_0 1048/1584 vs 1053/1499
+//                                     Q4_K 762/1222 vs 1072/1545    Q6_K 941/1508 vs 1590/1816
+//         2048x8192 m = 9 / 16        Q8_0 4109/6263 vs 4699/6972   Q4_0 4259/6322 vs 3375/5223
+//                                     Q4_K 3058/4763 vs 3321/5081   Q6_K 3699/5448 vs 4204/6159
+int64_t smallm_max_rows(const ExecContext& ctx, GgufType t, int64_t k) {
+  const bool wide_x = k > 4096;
+  const bool q4_0_q8_0 = t == GgufType::Q4_0 || t == GgufType::Q8_0;
+  if (t == GgufType::Q6_K) return cpu::kGgufSmallmMaxRows;
+  if (ctx.cpu().avx512_vnni) return wide_x ? cpu::kGemvMaxRows : q4_0_q8_0 ? 12 : cpu::kGgufSmallmMaxRows;
+  return wide_x && t == GgufType::Q4_0 ? cpu::kGemvMaxRows : cpu::kGgufSmallmMaxRows;
+}
 bool use_smallm(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   const GgufType t = GgufType(a.w.gguf_type);
-  return (a.m >= 2 || (a.m == 1 && t == GgufType::Q5_K)) && a.m <= cpu::kGemvMaxRows && ctx.cpu().avx2 &&
+  return (a.m >= 2 || (a.m == 1 && t == GgufType::Q5_K)) && a.m <= smallm_max_rows(ctx, t, a.w.cols) && ctx.cpu().avx2 &&
          cpu::gguf_gemv_smallm_supported(t, a.w.cols);
+}
+// The rows the GEMV-style tasks take (gguf_gemv_task): the small-m kernel's, else kGemvMaxRows.
+bool use_gemv_task(const ExecContext& ctx, const cpu::MatmulArgs& a) {
+  return a.m <= cpu::kGemvMaxRows || use_smallm(ctx, a);
 }
 bool m1_per_row(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   const GgufType t = GgufType(a.w.gguf_type);
@@ -66,7 +95,7 @@ bool use_m1k(const ExecContext& ctx, const cpu::MatmulArgs& a) {
 // AVX2, and Q5_K's small batches on VNNI.
 bool use_gemm_int8(const ExecContext& ctx, const cpu::MatmulArgs& a) {
   const GgufType t = GgufType(a.w.gguf_type);
-  return a.m >= gemm_int8_min_rows(ctx, t, a.w.cols) && (ctx.cpu().avx512_vnni || ctx.cpu().avx2) &&
+  return a.m >= gemm_int8_min_rows(ctx, t, a.w.cols) && !use_smallm(ctx, a) && (ctx.cpu().avx512_vnni || ctx.cpu().avx2) &&
          cpu::gguf_gemm_int8_supported(t);
 }
 
@@ -87,7 +116,7 @@ ColumnTask gemm_int8_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scra
 // ctx.scratch(thread, ..., 3).
 ColumnTask gguf_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
   if (use_gemm_int8(ctx, a)) return gemm_int8_task(ctx, a, scratch);
-  if (a.m <= cpu::kGemvMaxRows) return gguf_gemv_task(ctx, a, scratch);
+  if (use_gemv_task(ctx, a)) return gguf_gemv_task(ctx, a, scratch);
   const bool avx2 = ctx.cpu().avx2;
   return {a.w.rows, cpu::kGgufPanelCols, [&ctx, a, avx2](int t, int64_t b, int64_t e) {
             avx2 ? cpu::gguf_gemm_avx2(ctx, t, a, 0, a.m, b, e) : cpu::gguf_gemm_scalar(ctx, t, a, 0, a.m, b, e);
@@ -105,7 +134,7 @@ size_t gguf_gemv_scratch_bytes(const ExecContext& ctx, const cpu::MatmulArgs& a)
 }
 
 ColumnTask gguf_gemv_task(ExecContext& ctx, const cpu::MatmulArgs& a, void* scratch) {
-  assert(a.m <= cpu::kGemvMaxRows);
+  assert(use_gemv_task(ctx, a));
   if (use_gemm_int8(ctx, a)) return gemm_int8_task(ctx, a, scratch);
   const int64_t n = a.w.rows, align = cpu::kGgufPanelCols;
   if (use_smallm(ctx, a)) {
@@ -144,7 +173,7 @@ void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix
   const int nt = m * n * std::max<int64_t>(k, 1) < kMinParallelWork ? 1 : ctx.threads();
   // The m = 1 / int8-GEMM activations live in slot 4 of thread 0 (the GEMMs pack into slot 3).
   const size_t scratch_bytes = use_gemm_int8(ctx, args)     ? cpu::gguf_gemm_int8_acts_bytes(m, k)
-                               : m <= cpu::kGemvMaxRows ? gguf_gemv_scratch_bytes(ctx, args)
+                               : use_gemv_task(ctx, args) ? gguf_gemv_scratch_bytes(ctx, args)
                                                         : 0;
   const ColumnTask task = gguf_task(ctx, args, scratch_bytes ? ctx.scratch(0, scratch_bytes, 4) : nullptr);
   if (nt == 1 || n < 2 * task.align) return task.run(0, 0, n);
@@ -158,7 +187,7 @@ void matmul_gguf(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix
 const char* matmul_gguf_kernel_name(const ExecContext& ctx, int64_t m, const WeightMatrix& w) {
   const cpu::MatmulArgs a{nullptr, m, w, nullptr, nullptr};
   if (use_gemm_int8(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemm_int8_avx512vnni" : "gguf_gemm_int8_avx2";
-  const bool gemv = m <= cpu::kGemvMaxRows;
+  const bool gemv = use_gemv_task(ctx, a);
   if (gemv && use_smallm(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2";
   if (gemv && use_m1k(ctx, a)) return ctx.cpu().avx512_vnni ? "gguf_gemv_m1_k_avx512vnni" : "gguf_gemv_m1_avx2";
   if (gemv && use_m1(ctx, a)) return "gguf_gemv_m1_avx2";

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "kernels/cpu/gguf_gemm_int8_repack8.h"
 #include "kernels/cpu/gguf_kernels.h"
 #include "unit/gguf_test_util.h"
 
@@ -61,6 +63,35 @@ TEST_P(GgufGemmInt8, ExactWithItsOwnXCodes) {
       }
     }
   }
+  }
+}
+
+// The 8-rows-at-a-time panel repack (transposes in registers) gives the per-row repack's panel byte for byte:
+// full panels, a panel of 3 groups of 8, one of 13 columns (a group and 5 single rows), Q8_0 signed and not.
+TEST_P(GgufGemmInt8, Repack8MatchesPerRowRepack) {
+  if (!CpuFeatures::detect().avx2) GTEST_SKIP() << "host has no AVX2";
+  const GgufType t = GetParam();
+  const int64_t n = 77, k = 768;
+  const test::Quantized qw = test::make_random_bytes(t, n, k, 8);
+  const cpu::MatmulArgs a{nullptr, 1, qw.w, nullptr, nullptr};
+  const size_t bytes = cpu::gguf_gemm_int8_panel_bytes(qw.w);
+  for (bool signed_q8 : {false, true}) {
+    for (auto [c0, cols] : {std::pair<int64_t, int>{0, 32}, {32, 32}, {64, 13}, {40, 24}}) {
+      std::vector<uint8_t> p1(bytes + 64, 0xAB), p2(bytes + 64, 0xCD);
+      auto* b1 = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p1.data()) + 63) & ~uintptr_t(63));
+      auto* b2 = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p2.data()) + 63) & ~uintptr_t(63));
+      const cpu::PanelView v1 = cpu::panel_view(qw.w, b1), v2 = cpu::panel_view(qw.w, b2);
+      cpu::repack_panel(a, c0, cols, v1.codes, v1.s, v1.mn, signed_q8);
+      cpu::repack_panel8(a, c0, cols, v2.codes, v2.s, v2.mn, signed_q8);
+      // Compare the regions the tile reads (codes, s, mn), not the alignment padding between them.
+      const int64_t nsub = k / cpu::sub_elems(t);
+      ASSERT_EQ(0, std::memcmp(v1.codes, v2.codes, size_t(nsub) * size_t(cpu::sub_elems(t)) * cpu::kPanel))
+          << gguf_traits(t).name << " codes c0=" << c0 << " cols=" << cols << " signed=" << signed_q8;
+      ASSERT_EQ(0, std::memcmp(v1.s, v2.s, size_t(nsub) * cpu::kPanel * sizeof(float)))
+          << gguf_traits(t).name << " scales c0=" << c0 << " cols=" << cols;
+      ASSERT_EQ(0, std::memcmp(v1.mn, v2.mn, size_t(nsub) * cpu::kPanel * sizeof(float)))
+          << gguf_traits(t).name << " mins c0=" << c0 << " cols=" << cols << " signed=" << signed_q8;
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-// The small-m GGUF GEMV (batched decode, m = 1..8 rows of x; gguf_gemv_smallm_*.cpp) for Q4_0 / Q8_0 / Q4_K /
+// The small-m GGUF GEMV (batched decode, m = 1..16 rows of x; gguf_gemv_smallm_*.cpp) for Q4_0 / Q8_0 / Q4_K /
 // Q5_K / Q6_K: the scalar reference against the f32 dequantized product within x's int8 rounding; the AVX2 and
 // AVX-512 VNNI kernels against the reference within float summation order, for every m (odd m: quads
 // with 1..3 rows), ragged column counts and uneven thread column ranges; the front door's choice.
@@ -58,7 +58,7 @@ TEST_P(GgufGemvSmallm, KernelsMatchReference) {
   ASSERT_TRUE(cpu::gguf_gemv_smallm_supported(t, k));
   for (bool raw : {false, true}) {
     const Quantized qw = raw ? make_random_bytes(t, n, k, 41) : make(t, n, k, 17);
-    for (int64_t m = 1; m <= cpu::kGemvMaxRows; ++m) {
+    for (int64_t m = 1; m <= cpu::kGgufSmallmMaxRows; ++m) {
       auto x = randn(size_t(m * k), uint32_t(100 + m));
       x[size_t((m - 1) * k + 7)] *= 8.f;  // an outlier in the last row: its group's codes get coarse
       const auto bias = randn(size_t(n), 5);
@@ -103,7 +103,7 @@ TEST_P(GgufGemvSmallm, KernelsMatchReference) {
 INSTANTIATE_TEST_SUITE_P(Formats, GgufGemvSmallm, ::testing::Values(GgufType::Q4_0, GgufType::Q8_0, GgufType::Q4_K, GgufType::Q5_K, GgufType::Q6_K),
                          [](const auto& info) { return std::string(gguf_traits(info.param).name); });
 
-// Through matmul(): m = 2..8 (Q5_K: 1..8) takes the small-m kernel on AVX2 (forced with capped("avx2")) and on the
+// Through matmul(): m = 2..16 (Q5_K: 1..16) takes the small-m kernel on AVX2 (forced with capped("avx2")) and on the
 // host's best ISA, with 1 and 2 threads, and agrees with the scalar path within x's int8 rounding; a k
 // the kernel does not take (Q4_0 with an odd number of 32-blocks) falls back to another kernel.
 TEST(GgufGemvSmallmFrontDoor, DispatchAndResults) {
@@ -113,7 +113,7 @@ TEST(GgufGemvSmallmFrontDoor, DispatchAndResults) {
   for (GgufType t : {GgufType::Q4_0, GgufType::Q8_0, GgufType::Q4_K, GgufType::Q5_K, GgufType::Q6_K}) {
     const int64_t n = 70, k = 512;
     const Quantized qw = make(t, n, k, 3);
-    for (int64_t m : {2, 3, 5, 8}) {
+    for (int64_t m : {2, 3, 5, 8, 9, 13, 16}) {
       const auto x = randn(size_t(m * k), uint32_t(m));
       std::vector<float> ys(size_t(m * n)), yv(size_t(m * n));
       matmul(scalar, x.data(), m, qw.w, ys.data(), nullptr);
@@ -123,7 +123,10 @@ TEST(GgufGemvSmallmFrontDoor, DispatchAndResults) {
           ThreadPool pool(threads);
           ExecContext ctx(pool, *isa ? CpuFeatures::detect().capped(isa) : CpuFeatures::detect());
           const bool vnni = ctx.cpu().avx512_vnni;
-          EXPECT_STREQ(matmul_kernel_name(ctx, m, qw.w), vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2");
+          // On VNNI, Q4_0 / Q8_0 past 12 rows take the int8 GEMM (ops/matmul_gguf.cpp, measured).
+          const bool gemm = vnni && m > 12 && (t == GgufType::Q4_0 || t == GgufType::Q8_0);
+          EXPECT_STREQ(matmul_kernel_name(ctx, m, qw.w), gemm ? "gguf_gemm_int8_avx512vnni"
+                                                         : vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2");
           matmul(ctx, x.data(), m, qw.w, yv.data(), nullptr);
           for (int64_t e = 0; e < m * n; ++e)
             ASSERT_NEAR(yv[size_t(e)], ys[size_t(e)], 1e-2 * mag[size_t(e)])
@@ -150,6 +153,14 @@ TEST(GgufGemvSmallmFrontDoor, DispatchAndResults) {
   EXPECT_STREQ(matmul_kernel_name(ctx, 1, q8.w), "gguf_gemv_m1_avx2");
   EXPECT_STRNE(matmul_kernel_name(ctx, 4, odd.w), "gguf_gemv_smallm_avx2");
   EXPECT_STRNE(matmul_kernel_name(ctx, 4, odd.w), "gguf_gemv_smallm_avx512vnni");
+  // Past kGgufSmallmMaxRows rows the integer GEMM takes over; 9..16 rows of a k the kernel does not take too,
+  // and on VNNI 9..16 rows at k > 4096 (x's 16 rows past L1) except for Q6_K.
+  const char* gemm = vnni ? "gguf_gemm_int8_avx512vnni" : "gguf_gemm_int8_avx2";
+  EXPECT_STREQ(matmul_kernel_name(ctx, cpu::kGgufSmallmMaxRows + 1, q8.w), gemm);
+  EXPECT_STREQ(matmul_kernel_name(ctx, 12, odd8.w), gemm);
+  const Quantized wide4 = make(GgufType::Q4_K, 8, 8192, 2), wide6 = make(GgufType::Q6_K, 8, 8192, 2);
+  EXPECT_STREQ(matmul_kernel_name(ctx, 9, wide4.w), vnni ? gemm : "gguf_gemv_smallm_avx2");
+  EXPECT_STREQ(matmul_kernel_name(ctx, 16, wide6.w), vnni ? "gguf_gemv_smallm_avx512vnni" : "gguf_gemv_smallm_avx2");
 }
 
 // Q8_0 at the ends of the code ranges: weight codes −128 / 127 and x codes ±127 (every group's values equal in
@@ -160,7 +171,7 @@ TEST(GgufGemvSmallmFrontDoor, DispatchAndResults) {
 TEST(GgufGemvSmallmQ8_0, ExtremeCodes) {
   const CpuFeatures cpu = CpuFeatures::detect();
   if (!cpu.avx2) GTEST_SKIP() << "host has no AVX2";
-  const int64_t n = 6, k = 128, m = 8;
+  const int64_t n = 6, k = 128, m = cpu::kGgufSmallmMaxRows;
   Quantized qw;
   const size_t rb = gguf_row_bytes(GgufType::Q8_0, k);
   qw.q.resize(rb * size_t(n));
@@ -181,7 +192,7 @@ TEST(GgufGemvSmallmQ8_0, ExtremeCodes) {
   std::vector<float> x(size_t(m * k));
   for (int64_t i = 0; i < m; ++i)
     for (int64_t c = 0; c < k; ++c)  // row 0 all +1, row 1 all −1, then sign patterns per value / pair / half
-      x[size_t(i * k + c)] = i == 0 ? 127.f : i == 1 ? -127.f : ((c >> (i - 2)) & 1) ? -127.f : 127.f;
+      x[size_t(i * k + c)] = i == 0 ? 127.f : i == 1 ? -127.f : (((c >> ((i - 2) % 7)) ^ (i / 9)) & 1) ? -127.f : 127.f;
   for (int64_t rows = 1; rows <= m; ++rows) {
     Aligned scratch(cpu::gguf_smallm_acts_bytes(GgufType::Q8_0, rows, k));
     const cpu::GgufSmallmActs acts = cpu::gguf_smallm_prepare(GgufType::Q8_0, x.data(), rows, k, scratch.p);

@@ -51,14 +51,17 @@ TEST_P(GgufMatmul, MatchesDequantizedReference) {
       ThreadPool pool(threads);
       ExecContext ctx(pool, cpu);
       for (int64_t m : {1, 3, 4, 8, 13, 70}) {
-        // Kernels that round x to int8 per 32 values (as ggml does): the m <= 8 decode paths and the VNNI GEMM.
+        // Kernels that round x to int8 per 32 values (as ggml does): the m <= 8 decode paths, the small-m kernel
+        // (to 16 rows) and the integer GEMMs.
         const std::string kernel = matmul_kernel_name(ctx, m, w);
-        const bool int8_x = std::string(level) != "scalar" && (m <= 8 || kernel.find("int8") != std::string::npos);
+        const bool int8_x = std::string(level) != "scalar" && (m <= 8 || kernel.find("int8") != std::string::npos ||
+                                                               kernel.find("smallm") != std::string::npos);
         const auto x = randn(size_t(m * k), uint32_t(m));
         // x's int8 step per group: 32 values, or 256 for the m = 1 K-quant kernels (x per super-block; on
         // AVX-512 VNNI also run once per row of x for m <= 8).
         const bool kq = t == GgufType::Q4_K || t == GgufType::Q6_K;
-        const int64_t xg = kq && kernel.find("gemv_m1") != std::string::npos ? 256 : 32;
+        const int64_t xg =
+            kq && (kernel.find("gemv_m1") != std::string::npos || kernel.find("smallm") != std::string::npos) ? 256 : 32;
         std::vector<double> xstep(size_t(m * (k / xg)));
         for (int64_t c = 0; c < m * k; ++c)
           xstep[size_t(c / xg)] = std::max(xstep[size_t(c / xg)], std::fabs(double(x[size_t(c)])) / 127);

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "kernels/cpu/gguf_gemm_int8_panel.h"
+#include "kernels/cpu/gguf_gemm_int8_repack8.h"
 #include "kernels/cpu/gguf_kernels.h"
 #include "kernels/cpu/quant_avx2_util.h"
 
@@ -123,7 +124,7 @@ void gguf_gemm_int8_avx2(const GgufGemmActs& x, const MatmulArgs& a, void* panel
   const bool q8 = t == GgufType::Q8_0, g16 = sub_elems(t) == 16;
   for (int64_t c0 = n0; c0 < n1; c0 += kPanel) {
     const int cols = int(std::min<int64_t>(kPanel, n1 - c0));
-    repack_panel(a, c0, cols, p.codes, p.s, p.mn, /*signed_q8=*/q8);
+    repack_panel8(a, c0, cols, p.codes, p.s, p.mn, /*signed_q8=*/q8);
     if (q8) {
       tiles<32, true>(x, a, c0, cols, p);
     } else {

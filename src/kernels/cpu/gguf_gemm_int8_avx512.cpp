@@ -25,6 +25,7 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/gguf_gemm_int8_panel.h"
+#include "kernels/cpu/gguf_gemm_int8_repack8.h"
 #include "kernels/cpu/gguf_kernels.h"
 
 #define TERN_GEMM8_AVX512 \
@@ -148,7 +149,7 @@ void gguf_gemm_int8_avx512vnni(const GgufGemmActs& x, const MatmulArgs& a, void*
   const bool g16 = sub_elems(GgufType(a.w.gguf_type)) == 16;
   for (int64_t c0 = n0; c0 < n1; c0 += kPanel) {
     const int cols = int(std::min<int64_t>(kPanel, n1 - c0));
-    repack_panel(a, c0, cols, p.codes, p.s, p.mn, /*signed_q8=*/false);
+    repack_panel8(a, c0, cols, p.codes, p.s, p.mn, /*signed_q8=*/false);
     g16 ? tiles<16>(x, a, c0, cols, p.codes, p.s, p.mn) : tiles<32>(x, a, c0, cols, p.codes, p.s, p.mn);
   }
 }

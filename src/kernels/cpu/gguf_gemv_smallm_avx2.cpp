@@ -1,4 +1,4 @@
-// AVX2 small-m GEMV (batched decode, m = 2..8 rows of x) against Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K, for CPUs without
+// AVX2 small-m GEMV (batched decode, m = 2..16 rows of x) against Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K, for CPUs without
 // AVX-512: the structure of gguf_gemv_smallm_avx512.cpp (each weight block decoded once, then an integer
 // dot with every row of x; the int32 sums of 4 rows transposed and added into one vector, lane 4L + i,
 // and scaled once in f32) on ymm, with vpmaddubsw + vpmaddwd (+ vpaddd) in place of the VNNI steps.
@@ -98,8 +98,8 @@ TERN_SMALLM_AVX2 void q4k_col(const GgufSmallmActs& x, const MatmulArgs& a, int6
     const __m256 dv = _mm256_broadcastss_ps(dd), dmv = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
 #pragma GCC unroll 2
     for (int q = 0; q < NQ; ++q) {
-      const __m256 dx = _mm256_loadu_ps(x.dxq + (b * 2 + q) * 16);
-      const int16_t* mt = x.mins + (b * 2 + q) * 32;
+      const __m256 dx = _mm256_loadu_ps(x.dxq + (b * x.quads + q) * 16);
+      const int16_t* mt = x.mins + (b * x.quads + q) * 32;
       const __m256i mm = _mm256_add_epi32(_mm256_madd_epi16(mn_a, ld(mt)), _mm256_madd_epi16(mn_b, ld(mt + 16)));
       f[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(quad_sum<M>(acc, q)), _mm256_mul_ps(dv, dx), f[q]);
       f[q] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mm), _mm256_mul_ps(dmv, dx), f[q]);
@@ -152,7 +152,7 @@ TERN_SMALLM_AVX2 void q6k_col(const GgufSmallmActs& x, const MatmulArgs& a, int6
     }
 #pragma GCC unroll 2
     for (int q = 0; q < NQ; ++q) {
-      const __m256 dx = _mm256_loadu_ps(x.dxq + (b * 2 + q) * 16);
+      const __m256 dx = _mm256_loadu_ps(x.dxq + (b * x.quads + q) * 16);
       f[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(quad_sum<M>(acc, q)), _mm256_mul_ps(dv, dx), f[q]);
     }
   }
@@ -200,36 +200,43 @@ TERN_SMALLM_AVX2 void q4_0_col(const GgufSmallmActs& x, const MatmulArgs& a, int
     }
 #pragma GCC unroll 2
     for (int q = 0; q < NQ; ++q) {
-      const __m256 dx = _mm256_loadu_ps(x.dxq + ((b / 2) * 2 + q) * 16 + (b % 2) * 8);
+      const __m256 dx = _mm256_loadu_ps(x.dxq + ((b / 2) * x.quads + q) * 16 + (b % 2) * 8);
       f[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(quad_sum<M>(acc, q)), _mm256_mul_ps(dv, dx), f[q]);
     }
   }
   store_col<M>(f, a, j);
 }
 
-// Rows 4.. of x as their own activations (quad 1 of the tables) writing rows 4.. of y.
-GgufSmallmActs upper_rows(const GgufSmallmActs& x) {
+// Rows 4v.. of x as their own activations (quad v of the tables on) writing rows 4v.. of y.
+GgufSmallmActs rows_from(const GgufSmallmActs& x, int v) {
   GgufSmallmActs u = x;
-  u.m = x.m - 4;
-  for (int64_t i = 0; i < u.m; ++i) u.row[i] = x.row[i + 4];
-  u.dxq = x.dxq + 16;
-  if (x.mins) u.mins = x.mins + 32;
+  u.m = x.m - 4 * v;
+  for (int64_t i = 0; i < u.m; ++i) u.row[i] = x.row[i + 4 * v];
+  u.dxq = x.dxq + 16 * v;
+  if (x.mins) u.mins = x.mins + 32 * v;
   return u;
 }
 
-// One weight row, all M rows of x. K-quants with M > 4 go as 4 + (M − 4) rows, the second pass reading the
+// Views of x and y from quad v on, for every quad of the call.
+struct RowViews {
+  GgufSmallmActs x[kGgufSmallmMaxRows / 4];
+  MatmulArgs a[kGgufSmallmMaxRows / 4];
+};
+
+// One weight row, the M rows of x from quad V on. K-quants go 4 rows per pass, the later passes reading the
 // weight row from L1: 8 int32 accumulators beside a decoded chunk spill 16 ymm registers (measured: 8 rows
-// in one pass cost more per row than 4).
-template <int M>
-TERN_SMALLM_AVX2 void col(const GgufSmallmActs& x, const GgufSmallmActs& hi, const MatmulArgs& a, const MatmulArgs& ahi,
-                          int64_t j) {
+// in one pass cost more per row than 4). Q4_0 / Q8_0 go 8 rows per pass (measured faster than 4 + 4).
+template <int M, int V = 0>
+TERN_SMALLM_AVX2 void col(const RowViews& v, int64_t j) {
+  const GgufSmallmActs& x = v.x[V];
+  const MatmulArgs& a = v.a[V];
   switch (x.type) {
     case GgufType::Q4_K:
     case GgufType::Q5_K:
     case GgufType::Q6_K:
       if constexpr (M > 4) {
-        col<4>(x, hi, a, ahi, j);
-        col<M - 4>(hi, hi, ahi, ahi, j);
+        col<4, V>(v, j);
+        col<M - 4, V + 1>(v, j);
       } else if (x.type == GgufType::Q4_K) {
         q4k_col<M, false>(x, a, j);
       } else if (x.type == GgufType::Q5_K) {
@@ -238,19 +245,28 @@ TERN_SMALLM_AVX2 void col(const GgufSmallmActs& x, const GgufSmallmActs& hi, con
         q6k_col<M>(x, a, j);
       }
       return;
-    case GgufType::Q8_0:
-      return q4_0_col<M, true>(x, a, j);  // 8 rows in one pass: measured faster than 4 + 4
     default:
-      return q4_0_col<M, false>(x, a, j);
+      if constexpr (M > 8) {
+        col<8, V>(v, j);
+        col<M - 8, V + 2>(v, j);
+      } else if (x.type == GgufType::Q8_0) {
+        q4_0_col<M, true>(x, a, j);
+      } else {
+        q4_0_col<M, false>(x, a, j);
+      }
+      return;
   }
 }
 
 template <int M>
 TERN_SMALLM_AVX2 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
-  const GgufSmallmActs hi = M > 4 ? upper_rows(x) : x;
-  MatmulArgs ahi = a;
-  if (M > 4) ahi.y = a.y + 4 * a.w.rows, ahi.m = M - 4;
-  for (int64_t j = n0; j < n1; ++j) col<M>(x, hi, a, ahi, j);
+  RowViews v;
+  for (int q = 0; q < (M + 3) / 4; ++q) {
+    v.x[q] = rows_from(x, q);
+    v.a[q] = a;
+    v.a[q].y = a.y + 4 * q * a.w.rows, v.a[q].m = M - 4 * q;
+  }
+  for (int64_t j = n0; j < n1; ++j) col<M>(v, j);
 }
 
 }  // namespace
@@ -264,7 +280,15 @@ void gguf_gemv_smallm_avx2(const GgufSmallmActs& x, const MatmulArgs& a, int64_t
     case 5: return run<5>(x, a, n0, n1);
     case 6: return run<6>(x, a, n0, n1);
     case 7: return run<7>(x, a, n0, n1);
-    default: return run<8>(x, a, n0, n1);
+    case 8: return run<8>(x, a, n0, n1);
+    case 9: return run<9>(x, a, n0, n1);
+    case 10: return run<10>(x, a, n0, n1);
+    case 11: return run<11>(x, a, n0, n1);
+    case 12: return run<12>(x, a, n0, n1);
+    case 13: return run<13>(x, a, n0, n1);
+    case 14: return run<14>(x, a, n0, n1);
+    case 15: return run<15>(x, a, n0, n1);
+    default: return run<16>(x, a, n0, n1);
   }
 }
 

@@ -1,4 +1,4 @@
-// AVX-512 VNNI small-m GEMV (batched decode, m = 2..8 rows of x) against Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K: each weight
+// AVX-512 VNNI small-m GEMV (batched decode, m = 2..16 rows of x) against Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K: each weight
 // row is streamed once and every block of it decoded once into zmm registers (codes and the per-lane
 // sub-block scales), then multiplied with all m rows of x (prepared once per call, gguf_smallm_prepare).
 // Per block and row of x only the integer dot remains:
@@ -78,6 +78,7 @@ TERN_SMALLM_AVX512 inline __m512i pick_scales(__m512i sc, int s0, int s1) {
 template <int M, bool Q5>
 TERN_SMALLM_AVX512 void q4k_col(const GgufSmallmActs& x, const MatmulArgs& a, int64_t j) {
   constexpr int NQ = (M + 3) / 4;
+  const int64_t nqx = x.quads;  // the tables' quads per block (>= NQ)
   constexpr int64_t kBB = Q5 ? 176 : 144, kQs = Q5 ? 48 : 16;
   const int64_t nb = a.w.cols / 256;
   const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(nb * kBB);
@@ -117,16 +118,16 @@ TERN_SMALLM_AVX512 void q4k_col(const GgufSmallmActs& x, const MatmulArgs& a, in
         codes = _mm512_or_si512(codes, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, hs), one), 4));
       }
       const __m512i s = pick_scales(sc, 2 * c, 2 * c + 1);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int i = 0; i < M; ++i) {
         const __m512i xv = _mm512_loadu_si512(x.row[i].q + b * 256 + 64 * c);
         acc[i] = _mm512_dpwssd_epi32(acc[i], _mm512_maddubs_epi16(codes, xv), s);
       }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) {
-      const __m512 dx = _mm512_loadu_ps(x.dxq + (b * 2 + q) * 16);
-      const __m512i mm = _mm512_madd_epi16(mn, _mm512_loadu_si512(x.mins + (b * 2 + q) * 32));
+      const __m512 dx = _mm512_loadu_ps(x.dxq + (b * nqx + q) * 16);
+      const __m512i mm = _mm512_madd_epi16(mn, _mm512_loadu_si512(x.mins + (b * nqx + q) * 32));
       f[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(quad_sum<M>(acc, q)), _mm512_mul_ps(dv, dx), f[q]);
       f[q] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mm), _mm512_mul_ps(dmv, dx), f[q]);
     }
@@ -139,6 +140,7 @@ TERN_SMALLM_AVX512 void q4k_col(const GgufSmallmActs& x, const MatmulArgs& a, in
 template <int M>
 TERN_SMALLM_AVX512 void q6k_col(const GgufSmallmActs& x, const MatmulArgs& a, int64_t j) {
   constexpr int NQ = (M + 3) / 4;
+  const int64_t nqx = x.quads;  // the tables' quads per block (>= NQ)
   const int64_t nb = a.w.cols / 256;
   const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(nb * 210);
   const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
@@ -172,16 +174,16 @@ TERN_SMALLM_AVX512 void q6k_col(const GgufSmallmActs& x, const MatmulArgs& a, in
                                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, sh_hi), m2), 4));
       const __m512i s_lo = _mm512_permutexvar_epi16(_mm512_add_epi16(lane, _mm512_set1_epi16(int16_t(8 * h))), sc);
       const __m512i s_hi = _mm512_permutexvar_epi16(_mm512_add_epi16(lane, _mm512_set1_epi16(int16_t(8 * h + 4))), sc);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int i = 0; i < M; ++i) {
         const int8_t* xq = x.row[i].q + b * 256 + h * 128;
         acc[i] = _mm512_dpwssd_epi32(acc[i], _mm512_maddubs_epi16(c_lo, _mm512_loadu_si512(xq)), s_lo);
         acc[i] = _mm512_dpwssd_epi32(acc[i], _mm512_maddubs_epi16(c_hi, _mm512_loadu_si512(xq + 64)), s_hi);
       }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) {
-      const __m512 dx = _mm512_loadu_ps(x.dxq + (b * 2 + q) * 16);
+      const __m512 dx = _mm512_loadu_ps(x.dxq + (b * nqx + q) * 16);
       f[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(quad_sum<M>(acc, q)), _mm512_mul_ps(dv, dx), f[q]);
     }
   }
@@ -194,6 +196,7 @@ TERN_SMALLM_AVX512 void q6k_col(const GgufSmallmActs& x, const MatmulArgs& a, in
 template <int M, bool Q8>
 TERN_SMALLM_AVX512 void q4_0_col(const GgufSmallmActs& x, const MatmulArgs& a, int64_t j) {
   constexpr int NQ = (M + 3) / 4;
+  const int64_t nqx = x.quads;  // the tables' quads per block (>= NQ)
   constexpr int64_t kBB = Q8 ? 34 : 18;
   const int64_t np = a.w.cols / 64;
   const uint8_t* row = static_cast<const uint8_t*>(a.w.data) + size_t(j) * size_t(np * 2 * kBB);
@@ -227,20 +230,53 @@ TERN_SMALLM_AVX512 void q4_0_col(const GgufSmallmActs& x, const MatmulArgs& a, i
     const uint32_t dh = uint32_t(gguf_m1_ld16(b0)) | uint32_t(gguf_m1_ld16(b0 + kBB)) << 16;
     const __m512 dv = _mm512_permutexvar_ps(two, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(int(dh)))));
     __m512i acc[M];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < M; ++i)
       acc[i] = _mm512_dpbusd_epi32(start, _mm512_loadu_si512(x.row[i].q + p * 64), ws);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int q = 0; q < NQ; ++q) {
-      const __m512 dx = _mm512_loadu_ps(x.dxq + (p * 2 + q) * 16);
+      const __m512 dx = _mm512_loadu_ps(x.dxq + (p * nqx + q) * 16);
       f[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(quad_sum<M>(acc, q)), _mm512_mul_ps(dv, dx), f[q]);
     }
   }
   store_col<M>(f, a, j);
 }
 
+// Rows 4v.. of x as their own activations (quad v of the tables on) writing rows 4v.. of y.
+GgufSmallmActs rows_from(const GgufSmallmActs& x, int v) {
+  GgufSmallmActs u = x;
+  u.m = x.m - 4 * v;
+  for (int64_t i = 0; i < u.m; ++i) u.row[i] = x.row[i + 4 * v];
+  u.dxq = x.dxq + 16 * v;
+  if (x.mins) u.mins = x.mins + 32 * v;
+  return u;
+}
+
+template <int M>
+TERN_SMALLM_AVX512 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
+
+// Q4_0 / Q8_0 with M > 8 go as two passes of 8 and M − 8 rows per weight row (the second reads it from L1):
+// 16 rows of x at k = 8192 are 128 KB of codes, past L1, and one pass then loads them all per 64 weights
+// (bench_gguf_smallm --m 16 --threads 1 --cpu-time, Q8_0 2048x8192: 6.25 ms in one pass, 4.43 ms in two;
+// 2048x2048 1.07-1.13 ms either way). The K-quants' decode costs more than that, so they stay in one pass
+// (Q4_K 2048x8192 3.18 ms vs 3.42, Q6_K 3.9-4.0 vs 4.3).
+inline bool split_rows(GgufType t) { return t == GgufType::Q8_0 || t == GgufType::Q4_0; }
+template <int M>
+TERN_SMALLM_AVX512 void run_split(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
+  const GgufSmallmActs hi = rows_from(x, 2);
+  MatmulArgs ahi = a;
+  ahi.y = a.y + 8 * a.w.rows, ahi.m = M - 8;
+  for (int64_t j = n0; j < n1; ++j) {
+    run<8>(x, a, j, j + 1);
+    run<M - 8>(hi, ahi, j, j + 1);
+  }
+}
+
 template <int M>
 TERN_SMALLM_AVX512 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
+  if constexpr (M > 8) {
+    if (split_rows(x.type)) return run_split<M>(x, a, n0, n1);
+  }
   switch (x.type) {
     case GgufType::Q4_K:
       for (int64_t j = n0; j < n1; ++j) q4k_col<M, false>(x, a, j);
@@ -271,7 +307,15 @@ void gguf_gemv_smallm_avx512vnni(const GgufSmallmActs& x, const MatmulArgs& a, i
     case 5: return run<5>(x, a, n0, n1);
     case 6: return run<6>(x, a, n0, n1);
     case 7: return run<7>(x, a, n0, n1);
-    default: return run<8>(x, a, n0, n1);
+    case 8: return run<8>(x, a, n0, n1);
+    case 9: return run<9>(x, a, n0, n1);
+    case 10: return run<10>(x, a, n0, n1);
+    case 11: return run<11>(x, a, n0, n1);
+    case 12: return run<12>(x, a, n0, n1);
+    case 13: return run<13>(x, a, n0, n1);
+    case 14: return run<14>(x, a, n0, n1);
+    case 15: return run<15>(x, a, n0, n1);
+    default: return run<16>(x, a, n0, n1);
   }
 }
 

@@ -1,4 +1,4 @@
-// Small-m GGUF GEMV (batched decode, m = 2..kGemvMaxRows): the per-call activation prepare shared by the
+// Small-m GGUF GEMV (batched decode, m = 2..kGgufSmallmMaxRows): the per-call activation prepare shared by the
 // AVX2 and AVX-512 kernels, and the scalar reference they are tested against. The reference reads the
 // same x codes and scales and forms every block's integer sum exactly (ggml block layouts, see
 // gguf_blocks.h), accumulating in double, so a kernel may differ from it only by float summation order.
@@ -82,8 +82,9 @@ bool gguf_gemv_smallm_supported(GgufType t, int64_t k) {
 }
 
 size_t gguf_smallm_acts_bytes(GgufType t, int64_t m, int64_t k) {
-  return size_t(m) * row_region(t, k) + align64(size_t(dxq_blocks(t, k)) * 2 * 16 * sizeof(float)) +
-         (has_mins(t) ? align64(size_t(k / 256) * 2 * 32 * sizeof(int16_t)) : 0);
+  const size_t nq = size_t((m + 3) / 4);
+  return size_t(m) * row_region(t, k) + align64(size_t(dxq_blocks(t, k)) * nq * 16 * sizeof(float)) +
+         (has_mins(t) ? align64(size_t(k / 256) * nq * 32 * sizeof(int16_t)) : 0);
 }
 
 GgufSmallmActs gguf_smallm_prepare(GgufType t, const float* x, int64_t m, int64_t k, void* scratch) {
@@ -91,7 +92,8 @@ GgufSmallmActs gguf_smallm_prepare(GgufType t, const float* x, int64_t m, int64_
   const size_t rb = row_region(t, k);
   auto* base = static_cast<char*>(scratch);
   GgufSmallmActs a;
-  a.type = t, a.m = m;
+  a.type = t, a.m = m, a.quads = (m + 3) / 4;
+  const int64_t nq = a.quads;
   for (int64_t i = 0; i < m; ++i) {
     void* s = base + size_t(i) * rb;
     a.row[i] = kq ? gguf_acts_k_prepare_avx2(x + i * k, k, s) : gguf_acts_prepare_avx2(x + i * k, k, s);
@@ -104,25 +106,25 @@ GgufSmallmActs gguf_smallm_prepare(GgufType t, const float* x, int64_t m, int64_
   auto* dxq = reinterpret_cast<float*>(base + size_t(m) * rb);
   const int64_t nblk = dxq_blocks(t, k);
   for (int64_t b = 0; b < nblk; ++b) {
-    for (int q = 0; q < 2; ++q) {
+    for (int64_t q = 0; q < nq; ++q) {
       for (int lane = 0; lane < 16; ++lane) {
         const int64_t i = 4 * q + lane % 4;
         const int L = lane / 4;
         float v = 0.f;
         if (i < m) v = kq ? a.row[i].d256[b] : a.row[i].d8[(2 * b + L / 2) * 8];
-        dxq[(b * 2 + q) * 16 + lane] = v;
+        dxq[(b * nq + q) * 16 + lane] = v;
       }
     }
   }
   a.dxq = dxq;
   if (has_mins(t)) {
-    auto* mins = reinterpret_cast<int16_t*>(reinterpret_cast<char*>(dxq) + align64(size_t(nblk) * 2 * 16 * sizeof(float)));
+    auto* mins = reinterpret_cast<int16_t*>(reinterpret_cast<char*>(dxq) + align64(size_t(nblk * nq) * 16 * sizeof(float)));
     for (int64_t b = 0; b < k / 256; ++b) {
-      for (int q = 0; q < 2; ++q) {
+      for (int64_t q = 0; q < nq; ++q) {
         for (int e = 0; e < 32; ++e) {  // int16 e of lane p = e / 2 = 4L + i: sub-block 2L + e % 2 of row 4q + i
           const int p = e / 2, L = p / 4;
           const int64_t i = 4 * q + p % 4;
-          mins[(b * 2 + q) * 32 + e] = i < m ? a.row[i].bsum32[b * 8 + 2 * L + e % 2] : int16_t(0);
+          mins[(b * nq + q) * 32 + e] = i < m ? a.row[i].bsum32[b * 8 + 2 * L + e % 2] : int16_t(0);
         }
       }
     }

@@ -78,20 +78,27 @@ void gguf_gemm_int8_avx512vnni(const GgufGemmActs& x, const MatmulArgs& a, void*
 GgufGemmActs gguf_gemm_int8_prepare_avx2(const float* x, int64_t m, int64_t k, void* scratch);
 void gguf_gemm_int8_avx2(const GgufGemmActs& x, const MatmulArgs& a, void* panel, int64_t n0, int64_t n1);
 
-// Batched decode, m = 2..kGemvMaxRows, against Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K (gguf_gemv_smallm_*.cpp): each weight
+// Rows of x the small-m kernel takes (batched decode at up to 16 in flight). Past 8 rows the int8 GEMM used to
+// take over, but it repacks every 32-row weight panel per call, and at m = 16 that repack was 65-69% of the call
+// (perf of bench_gguf --gemm-m 16 --threads 1, 2026-12-07: Q8_0 69%, Q4_K 65%, Q6_K 68%; the tile 30%); the
+// small-m kernel reads the blocks as they lie (2048x2048 m = 16, one thread: see ops/matmul_gguf.cpp).
+inline constexpr int64_t kGgufSmallmMaxRows = 16;
+
+// Batched decode, m = 2..kGgufSmallmMaxRows, against Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K (gguf_gemv_smallm_*.cpp): each weight
 // block is decoded once per call and dot-producted with all m rows of x (the m = 1 kernels run once per
 // row decode every block m times). x is quantized once per call, row by row as the m = 1 kernels do
 // (Q4_K / Q5_K / Q6_K: gguf_acts_k_prepare_avx2, per 256; Q4_0 / Q8_0: gguf_acts_prepare_avx2, per 32, its
 // codes then stored + 128 as u8 so that the weights carry the sign: u8 x × s8 (nibble − 8, Q8_0's int8)), plus tables the
-// tile reads with one load per 4 rows of x ("quad" q = rows 4q..4q+3, rows past m are zero):
-//   dxq  [blocks][2 quads][16] f32: x's scale, lane 4L + i -> row 4q + i; Q4_K / Q6_K blocks of 256
+// tile reads with one load per 4 rows of x ("quad" q = rows 4q..4q+3, rows past m are zero; quads = ⌈m/4⌉):
+//   dxq  [blocks][quads][16] f32: x's scale, lane 4L + i -> row 4q + i; Q4_K / Q6_K blocks of 256
 //        (every L the same), Q4_0 / Q8_0 pairs of 32-blocks (L = 0, 1 the first block, L = 2, 3 the second);
-//   mins [k/256][2 quads][32] i16 (Q4_K / Q5_K): lane pair (4L + i) = x's Σ codes over sub-blocks 2L, 2L + 1 of row 4q + i.
+//   mins [k/256][quads][32] i16 (Q4_K / Q5_K): lane pair (4L + i) = x's Σ codes over sub-blocks 2L, 2L + 1 of row 4q + i.
 // Needs AVX2 (the prepare); k a multiple of 256 (K-quants) or 64 (Q4_0 / Q8_0).
 struct GgufSmallmActs {
   GgufType type{};
   int64_t m = 0;
-  GgufActs row[kGemvMaxRows];  // per row of x (Q4_0 / Q8_0: q holds the u8 codes + 128)
+  GgufActs row[kGgufSmallmMaxRows];  // per row of x (Q4_0 / Q8_0: q holds the u8 codes + 128)
+  int64_t quads = 0;                  // the tables' quads per block (⌈m/4⌉ of the prepare; a row view keeps it)
   const float* dxq = nullptr;
   const int16_t* mins = nullptr;
 };
