@@ -90,24 +90,32 @@ LayoutComm decode_step_comm(const ModelShape& s, const Layout& l, int64_t batch,
   all_reduce(c.tp, double(s.layers), l.tp, tp_a);        // attention, every layer
   all_reduce(c.tp, double(s.layers - moe), l.tp, tp_a);  // the feed-forward of the group's layers
   all_reduce(c.ep, double(moe), double(l.tp) * l.ep, 4);  // MoE layers under --ep: f32 whatever --tp-comm
-  if (l.tp > 1) {
-    const double T = l.tp;
-    // Rank 0's broadcasts (forward header + payload, logits header + the [B, hidden] f32 rows; the
-    // forward payload is ids and block tables: a few bytes per token, counted as 16) and the gather
-    // of the T − 1 other logits slices into rank 0 (under --ep the first group's).
-    // The headers (parallel/step_message.h) are a few dozen bytes: priced as calls, their bytes left out.
-    const double slice = std::ceil(double(s.vocab) / T);
-    const double rounds = std::ceil(std::log2(T));
-    c.protocol.add(CallKind::Broadcast, 4 * rounds, B * h * 4 + B * 16, 4, B * h * 4 + B * 16);
+  // Rank 0's announcements reach every rank of the job (⌈log₂ N⌉ rounds of a binomial tree); the
+  // headers (parallel/step_message.h) are a few dozen bytes: priced as calls, their bytes left out,
+  // and the forward's payload (ids, positions, block tables) counted as 16 bytes per token.
+  const double bcast_rounds = std::ceil(std::log2(double(l.devices())));
+  // The gather of the T − 1 other logits slices [B, ⌈vocab/T⌉] f32 into the TP group's first rank (the
+  // first group's under --ep; the last stage's under --pp).
+  auto gather_logits = [&] {
+    const double T = l.tp, slice = std::ceil(double(s.vocab) / T);
     c.protocol.add(CallKind::Gather, 1, B * slice * 4, 1, (T - 1) * B * slice * 4);
-  } else if (l.ep > 1 || l.pp > 1) {
-    // Expert parallelism or pipeline stages alone: the forward's header and payload (ids, tables).
-    c.protocol.add(CallKind::Broadcast, 2 * std::ceil(std::log2(double(l.ep) * l.pp)), B * 16, 2, B * 16);
-  }
+  };
   if (l.pp > 1) {
-    c.pp.add(CallKind::P2p, l.pp - 1, (l.pp - 1) * B * h * a, l.pp - 1, (l.pp - 1) * B * h * a);
-    // The logits of the step's rows [B, vocab] f32 from the last stage back to rank 0, which samples.
+    // The serving engine's fused step (kForwardLogits): rank 0 broadcasts the forward's header and
+    // payload, the last stage computes the logits after its layers (gathered inside its first TP
+    // group) and its first rank sends the step's rows [B, vocab] f32 back to rank 0, which samples.
+    // No LM-head broadcast. Under --ep the same: each stage is a --tp T --ep E job on its layers.
+    c.protocol.add(CallKind::Broadcast, 2 * bcast_rounds, B * 16, 2, B * 16);
+    if (l.tp > 1) gather_logits();
     c.protocol.add(CallKind::P2p, 1, B * double(s.vocab) * 4, 1, B * double(s.vocab) * 4);
+    c.pp.add(CallKind::P2p, l.pp - 1, (l.pp - 1) * B * h * a, l.pp - 1, (l.pp - 1) * B * h * a);
+  } else if (l.tp > 1) {
+    // Forward header + payload, logits header + the final-normed rows [B, hidden] f32, then the gather.
+    c.protocol.add(CallKind::Broadcast, 4 * bcast_rounds, B * h * 4 + B * 16, 4, B * h * 4 + B * 16);
+    gather_logits();
+  } else if (l.ep > 1) {
+    // Expert parallelism alone: the forward's header and payload; rank 0 computes the logits itself.
+    c.protocol.add(CallKind::Broadcast, 2 * bcast_rounds, B * 16, 2, B * 16);
   }
   return c;
 }

@@ -19,11 +19,14 @@
 //   all-to-all (the tokens are already everywhere), and --tp-comm int8 does not apply to it. The
 //   attention all-reduce (and the dense layers' feed-forward one) stays in the T ranks of a group.
 //   So tp2×ep2 on a 48-layer all-MoE model: 48 all-reduces over 2 ranks plus 48 over 4 per step.
+// - PP × EP (--tp T --pp P --ep E, parallel/pp_layout.h): each stage is a --tp T --ep E job on its
+//   layers, the stages one after another: the sums above over all layers, plus PP's P − 1 sends.
 // tern's step protocol on top (`protocol`), measured by bench_tp: rank 0 broadcasts a header and a
 // payload before the forward (ids, positions, block tables: small) and before the LM head (the
 // final-normed rows [B, hidden] f32), and gathers every TP rank's logits slice [B, ⌈vocab/T⌉] f32;
 // under PP (the serving engine's fused step, kForwardLogits) rank 0 broadcasts the forward's header
-// and payload and the last stage sends the logits [B, vocab] f32 back to rank 0 (no LM-head broadcast).
+// and payload, the last stage gathers its TP slices (T > 1) and sends the logits [B, vocab] f32 back
+// to rank 0 (no LM-head broadcast). Broadcasts span all N ranks: ⌈log₂ N⌉ calls each.
 #pragma once
 
 #include <cstdint>

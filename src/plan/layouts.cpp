@@ -10,8 +10,9 @@ namespace tern::plan {
 namespace {
 
 // The layouts the model allows on n devices: tp divides the attention heads, pp at most the layers,
-// ep > 1 only for a mixture of experts whose expert count it divides, and not with pp > 1 (the
-// engine refuses --ep with --pp).
+// ep > 1 only for a mixture of experts whose expert count it divides. pp and ep combine as the engine
+// runs them (--tp T --pp P --ep E, parallel/pp_layout.h rank_groups): each of the P stages is a
+// single-stage --tp T --ep E job on its layers, so a stage's T·E ranks sum its MoE layers' experts.
 std::vector<Layout> candidates(const ModelShape& s, int n) {
   std::vector<Layout> out;
   for (int tp = 1; tp <= n; ++tp) {
@@ -19,7 +20,7 @@ std::vector<Layout> candidates(const ModelShape& s, int n) {
     for (int pp = 1; pp <= n / tp; ++pp) {
       if ((n / tp) % pp != 0 || pp > s.layers) continue;
       const int ep = n / tp / pp;
-      if (ep > 1 && (!s.is_moe() || s.n_experts % ep != 0 || pp > 1)) continue;
+      if (ep > 1 && (!s.is_moe() || s.n_experts % ep != 0)) continue;
       out.push_back({tp, pp, ep});
     }
   }
@@ -52,10 +53,11 @@ Result<LayoutChoice> plan_layouts(const LayoutRequest& r) {
     const Plan& p = *planned;
     LayoutPlan lp;
     lp.layout = l;
-    // EP splits the routed experts further; everything else is replicated over the EP ranks.
+    // EP splits the routed experts further (under PP, the largest stage's after the split); everything
+    // else is replicated over the EP ranks. The KV per device is the plan's: the stage's layers, its
+    // KV heads cut tp ways, the same in each of the stage's ep groups.
     WeightBytes b = p.bytes;
-    const double routed = b.per_expert * double(s.n_experts) * double(b.moe_layers);
-    lp.weights_per_device = p.memory.weights - routed / double(l.tp * l.pp) * (1.0 - 1.0 / l.ep);
+    lp.weights_per_device = weights_per_device(q, p.bytes, p.bytes.total, l.tp, l.pp, l.ep);
     lp.used_per_device = lp.weights_per_device + p.memory.kv_total + p.memory.activations + p.memory.overhead;
     lp.capacity = p.memory.capacity;
     lp.fits = lp.used_per_device <= lp.capacity;
@@ -100,7 +102,7 @@ std::string layouts_to_table(const LayoutRequest& r, const LayoutChoice& c) {
                               r.base.model.name, r.devices, r.base.device.id, r.link.gbps, r.link.latency_us, c.batch);
   std::string added_head;
   for (double a : r.added_latency_us) added_head += fmt::format(" {:>11}", fmt::format("+{:.0f}us", a));
-  o += fmt::format("  {:<10} {:>9} {:>6} {:>10} {:>9} {:>10} {:>10} {:>9}{} {:>9} {:>8} {:>13}\n", "layout", "GB/dev",
+  o += fmt::format("  {:<12} {:>9} {:>6} {:>10} {:>9} {:>10} {:>10} {:>9}{} {:>9} {:>8} {:>13}\n", "layout", "GB/dev",
                    "fits", "compute ms", "msgs/tok", "KB/tok", "comm ms/tok", "comm %", added_head, "step ms", "tok/s",
                    "prompt comm s");
   for (size_t i = 0; i < c.layouts.size(); ++i) {
@@ -109,7 +111,7 @@ std::string layouts_to_table(const LayoutRequest& r, const LayoutChoice& c) {
     const double per_tok = 1.0 / double(c.batch);
     std::string added;
     for (double a : l.comm_s_added) added += fmt::format(" {:>11.3f}", a * per_tok * 1e3);
-    o += fmt::format("{} {:<10} {:>9.2f} {:>6} {:>10.3f} {:>9.1f} {:>10.1f} {:>10.3f} {:>8.1f}%{} {:>9.3f} {:>8.2f} {:>13.3f}\n",
+    o += fmt::format("{} {:<12} {:>9.2f} {:>6} {:>10.3f} {:>9.1f} {:>10.1f} {:>10.3f} {:>8.1f}%{} {:>9.3f} {:>8.2f} {:>13.3f}\n",
                      int(i) == c.chosen ? "*" : " ", l.layout.name(), l.weights_per_device / 1e9, l.fits ? "yes" : "NO",
                      l.compute_s * 1e3, t.messages * per_tok, t.bytes * per_tok / 1e3, l.comm_s * per_tok * 1e3,
                      100 * l.comm_share(), added, l.step_s() * 1e3, double(c.batch) / l.step_s(), l.prompt_comm_s);

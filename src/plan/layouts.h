@@ -5,8 +5,10 @@
 //
 // Under EP (MoE only) attention, dense layers and shared experts are replicated on the EP groups
 // (cut tp ways in each) and the routed experts split: a decode step streams 1/ep of the experts it
-// visits per rank, and each MoE layer all-reduces over all tp·ep ranks (plan/comm_cost.h). Layouts
-// with both pp and ep are not offered: the engine does not run them.
+// visits per rank, and each MoE layer all-reduces over all tp·ep ranks (plan/comm_cost.h). Under
+// PP × EP each stage is a --tp T --ep E job on its layers (parallel/pp_layout.h): a device holds its
+// stage's layers with 1/ep of their experts and the stage's KV; the step adds PP's sends between
+// stages and the last stage's logits back to rank 0.
 #pragma once
 
 #include <string>

@@ -66,23 +66,30 @@ struct Split {
 
 }  // namespace
 
-double weights_per_device(const PlanRequest& r, const WeightBytes& b, double weights_total, int tp, int pp) {
+double weights_per_device(const PlanRequest& r, const WeightBytes& b, double weights_total, int tp, int pp, int ep) {
   // Tensor parallelism cuts everything but what each rank holds whole (b.tp_replicated).
   const WeightBytes arith = weight_bytes(r.model, r.weights);
   const double k = arith.total > 0 ? weights_total / arith.total : 1.0;  // a measured checkpoint's scale
   const double rep = arith.tp_replicated * k;
+  // Expert parallelism: a rank keeps 1/ep of each MoE layer's routed experts (b is already scaled).
+  const double routed_layer = ep > 1 ? b.per_expert * double(r.model.n_experts) : 0.0;
+  const double ep_saved = 1.0 - 1.0 / double(std::max(ep, 1));
   auto cut = [&](double bytes) { return (bytes - rep) / tp + rep; };
-  if (pp <= 1) return cut(weights_total);
+  if (pp <= 1) return cut(weights_total) - routed_layer * double(b.moe_layers) * ep_saved / tp;
   // Pipeline stages as the engine splits them (parallel/pp_layout.h, by bytes: the last stage's LM
   // head weighs against layers), the largest stage priced: its layers, the last one's head, the
-  // first one's embedding table (gathered, but held), each stage's share of the replicated parts.
+  // first one's embedding table (gathered, but held), each stage's share of the replicated parts,
+  // less what expert parallelism leaves to the stage's other expert groups.
   const PpStageBytes sb = pp_stage_bytes(r.model, r.weights);
-  const std::vector<double> totals = pp_stage_totals(sb, pp_split_layers(sb, pp));
+  const std::vector<int> bounds = pp_split_layers(sb, pp);
+  const std::vector<double> totals = pp_stage_totals(sb, bounds);
   const double rep_stage = rep / pp;
   double worst = 0;
   for (size_t st = 0; st < totals.size(); ++st) {
+    int moe_layers = 0;
+    for (int l = bounds[st]; l < bounds[st + 1]; ++l) moe_layers += r.model.is_moe_layer(l) ? 1 : 0;
     double held = totals[st] * k + (st == 0 ? b.embedding : 0.0);
-    worst = std::max(worst, (held - rep_stage) / tp + rep_stage);
+    worst = std::max(worst, (held - rep_stage) / tp + rep_stage - routed_layer * moe_layers * ep_saved / tp);
   }
   return worst;
 }

@@ -81,10 +81,13 @@ struct DecodeStep {
 DecodeStep decode_step(const PlanRequest& r, const WeightBytes& b, double kv_bytes_per_token_device, int tp, int pp,
                        int64_t batch, double avg_tokens);
 
-// One device's weights under tp × pp (weights_total: the whole model, measured or arithmetic): what
-// tensor parallelism cuts ÷ tp plus what every rank holds whole; under pp the largest stage of the
-// engine's own split by bytes (pp_split_layers), the first stage holding the embedding table.
-double weights_per_device(const PlanRequest& r, const WeightBytes& b, double weights_total, int tp, int pp);
+// One device's weights under tp × pp × ep (weights_total: the whole model, measured or arithmetic):
+// what tensor parallelism cuts ÷ tp plus what every rank holds whole; under pp the largest stage of
+// the engine's own split by bytes (pp_split_layers: the split of the whole layers, every expert
+// counted, whatever ep), the first stage holding the embedding table; under ep (MoE) each rank of a
+// stage holds 1/ep of the stage's routed experts (each cut tp ways), the rest as under tp alone.
+double weights_per_device(const PlanRequest& r, const WeightBytes& b, double weights_total, int tp, int pp,
+                          int ep = 1);
 
 std::string plan_to_json(const PlanRequest& request, const Plan& plan);  // pretty JSON
 std::string plan_to_table(const PlanRequest& request, const Plan& plan);  // what a person reads

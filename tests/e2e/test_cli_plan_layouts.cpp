@@ -27,15 +27,30 @@ TEST(CliPlanLayouts, MixtralOnFourDevicesPricesEveryLayout) {
                     " -d h100-sxm --ctx 4096 --devices 4 --link-gbps 400 --link-latency-us 5 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  // tp4, pp4, ep4, tp2 x pp2, tp2 x ep2; no pp x ep: the engine refuses --ep with --pp, so the planner offers none.
-  ASSERT_EQ(j["layouts"].size(), 5u);
+  // tp4, pp4, ep4, tp2 x pp2, tp2 x ep2 and pp2 x ep2 (the engine runs --pp with --ep: each stage a --ep job).
+  ASSERT_EQ(j["layouts"].size(), 6u);
+  int pp_ep = 0;
   for (const auto& l : j["layouts"]) {
     EXPECT_EQ(l["tp"].get<int>() * l["pp"].get<int>() * l["ep"].get<int>(), 4) << l;
-    EXPECT_FALSE(l["pp"].get<int>() > 1 && l["ep"].get<int>() > 1) << l;
+    if (l["pp"].get<int>() == 2 && l["ep"].get<int>() == 2) {
+      ++pp_ep;
+      // Its traffic: the MoE all-reduces between a stage's 2 ranks, one activation send, the logits back.
+      EXPECT_EQ(l["name"].get<std::string>(), "pp2×ep2");
+      EXPECT_EQ(l["comm_per_step"]["ep"]["messages"].get<double>(), 32) << l;
+      EXPECT_EQ(l["comm_per_step"]["pp"]["messages"].get<double>(), 1) << l;
+      EXPECT_EQ(l["comm_per_step"]["tp"]["messages"].get<double>(), 0) << l;
+    }
     ASSERT_EQ(l["comm_s_added_latency"].size(), 2u);  // +50 µs and +200 µs per message
     EXPECT_GT(l["comm_s_added_latency"][1].get<double>(), l["comm_s_added_latency"][0].get<double>());
   }
+  EXPECT_EQ(pp_ep, 1);
   EXPECT_TRUE(j["chosen"].is_string());
+  // A dense model is offered no EP layout.
+  auto dense = run_tern("plan -m " + config("llama-3.2-1b") + " -d dev-epyc-2vcpu --devices 4 --link-gbps 1 --json");
+  ASSERT_EQ(dense.exit_code, 0) << dense.err;
+  const auto d = nlohmann::json::parse(dense.out);
+  ASSERT_EQ(d["layouts"].size(), 3u);  // tp4, tp2 x pp2, pp4
+  for (const auto& l : d["layouts"]) EXPECT_EQ(l["ep"].get<int>(), 1) << l;
 
   auto table = run_tern("plan -m " + config("llama-3.2-1b") + " -d dev-epyc-2vcpu --ctx 1024 --devices 2 --link-gbps 1");
   ASSERT_EQ(table.exit_code, 0) << table.err;

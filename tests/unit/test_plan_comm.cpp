@@ -135,6 +135,12 @@ TEST(PlanComm, PipelineSendsOnePerStageBoundary) {
   ASSERT_EQ(p2.pp.groups.size(), 1u);
   EXPECT_EQ(p2.pp.groups[0].kind, CallKind::P2p);
   EXPECT_DOUBLE_EQ(p2.pp.groups[0].calls, 1);
+  // TP × PP: the same fused step (no LM-head broadcast); the last stage gathers its other TP rank's
+  // half of the vocabulary before its first rank sends the whole row to rank 0.
+  const LayoutComm tp2 = decode_step_comm(s, {2, 2, 1}, 1, 4.0);
+  EXPECT_DOUBLE_EQ(tp2.protocol.messages, 4);
+  EXPECT_DOUBLE_EQ(tp2.protocol.bytes, 16 + 64128.0 * 4 + 128256.0 * 4);
+  EXPECT_DOUBLE_EQ(tp2.pp.bytes, 2048 * 4);
   const LayoutComm p4 = decode_step_comm(s, {1, 4, 1}, 3, 2.0);
   EXPECT_DOUBLE_EQ(p4.pp.messages, 3);
   EXPECT_DOUBLE_EQ(p4.pp.bytes, 3.0 * 3 * 2048 * 2);
@@ -305,13 +311,25 @@ TEST(PlanLayouts, EveryLayoutTheModelAllowsPricedAtEachLatency) {
   // Mixtral on 4 GPUs: tp, pp and ep combinations; EP splits only the experts.
   auto m = plan_layouts(layout_request("mixtral-8x7b", "h100-sxm", 4, {400, 5}));
   ASSERT_TRUE(m.is_ok()) << m.status().message();
-  EXPECT_EQ(m->layouts.size(), 5u);  // ep4, pp4, tp2×ep2, tp2×pp2, tp4 (no pp×ep: the engine refuses it)
-  double tp4 = 0, ep4 = 0;
+  // In (tp, pp, ep) order: ep4, pp2×ep2, pp4, tp2×ep2, tp2×pp2, tp4 (the engine runs --pp with --ep).
+  std::vector<std::string> names;
+  for (const LayoutPlan& l : m->layouts) names.push_back(l.layout.name());
+  EXPECT_EQ(names, (std::vector<std::string>{"ep4", "pp2×ep2", "pp4", "tp2×ep2", "tp2×pp2", "tp4"}));
+  double tp4 = 0, ep4 = 0, pp4 = 0, pp2ep2 = 0;
   for (const LayoutPlan& l : m->layouts) {
     if (l.layout.name() == "tp4") tp4 = l.weights_per_device;
     if (l.layout.name() == "ep4") ep4 = l.weights_per_device;
+    if (l.layout.name() == "pp4") pp4 = l.weights_per_device;
+    if (l.layout.name() == "pp2×ep2") pp2ep2 = l.weights_per_device;
   }
   EXPECT_GT(ep4, tp4);  // attention and the embedding stay whole on every EP rank
+  EXPECT_LT(pp2ep2, ep4);  // half the layers per stage
+  EXPECT_GT(pp2ep2, pp4);  // half the experts of twice the layers, and attention whole
+  // A dense model gets no EP layout: Llama-3.2-1B on 4 devices is tp4, tp2×pp2, pp4 and nothing else.
+  auto dense = plan_layouts(layout_request("llama-3.2-1b", "dev-epyc-2vcpu", 4, {1, 30}));
+  ASSERT_TRUE(dense.is_ok());
+  ASSERT_EQ(dense->layouts.size(), 3u);
+  for (const LayoutPlan& l : dense->layouts) EXPECT_EQ(l.layout.ep, 1) << l.layout.name();
 
   // 3 devices: 32 heads do not split 3 ways, 16 layers do (pp3).
   auto three = plan_layouts(layout_request("llama-3.2-1b", "dev-epyc-2vcpu", 3, {1, 30}));
@@ -322,6 +340,102 @@ TEST(PlanLayouts, EveryLayoutTheModelAllowsPricedAtEachLatency) {
   auto nolink = plan_layouts(layout_request("llama-3.2-1b", "dev-epyc-2vcpu", 2, {0, 30}));
   ASSERT_FALSE(nolink.is_ok());
   EXPECT_NE(nolink.status().message().find("--link-gbps"), std::string::npos);
+}
+
+// PP × EP (--pp P --ep E, each stage a --tp T --ep E job on its layers: parallel/pp_layout.h) on a
+// small Qwen3-MoE shape, every number written out from the shape: hidden 64, 4 layers (layer 0 dense,
+// mlp_only_layers), 4 heads and 2 KV heads of 16, vocab 256 untied, 8 experts of 32 (top 2), bf16.
+TEST(PlanLayouts, PipelineTimesExpertParallelMemoryAndCommunication) {
+  const char* config = R"({"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 256, "max_position_embeddings": 4096,
+    "tie_word_embeddings": false, "torch_dtype": "bfloat16", "num_experts": 8, "num_experts_per_tok": 2,
+    "moe_intermediate_size": 32, "decoder_sparse_step": 1, "mlp_only_layers": [0], "norm_topk_prob": true})";
+  auto sh = parse_model_shape(config, "small-qwen3-moe");
+  ASSERT_TRUE(sh.is_ok()) << sh.status().message();
+  ASSERT_EQ(sh->moe_layers(), 3);
+  // Bytes (bf16: 2 per weight and per vector element).
+  const double attention = (64.0 * 64 + 2 * 32 * 64 + 64 * 64) * 2;  // q [64, 64], k and v [32, 64], o [64, 64]
+  const double vectors = (2 * 64 + 2 * 16) * 2.0;                    // 2 norms, q/k norms over head_dim
+  const double dense_mlp = 3.0 * 128 * 64 * 2;                       // gate, up, down
+  const double expert = 3.0 * 32 * 64 * 2;                           // one expert's gate, up, down
+  const double router = 8.0 * 64 * 2;
+  const double dense_layer = attention + vectors + dense_mlp;        // layer 0
+  const double moe_layer = attention + vectors + 8 * expert + router;  // layers 1..3
+  const double table = 256.0 * 64 * 2, head = 256.0 * 64 * 2 + 64 * 2;  // embedding; LM head + final norm
+  const WeightPrecision bf16 = *parse_weight_precision("bf16");
+  ASSERT_DOUBLE_EQ(weight_bytes(*sh, bf16).total, dense_layer + 3 * moe_layer + table + head);
+  // The engine's split by bytes: 2 + 2 (largest stage 2·moe + head = 281,344 B; 1 + 3 and 3 + 1 are larger).
+  EXPECT_EQ(pp_split_layers(pp_stage_bytes(*sh, bf16), 2), (std::vector<int>{0, 2, 4}));
+
+  LayoutRequest r;
+  r.base.model = *sh;
+  r.base.weights = bf16;
+  r.base.kv = *parse_kv_precision("bf16");
+  r.base.device = *Catalog::shipped()->find("dev-epyc-2vcpu");  // a CPU: f32 activations on the link
+  r.base.context = 1024;
+  r.devices = 4;
+  r.link = {1, 30};
+  auto c = plan_layouts(r);
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  const LayoutPlan* pe = nullptr;
+  for (const LayoutPlan& l : c->layouts) {
+    if (l.layout.tp == 1 && l.layout.pp == 2 && l.layout.ep == 2) pe = &l;
+  }
+  ASSERT_NE(pe, nullptr);
+  EXPECT_EQ(pe->layout.name(), "pp2×ep2");
+  // Memory per device: each stage's layers with half of its MoE layers' experts; stage 0 also holds
+  // the embedding table, stage 1 the head. Stage 0: 181,888 B; stage 1: 183,040 B, the largest.
+  const double stage0 = dense_layer + moe_layer + table - 1 * 4 * expert;
+  const double stage1 = 2 * moe_layer + head - 2 * 4 * expert;
+  EXPECT_DOUBLE_EQ(pe->weights_per_device, std::max(stage0, stage1));
+  // Plus the KV of the stage's 2 layers (K and V of 2 heads × 16, bf16) for 1 sequence of 1024, the
+  // CPU's 512-row workspace (3·hidden + 2·q_dim + 2·ffn f32 elements a row, ffn = the dense layer's
+  // 128) and one f32 row of logits, and the runtime.
+  const double kv = 2 * (2.0 * 2 * 16 * 2) * 1024;
+  const double activations = 512.0 * (3 * 64 + 2 * 64 + 2 * 128) * 4 + 256 * 4;
+  EXPECT_DOUBLE_EQ(pe->used_per_device, pe->weights_per_device + kv + activations + r.base.device.overhead_bytes());
+
+  // Communication per decode token (B = 1, f32): 3 MoE all-reduces of [1, 64] over the stage's 2
+  // ranks (one exchange each, 2(2−1)/2 of 256 B), one activation send between the stages, rank 0's
+  // 2 broadcasts (16 B of ids) and the last stage's logits [1, 256] f32 back to rank 0.
+  const LayoutComm& m = pe->comm;
+  EXPECT_DOUBLE_EQ(m.tp.messages, 0);
+  EXPECT_DOUBLE_EQ(m.ep.messages, 3);
+  EXPECT_DOUBLE_EQ(m.ep.bytes, 3 * 64 * 4.0);
+  EXPECT_DOUBLE_EQ(m.pp.messages, 1);
+  EXPECT_DOUBLE_EQ(m.pp.bytes, 64 * 4.0);
+  EXPECT_DOUBLE_EQ(m.protocol.messages, 3);
+  EXPECT_DOUBLE_EQ(m.protocol.bytes, 16 + 256 * 4.0);
+  EXPECT_NEAR(pe->comm_s, 7 * 30e-6 + (768 + 256 + 16 + 1024) * 8 / 1e9, 1e-12);
+  EXPECT_NEAR(pe->comm_s_added[1] - pe->comm_s, 7 * 200e-6, 1e-12);
+
+  // The same step on a link priced by bench_link's fits (what plan --check uses): calls × α + bytes × β.
+  Link fitted{1, 30};
+  fitted.fits.add(CallKind::AllReduce, {8, 4194304, {50e-6, 1e-9}});
+  fitted.fits.add(CallKind::Broadcast, {8, 4194304, {10e-6, 0.5e-9}});
+  fitted.fits.add(CallKind::P2p, {8, 4194304, {30e-6, 2e-9}});
+  const double ep_s = 3 * 50e-6 + 768 * 1e-9, pp_s = 30e-6 + 256 * 2e-9;
+  const double protocol_s = 2 * 2 * 10e-6 + 16 * 0.5e-9 + 30e-6 + 1024 * 2e-9;  // broadcasts span 4 ranks: 2 rounds
+  EXPECT_NEAR(m.seconds(fitted), ep_s + pp_s + protocol_s, 1e-12);
+
+  // --tp 2 --pp 2 --ep 2 (8 ranks): in each group of 2 the 4 attention all-reduces and the dense
+  // layer's feed-forward one; the 3 MoE all-reduces over the stage's 4 ranks (2 rounds, 2·3/4 of the
+  // vector); the last stage gathers the other TP rank's half of the logits before sending them.
+  const LayoutComm t = decode_step_comm(*sh, {2, 2, 2}, 1, 4.0);
+  EXPECT_DOUBLE_EQ(t.tp.messages, 5);
+  EXPECT_DOUBLE_EQ(t.tp.bytes, 5 * 64 * 4.0);
+  EXPECT_DOUBLE_EQ(t.ep.messages, 3 * 2);
+  EXPECT_DOUBLE_EQ(t.ep.bytes, 3 * 1.5 * 64 * 4.0);
+  EXPECT_DOUBLE_EQ(t.pp.bytes, 64 * 4.0);
+  EXPECT_DOUBLE_EQ(t.protocol.messages, 4);
+  EXPECT_DOUBLE_EQ(t.protocol.bytes, 16 + 128 * 4.0 + 256 * 4.0);
+  r.devices = 8;
+  auto c8 = plan_layouts(r);
+  ASSERT_TRUE(c8.is_ok()) << c8.status().message();
+  bool offered = false;
+  for (const LayoutPlan& l : c8->layouts) offered = offered || l.layout.name() == "tp2×pp2×ep2";
+  EXPECT_TRUE(offered);
 }
 
 constexpr const char* kResults =
