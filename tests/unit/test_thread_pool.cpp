@@ -112,6 +112,32 @@ TEST(ThreadPool, ManyRegionsWithSleepingWorkersLoseNothing) {
   EXPECT_EQ(total.load(), 3000 * (1 + 2));
 }
 
+// Shared-item regions may end without a worker that had not started (it skips the region): mixed
+// back to back with regions every thread must run, nothing is lost or run twice, and a worker never
+// runs a region's job after the region ended (the job's captures are gone by then).
+TEST(ThreadPool, ItemRegionsMixedWithFullRegionsLoseNothing) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    int64_t items = 0, full = 0;
+    std::atomic<int64_t> items_run{0}, full_run{0};
+    for (int i = 0; i < 4000; ++i) {
+      if (i % 1000 == 999) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      const int64_t n = i % 5;  // 0 .. 4 items: fewer than, as many as and more than the threads
+      std::atomic<bool> open{true};
+      pool.for_each_item(n, [&](int, int64_t) {
+        EXPECT_TRUE(open.load());
+        items_run.fetch_add(1);
+      });
+      open.store(false);
+      items += n;
+      pool.run([&](int, int) { full_run.fetch_add(1); });
+      full += threads;
+    }
+    EXPECT_EQ(items_run.load(), items);
+    EXPECT_EQ(full_run.load(), full);
+  }
+}
+
 TEST(ThreadPool, DefaultThreadCountIsPositive) { EXPECT_GE(default_thread_count(), 1); }
 
 TEST(CpuFeatures, CappingOnlyRemovesFeatures) {
