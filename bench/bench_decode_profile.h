@@ -21,10 +21,19 @@
 
 namespace tern::bench {
 
-// --split static|dynamic (default dynamic): how decode GEMV regions share their rows (core/exec_context.h).
-inline bool parse_split(const std::string& s, ColumnSplit* out) {
-  if (s == "dynamic") return *out = ColumnSplit::kDynamic, true;
-  if (s == "static") return *out = ColumnSplit::kStatic, true;
+// --split static|dynamic|alternate (default dynamic): how decode GEMV regions share their rows
+// (core/exec_context.h); alternate switches every token (even tokens static, odd dynamic), so on a host
+// whose bandwidth swings minute to minute the two are compared over the same seconds.
+struct SplitChoice {
+  ColumnSplit split = ColumnSplit::kDynamic;
+  bool alternate = false;
+  // The split of decode token i (0-based).
+  ColumnSplit for_token(int i) const { return alternate ? (i % 2 ? ColumnSplit::kDynamic : ColumnSplit::kStatic) : split; }
+};
+inline bool parse_split(const std::string& s, SplitChoice* out) {
+  if (s == "dynamic") return out->split = ColumnSplit::kDynamic, true;
+  if (s == "static") return out->split = ColumnSplit::kStatic, true;
+  if (s == "alternate") return out->alternate = true, true;
   return false;
 }
 
@@ -37,10 +46,20 @@ class DecodeProfile {
     t0_ = std::chrono::steady_clock::now();
     if (on_) flt0_ = minflt();
   }
-  void token_end() {
+  // split: what this token ran with (per-split medians for --split alternate).
+  void token_end(ColumnSplit split = ColumnSplit::kDynamic) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
     token_s_.push_back(s);
+    (split == ColumnSplit::kStatic ? static_s_ : dynamic_s_).push_back(s);
     if (on_) faults_ += minflt() - flt0_;
+  }
+  // Tokens run with `split`: median and mean seconds (0 if none).
+  double median_s(ColumnSplit split) const { return median(split == ColumnSplit::kStatic ? static_s_ : dynamic_s_); }
+  double mean_s(ColumnSplit split) const {
+    const std::vector<double>& v = split == ColumnSplit::kStatic ? static_s_ : dynamic_s_;
+    double t = 0;
+    for (double x : v) t += x;
+    return v.empty() ? 0 : t / double(v.size());
   }
   void detach(ThreadPool& pool) {
     if (attached_) pool.set_profile(nullptr), attached_ = false;
@@ -50,11 +69,17 @@ class DecodeProfile {
     for (double s : token_s_) t += s;
     return t;
   }
-  double median_s() const {
-    if (token_s_.empty()) return 0;
-    std::vector<double> v = token_s_;
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return v[v.size() / 2];
+  double median_s() const { return median(token_s_); }
+  // --split alternate: one line, each split's median and mean token against `bytes` per token and the
+  // read bandwidth `gbs`.
+  std::string alternate_summary(double bytes, double gbs) const {
+    auto pct = [&](double s) { return s > 0 ? 100 * bytes / s / (gbs * 1e9) : 0.0; };
+    const double ms = median_s(ColumnSplit::kStatic), md = median_s(ColumnSplit::kDynamic);
+    const double as = mean_s(ColumnSplit::kStatic), ad = mean_s(ColumnSplit::kDynamic);
+    return fmt::format("alternate tokens: static median {:.2f} ms ({:.1f}%), mean {:.2f} ms ({:.1f}%) | dynamic median "
+                       "{:.2f} ms ({:.1f}%), mean {:.2f} ms ({:.1f}%) | dynamic/static speed: median {:.3f}, mean {:.3f}",
+                       ms * 1e3, pct(ms), as * 1e3, pct(as), md * 1e3, pct(md), ad * 1e3, pct(ad), md > 0 ? ms / md : 0,
+                       ad > 0 ? as / ad : 0);
   }
   // One line, ms per token (mean over the tokens).
   std::string summary() const {
@@ -73,6 +98,11 @@ class DecodeProfile {
   }
 
  private:
+  static double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  }
   static long minflt() {
     rusage u;
     std::memset(&u, 0, sizeof(u));
@@ -81,7 +111,7 @@ class DecodeProfile {
   }
   bool on_, attached_ = false;
   PoolProfile pool_;
-  std::vector<double> token_s_;
+  std::vector<double> token_s_, static_s_, dynamic_s_;
   std::chrono::steady_clock::time_point t0_;
   long flt0_ = 0, faults_ = 0;
 };
