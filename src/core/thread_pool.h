@@ -45,7 +45,9 @@ class ThreadPool {
   // Runs fn(thread, i) for every i in [0, n_items) exactly once, the items handed out one at a time
   // from a shared counter in increasing order: a thread that starts late or streams slower (a vCPU
   // descheduled, or given less memory bandwidth) simply takes fewer, so the region ends within one
-  // item of the work running out instead of when the slowest thread's fixed share ends.
+  // item of the work running out instead of when the slowest thread's fixed share ends. A worker that
+  // has not entered the region by the time the caller has claimed the last item skips it (the caller
+  // does not wait for it to be scheduled); one that entered is waited for.
   void for_each_item(int64_t n_items, const std::function<void(int, int64_t)>& fn);
 
   // Attaches a profile that every later region adds to (null: detach). The caller owns it.
