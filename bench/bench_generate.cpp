@@ -4,8 +4,11 @@
 //   prefill: a 512-token prompt -> tokens/s
 //   start:   Model::load + prefill of a short prompt + first token, warm page cache
 // Usage: bench_generate MODEL_DIR|FILE.gguf [--threads N] [--bandwidth-gbs X] [--prompt 128] [--decode 128]
-//        [--prefill 512] [--lm-head auto|dense|int8|int4] [--activations f32|bf16] [--json]
-//        (threads: 1 and 2 unless given; --activations as tern's option: bf16 lets prefill use bf16-dot GEMMs)
+//        [--prefill 512] [--lm-head auto|dense|int8|int4] [--activations f32|bf16] [--split dynamic|static|alternate]
+//        [--profile] [--json]
+//        (threads: 1 and 2 unless given; --activations as tern's option: bf16 lets prefill use bf16-dot GEMMs;
+//        --split: how decode GEMV regions share their rows (core/exec_context.h); --profile: one more line per
+//        thread count, where a decode token's time goes (bench_decode_profile.h), and the median token's rate)
 #include <fmt/format.h>
 
 #include <chrono>
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "bench_decode_profile.h"
 #include "core/cpu_features.h"
 #include "kernels/cpu/read_bandwidth.h"
 #include "model/decoder.h"
@@ -42,7 +46,8 @@ struct Figures {
 };
 
 // Greedy decode of n_new tokens after prompt; returns decode tokens/s (prompt excluded).
-double decode_rate(const Model& m, ExecContext& ctx, const std::vector<int32_t>& prompt, int n_new) {
+double decode_rate(const Model& m, ExecContext& ctx, const std::vector<int32_t>& prompt, int n_new,
+                   bench::DecodeProfile& prof, bench::SplitChoice split) {
   Decoder dec(m);
   SequenceKvCache kv(m.config(), int64_t(prompt.size()) + n_new);
   std::vector<float> hidden(size_t(m.config().hidden_size)), logits(size_t(m.config().vocab_size));
@@ -51,11 +56,17 @@ double decode_rate(const Model& m, ExecContext& ctx, const std::vector<int32_t>&
   int32_t next = argmax(logits.data(), m.config().vocab_size);
   const auto t0 = Clock::now();
   for (int i = 0; i < n_new; ++i) {
+    ctx.set_column_split(split.for_token(i));
+    prof.token_begin(ctx.pool());
     (void)dec.forward(ctx, kv, &next, 1, 1, hidden.data());
     dec.logits(ctx, hidden.data(), 1, logits.data());
     next = argmax(logits.data(), m.config().vocab_size);
+    prof.token_end(split.for_token(i));
   }
-  return n_new / seconds_since(t0);
+  const double rate = n_new / seconds_since(t0);
+  ctx.set_column_split(split.split);
+  prof.detach(ctx.pool());
+  return rate;
 }
 
 double prefill_rate(const Model& m, ExecContext& ctx, const std::vector<int32_t>& prompt) {
@@ -94,11 +105,18 @@ int main(int argc, char** argv) {
   const int n_prefill = std::stoi(bench::arg_value(argc, argv, "--prefill", "512"));
   const auto activations = bench::arg_value(argc, argv, "--activations", "f32") == "bf16" ? ActivationPrecision::kBf16
                                                                                        : ActivationPrecision::kF32;
+  const bool profile = bench::has_flag(argc, argv, "--profile");
+  bench::SplitChoice split;
+  if (!bench::parse_split(bench::arg_value(argc, argv, "--split", "dynamic"), &split)) {
+    fmt::print(stderr, "bench_generate: --split takes dynamic, static or alternate\n");
+    return 1;
+  }
   const CpuFeatures cpu = CpuFeatures::detect();
   std::vector<nlohmann::json> rows;
   for (int threads : thread_counts) {
     ThreadPool pool(threads);
     ExecContext ctx(pool, cpu, activations);
+    ctx.set_column_split(split.split);
     // Start-up: load (mmap, validate, bind) + 8-token prompt + first token.
     const auto t0 = Clock::now();
     auto loaded = Model::load(dir, load_options);
@@ -117,7 +135,8 @@ int main(int argc, char** argv) {
     }
     const double start_s = seconds_since(t0);
     const double bw = bandwidth_override > 0 ? bandwidth_override : measure_memory_bandwidth(pool, cpu).read_gbs;
-    const double decode = decode_rate(m, ctx, random_ids(n_prompt, m.config().vocab_size, 2), n_decode);
+    bench::DecodeProfile prof(profile);
+    const double decode = decode_rate(m, ctx, random_ids(n_prompt, m.config().vocab_size, 2), n_decode, prof, split);
     const double prefill = n_prefill > 0 ? prefill_rate(m, ctx, random_ids(n_prefill, m.config().vocab_size, 3)) : 0;
     const double bytes = double(m.weight_bytes_per_token());
     const double frac = bytes * decode / (bw * 1e9);
@@ -129,6 +148,12 @@ int main(int argc, char** argv) {
       fmt::print("{} | threads {} | decode {:.2f} tok/s ({:.1f}% of {:.1f} GB/s read bandwidth, {:.0f} MB/token) | "
                  "prefill-{} {:.1f} tok/s | start to first token {:.3f} s\n",
                  dir, threads, decode, 100 * frac, bw, bytes / 1e6, n_prefill, prefill, start_s);
+      if (profile) {
+        const double median_tps = prof.median_s() > 0 ? 1.0 / prof.median_s() : 0;
+        fmt::print("median token {:.2f} tok/s ({:.1f}% of the read bandwidth); {}\n", median_tps,
+                   100 * bytes * median_tps / (bw * 1e9), prof.summary());
+      }
+      if (split.alternate) fmt::print("{}\n", prof.alternate_summary(bytes, bw));
     }
   }
   if (json) fmt::print("{}\n", nlohmann::json(rows).dump(2));

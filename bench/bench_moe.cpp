@@ -9,7 +9,9 @@
 //      where every request has its first token to the end) in tok/s, and the mean number of
 //      distinct experts one MoE layer read per step, against C × k (one pass per token per expert).
 // Usage: bench_moe MODEL_DIR [--threads N] [--prompt 32] [--decode 64] [--concurrency 16]
-//        [--bandwidth-gbs X] [--json]
+//        [--bandwidth-gbs X] [--split dynamic|static|alternate] [--profile] [--json]
+//   --split: how decode GEMV regions share their rows among the threads (core/exec_context.h);
+//   --profile: where a batch-1 token's time goes (bench_decode_profile.h), one more line.
 #include <algorithm>
 #include <fmt/format.h>
 
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "bench_decode_profile.h"
 #include "engine/cpu_model_runner.h"
 #include "engine/engine_core.h"
 #include "model/blocks/moe.h"
@@ -69,9 +72,12 @@ TokenBytes token_bytes(const Model& m) {
 
 struct Batch1 {
   double tps = 0, median_tps = 0, bytes_per_token = 0, experts_per_token = 0;
+  std::string profile;    // --profile: the breakdown line
+  std::string alternate;  // --split alternate: static against dynamic tokens
 };
 
-Batch1 decode_batch1(const Model& m, ExecContext& ctx, int64_t prompt_len, int n_new) {
+Batch1 decode_batch1(const Model& m, ExecContext& ctx, int64_t prompt_len, int n_new, bool profile = false,
+                    bench::SplitChoice split = {}, double bandwidth_gbs = 0) {
   Decoder dec(m);
   const auto prompt = random_ids(prompt_len, m.config().vocab_size, 1);
   SequenceKvCache kv(m.config(), prompt_len + n_new);
@@ -81,18 +87,26 @@ Batch1 decode_batch1(const Model& m, ExecContext& ctx, int64_t prompt_len, int n
   int32_t next = argmax(logits.data(), m.config().vocab_size);
   const MoeCounters before = dec.moe_block()->counters();
   const auto t0 = Clock::now();
-  std::vector<double> step_s;  // each token's time: the median is robust to the host's bursts of other load
+  // Each token's time: the median is robust to the host's bursts of other load.
+  bench::DecodeProfile prof(profile);
   for (int i = 0; i < n_new; ++i) {
-    const auto ts = Clock::now();
+    ctx.set_column_split(split.for_token(i));
+    prof.token_begin(ctx.pool());
     (void)dec.forward(ctx, kv, &next, 1, 1, hidden.data());
     dec.logits(ctx, hidden.data(), 1, logits.data());
     next = argmax(logits.data(), m.config().vocab_size);
-    step_s.push_back(since(ts));
+    prof.token_end(split.for_token(i));
   }
+  ctx.set_column_split(split.split);
   Batch1 r;
   r.tps = n_new / since(t0);
-  std::sort(step_s.begin(), step_s.end());
-  r.median_tps = step_s.empty() ? 0 : 1.0 / step_s[step_s.size() / 2];
+  prof.detach(ctx.pool());
+  r.median_tps = n_new > 0 ? 1.0 / prof.median_s() : 0;
+  const TokenBytes tb0 = token_bytes(m);
+  const double per_token = double(tb0.fixed) + double(dec.moe_block()->counters().expert_passes - before.expert_passes) /
+                                                    std::max(1, n_new) * double(tb0.expert);
+  if (profile) r.profile = prof.summary();
+  if (split.alternate) r.alternate = prof.alternate_summary(per_token, bandwidth_gbs);
   const TokenBytes tb = token_bytes(m);
   r.experts_per_token = double(dec.moe_block()->counters().expert_passes - before.expert_passes) / n_new;
   r.bytes_per_token = double(tb.fixed) + r.experts_per_token * double(tb.expert);
@@ -159,7 +173,7 @@ Engine16 decode_engine(const Model& m, ExecContext& ctx, int c, int64_t prompt_l
 int main(int argc, char** argv) {
   if (argc < 2) {
     fmt::print(stderr, "usage: bench_moe MODEL_DIR [--threads N] [--prompt 32] [--decode 64] [--concurrency 16] "
-                       "[--bandwidth-gbs X] [--json]\n");
+                       "[--bandwidth-gbs X] [--split dynamic|static|alternate] [--profile] [--json]\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -169,6 +183,12 @@ int main(int argc, char** argv) {
   const int conc = std::stoi(bench::arg_value(argc, argv, "--concurrency", "16"));
   const double bw_override = std::stod(bench::arg_value(argc, argv, "--bandwidth-gbs", "0"));
   const bool json = bench::has_flag(argc, argv, "--json");
+  const bool profile = bench::has_flag(argc, argv, "--profile");
+  bench::SplitChoice split;
+  if (!bench::parse_split(bench::arg_value(argc, argv, "--split", "dynamic"), &split)) {
+    fmt::print(stderr, "bench_moe: --split takes dynamic, static or alternate\n");
+    return 1;
+  }
 
   auto model_or = Model::load(dir);
   if (!model_or.is_ok()) {
@@ -183,9 +203,10 @@ int main(int argc, char** argv) {
   ThreadPool pool(threads);
   const CpuFeatures cpu = CpuFeatures::detect();
   ExecContext ctx(pool, cpu);
+  ctx.set_column_split(split.split);
   const double bw = bw_override > 0 ? bw_override : measure_memory_bandwidth(pool, cpu).read_gbs;
   (void)decode_batch1(m, ctx, prompt, 4);  // warm the page cache and the kernels' scratch
-  const Batch1 b1 = decode_batch1(m, ctx, prompt, n_new);
+  const Batch1 b1 = decode_batch1(m, ctx, prompt, n_new, profile, split, bw);
   const double frac = b1.bytes_per_token * b1.tps / (bw * 1e9);
   const double frac_median = b1.bytes_per_token * b1.median_tps / (bw * 1e9);
   const Engine16 e = decode_engine(m, ctx, conc, prompt, n_new);
@@ -206,7 +227,10 @@ int main(int argc, char** argv) {
                                       {"distinct_experts_per_layer_step", e.distinct_per_layer_step},
                                       {"token_expert_pairs_per_layer_step", e.pairs_per_layer_step},
                                       {"experts", moe.n_experts},
-                                      {"top_k", moe.top_k}}
+                                      {"top_k", moe.top_k},
+                                      {"split", split.alternate ? "alternate" : split.split == ColumnSplit::kStatic ? "static" : "dynamic"},
+                                      {"profile", b1.profile},
+                                      {"alternate", b1.alternate}}
                            .dump());
     return 0;
   }
@@ -215,6 +239,8 @@ int main(int argc, char** argv) {
              "{} MoE layers) -> {:.1f} GB/s = {:.1f}% of read bandwidth; median token {:.2f} tok/s = {:.1f}%\n",
              b1.tps, b1.bytes_per_token / 1e6, b1.experts_per_token, moe.n_experts, moe.n_moe_layers(m.config().n_layers),
              b1.bytes_per_token * b1.tps / 1e9, 100 * frac, b1.median_tps, 100 * frac_median);
+  if (profile) fmt::print("{}\n", b1.profile);
+  if (split.alternate) fmt::print("{}\n", b1.alternate);
   fmt::print("{} requests through the engine, decode phase: {:.2f} tok/s over {} steps; per MoE layer and step "
              "{:.1f} distinct experts read (of {}) vs {:.1f} token-expert passes without grouping ({:.2f}x fewer)\n",
              conc, e.decode_tps, e.decode_steps, e.distinct_per_layer_step, moe.n_experts, e.pairs_per_layer_step,

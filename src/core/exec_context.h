@@ -19,6 +19,12 @@ namespace tern {
 // (logits ~0.05 off on docs-llama-28m) and a row's result then depends on the batch it ran in.
 enum class ActivationPrecision { kF32, kBf16 };
 
+// How a decode GEMV region (m <= 8 rows of x) shares its weight rows among the threads. kDynamic (the
+// default): items of ~256 KB of weights from a shared counter, so a thread that streams slower or
+// starts late takes fewer. kStatic: one fixed contiguous share per thread (the split before; kept so
+// a bench can compare the two in one process). Both give bitwise the same results.
+enum class ColumnSplit { kDynamic, kStatic };
+
 class ExecContext {
  public:
   ExecContext(ThreadPool& pool, CpuFeatures cpu, ActivationPrecision activations = ActivationPrecision::kF32)
@@ -28,6 +34,8 @@ class ExecContext {
   const CpuFeatures& cpu() const { return cpu_; }
   int threads() const { return pool_->size(); }
   ActivationPrecision activations() const { return activations_; }
+  ColumnSplit column_split() const { return column_split_; }
+  void set_column_split(ColumnSplit s) { column_split_ = s; }
 
   // 64-byte aligned scratch for thread `t`, valid until the next call with the same (t, slot).
   // Slots let one kernel hold a few buffers at once (e.g. packed A and packed B).
@@ -55,6 +63,7 @@ class ExecContext {
   ThreadPool* pool_;
   CpuFeatures cpu_;
   ActivationPrecision activations_;
+  ColumnSplit column_split_ = ColumnSplit::kDynamic;
   std::vector<PerThread> scratch_;
 };
 

@@ -1,7 +1,8 @@
 // matmul front door: checks the call, picks the kernel for (m, dtype, cpu) and splits the work.
 // Threads split the output columns (= weight rows) into contiguous ranges, so each thread streams
 // its own part of the weights exactly once; only when there are too few columns for that (a
-// prefill against a narrow matrix) do they split the rows of x instead.
+// prefill against a narrow matrix) do they split the rows of x instead. Decode GEMVs take their
+// ranges as ~256 KB items from a shared counter (run_column_tasks), GEMMs one static share each.
 #include "ops/matmul.h"
 
 #include <algorithm>
@@ -80,11 +81,9 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
   if (c.gemv) {
     const cpu::GemvFn fn = gemv_fn(c.isa);
     if (nt == 1 || n < 2 * kColumnAlign) return fn(args, 0, n);
-    ctx.pool().run([&](int t, int count) {
-      int64_t b, e;
-      column_chunk(n, kColumnAlign, t, count, &b, &e);
-      if (b < e) fn(args, b, e);
-    });
+    const ColumnTask task{n, kColumnAlign, [fn, &args](int, int64_t b, int64_t e) { fn(args, b, e); },
+                          int64_t(w.bytes()) / n};
+    run_column_tasks(ctx, std::span<const ColumnTask>(&task, 1));
     return;
   }
 
@@ -153,19 +152,14 @@ void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) 
       const cpu::GemvFn fn = gemv_fn(choose(ctx, m, a.w.dtype).isa);
       tasks.push_back({a.w.rows, kColumnAlign, [fn, a](int, int64_t b, int64_t e) { fn(a, b, e); }});
     }
+    tasks.back().row_bytes = int64_t(a.w.bytes()) / a.w.rows;
   }
   if (work < kMinParallelWork) {
     for (const ColumnTask& task : tasks) task.run(0, 0, task.n);
     return;
   }
-  // Each thread takes its share of every job: the same split matmul() makes of each, in one region.
-  ctx.pool().run([&](int t, int count) {
-    for (const ColumnTask& task : tasks) {
-      int64_t b, e;
-      column_chunk(task.n, task.align, t, count, &b, &e);
-      if (b < e) task.run(t, b, e);
-    }
-  });
+  // Every job's columns in one region, split as matmul() splits one.
+  run_column_tasks(ctx, tasks);
 }
 
 const char* matmul_kernel_name(const ExecContext& ctx, int64_t m, const WeightMatrix& w) {

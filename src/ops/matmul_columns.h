@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 
 #include "core/exec_context.h"
 #include "kernels/cpu/matmul_kernels.h"
@@ -20,7 +21,19 @@ struct ColumnTask {
   int64_t n = 0;      // output columns (weight rows)
   int64_t align = 1;  // ranges start at multiples of this (the kernel's register / block tile)
   std::function<void(int thread, int64_t b, int64_t e)> run;
+  int64_t row_bytes = 0;  // weight bytes one column streams (0: unknown); sizes the dynamic items
 };
+
+// Weights one dynamic work item streams: ~5-10 µs of one thread at 25-50 GB/s, so the region's tail
+// (the last item, running alone) is short, while claiming an item (one atomic add on a line the
+// threads share) is noise beside it.
+constexpr int64_t kColumnItemBytes = 256 << 10;
+
+// Runs every task's columns over the pool in items of about kColumnItemBytes of weights (whole
+// multiples of the task's align) taken from a shared counter, task after task: the threads finish
+// together however unevenly they stream. Every column is computed by one call of its task's kernel
+// over an aligned range, as with a static split, so results do not depend on which thread took it.
+void run_column_tasks(ExecContext& ctx, std::span<const ColumnTask> tasks);
 
 // Contiguous chunk t of nt over [0, n) in units of `align`.
 inline void column_chunk(int64_t n, int64_t align, int t, int nt, int64_t* b, int64_t* e) {

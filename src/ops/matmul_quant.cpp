@@ -159,13 +159,10 @@ void matmul_quantized(ExecContext& ctx, const float* x, int64_t m, const WeightM
   const int nt = m * n * std::max<int64_t>(k, 1) < kMinParallelWork ? 1 : ctx.threads();
   const cpu::MatmulArgs args{x, m, w, y, bias};
   if (m <= cpu::kGemvMaxRows && !use_panel_gemm(ctx.cpu(), m, w)) {
-    const ColumnTask task = quantized_gemv_task(ctx, args, ctx.scratch(0, quantized_gemv_scratch_bytes(ctx, args), 3));
+    ColumnTask task = quantized_gemv_task(ctx, args, ctx.scratch(0, quantized_gemv_scratch_bytes(ctx, args), 3));
     if (nt == 1) return task.run(0, 0, n);
-    ctx.pool().run([&](int t, int count) {
-      int64_t b, e;
-      column_chunk(n, task.align, t, count, &b, &e);
-      if (b < e) task.run(t, b, e);
-    });
+    task.row_bytes = int64_t(w.bytes()) / n;
+    run_column_tasks(ctx, std::span<const ColumnTask>(&task, 1));
     return;
   }
   if (w.col_perm) {

@@ -5,7 +5,6 @@
 // latent_attention.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -22,15 +21,9 @@ void run_work_items(ExecContext& ctx, int threads, size_t scratch_bytes, const s
     for (const Item& it : items) run(scratch, it);
     return;
   }
-  std::atomic<int64_t> next{0};
-  ctx.pool().run([&](int t, int) {
-    void* scratch = nullptr;
-    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_items;
-         i = next.fetch_add(1, std::memory_order_relaxed)) {
-      if (!scratch) scratch = ctx.scratch(t, scratch_bytes);
-      run(scratch, items[size_t(i)]);
-    }
-  });
+  // ThreadPool::for_each_item: a worker that has not started by the time the items run out is not
+  // waited for.
+  ctx.pool().for_each_item(n_items, [&](int t, int64_t i) { run(ctx.scratch(t, scratch_bytes), items[size_t(i)]); });
 }
 
 }  // namespace tern

@@ -113,6 +113,59 @@ TEST(MatmulGroup, EqualsOneMatmulPerJob) {
   }
 }
 
+// Decode GEMVs hand their rows out as ~256 KB items from a shared counter (ExecContext's ColumnSplit):
+// whichever thread computes a column and however the rows are cut, every column is bitwise what one
+// thread computes alone — for matmul() and matmul_group(), on 2 and 3 threads, split both ways. The
+// shapes are large enough to make many items per matrix, with row counts that are not multiples of
+// the kernels' tiles.
+TEST(MatmulGroup, ResultsDoNotDependOnHowTheThreadsSplitTheRows) {
+  const int64_t k = 2048;
+  WeightArena arena;
+  std::vector<Weights> ws;
+  ws.push_back(dense(1000, k, DType::BF16, 11));
+  ws.push_back(dense(333, k, DType::F32, 12));
+  ws.push_back(quantized(1000, k, 8, 0, false, false, arena, 13));
+  ws.push_back(quantized(744, k, 4, 128, false, false, arena, 14));
+  ws.push_back(gguf(1000, k, GgufType::Q8_0, 15));
+  ws.push_back(gguf(520, k, GgufType::Q4_K, 16));
+  const CpuFeatures cpu = CpuFeatures::detect();
+  for (int64_t m : {1, 3, 8}) {
+    std::vector<std::vector<float>> xs, want;
+    ThreadPool one(1);
+    ExecContext ctx1(one, cpu);
+    for (size_t j = 0; j < ws.size(); ++j) {
+      xs.push_back(randn(size_t(m * k), uint32_t(200 + j + 10 * m)));
+      want.emplace_back(size_t(m * ws[j].w.rows));
+      matmul(ctx1, xs[j].data(), m, ws[j].w, want[j].data());
+    }
+    for (int threads : {2, 3}) {
+      ThreadPool pool(threads);
+      for (ColumnSplit split : {ColumnSplit::kDynamic, ColumnSplit::kStatic}) {
+        ExecContext ctx(pool, cpu);
+        ctx.set_column_split(split);
+        const char* how = split == ColumnSplit::kDynamic ? "dynamic" : "static";
+        std::vector<std::vector<float>> got;
+        std::vector<MatmulJob> jobs;
+        for (size_t j = 0; j < ws.size(); ++j) {
+          std::vector<float> y(want[j].size(), -1.f);
+          matmul(ctx, xs[j].data(), m, ws[j].w, y.data());
+          ASSERT_EQ(0, std::memcmp(want[j].data(), y.data(), y.size() * sizeof(float)))
+              << "matmul " << how << " threads " << threads << " m " << m << " job " << j << " ("
+              << matmul_kernel_name(ctx, m, ws[j].w) << ")";
+          got.emplace_back(want[j].size(), -1.f);
+          jobs.push_back({xs[j].data(), &ws[j].w, nullptr});
+        }
+        for (size_t j = 0; j < ws.size(); ++j) jobs[j].y = got[j].data();
+        matmul_group(ctx, m, jobs);
+        for (size_t j = 0; j < ws.size(); ++j) {
+          ASSERT_EQ(0, std::memcmp(want[j].data(), got[j].data(), got[j].size() * sizeof(float)))
+              << "matmul_group " << how << " threads " << threads << " m " << m << " job " << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(MatmulGroup, EmptyGroupAndZeroRowsDoNothing) {
   ThreadPool pool(2);
   ExecContext ctx(pool, CpuFeatures::detect());

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <set>
 #include <vector>
@@ -32,12 +33,12 @@ struct Fixture {
     return {mat(rng, inter, H, 0.2f), mat(rng, inter, H, 0.2f), mat(rng, H, inter, 0.2f)};
   }
 
-  Fixture(bool deepseek, bool shared_gate) {
+  Fixture(bool deepseek, bool shared_gate, int64_t hidden = 64, int64_t inter = 32) {
     std::mt19937 rng(7);
     store.reserve(64);
-    cfg.hidden_size = 64;
+    cfg.hidden_size = hidden;
     MoeConfig& m = cfg.moe;
-    m.n_experts = 8, m.top_k = 3, m.expert_intermediate = 32;
+    m.n_experts = 8, m.top_k = 3, m.expert_intermediate = inter;
     if (deepseek) {
       m.scoring = MoeScoring::kSigmoid, m.correction_bias = true, m.n_group = 4, m.topk_group = 2;
       m.norm_topk_prob = true, m.routed_scaling_factor = 2.5, m.shared_intermediate = 96;
@@ -160,6 +161,36 @@ TEST(MoeBlock, CountsDistinctExpertsOncePerForward) {
   EXPECT_EQ(block.counters().rows, c);
   EXPECT_EQ(block.counters().routed_pairs, c * 3);
   EXPECT_EQ(block.counters().expert_passes, int64_t(chosen.size()));
+}
+
+// Decode rows through the grouped expert GEMVs give bitwise the same output on 1 thread as on 2 or 3,
+// with the rows handed out dynamically or split statically (ExecContext's ColumnSplit): experts large
+// enough that every matrix is cut into several items.
+TEST(MoeBlock, OutputDoesNotDependOnTheThreadSplit) {
+  const Fixture f(false, true, /*hidden=*/512, /*inter=*/512);
+  const int64_t H = f.cfg.hidden_size;
+  for (int64_t c : {1, 4}) {
+    const auto x = random_rows(c, H, unsigned(20 + c));
+    std::vector<float> want(size_t(c * H));
+    {
+      ThreadPool one(1);
+      ExecContext ctx(one, CpuFeatures::detect());
+      MoeBlock block(f.cfg, c);
+      block.forward(ctx, f.w, x.data(), c, want.data());
+    }
+    for (int threads : {2, 3}) {
+      for (ColumnSplit split : {ColumnSplit::kDynamic, ColumnSplit::kStatic}) {
+        ThreadPool pool(threads);
+        ExecContext ctx(pool, CpuFeatures::detect());
+        ctx.set_column_split(split);
+        MoeBlock block(f.cfg, c);
+        std::vector<float> got(size_t(c * H), -1.f);
+        block.forward(ctx, f.w, x.data(), c, got.data());
+        ASSERT_EQ(0, std::memcmp(want.data(), got.data(), got.size() * sizeof(float)))
+            << "c=" << c << " threads=" << threads << (split == ColumnSplit::kDynamic ? " dynamic" : " static");
+      }
+    }
+  }
 }
 
 // int8 per-channel experts (the quantized kernels behind the same matmul front door) stay within
