@@ -40,6 +40,7 @@
 #include "model/model.h"
 #include "parallel/group_communicator.h"
 #include "parallel/mpi_communicator.h"
+#include "parallel/pp_layout.h"
 #include "parallel/step_message.h"
 #include "parallel/timed_communicator.h"
 #include "parallel/tp_worker.h"
@@ -272,15 +273,22 @@ int main(int argc, char** argv) {
     lo.pp_steps_in_flight = a.in_flight;
     lo.pp_stats = &stats;
   }
-  if ((a.pp > 1 || a.ep > 1) && a.tp > 1) {  // the stage's (or expert group's) T ranks
-    std::vector<int> members;
-    for (int i = 0; i < a.tp; ++i) members.push_back(world->rank() / a.tp * a.tp + i);
-    group = make_group_communicator(*comm, members).value();
+  // The same groups as the CLI's (parallel/pp_layout.h rank_groups): the rank's T tensor-parallel peers,
+  // and under --ep with --pp its stage's T·E ranks, over which each MoE layer's outputs are summed.
+  std::unique_ptr<Communicator> stage;
+  const RankGroups groups = rank_groups(world ? world->rank() : 0, a.tp, a.ep);
+  if ((a.pp > 1 || a.ep > 1) && a.tp > 1) {
+    group = make_group_communicator(*comm, groups.tp).value();
     lo.tp = group.get();
   } else if (a.tp > 1) {
     lo.tp = comm;
   }
-  if (a.ep > 1) lo.ep = comm;
+  if (a.ep > 1 && a.pp > 1) {
+    stage = make_group_communicator(*comm, groups.stage).value();
+    lo.ep = stage.get();
+  } else if (a.ep > 1) {
+    lo.ep = comm;
+  }
   ThreadPool pool(a.threads);
   ExecContext ctx(pool, CpuFeatures::detect());
   auto model = Model::load(a.model, lo);
