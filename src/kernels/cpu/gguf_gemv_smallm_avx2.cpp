@@ -207,16 +207,6 @@ TERN_SMALLM_AVX2 void q4_0_col(const GgufSmallmActs& x, const MatmulArgs& a, int
   store_col<M>(f, a, j);
 }
 
-// Rows 4v.. of x as their own activations (quad v of the tables on) writing rows 4v.. of y.
-GgufSmallmActs rows_from(const GgufSmallmActs& x, int v) {
-  GgufSmallmActs u = x;
-  u.m = x.m - 4 * v;
-  for (int64_t i = 0; i < u.m; ++i) u.row[i] = x.row[i + 4 * v];
-  u.dxq = x.dxq + 16 * v;
-  if (x.mins) u.mins = x.mins + 32 * v;
-  return u;
-}
-
 // Views of x and y from quad v on, for every quad of the call.
 struct RowViews {
   GgufSmallmActs x[kGgufSmallmMaxRows / 4];
@@ -262,7 +252,7 @@ template <int M>
 TERN_SMALLM_AVX2 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
   RowViews v;
   for (int q = 0; q < (M + 3) / 4; ++q) {
-    v.x[q] = rows_from(x, q);
+    v.x[q] = gguf_smallm_rows_from(x, q);
     v.a[q] = a;
     v.a[q].y = a.y + 4 * q * a.w.rows, v.a[q].m = M - 4 * q;
   }

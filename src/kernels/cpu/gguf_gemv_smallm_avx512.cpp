@@ -242,16 +242,6 @@ TERN_SMALLM_AVX512 void q4_0_col(const GgufSmallmActs& x, const MatmulArgs& a, i
   store_col<M>(f, a, j);
 }
 
-// Rows 4v.. of x as their own activations (quad v of the tables on) writing rows 4v.. of y.
-GgufSmallmActs rows_from(const GgufSmallmActs& x, int v) {
-  GgufSmallmActs u = x;
-  u.m = x.m - 4 * v;
-  for (int64_t i = 0; i < u.m; ++i) u.row[i] = x.row[i + 4 * v];
-  u.dxq = x.dxq + 16 * v;
-  if (x.mins) u.mins = x.mins + 32 * v;
-  return u;
-}
-
 template <int M>
 TERN_SMALLM_AVX512 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1);
 
@@ -263,7 +253,7 @@ TERN_SMALLM_AVX512 void run(const GgufSmallmActs& x, const MatmulArgs& a, int64_
 inline bool split_rows(GgufType t) { return t == GgufType::Q8_0 || t == GgufType::Q4_0; }
 template <int M>
 TERN_SMALLM_AVX512 void run_split(const GgufSmallmActs& x, const MatmulArgs& a, int64_t n0, int64_t n1) {
-  const GgufSmallmActs hi = rows_from(x, 2);
+  const GgufSmallmActs hi = gguf_smallm_rows_from(x, 2);
   MatmulArgs ahi = a;
   ahi.y = a.y + 8 * a.w.rows, ahi.m = M - 8;
   for (int64_t j = n0; j < n1; ++j) {

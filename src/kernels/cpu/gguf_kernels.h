@@ -102,6 +102,17 @@ struct GgufSmallmActs {
   const float* dxq = nullptr;
   const int16_t* mins = nullptr;
 };
+// Rows 4v.. of x as their own activations (quad v of the tables on), for a kernel that runs the rows of
+// one call in several passes: the per-row views move down by 4v, the tables by quad v (16 dxq floats and
+// 32 mins per quad).
+inline GgufSmallmActs gguf_smallm_rows_from(const GgufSmallmActs& x, int v) {
+  GgufSmallmActs u = x;
+  u.m = x.m - 4 * v;
+  for (int64_t i = 0; i < u.m; ++i) u.row[i] = x.row[i + 4 * v];
+  u.dxq = x.dxq + 16 * v;
+  if (x.mins) u.mins = x.mins + 32 * v;
+  return u;
+}
 // Q8_0 streams 2.1 bytes per weight (Q4_0: 0.56), and at 8 rows of x the kernels fell behind memory with the
 // m = 1 prefetch distance of 320 bytes: ~2 KB ahead (about one weight row at k = 2048) measured best
 // (bench_gguf_smallm --threads 1 --cpu-time, 2048x2048 m = 8, AVX-512: 676 µs at 320, 558 at 640, 487 at 2048,
