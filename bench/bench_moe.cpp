@@ -9,13 +9,20 @@
 //      where every request has its first token to the end) in tok/s, and the mean number of
 //      distinct experts one MoE layer read per step, against C × k (one pass per token per expert).
 // Usage: bench_moe MODEL_DIR [--threads N] [--prompt 32] [--decode 64] [--concurrency 16]
-//        [--bandwidth-gbs X] [--split dynamic|static|alternate] [--profile] [--json]
+//        [--bandwidth-gbs X] [--split dynamic|static|alternate] [--profile] [--bracket S] [--json]
 //   --split: how decode GEMV regions share their rows among the threads (core/exec_context.h);
 //   --profile: where a batch-1 token's time goes (bench_decode_profile.h), one more line.
+//   --bracket S: batch-1 decode again in S segments, the read bandwidth probed right before each segment
+//     and after the last; each segment's bytes × tok/s is divided by the mean of its two neighbouring
+//     probes. On a VM whose bandwidth moves 30–55 GB/s from one minute to the next, one probe before a
+//     run says more about that moment than about the decode; bracketing compares like with like.
 #include <algorithm>
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -25,6 +32,7 @@
 #include "bench_decode_profile.h"
 #include "engine/cpu_model_runner.h"
 #include "engine/engine_core.h"
+#include "kernels/cpu/read_bandwidth.h"
 #include "model/blocks/moe.h"
 #include "model/decoder.h"
 #include "model/model.h"
@@ -113,6 +121,53 @@ Batch1 decode_batch1(const Model& m, ExecContext& ctx, int64_t prompt_len, int n
   return r;
 }
 
+// --bracket: per segment, the fraction of the bandwidth probed around it (see the header comment).
+struct Bracketed {
+  std::vector<double> probes_gbs;  // S + 1 probes
+  std::vector<double> fractions;   // S segments
+  double median_fraction = 0;
+};
+
+Bracketed decode_bracketed(const Model& m, ExecContext& ctx, int64_t prompt_len, int n_new, int segments) {
+  // A 1 GiB probe buffer (far past the last-level cache), touched once by the pool's threads.
+  const size_t probe_bytes = size_t(1) << 30, align = size_t(2) << 20;
+  std::unique_ptr<char, void (*)(void*)> buf(static_cast<char*>(std::aligned_alloc(align, probe_bytes)), std::free);
+  ctx.pool().run([&](int t, int nt) {
+    const size_t chunk = probe_bytes / size_t(nt);
+    std::memset(buf.get() + chunk * size_t(t), 1, chunk);
+  });
+  auto probe = [&] { return best_read_bandwidth_gbs(ctx.pool(), ctx.cpu(), buf.get(), probe_bytes, 2); };
+  Decoder dec(m);
+  const auto prompt = random_ids(prompt_len, m.config().vocab_size, 1);
+  SequenceKvCache kv(m.config(), prompt_len + int64_t(n_new) * segments);
+  std::vector<float> hidden(size_t(m.config().hidden_size)), logits(size_t(m.config().vocab_size));
+  (void)dec.forward(ctx, kv, prompt.data(), prompt_len, 1, hidden.data());
+  dec.logits(ctx, hidden.data(), 1, logits.data());
+  int32_t next = argmax(logits.data(), m.config().vocab_size);
+  const TokenBytes tb = token_bytes(m);
+  Bracketed r;
+  r.probes_gbs.push_back(probe());
+  for (int s = 0; s < segments; ++s) {
+    const int64_t passes0 = dec.moe_block()->counters().expert_passes;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < n_new; ++i) {
+      (void)dec.forward(ctx, kv, &next, 1, 1, hidden.data());
+      dec.logits(ctx, hidden.data(), 1, logits.data());
+      next = argmax(logits.data(), m.config().vocab_size);
+    }
+    const double tps = n_new / since(t0);
+    const double experts = double(dec.moe_block()->counters().expert_passes - passes0) / n_new;
+    const double bytes = double(tb.fixed) + experts * double(tb.expert);
+    r.probes_gbs.push_back(probe());
+    const double around = 0.5 * (r.probes_gbs[size_t(s)] + r.probes_gbs[size_t(s) + 1]);
+    r.fractions.push_back(bytes * tps / (around * 1e9));
+  }
+  std::vector<double> sorted = r.fractions;
+  std::sort(sorted.begin(), sorted.end());
+  r.median_fraction = sorted.empty() ? 0 : sorted[sorted.size() / 2];
+  return r;
+}
+
 struct Engine16 {
   double decode_tps = 0, distinct_per_layer_step = 0, pairs_per_layer_step = 0;
   int64_t decode_steps = 0;
@@ -173,7 +228,7 @@ Engine16 decode_engine(const Model& m, ExecContext& ctx, int c, int64_t prompt_l
 int main(int argc, char** argv) {
   if (argc < 2) {
     fmt::print(stderr, "usage: bench_moe MODEL_DIR [--threads N] [--prompt 32] [--decode 64] [--concurrency 16] "
-                       "[--bandwidth-gbs X] [--split dynamic|static|alternate] [--profile] [--json]\n");
+                       "[--bandwidth-gbs X] [--split dynamic|static|alternate] [--profile] [--bracket S] [--json]\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -184,6 +239,7 @@ int main(int argc, char** argv) {
   const double bw_override = std::stod(bench::arg_value(argc, argv, "--bandwidth-gbs", "0"));
   const bool json = bench::has_flag(argc, argv, "--json");
   const bool profile = bench::has_flag(argc, argv, "--profile");
+  const int bracket = std::stoi(bench::arg_value(argc, argv, "--bracket", "0"));
   bench::SplitChoice split;
   if (!bench::parse_split(bench::arg_value(argc, argv, "--split", "dynamic"), &split)) {
     fmt::print(stderr, "bench_moe: --split takes dynamic, static or alternate\n");
@@ -209,6 +265,7 @@ int main(int argc, char** argv) {
   const Batch1 b1 = decode_batch1(m, ctx, prompt, n_new, profile, split, bw);
   const double frac = b1.bytes_per_token * b1.tps / (bw * 1e9);
   const double frac_median = b1.bytes_per_token * b1.median_tps / (bw * 1e9);
+  const Bracketed br = bracket > 0 ? decode_bracketed(m, ctx, prompt, n_new, bracket) : Bracketed{};
   const Engine16 e = decode_engine(m, ctx, conc, prompt, n_new);
   const MoeConfig& moe = m.config().moe;
   if (json) {
@@ -230,7 +287,10 @@ int main(int argc, char** argv) {
                                       {"top_k", moe.top_k},
                                       {"split", split.alternate ? "alternate" : split.split == ColumnSplit::kStatic ? "static" : "dynamic"},
                                       {"profile", b1.profile},
-                                      {"alternate", b1.alternate}}
+                                      {"alternate", b1.alternate},
+                                      {"bracket_probes_gbs", br.probes_gbs},
+                                      {"bracket_fractions", br.fractions},
+                                      {"bracket_median_fraction", br.median_fraction}}
                            .dump());
     return 0;
   }
@@ -241,6 +301,14 @@ int main(int argc, char** argv) {
              b1.bytes_per_token * b1.tps / 1e9, 100 * frac, b1.median_tps, 100 * frac_median);
   if (profile) fmt::print("{}\n", b1.profile);
   if (split.alternate) fmt::print("{}\n", b1.alternate);
+  if (bracket > 0) {
+    std::string probes, fracs;
+    for (double g : br.probes_gbs) probes += fmt::format(" {:.1f}", g);
+    for (double f : br.fractions) fracs += fmt::format(" {:.1f}%", 100 * f);
+    fmt::print("bracketed batch-1 decode, {} segments of {} tokens: probes (GB/s){}; each segment against the mean "
+               "of the probes around it:{}; median {:.1f}%\n",
+               bracket, n_new, probes, fracs, 100 * br.median_fraction);
+  }
   fmt::print("{} requests through the engine, decode phase: {:.2f} tok/s over {} steps; per MoE layer and step "
              "{:.1f} distinct experts read (of {}) vs {:.1f} token-expert passes without grouping ({:.2f}x fewer)\n",
              conc, e.decode_tps, e.decode_steps, e.distinct_per_layer_step, moe.n_experts, e.pairs_per_layer_step,
