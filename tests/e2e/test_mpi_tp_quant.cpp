@@ -7,51 +7,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model_test_util.h"
-#include "mpi_test_util.h"
+#include "mpi_quant_checkpoints.h"
 
 namespace tern::test {
 namespace {
 
-const std::string kRunArgs = " -p 'The configuration file' -n 32 --temp 0 --ignore-eos -q -t 1";
-
-// The quantized checkpoints, written once for the whole suite.
-class MpiTpQuant : public ::testing::Test {
+class MpiTpQuant : public MpiQuantCheckpoints {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    const std::string docs = model_dir("docs-llama-28m");
-    for (const auto& [name, args] :
-         {std::pair<std::string, std::string>{"int8", "quantize -m '" + docs + "' -o '" + dir_->file("int8") + "' --bits 8"},
-          {"int4", "quantize -m '" + docs + "' -o '" + dir_->file("int4") + "' --bits 4 --group 128"},
-          {"q8_0", "gguf quantize -q -m '" + docs + "' -o '" + dir_->file("q8_0.gguf") + "' --type Q8_0"},
-          {"q4_k_m", "gguf quantize -q -m '" + docs + "' -o '" + dir_->file("q4_k_m.gguf") + "' --type Q4_K_M"}}) {
-      const CommandResult r = run_tern(args);
-      if (r.exit_code != 0) errors_ += name + ": " + r.err + "\n";
-    }
-  }
-  static void TearDownTestSuite() { delete dir_; }
-  void SetUp() override {
-    if (!have_mpirun()) GTEST_SKIP() << "built without MPI (TERN_MPI)";
-    ASSERT_TRUE(errors_.empty()) << errors_;
-  }
-  static std::string path(const std::string& name) { return dir_->file(name); }
-
-  static void expect_same_tokens(const std::string& model) {
-    const std::string args = "run -m '" + model + "'" + kRunArgs;
-    const CommandResult one = run_tern(args);
-    ASSERT_EQ(one.exit_code, 0) << one.err;
-    const CommandResult two = run_tern_mpi(2, args + " --tp 2");
-    ASSERT_EQ(two.exit_code, 0) << two.err << two.out;
-    EXPECT_FALSE(one.out.empty());
-    EXPECT_EQ(two.out, one.out);
-  }
-
-  static TempDir* dir_;
-  static std::string errors_;
+  static void expect_same_tokens(const std::string& model) { MpiQuantCheckpoints::expect_same_tokens(model, 2, "--tp 2"); }
 };
-TempDir* MpiTpQuant::dir_ = nullptr;
-std::string MpiTpQuant::errors_;
 
 TEST_F(MpiTpQuant, Int8CheckpointGivesTheSingleProcessTokens) { expect_same_tokens(path("int8")); }
 TEST_F(MpiTpQuant, Int4CheckpointGivesTheSingleProcessTokens) { expect_same_tokens(path("int4")); }
