@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <functional>
-#include <thread>
 
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
@@ -16,11 +15,8 @@
 #include "engine/engine_core.h"
 #include "engine_test_util.h"
 #include "model/model.h"
-#include "parallel/group_communicator.h"
-#include "parallel/step_message.h"
-#include "parallel/tp_worker.h"
+#include "parallel_job_threads.h"
 #include "test_support.h"
-#include "thread_communicator.h"
 
 namespace tern {
 namespace {
@@ -70,43 +66,13 @@ Results single(const std::string& dir, const Scenario& scenario) {
   return run_core(**m, ctx, scenario, seen);
 }
 
-// tp x pp ranks as threads; rank 0 runs the scenario through the engine core, the others serve it.
+// tp x pp ranks as threads (parallel_job_threads.h); rank 0 runs the scenario through the engine core.
 Results pipeline(const std::string& dir, int tp, int pp, int micro, int in_flight, const Scenario& scenario, Seen& seen) {
-  const int N = tp * pp;
-  test::ThreadGroup g(N);
   Results out;
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < N; ++r) {
-    ranks.emplace_back([&, r] {
-      test::ThreadComm world(g, r);
-      std::unique_ptr<Communicator> group;
-      ModelLoadOptions lo;
-      lo.pp = &world;
-      lo.pp_stages = pp;
-      lo.pp_micro_batches = micro;
-      lo.pp_steps_in_flight = in_flight;
-      if (tp > 1) {
-        std::vector<int> members;
-        for (int i = 0; i < tp; ++i) members.push_back(r / tp * tp + i);
-        auto gr = make_group_communicator(world, members);
-        ASSERT_TRUE(gr.is_ok()) << gr.status().message();
-        group = std::move(gr).value();
-        lo.tp = group.get();
-      }
-      ThreadPool pool(1);
-      ExecContext ctx(pool, CpuFeatures::detect());
-      auto m = Model::load(dir, lo);
-      ASSERT_TRUE(m.is_ok()) << m.status().message();
-      if (r == 0) {
-        out = run_core(**m, ctx, scenario, seen);  // the core (and its steps in flight) is gone here
-        EXPECT_TRUE(broadcast_stop(world).is_ok());
-      } else {
-        const Status s = run_tp_worker(**m, ctx, world);
-        EXPECT_TRUE(s.is_ok()) << s.message();
-      }
-    });
-  }
-  for (auto& t : ranks) t.join();
+  test::JobLayout l;
+  l.tp = tp, l.pp = pp, l.micro_batches = micro, l.steps_in_flight = in_flight;
+  // The core (and its steps in flight) is gone when rank 0's driver returns, before the stop.
+  test::run_job_as_threads(dir, l, [&](const Model& m, ExecContext& ctx) { out = run_core(m, ctx, scenario, seen); });
   return out;
 }
 

@@ -18,10 +18,8 @@
 #include "model/model.h"
 #include "parallel/group_communicator.h"
 #include "parallel/pp_layout.h"
-#include "parallel/step_message.h"
-#include "parallel/tp_worker.h"
+#include "parallel_job_threads.h"
 #include "test_support.h"
-#include "thread_communicator.h"
 
 namespace tern {
 namespace {
@@ -68,57 +66,14 @@ Tokens greedy_batch(const Model& m, ExecContext& ctx, const std::vector<std::vec
   return out;
 }
 
-// The job of tp × pp × ep ranks as threads (world rank r: stage r / (tp·ep), expert group
-// (r % (tp·ep)) / tp, tensor-parallel index r % tp); rank 0 runs greedy_batch, the others serve it.
-// layers: --pp-layers (empty: the split by bytes).
+// Greedy tokens of the job of tp × pp × ep ranks as threads (parallel_job_threads.h); layers:
+// --pp-layers (empty: the split by bytes).
 Tokens parallel_greedy(const std::string& dir, int tp, int pp, int micro, int n, int ep = 1,
                        const std::vector<int>& layers = {}) {
-  const int N = tp * pp * ep;
-  test::ThreadGroup g(N);
   Tokens out;
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < N; ++r) {
-    ranks.emplace_back([&, r] {
-      test::ThreadComm world(g, r);
-      const RankGroups rg = rank_groups(r, tp, ep);
-      std::unique_ptr<Communicator> group, stage;
-      ModelLoadOptions lo;
-      if (pp > 1) {
-        lo.pp = &world;
-        lo.pp_stages = pp;
-        lo.pp_micro_batches = micro;
-        lo.pp_layers = layers;
-      }
-      if (tp > 1 && (pp > 1 || ep > 1)) {  // a stage's or an expert group's T ranks
-        auto gr = make_group_communicator(world, rg.tp);
-        ASSERT_TRUE(gr.is_ok()) << gr.status().message();
-        group = std::move(gr).value();
-        lo.tp = group.get();
-      } else if (tp > 1) {
-        lo.tp = &world;
-      }
-      if (ep > 1 && pp > 1) {  // the stage's T·E ranks sum each MoE layer
-        auto st = make_group_communicator(world, rg.stage);
-        ASSERT_TRUE(st.is_ok()) << st.status().message();
-        stage = std::move(st).value();
-        lo.ep = stage.get();
-      } else if (ep > 1) {
-        lo.ep = &world;
-      }
-      ThreadPool pool(1);
-      ExecContext ctx(pool, CpuFeatures::detect());
-      auto m = Model::load(dir, lo);
-      ASSERT_TRUE(m.is_ok()) << m.status().message();  // every rank fails alike: no one waits alone
-      if (r == 0) {
-        out = greedy_batch(**m, ctx, kPrompts, n);
-        EXPECT_TRUE(broadcast_stop(world).is_ok());
-      } else {
-        const Status s = run_tp_worker(**m, ctx, world);
-        EXPECT_TRUE(s.is_ok()) << s.message();
-      }
-    });
-  }
-  for (auto& t : ranks) t.join();
+  test::JobLayout l;
+  l.tp = tp, l.pp = pp, l.ep = ep, l.micro_batches = micro, l.pp_layers = layers;
+  test::run_job_as_threads(dir, l, [&](const Model& m, ExecContext& ctx) { out = greedy_batch(m, ctx, kPrompts, n); });
   return out;
 }
 
