@@ -184,7 +184,7 @@ template <int M>
 void rows24(const float* x, const SparseX16& xq, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
             int64_t n1) {
   // M·R int32 (x2 at M = 1) + M·R f32 accumulators and one row's indices and weights in 32 zmm.
-  constexpr int R = M <= 2 ? 4 : M <= 4 ? 2 : 1;
+  constexpr int R = M == 1 ? 3 : M <= 4 ? 2 : 1;
   // A block with a row that is not 2:4: each of its rows through the bitmask kernel.
   const auto fallback = [&](int64_t r0, int count, int64_t stride) {
     for (int r = 0; r < count; ++r) sparse_gemv_bitmask_avx512(x, M, w, y, bias, r0 + r * stride, r0 + r * stride + 1);
