@@ -15,10 +15,15 @@
 //     themselves are the word indices of the two 64-column halves (vpermt2w reads only their low 6 bits).
 //   - two vpmovsxbw of the 64 stored bytes (a fixed 64-byte advance, no popcount);
 //   and per row of x: two vpermt2w (the kept x of each half out of its 64 int16 columns, two zmm) and
-//   two vpdpwssd. For m = 1 that is 12 vector instructions per 80 bytes read against the dense W8A16
-//   kernel's 8 per 128 (vpmovsxbw + vpdpwssd per 32 columns, a conversion and an FMA per 64), few
-//   enough that both stream their bytes at the same rate. x is int16 per 256 columns (sparse_x16.h),
-//   as in the expanding kernel, so the result is the same to the int32 sum.
+//   two vpdpwssd. For m = 1 that is 14 vector instructions per 80 bytes read (with the OR of the 2:4
+//   check and the per-block conversion) against the dense W8A16 kernel's 12 per 128 (vpmovsxbw +
+//   vpdpwssd per 32 columns, a conversion and an FMA per 64): still more per byte than dense, whose
+//   instructions leave it memory-bound with room to spare, but with no popcount chain and no
+//   vpexpandb (slower than a permute on Zen 5) the kernel runs at ~25 GB/s of its bytes from L2 on one
+//   Zen 5 core (the expanding kernel: ~19), about what one core streams from DRAM. x is int16 per 256
+//   columns (sparse_x16.h), as in the expanding kernel, so the result is the same to the int32 sum.
+// Rows: R weight rows from R far-apart parts of the range per pass, sharing the x loads: 3 at m = 1
+// (measured against 2 and 4 on the 7 linears of a 1B layer), 2 up to m = 4, then 1.
 // 2:4 is checked as the kernel goes: each row's indices are OR-ed together, and a row with a nibble that
 // does not keep exactly two columns (its 0x80 survives the +4g) is computed again by the bitmask kernel.
 // Before reading a row's values at the fixed advance, the row must have that many values in the buffer
@@ -115,9 +120,6 @@ TERN_TARGET_AVX512_SPARSE24 bool block24(const float* x, const SparseX16& xq, co
     mk[r] = w.mask + row * mstride;
   }
   const DecodeConsts dc = decode_consts();
-  // Two int32 accumulators per (i, r) when the registers allow (M = 1): a step's two vpdpwssd then go
-  // to separate chains.
-  constexpr int A = 1;
   __m512 facc[M][R];
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i)
@@ -126,13 +128,11 @@ TERN_TARGET_AVX512_SPARSE24 bool block24(const float* x, const SparseX16& xq, co
   __m512i bad = _mm512_setzero_si512();
   for (int64_t j0 = 0; j0 < full; j0 += kSparseX16Block) {
     const int64_t j1 = std::min(full, j0 + kSparseX16Block);
-    __m512i acc[M][R][A];
+    __m512i acc[M][R];
 #pragma GCC unroll 8
     for (int i = 0; i < M; ++i)
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-        for (int a = 0; a < A; ++a) acc[i][r][a] = _mm512_setzero_si512();
+      for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_si512();
     for (int64_t j = j0; j < j1; j += kStep) {
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
@@ -150,8 +150,7 @@ TERN_TARGET_AVX512_SPARSE24 bool block24(const float* x, const SparseX16& xq, co
           const int16_t* xi = xq.q.data() + i * k + j;
           const __m512i g0 = _mm512_permutex2var_epi16(_mm512_loadu_si512(xi), i0, _mm512_loadu_si512(xi + 32));
           const __m512i g1 = _mm512_permutex2var_epi16(_mm512_loadu_si512(xi + 64), i1, _mm512_loadu_si512(xi + 96));
-          acc[i][r][0] = _mm512_dpwssd_epi32(acc[i][r][0], w0, g0);
-          acc[i][r][A - 1] = _mm512_dpwssd_epi32(acc[i][r][A - 1], w1, g1);
+          acc[i][r] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc[i][r], w0, g0), w1, g1);
         }
       }
     }
@@ -160,8 +159,7 @@ TERN_TARGET_AVX512_SPARSE24 bool block24(const float* x, const SparseX16& xq, co
       const __m512 d = _mm512_set1_ps(xq.d[size_t(i * xq.blocks + j0 / kSparseX16Block)]);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        const __m512i sum = A == 2 ? _mm512_add_epi32(acc[i][r][0], acc[i][r][A - 1]) : acc[i][r][0];
-        facc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), d, facc[i][r]);
+        facc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][r]), d, facc[i][r]);
       }
     }
   }
@@ -183,7 +181,9 @@ TERN_TARGET_AVX512_SPARSE24 bool block24(const float* x, const SparseX16& xq, co
 template <int M>
 void rows24(const float* x, const SparseX16& xq, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
             int64_t n1) {
-  // M·R int32 (x2 at M = 1) + M·R f32 accumulators and one row's indices and weights in 32 zmm.
+  // M·R int32 + M·R f32 accumulators, one row's indices and weights and 5 constants in 32 zmm; at
+  // M = 1, 3 streams beat 2 and 4 (bench_sparse --threads 1: 1.40-1.50x of dense int8 against
+  // 1.24-1.31x and 1.25-1.28x).
   constexpr int R = M == 1 ? 3 : M <= 4 ? 2 : 1;
   // A block with a row that is not 2:4: each of its rows through the bitmask kernel.
   const auto fallback = [&](int64_t r0, int count, int64_t stride) {
