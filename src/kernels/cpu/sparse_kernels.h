@@ -12,9 +12,11 @@
 //                  per block.
 //                  int8, 2:4 rows (+ VBMI, VNNI): the kept weights stay packed; per 128 columns the mask
 //                  is decoded in registers into the 64 kept columns (vpmultishiftqb, vpermb table), and
-//                  per row of x two vpermt2w gather the int16 x of those columns for two vpdpwssd: 12
-//                  vector instructions per 80 bytes at m = 1, where the dense W8A16 kernel spends 8 per
-//                  128, so the 0.625x bytes stream at the dense kernel's rate (sparse24_avx512.cpp).
+//                  per row of x two vpermt2w gather the int16 x of those columns for two vpdpwssd: 14
+//                  vector instructions per 80 bytes at m = 1 (dense W8A16: 12 per 128), no vpexpandb and
+//                  no popcount chain; ~25 GB/s of its bytes from L2 on one Zen 5 core, about one core's
+//                  DRAM rate, so it is near memory-bound where the expanding kernel (~19) was not
+//                  (sparse24_avx512.cpp; rows that are not 2:4 fall back to the expanding kernel).
 //   AVX2:          one 32-byte vpshufb control per mask byte (256-entry tables), applied to the next 8
 //                  (bf16) or 8 (int8) stored values broadcast to both 128-bit lanes; 2:4 int8 rows
 //                  instead gather int16 x to the kept weights and use vpmaddwd (sparse24_avx2.cpp).
