@@ -4,7 +4,10 @@
 // For each: µs per call summed over the shapes of one layer (q, k, v, o, gate, up, down), GB/s of the
 // bytes each format actually reads, that as % of the read bandwidth measured in the same run, and the
 // speed-up over dense; with --threads 1 also the kernel thread's CPU time and the speed-up by it. Weights rotate through copies spanning > 1 GiB, so every call reads DRAM.
-//   bench_sparse [--threads N] [--reps 5] [--levels avx2,avx512] [--m 1] [--formats bf16,int8]
+// --hot-rows N instead times one [N, 2048] matrix of each format, a single copy called over and over: with
+// N = 256 (0.5 MB dense int8, 0.33 MB 2:4) it stays in L2, so the rate is the kernel's own (its
+// instructions), not DRAM's; use --reps 200 or so.
+//   bench_sparse [--threads N] [--reps 5] [--levels avx2,avx512] [--m 1] [--formats bf16,int8] [--hot-rows N]
 #include <algorithm>
 #include <cstdio>
 #include <random>
@@ -112,19 +115,32 @@ int main(int argc, char** argv) {
     }
     want[0] = want[1] = bf16, want[2] = want[3] = int8;
   }
+  std::vector<Layer> layers(std::begin(kLayer), std::end(kLayer));
+  const int64_t hot_rows = std::stoll(arg_value(argc, argv, "--hot-rows", "0"));
+  if (hot_rows < 0) {
+    std::fprintf(stderr, "bench_sparse: --hot-rows takes a row count\n");
+    return 1;
+  }
+  if (hot_rows > 0) {
+    layers = {{2048, hot_rows}};
+    std::printf("hot: one [%lld, 2048] matrix per format, one copy (cache-resident when small; 'of bw' is then > 100%%)\n",
+                (long long)hot_rows);
+  }
   std::vector<std::vector<std::vector<Weight>>> copies(4);  // [fmt][copy][linear]
   for (int f = 0; f < 4; ++f) {
     if (!want[f]) continue;
     size_t bytes = 0;
-    for (const Layer& l : kLayer) bytes += size_t(l.n * l.k);
+    for (const Layer& l : layers) bytes += size_t(l.n * l.k);
     const size_t layer_bytes = bytes * (fmts[f] == Fmt::DenseBf16 ? 2 : 1) / (fmts[f] == Fmt::DenseI8 || fmts[f] == Fmt::DenseBf16 ? 1 : 2);
-    const int n_copies = int(std::max<size_t>(2, (size_t(1) << 30) / layer_bytes));
+    const int n_copies = hot_rows > 0 ? 1 : int(std::max<size_t>(2, (size_t(1) << 30) / layer_bytes));
     for (int c = 0; c < n_copies; ++c) {
       copies[size_t(f)].emplace_back();
-      for (const Layer& l : kLayer) copies[size_t(f)].back().push_back(make(fmts[f], l.n, l.k, rng));
+      for (const Layer& l : layers) copies[size_t(f)].back().push_back(make(fmts[f], l.n, l.k, rng));
     }
   }
-  std::vector<float> x(size_t(m) * 8192), y(size_t(m) * 8192);
+  int64_t max_dim = 0;
+  for (const Layer& l : layers) max_dim = std::max({max_dim, l.k, l.n});
+  std::vector<float> x(size_t(m * max_dim)), y(size_t(m * max_dim));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 17) - 8) / 8.f;
   // With 1 thread the kernel runs on this thread: its CPU time (cpu us, min over reps) leaves out the time
   // other processes held the core, which on a loaded machine is the steadier measure of the kernel's cost.
@@ -143,7 +159,7 @@ int main(int argc, char** argv) {
         size_t layer_bytes = 0;
         for (const Weight& w : cs[0]) layer_bytes += w.w.bytes();
         double best = 1e30, best_cpu = 1e30;
-        std::vector<double> call_min(std::size(kLayer), 1e30);  // per linear: the fastest of all its calls
+        std::vector<double> call_min(layers.size(), 1e30);  // per linear: the fastest of all its calls
         for (int r = 0; r < reps; ++r) {
           const double t0 = now_s(), c0 = thread_cpu_s();
           for (const auto& layer : cs) {
@@ -161,7 +177,7 @@ int main(int argc, char** argv) {
         const double us = best * 1e6, gbs = double(layer_bytes) / best / 1e9, cpu_us = best_cpu * 1e6;
         if (f == 0 || f == 2) dense_us[f / 2] = us, dense_cpu_us[f / 2] = cpu_us, dense_min_us[f / 2] = min_us;
         std::printf("%-7d %-7s %-18s %-26s %10.1f %9.1f %9.1f %7.1f%% %8.2fx", nt, level.c_str(), fmt_name(fmts[f]),
-                    matmul_kernel_name(ctx, m, cs[0][4].w), us, double(layer_bytes) / 1e6, gbs, 100 * gbs / bw,
+                    matmul_kernel_name(ctx, m, cs[0][std::min<size_t>(4, cs[0].size() - 1)].w), us, double(layer_bytes) / 1e6, gbs, 100 * gbs / bw,
                     dense_us[f / 2] / us);
         if (nt == 1) std::printf(" %10.1f %8.2fx", cpu_us, dense_cpu_us[f / 2] / cpu_us);
         std::printf(" %10.1f %8.2fx\n", min_us, dense_min_us[f / 2] / min_us);

@@ -154,15 +154,25 @@ struct Path {
   cpu::SparseFn gemv;
   cpu::SparseExpandFn expand;
   bool available;
+  bool i8_on_x16;  // its int8 products use int16 x (sparse_x16.h)
+  bool i8_only;    // an int8 kernel (bf16 is not its input)
 };
+
+// The 2:4 AVX-512 kernel's index decode needs VBMI (not a CpuFeatures level of its own).
+bool host_has_vbmi() {
+  const CpuFeatures host = CpuFeatures::detect();
+  return host.avx512 && host.avx512_vbmi2 && host.avx512_vnni && __builtin_cpu_supports("avx512vbmi");
+}
 
 std::vector<Path> paths() {
   const CpuFeatures host = CpuFeatures::detect();
-  return {{"scalar", cpu::sparse_gemv_scalar, cpu::sparse_expand_rows_scalar, true},
-          {"avx2", cpu::sparse_gemv_avx2, cpu::sparse_expand_rows_avx2, host.avx2},
-          {"avx2-bitmask", cpu::sparse_gemv_bitmask_avx2, cpu::sparse_expand_rows_avx2, host.avx2},
-          {"avx512", cpu::sparse_gemv_avx512, cpu::sparse_expand_rows_avx512,
-           host.avx512 && host.avx512_vbmi2 && host.avx512_vnni}};
+  const bool avx512 = host.avx512 && host.avx512_vbmi2 && host.avx512_vnni;
+  return {{"scalar", cpu::sparse_gemv_scalar, cpu::sparse_expand_rows_scalar, true, false, false},
+          {"avx2", cpu::sparse_gemv_avx2, cpu::sparse_expand_rows_avx2, host.avx2, true, false},
+          {"avx2-bitmask", cpu::sparse_gemv_bitmask_avx2, cpu::sparse_expand_rows_avx2, host.avx2, false, false},
+          {"avx512", cpu::sparse_gemv_avx512, cpu::sparse_expand_rows_avx512, avx512, true, false},
+          {"avx512-bitmask", cpu::sparse_gemv_bitmask_avx512, cpu::sparse_expand_rows_avx512, avx512, true, false},
+          {"avx512-24", cpu::sparse24_gemv_i8_avx512, cpu::sparse_expand_rows_avx512, host_has_vbmi(), true, true}};
 }
 
 struct Shape {
@@ -170,10 +180,14 @@ struct Shape {
   Kind kind;
 };
 
+// The 2:4 AVX-512 kernel steps 128 columns (blocks of 2 steps): k = 128, 384 (a block of one step),
+// 1000 and 2117 (tails of 104 and 69 columns); 14 rows TwoFourMostly ends on a row with one value fewer.
 const Shape kShapes[] = {{37, 61, Kind::Unstructured},  {19, 256, Kind::Unstructured}, {33, 8, Kind::Unstructured},
                          {21, 100, Kind::TwoFour},       {40, 64, Kind::TwoFour},       {13, 1000, Kind::Unstructured},
                          {17, 548, Kind::TwoFour},       {26, 96, Kind::TwoFourMostly}, {11, 300, Kind::TwoFourMostly},
-                         {6, 28, Kind::TwoFour}};
+                         {6, 28, Kind::TwoFour},         {9, 128, Kind::TwoFour},       {23, 384, Kind::TwoFour},
+                         {15, 1000, Kind::TwoFour},      {14, 256, Kind::TwoFourMostly}, {19, 640, Kind::TwoFourMostly},
+                         {7, 2117, Kind::TwoFour}};
 
 TEST(SparseKernels, EveryIsaPathMatchesTheDenseProduct) {
   int ran = 0;
@@ -182,6 +196,7 @@ TEST(SparseKernels, EveryIsaPathMatchesTheDenseProduct) {
     ++ran;
     for (const Shape& sh : kShapes) {
       for (bool i8 : {false, true}) {
+        if (p.i8_only && !i8) continue;
         auto s = make_sparse(sh.n, sh.k, sh.kind, i8, uint32_t(sh.n * 1000 + sh.k));
         for (int64_t m = 1; m <= 9; ++m) {
           const std::vector<float> x = random_floats(size_t(m * sh.k), uint32_t(m)), b = random_floats(size_t(sh.n), 7);
@@ -192,14 +207,76 @@ TEST(SparseKernels, EveryIsaPathMatchesTheDenseProduct) {
           p.gemv(x.data(), m, s->w, y.data(), bias ? b.data() : nullptr, sh.n / 3, sh.n);
           const std::string what = std::string(p.name) + (i8 ? " i8" : " bf16") + " m=" + std::to_string(m) +
                                    " n=" + std::to_string(sh.n) + " k=" + std::to_string(sh.k);
-          // The AVX-512 int8 kernel and the AVX2 2:4 int8 kernel run on int16 x.
-          const bool x16 = i8 && (std::string(p.name) == "avx512" || std::string(p.name) == "avx2");
+          // The AVX-512 int8 kernels and the AVX2 2:4 int8 kernel run on int16 x.
+          const bool x16 = i8 && p.i8_on_x16;
           EXPECT_EQ(count_mismatches(*s, x, m, bias ? b.data() : nullptr, y, what, x16), 0) << what;
         }
       }
     }
   }
   EXPECT_GE(ran, 1);
+}
+
+// The 2:4 AVX-512 kernel on row sub-ranges [n0, n1) that start and end inside its 4-row and 2-row
+// blocks: y inside the range matches the dense product (and the scalar reference within the int16-x
+// bound), y outside is left as it was; with rows that are not 2:4 (fallback rows) spread over the range.
+TEST(SparseKernels, TwoFourAvx512SubRangesAndFallbackRows) {
+  if (!host_has_vbmi()) GTEST_SKIP() << "no AVX-512 VBMI + VBMI2 + VNNI";
+  for (const Shape& sh : {Shape{45, 384, Kind::TwoFour}, Shape{45, 384, Kind::TwoFourMostly},
+                          Shape{30, 1152, Kind::TwoFourMostly}, Shape{21, 2117, Kind::TwoFour}}) {
+    auto s = make_sparse(sh.n, sh.k, sh.kind, true, uint32_t(sh.n + sh.k));
+    for (int64_t m = 1; m <= 8; ++m) {
+      const std::vector<float> x = random_floats(size_t(m * sh.k), uint32_t(100 + m)), b = random_floats(size_t(sh.n), 9);
+      for (const auto& [n0, n1] : {std::pair<int64_t, int64_t>{0, sh.n}, {3, sh.n - 2}, {1, 6}, {sh.n - 1, sh.n}}) {
+        std::vector<float> y(size_t(m * sh.n), std::nanf("")), ref(size_t(m * sh.n), std::nanf(""));
+        const float* bias = (m + n0) % 2 ? b.data() : nullptr;
+        cpu::sparse24_gemv_i8_avx512(x.data(), m, s->w, y.data(), bias, n0, n1);
+        cpu::sparse_gemv_scalar(x.data(), m, s->w, ref.data(), bias, n0, n1);
+        const std::string what = "avx512-24 m=" + std::to_string(m) + " n=" + std::to_string(sh.n) + " k=" +
+                                 std::to_string(sh.k) + " rows " + std::to_string(n0) + ".." + std::to_string(n1);
+        int outside = 0, far = 0;
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t r = 0; r < sh.n; ++r) {
+            const float got = y[size_t(i * sh.n + r)], want = ref[size_t(i * sh.n + r)];
+            if (r < n0 || r >= n1) {
+              outside += !std::isnan(got);
+              continue;
+            }
+            // Against the reference: the int16 rounding of x moves a product by <= 1/65534 of its block's
+            // max|x| times |w|; 1e-3 of the row's magnitude is far above that and far below a wrong column.
+            double mag = bias ? std::fabs(bias[r]) : 0.0;
+            for (int64_t j = 0; j < sh.k; ++j)
+              mag += std::fabs(double(x[size_t(i * sh.k + j)]) * double(s->dense[size_t(r * sh.k + j)]));
+            far += !(std::fabs(double(got) - double(want)) <= 1e-3 * mag + 1e-6);
+          }
+        }
+        EXPECT_EQ(outside, 0) << what << ": wrote outside its rows";
+        EXPECT_EQ(far, 0) << what << ": differs from the scalar reference";
+        // Rows outside the range are NaN in both: the exact bound on the range's rows.
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t r = 0; r < sh.n; ++r)
+            if (r < n0 || r >= n1) y[size_t(i * sh.n + r)] = ref[size_t(i * sh.n + r)] = 0.f;
+        SparseMatrix rows{sh.n, sh.k, s->dense, {}, {}, {}, nullptr, s->w};
+        std::vector<float> bz(size_t(sh.n), 0.f);
+        if (bias) std::copy(b.begin() + n0, b.begin() + n1, bz.begin() + n0);
+        for (int64_t r = 0; r < sh.n; ++r)
+          if (r < n0 || r >= n1) std::fill(rows.dense.begin() + r * sh.k, rows.dense.begin() + (r + 1) * sh.k, 0.f);
+        EXPECT_EQ(count_mismatches(rows, x, m, bz.data(), y, what, true), 0) << what;
+      }
+    }
+  }
+}
+
+// A matrix whose first row of the range is not 2:4 takes the bitmask kernel for the whole range.
+TEST(SparseKernels, TwoFourAvx512OnAnUnstructuredMatrix) {
+  if (!host_has_vbmi()) GTEST_SKIP() << "no AVX-512 VBMI + VBMI2 + VNNI";
+  auto s = make_sparse(33, 512, Kind::Unstructured, true, 4);
+  for (int64_t m : {1, 4, 8}) {
+    const std::vector<float> x = random_floats(size_t(m * 512), uint32_t(m));
+    std::vector<float> y(size_t(m * 33), std::nanf(""));
+    cpu::sparse24_gemv_i8_avx512(x.data(), m, s->w, y.data(), nullptr, 0, 33);
+    EXPECT_EQ(count_mismatches(*s, x, m, nullptr, y, "avx512-24 unstructured", true), 0) << m;
+  }
 }
 
 TEST(SparseKernels, ExpandRowsIsExactOnEveryIsaPath) {

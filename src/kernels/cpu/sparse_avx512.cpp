@@ -1,6 +1,6 @@
-// AVX-512 VBMI2 sparse kernels (sparse_kernels.h). The int8 decode GEMV is sparse_block_i8 below (int16
-// x, VNNI dot products); the rest of this comment describes the bf16 GEMV and the f32 expansion both
-// use for prefill. One vpexpandw (32 bf16 columns) or vpexpandb (64 int8 columns) per step, driven by the step's mask bits straight from memory, loads exactly the
+// AVX-512 VBMI2 sparse kernels (sparse_kernels.h). 2:4 int8 decode goes to sparse24_avx512.cpp; the
+// bitmask kernel's int8 path (any mask) is sparse_block_i8 below (int16 x, VNNI dot products); the rest
+// of this comment describes the bf16 GEMV and the f32 expansion both use for prefill. One vpexpandw (32 bf16 columns) or vpexpandb (64 int8 columns) per step, driven by the step's mask bits straight from memory, loads exactly the
 // step's kept values and drops them into their columns' 16-bit / 8-bit lanes (zeros elsewhere). The
 // lanes are then widened without any further shuffle: a bf16 in the low half of a 32-bit lane becomes
 // f32 by a left shift, one in the high half by masking the low half; an int8 in byte j of a lane
@@ -267,6 +267,14 @@ void sparse_m(const float* x, int64_t m, const WeightMatrix& w, float* y, const 
 
 void sparse_gemv_avx512(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias, int64_t n0,
                         int64_t n1) {
+  // The 2:4 kernel's index decode needs VBMI (vpmultishiftqb, vpermb); every CPU with VBMI2 so far has it.
+  if (w.dtype == DType::I8 && __builtin_cpu_supports("avx512vbmi"))
+    return sparse24_gemv_i8_avx512(x, m, w, y, bias, n0, n1);
+  sparse_gemv_bitmask_avx512(x, m, w, y, bias, n0, n1);
+}
+
+void sparse_gemv_bitmask_avx512(const float* x, int64_t m, const WeightMatrix& w, float* y, const float* bias,
+                                int64_t n0, int64_t n1) {
   for (int64_t i0 = 0; i0 < m; i0 += 8) {
     const int64_t mi = m - i0 < 8 ? m - i0 : 8;
     if (w.dtype == DType::I8) {
