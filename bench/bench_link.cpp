@@ -8,7 +8,7 @@
 // model: the link is measured apart from the decode runs.
 //
 // Each call is timed as the decoder meets it: both ranks work for --gap-us before it (--gap-work
-// stream: reading a 32 MiB buffer, as a layer's matmuls stream weights; spin: a register-only loop),
+// stream: reading a 128 MiB buffer, as a layer's matmuls stream weights; spin: a register-only loop),
 // so the rank that waits has been idle in MPI for a while, not spinning on the previous call. A
 // collective's time is per call the fastest rank's (the one that arrived last waited for the link
 // only: what bench_tp's all_reduce_link_s_per_token takes), the median over --reps; a send's is the
@@ -47,6 +47,7 @@
 #include "core/median.h"
 #include "parallel/mpi_communicator.h"
 #include "plan/link_fit.h"
+#include "plan/link_fits_file.h"
 
 using namespace tern;
 using Clock = std::chrono::steady_clock;
@@ -59,12 +60,12 @@ constexpr double kSplitBytes = 32768;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // The work between two of the decoder's calls, `us` microseconds of it; returns its seconds.
-// stream: sums a 32 MiB buffer 64 KiB at a time from where the last gap stopped (a decode layer's
+// stream: sums a 128 MiB buffer 64 KiB at a time from where the last gap stopped (a decode layer's
 // matmuls read weights that are not in cache); spin: a register-only loop (the gap as bench_link
 // timed it before the sweep).
 class GapWork {
  public:
-  explicit GapWork(bool stream) : buf_(stream ? size_t(32) << 18 : 0, 1.0f) {}  // 32 MiB of floats
+  explicit GapWork(bool stream) : buf_(stream ? size_t(128) << 18 : 0, 1.0f) {}  // 128 MiB of floats: past any L3
   double run(double us) {
     const auto t0 = Clock::now();
     if (us <= 0) return 0;
@@ -115,6 +116,17 @@ Status call(Communicator& c, Kind kind, std::vector<char>& a, std::vector<char>&
     case Kind::Send: break;
   }
   return Status::error("bench_link: not a collective");
+}
+
+plan::CallKind plan_kind(Kind k) {
+  switch (k) {
+    case Kind::Send: return plan::CallKind::P2p;
+    case Kind::AllReduce: return plan::CallKind::AllReduce;
+    case Kind::AllGather: return plan::CallKind::AllGather;
+    case Kind::Gather: return plan::CallKind::Gather;
+    case Kind::Broadcast: return plan::CallKind::Broadcast;
+  }
+  return plan::CallKind::AllReduce;
 }
 
 struct CallTime {
@@ -247,7 +259,7 @@ int main(int argc, char** argv) {
     // prompt's and logits' (past it). They share no sample: with relative weights a shared small
     // sample would pin the large range's line to itself (seen under load, where times jump by 100×
     // between 32 and 128 KiB).
-    double small_beta = 0, small_max = 0, small_min = 0;
+    double small_max = 0, small_min = 0;
     if (c.rank() == 0) {
       for (bool large : {false, true}) {
         std::vector<plan::LinkSample> in;
@@ -256,16 +268,8 @@ int main(int argc, char** argv) {
         }
         if (in.empty()) continue;
         const plan::LinkFit f = plan::fit_link(in);
-        if (!large) small_beta = f.beta_s_per_byte, small_min = in.front().bytes, small_max = in.back().bytes;
-        nlohmann::ordered_json j;
-        j["fit"] = kind_name(kind);
-        j["min_bytes"] = in.front().bytes;
-        j["max_bytes"] = in.back().bytes;
-        j["alpha_us"] = f.alpha_s * 1e6;
-        j["beta_ns_per_byte"] = f.beta_s_per_byte * 1e9;
-        j["gbps"] = f.beta_s_per_byte > 0 ? 8e-9 / f.beta_s_per_byte : 0.0;
-        j["max_rel_residual"] = f.max_rel_residual;
-        j["gap_us"] = kind_gap;
+        if (!large) small_min = in.front().bytes, small_max = in.back().bytes;
+        const auto j = plan::link_fit_row(plan_kind(kind), {in.front().bytes, in.back().bytes, f}, kind_gap);
         fmt::print("{}\n", j.dump());
       }
     }
@@ -291,23 +295,11 @@ int main(int argc, char** argv) {
     }
     if (c.rank() != 0) continue;
     const size_t first = size_t(std::min_element(gaps.begin(), gaps.end()) - gaps.begin());
-    small_beta = plan::fit_link(at_gap[first]).beta_s_per_byte;
+    const double beta = plan::fit_link(at_gap[first]).beta_s_per_byte;
     std::vector<plan::GapPoint> points;
-    for (size_t gi = 0; gi < gaps.size(); ++gi) points.push_back({gaps[gi] * 1e-6, plan::alpha_at_beta(at_gap[gi], small_beta)});
-    const plan::GapFit gf = plan::fit_alpha_gap(points);
-    nlohmann::ordered_json j;
-    j["alpha_gap"] = kind_name(kind);
-    j["min_bytes"] = small_min;
-    j["max_bytes"] = small_max;
-    j["beta_ns_per_byte"] = small_beta * 1e9;
-    j["alpha0_us"] = gf.alpha0_s * 1e6;
-    j["wake_us"] = gf.wake_s * 1e6;
-    j["tau_us"] = gf.tau_s * 1e6;
-    j["max_rel_residual"] = gf.max_rel_residual;
-    j["points"] = nlohmann::ordered_json::array();
-    for (const plan::GapPoint& p : gf.points) j["points"].push_back({p.gap_s * 1e6, p.alpha_s * 1e6});
-    j["gap_work"] = stream ? "stream" : "spin";
-    fmt::print("{}\n", j.dump());
+    for (size_t gi = 0; gi < gaps.size(); ++gi) points.push_back({gaps[gi] * 1e-6, plan::alpha_at_beta(at_gap[gi], beta)});
+    const plan::RangedGapFit gf{small_min, small_max, beta, plan::fit_alpha_gap(points)};
+    fmt::print("{}\n", plan::gap_fit_row(plan_kind(kind), gf, stream ? "stream" : "spin").dump());
   }
   if (c.rank() == 0) {
     nlohmann::ordered_json j;

@@ -23,6 +23,35 @@ double num(const nlohmann::json& j, const char* k, double dflt) { return j.conta
 
 }  // namespace
 
+nlohmann::ordered_json link_fit_row(CallKind k, const RangedFit& f, double gap_us) {
+  nlohmann::ordered_json j;
+  j["fit"] = call_kind_name(k);
+  j["min_bytes"] = f.min_bytes;
+  j["max_bytes"] = f.max_bytes;
+  j["alpha_us"] = f.fit.alpha_s * 1e6;
+  j["beta_ns_per_byte"] = f.fit.beta_s_per_byte * 1e9;
+  j["gbps"] = f.fit.beta_s_per_byte > 0 ? 8e-9 / f.fit.beta_s_per_byte : 0.0;
+  j["max_rel_residual"] = f.fit.max_rel_residual;
+  j["gap_us"] = gap_us;
+  return j;
+}
+
+nlohmann::ordered_json gap_fit_row(CallKind k, const RangedGapFit& f, const std::string& gap_work) {
+  nlohmann::ordered_json j;
+  j["alpha_gap"] = call_kind_name(k);
+  j["min_bytes"] = f.min_bytes;
+  j["max_bytes"] = f.max_bytes;
+  j["beta_ns_per_byte"] = f.beta_s_per_byte * 1e9;
+  j["alpha0_us"] = f.alpha.alpha0_s * 1e6;
+  j["wake_us"] = f.alpha.wake_s * 1e6;
+  j["tau_us"] = f.alpha.tau_s * 1e6;
+  j["max_rel_residual"] = f.alpha.max_rel_residual;
+  j["points"] = nlohmann::ordered_json::array();
+  for (const GapPoint& p : f.alpha.points) j["points"].push_back({p.gap_s * 1e6, p.alpha_s * 1e6});
+  j["gap_work"] = gap_work;
+  return j;
+}
+
 Result<bool> read_link_fit_row(const nlohmann::json& row, LinkFits& into) {
   if (!row.is_object()) return false;
   const bool line = row.contains("fit"), gap = row.contains("alpha_gap");

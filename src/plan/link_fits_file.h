@@ -18,6 +18,11 @@
 
 namespace tern::plan {
 
+// The rows bench_link writes (and read_link_fit_row reads back): a size range's line at `gap_us`,
+// and a kind's α(gap) (`gap_work`: what the ranks did in the gaps, "stream" or "spin").
+nlohmann::ordered_json link_fit_row(CallKind k, const RangedFit& f, double gap_us);
+nlohmann::ordered_json gap_fit_row(CallKind k, const RangedGapFit& f, const std::string& gap_work);
+
 // One of bench_link's fit rows into `into`: true if `row` was one; false for any other object (a
 // size row, the summary). A fit row with an unknown kind or without its numbers is an error.
 Result<bool> read_link_fit_row(const nlohmann::json& row, LinkFits& into);
