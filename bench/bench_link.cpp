@@ -18,7 +18,8 @@
 // small call grows with the work before it (a vCPU that worked for milliseconds, then blocks, wakes
 // late; its caches hold the work's data, not MPI's). For each kind 8 B, 2 KiB and 8 KiB are timed
 // after each gap (the MEAN per call: a decode token pays every call, tails included, so its sum is
-// the mean's), β is the smallest gap's line, α at each gap the rest, and α(gap) is fitted to
+// the mean's), β is the smallest gap's line, α at each gap its α₀ plus what the gap adds per call
+// (averaged over the sizes), and α(gap) is fitted to
 // α₀ + w · (1 − e^(−gap/τ)) (plan/link_fit.h); the planner prices each call at the gap its model has.
 // --p2p-gap-us: the sender's compute before a send (default --gap-us): under pipeline parallelism a
 // stage computes its layers before it sends, and the receiver has waited that long.
@@ -276,7 +277,8 @@ int main(int argc, char** argv) {
     if (gaps.empty()) continue;
     // The gap sweep over the decode's sizes (8 B, 2 KiB, 8 KiB: within a shaper's bucket), fewer reps
     // at long gaps (about 0.15 s a size, at least 20). β is the smallest gap's line (back to back:
-    // the copies and the wire, no wake-ups); α at each gap is the rest, per call.
+    // the copies and the wire, no wake-ups); α at each gap is its α₀ plus what that gap adds to each
+    // size, averaged (plan::alphas_by_gap).
     std::vector<std::vector<plan::LinkSample>> at_gap(gaps.size());
     for (size_t gi = 0; gi < gaps.size(); ++gi) {
       const double g = gaps[gi];
@@ -294,10 +296,11 @@ int main(int argc, char** argv) {
       }
     }
     if (c.rank() != 0) continue;
-    const size_t first = size_t(std::min_element(gaps.begin(), gaps.end()) - gaps.begin());
-    const double beta = plan::fit_link(at_gap[first]).beta_s_per_byte;
-    std::vector<plan::GapPoint> points;
-    for (size_t gi = 0; gi < gaps.size(); ++gi) points.push_back({gaps[gi] * 1e-6, plan::alpha_at_beta(at_gap[gi], beta)});
+    std::vector<double> gaps_s;
+    for (double g : gaps) gaps_s.push_back(g * 1e-6);
+    const plan::GapAlphas ga = plan::alphas_by_gap(gaps_s, at_gap);
+    const double beta = ga.beta_s_per_byte;
+    const std::vector<plan::GapPoint>& points = ga.points;
     const plan::RangedGapFit gf{small_min, small_max, beta, plan::fit_alpha_gap(points)};
     fmt::print("{}\n", plan::gap_fit_row(plan_kind(kind), gf, stream ? "stream" : "spin").dump());
   }

@@ -56,6 +56,28 @@ double alpha_at_beta(const std::vector<LinkSample>& samples, double beta) {
   return sw > 0 ? std::max(0.0, s / sw) : 0.0;
 }
 
+GapAlphas alphas_by_gap(const std::vector<double>& gaps_s, const std::vector<std::vector<LinkSample>>& at_gap) {
+  GapAlphas out;
+  if (gaps_s.empty() || gaps_s.size() != at_gap.size()) return out;
+  const size_t first = size_t(std::min_element(gaps_s.begin(), gaps_s.end()) - gaps_s.begin());
+  const LinkFit line = fit_link(at_gap[first]);
+  out.beta_s_per_byte = line.beta_s_per_byte;
+  for (size_t g = 0; g < gaps_s.size(); ++g) {
+    double excess = 0;
+    int n = 0;
+    for (const LinkSample& s : at_gap[g]) {
+      for (const LinkSample& b2b : at_gap[first]) {
+        if (b2b.bytes != s.bytes || s.seconds <= 0 || b2b.seconds <= 0) continue;
+        excess += s.seconds - b2b.seconds, ++n;
+        break;
+      }
+    }
+    if (n == 0) continue;
+    out.points.push_back({gaps_s[g], std::max(1e-9, line.alpha_s + excess / n)});
+  }
+  return out;
+}
+
 double GapFit::alpha(double gap_s) const {
   if (tau_s <= 0) return alpha0_s;
   return alpha0_s + wake_s * (1.0 - std::exp(-std::max(0.0, gap_s) / tau_s));

@@ -53,6 +53,17 @@ struct GapFit {
   double alpha(double gap_s) const;  // α₀ + w · (1 − e^(−g/τ)), g < 0 taken as 0
 };
 
+// α at each gap from the sweep's samples (at_gap[i]: the sizes timed after gaps_s[i], the same sizes
+// at every gap). The smallest gap's samples give the line (α₀, β: back to back, the copies and the
+// wire); each gap's α is α₀ plus the mean over the sizes of its time less that size's back-to-back
+// time — the wake-up is per call, the same for every size, so no β enters it (a β overestimated by a
+// noisy line cannot push α below zero). α is kept ≥ 1 ns.
+struct GapAlphas {
+  double beta_s_per_byte = 0;
+  std::vector<GapPoint> points;
+};
+GapAlphas alphas_by_gap(const std::vector<double>& gaps_s, const std::vector<std::vector<LinkSample>>& at_gap);
+
 // Relative least squares over the points (weights 1 / αᵢ²): τ from a log grid of 20 µs .. 50 ms,
 // α₀ and w linear for each τ. One point (or all at one gap): α₀ = their mean, w = 0. Points with
 // α ≤ 0 are ignored; none left: an empty fit.

@@ -22,6 +22,12 @@ ModelShape shape(const std::string& name) {
   return s.is_ok() ? *s : ModelShape{};
 }
 
+Link wire(double gbps, double latency_us) {
+  Link l;
+  l.gbps = gbps, l.latency_us = latency_us;
+  return l;
+}
+
 // α₀ = 10 µs back to back, 50 µs more after a long gap, levelling off over τ = 1 ms.
 double synthetic_alpha(double gap_s) { return 10e-6 + 50e-6 * (1 - std::exp(-gap_s / 1e-3)); }
 
@@ -57,6 +63,27 @@ TEST(LinkGap, FewOrFlatPointsGiveAConstant) {
   // α at one gap with β held: the relative-weighted mean of t − β·b.
   EXPECT_NEAR(alpha_at_beta({{8, 10e-6 + 8e-9}, {8192, 10e-6 + 8192e-9}}, 1e-9), 10e-6, 1e-15);
   EXPECT_DOUBLE_EQ(alpha_at_beta({}, 1e-9), 0);
+}
+
+TEST(LinkGap, AlphaAtEachGapIsTheBackToBackLinePlusWhatTheGapAdds) {
+  // t(b, g) = α(g) + 1 ns·b at 8 B, 2 KiB, 8 KiB after each gap: α recovered at each, β from gap 0.
+  const std::vector<double> gaps = {0, 1e-3, 5e-3};
+  std::vector<std::vector<LinkSample>> at;
+  for (double g : gaps) {
+    at.push_back({});
+    for (double b : {8.0, 2048.0, 8192.0}) at.back().push_back({b, synthetic_alpha(g) + 1e-9 * b});
+  }
+  const GapAlphas a = alphas_by_gap(gaps, at);
+  EXPECT_NEAR(a.beta_s_per_byte, 1e-9, 1e-15);
+  ASSERT_EQ(a.points.size(), 3u);
+  for (size_t i = 0; i < gaps.size(); ++i) {
+    EXPECT_DOUBLE_EQ(a.points[i].gap_s, gaps[i]);
+    EXPECT_NEAR(a.points[i].alpha_s, synthetic_alpha(gaps[i]), 1e-12);
+  }
+  // A gap whose sizes the back-to-back run lacks gives no point; mismatched inputs none at all.
+  at[1] = {{4096, 1e-5}};
+  EXPECT_EQ(alphas_by_gap(gaps, at).points.size(), 2u);
+  EXPECT_TRUE(alphas_by_gap({0}, {}).points.empty());
 }
 
 // A fits file as bench_link writes it: a size row, the two ranges' lines at a 2 ms gap, α(gap), the summary.
@@ -140,7 +167,7 @@ TEST(LinkGap, EachCallIsPricedAtTheComputeBeforeIt) {
   for (const CommCost* cost : {&p.pp, &p.protocol}) {
     for (const CallGroup& g : cost->groups) EXPECT_NEAR(g.gap_s, 0.05, 1e-15);
   }
-  Link link{10, 20};
+  Link link = wire(10, 20);
   link.fits = *parse_link_fits(fits_file_v2(), "link.out", 0);
   const GapFit& a = link.fits.gap[int(CallKind::AllReduce)][0].alpha;
   EXPECT_NEAR(c.tp.seconds(link), 32 * (a.alpha(2e-3) + 8192e-9), 1e-12);
@@ -165,7 +192,7 @@ TEST(LinkGap, CheckPricesTheRunAtItsOwnCompute) {
   const MeasuredLayout ml = *measured_layout(m, 2048);
   // The step (100 ms) less rank 0's time in calls (26 ms): 74 ms over 37 collectives, 2 ms each.
   EXPECT_NEAR(measured_compute_s(m, ml), 0.074, 1e-12);
-  Link link{10, 20};
+  Link link = wire(10, 20);
   link.fits = m.link_fits;
   const auto rows = check_comm(s, m, ml, link);
   ASSERT_FALSE(rows.empty());
@@ -182,7 +209,7 @@ TEST(LinkGap, LayoutSearchPricesWithTheFits) {
   r.base.device = *Catalog::shipped()->find("dev-epyc-2vcpu");
   r.base.context = 4096;
   r.devices = 2;
-  r.link = {10, 20};
+  r.link = wire(10, 20);
   auto plain = plan_layouts(r);
   ASSERT_TRUE(plain.is_ok()) << plain.status().message();
   r.link.fits = *parse_link_fits(fits_file_v2(), "link.out", 0);
