@@ -175,10 +175,11 @@ EOF
 for m in $models; do
   build/tern plan --check -m "$m" --measured "$results" || true
 done
-# The layout search priced with the same fits, at the compute gaps of its own roofline for this VM.
+# The layout search priced with the same fits, at the compute gaps of its own roofline for this VM
+# (a 512-token prompt in a 1024-token context: the TTFT runs' prompt, about the decode runs' KV reads).
 for rate in $rates; do
   for m in $models; do
-    build/tern plan -m "$m" --devices 2 -d dev-epyc-2vcpu -c 1 --link-fits "$out/link-$rate.out" || true
+    build/tern plan -m "$m" --devices 2 -d dev-epyc-2vcpu -c 1 --ctx 1024 --prompt-len 512 --link-fits "$out/link-$rate.out" || true
   done
 done
 echo "load average at the very end: $(cat /proc/loadavg)"
