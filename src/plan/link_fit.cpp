@@ -93,11 +93,18 @@ GapFit fit_alpha_gap(const std::vector<GapPoint>& points) {
     f.max_rel_residual = 0;
     for (const GapPoint& p : f.points) f.max_rel_residual = std::max(f.max_rel_residual, std::fabs(f.alpha(p.gap_s) - p.alpha_s) / p.alpha_s);
   };
+  // Relative weights, each α floored at a quarter of the median α for its weight: a point near zero
+  // (a noisy back-to-back line under load) would otherwise carry all the weight and bend the curve.
+  std::vector<double> sorted;
+  for (const GapPoint& p : best.points) sorted.push_back(p.alpha_s);
+  std::sort(sorted.begin(), sorted.end());
+  const double floor_s = 0.25 * sorted[sorted.size() / 2];
+  auto weight = [&](double a) { return 1.0 / std::pow(std::max(a, floor_s), 2); };
   bool one_gap = true;
   for (const GapPoint& p : best.points) one_gap = one_gap && p.gap_s == best.points.front().gap_s;
   if (one_gap) {
     double sw = 0, s = 0;
-    for (const GapPoint& p : best.points) sw += 1 / (p.alpha_s * p.alpha_s), s += p.alpha_s / (p.alpha_s * p.alpha_s);
+    for (const GapPoint& p : best.points) sw += weight(p.alpha_s), s += weight(p.alpha_s) * p.alpha_s;
     best.alpha0_s = s / sw;
     residual(best);
     return best;
@@ -107,7 +114,7 @@ GapFit fit_alpha_gap(const std::vector<GapPoint>& points) {
     // Basis [1, u = 1 − e^(−g/τ)], weights 1/α²: the 2 × 2 normal equations.
     double sw = 0, su = 0, suu = 0, sa = 0, sua = 0;
     for (const GapPoint& p : best.points) {
-      const double w = 1 / (p.alpha_s * p.alpha_s), u = 1 - std::exp(-p.gap_s / tau);
+      const double w = weight(p.alpha_s), u = 1 - std::exp(-p.gap_s / tau);
       sw += w, su += w * u, suu += w * u * u, sa += w * p.alpha_s, sua += w * u * p.alpha_s;
     }
     const double det = sw * suu - su * su;
@@ -118,12 +125,12 @@ GapFit fit_alpha_gap(const std::vector<GapPoint>& points) {
     f.alpha0_s = (sa - f.wake_s * su) / sw;
     if (f.alpha0_s < 0) continue;
     double sse = 0;
-    for (const GapPoint& p : f.points) sse += std::pow((f.alpha(p.gap_s) - p.alpha_s) / p.alpha_s, 2);
+    for (const GapPoint& p : f.points) sse += weight(p.alpha_s) * std::pow(f.alpha(p.gap_s) - p.alpha_s, 2);
     if (best_sse < 0 || sse < best_sse) best_sse = sse, best = f;
   }
   if (best_sse < 0) {  // no τ gave a usable line: the mean
     double sw = 0, s = 0;
-    for (const GapPoint& p : best.points) sw += 1 / (p.alpha_s * p.alpha_s), s += 1 / p.alpha_s;
+    for (const GapPoint& p : best.points) sw += weight(p.alpha_s), s += weight(p.alpha_s) * p.alpha_s;
     best.alpha0_s = s / sw, best.wake_s = 0, best.tau_s = 0;
   }
   residual(best);

@@ -64,7 +64,8 @@ struct GapAlphas {
 };
 GapAlphas alphas_by_gap(const std::vector<double>& gaps_s, const std::vector<std::vector<LinkSample>>& at_gap);
 
-// Relative least squares over the points (weights 1 / αᵢ²): τ from a log grid of 20 µs .. 50 ms,
+// Relative least squares over the points (weights 1 / αᵢ², αᵢ floored at a quarter of the median α so
+// that one near-zero point cannot carry the fit): τ from a log grid of 20 µs .. 50 ms,
 // α₀ and w linear for each τ. One point (or all at one gap): α₀ = their mean, w = 0. Points with
 // α ≤ 0 are ignored; none left: an empty fit.
 GapFit fit_alpha_gap(const std::vector<GapPoint>& points);

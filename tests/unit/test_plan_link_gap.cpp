@@ -52,6 +52,17 @@ TEST(LinkGap, FitsTheWakeTermThatLevelsOff) {
   EXPECT_DOUBLE_EQ(f.alpha(-1), f.alpha(0));
 }
 
+TEST(LinkGap, ANearZeroPointDoesNotCarryTheFit) {
+  // bench_link under load once measured α = 0.001 µs at two gaps (a noisy back-to-back line): the
+  // curve still follows the other points instead of passing through those.
+  std::vector<GapPoint> pts = synthetic_points();
+  pts[1].alpha_s = 1e-9;
+  const GapFit f = fit_alpha_gap(pts);
+  EXPECT_NEAR(f.alpha(5e-3), synthetic_alpha(5e-3), 0.15 * synthetic_alpha(5e-3));
+  EXPECT_NEAR(f.alpha(10e-3), synthetic_alpha(10e-3), 0.15 * synthetic_alpha(10e-3));
+  EXPECT_GT(f.wake_s, 0);
+}
+
 TEST(LinkGap, FewOrFlatPointsGiveAConstant) {
   EXPECT_TRUE(fit_alpha_gap({}).empty());
   EXPECT_TRUE(fit_alpha_gap({{1e-3, 0}, {2e-3, -1}}).empty());  // no usable α
