@@ -18,8 +18,9 @@
 // small call grows with the work before it (a vCPU that worked for milliseconds, then blocks, wakes
 // late; its caches hold the work's data, not MPI's). For each kind 8 B, 2 KiB and 8 KiB are timed
 // after each gap (the MEAN per call: a decode token pays every call, tails included, so its sum is
-// the mean's), β is the smallest gap's line, α at each gap its α₀ plus what the gap adds per call
-// (averaged over the sizes), and α(gap) is fitted to
+// the mean's; less the slowest 2% of the reps, which on a loaded VM are multi-ms hiccups that a few
+// dozen reps cannot average), β is the smallest gap's line, α at each gap its α₀ plus what the gap
+// adds per call (the median over the sizes), and α(gap) is fitted to
 // α₀ + w · (1 − e^(−gap/τ)) (plan/link_fit.h); the planner prices each call at the gap its model has.
 // --p2p-gap-us: the sender's compute before a send (default --gap-us): under pipeline parallelism a
 // stage computes its layers before it sends, and the receiver has waited that long.
@@ -27,7 +28,7 @@
 // Usage: mpirun -np 2 bench_link [--reps N] [--gap-us G] [--p2p-gap-us G] [--max-bytes B]
 //                                [--gaps-us G1,G2,... | --gaps-us none] [--gap-work stream|spin]
 // Output (rank 0), one JSON object a line — the fits file `tern plan --link-fits` reads:
-//   {"kind","bytes","us","mean_us","reps","gap_us"}            a size at a gap (the sweep's rows too)
+//   {"kind","bytes","us","mean_us","trimmed_mean_us","reps","gap_us"}  a size at a gap (the sweep's rows too)
 //   {"fit","min_bytes","max_bytes","alpha_us","beta_ns_per_byte","gbps","max_rel_residual","gap_us"}
 //        per kind and size range (8 B .. 32 KiB: the decode's messages; 128 KiB .. 4 MiB: a prompt's,
 //        the logits), at --gap-us (--p2p-gap-us for p2p)
@@ -132,6 +133,7 @@ plan::CallKind plan_kind(Kind k) {
 
 struct CallTime {
   double median_s = 0, mean_s = 0;
+  double trimmed_s = 0;  // the mean without the slowest 2% (none under 50 reps): a multi-ms hiccup of a loaded VM
 };
 
 // Seconds of one call (median and mean over reps, see the header), on rank 0; other ranks return 0s.
@@ -169,7 +171,12 @@ Result<CallTime> time_kind(Communicator& c, GapWork& work, Kind kind, std::vecto
     per_call.push_back(kind == Kind::Send ? std::max(0.0, r0 - r1) / 2 : std::min(r0, r1));
     sum += per_call.back();
   }
-  return CallTime{median(per_call), sum / reps};
+  std::vector<double> sorted = per_call;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t keep = sorted.size() - sorted.size() / 50;
+  double kept = 0;
+  for (size_t i = 0; i < keep; ++i) kept += sorted[i];
+  return CallTime{median(per_call), sum / reps, kept / double(keep)};
 }
 
 void print_size_row(Kind kind, int64_t bytes, const CallTime& t, int reps, double gap_us) {
@@ -178,6 +185,7 @@ void print_size_row(Kind kind, int64_t bytes, const CallTime& t, int reps, doubl
   j["bytes"] = bytes;
   j["us"] = t.median_s * 1e6;
   j["mean_us"] = t.mean_s * 1e6;
+  j["trimmed_mean_us"] = t.trimmed_s * 1e6;
   j["reps"] = reps;
   j["gap_us"] = gap_us;
   fmt::print("{}\n", j.dump());
@@ -291,7 +299,7 @@ int main(int argc, char** argv) {
           return 1;
         }
         if (c.rank() != 0) continue;
-        at_gap[gi].push_back({double(bytes), t->mean_s});
+        at_gap[gi].push_back({double(bytes), t->trimmed_s});
         print_size_row(kind, bytes, *t, n, g);
       }
     }

@@ -63,17 +63,17 @@ GapAlphas alphas_by_gap(const std::vector<double>& gaps_s, const std::vector<std
   const LinkFit line = fit_link(at_gap[first]);
   out.beta_s_per_byte = line.beta_s_per_byte;
   for (size_t g = 0; g < gaps_s.size(); ++g) {
-    double excess = 0;
-    int n = 0;
+    std::vector<double> excess;  // per size: this gap's time less the back-to-back line's
     for (const LinkSample& s : at_gap[g]) {
-      for (const LinkSample& b2b : at_gap[first]) {
-        if (b2b.bytes != s.bytes || s.seconds <= 0 || b2b.seconds <= 0) continue;
-        excess += s.seconds - b2b.seconds, ++n;
-        break;
-      }
+      bool timed_back_to_back = false;
+      for (const LinkSample& b2b : at_gap[first]) timed_back_to_back = timed_back_to_back || (b2b.bytes == s.bytes && b2b.seconds > 0);
+      if (timed_back_to_back && s.seconds > 0) excess.push_back(s.seconds - line.seconds(s.bytes));
     }
-    if (n == 0) continue;
-    out.points.push_back({gaps_s[g], std::max(1e-9, line.alpha_s + excess / n)});
+    if (excess.empty()) continue;
+    std::sort(excess.begin(), excess.end());
+    const size_t n = excess.size();
+    const double mid = n % 2 ? excess[n / 2] : 0.5 * (excess[n / 2 - 1] + excess[n / 2]);
+    out.points.push_back({gaps_s[g], std::max(1e-9, line.alpha_s + mid)});
   }
   return out;
 }

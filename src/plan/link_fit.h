@@ -55,9 +55,9 @@ struct GapFit {
 
 // α at each gap from the sweep's samples (at_gap[i]: the sizes timed after gaps_s[i], the same sizes
 // at every gap). The smallest gap's samples give the line (α₀, β: back to back, the copies and the
-// wire); each gap's α is α₀ plus the mean over the sizes of its time less that size's back-to-back
-// time — the wake-up is per call, the same for every size, so no β enters it (a β overestimated by a
-// noisy line cannot push α below zero). α is kept ≥ 1 ns.
+// wire); each gap's α is α₀ plus the median over the sizes of its time less the line at that size —
+// the wake-up is per call, the same for every size (the median: one size hit by a scheduling hiccup
+// does not move it). Sizes the back-to-back run lacks are skipped; α is kept ≥ 1 ns.
 struct GapAlphas {
   double beta_s_per_byte = 0;
   std::vector<GapPoint> points;

@@ -91,6 +91,10 @@ TEST(LinkGap, AlphaAtEachGapIsTheBackToBackLinePlusWhatTheGapAdds) {
     EXPECT_DOUBLE_EQ(a.points[i].gap_s, gaps[i]);
     EXPECT_NEAR(a.points[i].alpha_s, synthetic_alpha(gaps[i]), 1e-12);
   }
+  // One size hit by a hiccup at one gap does not move that gap's α (the median over the sizes).
+  std::vector<std::vector<LinkSample>> hiccup = at;
+  hiccup[1][2].seconds += 5e-3;
+  EXPECT_NEAR(alphas_by_gap(gaps, hiccup).points[1].alpha_s, synthetic_alpha(1e-3), 1e-12);
   // A gap whose sizes the back-to-back run lacks gives no point; mismatched inputs none at all.
   at[1] = {{4096, 1e-5}};
   EXPECT_EQ(alphas_by_gap(gaps, at).points.size(), 2u);
