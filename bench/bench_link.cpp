@@ -25,8 +25,12 @@
 // --p2p-gap-us: the sender's compute before a send (default --gap-us): under pipeline parallelism a
 // stage computes its layers before it sends, and the receiver has waited that long.
 // Run under `mpirun -np 2` (e.g. scripts/netns mpirun: one rank per network namespace over the shaped veth).
+// --p2p-one-way: the sweep times a send one way on the shared steady clock (rank 0 works for the gap
+// and sends, rank 1 has waited in its receive: a pipeline stage's handoff; both ranks on ONE machine,
+// as scripts/netns places them) instead of the ping-pong, whose "round trip less the peer's gap"
+// counts the peer's scheduling delays twice on a loaded VM.
 // Usage: mpirun -np 2 bench_link [--reps N] [--gap-us G] [--p2p-gap-us G] [--max-bytes B]
-//                                [--gaps-us G1,G2,... | --gaps-us none] [--gap-work stream|spin]
+//                                [--gaps-us G1,G2,... | --gaps-us none] [--gap-work stream|spin] [--p2p-one-way]
 // Output (rank 0), one JSON object a line — the fits file `tern plan --link-fits` reads:
 //   {"kind","bytes","us","mean_us","trimmed_mean_us","reps","gap_us"}  a size at a gap (the sweep's rows too)
 //   {"fit","min_bytes","max_bytes","alpha_us","beta_ns_per_byte","gbps","max_rel_residual","gap_us"}
@@ -137,11 +141,26 @@ struct CallTime {
 };
 
 // Seconds of one call (median and mean over reps, see the header), on rank 0; other ranks return 0s.
+// one_way (sends only): instead of the ping-pong, rank 0 works for the gap and sends while rank 1
+// waits in its receive (a pipeline stage's handoff); the time is from the send's start to the end of
+// the receive on the shared steady clock — both ranks on one machine (scripts/netns), not two.
 Result<CallTime> time_kind(Communicator& c, GapWork& work, Kind kind, std::vector<char>& a, std::vector<char>& b,
-                           int64_t bytes, int reps, double gap_us) {
+                           int64_t bytes, int reps, double gap_us, bool one_way = false) {
   std::vector<double> mine;  // collectives: this rank's durations; send: rank 0 round trips, rank 1 its gaps
   for (int i = 0; i < reps; ++i) {
     TERN_RETURN_IF_ERROR(c.barrier());
+    if (kind == Kind::Send && one_way) {
+      auto since_epoch = [] { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); };
+      if (c.rank() == 0) {
+        work.run(gap_us);
+        mine.push_back(since_epoch());
+        TERN_RETURN_IF_ERROR(c.send(a.data(), bytes, 1, 7));
+      } else {
+        TERN_RETURN_IF_ERROR(c.recv(a.data(), bytes, 0, 7));
+        mine.push_back(since_epoch());
+      }
+      continue;
+    }
     if (kind == Kind::Send) {
       if (c.rank() == 0) {
         work.run(gap_us);
@@ -168,7 +187,7 @@ Result<CallTime> time_kind(Communicator& c, GapWork& work, Kind kind, std::vecto
   double sum = 0;
   for (int i = 0; i < reps; ++i) {
     const double r0 = all[size_t(i)], r1 = all[size_t(reps + i)];
-    per_call.push_back(kind == Kind::Send ? std::max(0.0, r0 - r1) / 2 : std::min(r0, r1));
+    per_call.push_back(kind == Kind::Send ? (one_way ? std::max(0.0, r1 - r0) : std::max(0.0, r0 - r1) / 2) : std::min(r0, r1));
     sum += per_call.back();
   }
   std::vector<double> sorted = per_call;
@@ -210,7 +229,7 @@ int main(int argc, char** argv) {
   double gap_us = 200, p2p_gap_us = -1;
   int64_t max_bytes = 4 << 20;
   std::vector<double> gaps = {0, 250, 1000, 2000, 5000, 10000};
-  bool stream = true;
+  bool stream = true, p2p_one_way = false;
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
     if (s == "--reps" && i + 1 < argc) reps = std::max(3, std::stoi(argv[++i]));
@@ -218,12 +237,13 @@ int main(int argc, char** argv) {
     else if (s == "--p2p-gap-us" && i + 1 < argc) p2p_gap_us = std::max(0.0, std::stod(argv[++i]));
     else if (s == "--max-bytes" && i + 1 < argc) max_bytes = std::max<int64_t>(8, std::stoll(argv[++i]));
     else if (s == "--gaps-us" && i + 1 < argc) gaps = parse_gaps(argv[++i]);
+    else if (s == "--p2p-one-way") p2p_one_way = true;
     else if (s == "--gap-work" && i + 1 < argc && (std::string(argv[i + 1]) == "stream" || std::string(argv[i + 1]) == "spin")) {
       stream = std::string(argv[++i]) == "stream";
     } else {
       fmt::print(stderr,
                  "usage: mpirun -np 2 bench_link [--reps N] [--gap-us G] [--p2p-gap-us G] [--max-bytes B] "
-                 "[--gaps-us G1,G2,...|none] [--gap-work stream|spin]\n");
+                 "[--gaps-us G1,G2,...|none] [--gap-work stream|spin] [--p2p-one-way]\n");
       return 2;
     }
   }
@@ -293,7 +313,7 @@ int main(int argc, char** argv) {
       const int n = std::clamp(int(0.15e6 / std::max(g, 1.0)), 20, reps);
       for (int64_t bytes : {int64_t(8), int64_t(2048), int64_t(8192)}) {
         if (bytes > max_bytes) continue;
-        auto t = time_kind(c, work, kind, a, b, bytes, n, g);
+        auto t = time_kind(c, work, kind, a, b, bytes, n, g, p2p_one_way);
         if (!t.is_ok()) {
           fmt::print(stderr, "bench_link: rank {}: {}\n", c.rank(), t.status().message());
           return 1;
@@ -318,6 +338,7 @@ int main(int argc, char** argv) {
     j["bandwidth_gbps"] = bandwidth;  // the largest send, one way, less the latency
     j["gap_us"] = gap_us;
     j["gap_work"] = stream ? "stream" : "spin";
+    j["p2p_sweep"] = p2p_one_way ? "one_way" : "ping_pong";
     j["fits_version"] = 2;
     fmt::print("{}\n", j.dump());
   }

@@ -117,7 +117,7 @@ for rate in $rates; do
   # The link as the decode meets it: bench_link with --gap-us of work before each call (the fit rows),
   # and its sweep of gaps 0 .. 10 ms (the alpha_gap rows): the planner prices each model's calls at
   # the compute that model has between them. One run serves every model at this rate.
-  timeout 300 scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 --gap-us "$gap_us" \
+  timeout 300 scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 --gap-us "$gap_us" --p2p-one-way \
     > "$out/link-$rate.out" 2>&1 || true
   grep -E '"(fit|alpha_gap)":"all_reduce"' "$out/link-$rate.out" | cut -c1-200 | sed "s/^/   bench_link: /" || tail -3 "$out/link-$rate.out"
   python3 - "$rate" "$(load)" "$out/link-$rate.out" "${burst:-0}" "$ping_rtt" link >> "$results" <<'EOF'
