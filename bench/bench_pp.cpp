@@ -11,7 +11,9 @@
 //            outside communicator calls over the same window; ranks on one machine share the steady
 //            clock): with one micro-batch at batch 1 the stages run one after another, so what is
 //            left is what the link adds — bench/netns_tp.sh compares it with tern plan.
-//            prefill_comm_critical_s: the same for the first prompt.
+//            prefill_comm_critical_s: the same for the first prompt; prefill_p2p_link_s (--pp 2, --tp 1):
+//            the first prompt's messages timed directly, each from its start on the sender to the end of
+//            the receiver's call (the broadcasts, the activations, the logits back).
 //   --engine: the same --batch greedy requests through the serving engine's core (EngineCore over a
 //            CpuModelRunner, as `tern serve`): under --pp its requests go in groups whose steps are
 //            in flight together (--steps-in-flight, default --pp; 1: one step at a time). decode_tok_s
@@ -327,6 +329,36 @@ int main(int argc, char** argv) {
         summary["prefill_comm_critical_s"] = (win[1] - win[0]) - pw;
         summary["comm_critical_s_per_token"] = ((win[3] - win[2]) - dw) / double(a.decode);
         summary["stage_work_s_per_token"] = dw / double(a.decode);
+      }
+    }
+    if (a.pp == 2 && a.tp == 1) {
+      // The prompt's messages measured directly (the difference above is of two windows of seconds:
+      // noise at this size): rank 0 broadcasts the step, sends the activations, then waits for the
+      // logits; rank 1 waits for each message before it comes. A message's link time is from its
+      // start on the sender to the end of the receiver's call: the broadcasts (rank 0's first start
+      // to rank 1's last broadcast end), the activations (the first point-to-point call of each),
+      // the logits (rank 1's last send to rank 0's last receive). Calls that overlap the window (a
+      // receiver's wait began before it; the last send may return after rank 0 has the logits).
+      double edges[6] = {0, 0, 0, 0, 0, 0};  // first p2p start, end; last p2p start, end; first bcast start, last bcast end
+      bool p2p = false, bcast = false;
+      for (const TimedCall& call : timed->calls()) {
+        const double end = call.start_s + double(call.seconds);
+        if (end <= win[0] || call.start_s >= win[1]) continue;  // not in the window
+        if (call.kind == CommKind::P2p) {
+          if (!p2p) edges[0] = call.start_s, edges[1] = end, p2p = true;
+          edges[2] = call.start_s, edges[3] = end;
+        } else if (call.kind == CommKind::Broadcast && !p2p) {
+          if (!bcast) edges[4] = call.start_s, bcast = true;
+          edges[5] = end;
+        }
+      }
+      double all[12];
+      if (world->gather(edges, sizeof(edges), all, 0).is_ok() && lead_rank && p2p && all[6 + 1] > 0) {
+        const double* r0 = all;
+        const double* r1 = all + 6;
+        const double activations = r1[1] - r0[0], logits = r0[3] - r1[2], broadcasts = bcast && r1[5] > 0 ? r1[5] - r0[4] : 0;
+        summary["prefill_p2p_link_s"] = activations + logits + broadcasts;
+        summary["prefill_p2p_link_parts_s"] = {{"broadcasts", broadcasts}, {"activations", activations}, {"logits", logits}};
       }
     }
   }

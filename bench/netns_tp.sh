@@ -2,7 +2,8 @@
 # Two ranks over a shaped link (issue 17 items 5, 6): one rank in each of two network namespaces joined
 # by a veth pair shaped with tc tbf (scripts/netns), OpenMPI's TCP transport over the veth. For each
 # rate: the link as MPI sees it (bench_link: every kind of call the engine makes over a sweep of
-# sizes, fitted to α + β · bytes — measured apart from the decode runs); then per model and layout
+# sizes, fitted to α + β · bytes, and α over a sweep of the compute before the call — measured apart
+# from the decode runs; DIR/link-RATE.out is the fits file `tern plan --link-fits` reads); then per model and layout
 # decode tok/s and the time a step spends on the link (bench_tp / bench_pp --decode), TTFT of a
 # 512-token prompt, and the bytes that crossed the veth (its counters). Baselines on this machine
 # without the namespaces: the single process with 2 threads and TP = 2 over shared memory. At the
@@ -14,8 +15,9 @@
 # Layouts: tp2 (bench_tp under -np 2), pp2 (bench_pp --pp 2 --micro-batches 1: batch 1, the stages one
 # after another, so a step less the stages' work is the link), tp2-int8 (bench_tp --tp-comm int8).
 # --burst: the shaper's bucket (default 15000 bytes: with one packet tbf on this VM held "10 Gbit/s" to
-# under 1). --gap-us N: bench_link's compute between calls, for every model (default: per model from
-# its single-process baseline, see gaps_of below).
+# under 1). --gap-us N: bench_link's compute before each call for its fit rows (default 2000); its
+# gap sweep (0 .. 10 ms, the alpha_gap rows) is what the planner prices each model's calls with, at
+# the compute that model's run had between its calls.
 # Output: DIR/results.jsonl (one JSON line per run, with the rate, model, layout and load average),
 # a table and the plan --check comparison on stdout. Refuses to run while the 1-minute load average is
 # 1.5 or more (figures taken during builds are worthless) unless --force.
@@ -33,8 +35,7 @@ prompt=512
 out=/tmp/netns_tp
 force=0
 burst_arg=(--burst 15000)
-gap_us=200
-gap_given=0
+gap_us=2000
 name=ternb
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
     --prompt) prompt=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --burst) burst_arg=(--burst "$2"); shift 2 ;;
-    --gap-us) gap_us=$2; gap_given=1; shift 2 ;;
+    --gap-us) gap_us=$2; shift 2 ;;
     --force) force=1; shift ;;
     *) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
@@ -98,32 +99,11 @@ declare -A layout_flags=([tp2]="" [pp2]="--pp 2 --micro-batches 1" [tp2-int8]="-
 
 veth_total() { scripts/netns counters --name $name | awk '{printf "%.0f\n", $1 + $3}'; }
 
-# bench_link's compute between calls for a model, from its single-process baseline (no link in it):
-# a TP rank computes about half a layer on 1 thread between its all-reduces ≈ the 2-thread step ÷
-# (2 × layers); a pipeline stage computes about the whole 2-thread step before it sends. Both capped
-# at 2 ms (bench_link's time). --gap-us N uses N for both instead.
-declare -A gap_tp gap_p2p
-gaps_of() {  # gaps_of MODEL SINGLE_OUT
-  read -r gap_tp[$1] gap_p2p[$1] < <(python3 - "$1/config.json" "$2" "$gap_us" "$gap_given" <<'EOF'
-import json, sys
-layers = json.load(open(sys.argv[1])).get("num_hidden_layers", 16)
-runs = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{") and "decode_tok_s" in l]
-if sys.argv[4] == "1" or not runs or runs[-1]["decode_tok_s"] <= 0:
-    print(sys.argv[3], sys.argv[3])
-else:
-    step_us = 1e6 / runs[-1]["decode_tok_s"]
-    print(f"{min(2000.0, step_us / (2 * layers)):.0f} {min(2000.0, step_us):.0f}")
-EOF
-)
-}
-
 echo "load average at start: $(cat /proc/loadavg)"
 for m in $models; do
   # Baselines without namespaces: one process with 2 threads, and TP = 2 over shared memory.
   build/bench_tp "$m" --threads 2 --prompt 16 --decode "$decode" > "$out/single.out" 2>&1 || true
   record none "$m" single decode "$out/single.out"
-  gaps_of "$m" "$out/single.out"
-  echo "$(basename "$m"): bench_link's compute between calls ${gap_tp[$m]} us (collectives), ${gap_p2p[$m]} us (sends)"
   "${mpirun_local[@]}" build/bench_tp "$m" --threads 1 --prompt 16 --decode "$decode" > "$out/shm.out" 2>&1 || true
   record shm "$m" tp2 decode "$out/shm.out"
 done
@@ -134,27 +114,17 @@ for rate in $rates; do
   burst=$(tc -n $name-a qdisc show dev $name-va | sed -nE 's/.* burst ([0-9.]+)(b|Kb|Mb) .*/\1 \2/p' |
           awk '{ m = $2 == "Kb" ? 1024 : $2 == "Mb" ? 1048576 : 1; print $1 * m }')
   ping_rtt=$(scripts/netns latency --name $name)
-  for m in $models; do
-    # The link as this model's decode meets it: bench_link with the model's compute between calls.
-    timeout 240 scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 \
-      --gap-us "${gap_tp[$m]}" --p2p-gap-us "${gap_p2p[$m]}" > "$out/link-$rate-$(basename "$m").out" 2>&1 || true
-    grep -E '"fit":"all_reduce"' "$out/link-$rate-$(basename "$m").out" | sed "s/^/   bench_link $(basename "$m"): /" ||
-      tail -3 "$out/link-$rate-$(basename "$m").out"
-    python3 - "$rate" "$(load)" "$out/link-$rate-$(basename "$m").out" "${burst:-0}" "$ping_rtt" link "$(basename "$m")" >> "$results" <<'EOF'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{")]
-print(json.dumps({"rate": sys.argv[1], "kind": sys.argv[6], "model": sys.argv[7], "load": float(sys.argv[2]), "rows": rows,
-                  "burst_bytes": float(sys.argv[4]), "ping": sys.argv[5]}))
-EOF
-  done
-  # The same with back-to-back calls (no compute between): what the gap changes. Recorded, not priced.
-  timeout 180 scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 --gap-us 0 \
-    > "$out/link0-$rate.out" 2>&1 || true
-  python3 - "$rate" "$(load)" "$out/link0-$rate.out" "${burst:-0}" "" link-gap0 >> "$results" <<'EOF'
+  # The link as the decode meets it: bench_link with --gap-us of work before each call (the fit rows),
+  # and its sweep of gaps 0 .. 10 ms (the alpha_gap rows): the planner prices each model's calls at
+  # the compute that model has between them. One run serves every model at this rate.
+  timeout 300 scripts/netns mpirun --name $name -- -np 2 "$root/build/bench_link" --reps 200 --gap-us "$gap_us" --p2p-one-way \
+    > "$out/link-$rate.out" 2>&1 || true
+  grep -E '"(fit|alpha_gap)":"all_reduce"' "$out/link-$rate.out" | cut -c1-200 | sed "s/^/   bench_link: /" || tail -3 "$out/link-$rate.out"
+  python3 - "$rate" "$(load)" "$out/link-$rate.out" "${burst:-0}" "$ping_rtt" link >> "$results" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[3]) if l.startswith("{")]
 print(json.dumps({"rate": sys.argv[1], "kind": sys.argv[6], "load": float(sys.argv[2]), "rows": rows,
-                  "burst_bytes": float(sys.argv[4])}))
+                  "burst_bytes": float(sys.argv[4]), "ping": sys.argv[5]}))
 EOF
   for m in $models; do
     for layout in $layouts; do
@@ -183,15 +153,14 @@ print(f"{'rate':>7} {'model':<16} {'layout':<9} {'kind':<6} {'tok/s':>7} {'TTFT 
 print("  (link ms/tok: TP every collective at its fastest rank, comm_link_s_per_token; PP the step less the stages' work)")
 for l in open(sys.argv[1]):
     j = json.loads(l)
-    if j.get("kind") == "link-gap0":
-        for f in (r for r in j["rows"] if r.get("fit") == "all_reduce"):
-            print(f"{j['rate']:>7} link, calls back to back: all_reduce {f.get('min_bytes', 0):>8.0f} .. {f.get('max_bytes', 0):<8.0f} B: alpha {f['alpha_us']:8.1f} us  beta {f['beta_ns_per_byte']:6.3f} ns/B")
-        continue
     if j.get("kind") == "link":
         lat = [r for r in j["rows"] if "latency_us" in r]
         if lat: print(f"{j['rate']:>7} link ({j.get('model', '')}, compute between calls {lat[0].get('gap_us', 0):.0f} us): one-way {lat[0]['latency_us']:.1f} us, {lat[0]['bandwidth_gbps']:.2f} Gbit/s (4 MiB)")
         for f in (r for r in j["rows"] if "fit" in r):
             print(f"{j['rate']:>7} link: {f['fit']:<10} {f.get('min_bytes', 0):>8.0f} .. {f.get('max_bytes', 0):<8.0f} B: alpha {f['alpha_us']:8.1f} us  beta {f['beta_ns_per_byte']:6.3f} ns/B  (fit within {100 * f['max_rel_residual']:.0f}%)")
+        for f in (r for r in j["rows"] if "alpha_gap" in r):
+            pts = " ".join(f"{g:.0f}:{a:.1f}" for g, a in f["points"])
+            print(f"{j['rate']:>7} link: {f['alpha_gap']:<10} alpha(gap) = {f['alpha0_us']:.1f} + {f['wake_us']:.1f} (1 - e^(-gap/{f['tau_us']:.0f} us)) us, beta {f['beta_ns_per_byte']:.3f} ns/B; measured gap us:alpha us {pts}")
         continue
     if "error" in j:
         print(f"{j['rate']:>7} {j['model']:<16} {j['layout']:<9} {j['kind']:<6} skipped: {j['error'].strip().splitlines()[-1] if j['error'].strip() else 'no output'}")
@@ -205,5 +174,12 @@ EOF
 # The planner's prediction from the link rows, next to each run (exit status ignored: outside ±20% is a finding).
 for m in $models; do
   build/tern plan --check -m "$m" --measured "$results" || true
+done
+# The layout search priced with the same fits, at the compute gaps of its own roofline for this VM
+# (a 512-token prompt in a 1024-token context: the TTFT runs' prompt, about the decode runs' KV reads).
+for rate in $rates; do
+  for m in $models; do
+    build/tern plan -m "$m" --devices 2 -d dev-epyc-2vcpu -c 1 --ctx 1024 --prompt-len 512 --link-fits "$out/link-$rate.out" || true
+  done
 done
 echo "load average at the very end: $(cat /proc/loadavg)"

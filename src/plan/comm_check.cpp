@@ -1,5 +1,7 @@
 #include "plan/comm_check.h"
 
+#include "plan/link_fits_file.h"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -43,21 +45,10 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
         if (row.is_object() && row.contains("latency_us") && row["latency_us"].is_number()) {
           latency_of_rate[key] = row["latency_us"].get<double>();
         }
-        if (row.is_object() && row.contains("fit") && row["fit"].is_string() && row.contains("alpha_us") &&
-            row["alpha_us"].is_number() && row.contains("beta_ns_per_byte") && row["beta_ns_per_byte"].is_number()) {
-          auto rnum = [&](const char* k, double dflt) { return row.contains(k) && row[k].is_number() ? row[k].get<double>() : dflt; };
-          for (int k = 0; k < kCallKinds; ++k) {
-            if (row["fit"].get<std::string>() != call_kind_name(CallKind(k))) continue;
-            RangedFit f;
-            f.min_bytes = rnum("min_bytes", 0);
-            f.max_bytes = rnum("max_bytes", 1e300);
-            f.fit.alpha_s = rnum("alpha_us", 0) * 1e-6;
-            f.fit.beta_s_per_byte = rnum("beta_ns_per_byte", 0) * 1e-9;
-            f.fit.max_rel_residual = rnum("max_rel_residual", 0);
-            fits_of_rate[key].add(CallKind(k), f);
-          }
-        }
+        auto fit = read_link_fit_row(row, fits_of_rate[key]);
+        if (!fit.is_ok()) return Status::error(fmt::format("{}:{}: {}", source, no, fit.status().message()));
       }
+      if (fits_of_rate[key].empty()) fits_of_rate.erase(key);
       continue;
     }
     if (!j.contains("decode_tok_s") || !(j.contains("all_reduce_link_s_per_token") || j.contains("comm_critical_s_per_token"))) {
@@ -70,7 +61,11 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
     m.prompt_tokens = int64_t(num("prompt_tokens", 0));
     m.prefill_all_reduce_link_s = num("prefill_all_reduce_link_s", 0);
     m.prefill_comm_critical_s = num("prefill_comm_critical_s", 0);
-    if (kind == "ttft" && (m.prompt_tokens <= 0 || (m.prefill_all_reduce_link_s <= 0 && m.prefill_comm_critical_s <= 0))) continue;
+    m.prefill_p2p_link_s = num("prefill_p2p_link_s", 0);
+    if (kind == "ttft" && (m.prompt_tokens <= 0 || (m.prefill_all_reduce_link_s <= 0 && m.prefill_comm_critical_s <= 0 &&
+                                                    m.prefill_p2p_link_s <= 0))) {
+      continue;
+    }
     m.rate = str("rate"), m.model = str("model"), m.layout = str("layout");
     if (!model.empty() && !m.model.empty() && m.model != model) continue;
     m.ranks = int(num("ranks", 0));
@@ -80,6 +75,9 @@ Result<std::vector<CommMeasurement>> parse_comm_measurements(const std::string& 
     m.comm_link_s_per_token = num("comm_link_s_per_token", 0);
     m.comm_critical_s_per_token = num("comm_critical_s_per_token", 0);
     m.all_reduce_bytes_per_token = num("all_reduce_bytes_per_token", 0);
+    m.ttft_s = num("ttft_s", 0);
+    m.prefill_comm_s = num("prefill_comm_s", 0);
+    m.stage_work_s_per_token = num("stage_work_s_per_token", 0);
     m.load = num("load", -1);
     if (m.ranks < 2) return Status::error(fmt::format("{}:{}: a run of {} rank(s): nothing crossed a link", source, no, m.ranks));
     runs.push_back(m);
@@ -123,37 +121,71 @@ Result<MeasuredLayout> measured_layout(const CommMeasurement& m, int64_t hidden)
 
 bool CommCheckRow::within() const { return bound == 0 || std::fabs(error()) <= bound; }
 
+double measured_compute_s(const CommMeasurement& m, const MeasuredLayout& ml) {
+  if (m.kind == "ttft") {
+    // The prompt: its time less rank 0's time in calls (TP); under PP the whole prompt's time, which
+    // at batch 1 is the stages' work one after another plus the link (a 1% error on the gap).
+    if (m.ttft_s <= 0) return 0;
+    return ml.layout.pp > 1 ? m.ttft_s : std::max(0.0, m.ttft_s - m.prefill_comm_s);
+  }
+  if (ml.layout.pp > 1) return m.stage_work_s_per_token;  // Σ over the stages of their own work
+  if (m.decode_tok_s <= 0) return 0;
+  return std::max(0.0, 1.0 / m.decode_tok_s - m.comm_s_per_token);  // rank 0's step outside its calls
+}
+
 std::vector<CommCheckRow> check_comm(const ModelShape& s, const CommMeasurement& m, const MeasuredLayout& ml,
                                      const Link& link) {
   std::vector<CommCheckRow> rows;
   const bool tp = ml.layout.tp > 1;
+  const double compute = measured_compute_s(m, ml);
+  // The gap a row reports: the TP collectives' (TP), a stage's (PP).
+  auto gap_of = [](const LayoutComm& c) {
+    for (const CommCost* cost : {&c.tp, &c.pp}) {
+      if (!cost->groups.empty()) return cost->groups.front().gap_s;
+    }
+    return -1.0;
+  };
   if (m.kind == "ttft") {
     // The prompt is one step of prompt_tokens rows (one chunk; PP with one micro-batch), its one
     // output row's logits after it.
-    const LayoutComm p = decode_step_comm(s, ml.layout, m.prompt_tokens, 4.0, ml.tp_bytes_per_element);
+    LayoutComm p = decode_step_comm(s, ml.layout, m.prompt_tokens, 4.0, ml.tp_bytes_per_element);
+    set_compute_gaps(p, ml.layout, compute);
     if (tp && m.prefill_all_reduce_link_s > 0) {
       rows.push_back({fmt::format("all-reduces of the {}-token prompt (link)", m.prompt_tokens), p.tp.seconds(link),
-                      m.prefill_all_reduce_link_s, 0.20});
+                      m.prefill_all_reduce_link_s, 0.20, gap_of(p)});
     }
-    if (!tp && m.prefill_comm_critical_s > 0) {
-      const LayoutComm one = decode_step_comm(s, ml.layout, 1, 4.0, ml.tp_bytes_per_element);
-      rows.push_back({fmt::format("{}-token prompt: step − stages' work", m.prompt_tokens),
-                      p.pp.seconds(link) + p.ep.seconds(link) + one.protocol.seconds(link), m.prefill_comm_critical_s, 0.20});
+    if (!tp && (m.prefill_p2p_link_s > 0 || m.prefill_comm_critical_s > 0)) {
+      LayoutComm one = decode_step_comm(s, ml.layout, 1, 4.0, ml.tp_bytes_per_element);
+      set_compute_gaps(one, ml.layout, compute);
+      const double predicted = p.pp.seconds(link) + p.ep.seconds(link) + one.protocol.seconds(link);
+      if (m.prefill_p2p_link_s > 0) {
+        // bench_pp's direct measure: each send from its start on the sender to the end of the
+        // receiver's receive (the receiver was already waiting), summed with the step's broadcasts.
+        rows.push_back({fmt::format("{}-token prompt: sends, start to delivery", m.prompt_tokens), predicted,
+                        m.prefill_p2p_link_s, 0.20, gap_of(p)});
+      } else {
+        // The older measure, the step less the stages' work: a difference of two ~seconds-long
+        // windows, within its own noise at a prompt's size (report only).
+        rows.push_back({fmt::format("{}-token prompt: step − stages' work", m.prompt_tokens), predicted,
+                        m.prefill_comm_critical_s, 0, gap_of(p)});
+      }
     }
     return rows;
   }
-  const LayoutComm c = decode_step_comm(s, ml.layout, 1, 4.0, ml.tp_bytes_per_element);
+  LayoutComm c = decode_step_comm(s, ml.layout, 1, 4.0, ml.tp_bytes_per_element);
+  set_compute_gaps(c, ml.layout, compute);
+  const double gap = gap_of(c);
   if (tp) {
-    rows.push_back({"all-reduces per token (link)", c.tp.seconds(link), m.all_reduce_link_s_per_token, 0.20});
+    rows.push_back({"all-reduces per token (link)", c.tp.seconds(link), m.all_reduce_link_s_per_token, 0.20, gap});
     if (m.comm_link_s_per_token > 0) {
-      rows.push_back({"all collectives per token (link)", c.seconds(link), m.comm_link_s_per_token, 0.20});
+      rows.push_back({"all collectives per token (link)", c.seconds(link), m.comm_link_s_per_token, 0.20, gap});
     }
-    rows.push_back({"rank 0's time in calls per token", c.seconds(link), m.comm_s_per_token, 0});
+    rows.push_back({"rank 0's time in calls per token", c.seconds(link), m.comm_s_per_token, 0, gap});
   } else if (m.comm_critical_s_per_token > 0) {
-    rows.push_back({"per token: step − stages' work", c.seconds(link), m.comm_critical_s_per_token, 0.20});
-    rows.push_back({"rank 0's time in calls per token", c.seconds(link), m.comm_s_per_token, 0});
+    rows.push_back({"per token: step − stages' work", c.seconds(link), m.comm_critical_s_per_token, 0.20, gap});
+    rows.push_back({"rank 0's time in calls per token", c.seconds(link), m.comm_s_per_token, 0, gap});
   } else {
-    rows.push_back({"all communication per token (rank 0)", c.seconds(link), m.comm_s_per_token, 0.20});
+    rows.push_back({"all communication per token (rank 0)", c.seconds(link), m.comm_s_per_token, 0.20, gap});
   }
   return rows;
 }

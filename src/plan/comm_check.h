@@ -12,7 +12,11 @@
 //   every call (comm_s_per_token, which also holds waits for the other rank's compute): report only.
 // - PP: the step's time less every stage's own work (bench_pp's comm_critical_s_per_token: at batch 1
 //   the stages run one after another, so what remains is the link) against the PP term + protocol.
-// - TTFT runs: the prompt's all-reduces (TP) or its critical-path communication (PP).
+// - TTFT runs: the prompt's all-reduces (TP) or its sends (PP: bench_pp's prefill_p2p_link_s, each
+//   send from its start to the end of its receive; the older prefill_comm_critical_s, the prompt
+//   less the stages' work, is a difference of two windows of seconds: report only).
+// Each call is priced at the compute gap before it (bench_link's α(gap), where the file has it): the
+// run's own compute per step cut between its calls (measured_compute_s, set_compute_gaps).
 #pragma once
 
 #include <string>
@@ -35,6 +39,11 @@ struct CommMeasurement {
   int ranks = 0;
   double decode_tok_s = 0;
   double all_reduce_link_s_per_token = 0, comm_s_per_token = 0, all_reduce_bytes_per_token = 0;
+  // What the ranks computed, for the compute gap before each call (measured_compute_s):
+  double ttft_s = 0, prefill_comm_s = 0;  // the prompt's time and rank 0's time in calls during it
+  double stage_work_s_per_token = 0;      // PP: Σ over the stages of their own work per decode step
+  // PP prompt: each send timed from its start on the sender to the end of the receive (bench_pp).
+  double prefill_p2p_link_s = 0;
   double load = -1;          // the 1-minute load average when it ran (-1: not recorded)
   double link_latency_us = 0;  // bench_link's one-way latency at this rate (0: none in the file)
   double link_burst_bytes = 0; // the shaper's bucket at this rate (bench/netns_tp.sh's link row; 0: none)
@@ -65,9 +74,16 @@ struct CommCheckRow {
   std::string what;
   double predicted_s = 0, measured_s = 0;
   double bound = 0;  // allowed |error|; 0: report only
+  double gap_s = -1; // the compute before each call it was priced at (TP: per collective; PP: a stage)
   double error() const { return measured_s > 0 ? (predicted_s - measured_s) / measured_s : 0; }
   bool within() const;
 };
+
+// The compute of a run's step (decode: per token; ttft: the prompt's), from the run itself: the
+// compute gap each call is priced at (plan/comm_cost.h set_compute_gaps). Measured rather than the
+// planner's roofline: --check tests the link's model, so it takes the ranks' compute as it was
+// (TP: the step less rank 0's time in calls; PP: bench_pp's stages' own work). 0: not in the run.
+double measured_compute_s(const CommMeasurement& m, const MeasuredLayout& ml);
 
 // The rows for one run over `link` (the rate's bandwidth and the latency to price with). A TTFT run
 // compares its prompt's all-reduces (one step of prompt_tokens rows) instead of a decode token's.

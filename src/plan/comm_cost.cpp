@@ -37,6 +37,42 @@ const LinkFit& LinkFits::at(CallKind k, double bytes) const {
   return best->fit;
 }
 
+void LinkFits::add(CallKind k, const RangedGapFit& f) {
+  auto& v = gap[int(k)];
+  v.insert(std::upper_bound(v.begin(), v.end(), f, [](const RangedGapFit& a, const RangedGapFit& b) { return a.min_bytes < b.min_bytes; }), f);
+}
+
+bool LinkFits::empty() const {
+  for (int k = 0; k < kCallKinds; ++k) {
+    if (!kind[k].empty() || !gap[k].empty()) return false;
+  }
+  return true;
+}
+
+double LinkFits::call_seconds(CallKind k, double bytes, double gap_s) const {
+  if (gap_s >= 0) {
+    for (const RangedGapFit& g : gap[int(k)]) {
+      if (bytes >= g.min_bytes && bytes <= g.max_bytes && !g.alpha.empty()) return g.alpha.alpha(gap_s) + g.beta_s_per_byte * bytes;
+    }
+  }
+  return at(k, bytes).seconds(bytes);
+}
+
+void set_compute_gaps(LayoutComm& c, const Layout& l, double step_compute_s) {
+  if (step_compute_s <= 0) return;
+  const double stage = step_compute_s / std::max(1, l.pp);
+  auto stage_gap = [&](const CallGroup& g) { return g.kind == CallKind::P2p || (l.pp > 1 && g.kind == CallKind::Broadcast); };
+  double spread_calls = 0;  // per step, all stages
+  for (CommCost* cost : {&c.tp, &c.pp, &c.ep, &c.protocol}) {
+    for (const CallGroup& g : cost->groups) {
+      if (!stage_gap(g)) spread_calls += g.calls;
+    }
+  }
+  for (CommCost* cost : {&c.tp, &c.pp, &c.ep, &c.protocol}) {
+    for (CallGroup& g : cost->groups) g.gap_s = stage_gap(g) ? stage : step_compute_s / std::max(1.0, spread_calls);
+  }
+}
+
 bool CommCost::priced_by_fits(const Link& link) const {
   if (groups.empty()) return false;
   for (const CallGroup& g : groups) {
@@ -50,8 +86,7 @@ double CommCost::seconds(const Link& link) const {
   if (priced_by_fits(link)) {
     double s = 0;
     for (const CallGroup& g : groups) {
-      const LinkFit& f = link.fits.at(g.kind, g.payload / g.calls);  // the groups' calls are of one size
-      s += f.alpha_s * g.calls + f.beta_s_per_byte * g.payload;
+      s += g.calls * link.fits.call_seconds(g.kind, g.payload / g.calls, g.gap_s);  // the group's calls are of one size
     }
     return s + added;
   }

@@ -51,12 +51,27 @@ struct RangedFit {
   double min_bytes = 0, max_bytes = 0;
   LinkFit fit;
 };
+// α as a function of the compute before the call (bench_link's gap sweep, plan/link_fit.h) for the
+// calls of min_bytes .. max_bytes (the decode's sizes), with its own β (the back-to-back line's: the
+// wake-up is per call, not per byte).
+struct RangedGapFit {
+  double min_bytes = 0, max_bytes = 0;
+  double beta_s_per_byte = 0;
+  GapFit alpha;
+};
 struct LinkFits {
   std::vector<RangedFit> kind[kCallKinds];
+  std::vector<RangedGapFit> gap[kCallKinds];  // empty: α does not depend on the gap (a version 1 fits file)
   bool has(CallKind k) const { return !kind[int(k)].empty(); }
+  bool has_gap(CallKind k) const { return !gap[int(k)].empty(); }
+  bool empty() const;
   void add(CallKind k, const RangedFit& f);  // kept in order of min_bytes
+  void add(CallKind k, const RangedGapFit& f);
   // The fit for one call of `bytes` (has(k) must hold).
   const LinkFit& at(CallKind k, double bytes) const;
+  // One call of `bytes` after `gap_s` seconds of compute: α(gap) + β·bytes where a gap fit's range
+  // holds the size and gap_s ≥ 0, else the size range's α + β·bytes (has(k) must hold).
+  double call_seconds(CallKind k, double bytes, double gap_s) const;
 };
 
 struct Link {
@@ -79,6 +94,7 @@ struct Link {
 struct CallGroup {
   CallKind kind = CallKind::AllReduce;
   double calls = 0, payload = 0;
+  double gap_s = -1;  // compute before each call (set_compute_gaps); < 0: unknown, the fit's own gap
 };
 
 struct CommCost {
@@ -125,6 +141,16 @@ struct LayoutComm {
     return tp.seconds(link) + pp.seconds(link) + ep.seconds(link) + protocol.seconds(link);
   }
 };
+
+// Sets each call group's compute gap from the step's compute (seconds, one replica, the link free):
+// the time a rank works before each call, which a measured link's α depends on (bench_link's sweep).
+// - P2p sends (PP), and under PP the step's broadcasts: one stage's compute, step_compute_s / pp
+//   (the sender computed its layers; the receivers waited that long);
+// - every other collective (TP / EP all-reduces, TP's broadcasts and logits gather): the step's
+//   compute cut evenly between those calls, step_compute_s / their count per step (under PP: a
+//   stage's compute over its own calls, the same ratio).
+// step_compute_s ≤ 0 leaves the gaps unknown.
+void set_compute_gaps(LayoutComm& c, const Layout& l, double step_compute_s);
 
 // One decode step of `batch` tokens; `activation_bytes` per element on the link (4: tern's f32 on
 // CPUs; 2: bf16; 1 + the scales: --tp-comm int8 applies to `tp` only, via tp_bytes_per_element).

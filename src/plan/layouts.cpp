@@ -27,12 +27,20 @@ std::vector<Layout> candidates(const ModelShape& s, int n) {
   return out;
 }
 
+// The compute gap a layout's calls are priced at, for the table: the TP / EP collectives', else a stage's.
+double call_gap(const LayoutComm& c) {
+  for (const CommCost* cost : {&c.tp, &c.ep, &c.pp, &c.protocol}) {
+    if (!cost->groups.empty()) return cost->groups.front().gap_s;
+  }
+  return -1;
+}
+
 }  // namespace
 
 Result<LayoutChoice> plan_layouts(const LayoutRequest& r) {
   if (r.devices < 1 || r.devices > 4096) return Status::error(fmt::format("--devices {}: give 1 to 4096", r.devices));
   if (r.link.gbps < 0 || r.link.latency_us < 0) return Status::error("the link's bandwidth and latency must not be negative");
-  if (r.devices > 1 && r.link.gbps <= 0) return Status::error("give the link's bandwidth (--link-gbps) to split over devices");
+  if (r.devices > 1 && r.link.gbps <= 0 && r.link.fits.empty()) return Status::error("give the link's bandwidth (--link-gbps) to split over devices");
   const ModelShape& s = r.base.model;
   const std::vector<Layout> layouts = candidates(s, r.devices);
   if (layouts.empty()) {
@@ -72,6 +80,9 @@ Result<LayoutChoice> plan_layouts(const LayoutRequest& r) {
     const double act = q.activation_bytes > 0 ? q.activation_bytes : (q.device.is_gpu() ? 2 : 4);
     lp.compute_s = decode_step(q, b, p.memory.kv_per_token, l.tp, l.pp, choice.batch, avg_tokens).seconds;
     lp.comm = decode_step_comm(s, l, choice.batch, act, r.tp_bytes_per_element);
+    // Each call at the compute before it (a measured link's α grows with it): the roofline's step.
+    set_compute_gaps(lp.comm, l, lp.compute_s);
+    lp.call_gap_s = call_gap(lp.comm);
     lp.comm_s = lp.comm.seconds(r.link);
     for (double added : r.added_latency_us) {
       Link slower = r.link;
@@ -86,6 +97,7 @@ Result<LayoutChoice> plan_layouts(const LayoutRequest& r) {
     const int64_t chunks = (p.prompt_tokens + chunk - 1) / chunk;
     LayoutComm pc = decode_step_comm(s, l, chunk, act, r.tp_bytes_per_element);
     pc.protocol = CommCost{};
+    if (p.prefill_tok_s > 0) set_compute_gaps(pc, l, double(chunk) / p.prefill_tok_s);
     lp.prompt_comm_s = double(chunks) * pc.seconds(r.link) + lp.comm.protocol.seconds(r.link);
     choice.layouts.push_back(lp);
   }
@@ -98,25 +110,31 @@ Result<LayoutChoice> plan_layouts(const LayoutRequest& r) {
 }
 
 std::string layouts_to_table(const LayoutRequest& r, const LayoutChoice& c) {
-  std::string o = fmt::format("tern plan: {} on {} × {}, link {} Gbit/s, {} us per message, {} sequence(s) per step\n",
-                              r.base.model.name, r.devices, r.base.device.id, r.link.gbps, r.link.latency_us, c.batch);
+  const bool fits = !r.link.fits.empty();
+  std::string o = fits ? fmt::format("tern plan: {} on {} × {}, link priced by bench_link's fits ({}), {} sequence(s) per step\n",
+                                     r.base.model.name, r.devices, r.base.device.id, r.link_fits_source, c.batch)
+                       : fmt::format("tern plan: {} on {} × {}, link {} Gbit/s, {} us per message, {} sequence(s) per step\n",
+                                     r.base.model.name, r.devices, r.base.device.id, r.link.gbps, r.link.latency_us, c.batch);
   std::string added_head;
   for (double a : r.added_latency_us) added_head += fmt::format(" {:>11}", fmt::format("+{:.0f}us", a));
-  o += fmt::format("  {:<12} {:>9} {:>6} {:>10} {:>9} {:>10} {:>10} {:>9}{} {:>9} {:>8} {:>13}\n", "layout", "GB/dev",
+  o += fmt::format("  {:<12} {:>9} {:>6} {:>10} {:>9} {:>10} {:>10} {:>9}{} {:>9} {:>8} {:>13}{}\n", "layout", "GB/dev",
                    "fits", "compute ms", "msgs/tok", "KB/tok", "comm ms/tok", "comm %", added_head, "step ms", "tok/s",
-                   "prompt comm s");
+                   "prompt comm s", fits ? fmt::format(" {:>11}", "call gap us") : "");
   for (size_t i = 0; i < c.layouts.size(); ++i) {
     const LayoutPlan& l = c.layouts[i];
     const CommCost t = l.comm.total();
     const double per_tok = 1.0 / double(c.batch);
     std::string added;
     for (double a : l.comm_s_added) added += fmt::format(" {:>11.3f}", a * per_tok * 1e3);
-    o += fmt::format("{} {:<12} {:>9.2f} {:>6} {:>10.3f} {:>9.1f} {:>10.1f} {:>10.3f} {:>8.1f}%{} {:>9.3f} {:>8.2f} {:>13.3f}\n",
+    o += fmt::format("{} {:<12} {:>9.2f} {:>6} {:>10.3f} {:>9.1f} {:>10.1f} {:>10.3f} {:>8.1f}%{} {:>9.3f} {:>8.2f} {:>13.3f}{}\n",
                      int(i) == c.chosen ? "*" : " ", l.layout.name(), l.weights_per_device / 1e9, l.fits ? "yes" : "NO",
                      l.compute_s * 1e3, t.messages * per_tok, t.bytes * per_tok / 1e3, l.comm_s * per_tok * 1e3,
-                     100 * l.comm_share(), added, l.step_s() * 1e3, double(c.batch) / l.step_s(), l.prompt_comm_s);
+                     100 * l.comm_share(), added, l.step_s() * 1e3, double(c.batch) / l.step_s(), l.prompt_comm_s,
+                     fits ? (l.call_gap_s >= 0 ? fmt::format(" {:>11.0f}", l.call_gap_s * 1e6) : fmt::format(" {:>11}", "-")) : "");
   }
-  o += "  comm per token = messages × latency + bytes ÷ bandwidth; +Nus: with N µs more per message\n";
+  o += fits ? "  comm per token = Σ over the step's calls of α(gap) + β × bytes, per kind of call (bench_link's fits; α at the\n"
+              "  compute before each call, 'call gap': the roofline's step ÷ the calls, a stage's under PP); +Nus: N µs more per message\n"
+            : "  comm per token = messages × latency + bytes ÷ bandwidth; +Nus: with N µs more per message\n";
   if (!c.layouts.empty()) {
     o += fmt::format("  prompt comm: what the link adds to the time to first token of a {}-token prompt\n",
                      c.layouts[0].prompt_tokens);
@@ -138,7 +156,8 @@ std::string layouts_to_json(const LayoutRequest& r, const LayoutChoice& c) {
   j["model"] = r.base.model.name;
   j["device"] = r.base.device.id;
   j["devices"] = r.devices;
-  j["link"] = {{"gbps", r.link.gbps}, {"latency_us", r.link.latency_us}};
+  j["link"] = {{"gbps", r.link.gbps}, {"latency_us", r.link.latency_us},
+               {"priced_by", r.link.fits.empty() ? "rate_and_latency" : "bench_link_fits"}, {"fits_file", r.link_fits_source}};
   j["batch"] = c.batch;
   j["added_latency_us"] = r.added_latency_us;
   j["chosen"] = c.chosen >= 0 ? nlohmann::ordered_json(c.layouts[size_t(c.chosen)].layout.name()) : nlohmann::ordered_json();
@@ -151,7 +170,7 @@ std::string layouts_to_json(const LayoutRequest& r, const LayoutChoice& c) {
                             {"comm_per_step", {{"tp", cost(l.comm.tp)}, {"pp", cost(l.comm.pp)}, {"ep", cost(l.comm.ep)},
                                                {"protocol", cost(l.comm.protocol)}}},
                             {"compute_s", l.compute_s}, {"comm_s", l.comm_s}, {"comm_s_added_latency", l.comm_s_added},
-                            {"step_s", l.step_s()}, {"prompt_tokens", l.prompt_tokens}, {"prompt_comm_s", l.prompt_comm_s}, {"comm_s_per_token", l.comm_s / double(c.batch)},
+                            {"step_s", l.step_s()}, {"prompt_tokens", l.prompt_tokens}, {"prompt_comm_s", l.prompt_comm_s}, {"comm_s_per_token", l.comm_s / double(c.batch)}, {"call_gap_s", l.call_gap_s},
                             {"decode_tok_s_per_seq", 1.0 / l.step_s()}});
   }
   return j.dump(2);

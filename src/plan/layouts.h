@@ -2,6 +2,8 @@
 // layout with tp·pp·ep = N that the model allows, each priced — memory per device, the decode step's
 // compute (the planner's roofline with a free link) and its communication (plan/comm_cost.h) at the
 // link's latency and at that latency plus each `added_latency_us` — and the fastest that fits chosen.
+// With bench_link's fits in the link (tern plan --link-fits FILE) each call is priced α(gap) + β·bytes,
+// the gap being the roofline's compute before it (plan/comm_cost.h set_compute_gaps).
 //
 // Under EP (MoE only) attention, dense layers and shared experts are replicated on the EP groups
 // (cut tp ways in each) and the routed experts split: a decode step streams 1/ep of the experts it
@@ -26,6 +28,7 @@ struct LayoutRequest {
   Link link;
   std::vector<double> added_latency_us = {50, 200};
   double tp_bytes_per_element = 0;  // the TP all-reduce's element size (0: the activations'; ~1 for --tp-comm int8)
+  std::string link_fits_source;     // where link.fits came from (the table names it); "" when none
 };
 
 struct LayoutPlan {
@@ -35,7 +38,8 @@ struct LayoutPlan {
   double weights_per_device = 0;  // bytes
   double used_per_device = 0;     // weights + KV of the planned sequences + activations + runtime
   double capacity = 0;
-  LayoutComm comm;                // per decode step
+  LayoutComm comm;                // per decode step, each call group with its compute gap
+  double call_gap_s = -1;         // the compute before each TP / EP collective (PP: a stage's), priced with it
   double compute_s = 0;           // the step's roofline with a free link (fixed costs included)
   double comm_s = 0;              // at link.latency_us
   std::vector<double> comm_s_added;  // at latency + each added_latency_us

@@ -98,6 +98,41 @@ TEST(CliPlanLayouts, CheckMeasuredPricesTheLinkWithBenchLinksFits) {
   EXPECT_NE(t.out.find("+200us/msg"), std::string::npos) << t.out;
 }
 
+TEST(CliPlanLayouts, DevicesPricedWithALinkFitsFile) {
+  TempDir tmp;
+  // bench_link's output (version 2): the all-reduce's line at a 2 ms gap and its α(gap).
+  write_file(tmp.file("link.out"),
+             R"([a banner mpirun prints]
+{"fit":"all_reduce","min_bytes":8,"max_bytes":32768,"alpha_us":30,"beta_ns_per_byte":1.0,"gap_us":2000}
+{"fit":"all_reduce","min_bytes":131072,"max_bytes":4194304,"alpha_us":100,"beta_ns_per_byte":2.0,"gap_us":2000}
+{"alpha_gap":"all_reduce","min_bytes":8,"max_bytes":32768,"beta_ns_per_byte":1.0,"alpha0_us":10,"wake_us":50,"tau_us":1000,"points":[[0,10],[10000,60]]}
+{"latency_us":20.0,"bandwidth_gbps":4.0,"fits_version":2}
+)");
+  const std::string base = "plan -m " + config("llama-3.2-1b") + " --devices 2 -d dev-epyc-2vcpu -c 1 --link-gbps 10";
+  auto r = run_tern(base + " --link-fits '" + tmp.file("link.out") + "' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["link"]["priced_by"], "bench_link_fits");
+  bool saw_tp = false;
+  for (const auto& l : j["layouts"]) {
+    if (l["tp"] != 2) continue;
+    saw_tp = true;
+    EXPECT_GT(l["call_gap_s"].get<double>(), 0);
+  }
+  EXPECT_TRUE(saw_tp);
+  auto t = run_tern(base + " --link-fits '" + tmp.file("link.out") + "'");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  EXPECT_NE(t.out.find("priced by bench_link's fits"), std::string::npos) << t.out;
+  // A missing file, one that is not JSON, one without fits: one line each.
+  expect_one_line_error(run_tern(base + " --link-fits '" + tmp.file("none.out") + "'"), "none.out");
+  write_file(tmp.file("bad.out"), "{\"fit\": \"all_reduce\", \"alpha_us\": 1, \"beta_ns_per_byte\": 1}\n{oops\n");
+  expect_one_line_error(run_tern(base + " --link-fits '" + tmp.file("bad.out") + "'"), "bad.out:2");
+  write_file(tmp.file("empty.out"), "{\"latency_us\": 3}\n");
+  expect_one_line_error(run_tern(base + " --link-fits '" + tmp.file("empty.out") + "'"), "no bench_link fits");
+  // --link-fits prices layouts: without --devices it is an error.
+  expect_one_line_error(run_tern("plan -m " + config("llama-3.2-1b") + " --link-fits '" + tmp.file("link.out") + "'"), "--devices");
+}
+
 TEST(CliPlanLayouts, OptionsWithoutWhatTheyGoWithAreErrors) {
   expect_one_line_error(run_tern("plan -m " + config("llama-3.2-1b") + " --tp-comm int8"), "--devices");
   expect_one_line_error(run_tern("plan -m " + config("llama-3.2-1b") + " --added-latency-us 10"), "--devices");

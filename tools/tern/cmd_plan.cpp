@@ -155,14 +155,18 @@ void register_plan(CLI::App& app) {
       ->delimiter(',');
   auto* tp_comm = cmd->add_option("--tp-comm", o->tp_comm, "--devices: the TP all-reduce's element (f32, bf16, int8)")
       ->check(CLI::IsMember({"f32", "bf16", "int8"}));
+  auto* link_fits = cmd->add_option("--link-fits", o->link_fits,
+                                    "--devices: price the link with bench_link's fits (its output, or bench/netns_tp.sh's "
+                                    "results.jsonl; --link-gbps picks a rate there): α at each call's compute gap + β × bytes");
   cmd->add_option("--measured", o->measured,
                   "--check: compare the predicted communication per token with these runs (bench/netns_tp.sh's results.jsonl)");
   o->runtime.add_to(*cmd);
-  cmd->callback([o, dev, devices, lat, added, tp_comm, burst] {
+  cmd->callback([o, dev, devices, lat, added, tp_comm, burst, link_fits] {
     o->link_latency_given = lat->count() > 0;
     o->link_burst_given = burst->count() > 0;
-    if (devices->count() == 0 && (added->count() > 0 || tp_comm->count() > 0)) {
-      fail(std::string(added->count() > 0 ? "--added-latency-us" : "--tp-comm") + " prices layouts: give --devices N");
+    if (devices->count() == 0 && (added->count() > 0 || tp_comm->count() > 0 || link_fits->count() > 0)) {
+      fail(std::string(added->count() > 0 ? "--added-latency-us" : tp_comm->count() > 0 ? "--tp-comm" : "--link-fits") +
+           " prices layouts: give --devices N");
     }
     if (o->check && o->measured.empty() && devices->count() > 0) {
       fail("--check runs one process here; --devices goes with --check --measured FILE or without --check");

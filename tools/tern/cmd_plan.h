@@ -40,6 +40,7 @@ struct PlanOptions {
   std::vector<double> added_latency_us = {50, 200};
   std::string tp_comm = "f32";  // the all-reduce's element: f32, bf16, int8 (+ an f32 scale per row)
   std::string measured;  // --check --measured FILE: compare communication with bench/netns_tp.sh's runs
+  std::string link_fits;  // --devices N --link-fits FILE: price the link with bench_link's fits
 };
 
 // The shipped catalog with --catalog merged over it.
