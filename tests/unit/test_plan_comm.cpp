@@ -9,16 +9,11 @@
 #include "plan/comm_cost.h"
 #include "plan/layouts.h"
 #include "plan/planner.h"
+#include "plan_test_util.h"
 #include "test_support.h"
 
 namespace tern::plan {
 namespace {
-
-ModelShape shape(const std::string& name) {
-  auto s = load_model_shape(std::string(TERN_SOURCE_DIR) + "/tests/data/plan_configs/" + name + ".json");
-  EXPECT_TRUE(s.is_ok()) << s.status().message();
-  return s.is_ok() ? *s : ModelShape{};
-}
 
 TEST(PlanComm, TensorParallelIsTwoAllReducesPerLayer) {
   const ModelShape s = shape("llama-3.2-1b");  // 16 layers, hidden 2048, vocab 128256

@@ -6,16 +6,11 @@
 #include "formats/safetensors.h"
 #include "model/synth.h"
 #include "plan/planner.h"
+#include "plan_test_util.h"
 #include "test_support.h"
 
 namespace tern::plan {
 namespace {
-
-ModelShape shape(const std::string& name) {
-  auto s = load_model_shape(std::string(TERN_SOURCE_DIR) + "/tests/data/plan_configs/" + name + ".json");
-  EXPECT_TRUE(s.is_ok()) << s.status().message();
-  return s.is_ok() ? *s : ModelShape{};
-}
 
 Device device(const std::string& id) {
   auto c = Catalog::shipped();

@@ -11,16 +11,11 @@
 #include "plan/layouts.h"
 #include "plan/link_fit.h"
 #include "plan/link_fits_file.h"
+#include "plan_test_util.h"
 #include "test_support.h"
 
 namespace tern::plan {
 namespace {
-
-ModelShape shape(const std::string& name) {
-  auto s = load_model_shape(std::string(TERN_SOURCE_DIR) + "/tests/data/plan_configs/" + name + ".json");
-  EXPECT_TRUE(s.is_ok()) << s.status().message();
-  return s.is_ok() ? *s : ModelShape{};
-}
 
 Link wire(double gbps, double latency_us) {
   Link l;

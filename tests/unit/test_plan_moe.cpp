@@ -5,16 +5,11 @@
 
 #include "formats/model_config.h"
 #include "plan/planner.h"
+#include "plan_test_util.h"
 #include "test_support.h"
 
 namespace tern::plan {
 namespace {
-
-ModelShape shape(const std::string& name) {
-  auto s = load_model_shape(std::string(TERN_SOURCE_DIR) + "/tests/data/plan_configs/" + name + ".json");
-  EXPECT_TRUE(s.is_ok()) << s.status().message();
-  return s.is_ok() ? *s : ModelShape{};
-}
 
 // Within `rel` of a published figure (given in billions).
 void expect_published(int64_t got, double billions, double rel, const char* what) {
