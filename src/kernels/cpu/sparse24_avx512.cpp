@@ -166,14 +166,9 @@ TERN_TARGET_AVX512_SPARSE24 bool block24(const float* x, const SparseX16& xq, co
   if (_mm512_movepi8_mask(bad) != 0) return false;
   for (int r = 0; r < R; ++r) {
     const int64_t row = r0 + r * stride;
-    float tail[M] = {};
-    for (int64_t t = full; t < k; ++t) {
-      if (!(mk[r][t >> 3] >> (t & 7) & 1)) continue;
-      const float v = float(*p[r]++);
-      for (int i = 0; i < M; ++i) tail[i] += x[i * k + t] * v;
-    }
-    for (int i = 0; i < M; ++i)
-      y[i * n + row] = (hsum(facc[i][r]) + tail[i]) * w.scales[row] + (bias ? bias[row] : 0.f);
+    float sums[M];
+    for (int i = 0; i < M; ++i) sums[i] = hsum(facc[i][r]);
+    sparse_i8_finish_row<M>(mk[r], p[r], x, k, full, sums, w.scales[row], bias ? bias[row] : 0.f, y, n, row);
   }
   return true;
 }

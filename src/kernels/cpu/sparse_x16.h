@@ -21,6 +21,21 @@ namespace tern::cpu {
 
 inline constexpr int64_t kSparseX16Block = 256;
 
+// The end of one weight row in the 2:4 int8 kernels (sparse24_avx2.cpp, sparse24_avx512.cpp): the kept
+// columns in [full, k), past the last vector step, in scalar (mask bit order; p advances over their
+// values), then y[i·n + row] = (sums[i] + that tail) · scale + bias for each of the M rows of x [M, k].
+template <int M>
+inline void sparse_i8_finish_row(const uint8_t* mask, const int8_t* p, const float* x, int64_t k, int64_t full,
+                                 const float* sums, float scale, float bias, float* y, int64_t n, int64_t row) {
+  float tail[M] = {};
+  for (int64_t t = full; t < k; ++t) {
+    if (!(mask[t >> 3] >> (t & 7) & 1)) continue;
+    const float v = float(*p++);
+    for (int i = 0; i < M; ++i) tail[i] += x[i * k + t] * v;
+  }
+  for (int i = 0; i < M; ++i) y[i * n + row] = (sums[i] + tail[i]) * scale + bias;
+}
+
 struct SparseX16 {
   int64_t k = 0, blocks = 0;
   std::vector<int16_t> q;  // [m, k]
