@@ -3,7 +3,8 @@
 # Host side (src/backend/cuda/*.cpp) is globbed into tern_lib like every other source and compiles its
 # CUDA calls only under TERN_HAVE_CUDA, so a build without nvcc still links and reports "built without CUDA".
 # cudart is linked statically (a binary starts on a machine without a driver: cudaGetDeviceCount fails and
-# tern stays on the CPU); cuBLASLt dynamically, found through the build/install rpath.
+# tern stays on the CPU); cuBLASLt is opened at run time by the backend (src/backend/cuda/cublaslt_library.cpp),
+# from the path found here or by its soname, so a CPU run does not carry its ~100 MiB of resident pages.
 include(CheckLanguage)
 if(NOT DEFINED CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
   set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc CACHE FILEPATH "nvcc")
@@ -41,8 +42,16 @@ if(TERN_CUDA)
   set_target_properties(tern_cuda_kernels PROPERTIES CUDA_RUNTIME_LIBRARY Static POSITION_INDEPENDENT_CODE ON)
   target_link_libraries(tern_cuda_kernels PUBLIC CUDA::cudart_static)
 
-  target_link_libraries(tern_lib PUBLIC tern_cuda_kernels CUDA::cudart_static CUDA::cublasLt)
+  target_link_libraries(tern_lib PUBLIC tern_cuda_kernels CUDA::cudart_static ${CMAKE_DL_LIBS})
   target_compile_definitions(tern_lib PUBLIC TERN_HAVE_CUDA=1)
+  # Only the loader's source sees where the library is (other sources keep their flags and cache hits).
+  get_target_property(_tern_cublaslt CUDA::cublasLt IMPORTED_LOCATION)
+  set(_tern_cublaslt_defs TERN_CUBLASLT_SONAME="libcublasLt.so.${CUDAToolkit_VERSION_MAJOR}")
+  if(_tern_cublaslt)
+    list(APPEND _tern_cublaslt_defs TERN_CUBLASLT_PATH="${_tern_cublaslt}")
+  endif()
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/src/backend/cuda/cublaslt_library.cpp PROPERTIES
+    COMPILE_DEFINITIONS "${_tern_cublaslt_defs}")
   list(APPEND CMAKE_INSTALL_RPATH ${CUDAToolkit_LIBRARY_DIR})
   message(STATUS "tern: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, sm_90a + compute_80 PTX)")
 else()

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/scratch_vector.h"
 #include "core/status.h"
 #include "model/model.h"
 #include "kv/paged_kv_cache.h"
@@ -127,9 +128,9 @@ class Decoder {
   ActivationObserver* observer_ = nullptr;
   int layer_limit_ = 0;
   // Activations for one chunk of c token rows:
-  std::vector<float> x_;        // [c, hidden] residual stream
-  std::vector<float> xn_;       // [c, hidden] normed input of a block
-  std::vector<float> block_out_;// [c, hidden] output of the last block, added into x_ by the next norm
+  ScratchVector<float> x_;        // [c, hidden] residual stream
+  ScratchVector<float> xn_;       // [c, hidden] normed input of a block
+  ScratchVector<float> block_out_;// [c, hidden] output of the last block, added into x_ by the next norm
   std::vector<int8_t> tp_pack_; // --tp-comm int8: [T + 1, c · (hidden + 4)] the packed partial sums
   std::vector<int32_t> positions_;  // [c]
   // The blocks, each with its own activations for max_chunk_ rows:

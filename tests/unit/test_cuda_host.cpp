@@ -3,6 +3,10 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <string>
+
+#include "backend/cuda/cublaslt_library.h"
 #include "backend/cuda/device.h"
 #include "backend/cuda/graph_buckets.h"
 #include "backend/cuda/memory_plan.h"
@@ -225,6 +229,35 @@ TEST(CudaDevice, ProbeFailuresSayWhatIsMissing) {
             "no NVIDIA GPU found (the driver reports none)");
   EXPECT_EQ(describe_probe_failure(ProbeFailure::kOther, "unknown error", true), "no CUDA device: unknown error");
 }
+
+bool maps_contain(const std::string& what) {
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);)
+    if (line.find(what) != std::string::npos) return true;
+  return false;
+}
+
+// cuBLASLt is opened by the CUDA backend when it first builds a GEMM, never by merely linking tern:
+// mapped at start-up it held ~100 MiB of every CPU run's resident memory. This process links tern_lib
+// as the tern binary does; the test comes before the one below that opens the library.
+TEST(CudaCublasLt, NotMappedUntilTheBackendOpensIt) { EXPECT_FALSE(maps_contain("libcublasLt")); }
+
+#if TERN_HAVE_CUDA
+// Opening needs no GPU or driver, only the library (present wherever nvcc built this).
+TEST(CudaCublasLt, OpensAndResolvesEveryEntryPoint) {
+  CublasLtLibrary lt;
+  ASSERT_TRUE(lt.open().is_ok());
+  EXPECT_TRUE(lt.is_open());
+  EXPECT_TRUE(maps_contain("libcublasLt"));
+  for (const void* fn : {(const void*)lt.create, (const void*)lt.destroy, (const void*)lt.matmul,
+                         (const void*)lt.algo_get_heuristic, (const void*)lt.desc_create, (const void*)lt.desc_destroy,
+                         (const void*)lt.desc_set_attribute, (const void*)lt.preference_create,
+                         (const void*)lt.preference_destroy, (const void*)lt.preference_set_attribute,
+                         (const void*)lt.layout_create, (const void*)lt.layout_destroy})
+    EXPECT_NE(fn, nullptr);
+  EXPECT_TRUE(lt.open().is_ok());  // a second open is a no-op
+}
+#endif
 
 }  // namespace
 }  // namespace tern::cuda

@@ -11,6 +11,8 @@
 #if TERN_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#include "backend/cuda/cublaslt_library.h"
+
 namespace tern::cuda {
 
 class LtGemm {
@@ -26,6 +28,7 @@ class LtGemm {
               cudaStream_t s);
 
  private:
+  CublasLtLibrary lt_;  // declared first: destroyed after the handle
   void* handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;

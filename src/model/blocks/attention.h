@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "core/scratch_vector.h"
 #include "core/exec_context.h"
 #include "core/weight_matrix.h"
 #include "formats/model_config.h"
@@ -43,10 +44,10 @@ class AttentionBlock {
  private:
   int64_t hidden_;
   int n_heads_, n_kv_heads_, head_dim_;
-  std::vector<float> q_;      // [rows, n_heads * hd]
-  std::vector<float> k_new_;  // [rows, n_kv * hd] this chunk's keys, f32 before storing
-  std::vector<float> v_new_;  // [rows, n_kv * hd]
-  std::vector<float> attn_;   // [rows, n_heads * hd]
+  ScratchVector<float> q_;      // [rows, n_heads * hd]
+  ScratchVector<float> k_new_;  // [rows, n_kv * hd] this chunk's keys, f32 before storing
+  ScratchVector<float> v_new_;  // [rows, n_kv * hd]
+  ScratchVector<float> attn_;   // [rows, n_heads * hd]
   PagedAttentionWorkspace ws_;
 };
 

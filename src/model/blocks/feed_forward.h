@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "core/scratch_vector.h"
 #include "core/exec_context.h"
 #include "core/weight_matrix.h"
 #include "model/blocks/block_step.h"
@@ -35,8 +36,8 @@ class FeedForwardBlock {
 
  private:
   int64_t hidden_, inter_;
-  std::vector<float> gate_;  // [rows, inter]
-  std::vector<float> up_;    // [rows, inter]
+  ScratchVector<float> gate_;  // [rows, inter]
+  ScratchVector<float> up_;    // [rows, inter]
 };
 
 }  // namespace tern

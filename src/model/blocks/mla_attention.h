@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "core/scratch_vector.h"
 #include "core/exec_context.h"
 #include "core/status.h"
 #include "core/weight_matrix.h"
@@ -70,15 +71,15 @@ class MlaAttention {
   float eps_, scale_, rope_factor_;
   bool interleave_;
   std::vector<float> inv_freq_;
-  std::vector<float> qa_;     // [c, q_lora_rank]
-  std::vector<float> q_;      // [c, H, N + P]
-  std::vector<float> kv_;     // [c, R + P]   rows as stored: (normed c_kv | roped k_pe)
-  std::vector<float> ckv_;    // [c, R]       c_kv while it is normed
-  std::vector<float> qpe_;    // [c, H, P]    rope scratch
-  std::vector<float> kpe_;    // [c, P]
-  std::vector<float> qabs_;   // [c, H, R + P]
-  std::vector<float> alat_;   // [c, H, R]
-  std::vector<float> attn_;   // [c, H, V]
+  ScratchVector<float> qa_;     // [c, q_lora_rank]
+  ScratchVector<float> q_;      // [c, H, N + P]
+  ScratchVector<float> kv_;     // [c, R + P]   rows as stored: (normed c_kv | roped k_pe)
+  ScratchVector<float> ckv_;    // [c, R]       c_kv while it is normed
+  ScratchVector<float> qpe_;    // [c, H, P]    rope scratch
+  ScratchVector<float> kpe_;    // [c, P]
+  ScratchVector<float> qabs_;   // [c, H, R + P]
+  ScratchVector<float> alat_;   // [c, H, R]
+  ScratchVector<float> attn_;   // [c, H, V]
   LatentAttentionWorkspace ws_;
 };
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/scratch_vector.h"
 #include "core/exec_context.h"
 #include "core/status.h"
 #include "core/weight_matrix.h"
@@ -122,13 +123,13 @@ class MoeBlock {
   std::vector<int32_t> order_;   // [c * k] slot -> row, grouped by expert, rows ascending
   std::vector<float> slot_w_;    // [c * k] the routing weight of each slot
   std::vector<uint8_t> slot_present_;  // [c * k] 1: this process holds the slot's expert
-  std::vector<float> xg_;        // [c, hidden] one expert's gathered rows
-  std::vector<float> gate_, up_; // [c, max(expert, shared) intermediate]
-  std::vector<float> out_;       // [c, hidden] one expert's output rows
+  ScratchVector<float> xg_;        // [c, hidden] one expert's gathered rows
+  ScratchVector<float> gate_, up_; // [c, max(expert, shared) intermediate]
+  ScratchVector<float> out_;       // [c, hidden] one expert's output rows
   std::vector<float> sgate_;     // [c] shared-expert gate logits
   // The decode path's slots side by side (run_experts_grouped), for min(max_rows, 64) · k slots:
-  std::vector<float> xs_, os_;   // [slots, hidden] gathered inputs, expert outputs
-  std::vector<float> gs_, us_;   // [slots, expert intermediate]
+  ScratchVector<float> xs_, os_;   // [slots, hidden] gathered inputs, expert outputs
+  ScratchVector<float> gs_, us_;   // [slots, expert intermediate]
   std::vector<MatmulJob> jobs_;
   MoeRouteScratch route_scratch_;
   MoeCounters counters_;
