@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,16 @@
 #include "kernels/cpu/read_bandwidth.h"
 
 namespace tern::bench {
+
+// n token ids drawn uniformly from the first min(vocab, 32000) ids (seeded: the same prompt on every
+// run and every engine), for prompts whose content does not matter to the figure.
+inline std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> d(0, int32_t(std::min<int64_t>(vocab, 32000) - 1));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& id : ids) id = d(rng);
+  return ids;
+}
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }

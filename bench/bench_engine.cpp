@@ -46,14 +46,6 @@ namespace {
 
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, int32_t(std::min<int64_t>(vocab, 32000) - 1));
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& id : ids) id = d(rng);
-  return ids;
-}
-
 // Slots of used blocks that hold no computed token (a block shared by several sequences counts once).
 std::pair<int64_t, int64_t> kv_waste(const EngineCore& core) {
   const int bs = core.kv().block_size();
@@ -88,7 +80,7 @@ int run_fake(bool json) {
   const int n_requests = 400;
   for (int i = 0; i < n_requests; ++i) {  // mixed: short chats to long documents
     EngineRequest r;
-    r.prompt = random_ids(uniform(8, 1500), vocab, uint64_t(i));
+    r.prompt = bench::random_ids(uniform(8, 1500), vocab, uint64_t(i));
     r.max_new_tokens = uniform(8, 600);
     r.ignore_eos = true;
     r.sampling.temperature = 0;
@@ -152,7 +144,7 @@ LevelResult run_level(const Model& model, ExecContext& ctx, int c, int64_t promp
   std::vector<bool> first(size_t(c) + 1, false);
   for (int i = 0; i < c; ++i) {
     EngineRequest r;
-    r.prompt = random_ids(prompt, model.config().vocab_size, uint64_t(1000 + i));
+    r.prompt = bench::random_ids(prompt, model.config().vocab_size, uint64_t(1000 + i));
     r.max_new_tokens = output;
     r.ignore_eos = true;
     r.sampling.temperature = 0;
@@ -232,11 +224,11 @@ int run_prefix_reuse(const std::string& dir, int threads, bool json) {
     return 1;
   }
   const int64_t vocab = (*loaded)->config().vocab_size;
-  const auto system = random_ids(1000, vocab, 42);
+  const auto system = bench::random_ids(1000, vocab, 42);
   double first = 0, rest = 0;
   for (int i = 0; i < 32; ++i) {
     auto p = system;
-    const auto q = random_ids(24, vocab, uint64_t(100 + i));
+    const auto q = bench::random_ids(24, vocab, uint64_t(100 + i));
     p.insert(p.end(), q.begin(), q.end());
     const double t = ttft_of(**engine_or, p);
     (i == 0 ? first : rest) += t;

@@ -33,14 +33,6 @@ namespace {
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, int32_t(std::min<int64_t>(vocab, 32000) - 1));
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& id : ids) id = d(rng);
-  return ids;
-}
-
 struct Figures {
   double prefill_tps = 0, decode_tps = 0, start_s = 0;
 };
@@ -129,15 +121,15 @@ int main(int argc, char** argv) {
       Decoder dec(m);
       SequenceKvCache kv(m.config(), 8);
       std::vector<float> hidden(size_t(m.config().hidden_size)), logits(size_t(m.config().vocab_size));
-      const auto ids = random_ids(8, m.config().vocab_size, 1);
+      const auto ids = bench::random_ids(8, m.config().vocab_size, 1);
       (void)dec.forward(ctx, kv, ids.data(), 8, 1, hidden.data());
       dec.logits(ctx, hidden.data(), 1, logits.data());
     }
     const double start_s = seconds_since(t0);
     const double bw = bandwidth_override > 0 ? bandwidth_override : measure_memory_bandwidth(pool, cpu).read_gbs;
     bench::DecodeProfile prof(profile);
-    const double decode = decode_rate(m, ctx, random_ids(n_prompt, m.config().vocab_size, 2), n_decode, prof, split);
-    const double prefill = n_prefill > 0 ? prefill_rate(m, ctx, random_ids(n_prefill, m.config().vocab_size, 3)) : 0;
+    const double decode = decode_rate(m, ctx, bench::random_ids(n_prompt, m.config().vocab_size, 2), n_decode, prof, split);
+    const double prefill = n_prefill > 0 ? prefill_rate(m, ctx, bench::random_ids(n_prefill, m.config().vocab_size, 3)) : 0;
     const double bytes = double(m.weight_bytes_per_token());
     const double frac = bytes * decode / (bw * 1e9);
     nlohmann::json r = {{"model", dir},           {"threads", threads},   {"cpu", cpu.describe()},

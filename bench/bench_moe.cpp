@@ -45,14 +45,6 @@ namespace {
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> d(0, int32_t(std::min<int64_t>(vocab, 32000) - 1));
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& id : ids) id = d(rng);
-  return ids;
-}
-
 // Weight bytes of everything a token reads except the routed experts; and one routed expert's bytes.
 struct TokenBytes {
   int64_t fixed = 0, expert = 0;
@@ -87,7 +79,7 @@ struct Batch1 {
 Batch1 decode_batch1(const Model& m, ExecContext& ctx, int64_t prompt_len, int n_new, bool profile = false,
                     bench::SplitChoice split = {}, double bandwidth_gbs = 0) {
   Decoder dec(m);
-  const auto prompt = random_ids(prompt_len, m.config().vocab_size, 1);
+  const auto prompt = bench::random_ids(prompt_len, m.config().vocab_size, 1);
   SequenceKvCache kv(m.config(), prompt_len + n_new);
   std::vector<float> hidden(size_t(m.config().hidden_size)), logits(size_t(m.config().vocab_size));
   (void)dec.forward(ctx, kv, prompt.data(), prompt_len, 1, hidden.data());
@@ -138,7 +130,7 @@ Bracketed decode_bracketed(const Model& m, ExecContext& ctx, int64_t prompt_len,
   });
   auto probe = [&] { return best_read_bandwidth_gbs(ctx.pool(), ctx.cpu(), buf.get(), probe_bytes, 2); };
   Decoder dec(m);
-  const auto prompt = random_ids(prompt_len, m.config().vocab_size, 1);
+  const auto prompt = bench::random_ids(prompt_len, m.config().vocab_size, 1);
   SequenceKvCache kv(m.config(), prompt_len + int64_t(n_new) * segments);
   std::vector<float> hidden(size_t(m.config().hidden_size)), logits(size_t(m.config().vocab_size));
   (void)dec.forward(ctx, kv, prompt.data(), prompt_len, 1, hidden.data());
@@ -194,7 +186,7 @@ Engine16 decode_engine(const Model& m, ExecContext& ctx, int c, int64_t prompt_l
   std::vector<bool> first(size_t(c), false);
   for (int i = 0; i < c; ++i) {
     EngineRequest r;
-    r.prompt = random_ids(prompt_len, m.config().vocab_size, uint64_t(100 + i));
+    r.prompt = bench::random_ids(prompt_len, m.config().vocab_size, uint64_t(100 + i));
     r.max_new_tokens = n_new;
     r.ignore_eos = true;
     r.sampling.temperature = 0;

@@ -63,6 +63,17 @@ std::unique_ptr<ModelRunner> make_engine_runner(Runtime& rt, const Model& model,
   return std::make_unique<CpuModelRunner>(model, rt.ctx, eo.max_step_tokens, eo.max_running + eo.speculative.max_draft_rows());
 }
 
+void add_sampling_options(CLI::App& cmd, SamplingParams& sampling, int64_t& seed) {
+  cmd.add_option("--temp,--temperature", sampling.temperature, "sampling temperature (0 = greedy)");
+  cmd.add_option("--top-k", sampling.top_k, "keep the k most likely tokens (0 = off)");
+  cmd.add_option("--top-p", sampling.top_p, "nucleus sampling mass (1 = off)");
+  cmd.add_option("--min-p", sampling.min_p, "drop tokens below min_p * p_max (0 = off)");
+  cmd.add_option("--repeat-penalty", sampling.repetition_penalty, "repetition penalty (1 = off)");
+  cmd.add_option("--presence-penalty", sampling.presence_penalty, "presence penalty");
+  cmd.add_option("--frequency-penalty", sampling.frequency_penalty, "frequency penalty");
+  cmd.add_option("-s,--seed", seed, "random seed (-1 = random)");
+}
+
 CLI::Option* add_kv_dtype_option(CLI::App& cmd, KvDType& kv) {
   const std::string help = "KV cache storage: " + kv_dtype_names("|") + " (default " + kv_dtype_name(kv) + ")";
   return cmd

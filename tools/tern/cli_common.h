@@ -13,6 +13,7 @@
 #include "engine/model_runner.h"
 #include "text/chat_template/chat_template.h"
 #include "model/model.h"
+#include "runtime/sampling_params.h"
 #include "text/tokenizer/tokenizer.h"
 #include "core/exec_context.h"
 
@@ -61,6 +62,11 @@ CLI::Option* add_model_option(CLI::App& cmd, std::string& model, ModelOptionKind
 // --kv-dtype with the one list of names core/kv_dtype.h has (f32|bf16|int8|fp8); `kv` holds the
 // command's default and receives the choice.
 CLI::Option* add_kv_dtype_option(CLI::App& cmd, KvDType& kv);
+
+// The sampling flags of the generating commands (run, chat): --temp, --top-k, --top-p, --min-p,
+// --repeat-penalty, --presence-penalty, --frequency-penalty into `sampling` (its values are the
+// defaults), and -s/--seed into `seed` (-1 = random).
+void add_sampling_options(CLI::App& cmd, SamplingParams& sampling, int64_t& seed);
 
 // The `tern bench` group every benchmark subcommand registers under (created by the first caller).
 CLI::App* bench_group(CLI::App& app);

@@ -119,14 +119,7 @@ void register_chat(CLI::App& app) {
   add_model_option(*cmd, o->model);
   cmd->add_option("--system", o->system, "system prompt");
   cmd->add_option("-n,--n-predict", o->n_predict, "maximum tokens per reply")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-  cmd->add_option("--temp,--temperature", o->sampling.temperature, "sampling temperature (0 = greedy)");
-  cmd->add_option("--top-k", o->sampling.top_k, "keep the k most likely tokens (0 = off)");
-  cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling mass (1 = off)");
-  cmd->add_option("--min-p", o->sampling.min_p, "drop tokens below min_p * p_max (0 = off)");
-  cmd->add_option("--repeat-penalty", o->sampling.repetition_penalty, "repetition penalty (1 = off)");
-  cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "presence penalty");
-  cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "frequency penalty");
-  cmd->add_option("-s,--seed", o->seed, "random seed (-1 = random)");
+  add_sampling_options(*cmd, o->sampling, o->seed);
   add_kv_dtype_option(*cmd, o->kv_dtype);
   cmd->add_flag("-q,--quiet", o->quiet, "no per-turn timings on stderr");
   o->runtime.add_to(*cmd);

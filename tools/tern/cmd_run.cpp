@@ -89,14 +89,7 @@ void register_run(CLI::App& app) {
   auto* p = cmd->add_option("-p,--prompt", o->prompt, "prompt text");
   cmd->add_flag("--stdin", o->prompt_from_stdin, "read the prompt from standard input")->excludes(p);
   cmd->add_option("-n,--n-predict", o->n_predict, "maximum tokens to generate")->check(CLI::Range(int64_t(0), int64_t(1) << 24));
-  cmd->add_option("--temp,--temperature", o->sampling.temperature, "sampling temperature (0 = greedy)");
-  cmd->add_option("--top-k", o->sampling.top_k, "keep the k most likely tokens (0 = off)");
-  cmd->add_option("--top-p", o->sampling.top_p, "nucleus sampling mass (1 = off)");
-  cmd->add_option("--min-p", o->sampling.min_p, "drop tokens below min_p * p_max (0 = off)");
-  cmd->add_option("--repeat-penalty", o->sampling.repetition_penalty, "repetition penalty (1 = off)");
-  cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "presence penalty");
-  cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "frequency penalty");
-  cmd->add_option("-s,--seed", o->seed, "random seed (-1 = random)");
+  add_sampling_options(*cmd, o->sampling, o->seed);
   cmd->add_option("--stop", o->stop, "stop string (repeatable); never printed");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
   cmd->add_flag("--no-bos", o->no_bos, "do not add the BOS token / special tokens to the prompt");
