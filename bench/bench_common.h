@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <random>
 #include <string>
@@ -21,6 +22,24 @@
 #include "kernels/cpu/read_bandwidth.h"
 
 namespace tern::bench {
+
+// "--ids 1,2,3": a comma-separated list of token ids.
+inline std::vector<int32_t> ids_from_list(const std::string& v) {
+  std::vector<int32_t> ids;
+  for (size_t p = 0; p < v.size();) {
+    size_t q = v.find(',', p);
+    if (q == std::string::npos) q = v.size();
+    ids.push_back(int32_t(std::stol(v.substr(p, q - p))));
+    p = q + 1;
+  }
+  return ids;
+}
+
+// "--reference-ids FILE": the first sequence's ids of a reference JSON ({"sequences": [{"ids": [...]}]}).
+inline std::vector<int32_t> ids_from_reference(const std::string& path) {
+  std::ifstream f(path);
+  return nlohmann::json::parse(f)["sequences"][0]["ids"].get<std::vector<int32_t>>();
+}
 
 // n token ids drawn uniformly from the first min(vocab, 32000) ids (seeded: the same prompt on every
 // run and every engine), for prompts whose content does not matter to the figure.

@@ -77,18 +77,9 @@ bool parse(int argc, char** argv, Args& a) {
     else if (s == "--greedy") a.greedy = std::stoi(next());
     else if (s == "--prompt") a.prompt = std::stoll(next());
     else if (s == "--decode") a.decode = std::stoll(next());
-    else if (s == "--ids") {
-      std::string v = next();
-      for (size_t p = 0; p < v.size();) {
-        size_t q = v.find(',', p);
-        if (q == std::string::npos) q = v.size();
-        a.ids.push_back(int32_t(std::stol(v.substr(p, q - p))));
-        p = q + 1;
-      }
-    } else if (s == "--reference-ids") {
-      std::ifstream f(next());
-      a.ids = nlohmann::json::parse(f)["sequences"][0]["ids"].get<std::vector<int32_t>>();
-    } else if (!s.empty() && s[0] != '-' && a.model.empty()) a.model = s;
+    else if (s == "--ids") a.ids = bench::ids_from_list(next());
+    else if (s == "--reference-ids") a.ids = bench::ids_from_reference(next());
+    else if (!s.empty() && s[0] != '-' && a.model.empty()) a.model = s;
     else return false;
   }
   return !a.model.empty() && a.pp >= 1 && a.tp >= 1 && a.ep >= 1 && a.batch >= 1 && a.threads >= 1 &&

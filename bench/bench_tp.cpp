@@ -106,19 +106,9 @@ bool parse(int argc, char** argv, Args& a) {
       if (!m.is_ok()) return false;
       a.tp_comm = *m;
     }
-    else if (s == "--ids") {
-      std::string v = next();
-      for (size_t p = 0; p < v.size();) {
-        size_t q = v.find(',', p);
-        if (q == std::string::npos) q = v.size();
-        a.ids.push_back(int32_t(std::stol(v.substr(p, q - p))));
-        p = q + 1;
-      }
-    } else if (s == "--reference-ids") {
-      std::ifstream f(next());
-      const nlohmann::json j = nlohmann::json::parse(f);
-      a.ids = j["sequences"][0]["ids"].get<std::vector<int32_t>>();
-    } else if (!s.empty() && s[0] != '-' && a.model.empty()) a.model = s;
+    else if (s == "--ids") a.ids = bench::ids_from_list(next());
+    else if (s == "--reference-ids") a.ids = bench::ids_from_reference(next());
+    else if (!s.empty() && s[0] != '-' && a.model.empty()) a.model = s;
     else return false;
   }
   return !a.model.empty();
