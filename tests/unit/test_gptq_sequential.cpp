@@ -10,6 +10,7 @@
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "eval/quality.h"
+#include "docs_val_halves.h"
 #include "test_support.h"
 
 namespace tern {
@@ -21,12 +22,8 @@ class GptqSequentialTest : public ::testing::Test {
     dir_ = new std::string(test::model_dir("docs-llama-28m"));
     pool_ = new ThreadPool(2);
     ctx_ = new ExecContext(*pool_, CpuFeatures::detect());
-    auto tok = Tokenizer::load(*dir_);
-    ASSERT_TRUE(tok.is_ok()) << tok.status().message();
-    auto text = read_text_file(test::shared_dir() + "/data/docs-val.txt");
-    ASSERT_TRUE(text.is_ok());
-    const size_t cut = text->find('\n', text->size() / 2);  // first half only: calibration text
-    calib_tokens_ = new std::vector<int32_t>(tok->encode(text->substr(0, cut), true));
+    calib_tokens_ = new std::vector<int32_t>(test::docs_val_halves(*dir_).calib);  // calibration text only
+    ASSERT_FALSE(calib_tokens_->empty());
     auto windows = calibration_windows(*calib_tokens_, 128, 4);
     ASSERT_TRUE(windows.is_ok());
     windows_ = new std::vector<std::vector<int32_t>>(std::move(windows).value());

@@ -11,6 +11,7 @@
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "eval/quality.h"
+#include "docs_val_halves.h"
 #include "test_support.h"
 
 namespace tern {
@@ -22,13 +23,10 @@ class QuantModel : public ::testing::Test {
     dir_ = new std::string(test::model_dir("docs-llama-28m"));
     pool_ = new ThreadPool(2);
     ctx_ = new ExecContext(*pool_, CpuFeatures::detect());
-    auto tok = Tokenizer::load(*dir_);
-    ASSERT_TRUE(tok.is_ok()) << tok.status().message();
-    auto text = read_text_file(test::shared_dir() + "/data/docs-val.txt");
-    ASSERT_TRUE(text.is_ok());
-    const size_t cut = text->find('\n', text->size() / 2);
-    calib_tokens_ = new std::vector<int32_t>(tok->encode(text->substr(0, cut), true));
-    eval_tokens_ = new std::vector<int32_t>(tok->encode(text->substr(cut + 1), true));
+    test::DocsValHalves text = test::docs_val_halves(*dir_);
+    ASSERT_FALSE(text.calib.empty());
+    calib_tokens_ = new std::vector<int32_t>(std::move(text.calib));
+    eval_tokens_ = new std::vector<int32_t>(std::move(text.eval));
     auto base = Model::load(*dir_);
     ASSERT_TRUE(base.is_ok());
     popt_.ctx = 256;

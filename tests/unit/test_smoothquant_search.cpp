@@ -10,6 +10,7 @@
 #include "core/cpu_features.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
+#include "docs_val_halves.h"
 #include "test_support.h"
 
 namespace tern {
@@ -94,10 +95,9 @@ TEST(SmoothQuantSearch, PicksTheGridAlphaWithTheLeastErrorOnARealModel) {
   ExecContext ctx(pool, CpuFeatures::detect());
   const std::string dir = test::model_dir("docs-llama-28m");
   auto model = Model::load(dir);
-  auto tok = Tokenizer::load(dir);
-  auto text = read_text_file(test::shared_dir() + "/data/docs-val.txt");
-  ASSERT_TRUE(model.is_ok() && tok.is_ok() && text.is_ok());
-  const auto tokens = tok->encode(text->substr(0, text->find('\n', text->size() / 2)), true);  // calibration half
+  ASSERT_TRUE(model.is_ok());
+  const auto tokens = test::docs_val_halves(dir).calib;
+  ASSERT_FALSE(tokens.empty());
   auto windows = calibration_windows(tokens, 128, 2);
   ASSERT_TRUE(windows.is_ok());
   CalibrationOptions copt;
