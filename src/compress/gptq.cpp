@@ -127,13 +127,8 @@ Result<QuantizedLinear> gptq_with(ExecContext& ctx, const float* w, int64_t rows
                                   const PreparedHessian& ph, const GptqOptions& opt) {
   TERN_RETURN_IF_ERROR(validate_quant_spec(opt.spec, cols));
   if (ph.n != cols) return Status::error("gptq: Hessian size does not match the layer");
-  const int64_t gs = opt.spec.group > 0 ? opt.spec.group : cols, ng = cols / gs;
-  QuantizedLinear ql;
-  ql.bits = opt.spec.bits, ql.group = opt.spec.group, ql.symmetric = opt.spec.symmetric;
-  ql.rows = rows, ql.cols = cols;
-  ql.q.resize(size_t(rows * cols));
-  ql.scales.resize(size_t(rows * ng));
-  if (!opt.spec.symmetric) ql.zeros.resize(size_t(rows * ng));
+  const int64_t gs = opt.spec.group > 0 ? opt.spec.group : cols;
+  QuantizedLinear ql = sized_quantized_linear(rows, cols, opt.spec);
   std::vector<double> wp(size_t(rows * cols));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t i = 0; i < cols; ++i) {

@@ -20,12 +20,8 @@ GroupParams mse_group_params(const float* w, int64_t n, const QuantSpec& spec) {
 Result<QuantizedLinear> quantize_rtn_mse(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec,
                                          ThreadPool* pool) {
   TERN_RETURN_IF_ERROR(validate_quant_spec(spec, cols));
-  QuantizedLinear ql;
-  ql.bits = spec.bits, ql.group = spec.group, ql.symmetric = spec.symmetric, ql.rows = rows, ql.cols = cols;
+  QuantizedLinear ql = sized_quantized_linear(rows, cols, spec);
   const int64_t gs = spec.group > 0 ? spec.group : cols, ng = cols / gs;
-  ql.q.resize(size_t(rows * cols));
-  ql.scales.resize(size_t(rows * ng));
-  if (!spec.symmetric) ql.zeros.resize(size_t(rows * ng));
   auto rows_fn = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t g = 0; g < ng; ++g) {

@@ -52,14 +52,20 @@ int quantize_value(float w, GroupParams p, const QuantSpec& spec) {
   return int(std::clamp(c, 0.0f, qmax));
 }
 
-Result<QuantizedLinear> quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec) {
-  TERN_RETURN_IF_ERROR(validate_quant_spec(spec, cols));
+QuantizedLinear sized_quantized_linear(int64_t rows, int64_t cols, const QuantSpec& spec) {
   QuantizedLinear ql;
   ql.bits = spec.bits, ql.group = spec.group, ql.symmetric = spec.symmetric, ql.rows = rows, ql.cols = cols;
-  const int64_t gs = spec.group > 0 ? spec.group : cols, ng = cols / gs;
+  const int64_t ng = spec.group > 0 ? cols / spec.group : 1;
   ql.q.resize(size_t(rows * cols));
   ql.scales.resize(size_t(rows * ng));
   if (!spec.symmetric) ql.zeros.resize(size_t(rows * ng));
+  return ql;
+}
+
+Result<QuantizedLinear> quantize_rtn(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec) {
+  TERN_RETURN_IF_ERROR(validate_quant_spec(spec, cols));
+  QuantizedLinear ql = sized_quantized_linear(rows, cols, spec);
+  const int64_t gs = spec.group > 0 ? spec.group : cols, ng = cols / gs;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < ng; ++g) {
       const float* src = w + r * cols + g * gs;

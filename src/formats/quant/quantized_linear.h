@@ -47,6 +47,10 @@ struct QuantizedLinear {
 
 Status validate_quant_spec(const QuantSpec& spec, int64_t cols);
 
+// An empty [rows, cols] layer under `spec` (validated by the caller): codes, scales and, for an
+// asymmetric spec, zero points sized, values zero; what every quantizer fills.
+QuantizedLinear sized_quantized_linear(int64_t rows, int64_t cols, const QuantSpec& spec);
+
 // Scale and zero point of one group of values under `spec`; `clip` (0, 1] shrinks the range
 // (AWQ's clipping search). Degenerate (all-zero) groups get scale 1 so codes stay finite.
 struct GroupParams {
