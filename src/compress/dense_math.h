@@ -29,4 +29,21 @@ void invert_lower(double* l, int64_t n, ThreadPool* pool = nullptr);
 Result<std::vector<double>> inverse_cholesky_upper(const std::vector<double>& h, int64_t n,
                                                    ThreadPool* pool = nullptr);
 
+// The lazy batch update GPTQ and SparseGPT make after each block of columns [i1, i2): for rows
+// w + t·n (t < nt) of a [nt, n] tile, w[j] -= err[t, i - i1] · u[i, j] for every i in the block and every
+// column j >= i2 after it. err: [nt, bs] the block's scaled errors; u: [n, n] row-major. Rows whose
+// error is exactly 0 (a kept weight of SparseGPT) are skipped.
+inline void obs_lazy_block_update(double* w, int64_t nt, int64_t n, const double* u, const double* err, int64_t bs,
+                                  int64_t i1, int64_t i2) {
+  for (int64_t i = i1; i < i2; ++i) {
+    const double* ui = u + i * n;
+    for (int64_t t = 0; t < nt; ++t) {
+      const double e = err[size_t(t * bs + i - i1)];
+      if (e == 0) continue;
+      double* wt = w + t * n;
+      for (int64_t j = i2; j < n; ++j) wt[j] -= e * ui[j];
+    }
+  }
+}
+
 }  // namespace tern

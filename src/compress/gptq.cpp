@@ -106,14 +106,7 @@ void gptq_rows(const PreparedHessian& ph, const GptqOptions& opt, std::vector<do
           for (int64_t j = i + 1; j < i2; ++j) w[j] -= e * ui[j];
         }
       }
-      for (int64_t i = i1; i < i2; ++i) {  // lazy update of the columns after the block
-        const double* ui = u + i * n;
-        for (int64_t t = 0; t < nt; ++t) {
-          const double e = err[size_t(t * bs + i - i1)];
-          double* w = wp.data() + (t0 + t) * n;
-          for (int64_t j = i2; j < n; ++j) w[j] -= e * ui[j];
-        }
-      }
+      obs_lazy_block_update(wp.data() + t0 * n, nt, n, u, err.data(), bs, i1, i2);
     }
     for (int64_t t = 0; t < nt; ++t)
       for (int64_t g = 0; g < ng; ++g) {
