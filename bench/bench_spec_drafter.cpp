@@ -1,0 +1,186 @@
+// How well the n-gram drafter would do, without timing anything (docs/speculative.md): greedy output
+// is the same with and without speculation, so each prompt's greedy continuation is computed once
+// (the EngineCore over the CpuModelRunner, bf16 KV, as `tern bench offline` runs it) and the engine's
+// drafting policy is then replayed over it exactly: at every step the drafter proposes from the
+// verified tokens, the drafts that agree with the greedy continuation are accepted, and the draft
+// length / back-off adapt as the engine's do. Prints, per configuration, the steps a request needs,
+// how many of them drafted, the acceptance, and the decode speed-up a step cost of
+// 1 + ROW_COST * drafts predicts (ROW_COST: the extra cost of one verify row relative to a one-row
+// step, measured by bench_spec_verify).
+// Usage: bench_spec_drafter MODEL_DIR PROMPTS.jsonl [--requests 8] [--output-len 128] [--row-cost 0.17]
+//                           [--dump FILE] [--traces FILE]
+//   --dump FILE: write the traces ({"prompt": [...], "output": [...]} per line); --traces FILE: read
+//   them instead of running the model.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "bench_common.h"
+#include "engine/cpu_model_runner.h"
+#include "engine/engine_core.h"
+#include "engine/ngram_drafter.h"
+#include "engine/speculative_config.h"
+#include "text/tokenizer/tokenizer.h"
+
+using namespace tern;
+
+namespace {
+
+struct Trace {
+  std::vector<int32_t> prompt, output;
+};
+
+[[noreturn]] void die(const std::string& m) {
+  fmt::print(stderr, "bench_spec_drafter: {}\n", m);
+  std::exit(1);
+}
+
+std::vector<std::string> read_prompt_texts(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) die("cannot read " + path);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string()) die(path + ": expected {\"prompt\": ...} lines");
+    out.push_back(j["prompt"].get<std::string>());
+  }
+  return out;
+}
+
+// Greedy continuations through the engine, one request at a time (as at 1 in flight).
+std::vector<Trace> run_greedy(const std::string& dir, const std::vector<std::string>& texts, int64_t requests,
+                              int64_t output_len) {
+  auto loaded = Model::load(dir);
+  if (!loaded.is_ok()) die(loaded.status().message());
+  auto tok = Tokenizer::load(dir);
+  if (!tok.is_ok()) die(tok.status().message());
+  const Model& m = **loaded;
+  ThreadPool pool(2);
+  ExecContext ctx(pool, CpuFeatures::detect());
+  constexpr int kBlock = 16;
+  CpuModelRunner runner(m, ctx, 512, 16);
+  const int64_t blocks = 2048;
+  if (Status s = runner.allocate_kv({blocks, kBlock, KvDType::BF16}); !s.is_ok()) die(s.message());
+  EngineCoreConfig cfg;
+  cfg.num_blocks = blocks;
+  cfg.block_size = kBlock;
+  auto core = EngineCore::create(runner, nullptr, cfg);
+  if (!core.is_ok()) die(core.status().message());
+  std::vector<Trace> traces;
+  for (int64_t i = 0; i < requests; ++i) {
+    Trace t;
+    t.prompt = tok->encode(texts[size_t(i) % texts.size()]);
+    EngineRequest r;
+    r.prompt = t.prompt;
+    r.max_new_tokens = output_len;
+    r.sampling.temperature = 0;
+    r.ignore_eos = true;
+    bool done = false;
+    Status st = (*core)->add(RequestId(i + 1), std::move(r), [&](RequestId, const EngineOutput& out) {
+      t.output.insert(t.output.end(), out.tokens.begin(), out.tokens.end());
+      if (out.finish != EngineFinish::kNone) done = true;
+    });
+    if (!st.is_ok()) die(st.message());
+    while (!done) (*core)->step();
+    traces.push_back(std::move(t));
+  }
+  return traces;
+}
+
+struct SimResult {
+  int64_t steps = 0, drafted_steps = 0, drafted = 0, accepted = 0, tokens = 0;
+  double cost = 0;  // in one-row steps
+};
+
+// Replays the engine's drafting over one greedy continuation at 1 in flight, exactly as
+// EngineCore::propose_drafts / verify do it (engine_speculative.cpp): the same DraftPacer, the same
+// caps (max_new, max_batch_rows), the drafter's own proposals.
+void simulate(const Trace& t, const SpeculativeConfig& sc, double row_cost, SimResult* r) {
+  NgramDrafter drafter(sc.prompt_lookup_min, sc.prompt_lookup_max);
+  Sequence seq;
+  seq.tokens = t.prompt;
+  seq.tokens.push_back(t.output[0]);  // the prefill's token
+  size_t done = 1;
+  DraftPacer pacer(sc.num_speculative_tokens, drafter.sizes_drafts());
+  std::vector<DraftSlot> slots(1);
+  while (done < t.output.size()) {
+    const int64_t left = int64_t(t.output.size() - done);
+    const DraftPacer::Ask ask = pacer.next();
+    const int64_t k = std::min<int64_t>({int64_t(ask.max_tokens), left - 1, int64_t(sc.max_batch_rows) - 1});
+    std::vector<int32_t> drafts;
+    if (k > 0) {
+      slots[0] = DraftSlot();
+      slots[0].seq = &seq;
+      slots[0].max_tokens = k;
+      slots[0].allow_tentative = ask.allow_tentative;
+      (void)drafter.propose(slots);
+      drafts = slots[0].tokens;
+      pacer.proposed(slots[0].tentative);
+    }
+    int64_t acc = 0;
+    while (acc < int64_t(drafts.size()) && drafts[size_t(acc)] == t.output[done + size_t(acc)]) ++acc;
+    const int64_t emit = std::min<int64_t>(acc + 1, left);
+    seq.tokens.insert(seq.tokens.end(), t.output.begin() + int64_t(done), t.output.begin() + int64_t(done) + emit);
+    done += size_t(emit);
+    r->steps += 1;
+    r->cost += 1 + row_cost * double(drafts.size());
+    r->tokens += emit;
+    if (!drafts.empty()) {
+      r->drafted_steps += 1;
+      r->drafted += int64_t(drafts.size());
+      r->accepted += acc;
+    }
+    pacer.after_step(int64_t(drafts.size()), acc);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    fmt::print(stderr, "usage: bench_spec_drafter MODEL_DIR PROMPTS.jsonl [--requests 8] [--output-len 128] "
+                       "[--row-cost 0.17] [--dump FILE] [--traces FILE]\n");
+    return 2;
+  }
+  const int64_t requests = std::stoll(bench::arg_value(argc, argv, "--requests", "8"));
+  const int64_t output_len = std::stoll(bench::arg_value(argc, argv, "--output-len", "128"));
+  const double row_cost = std::stod(bench::arg_value(argc, argv, "--row-cost", "0.17"));
+  const std::string dump = bench::arg_value(argc, argv, "--dump", "");
+  const std::string traces_in = bench::arg_value(argc, argv, "--traces", "");
+  std::vector<Trace> traces;
+  if (!traces_in.empty()) {
+    std::ifstream in(traces_in);
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty()) continue;
+      auto j = nlohmann::json::parse(line);
+      traces.push_back({j["prompt"].get<std::vector<int32_t>>(), j["output"].get<std::vector<int32_t>>()});
+    }
+  } else {
+    traces = run_greedy(argv[1], read_prompt_texts(argv[2]), requests, output_len);
+  }
+  if (!dump.empty()) {
+    std::ofstream out(dump);
+    for (const Trace& t : traces) out << nlohmann::json({{"prompt", t.prompt}, {"output", t.output}}).dump() << "\n";
+  }
+  fmt::print("| k | lookup n | steps | drafted steps | drafted | accepted | acceptance | tokens/step | predicted speed-up |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|\n");
+  for (int k : {3, 5, 7}) {
+    for (auto [lo, hi] : {std::pair{1, 8}, std::pair{2, 8}, std::pair{1, 4}, std::pair{1, 32}}) {
+      SpeculativeConfig sc;
+      sc.num_speculative_tokens = k;
+      sc.prompt_lookup_min = lo;
+      sc.prompt_lookup_max = hi;
+      SimResult r;
+      for (const Trace& t : traces) simulate(t, sc, row_cost, &r);
+      const double speedup = r.cost > 0 ? double(r.tokens) / r.cost : 0;
+      fmt::print("| {} | {}..{} | {} | {} | {} | {} | {:.1f}% | {:.2f} | {:.2f} |\n", k, lo, hi, r.steps, r.drafted_steps,
+                 r.drafted, r.accepted, r.drafted ? 100.0 * double(r.accepted) / double(r.drafted) : 0.0,
+                 double(r.tokens) / double(r.steps), speedup);
+    }
+  }
+  return 0;
+}
