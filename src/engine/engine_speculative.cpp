@@ -26,12 +26,17 @@ void EngineCore::propose_drafts() {
   if (decoding.empty() || int64_t(decoding.size()) > sc.disable_by_batch_size) return;
   // Draft rows: what is left below max_batch_rows once every decoding sequence has its row, and
   // what the runner can give beyond one logits row per running sequence.
-  int64_t rows_left = std::min<int64_t>(sc.max_batch_rows - int64_t(decoding.size()),
-                                        runner_.max_logits_per_sequence() - int64_t(scheduler_.running().size()));
+  const int64_t rows = std::min<int64_t>(sc.max_batch_rows - int64_t(decoding.size()),
+                                         runner_.max_logits_per_sequence() - int64_t(scheduler_.running().size()));
+  // A drafter that sizes its own proposals is asked for up to all the rows by every sequence and the
+  // rows go to the proposals in turn (most come back shorter than asked; a lookup costs nothing);
+  // any other has the rows shared out before it drafts, so it never computes drafts that are cut.
+  const bool sized_by_drafter = drafter_->sizes_drafts();
+  int64_t rows_left = rows;
   slots_.clear();
   for (RequestState* r : decoding) {
     const Sequence& s = r->seq;
-    auto [it, fresh] = draft_state_.try_emplace(s.id, sc.num_speculative_tokens, drafter_->sizes_drafts());
+    auto [it, fresh] = draft_state_.try_emplace(s.id, sc.num_speculative_tokens, sized_by_drafter);
     const DraftPacer::Ask ask = it->second.next();  // 0 tokens: its drafts were all rejected lately, a pause
     int64_t k = ask.max_tokens;
     // Drafts past max_new or the context would never be emitted, and their KV slots were never
@@ -40,7 +45,7 @@ void EngineCore::propose_drafts() {
     k = std::min(k, runner_.max_context() - s.known());
     k = std::min(k, rows_left);
     if (k <= 0) continue;
-    rows_left -= k;
+    if (!sized_by_drafter) rows_left -= k;
     DraftSlot& slot = slots_.emplace_back();
     slot.seq = &s;
     slot.max_tokens = k;
@@ -52,13 +57,15 @@ void EngineCore::propose_drafts() {
     std::fprintf(stderr, "[tern] speculative drafter %s: %s\n", drafter_->name(), st.message().c_str());
     return;
   }
+  rows_left = rows;
   for (DraftSlot& d : slots_) {
-    const int64_t k = std::min<int64_t>(int64_t(d.tokens.size()), d.max_tokens);
+    const int64_t k = std::min<int64_t>({int64_t(d.tokens.size()), d.max_tokens, rows_left});
     if (k <= 0) continue;
     Sequence& s = requests_.at(d.seq->id)->seq;
     bool valid = true;
     for (int64_t i = 0; i < k; ++i) valid = valid && d.tokens[size_t(i)] >= 0 && d.tokens[size_t(i)] < vocab_;
     if (!valid) continue;  // a drafter's bug must not reach the model
+    rows_left -= k;
     s.tokens.insert(s.tokens.end(), d.tokens.begin(), d.tokens.begin() + k);
     s.num_draft = k;
     draft_state_.at(s.id).proposed(d.tentative);
