@@ -8,10 +8,20 @@
 // 1 + ROW_COST * drafts predicts (ROW_COST: the extra cost of one verify row relative to a one-row
 // step, measured by bench_spec_verify).
 // Usage: bench_spec_drafter MODEL_DIR PROMPTS.jsonl [--requests 8] [--output-len 128] [--row-cost 0.17]
-//                           [--dump FILE] [--traces FILE]
+//                           [--dump FILE] [--traces FILE] [--timed REPS] [--threads 2]
 //   --dump FILE: write the traces ({"prompt": [...], "output": [...]} per line); --traces FILE: read
 //   them instead of running the model.
+//   --timed REPS: also time decoding, request by request in turn through four engines in one
+//   process (no speculation; the n-gram drafter as it was before the match-sized proposals: the most
+//   recent 2..4-gram, the engine's acceptance-driven length and pauses, 5 drafts, 8 rows; the n-gram
+//   drafter with 8 rows; with the default settings), so that all of them see the same moments of a
+//   shared machine. Prints decode
+//   tok/s (first token to last, prefill excluded) and the median forward time by rows per step.
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -138,12 +148,143 @@ void simulate(const Trace& t, const SpeculativeConfig& sc, double row_cost, SimR
   }
 }
 
+// The n-gram drafter before proposals were sized by their match (commit ccda733): the most recent
+// occurrence of the longest 2..4-token suffix, max_tokens long; the engine sizes and pauses it.
+class PreviousNgramDrafter final : public Drafter {
+ public:
+  const char* name() const override { return "ngram-previous"; }
+  Status propose(std::vector<DraftSlot>& slots) override {
+    for (DraftSlot& s : slots) {
+      s.tokens = NgramDrafter::lookup(s.seq->tokens, 2, 4, s.max_tokens);
+      s.probs.clear();
+    }
+    return Status::ok();
+  }
+};
+
+// Forwards to the CPU runner and records each decode step's forward time by its token rows.
+class TimingRunner final : public ModelRunner {
+ public:
+  explicit TimingRunner(ModelRunner& inner) : inner_(inner) {}
+  int64_t vocab_size() const override { return inner_.vocab_size(); }
+  int64_t max_context() const override { return inner_.max_context(); }
+  size_t kv_block_bytes(int b, KvDType d) const override { return inner_.kv_block_bytes(b, d); }
+  Status allocate_kv(const KvPoolSpec& spec) override { return inner_.allocate_kv(spec); }
+  int64_t max_logits_per_sequence() const override { return inner_.max_logits_per_sequence(); }
+  Status forward(const StepBatch& batch, float* logits) override {
+    const double t0 = bench::now_s();
+    Status st = inner_.forward(batch, logits);
+    const int64_t rows = int64_t(batch.token_ids.size());
+    if (rows <= 16) by_rows[rows].push_back(bench::now_s() - t0);
+    return st;
+  }
+  std::map<int64_t, std::vector<double>> by_rows;
+
+ private:
+  ModelRunner& inner_;
+};
+
+struct TimedEngine {
+  std::string name;
+  std::unique_ptr<CpuModelRunner> cpu;
+  std::unique_ptr<TimingRunner> timing;
+  std::unique_ptr<Drafter> drafter;
+  std::unique_ptr<EngineCore> core;
+  double decode_s = 0;
+  int64_t decode_tokens = 0;
+};
+
+void run_timed(const std::string& dir, const std::vector<std::string>& texts, int64_t requests, int64_t output_len,
+               int reps, int threads) {
+  auto loaded = Model::load(dir);
+  if (!loaded.is_ok()) die(loaded.status().message());
+  auto tok = Tokenizer::load(dir);
+  if (!tok.is_ok()) die(tok.status().message());
+  const Model& m = **loaded;
+  ThreadPool pool(threads);
+  ExecContext ctx(pool, CpuFeatures::detect());
+  constexpr int kBlock = 16;
+  const int64_t blocks = 256;
+  // none; the previous n-gram rule with the previous defaults (5 drafts, 8 rows); the n-gram drafter
+  // with 8 rows; with the defaults.
+  const int n_engines = 4;
+  std::vector<TimedEngine> engines(n_engines);
+  for (int e = 0; e < n_engines; ++e) {
+    TimedEngine& te = engines[size_t(e)];
+    te.name = e == 0 ? "none" : e == 1 ? "ngram, previous rule (5 drafts, 8 rows)" : e == 2 ? "ngram, 8 rows" : "ngram, defaults";
+    te.cpu = std::make_unique<CpuModelRunner>(m, ctx, 512, 16);
+    te.timing = std::make_unique<TimingRunner>(*te.cpu);
+    if (Status st = te.timing->allocate_kv({blocks, kBlock, KvDType::BF16}); !st.is_ok()) die(st.message());
+    EngineCoreConfig cfg;
+    cfg.num_blocks = blocks;
+    cfg.block_size = kBlock;
+    if (e > 0) cfg.speculative.method = SpeculativeMethod::kNgram;
+    if (e == 1) {
+      te.drafter = std::make_unique<PreviousNgramDrafter>();
+      cfg.speculative.num_speculative_tokens = 5;
+    }
+    if (e == 1 || e == 2) cfg.speculative.max_batch_rows = 8;
+    auto core = EngineCore::create(*te.timing, nullptr, cfg, te.drafter.get());
+    if (!core.is_ok()) die(core.status().message());
+    te.core = std::move(*core);
+  }
+  RequestId next_id = 1;
+  for (int rep = 0; rep < reps; ++rep) {
+    for (int64_t i = 0; i < requests; ++i) {
+      const std::vector<int32_t> prompt = tok->encode(texts[size_t(i) % texts.size()]);
+      for (int j = 0; j < n_engines; ++j) {
+        TimedEngine& te = engines[size_t((j + i + rep) % n_engines)];  // rotate who goes first
+        EngineRequest r;
+        r.prompt = prompt;
+        r.max_new_tokens = output_len;
+        r.sampling.temperature = 0;
+        r.ignore_eos = true;
+        bool done = false;
+        double first = 0, last = 0;
+        int64_t n = 0;
+        Status st = te.core->add(next_id++, std::move(r), [&](RequestId, const EngineOutput& out) {
+          const double now = bench::now_s();
+          if (n == 0 && !out.tokens.empty()) first = now;
+          n += int64_t(out.tokens.size());
+          last = now;
+          if (out.finish != EngineFinish::kNone) done = true;
+        });
+        if (!st.is_ok()) die(st.message());
+        while (!done) te.core->step();
+        te.decode_s += last - first;
+        te.decode_tokens += n - 1;
+      }
+    }
+  }
+  const double base = double(engines[0].decode_tokens) / engines[0].decode_s;
+  fmt::print("\n| engine | decode tok/s | vs none | spec steps | drafted | accepted | mean accepted length |\n|---|---|---|---|---|---|---|\n");
+  for (const TimedEngine& te : engines) {
+    const double r = double(te.decode_tokens) / te.decode_s;
+    const EngineMetrics mm = te.core->metrics();
+    fmt::print("| {} | {:.1f} | {:.3f} | {} | {} | {} | {:.2f} |\n", te.name, r, r / base, mm.spec_verify_steps,
+               mm.spec_draft_tokens, mm.spec_accepted_tokens,
+               mm.spec_verify_steps ? double(mm.spec_emitted_tokens) / double(mm.spec_verify_steps) : 0.0);
+  }
+  // Forward time by rows, over all three engines (the same runner code): median, and relative to 1 row.
+  std::map<int64_t, std::vector<double>> all;
+  for (const TimedEngine& te : engines)
+    for (const auto& [rows, v] : te.timing->by_rows) all[rows].insert(all[rows].end(), v.begin(), v.end());
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
+  const double one = median(all[1]);
+  fmt::print("\n| rows | steps | median forward ms | vs 1 row |\n|---|---|---|---|\n");
+  for (const auto& [rows, v] : all)
+    fmt::print("| {} | {} | {:.3f} | {:.2f} |\n", rows, v.size(), 1e3 * median(v), one > 0 ? median(v) / one : 0.0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
     fmt::print(stderr, "usage: bench_spec_drafter MODEL_DIR PROMPTS.jsonl [--requests 8] [--output-len 128] "
-                       "[--row-cost 0.17] [--dump FILE] [--traces FILE]\n");
+                       "[--row-cost 0.17] [--dump FILE] [--traces FILE] [--timed REPS] [--threads 2]\n");
     return 2;
   }
   const int64_t requests = std::stoll(bench::arg_value(argc, argv, "--requests", "8"));
@@ -151,6 +292,8 @@ int main(int argc, char** argv) {
   const double row_cost = std::stod(bench::arg_value(argc, argv, "--row-cost", "0.17"));
   const std::string dump = bench::arg_value(argc, argv, "--dump", "");
   const std::string traces_in = bench::arg_value(argc, argv, "--traces", "");
+  const int timed = std::stoi(bench::arg_value(argc, argv, "--timed", "0"));
+  const int threads = std::stoi(bench::arg_value(argc, argv, "--threads", "2"));
   std::vector<Trace> traces;
   if (!traces_in.empty()) {
     std::ifstream in(traces_in);
@@ -182,5 +325,6 @@ int main(int argc, char** argv) {
                  double(r.tokens) / double(r.steps), speedup);
     }
   }
+  if (timed > 0) run_timed(argv[1], read_prompt_texts(argv[2]), requests, output_len, timed, threads);
   return 0;
 }

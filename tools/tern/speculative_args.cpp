@@ -16,7 +16,7 @@ void add_speculative_options(CLI::App& cmd, SpeculativeArgs& a) {
   cmd.add_option("--speculative-disable-by-batch-size", a.config.disable_by_batch_size,
                  "no drafts in a step where more sequences than this decode (default 2)");
   cmd.add_option("--speculative-max-batch-rows", a.config.max_batch_rows,
-                 "decode rows (sequences + drafts) a step may reach with drafts (default 8: the CPU GEMV limit)");
+                 "decode rows (sequences + drafts) a step may reach with drafts (default 4: where the CPU GEMV stops being bound by the weight stream)");
 }
 
 namespace {
