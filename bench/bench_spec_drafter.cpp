@@ -4,10 +4,11 @@
 // drafting policy is then replayed over it exactly: at every step the drafter proposes from the
 // verified tokens, the drafts that agree with the greedy continuation are accepted, and the draft
 // length / back-off adapt as the engine's do. Prints, per configuration, the steps a request needs,
-// how many of them drafted, the acceptance, and the decode speed-up a step cost of
-// 1 + ROW_COST * drafts predicts (ROW_COST: the extra cost of one verify row relative to a one-row
-// step, measured by bench_spec_verify).
-// Usage: bench_spec_drafter MODEL_DIR PROMPTS.jsonl [--requests 8] [--output-len 128] [--row-cost 0.17]
+// how many of them drafted, the acceptance, and the decode speed-up predicted from the cost of a
+// step by its rows (--step-costs: steps of 2, 3 .. 8 rows in plain one-row steps; the default is
+// docs-llama-28m's on dev-zen5 at 2 threads, as --timed measures it).
+// Usage: bench_spec_drafter MODEL_DIR PROMPTS.jsonl [--requests 8] [--output-len 128]
+//                           [--step-costs 1.12,1.24,1.40,1.87,2.09,2.30,2.50]
 //                           [--dump FILE] [--traces FILE] [--timed REPS] [--threads 2]
 //   --dump FILE: write the traces ({"prompt": [...], "output": [...]} per line); --traces FILE: read
 //   them instead of running the model.
@@ -24,6 +25,7 @@
 #include <map>
 
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -109,7 +111,7 @@ struct SimResult {
 // Replays the engine's drafting over one greedy continuation at 1 in flight, exactly as
 // EngineCore::propose_drafts / verify do it (engine_speculative.cpp): the same DraftPacer, the same
 // caps (max_new, max_batch_rows), the drafter's own proposals.
-void simulate(const Trace& t, const SpeculativeConfig& sc, double row_cost, SimResult* r) {
+void simulate(const Trace& t, const SpeculativeConfig& sc, const std::vector<double>& step_cost, SimResult* r) {
   NgramDrafter drafter(sc.prompt_lookup_min, sc.prompt_lookup_max);
   Sequence seq;
   seq.tokens = t.prompt;
@@ -137,7 +139,7 @@ void simulate(const Trace& t, const SpeculativeConfig& sc, double row_cost, SimR
     seq.tokens.insert(seq.tokens.end(), t.output.begin() + int64_t(done), t.output.begin() + int64_t(done) + emit);
     done += size_t(emit);
     r->steps += 1;
-    r->cost += 1 + row_cost * double(drafts.size());
+    r->cost += drafts.empty() ? 1.0 : step_cost[std::min(drafts.size(), step_cost.size()) - 1];
     r->tokens += emit;
     if (!drafts.empty()) {
       r->drafted_steps += 1;
@@ -284,12 +286,17 @@ void run_timed(const std::string& dir, const std::vector<std::string>& texts, in
 int main(int argc, char** argv) {
   if (argc < 3) {
     fmt::print(stderr, "usage: bench_spec_drafter MODEL_DIR PROMPTS.jsonl [--requests 8] [--output-len 128] "
-                       "[--row-cost 0.17] [--dump FILE] [--traces FILE] [--timed REPS] [--threads 2]\n");
+                       "[--step-costs 1.12,1.24,...] [--dump FILE] [--traces FILE] [--timed REPS] [--threads 2]\n");
     return 2;
   }
   const int64_t requests = std::stoll(bench::arg_value(argc, argv, "--requests", "8"));
   const int64_t output_len = std::stoll(bench::arg_value(argc, argv, "--output-len", "128"));
-  const double row_cost = std::stod(bench::arg_value(argc, argv, "--row-cost", "0.17"));
+  std::vector<double> step_cost;  // [d - 1]: a step with d drafts (d + 1 rows), in one-row steps
+  {
+    std::stringstream ss(bench::arg_value(argc, argv, "--step-costs", "1.12,1.24,1.40,1.87,2.09,2.30,2.50"));
+    for (std::string v; std::getline(ss, v, ',');) step_cost.push_back(std::stod(v));
+    if (step_cost.empty()) die("--step-costs: no values");
+  }
   const std::string dump = bench::arg_value(argc, argv, "--dump", "");
   const std::string traces_in = bench::arg_value(argc, argv, "--traces", "");
   const int timed = std::stoi(bench::arg_value(argc, argv, "--timed", "0"));
@@ -309,20 +316,25 @@ int main(int argc, char** argv) {
     std::ofstream out(dump);
     for (const Trace& t : traces) out << nlohmann::json({{"prompt", t.prompt}, {"output", t.output}}).dump() << "\n";
   }
-  fmt::print("| k | lookup n | steps | drafted steps | drafted | accepted | acceptance | tokens/step | predicted speed-up |\n");
-  fmt::print("|---|---|---|---|---|---|---|---|---|\n");
-  for (int k : {3, 5, 7}) {
-    for (auto [lo, hi] : {std::pair{1, 8}, std::pair{2, 8}, std::pair{1, 4}, std::pair{1, 32}}) {
-      SpeculativeConfig sc;
-      sc.num_speculative_tokens = k;
-      sc.prompt_lookup_min = lo;
-      sc.prompt_lookup_max = hi;
-      SimResult r;
-      for (const Trace& t : traces) simulate(t, sc, row_cost, &r);
-      const double speedup = r.cost > 0 ? double(r.tokens) / r.cost : 0;
-      fmt::print("| {} | {}..{} | {} | {} | {} | {} | {:.1f}% | {:.2f} | {:.2f} |\n", k, lo, hi, r.steps, r.drafted_steps,
-                 r.drafted, r.accepted, r.drafted ? 100.0 * double(r.accepted) / double(r.drafted) : 0.0,
-                 double(r.tokens) / double(r.steps), speedup);
+  fmt::print("| rows | k | lookup n | steps | drafted steps | drafted | accepted | acceptance | tokens/step | predicted speed-up |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
+  for (int rows : {4, 8}) {
+    for (int k : {3, 5, 7}) {
+      if (k >= rows && k != rows - 1 && k != 3) continue;  // capped at rows - 1 anyway
+      for (auto [lo, hi] : {std::pair{1, 8}, std::pair{2, 8}, std::pair{1, 4}}) {
+        SpeculativeConfig sc;
+        sc.max_batch_rows = rows;
+        sc.num_speculative_tokens = k;
+        sc.prompt_lookup_min = lo;
+        sc.prompt_lookup_max = hi;
+        SimResult r;
+        for (const Trace& t : traces) simulate(t, sc, step_cost, &r);
+        const double speedup = r.cost > 0 ? double(r.tokens) / r.cost : 0;
+        fmt::print("| {} | {} | {}..{} | {} | {} | {} | {} | {:.1f}% | {:.2f} | {:.2f} |\n", rows, k, lo, hi, r.steps,
+                   r.drafted_steps, r.drafted, r.accepted,
+                   r.drafted ? 100.0 * double(r.accepted) / double(r.drafted) : 0.0, double(r.tokens) / double(r.steps),
+                   speedup);
+      }
     }
   }
   if (timed > 0) run_timed(argv[1], read_prompt_texts(argv[2]), requests, output_len, timed, threads);
