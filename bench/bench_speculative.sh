@@ -6,6 +6,9 @@
 # and on ordinary prompts (a 400-character slice of docs-val.txt, continued), at 1, 4 and 16 in flight.
 # Prints one markdown row per run: output tok/s (wall, prefill included), decode-phase tok/s, the
 # acceptance rate and the mean accepted length (tokens per verify step, the bonus token included).
+# On a shared machine, separate runs drift apart; for ratios taken in the same moments run
+# `BUILD_DIR/bench_spec_drafter MODEL_DIR PROMPTS.jsonl --timed 3` on the same prompt files (kept with
+# KEEP=DIR), which times the engines request by request in turn in one process.
 # usage: bench/bench_speculative.sh [BUILD_DIR] [MODEL_DIR] [extra tern bench offline flags...]
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
@@ -13,8 +16,12 @@ build="${1:-$src/build}"
 model="${2:-$src/../shared/models/docs-llama-28m}"
 shift $(( $# > 2 ? 2 : $# ))
 text="$src/../shared/data/docs-val.txt"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+if [ -n "${KEEP:-}" ]; then
+  work="$KEEP"; mkdir -p "$work"
+else
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+fi
 
 python3 - "$text" "$work" <<'PY'
 import json, sys

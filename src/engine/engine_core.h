@@ -124,12 +124,7 @@ class EngineCore {
   // proposals.
   std::unique_ptr<Drafter> owned_drafter_;
   Drafter* drafter_ = nullptr;
-  struct DraftState {
-    int len = 0;      // drafts to ask for next (adapts to acceptance)
-    int skip = 0;     // steps left without drafting (after drafts that were all rejected)
-    int backoff = 1;  // the next such pause, doubling up to 64 steps while nothing is accepted
-  };
-  std::unordered_map<RequestId, DraftState> draft_state_;
+  std::unordered_map<RequestId, DraftPacer> draft_state_;
   std::unordered_map<RequestId, std::vector<float>> draft_probs_;
   std::vector<DraftSlot> slots_;
   int64_t spec_drafted_ = 0, spec_accepted_ = 0, spec_steps_ = 0, spec_emitted_ = 0;

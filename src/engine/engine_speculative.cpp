@@ -26,26 +26,30 @@ void EngineCore::propose_drafts() {
   if (decoding.empty() || int64_t(decoding.size()) > sc.disable_by_batch_size) return;
   // Draft rows: what is left below max_batch_rows once every decoding sequence has its row, and
   // what the runner can give beyond one logits row per running sequence.
-  int64_t rows_left = std::min<int64_t>(sc.max_batch_rows - int64_t(decoding.size()),
-                                        runner_.max_logits_per_sequence() - int64_t(scheduler_.running().size()));
+  const int64_t rows = std::min<int64_t>(sc.max_batch_rows - int64_t(decoding.size()),
+                                         runner_.max_logits_per_sequence() - int64_t(scheduler_.running().size()));
+  // A drafter that sizes its own proposals is asked for up to all the rows by every sequence and the
+  // rows go to the proposals in turn (most come back shorter than asked; a lookup costs nothing);
+  // any other has the rows shared out before it drafts, so it never computes drafts that are cut.
+  const bool sized_by_drafter = drafter_->sizes_drafts();
+  int64_t rows_left = rows;
   slots_.clear();
   for (RequestState* r : decoding) {
     const Sequence& s = r->seq;
-    auto [it, fresh] = draft_state_.try_emplace(s.id, DraftState{sc.num_speculative_tokens, 0, 1});
-    DraftState& ds = it->second;
-    if (ds.skip > 0) {  // its drafts were all rejected lately: plain decoding for a while
-      --ds.skip;
-      continue;
-    }
-    int64_t k = ds.len;
+    auto [it, fresh] = draft_state_.try_emplace(s.id, sc.num_speculative_tokens, sized_by_drafter);
+    const DraftPacer::Ask ask = it->second.next();  // 0 tokens: its drafts were all rejected lately, a pause
+    int64_t k = ask.max_tokens;
     // Drafts past max_new or the context would never be emitted, and their KV slots were never
     // counted when the request was admitted (EngineCore::validate).
     k = std::min(k, r->max_new - r->completion_tokens() - 1);
     k = std::min(k, runner_.max_context() - s.known());
     k = std::min(k, rows_left);
     if (k <= 0) continue;
-    rows_left -= k;
-    slots_.push_back({&s, k, {}, {}});
+    if (!sized_by_drafter) rows_left -= k;
+    DraftSlot& slot = slots_.emplace_back();
+    slot.seq = &s;
+    slot.max_tokens = k;
+    slot.allow_tentative = ask.allow_tentative;
   }
   if (slots_.empty()) return;
   const Status st = drafter_->propose(slots_);
@@ -53,15 +57,18 @@ void EngineCore::propose_drafts() {
     std::fprintf(stderr, "[tern] speculative drafter %s: %s\n", drafter_->name(), st.message().c_str());
     return;
   }
+  rows_left = rows;
   for (DraftSlot& d : slots_) {
-    const int64_t k = std::min<int64_t>(int64_t(d.tokens.size()), d.max_tokens);
+    const int64_t k = std::min<int64_t>({int64_t(d.tokens.size()), d.max_tokens, rows_left});
     if (k <= 0) continue;
     Sequence& s = requests_.at(d.seq->id)->seq;
     bool valid = true;
     for (int64_t i = 0; i < k; ++i) valid = valid && d.tokens[size_t(i)] >= 0 && d.tokens[size_t(i)] < vocab_;
     if (!valid) continue;  // a drafter's bug must not reach the model
+    rows_left -= k;
     s.tokens.insert(s.tokens.end(), d.tokens.begin(), d.tokens.begin() + k);
     s.num_draft = k;
+    draft_state_.at(s.id).proposed(d.tentative);
     if (!d.probs.empty() && int64_t(d.probs.size()) >= k * vocab_) {
       d.probs.resize(size_t(k * vocab_));
       draft_probs_[s.id] = std::move(d.probs);
@@ -93,17 +100,9 @@ EngineFinish EngineCore::verify(RequestState& r, float* rows, EngineOutput* out)
   spec_accepted_ += accepted;
   spec_steps_ += 1;
   spec_emitted_ += int64_t(out->tokens.size() - before);
-  // Draft length for the next step: one more after a clean sweep, accepted + 1 after a rejection.
-  // Nothing accepted: a pause without drafts, doubling while that goes on (the rows of drafts that
-  // are always wrong are not free, so a request whose text does not repeat stops paying for them).
-  DraftState& ds = draft_state_[s.id];
-  ds.len = accepted == k ? std::min(ds.len + 1, config_.speculative.num_speculative_tokens) : int(std::max<int64_t>(1, accepted + 1));
-  if (accepted == 0) {
-    ds.skip = ds.backoff;
-    ds.backoff = std::min(ds.backoff * 2, 64);
-  } else {
-    ds.backoff = 1;
-  }
+  // The next draft length, or a pause (DraftPacer, speculative_config.h).
+  draft_state_.try_emplace(s.id, config_.speculative.num_speculative_tokens, drafter_->sizes_drafts())
+      .first->second.after_step(k, accepted);
   if (fin == EngineFinish::kNone) scheduler_.rollback(&s);
   return fin;
 }

@@ -41,6 +41,114 @@ TEST(NgramDrafter, ProposesWhatFollowedTheMostRecentMatch) {
   EXPECT_TRUE(NgramDrafter::lookup(std::vector<int32_t>{}, 1, 3, 4).empty());
 }
 
+TEST(NgramDrafter, FindsTheLongestMatchMostRecentOnTies) {
+  //                         0  1  2  3  4  5  6  7  8  9 10 11
+  const std::vector<int32_t> t{1, 2, 3, 9, 2, 3, 4, 1, 2, 3};
+  // [1 2 3] ends at 2 (followed by index 3); [2 3] alone would be more recent (ends at 5).
+  auto m = NgramDrafter::longest_match(t, 1, 8);
+  EXPECT_EQ(m.n, 3);
+  EXPECT_EQ(m.next, 3);
+  m = NgramDrafter::longest_match(t, 1, 2);  // capped at 2: the most recent [2 3]
+  EXPECT_EQ(m.n, 2);
+  EXPECT_EQ(m.next, 6);
+  EXPECT_EQ(NgramDrafter::longest_match(t, 4, 8).n, 0);  // nothing of 4 or more
+  // A loop of period 2: one period back, the match reaches as far back as the loop goes.
+  const std::vector<int32_t> loop{7, 3, 4, 3, 4, 3, 4, 3, 4};
+  m = NgramDrafter::longest_match(loop, 1, 32);
+  EXPECT_EQ(m.n, 6);
+  EXPECT_EQ(m.next, 7);
+  EXPECT_EQ(NgramDrafter::longest_match(loop, 1, 3).n, 3);  // capped by max_n
+  EXPECT_EQ(NgramDrafter::longest_match(std::vector<int32_t>{5}, 1, 4).n, 0);
+  EXPECT_EQ(NgramDrafter::longest_match(std::vector<int32_t>{5, 5}, 1, 4).n, 1);
+}
+
+TEST(NgramDrafter, ProposalLengthDoublesWithTheMatchAndOneTokenMatchesAreTentative) {
+  EXPECT_EQ(NgramDrafter::draft_length(0, 5), 0);
+  EXPECT_EQ(NgramDrafter::draft_length(1, 5), 1);
+  EXPECT_EQ(NgramDrafter::draft_length(2, 5), 2);
+  EXPECT_EQ(NgramDrafter::draft_length(3, 5), 4);
+  EXPECT_EQ(NgramDrafter::draft_length(4, 5), 5);
+  EXPECT_EQ(NgramDrafter::draft_length(60, 7), 7);
+  EXPECT_EQ(NgramDrafter::draft_length(3, 2), 2);
+
+  NgramDrafter d(1, 8);
+  EXPECT_TRUE(d.sizes_drafts());
+  Sequence s;
+  std::vector<DraftSlot> slots(1);
+  auto propose = [&](std::vector<int32_t> tokens, int64_t max_tokens, bool allow_tentative) {
+    s.tokens = std::move(tokens);
+    slots[0] = DraftSlot();
+    slots[0].seq = &s;
+    slots[0].max_tokens = max_tokens;
+    slots[0].allow_tentative = allow_tentative;
+    EXPECT_TRUE(d.propose(slots).is_ok());
+    return slots[0].tokens;
+  };
+  // One-token match ([3] at 2): one token, tentative; not proposed at all while tentative ones are off.
+  EXPECT_EQ(propose({1, 2, 3, 9, 3}, 5, true), (std::vector<int32_t>{9}));
+  EXPECT_TRUE(slots[0].tentative);
+  EXPECT_TRUE(propose({1, 2, 3, 9, 3}, 5, false).empty());
+  // Two tokens ([2 3] at 1..2): two, firm, also while tentative ones are off.
+  EXPECT_EQ(propose({1, 2, 3, 9, 8, 2, 3}, 5, false), (std::vector<int32_t>{9, 8}));
+  EXPECT_FALSE(slots[0].tentative);
+  // Three ([1 2 3]): four tokens, read on into the proposal past the end.
+  EXPECT_EQ(propose({1, 2, 3, 9, 1, 2, 3}, 5, true), (std::vector<int32_t>{9, 1, 2, 3}));
+  // A long loop: max_tokens.
+  EXPECT_EQ(propose({7, 3, 4, 3, 4, 3, 4, 3, 4}, 5, true), (std::vector<int32_t>{3, 4, 3, 4, 3}));
+  EXPECT_EQ(propose({7, 3, 4, 3, 4, 3, 4, 3, 4}, 3, true), (std::vector<int32_t>{3, 4, 3}));
+  EXPECT_TRUE(propose({1, 2, 3, 4}, 5, true).empty());
+  EXPECT_TRUE(slots[0].probs.empty());
+}
+
+TEST(DraftPacer, ASelfSizingDrafterPausesOnlyTentativeProposalsAfterTheyFail) {
+  DraftPacer p(5, /*drafter_sizes=*/true);
+  DraftPacer::Ask a = p.next();
+  EXPECT_EQ(a.max_tokens, 5);
+  EXPECT_TRUE(a.allow_tentative);
+  // A firm proposal wholly rejected: no pause, the length stays the drafter's to choose.
+  p.proposed(false);
+  p.after_step(4, 0);
+  a = p.next();
+  EXPECT_EQ(a.max_tokens, 5);
+  EXPECT_TRUE(a.allow_tentative);
+  // Tentative ones wholly rejected: pauses of 1, then 2, then 4 steps without tentative proposals,
+  // firm ones still allowed up to 5.
+  for (int pause : {1, 2, 4}) {
+    p.proposed(true);
+    p.after_step(1, 0);
+    for (int i = 0; i < pause; ++i) {
+      a = p.next();
+      EXPECT_EQ(a.max_tokens, 5);
+      EXPECT_FALSE(a.allow_tentative) << "pause " << pause << " step " << i;
+    }
+    EXPECT_TRUE(p.next().allow_tentative);
+  }
+  // Something accepted: the next pause is short again.
+  p.proposed(true);
+  p.after_step(1, 1);
+  p.proposed(true);
+  p.after_step(1, 0);
+  EXPECT_FALSE(p.next().allow_tentative);
+  EXPECT_TRUE(p.next().allow_tentative);
+}
+
+TEST(DraftPacer, OtherDraftersGetALengthThatFollowsAcceptanceAndPauses) {
+  DraftPacer p(5, /*drafter_sizes=*/false);
+  EXPECT_EQ(p.next().max_tokens, 5);
+  p.proposed(false);  // ignored: every proposal of such a drafter counts as tentative
+  p.after_step(5, 2);
+  EXPECT_EQ(p.next().max_tokens, 3);  // accepted + 1
+  p.after_step(3, 3);
+  EXPECT_EQ(p.next().max_tokens, 4);  // one more after a clean sweep
+  p.after_step(4, 0);
+  EXPECT_EQ(p.next().max_tokens, 0);  // a pause of 1 step
+  EXPECT_EQ(p.next().max_tokens, 1);
+  p.after_step(1, 0);
+  EXPECT_EQ(p.next().max_tokens, 0);  // then 2
+  EXPECT_EQ(p.next().max_tokens, 0);
+  EXPECT_EQ(p.next().max_tokens, 1);
+}
+
 TEST(SpeculativeConfig, UnknownMethodsAndBadValuesAreErrorsNamingThem) {
   EXPECT_EQ(*parse_speculative_method("ngram"), SpeculativeMethod::kNgram);
   EXPECT_EQ(*parse_speculative_method("draft"), SpeculativeMethod::kDraftModel);

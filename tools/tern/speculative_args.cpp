@@ -11,12 +11,12 @@ void add_speculative_options(CLI::App& cmd, SpeculativeArgs& a) {
   cmd.add_option("--draft-model", a.draft_model, "draft model directory for --speculative draft (same tokenizer)");
   cmd.add_option("--num-speculative-tokens", a.config.num_speculative_tokens,
                  "most drafted tokens per sequence and step (adapts below it; default 5)");
-  cmd.add_option("--prompt-lookup-min", a.config.prompt_lookup_min, "shortest n-gram looked up (default 2)");
-  cmd.add_option("--prompt-lookup-max", a.config.prompt_lookup_max, "longest n-gram looked up (default 4)");
+  cmd.add_option("--prompt-lookup-min", a.config.prompt_lookup_min, "shortest n-gram looked up (default 1)");
+  cmd.add_option("--prompt-lookup-max", a.config.prompt_lookup_max, "longest n-gram looked up (default 8)");
   cmd.add_option("--speculative-disable-by-batch-size", a.config.disable_by_batch_size,
                  "no drafts in a step where more sequences than this decode (default 2)");
   cmd.add_option("--speculative-max-batch-rows", a.config.max_batch_rows,
-                 "decode rows (sequences + drafts) a step may reach with drafts (default 8: the CPU GEMV limit)");
+                 "decode rows (sequences + drafts) a step may reach with drafts (default 4: where the CPU GEMV stops being bound by the weight stream)");
 }
 
 namespace {

@@ -5,7 +5,7 @@
 //   --num-speculative-tokens K              most drafts per sequence and step (1..32, default 5)
 //   --prompt-lookup-min N / --prompt-lookup-max N   n-gram lengths looked up (default 2..4)
 //   --speculative-disable-by-batch-size N   no drafts in a step where more than N sequences decode
-//   --speculative-max-batch-rows R          drafts fill decode rows up to R per step (default 8)
+//   --speculative-max-batch-rows R          drafts fill decode rows up to R per step (default 4)
 #pragma once
 
 #include <CLI/CLI.hpp>
