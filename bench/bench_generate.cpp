@@ -105,6 +105,9 @@ int main(int argc, char** argv) {
   const int n_prefill = std::stoi(bench::arg_value(argc, argv, "--prefill", "512"));
   const auto activations = bench::arg_value(argc, argv, "--activations", "f32") == "bf16" ? ActivationPrecision::kBf16
                                                                                        : ActivationPrecision::kF32;
+  // As tern's CLI: F16 layers rounded to bf16 at load where the bf16-dot GEMMs run (model/bf16_weights.h).
+  load_options.f16_layers_as_bf16 =
+      activations == ActivationPrecision::kBf16 && (CpuFeatures::detect().avx512_bf16 || CpuFeatures::detect().amx_bf16);
   const bool profile = bench::has_flag(argc, argv, "--profile");
   bench::SplitChoice split;
   if (!bench::parse_split(bench::arg_value(argc, argv, "--split", "dynamic"), &split)) {
