@@ -1,38 +1,81 @@
 #include "model/bf16_weights.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/cpu_features.h"
 #include "kernels/cpu/f16_to_bf16.h"
+#include "kernels/cpu/matmul_bf16_panels.h"
 
 namespace tern {
 
-Bf16Rounding round_f16_layers_to_bf16(TransformerWeights& w, WeightArena& arena, ThreadPool& pool,
-                                      const std::function<void(const void*, size_t)>& release) {
+namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+// Contiguous shares of [0, count) per thread, rounded to `align`.
+void parallel_range(ThreadPool& pool, size_t count, size_t align, const std::function<void(size_t, size_t)>& fn) {
+  const size_t share = ((count + size_t(pool.size()) - 1) / size_t(pool.size()) + align - 1) / align * align;
+  pool.run([&](int t, int) {
+    const size_t b = std::min(count, size_t(t) * share), e = std::min(count, b + share);
+    if (b < e) fn(b, e);
+  });
+}
+
+}  // namespace
+
+Bf16Packing pack_layers_for_bf16_dot(TransformerWeights& w, WeightArena& arena, ThreadPool& pool,
+                                     const std::function<void(const void*, size_t)>& release) {
   std::vector<WeightMatrix*> todo;
+  size_t total = 0;
   for (DecoderLayerWeights& l : w.layers) {
-    for (WeightMatrix* m : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down})
-      if (m->data && m->dense() && m->dtype == DType::F16 && m->rows > 0 && m->cols > 0) todo.push_back(m);
+    for (WeightMatrix* m : {&l.attn.q, &l.attn.k, &l.attn.v, &l.attn.o, &l.mlp.gate, &l.mlp.up, &l.mlp.down}) {
+      if (!m->data || !m->dense() || (m->dtype != DType::F16 && m->dtype != DType::BF16) || m->rows <= 0 ||
+          m->cols <= 0)
+        continue;
+      todo.push_back(m);
+      total += (cpu::bf16_panels_bytes(m->rows, m->cols) + 63) & ~size_t(63);
+    }
   }
+  Bf16Packing r;
+  if (todo.empty()) return r;
+  // One block for all: 2 MiB-aligned, marked for huge pages before the first touch.
+  char* base = static_cast<char*>(arena.allocate(total + kHugePage));
+  base = reinterpret_cast<char*>((uintptr_t(base) + kHugePage - 1) & ~uintptr_t(kHugePage - 1));
+  madvise(base, (total + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);  // advisory: ignore failure
   const CpuFeatures cpu = CpuFeatures::detect();  // every variant gives the same bits
-  Bf16Rounding r;
+  std::unique_ptr<uint16_t[]> rounded;             // an F16 matrix rounded to bf16, [rows, cols]
+  size_t rounded_count = 0;
   for (WeightMatrix* m : todo) {
     const size_t count = size_t(m->rows) * size_t(m->cols);
-    auto* dst = arena.allocate_array<uint16_t>(count);
-    const auto* src = static_cast<const uint16_t*>(m->data);
-    // Contiguous shares, 4 KiB-aligned so that threads fault in disjoint pages.
-    const size_t share = ((count + size_t(pool.size()) - 1) / size_t(pool.size()) + 2047) & ~size_t(2047);
-    pool.run([&](int t, int) {
-      const size_t b = std::min(count, size_t(t) * share), e = std::min(count, b + share);
-      if (b < e) cpu::f16_to_bf16(cpu, src + b, dst + b, e - b);
+    WeightMatrix src = *m;
+    if (m->dtype == DType::F16) {
+      if (rounded_count < count) rounded.reset(new uint16_t[count]), rounded_count = count;
+      const auto* h = static_cast<const uint16_t*>(m->data);
+      uint16_t* d = rounded.get();
+      parallel_range(pool, count, 2048, [&](size_t b, size_t e) { cpu::f16_to_bf16(cpu, h + b, d + b, e - b); });
+      src.data = d;
+      src.dtype = DType::BF16;
+      ++r.from_f16;
+    }
+    auto* dst = reinterpret_cast<uint32_t*>(base);
+    const size_t bytes = cpu::bf16_panels_bytes(m->rows, m->cols);
+    base += (bytes + 63) & ~size_t(63);
+    parallel_range(pool, size_t(cpu::bf16_panel_count(m->rows)), 1, [&](size_t b, size_t e) {
+      if (cpu.avx512_bf16) cpu::pack_bf16_panels_avx512bf16(src, int64_t(b), int64_t(e), dst);
+      else cpu::pack_bf16_panels_scalar(src, int64_t(b), int64_t(e), dst);
     });
-    release(src, count * 2);
+    release(m->data, count * 2);
     m->data = dst;
     m->dtype = DType::BF16;
+    m->format = WeightFormat::Bf16Panels;
+    m->quant_bytes = bytes;
     ++r.matrices;
-    r.bytes += count * 2;
+    r.bytes += bytes;
   }
   return r;
 }

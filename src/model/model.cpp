@@ -194,11 +194,11 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
              !m->arena_.owns(stored_head.data)) {
     release_pages(stored_head.data, data_bytes(stored_head));
   }
-  if (options.f16_layers_as_bf16) {
+  if (options.bf16_dot_layers) {
     // Dense layers point into the mapped shards (or, under tensor parallelism, into copies of slices
     // the arena keeps, which stay): only the shards' pages are released.
     const auto t0 = Clock::now();
-    round_f16_layers_to_bf16(m->weights_, m->arena_, *pool(), [&](const void* p, size_t bytes) {
+    pack_layers_for_bf16_dot(m->weights_, m->arena_, *pool(), [&](const void* p, size_t bytes) {
       if (!m->arena_.owns(p)) release_pages(p, bytes);
     });
     report.derive_s += seconds_since(t0);
@@ -272,12 +272,12 @@ Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path, const M
   if (pp) TERN_RETURN_IF_ERROR(m->take_stage(options));
   if (options.tp && options.tp->size() > 1) TERN_RETURN_IF_ERROR(m->shard(options, nullptr));
   if (pp) pp_drop_ends(m->weights_, m->pp_);
-  if (options.f16_layers_as_bf16) {
-    // The F16 source leaves the process: the view's un-permuted q/k copies are freed, the file's pages
+  if (options.bf16_dot_layers) {
+    // The source leaves the process: the view's un-permuted q/k copies are freed, the file's pages
     // dropped (tensor-parallel column slices, copies in the arena, stay).
     std::optional<ThreadPool> own_pool;
     if (!options.pool) own_pool.emplace(default_thread_count());
-    round_f16_layers_to_bf16(m->weights_, m->arena_, options.pool ? *options.pool : *own_pool,
+    pack_layers_for_bf16_dot(m->weights_, m->arena_, options.pool ? *options.pool : *own_pool,
                              [&](const void* p, size_t bytes) {
                                if (view->release_copy(p) || m->arena_.owns(p)) return;
                                if (m->gguf_->mapped()) release_pages(p, bytes);
