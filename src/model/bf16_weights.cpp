@@ -1,7 +1,5 @@
 #include "model/bf16_weights.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -14,8 +12,6 @@
 namespace tern {
 
 namespace {
-
-constexpr size_t kHugePage = size_t(2) << 20;
 
 // Contiguous shares of [0, count) per thread, rounded to `align`.
 void parallel_range(ThreadPool& pool, size_t count, size_t align, const std::function<void(size_t, size_t)>& fn) {
@@ -43,10 +39,9 @@ Bf16Packing pack_layers_for_bf16_dot(TransformerWeights& w, WeightArena& arena, 
   }
   Bf16Packing r;
   if (todo.empty()) return r;
-  // One block for all: 2 MiB-aligned, marked for huge pages before the first touch.
-  char* base = static_cast<char*>(arena.allocate(total + kHugePage));
-  base = reinterpret_cast<char*>((uintptr_t(base) + kHugePage - 1) & ~uintptr_t(kHugePage - 1));
-  madvise(base, (total + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);  // advisory: ignore failure
+  // One block for all. Not marked MADV_HUGEPAGE: on this VM zeroing fresh huge pages made the load
+  // 1.5-4.5 s instead of ~1 s with no measurable prefill gain (docs/benchmarks.md).
+  char* base = static_cast<char*>(arena.allocate(total));
   const CpuFeatures cpu = CpuFeatures::detect();  // every variant gives the same bits
   std::unique_ptr<uint16_t[]> rounded;             // an F16 matrix rounded to bf16, [rows, cols]
   size_t rounded_count = 0;

@@ -25,9 +25,8 @@ struct Bf16Packing {
   size_t bytes = 0;     // packed bytes (the stored bf16 / f16 size, rows padded to 32)
 };
 
-// Packs every dense F16 / BF16 matrix of w.layers (not MoE experts nor MLA) into `arena` (in
-// transparent huge pages where the kernel allows: fewer faults at load, fewer TLB misses in the GEMM),
-// in parallel over `pool`, then calls release(source, bytes) on what it read.
+// Packs every dense F16 / BF16 matrix of w.layers (not MoE experts nor MLA) into `arena`, in parallel
+// over `pool`, then calls release(source, bytes) on what it read.
 Bf16Packing pack_layers_for_bf16_dot(TransformerWeights& w, WeightArena& arena, ThreadPool& pool,
                                      const std::function<void(const void*, size_t)>& release);
 
