@@ -5,7 +5,7 @@
 //   start:   Model::load + prefill of a short prompt + first token, warm page cache
 // Usage: bench_generate MODEL_DIR|FILE.gguf [--threads N] [--bandwidth-gbs X] [--prompt 128] [--decode 128]
 //        [--prefill 512] [--lm-head auto|dense|int8|int4] [--activations f32|bf16] [--split dynamic|static|alternate]
-//        [--profile] [--json]
+//        [--profile] [--json] [--pack-at-load on|off]
 //        (threads: 1 and 2 unless given; --activations as tern's option: bf16 lets prefill use bf16-dot GEMMs;
 //        --split: how decode GEMV regions share their rows (core/exec_context.h); --profile: one more line per
 //        thread count, where a decode token's time goes (bench_decode_profile.h), and the median token's rate)
@@ -97,6 +97,11 @@ int main(int argc, char** argv) {
   const int n_prefill = std::stoi(bench::arg_value(argc, argv, "--prefill", "512"));
   const auto activations = bench::arg_value(argc, argv, "--activations", "f32") == "bf16" ? ActivationPrecision::kBf16
                                                                                        : ActivationPrecision::kF32;
+  // As tern's CLI: layers packed at load for the bf16-dot GEMMs where they run (model/bf16_weights.h);
+  // --pack-at-load off keeps them as stored (the GEMM then packs per call), to compare the two.
+  load_options.bf16_dot_layers = activations == ActivationPrecision::kBf16 &&
+                                 CpuFeatures::detect().avx512_bf16 &&
+                                 bench::arg_value(argc, argv, "--pack-at-load", "on") != "off";
   const bool profile = bench::has_flag(argc, argv, "--profile");
   bench::SplitChoice split;
   if (!bench::parse_split(bench::arg_value(argc, argv, "--split", "dynamic"), &split)) {

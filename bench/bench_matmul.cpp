@@ -1,6 +1,8 @@
 // Dense matmul throughput on the Llama-3.2-1B shapes, bf16 weights.
 //   bench_matmul [--threads N] [--reps 3] [--gemm-m 512] [--levels avx2,avx512,...] [--lm-head-gemm] [--gemv-only] [--json]
 //   bench_matmul --gemm-ms 2,4,8,16,32,64,512 [--threads N] [--reps 3] [--levels ...] [--lm-head-gemm]
+//   --panels: the weights as Bf16Panels (packed at load for --activations bf16; the arena's random bf16
+//     read in that layout: same bytes), to compare the panel GEMV / GEMM with the dense ones.
 //     GFLOP/s of every m on every shape, as % of the FMA peak (bench_fma.h) measured right before it.
 //     With --cpu-time, 1-thread runs are timed by thread CPU time (both the GEMM and the peak), which
 //     keeps kernel comparisons meaningful on a busy machine.
@@ -48,6 +50,7 @@ int run_gemm_sweep(int argc, char** argv, const std::vector<std::string>& levels
           const size_t bytes = size_t(s.n * s.k) * 2, stride = (bytes + 4095) / 4096 * 4096;
           const size_t copies = std::max<size_t>(1, arena_bytes / stride);
           WeightMatrix w{arena.get(), DType::BF16, s.n, s.k};
+          if (has_flag(argc, argv, "--panels")) w.format = WeightFormat::Bf16Panels, w.quant_bytes = bytes;
           const double peak = fma_peak_gflops(pool, 1 << 19, 3, cpu_time);
           // Enough calls per timing for >= ~50 ms of work at 100 GFLOP/s.
           const double flop = 2.0 * double(m) * double(s.n) * double(s.k);
@@ -80,6 +83,7 @@ int main(int argc, char** argv) {
   const int64_t gemm_m = std::stoll(arg_value(argc, argv, "--gemm-m", "512"));
   const bool json = has_flag(argc, argv, "--json"), lm_head_gemm = has_flag(argc, argv, "--lm-head-gemm");
   const bool gemv_only = has_flag(argc, argv, "--gemv-only");
+  const bool panels = has_flag(argc, argv, "--panels");
   std::vector<int> thread_counts = {1, 2};
   if (const std::string t = arg_value(argc, argv, "--threads", ""); !t.empty()) thread_counts = {std::stoi(t)};
   const CpuFeatures host = CpuFeatures::detect();
@@ -125,19 +129,25 @@ int main(int argc, char** argv) {
         const size_t stride = (bytes + 4095) / 4096 * 4096;
         const size_t copies = std::max<size_t>(1, arena_bytes / stride);
         WeightMatrix w{arena.get(), DType::BF16, s.n, s.k};
+        if (panels) {  // every shape has rows a multiple of 32: the same bytes, read as Bf16Panels
+          w.format = WeightFormat::Bf16Panels;
+          w.quant_bytes = bytes;
+        }
         // The machine may be shared: measure the ceiling right next to the GEMV it is compared with.
         const double bw = best_read_bandwidth_gbs(pool, level == "avx2" ? host.capped("avx2") : host, arena.get(), arena_bytes / 2, 3);
         // GEMV: enough calls per batch to stream >= 2 GB, best batch average.
         const int calls = int(std::max<size_t>(8, size_t(2e9) / bytes));
         size_t next = 0;
         double gemv_s = 1e30;
+        // --cpu-time with 1 thread: the thread's CPU time (a memory stall counts, a preemption does not).
+        const bool gemv_cpu_time = nt == 1 && has_flag(argc, argv, "--cpu-time");
         for (int r = 0; r < reps; ++r) {
-          const double t0 = now_s();
+          const double t0 = gemv_cpu_time ? thread_cpu_s() : now_s();
           for (int c = 0; c < calls; ++c) {
             w.data = arena.get() + (next++ % copies) * stride;
             matmul(ctx, x.data(), 1, w, y.data());
           }
-          gemv_s = std::min(gemv_s, (now_s() - t0) / calls);
+          gemv_s = std::min(gemv_s, ((gemv_cpu_time ? thread_cpu_s() : now_s()) - t0) / calls);
         }
         const double gbs = double(bytes) / gemv_s / 1e9;
         const char* gemv_name = matmul_kernel_name(ctx, 1, w);

@@ -18,6 +18,9 @@ enum class WeightFormat : uint8_t {
   Gguf,         // a GGUF/ggml block type (gguf_type), blocks along each row
   SparseBitmask,  // compressed-tensors sparse-bitmask / sparse-24-bitmask: only the kept weights of each row,
                   // in column order (dtype BF16, or I8 with scales [rows]), found through `mask` and `row_offsets`
+  Bf16Panels,   // dtype BF16 in the layout the bf16-dot GEMM's tile reads, packed at load for --activations
+                // bf16 (model/bf16_weights.h): panels of 32 rows, each [ceil(cols / 2)][32] u32 words, word
+                // (q, c) = (w[32p + c][2q], w[32p + c][2q + 1]), zero past rows / cols (kernels/cpu/matmul_bf16_panels.h)
 };
 
 struct WeightMatrix {

@@ -154,6 +154,24 @@ Status Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t*
   step.seqs = attn_seqs_.data();
   step.n_seqs = int(attn_seqs_.size());
   step.observer = observer_;
+  bool trimmed = false;  // the last layer's feed-forward ran on the output rows only
+  // Moves the output rows (each piece's rows among its sequence's last n_out) of x_ and block_out_ to
+  // the front, in piece order (rows only move towards the front); returns how many.
+  auto keep_output_rows = [&]() {
+    int64_t r = 0, kept = 0;
+    for (const Piece& p : pieces_) {
+      const SeqStep& s = seqs[p.seq];
+      const int64_t lo = std::max(s.n_tokens - s.n_out, p.off), hi = p.off + p.n;
+      for (int64_t i = lo; i < hi; ++i, ++kept) {
+        const int64_t from = r + (i - p.off);
+        if (from == kept) continue;
+        std::memmove(x_.data() + kept * H, x_.data() + from * H, size_t(H) * sizeof(float));
+        std::memmove(block_out_.data() + kept * H, block_out_.data() + from * H, size_t(H) * sizeof(float));
+      }
+      r += p.n;
+    }
+    return kept;
+  };
   const int n_layers = layer_limit_ > 0 ? std::min(cfg.n_layers, layer_limit_) : cfg.n_layers;
   for (int l = 0; l < n_layers; ++l) {
     const DecoderLayerWeights& lw = w.layers[size_t(l)];
@@ -166,6 +184,14 @@ Status Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t*
     else attn_.forward(ctx, kv, lw.attn, model_->rope_inv_freq(), step, xn_.data(), block_out_.data());
     TERN_RETURN_IF_ERROR(reduce_block(c));  // tensor parallel: Σ over ranks of attn_local · Wo_localᵀ
     if (lw.attn_out_norm.present()) apply_norm(ctx, lw.attn_out_norm, block_out_.data(), nullptr, c, H, block_out_.data());
+    // The last layer's feed-forward only for the rows whose hidden state is returned (a prompt chunk
+    // wants its last row; the others only fed the KV cache, which this layer's attention has written):
+    // ~5% of a prefill's matmuls. Each row's values do not depend on the others'. Not with an observer
+    // (it sees every row) nor across ranks (their collectives count rows).
+    if (l == cfg.n_layers - 1 && !observer_ && !tp_ && !pp_ && !ep_ && !lw.moe) {
+      const int64_t kept = keep_output_rows();
+      if (kept < c) trimmed = true, c = step.rows = kept;
+    }
     apply_norm(ctx, lw.ffn_norm, x_.data(), block_out_.data(), c, H, xn_.data());
     // Feed-forward step (a mixture of experts, when a layer has lw.moe, dispatches here).
     if (lw.moe && ep_) {
@@ -179,18 +205,19 @@ Status Decoder::forward_chunk(ExecContext& ctx, PagedKvCache& kv, const int32_t*
   }
   if (observer_ && n_layers > 0) observer_->on_residual(n_layers, x_.data(), block_out_.data(), c, H);
   if (pp_ && !model_->pp().last()) return pp_send(c);
-  // Final norm of the rows someone asks for: each piece's rows among its sequence's last n_out.
+  // Final norm of the rows someone asks for: each piece's rows among its sequence's last n_out (already
+  // the only rows left, in piece order, when the last layer was trimmed).
   int64_t r = 0;
   for (const Piece& p : pieces_) {
     const SeqStep& s = seqs[p.seq];
     const int64_t first_out = s.n_tokens - s.n_out;
     const int64_t lo = std::max(first_out, p.off), hi = p.off + p.n;
     if (hi > lo) {
-      const int64_t r0 = r + (lo - p.off);
+      const int64_t r0 = trimmed ? r : r + (lo - p.off);
       float* dst = hidden_out + (out_base[p.seq] + lo - first_out) * H;
       apply_norm(ctx, w.final_norm, x_.data() + r0 * H, block_out_.data() + r0 * H, hi - lo, H, dst);
     }
-    r += p.n;
+    r += trimmed ? std::max<int64_t>(0, hi - lo) : p.n;
   }
   pp_busy_stop();
   return Status::ok();

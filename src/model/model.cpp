@@ -8,6 +8,7 @@
 
 #include "formats/quant/pack_weights.h"
 #include "model/archs/architectures.h"
+#include "model/bf16_weights.h"
 #include "model/blocks/mla_attention.h"
 #include "model/blocks/moe.h"
 #include "formats/gguf/gguf_config.h"
@@ -193,6 +194,15 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
              !m->arena_.owns(stored_head.data)) {
     release_pages(stored_head.data, data_bytes(stored_head));
   }
+  if (options.bf16_dot_layers) {
+    // Dense layers point into the mapped shards (or, under tensor parallelism, into copies of slices
+    // the arena keeps, which stay): only the shards' pages are released.
+    const auto t0 = Clock::now();
+    pack_layers_for_bf16_dot(m->weights_, m->arena_, *pool(), [&](const void* p, size_t bytes) {
+      if (!m->arena_.owns(p)) release_pages(p, bytes);
+    });
+    report.derive_s += seconds_since(t0);
+  }
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   return m;
 }
@@ -262,6 +272,17 @@ Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path, const M
   if (pp) TERN_RETURN_IF_ERROR(m->take_stage(options));
   if (options.tp && options.tp->size() > 1) TERN_RETURN_IF_ERROR(m->shard(options, nullptr));
   if (pp) pp_drop_ends(m->weights_, m->pp_);
+  if (options.bf16_dot_layers) {
+    // The source leaves the process: the view's un-permuted q/k copies are freed, the file's pages
+    // dropped (tensor-parallel column slices, copies in the arena, stay).
+    std::optional<ThreadPool> own_pool;
+    if (!options.pool) own_pool.emplace(default_thread_count());
+    pack_layers_for_bf16_dot(m->weights_, m->arena_, options.pool ? *options.pool : *own_pool,
+                             [&](const void* p, size_t bytes) {
+                               if (view->release_copy(p) || m->arena_.owns(p)) return;
+                               if (m->gguf_->mapped()) release_pages(p, bytes);
+                             });
+  }
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   // llama3-style scaling stored as per-frequency divisors (rope_freqs.weight).
   const std::vector<float>& divisors = view->rope_divisors();

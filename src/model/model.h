@@ -65,6 +65,9 @@ struct LoadReport {
 
 struct ModelLoadOptions {
   LmHeadFormat lm_head = LmHeadFormat::Auto;
+  // --activations bf16 on a CPU with bf16 dot products: the decoder layers' F16 / BF16 matrices are packed
+  // at load into the bf16-dot GEMM's layout (model/bf16_weights.h; F16 rounded to bf16). Off: used as stored.
+  bool bf16_dot_layers = false;
   // Off unless asked: a library caller (a test on shared read-only data) writes nothing beside the
   // checkpoint by default; the CLI asks for Auto (--weight-cache).
   WeightCacheMode weight_cache = WeightCacheMode::Off;

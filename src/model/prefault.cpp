@@ -20,7 +20,8 @@ void prefault_weights(const Model& model) {
   auto add = [&](const WeightMatrix& w) {
     switch (w.format) {
       case WeightFormat::Dense:
-      case WeightFormat::Gguf: populate(w.data, w.bytes()); break;
+      case WeightFormat::Gguf:
+      case WeightFormat::Bf16Panels: populate(w.data, w.bytes()); break;
       case WeightFormat::Int8Channel:
       case WeightFormat::Fp8E4M3: populate(w.data, size_t(w.rows) * size_t(w.cols)); break;
       case WeightFormat::Int4Group: populate(w.data, size_t(w.rows) * size_t(w.cols) / 2); break;

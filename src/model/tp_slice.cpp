@@ -20,7 +20,8 @@ size_t row_bytes(const WeightMatrix& w) {
     case WeightFormat::Fp8E4M3: return size_t(w.cols);
     case WeightFormat::Int4Group: return size_t(w.cols / 2);
     case WeightFormat::Gguf: return gguf_row_bytes(GgufType(w.gguf_type), w.cols);
-    case WeightFormat::SparseBitmask: return 0;
+    case WeightFormat::SparseBitmask:
+    case WeightFormat::Bf16Panels: return 0;  // packed at load after any slicing
   }
   return 0;
 }
@@ -66,7 +67,8 @@ int64_t column_block(const WeightMatrix& w) {
       const GgufTypeTraits* t = gguf_type_traits(uint32_t(w.gguf_type));
       return t ? t->block_elems : 0;
     }
-    case WeightFormat::SparseBitmask: return 0;
+    case WeightFormat::SparseBitmask:
+    case WeightFormat::Bf16Panels: return 0;
   }
   return 0;
 }
@@ -83,6 +85,7 @@ std::string weight_format_name(const WeightMatrix& w) {
       return t ? t->name : fmt::format("ggml type {}", w.gguf_type);
     }
     case WeightFormat::SparseBitmask: return "sparse bitmask";
+    case WeightFormat::Bf16Panels: return "bf16 (pair panels)";
   }
   return "?";
 }

@@ -9,6 +9,7 @@
 #include <cassert>
 #include <vector>
 
+#include "kernels/cpu/matmul_bf16_panels.h"
 #include "kernels/cpu/matmul_kernels.h"
 #include "ops/matmul_quant.h"
 #include "ops/matmul_gguf.h"
@@ -57,6 +58,16 @@ cpu::GemmFn gemm_fn(Isa isa) {
   }
 }
 
+// Bf16Panels weights (packed at load for --activations bf16): the AVX-512 GEMV for decode, the
+// AVX512-BF16 GEMM for prefill; the scalar references where the context cannot run those.
+cpu::GemvFn panels_gemv(const ExecContext& ctx) {
+  return ctx.cpu().avx512 ? cpu::gemv_bf16_panels_avx512 : cpu::gemv_bf16_panels_scalar;
+}
+cpu::GemmFn panels_gemm(const ExecContext& ctx) {
+  return ctx.cpu().avx512_bf16 && ctx.activations() == ActivationPrecision::kBf16 ? cpu::gemm_bf16_panels_avx512bf16
+                                                                                  : cpu::gemm_bf16_panels_scalar;
+}
+
 // Below this many multiply-adds a parallel region costs more than it saves (~a few µs).
 constexpr int64_t kMinParallelWork = 1 << 16;
 // Column ranges are multiples of this: every kernel's register tile width divides it.
@@ -74,12 +85,13 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
   if (is_sparse(w)) return matmul_sparse(ctx, x, m, w, y, bias);
   assert(x != nullptr && y != nullptr && k >= 0 && (k == 0 || w.data != nullptr));
   const cpu::MatmulArgs args{x, m, w, y, bias};
-  const Choice c = choose(ctx, m, w.dtype);
+  const bool panels = w.format == WeightFormat::Bf16Panels;
+  const Choice c = panels ? Choice{Isa::Scalar, m <= cpu::kGemvMaxRows} : choose(ctx, m, w.dtype);
   const int64_t work = m * n * std::max<int64_t>(k, 1);
   const int nt = work < kMinParallelWork ? 1 : ctx.threads();
 
   if (c.gemv) {
-    const cpu::GemvFn fn = gemv_fn(c.isa);
+    const cpu::GemvFn fn = panels ? panels_gemv(ctx) : gemv_fn(c.isa);
     if (nt == 1 || n < 2 * kColumnAlign) return fn(args, 0, n);
     const ColumnTask task{n, kColumnAlign, [fn, &args](int, int64_t b, int64_t e) { fn(args, b, e); },
                           int64_t(w.bytes()) / n};
@@ -97,7 +109,7 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
     return;
   }
 
-  const cpu::GemmFn fn = gemm_fn(c.isa);
+  const cpu::GemmFn fn = panels ? panels_gemm(ctx) : gemm_fn(c.isa);
   if (nt == 1) return fn(ctx, 0, args, 0, m, 0, n);
   const bool split_columns = n >= 4 * kColumnAlign * nt || m < 2 * kRowAlign;
   ctx.pool().run([&](int t, int count) {
@@ -149,7 +161,8 @@ void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) 
       tasks.push_back(sparse_gemv_task(ctx, a));
     } else {
       assert(a.x != nullptr && a.y != nullptr && (a.w.cols == 0 || a.w.data != nullptr));
-      const cpu::GemvFn fn = gemv_fn(choose(ctx, m, a.w.dtype).isa);
+      const cpu::GemvFn fn =
+          a.w.format == WeightFormat::Bf16Panels ? panels_gemv(ctx) : gemv_fn(choose(ctx, m, a.w.dtype).isa);
       tasks.push_back({a.w.rows, kColumnAlign, [fn, a](int, int64_t b, int64_t e) { fn(a, b, e); }});
     }
     tasks.back().row_bytes = int64_t(a.w.bytes()) / a.w.rows;
@@ -178,6 +191,10 @@ const char* matmul_kernel_name(const ExecContext& ctx, int64_t m, const WeightMa
        {"gemv_amx_f32", "gemv_amx_f16", "gemv_amx_bf16"}}};
   if (w.format == WeightFormat::Gguf) return matmul_gguf_kernel_name(ctx, m, w);
   if (is_sparse(w)) return matmul_sparse_kernel_name(ctx.cpu(), std::max<int64_t>(m, 1), w);
+  if (w.format == WeightFormat::Bf16Panels) {
+    if (m <= cpu::kGemvMaxRows) return ctx.cpu().avx512 ? "gemv_panels_avx512_bf16" : "gemv_panels_scalar_bf16";
+    return panels_gemm(ctx) == cpu::gemm_bf16_panels_avx512bf16 ? "gemm_panels_avx512bf16_bf16" : "gemm_panels_scalar_bf16";
+  }
   const Choice c = choose(ctx, std::max<int64_t>(m, 1), w.dtype);
   if (c.smallm) return "smallm_avx2_bf16";
   return kNames[c.gemv ? 1 : 0][int(c.isa)][int(w.dtype)];

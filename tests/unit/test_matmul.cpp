@@ -142,6 +142,16 @@ TEST_P(MatmulLevel, LargeEnoughToSplitBothWays) {
   }
 }
 
+// The bf16-dot GEMM's blocking edges (2048 inputs x 64 columns per block, 8-row tiles, 32-column
+// panels): k one short of / past a block and odd, n around the panel and block widths, every
+// partial row tile.
+TEST_P(MatmulLevel, BlockEdgesOfTheGemms) {
+  for (int64_t k : {31, 2047, 2049, 4100})
+    for (int64_t n : {31, 33, 65, 130})
+      for (int64_t m : {1, 9, 10, 11, 12, 13, 14, 15, 16, 17})
+        run_case(lv_, DType::BF16, m, n, k, (m + n) % 2 == 1, 1 + int(m % 2));
+}
+
 TEST_P(MatmulLevel, ThreadCountOnlyChangesRounding) {
   const int64_t m = 37, n = 600, k = 700;
   Stored s = make_weights(DType::BF16, n, k, 5);

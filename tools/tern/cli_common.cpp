@@ -43,6 +43,10 @@ ModelLoadOptions RuntimeOptions::load_options() const {
   ModelLoadOptions o;
   o.lm_head = unwrap(parse_lm_head_format(lm_head));
   o.weight_cache = unwrap(parse_weight_cache_mode(weight_cache));
+  // bf16 activations take the bf16-dot GEMMs where the CPU has them: the layers are packed for them at load
+  // (model/bf16_weights.h; a CPU-only layout, so not for --device cuda).
+  const CpuFeatures c = cpu_level == "auto" ? CpuFeatures::detect() : CpuFeatures::detect().capped(cpu_level);
+  o.bf16_dot_layers = activations == "bf16" && device != "cuda" && c.avx512_bf16;
   return o;
 }
 

@@ -152,6 +152,17 @@ const TensorInfo* GgufHfView::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
+bool GgufHfView::release_copy(const void* data) {
+  for (auto& buf : owned_) {
+    if (!buf || buf.get() != data) continue;
+    for (TensorInfo& t : tensors_)
+      if (t.data == data) t.data = nullptr;
+    buf.reset();
+    return true;
+  }
+  return false;
+}
+
 Status GgufHfView::merge_kv_b(const GgufFile& g, const ModelConfig& cfg) {
   const MlaKvbDims d{cfg.n_heads, cfg.mla.qk_nope_head_dim, cfg.mla.v_head_dim, cfg.mla.kv_lora_rank};
   for (int i = 0; i < cfg.n_layers; ++i) {

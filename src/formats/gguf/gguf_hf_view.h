@@ -37,6 +37,10 @@ class GgufHfView : public TensorSource {
   std::string stored_name(const std::string& name) const override;
   // rope_freqs.weight (llama3 scaling: inv_freq[i] /= divisor[i]); empty when absent.
   const std::vector<float>& rope_divisors() const { return rope_divisors_; }
+  // Frees the view's rewritten copy whose data starts at `data` (an un-permuted q/k) once the model
+  // holds a copy of its own (F16 layers rounded to bf16 at load: model/bf16_weights.h); the tensor's
+  // entry then has null data. False when `data` is not such a copy (then nothing changes).
+  bool release_copy(const void* data);
 
  private:
   // DeepSeek: attn_k_b + attn_v_b -> kv_b_proj (f32), layer by layer (gguf_mla.h).
