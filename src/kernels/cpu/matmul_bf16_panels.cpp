@@ -21,25 +21,32 @@ float panel_weight(const WeightMatrix& w, int64_t r, int64_t j) {
   return bf16_to_f32(uint16_t(j % 2 ? word >> 16 : word & 0xffffu));
 }
 
+// One 128-byte row q of a panel (rows 0-31's bf16 pair for inputs 2q, 2q + 1) widened to f32: lo* hold the
+// even inputs' weights, hi* the odd inputs', *0 rows 0-15 and *1 rows 16-31. Both of its cache lines are
+// prefetched `ahead` bytes on.
+struct PanelRow {
+  __m512 lo0, hi0, lo1, hi1;
+};
+TERN_TARGET_AVX512 inline PanelRow load_panel_row(const uint32_t* wq, int64_t ahead) {
+  const __m512i hi_mask = _mm512_set1_epi32(int(0xffff0000u));
+  _mm_prefetch(reinterpret_cast<const char*>(wq) + ahead, _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(wq) + ahead + 64, _MM_HINT_T0);
+  const __m512i v0 = _mm512_load_si512(wq), v1 = _mm512_load_si512(wq + 16);
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)), _mm512_castsi512_ps(_mm512_and_si512(v0, hi_mask)),
+          _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)), _mm512_castsi512_ps(_mm512_and_si512(v1, hi_mask))};
+}
+
 // Rows i < MR of x times the panel's `cols` columns: y[i][c] = Σ_q lo(w[q][c]) x[i][2q] + hi(w[q][c]) x[i][2q+1]
 // (+ bias). The low and high halves accumulate apart (4 chains per row), summed at the end.
 template <int MR>
 TERN_TARGET_AVX512 void gemv_panel(const float* x, int64_t k, const uint32_t* panel, float* y, int64_t ldy, int cols,
                                    const float* bias) {
-  const __m512i hi_mask = _mm512_set1_epi32(int(0xffff0000u));
   __m512 acc[MR][4];
 #pragma GCC unroll 4
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = _mm512_setzero_ps();
   const int64_t full = k / 2;
   for (int64_t q = 0; q < full; ++q) {
-    const uint32_t* wq = panel + q * kBf16PanelRows;
-    _mm_prefetch(reinterpret_cast<const char*>(wq) + 1024, _MM_HINT_T0);  // both lines of a 128-byte row
-    _mm_prefetch(reinterpret_cast<const char*>(wq) + 1024 + 64, _MM_HINT_T0);
-    const __m512i v0 = _mm512_load_si512(wq), v1 = _mm512_load_si512(wq + 16);
-    const __m512 lo0 = _mm512_castsi512_ps(_mm512_slli_epi32(v0, 16));
-    const __m512 hi0 = _mm512_castsi512_ps(_mm512_and_si512(v0, hi_mask));
-    const __m512 lo1 = _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16));
-    const __m512 hi1 = _mm512_castsi512_ps(_mm512_and_si512(v1, hi_mask));
+    const auto [lo0, hi0, lo1, hi1] = load_panel_row(panel + q * kBf16PanelRows, 1024);
 #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
       const __m512 xa = _mm512_set1_ps(x[i * k + 2 * q]), xb = _mm512_set1_ps(x[i * k + 2 * q + 1]);
@@ -78,7 +85,6 @@ constexpr PanelGemvFn kPanelGemv[5] = {nullptr, gemv_panel<1>, gemv_panel<2>, ge
 template <int MR, int S>
 TERN_TARGET_AVX512 void gemv_panels_streams(const float* x, int64_t k, const uint32_t* const* panel, float* const* y,
                                             int64_t ldy, const float* const* bias) {
-  const __m512i hi_mask = _mm512_set1_epi32(int(0xffff0000u));
   __m512 acc[S][MR][2];
 #pragma GCC unroll 8
   for (int s = 0; s < S; ++s)
@@ -94,14 +100,7 @@ TERN_TARGET_AVX512 void gemv_panels_streams(const float* x, int64_t k, const uin
     }
 #pragma GCC unroll 8
     for (int s = 0; s < S; ++s) {
-      const uint32_t* wq = panel[s] + q * kBf16PanelRows;
-      _mm_prefetch(reinterpret_cast<const char*>(wq) + 2048, _MM_HINT_T0);  // both lines of a 128-byte row
-      _mm_prefetch(reinterpret_cast<const char*>(wq) + 2048 + 64, _MM_HINT_T0);
-      const __m512i v0 = _mm512_load_si512(wq), v1 = _mm512_load_si512(wq + 16);
-      const __m512 lo0 = _mm512_castsi512_ps(_mm512_slli_epi32(v0, 16));
-      const __m512 hi0 = _mm512_castsi512_ps(_mm512_and_si512(v0, hi_mask));
-      const __m512 lo1 = _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16));
-      const __m512 hi1 = _mm512_castsi512_ps(_mm512_and_si512(v1, hi_mask));
+      const auto [lo0, hi0, lo1, hi1] = load_panel_row(panel[s] + q * kBf16PanelRows, 2048);
 #pragma GCC unroll 2
       for (int i = 0; i < MR; ++i) {
         acc[s][i][0] = _mm512_fmadd_ps(hi0, xb[i], _mm512_fmadd_ps(lo0, xa[i], acc[s][i][0]));
