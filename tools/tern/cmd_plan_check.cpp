@@ -143,7 +143,12 @@ void run_plan_check(const PlanOptions& o) {
   }
   engine->shutdown(/*cancel_in_flight=*/true);
   const double decode = median(decodes), prefill = median(prefills);
-  const plan::MemoryPerDevice& m = p.memory;
+  // The workspace a run holds is its largest step's: the forward's chunk buffers are sized for the step
+  // budget, but their pages become resident only when a step writes them (core/scratch_vector.h), and
+  // this run's largest step is its C prompts together (at most the budget).
+  plan::PlanRequest held = r;
+  held.chunk_tokens = std::min<int64_t>(r.chunk_tokens, r.concurrency * r.prompt_tokens);
+  const plan::MemoryPerDevice m = unwrap(plan::make_plan(held)).memory;
   const double predicted_mem = m.weights + m.kv_total + m.activations;
   const std::vector<Row> rows = {
       {"memory (weights + KV + workspace), MB", predicted_mem / 1e6, (rss1 - rss0) / 1e6, 0.10},
