@@ -79,8 +79,9 @@ GapAlphas alphas_by_gap(const std::vector<double>& gaps_s, const std::vector<std
 }
 
 double GapFit::alpha(double gap_s) const {
-  if (tau_s <= 0) return alpha0_s;
-  return alpha0_s + wake_s * (1.0 - std::exp(-std::max(0.0, gap_s) / tau_s));
+  if (tau_s <= 0) return std::max(0.0, alpha0_s);
+  // Floored at 0 for fits files written before the fit kept α₀ + w ≥ 0.
+  return std::max(0.0, alpha0_s + wake_s * (1.0 - std::exp(-std::max(0.0, gap_s) / tau_s)));
 }
 
 GapFit fit_alpha_gap(const std::vector<GapPoint>& points) {
@@ -123,7 +124,10 @@ GapFit fit_alpha_gap(const std::vector<GapPoint>& points) {
     f.tau_s = tau;
     f.wake_s = (sw * sua - su * sa) / det;
     f.alpha0_s = (sa - f.wake_s * su) / sw;
-    if (f.alpha0_s < 0) continue;
+    // α is a time: neither the back-to-back α₀ nor the curve's level past the sweep (α₀ + w, where a
+    // pipeline stage's long gaps land) may be negative. Points that fall with the gap (a noisy sweep
+    // under load) would otherwise give a w below −α₀ and a negative price at long gaps.
+    if (f.alpha0_s < 0 || f.alpha0_s + f.wake_s < 0) continue;
     double sse = 0;
     for (const GapPoint& p : f.points) sse += weight(p.alpha_s) * std::pow(f.alpha(p.gap_s) - p.alpha_s, 2);
     if (best_sse < 0 || sse < best_sse) best_sse = sse, best = f;

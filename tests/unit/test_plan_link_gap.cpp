@@ -58,6 +58,20 @@ TEST(LinkGap, ANearZeroPointDoesNotCarryTheFit) {
   EXPECT_GT(f.wake_s, 0);
 }
 
+TEST(LinkGap, APriceFallingWithTheGapNeverGoesBelowZero) {
+  // A sweep under stress-ng (the e2e BenchLinkFits run) gave α falling with the gap; the best curve
+  // then dived below zero past the sweep, where pipeline stages' millisecond gaps are priced.
+  const GapFit f = fit_alpha_gap({{0, 40e-6}, {50e-6, 30e-6}, {200e-6, 4e-6}});
+  ASSERT_FALSE(f.empty());
+  for (double g : {0.0, 50e-6, 200e-6, 1e-3, 50e-3, 1.0}) EXPECT_GE(f.alpha(g), 0) << g;
+  EXPECT_GE(f.alpha0_s + f.wake_s, 0);
+  // A fits file from before the constraint: its curve is floored at 0 when read.
+  GapFit old;
+  old.alpha0_s = 10e-6, old.wake_s = -40e-6, old.tau_s = 100e-6;
+  old.points = {{0, 10e-6}};
+  EXPECT_EQ(old.alpha(1.0), 0);
+}
+
 TEST(LinkGap, FewOrFlatPointsGiveAConstant) {
   EXPECT_TRUE(fit_alpha_gap({}).empty());
   EXPECT_TRUE(fit_alpha_gap({{1e-3, 0}, {2e-3, -1}}).empty());  // no usable α
