@@ -11,19 +11,6 @@
 
 namespace tern {
 
-namespace {
-
-// Contiguous shares of [0, count) per thread, rounded to `align`.
-void parallel_range(ThreadPool& pool, size_t count, size_t align, const std::function<void(size_t, size_t)>& fn) {
-  const size_t share = ((count + size_t(pool.size()) - 1) / size_t(pool.size()) + align - 1) / align * align;
-  pool.run([&](int t, int) {
-    const size_t b = std::min(count, size_t(t) * share), e = std::min(count, b + share);
-    if (b < e) fn(b, e);
-  });
-}
-
-}  // namespace
-
 Bf16Packing pack_layers_for_bf16_dot(TransformerWeights& w, WeightArena& arena, ThreadPool& pool,
                                      const std::function<void(const void*, size_t)>& release) {
   std::vector<WeightMatrix*> todo;
@@ -52,7 +39,8 @@ Bf16Packing pack_layers_for_bf16_dot(TransformerWeights& w, WeightArena& arena, 
       if (rounded_count < count) rounded.reset(new uint16_t[count]), rounded_count = count;
       const auto* h = static_cast<const uint16_t*>(m->data);
       uint16_t* d = rounded.get();
-      parallel_range(pool, count, 2048, [&](size_t b, size_t e) { cpu::f16_to_bf16(cpu, h + b, d + b, e - b); });
+      pool.parallel_for(int64_t(count), 2048,
+                        [&](int64_t b, int64_t e) { cpu::f16_to_bf16(cpu, h + b, d + b, size_t(e - b)); });
       src.data = d;
       src.dtype = DType::BF16;
       ++r.from_f16;
@@ -60,9 +48,9 @@ Bf16Packing pack_layers_for_bf16_dot(TransformerWeights& w, WeightArena& arena, 
     auto* dst = reinterpret_cast<uint32_t*>(base);
     const size_t bytes = cpu::bf16_panels_bytes(m->rows, m->cols);
     base += (bytes + 63) & ~size_t(63);
-    parallel_range(pool, size_t(cpu::bf16_panel_count(m->rows)), 1, [&](size_t b, size_t e) {
-      if (cpu.avx512_bf16) cpu::pack_bf16_panels_avx512bf16(src, int64_t(b), int64_t(e), dst);
-      else cpu::pack_bf16_panels_scalar(src, int64_t(b), int64_t(e), dst);
+    pool.parallel_for(cpu::bf16_panel_count(m->rows), 1, [&](int64_t b, int64_t e) {
+      if (cpu.avx512_bf16) cpu::pack_bf16_panels_avx512bf16(src, b, e, dst);
+      else cpu::pack_bf16_panels_scalar(src, b, e, dst);
     });
     release(m->data, count * 2);
     m->data = dst;

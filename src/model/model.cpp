@@ -67,6 +67,22 @@ Result<WeightMatrix> quantize_lm_head(const WeightMatrix& head, LmHeadFormat f, 
   return q;
 }
 
+// The load's thread pool: the caller's (options.pool), else one of the default size, made on first use
+// (a load that derives nothing never starts threads).
+class LoadPool {
+ public:
+  explicit LoadPool(ThreadPool* given) : given_(given) {}
+  ThreadPool* get() {
+    if (given_) return given_;
+    if (!own_) own_.emplace(default_thread_count());
+    return &*own_;
+  }
+
+ private:
+  ThreadPool* given_;
+  std::optional<ThreadPool> own_;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLoadOptions& options) {
@@ -97,12 +113,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   report.open_s = seconds_since(t_open);
   const bool ep = options.ep && options.ep->size() > 1;
   const LmHeadFormat head_format = resolve_lm_head(options.lm_head, m->quant_.quantized());
-  std::optional<ThreadPool> own_pool;
-  auto pool = [&]() -> ThreadPool* {
-    if (options.pool) return options.pool;
-    if (!own_pool) own_pool.emplace(default_thread_count());
-    return &*own_pool;
-  };
+  LoadPool pool(options.pool);
   // The packed-weight cache: a whole quantized model on one process (it repacks every layer at load).
   const bool cacheable = options.weight_cache == WeightCacheMode::Auto && !tp && !pp && !ep && m->quant_.quantized();
   const std::string cache_path = dir + "/" + kPackedCacheFile;
@@ -111,7 +122,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   if (cacheable) {
     const auto t0 = Clock::now();
     TERN_ASSIGN_OR_RETURN(cache_key, packed_cache_key(dir, m->store_, fmt::format("lm_head {}", int(head_format))));
-    auto cache = PackedCache::open(cache_path, cache_key, pool());
+    auto cache = PackedCache::open(cache_path, cache_key, pool.get());
     if (cache.is_ok()) {
       m->packed_cache_ = std::make_shared<const PackedCache>(std::move(cache).value());
       report.cache = "used";
@@ -173,7 +184,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
   if (m->weights_.lm_head.data) {  // a pipeline stage before the last has none
     const auto t0 = Clock::now();
     TERN_ASSIGN_OR_RETURN(m->weights_.lm_head,
-                          quantize_lm_head(m->weights_.lm_head, head_format, m->arena_, pool(),
+                          quantize_lm_head(m->weights_.lm_head, head_format, m->arena_, pool.get(),
                                            m->packed_cache_.get(), cacheable ? &cache_record : nullptr, &head_derived));
     report.derive_s = seconds_since(t0);
   }
@@ -198,7 +209,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelLo
     // Dense layers point into the mapped shards (or, under tensor parallelism, into copies of slices
     // the arena keeps, which stay): only the shards' pages are released.
     const auto t0 = Clock::now();
-    pack_layers_for_bf16_dot(m->weights_, m->arena_, *pool(), [&](const void* p, size_t bytes) {
+    pack_layers_for_bf16_dot(m->weights_, m->arena_, *pool.get(), [&](const void* p, size_t bytes) {
       if (!m->arena_.owns(p)) release_pages(p, bytes);
     });
     report.derive_s += seconds_since(t0);
@@ -275,13 +286,11 @@ Result<std::unique_ptr<Model>> Model::load_gguf(const std::string& path, const M
   if (options.bf16_dot_layers) {
     // The source leaves the process: the view's un-permuted q/k copies are freed, the file's pages
     // dropped (tensor-parallel column slices, copies in the arena, stay).
-    std::optional<ThreadPool> own_pool;
-    if (!options.pool) own_pool.emplace(default_thread_count());
-    pack_layers_for_bf16_dot(m->weights_, m->arena_, options.pool ? *options.pool : *own_pool,
-                             [&](const void* p, size_t bytes) {
-                               if (view->release_copy(p) || m->arena_.owns(p)) return;
-                               if (m->gguf_->mapped()) release_pages(p, bytes);
-                             });
+    LoadPool pool(options.pool);
+    pack_layers_for_bf16_dot(m->weights_, m->arena_, *pool.get(), [&](const void* p, size_t bytes) {
+      if (view->release_copy(p) || m->arena_.owns(p)) return;
+      if (m->gguf_->mapped()) release_pages(p, bytes);
+    });
   }
   m->inv_freq_ = tern::rope_inv_freq(m->config_.rope);
   // llama3-style scaling stored as per-frequency divisors (rope_freqs.weight).
