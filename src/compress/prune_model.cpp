@@ -120,8 +120,7 @@ Result<PrunedModel> prune_model(const Model& model, ExecContext& ctx, const std:
     work->replace_weights(w, nullptr);
   }
   if (o.owl) {
-    if (o.method != PruneMethod::kWanda && o.method != PruneMethod::kRia)
-      return Status::error("--owl applies to --method wanda and ria");
+    if (o.method == PruneMethod::kMagnitude) return Status::error("--owl applies to --method wanda, ria and sparsegpt");
     if (o.spec.nm()) return Status::error("--owl sets a sparsity per layer: give --sparsity, not --pattern");
     TERN_ASSIGN_OR_RETURN(pm.layer_sparsity, owl_sparsity(*work, ctx, ml, windows, o));
   }

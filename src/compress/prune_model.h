@@ -23,7 +23,7 @@ struct PruneOptions {
   PruneMethod method = PruneMethod::kMagnitude;
   PruneSpec spec;
   SparseGptOptions sparsegpt;
-  // OWL (wanda, ria; unstructured): each layer's sparsity from its outlier ratio (prune_criteria.h
+  // OWL (wanda, ria, sparsegpt; unstructured): each layer's sparsity from its outlier ratio (prune_criteria.h
   // owl_layer_sparsity), measured on the unpruned model in one extra calibration pass over every layer.
   bool owl = false;
   double owl_m = 5.0, owl_lambda = 0.08;  // the OWL paper's LLaMA settings

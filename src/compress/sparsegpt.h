@@ -5,9 +5,10 @@
 // the columns not yet reached through U (H⁻¹ = UᵀU, dense_math.h), so the kept weights absorb what the
 // pruned ones did on the calibration inputs. H = Σ xᵀx over the calibration tokens.
 //
-// Differences from the reference implementation, on purpose: the mask is chosen per row (each row loses
-// exactly the same count, as Wanda's per-output comparison group), rounded per block so that the row's
-// total is round(sparsity · cols); the reference thresholds the whole [rows, block] tile at once.
+// The unstructured mask, by spec.group: kLayer is the reference implementation's (at each block, the
+// block's share of the matrix's zeros goes to the lowest saliencies of the whole [rows, block] tile, so
+// rows lose different counts); kRow chooses per row (each row loses exactly the same count, as Wanda's
+// per-output comparison group), rounded per block so that the row's total is round(sparsity · cols).
 #pragma once
 
 #include <cstdint>

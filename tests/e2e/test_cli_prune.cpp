@@ -124,7 +124,7 @@ TEST_F(CliPrune, BadInputIsOneLineError) {
            {"--ratio 0.5 --sparsity 0.5", "--ratio applies to --structured"},
            {"--method magnitude --pattern 2:4 --group layer", "--group applies to --sparsity"},
            {"--method magnitude --sparsity 0.5 --group column", "column"},
-           {"--method sparsegpt --sparsity 0.5 --group row --calib '" + empty + "'", "--group applies"},
+           {"--method sparsegpt --pattern 2:4 --group layer --calib '" + empty + "'", "--group applies"},
            {"--method magnitude --sparsity 0.5 --owl", "--owl applies"},
            {"--method wanda --pattern 2:4 --owl", "--owl sets"},
            {"--method wanda --sparsity 0.5 --owl --group layer", "--group row"},

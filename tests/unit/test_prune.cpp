@@ -245,6 +245,38 @@ TEST_F(SparseGptTest, UnstructuredRowCountIsExactForAnyBlockSize) {
   }
 }
 
+// --group layer: the reference's mask. The block's share of the matrix's zeros goes to the lowest
+// saliencies of the whole [rows, block] tile, so a row of small weights loses more than a row of
+// large ones, the matrix's count is exact, and the OBS update still beats layer-wise magnitude.
+TEST_F(SparseGptTest, TileMaskCountsTheMatrixAndLetsRowsDiffer) {
+  const int64_t rows = 24, cols = 96, tokens = 400;
+  std::vector<float> w0 = randn(rows * cols, 7);
+  for (int64_t r = 0; r < rows; ++r)  // rows 0..11 small, 12..23 large
+    for (int64_t c = 0; c < cols; ++c) w0[size_t(r * cols + c)] *= r < rows / 2 ? 0.5f : 2.0f;
+  const std::vector<float> x = calib_inputs(tokens, cols, 8);
+  const std::vector<double> h = hessian(x, tokens, cols);
+  PruneSpec spec;
+  spec.sparsity = 0.4;
+  spec.group = PruneGroup::kLayer;
+  SparseGptOptions opt;
+  opt.block_size = 32;
+  std::vector<float> tile = w0, mag = w0;
+  ASSERT_TRUE(sparsegpt_prune(ctx_, tile.data(), rows, cols, h, spec, opt).is_ok());
+  prune_linear(mag.data(), rows, cols, spec, {});
+  int64_t small = 0, large = 0;
+  for (int64_t r = 0; r < rows; ++r) (r < rows / 2 ? small : large) += zeros_in(tile.data() + r * cols, cols);
+  EXPECT_EQ(small + large, std::llround(0.4 * rows * cols)) << "the matrix's zeros, exactly";
+  EXPECT_GT(small, large + rows / 2 * cols / 4) << "the small rows lose far more than the large ones";
+  EXPECT_LT(output_error(x, tokens, tile, w0, rows, cols), output_error(x, tokens, mag, w0, rows, cols));
+  // N:M ignores the group: still exactly 2 of every 4.
+  spec = *parse_nm_pattern("2:4");
+  spec.group = PruneGroup::kLayer;
+  std::vector<float> nm = w0;
+  ASSERT_TRUE(sparsegpt_prune(ctx_, nm.data(), rows, cols, h, spec, opt).is_ok());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < cols; g += 4) EXPECT_EQ(zeros_in(nm.data() + r * cols + g, 4), 2);
+}
+
 TEST_F(SparseGptTest, BadShapesAreErrors) {
   std::vector<float> w(8 * 6, 1.0f);
   PruneSpec spec = *parse_nm_pattern("2:4");

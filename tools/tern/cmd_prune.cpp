@@ -54,12 +54,13 @@ PruneSpec spec_from(const PruneCliOptions& o, PruneMethod method) {
   if (p) spec = unwrap(parse_nm_pattern(o.pattern));
   else spec.sparsity = o.sparsity;
   check(validate_prune_spec(spec));
-  // The comparison group: magnitude over the whole layer, as the Wanda and SparseGPT papers' magnitude
-  // baseline; wanda and ria per output row, as their papers.
-  spec.group = method == PruneMethod::kMagnitude ? PruneGroup::kLayer : PruneGroup::kRow;
+  // The comparison group, each method's as its paper has it: magnitude over the whole layer (the Wanda and
+  // SparseGPT papers' magnitude baseline), sparsegpt over each block's [rows, 128] tile (its reference
+  // mask; the layer's count is exact), wanda and ria per output row.
+  spec.group = method == PruneMethod::kMagnitude || method == PruneMethod::kSparseGpt ? PruneGroup::kLayer
+                                                                                       : PruneGroup::kRow;
   if (o.group_opt->count() > 0) {
     if (p) fail(fmt::format("--group applies to --sparsity: N:M compares within each group of {} inputs", spec.m));
-    if (method == PruneMethod::kSparseGpt) fail("--group applies to magnitude, wanda and ria (sparsegpt chooses per row within blocks of 128 inputs)");
     spec.group = unwrap(parse_prune_group(o.group));
   }
   return spec;
@@ -72,9 +73,10 @@ void run_unstructured(const PruneCliOptions& o) {
   po.sparsegpt.percdamp = o.damp;
   po.owl = o.owl, po.owl_m = o.owl_m, po.owl_lambda = o.owl_lambda;
   if ((o.owl_m_opt->count() > 0 || o.owl_lambda_opt->count() > 0) && !o.owl) fail("--owl-m and --owl-lambda apply to --owl");
-  if (o.owl && po.method != PruneMethod::kWanda && po.method != PruneMethod::kRia) fail("--owl applies to --method wanda and ria");
+  if (o.owl && po.method == PruneMethod::kMagnitude) fail("--owl applies to --method wanda, ria and sparsegpt");
   if (o.owl && po.spec.nm()) fail("--owl sets a sparsity per layer: give --sparsity, not --pattern");
-  if (o.owl && po.spec.group == PruneGroup::kLayer) fail("--owl sets each layer's sparsity: use --group row");
+  if (o.owl && po.spec.group == PruneGroup::kLayer && po.method != PruneMethod::kSparseGpt)
+    fail("--owl sets each layer's sparsity: use --group row");
   if (o.owl && !(o.owl_m > 0.0)) fail(fmt::format("--owl-m {}: must be positive", o.owl_m));
   // The layer sparsities span 2λ around S: within (0, 1) for λ < min(S, 1 − S) / 2.
   if (o.owl && !(o.owl_lambda >= 0.0 && o.owl_lambda < std::min(po.spec.sparsity, 1.0 - po.spec.sparsity) / 2))
@@ -150,8 +152,9 @@ void register_prune(CLI::App& app) {
                                   "or ria (Wanda's follow-up: relative importance · ‖x‖^0.5)");
   o->group_opt = cmd->add_option("--group", o->group,
                                  "--sparsity's comparison group: layer (the default for magnitude, as the papers' "
-                                 "magnitude baseline) or row (each output row loses the same count; wanda's and ria's default)");
-  cmd->add_flag("--owl", o->owl, "wanda / ria: OWL's outlier-weighted sparsity per layer (mean = --sparsity)");
+                                 "magnitude baseline, and for sparsegpt: each block's [rows, 128] tile, its reference mask) "
+                                 "or row (each output row loses the same count; wanda's and ria's default)");
+  cmd->add_flag("--owl", o->owl, "wanda / ria / sparsegpt: OWL's outlier-weighted sparsity per layer (mean = --sparsity)");
   o->owl_m_opt = cmd->add_option("--owl-m", o->owl_m, "--owl: a score is an outlier above M times its layer's mean (5)");
   o->owl_lambda_opt = cmd->add_option("--owl-lambda", o->owl_lambda, "--owl: the layer sparsities span 2λ around --sparsity (0.08)");
   cmd->add_flag("--prune-lm-head", o->lm_head,
