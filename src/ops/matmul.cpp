@@ -26,6 +26,7 @@ struct Choice {
   Isa isa;
   bool gemv;
   bool smallm = false;  // the small-m bf16 kernel (only ever with Isa::Avx2)
+  bool evenodd = false;  // the bf16 GEMV with shuffle-free widening (only ever with Isa::Avx512, m >= 3)
 };
 
 // The bf16-dot GEMMs (AMX, AVX512-BF16) round x to bf16: only when the context allows it.
@@ -35,7 +36,8 @@ Choice choose(const ExecContext& ctx, int64_t m, DType dt) {
   const bool bf16_dot = !gemv && dt == DType::BF16 && ctx.activations() == ActivationPrecision::kBf16;
   if (bf16_dot && cpu.amx_bf16) return {Isa::Amx, false};
   if (bf16_dot && cpu.avx512_bf16) return {Isa::Avx512Bf16, false};
-  if (cpu.avx512) return {Isa::Avx512, gemv};
+  // m = 1, 2 are bound by the weight stream; the plain GEMV keeps them there.
+  if (cpu.avx512) return {Isa::Avx512, gemv, false, gemv && dt == DType::BF16 && m >= cpu::kEvenOddMinRows};
   if (cpu.avx2) return {Isa::Avx2, gemv, !gemv && dt == DType::BF16 && m <= cpu::kSmallMMaxRows};
   return {Isa::Scalar, gemv};
 }
@@ -68,12 +70,28 @@ cpu::GemmFn panels_gemm(const ExecContext& ctx) {
                                                                                   : cpu::gemm_bf16_panels_scalar;
 }
 
+// A plain (row-major, unquantized) weight matrix the even/odd GEMV takes at this m.
+bool plain_evenodd(const ExecContext& ctx, int64_t m, const WeightMatrix& w) {
+  return w.format == WeightFormat::Dense && choose(ctx, m, w.dtype).evenodd;
+}
+
 // Below this many multiply-adds a parallel region costs more than it saves (~a few µs).
 constexpr int64_t kMinParallelWork = 1 << 16;
 // Column ranges are multiples of this: every kernel's register tile width divides it.
 constexpr int64_t kColumnAlign = 32;
 constexpr int64_t kRowAlign = 32;
 
+// The even/odd bf16 GEMV's task: x permuted once into xp (evenodd_xp_bytes(a) at xp), then any
+// column ranges.
+size_t evenodd_xp_bytes(const cpu::MatmulArgs& a) {
+  return size_t(a.m * cpu::evenodd_xp_stride(a.w.cols)) * sizeof(float);
+}
+ColumnTask evenodd_task(const cpu::MatmulArgs& a, void* xp) {
+  float* xpf = static_cast<float*>(xp);
+  cpu::evenodd_permute_x_avx512(a.x, a.m, a.w.cols, xpf);
+  return {a.w.rows, kColumnAlign, [a, xpf](int, int64_t b, int64_t e) { cpu::gemv_evenodd_avx512(a, xpf, b, e); },
+          int64_t(a.w.bytes()) / a.w.rows};
+}
 
 }  // namespace
 
@@ -90,6 +108,12 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
   const int64_t work = m * n * std::max<int64_t>(k, 1);
   const int nt = work < kMinParallelWork ? 1 : ctx.threads();
 
+  if (c.evenodd) {
+    const ColumnTask task = evenodd_task(args, ctx.scratch(0, evenodd_xp_bytes(args), 4));
+    if (nt == 1 || n < 2 * kColumnAlign) return task.run(0, 0, n);
+    run_column_tasks(ctx, std::span<const ColumnTask>(&task, 1));
+    return;
+  }
   if (c.gemv) {
     const cpu::GemvFn fn = panels ? panels_gemv(ctx) : gemv_fn(c.isa);
     if (nt == 1 || n < 2 * kColumnAlign) return fn(args, 0, n);
@@ -143,6 +167,7 @@ void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) 
     size_t bytes = 0;
     if (is_tern_quantized(*j.w)) bytes = quantized_gemv_scratch_bytes(ctx, args.back());
     if (j.w->format == WeightFormat::Gguf) bytes = gguf_gemv_scratch_bytes(ctx, args.back());
+    if (plain_evenodd(ctx, m, *j.w)) bytes = evenodd_xp_bytes(args.back());
     offsets.push_back(total);
     total += (bytes + 63) & ~size_t(63);
     work += m * j.w->rows * std::max<int64_t>(j.w->cols, 1);
@@ -159,6 +184,8 @@ void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) 
       tasks.push_back(gguf_gemv_task(ctx, a, scratch + offsets[i]));
     } else if (is_sparse(a.w)) {
       tasks.push_back(sparse_gemv_task(ctx, a));
+    } else if (plain_evenodd(ctx, m, a.w)) {
+      tasks.push_back(evenodd_task(a, scratch + offsets[i]));
     } else {
       assert(a.x != nullptr && a.y != nullptr && (a.w.cols == 0 || a.w.data != nullptr));
       const cpu::GemvFn fn =
@@ -197,6 +224,7 @@ const char* matmul_kernel_name(const ExecContext& ctx, int64_t m, const WeightMa
   }
   const Choice c = choose(ctx, std::max<int64_t>(m, 1), w.dtype);
   if (c.smallm) return "smallm_avx2_bf16";
+  if (c.evenodd) return "gemv_evenodd_avx512_bf16";
   return kNames[c.gemv ? 1 : 0][int(c.isa)][int(w.dtype)];
 }
 
