@@ -5,10 +5,12 @@
 //   a 32-bit lane q of a weight row holds (w[2q] low, w[2q+1] high); `lane << 16` is w[2q] as f32 and
 //   `lane & 0xffff0000` is w[2q+1], both exact.
 // So every 32 k of a row (one 64-byte load) are its 16 even and 16 odd elements, each feeding M FMAs,
-// and x is permuted once per call into the same order (evenodd_permute_x_avx512: per 32 k, x[even 16] then x[odd 16], the last block zero-padded).
+// and x is permuted once per call into the same order (evenodd_permute_x_avx512: per 32 k, x[even 16]
+// then x[odd 16], the last block zero-padded).
 // Register tile: M rows of x by R weight rows (M*R accumulators, R widened weights, 1 x vector
 // <= 32 zmm); the R rows come from R far-apart parts of the thread's range (R sequential streams, each
-// prefetched ahead) as in the plain GEMV, which keeps m = 3, 4 near the memory bandwidth.
+// prefetched ahead, see kPrefetchL2Bytes) as in the plain GEMV, which keeps m = 3, 4 near the memory
+// bandwidth.
 #include "kernels/cpu/matmul_avx512_util.h"
 #include "kernels/cpu/matmul_kernels.h"
 
@@ -16,8 +18,12 @@ namespace tern::cpu {
 
 namespace {
 
-// How far ahead (bytes) each row stream is prefetched (as matmul_gemv_avx512.cpp).
-constexpr int64_t kPrefetchBytes = 512;
+// How far ahead (bytes) each row stream is prefetched: into L2 well ahead, and from there into L1.
+// A step here is M*R*2 FMAs per 64 bytes of each row, several times the plain GEMV's, so the plain
+// GEMV's 512 bytes (T0 only) ahead is too little time ahead of the loads: with it the kernel streamed
+// only ~13-17 GB/s from DRAM at one thread (bench_matmul --cpu-time, m = 4: 65 GFLOP/s); with these,
+// ~25 GB/s (m = 4: ~98 GFLOP/s; m = 3..8 measured with T0 768..1536 and T1 2560..8192 alike).
+constexpr int64_t kPrefetchL1Bytes = 1024, kPrefetchL2Bytes = 4096;
 
 // x vector load kept as its own instruction in program order: a memory operand of R FMAs would be R
 // loads, and a hoisted load would spill the accumulators.
@@ -58,7 +64,10 @@ TERN_TARGET_AVX512 void evenodd_block(const MatmulArgs& a, const float* xp, int6
   for (; j + 32 <= k; j += 32) {
     __m512i wv[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) _mm_prefetch(wr[r] + 2 * j + kPrefetchBytes, _MM_HINT_T0);
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(wr[r] + 2 * j + kPrefetchL1Bytes, _MM_HINT_T0);
+      _mm_prefetch(wr[r] + 2 * j + kPrefetchL2Bytes, _MM_HINT_T1);
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) wv[r] = _mm512_slli_epi32(_mm512_loadu_si512(wr[r] + 2 * j), 16);
 #pragma GCC unroll 8
