@@ -26,7 +26,7 @@ struct Choice {
   Isa isa;
   bool gemv;
   bool smallm = false;  // the small-m bf16 kernel (only ever with Isa::Avx2)
-  bool evenodd = false;  // the bf16 GEMV with shuffle-free widening (only ever with Isa::Avx512, m >= 3)
+  bool evenodd = false;  // the bf16 GEMV with shuffle-free widening (only ever with Isa::Avx512, m >= 2)
 };
 
 // The bf16-dot GEMMs (AMX, AVX512-BF16) round x to bf16: only when the context allows it.
@@ -36,7 +36,8 @@ Choice choose(const ExecContext& ctx, int64_t m, DType dt) {
   const bool bf16_dot = !gemv && dt == DType::BF16 && ctx.activations() == ActivationPrecision::kBf16;
   if (bf16_dot && cpu.amx_bf16) return {Isa::Amx, false};
   if (bf16_dot && cpu.avx512_bf16) return {Isa::Avx512Bf16, false};
-  // m = 1, 2 are bound by the weight stream; the plain GEMV keeps them there.
+  // m = 1 (plain decode) keeps the plain GEMV; from m = 2 the even/odd one streams the weights faster
+  // (its deeper prefetch) and, from m = 4, does the FMAs faster.
   if (cpu.avx512) return {Isa::Avx512, gemv, false, gemv && dt == DType::BF16 && m >= cpu::kEvenOddMinRows};
   if (cpu.avx2) return {Isa::Avx2, gemv, !gemv && dt == DType::BF16 && m <= cpu::kSmallMMaxRows};
   return {Isa::Scalar, gemv};

@@ -1,4 +1,4 @@
-// The even/odd bf16 GEMV (kernels/cpu/matmul_gemv_evenodd_avx512.cpp, m = 3..8 on AVX-512 hosts)
+// The even/odd bf16 GEMV (kernels/cpu/matmul_gemv_evenodd_avx512.cpp, m = 2..8 on AVX-512 hosts)
 // against a double-precision reference and against the scalar kernel: every m from 1 to 8 on awkward k
 // (below 32, not a multiple of 16 or 32, exact multiples, several hundred), odd n, bias on and off, 1
 // and 2 threads; k = 0; and the dispatch rules that route bf16 decode rows to it.
@@ -106,9 +106,9 @@ TEST(MatmulEvenOdd, ZeroLengthRowsGiveBias) {
     for (int r = 0; r < 5; ++r) EXPECT_EQ(y[size_t(i * 5 + r)], b[size_t(r)]);
 }
 
-// bf16 decode rows 3..8 take the even/odd GEMV on AVX-512 (both activation precisions: the GEMV
-// keeps x in f32); rows 1..2 stay on the bandwidth-bound plain GEMV; other dtypes and ISAs never take it.
-TEST(MatmulEvenOdd, DispatchPicksItForBf16Rows3To8) {
+// bf16 decode rows 2..8 take the even/odd GEMV on AVX-512 (both activation precisions: the GEMV
+// keeps x in f32); one row (plain decode) stays on the plain GEMV; other dtypes and ISAs never take it.
+TEST(MatmulEvenOdd, DispatchPicksItForBf16Rows2To8) {
   const CpuFeatures host = CpuFeatures::detect();
   if (!host.avx512) GTEST_SKIP() << "host lacks avx512";
   ThreadPool pool(1);
@@ -119,12 +119,12 @@ TEST(MatmulEvenOdd, DispatchPicksItForBf16Rows3To8) {
     ExecContext ctx(pool, host, act);
     for (int64_t m = 1; m <= 12; ++m) {
       const std::string name = matmul_kernel_name(ctx, m, bf16);
-      if (m >= 3 && m <= 8) {
+      if (m >= 2 && m <= 8) {
         EXPECT_EQ(name, "gemv_evenodd_avx512_bf16") << "m " << m;
       } else {
         EXPECT_NE(name, "gemv_evenodd_avx512_bf16") << "m " << m;
       }
-      if (m <= 2) EXPECT_EQ(name, "gemv_avx512_bf16") << "m " << m;
+      if (m == 1) EXPECT_EQ(name, "gemv_avx512_bf16") << "m " << m;
       EXPECT_EQ(std::string(matmul_kernel_name(ctx, m, f32)).find("evenodd"), std::string::npos);
       EXPECT_EQ(std::string(matmul_kernel_name(ctx, m, f16)).find("evenodd"), std::string::npos);
     }

@@ -1,4 +1,5 @@
-// AVX-512 GEMV for bf16 weights at m = 3..8 rows of x (speculative verify steps, small decode batches).
+// AVX-512 GEMV for bf16 weights at m = 2..8 rows of x (speculative verify steps, small decode batches;
+// m = 1, plain decode, keeps matmul_gemv_avx512.cpp).
 // From m = 4 the plain AVX-512 GEMV (matmul_gemv_avx512.cpp) is bound by its widening, not by the
 // FMAs: every 16 weights take a vpmovzxwd (shuffle) + vpslld on the pipes the 512-bit FMA needs, so it
 // ran at ~60% of the FMA peak. Here the widening is one cheap op per 16 weights and no shuffle:
