@@ -82,15 +82,19 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 constexpr int64_t kColumnAlign = 32;
 constexpr int64_t kRowAlign = 32;
 
-// The even/odd bf16 GEMV's task: x permuted once into xp (evenodd_xp_bytes(a) at xp), then any
-// column ranges.
-size_t evenodd_xp_bytes(const cpu::MatmulArgs& a) {
-  return size_t(a.m * cpu::evenodd_xp_stride(a.w.cols)) * sizeof(float);
-}
-ColumnTask evenodd_task(const cpu::MatmulArgs& a, void* xp) {
-  float* xpf = static_cast<float*>(xp);
-  cpu::evenodd_permute_x_avx512(a.x, a.m, a.w.cols, xpf);
-  return {a.w.rows, kColumnAlign, [a, xpf](int, int64_t b, int64_t e) { cpu::gemv_evenodd_avx512(a, xpf, b, e); },
+// The even/odd bf16 GEMV's task. Every column range permutes x itself, into its thread's scratch
+// (slot 4: free while column tasks run): one shared copy, written by one thread while the other's
+// cache still held its lines from the previous product, stalled the writer on every line (4.7% of an
+// 8-row verify step on docs-llama-28m, 2 threads); a range's own copy is m*k floats against the
+// ~256 KB of weights of a range.
+ColumnTask evenodd_task(ExecContext& ctx, const cpu::MatmulArgs& a) {
+  const size_t bytes = size_t(a.m * cpu::evenodd_xp_stride(a.w.cols)) * sizeof(float);
+  return {a.w.rows, kColumnAlign,
+          [&ctx, a, bytes](int t, int64_t b, int64_t e) {
+            float* xp = static_cast<float*>(ctx.scratch(t, bytes, 4));
+            cpu::evenodd_permute_x_avx512(a.x, a.m, a.w.cols, xp);
+            cpu::gemv_evenodd_avx512(a, xp, b, e);
+          },
           int64_t(a.w.bytes()) / a.w.rows};
 }
 
@@ -110,7 +114,7 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
   const int nt = work < kMinParallelWork ? 1 : ctx.threads();
 
   if (c.evenodd) {
-    const ColumnTask task = evenodd_task(args, ctx.scratch(0, evenodd_xp_bytes(args), 4));
+    const ColumnTask task = evenodd_task(ctx, args);
     if (nt == 1 || n < 2 * kColumnAlign) return task.run(0, 0, n);
     run_column_tasks(ctx, std::span<const ColumnTask>(&task, 1));
     return;
@@ -168,7 +172,6 @@ void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) 
     size_t bytes = 0;
     if (is_tern_quantized(*j.w)) bytes = quantized_gemv_scratch_bytes(ctx, args.back());
     if (j.w->format == WeightFormat::Gguf) bytes = gguf_gemv_scratch_bytes(ctx, args.back());
-    if (plain_evenodd(ctx, m, *j.w)) bytes = evenodd_xp_bytes(args.back());
     offsets.push_back(total);
     total += (bytes + 63) & ~size_t(63);
     work += m * j.w->rows * std::max<int64_t>(j.w->cols, 1);
@@ -186,7 +189,7 @@ void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) 
     } else if (is_sparse(a.w)) {
       tasks.push_back(sparse_gemv_task(ctx, a));
     } else if (plain_evenodd(ctx, m, a.w)) {
-      tasks.push_back(evenodd_task(a, scratch + offsets[i]));
+      tasks.push_back(evenodd_task(ctx, a));
     } else {
       assert(a.x != nullptr && a.y != nullptr && (a.w.cols == 0 || a.w.data != nullptr));
       const cpu::GemvFn fn =
