@@ -38,11 +38,13 @@ struct SpeculativeConfig {
   // Decode rows (one per decoding sequence plus the drafts) a step may have when drafts are added:
   // drafts only fill what is left below it. On the CPU a matmul of up to 8 rows streams each weight
   // once (the GEMV path, kernels/cpu/matmul_kernels.h kGemvMaxRows); past 8 it becomes a packed GEMM
-  // and a step costs 2-4x (bench_spec_verify, docs/speculative.md). Within the GEMV the weight
-  // stream bounds it up to 4 rows (docs-llama-28m, 2 threads, dev-zen5: a step of 2 / 3 / 4 rows
-  // costs 1.12 / 1.24 / 1.40 plain steps) and the FMAs past it (5 / 6 rows: 1.87 / 2.09;
-  // bench_spec_drafter --timed): the rows worth drafting into end at 4.
-  int max_batch_rows = 4;
+  // and a step costs 2-4x (bench_spec_verify, docs/speculative.md). Within the GEMV, with the
+  // AVX-512 even/odd bf16 kernel (kernels/cpu/matmul_gemv_evenodd_avx512.cpp), a step of 2 / 3 / 4 /
+  // 5 / 6 rows costs 1.00 / 1.05-1.13 / 1.16-1.36 / 1.26-1.41 / 1.44-1.69 plain steps (docs-llama-28m,
+  // 2 threads, dev-zen5, bench_spec_drafter --timed), and 8 rows decoded 2-8% faster than 4 on both
+  // prompt sets there (4 alternate runs; with the former kernel, 5 / 6 rows cost 1.87 / 2.09 and 8
+  // rows tied with 4). Drafts per sequence stay capped by num_speculative_tokens.
+  int max_batch_rows = 8;
 
   bool enabled() const { return method != SpeculativeMethod::kNone; }
   // Extra logits rows a step may need beyond one per sequence.

@@ -26,6 +26,7 @@ struct Choice {
   Isa isa;
   bool gemv;
   bool smallm = false;  // the small-m bf16 kernel (only ever with Isa::Avx2)
+  bool evenodd = false;  // the bf16 GEMV with shuffle-free widening (only ever with Isa::Avx512, m >= 2)
 };
 
 // The bf16-dot GEMMs (AMX, AVX512-BF16) round x to bf16: only when the context allows it.
@@ -35,7 +36,9 @@ Choice choose(const ExecContext& ctx, int64_t m, DType dt) {
   const bool bf16_dot = !gemv && dt == DType::BF16 && ctx.activations() == ActivationPrecision::kBf16;
   if (bf16_dot && cpu.amx_bf16) return {Isa::Amx, false};
   if (bf16_dot && cpu.avx512_bf16) return {Isa::Avx512Bf16, false};
-  if (cpu.avx512) return {Isa::Avx512, gemv};
+  // m = 1 (plain decode) keeps the plain GEMV; from m = 2 the even/odd one streams the weights faster
+  // (its deeper prefetch) and, from m = 4, does the FMAs faster.
+  if (cpu.avx512) return {Isa::Avx512, gemv, false, gemv && dt == DType::BF16 && m >= cpu::kEvenOddMinRows};
   if (cpu.avx2) return {Isa::Avx2, gemv, !gemv && dt == DType::BF16 && m <= cpu::kSmallMMaxRows};
   return {Isa::Scalar, gemv};
 }
@@ -68,12 +71,32 @@ cpu::GemmFn panels_gemm(const ExecContext& ctx) {
                                                                                   : cpu::gemm_bf16_panels_scalar;
 }
 
+// A plain (row-major, unquantized) weight matrix the even/odd GEMV takes at this m.
+bool plain_evenodd(const ExecContext& ctx, int64_t m, const WeightMatrix& w) {
+  return w.format == WeightFormat::Dense && choose(ctx, m, w.dtype).evenodd;
+}
+
 // Below this many multiply-adds a parallel region costs more than it saves (~a few µs).
 constexpr int64_t kMinParallelWork = 1 << 16;
 // Column ranges are multiples of this: every kernel's register tile width divides it.
 constexpr int64_t kColumnAlign = 32;
 constexpr int64_t kRowAlign = 32;
 
+// The even/odd bf16 GEMV's task. Every column range permutes x itself, into its thread's scratch
+// (slot 4: free while column tasks run): one shared copy, written by one thread while the other's
+// cache still held its lines from the previous product, stalled the writer on every line (4.7% of an
+// 8-row verify step on docs-llama-28m, 2 threads); a range's own copy is m*k floats against the
+// ~256 KB of weights of a range.
+ColumnTask evenodd_task(ExecContext& ctx, const cpu::MatmulArgs& a) {
+  const size_t bytes = size_t(a.m * cpu::evenodd_xp_stride(a.w.cols)) * sizeof(float);
+  return {a.w.rows, kColumnAlign,
+          [&ctx, a, bytes](int t, int64_t b, int64_t e) {
+            float* xp = static_cast<float*>(ctx.scratch(t, bytes, 4));
+            cpu::evenodd_permute_x_avx512(a.x, a.m, a.w.cols, xp);
+            cpu::gemv_evenodd_avx512(a, xp, b, e);
+          },
+          int64_t(a.w.bytes()) / a.w.rows};
+}
 
 }  // namespace
 
@@ -90,6 +113,12 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
   const int64_t work = m * n * std::max<int64_t>(k, 1);
   const int nt = work < kMinParallelWork ? 1 : ctx.threads();
 
+  if (c.evenodd) {
+    const ColumnTask task = evenodd_task(ctx, args);
+    if (nt == 1 || n < 2 * kColumnAlign) return task.run(0, 0, n);
+    run_column_tasks(ctx, std::span<const ColumnTask>(&task, 1));
+    return;
+  }
   if (c.gemv) {
     const cpu::GemvFn fn = panels ? panels_gemv(ctx) : gemv_fn(c.isa);
     if (nt == 1 || n < 2 * kColumnAlign) return fn(args, 0, n);
@@ -159,6 +188,8 @@ void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) 
       tasks.push_back(gguf_gemv_task(ctx, a, scratch + offsets[i]));
     } else if (is_sparse(a.w)) {
       tasks.push_back(sparse_gemv_task(ctx, a));
+    } else if (plain_evenodd(ctx, m, a.w)) {
+      tasks.push_back(evenodd_task(ctx, a));
     } else {
       assert(a.x != nullptr && a.y != nullptr && (a.w.cols == 0 || a.w.data != nullptr));
       const cpu::GemvFn fn =
@@ -197,6 +228,7 @@ const char* matmul_kernel_name(const ExecContext& ctx, int64_t m, const WeightMa
   }
   const Choice c = choose(ctx, std::max<int64_t>(m, 1), w.dtype);
   if (c.smallm) return "smallm_avx2_bf16";
+  if (c.evenodd) return "gemv_evenodd_avx512_bf16";
   return kNames[c.gemv ? 1 : 0][int(c.isa)][int(w.dtype)];
 }
 

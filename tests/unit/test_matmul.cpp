@@ -207,7 +207,8 @@ TEST(MatmulKernelName, PrefersAmxThenBf16DotThenAvx512ForBf16Prefill) {
   const auto kBf16 = ActivationPrecision::kBf16;
   ExecContext amx(pool, f, kBf16);
   EXPECT_STREQ(matmul_kernel_name(amx, 9, bf16), "gemm_amx_bf16");
-  EXPECT_STREQ(matmul_kernel_name(amx, 8, bf16), "gemv_avx512_bf16");
+  EXPECT_STREQ(matmul_kernel_name(amx, 8, bf16), "gemv_evenodd_avx512_bf16");
+  EXPECT_STREQ(matmul_kernel_name(amx, 1, bf16), "gemv_avx512_bf16");
   EXPECT_STREQ(matmul_kernel_name(amx, 512, f16), "gemm_avx512_f16");
   ExecContext dot(pool, f.capped("avx512bf16"), kBf16);
   EXPECT_STREQ(matmul_kernel_name(dot, 512, bf16), "gemm_avx512bf16_bf16");

@@ -90,7 +90,7 @@ TEST(MatmulGroup, EqualsOneMatmulPerJob) {
     for (int threads : {1, 2}) {
       ThreadPool pool(threads);
       ExecContext ctx(pool, cpu);
-      for (int64_t m : {1, 2, 5, 8, 12}) {
+      for (int64_t m : {1, 2, 3, 4, 5, 8, 12}) {
         std::vector<std::vector<float>> xs, want, got;
         std::vector<MatmulJob> jobs;
         for (size_t j = 0; j < ws.size(); ++j) {
