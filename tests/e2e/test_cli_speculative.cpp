@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/cpu_features.h"
 #include "test_support.h"
 
 namespace tern::test {
@@ -34,6 +35,18 @@ TEST(CliSpeculative, NgramAndDraftModelRunAndReport) {
   EXPECT_GT(nlohmann::json::parse(r.out)["spec_draft_tokens"].get<int64_t>(), 0);
 }
 
+// Rows a step may fill with drafts: 8 where the AVX-512 even/odd bf16 GEMV verifies them cheaply, 4
+// where the CPU (or --cpu) stops at AVX2, and what --speculative-max-batch-rows says when given.
+TEST(CliSpeculative, MaxBatchRowsFollowsTheCpuUnlessGiven) {
+  const bool avx512 = CpuFeatures::detect().avx512;
+  for (const auto& [flags, rows] : std::vector<std::pair<std::string, int>>{
+           {"", avx512 ? 8 : 4}, {"--cpu avx2", 4}, {"--speculative-max-batch-rows 6", 6}}) {
+    auto r = bench("--speculative ngram " + flags);
+    ASSERT_EQ(r.exit_code, 0) << flags << "\n" << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["spec_max_batch_rows"].get<int>(), rows) << flags;
+  }
+}
+
 TEST(CliSpeculative, BadFlagsAreOneLineErrorsNamingThem) {
   struct Case {
     std::string args, needle;
@@ -45,6 +58,7 @@ TEST(CliSpeculative, BadFlagsAreOneLineErrorsNamingThem) {
       {"--speculative draft --draft-model '" + tiny_arch_dir("llama") + "'", "vocabulary has 1024 tokens"},
       {"--speculative ngram --num-speculative-tokens 0", "num_speculative_tokens"},
       {"--speculative ngram --prompt-lookup-min 5 --prompt-lookup-max 2", "prompt_lookup"},
+      {"--speculative ngram --speculative-max-batch-rows 0", "max_batch_rows"},
   };
   for (const Case& c : cases) {
     auto r = bench(c.args);

@@ -60,7 +60,7 @@ SpecRun run_core(int64_t vocab, const std::vector<EngineRequest>& reqs, Drafter*
     c.speculative.method = SpeculativeMethod::kDraftModel;
     c.speculative.num_speculative_tokens = 4;
     c.speculative.disable_by_batch_size = 64;
-    c.speculative.max_batch_rows = 8;  // the rows these tests were written with (default: 4)
+    c.speculative.max_batch_rows = 8;  // the rows these tests were written with (default: 8 with AVX-512, 4 without)
   }
   EXPECT_TRUE(runner.allocate_kv({c.num_blocks, c.block_size, KvDType::BF16}).is_ok());
   auto core = EngineCore::create(runner, nullptr, c, drafter);

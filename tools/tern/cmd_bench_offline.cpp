@@ -180,6 +180,7 @@ void bench_offline(const BenchOfflineOptions& o) {
   j["prefix_cache_hit_rate"] = m.prefix_cache_hit_rate;
   if (eo.speculative.enabled()) {
     j["speculative"] = speculative_method_name(eo.speculative.method);
+    j["spec_max_batch_rows"] = eo.speculative.max_batch_rows;
     j["spec_draft_tokens"] = m.spec_draft_tokens;
     j["spec_accepted_tokens"] = m.spec_accepted_tokens;
     j["spec_acceptance_rate"] = m.spec_draft_tokens ? double(m.spec_accepted_tokens) / double(m.spec_draft_tokens) : 0.0;

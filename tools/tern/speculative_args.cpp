@@ -15,8 +15,15 @@ void add_speculative_options(CLI::App& cmd, SpeculativeArgs& a) {
   cmd.add_option("--prompt-lookup-max", a.config.prompt_lookup_max, "longest n-gram looked up (default 8)");
   cmd.add_option("--speculative-disable-by-batch-size", a.config.disable_by_batch_size,
                  "no drafts in a step where more sequences than this decode (default 2)");
-  cmd.add_option("--speculative-max-batch-rows", a.config.max_batch_rows,
-                 "decode rows (sequences + drafts) a step may reach with drafts (default 4: where the CPU GEMV stops being bound by the weight stream)");
+  a.max_batch_rows_opt = cmd.add_option("--speculative-max-batch-rows", a.max_batch_rows,
+                 "decode rows (sequences + drafts) a step may reach with drafts (default 8 with AVX-512, 4 without: "
+                 "where a verify row stops costing well under a step)");
+}
+
+int default_max_batch_rows(const CpuFeatures& cpu) {
+  // The AVX-512 even/odd bf16 GEMV keeps rows 5..8 at ~0.15-0.3 of a step; the AVX2 GEMV runs them at
+  // 40-50% of the FMA peak, where a row past 4 costs ~0.5 of a step (docs/speculative.md).
+  return cpu.avx512 ? 8 : 4;
 }
 
 namespace {
@@ -38,6 +45,8 @@ std::unique_ptr<Drafter> make_speculative(const SpeculativeArgs& a, const Runtim
                                           const Tokenizer* tok, size_t target_block_bytes, EngineOptions& eo) {
   SpeculativeConfig c = a.config;
   c.method = unwrap(parse_speculative_method(a.method));
+  const bool rows_given = a.max_batch_rows_opt && a.max_batch_rows_opt->count() > 0;
+  c.max_batch_rows = rows_given ? a.max_batch_rows : default_max_batch_rows(rt.ctx.cpu());
   if (!a.draft_model.empty() && c.method != SpeculativeMethod::kDraftModel)
     fail(fmt::format("--draft-model needs --speculative draft (got --speculative {})", a.method));
   if (c.method == SpeculativeMethod::kDraftModel && a.draft_model.empty())

@@ -5,7 +5,8 @@
 //   --num-speculative-tokens K              most drafts per sequence and step (1..32, default 5)
 //   --prompt-lookup-min N / --prompt-lookup-max N   n-gram lengths looked up (default 2..4)
 //   --speculative-disable-by-batch-size N   no drafts in a step where more than N sequences decode
-//   --speculative-max-batch-rows R          drafts fill decode rows up to R per step (default 4)
+//   --speculative-max-batch-rows R          drafts fill decode rows up to R per step (default 8 with
+//                                           AVX-512, 4 without: default_max_batch_rows)
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -22,9 +23,15 @@ struct SpeculativeArgs {
   std::string method = "none";
   std::string draft_model;
   SpeculativeConfig config;
+  int max_batch_rows = 0;                     // --speculative-max-batch-rows when given, else
+  CLI::Option* max_batch_rows_opt = nullptr;  // default_max_batch_rows of the host
 };
 
 void add_speculative_options(CLI::App& cmd, SpeculativeArgs& args);
+
+// Decode rows a step may fill with drafts when --speculative-max-batch-rows is not given: as many as
+// the host's bf16 GEMV verifies at well under a step each.
+int default_max_batch_rows(const CpuFeatures& cpu);
 
 // Checks the flags together (an unknown method, --draft-model without --speculative draft or the
 // reverse, values out of range: errors naming the flag), sets eo.speculative, and for the draft
