@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/cpu_features.h"
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "core/exec_context.h"
 
@@ -55,6 +56,14 @@ inline std::vector<float> random_floats(size_t n, float lo, float hi, uint32_t s
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(n);
   for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// n bf16 values, uniform in [-1, 1) before rounding.
+inline std::vector<uint16_t> random_bf16(size_t n, uint32_t seed) {
+  const std::vector<float> f = random_floats(n, -1.f, 1.f, seed);
+  std::vector<uint16_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = f32_to_bf16(f[i]);
   return v;
 }
 

@@ -9,25 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "op_test_util.h"
 #include "ops/matmul.h"
 
 namespace tern {
 namespace {
 
-std::vector<float> random_floats(size_t count, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<float> v(count);
-  for (auto& f : v) f = u(rng);
-  return v;
-}
-
-std::vector<uint16_t> random_bf16(size_t count, uint32_t seed) {
-  std::vector<uint16_t> v(count);
-  const std::vector<float> f = random_floats(count, seed);
-  for (size_t i = 0; i < count; ++i) v[i] = f32_to_bf16(f[i]);
-  return v;
-}
+std::vector<float> random_floats(size_t count, uint32_t seed) { return test::random_floats(count, -1.f, 1.f, seed); }
+using test::random_bf16;
 
 // Error bound of an f32 dot product of length k against the exact sum: scales with sum |x*w|.
 bool close(double got, double ref, double mag) { return std::fabs(got - ref) <= 1e-5 * mag + 1e-6; }
