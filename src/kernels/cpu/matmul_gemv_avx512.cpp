@@ -12,7 +12,10 @@ namespace tern::cpu {
 namespace {
 
 // How far ahead (bytes) each row stream is prefetched: a few cache lines beyond the
-// hardware prefetcher's usual reach into the same row.
+// hardware prefetcher's usual reach into the same row. Only with several rows of x: at m = 1 the
+// four streams run at the hardware prefetcher's pace, and the software prefetch only took slots from
+// it (Zen 5, bf16 MoE decode against bracketing probes: 77-79% of 52-56 GB/s with it, 83-89% without;
+// 92-96% / 96-97% at 33-35 GB/s; docs/benchmarks.md, 2026-12-08).
 constexpr int64_t kPrefetchBytes = 512;
 
 // y[0:M, r] = x[0:M, :] · w[r, :]ᵀ (+ bias) for the R rows r = r0 + s * stride. U vectors of k per
@@ -37,7 +40,8 @@ TERN_TARGET_AVX512 void gemv_block(const MatmulArgs& a, int64_t r0, int64_t stri
   for (; j + 16 * S <= k; j += 16 * S) {
     const int64_t pf = j * esize + kPrefetchBytes;
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) _mm_prefetch(wr[r] + pf, _MM_HINT_T0);
+    for (int r = 0; r < R; ++r)
+      if constexpr (M > 1) _mm_prefetch(wr[r] + pf, _MM_HINT_T0);
 #pragma GCC unroll 8
     for (int s = 0; s < S; ++s) {
       const int u = s % U;
