@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu/matmul_bf16_panels.h"
@@ -82,17 +83,31 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 constexpr int64_t kColumnAlign = 32;
 constexpr int64_t kRowAlign = 32;
 
-// The even/odd bf16 GEMV's task. Every column range permutes x itself, into its thread's scratch
-// (slot 4: free while column tasks run): one shared copy, written by one thread while the other's
-// cache still held its lines from the previous product, stalled the writer on every line (4.7% of an
-// 8-row verify step on docs-llama-28m, 2 threads); a range's own copy is m*k floats against the
-// ~256 KB of weights of a range.
-ColumnTask evenodd_task(ExecContext& ctx, const cpu::MatmulArgs& a) {
+// The even/odd bf16 GEMV's x, permuted by each thread into its own scratch (slot 4: free while column
+// tasks run): one shared copy, written by one thread while the other's cache still held its lines from
+// the previous product, stalled the writer on every line (4.7% of an 8-row verify step on
+// docs-llama-28m, 2 threads). A thread permutes once per call and x, not once per column range: what
+// its slot holds is remembered per thread (each entry written only by its own thread), so the ranges
+// after its first, and the other jobs of a group that read the same x (q/k/v, gate/up), reuse it.
+struct EvenOddX {
+  const float* x = nullptr;  // the x permuted into xp, [m, k]
+  const float* xp = nullptr;
+  int64_t m = 0, k = 0;
+};
+using EvenOddState = std::shared_ptr<std::vector<EvenOddX>>;
+
+EvenOddState evenodd_state(const ExecContext& ctx) { return std::make_shared<std::vector<EvenOddX>>(size_t(ctx.threads())); }
+
+ColumnTask evenodd_task(ExecContext& ctx, const cpu::MatmulArgs& a, EvenOddState state) {
   const size_t bytes = size_t(a.m * cpu::evenodd_xp_stride(a.w.cols)) * sizeof(float);
   return {a.w.rows, kColumnAlign,
-          [&ctx, a, bytes](int t, int64_t b, int64_t e) {
+          [&ctx, a, bytes, state](int t, int64_t b, int64_t e) {
             float* xp = static_cast<float*>(ctx.scratch(t, bytes, 4));
-            cpu::evenodd_permute_x_avx512(a.x, a.m, a.w.cols, xp);
+            EvenOddX& held = (*state)[size_t(t)];
+            if (held.x != a.x || held.xp != xp || held.m != a.m || held.k != a.w.cols) {
+              cpu::evenodd_permute_x_avx512(a.x, a.m, a.w.cols, xp);
+              held = {a.x, xp, a.m, a.w.cols};
+            }
             cpu::gemv_evenodd_avx512(a, xp, b, e);
           },
           int64_t(a.w.bytes()) / a.w.rows};
@@ -114,7 +129,7 @@ void matmul(ExecContext& ctx, const float* x, int64_t m, const WeightMatrix& w, 
   const int nt = work < kMinParallelWork ? 1 : ctx.threads();
 
   if (c.evenodd) {
-    const ColumnTask task = evenodd_task(ctx, args);
+    const ColumnTask task = evenodd_task(ctx, args, evenodd_state(ctx));
     if (nt == 1 || n < 2 * kColumnAlign) return task.run(0, 0, n);
     run_column_tasks(ctx, std::span<const ColumnTask>(&task, 1));
     return;
@@ -178,6 +193,7 @@ void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) 
   }
   char* scratch = total ? static_cast<char*>(ctx.scratch(0, total, 5)) : nullptr;
   std::vector<ColumnTask> tasks;
+  EvenOddState evenodd;  // made for the first even/odd job, shared by the others
   tasks.reserve(jobs.size());
   for (size_t i = 0; i < jobs.size(); ++i) {
     const cpu::MatmulArgs& a = args[i];
@@ -189,7 +205,8 @@ void matmul_group(ExecContext& ctx, int64_t m, std::span<const MatmulJob> jobs) 
     } else if (is_sparse(a.w)) {
       tasks.push_back(sparse_gemv_task(ctx, a));
     } else if (plain_evenodd(ctx, m, a.w)) {
-      tasks.push_back(evenodd_task(ctx, a));
+      if (!evenodd) evenodd = evenodd_state(ctx);
+      tasks.push_back(evenodd_task(ctx, a, evenodd));
     } else {
       assert(a.x != nullptr && a.y != nullptr && (a.w.cols == 0 || a.w.data != nullptr));
       const cpu::GemvFn fn =
