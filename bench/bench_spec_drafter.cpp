@@ -25,7 +25,6 @@
 #include <map>
 
 #include <fstream>
-#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -292,11 +291,9 @@ int main(int argc, char** argv) {
   const int64_t requests = std::stoll(bench::arg_value(argc, argv, "--requests", "8"));
   const int64_t output_len = std::stoll(bench::arg_value(argc, argv, "--output-len", "128"));
   std::vector<double> step_cost;  // [d - 1]: a step with d drafts (d + 1 rows), in one-row steps
-  {
-    std::stringstream ss(bench::arg_value(argc, argv, "--step-costs", "1.12,1.24,1.40,1.87,2.09,2.30,2.50"));
-    for (std::string v; std::getline(ss, v, ',');) step_cost.push_back(std::stod(v));
-    if (step_cost.empty()) die("--step-costs: no values");
-  }
+  for (const std::string& v : bench::split_commas(bench::arg_value(argc, argv, "--step-costs", "1.12,1.24,1.40,1.87,2.09,2.30,2.50")))
+    step_cost.push_back(std::stod(v));
+  if (step_cost.empty()) die("--step-costs: no values");
   const std::string dump = bench::arg_value(argc, argv, "--dump", "");
   const std::string traces_in = bench::arg_value(argc, argv, "--traces", "");
   const int timed = std::stoi(bench::arg_value(argc, argv, "--timed", "0"));

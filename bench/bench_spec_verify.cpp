@@ -11,7 +11,6 @@
 #include <nlohmann/json.hpp>
 #include <ctime>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,8 +29,7 @@ double process_cpu_s() {
 
 std::vector<int> int_list(const std::string& s) {
   std::vector<int> v;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');) v.push_back(std::stoi(t));
+  for (const std::string& t : bench::split_commas(s)) v.push_back(std::stoi(t));
   return v;
 }
 
