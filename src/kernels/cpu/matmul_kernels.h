@@ -43,7 +43,7 @@ void gemv_avx512(const MatmulArgs& a, int64_t n0, int64_t n1);
 
 // BF16 weights, m = 2..8 (matmul_gemv_evenodd_avx512.cpp): the GEMV with shuffle-free widening. x is
 // first permuted into xp (evenodd_permute_x_avx512; [m, evenodd_xp_stride(k)] floats, ops/matmul.cpp
-// does it per column range in the thread's scratch), which gemv_evenodd_avx512 then reads.
+// does it once per thread and input, in the thread's scratch), which gemv_evenodd_avx512 then reads.
 inline constexpr int64_t kEvenOddMinRows = 2;
 // k rounded up to 32, plus 16 floats so that rows of xp are not a multiple of 4 KiB apart.
 inline int64_t evenodd_xp_stride(int64_t k) { return (k + 31) / 32 * 32 + 16; }
